@@ -1,0 +1,1 @@
+"""The `preserve` command line: one thin module per command group."""

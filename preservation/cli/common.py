@@ -1,0 +1,76 @@
+"""What every command module shares: the context object, output and error rendering."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from preservation.errors import PreservationError
+from preservation.settings import Settings, load_settings
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@dataclass
+class CLIState:
+    home: str | None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+
+def state(ctx: click.Context | None = None) -> CLIState:
+    ctx = ctx or click.get_current_context()
+    return ctx.find_object(CLIState)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_default))
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    console().print(t)
+
+
+def fail(error: PreservationError) -> None:
+    """Print a coded error to stderr and exit with its exit code."""
+    console(stderr=True).print(f"[bold red]error {error.code}[/]: {error.message}", markup=True, highlight=False)
+    raise SystemExit(error.exit_code)
+
+
+def show_progress() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("PRESERVE_NO_PROGRESS")
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except PreservationError as e:
+        fail(e)

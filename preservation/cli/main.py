@@ -1,0 +1,44 @@
+"""Entry point of the `preserve` command."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.errors import PreservationError
+
+from .common import CLIState, fail
+
+
+class PreserveGroup(click.Group):
+    """Turns every PreservationError into its message and exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PreservationError as e:
+            fail(e)
+
+
+@click.group(cls=PreserveGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    envvar="PRESERVE_HOME",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory holding preserve.yaml and the default catalog (env PRESERVE_HOME, default ~/.preserve).",
+)
+@click.version_option(package_name="preserve")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """preserve: BagIt packages, verified replicas on many nodes, audits and repair."""
+    ctx.obj = CLIState(home=home)
+
+
+# Command groups: one module each, attached here (add one line per group).
+COMMANDS: list[click.Command] = []
+for command in COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="preserve")

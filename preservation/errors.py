@@ -1,0 +1,283 @@
+"""The one error tree of `preserve`.
+
+Every error an operator can see is a :class:`PreservationError` subclass with
+a stable ``code`` (shown in messages and JSON), a stable process ``exit_code``
+and a ``retryable`` flag that the job queue reads.  Messages say what happened
+and what to do next.
+
+Exit codes: 0 ok, 1 findings (audit / validation failures, reported by the
+commands themselves), 2 usage; the classes below own 3 and up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+class PreservationError(Exception):
+    """Root of every error `preserve` raises on purpose."""
+
+    code: ClassVar[str] = "E000"
+    exit_code: ClassVar[int] = 3
+    retryable: ClassVar[bool] = False
+    template: ClassVar[str] = "{detail}"
+
+    def __init__(self, detail: str = "", **params: Any) -> None:
+        self.detail = detail
+        self.params = params
+        try:
+            message = self.template.format(detail=detail, **params)
+        except (KeyError, IndexError):
+            message = detail or self.template
+        super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "error": type(self).__name__,
+            "message": self.message,
+            "retryable": self.retryable,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+# --- configuration and usage -------------------------------------------------
+
+
+class ConfigError(PreservationError):
+    code = "E100"
+    exit_code = 4
+    template = "configuration error: {detail}"
+
+
+class PolicyError(ConfigError):
+    code = "E101"
+    exit_code = 4
+    template = "invalid policy {source}: {detail}"
+
+
+class NotFound(PreservationError):
+    """A named thing (node, collection, package, job …) does not exist."""
+
+    code = "E110"
+    exit_code = 5
+    template = "{detail}"
+
+
+class AlreadyExists(PreservationError):
+    code = "E111"
+    exit_code = 6
+    template = "{detail}"
+
+
+class InvalidRequest(PreservationError):
+    """The operator asked for something that cannot be done as asked."""
+
+    code = "E112"
+    exit_code = 2
+    template = "{detail}"
+
+
+# --- catalog -----------------------------------------------------------------
+
+
+class CatalogError(PreservationError):
+    code = "E200"
+    exit_code = 7
+    retryable = True
+    template = "catalog error: {detail}"
+
+
+class CatalogNotInitialised(CatalogError):
+    code = "E201"
+    retryable = False
+    template = "no catalog at {url}: run `preserve init` first"
+
+
+class CatalogOutdated(CatalogError):
+    code = "E202"
+    retryable = False
+    template = (
+        "the catalog at {url} is at schema revision {current}, this preserve needs {head}: "
+        "back it up, then run `preserve catalog upgrade`"
+    )
+
+
+class CatalogTooNew(CatalogError):
+    code = "E203"
+    retryable = False
+    template = (
+        "the catalog at {url} is at schema revision {current}, unknown to this preserve "
+        "(newest known: {head}): upgrade preserve on this host"
+    )
+
+
+# --- storage -----------------------------------------------------------------
+
+
+class StorageError(PreservationError):
+    """A storage back end failed; the message names the node/URI and the key."""
+
+    code = "E300"
+    exit_code = 8
+    retryable = True
+    template = "storage error: {detail}"
+
+
+class InvalidKey(StorageError):
+    code = "E301"
+    retryable = False
+    template = "refused storage key {key!r}: {detail}"
+
+
+class ObjectNotFound(StorageError):
+    code = "E302"
+    retryable = False
+    template = "no object {key!r} in {location}"
+
+
+class StorageUnavailable(StorageError):
+    code = "E303"
+    retryable = True
+    template = "storage at {location} is unavailable: {detail}"
+
+
+class AccessDenied(StorageError):
+    code = "E304"
+    retryable = False
+    template = "access denied by {location}: {detail}"
+
+
+class ChecksumMismatch(StorageError):
+    """Bytes written or read do not match the digest that was announced."""
+
+    code = "E305"
+    retryable = True
+    template = "checksum mismatch for {key!r} in {location}: {detail}"
+
+
+class StorageFull(StorageError):
+    code = "E306"
+    retryable = True
+    template = "no space left at {location}: {detail}"
+
+
+class RetentionLocked(StorageError):
+    code = "E307"
+    retryable = False
+    template = "{key!r} in {location} is under retention and cannot be deleted: {detail}"
+
+
+class UnsupportedURI(StorageError):
+    code = "E308"
+    retryable = False
+    exit_code = 4
+    template = "unsupported storage URI {uri!r}: {detail}"
+
+
+class ReadOnlyStorage(StorageError):
+    code = "E309"
+    retryable = False
+    template = "storage at {location} is read-only: refused to {detail}"
+
+
+# --- bags and deliveries -----------------------------------------------------
+
+
+class BagError(PreservationError):
+    code = "E400"
+    exit_code = 9
+    template = "{detail}"
+
+
+class BagInvalid(BagError):
+    """A bag failed validation; ``report`` holds every finding."""
+
+    code = "E401"
+    exit_code = 1
+    template = "bag {path} is invalid: {detail}"
+
+    def __init__(self, detail: str = "", report: Any = None, **params: Any) -> None:
+        self.report = report
+        super().__init__(detail, **params)
+
+
+class DeliveryRejected(BagError):
+    """A delivery cannot be ingested as given; ``findings`` lists every reason."""
+
+    code = "E402"
+    exit_code = 10
+    template = "delivery {source} refused: {detail}"
+
+    def __init__(self, detail: str = "", findings: Any = None, **params: Any) -> None:
+        self.findings = list(findings or [])
+        super().__init__(detail, **params)
+
+
+# --- preservation operations -------------------------------------------------
+
+
+class PlacementError(PreservationError):
+    code = "E500"
+    exit_code = 11
+    retryable = True
+    template = "cannot place package: {detail}"
+
+
+class VerificationFailed(PreservationError):
+    """A copy just written did not re-read with the expected digests."""
+
+    code = "E501"
+    exit_code = 12
+    retryable = True
+    template = "copy of {package} on node {node} failed verification: {detail}"
+
+
+class NoVerifiedSource(PreservationError):
+    code = "E502"
+    exit_code = 13
+    template = "no verified copy of {package} is left to {detail}"
+
+
+class JobError(PreservationError):
+    code = "E600"
+    exit_code = 14
+    template = "{detail}"
+
+
+class EventChainBroken(PreservationError):
+    code = "E700"
+    exit_code = 1
+    template = "event chain broken at event {seq}: {detail}"
+
+
+class AccessRefused(PreservationError):
+    code = "E800"
+    exit_code = 15
+    template = "access refused: {detail}"
+
+
+def all_error_classes() -> list[type[PreservationError]]:
+    seen: list[type[PreservationError]] = []
+    stack: list[type[PreservationError]] = [PreservationError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,79 @@
+"""Operator settings: the home directory and its ``preserve.yaml``.
+
+The home (``--home`` or ``PRESERVE_HOME``) holds the config file, the default
+SQLite catalog and the staging area.  Everything has a default, so an empty
+home works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from preservation.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_POLICY = REPO_ROOT / "policies" / "default.yaml"
+CONFIG_NAME = "preserve.yaml"
+
+
+class NodeCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=16, description="shared HMAC key for the node agent")
+    key_id: str = "coordinator"
+    ca_file: str | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path
+    catalog_url: str = ""
+    policy: Path = DEFAULT_POLICY
+    staging_dir: Path | None = None
+    workers: int = Field(default=2, ge=1, le=64)
+    node_credentials: dict[str, NodeCredentials] = Field(default_factory=dict)
+    access_secret: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.catalog_url:
+            self.catalog_url = f"sqlite:///{self.home / 'catalog.sqlite'}"
+        if self.staging_dir is None:
+            self.staging_dir = self.home / "staging"
+        if not self.policy.is_absolute():
+            self.policy = (self.home / self.policy).resolve()
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PRESERVE_HOME") or Path.home() / ".preserve")
+
+
+def load_settings(home: str | os.PathLike | None = None) -> Settings:
+    """Read ``<home>/preserve.yaml`` (if any); raises ConfigError naming the bad field."""
+    home_path = Path(home) if home else default_home()
+    home_path = home_path.expanduser().resolve()
+    data: dict[str, Any] = {}
+    config_file = home_path / CONFIG_NAME
+    if config_file.exists():
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{config_file} is not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file} must hold a mapping of settings")
+        data.update(loaded)
+    if os.environ.get("PRESERVE_CATALOG"):
+        data["catalog_url"] = os.environ["PRESERVE_CATALOG"]
+    if os.environ.get("PRESERVE_POLICY"):
+        data["policy"] = os.environ["PRESERVE_POLICY"]
+    data["home"] = home_path
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{config_file}: field {field!r}: {first['msg']}") from e

@@ -1,0 +1,43 @@
+"""Storage back ends for preservation nodes, behind one small interface.
+
+``open_adapter(uri)`` picks the back end from the URI scheme.  Back ends are
+imported lazily so that, say, boto3 is loaded only for ``s3://`` nodes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from preservation.errors import UnsupportedURI
+
+from .base import DigestResult, ObjectInfo, StorageAdapter, WriteResult, check_key
+
+ADAPTERS: dict[str, str] = {
+    "file": "storage_adapters.filesystem:FilesystemAdapter",
+    "s3": "storage_adapters.s3:S3Adapter",
+    "node+http": "storage_adapters.node:NodeAdapter",
+    "node+https": "storage_adapters.node:NodeAdapter",
+}
+
+
+def adapter_class(uri: str) -> type[StorageAdapter]:
+    scheme = urlsplit(uri).scheme.lower()
+    target = ADAPTERS.get(scheme)
+    if target is None:
+        raise UnsupportedURI(f"known schemes are {', '.join(sorted(ADAPTERS))}", uri=uri)
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UnsupportedURI(f"the {scheme} back end is not installed here ({e})", uri=uri) from e
+    return getattr(module, class_name)
+
+
+def open_adapter(uri: str, **options: Any) -> StorageAdapter:
+    """Open the storage at ``uri``; raises UnsupportedURI or a StorageError."""
+    return adapter_class(uri)(uri, **options)
+
+
+__all__ = ["DigestResult", "ObjectInfo", "StorageAdapter", "WriteResult", "check_key", "open_adapter", "adapter_class"]

@@ -1,0 +1,372 @@
+"""The storage interface every node back end implements.
+
+Public methods validate the key once, here, before any I/O, then call the
+``_``-prefixed method that a back end implements.  A back end never sees an
+unchecked key.
+
+Optional abilities are declared in ``features`` and never assumed:
+
+``node_digest``       digests are computed where the data lives (only digests
+                      cross the network)
+``server_side_copy``  ``copy_from`` can copy without streaming through us
+``object_lock``       objects can be written under WORM retention
+``checksums``         ``stat`` returns checksums stored by the server
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence
+
+from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
+
+from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms
+
+MAX_KEY_BYTES = 1024
+MAX_SEGMENT_BYTES = 255
+
+FEATURE_NODE_DIGEST = "node_digest"
+FEATURE_SERVER_SIDE_COPY = "server_side_copy"
+FEATURE_OBJECT_LOCK = "object_lock"
+FEATURE_CHECKSUMS = "checksums"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None = None
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    key: str
+    size: int
+    digests: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    """Outcome of digesting one key: digests, or the error that stopped it."""
+
+    key: str
+    size: int | None
+    digests: Mapping[str, str] | None
+    error: PreservationError | None = None
+    bytes_read: int = 0
+
+
+def check_key(key: object, *, allow_prefix: bool = False) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise InvalidKey.
+
+    A key is a '/'-separated relative path of UTF-8 segments.  Refused: empty
+    keys, absolute paths, drive letters, backslashes, '.' and '..' segments,
+    empty segments, NUL and other control characters, names that cannot be
+    encoded as UTF-8 and over-long names.  With ``allow_prefix`` the empty
+    string and a trailing '/' are accepted (listing prefixes).
+    """
+    if not isinstance(key, str):
+        raise InvalidKey("a key must be a string", key=key)
+    if key == "" and allow_prefix:
+        return key
+    if key == "":
+        raise InvalidKey("the key is empty", key=key)
+    if key.startswith("/") or key.startswith("~"):
+        raise InvalidKey("absolute paths are not allowed", key=key)
+    if "\\" in key:
+        raise InvalidKey("backslashes are not allowed in keys", key=key)
+    if len(key) >= 2 and key[1] == ":" and key[0].isalpha():
+        raise InvalidKey("drive letters are not allowed", key=key)
+    for ch in key:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise InvalidKey(f"control character U+{ord(ch):04X} is not allowed", key=key)
+        if unicodedata.category(ch) == "Cs":
+            raise InvalidKey("the name is not valid UTF-8", key=key)
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidKey("the name is not valid UTF-8", key=key) from e
+    if len(encoded) > MAX_KEY_BYTES:
+        raise InvalidKey(f"the key is longer than {MAX_KEY_BYTES} bytes", key=key)
+    body = key[:-1] if (allow_prefix and key.endswith("/")) else key
+    for segment in body.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidKey(f"segment {segment!r} is not allowed", key=key)
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise InvalidKey(f"a name is longer than {MAX_SEGMENT_BYTES} bytes", key=key)
+    return key
+
+
+def iter_chunks(data: bytes | IO[bytes] | Iterable[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Turn bytes, a binary file object or an iterable of chunks into chunks."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)
+        for start in range(0, len(view), chunk_size):
+            yield bytes(view[start : start + chunk_size])
+        return
+    read = getattr(data, "read", None)
+    if read is not None:
+        while True:
+            chunk = read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+        return
+    for chunk in data:  # type: ignore[union-attr]
+        if chunk:
+            yield chunk
+
+
+class VerifyingStream:
+    """Wrap a chunk iterator: count, hash and, at the end, check expected digests.
+
+    Raises :class:`ChecksumMismatch` when the stream ends with other digests
+    or size than announced, *before* the last chunk is handed on, so a writer
+    that commits only after exhausting the stream never commits bad bytes.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        algorithms: Sequence[str],
+        expected: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+        key: str = "",
+        location: str = "",
+    ) -> None:
+        wanted = list(algorithms) + [a for a in (expected or {}) if a not in algorithms]
+        self._hasher = MultiHasher(wanted)
+        self._chunks = iter(chunks)
+        self._expected = {k.lower(): v.lower() for k, v in (expected or {}).items()}
+        self._expected_size = expected_size
+        self._key = key
+        self._location = location
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending: bytes | None = None
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self._hasher.update(chunk)
+            if self._expected_size is not None and self._hasher.size > self._expected_size:
+                raise ChecksumMismatch(
+                    f"more than the announced {self._expected_size} bytes", key=self._key, location=self._location
+                )
+            if pending is not None:
+                yield pending
+            pending = chunk
+        self.check()
+        if pending is not None:
+            yield pending
+
+    @property
+    def size(self) -> int:
+        return self._hasher.size
+
+    def digests(self) -> dict[str, str]:
+        return self._hasher.hexdigests()
+
+    def check(self) -> None:
+        if self._expected_size is not None and self._hasher.size != self._expected_size:
+            raise ChecksumMismatch(
+                f"got {self._hasher.size} bytes, {self._expected_size} were announced",
+                key=self._key,
+                location=self._location,
+            )
+        got = self._hasher.hexdigests()
+        for algorithm, value in self._expected.items():
+            if got.get(algorithm) != value:
+                raise ChecksumMismatch(
+                    f"{algorithm} is {got.get(algorithm)}, {value} was announced", key=self._key, location=self._location
+                )
+
+
+class StorageAdapter(ABC):
+    """One storage location.  Subclasses implement the ``_`` methods."""
+
+    scheme: ClassVar[str] = ""
+    features: frozenset[str] = frozenset()
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    # --- naming ---------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where this adapter points, for messages (no secrets)."""
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+    # --- public, checked API ---------------------------------------------
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size (and stored checksums, where known) of ``key``; raises ObjectNotFound."""
+        return self._stat(check_key(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+        return self._list(check_key(prefix, allow_prefix=True))
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream the bytes of ``key`` from ``offset``, at most ``length`` of them."""
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        return self._read(check_key(key), offset, length)
+
+    def read_bytes(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return b"".join(self.read(key, offset, length))
+
+    def write(
+        self,
+        key: str,
+        data: bytes | IO[bytes] | Iterable[bytes],
+        *,
+        size: int | None = None,
+        expected: Mapping[str, str] | None = None,
+        algorithms: Sequence[str] = ("sha256",),
+    ) -> WriteResult:
+        """Store ``data`` under ``key`` atomically and return its size and digests.
+
+        The digests in ``algorithms`` are computed in the pass that sends the
+        bytes.  With ``expected`` (and ``size``) the stream is checked before
+        the object becomes visible; a mismatch raises ChecksumMismatch and
+        leaves no object under ``key``.
+        """
+        key = check_key(key)
+        stream = VerifyingStream(
+            iter_chunks(data), check_algorithms(algorithms), expected, size, key=key, location=self.location
+        )
+        self._write(key, stream, size)
+        return WriteResult(key=key, size=stream.size, digests=stream.digests())
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; raises ObjectNotFound when there is none."""
+        self._delete(check_key(key))
+
+    def digest(self, key: str, algorithms: Sequence[str] = ("sha256",)) -> DigestResult:
+        """Digests of the whole object, computed here unless the back end can do better."""
+        return self._digest(check_key(key), check_algorithms(algorithms))
+
+    def digest_many(
+        self, keys: Iterable[str], algorithms: Sequence[str] = ("sha256",), workers: int = 2
+    ) -> Iterator[DigestResult]:
+        """Digest many keys; one result per key (errors included), in any order."""
+        algos = check_algorithms(algorithms)
+        return self._digest_many(keys, algos, workers)
+
+    def copy_from(self, source: "StorageAdapter", source_key: str, key: str) -> bool:
+        """Server-side copy when both ends allow it; False when the caller must stream."""
+        return False
+
+    def traffic(self) -> int:
+        """Bytes this adapter has moved over a network so far (0 for local storage)."""
+        return 0
+
+    def flush(self) -> None:
+        """Make completed writes durable; called before copies are verified."""
+
+    def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove leftovers of interrupted writes older than the given age; returns how many."""
+        return 0
+
+    def close(self) -> None:
+        """Release connections and pools."""
+
+    def __enter__(self) -> "StorageAdapter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- defaults a back end may override ------------------------------------
+
+    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+        hasher = MultiHasher(algorithms)
+        for chunk in self._read(key, 0, None):
+            hasher.update(chunk)
+        return DigestResult(key=key, size=hasher.size, digests=hasher.hexdigests(), bytes_read=hasher.size)
+
+    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        def one(key: str) -> DigestResult:
+            try:
+                return self._digest(check_key(key), algorithms)
+            except PreservationError as e:
+                return DigestResult(key=key, size=None, digests=None, error=e)
+            except OSError as e:
+                return DigestResult(
+                    key=key, size=None, digests=None, error=StorageError(f"{key!r} unreadable in {self.location}: {e}")
+                )
+
+        if workers <= 1:
+            for key in keys:
+                yield one(key)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preserve-digest") as pool:
+            # a bounded window keeps memory flat for millions of keys
+            window = workers * 4
+            pending: list = []
+            for key in keys:
+                pending.append(pool.submit(one, key))
+                if len(pending) >= window:
+                    yield pending.pop(0).result()
+            for fut in pending:
+                yield fut.result()
+
+    # --- what a back end must implement -------------------------------------
+
+    @abstractmethod
+    def _stat(self, key: str) -> ObjectInfo: ...
+
+    @abstractmethod
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    @abstractmethod
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
+        """Consume ``chunks`` completely, then make the object visible under ``key``.
+
+        If iterating ``chunks`` raises, nothing may become visible.
+        """
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only file object over a chunk iterator (for zip/tar writers)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n

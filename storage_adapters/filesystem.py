@@ -1,0 +1,281 @@
+"""POSIX filesystem back end: ``file:///absolute/path``.
+
+Writes go to ``<root>/.preserve-tmp/`` and are renamed into place only when
+complete, so a half-written object is never visible under its key (a crash
+leaves at most a temporary file, which ``list`` never shows and
+``sweep_temporary`` removes).  Every resolved path is checked to lie under
+the root after symlinks are followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Iterable, Iterator, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from preservation.errors import (
+    AccessDenied,
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    UnsupportedURI,
+)
+
+from .base import DigestResult, ObjectInfo, StorageAdapter
+from .hashing import CHUNK_SIZE, MultiHasher
+
+TEMP_DIR = ".preserve-tmp"
+_SMALL_FILE = 1024 * 1024
+
+
+def _fs_name(name: str) -> bytes:
+    return os.fsencode(name)
+
+
+class FilesystemAdapter(StorageAdapter):
+    scheme = "file"
+    features = frozenset()
+
+    def __init__(self, uri: str, create: bool = True, fsync: bool | None = None) -> None:
+        super().__init__(uri)
+        parts = urlsplit(uri)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            raise UnsupportedURI("use file:///absolute/path", uri=uri)
+        path = unquote(parts.path)
+        if not os.path.isabs(path):
+            raise UnsupportedURI("the path must be absolute (file:///srv/preserve/node1)", uri=uri)
+        options = parse_qs(parts.query)
+        if fsync is None:
+            fsync = options.get("fsync", ["1"])[0] not in ("0", "false", "no")
+        self.fsync = fsync
+        self.root = os.path.realpath(path)
+        if create:
+            try:
+                os.makedirs(self.root, exist_ok=True)
+            except OSError as e:
+                raise self._translate(e, "") from e
+        if not os.path.isdir(self.root):
+            raise StorageUnavailable("the root directory does not exist", location=self.root)
+        self._root_prefix = self.root.rstrip(os.sep) + os.sep
+        self._dirty = False
+
+    @property
+    def location(self) -> str:
+        return f"file://{self.root}"
+
+    # --- paths -------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        if key.split("/", 1)[0] == TEMP_DIR:
+            raise InvalidKey(f"{TEMP_DIR}/ is reserved for temporary files", key=key)
+        return os.path.join(self.root, *key.split("/"))
+
+    def _check_inside(self, path: str, key: str) -> str:
+        real = os.path.realpath(path)
+        if not (real + os.sep).startswith(self._root_prefix):
+            raise InvalidKey("the key resolves outside the storage root", key=key)
+        return real
+
+    def _translate(self, e: OSError, key: str) -> StorageError:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+            return ObjectNotFound(key=key, location=self.location)
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return AccessDenied(f"{e.strerror} for {key!r}: check the permissions of {self.root}", location=self.location)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFull(f"{e.strerror} while writing {key!r}", location=self.location)
+        return StorageError(f"{e.strerror or e} on {key!r} in {self.location}")
+
+    # --- interface ---------------------------------------------------------
+
+    def _stat(self, key: str) -> ObjectInfo:
+        path = self._check_inside(self._path(key), key)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise self._translate(e, key) from e
+        if not os.path.isfile(path):
+            raise ObjectNotFound(key=key, location=self.location)
+        return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if prefix.split("/", 1)[0] == TEMP_DIR:
+            return
+        head, _, tail = prefix.rpartition("/")
+        start = os.path.join(self.root, *head.split("/")) if head else self.root
+        try:
+            real = self._check_inside(start, prefix)
+        except InvalidKey:
+            return
+        yield from self._walk(real, head + "/" if head else "", tail, top=not head)
+
+    def _walk(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[ObjectInfo]:
+        try:
+            with os.scandir(directory) as it:
+                entries = []
+                for entry in it:
+                    if top and entry.name == TEMP_DIR:
+                        continue
+                    if name_prefix and not entry.name.startswith(name_prefix):
+                        continue
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_dir = False
+                    entries.append((_fs_name(entry.name) + (b"/" if is_dir else b""), entry, is_dir))
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise self._translate(e, key_prefix) from e
+        entries.sort(key=lambda t: t[0])
+        for _, entry, is_dir in entries:
+            key = key_prefix + entry.name
+            if is_dir:
+                yield from self._walk(entry.path, key + "/", "", top=False)
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        path = self._check_inside(self._path(key), key)
+        try:
+            f = open(path, "rb", buffering=0)
+        except OSError as e:
+            raise self._translate(e, key) from e
+        return self._read_file(f, key, offset, length)
+
+    def _read_file(self, f, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        with f:
+            try:
+                if offset:
+                    f.seek(offset)
+                remaining = length
+                while remaining is None or remaining > 0:
+                    n = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                    chunk = f.read(n)
+                    if not chunk:
+                        return
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+            except OSError as e:
+                raise self._translate(e, key) from e
+
+    def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
+        final = self._path(key)
+        tmp_dir = os.path.join(self.root, TEMP_DIR)
+        tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.part")
+        try:
+            os.makedirs(tmp_dir, exist_ok=True)
+            with open(tmp, "wb", buffering=0) as f:
+                source = iter(chunks)
+                while True:
+                    try:
+                        chunk = next(source)
+                    except StopIteration:
+                        break
+                    except OSError as e:
+                        raise _SourceFailed() from e
+                    view = memoryview(chunk)
+                    while view:
+                        written = f.write(view)
+                        view = view[written:]
+                if self.fsync and (size or 0) > _SMALL_FILE:
+                    os.fsync(f.fileno())
+            parent = os.path.dirname(final)
+            os.makedirs(parent, exist_ok=True)
+            self._check_inside(parent, key)
+            if os.path.isdir(final) and not os.path.islink(final):
+                raise StorageError(f"{key!r} is a directory in {self.location}; refusing to replace it")
+            os.replace(tmp, final)
+            self._dirty = True
+        except _SourceFailed as e:
+            _unlink_quietly(tmp)
+            raise e.__cause__ from None
+        except OSError as e:
+            _unlink_quietly(tmp)
+            raise self._translate(e, key) from e
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def _delete(self, key: str) -> None:
+        path = self._path(key)
+        self._check_inside(os.path.dirname(path), key)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise ObjectNotFound(key=key, location=self.location)
+            os.unlink(path)
+        except OSError as e:
+            raise self._translate(e, key) from e
+        parent = os.path.dirname(path)
+        while parent != self.root and parent.startswith(self._root_prefix):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+
+    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+        path = self._check_inside(self._path(key), key)
+        hasher = MultiHasher(algorithms)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                buf = bytearray(CHUNK_SIZE)
+                view = memoryview(buf)
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    hasher.update(view[:n])
+        except OSError as e:
+            raise self._translate(e, key) from e
+        return DigestResult(key=key, size=hasher.size, digests=hasher.hexdigests(), bytes_read=hasher.size)
+
+    def flush(self) -> None:
+        """Make every completed write durable (one sync instead of one per file)."""
+        if self.fsync and self._dirty:
+            os.sync()
+        self._dirty = False
+
+    def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove temporary files left by interrupted writes; returns how many."""
+        tmp_dir = os.path.join(self.root, TEMP_DIR)
+        removed = 0
+        cutoff = time.time() - older_than_seconds
+        try:
+            entries = list(os.scandir(tmp_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    def destroy(self) -> None:
+        """Remove the whole root (tests and node decommissioning only)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _SourceFailed(Exception):
+    """The bytes being written could not be read: not this store's fault."""
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,1 @@
+"""The catalog: what is preserved where, its history, and the work queue."""

@@ -1,0 +1,131 @@
+"""Opening a catalog, applying migrations and checking the schema revision.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every
+transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue
+instead of failing half-way; PostgreSQL needs nothing special.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from preservation.errors import CatalogError, CatalogNotInitialised, CatalogOutdated, CatalogTooNew
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every SQLite test
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # pragma: no cover
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _head_revision(url: str) -> str:
+    return ScriptDirectory.from_config(_alembic_config(url)).get_current_head() or ""
+
+
+def _known_revisions(url: str) -> set[str]:
+    return {s.revision for s in ScriptDirectory.from_config(_alembic_config(url)).walk_revisions()}
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return url
+
+
+class Catalog:
+    """One catalog database.  ``session()`` gives a transaction that commits on success."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.display_url = _safe_url(url)
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as e:
+            raise CatalogError(f"cannot open the catalog at {self.display_url}: {e.orig}") from e
+
+    def upgrade(self) -> str:
+        """Apply every pending migration; returns the new revision."""
+        cfg = _alembic_config(self.url)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return self.current_revision() or ""
+
+    def check_schema(self) -> None:
+        """Raise unless the catalog is at the revision this code expects."""
+        current = self.current_revision()
+        head = _head_revision(self.url)
+        if current is None:
+            with self.engine.connect() as conn:
+                has_tables = bool(inspect(conn).get_table_names())
+            if not has_tables:
+                raise CatalogNotInitialised(url=self.display_url)
+            raise CatalogOutdated(url=self.display_url, current="(none)", head=head)
+        if current == head:
+            return
+        if current in _known_revisions(self.url):
+            raise CatalogOutdated(url=self.display_url, current=current, head=head)
+        raise CatalogTooNew(url=self.display_url, current=current, head=head)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

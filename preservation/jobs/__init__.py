@@ -1,0 +1,1 @@
+"""Durable jobs in the catalog: enqueue, claim, run, retry, dead-letter."""

@@ -1,0 +1,137 @@
+"""Preservation policies: YAML files validated into typed objects.
+
+A bad policy is refused on load with an error that names the field, so a
+typo can never silently weaken how content is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from preservation.errors import PolicyError
+from storage_adapters.hashing import SUPPORTED_ALGORITHMS
+
+OrgType = Literal["university", "cas", "institute"]
+AccessMode = Literal["dark", "trigger", "pca", "open"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReplicationPolicy(_Strict):
+    copies: int = Field(ge=1, le=20)
+    organisation_types: list[OrgType] = Field(default_factory=list)
+    min_regions: int = Field(default=1, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ReplicationPolicy":
+        if len(set(self.organisation_types)) != len(self.organisation_types):
+            raise ValueError("organisation_types lists a type twice")
+        if len(self.organisation_types) > self.copies:
+            raise ValueError(
+                f"organisation_types asks for {len(self.organisation_types)} kinds of node but copies is {self.copies}"
+            )
+        if self.min_regions > self.copies:
+            raise ValueError(f"min_regions ({self.min_regions}) cannot exceed copies ({self.copies})")
+        return self
+
+
+class AuditPolicy(_Strict):
+    interval_days: float = Field(gt=0, le=3650)
+    digest: str = "sha256"
+    read_budget_bytes_per_day: int = Field(default=2 * 10**12, gt=0)
+    challenge_interval_days: float = Field(default=7, gt=0)
+
+    @field_validator("digest")
+    @classmethod
+    def _known_digest(cls, v: str) -> str:
+        if v not in SUPPORTED_ALGORITHMS:
+            raise ValueError(f"unknown digest {v!r}; use one of {', '.join(SUPPORTED_ALGORITHMS)}")
+        return v
+
+
+class RepairPolicy(_Strict):
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+
+class RetentionPolicy(_Strict):
+    mode: Literal["none", "GOVERNANCE", "COMPLIANCE"] = "none"
+    days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _days_with_mode(self) -> "RetentionPolicy":
+        if self.mode != "none" and self.days <= 0:
+            raise ValueError("retention.days must be positive when a retention mode is set")
+        return self
+
+
+class AccessPolicy(_Strict):
+    default_mode: AccessMode = "dark"
+    grant_days: int = Field(default=30, ge=1, le=3650)
+
+
+class Policy(_Strict):
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: int = Field(ge=1)
+    description: str = ""
+    replication: ReplicationPolicy
+    digests: list[str] = Field(min_length=1)
+    audit: AuditPolicy
+    repair: RepairPolicy = RepairPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
+    access: AccessPolicy = AccessPolicy()
+    source_digest: str = ""
+
+    @field_validator("digests")
+    @classmethod
+    def _digests(cls, v: list[str]) -> list[str]:
+        for d in v:
+            if d not in SUPPORTED_ALGORITHMS:
+                raise ValueError(f"unknown digest {d!r}; use one of {', '.join(SUPPORTED_ALGORITHMS)}")
+        if "sha256" not in v or "sha512" not in v:
+            raise ValueError("digests must include sha256 and sha512 (BagIt manifests for both are required)")
+        if len(set(v)) != len(v):
+            raise ValueError("digests lists an algorithm twice")
+        return v
+
+    @model_validator(mode="after")
+    def _audit_digest_is_kept(self) -> "Policy":
+        if self.audit.digest not in self.digests:
+            raise ValueError(f"audit.digest {self.audit.digest!r} must be one of digests {self.digests}")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How events name this policy: ``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file; raises PolicyError naming the bad field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read it ({e.strerror})", source=str(path)) from e
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise PolicyError(f"not valid UTF-8 YAML: {e}", source=str(path)) from e
+    if not isinstance(data, dict):
+        raise PolicyError("the file must hold a mapping", source=str(path))
+    data["source_digest"] = hashlib.sha256(raw).hexdigest()
+    try:
+        return Policy(**data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"field {field!r}: {err['msg']}")
+        raise PolicyError("; ".join(problems), source=str(path)) from e
+

@@ -1,0 +1,307 @@
+"""Writing a package onto a node and proving it is there.
+
+A copy is written file by file through the node's adapter; each file's
+sha256 is checked against the catalog *while it streams*, so a bad source
+byte never becomes a visible object.  After a durability barrier every file
+is re-read on the node and both digests are compared with the catalog; only
+then is the replica ``verified`` (invariant 1).  Re-running a copy that was
+interrupted moves only what is not on the node yet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from preservation import events
+from preservation.catalog.models import (
+    NODE_ACTIVE,
+    NODE_OFFLINE,
+    PACKAGE_DAMAGED,
+    PACKAGE_DEACCESSIONED,
+    PACKAGE_DEGRADED,
+    PACKAGE_PRESERVED,
+    PACKAGE_REPLICATING,
+    REPLICA_COPYING,
+    REPLICA_PENDING,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Node,
+    Package,
+    Replica,
+    utcnow,
+)
+from preservation.concurrency import bounded_map
+from preservation.errors import (
+    ChecksumMismatch,
+    NoVerifiedSource,
+    NotFound,
+    ObjectNotFound,
+    PreservationError,
+    VerificationFailed,
+)
+from preservation.fixity import FileRow, iter_package_files, verify_rows
+from preservation.jobs import queue
+from preservation.placement import satisfies
+from preservation.repository import Repository
+from storage_adapters import StorageAdapter
+from storage_adapters.filesystem import FilesystemAdapter
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CopySource:
+    """Where the bytes of a package can be read: the staging bag or a verified replica."""
+
+    adapter: StorageAdapter
+    prefix: str
+    label: str
+    replica_id: int | None = None
+
+    def read(self, path: str):
+        return self.adapter.read(self.prefix + path)
+
+
+def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
+    """Spread first audits over the interval (by replica id) instead of bunching them."""
+    interval = timedelta(days=repo.policy.audit.interval_days)
+    spread = (replica_id * 2654435761 % 10_000) / 10_000
+    return utcnow() + interval * (0.5 + 0.5 * spread)
+
+
+def copy_sources(repo: Repository, session: Session, package: Package, exclude_node_id: int | None) -> list[CopySource]:
+    sources: list[CopySource] = []
+    if package.staging_path and Path(package.staging_path).is_dir():
+        sources.append(
+            CopySource(FilesystemAdapter(Path(package.staging_path).as_uri(), create=False, fsync=False), "", "staging")
+        )
+    replicas = session.scalars(
+        select(Replica)
+        .join(Node)
+        .where(
+            Replica.package_id == package.id,
+            Replica.state == REPLICA_VERIFIED,
+            Node.status != NODE_OFFLINE,
+            Replica.node_id != (exclude_node_id or -1),
+        )
+        .order_by(Replica.verified_at.desc())
+    ).all()
+    for r in replicas:
+        sources.append(CopySource(repo.adapter(r.node), f"{package.id}/", f"node {r.node.name}", r.id))
+    return sources
+
+
+def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopySource], bad: set[int]) -> str:
+    """Copy one file from the first source whose bytes match the catalog; returns its label."""
+    errors = []
+    for src in sources:
+        if src.replica_id is not None and src.replica_id in bad:
+            continue
+        try:
+            if dest.copy_from(src.adapter, src.prefix + row.path, key):
+                return src.label
+            dest.write(key, src.read(row.path), size=row.size, expected={"sha256": row.sha256})
+            return src.label
+        except ChecksumMismatch as e:
+            if src.replica_id is not None:
+                bad.add(src.replica_id)
+            errors.append(f"{src.label}: {e}")
+        except ObjectNotFound as e:
+            if src.replica_id is not None:
+                bad.add(src.replica_id)
+            errors.append(f"{src.label}: {e}")
+        except PreservationError as e:
+            if not e.retryable:
+                raise
+            errors.append(f"{src.label}: {e}")
+    raise NoVerifiedSource(f"copy {row.path} ({'; '.join(errors) or 'no source'})", package=key.split("/", 1)[0])
+
+
+def write_and_verify(
+    repo: Repository,
+    package_id: str,
+    dest: StorageAdapter,
+    sources: list[CopySource],
+    *,
+    only_paths: set[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Copy the package (or ``only_paths``) to ``dest``, then re-read and verify both digests.
+
+    Files already on ``dest`` with the right size are not copied again; the
+    verification pass catches any that are wrong, and they are rewritten once.
+    Raises VerificationFailed when a file still does not verify.
+    """
+    prefix = f"{package_id}/"
+    workers = max(2, repo.settings.workers * 2)
+    bad_sources: set[int] = set()
+    stats = {"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
+             "bytes_over_network": 0, "sources": set()}
+    present = {} if only_paths else {o.key[len(prefix):]: o.size for o in dest.list(prefix)}
+
+    def copy(row: FileRow) -> FileRow:
+        label = _copy_file(dest, prefix + row.path, row, sources, bad_sources)
+        stats["sources"].add(label)
+        return row
+
+    for batch in iter_package_files(repo.catalog, package_id):
+        if only_paths is not None:
+            batch = [r for r in batch if r.path in only_paths]
+        todo = [r for r in batch if present.get(r.path) != r.size]
+        for row in bounded_map(copy, todo, workers=workers):
+            stats["files_copied"] += 1
+            stats["bytes_copied"] += row.size
+            if progress:
+                progress(row.size, 1)
+        dest.flush()
+        check = verify_rows(dest, prefix, batch, ("sha256", "sha512"), workers=repo.settings.workers)
+        if not check.ok:
+            again = [r for r in batch if r.path in set(check.bad_paths)]
+            for row in bounded_map(copy, again, workers=workers):
+                stats["bytes_copied"] += row.size
+            dest.flush()
+            check2 = verify_rows(dest, prefix, again, ("sha256", "sha512"), workers=repo.settings.workers)
+            if not check2.ok:
+                first = check2.findings.errors[0]
+                raise VerificationFailed(
+                    f"{len(check2.findings.errors)} file(s) did not re-read correctly, first: {first}",
+                    package=package_id, node=dest.location,
+                )
+            stats["bytes_read_on_node"] += check2.bytes_read_on_node
+        stats["files"] += len(batch)
+        stats["bytes"] += sum(r.size for r in batch)
+        stats["bytes_read_on_node"] += check.bytes_read_on_node
+        stats["bytes_over_network"] += check.bytes_over_network
+    stats["sources"] = sorted(stats["sources"])
+    stats["bad_sources"] = sorted(bad_sources)
+    return stats
+
+
+def flag_bad_sources(repo: Repository, session: Session, package: Package, replica_ids: list[int], agent: str) -> None:
+    """Sources whose bytes did not match the catalog become suspect and get a full audit."""
+    for rid in replica_ids:
+        r = session.get(Replica, rid)
+        if r is None or r.state != REPLICA_VERIFIED:
+            continue
+        r.state = REPLICA_SUSPECT
+        events.record_event(
+            session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package.id, replica_id=r.id,
+            node_name=r.node.name, policy=repo.policy.label,
+            detail={"reason": "bytes read from this copy did not match the catalog while copying", "state": r.state},
+        )
+        queue.enqueue(session, queue.AUDIT, {"replica_id": r.id}, package_id=package.id, dedupe_key=f"audit:{r.id}",
+                      priority=10)
+
+
+def replicate_replica(
+    repo: Repository, replica_id: int, *, agent: str = events.SYSTEM_AGENT, job_id: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Bring one replica to ``verified``; idempotent, resumable."""
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        if replica is None:
+            raise NotFound(f"no replica {replica_id}")
+        package = replica.package
+        node = replica.node
+        if replica.state == REPLICA_VERIFIED:
+            return {"replica_id": replica_id, "node": node.name, "state": replica.state, "skipped": True}
+        if package.state == PACKAGE_DEACCESSIONED:
+            raise NotFound(f"package {package.id} was deaccessioned")
+        if replica.state != REPLICA_COPYING:
+            replica.state = REPLICA_COPYING
+            events.record_event(
+                s, events.REPLICATION, "started", agent=agent, package_id=package.id, replica_id=replica.id,
+                node_name=node.name, job_id=job_id, policy=repo.policy.label, detail={"state": REPLICA_COPYING},
+            )
+        sources = copy_sources(repo, s, package, node.id)
+        package_id, node_name = package.id, node.name
+    if not sources:
+        raise NoVerifiedSource("copy from: no staging bag and no verified replica", package=package_id)
+    dest = repo.adapter(node)
+    try:
+        stats = write_and_verify(repo, package_id, dest, sources, progress=progress)
+    except PreservationError as e:
+        with repo.catalog.session() as s:
+            replica = s.get(Replica, replica_id)
+            replica.state = REPLICA_PENDING
+            replica.last_error = str(e)
+            events.record_event(
+                s, events.REPLICATION, events.FAILURE, agent=agent, package_id=package_id, replica_id=replica_id,
+                node_name=node_name, job_id=job_id, policy=repo.policy.label,
+                detail={"error": e.to_dict(), "state": REPLICA_PENDING},
+            )
+        raise
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        package = replica.package
+        now = utcnow()
+        replica.state = REPLICA_VERIFIED
+        replica.verified_at = now
+        replica.last_audit_at = now
+        replica.next_audit_at = next_audit_time(repo, replica.node, replica.id)
+        replica.bytes = stats["bytes"]
+        replica.last_error = None
+        events.record_event(
+            s, events.REPLICATION, events.SUCCESS, agent=agent, package_id=package.id, replica_id=replica.id,
+            node_name=node_name, job_id=job_id, policy=repo.policy.label,
+            detail={"state": REPLICA_VERIFIED, "verified_digests": ["sha256", "sha512"], **stats},
+        )
+        flag_bad_sources(repo, s, package, stats["bad_sources"], agent)
+        update_package_state(repo, s, package, agent=agent, job_id=job_id)
+    release_staging_if_done(repo, package_id)
+    return {"replica_id": replica_id, "node": node_name, "state": REPLICA_VERIFIED, **stats}
+
+
+def update_package_state(
+    repo: Repository, session: Session, package: Package, *, agent: str, job_id: int | None = None
+) -> str:
+    """Derive the package state from its replicas; record an event when it changes."""
+    if package.state == PACKAGE_DEACCESSIONED:
+        return package.state
+    session.flush()
+    replicas = session.scalars(select(Replica).where(Replica.package_id == package.id)).all()
+    verified_active = [r.node for r in replicas if r.state == REPLICA_VERIFIED and r.node.status == NODE_ACTIVE]
+    any_verified = any(r.state == REPLICA_VERIFIED for r in replicas)
+    staged = bool(package.staging_path and Path(package.staging_path).is_dir())
+    if not satisfies(repo.policy.replication, verified_active):
+        if any_verified or staged:
+            new = PACKAGE_REPLICATING if package.state == PACKAGE_REPLICATING else PACKAGE_DEGRADED
+        else:
+            new = PACKAGE_DAMAGED
+    else:
+        new = PACKAGE_PRESERVED
+    if new != package.state:
+        old = package.state
+        package.state = new
+        if new == PACKAGE_PRESERVED and package.preserved_at is None:
+            package.preserved_at = utcnow()
+        outcome = events.SUCCESS if new == PACKAGE_PRESERVED else (events.FAILURE if new == PACKAGE_DAMAGED else events.WARNING)
+        events.record_event(
+            session, events.POLICY_ASSIGNMENT, outcome, agent=agent, package_id=package.id, job_id=job_id,
+            policy=repo.policy.label,
+            detail={
+                "package_state": new, "previous_state": old,
+                "verified_copies": sorted(n.name for n in verified_active),
+                "required": repo.policy.replication.model_dump(),
+            },
+        )
+    return new
+
+
+def release_staging_if_done(repo: Repository, package_id: str) -> None:
+    """Remove the staging bag once the package is preserved (its copies carry it now)."""
+    with repo.catalog.session() as s:
+        package = s.get(Package, package_id)
+        if package is None or package.state != PACKAGE_PRESERVED or not package.staging_path:
+            return
+        path = package.staging_path
+        package.staging_path = None
+    shutil.rmtree(path, ignore_errors=True)

@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= demo-home
-S3 ?= 0
 
 .PHONY: demo test bench venv clean
 
@@ -22,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m preservation.demo --home $(HOME_DIR) $(if $(filter 1,$(S3)),--s3,)
+	$(BIN)/python -m preservation.demo --home $(HOME_DIR)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.prepare

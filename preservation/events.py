@@ -36,6 +36,7 @@ INFORMATION_PACKAGE_CREATION = "information package creation"
 METADATA_MODIFICATION = "metadata modification"
 POLICY_ASSIGNMENT = "policy assignment"
 DELETION = "deletion"
+DISSEMINATION = "dissemination"
 
 SUCCESS = "success"
 FAILURE = "failure"

@@ -1,0 +1,38 @@
+pytest_plugins = ["tests.fixtures"]
+
+
+# --- S3: one SeaweedFS server per run, a fresh bucket per test -----------------
+
+import pytest  # noqa: E402
+
+from tests import seaweed  # noqa: E402
+from tests.services import service_missing  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 gateway on 127.0.0.1 for the whole run (identities ``admin`` and ``reader``)."""
+    weed = seaweed.find_weed()
+    if weed is None:
+        service_missing("SeaweedFS")
+    with seaweed.running(weed, tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """The name of a fresh, empty bucket, removed after the test."""
+    name = s3_server.new_bucket()
+    yield name
+    s3_server.remove_bucket(name)
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path):
+    """The admin's keys in AWS_* environment variables, and no AWS config files."""
+    for name, value in s3_server.credentials_env(home=tmp_path).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return s3_server

@@ -6,6 +6,14 @@ import click
 
 from preservation.errors import PreservationError
 
+from .audit import audit
+from .catalog import catalog, init
+from .collection import collection
+from .events import events
+from .ingest import ingest
+from .node import node
+from .restore import restore
+from .status import status
 from .common import CLIState, fail
 
 
@@ -35,7 +43,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 # Command groups: one module each, attached here (add one line per group).
-COMMANDS: list[click.Command] = []
+COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events]
 for command in COMMANDS:
     cli.add_command(command)
 

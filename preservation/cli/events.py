@@ -1,0 +1,51 @@
+"""`preserve events …`: the tamper-evident event log."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.events import event_to_dict, iter_events, verify_chain
+
+from .common import console, emit_json, json_option, repo
+
+
+@click.group("events")
+def events() -> None:
+    """The PREMIS event log (hash-chained)."""
+
+
+@events.command("list")
+@click.option("--package", "package_id", default=None)
+@click.option("--limit", type=int, default=None)
+@json_option
+def list_(package_id, limit, as_json) -> None:
+    """List events, oldest first."""
+    with repo().catalog.session() as s:
+        items = [event_to_dict(e) for e in iter_events(s, package_id=package_id, limit=limit)]
+    if as_json:
+        emit_json(items)
+        return
+    out = console()
+    for e in items:
+        where = f" node={e['node_name']}" if e["node_name"] else ""
+        out.print(f"{e['seq']:>6} {e['occurred_at'][:19]} {e['event_type']:<28} {e['outcome']:<8} "
+                  f"{e['package_id'] or '-'}{where}", markup=False)
+
+
+@events.command("verify")
+@json_option
+def verify(as_json: bool) -> None:
+    """Recompute the whole hash chain; exit 1 and name the first broken link."""
+    with repo().catalog.session() as s:
+        report = verify_chain(s)
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"event chain intact: {report.events_checked} events")
+    else:
+        first = report.breaks[0]
+        click.secho(f"event chain BROKEN at event {first.seq} ({first.event_id}): {first.reason}", fg="red", err=True)
+        for b in report.breaks[1:20]:
+            click.echo(f"  also event {b.seq}: {b.reason}", err=True)
+    if not report.ok:
+        raise SystemExit(1)

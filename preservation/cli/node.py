@@ -1,0 +1,69 @@
+"""`preserve node …`: register and list preservation nodes."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
+from preservation.registry import add_node, list_nodes, set_node_status
+
+from .common import emit_json, human_bytes, json_option, parse_size, repo, table
+from .node_serve import serve
+
+
+@click.group("node")
+def node() -> None:
+    """Preservation nodes: register, list, change status, serve."""
+
+
+node.add_command(serve)
+
+
+@node.command("add")
+@click.argument("name")
+@click.option("--type", "org_type", required=True, type=click.Choice(ORG_TYPES), help="Organisation type.")
+@click.option("--region", required=True, help="Region (e.g. beijing, shanghai, wuhan).")
+@click.option("--uri", required=True, help="Storage URI: file:///path, s3://bucket/prefix?…, node+https://host:port")
+@click.option("--organisation", default="", help="Organisation running the node.")
+@click.option("--capacity", default=None, help="Capacity (e.g. 500T); unlimited if omitted.")
+@click.option("--read-budget", default=None, help="Audit read budget per day (e.g. 2T); the policy's if omitted.")
+@click.option("--no-probe", is_flag=True, help="Do not check that the storage answers.")
+@json_option
+def add(name, org_type, region, uri, organisation, capacity, read_budget, no_probe, as_json) -> None:
+    """Register node NAME after checking that its storage answers."""
+    result = add_node(
+        repo(), name, org_type, region, uri, organisation=organisation, capacity_bytes=parse_size(capacity),
+        read_budget_bytes_per_day=parse_size(read_budget), probe=not no_probe,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"node {result['name']} added ({result['org_type']}, {result['region']}, {result['uri']})")
+
+
+@node.command("list")
+@json_option
+def list_(as_json: bool) -> None:
+    """List nodes with their replicas and usage."""
+    nodes = list_nodes(repo())
+    if as_json:
+        emit_json(nodes)
+        return
+    table("nodes", ["name", "type", "region", "status", "replicas", "used", "capacity", "uri"], [
+        [n["name"], n["org_type"], n["region"], n["status"], n["replicas"], human_bytes(n["used_bytes"]),
+         human_bytes(n["capacity_bytes"]) if n["capacity_bytes"] else "unlimited", n["uri"]]
+        for n in nodes
+    ])
+
+
+@node.command("set-status")
+@click.argument("name")
+@click.argument("status", type=click.Choice(NODE_STATUSES))
+@json_option
+def set_status(name: str, status: str, as_json: bool) -> None:
+    """Mark a node active, draining (copies move elsewhere) or offline."""
+    result = set_node_status(repo(), name, status)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"node {name} is now {status}")

@@ -1,0 +1,27 @@
+"""`preserve restore`: write a package's bag from verified copies."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.restore import restore as run_restore
+
+from .common import emit_json, human_bytes, json_option, repo
+from .progress import byte_progress
+
+
+@click.command("restore")
+@click.argument("package_id")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--quiet", "-q", is_flag=True)
+@json_option
+def restore(package_id, dest, quiet, as_json) -> None:
+    """Write the bag of PACKAGE_ID into the new directory DEST."""
+    with byte_progress(quiet or as_json) as progress:
+        result = run_restore(repo(), package_id, dest,
+                             progress=(lambda b, f: progress("restore", b, f)) if progress else None)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) to {result['dest']}, "
+                   f"every file verified (sha256+sha512) while it was read")

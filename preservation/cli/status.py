@@ -1,0 +1,29 @@
+"""`preserve status`: packages, copies, nodes, audit coverage and jobs."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.status import status as build_status
+
+from .common import emit_json, human_bytes, json_option, repo, table
+
+
+@click.command("status")
+@json_option
+def status(as_json: bool) -> None:
+    """Show what is preserved, where, and how recently it was verified."""
+    report = build_status(repo())
+    if as_json:
+        emit_json(report)
+        return
+    table("packages", ["state", "count", "bytes"],
+          [[k, v["count"], human_bytes(v["bytes"])] for k, v in report["packages"].items() if v["count"]])
+    table("replicas", ["state", "count"], [[k, v] for k, v in report["replicas"].items() if v])
+    table(f"nodes (audit interval {report['audit_interval_days']} days)",
+          ["node", "type", "region", "status", "replicas", "bytes", "verified", "coverage", "oldest verified"],
+          [[n["name"], n["org_type"], n["region"], n["status"], n["replicas"], human_bytes(n["bytes"]),
+            n["verified"], f"{n['audit_coverage']:.0%}", n["oldest_verified"]] for n in report["nodes"]])
+    table("jobs", ["state", "count"], [[k, v] for k, v in report["jobs"].items() if v])
+    if report["dead_jobs"]:
+        click.secho(f"{report['dead_jobs']} dead job(s): see `preserve jobs list --state dead`", fg="red", err=True)

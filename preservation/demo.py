@@ -1,0 +1,100 @@
+"""`make demo`: a one-machine network, a sample delivery, ingest, audit, status.
+
+Runs the real commands in-process against a home directory (default
+``demo-home/``): three filesystem nodes, one per organisation type, in two
+regions; a collection; a generated delivery with nested folders, Chinese and
+accented names and an empty file.  Running it again adds another package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from preservation.cli.main import cli
+
+NODES = [
+    ("pku-library", "university", "beijing"),
+    ("cas-nsl", "cas", "beijing"),
+    ("istic-wuhan", "institute", "wuhan"),
+]
+COLLECTION = "cnki-journals"
+
+
+def make_sample_delivery(root: Path, seed: int = 8493, megabytes: int = 3) -> Path:
+    """A realistic small delivery: nested folders, Unicode names, an empty file, a few MB."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "期刊/物理学报/2024/第01期/论文-001.pdf": megabytes * 400_000,
+        "期刊/物理学报/2024/第01期/论文-002.pdf": megabytes * 300_000,
+        "期刊/物理学报/2024/元数据.xml": 20_000,
+        "期刊/中国科学/2023/Résumé des articles.txt": 5_000,
+        "books/Ångström & Café/chapter 1.html": 30_000,
+        "books/Ångström & Café/images/图1.png": megabytes * 200_000,
+        "metadata/README.txt": 700,
+        "metadata/empty-marker.txt": 0,
+        "deep/a/b/c/d/e/f/g/h/很深的文件.dat": 4096,
+    }
+    for rel, size in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith((".txt", ".xml", ".html")):
+            text = ("《物理学报》 Acta Physica Sinica — données " * (size // 40 + 1))[: max(size // 3, 0)]
+            path.write_text(text, encoding="utf-8")
+        else:
+            path.write_bytes(rng.randbytes(size))
+    return root
+
+
+def _run(home: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
+    if result.exit_code not in expect:
+        sys.stderr.write(result.output)
+        raise SystemExit(f"demo step failed: preserve {' '.join(args)} (exit {result.exit_code})")
+    return result.output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the preserve demo on one machine.")
+    parser.add_argument("--home", default="demo-home")
+    args = parser.parse_args(argv)
+    home = Path(args.home).resolve()
+    os.environ["PRESERVE_NO_PROGRESS"] = "1"
+    print(f"== preserve demo in {home}")
+    _run(home, "init")
+    existing = {n["name"] for n in json.loads(_run(home, "node", "list", "--json"))}
+    for name, org_type, region in NODES:
+        if name not in existing:
+            uri = (home / "nodes" / name).as_uri()
+            _run(home, "node", "add", name, "--type", org_type, "--region", region, "--uri", uri)
+    collections = {c["key"] for c in json.loads(_run(home, "collection", "list", "--json"))}
+    if COLLECTION not in collections:
+        _run(home, "collection", "add", COLLECTION, "--title", "中国学术期刊 (sample)", "--publisher",
+             "CNKI", "--licence", "NSTL-2024-017", "--access-mode", "pca")
+    delivery = home / "deliveries" / "物理学报-2024"
+    shutil.rmtree(delivery, ignore_errors=True)
+    make_sample_delivery(delivery)
+    print("== ingest", delivery)
+    result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--json"))
+    print(f"   package {result['package_id']}: {result['files']} files, state {result['state']}")
+    for copy in result["copies"]:
+        print(f"   copy on {copy['node']}: {copy['state']}")
+    print("== audit")
+    print(_run(home, "audit", "--package", result["package_id"]), end="")
+    print("== status")
+    print(_run(home, "status"), end="")
+    print(f"== done. Try: .venv/bin/preserve --home {home} status --json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""Ingest: a delivery becomes a registered package with verified copies.
+
+1. The delivery (directory, bag, tar, zip) is checked in full before any
+   byte is written; every problem is reported at once.
+2. It is bagged into the staging area, both digests computed in the pass
+   that copies the bytes (an existing bag is copied byte-identical).
+3. Package, files, replicas, events and replication jobs are registered in
+   one transaction: either all of it exists or none of it.
+4. Each copy is written and re-read on its node; only when every copy the
+   policy requires is verified is the package ``preserved``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import func, insert, select
+
+from preservation import events
+from preservation.bagit import BagResult, create_bag, open_delivery, validate_profile
+from preservation.catalog.models import (
+    NODE_ACTIVE,
+    PACKAGE_REPLICATING,
+    REPLICA_PENDING,
+    Node,
+    Package,
+    PackageFile,
+    Replica,
+)
+from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
+from preservation.jobs import queue
+from preservation.placement import Candidate, choose_nodes
+from preservation.registry import get_collection
+from preservation.replication import release_staging_if_done, replicate_replica
+from preservation.repository import Repository
+from preservation.settings import REPO_ROOT
+
+PROFILE = REPO_ROOT / "policies" / "bagit-profile.json"
+INSERT_BATCH = 5000
+
+Progress = Callable[[str, int, int], None]
+
+
+def _bag_info(package_id: str, collection: dict[str, str], name: str, policy_label: str,
+              extra: dict[str, str]) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "External-Identifier": package_id,
+        "Bag-Group-Identifier": collection["key"],
+        "Source-Organization": collection["publisher"] or "unknown",
+        "External-Description": collection["title"],
+        "Internal-Sender-Identifier": name,
+        "Publisher": collection["publisher"],
+        "Licence": collection["licence"],
+        "Preservation-Policy": policy_label,
+    }
+    info.update(extra)
+    return {k: v for k, v in info.items() if v not in (None, "")}
+
+
+def stage(
+    repo: Repository,
+    source: str | os.PathLike,
+    collection_key: str,
+    *,
+    name: str | None = None,
+    bag_info: dict[str, str] | None = None,
+    progress: Progress | None = None,
+) -> tuple[str, BagResult, Any]:
+    """Check and bag a delivery into staging; returns (package_id, bag, delivery).
+
+    Raises DeliveryRejected / BagInvalid with every finding; leaves nothing behind.
+    """
+    source_path = Path(source)
+    with repo.catalog.session() as s:
+        collection = get_collection(s, collection_key)
+        collection = {"key": collection.key, "title": collection.title, "publisher": collection.publisher,
+                      "licence": collection.licence}
+    delivery = open_delivery(source_path, strict=True)
+    findings = delivery.check()
+    if not findings.ok:
+        raise DeliveryRejected(
+            f"{len(findings.errors)} problem(s), first: {findings.errors[0]}", findings=list(findings),
+            source=str(source_path),
+        )
+    package_id = str(uuid.uuid4())
+    name = name or source_path.name
+    target = repo.staging_dir / package_id
+    partial = repo.staging_dir / f"{package_id}.partial"
+    info = _bag_info(package_id, collection, name, repo.policy.label, bag_info or {})
+    try:
+        bag = create_bag(
+            delivery, partial, info, algorithms=("sha256", "sha512"), workers=repo.settings.workers,
+            progress=(lambda b, f: progress("bag", b, f)) if progress else None,
+        )
+        if PROFILE.exists() and delivery.kind != "bag":
+            report = validate_profile(partial, PROFILE)
+            if not report.ok:
+                raise BagInvalid(
+                    f"{len(report.errors)} profile finding(s), first: {report.errors[0]}", report=report,
+                    path=str(source_path),
+                )
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    bag.path = target
+    return package_id, bag, delivery
+
+
+def register(
+    repo: Repository, package_id: str, bag: BagResult, collection_key: str, *, name: str, source: str,
+    source_kind: str, agent: str,
+) -> dict[str, Any]:
+    """Register package, files, placed replicas, events and jobs in ONE transaction."""
+    total = sum(r.size for r in bag.payload) + sum(r.size for r in bag.tag_files)
+    with repo.catalog.session() as s:
+        collection = get_collection(s, collection_key)
+        nodes = s.scalars(select(Node).where(Node.status == NODE_ACTIVE)).all()
+        used = dict(s.execute(select(Replica.node_id, func.coalesce(func.sum(Replica.bytes), 0)).group_by(Replica.node_id)).all())
+        chosen = choose_nodes(repo.policy.replication, [Candidate(n, used.get(n.id, 0)) for n in nodes], total)
+        payload_files = sum(1 for _ in bag.payload)
+        payload_bytes = sum(r.size for r in bag.payload)
+        package = Package(
+            id=package_id, collection_id=collection.id, name=name, state=PACKAGE_REPLICATING, source=source,
+            source_kind=source_kind, bagit_version=bag.version, payload_oxum=bag.payload_oxum,
+            payload_files=payload_files, payload_bytes=payload_bytes, total_bytes=total,
+            bag_info=_jsonable_info(bag.bag_info), policy=repo.policy.label, staging_path=str(bag.path),
+        )
+        s.add(package)
+        s.flush()
+        batch: list[dict[str, Any]] = []
+        for records, is_tag in ((bag.payload, False), (bag.tag_files, True)):
+            for r in records:
+                batch.append({"package_id": package_id, "path": r.path, "size": r.size,
+                              "sha256": r.digests["sha256"], "sha512": r.digests["sha512"], "is_tag": is_tag})
+                if len(batch) >= INSERT_BATCH:
+                    s.execute(insert(PackageFile), batch)
+                    batch = []
+        if batch:
+            s.execute(insert(PackageFile), batch)
+        label = repo.policy.label
+        common = {"agent": agent, "package_id": package_id, "policy": label}
+        events.record_event(s, events.INGESTION, events.SUCCESS, **common,
+                            detail={"source": source, "source_kind": source_kind, "collection": collection.key,
+                                    "name": name, "files": payload_files, "bytes": payload_bytes})
+        events.record_event(s, events.MESSAGE_DIGEST_CALCULATION, events.SUCCESS, **common,
+                            detail={"algorithms": ["sha256", "sha512"], "files": payload_files,
+                                    "computed": "in the pass that copied the bytes"})
+        events.record_event(s, events.VALIDATION, events.SUCCESS, **common,
+                            detail={"bagit_version": bag.version, "payload_oxum": bag.payload_oxum,
+                                    "profile": PROFILE.name})
+        replicas = []
+        for node in chosen:
+            replica = Replica(package_id=package_id, node_id=node.id, state=REPLICA_PENDING)
+            s.add(replica)
+            s.flush()
+            replicas.append(replica)
+            queue.enqueue(s, queue.REPLICATE, {"replica_id": replica.id}, package_id=package_id,
+                          dedupe_key=f"replicate:{replica.id}")
+        events.record_event(s, events.INFORMATION_PACKAGE_CREATION, events.SUCCESS, **common,
+                            detail={"state": PACKAGE_REPLICATING, "placement": [n.name for n in chosen]})
+        return {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
+                "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+
+
+def _jsonable_info(info: Any) -> dict[str, Any]:
+    return {str(k): (list(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in dict(info or {}).items()}
+
+
+def ingest(
+    repo: Repository,
+    source: str | os.PathLike,
+    collection_key: str,
+    *,
+    name: str | None = None,
+    bag_info: dict[str, str] | None = None,
+    agent: str = events.SYSTEM_AGENT,
+    replicate: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Stage, bag, register and (with ``replicate``) copy and verify every replica inline."""
+    if not Path(source).exists():
+        raise InvalidRequest(f"the delivery {source} does not exist")
+    package_id, bag, delivery = stage(repo, source, collection_key, name=name, bag_info=bag_info, progress=progress)
+    try:
+        result = register(repo, package_id, bag, collection_key, name=name or Path(source).name,
+                          source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent)
+    except BaseException:
+        shutil.rmtree(bag.path, ignore_errors=True)
+        raise
+    if not replicate:
+        result["state"] = PACKAGE_REPLICATING
+        return result
+    copies = []
+    for replica_id in result["replica_ids"]:
+        copies.append(replicate_inline(repo, replica_id, agent=agent, progress=progress))
+    release_staging_if_done(repo, package_id)
+    with repo.catalog.session() as s:
+        result["state"] = s.get(Package, package_id).state
+    result["copies"] = copies
+    return result
+
+
+def replicate_inline(repo: Repository, replica_id: int, *, agent: str, progress: Progress | None) -> dict[str, Any]:
+    """Run one replication now and close its queued job, so no worker repeats it."""
+    try:
+        outcome = replicate_replica(repo, replica_id, agent=agent,
+                                    progress=(lambda b, f: progress("copy", b, f)) if progress else None)
+    except PreservationError as e:
+        return {"replica_id": replica_id, "state": REPLICA_PENDING, "error": e.to_dict()}
+    with repo.catalog.session() as s:
+        queue.complete_by_dedupe(s, f"replicate:{replica_id}", {"inline": True})
+    return outcome

@@ -1,0 +1,121 @@
+"""What every endpoint shares: error statuses, JSON error bodies, NDJSON streaming."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator, Iterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from preservation.errors import (
+    AccessDenied,
+    ChecksumMismatch,
+    InvalidKey,
+    InvalidRequest,
+    ObjectNotFound,
+    PreservationError,
+    ReadOnlyStorage,
+    RetentionLocked,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
+from storage_adapters import StorageAdapter, check_key
+
+from .auth import error_body
+
+log = logging.getLogger("preservation.node_agent")
+
+NDJSON = "application/x-ndjson"
+
+_STATUS: tuple[tuple[type[PreservationError], int], ...] = (
+    (ObjectNotFound, 404),
+    (InvalidKey, 400),
+    (InvalidRequest, 400),
+    (ChecksumMismatch, 422),
+    (StorageFull, 507),
+    (AccessDenied, 403),
+    (ReadOnlyStorage, 403),
+    (RetentionLocked, 409),
+    (StorageUnavailable, 503),
+)
+
+
+def status_for(error: PreservationError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def error_response(error: PreservationError, **extra: Any) -> Response:
+    return Response(error_body(error, **extra), status_code=status_for(error), media_type="application/json")
+
+
+async def preservation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PreservationError)
+    if status_for(exc) >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    return error_response(exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+    return error_response(StorageError(f"internal error in the node agent ({type(exc).__name__}): see the agent's log"))
+
+
+def adapter_of(request: Request) -> StorageAdapter:
+    return request.app.state.adapter
+
+
+def path_key(request: Request) -> str:
+    """The object key from the URL path, through the base-layer key check (InvalidKey → 400)."""
+    return check_key(request.path_params["key"])
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        document = json.loads(await request.body())
+    except ValueError as e:
+        raise InvalidRequest(f"the request body is not JSON: {e}") from e
+    if not isinstance(document, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return document
+
+
+def int_field(document: dict[str, Any], name: str, default: int | None = None, minimum: int = 0) -> int:
+    value = document.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidRequest(f"{name!r} must be an integer of at least {minimum}")
+    return value
+
+
+def ndjson_line(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+async def iterate_in_threads(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Drive a blocking iterator from the event loop, one item per thread hop, and close it at the end.
+
+    Closing matters when the client goes away mid-stream: the generator's
+    ``finally`` blocks (open files, worker pools) run now, not at garbage
+    collection.
+    """
+    sentinel = object()
+    try:
+        while True:
+            item = await run_in_threadpool(next, iterator, sentinel)
+            if item is sentinel:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await run_in_threadpool(close)
+
+
+def json_response(document: dict[str, Any], status_code: int = 200) -> JSONResponse:
+    return JSONResponse(document, status_code=status_code)

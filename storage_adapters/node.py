@@ -1,0 +1,591 @@
+"""Node agent back end: ``node+http://host:port[/prefix]`` and ``node+https://…``.
+
+Talks to ``preserve node serve`` at a remote node (see docs/node-agent.md).
+The optional ``/prefix`` is a key prefix on the node: every key is stored
+under it, and listings are relative to it.
+
+Digests are computed on the node (``FEATURE_NODE_DIGEST``): ``digest_many``
+sends key lists and reads back one NDJSON line per key, so an audit moves
+digests over the network, not content.  ``traffic()`` counts the bytes of
+every request and response this adapter sent or received: request lines,
+headers and bodies (TCP and TLS framing are not counted).
+
+Credentials are constructor options (``key_id``, ``key``, ``ca_file``) or the
+environment (``PRESERVE_NODE_KEY_ID``, ``PRESERVE_NODE_KEY``), never the URI.
+
+Connection failures and 502/503/504 answers are retried with exponential
+back-off; a 4xx answer never is.  A write is retried only if the failure came
+before its first byte was sent; a read resumes where a broken connection left
+it, with a Range request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import ssl
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from preservation.errors import (
+    AccessDenied,
+    ChecksumMismatch,
+    ConfigError,
+    InvalidKey,
+    InvalidRequest,
+    ObjectNotFound,
+    PreservationError,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    UnsupportedURI,
+    all_error_classes,
+)
+
+from .base import FEATURE_NODE_DIGEST, DigestResult, ObjectInfo, StorageAdapter, check_key
+from .hashing import CHUNK_SIZE
+from .signing import (
+    EMPTY_SHA256,
+    HEADER_CONFIRM_DELETE,
+    HEADER_SIZE,
+    MAX_CLOCK_SKEW,
+    MIN_KEY_LENGTH,
+    STREAMING_TRAILER,
+    TRAILER_LENGTH,
+    make_trailer,
+    sign_request,
+)
+
+KEY_ENV = "PRESERVE_NODE_KEY"
+KEY_ID_ENV = "PRESERVE_NODE_KEY_ID"
+DEFAULT_KEY_ID = "coordinator"
+
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+_STATUS_ERRORS: dict[int, type[StorageError]] = {
+    403: AccessDenied,
+    404: ObjectNotFound,
+    422: ChecksumMismatch,
+    502: StorageUnavailable,
+    503: StorageUnavailable,
+    504: StorageUnavailable,
+    507: StorageFull,
+}
+_ERRORS_BY_CODE: dict[str, type[PreservationError]] = {
+    cls.code: cls for cls in all_error_classes() if issubclass(cls, (StorageError, InvalidRequest))
+}
+_MAX_BACKOFF = 10.0
+
+
+class _TrailedBody:
+    """The body of a streamed write: the payload, then the trailer that authenticates it.
+
+    ``signature`` must be set (to the request's signature) before iteration.
+    An exception from the source is kept in ``source_error``, so that the
+    caller re-raises the source's own error, not the transport's.
+    """
+
+    def __init__(self, source: Iterator[bytes], key: bytes) -> None:
+        self._source = source
+        self._key = key
+        self.signature = ""
+        self.started = False
+        self.size = 0
+        self.sha256 = ""
+        self.source_error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        while True:
+            try:
+                chunk = next(self._source)
+            except StopIteration:
+                break
+            except BaseException as e:
+                self.source_error = e
+                raise
+            self.started = True
+            hasher.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+        self.sha256 = hasher.hexdigest()
+        yield make_trailer(self._key, self.signature, self.sha256, self.size)
+
+
+class NodeAdapter(StorageAdapter):
+    scheme = "node+http"
+    features = frozenset({FEATURE_NODE_DIGEST})
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        key_id: str | None = None,
+        key: str | bytes | None = None,
+        ca_file: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        digest_batch: int = 1000,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(uri)
+        environ = os.environ if environ is None else environ
+        parts = urlsplit(uri)
+        scheme = parts.scheme.lower()
+        if scheme not in ("node+http", "node+https"):
+            raise UnsupportedURI("use node+http://host:port[/prefix] or node+https://…", uri=uri)
+        if "@" in parts.netloc:
+            raise UnsupportedURI(
+                f"credentials never go in the URI: pass key_id/key or set {KEY_ID_ENV}/{KEY_ENV}", uri=uri
+            )
+        if parts.query or parts.fragment:
+            raise UnsupportedURI("a node URI takes no query or fragment", uri=uri)
+        try:
+            port = parts.port
+        except ValueError as e:
+            raise UnsupportedURI(f"bad port: {e}", uri=uri) from e
+        if not parts.hostname or port is None:
+            raise UnsupportedURI("the host and port of the node agent are needed (node+http://host:8101)", uri=uri)
+        prefix = unquote(parts.path).strip("/")
+        if prefix:
+            try:
+                check_key(prefix)
+            except InvalidKey as e:
+                raise UnsupportedURI(f"bad key prefix: {e}", uri=uri) from e
+        self._prefix = prefix + "/" if prefix else ""
+        self._display = f"{scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+        self._agent = parts.netloc
+
+        self._key_id = key_id or environ.get(KEY_ID_ENV) or DEFAULT_KEY_ID
+        secret = key if key is not None else environ.get(KEY_ENV)
+        if not secret:
+            raise ConfigError(f"no key for the node agent at {self._display}: pass key=… or set {KEY_ENV}")
+        self._key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+        if len(self._key) < MIN_KEY_LENGTH:
+            raise ConfigError(f"the key for the node agent at {self._display} is shorter than {MIN_KEY_LENGTH} characters")
+
+        verify: ssl.SSLContext | bool = False
+        if scheme == "node+https":
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError(f"cannot load the CA file {ca_file!r} for {self._display}: {e}") from e
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.digest_batch = digest_batch
+        self._client = httpx.Client(
+            base_url=f"{scheme.removeprefix('node+')}://{parts.netloc}",
+            verify=verify,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            headers={"Accept-Encoding": "identity", "User-Agent": "preserve-node-adapter"},
+            follow_redirects=False,
+        )
+        self._traffic = 0
+        self._traffic_lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        return self._display
+
+    def traffic(self) -> int:
+        return self._traffic
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- HTTP plumbing ------------------------------------------------------------
+
+    def _count(self, n: int) -> None:
+        with self._traffic_lock:
+            self._traffic += n
+
+    def _signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | Iterable[bytes] = b"",
+        content_sha256: str | None = None,
+    ) -> httpx.Request:
+        request = self._client.build_request(method, path, params=params, headers=headers, content=content)
+        raw_path, _, query = request.url.raw_path.partition(b"?")
+        if content_sha256 is None:
+            assert isinstance(content, bytes)
+            content_sha256 = hashlib.sha256(content).hexdigest() if content else EMPTY_SHA256
+        signed = sign_request(
+            method, raw_path.decode("ascii"), query, request.headers, content_sha256, self._key_id, self._key
+        )
+        request.headers.update(signed)
+        head = len(method) + len(request.url.raw_path) + 12
+        head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2
+        self._count(head + (len(content) if isinstance(content, bytes) else 0))
+        return request
+
+    def _count_response(self, response: httpx.Response) -> None:
+        head = 15 + len(response.reason_phrase) + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
+        self._count(head + response.num_bytes_downloaded)
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(min(self.backoff * 2**attempt, _MAX_BACKOFF) * (0.5 + random.random()))
+
+    def _transport_error(self, e: httpx.TransportError) -> StorageError:
+        if isinstance(e, httpx.ConnectError) and _is_certificate_failure(e):
+            return AccessDenied(
+                f"the TLS certificate of the node agent at {self._agent} is not trusted ({e}): "
+                "give the CA that signed it as ca_file",
+                location=self.location,
+            )
+        if isinstance(e, httpx.ConnectError):
+            return StorageUnavailable(
+                f"the node agent at {self._agent} is not answering ({e}): is `preserve node serve` running there?",
+                location=self.location,
+            )
+        if isinstance(e, httpx.TimeoutException):
+            return StorageUnavailable(
+                f"the node agent at {self._agent} did not answer within {self.timeout:g} s ({type(e).__name__})",
+                location=self.location,
+            )
+        return StorageUnavailable(
+            f"the connection to the node agent at {self._agent} broke ({type(e).__name__}: {e})",
+            location=self.location,
+        )
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes = b"",
+        key: str | None = None,
+    ) -> httpx.Response:
+        """Send one signed request, retried on transient failures; return the streaming response.
+
+        The caller must pass the response to :meth:`_finish`.  Raises the
+        translated error for a 4xx/5xx answer, and StorageUnavailable when the
+        agent cannot be reached after the retries.
+        """
+        attempt = 0
+        while True:
+            request = self._signed(method, path, params=params, headers=headers, content=content)
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.TransportError as e:
+                error = self._transport_error(e)
+                if not error.retryable or attempt >= self.retries:
+                    raise error from e
+            else:
+                if response.status_code not in TRANSIENT_STATUSES or attempt >= self.retries:
+                    break
+                try:
+                    response.read()
+                except httpx.HTTPError:
+                    pass  # the body of a 5xx answer carries nothing we need
+                self._finish(response)
+            self._sleep(attempt)
+            attempt += 1
+        if response.status_code >= 400:
+            try:
+                raise self._error_from(response, key)
+            finally:
+                self._finish(response)
+        return response
+
+    def _finish(self, response: httpx.Response) -> None:
+        response.close()
+        self._count_response(response)
+
+    @contextmanager
+    def _exchange(self, method: str, path: str, **options: Any) -> Iterator[httpx.Response]:
+        """:meth:`_open` as a context manager."""
+        response = self._open(method, path, **options)
+        try:
+            yield response
+        finally:
+            self._finish(response)
+
+    def _error_from(self, response: httpx.Response, key: str | None) -> PreservationError:
+        try:
+            document = json.loads(response.read())
+        except (ValueError, httpx.HTTPError):
+            document = {}
+        if not isinstance(document, dict):
+            document = {}
+        return self._error_from_document(document, key, response.status_code)
+
+    def _error_from_document(self, document: dict[str, Any], key: str | None, status: int) -> PreservationError:
+        message = str(document.get("message") or f"HTTP {status}")
+        if status == 401:
+            return AccessDenied(
+                f"the node agent refused the request ({message}): check that key id {self._key_id!r} and its key "
+                f"are in the agent's keys file and that both clocks agree within {MAX_CLOCK_SKEW} s",
+                location=self.location,
+            )
+        cls = _ERRORS_BY_CODE.get(str(document.get("code")), _STATUS_ERRORS.get(status, StorageError))
+        remote_key = (document.get("params") or {}).get("key")
+        shown_key = key if key is not None else self._local_key(remote_key) if isinstance(remote_key, str) else ""
+        if cls is ObjectNotFound:
+            return ObjectNotFound(key=shown_key, location=self.location)
+        detail = str(document.get("detail") or message)
+        if cls is StorageError:
+            detail = f"the node agent at {self._agent} failed: {detail}"
+        return cls(detail, key=shown_key, location=self.location, uri=self.location)
+
+    def _object_path(self, key: str) -> str:
+        return "/v1/objects/" + quote(self._prefix + key, safe="/")
+
+    def _local_key(self, remote_key: str) -> str:
+        return remote_key[len(self._prefix) :] if remote_key.startswith(self._prefix) else remote_key
+
+    # --- the storage interface ---------------------------------------------------------
+
+    def _stat(self, key: str) -> ObjectInfo:
+        with self._exchange("GET", "/v1/stat/" + quote(self._prefix + key, safe="/"), key=key) as response:
+            document = json.loads(response.read())
+        return _object_info(document, key)
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        start_after: str | None = None
+        attempt = 0
+        while True:
+            params = {"prefix": self._prefix + prefix}
+            if start_after is not None:
+                params["start_after"] = start_after
+            try:
+                with self._exchange("GET", "/v1/list", params=params, key=prefix) as response:
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        document = json.loads(line)
+                        if document.get("end"):
+                            return
+                        start_after = document["key"]
+                        yield _object_info(document, self._local_key(document["key"]))
+                error: StorageError = StorageUnavailable(
+                    f"the node agent at {self._agent} cut the listing short", location=self.location
+                )
+            except httpx.TransportError as e:
+                error = self._transport_error(e)
+            if attempt >= self.retries:
+                raise error
+            self._sleep(attempt)
+            attempt += 1
+
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        if length == 0:
+            self._stat(key)
+            return iter(())
+        # The first request is made now, so that a missing object raises here, not on iteration.
+        response = self._open("GET", self._object_path(key), headers=_range(offset, length), key=key)
+        return self._read_stream(key, offset, length, response)
+
+    def _read_stream(self, key: str, offset: int, length: int | None, response: httpx.Response) -> Iterator[bytes]:
+        position, remaining = offset, length
+        attempt = 0
+        while True:
+            try:
+                if response.status_code != 416:
+                    for chunk in response.iter_raw(CHUNK_SIZE):
+                        position += len(chunk)
+                        if remaining is not None:
+                            remaining -= len(chunk)
+                        yield chunk
+                return
+            except httpx.TransportError as e:
+                if attempt >= self.retries:
+                    raise self._transport_error(e) from e
+            finally:
+                self._finish(response)
+            self._sleep(attempt)
+            attempt += 1
+            if remaining == 0:
+                return
+            response = self._open("GET", self._object_path(key), headers=_range(position, remaining), key=key)
+
+    def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
+        body = _TrailedBody(iter(chunks), self._key)
+        headers = {}
+        if size is not None:
+            headers = {HEADER_SIZE: str(size), "Content-Length": str(size + TRAILER_LENGTH)}
+        attempt = 0
+        while True:
+            request = self._signed(
+                "PUT", self._object_path(key), params={"algorithms": "sha256"}, headers=headers, content=body,
+                content_sha256=STREAMING_TRAILER,
+            )
+            body.signature = _signature_of(request)
+            try:
+                response = self._client.send(request, stream=True)
+                break
+            except BaseException as e:
+                if body.source_error is not None:
+                    raise body.source_error from None
+                if not isinstance(e, httpx.TransportError):
+                    raise
+                error = self._transport_error(e)
+                if body.started or not error.retryable or attempt >= self.retries:
+                    raise error from e
+            self._sleep(attempt)
+            attempt += 1
+        self._count(body.size + TRAILER_LENGTH)
+        try:
+            if response.status_code >= 400:
+                raise self._error_from(response, key)
+            stored = json.loads(response.read())
+        finally:
+            self._finish(response)
+        if stored.get("size") != body.size or (stored.get("digests") or {}).get("sha256") != body.sha256:
+            raise ChecksumMismatch(
+                f"the node reports {stored.get('size')} bytes with sha256 {(stored.get('digests') or {}).get('sha256')}, "
+                f"{body.size} bytes with sha256 {body.sha256} were sent",
+                key=key,
+                location=self.location,
+            )
+
+    def _delete(self, key: str) -> None:
+        headers = {HEADER_CONFIRM_DELETE: quote(self._prefix + key, safe="")}
+        with self._exchange("DELETE", self._object_path(key), headers=headers, key=key):
+            pass
+
+    # --- digests and challenges, on the node ----------------------------------------------
+
+    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+        result = next(self._digest_batch([key], algorithms, 1))
+        if result.error is not None:
+            raise result.error
+        return result
+
+    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        batch: list[str] = []
+        for key in keys:
+            try:
+                check_key(key)
+            except InvalidKey as e:
+                yield DigestResult(key=key, size=None, digests=None, error=e)
+                continue
+            batch.append(key)
+            if len(batch) >= self.digest_batch:
+                yield from self._digest_batch(batch, algorithms, workers)
+                batch = []
+        if batch:
+            yield from self._digest_batch(batch, algorithms, workers)
+
+    def _digest_batch(self, keys: list[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        """Digest checked keys on the node; a broken stream is resumed for the keys not yet answered."""
+        remaining = list(keys)
+        attempt = 0
+        while remaining:
+            content = json.dumps(
+                {"keys": [self._prefix + k for k in remaining], "algorithms": list(algorithms), "workers": workers}
+            ).encode("utf-8")
+            answered: Counter[str] = Counter()
+            try:
+                with self._exchange(
+                    "POST", "/v1/digest", headers={"Content-Type": "application/json"}, content=content
+                ) as response:
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        document = json.loads(line)
+                        if document.get("end"):
+                            return
+                        key = self._local_key(document["key"])
+                        answered[key] += 1
+                        yield self._digest_result(key, document)
+                error: StorageError = StorageUnavailable(
+                    f"the node agent at {self._agent} cut the digest stream short", location=self.location
+                )
+            except httpx.TransportError as e:
+                error = self._transport_error(e)
+            except PreservationError as e:
+                for key in remaining:
+                    yield DigestResult(key=key, size=None, digests=None, error=e)
+                return
+            remaining = _unanswered(remaining, answered)
+            if attempt >= self.retries:
+                for key in remaining:
+                    yield DigestResult(key=key, size=None, digests=None, error=error)
+                return
+            self._sleep(attempt)
+            attempt += 1
+
+    def _digest_result(self, key: str, document: dict[str, Any]) -> DigestResult:
+        bytes_read = int(document.get("bytes_read") or 0)
+        if "error" in document:
+            error = self._error_from_document(document["error"], key, 0)
+            return DigestResult(key=key, size=None, digests=None, error=error, bytes_read=bytes_read)
+        return DigestResult(
+            key=key, size=document["size"], digests=dict(document["digests"]), bytes_read=bytes_read
+        )
+
+    def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
+        """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``, computed on the node.
+
+        Compare it with :func:`storage_adapters.signing.possession_proof` over
+        bytes you trust.  Raises ObjectNotFound, InvalidKey or StorageError.
+        """
+        key = check_key(key)
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        content = json.dumps(
+            {"key": self._prefix + key, "offset": offset, "length": length, "nonce": bytes(nonce).hex()}
+        ).encode("utf-8")
+        with self._exchange(
+            "POST", "/v1/challenge", headers={"Content-Type": "application/json"}, content=content, key=key
+        ) as response:
+            return json.loads(response.read())["sha256"]
+
+
+def _range(offset: int, length: int | None) -> dict[str, str]:
+    if offset == 0 and length is None:
+        return {}
+    last = "" if length is None else str(offset + length - 1)
+    return {"Range": f"bytes={offset}-{last}"}
+
+
+def _signature_of(request: httpx.Request) -> str:
+    return request.headers["Authorization"].rpartition("=")[2]
+
+
+def _object_info(document: dict[str, Any], key: str) -> ObjectInfo:
+    modified = document.get("modified")
+    return ObjectInfo(
+        key=key,
+        size=int(document["size"]),
+        modified=datetime.fromisoformat(modified) if modified else None,
+        checksums=dict(document.get("checksums") or {}),
+    )
+
+
+def _unanswered(keys: list[str], answered: Counter[str]) -> list[str]:
+    left = Counter(answered)
+    out = []
+    for key in keys:
+        if left[key] > 0:
+            left[key] -= 1
+        else:
+            out.append(key)
+    return out
+
+
+def _is_certificate_failure(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

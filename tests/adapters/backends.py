@@ -9,12 +9,20 @@ from __future__ import annotations
 from typing import Callable
 
 from storage_adapters import StorageAdapter, open_adapter
+from tests.node_agent.agents import ThreadedAgent
 
 
 def make_file_adapter(request, tmp_path) -> StorageAdapter:
     return open_adapter((tmp_path / "fsnode").as_uri())
 
 
+def make_node_adapter(request, tmp_path) -> StorageAdapter:
+    agent = ThreadedAgent(tmp_path / "agent-root", allow_delete=True).start()
+    request.addfinalizer(agent.stop)
+    return agent.adapter()
+
+
 BACKENDS: dict[str, Callable] = {
     "file": make_file_adapter,
+    "node": make_node_adapter,
 }

@@ -24,6 +24,7 @@ import contextlib
 import logging
 from typing import AsyncIterator
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -69,6 +70,8 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every upload holds a worker thread for its whole duration: allow many at once.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
         swept = await run_in_threadpool(adapter.sweep_temporary)
         if swept:
             log.info("removed %d leftovers of interrupted writes in %s", swept, adapter.location)

@@ -40,6 +40,7 @@ class AgentConfig:
     max_json_body: int = 16 * 1024 * 1024
     max_digest_keys: int = 10_000
     digest_heartbeat: float = 10.0
+    worker_threads: int = 128
 
 
 def parse_keys(text: str, source: str) -> dict[str, bytes]:

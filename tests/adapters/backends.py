@@ -16,6 +16,11 @@ def make_file_adapter(request, tmp_path) -> StorageAdapter:
     return open_adapter((tmp_path / "fsnode").as_uri())
 
 
+def make_s3_adapter(request, tmp_path) -> StorageAdapter:
+    server = request.getfixturevalue("s3_env")
+    return open_adapter(server.uri(request.getfixturevalue("s3_bucket"), "node"))
+
+
 def make_node_adapter(request, tmp_path) -> StorageAdapter:
     agent = ThreadedAgent(tmp_path / "agent-root", allow_delete=True).start()
     request.addfinalizer(agent.stop)
@@ -25,4 +30,5 @@ def make_node_adapter(request, tmp_path) -> StorageAdapter:
 BACKENDS: dict[str, Callable] = {
     "file": make_file_adapter,
     "node": make_node_adapter,
+    "s3": make_s3_adapter,
 }

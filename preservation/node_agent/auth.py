@@ -23,7 +23,18 @@ from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import quote
 
 from preservation.errors import AccessDenied, InvalidRequest, PreservationError, StorageUnavailable
-from storage_adapters.signing import STREAMING_TRAILER, SignatureRefused, VerifiedRequest, verify_request
+from storage_adapters.signing import (
+    HEADER_AUTHORIZATION,
+    HEADER_CONTENT_SHA256,
+    HEADER_KEY_ID,
+    HEADER_NONCE,
+    HEADER_TIMESTAMP,
+    SIGNED_HEADERS,
+    STREAMING_TRAILER,
+    SignatureRefused,
+    VerifiedRequest,
+    verify_request,
+)
 
 AUTH_SCOPE_KEY = "preserve.auth"
 
@@ -91,6 +102,15 @@ async def send_json(send: Send, status: int, body: bytes, headers: Mapping[str, 
     await send({"type": "http.response.body", "body": body})
 
 
+# Headers that may appear only once: the signature covers one value of each.
+_ONE_VALUE_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        *SIGNED_HEADERS, HEADER_KEY_ID, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_CONTENT_SHA256, HEADER_AUTHORIZATION
+    )
+)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -121,10 +141,15 @@ class SignatureMiddleware:
             return
         method = scope["method"]
         raw_path = (scope.get("raw_path") or quote(scope["path"]).encode("ascii")).decode("latin-1")
+        names = [k.decode("latin-1").lower() for k, _ in scope["headers"]]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client_text = _client(scope)
         now = time.time()
         try:
+            # A repeated header could mean one value to the signature and another to the endpoint.
+            repeated = sorted({n for n in names if n in _ONE_VALUE_HEADERS and names.count(n) > 1})
+            if repeated:
+                raise SignatureRefused(f"repeated header {', '.join(repeated)}", headers.get(HEADER_KEY_ID.lower()))
             verified = verify_request(
                 method, raw_path, scope.get("query_string", b""), headers, self.keys, now=now,
                 max_skew=self.max_clock_skew,

@@ -137,6 +137,24 @@ def test_tampered_signed_header_is_refused(agent, caplog):
     assert_refused(response, caplog, "bad signature")
 
 
+def test_a_repeated_signed_header_is_refused(agent, caplog):
+    (agent.root / "a").write_bytes(b"0123456789")
+    signed = sign_request("GET", "/v1/objects/a", "", {"Range": "bytes=0-1"}, hashlib.sha256(b"").hexdigest(),
+                          KEY_ID, KEY.encode())
+    conn = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/v1/objects/a")
+        conn.putheader("Range", "bytes=2-9")
+        for name, value in {"Range": "bytes=0-1", **signed}.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 401 and b"repeated header range" in response.read()
+    finally:
+        conn.close()
+    assert any("repeated header range" in line for line in refusals(caplog))
+
+
 @pytest.mark.parametrize("skew", [-301, 301])
 def test_stale_timestamp_is_refused(agent, caplog, skew):
     response = raw_request(agent.port, "GET", "/v1/list", timestamp=int(time.time()) + skew)

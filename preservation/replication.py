@@ -10,6 +10,7 @@ interrupted moves only what is not on the node yet.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,7 @@ from storage_adapters import StorageAdapter
 from storage_adapters.filesystem import FilesystemAdapter
 
 Progress = Callable[[int, int], None]
+RECORD_PREFIX = ".preserve/packages/"
 
 
 @dataclass
@@ -184,6 +186,29 @@ def write_and_verify(
     return stats
 
 
+def package_record_key(package_id: str) -> str:
+    return f"{RECORD_PREFIX}{package_id}.json"
+
+
+def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str) -> None:
+    """Store what the catalog knows of the package beside its bag, for `catalog rebuild`.
+
+    Our own bags carry this in bag-info too; a bag ingested as-is (kept
+    byte-identical) does not, so the record is what ties it to its collection.
+    """
+    with repo.catalog.session() as s:
+        p = s.get(Package, package_id)
+        c = p.collection
+        record = {
+            "package_id": p.id, "name": p.name, "source_kind": p.source_kind, "policy": p.policy,
+            "created_at": p.created_at.isoformat(), "collection": {
+                "key": c.key, "title": c.title, "publisher": c.publisher, "licence": c.licence,
+                "access_mode": c.access_mode,
+            },
+        }
+    dest.write(package_record_key(package_id), json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
 def flag_bad_sources(repo: Repository, session: Session, package: Package, replica_ids: list[int], agent: str) -> None:
     """Sources whose bytes did not match the catalog become suspect and get a full audit."""
     for rid in replica_ids:
@@ -228,6 +253,7 @@ def replicate_replica(
     dest = repo.adapter(node)
     try:
         stats = write_and_verify(repo, package_id, dest, sources, progress=progress)
+        write_package_record(repo, dest, package_id)
     except PreservationError as e:
         with repo.catalog.session() as s:
             replica = s.get(Replica, replica_id)
@@ -271,7 +297,7 @@ def update_package_state(
     verified_active = [r.node for r in replicas if r.state == REPLICA_VERIFIED and r.node.status == NODE_ACTIVE]
     any_verified = any(r.state == REPLICA_VERIFIED for r in replicas)
     staged = bool(package.staging_path and Path(package.staging_path).is_dir())
-    if not satisfies(repo.policy.replication, verified_active):
+    if satisfies(repo.policy.replication, verified_active):  # lists what is lacking
         if any_verified or staged:
             new = PACKAGE_REPLICATING if package.state == PACKAGE_REPLICATING else PACKAGE_DEGRADED
         else:

@@ -104,7 +104,7 @@ def test_event_chain_detects_tampering(catalog, tamper):
         report = verify_chain(s)
     assert not report.ok
     first = report.breaks[0].seq
-    assert first == {"alter": 3, "remove_middle": 5, "remove_last": 5, "reorder": 2}[tamper]
+    assert first == {"alter": 3, "remove_middle": 5, "remove_last": 6, "reorder": 2}[tamper]
 
 
 def test_concurrent_event_appends_keep_one_chain(catalog):

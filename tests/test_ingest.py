@@ -202,14 +202,23 @@ def test_unreadable_file_is_refused(repo, tmp_path, monkeypatch):
     (d / "ok.txt").write_text("fine")
     secret = d / "secret.txt"
     secret.write_text("locked")
-    real_open = open
+    real_open, real_os_open = open, os.open
+
+    def is_secret(file) -> bool:
+        return isinstance(file, (str, bytes, os.PathLike)) and os.fsdecode(file) == str(secret)
 
     def guarded_open(file, *args, **kwargs):
-        if os.fspath(file) == os.fspath(secret):
-            raise PermissionError(13, "Permission denied", os.fspath(file))
+        if is_secret(file):
+            raise PermissionError(13, "Permission denied", os.fsdecode(file))
         return real_open(file, *args, **kwargs)
 
+    def guarded_os_open(file, *args, **kwargs):
+        if is_secret(file):
+            raise PermissionError(13, "Permission denied", os.fsdecode(file))
+        return real_os_open(file, *args, **kwargs)
+
     monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
     before = _catalog_counts(repo)
     with pytest.raises((DeliveryRejected, BagInvalid)):
         ingest(repo, d, "journals")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from preservation.catalog.db import Catalog
+from preservation.rebuild import rebuild_from_nodes
 from preservation.registry import init_home
 
-from .common import emit_json, json_option, state
+from .common import console, emit_json, json_option, repo, state
 
 
 @click.command("init")
@@ -52,3 +53,25 @@ def check(as_json: bool) -> None:
         emit_json({"ok": True, "revision": revision})
     else:
         click.echo(f"catalog schema is current ({revision})")
+
+
+@catalog.command("rebuild")
+@click.option("--from-nodes", "from_nodes", is_flag=True, required=True,
+              help="Read the bags on every registered node (required: there is no other source).")
+@click.option("--scan", is_flag=True, help="Also find bags without package records by listing every key.")
+@click.option("--no-audit", is_flag=True, help="Register only; leave the copies suspect until audited.")
+@json_option
+def rebuild(from_nodes: bool, scan: bool, no_audit: bool, as_json: bool) -> None:
+    """Rebuild packages, files and copies of a lost catalog from the bags on the nodes."""
+    out = console()
+    report = rebuild_from_nodes(repo(), scan=scan, audit=not no_audit,
+                                progress=None if as_json else (lambda pid: out.print(f"registered {pid}")))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.findings:
+            out.print(f"  {f}", markup=False)
+        out.print(f"{len(report.packages)} packages, {report.replicas} copies, {report.files} files rebuilt; "
+                  f"audit: {report.audited_ok} copies verified, {report.audited_failed} failed")
+    if not report.ok:
+        raise SystemExit(1)

@@ -1,0 +1,228 @@
+"""Rebuilding a lost catalog from the nodes: bags are self-describing.
+
+For every package found on the registered nodes (through the package records
+in ``.preserve/packages/``, or with ``scan`` by looking for ``*/bagit.txt``)
+the bag's tag files give the collection, the bag-info and every payload
+digest; sizes come from the node's listing; digests a foreign bag's manifests
+lack are computed on the node.  Each copy is registered ``suspect`` and then
+audited in full, so the rebuilt catalog trusts nothing it has not re-read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import func, insert, select
+
+from preservation import events
+from preservation.audit import audit_replica
+from preservation.bagit.tagfiles import read_bag_metadata_from_adapter
+from preservation.catalog.models import (
+    NODE_OFFLINE,
+    PACKAGE_REPLICATING,
+    REPLICA_SUSPECT,
+    Collection,
+    Node,
+    Package,
+    PackageFile,
+    Replica,
+)
+from preservation.errors import InvalidRequest, ObjectNotFound, PreservationError
+from preservation.findings import FindingList
+from preservation.replication import RECORD_PREFIX
+from preservation.repository import Repository
+from storage_adapters import StorageAdapter
+
+BATCH = 5000
+ALGORITHMS = ("sha256", "sha512")
+
+REBUILD_NO_BAGIT = "R001"
+REBUILD_BAG_PROBLEM = "R002"
+REBUILD_DIGEST_MISMATCH = "R003"
+REBUILD_NODE_FAILED = "R004"
+REBUILD_NO_COLLECTION = "R005"
+
+
+@dataclass
+class RebuildReport:
+    packages: list[str] = field(default_factory=list)
+    replicas: int = 0
+    files: int = 0
+    audited_ok: int = 0
+    audited_failed: int = 0
+    findings: FindingList = field(default_factory=FindingList)
+
+    @property
+    def ok(self) -> bool:
+        return self.findings.ok and self.audited_failed == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "packages": len(self.packages), "package_ids": self.packages, "replicas": self.replicas,
+            "files": self.files, "audited_ok": self.audited_ok, "audited_failed": self.audited_failed,
+            "findings": self.findings.to_list(),
+        }
+
+
+def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
+    ids = set()
+    for info in adapter.list(RECORD_PREFIX):
+        name = info.key[len(RECORD_PREFIX):]
+        if name.endswith(".json") and "/" not in name:
+            ids.add(name[: -len(".json")])
+    if scan:
+        for info in adapter.list(""):
+            head, _, rest = info.key.partition("/")
+            if rest == "bagit.txt" and not head.startswith("."):
+                ids.add(head)
+    return ids
+
+
+def _record(adapter: StorageAdapter, package_id: str) -> dict[str, Any]:
+    try:
+        return json.loads(adapter.read_bytes(f"{RECORD_PREFIX}{package_id}.json"))
+    except (ObjectNotFound, ValueError):
+        return {}
+
+
+def _collection(session, record: dict[str, Any], info, findings: FindingList, package_id: str) -> Collection | None:
+    meta = record.get("collection") or {}
+    key = meta.get("key") or info.get("Bag-Group-Identifier")
+    if not key:
+        findings.add(REBUILD_NO_COLLECTION, "neither a package record nor Bag-Group-Identifier names its collection",
+                     path=package_id)
+        return None
+    found = session.execute(select(Collection).where(Collection.key == key)).scalar_one_or_none()
+    if found is None:
+        found = Collection(
+            key=key, title=meta.get("title") or info.get("External-Description") or key,
+            publisher=meta.get("publisher") or info.get("Publisher") or "",
+            licence=meta.get("licence") or info.get("Licence") or "",
+            access_mode=meta.get("access_mode") or "dark",
+        )
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _file_rows(adapter: StorageAdapter, package_id: str, metadata, findings: FindingList) -> list[dict[str, Any]]:
+    prefix = f"{package_id}/"
+    sizes = {o.key[len(prefix):]: o.size for o in adapter.list(prefix)}
+    known: dict[str, dict[str, str]] = {path: dict(d) for path, d in metadata.payload_entries()}
+    for manifest in metadata.tag_manifests.values():
+        for path, digest in manifest.entries.items():
+            known.setdefault(path, {})[manifest.algorithm] = digest
+    for path in sizes:
+        if not path.startswith("data/"):
+            known.setdefault(path, {})  # every tag file, listed in a tag manifest or not
+    rows: list[dict[str, Any]] = []
+    need: dict[str, set[str]] = {}
+    for path, digests in known.items():
+        if path not in sizes:
+            continue  # reported by the audit that follows (A001)
+        missing = {a for a in ALGORITHMS if a not in digests}
+        if missing:
+            need[path] = missing | {a for a in digests if a not in ALGORITHMS}
+    computed: dict[str, dict[str, str]] = {}
+    if need:
+        algorithms = sorted({a for s in need.values() for a in s} | set(ALGORITHMS))
+        for res in adapter.digest_many([prefix + p for p in sorted(need)], algorithms):
+            path = res.key[len(prefix):]
+            if res.error is not None:
+                findings.add(REBUILD_NODE_FAILED, str(res.error), path=f"{package_id}/{path}")
+                continue
+            for algorithm, value in known[path].items():
+                if res.digests.get(algorithm) not in (None, value):
+                    findings.add(REBUILD_DIGEST_MISMATCH, f"{algorithm} on the node differs from the bag's manifest",
+                                 path=f"{package_id}/{path}")
+            computed[path] = dict(res.digests)
+    for path, digests in known.items():
+        if path not in sizes:
+            continue
+        merged = {**digests, **computed.get(path, {})}
+        if not all(a in merged for a in ALGORITHMS):
+            continue
+        rows.append({"package_id": package_id, "path": path, "size": sizes[path], "sha256": merged["sha256"],
+                     "sha512": merged["sha512"], "is_tag": not path.startswith("data/")})
+    return rows
+
+
+def rebuild_from_nodes(
+    repo: Repository, *, scan: bool = False, audit: bool = True, agent: str = events.SYSTEM_AGENT,
+    progress: Callable[[str], None] | None = None,
+) -> RebuildReport:
+    """Register every package found on the nodes; raises InvalidRequest if the catalog already has packages."""
+    report = RebuildReport()
+    with repo.catalog.session() as s:
+        if s.scalar(select(func.count()).select_from(Package)):
+            raise InvalidRequest("the catalog already holds packages: rebuild only into a fresh catalog "
+                                 "(`preserve init` with a new catalog, then `preserve node add` for each node)")
+        nodes = s.scalars(select(Node).where(Node.status != NODE_OFFLINE).order_by(Node.name)).all()
+    if not nodes:
+        raise InvalidRequest("no nodes are registered: add them with `preserve node add` first")
+    holders: dict[str, list[Node]] = {}
+    for node in nodes:
+        try:
+            for pid in _package_ids(repo.adapter(node), scan):
+                holders.setdefault(pid, []).append(node)
+        except PreservationError as e:
+            report.findings.add(REBUILD_NODE_FAILED, str(e), path=node.name)
+    replica_ids: list[int] = []
+    for package_id in sorted(holders):
+        first = holders[package_id][0]
+        adapter = repo.adapter(first)
+        metadata = read_bag_metadata_from_adapter(adapter, f"{package_id}/")
+        if metadata.declaration is None:
+            report.findings.add(REBUILD_NO_BAGIT, f"no bagit.txt on node {first.name}", path=package_id)
+            continue
+        for f in metadata.findings.errors:
+            report.findings.add(REBUILD_BAG_PROBLEM, str(f), path=package_id)
+        record = _record(adapter, package_id)
+        rows = _file_rows(adapter, package_id, metadata, report.findings)
+        info = metadata.bag_info
+        with repo.catalog.session() as s:
+            collection = _collection(s, record, info, report.findings, package_id)
+            if collection is None:
+                continue
+            payload = [r for r in rows if not r["is_tag"]]
+            package = Package(
+                id=package_id, collection_id=collection.id,
+                name=record.get("name") or info.get("Internal-Sender-Identifier") or package_id,
+                state=PACKAGE_REPLICATING, source=f"rebuilt from node {first.name}",
+                source_kind=record.get("source_kind", "bag"), bagit_version=metadata.version or "1.0",
+                payload_oxum=info.get("Payload-Oxum") or f"{sum(r['size'] for r in payload)}.{len(payload)}",
+                payload_files=len(payload), payload_bytes=sum(r["size"] for r in payload),
+                total_bytes=sum(r["size"] for r in rows), bag_info=info.as_dict(),
+                policy=record.get("policy") or repo.policy.label,
+            )
+            s.add(package)
+            s.flush()
+            for start in range(0, len(rows), BATCH):
+                s.execute(insert(PackageFile), rows[start:start + BATCH])
+            for node in holders[package_id]:
+                replica = Replica(package_id=package_id, node_id=node.id, state=REPLICA_SUSPECT,
+                                  bytes=package.total_bytes)
+                s.add(replica)
+                s.flush()
+                replica_ids.append(replica.id)
+                report.replicas += 1
+            events.record_event(
+                s, events.METADATA_MODIFICATION, events.SUCCESS, agent=agent, package_id=package_id,
+                policy=repo.policy.label,
+                detail={"action": "catalog rebuilt from nodes", "read_from": first.name,
+                        "copies_found_on": [n.name for n in holders[package_id]], "files": len(rows)},
+            )
+        report.packages.append(package_id)
+        report.files += len(rows)
+        if progress:
+            progress(package_id)
+    if audit:
+        for rid in replica_ids:
+            one = audit_replica(repo, rid, agent=agent)
+            if one.ok:
+                report.audited_ok += 1
+            else:
+                report.audited_failed += 1
+    return report

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = Path(args.home).resolve()
     os.environ["PRESERVE_NO_PROGRESS"] = "1"
+    os.environ.setdefault("COLUMNS", "150")
     print(f"== preserve demo in {home}")
     _run(home, "init")
     existing = {n["name"] for n in json.loads(_run(home, "node", "list", "--json"))}

@@ -26,6 +26,7 @@ from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
 
 from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms
+from .signing import possession_proof
 
 MAX_KEY_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
@@ -269,6 +270,14 @@ class StorageAdapter(ABC):
         """Digest many keys; one result per key (errors included), in any order."""
         algos = check_algorithms(algorithms)
         return self._digest_many(keys, algos, workers)
+
+    def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
+        """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``.
+
+        Computed here from a ranged read; the node agent answers on the node,
+        which proves the node holds the bytes without sending them.
+        """
+        return possession_proof(nonce, self.read(key, offset, length))
 
     def copy_from(self, source: "StorageAdapter", source_key: str, key: str) -> bool:
         """Server-side copy when both ends allow it; False when the caller must stream."""

@@ -1,0 +1,122 @@
+"""Proof-of-possession challenges: cheap, frequent checks between full audits.
+
+A challenge picks a random file of a verified copy, a random byte range and
+a fresh nonce, and asks the copy's node for sha256(nonce ‖ those bytes).
+The expected answer is computed here from another copy whose file is
+re-verified against the catalog digest in the same read, so a node cannot
+answer from stored digests, and the coordinator never trusts bytes it has
+not just verified.  A wrong answer makes the copy ``suspect`` and queues a
+full audit in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from preservation import events
+from preservation.catalog.models import NODE_OFFLINE, REPLICA_SUSPECT, REPLICA_VERIFIED, Node, PackageFile, Replica
+from preservation.errors import NoVerifiedSource, NotFound, PreservationError
+from preservation.jobs import queue
+from preservation.repository import Repository
+
+MAX_RANGE = 64 * 1024
+MAX_FILE_FOR_CHALLENGE = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChallengeOutcome:
+    replica_id: int
+    node: str
+    path: str
+    offset: int
+    length: int
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _pick_file(session, package_id: str, rng: secrets.SystemRandom) -> PackageFile | None:
+    stmt = select(PackageFile).where(
+        PackageFile.package_id == package_id, PackageFile.size > 0, PackageFile.size <= MAX_FILE_FOR_CHALLENGE
+    )
+    count = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    if not count:
+        return None
+    return session.scalars(stmt.order_by(PackageFile.id).offset(rng.randrange(count)).limit(1)).first()
+
+
+def _expected_answer(source_adapter, key: str, sha256: str, offset: int, length: int, nonce: bytes) -> str:
+    """Read the whole file once from ``source``: verify it and answer the challenge from the same bytes."""
+    whole = hashlib.sha256()
+    proof = hashlib.sha256(nonce)
+    position = 0
+    for chunk in source_adapter.read(key):
+        whole.update(chunk)
+        start, end = max(offset - position, 0), min(offset + length - position, len(chunk))
+        if start < end:
+            proof.update(chunk[start:end])
+        position += len(chunk)
+    if whole.hexdigest() != sha256:
+        raise NoVerifiedSource(f"answer a challenge: the source copy of {key} does not match the catalog",
+                               package=key.split("/", 1)[0])
+    return proof.hexdigest()
+
+
+def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.SYSTEM_AGENT,
+                      job_id: int | None = None) -> ChallengeOutcome:
+    """Challenge one verified copy; raises NotFound, NoVerifiedSource (no other verified copy to compare)."""
+    rng = secrets.SystemRandom()
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        if replica is None or replica.state != REPLICA_VERIFIED:
+            raise NotFound(f"no verified replica {replica_id} to challenge")
+        row = _pick_file(s, replica.package_id, rng)
+        if row is None:
+            raise NotFound(f"package {replica.package_id} has no file to challenge")
+        sources = s.scalars(
+            select(Replica).join(Node).where(
+                Replica.package_id == replica.package_id, Replica.id != replica.id,
+                Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE,
+            ).order_by(Replica.verified_at.desc())
+        ).all()
+        node = replica.node
+        source_nodes = [r.node for r in sources]
+        key = f"{replica.package_id}/{row.path}"
+        sha256, size, path, package_id = row.sha256, row.size, row.path, replica.package_id
+    length = min(size, rng.randrange(1, MAX_RANGE + 1))
+    offset = rng.randrange(0, size - length + 1)
+    nonce = secrets.token_bytes(32)
+    expected = None
+    for source_node in source_nodes:
+        try:
+            expected = _expected_answer(repo.adapter(source_node), key, sha256, offset, length, nonce)
+            break
+        except PreservationError:
+            continue
+    if expected is None:
+        raise NoVerifiedSource("check a challenge against", package=package_id)
+    try:
+        answer = repo.adapter(node).challenge(key, offset, length, nonce)
+        passed, reason = answer == expected, "" if answer == expected else "the node's answer is wrong"
+    except PreservationError as e:
+        passed, reason = False, f"{e.code}: {e}"
+    outcome = ChallengeOutcome(replica_id, node.name, path, offset, length, passed, reason)
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        detail = {"check": "proof of possession", **outcome.to_dict()}
+        if not passed and replica.state == REPLICA_VERIFIED:
+            replica.state = REPLICA_SUSPECT
+            detail["state"] = REPLICA_SUSPECT
+            queue.enqueue(s, queue.AUDIT, {"replica_id": replica_id}, package_id=package_id,
+                          dedupe_key=f"audit:{replica_id}", priority=5)
+        events.record_event(s, events.FIXITY_CHECK, events.SUCCESS if passed else events.FAILURE, agent=agent,
+                            package_id=package_id, replica_id=replica_id, node_name=node.name, job_id=job_id,
+                            policy=repo.policy.label, detail=detail)
+    return outcome

@@ -1,0 +1,79 @@
+"""A three-node network of node agents (separate processes) under the real ingest, audit and challenges."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from preservation.audit import audit
+from preservation.catalog.models import Job, Replica
+from preservation.challenge import challenge_replica
+from preservation.demo import make_sample_delivery
+from preservation.ingest import ingest
+from preservation.registry import add_collection, add_node, init_home
+from preservation.repository import Repository
+
+from .node_agent.agents import KEY, KEY_ID, AgentProcess, write_keys_file
+from .services import free_port
+
+ORGS = [("uni", "university", "beijing"), ("cas", "cas", "beijing"), ("inst", "institute", "wuhan")]
+
+
+@pytest.fixture
+def network(tmp_path):
+    keys = write_keys_file(tmp_path / "keys.yaml", {KEY_ID: KEY})
+    agents = {}
+    try:
+        for name, _, _ in ORGS:
+            root = tmp_path / "agents" / name
+            root.mkdir(parents=True)
+            agents[name] = AgentProcess(root, keys, free_port(), tmp_path / f"{name}.log").start()
+        for a in agents.values():
+            a.wait_ready()
+        home = tmp_path / "coordinator"
+        home.mkdir()
+        creds = "\n".join(f"  {n}: {{key_id: {KEY_ID}, key: '{KEY}'}}" for n, _, _ in ORGS)
+        (home / "preserve.yaml").write_text(f"node_credentials:\n{creds}\n", encoding="utf-8")
+        init_home(home)
+        repo = Repository.open(home)
+        for name, org_type, region in ORGS:
+            add_node(repo, name, org_type, region, agents[name].uri)
+        add_collection(repo, "journals", "期刊", publisher="P", licence="L")
+        yield repo, agents
+        repo.close()
+    finally:
+        for a in agents.values():
+            a.stop()
+
+
+def test_audit_over_node_agents_moves_digests_not_data(network, tmp_path):
+    repo, agents = network
+    delivery = make_sample_delivery(tmp_path / "delivery", megabytes=4)
+    result = ingest(repo, delivery, "journals")
+    assert result["state"] == "preserved"
+    report = audit(repo, package_id=result["package_id"])
+    assert report.ok and len(report.replicas) == 3
+    for one in report.replicas:
+        assert one.fixity.bytes_read_on_node >= result["bytes"]
+        assert one.fixity.bytes_over_network < 0.05 * result["total_bytes"], one.to_dict()
+
+
+def test_failed_challenge_makes_the_copy_suspect_and_queues_a_full_audit(network, tmp_path):
+    repo, agents = network
+    result = ingest(repo, make_sample_delivery(tmp_path / "d", megabytes=1), "journals")
+    pid = result["package_id"]
+    with repo.catalog.session() as s:
+        replicas = {r.node.name: r.id for r in s.scalars(select(Replica).where(Replica.package_id == pid))}
+    assert challenge_replica(repo, replicas["uni"]).passed
+    # alter every byte of every file of the cas copy, keeping sizes: any challenge must now fail
+    for path in (agents["cas"].root / pid).rglob("*"):
+        if path.is_file() and path.stat().st_size:
+            path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))
+    outcome = challenge_replica(repo, replicas["cas"])
+    assert not outcome.passed
+    with repo.catalog.session() as s:
+        assert s.get(Replica, replicas["cas"]).state == "suspect"
+        jobs = s.scalars(select(Job).where(Job.kind == "audit", Job.state == "queued")).all()
+        assert [j.payload["replica_id"] for j in jobs] == [replicas["cas"]]
+    full = audit(repo, node_name="cas")
+    assert not full.ok and full.replicas[0].state == "corrupt"

@@ -281,3 +281,35 @@ def all_error_classes() -> list[type[PreservationError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+# --- access service ----------------------------------------------------------
+
+
+class AuthenticationFailed(AccessRefused):
+    """Unknown user, wrong password, or an API key that is unknown, expired or revoked."""
+
+    code = "E801"
+    exit_code = 16
+    template = "authentication failed: {detail}"
+
+
+class TooManyAttempts(AccessRefused):
+    """Login refused without checking the password: too many recent failures."""
+
+    code = "E802"
+    exit_code = 17
+    retryable = True
+    template = "too many failed logins for {username!r} from {client_ip}: try again in {minutes} minutes"
+
+
+class ImportRejected(PreservationError):
+    """A bulk import was refused as a whole; ``findings`` names every bad row and field."""
+
+    code = "E803"
+    exit_code = 18
+    template = "{source} refused, nothing was imported: {detail}"
+
+    def __init__(self, detail: str = "", findings: Any = None, **params: Any) -> None:
+        self.findings = list(findings or [])
+        super().__init__(detail, **params)

@@ -1,0 +1,218 @@
+"""Catalog tables of the access service: who may read what, who asked, what was read.
+
+Libraries and their users, hashed API tokens, entitlements (library ×
+collection × year range), trigger events, access requests and the
+time-limited grants they produce, per-file usage and failed logins.  They
+share the catalog's ``Base`` (one metadata, one migration history).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from preservation.catalog.models import Base, Collection, Package, utcnow
+
+ROLE_LIBRARY = "library"  # a member library's reader
+ROLE_STAFF = "staff"  # consortium staff: decides requests, records triggers, reads usage
+ROLES = (ROLE_LIBRARY, ROLE_STAFF)
+
+TRIGGER_KINDS = ("publisher_ceased", "title_discontinued", "back_issues_removed", "catastrophic_failure")
+
+REQUEST_PENDING = "pending"
+REQUEST_APPROVED = "approved"
+REQUEST_DENIED = "denied"
+REQUEST_STATES = (REQUEST_PENDING, REQUEST_APPROVED, REQUEST_DENIED)
+
+USAGE_VIEW = "view"  # a package's contents were listed
+USAGE_DOWNLOAD = "download"  # bytes of a file (or a whole package as zip) were sent
+USAGE_KINDS = (USAGE_VIEW, USAGE_DOWNLOAD)
+
+
+class Library(Base):
+    """A member institution."""
+
+    __tablename__ = "libraries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # CIDR ranges; when any are set, the library's readers must come from them
+    ip_ranges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    users: Mapped[list["AccessUser"]] = relationship(back_populates="library")
+
+
+class AccessUser(Base):
+    """A person who logs in to the portal: a library's reader or consortium staff."""
+
+    __tablename__ = "access_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"), index=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default=ROLE_LIBRARY)
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, PHC string format
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    library: Mapped[Library] = relationship(back_populates="users")
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == ROLE_STAFF
+
+
+class ApiToken(Base):
+    """An API key; only its sha256 is stored (the key is 256 random bits, shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("access_users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # first characters, to tell keys apart in listings
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[AccessUser] = relationship()
+
+
+class Entitlement(Base):
+    """A library paid for a collection's content of these years (inclusive)."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (
+        UniqueConstraint("library_id", "collection_id", "from_year", "to_year", name="uq_entitlements_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    from_year: Mapped[int] = mapped_column(Integer)
+    to_year: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    library: Mapped[Library] = relationship()
+    collection: Mapped[Collection] = relationship()
+
+
+class TriggerEvent(Base):
+    """A recorded trigger (publisher ceased …) that opens a ``trigger`` collection."""
+
+    __tablename__ = "trigger_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    evidence: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    collection: Mapped[Collection] = relationship()
+
+
+class AccessRequest(Base):
+    """A library asks to read a collection (``package_id`` null) or one package."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_library_state", "library_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("access_users.id"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"))
+    package_id: Mapped[str | None] = mapped_column(ForeignKey("packages.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=REQUEST_PENDING, index=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # decided by the policy, not by staff
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    library: Mapped[Library] = relationship()
+    user: Mapped[AccessUser] = relationship()
+    collection: Mapped[Collection] = relationship()
+    package: Mapped[Package | None] = relationship()
+
+
+class AccessGrant(Base):
+    """A time-limited right of one library to read a collection or one package.
+
+    ``from_year``/``to_year`` (both null for no limit) narrow a collection
+    grant to the packages of those years, as post-cancellation grants are.
+    """
+
+    __tablename__ = "access_grants"
+    __table_args__ = (Index("ix_access_grants_library_collection", "library_id", "collection_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"))
+    package_id: Mapped[str | None] = mapped_column(ForeignKey("packages.id"), nullable=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_requests.id"), nullable=True, index=True)
+    from_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    granted_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    library: Mapped[Library] = relationship()
+    collection: Mapped[Collection] = relationship()
+
+
+class UsageEvent(Base):
+    """One view or download by a library: what the COUNTER-style report counts."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_library_occurred", "library_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"))
+    package_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    path: Mapped[str] = mapped_column(String(1024), default="")  # "" for a whole package or a listing
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class LoginFailure(Base):
+    """A failed login, kept for the per username + address rate limit."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_who", "username", "client_ip", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

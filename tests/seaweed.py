@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ class SeaweedS3:
     data_dir: Path
     log_path: Path
     process: subprocess.Popen = field(repr=False)
+    leftover_sockets: tuple[Path, ...] = ()
     region: str = REGION
 
     def client(self, identity: Identity | None = None):
@@ -190,7 +192,8 @@ def _port_pairs(count: int) -> list[int]:
     raise RuntimeError("could not find free ports for SeaweedFS on 127.0.0.1")
 
 
-def _command(weed: str, data: Path, config: Path) -> tuple[list[str], int]:
+def _command(weed: str, data: Path, config: Path) -> tuple[list[str], int, tuple[Path, ...]]:
+    """The command line, the S3 port, and the gRPC unix sockets weed will create in the temporary directory."""
     s3, master, volume, filer, admin = _port_pairs(5)
     args = [
         weed,
@@ -218,7 +221,12 @@ def _command(weed: str, data: Path, config: Path) -> tuple[list[str], int]:
         "-admin.ui=false",
         "-webdav=false",
     ]
-    return args, s3
+    services = {"s3": s3, "master": master, "volume": volume, "filer": filer, "admin": admin}
+    sockets = tuple(
+        Path(tempfile.gettempdir(), f"seaweedfs-{service}-grpc-{port + GRPC_OFFSET}.sock")
+        for service, port in services.items()
+    )
+    return args, s3, sockets
 
 
 def _write_identities(path: Path) -> tuple[Identity, Identity]:
@@ -298,16 +306,16 @@ def start(weed: str, base: Path, attempts: int = 3) -> SeaweedS3:
     for attempt in range(attempts):
         data = base / f"run{attempt}"
         (data / "store").mkdir(parents=True, exist_ok=True)
-        args, s3_port = _command(weed, data, config)
+        args, s3_port, sockets = _command(weed, data, config)
         log_path = data / "weed.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        server = SeaweedS3(f"http://{HOST}:{s3_port}", admin, reader, data, log_path, process)
+        server = SeaweedS3(f"http://{HOST}:{s3_port}", admin, reader, data, log_path, process, sockets)
         try:
             _wait_ready(server, time.monotonic() + START_TIMEOUT)
             return server
         except BaseException as e:
-            _stop(process)
+            stop(server)
             if not isinstance(e, RuntimeError):
                 raise
             error = e
@@ -315,8 +323,11 @@ def start(weed: str, base: Path, attempts: int = 3) -> SeaweedS3:
 
 
 def stop(server: SeaweedS3) -> None:
-    """Terminate the server (kill it if it does not stop in time)."""
+    """Terminate the server (kill it if it does not stop in time) and remove the sockets it left."""
     _stop(server.process)
+    # not every service removes its gRPC socket on exit; the names carry our ports, so they are ours
+    for socket_path in server.leftover_sockets:
+        socket_path.unlink(missing_ok=True)
 
 
 @contextmanager

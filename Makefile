@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= demo-home
+S3 ?= 0
 
 .PHONY: demo test bench venv clean
 
@@ -11,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[s3server]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -21,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m preservation.demo --home $(HOME_DIR)
+	$(BIN)/python -m preservation.demo $(if $(filter 1,$(S3)),--s3 --home $(HOME_DIR)-s3,--home $(HOME_DIR))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.prepare
@@ -31,4 +32,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(HOME_DIR) bench/corpora bench/out
+	rm -rf $(HOME_DIR) $(HOME_DIR)-s3 bench/corpora bench/out

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from storage_adapters import open_adapter
-from tests import seaweed
+from preservation import local_s3 as seaweed
 
 MiB = 1024 * 1024
 _WRITE_BLOCK = 4 * MiB

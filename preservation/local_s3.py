@@ -1,4 +1,4 @@
-"""A throw-away SeaweedFS S3 server on 127.0.0.1, for the tests and the benchmark.
+"""A throw-away SeaweedFS S3 server on 127.0.0.1, for `make demo S3=1`, the tests and the benchmark.
 
 ``weed mini`` runs master, volume server, filer, S3 gateway and an admin
 server in one process.  Every port it opens is chosen here and bound to

@@ -1,0 +1,216 @@
+"""The machine, the results table (``docs/benchmarks.md``) and the headline block."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from bench.corpora import BENCH_DIR
+from bench.results import CatalogScale, Comparison, Skipped
+
+MIB = 1024 * 1024
+DISTURBED = 0.10  # share of the CPU taken by others above which a row is flagged
+
+
+def machine() -> dict[str, str]:
+    """Cores, memory, CPU, Python, OS, file system of the work area, and the date."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        fs = subprocess.run(["findmnt", "-no", "FSTYPE", "-T", str(BENCH_DIR)], capture_output=True, text=True,
+                            check=False).stdout.strip() or "unknown"
+    except OSError:
+        fs = "unknown"
+    return {
+        "cores": str(len(os.sched_getaffinity(0))),
+        "cpu": cpu,
+        "ram": f"{ram / 1024**3:.1f} GiB",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "os": platform.platform(),
+        "filesystem": fs,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / MIB:,.0f} MiB"
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def _met(met: bool | None) -> str:
+    return "—" if met is None else ("met" if met else "**missed**")
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def comparison_table(items: list[Comparison], ours_label: str, reference_label: str) -> list[str]:
+    normalised = any(c.normalised is not None for c in items)
+    header = ["corpus", f"{ours_label} s", "files/s", "MB/s", "peak RSS",
+              f"{reference_label} s", "files/s", "MB/s", "peak RSS", "ratio"]
+    if normalised:
+        header.append("normalised")
+    header.append("target")
+    rows = []
+    for c in items:
+        o, r = c.ours, c.reference
+        row = [c.corpus, _s(o.seconds), f"{o.files_per_s:,.0f}", _mb(o.bytes_per_s), _mib(o.peak_rss),
+               _s(r.seconds) + (f" ({r.detail})" if r.detail else ""), f"{r.files_per_s:,.0f}", _mb(r.bytes_per_s),
+               _mib(r.peak_rss), f"{c.ratio:.2f}"]
+        if normalised:
+            row.append(f"{c.normalised:.2f}" if c.normalised is not None else "—")
+        target = "—" if c.target is None else f"≥ {c.target} {'normalised' if c.target_on == 'normalised' else ''}"
+        row.append(f"{target.strip()}: {_met(c.met)}" if c.target is not None else "—")
+        rows.append(row)
+    notes = [f"- {c.corpus}: {c.note}" for c in items if c.note]
+    notes += [f"- {c.corpus}: other processes used {c.disturbed:.0%} of the CPU during a measurement; "
+              "treat the ratio with care" for c in items if c.disturbed >= DISTURBED]
+    return _table(header, rows) + (["", *notes] if notes else [])
+
+
+def catalog_table(items: list[CatalogScale]) -> list[str]:
+    header = ["back end", "file rows", "packages", "replicas", "register s", "rows/s", "register peak RSS",
+              "status s", "plan a day s", "planned", "query peak RSS", "targets"]
+    rows = [[c.backend, f"{c.rows:,}", f"{c.packages:,}", f"{c.replicas:,}", _s(c.register_seconds),
+             f"{c.rows / c.register_seconds:,.0f}", _mib(c.register_peak_rss), _s(c.status_seconds),
+             _s(c.plan_seconds), f"{c.planned_replicas:,} copies, {c.planned_bytes / 1e12:.2f} TB",
+             _mib(c.query_peak_rss), _met(c.met)] for c in items]
+    notes = [f"- {c.backend}: other processes used {c.others:.0%} of the CPU during a measurement"
+             for c in items if c.others >= DISTURBED]
+    return _table(header, rows) + (["", *notes] if notes else [])
+
+
+def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list[str]:
+    """The few numbers the README may quote, each with its corpus."""
+
+    def find(benchmark: str, size: str) -> Comparison | None:
+        return next((c for c in comparisons if c.benchmark == benchmark and c.corpus.startswith(size)), None)
+
+    lines = []
+    ingest = find("ingest", "M") or next((c for c in comparisons if c.benchmark == "ingest"), None)
+    if ingest:
+        lines.append(f"ingest on {ingest.corpus}: {ingest.normalised:.2f} of the hashing limit normalised "
+                     f"(raw {ingest.ratio:.2f}), {_mb(ingest.ours.bytes_per_s)} MB/s with three verified copies")
+    for kind in ("bag create", "bag validate"):
+        bag = find(kind, "S") or next((c for c in comparisons if c.benchmark == kind), None)
+        if bag:
+            lines.append(f"{kind} on {bag.corpus}: {bag.ratio:.1f}× bagit-python "
+                         f"({bag.ours.files_per_s:,.0f} vs {bag.reference.files_per_s:,.0f} files/s)")
+    audits = [c for c in comparisons if c.benchmark == "audit"]
+    if audits:
+        lines.append("audit of one copy: " + ", ".join(f"{c.ratio:.2f} of the sha256 limit on {c.corpus.split()[0]}"
+                                                         for c in audits))
+    for c in catalog:
+        lines.append(f"status at {c.rows:,} file rows ({c.backend}): {c.status_seconds:.3f} s; "
+                     f"planning a day of audits {c.plan_seconds:.3f} s")
+    return lines
+
+
+def render(
+    *, command: str, info: dict[str, str], corpora: list[str], comparisons: list[Comparison],
+    catalog: list[CatalogScale], skipped: list[Skipped], s3_output: str | None, profiles: list[str],
+) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` — here `" + command + "` — and overwritten by each run.",
+        "Every contender runs in a child process of its own: times are measured inside it around the work",
+        "only, peak memory is the child's peak resident set (its worker processes included) read with",
+        "`wait4`. MB/s is 10⁶ bytes per second of corpus payload; a ratio is reference time / our time, so",
+        "above 1 means faster than the reference.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {k}: {v}" for k, v in info.items()],
+        "",
+        "## Corpora",
+        "",
+        "Generated and seeded (`bench/corpora.py`), cached under `bench/corpora/`; nodes, staging and the",
+        "SQLite catalog are under `bench/out/` on the same disk. Full sizes: L = 4 × 512 MiB,",
+        "M = 2,000 × 1 MiB, S = 100,000 × 4 KiB; the default run shrinks them (L 0.25, M 0.25, S 0.1).",
+        "Full size: `make bench BENCH_ARGS=\"--scale 1\"`.",
+        "",
+        *[f"- {c}" for c in corpora],
+        "",
+        "## Headline",
+        "",
+        "```",
+        *headline(comparisons, catalog),
+        "```",
+        "",
+    ]
+    ingest = [c for c in comparisons if c.benchmark == "ingest"]
+    if ingest:
+        out += [
+            "## Ingest against the hashing limit",
+            "",
+            "`preserve ingest`: check, bag with sha256 + sha512 computed while copying, register, write three",
+            "copies on three filesystem nodes (fsync on) and re-read each with both digests. The limit is",
+            "hashlib sha256 + sha512 over the same files on all cores, the fastest of three strategies",
+            "(`bench/hashlimit.py`). *Normalised* charges the limit the same hashing over 4× the bytes (the",
+            "source once, each copy once); the target (≥ 0.8 normalised on L and M) is judged on that.",
+            "",
+            *comparison_table(ingest, "ingest", "limit"),
+            "",
+        ]
+    bag = [c for c in comparisons if c.benchmark.startswith("bag")]
+    if bag:
+        out += ["## Bag create and validate against bagit-python", "",
+                "Measured by `bench/bench_bag.py`, both writers with sha256 + sha512.", ""]
+        for kind in ("bag create", "bag validate"):
+            rows = [c for c in bag if c.benchmark == kind]
+            if rows:
+                out += [f"### {kind}", "", *comparison_table(rows, "preserve", "bagit-python"), ""]
+    audit = [c for c in comparisons if c.benchmark == "audit"]
+    if audit:
+        out += [
+            "## Audit of one copy against the hashing limit",
+            "",
+            "`audit_replica` on one filesystem copy (listing merged with the catalog, every file re-read) against",
+            "hashlib of the policy's audit digest (sha256) over the same files on all cores. Target ≥ 0.8.",
+            "",
+            *comparison_table(audit, "audit", "limit"),
+            "",
+        ]
+    if catalog:
+        sources = sorted({c.plan_source for c in catalog})
+        out += [
+            "## Catalog scale",
+            "",
+            "Packages of 10,000 files registered through `preservation.ingest.register` (file rows in",
+            "`insert(PackageFile)` batches, three placed replicas, events and jobs, one transaction per package);",
+            "then every copy verified with audits due evenly over the 90-day interval. `status` and planning",
+            "are timed in a fresh process. Targets: status and planning < 2 s, peak memory < 500 MiB.",
+            f"Planning measured with: {'; '.join(sources)}.",
+            "",
+            *catalog_table(catalog),
+            "",
+        ]
+    if s3_output:
+        out += ["## S3 throughput", "", "Output of `bench/bench_s3.py`:", "", "```", s3_output.strip(), "```", ""]
+    if skipped:
+        out += ["## Not measured", "", *[f"- {s.benchmark}: {s.reason}" for s in skipped], ""]
+    if profiles:
+        out += ["## Profiles", "", *[f"- `{p}`" for p in profiles], ""]
+    return "\n".join(out)

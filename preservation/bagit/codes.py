@@ -1,0 +1,170 @@
+"""The finding codes of bag validation, profile checks and delivery checks.
+
+Codes are stable: tests, scripts and the catalog assert on them, so a code is
+never reused for another meaning.  Each code has a default severity; a few
+delivery codes are errors in strict (ingest) mode and warnings otherwise,
+which :func:`note` applies when asked.  ``docs/bagit-findings.md`` carries the
+same table (a test keeps the two in step).
+
+Families: ``BAG0xx`` bagit.txt and layout, ``BAG1xx`` manifests, ``BAG2xx``
+payload files, ``BAG3xx`` tag files, ``BAG4xx`` bag-info.txt, ``BAG5xx``
+fetch.txt, ``PRF`` BagIt profile, ``DLV`` deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from preservation.findings import ERROR, WARNING, Finding, FindingList
+
+
+@dataclass(frozen=True)
+class FindingCode:
+    code: str
+    severity: str
+    title: str
+    strict_only: bool = False
+    """An error in strict mode, a warning otherwise."""
+
+
+CODES: dict[str, FindingCode] = {}
+
+
+def _code(code: str, severity: str, title: str, strict_only: bool = False) -> str:
+    if code in CODES:
+        raise ValueError(f"finding code {code} defined twice")
+    CODES[code] = FindingCode(code, severity, title, strict_only)
+    return code
+
+
+# --- bagit.txt and bag layout -------------------------------------------------
+BAGIT_TXT_MISSING = _code("BAG001", ERROR, "bagit.txt is missing")
+BAGIT_TXT_MALFORMED = _code("BAG002", ERROR, "bagit.txt has a line that is not `Label: value`")
+BAGIT_TXT_BOM = _code("BAG003", ERROR, "bagit.txt starts with a byte-order mark")
+VERSION_MISSING = _code("BAG004", ERROR, "bagit.txt has no BagIt-Version")
+VERSION_UNSUPPORTED = _code("BAG005", ERROR, "BagIt-Version is malformed or not 0.93-1.0")
+ENCODING_MISSING = _code("BAG006", ERROR, "bagit.txt has no Tag-File-Character-Encoding")
+ENCODING_UNKNOWN = _code("BAG007", ERROR, "Tag-File-Character-Encoding names an unknown encoding")
+ENCODING_NOT_UTF8 = _code("BAG008", WARNING, "tag files are not UTF-8 (allowed, but not portable)")
+BAGIT_TXT_LAYOUT = _code("BAG009", WARNING, "bagit.txt lines out of order or extra lines")
+PAYLOAD_DIR_MISSING = _code("BAG010", ERROR, "the data/ payload directory is missing")
+TAG_FILE_UNDECODABLE = _code("BAG011", ERROR, "a tag file cannot be decoded with the declared encoding")
+TAG_FILE_BOM = _code("BAG012", WARNING, "a tag file starts with a byte-order mark")
+BAG_UNREADABLE = _code("BAG013", ERROR, "the bag directory or a tag file cannot be read")
+
+# --- manifests ------------------------------------------------------------------
+NO_PAYLOAD_MANIFEST = _code("BAG101", ERROR, "no payload manifest with a supported algorithm")
+UNSUPPORTED_ALGORITHM = _code("BAG102", WARNING, "a manifest uses an unsupported algorithm: not verified")
+MANIFEST_LINE_MALFORMED = _code("BAG103", ERROR, "a manifest line is not `digest path`")
+MANIFEST_BINARY_MARKER = _code("BAG104", WARNING, "md5sum-style `*` binary marker before a path")
+MANIFEST_DUPLICATE = _code("BAG105", ERROR, "a manifest lists the same path twice")
+MANIFEST_PATH_UNSAFE = _code("BAG106", ERROR, "a manifest path is absolute or leaves the bag: never opened")
+PAYLOAD_ENTRY_OUTSIDE_DATA = _code("BAG107", ERROR, "a payload manifest lists a path outside data/")
+MANIFEST_BLANK_LINE = _code("BAG108", WARNING, "a manifest has a blank line")
+PATH_NOT_PERCENT_ENCODED = _code("BAG109", WARNING, "a manifest path has `%`, CR or LF not encoded as RFC 8493 says")
+PATH_NOT_CANONICAL = _code("BAG110", WARNING, "a manifest path has `.` or empty segments")
+
+# --- payload files ----------------------------------------------------------------
+PAYLOAD_MISSING = _code("BAG201", ERROR, "a payload file listed in a manifest is missing")
+PAYLOAD_CHANGED = _code("BAG202", ERROR, "a payload file does not match its manifest digest")
+PAYLOAD_UNEXPECTED = _code("BAG203", ERROR, "a file in data/ is in no payload manifest")
+PAYLOAD_NOT_IN_EVERY_MANIFEST = _code("BAG204", ERROR, "a file in data/ is missing from some payload manifests")
+NAME_NORMALISATION_MATCH = _code("BAG205", WARNING, "a manifest path matches a file only after NFC normalisation")
+NOT_A_REGULAR_FILE = _code("BAG206", ERROR, "a bag entry is a symlink, device, FIFO or socket: never opened")
+FILE_UNREADABLE = _code("BAG207", ERROR, "a file in the bag cannot be read")
+NAMES_COLLIDE_NFC = _code("BAG208", WARNING, "two file names are equal after NFC normalisation")
+NAMES_COLLIDE_CASE = _code("BAG209", WARNING, "two file names are equal after case folding")
+NAME_NOT_UTF8 = _code("BAG210", ERROR, "a file name in the bag is not valid UTF-8")
+PAYLOAD_IS_DIRECTORY = _code("BAG211", ERROR, "a manifest entry names a directory")
+
+# --- tag files --------------------------------------------------------------------
+TAG_FILE_MISSING = _code("BAG301", ERROR, "a tag file listed in a tag manifest is missing")
+TAG_FILE_CHANGED = _code("BAG302", ERROR, "a tag file does not match its tag manifest digest")
+TAG_FILE_UNLISTED = _code("BAG303", WARNING, "a tag file is not listed in every tag manifest")
+TAG_MANIFEST_ODD_ENTRY = _code("BAG304", WARNING, "a tag manifest lists a payload file or a tag manifest")
+TAG_ALGORITHMS_DIFFER = _code("BAG305", WARNING, "tag manifests and payload manifests use different algorithms")
+
+# --- bag-info.txt ------------------------------------------------------------------
+BAG_INFO_MALFORMED = _code("BAG401", ERROR, "a bag-info.txt line is not `Label: value` or a continuation")
+BAG_INFO_BLANK_LINE = _code("BAG402", WARNING, "bag-info.txt has a blank line")
+BAG_INFO_REPEATED = _code("BAG403", WARNING, "a reserved tag that SHOULD NOT repeat is repeated")
+BAG_INFO_LABEL_FORMAT = _code("BAG404", WARNING, "a label has surrounding whitespace or no space after the colon")
+OXUM_MALFORMED = _code("BAG405", ERROR, "Payload-Oxum is not `octets.count`")
+OXUM_MISMATCH = _code("BAG406", ERROR, "Payload-Oxum does not match the payload on disk")
+
+# --- fetch.txt ---------------------------------------------------------------------
+FETCH_PRESENT = _code("BAG501", WARNING, "fetch.txt is present: the bag relies on remote files")
+FETCH_MALFORMED = _code("BAG502", ERROR, "a fetch.txt line is not `url length path`")
+FETCH_PATH_UNSAFE = _code("BAG503", ERROR, "a fetch.txt path is unsafe or outside data/")
+
+# --- BagIt profile ---------------------------------------------------------------
+PROFILE_TAG_MISSING = _code("PRF001", ERROR, "a bag-info tag the profile requires is missing")
+PROFILE_TAG_VALUE = _code("PRF002", ERROR, "a bag-info value is not one the profile allows")
+PROFILE_TAG_REPEATED = _code("PRF003", ERROR, "a bag-info tag the profile says is not repeatable is repeated")
+PROFILE_MANIFEST_MISSING = _code("PRF004", ERROR, "a payload manifest the profile requires is missing")
+PROFILE_MANIFEST_NOT_ALLOWED = _code("PRF005", ERROR, "a payload manifest algorithm the profile does not allow")
+PROFILE_TAG_MANIFEST_MISSING = _code("PRF006", ERROR, "a tag manifest the profile requires is missing")
+PROFILE_TAG_MANIFEST_NOT_ALLOWED = _code("PRF007", ERROR, "a tag manifest algorithm the profile does not allow")
+PROFILE_FETCH = _code("PRF008", ERROR, "fetch.txt present where the profile forbids it (or absent where required)")
+PROFILE_VERSION = _code("PRF009", ERROR, "a BagIt version the profile does not accept")
+PROFILE_SERIALIZATION = _code("PRF010", ERROR, "the profile requires a serialized bag")
+PROFILE_TAG_FILE_MISSING = _code("PRF011", ERROR, "a tag file the profile requires is missing")
+PROFILE_TAG_FILE_NOT_ALLOWED = _code("PRF012", ERROR, "a tag file the profile does not allow")
+PROFILE_NAME_COLLISION = _code("PRF013", ERROR, "colliding file names, which the profile forbids")
+PROFILE_PAYLOAD_FILE_MISSING = _code("PRF014", ERROR, "a payload file the profile requires is missing")
+PROFILE_PAYLOAD_FILE_NOT_ALLOWED = _code("PRF015", ERROR, "a payload file the profile does not allow")
+PROFILE_IDENTIFIER = _code("PRF016", WARNING, "the bag names another BagIt-Profile-Identifier")
+PROFILE_DATA_NOT_EMPTY = _code("PRF017", ERROR, "the profile wants an empty payload (Data-Empty)")
+
+# --- deliveries -------------------------------------------------------------------
+SYMLINK_INSIDE = _code("DLV001", ERROR, "a symbolic link (target inside the delivery)")
+SYMLINK_OUTSIDE = _code("DLV002", ERROR, "a symbolic link pointing outside the delivery")
+HARD_LINK = _code("DLV003", ERROR, "a hard link", strict_only=True)
+SPECIAL_FILE = _code("DLV004", ERROR, "a device, FIFO or socket")
+ABSOLUTE_PATH = _code("DLV005", ERROR, "an absolute member path")
+PATH_TRAVERSAL = _code("DLV006", ERROR, "a member path that would leave the destination (`..`, NUL)")
+DELIVERY_NAME_NOT_UTF8 = _code("DLV007", ERROR, "a name that is not valid UTF-8")
+CONTROL_CHARACTER = _code("DLV008", ERROR, "a name with a control character (CR, LF, TAB ...)", strict_only=True)
+DELIVERY_COLLIDE_NFC = _code("DLV009", ERROR, "names equal after NFC normalisation", strict_only=True)
+DELIVERY_COLLIDE_CASE = _code("DLV010", ERROR, "names equal after case folding", strict_only=True)
+UNREADABLE = _code("DLV011", ERROR, "a file or directory that cannot be read")
+EMPTY_DIRECTORY = _code("DLV012", WARNING, "an empty directory (a bag cannot carry it)")
+COMPRESSION_RATIO = _code("DLV013", ERROR, "a zip member compressed beyond the ratio limit")
+TOTAL_SIZE_LIMIT = _code("DLV014", ERROR, "the archive expands beyond the size or member limit")
+ARCHIVE_LAYOUT = _code("DLV015", ERROR, "declared sizes or member layout are inconsistent")
+TOO_DEEP = _code("DLV016", ERROR, "a tree deeper than the depth limit")
+ENCRYPTED_MEMBER = _code("DLV017", ERROR, "an encrypted zip member")
+UNSUPPORTED_MEMBER = _code("DLV018", ERROR, "an archive member of an unsupported type or compression")
+DUPLICATE_MEMBER = _code("DLV019", ERROR, "the same path twice in an archive")
+FILE_AND_DIRECTORY = _code("DLV020", ERROR, "a path that is both a file and a directory")
+ARCHIVE_UNREADABLE = _code("DLV021", ERROR, "the archive is corrupt, truncated or unreadable")
+NAME_NOT_PORTABLE = _code("DLV022", ERROR, "a backslash or an over-long name or path", strict_only=True)
+NO_FILES = _code("DLV023", ERROR, "the delivery has no files", strict_only=True)
+ARCHIVE_HOLDS_BAG = _code("DLV024", WARNING, "the archive holds a bag, which will be bagged as payload")
+BAG_HAS_FETCH = _code("DLV025", ERROR, "the bag has a fetch.txt (an incomplete bag)", strict_only=True)
+NOT_A_DELIVERY = _code("DLV026", ERROR, "neither a directory nor a supported archive")
+CHANGED_WHILE_BAGGING = _code("DLV027", ERROR, "a file changed size while it was being bagged")
+
+
+def severity(code: str, strict: bool = True) -> str:
+    spec = CODES[code]
+    if spec.strict_only and not strict:
+        return WARNING
+    return spec.severity
+
+
+def note(
+    findings: FindingList, code: str, message: str, path: str | None = None, *, strict: bool = True, **params: Any
+) -> Finding:
+    """Add a finding with ``code``'s severity (in strict mode or not)."""
+    return findings.add(code, message, path, severity(code, strict), **params)
+
+
+def markdown_table() -> str:
+    """The code table as Markdown, for docs/bagit-findings.md."""
+    lines = ["| code | severity | meaning |", "|---|---|---|"]
+    for spec in CODES.values():
+        sev = "error (warning when not strict)" if spec.strict_only else spec.severity
+        lines.append(f"| {spec.code} | {sev} | {spec.title.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

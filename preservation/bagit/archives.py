@@ -1,0 +1,450 @@
+"""Deliveries that are archives: tar (plain, gzip, bzip2, xz) and zip.
+
+Members are never extracted: :meth:`entries` hands out readers over the
+archive and the bag writer streams them into the bag.  :meth:`check` reads
+every member header first and reports absolute and ``..`` paths, links,
+devices, duplicate and colliding names, encrypted members, zip bombs
+(compression ratio, total size, overlapping members, local headers that
+disagree with the central directory) and unreadable archives.
+
+To find duplicates and collisions the check keeps every member path in
+memory while it runs (an archive has no directories to walk one at a time).
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import stat
+import struct
+import tarfile
+import zipfile
+import zlib
+from functools import partial
+from typing import Iterator
+
+from preservation.errors import DeliveryRejected
+from preservation.findings import FindingList
+
+from . import codes
+from .delivery_base import Delivery, DeliveryEntry, DeliveryLimits, DeliveryTotals
+from .names import canonical_path, fold, nfc, shown, unsafe_reason
+
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_MAX_LINK_TARGET = 4096
+
+
+class _MemberIndex:
+    """Member paths seen so far, to find duplicates, collisions, file/directory clashes and empty directories."""
+
+    def __init__(self, delivery: "ArchiveDelivery", findings: FindingList, totals: DeliveryTotals) -> None:
+        self.delivery = delivery
+        self.findings = findings
+        self.totals = totals
+        self.files: set[str] = set()
+        self.parents: set[str] = set()
+        self.explicit_dirs: set[str] = set()
+        self._known: set[str] = set()
+        self._by_nfc: dict[tuple[str, str], str] = {}
+        self._by_fold: dict[tuple[str, str], str] = {}
+        self.members = 0
+        self.over_size = False
+        self.held_bag = False
+
+    def path_of(self, raw: str) -> str | None:
+        """The canonical relative path of member name ``raw``; None (after reporting) when unsafe or the root."""
+        name = raw.rstrip("/") if raw not in ("/", "") else raw
+        reason = unsafe_reason(name)
+        if reason is not None:
+            code = codes.ABSOLUTE_PATH if reason == "absolute path" else codes.PATH_TRAVERSAL
+            self.delivery.note(self.findings, code, f"{reason}: the member is never extracted", shown(raw))
+            return None
+        path = canonical_path(name)
+        if path in ("", "."):
+            return None
+        depth = path.count("/") + 1
+        if depth > self.delivery.limits.max_depth:
+            self.delivery.note(
+                self.findings,
+                codes.TOO_DEEP,
+                f"the member is {depth} levels deep (limit {self.delivery.limits.max_depth})",
+                shown(path),
+                limit=self.delivery.limits.max_depth,
+            )
+            return None
+        return path
+
+    def _register(self, path: str) -> None:
+        """Check each not-yet-seen prefix of ``path`` once: its name and its siblings."""
+        segments = path.split("/")
+        for i in range(len(segments)):
+            prefix = "/".join(segments[: i + 1])
+            if prefix in self._known:
+                continue
+            self._known.add(prefix)
+            parent, name = "/".join(segments[:i]), segments[i]
+            self.delivery.check_name(self.findings, prefix, name)
+            self._check_sibling(parent, name)
+            if i < len(segments) - 1:
+                if prefix in self.files:
+                    self._clash(prefix)
+        for i in range(1, len(segments)):
+            self.parents.add("/".join(segments[:i]))
+
+    def _check_sibling(self, parent: str, name: str) -> None:
+        """Compare ``name`` with the siblings seen before it (archives list members in any order)."""
+        key_nfc, key_fold = (parent, nfc(name)), (parent, fold(name))
+        seen = self._by_nfc.get(key_nfc)
+        if seen is None:
+            self._by_nfc[key_nfc] = name
+            seen = self._by_fold.get(key_fold)
+            if seen is None:
+                self._by_fold[key_fold] = name
+                return
+        self.delivery.check_siblings(self.findings, parent, [seen, name])
+
+    def _clash(self, path: str) -> None:
+        self.delivery.note(
+            self.findings, codes.FILE_AND_DIRECTORY, "the path is both a file and a directory", shown(path)
+        )
+
+    def count_member(self) -> bool:
+        """Count one member; False (after reporting once) when the member limit is passed."""
+        self.members += 1
+        if self.members > self.delivery.limits.max_members:
+            self.delivery.note(
+                self.findings,
+                codes.TOTAL_SIZE_LIMIT,
+                f"the archive has more than {self.delivery.limits.max_members} members; inspection stopped",
+                None,
+                limit=self.delivery.limits.max_members,
+            )
+            return False
+        return True
+
+    def add_file(self, path: str, size: int) -> None:
+        if path in self.files:
+            self.delivery.note(self.findings, codes.DUPLICATE_MEMBER, "the archive holds this path twice", shown(path))
+            return
+        if path in self.parents or path in self.explicit_dirs:
+            self._clash(path)
+        self._register(path)
+        self.files.add(path)
+        self.delivery.check_path_length(self.findings, path)
+        self.totals.files += 1
+        self.totals.bytes += size
+        limit = self.delivery.limits.max_total_bytes
+        if self.totals.bytes > limit and not self.over_size:
+            self.over_size = True
+            self.delivery.note(
+                self.findings,
+                codes.TOTAL_SIZE_LIMIT,
+                f"the archive expands to more than {limit} bytes",
+                None,
+                limit=limit,
+            )
+        if not self.held_bag and (path == "bagit.txt" or (path.count("/") == 1 and path.endswith("/bagit.txt"))):
+            self.held_bag = True
+            self.delivery.note(
+                self.findings,
+                codes.ARCHIVE_HOLDS_BAG,
+                "the archive holds a bag; it will be bagged as payload (unpack it to keep it as it is)",
+                shown(path),
+            )
+
+    def add_dir(self, path: str) -> None:
+        if path in self.files:
+            self._clash(path)
+        self._register(path)
+        self.explicit_dirs.add(path)
+
+    def add_other(self, path: str) -> None:
+        self._register(path)
+
+    def finish(self) -> None:
+        for path in sorted(self.explicit_dirs - self.parents):
+            self.delivery.note(
+                self.findings, codes.EMPTY_DIRECTORY, "an empty directory cannot be carried in a bag", shown(path)
+            )
+
+
+class ArchiveDelivery(Delivery):
+    sequential = True
+
+    def __init__(self, path: str, *, strict: bool = True, limits: DeliveryLimits | None = None) -> None:
+        super().__init__(path, strict=strict, limits=limits)
+        self.path = os.path.abspath(path)
+
+    def _link(self, findings: FindingList, path: str, target: str) -> None:
+        parent = path.rpartition("/")[0]
+        joined = f"{parent}/{target}" if parent else target
+        if unsafe_reason(target) is None and unsafe_reason(joined) is None:
+            self.note(
+                findings,
+                codes.SYMLINK_INSIDE,
+                f"a symbolic link member (to {shown(target)!r}); links are never extracted",
+                shown(path),
+                target=shown(target),
+            )
+        else:
+            self.note(
+                findings,
+                codes.SYMLINK_OUTSIDE,
+                f"a symbolic link member pointing outside the archive (to {shown(target)!r})",
+                shown(path),
+                target=shown(target),
+            )
+
+    def _refuse_member(self, raw: str, reason: str) -> DeliveryRejected:
+        return DeliveryRejected(f"member {shown(raw)!r}: {reason}; run the check first", source=self.source)
+
+
+class TarDelivery(ArchiveDelivery):
+    """A tar archive, plain or compressed (gzip, bzip2, xz), read in one forward pass."""
+
+    kind = "tar"
+
+    def _open(self) -> tarfile.TarFile:
+        return tarfile.open(self.path, "r:*")
+
+    def _members(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+        while True:
+            member = tar.next()
+            if member is None:
+                return
+            # TarFile keeps every header it has read; drop them, so memory stays flat
+            tar.members.clear()
+            yield member
+
+    def _inspect(self, findings: FindingList, totals: DeliveryTotals) -> None:
+        index = _MemberIndex(self, findings, totals)
+        try:
+            with self._open() as tar:
+                for member in self._members(tar):
+                    if not index.count_member():
+                        break
+                    self._inspect_member(index, findings, member)
+        except _ARCHIVE_ERRORS as e:
+            self.note(findings, codes.ARCHIVE_UNREADABLE, f"the tar archive cannot be read: {e}", self.source)
+        index.finish()
+
+    def _inspect_member(self, index: _MemberIndex, findings: FindingList, member: tarfile.TarInfo) -> None:
+        path = index.path_of(member.name)
+        if path is None:
+            return
+        if member.isreg():
+            index.add_file(path, member.size)
+        elif member.isdir():
+            index.add_dir(path)
+        elif member.issym():
+            index.add_other(path)
+            self._link(findings, path, member.linkname)
+        elif member.islnk():
+            index.add_other(path)
+            # unlike a hard-linked file in a directory, this member has no bytes of its own: always an error
+            codes.note(
+                findings,
+                codes.HARD_LINK,
+                f"a hard link member (to {shown(member.linkname)!r}) cannot be carried",
+                shown(path),
+                target=shown(member.linkname),
+            )
+        elif member.ischr() or member.isblk() or member.isfifo():
+            index.add_other(path)
+            what = "character device" if member.ischr() else "block device" if member.isblk() else "FIFO"
+            self.note(findings, codes.SPECIAL_FILE, f"a {what} member: only regular files can be preserved", shown(path))
+        else:
+            index.add_other(path)
+            self.note(
+                findings,
+                codes.UNSUPPORTED_MEMBER,
+                f"a member of unsupported tar type {member.type!r}",
+                shown(path),
+            )
+
+    def entries(self) -> Iterator[DeliveryEntry]:
+        with self._open() as tar:
+            for member in self._members(tar):
+                if not member.isreg():
+                    continue
+                if unsafe_reason(member.name.rstrip("/")) is not None:
+                    raise self._refuse_member(member.name, "unsafe path")
+                path = canonical_path(member.name)
+                yield DeliveryEntry(path, member.size, partial(_extract, tar, member))
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo):
+    reader = tar.extractfile(member)
+    if reader is None:
+        raise OSError(f"{member.name!r} has no data")
+    return reader
+
+
+class ZipDelivery(ArchiveDelivery):
+    """A zip archive; member data is checked for size and CRC while it streams."""
+
+    kind = "zip"
+
+    def __init__(self, path: str, *, strict: bool = True, limits: DeliveryLimits | None = None) -> None:
+        super().__init__(path, strict=strict, limits=limits)
+        self._zip: zipfile.ZipFile | None = None
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def _archive(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip
+
+    def _inspect(self, findings: FindingList, totals: DeliveryTotals) -> None:
+        index = _MemberIndex(self, findings, totals)
+        try:
+            archive = self._archive()
+            infos = archive.infolist()
+            self._inspect_layout(findings, archive, infos)
+            for info in infos:
+                if not index.count_member():
+                    break
+                self._inspect_member(index, findings, archive, info)
+        except _ARCHIVE_ERRORS as e:
+            self.note(findings, codes.ARCHIVE_UNREADABLE, f"the zip archive cannot be read: {e}", self.source)
+        index.finish()
+
+    def _inspect_member(
+        self, index: _MemberIndex, findings: FindingList, archive: zipfile.ZipFile, info: zipfile.ZipInfo
+    ) -> None:
+        path = index.path_of(member_name(info))
+        if path is None:
+            return
+        mode = (info.external_attr >> 16) if info.create_system == 3 else 0
+        if info.is_dir() or stat.S_ISDIR(mode):
+            index.add_dir(path)
+            return
+        if stat.S_ISLNK(mode):
+            index.add_other(path)
+            self._link(findings, path, self._link_target(archive, info))
+            return
+        if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+            index.add_other(path)
+            self.note(findings, codes.SPECIAL_FILE, "a device, FIFO or socket member", shown(path))
+            return
+        index.add_file(path, info.file_size)
+        if info.flag_bits & 0x1:
+            self.note(findings, codes.ENCRYPTED_MEMBER, "an encrypted member cannot be read or verified", shown(path))
+        if info.compress_type not in _ZIP_METHODS:
+            self.note(
+                findings,
+                codes.UNSUPPORTED_MEMBER,
+                f"compression method {info.compress_type} is not supported",
+                shown(path),
+                method=info.compress_type,
+            )
+        limits = self.limits
+        if (
+            info.file_size >= limits.ratio_min_size
+            and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1)
+        ):
+            ratio = info.file_size / max(info.compress_size, 1)
+            self.note(
+                findings,
+                codes.COMPRESSION_RATIO,
+                f"{info.compress_size} bytes expand to {info.file_size} (ratio {ratio:.0f}, "
+                f"limit {limits.max_compression_ratio:g}): a zip bomb",
+                shown(path),
+                ratio=round(ratio),
+                limit=limits.max_compression_ratio,
+            )
+
+    def _link_target(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+        """The link's target, or "/" (judged outside) when it cannot be read safely."""
+        if info.flag_bits & 0x1 or info.file_size > _MAX_LINK_TARGET or info.compress_type not in _ZIP_METHODS:
+            return "/"
+        try:
+            return archive.read(info).decode("utf-8", "surrogateescape")
+        except _ARCHIVE_ERRORS:
+            return "/"
+
+    def _inspect_layout(self, findings: FindingList, archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+        """Local headers must agree with the central directory and members must not overlap."""
+        end_of_data = getattr(archive, "start_dir", None) or os.path.getsize(self.path)
+        fp = archive.fp
+        spans: list[tuple[int, int, str]] = []
+        for info in infos:
+            fp.seek(info.header_offset)
+            header = fp.read(_LOCAL_HEADER.size)
+            name = shown(member_name(info))
+            if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+                self.note(findings, codes.ARCHIVE_LAYOUT, "no local file header where the directory says", name)
+                continue
+            fields = _LOCAL_HEADER.unpack(header)
+            flags, crc, compressed, size, name_len, extra_len = fields[2], fields[6], fields[7], fields[8], fields[9], fields[10]
+            local_name = fp.read(name_len)
+            if local_name != _raw_name(info):
+                self.note(
+                    findings,
+                    codes.ARCHIVE_LAYOUT,
+                    "the local header names another file than the central directory",
+                    name,
+                )
+            if not flags & 0x08 and 0xFFFFFFFF not in (compressed, size):
+                if (compressed, size, crc) != (info.compress_size, info.file_size, info.CRC):
+                    self.note(
+                        findings,
+                        codes.ARCHIVE_LAYOUT,
+                        f"declared sizes differ: local header {size} bytes ({compressed} compressed), "
+                        f"central directory {info.file_size} ({info.compress_size} compressed)",
+                        name,
+                    )
+            start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+            spans.append((info.header_offset, start + info.compress_size, name))
+        spans.sort()
+        for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+            if end > next_start:
+                self.note(
+                    findings,
+                    codes.ARCHIVE_LAYOUT,
+                    f"the member's data overlaps member {next_name!r} (a zip bomb construction)",
+                    name,
+                )
+        if spans and spans[-1][1] > end_of_data:
+            self.note(findings, codes.ARCHIVE_LAYOUT, "the member's data runs past the end of the archive", spans[-1][2])
+
+    def entries(self) -> Iterator[DeliveryEntry]:
+        archive = self._archive()
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            mode = (info.external_attr >> 16) if info.create_system == 3 else 0
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+                continue
+            raw = member_name(info)
+            if unsafe_reason(raw) is not None:
+                raise self._refuse_member(raw, "unsafe path")
+            yield DeliveryEntry(canonical_path(raw), info.file_size, partial(archive.open, info))
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    if info.flag_bits & 0x800:
+        return info.orig_filename.encode("utf-8")
+    try:
+        return info.orig_filename.encode("cp437")
+    except UnicodeEncodeError:
+        return info.orig_filename.encode("utf-8")
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name: UTF-8 when flagged, or when its undeclared bytes are valid UTF-8 (as Info-ZIP writes).
+
+    Names that are not UTF-8 keep their bytes as surrogate escapes, so the
+    name check reports them.  NUL bytes are kept (zipfile cuts names there).
+    """
+    name = info.orig_filename
+    if info.flag_bits & 0x800 or name.isascii():
+        return name
+    return _raw_name(info).decode("utf-8", "surrogateescape")

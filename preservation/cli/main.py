@@ -7,6 +7,7 @@ import click
 from preservation.errors import PreservationError
 
 from .audit import audit
+from .bag import bag
 from .catalog import catalog, init
 from .collection import collection
 from .events import events
@@ -44,6 +45,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 # Command groups: one module each, attached here (add one line per group).
 COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events]
+COMMANDS += [bag]
 for command in COMMANDS:
     cli.add_command(command)
 

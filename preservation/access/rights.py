@@ -1,0 +1,199 @@
+"""Who may read what: package years, entitlements, triggers, grants and the access policy.
+
+Reading bytes needs an active grant for the reader's library that covers the
+package, except in ``open`` collections.  Grants come from requests, which
+the policy decides by the collection's access mode:
+
+=========  ==========================================================
+``open``   approved automatically
+``trigger`` approved automatically once a trigger event is recorded for
+           the collection (dated today or earlier); otherwise staff decide
+``pca``    approved automatically for what the library's entitlements
+           cover by year; anything else goes to staff
+``dark``   never approved automatically; staff decide
+=========  ==========================================================
+
+A package's year is the first four-digit year in its bag-info
+``Coverage-Year`` field, else ``Year`` (``preserve ingest --info Year=2019``),
+else in its name (``journals-2019-q3``); a package with no year is never
+covered by an entitlement, so post-cancellation requests for it go to staff.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from preservation.catalog.access_models import AccessGrant, Entitlement, TriggerEvent
+from preservation.catalog.models import Collection, Package, utcnow
+from preservation.errors import AccessRefused
+
+MODE_DARK = "dark"
+MODE_TRIGGER = "trigger"
+MODE_PCA = "pca"
+MODE_OPEN = "open"
+
+YEAR_FIELDS = ("coverage-year", "year")
+_YEAR_RE = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d|2100)(?!\d)")
+MIN_YEAR, MAX_YEAR = 1500, 2100
+
+
+def _first_year(text: str) -> int | None:
+    match = _YEAR_RE.search(text or "")
+    return int(match.group(1)) if match else None
+
+
+def package_year(package: Package) -> int | None:
+    """The year a package's content covers (bag-info Coverage-Year / Year, else its name), or None."""
+    info = {str(k).lower(): v for k, v in (package.bag_info or {}).items()}
+    for name in YEAR_FIELDS:
+        value = info.get(name)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            year = _first_year(str(v)) if v is not None else None
+            if year is not None:
+                return year
+    return _first_year(package.name)
+
+
+@dataclass(frozen=True)
+class YearRange:
+    start: int
+    end: int
+
+    def covers(self, year: int | None) -> bool:
+        return year is not None and self.start <= year <= self.end
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.end}" if self.start != self.end else str(self.start)
+
+
+def entitled_ranges(session: Session, library_id: int, collection_id: int) -> list[YearRange]:
+    rows = session.execute(
+        select(Entitlement.from_year, Entitlement.to_year)
+        .where(Entitlement.library_id == library_id, Entitlement.collection_id == collection_id)
+        .order_by(Entitlement.from_year, Entitlement.to_year)
+    ).all()
+    return [YearRange(a, b) for a, b in rows]
+
+
+def active_trigger(session: Session, collection_id: int, today: date | None = None) -> TriggerEvent | None:
+    """The earliest trigger event of the collection that has happened by ``today``."""
+    today = today or utcnow().date()
+    return session.scalars(
+        select(TriggerEvent)
+        .where(TriggerEvent.collection_id == collection_id, TriggerEvent.occurred_on <= today)
+        .order_by(TriggerEvent.occurred_on, TriggerEvent.id)
+        .limit(1)
+    ).first()
+
+
+def active_grants(session: Session, library_id: int, collection_id: int, now: datetime | None = None) -> list[AccessGrant]:
+    now = now or utcnow()
+    return list(session.scalars(
+        select(AccessGrant).where(
+            AccessGrant.library_id == library_id,
+            AccessGrant.collection_id == collection_id,
+            AccessGrant.revoked_at.is_(None),
+            AccessGrant.expires_at > now,
+        ).order_by(AccessGrant.expires_at.desc())
+    ))
+
+
+def grant_covers(grant: AccessGrant, package_id: str, year: int | None) -> bool:
+    if grant.package_id is not None:
+        return grant.package_id == package_id
+    if grant.from_year is None and grant.to_year is None:
+        return True
+    return year is not None and (grant.from_year or MIN_YEAR) <= year <= (grant.to_year or MAX_YEAR)
+
+
+@dataclass
+class ReadRight:
+    """Whether one library may read one package now, and on what ground."""
+
+    allowed: bool
+    reason: str
+    grant_id: int | None = None
+    expires_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "reason": self.reason, "grant_id": self.grant_id,
+                "expires_at": self.expires_at}
+
+
+class ReadRights:
+    """Read rights of one library in one collection, loaded once for many packages."""
+
+    def __init__(self, session: Session, library_id: int, collection: Collection, now: datetime | None = None) -> None:
+        self.collection = collection
+        self.grants = [] if collection.access_mode == MODE_OPEN else active_grants(session, library_id, collection.id, now)
+
+    def for_package(self, package: Package) -> ReadRight:
+        if self.collection.access_mode == MODE_OPEN:
+            return ReadRight(True, "the collection is open")
+        year = package_year(package)
+        for grant in self.grants:
+            if grant_covers(grant, package.id, year):
+                return ReadRight(True, f"grant {grant.id}", grant.id, grant.expires_at)
+        return ReadRight(False, f"no active grant covers this package ({self.collection.access_mode} collection)")
+
+
+def read_right(session: Session, library_id: int, package: Package) -> ReadRight:
+    return ReadRights(session, library_id, package.collection).for_package(package)
+
+
+def require_read(session: Session, library_id: int, package: Package) -> ReadRight:
+    """The read right of the library on the package; raises AccessRefused when there is none."""
+    right = read_right(session, library_id, package)
+    if not right.allowed:
+        raise AccessRefused(f"{right.reason}: request access to package {package.id} first")
+    return right
+
+
+@dataclass
+class PolicyDecision:
+    """What the access policy says about a request: approve (with which year ranges) or ask staff."""
+
+    approve: bool
+    why: str
+    year_ranges: list[YearRange | None] = field(default_factory=list)  # None: no year limit
+
+
+def decide_by_policy(
+    session: Session, library_id: int, collection: Collection, package: Package | None, today: date | None = None
+) -> PolicyDecision:
+    mode = collection.access_mode
+    if mode == MODE_OPEN:
+        return PolicyDecision(True, "the collection is open to every member library", [None])
+    if mode == MODE_TRIGGER:
+        trigger = active_trigger(session, collection.id, today)
+        if trigger is None:
+            return PolicyDecision(False, "no trigger event is recorded for this collection: staff decide")
+        return PolicyDecision(
+            True, f"trigger event {trigger.id} ({trigger.kind}, {trigger.occurred_on.isoformat()}) opened the collection",
+            [None])
+    if mode == MODE_PCA:
+        ranges = entitled_ranges(session, library_id, collection.id)
+        if not ranges:
+            return PolicyDecision(False, "the library holds no entitlement to this collection: staff decide")
+        if package is None:
+            return PolicyDecision(True, f"post-cancellation access to the entitled years {_years(ranges)}", list(ranges))
+        year = package_year(package)
+        if year is None:
+            return PolicyDecision(False, "the package's year is unknown, so no entitlement can cover it: staff decide")
+        if any(r.covers(year) for r in ranges):
+            return PolicyDecision(True, f"the package's year {year} is within the entitled years {_years(ranges)}", [None])
+        return PolicyDecision(False, f"the package's year {year} is outside the entitled years {_years(ranges)}: "
+                                     "staff decide")
+    return PolicyDecision(False, "the collection is dark: only staff can open it")
+
+
+def _years(ranges: Iterable[YearRange]) -> str:
+    return ", ".join(str(r) for r in ranges)
+

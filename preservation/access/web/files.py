@@ -1,0 +1,136 @@
+"""HTTP responses that carry package bytes: one file (with Range) or a whole package as zip.
+
+Authorization comes first, then the catalog row, then the Range header is
+checked against the catalog's size, and only then are bytes read — verified
+in full before the response starts, so a failure is still an error status
+and never a partial or wrong body.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Iterator
+from urllib.parse import quote
+
+from fastapi.responses import Response, StreamingResponse
+
+from preservation.access.accounts import Principal
+from preservation.access.delivery import fetch_verified, file_row, get_package, iter_package_zip
+from preservation.access.rights import require_read
+from preservation.access.usage import log_usage
+from preservation.catalog.access_models import USAGE_DOWNLOAD
+from preservation.repository import Repository
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# a served file must never run as a page of this site
+FILE_CSP = "default-src 'none'; sandbox"
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range → (start, end exclusive); None means send everything.
+
+    Multiple or malformed ranges are ignored (RFC 9110 allows it); a range
+    that starts past the end raises RangeNotSatisfiable.
+    """
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip().replace(" ", ""))
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - suffix), size
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, end
+
+
+def content_disposition(name: str) -> str:
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in name) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def file_response(
+    repo: Repository, principal: Principal, package_id: str, path: str, *, range_header: str | None,
+    if_range: str | None,
+) -> Response:
+    """The verified bytes of one file; raises NotFound, AccessRefused, NoVerifiedSource."""
+    with repo.catalog.session() as s:
+        package = get_package(s, package_id)
+        require_read(s, principal.library_id, package)
+        collection_id = package.collection_id
+        row = file_row(s, package.id, path)
+    etag = f'"{row.sha256}"'
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None
+    wanted = parse_range(range_header, row.size)
+    verified = fetch_verified(repo, package_id, row, agent=principal.agent)
+    start, end = wanted or (0, row.size)
+    log_usage(repo, principal, collection_id=collection_id, package_id=package_id, path=row.path, size=end - start,
+              kind=USAGE_DOWNLOAD)
+    headers = {
+        "Content-Length": str(end - start),
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Content-Disposition": content_disposition(row.path.rsplit("/", 1)[-1]),
+        "Content-Security-Policy": FILE_CSP,
+        "X-Preserve-Source": verified.source,
+    }
+    if wanted is None:
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(row.sha256)).decode()}:"
+    else:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{row.size}"
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from verified.chunks(start, end)
+        finally:
+            verified.close()
+
+    return StreamingResponse(body(), status_code=206 if wanted else 200, headers=headers,
+                             media_type="application/octet-stream")
+
+
+def not_satisfiable(size: int) -> Response:
+    return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+
+
+def zip_response(repo: Repository, principal: Principal, package_id: str) -> Response:
+    """The whole package as a streamed zip; the first file is verified before the response starts."""
+    with repo.catalog.session() as s:
+        package = get_package(s, package_id)
+        require_read(s, principal.library_id, package)
+        collection_id = package.collection_id
+    chunks = iter_package_zip(repo, package_id, agent=principal.agent)
+    first = next(chunks, b"")  # errors before any byte is sent become a proper error response
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        try:
+            sent += len(first)
+            yield first
+            for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            chunks.close()
+            log_usage(repo, principal, collection_id=collection_id, package_id=package_id, path="", size=sent,
+                      kind=USAGE_DOWNLOAD)
+
+    headers = {"Content-Disposition": content_disposition(f"{package_id}.zip"), "Content-Security-Policy": FILE_CSP}
+    return StreamingResponse(body(), media_type="application/zip", headers=headers)

@@ -1,0 +1,68 @@
+"""``/api/v2/file/…``: the Archivematica Storage Service routes Artefactual's ``fixity`` tool calls.
+
+Authenticated as the Storage Service does, by ``username`` and ``api_key``
+query parameters; the key must be a staff user's API key.  Pagination links
+(``meta.next``) are paths from the server root that carry both parameters,
+because the tool appends them to its base URL as they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from preservation.access import fixity_api
+from preservation.access.accounts import Principal, authenticate_token
+from preservation.access.web.auth import client_ip, config_of, repo_of, require_staff
+from preservation.errors import NotFound
+
+router = APIRouter(prefix="/api/v2", tags=["fixity (Archivematica Storage Service subset)"])
+
+
+def fixity_principal(request: Request, username: Annotated[str, Query(max_length=100)] = "",
+                     api_key: Annotated[str, Query(max_length=200)] = "") -> Principal:
+    principal = authenticate_token(repo_of(request), api_key, username=username, client_ip=client_ip(request))
+    return require_staff(principal)
+
+
+Caller = Annotated[Principal, Depends(fixity_principal)]
+
+
+def _package_id(text: str) -> str:
+    """The canonical form of a UUID path parameter; anything else is simply not found."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise NotFound(f"no package {text!r}") from None
+
+
+@router.get("/file/", summary="Packages, as Storage Service files (paginated)")
+def list_files(request: Request, caller: Caller, username: Annotated[str, Query()] = "",
+               api_key: Annotated[str, Query()] = "", offset: Annotated[int, Query(ge=0)] = 0,
+               limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> dict[str, Any]:
+    limit = limit or config_of(request).fixity_page_size
+    total, objects = fixity_api.list_aips(repo_of(request), offset=offset, limit=limit)
+
+    def page(at: int) -> str:
+        query = urlencode({"username": username, "api_key": api_key, "limit": limit, "offset": at})
+        return f"{fixity_api.API_ROOT}/file/?{query}"
+
+    return {
+        "meta": {"limit": limit, "offset": offset, "total_count": total,
+                 "next": page(offset + limit) if offset + limit < total else None,
+                 "previous": page(max(0, offset - limit)) if offset > 0 else None},
+        "objects": objects,
+    }
+
+
+@router.get("/file/{package_id}/", summary="One package, as a Storage Service file")
+def get_file(request: Request, package_id: str, caller: Caller) -> dict[str, Any]:
+    return fixity_api.get_aip(repo_of(request), _package_id(package_id))
+
+
+@router.get("/file/{package_id}/check_fixity/", summary="Audit every copy of the package now")
+def check_fixity(request: Request, package_id: str, caller: Caller) -> dict[str, Any]:
+    return fixity_api.check_fixity(repo_of(request), _package_id(package_id), agent=f"fixity-api:{caller.username}")

@@ -134,9 +134,14 @@ def _read_rows(path: Path, findings: FindingList) -> Iterator[_Row]:
         if not reader.fieldnames:
             findings.add(UNREADABLE_FILE, "the CSV file has no header line", path=str(path))
             return
+        known = set(REQUIRED) | set(OPTIONAL)
+        unknown = [name for name in reader.fieldnames if (name or "").strip() not in known]
+        for name in unknown:  # a header problem: reported once, on the header line
+            findings.add(UNKNOWN_FIELD, f"row 1, field {name!r}: unknown column (expected "
+                                        f"{', '.join(REQUIRED + OPTIONAL)})", row=1, field=name, value=None)
         for row in reader:
             extra = row.pop(None, None)  # type: ignore[call-overload]
-            fields = {(k or "").strip(): v for k, v in row.items()}
+            fields = {(k or "").strip(): v for k, v in row.items() if k not in unknown}
             if extra:
                 fields["(extra columns)"] = extra
             yield _Row(reader.line_num, fields)

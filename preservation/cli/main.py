@@ -16,6 +16,13 @@ from .node import node
 from .restore import restore
 from .status import status
 from .common import CLIState, fail
+# the access service
+from .access import access
+from .entitlement import entitlement
+from .library import library
+from .serve import serve
+from .trigger import trigger
+from .usage import usage
 
 
 class PreserveGroup(click.Group):
@@ -46,6 +53,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 # Command groups: one module each, attached here (add one line per group).
 COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events]
 COMMANDS += [bag]
+COMMANDS += [library, entitlement, trigger, access, usage, serve]
 for command in COMMANDS:
     cli.add_command(command)
 

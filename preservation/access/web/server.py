@@ -64,7 +64,9 @@ def build_server(repo: Repository, config: ServiceConfig, host: str, port: int, 
     for path in (tls_cert, tls_key):
         if path and not os.path.isfile(path):
             raise ConfigError(f"TLS file {path} does not exist")
-    logging.getLogger("uvicorn.access").addFilter(MaskApiKeys())
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, MaskApiKeys) for f in access_log.filters):
+        access_log.addFilter(MaskApiKeys())
     uv_config = uvicorn.Config(
         create_app(repo, config), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
         log_level=log_level, lifespan="off", server_header=False, proxy_headers=False, timeout_graceful_shutdown=30,

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -100,8 +100,28 @@ def copy_sources(repo: Repository, session: Session, package: Package, exclude_n
     return sources
 
 
+class _SourceReadFailed(Exception):
+    """Reading the source failed while its bytes were being written: the source's fault, not the destination's."""
+
+    def __init__(self, error: PreservationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _source_chunks(src: CopySource, path: str) -> Iterator[bytes]:
+    try:
+        yield from src.read(path)
+    except PreservationError as e:
+        raise _SourceReadFailed(e) from e
+
+
 def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopySource], bad: set[int]) -> str:
-    """Copy one file from the first source whose bytes match the catalog; returns its label."""
+    """Copy one file from the first source whose bytes match the catalog; returns its label.
+
+    A failure of the destination itself (full, unreachable, refusing) is
+    raised as it is: another source would not help, and its retryable flag
+    decides whether the job is tried again.
+    """
     errors = []
     for src in sources:
         if src.replica_id is not None and src.replica_id in bad:
@@ -109,20 +129,18 @@ def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopyS
         try:
             if dest.copy_from(src.adapter, src.prefix + row.path, key):
                 return src.label
-            dest.write(key, src.read(row.path), size=row.size, expected={"sha256": row.sha256})
+            dest.write(key, _source_chunks(src, row.path), size=row.size, expected={"sha256": row.sha256})
             return src.label
-        except ChecksumMismatch as e:
+        except _SourceReadFailed as failed:
+            error = failed.error
+        except (ChecksumMismatch, ObjectNotFound) as e:  # the source's bytes are wrong, or it has none
+            error = e
+        if isinstance(error, (ChecksumMismatch, ObjectNotFound)):
             if src.replica_id is not None:
                 bad.add(src.replica_id)
-            errors.append(f"{src.label}: {e}")
-        except ObjectNotFound as e:
-            if src.replica_id is not None:
-                bad.add(src.replica_id)
-            errors.append(f"{src.label}: {e}")
-        except PreservationError as e:
-            if not e.retryable:
-                raise
-            errors.append(f"{src.label}: {e}")
+        elif not error.retryable:
+            raise error
+        errors.append(f"{src.label}: {error}")
     raise NoVerifiedSource(f"copy {row.path} ({'; '.join(errors) or 'no source'})", package=key.split("/", 1)[0])
 
 

@@ -1,0 +1,146 @@
+"""A failing disk under one node root: ENOSPC or EIO where the filesystem adapter reads and writes.
+
+The faults are raised by the file objects that ``storage_adapters.filesystem``
+opens, exactly where the operating system would raise them, so the real
+adapter translates them (StorageFull, StorageError), removes its temporary
+file and reports findings as it would on a failing disk.  Files elsewhere
+(staging, other nodes, restores) are untouched.
+
+    disk = FailingDisk(node_root(repo, "inst-istic"))
+    disk.fill_after(64_000)                 # ENOSPC once 64 kB more have been written
+    disk.break_reads(path, after=1000)      # EIO after 1000 bytes of this file (this inode only)
+    disk.install(monkeypatch)
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import storage_adapters.filesystem as filesystem_adapter
+
+
+def _error(code: int, path: str) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+class FailingDisk:
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self.write_limit: int | None = None
+        self.write_errno = errno.ENOSPC
+        self.written = 0
+        self.failed_writes = 0
+        self.failed_reads = 0
+        self._bad_inodes: dict[tuple[int, int], tuple[int, int]] = {}  # (dev, ino) -> (after bytes, errno)
+        self._bad_prefixes: list[tuple[str, int]] = []
+
+    # --- what fails ------------------------------------------------------------
+
+    def fill_after(self, nbytes: int, code: int = errno.ENOSPC) -> None:
+        """Writes fail with ``code`` once ``nbytes`` more bytes have been written under the root."""
+        self.write_limit = self.written + nbytes
+        self.write_errno = code
+
+    def break_reads(self, path: Path, *, after: int = 0, code: int = errno.EIO) -> None:
+        """Reading the file now at ``path`` fails after ``after`` bytes; a file written there later reads fine."""
+        st = os.stat(path)
+        self._bad_inodes[(st.st_dev, st.st_ino)] = (after, code)
+
+    def break_reads_under(self, directory: Path, code: int = errno.EIO) -> None:
+        """Every read of every file under ``directory`` fails, including files written there later."""
+        self._bad_prefixes.append((os.path.realpath(directory) + os.sep, code))
+
+    def heal(self) -> None:
+        """The operator freed space and replaced the disk: nothing fails any more."""
+        self.write_limit = None
+        self._bad_inodes.clear()
+        self._bad_prefixes.clear()
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def install(self, monkeypatch) -> None:
+        monkeypatch.setattr(filesystem_adapter, "open", self.open, raising=False)
+
+    def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any):
+        real = builtins.open(file, mode, *args, **kwargs)
+        path = os.path.realpath(os.fsdecode(file))
+        if not path.startswith(self.root + os.sep):
+            return real
+        read_fault = None
+        if "r" in mode:
+            st = os.fstat(real.fileno())
+            read_fault = self._bad_inodes.get((st.st_dev, st.st_ino))
+            for prefix, code in self._bad_prefixes:
+                if path.startswith(prefix):
+                    read_fault = (0, code)
+        return _FailingFile(real, self, path, read_fault)
+
+    def _take_write(self, wanted: int, path: str) -> int:
+        if self.write_limit is None:
+            return wanted
+        room = self.write_limit - self.written
+        if room <= 0:
+            self.failed_writes += 1
+            raise _error(self.write_errno, path)
+        return min(room, wanted)
+
+
+class _FailingFile:
+    """A raw file object that fails as the disk says."""
+
+    def __init__(self, real, disk: FailingDisk, path: str, read_fault: tuple[int, int] | None) -> None:
+        self._real = real
+        self._disk = disk
+        self._path = path
+        self._read_fault = read_fault
+        self._read = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        allowed = self._disk._take_write(len(view), self._path)
+        written = self._real.write(view[:allowed])
+        self._disk.written += written
+        return written
+
+    def _before_read(self, wanted: int) -> int:
+        if self._read_fault is None:
+            return wanted
+        after, code = self._read_fault
+        if self._read >= after:
+            self._disk.failed_reads += 1
+            raise _error(code, self._path)
+        return min(wanted, after - self._read)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = 1 << 30
+        chunk = self._real.read(self._before_read(n))
+        self._read += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        n = self._real.readinto(view[: self._before_read(len(view))])
+        self._read += n or 0
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._real.seek(offset, whence)
+        self._read = position
+        return position
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def __enter__(self) -> "_FailingFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real.close()

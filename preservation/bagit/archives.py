@@ -82,15 +82,14 @@ class _MemberIndex:
         segments = path.split("/")
         for i in range(len(segments)):
             prefix = "/".join(segments[: i + 1])
+            if i < len(segments) - 1 and prefix in self.files:
+                self._clash(prefix)
             if prefix in self._known:
                 continue
             self._known.add(prefix)
             parent, name = "/".join(segments[:i]), segments[i]
             self.delivery.check_name(self.findings, prefix, name)
             self._check_sibling(parent, name)
-            if i < len(segments) - 1:
-                if prefix in self.files:
-                    self._clash(prefix)
         for i in range(1, len(segments)):
             self.parents.add("/".join(segments[:i]))
 

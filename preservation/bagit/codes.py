@@ -97,6 +97,7 @@ OXUM_MISMATCH = _code("BAG406", ERROR, "Payload-Oxum does not match the payload 
 FETCH_PRESENT = _code("BAG501", WARNING, "fetch.txt is present: the bag relies on remote files")
 FETCH_MALFORMED = _code("BAG502", ERROR, "a fetch.txt line is not `url length path`")
 FETCH_PATH_UNSAFE = _code("BAG503", ERROR, "a fetch.txt path is unsafe or outside data/")
+FETCH_NOT_IN_MANIFEST = _code("BAG504", ERROR, "a fetch.txt entry is not listed in every payload manifest")
 
 # --- BagIt profile ---------------------------------------------------------------
 PROFILE_TAG_MISSING = _code("PRF001", ERROR, "a bag-info tag the profile requires is missing")

@@ -187,7 +187,20 @@ class BagInspection:
                     path,
                     manifests=absent,
                 )
+        self._match_fetch()
         self._match_tag_manifests()
+
+    def _match_fetch(self) -> None:
+        for entry in self.metadata.fetch or ():
+            absent = [m.name for m in self.metadata.manifests.values() if entry.path not in m.entries]
+            if absent:
+                codes.note(
+                    self.findings,
+                    codes.FETCH_NOT_IN_MANIFEST,
+                    f"fetch.txt lists it but {', '.join(absent)} do(es) not",
+                    shown(entry.path),
+                    manifests=absent,
+                )
 
     def _match_tag_manifests(self) -> None:
         everything: dict[str, int] = {**self.tag_files, **self.payload}

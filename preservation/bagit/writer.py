@@ -231,6 +231,15 @@ def _write_new_bag(
         raise _rejected(delivery, codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
     except _SourceUnreadable as e:
         raise _rejected(delivery, codes.UNREADABLE, f"cannot be read: {e.error}", e.entry.path) from e.error
+    totals = delivery.totals
+    if totals is not None and (totals.files, totals.bytes) != (len(payload), payload.total_bytes):
+        raise _rejected(
+            delivery,
+            codes.CHANGED_WHILE_BAGGING,
+            f"the delivery changed after it was checked: {totals.files} files of {totals.bytes} bytes then, "
+            f"{len(payload)} files of {payload.total_bytes} bytes copied",
+            None,
+        )
     tags = RecordTable(algorithms)
     writer = _TagWriter(staging, algorithms, tags)
     order = payload.order_by_path()
@@ -390,6 +399,7 @@ def _copy_existing_bag(
     delivery: Delivery, staging: str, algorithms: tuple[str, ...], workers: int, meter: ProgressMeter
 ) -> BagResult:
     inspection = BagInspection(delivery.source)
+    inspection.check_oxum()
     if not inspection.findings.ok:
         report = build_report(inspection, RecordTable(inspection.algorithms), completeness_only=True)
         raise BagInvalid(_summary(inspection.findings), report=report, path=delivery.source)
@@ -425,7 +435,8 @@ def _copy_existing_bag(
         for path in [*inspection.payload, *inspection.tag_files]:
             if path not in copied:
                 codes.note(inspection.findings, codes.PAYLOAD_MISSING, "vanished while the bag was copied", path)
-    inspection.check_oxum(payload.total_bytes, len(payload))
+    if (payload.total_bytes, len(payload)) != (inspection.payload_octets, len(inspection.payload)):
+        inspection.check_oxum(payload.total_bytes, len(payload))
     if not inspection.findings.ok:
         report = build_report(inspection, payload, completeness_only=False)
         raise BagInvalid(_summary(inspection.findings), report=report, path=delivery.source)

@@ -1,0 +1,69 @@
+"""FilePipeline: one read per file, digests and copies right, order kept, errors per file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from preservation.bagit.pipeline import BATCH_FILES, CHUNK_SIZE, READ, WRITE, FilePipeline, Job
+
+
+def expected(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest() + hashlib.md5(data).digest()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_copies_and_digests_in_order(tmp_path: Path, workers: int) -> None:
+    sizes = [0, 1, 4096, 4097, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE + 7] + [100] * (3 * BATCH_FILES)
+    jobs, contents = [], []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        src = tmp_path / f"src{i}"
+        src.write_bytes(data)
+        contents.append(data)
+        hint = size if i % 2 else 10  # a wrong size hint only changes the read strategy
+        jobs.append(Job(i, os.fsencode(src), target=os.fsencode(tmp_path / f"dst{i}"), size=hint))
+    outcomes = list(FilePipeline(("sha256", "md5"), workers).run(iter(jobs)))
+    assert [o.tag for o in outcomes] == list(range(len(sizes)))
+    for outcome, data in zip(outcomes, contents):
+        assert outcome.error is None and outcome.size == len(data) and outcome.raw == expected(data)
+        assert (tmp_path / f"dst{outcome.tag}").read_bytes() == data
+
+
+def test_in_memory_and_streamed_sources(tmp_path: Path) -> None:
+    big = os.urandom(CHUNK_SIZE + 99)
+    jobs = [
+        Job("mem", data=b"held in memory", target=os.fsencode(tmp_path / "mem")),
+        Job("stream", opener=lambda: io.BytesIO(big), target=os.fsencode(tmp_path / "stream"), size=len(big)),
+        Job("digest-only", data=b"no target"),
+    ]
+    out = {o.tag: o for o in FilePipeline(("sha256", "md5"), 2).run(jobs)}
+    assert out["mem"].raw == expected(b"held in memory")
+    assert out["stream"].raw == expected(big) and (tmp_path / "stream").read_bytes() == big
+    assert out["digest-only"].raw == expected(b"no target") and not (tmp_path / "digest-only").exists()
+
+
+def test_errors_name_the_side_that_failed(tmp_path: Path) -> None:
+    (tmp_path / "exists").write_bytes(b"old")
+    (tmp_path / "src").write_bytes(b"new")
+    jobs = [
+        Job("missing", os.fsencode(tmp_path / "nope"), size=1),
+        Job("occupied", os.fsencode(tmp_path / "src"), target=os.fsencode(tmp_path / "exists"), size=3),
+        Job("fine", os.fsencode(tmp_path / "src"), size=3),
+    ]
+    out = {o.tag: o for o in FilePipeline(("sha256",), 2).run(jobs)}
+    assert out["missing"].side == READ and isinstance(out["missing"].error, FileNotFoundError)
+    assert out["occupied"].side == WRITE and isinstance(out["occupied"].error, FileExistsError)
+    assert (tmp_path / "exists").read_bytes() == b"old"
+    assert out["fine"].error is None
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").write_bytes(b"x")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    (outcome,) = FilePipeline(("sha256",), 1).run([Job("l", os.fsencode(tmp_path / "link"), size=1)])
+    assert outcome.error is not None and outcome.side == READ

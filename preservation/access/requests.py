@@ -41,7 +41,8 @@ MAX_REASON = 2000
 
 
 def policy_agent(repo: Repository) -> str:
-    return f"policy:{repo.policy.label}"
+    """The agent of automatic decisions: this software applying the named policy (PREMIS: a software agent)."""
+    return f"preserve:access-policy:{repo.policy.label}"
 
 
 def _grant_dict(g: AccessGrant) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class BagInspection:
         """Manifest name -> {file on disk: path as the manifest writes it}, for inexact matches only."""
         self._listed_payload: dict[str, int] = {}
         self._listed_by_supported: set[str] = set()
+        self._payload_in_tag_manifests: set[str] = set()
         self._walk()
         self.metadata: BagMetadata = self._read_tag_files()
         self.findings.extend(self.metadata.findings)
@@ -219,6 +220,8 @@ class BagInspection:
                         manifest=manifest.name,
                     )
                 found = self._resolve(manifest, path, everything, every_nfc)
+                if found is not None and found in self.payload:
+                    self._payload_in_tag_manifests.add(found)
                 if found is None:
                     if path not in self._not_regular:
                         codes.note(
@@ -276,18 +279,21 @@ class BagInspection:
 
     def verify(self, path: str, digests: dict[str, str]) -> None:
         """Compare the digests of ``path`` (as read) with every manifest that lists it."""
-        is_payload = path.startswith("data/")
-        manifests = self.metadata.manifests if is_payload else self.metadata.tag_manifests
-        self._compare(path, digests, manifests, codes.PAYLOAD_CHANGED if is_payload else codes.TAG_FILE_CHANGED)
-        if is_payload and self.metadata.tag_manifests:
-            self._compare(path, digests, self.metadata.tag_manifests, codes.TAG_FILE_CHANGED)
+        metadata = self.metadata
+        if path.startswith("data/"):
+            self._compare(path, digests, metadata.manifests, codes.PAYLOAD_CHANGED)
+            if path in self._payload_in_tag_manifests:
+                self._compare(path, digests, metadata.tag_manifests, codes.TAG_FILE_CHANGED)
+        else:
+            self._compare(path, digests, metadata.tag_manifests, codes.TAG_FILE_CHANGED)
 
     def _compare(self, path: str, digests: dict[str, str], manifests: dict[str, Manifest], code: str) -> None:
+        aliases = self._aliases
         for algorithm, manifest in manifests.items():
             actual = digests.get(algorithm)
             if actual is None:
                 continue
-            listed = self._aliases.get(manifest.name, {}).get(path, path)
+            listed = aliases[manifest.name].get(path, path) if manifest.name in aliases else path
             expected = manifest.entries.get(listed)
             if expected is not None and expected != actual:
                 codes.note(

@@ -46,6 +46,7 @@ RESERVED_NOT_REPEATABLE = ("bagging-date", "bag-size", "payload-oxum", "bag-grou
 _MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9_-]+)\.txt$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _MANIFEST_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+(.*)", re.S)
+_PLAIN_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+([^*%/\\.\x00\s][^%\\\x00\r\n]*)")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 _OXUM = re.compile(r"^(\d+)\.(\d+)$")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
@@ -348,105 +349,132 @@ def parse_manifest(
     manifest = Manifest(name=name, kind=kind, algorithm=algorithm)
     entries = manifest.entries
     want_length = DIGEST_HEX_LENGTHS.get(algorithm)
-    decode = version_info >= (1, 0)
     lines = list(lines)
     last = len(lines)
-    match_line = _MANIFEST_LINE.fullmatch
+    plain = _PLAIN_LINE.fullmatch
+    payload = kind == PAYLOAD
     for number, line in enumerate(lines, start=1):
-        match = match_line(line)
-        if match is None:
-            if not line.strip():
-                if number < last:
-                    codes.note(findings, codes.MANIFEST_BLANK_LINE, f"line {number} is blank", name, line=number)
+        # the common line: a digest of the right length and a path with nothing to decode or doubt
+        match = plain(line)
+        if match is not None:
+            digest, path = match.groups()
+            if (
+                (want_length is None or len(digest) == want_length)
+                and path not in entries
+                and (path.startswith("data/") if payload else path[1:2] != ":")
+                and "/." not in path
+                and "//" not in path
+                and not path.endswith("/")
+            ):
+                entries[path] = digest.lower()
                 continue
-            codes.note(
-                findings,
-                codes.MANIFEST_LINE_MALFORMED,
-                f"line {number} is not `digest path`: {shown(line)[:100]!r}",
-                name,
-                line=number,
-            )
-            continue
-        digest, raw = match.group(1).lower(), match.group(2)
-        if want_length is not None and len(digest) != want_length:
-            codes.note(
-                findings,
-                codes.MANIFEST_LINE_MALFORMED,
-                f"line {number}: a {algorithm} digest has {want_length} hex digits, not {len(digest)}",
-                name,
-                line=number,
-            )
-            continue
-        if raw.startswith("*"):
-            codes.note(
-                findings,
-                codes.MANIFEST_BINARY_MARKER,
-                f"line {number}: md5sum-style `*` binary marker before the path",
-                name,
-                line=number,
-            )
-            raw = raw[1:]
-        path = decode_manifest_path(raw) if decode else raw
-        alternate = None
-        if decode and has_unencoded_percent(raw):
-            codes.note(
-                findings,
-                codes.PATH_NOT_PERCENT_ENCODED,
-                f"line {number}: a `%` in the path is not percent-encoded as %25",
-                name,
-                line=number,
-            )
-        if path != raw:
-            alternate = raw
-        reason = unsafe_reason(path)
-        if reason is None and alternate is not None and unsafe_reason(alternate) is not None:
-            alternate = None
-        if reason is not None:
-            codes.note(
-                findings,
-                codes.MANIFEST_PATH_UNSAFE,
-                f"line {number}: {reason} {shown(path)!r}; it is never opened",
-                name,
-                line=number,
-                entry=shown(path),
-            )
-            continue
-        canonical = canonical_path(path)
-        if canonical != path:
-            codes.note(
-                findings,
-                codes.PATH_NOT_CANONICAL,
-                f"line {number}: {shown(path)!r} read as {shown(canonical)!r}",
-                name,
-                line=number,
-            )
-            path = canonical
-            alternate = canonical_path(alternate) if alternate is not None else None
-        if kind == PAYLOAD and not path.startswith("data/"):
-            codes.note(
-                findings,
-                codes.PAYLOAD_ENTRY_OUTSIDE_DATA,
-                f"line {number}: payload manifest entry {shown(path)!r} is not under data/",
-                name,
-                line=number,
-                entry=shown(path),
-            )
-            continue
-        if path in entries:
-            conflict = "" if entries[path] == digest else " with a different digest"
-            codes.note(
-                findings,
-                codes.MANIFEST_DUPLICATE,
-                f"line {number}: {shown(path)!r} is listed again{conflict}",
-                name,
-                line=number,
-                entry=shown(path),
-            )
-            continue
-        entries[path] = digest
-        if alternate is not None:
-            manifest.alternates[path] = alternate
+        _parse_line(manifest, line, number, number == last, want_length, version_info, findings)
     return manifest
+
+
+def _parse_line(
+    manifest: Manifest,
+    line: str,
+    number: int,
+    is_last: bool,
+    want_length: int | None,
+    version_info: tuple[int, int],
+    findings: FindingList,
+) -> None:
+    """One manifest line, every rule applied (the slow path of :func:`parse_manifest`)."""
+    name, entries = manifest.name, manifest.entries
+    match = _MANIFEST_LINE.fullmatch(line)
+    if match is None:
+        if not line.strip():
+            if not is_last:
+                codes.note(findings, codes.MANIFEST_BLANK_LINE, f"line {number} is blank", name, line=number)
+            return
+        codes.note(
+            findings,
+            codes.MANIFEST_LINE_MALFORMED,
+            f"line {number} is not `digest path`: {shown(line)[:100]!r}",
+            name,
+            line=number,
+        )
+        return
+    digest, raw = match.group(1).lower(), match.group(2)
+    if want_length is not None and len(digest) != want_length:
+        codes.note(
+            findings,
+            codes.MANIFEST_LINE_MALFORMED,
+            f"line {number}: a {manifest.algorithm} digest has {want_length} hex digits, not {len(digest)}",
+            name,
+            line=number,
+        )
+        return
+    if raw.startswith("*"):
+        codes.note(
+            findings,
+            codes.MANIFEST_BINARY_MARKER,
+            f"line {number}: md5sum-style `*` binary marker before the path",
+            name,
+            line=number,
+        )
+        raw = raw[1:]
+    decode = version_info >= (1, 0)
+    path = decode_manifest_path(raw) if decode else raw
+    if decode and has_unencoded_percent(raw):
+        codes.note(
+            findings,
+            codes.PATH_NOT_PERCENT_ENCODED,
+            f"line {number}: a `%` in the path is not percent-encoded as %25",
+            name,
+            line=number,
+        )
+    alternate = raw if path != raw else None
+    reason = unsafe_reason(path)
+    if reason is None and alternate is not None and unsafe_reason(alternate) is not None:
+        alternate = None
+    if reason is not None:
+        codes.note(
+            findings,
+            codes.MANIFEST_PATH_UNSAFE,
+            f"line {number}: {reason} {shown(path)!r}; it is never opened",
+            name,
+            line=number,
+            entry=shown(path),
+        )
+        return
+    canonical = canonical_path(path)
+    if canonical != path:
+        codes.note(
+            findings,
+            codes.PATH_NOT_CANONICAL,
+            f"line {number}: {shown(path)!r} read as {shown(canonical)!r}",
+            name,
+            line=number,
+        )
+        path = canonical
+        alternate = canonical_path(alternate) if alternate is not None else None
+    if manifest.kind == PAYLOAD and not path.startswith("data/"):
+        codes.note(
+            findings,
+            codes.PAYLOAD_ENTRY_OUTSIDE_DATA,
+            f"line {number}: payload manifest entry {shown(path)!r} is not under data/",
+            name,
+            line=number,
+            entry=shown(path),
+        )
+        return
+    if path in entries:
+        conflict = "" if entries[path] == digest else " with a different digest"
+        codes.note(
+            findings,
+            codes.MANIFEST_DUPLICATE,
+            f"line {number}: {shown(path)!r} is listed again{conflict}",
+            name,
+            line=number,
+            entry=shown(path),
+        )
+        return
+    entries[path] = digest
+    if alternate is not None:
+        manifest.alternates[path] = alternate
 
 
 def format_manifest_line(hexdigest: str, path: str) -> str:

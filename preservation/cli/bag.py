@@ -40,14 +40,14 @@ def bag() -> None:
 def create(src: str, dest: str, infos: tuple[str, ...], workers: int, as_json: bool) -> None:
     """Bag the delivery SRC (directory, bag, .tar, .tar.gz, .zip) into the new directory DEST."""
     bag_info = _parse_infos(infos)
-    delivery = open_delivery(src)
-    with delivery, _byte_progress(delivery, "bagging") as progress:
-        try:
+    try:
+        delivery = open_delivery(src)
+        with delivery, _byte_progress(delivery, "bagging") as progress:
             result = create_bag(delivery, dest, bag_info, workers=workers, progress=progress)
-        except DeliveryRejected as e:
-            _refused(e, e.findings, as_json)
-        except BagInvalid as e:
-            _refused(e, list(e.report.findings) if e.report is not None else [], as_json)
+    except DeliveryRejected as e:
+        _refused(e, e.findings, as_json)
+    except BagInvalid as e:
+        _refused(e, list(e.report.findings) if e.report is not None else [], as_json)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -88,3 +88,9 @@ def test_usage_errors(tmp_path: Path, args: list[str], exit_code: int) -> None:
 def test_missing_paths(tmp_path: Path) -> None:
     run("bag", "validate", tmp_path / "nothing", exit_code=5)
     run("bag", "create", tmp_path / "nothing", tmp_path / "bag", exit_code=5)
+
+
+def test_not_a_delivery_lists_its_finding(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("plain text")
+    refused = json.loads(run("bag", "create", tmp_path / "notes.txt", tmp_path / "bag", "--json", exit_code=10).stdout)
+    assert [f["code"] for f in refused["findings"]] == ["DLV026"]

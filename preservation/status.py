@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from preservation.catalog.models import (
+    PACKAGE_DAMAGED,
     PACKAGE_STATES,
     REPLICA_STATES,
     REPLICA_VERIFIED,
@@ -23,6 +24,8 @@ from preservation.catalog.models import (
 )
 from preservation.jobs.queue import DEAD, JOB_STATES
 from preservation.repository import Repository
+
+LISTED = 50  # damaged packages and dead jobs named in the report (the counts are complete)
 
 
 def _iso(value) -> str | None:
@@ -42,7 +45,7 @@ def status(repo: Repository) -> dict[str, Any]:
         replicas = {state: 0 for state in REPLICA_STATES}
         for state, count in s.execute(select(Replica.state, func.count()).group_by(Replica.state)):
             replicas[state] = count
-        in_window = case((Replica.verified_at >= window_start, 1), else_=0)
+        in_window = case((and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= window_start), 1), else_=0)
         is_verified = case((Replica.state == REPLICA_VERIFIED, 1), else_=0)
         per_node = {
             row.node_id: row
@@ -75,6 +78,18 @@ def status(repo: Repository) -> dict[str, Any]:
         for state, count in s.execute(select(Job.state, func.count()).group_by(Job.state)):
             jobs[state] = count
         oldest = s.execute(select(func.min(Replica.verified_at))).scalar_one()
+        damaged = [
+            {"package_id": pid, "name": name}
+            for pid, name in s.execute(
+                select(Package.id, Package.name).where(Package.state == PACKAGE_DAMAGED)
+                .order_by(Package.created_at).limit(LISTED)
+            )
+        ]
+        dead = [
+            {"id": j.id, "kind": j.kind, "package_id": j.package_id,
+             "last_error": j.last_error.splitlines()[0] if j.last_error else None}
+            for j in s.scalars(select(Job).where(Job.state == DEAD).order_by(Job.id.desc()).limit(LISTED))
+        ]
     return {
         "generated_at": _iso(now),
         "catalog": repo.catalog.display_url,
@@ -85,5 +100,7 @@ def status(repo: Repository) -> dict[str, Any]:
         "nodes": nodes,
         "jobs": jobs,
         "dead_jobs": jobs.get(DEAD, 0),
+        "dead_job_list": dead,
+        "damaged_packages": damaged,
         "oldest_verification": _iso(oldest),
     }

@@ -21,9 +21,17 @@ def status(as_json: bool) -> None:
           [[k, v["count"], human_bytes(v["bytes"])] for k, v in report["packages"].items() if v["count"]])
     table("replicas", ["state", "count"], [[k, v] for k, v in report["replicas"].items() if v])
     table(f"nodes (audit interval {report['audit_interval_days']} days)",
-          ["node", "type", "region", "status", "replicas", "bytes", "verified", "coverage", "oldest verified"],
+          ["node", "type", "region", "status", "replicas", "bytes", "verified", "verified in interval",
+           "oldest verified", "next audit"],
           [[n["name"], n["org_type"], n["region"], n["status"], n["replicas"], human_bytes(n["bytes"]),
-            n["verified"], f"{n['audit_coverage']:.0%}", n["oldest_verified"]] for n in report["nodes"]])
+            n["verified"], f"{n['audit_coverage']:.0%}", n["oldest_verified"], n["next_audit"]]
+           for n in report["nodes"]])
     table("jobs", ["state", "count"], [[k, v] for k, v in report["jobs"].items() if v])
+    if report["damaged_packages"]:
+        table("DAMAGED packages: no verified copy of some files is left", ["package", "name"],
+              [[p["package_id"], p["name"]] for p in report["damaged_packages"]])
+    if report["dead_job_list"]:
+        table("dead jobs", ["id", "kind", "package", "last error"],
+              [[j["id"], j["kind"], j["package_id"], (j["last_error"] or "")[:100]] for j in report["dead_job_list"]])
     if report["dead_jobs"]:
         click.secho(f"{report['dead_jobs']} dead job(s): see `preserve jobs list --state dead`", fg="red", err=True)

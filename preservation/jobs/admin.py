@@ -1,0 +1,139 @@
+"""What operators do with the queue: look at jobs, retry dead ones, cancel queued ones, wait for work."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+
+from preservation import events
+from preservation.catalog.db import Catalog
+from preservation.catalog.models import PACKAGE_DAMAGED, PACKAGE_PRESERVED, Event, Job, Package, utcnow
+from preservation.errors import InvalidRequest, NotFound
+from preservation.jobs.claim import record_job_event
+from preservation.jobs.queue import CANCELLED, DEAD, FAILED, JOB_STATES, LIVE_STATES, QUEUED
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def job_to_dict(job: Job, *, full: bool = False) -> dict[str, Any]:
+    out = {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "package_id": job.package_id,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_after": _iso(job.run_after),
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": _iso(job.lease_expires_at),
+        "last_error": (job.last_error or "").splitlines()[0] if job.last_error and not full else job.last_error,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "finished_at": _iso(job.finished_at),
+    }
+    if full:
+        out["payload"] = job.payload
+        out["dedupe_key"] = job.dedupe_key
+        out["result"] = job.result
+    return out
+
+
+def list_jobs(catalog: Catalog, *, state: str | None = None, kind: str | None = None,
+              limit: int = 200) -> list[dict[str, Any]]:
+    """Jobs, newest first; raises InvalidRequest for an unknown state."""
+    if state is not None and state not in JOB_STATES:
+        raise InvalidRequest(f"unknown job state {state!r}; use one of {', '.join(JOB_STATES)}")
+    with catalog.session() as s:
+        stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+        if state:
+            stmt = stmt.where(Job.state == state)
+        if kind:
+            stmt = stmt.where(Job.kind == kind)
+        return [job_to_dict(j) for j in s.scalars(stmt)]
+
+
+def show_job(catalog: Catalog, job_id: int) -> dict[str, Any]:
+    """One job in full, with the events it caused; raises NotFound."""
+    with catalog.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}: see `preserve jobs list`")
+        out = job_to_dict(job, full=True)
+        out["events"] = [
+            {"seq": e.seq, "occurred_at": _iso(e.occurred_at), "event_type": e.event_type, "outcome": e.outcome}
+            for e in s.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.seq))
+        ]
+        return out
+
+
+def retry_job(catalog: Catalog, job_id: int, *, agent: str = events.SYSTEM_AGENT) -> dict[str, Any]:
+    """Queue a dead or failed job again now, with its attempts reset; raises NotFound / InvalidRequest."""
+    with catalog.session() as s:
+        job = _locked(s, job_id)
+        if job.state not in (DEAD, FAILED):
+            raise InvalidRequest(f"job {job_id} is {job.state}: only dead or failed jobs can be retried")
+        previous = job.state
+        job.state = QUEUED
+        job.attempts = 0
+        job.run_after = utcnow()
+        job.finished_at = None
+        record_job_event(s, job, "requeued", agent=agent, previous_state=previous, by="operator")
+        return job_to_dict(job)
+
+
+def cancel_job(catalog: Catalog, job_id: int, *, agent: str = events.SYSTEM_AGENT) -> dict[str, Any]:
+    """Cancel a queued or failed job; raises NotFound / InvalidRequest (a running job cannot be cancelled)."""
+    with catalog.session() as s:
+        job = _locked(s, job_id)
+        if job.state not in (QUEUED, FAILED):
+            hint = " (stop its worker, or wait for it to finish)" if job.state == "running" else ""
+            raise InvalidRequest(f"job {job_id} is {job.state}: only queued or failed jobs can be cancelled{hint}")
+        previous = job.state
+        job.state = CANCELLED
+        job.finished_at = utcnow()
+        record_job_event(s, job, "cancelled", agent=agent, previous_state=previous, by="operator")
+        return job_to_dict(job)
+
+
+def _locked(s, job_id: int) -> Job:
+    job = s.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+    if job is None:
+        raise NotFound(f"no job {job_id}: see `preserve jobs list`")
+    return job
+
+
+def wait_for_package(
+    catalog: Catalog, package_id: str, *, timeout: float | None = None, poll: float = 1.0,
+    on_change: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Wait until workers have preserved the package, it is damaged, or no live job for it is left.
+
+    Returns the package state, its live and dead job counts and whether the
+    wait timed out; raises NotFound for an unknown package.
+    """
+    started = time.monotonic()
+    last_state = None
+    while True:
+        with catalog.session() as s:
+            package = s.get(Package, package_id)
+            if package is None:
+                raise NotFound(f"no package {package_id!r}")
+            state = package.state
+            counts = dict(s.execute(
+                select(Job.state, func.count()).where(Job.package_id == package_id).group_by(Job.state)
+            ).all())
+        live = sum(counts.get(st, 0) for st in LIVE_STATES)
+        if state != last_state and on_change:
+            on_change(state)
+        last_state = state
+        timed_out = timeout is not None and time.monotonic() - started >= timeout
+        if state in (PACKAGE_PRESERVED, PACKAGE_DAMAGED) or live == 0 or timed_out:
+            return {"package_id": package_id, "state": state, "live_jobs": live, "dead_jobs": counts.get(DEAD, 0),
+                    "timed_out": timed_out and state not in (PACKAGE_PRESERVED, PACKAGE_DAMAGED) and live > 0}
+        time.sleep(poll)

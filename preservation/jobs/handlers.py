@@ -1,0 +1,130 @@
+"""The built-in job kinds: replicate, audit, repair, ingest.
+
+Each handler is idempotent (see :mod:`preservation.jobs.registry`):
+
+``replicate``  replication skips files already on the node with the right
+               size and verifies every file before the copy counts.
+``audit``      re-reading is harmless; a copy being written or repaired is
+               left alone.
+``repair``     re-checks the copy before acting; a clean copy is only audited.
+``ingest``     the package it registered carries the job id in its bag-info,
+               so a re-run finds it instead of registering the delivery twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from preservation.audit import audit_replica
+from preservation.catalog.models import (
+    NODE_OFFLINE,
+    PACKAGE_DEACCESSIONED,
+    REPLICA_COPYING,
+    REPLICA_PENDING,
+    REPLICA_REPAIRING,
+    Package,
+    Replica,
+)
+from preservation.errors import InvalidRequest, JobError, NotFound, StorageUnavailable
+from preservation.fixity import NODE_UNAVAILABLE
+from preservation.ingest import register, stage
+from preservation.jobs import queue
+from preservation.jobs.registry import HandlerRegistry, JobContext
+from preservation.repair import repair_replica
+from preservation.replication import replicate_replica
+
+INGEST_JOB_FIELD = "Preserve-Ingest-Job"
+RESULT_KEYS = ("replica_id", "node", "state", "skipped", "files", "bytes", "files_copied", "bytes_copied",
+               "sources", "files_repaired", "files_removed", "note")
+
+
+def _replica_id(ctx: JobContext) -> int:
+    value = ctx.payload.get("replica_id")
+    if not isinstance(value, int):
+        raise JobError(f"job {ctx.job_id} ({ctx.kind}) has no integer replica_id in its payload")
+    return value
+
+
+def _small(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in RESULT_KEYS if k in result}
+
+
+def run_replicate(ctx: JobContext) -> dict[str, Any]:
+    return _small(replicate_replica(ctx.repo, _replica_id(ctx), agent=ctx.agent, job_id=ctx.job_id))
+
+
+def run_audit(ctx: JobContext) -> dict[str, Any]:
+    replica_id = _replica_id(ctx)
+    with ctx.repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        if replica is None:
+            raise NotFound(f"no replica {replica_id}")
+        if replica.package.state == PACKAGE_DEACCESSIONED:
+            return {"replica_id": replica_id, "skipped": "package deaccessioned"}
+        if replica.state in (REPLICA_PENDING, REPLICA_COPYING, REPLICA_REPAIRING):
+            return {"replica_id": replica_id, "skipped": f"replica is {replica.state}"}
+        if replica.node.status == NODE_OFFLINE:
+            return {"replica_id": replica_id, "skipped": f"node {replica.node.name} is offline"}
+    outcome = audit_replica(ctx.repo, replica_id, agent=ctx.agent, job_id=ctx.job_id)
+    if set(outcome.fixity.findings.codes()) == {NODE_UNAVAILABLE}:
+        raise StorageUnavailable(outcome.fixity.findings.errors[0].message, location=outcome.node)
+    return {"replica_id": replica_id, "node": outcome.node, "state": outcome.state, "ok": outcome.ok,
+            "files_checked": outcome.fixity.files_checked, "findings": len(outcome.fixity.findings)}
+
+
+def run_repair(ctx: JobContext) -> dict[str, Any]:
+    return _small(repair_replica(ctx.repo, _replica_id(ctx), agent=ctx.agent, job_id=ctx.job_id))
+
+
+def run_ingest(ctx: JobContext) -> dict[str, Any]:
+    """Stage and register a delivery the worker can read (``source``, ``collection``, optional ``name``).
+
+    Registration enqueues the ``replicate`` jobs of the new package.
+    """
+    source, collection = ctx.payload.get("source"), ctx.payload.get("collection")
+    if not isinstance(source, str) or not isinstance(collection, str):
+        raise JobError(f"job {ctx.job_id} (ingest) needs 'source' and 'collection' strings in its payload")
+    resolved = str(Path(source).resolve())
+    marker = str(ctx.job_id)
+    existing = _package_of_job(ctx, resolved, marker)
+    if existing is not None:
+        return existing
+    if not Path(source).exists():
+        raise InvalidRequest(f"the delivery {source} does not exist on this worker's host")
+    name = ctx.payload.get("name") or Path(source).name
+    info = {str(k): str(v) for k, v in dict(ctx.payload.get("bag_info") or {}).items()}
+    info[INGEST_JOB_FIELD] = marker
+    package_id, bag, delivery = stage(ctx.repo, source, collection, name=name, bag_info=info)
+    try:
+        result = register(ctx.repo, package_id, bag, collection, name=name, source=resolved,
+                          source_kind=delivery.kind, agent=ctx.agent)
+    except BaseException:
+        shutil.rmtree(bag.path, ignore_errors=True)
+        raise
+    return {"package_id": result["package_id"], "replica_ids": result["replica_ids"], "nodes": result["nodes"],
+            "files": result["files"], "bytes": result["bytes"]}
+
+
+def _package_of_job(ctx: JobContext, source: str, marker: str) -> dict[str, Any] | None:
+    with ctx.repo.catalog.session() as s:
+        for package in s.scalars(select(Package).where(Package.source == source)):
+            if (package.bag_info or {}).get(INGEST_JOB_FIELD) == marker:
+                replica_ids = list(s.scalars(select(Replica.id).where(Replica.package_id == package.id)))
+                return {"package_id": package.id, "replica_ids": replica_ids, "already_registered": True}
+    return None
+
+
+def default_registry(plugins: str | None = None) -> HandlerRegistry:
+    """The built-in kinds, plus those registered by ``plugins`` (the ``PRESERVE_EXTRA_HANDLERS`` syntax)."""
+    registry = HandlerRegistry()
+    registry.register(queue.REPLICATE, run_replicate)
+    registry.register(queue.AUDIT, run_audit)
+    registry.register(queue.REPAIR, run_repair)
+    registry.register(queue.INGEST, run_ingest)
+    registry.load_plugins(plugins)
+    return registry
+

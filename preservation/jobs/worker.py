@@ -1,0 +1,251 @@
+"""A worker process: N threads claiming and running jobs, one heartbeat renewing their leases.
+
+Outcomes: a handler's return value completes the job; a PreservationError
+is retried with back-off when the error is ``retryable`` and attempts are
+left, otherwise the job is dead; any other exception counts as retryable
+(up to ``max_attempts``).  :meth:`Worker.stop` stops claiming; running jobs
+get ``grace`` seconds to finish, after which they are released (queued
+again) and :meth:`Worker.run` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from preservation.errors import JobError, PreservationError
+from preservation.jobs import claim as claims
+from preservation.jobs.registry import HandlerRegistry, JobContext
+from preservation.repository import Repository
+
+log = logging.getLogger("preserve.worker")
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 1
+    once: bool = False  # exit when nothing is due
+    max_jobs: int | None = None  # exit after claiming this many
+    idle_exit: float | None = None  # exit after this many seconds without work
+    lease_seconds: float = 300.0
+    poll_seconds: float = 2.0
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 3600.0
+    grace_seconds: float = 30.0
+    kinds: tuple[str, ...] | None = None
+
+
+@dataclass
+class WorkerReport:
+    owner: str
+    claimed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    released: int = 0
+    lost: int = 0  # leases lost while running (another worker took the job over)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("owner", "claimed", "succeeded", "retried", "dead", "released", "lost")}
+
+
+class Worker:
+    def __init__(self, repo: Repository, registry: HandlerRegistry, options: WorkerOptions,
+                 *, owner: str | None = None, agent: str | None = None) -> None:
+        self.repo = repo
+        self.registry = registry
+        self.options = options
+        self.owner = owner or claims.new_lease_owner()
+        self.agent = agent or f"preserve-worker@{socket.gethostname()}"
+        self.report = WorkerReport(self.owner)
+        self._lease = timedelta(seconds=options.lease_seconds)
+        self._stopping = threading.Event()
+        self._release_now = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[int, claims.Claim] = {}
+        self._slots_taken = 0
+        self._last_activity = time.monotonic()
+        self._rng = random.Random()
+
+    # --- control ----------------------------------------------------------
+
+    def stop(self, *, release_now: bool = False) -> None:
+        """Stop claiming; with ``release_now`` give running jobs back without waiting."""
+        self._stopping.set()
+        if release_now:
+            self._release_now.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run(self) -> WorkerReport:
+        """Run until told to stop or an exit condition (once, max-jobs, idle) is met."""
+        runners = [threading.Thread(target=self._runner, name=f"preserve-job-{i}", daemon=True)
+                   for i in range(max(1, self.options.concurrency))]
+        heartbeat = threading.Thread(target=self._heartbeat, name="preserve-heartbeat", daemon=True)
+        heartbeat.start()
+        for t in runners:
+            t.start()
+        log.info("worker %s started: %d thread(s), kinds %s", self.owner, len(runners),
+                 ",".join(self.options.kinds or self.registry.kinds()))
+        deadline = None
+        while any(t.is_alive() for t in runners):
+            if self._stopping.is_set() and deadline is None:
+                deadline = time.monotonic() + self.options.grace_seconds
+                log.info("worker %s stopping: no new jobs; %d running", self.owner, len(self._active))
+            if deadline is not None and (time.monotonic() >= deadline or self._release_now.is_set()):
+                self._release_all()
+                break
+            for t in runners:
+                t.join(timeout=0.1)
+        self._done.set()
+        log.info("worker %s done: %s", self.owner, self.report.to_dict())
+        return self.report
+
+    # --- threads ------------------------------------------------------------
+
+    def _take_slot(self) -> bool:
+        with self._lock:
+            if self.options.max_jobs is not None and self._slots_taken >= self.options.max_jobs:
+                return False
+            self._slots_taken += 1
+            return True
+
+    def _give_back_slot(self) -> None:
+        with self._lock:
+            self._slots_taken -= 1
+
+    def _idle_for(self) -> float:
+        with self._lock:
+            if self._active:
+                return 0.0
+            return time.monotonic() - self._last_activity
+
+    def _runner(self) -> None:
+        while not self._stopping.is_set():
+            if not self._take_slot():
+                return
+            try:
+                claim = claims.claim_next(self.repo.catalog, self.owner, self._lease, agent=self.agent,
+                                          kinds=self.options.kinds)
+            except (SQLAlchemyError, PreservationError) as e:
+                self._give_back_slot()
+                log.warning("worker %s could not claim a job: %s", self.owner, e)
+                self._stopping.wait(self.options.poll_seconds)
+                continue
+            if claim is None:
+                self._give_back_slot()
+                if self.options.once:
+                    return
+                if self.options.idle_exit is not None and self._idle_for() >= self.options.idle_exit:
+                    return
+                self._stopping.wait(self.options.poll_seconds * self._rng.uniform(0.5, 1.0))
+                continue
+            with self._lock:
+                self._active[claim.job_id] = claim
+                self.report.claimed += 1
+            try:
+                self._execute(claim)
+            finally:
+                with self._lock:
+                    self._active.pop(claim.job_id, None)
+                    self._last_activity = time.monotonic()
+
+    def _heartbeat(self) -> None:
+        interval = max(self.options.lease_seconds / 3, 0.05)
+        while not self._done.wait(interval):
+            with self._lock:
+                ids = list(self._active)
+            if not ids:
+                continue
+            try:
+                lost = claims.renew_leases(self.repo.catalog, self.owner, ids, self._lease)
+            except (SQLAlchemyError, PreservationError) as e:
+                log.warning("worker %s could not renew its leases: %s", self.owner, e)
+                continue
+            for job_id in lost:
+                log.warning("worker %s lost the lease of job %d: another worker may run it", self.owner, job_id)
+
+    # --- one job ---------------------------------------------------------
+
+    def _execute(self, claim: claims.Claim) -> None:
+        ctx = JobContext(self.repo, claim.job_id, claim.kind, claim.payload, claim.package_id, claim.attempt,
+                         self.agent)
+        handler = self.registry.get(claim.kind)
+        log.info("job %d (%s) attempt %d/%d started", claim.job_id, claim.kind, claim.attempt, claim.max_attempts)
+        try:
+            if handler is None:
+                raise JobError(f"no handler for job kind {claim.kind!r} on this worker "
+                               f"(known: {', '.join(self.registry.kinds())})")
+            result = handler(ctx)
+        except PreservationError as e:
+            self._failed(claim, f"{e.code} {type(e).__name__}: {e}", e.code, e.retryable)
+        except Exception as e:  # noqa: BLE001 - any other failure is retried, then dead-lettered
+            tail = "".join(traceback.format_exception(e)[-6:])
+            self._failed(claim, f"unexpected {type(e).__name__}: {e}\n{tail}", "unexpected", True)
+        else:
+            self._succeeded(claim, result)
+
+    def _succeeded(self, claim: claims.Claim, result: dict[str, Any] | None) -> None:
+        if claims.complete(self.repo.catalog, claim, _jsonable(result), agent=self.agent):
+            with self._lock:
+                self.report.succeeded += 1
+            log.info("job %d (%s) succeeded", claim.job_id, claim.kind)
+        else:
+            self._lease_lost(claim)
+
+    def _failed(self, claim: claims.Claim, error: str, code: str, retryable: bool) -> None:
+        delay = claims.retry_delay(claim.attempt, self.options.retry_base_seconds, self.options.retry_cap_seconds,
+                                   self._rng)
+        state = claims.fail(self.repo.catalog, claim, error, error_code=code, retryable=retryable, delay=delay,
+                            agent=self.agent)
+        if state is None:
+            self._lease_lost(claim)
+            return
+        with self._lock:
+            if state == "dead":
+                self.report.dead += 1
+            else:
+                self.report.retried += 1
+        level = logging.ERROR if state == "dead" else logging.WARNING
+        log.log(level, "job %d (%s) %s: %s", claim.job_id, claim.kind,
+                "is dead" if state == "dead" else f"will be retried in {delay:.1f}s", error.splitlines()[0])
+
+    def _lease_lost(self, claim: claims.Claim) -> None:
+        with self._lock:
+            self.report.lost += 1
+        log.warning("job %d (%s) finished but its lease had been taken over; outcome not recorded",
+                    claim.job_id, claim.kind)
+
+    def _release_all(self) -> None:
+        with self._lock:
+            active = list(self._active.values())
+        for claim in active:
+            try:
+                if claims.release(self.repo.catalog, claim, agent=self.agent):
+                    with self._lock:
+                        self.report.released += 1
+                    log.info("job %d (%s) released unfinished", claim.job_id, claim.kind)
+            except (SQLAlchemyError, PreservationError) as e:
+                log.warning("job %d could not be released (its lease will expire): %s", claim.job_id, e)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    return str(value)

@@ -1,0 +1,300 @@
+"""Repairing a damaged copy from copies verified during the repair (invariant 4).
+
+1. The damaged replica is checked again in full, to learn exactly which files
+   are wrong (missing, changed, resized, unreadable) and which do not belong.
+   A copy that now checks clean is only re-audited: running a repair twice
+   is harmless.
+2. For exactly those files, the other copies are re-read on their nodes and
+   both digests compared with the catalog — verified copies first, then
+   copies that are themselves damaged elsewhere (their other files may be
+   intact).  Each damaged file is copied only from a copy whose own bytes for
+   it have just verified; a verified copy whose file does not match becomes
+   ``suspect`` (a full audit is queued).
+3. The damaged files are rewritten (the write checks sha256 while the bytes
+   stream, then the new file is re-read with sha256 and sha512), and files
+   that do not belong are deleted — only keys inside this replica's own
+   package prefix, on its own node.
+4. The replica is audited again in full, and a ``repair`` event records the
+   outcome, the files repaired and where they came from.
+
+When some damaged file has no verified copy anywhere, nothing is written:
+the package becomes ``damaged``, a failure event names what is lost, and
+NoVerifiedSource (permanent) is raised so the job is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from preservation import events
+from preservation.audit import audit_replica
+from preservation.catalog.models import (
+    NODE_OFFLINE,
+    PACKAGE_DAMAGED,
+    PACKAGE_DEACCESSIONED,
+    REPLICA_COPYING,
+    REPLICA_CORRUPT,
+    REPLICA_MISSING,
+    REPLICA_PENDING,
+    REPLICA_REPAIRING,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Package,
+    Replica,
+)
+from preservation.errors import (
+    NoVerifiedSource,
+    NotFound,
+    ObjectNotFound,
+    PreservationError,
+    StorageUnavailable,
+    VerificationFailed,
+)
+from preservation.fixity import NODE_UNAVAILABLE, FileRow, check_replica, iter_package_files, verify_rows
+from preservation.replication import CopySource, flag_bad_sources, write_and_verify, write_package_record
+from preservation.repository import Repository
+
+log = logging.getLogger("preserve.repair")
+
+MAX_PATHS_IN_EVENT = 50
+BOTH_DIGESTS = ("sha256", "sha512")
+# copies that may hold good bytes: every file used is verified first (pending, copying and repairing
+# copies are being written and are never read from)
+SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
+EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass
+class SourcePlan:
+    """Which verified copy each damaged file will be copied from."""
+
+    assigned: dict[int, set[str]] = field(default_factory=dict)  # source replica id -> paths
+    labels: dict[int, str] = field(default_factory=dict)  # source replica id -> node name
+    failed_sources: set[int] = field(default_factory=set)  # copies whose bytes did not verify
+    unreachable: list[str] = field(default_factory=list)  # nodes that did not answer
+    unsourced: list[str] = field(default_factory=list)  # damaged files with no verified copy
+
+    def by_node(self) -> dict[str, int]:
+        return {self.labels[rid]: len(paths) for rid, paths in self.assigned.items()}
+
+
+def repair_replica(
+    repo: Repository, replica_id: int, *, agent: str = events.SYSTEM_AGENT, job_id: int | None = None
+) -> dict[str, Any]:
+    """Repair one corrupt or missing replica; see the module docstring.
+
+    Raises NotFound (no such replica), StorageUnavailable (a node did not
+    answer: retry later), NoVerifiedSource (permanent: the package is
+    damaged), VerificationFailed (the repaired copy did not re-audit).
+    """
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        if replica is None:
+            raise NotFound(f"no replica {replica_id}")
+        package, node = replica.package, replica.node
+        if package.state == PACKAGE_DEACCESSIONED:
+            return {"replica_id": replica_id, "skipped": "package deaccessioned"}
+        if replica.state in (REPLICA_PENDING, REPLICA_COPYING):
+            return {"replica_id": replica_id, "skipped": f"replica is {replica.state}: replication writes it"}
+        if node.status == NODE_OFFLINE:
+            return {"replica_id": replica_id, "skipped": f"node {node.name} is offline"}
+        package_id, node_name = package.id, node.name
+    dest = repo.adapter(node)
+    prefix = f"{package_id}/"
+
+    check = check_replica(repo.catalog, dest, package_id, ("sha256",), workers=repo.settings.workers)
+    if NODE_UNAVAILABLE in check.findings.codes():
+        raise StorageUnavailable(f"cannot check the copy to repair: {check.findings.errors[0].message}",
+                                 location=node_name)
+    if check.ok:
+        audit = audit_replica(repo, replica_id, agent=agent, job_id=job_id, algorithms=BOTH_DIGESTS)
+        if not audit.ok:
+            raise VerificationFailed("the copy changed while it was being checked", package=package_id, node=node_name)
+        return {"replica_id": replica_id, "node": node_name, "state": audit.state, "files_repaired": 0,
+                "files_removed": 0, "note": "the copy checked clean: nothing to repair"}
+
+    damaged = set(check.bad_paths)
+    unexpected = list(check.unexpected_paths)
+    # what the copy is if this repair fails, whatever the catalog said before
+    state_before = REPLICA_MISSING if check.absent else REPLICA_CORRUPT
+    _mark_repairing(repo, replica_id, agent, job_id, len(damaged), len(unexpected))
+
+    plan = plan_sources(repo, package_id, replica_id, damaged)
+    if plan.unsourced:
+        _no_source(repo, replica_id, state_before, plan, agent, job_id)
+    if plan.failed_sources:
+        with repo.catalog.session() as s:
+            flag_bad_sources(repo, s, s.get(Package, package_id), sorted(plan.failed_sources), agent)
+
+    try:
+        copied = _rewrite(repo, package_id, dest, plan)
+        removed = _remove_unexpected(dest, prefix, unexpected)
+        write_package_record(repo, dest, package_id)
+    except PreservationError as e:
+        _failed(repo, replica_id, state_before, agent, job_id, f"rewriting files failed: {e}")
+        if isinstance(e, NoVerifiedSource):
+            raise VerificationFailed(f"a source changed while it was copied ({e}); the next attempt re-verifies",
+                                     package=package_id, node=node_name) from e
+        raise
+
+    audit = audit_replica(repo, replica_id, agent=agent, job_id=job_id, algorithms=BOTH_DIGESTS)
+    detail = {
+        "state": audit.state,
+        "files_repaired": len(damaged),
+        "files_removed": removed,
+        "bytes_copied": copied,
+        "sources": plan.by_node(),
+        "paths": sorted(damaged)[:MAX_PATHS_IN_EVENT],
+    }
+    with repo.catalog.session() as s:
+        events.record_event(
+            s, events.REPAIR, events.SUCCESS if audit.ok else events.FAILURE, agent=agent, package_id=package_id,
+            replica_id=replica_id, node_name=node_name, job_id=job_id, policy=repo.policy.label, detail=detail,
+        )
+    if not audit.ok:
+        raise VerificationFailed(f"the repaired copy failed its audit: {audit.fixity.findings.errors[0]}",
+                                 package=package_id, node=node_name)
+    log.info("repaired replica %d of %s on %s: %d file(s) rewritten, %d removed", replica_id, package_id,
+             node_name, len(damaged), removed)
+    return {"replica_id": replica_id, "node": node_name, **detail}
+
+
+def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: set[str]) -> SourcePlan:
+    """Verify the other copies' versions of exactly the damaged files, best copies first."""
+    plan = SourcePlan()
+    with repo.catalog.session() as s:
+        others = s.scalars(
+            select(Replica).where(
+                Replica.package_id == package_id, Replica.id != replica_id, Replica.state.in_(SOURCE_STATES),
+            )
+        ).all()
+        # a copy on an offline node may hold the bytes: without it, "no source" is not yet known
+        plan.unreachable.extend(r.node.name for r in others if r.node.status == NODE_OFFLINE)
+        others = [r for r in others if r.node.status != NODE_OFFLINE]
+        others.sort(key=lambda r: (r.state != REPLICA_VERIFIED, -(r.verified_at or EPOCH).timestamp(), r.id))
+        candidates = [(r.id, r.node) for r in others]
+    prefix = f"{package_id}/"
+    for batch in iter_package_files(repo.catalog, package_id):
+        remaining: list[FileRow] = [r for r in batch if r.path in damaged]
+        for source_id, source_node in candidates:
+            if not remaining:
+                break
+            if source_node.name in plan.unreachable:
+                continue
+            result = verify_rows(repo.adapter(source_node), prefix, remaining, BOTH_DIGESTS,
+                                 workers=repo.settings.workers)
+            if NODE_UNAVAILABLE in result.findings.codes():
+                plan.unreachable.append(source_node.name)
+                continue
+            bad = set(result.bad_paths)
+            if bad:
+                plan.failed_sources.add(source_id)
+            good = [r.path for r in remaining if r.path not in bad]
+            if good:
+                plan.assigned.setdefault(source_id, set()).update(good)
+                plan.labels[source_id] = source_node.name
+            remaining = [r for r in remaining if r.path in bad]
+        plan.unsourced.extend(r.path for r in remaining)
+    return plan
+
+
+def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
+    copied = 0
+    with repo.catalog.session() as s:
+        nodes = {rid: s.get(Replica, rid).node for rid in plan.assigned}
+    for source_id, paths in plan.assigned.items():
+        node = nodes[source_id]
+        source = CopySource(repo.adapter(node), f"{package_id}/", f"node {node.name}", source_id)
+        stats = write_and_verify(repo, package_id, dest, [source], only_paths=paths)
+        copied += stats["bytes_copied"]
+    return copied
+
+
+def _remove_unexpected(dest, prefix: str, paths: list[str]) -> int:
+    removed = 0
+    for path in paths:
+        try:
+            dest.delete(prefix + path)
+            removed += 1
+        except ObjectNotFound:
+            continue
+    if removed:
+        dest.flush()
+    return removed
+
+
+def _mark_repairing(repo: Repository, replica_id: int, agent: str, job_id: int | None, damaged: int,
+                    unexpected: int) -> None:
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        previous = replica.state
+        if previous == REPLICA_REPAIRING:
+            return
+        replica.state = REPLICA_REPAIRING
+        events.record_event(
+            s, events.REPAIR, "started", agent=agent, package_id=replica.package_id, replica_id=replica_id,
+            node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
+            detail={"state": REPLICA_REPAIRING, "previous_state": previous, "damaged_files": damaged,
+                    "unexpected_files": unexpected},
+        )
+
+
+def _failed(repo: Repository, replica_id: int, state: str, agent: str, job_id: int | None, reason: str) -> None:
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        replica.state = state
+        replica.last_error = reason
+        events.record_event(
+            s, events.REPAIR, events.FAILURE, agent=agent, package_id=replica.package_id, replica_id=replica_id,
+            node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
+            detail={"state": state, "reason": reason[:500]},
+        )
+
+
+def _no_source(repo: Repository, replica_id: int, state: str, plan: SourcePlan, agent: str,
+               job_id: int | None) -> None:
+    """Give up: a damaged file has no verified copy.  Raises StorageUnavailable or NoVerifiedSource."""
+    lost = sorted(plan.unsourced)
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, replica_id)
+        package = replica.package
+        flag_bad_sources(repo, s, package, sorted(plan.failed_sources), agent)
+        replica.state = state
+        if plan.unreachable:
+            reason = (f"{len(lost)} damaged file(s) could not be verified on any reachable copy; "
+                      f"nodes not answering: {', '.join(sorted(set(plan.unreachable)))}")
+            replica.last_error = reason
+            events.record_event(
+                s, events.REPAIR, events.FAILURE, agent=agent, package_id=package.id, replica_id=replica_id,
+                node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
+                detail={"state": state, "reason": reason, "paths": lost[:MAX_PATHS_IN_EVENT]},
+            )
+        else:
+            reason = (f"{len(lost)} damaged file(s) have no verified copy on any node; "
+                      f"first: {lost[0]}. The package is damaged: restore these files from outside the network")
+            replica.last_error = reason
+            events.record_event(
+                s, events.REPAIR, events.FAILURE, agent=agent, package_id=package.id, replica_id=replica_id,
+                node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
+                detail={"state": state, "reason": reason, "files_without_verified_copy": len(lost),
+                        "paths": lost[:MAX_PATHS_IN_EVENT], "copies_failed": len(plan.failed_sources)},
+            )
+            if package.state != PACKAGE_DAMAGED:
+                previous = package.state
+                package.state = PACKAGE_DAMAGED
+                events.record_event(
+                    s, events.POLICY_ASSIGNMENT, events.FAILURE, agent=agent, package_id=package.id, job_id=job_id,
+                    policy=repo.policy.label,
+                    detail={"package_state": PACKAGE_DAMAGED, "previous_state": previous,
+                            "reason": "files without any verified copy", "files": len(lost)},
+                )
+    if plan.unreachable:
+        raise StorageUnavailable(reason, location=", ".join(sorted(set(plan.unreachable))))
+    log.error("package %s is DAMAGED: %s", replica.package_id, reason)
+    raise NoVerifiedSource(f"repair {len(lost)} file(s) of replica {replica_id} (first: {lost[0]})",
+                           package=package.id)

@@ -1,0 +1,175 @@
+"""Repair: damaged copies are rewritten only from bytes verified during the repair, never beyond their prefix."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from preservation.audit import audit, audit_replica
+from preservation.catalog.models import NODE_OFFLINE, Event, Job, Node, Package, Replica
+from preservation.errors import NoVerifiedSource, StorageUnavailable
+from preservation.events import verify_chain
+from preservation.ingest import ingest
+from preservation.jobs import queue
+from preservation.jobs.handlers import default_registry
+from preservation.jobs.worker import Worker, WorkerOptions
+from preservation.repair import repair_replica
+
+from .corruption import add_file, flip_bit
+from .fixtures import node_root
+
+TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
+OTHER = "data/期刊/物理学报/2024/第01期/论文-001.pdf"
+
+
+@pytest.fixture
+def preserved(repo, sample_delivery):
+    result = ingest(repo, sample_delivery, "journals")
+    assert result["state"] == "preserved"
+    return result["package_id"]
+
+
+def _replicas(repo, package_id) -> dict[str, Replica]:
+    with repo.catalog.session() as s:
+        return {r.node.name: r for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
+
+
+def _package_state(repo, package_id) -> str:
+    with repo.catalog.session() as s:
+        return s.get(Package, package_id).state
+
+
+def _events(repo, package_id, event_type):
+    with repo.catalog.session() as s:
+        return s.scalars(select(Event).where(Event.package_id == package_id, Event.event_type == event_type)
+                         .order_by(Event.seq)).all()
+
+
+def _run_worker(repo) -> None:
+    Worker(repo, default_registry(), WorkerOptions(concurrency=1, once=True, retry_base_seconds=0)).run()
+
+
+def test_a_corrupt_file_is_rewritten_from_a_verified_copy_and_nothing_else_is_touched(repo, preserved):
+    damaged = node_root(repo, "cas-nsl") / preserved / TARGET
+    untouched = node_root(repo, "cas-nsl") / preserved / OTHER
+    good = (node_root(repo, "uni-pku") / preserved / TARGET).read_bytes()
+    flip_bit(damaged)
+    inode_before = untouched.stat().st_ino
+    assert not audit(repo, package_id=preserved).ok
+    replica = _replicas(repo, preserved)["cas-nsl"]
+    assert replica.state == "corrupt"
+    with repo.catalog.session() as s:
+        assert s.scalars(select(Job).where(Job.dedupe_key == f"repair:{replica.id}")).one().state == queue.QUEUED
+    out = repair_replica(repo, replica.id, agent="test")
+    assert out["state"] == "verified" and out["files_repaired"] == 1 and out["files_removed"] == 0
+    assert damaged.read_bytes() == good
+    assert untouched.stat().st_ino == inode_before  # only the damaged file was rewritten
+    assert _replicas(repo, preserved)["cas-nsl"].state == "verified"
+    assert _package_state(repo, preserved) == "preserved"
+    repairs = _events(repo, preserved, "repair")
+    assert [e.outcome for e in repairs] == ["started", "success"]
+    assert repairs[-1].detail["paths"] == [TARGET] and sum(repairs[-1].detail["sources"].values()) == 1
+    fixity = _events(repo, preserved, "fixity check")[-1]
+    assert fixity.replica_id == replica.id and fixity.outcome == "success"
+    assert fixity.detail["algorithms"] == ["sha256", "sha512"]
+    again = repair_replica(repo, replica.id, agent="test")  # idempotent: a clean copy is only re-audited
+    assert again["files_repaired"] == 0 and "nothing to repair" in again["note"]
+    with repo.catalog.session() as s:
+        assert verify_chain(s).ok
+
+
+def test_a_missing_copy_is_rewritten_and_unexpected_files_removed_only_inside_its_prefix(repo, preserved):
+    istic = node_root(repo, "inst-istic")
+    pku = node_root(repo, "uni-pku")
+    for path in sorted((istic / preserved).rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (istic / preserved).rmdir()
+    add_file(pku / preserved / "data" / "intruder.txt")
+    add_file(pku / "unrelated" / "keep.txt", b"not ours")
+    add_file(pku / f"{preserved}-lookalike" / "keep.txt", b"not ours either")
+    assert not audit(repo, package_id=preserved).ok
+    states = {n: r.state for n, r in _replicas(repo, preserved).items()}
+    assert states == {"inst-istic": "missing", "uni-pku": "corrupt", "cas-nsl": "verified"}
+    _run_worker(repo)
+    assert {n: r.state for n, r in _replicas(repo, preserved).items()} == dict.fromkeys(states, "verified")
+    assert not (pku / preserved / "data" / "intruder.txt").exists()
+    assert (pku / "unrelated" / "keep.txt").read_bytes() == b"not ours"
+    assert (pku / f"{preserved}-lookalike" / "keep.txt").exists()
+    assert (istic / preserved / TARGET).read_bytes() == (pku / preserved / TARGET).read_bytes()
+    by_node = {e.node_name: e.detail for e in _events(repo, preserved, "repair") if e.outcome == "success"}
+    assert by_node["inst-istic"]["files_repaired"] > 9 and by_node["uni-pku"]["files_removed"] == 1
+    assert _package_state(repo, preserved) == "preserved"
+
+
+def test_a_copy_whose_bytes_fail_during_the_repair_is_not_used_and_becomes_suspect(repo, preserved):
+    flip_bit(node_root(repo, "cas-nsl") / preserved / TARGET)
+    audit_replica(repo, _replicas(repo, preserved)["cas-nsl"].id)
+    # the preferred source (most recently verified) rots too, unnoticed by the catalog
+    with repo.catalog.session() as s:
+        source = s.scalars(select(Replica).where(Replica.package_id == preserved, Replica.state == "verified")
+                           .order_by(Replica.verified_at.desc())).first()
+        rotten, healthy = source.node.name, ({"uni-pku", "inst-istic"} - {source.node.name}).pop()
+    flip_bit(node_root(repo, rotten) / preserved / TARGET, offset=7)
+    out = repair_replica(repo, _replicas(repo, preserved)["cas-nsl"].id)
+    assert out["sources"] == {healthy: 1}
+    fixed = (node_root(repo, "cas-nsl") / preserved / TARGET).read_bytes()
+    assert fixed == (node_root(repo, healthy) / preserved / TARGET).read_bytes()
+    states = {n: r.state for n, r in _replicas(repo, preserved).items()}
+    assert states == {"cas-nsl": "verified", rotten: "suspect", healthy: "verified"}
+    with repo.catalog.session() as s:
+        audit_job = s.scalars(select(Job).where(Job.dedupe_key == f"audit:{source.id}")).one()
+    assert audit_job.state == queue.QUEUED and audit_job.priority == 10
+
+
+def test_a_file_corrupt_on_every_copy_makes_the_package_damaged_and_the_jobs_dead(repo, preserved, run_cli):
+    nodes = ("uni-pku", "cas-nsl", "inst-istic")
+    for bit, node in enumerate(nodes):
+        flip_bit(node_root(repo, node) / preserved / TARGET, offset=11, bit=bit)
+    run_cli("audit", exit_code=1)
+    _run_worker(repo)
+    assert _package_state(repo, preserved) == "damaged"
+    with repo.catalog.session() as s:
+        repairs = s.scalars(select(Job).where(Job.kind == queue.REPAIR)).all()
+    assert len(repairs) == 3 and {j.state for j in repairs} == {queue.DEAD}
+    assert all(j.last_error.startswith("E502 NoVerifiedSource") and j.attempts == 1 for j in repairs)
+    failures = [e for e in _events(repo, preserved, "repair") if e.outcome == "failure"]
+    assert failures and all(e.detail["files_without_verified_copy"] == 1 and e.detail["paths"] == [TARGET]
+                            for e in failures)
+    assert all(r.state == "corrupt" for r in _replicas(repo, preserved).values())
+    report = run_cli("status", "--json").json()
+    assert report["damaged_packages"] == [{"package_id": preserved, "name": "delivery"}]
+    assert report["dead_jobs"] == 3 and {j["kind"] for j in report["dead_job_list"]} == {"repair"}
+    table = run_cli("status")
+    assert "DAMAGED" in table.output and preserved in table.output and "3 dead job(s)" in table.stderr
+    run_cli("audit", exit_code=1)
+    # nothing was written: every copy still holds its own damaged bytes
+    assert len({(node_root(repo, n) / preserved / TARGET).read_bytes() for n in nodes}) == 3
+
+
+def test_copies_on_offline_nodes_make_the_repair_wait_instead_of_declaring_damage(repo, preserved):
+    flip_bit(node_root(repo, "cas-nsl") / preserved / TARGET)
+    replica_id = _replicas(repo, preserved)["cas-nsl"].id
+    audit_replica(repo, replica_id)
+    with repo.catalog.session() as s:
+        for node in s.scalars(select(Node).where(Node.name != "cas-nsl")):
+            node.status = NODE_OFFLINE
+    with pytest.raises(StorageUnavailable) as err:
+        repair_replica(repo, replica_id)
+    assert err.value.retryable
+    assert _package_state(repo, preserved) != "damaged"
+    assert _replicas(repo, preserved)["cas-nsl"].state == "corrupt"
+
+
+def test_a_repair_interrupted_mid_way_converges_when_run_again(repo, preserved):
+    replica_id = _replicas(repo, preserved)["uni-pku"].id
+    flip_bit(node_root(repo, "uni-pku") / preserved / TARGET)
+    (node_root(repo, "uni-pku") / preserved / OTHER).unlink()
+    audit_replica(repo, replica_id)
+    with repo.catalog.session() as s:  # as a worker killed right after marking it would leave it
+        s.get(Replica, replica_id).state = "repairing"
+    out = repair_replica(repo, replica_id)
+    assert out["files_repaired"] == 2 and out["state"] == "verified"
+
+
+def test_no_verified_source_error_is_permanent():
+    assert not NoVerifiedSource.retryable and StorageUnavailable.retryable

@@ -12,9 +12,12 @@ from .catalog import catalog, init
 from .collection import collection
 from .events import events
 from .ingest import ingest
+from .jobs import jobs
 from .node import node
 from .restore import restore
+from .scheduler import scheduler
 from .status import status
+from .worker import worker
 from .common import CLIState, fail
 # the access service
 from .access import access
@@ -51,9 +54,10 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 # Command groups: one module each, attached here (add one line per group).
-COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events]
-COMMANDS += [bag]
+COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events,
+                                 jobs, worker, scheduler]
 COMMANDS += [library, entitlement, trigger, access, usage, serve]
+COMMANDS += [bag]
 for command in COMMANDS:
     cli.add_command(command)
 

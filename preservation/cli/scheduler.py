@@ -1,0 +1,24 @@
+"""`preserve scheduler`: plan audits, restore replication, requeue repairs — one active, others standby."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.jobs.scheduler import SchedulerService
+
+from .common import repo
+from .service import configure_logging, on_stop_signals
+
+
+@click.command("scheduler")
+@click.option("--tick", type=click.FloatRange(0.1), default=60, show_default=True, envvar="PRESERVE_TICK_SECONDS",
+              metavar="SECONDS", help="How often the periodic tasks run.")
+@click.option("--standby-retry", type=click.FloatRange(0.1), default=5, show_default=True, metavar="SECONDS",
+              help="How often a standby tries to become the active scheduler.")
+@click.option("--verbose", "-v", is_flag=True)
+def scheduler(tick: float, standby_retry: float, verbose: bool) -> None:
+    """Run the periodic tasks while this is the active scheduler; wait as a standby otherwise."""
+    configure_logging(verbose)
+    service = SchedulerService(repo(), tick=tick, standby_retry=standby_retry)
+    on_stop_signals(service.stop, service.stop)
+    service.run()

@@ -1,0 +1,48 @@
+"""`preserve worker`: claim and run jobs from the catalog."""
+
+from __future__ import annotations
+
+import click
+
+from preservation.jobs.handlers import default_registry
+from preservation.jobs.registry import PLUGIN_ENV
+from preservation.jobs.worker import Worker, WorkerOptions
+
+from .common import emit_json, json_option, repo
+from .service import configure_logging, on_stop_signals
+
+
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Jobs run at the same time (threads).")
+@click.option("--once", is_flag=True, help="Run what is due now, then exit.")
+@click.option("--max-jobs", type=click.IntRange(1), default=None, help="Exit after claiming this many jobs.")
+@click.option("--idle-exit", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Exit after this long with nothing to do.")
+@click.option("--kind", "kinds", multiple=True, help="Only claim jobs of this kind (repeatable).")
+@click.option("--lease", type=click.FloatRange(0.5), default=300, show_default=True, envvar="PRESERVE_LEASE_SECONDS",
+              metavar="SECONDS", help="Lease per job, renewed every third of it while the job runs.")
+@click.option("--poll", type=click.FloatRange(0.01), default=2, show_default=True, envvar="PRESERVE_POLL_SECONDS",
+              metavar="SECONDS", help="Pause between looks at an empty queue.")
+@click.option("--retry-base", type=click.FloatRange(0), default=30, show_default=True,
+              envvar="PRESERVE_RETRY_BASE_SECONDS", metavar="SECONDS",
+              help="First retry delay; doubles with each attempt (with jitter), at most an hour.")
+@click.option("--grace", type=click.FloatRange(0), default=30, show_default=True, envvar="PRESERVE_GRACE_SECONDS",
+              metavar="SECONDS", help="On SIGTERM, how long running jobs may finish before they are released.")
+@click.option("--handlers", "plugins", default=None, envvar=PLUGIN_ENV, metavar="MODULE:FUNCTION,…",
+              help=f"Register more job kinds (env {PLUGIN_ENV}).")
+@click.option("--verbose", "-v", is_flag=True)
+@json_option
+def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_base, grace, plugins, verbose,
+           as_json) -> None:
+    """Claim jobs from the catalog and run them until stopped (SIGTERM/SIGINT: finish, then exit 0)."""
+    configure_logging(verbose)
+    options = WorkerOptions(
+        concurrency=concurrency, once=once, max_jobs=max_jobs, idle_exit=idle_exit, lease_seconds=lease,
+        poll_seconds=poll, retry_base_seconds=retry_base, grace_seconds=grace, kinds=tuple(kinds) or None,
+    )
+    running = Worker(repo(), default_registry(plugins), options)
+    on_stop_signals(running.stop, lambda: running.stop(release_now=True))
+    report = running.run()
+    if as_json:
+        emit_json(report.to_dict())

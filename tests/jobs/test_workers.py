@@ -1,0 +1,137 @@
+"""Real `preserve worker` processes sharing one catalog: no job runs twice, a killed worker's job is finished."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+import pytest
+from sqlalchemy import select
+
+from preservation.catalog.models import Event, Job
+from preservation.events import verify_chain
+from preservation.jobs import queue
+
+from ..fixtures import make_repo
+from ..processes import kill, start, stop, wait_until
+from .effects import read_effects
+
+ENV = {"PRESERVE_EXTRA_HANDLERS": "tests.jobs.effects:register"}
+MIX = {"effect": 150, "effect-flaky": 20, "effect-unexpected": 15, "effect-permanent": 15}
+
+
+@pytest.fixture
+def wrepo(tmp_path, catalog_url):
+    repo = make_repo(tmp_path / "home", catalog_url=catalog_url)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def _jobs(repo) -> dict[int, Job]:
+    with repo.catalog.session() as s:
+        return {j.id: j for j in s.scalars(select(Job))}
+
+
+def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_path):
+    effects = tmp_path / "effects.log"
+    rng = random.Random(200)
+    kinds = [kind for kind, n in MIX.items() for _ in range(n)]
+    rng.shuffle(kinds)
+    with wrepo.catalog.session() as s:
+        for kind in kinds:
+            queue.enqueue(s, kind, {"file": str(effects)}, priority=rng.choice((10, 100, 150)))
+    home = wrepo.settings.home
+    workers = [
+        start(home, "worker", "--concurrency", "2", "--idle-exit", "1.5", "--poll", "0.1", "--retry-base", "0.05",
+              "--lease", "20", log=tmp_path / f"worker-{i}.log", env=ENV)
+        for i in range(4)
+    ]
+    try:
+        for w in workers:
+            assert w.wait(120) == 0
+    finally:
+        for w in workers:
+            stop(w)
+    jobs = _jobs(wrepo)
+    assert len(jobs) == 200
+    done = Counter(job_id for job_id, _pid, what, _attempt in read_effects(effects) if what == "done")
+    for job in jobs.values():
+        if job.kind == "effect-permanent":
+            assert job.state == queue.DEAD and job.attempts == 1 and job.last_error.startswith("E112")
+            assert done[job.id] == 0
+        else:
+            assert job.state == queue.SUCCEEDED, (job.id, job.kind, job.state, job.last_error)
+            assert done[job.id] == 1, f"job {job.id} ({job.kind}) had its effect {done[job.id]} times"
+            assert job.attempts == (1 if job.kind == "effect" else 2)
+    pids = {pid for _job, pid, _what, _attempt in read_effects(effects)}
+    assert len(pids) >= 2, "the work should be shared between the worker processes"
+    with wrepo.catalog.session() as s:
+        assert verify_chain(s).ok
+        job_events = Counter(e.outcome for e in s.scalars(select(Event).where(Event.event_type == "job")))
+    # started once per attempt; one terminal or retry event per attempt
+    assert job_events["started"] == 200 + 35
+    assert job_events["success"] == 185 and job_events["warning"] == 35 and job_events["failure"] == 15
+
+
+@pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)
+def test_a_killed_workers_job_is_finished_by_another_after_its_lease_expires(wrepo, tmp_path):
+    effects = tmp_path / "effects.log"
+    with wrepo.catalog.session() as s:
+        slow = [queue.enqueue(s, "effect-slow", {"file": str(effects), "seconds": 1.5}).id for _ in range(2)]
+    home = wrepo.settings.home
+    workers = {
+        w.pid: w for w in (
+            start(home, "worker", "--concurrency", "1", "--idle-exit", "2", "--poll", "0.1", "--lease", "0.8",
+                  log=tmp_path / f"worker-{i}.log", env=ENV)
+            for i in range(2)
+        )
+    }
+
+    def started():
+        by_job = {job_id: pid for job_id, pid, what, _a in read_effects(effects) if what == "start"}
+        return by_job if len(by_job) == 2 else None
+
+    try:
+        first_runs = wait_until(started, 60, 0.05, "both slow jobs to start")
+        victim_job = slow[0]
+        victim_pid = first_runs[victim_job]
+        kill(workers[victim_pid])
+        survivor = next(w for pid, w in workers.items() if pid != victim_pid)
+        assert survivor.wait(60) == 0
+    finally:
+        for w in workers.values():
+            stop(w)
+    runs = defaultdict(list)
+    for job_id, pid, what, _attempt in read_effects(effects):
+        runs[job_id].append((what, pid))
+    survivor_pid = survivor.pid
+    assert runs[victim_job] == [("start", victim_pid), ("start", survivor_pid), ("done", survivor_pid)]
+    other = slow[1]
+    assert runs[other] == [("start", survivor_pid), ("done", survivor_pid)]  # heartbeats kept its short lease
+    jobs = _jobs(wrepo)
+    assert jobs[victim_job].state == queue.SUCCEEDED and jobs[victim_job].attempts == 2
+    assert jobs[other].state == queue.SUCCEEDED and jobs[other].attempts == 1
+    with wrepo.catalog.session() as s:
+        starts = [e.detail for e in s.scalars(select(Event).where(Event.job_id == victim_job,
+                                                                  Event.outcome == "started").order_by(Event.seq))]
+    assert starts[1].get("reclaimed") is True
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits_0(wrepo, tmp_path):
+    effects = tmp_path / "effects.log"
+    with wrepo.catalog.session() as s:
+        running = queue.enqueue(s, "effect-slow", {"file": str(effects), "seconds": 1.0}, priority=1).id
+        waiting = queue.enqueue(s, "effect", {"file": str(effects)}, priority=2).id
+    worker = start(wrepo.settings.home, "worker", "--concurrency", "1", "--poll", "0.1",
+                   log=tmp_path / "worker.log", env=ENV)
+    try:
+        wait_until(lambda: read_effects(effects), 60, 0.05, "the slow job to start")
+        assert stop(worker) == 0
+    finally:
+        stop(worker)
+    jobs = _jobs(wrepo)
+    assert jobs[running].state == queue.SUCCEEDED
+    assert jobs[waiting].state == queue.QUEUED  # no new claims after SIGTERM
+    assert "received SIGTERM" in (tmp_path / "worker.log").read_text()

@@ -23,7 +23,7 @@ def test_tour(run_cli, tmp_path):
     assert [n["name"] for n in run_cli("node", "list", "--json").json()] == ["cas-nsl", "inst-istic", "uni-pku"]
     assert run_cli("collection", "list", "--json").json()[0]["key"] == "journals"
     delivery = make_sample_delivery(tmp_path / "delivery", megabytes=1)
-    ingested = run_cli("ingest", str(delivery), "--collection", "journals", "--json").json()
+    ingested = run_cli("ingest", str(delivery), "--collection", "journals", "--inline", "--json").json()
     assert ingested["ok"] and ingested["state"] == "preserved"
     status = run_cli("status", "--json").json()
     assert status["packages"]["preserved"]["count"] == 1
@@ -74,7 +74,7 @@ def test_rejected_delivery_lists_every_finding(run_cli, tmp_path):
 def test_tampered_event_is_named_by_verify(run_cli, tmp_path):
     _network(run_cli, tmp_path)
     delivery = make_sample_delivery(tmp_path / "delivery", megabytes=1)
-    run_cli("ingest", str(delivery), "--collection", "journals")
+    run_cli("ingest", str(delivery), "--collection", "journals", "--inline")
     db = sqlite3.connect(run_cli.home / "catalog.sqlite")
     db.execute("UPDATE events SET outcome = 'success', agent = 'mallory' WHERE seq = 4")
     db.commit()

@@ -6,6 +6,7 @@ import click
 
 from preservation.errors import DeliveryRejected
 from preservation.ingest import ingest as run_ingest
+from preservation.jobs.admin import wait_for_package
 
 from .common import console, emit_json, human_bytes, json_option, repo
 from .progress import byte_progress
@@ -26,14 +27,25 @@ def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--collection", "collection_key", required=True, help="Collection key the delivery belongs to.")
 @click.option("--name", default=None, help="Package name (default: the source's name).")
 @click.option("--info", multiple=True, help="Extra bag-info field KEY=VALUE (repeatable).")
+@click.option("--inline", is_flag=True, help="Write and verify every copy now, in this process (no workers needed).")
+@click.option("--wait", is_flag=True, help="Wait until workers have preserved the package (exit 1 if they do not).")
+@click.option("--timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="With --wait: give up after this long.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def ingest(source, collection_key, name, info, quiet, as_json) -> None:
-    """Ingest SOURCE (directory, bag, .tar, .tar.gz, .zip) into COLLECTION."""
+def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_json) -> None:
+    """Ingest SOURCE (directory, bag, .tar, .tar.gz, .zip) into COLLECTION.
+
+    The delivery is checked, bagged and registered here (this host has it);
+    its copies are then written and verified by `preserve worker` processes.
+    --inline writes them in this process instead; --wait waits for the workers.
+    """
+    if inline and wait:
+        raise click.UsageError("--inline already waits for the copies; use one of --inline and --wait")
     try:
         with byte_progress(quiet or as_json) as progress:
             result = run_ingest(repo(), source, collection_key, name=name, bag_info=_parse_info(info),
-                                progress=progress)
+                                replicate=inline, progress=progress)
     except DeliveryRejected as e:
         if as_json:
             emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
@@ -42,16 +54,30 @@ def ingest(source, collection_key, name, info, quiet, as_json) -> None:
             for f in e.findings:
                 err.print(f"  {f}", markup=False)
         raise
-    ok = result.get("state") == "preserved"
+    if wait:
+        if not as_json:
+            click.echo(f"package {result['package_id']} registered; waiting for workers to write its copies …")
+        waited = wait_for_package(repo().catalog, result["package_id"], timeout=timeout)
+        result.update(state=waited["state"], live_jobs=waited["live_jobs"], dead_jobs=waited["dead_jobs"],
+                      timed_out=waited["timed_out"])
+    queued = not inline and not wait
+    ok = queued or result.get("state") == "preserved"
     if as_json:
         emit_json({"ok": ok, **result})
     else:
         click.echo(f"package {result['package_id']}: {result['files']} files, {human_bytes(result['bytes'])}, "
                    f"state {result['state']}")
+        if queued:
+            click.echo(f"  copies queued for workers on {', '.join(result['nodes'])} "
+                       "(`preserve worker` writes them; `preserve status` shows progress)")
         for c in result.get("copies", []):
             if "error" in c:
                 click.echo(f"  copy {c['replica_id']}: FAILED {c['error']['code']} {c['error']['message']}")
             else:
-                click.echo(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, re-read and verified)")
+                click.echo(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, "
+                           "re-read and verified)")
+        if wait and not ok:
+            why = "timed out" if result["timed_out"] else f"{result['dead_jobs']} dead job(s)"
+            click.echo(f"  not preserved ({why}): see `preserve jobs list --state dead`")
     if not ok:
         raise SystemExit(1)

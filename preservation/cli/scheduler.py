@@ -7,7 +7,7 @@ import click
 from preservation.jobs.scheduler import SchedulerService
 
 from .common import repo
-from .service import configure_logging, on_stop_signals
+from .service import configure_logging, stop_signals
 
 
 @click.command("scheduler")
@@ -20,5 +20,5 @@ def scheduler(tick: float, standby_retry: float, verbose: bool) -> None:
     """Run the periodic tasks while this is the active scheduler; wait as a standby otherwise."""
     configure_logging(verbose)
     service = SchedulerService(repo(), tick=tick, standby_retry=standby_retry)
-    on_stop_signals(service.stop, service.stop)
-    service.run()
+    with stop_signals(service.stop, service.stop):
+        service.run()

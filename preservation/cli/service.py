@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def configure_logging(verbose: bool) -> None:
@@ -18,8 +19,9 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def on_stop_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT call ``first``; a second one calls ``again``."""
+@contextlib.contextmanager
+def stop_signals(first: Callable[[], None], again: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGTERM/SIGINT call ``first`` and any further one ``again``; the old handlers come back after."""
     received = []
 
     def handle(signum, _frame) -> None:
@@ -27,5 +29,9 @@ def on_stop_signals(first: Callable[[], None], again: Callable[[], None]) -> Non
         (again if received else first)()
         received.append(signum)
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

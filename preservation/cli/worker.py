@@ -9,7 +9,7 @@ from preservation.jobs.registry import PLUGIN_ENV
 from preservation.jobs.worker import Worker, WorkerOptions
 
 from .common import emit_json, json_option, repo
-from .service import configure_logging, on_stop_signals
+from .service import configure_logging, stop_signals
 
 
 @click.command("worker")
@@ -42,7 +42,7 @@ def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_bas
         poll_seconds=poll, retry_base_seconds=retry_base, grace_seconds=grace, kinds=tuple(kinds) or None,
     )
     running = Worker(repo(), default_registry(plugins), options)
-    on_stop_signals(running.stop, lambda: running.stop(release_now=True))
-    report = running.run()
+    with stop_signals(running.stop, lambda: running.stop(release_now=True)):
+        report = running.run()
     if as_json:
         emit_json(report.to_dict())

@@ -1,0 +1,165 @@
+"""Bagging and validating against bagit-python.
+
+    python -m bench.bench_bag --size S [--scale 0.1] [--repeat 1]
+
+``bag create``: our ``create_bag`` copying a delivery into a new bag (both
+digests computed in the copy pass, the bag flushed to disk before it
+appears) against what bagit-python needs to leave the delivery untouched:
+``cp -r`` then ``bagit.make_bag(processes=2, checksums=["sha256", "sha512"])``
+in place.  ``bag validate``: our ``validate_bag(workers=2)`` against
+``bagit.Bag(path).validate(processes=2)`` on the same bag.
+
+Each contender runs in a child process of its own (time measured inside it,
+peak RSS from ``wait4``), after a read that warms the page cache.  Every bag
+goes to a new directory name: re-creating 100,000 just-deleted names in the
+same place is many times slower on ext4 than creating fresh ones, which
+would measure the filesystem, not the contenders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import bagit
+
+from bench.corpora import OUT_DIR, SHAPES, Corpus, ensure_corpus, human_size, iter_files, read_through
+from bench.measure import QUIET, run_child
+from bench.results import Comparison, Contender
+from preservation.bagit import create_bag, open_delivery, validate_bag
+
+ALGORITHMS = ["sha256", "sha512"]
+PROCESSES = 2
+TARGETS = {"bag create": 1.5, "bag validate": 3.0}
+"""Ratios (bagit-python time / ours) each benchmark must reach."""
+INFO = {
+    "External-Identifier": "bench-package",
+    "Bag-Group-Identifier": "bench-collection",
+    "Source-Organization": "bench publisher",
+}
+
+
+def work_dir() -> Path:
+    path = OUT_DIR / "bag"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _payload(bag: Path) -> tuple[int, int]:
+    files = [Path(p) for p in iter_files(bag / "data")]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+# --- child entry points (each returns seconds, files, bytes) ---------------------------------
+
+
+def run_ours_create(delivery: str, dest: str, workers: int = 2) -> dict:
+    read_through(list(iter_files(Path(delivery))))
+    start = time.perf_counter()
+    result = create_bag(open_delivery(delivery), dest, INFO, algorithms=ALGORITHMS, workers=workers)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "files": result.payload_files, "bytes": result.payload_bytes}
+
+
+def run_bagit_python_create(delivery: str, dest: str) -> dict:
+    read_through(list(iter_files(Path(delivery))))
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", delivery, dest], check=True)
+    bagit.make_bag(dest, dict(INFO), processes=PROCESSES, checksums=ALGORITHMS)
+    seconds = time.perf_counter() - start
+    files, octets = _payload(Path(dest))
+    return {"seconds": seconds, "files": files, "bytes": octets}
+
+
+def run_ours_validate(bag: str, workers: int = 2) -> dict:
+    read_through(list(iter_files(Path(bag))))
+    start = time.perf_counter()
+    report = validate_bag(bag, workers=workers)
+    seconds = time.perf_counter() - start
+    if not report.valid:
+        raise RuntimeError(f"our validator refused the benchmark bag: {report.errors[:3]}")
+    return {"seconds": seconds, "files": report.payload_files, "bytes": report.payload_bytes}
+
+
+def run_bagit_python_validate(bag: str) -> dict:
+    read_through(list(iter_files(Path(bag))))
+    start = time.perf_counter()
+    bagit.Bag(bag).validate(processes=PROCESSES)
+    seconds = time.perf_counter() - start
+    files, octets = _payload(Path(bag))
+    return {"seconds": seconds, "files": files, "bytes": octets}
+
+
+# --- comparisons -----------------------------------------------------------------------------
+
+
+def _fresh(kind: str) -> Path:
+    return work_dir() / f"{kind}-{uuid.uuid4().hex[:10]}"
+
+
+def compare(corpus: Corpus) -> list[Comparison]:
+    """Both benchmarks on ``corpus``; the bags they write are removed afterwards."""
+    delivery = str(corpus.delivery)
+    ours_bag, their_bag = _fresh("ours"), _fresh("bagit-python")
+    try:
+        theirs = run_child("bench.bench_bag:run_bagit_python_create", delivery=delivery, dest=str(their_bag))
+        ours = run_child("bench.bench_bag:run_ours_create", delivery=delivery, dest=str(ours_bag))
+        create = Comparison(
+            benchmark="bag create", corpus=corpus.label,
+            ours=Contender.from_measured("preserve create_bag", ours, detail="copy + sha256/sha512 in one pass, fsync"),
+            reference=Contender.from_measured(
+                "bagit-python", theirs, detail=f"cp -r + make_bag(processes={PROCESSES}), no fsync"
+            ),
+            target=TARGETS["bag create"],
+        )
+        shutil.rmtree(their_bag, ignore_errors=True)
+        theirs = run_child("bench.bench_bag:run_bagit_python_validate", bag=str(ours_bag))
+        ours = run_child("bench.bench_bag:run_ours_validate", bag=str(ours_bag))
+        validate = Comparison(
+            benchmark="bag validate", corpus=corpus.label,
+            ours=Contender.from_measured("preserve validate_bag", ours, detail="workers=2"),
+            reference=Contender.from_measured("bagit-python", theirs, detail=f"Bag.validate(processes={PROCESSES})"),
+            target=TARGETS["bag validate"],
+        )
+    finally:
+        shutil.rmtree(ours_bag, ignore_errors=True)
+        shutil.rmtree(their_bag, ignore_errors=True)
+    return [create, validate]
+
+
+def _row(c: Contender) -> str:
+    return (
+        f"  {c.name:<24} {c.seconds:8.2f} s {c.files_per_s:12,.0f} files/s {c.bytes_per_s / 1e6:9.1f} MB/s "
+        f"{c.peak_rss / 2**20:8.0f} MiB peak RSS   ({c.detail}; others used {c.others:.0%} of the CPU)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_bag", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SHAPES), default="S", help="corpus shape (default S)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink the corpus by this factor (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="run each comparison this many times")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="before each contender, wait up to this long for other processes to go quiet")
+    args = parser.parse_args(argv)
+    QUIET.max_wait = args.quiet_wait
+    corpus = ensure_corpus(args.size, args.scale)
+    print(f"corpus {corpus.label}: {human_size(corpus.total_bytes)}", flush=True)
+    met = True
+    for _ in range(args.repeat):
+        for c in compare(corpus):
+            verdict = "met" if c.met else "NOT met"
+            print(f"{c.benchmark}: ratio {c.ratio:.2f} (target {c.target}, {verdict})")
+            print(_row(c.ours))
+            print(_row(c.reference), flush=True)
+            met = met and bool(c.met)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from preservation.events import event_to_dict, iter_events, verify_chain
+from preservation.premis import write_premis
 
 from .common import console, emit_json, json_option, repo
 
@@ -49,3 +53,27 @@ def verify(as_json: bool) -> None:
             click.echo(f"  also event {b.seq}: {b.reason}", err=True)
     if not report.ok:
         raise SystemExit(1)
+
+
+@events.command("export")
+@click.argument("package_id")
+@click.option("--premis", "as_premis", is_flag=True, help="PREMIS 3 XML (the only format so far).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="File to write (default: standard output).")
+def export(package_id: str, as_premis: bool, output: str | None) -> None:
+    """Export PACKAGE_ID's objects, events and agents (each event with its place in the hash chain)."""
+    if not as_premis:
+        raise click.UsageError("choose the export format: --premis")
+    if output is None:
+        with click.open_file("-", "wb") as out:
+            write_premis(repo(), package_id, out)
+        return
+    partial = Path(f"{output}.partial")
+    try:
+        with open(partial, "wb") as out:
+            counts = write_premis(repo(), package_id, out)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"wrote {output}: {counts['files']} files, {counts['events']} events, {counts['agents']} agents",
+               err=True)

@@ -24,9 +24,11 @@ from typing import IO, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation import events
 from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_DEACCESSIONED,
+    REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
     Package,
@@ -35,7 +37,8 @@ from preservation.catalog.models import (
 )
 from preservation.errors import NoVerifiedSource, NotFound, PreservationError
 from preservation.fixity import FileRow, iter_package_files
-from preservation.replication import CopySource, flag_bad_sources
+from preservation.jobs import queue
+from preservation.replication import CopySource, update_package_state
 from preservation.repository import Repository
 
 SEND_CHUNK = 1024 * 1024
@@ -119,8 +122,8 @@ class VerifiedFile:
         self.close()
 
 
-def _spool(src: CopySource, row: FileRow, directory: Path) -> IO[bytes] | None:
-    """The copy's bytes in a temporary file if they match the catalog, else None."""
+def _spool(src: CopySource, row: FileRow, directory: Path) -> tuple[IO[bytes] | None, str]:
+    """(the copy's bytes in a temporary file, "") if they match the catalog, else (None, what is wrong)."""
     tmp = tempfile.TemporaryFile(dir=directory, prefix="spool-")
     digest = hashlib.sha256()
     size = 0
@@ -129,18 +132,46 @@ def _spool(src: CopySource, row: FileRow, directory: Path) -> IO[bytes] | None:
             size += len(chunk)
             if size > row.size:
                 tmp.close()
-                return None
+                return None, f"longer than the catalog's {row.size} bytes"
             digest.update(chunk)
             tmp.write(chunk)
     except BaseException:
         tmp.close()
         raise
-    if size != row.size or digest.hexdigest() != row.sha256:
+    if size != row.size:
         tmp.close()
-        return None
+        return None, f"{size} bytes, the catalog says {row.size}"
+    if digest.hexdigest() != row.sha256:
+        tmp.close()
+        return None, f"sha256 {digest.hexdigest()}, the catalog says {row.sha256}"
     tmp.flush()
     tmp.seek(0)
-    return tmp
+    return tmp, ""
+
+
+def flag_suspect(repo: Repository, session: Session, package_id: str, path: str, bad: list[tuple[int, str]],
+                 agent: str) -> None:
+    """Copies that served wrong bytes become suspect, with a failed fixity event and a full audit queued.
+
+    The audit then decides: corrupt (and a repair job) or, if the read was a
+    fluke, verified again.
+    """
+    package = session.get(Package, package_id)
+    for replica_id, problem in bad:
+        replica = session.get(Replica, replica_id)
+        if replica is None or replica.state != REPLICA_VERIFIED:
+            continue
+        replica.state = REPLICA_SUSPECT
+        replica.last_error = f"{path}: {problem} (found while serving it)"
+        events.record_event(
+            session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package_id, replica_id=replica_id,
+            node_name=replica.node.name, policy=repo.policy.label,
+            detail={"reason": "bytes read from this copy to serve a reader did not match the catalog",
+                    "path": path, "problem": problem, "state": REPLICA_SUSPECT},
+        )
+        queue.enqueue(session, queue.AUDIT, {"replica_id": replica_id}, package_id=package_id,
+                      dedupe_key=f"audit:{replica_id}", priority=10)
+    update_package_state(repo, session, package, agent=agent)
 
 
 def fetch_verified(
@@ -158,33 +189,33 @@ def fetch_verified(
         with repo.catalog.session() as s:
             sources = healthiest_sources(repo, s, package_id)
     directory = spool_dir(repo)
-    newly_bad: list[int] = []
+    newly_bad: list[tuple[int, str]] = []
     errors: list[str] = []
     try:
         for src in sources:
             if src.replica_id in bad:
                 continue
             try:
-                spooled = _spool(src, row, directory)
+                spooled, problem = _spool(src, row, directory)
             except PreservationError as e:
                 errors.append(f"{src.label}: {e}")
                 if not e.retryable:
                     bad.add(src.replica_id)
-                    newly_bad.append(src.replica_id)
+                    newly_bad.append((src.replica_id, f"{e.code} {e}"))
                 continue
             except OSError as e:
                 errors.append(f"{src.label}: {e}")
                 continue
             if spooled is None:
-                errors.append(f"{src.label}: bytes differ from the catalog")
+                errors.append(f"{src.label}: {problem}")
                 bad.add(src.replica_id)
-                newly_bad.append(src.replica_id)
+                newly_bad.append((src.replica_id, problem))
                 continue
             return VerifiedFile(row, src.label, spooled)
     finally:
         if newly_bad:
             with repo.catalog.session() as s:
-                flag_bad_sources(repo, s, s.get(Package, package_id), newly_bad, agent)
+                flag_suspect(repo, s, package_id, row.path, newly_bad, agent)
     raise NoVerifiedSource(f"serve {row.path} ({'; '.join(errors) or 'no verified copy on an active node'})",
                            package=package_id)
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from sqlalchemy import select, update
 
 from preservation.audit import audit_replica
-from preservation.catalog.models import Event, Job, Node, Replica, utcnow
+from preservation.catalog.models import Event, Job, Node, Package, Replica, utcnow
 
 from ..corruption import flip_bit, truncate
 from ..fixtures import node_root
@@ -65,6 +65,8 @@ def test_corrupt_first_choice_is_skipped_flagged_audited_and_repaired(client, wo
     with world.repo.catalog.session() as s:
         ev = s.scalars(select(Event).where(Event.replica_id == rid).order_by(Event.seq.desc())).first()
         assert (ev.event_type, ev.outcome, ev.agent) == ("fixity check", "failure", "user:alice")
+        assert ev.detail["path"] == PAYLOAD_FILE and ev.detail["problem"].startswith("sha256 ")
+        assert s.get(Package, world.packages["open"]).state == "degraded"  # one required copy is in doubt
     # the queued audit (what a worker runs) confirms the damage and queues the repair
     audit = audit_replica(world.repo, rid)
     assert audit.state == "corrupt" and [f.path for f in audit.fixity.findings] == [PAYLOAD_FILE]
@@ -80,6 +82,8 @@ def test_a_copy_missing_the_file_is_flagged_too(client, world):
     r = client.get(url(world, "open"), headers=world.auth("bob"))
     assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == catalog_file(world, "open")[1]
     assert replica_state(world, rid) == "suspect"
+    with world.repo.catalog.session() as s:
+        assert "E302" in s.get(Replica, rid).last_error
 
 
 def test_no_good_copy_means_no_bytes_at_all(client, world):

@@ -22,17 +22,9 @@ from preservation.findings import FindingList
 
 from . import codes
 from .directory import walk_tree
+from .manifests import TAG, Manifest, manifest_kind
 from .names import find_collisions, is_valid_utf8_text, nfc, shown
-from .tagfiles import (
-    FETCH_TXT,
-    PAYLOAD_DIR,
-    BagMetadata,
-    Manifest,
-    manifest_kind,
-    parse_bag_metadata,
-    parse_oxum,
-    read_local_tag_file,
-)
+from .tagfiles import FETCH_TXT, PAYLOAD_DIR, BagMetadata, parse_bag_metadata, parse_oxum, read_local_tag_file
 
 _MAX_WALK_DEPTH = 4096
 
@@ -211,7 +203,7 @@ class BagInspection:
             aliases: dict[str, str] = {}
             for path in manifest.entries:
                 kind = manifest_kind(path)
-                if path.startswith("data/") or (kind is not None and kind[0] == "tag"):
+                if path.startswith("data/") or (kind is not None and kind[0] == TAG):
                     codes.note(
                         self.findings,
                         codes.TAG_MANIFEST_ODD_ENTRY,
@@ -242,7 +234,7 @@ class BagInspection:
             return
         for path in self.tag_files:
             kind = manifest_kind(path)
-            if kind is not None and kind[0] == "tag":
+            if kind is not None and kind[0] == TAG:
                 continue
             absent = [m.name for m in tag_manifests.values() if not self._is_listed(m, path)]
             if absent:

@@ -1,7 +1,7 @@
 """Parse and format BagIt tag files from bytes: bagit.txt, bag-info.txt, manifests, fetch.txt.
 
-Nothing here touches a filesystem, so a bag held on any storage adapter can
-be read: :func:`parse_bag_metadata` takes a reader callback,
+Manifests are parsed in :mod:`.manifests`.  Nothing here touches a
+filesystem, so a bag held on any storage adapter can be read: :func:`parse_bag_metadata` takes a reader callback,
 :func:`read_bag_metadata` reads a local bag and
 :func:`read_bag_metadata_from_adapter` reads only the tag files of a bag
 stored under a key prefix (the catalog rebuild uses it).  Every problem is
@@ -23,14 +23,8 @@ from storage_adapters.base import StorageAdapter
 from storage_adapters.hashing import SUPPORTED_ALGORITHMS
 
 from . import codes
-from .names import (
-    canonical_path,
-    decode_manifest_path,
-    encode_manifest_path,
-    has_unencoded_percent,
-    shown,
-    unsafe_reason,
-)
+from .manifests import NEWEST_VERSION, TAG, Manifest, manifest_kind, parse_manifest
+from .names import canonical_path, decode_manifest_path, shown, unsafe_reason
 
 BAGIT_TXT = "bagit.txt"
 BAG_INFO_TXT = "bag-info.txt"
@@ -39,21 +33,12 @@ FETCH_TXT = "fetch.txt"
 PAYLOAD_DIR = "data"
 WRITE_VERSION = "1.0"
 OLDEST_VERSION = (0, 93)
-NEWEST_VERSION = (1, 0)
-DIGEST_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 RESERVED_NOT_REPEATABLE = ("bagging-date", "bag-size", "payload-oxum", "bag-group-identifier", "bag-count")
 
-_MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9_-]+)\.txt$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_MANIFEST_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+(.*)", re.S)
-_PLAIN_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+([^*%/\\.\x00\s][^%\\\x00\r\n]*)")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 _OXUM = re.compile(r"^(\d+)\.(\d+)$")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
-
-PAYLOAD = "payload"
-TAG = "tag"
-
 
 # --- bagit.txt ------------------------------------------------------------------
 
@@ -298,187 +283,6 @@ def parse_oxum(value: str) -> tuple[int, int] | None:
     """(octets, files) of a Payload-Oxum value, or None when malformed."""
     match = _OXUM.match(value.strip())
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-# --- manifests ---------------------------------------------------------------------------
-
-
-def manifest_kind(filename: str) -> tuple[str, str] | None:
-    """(PAYLOAD or TAG, algorithm) for a manifest file name, else None."""
-    match = _MANIFEST_NAME.match(filename)
-    if not match:
-        return None
-    return (TAG if match.group(1) else PAYLOAD, match.group(2).lower())
-
-
-def manifest_name(kind: str, algorithm: str) -> str:
-    return f"{'tagmanifest' if kind == TAG else 'manifest'}-{algorithm}.txt"
-
-
-@dataclass
-class Manifest:
-    """One parsed manifest: path -> lower-case hex digest, in file order."""
-
-    name: str
-    kind: str
-    algorithm: str
-    entries: dict[str, str] = field(default_factory=dict)
-    alternates: dict[str, str] = field(default_factory=dict)
-    """For the rare paths whose percent-encoding was ambiguous: path -> the other reading."""
-
-    @property
-    def supported(self) -> bool:
-        return self.algorithm in SUPPORTED_ALGORITHMS
-
-
-def parse_manifest(
-    lines: Iterable[str],
-    name: str,
-    findings: FindingList,
-    version_info: tuple[int, int] = NEWEST_VERSION,
-) -> Manifest:
-    """Parse a payload or tag manifest (kind and algorithm come from ``name``).
-
-    Unsafe paths (absolute, ``..``) are reported (BAG106) and left out, so the
-    caller never opens them; payload paths outside data/ likewise (BAG107).
-    From BagIt 1.0 on, %25, %0A and %0D are decoded; a path that decodes
-    differently keeps its literal reading in ``alternates`` so that bags made
-    by tools that do not encode ``%`` still match (reported as BAG109).
-    """
-    kind, algorithm = manifest_kind(name) or (PAYLOAD, "")
-    manifest = Manifest(name=name, kind=kind, algorithm=algorithm)
-    entries = manifest.entries
-    want_length = DIGEST_HEX_LENGTHS.get(algorithm)
-    lines = list(lines)
-    last = len(lines)
-    plain = _PLAIN_LINE.fullmatch
-    payload = kind == PAYLOAD
-    for number, line in enumerate(lines, start=1):
-        # the common line: a digest of the right length and a path with nothing to decode or doubt
-        match = plain(line)
-        if match is not None:
-            digest, path = match.groups()
-            if (
-                (want_length is None or len(digest) == want_length)
-                and path not in entries
-                and (path.startswith("data/") if payload else path[1:2] != ":")
-                and "/." not in path
-                and "//" not in path
-                and not path.endswith("/")
-            ):
-                entries[path] = digest.lower()
-                continue
-        _parse_line(manifest, line, number, number == last, want_length, version_info, findings)
-    return manifest
-
-
-def _parse_line(
-    manifest: Manifest,
-    line: str,
-    number: int,
-    is_last: bool,
-    want_length: int | None,
-    version_info: tuple[int, int],
-    findings: FindingList,
-) -> None:
-    """One manifest line, every rule applied (the slow path of :func:`parse_manifest`)."""
-    name, entries = manifest.name, manifest.entries
-    match = _MANIFEST_LINE.fullmatch(line)
-    if match is None:
-        if not line.strip():
-            if not is_last:
-                codes.note(findings, codes.MANIFEST_BLANK_LINE, f"line {number} is blank", name, line=number)
-            return
-        codes.note(
-            findings,
-            codes.MANIFEST_LINE_MALFORMED,
-            f"line {number} is not `digest path`: {shown(line)[:100]!r}",
-            name,
-            line=number,
-        )
-        return
-    digest, raw = match.group(1).lower(), match.group(2)
-    if want_length is not None and len(digest) != want_length:
-        codes.note(
-            findings,
-            codes.MANIFEST_LINE_MALFORMED,
-            f"line {number}: a {manifest.algorithm} digest has {want_length} hex digits, not {len(digest)}",
-            name,
-            line=number,
-        )
-        return
-    if raw.startswith("*"):
-        codes.note(
-            findings,
-            codes.MANIFEST_BINARY_MARKER,
-            f"line {number}: md5sum-style `*` binary marker before the path",
-            name,
-            line=number,
-        )
-        raw = raw[1:]
-    decode = version_info >= (1, 0)
-    path = decode_manifest_path(raw) if decode else raw
-    if decode and has_unencoded_percent(raw):
-        codes.note(
-            findings,
-            codes.PATH_NOT_PERCENT_ENCODED,
-            f"line {number}: a `%` in the path is not percent-encoded as %25",
-            name,
-            line=number,
-        )
-    alternate = raw if path != raw else None
-    reason = unsafe_reason(path)
-    if reason is None and alternate is not None and unsafe_reason(alternate) is not None:
-        alternate = None
-    if reason is not None:
-        codes.note(
-            findings,
-            codes.MANIFEST_PATH_UNSAFE,
-            f"line {number}: {reason} {shown(path)!r}; it is never opened",
-            name,
-            line=number,
-            entry=shown(path),
-        )
-        return
-    canonical = canonical_path(path)
-    if canonical != path:
-        codes.note(
-            findings,
-            codes.PATH_NOT_CANONICAL,
-            f"line {number}: {shown(path)!r} read as {shown(canonical)!r}",
-            name,
-            line=number,
-        )
-        path = canonical
-        alternate = canonical_path(alternate) if alternate is not None else None
-    if manifest.kind == PAYLOAD and not path.startswith("data/"):
-        codes.note(
-            findings,
-            codes.PAYLOAD_ENTRY_OUTSIDE_DATA,
-            f"line {number}: payload manifest entry {shown(path)!r} is not under data/",
-            name,
-            line=number,
-            entry=shown(path),
-        )
-        return
-    if path in entries:
-        conflict = "" if entries[path] == digest else " with a different digest"
-        codes.note(
-            findings,
-            codes.MANIFEST_DUPLICATE,
-            f"line {number}: {shown(path)!r} is listed again{conflict}",
-            name,
-            line=number,
-            entry=shown(path),
-        )
-        return
-    entries[path] = digest
-    if alternate is not None:
-        manifest.alternates[path] = alternate
-
-
-def format_manifest_line(hexdigest: str, path: str) -> str:
-    return f"{hexdigest}  {encode_manifest_path(path)}\n"
 
 
 # --- fetch.txt ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from storage_adapters.hashing import check_algorithms
 from . import codes
 from .delivery_base import Delivery, DeliveryEntry
 from .inspection import BagInspection
+from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name
 from .names import shown, unsafe_reason
 from .pipeline import CREATE_FLAGS, READ, FilePipeline, Job, Outcome, Progress, ProgressMeter
 from .records import RecordTable
@@ -41,8 +42,6 @@ from .tagfiles import (
     check_bag_info_item,
     format_bag_info,
     format_bagit_txt,
-    format_manifest_line,
-    manifest_name,
 )
 from .validator import build_report
 
@@ -244,7 +243,7 @@ def _write_new_bag(
     writer = _TagWriter(staging, algorithms, tags)
     order = payload.order_by_path()
     for algorithm in algorithms:
-        writer.write(manifest_name("payload", algorithm), _manifest_chunks(payload, order, algorithm))
+        writer.write(manifest_name(PAYLOAD, algorithm), _manifest_chunks(payload, order, algorithm))
     writer.write(BAGIT_TXT, [format_bagit_txt()])
     oxum = f"{payload.total_bytes}.{len(payload)}"
     if not any(label.lower() == "bagging-date" for label, _ in items):
@@ -255,7 +254,7 @@ def _write_new_bag(
     listed = sorted(range(len(tags)), key=tags.path_at)
     for algorithm in algorithms:
         lines = "".join(format_manifest_line(tags.hexdigest_at(i, algorithm), tags.path_at(i)) for i in listed)
-        writer.write(manifest_name("tag", algorithm), [lines.encode("utf-8")])
+        writer.write(manifest_name(TAG, algorithm), [lines.encode("utf-8")])
     return BagResult(
         path=staging,
         version=WRITE_VERSION,

@@ -13,7 +13,6 @@ from preservation.bagit.tagfiles import (
     parse_bag_info,
     parse_bag_metadata,
     parse_bagit_txt,
-    parse_manifest,
     read_bag_metadata,
     read_bag_metadata_from_adapter,
 )
@@ -21,14 +20,6 @@ from preservation.findings import FindingList
 from storage_adapters import open_adapter
 
 from .builders import PAYLOAD, digest, make_bag
-
-SHA = "a" * 64
-
-
-def manifest(text: str, name: str = "manifest-sha256.txt", version=(1, 0)):
-    findings = FindingList()
-    parsed = parse_manifest(text.splitlines(), name, findings, version)
-    return parsed, findings
 
 
 @pytest.mark.parametrize(
@@ -84,35 +75,6 @@ def test_bag_info_round_trips_through_the_formatter() -> None:
     items = [("Source-Organization", "Société Générale d'Édition"), ("Note", "期刊"), ("Note", "second")]
     text = format_bag_info(items).decode("utf-8")
     assert parse_bag_info(text.splitlines(), FindingList()) == BagInfo(items)
-
-
-def test_manifest_percent_decoding_only_touches_the_three_escapes() -> None:
-    parsed, findings = manifest(
-        f"{SHA}  data/a%25b\n{SHA}  data/line%0afeed\n{SHA}  data/cr%0Dhere\n{SHA}  data/keep%41s-is\n"
-    )
-    assert list(parsed.entries) == ["data/a%b", "data/line\nfeed", "data/cr\rhere", "data/keep%41s-is"]
-    assert findings.codes() == ["BAG109"]
-    assert parsed.alternates["data/a%b"] == "data/a%25b"
-
-
-def test_older_manifests_are_not_percent_decoded() -> None:
-    parsed, findings = manifest(f"{SHA}  data/a%25b\n", version=(0, 97))
-    assert list(parsed.entries) == ["data/a%25b"] and findings.codes() == []
-
-
-def test_manifest_keeps_spaces_inside_and_after_names_and_accepts_tabs() -> None:
-    parsed, findings = manifest(f"{SHA.upper()}\tdata/with space \n{SHA} data/one-space")
-    assert list(parsed.entries) == ["data/with space ", "data/one-space"]
-    assert set(parsed.entries.values()) == {SHA} and findings.codes() == []
-
-
-def test_manifest_reports_every_bad_line() -> None:
-    parsed, findings = manifest(
-        f"{SHA}  data/ok\nzzz  data/bad-hex\n{SHA}  /abs\n{SHA}  data/../../x\n{SHA}  data/ok\n{SHA[:10]}  data/short\n"
-    )
-    assert list(parsed.entries) == ["data/ok"]
-    assert findings.codes() == ["BAG103", "BAG106", "BAG106", "BAG105", "BAG103"]
-    assert [f.params["line"] for f in findings] == [2, 3, 4, 5, 6]
 
 
 def test_metadata_of_a_local_bag(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from preservation.bagit import create_bag, open_delivery, validate_bag
-from preservation.bagit import pipeline
+from preservation.bagit import create_bag, open_delivery, pipeline, validate_bag
 from preservation.bagit.delivery import DeliveryEntry, DirectoryDelivery
 from preservation.errors import AlreadyExists, BagInvalid, DeliveryRejected, InvalidRequest
 

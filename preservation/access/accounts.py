@@ -160,8 +160,13 @@ def check_password_rules(password: str) -> None:
         raise InvalidRequest(f"the password must have at most {MAX_PASSWORD} characters")
 
 
-def add_user(repo: Repository, library_code: str, username: str, password: str, *, staff: bool = False) -> dict[str, Any]:
-    """Add a portal user to a library (``staff`` for consortium staff); raises InvalidRequest, AlreadyExists, NotFound."""
+def add_user(
+    repo: Repository, library_code: str, username: str, password: str, *, staff: bool = False
+) -> dict[str, Any]:
+    """Add a portal user to a library (``staff``: consortium staff).
+
+    Raises InvalidRequest, AlreadyExists, NotFound.
+    """
     if not USERNAME_RE.match(username or ""):
         raise InvalidRequest(f"username {username!r} must be 1-100 letters, digits, '.', '_', '@' or '-'")
     check_password_rules(password)

@@ -205,8 +205,8 @@ def _check_row(session: Session, row: _Row, findings: FindingList, libraries: di
             if text.isdigit() and MIN_YEAR <= int(text) <= MAX_YEAR:
                 years[name] = int(text)
             else:
-                _bad(findings, NOT_A_YEAR, row.number, name, f"{text!r} is not a year between {MIN_YEAR} and {MAX_YEAR}",
-                     text)
+                _bad(findings, NOT_A_YEAR, row.number, name,
+                     f"{text!r} is not a year between {MIN_YEAR} and {MAX_YEAR}", text)
     if len(years) == 2 and years["from_year"] > years["to_year"]:
         _bad(findings, YEARS_REVERSED, row.number, "from_year",
              f"{years['from_year']} is after to_year {years['to_year']}", years["from_year"])

@@ -114,7 +114,8 @@ def package_files(
             record_usage(s, principal, collection_id=p.collection_id, package_id=p.id, path="", size=0,
                          kind=USAGE_VIEW)
         out = _package_dict(p, right)
-        total = s.execute(select(func.count()).select_from(PackageFile).where(PackageFile.package_id == p.id)).scalar_one()
+        total = s.execute(
+            select(func.count()).select_from(PackageFile).where(PackageFile.package_id == p.id)).scalar_one()
         out.update(offset=offset, limit=limit, total=total, files=files)
         return out
 

@@ -134,7 +134,8 @@ def request_access(
                 raise NotFound(f"no package {package_id!r}")
             collection = package.collection
             if collection_key and collection_key != collection.key:
-                raise InvalidRequest(f"package {package_id} belongs to collection {collection.key}, not {collection_key}")
+                raise InvalidRequest(
+                    f"package {package_id} belongs to collection {collection.key}, not {collection_key}")
         else:
             collection = get_collection(s, collection_key)
         duplicate = s.execute(

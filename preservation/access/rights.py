@@ -93,7 +93,9 @@ def active_trigger(session: Session, collection_id: int, today: date | None = No
     ).first()
 
 
-def active_grants(session: Session, library_id: int, collection_id: int, now: datetime | None = None) -> list[AccessGrant]:
+def active_grants(
+    session: Session, library_id: int, collection_id: int, now: datetime | None = None
+) -> list[AccessGrant]:
     now = now or utcnow()
     return list(session.scalars(
         select(AccessGrant).where(
@@ -132,7 +134,8 @@ class ReadRights:
 
     def __init__(self, session: Session, library_id: int, collection: Collection, now: datetime | None = None) -> None:
         self.collection = collection
-        self.grants = [] if collection.access_mode == MODE_OPEN else active_grants(session, library_id, collection.id, now)
+        open_ = collection.access_mode == MODE_OPEN
+        self.grants = [] if open_ else active_grants(session, library_id, collection.id, now)
 
     def for_package(self, package: Package) -> ReadRight:
         if self.collection.access_mode == MODE_OPEN:
@@ -175,20 +178,22 @@ def decide_by_policy(
         trigger = active_trigger(session, collection.id, today)
         if trigger is None:
             return PolicyDecision(False, "no trigger event is recorded for this collection: staff decide")
-        return PolicyDecision(
-            True, f"trigger event {trigger.id} ({trigger.kind}, {trigger.occurred_on.isoformat()}) opened the collection",
-            [None])
+        when = trigger.occurred_on.isoformat()
+        return PolicyDecision(True, f"trigger event {trigger.id} ({trigger.kind}, {when}) opened the collection",
+                              [None])
     if mode == MODE_PCA:
         ranges = entitled_ranges(session, library_id, collection.id)
         if not ranges:
             return PolicyDecision(False, "the library holds no entitlement to this collection: staff decide")
         if package is None:
-            return PolicyDecision(True, f"post-cancellation access to the entitled years {_years(ranges)}", list(ranges))
+            return PolicyDecision(True, f"post-cancellation access to the entitled years {_years(ranges)}",
+                                  list(ranges))
         year = package_year(package)
         if year is None:
             return PolicyDecision(False, "the package's year is unknown, so no entitlement can cover it: staff decide")
         if any(r.covers(year) for r in ranges):
-            return PolicyDecision(True, f"the package's year {year} is within the entitled years {_years(ranges)}", [None])
+            return PolicyDecision(True, f"the package's year {year} is within the entitled years {_years(ranges)}",
+                                  [None])
         return PolicyDecision(False, f"the package's year {year} is outside the entitled years {_years(ranges)}: "
                                      "staff decide")
     return PolicyDecision(False, "the collection is dark: only staff can open it")

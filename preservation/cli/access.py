@@ -35,7 +35,8 @@ def requests_(state, library_code, as_json) -> None:
     if as_json:
         emit_json(items)
         return
-    table(f"{state} requests", ["id", "library", "user", "collection", "package", "mode", "reason", "policy / decision"],
+    columns = ["id", "library", "user", "collection", "package", "mode", "reason", "policy / decision"]
+    table(f"{state} requests", columns,
           [[r["id"], r["library"], r["user"], r["collection"], r["package_name"] or "(all)", r["access_mode"],
             r["reason"], r["why"]] for r in items])
 

@@ -101,7 +101,8 @@ def token() -> None:
 @token.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="What the key is for, e.g. 'fixity cron'.")
-@click.option("--days", type=click.IntRange(1, 3650), default=None, help="Expire after this many days (default: never).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Expire after this many days (default: never).")
 @json_option
 def token_create(username, name, days, as_json) -> None:
     """Create an API key for USERNAME; the key is printed once and only its hash is kept."""

@@ -274,3 +274,22 @@ def test_validation_errors_are_coded(client, world):
     assert r.status_code == 422 and r.json()["error"]["code"] == "E112"
     r = client.post("/api/v1/requests", headers=world.auth("alice"), json={"collection": "nope", "reason": "x"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "E110"
+
+
+def test_staff_record_a_trigger_and_the_waiting_library_gets_in(client, world):
+    waiting = client.post("/api/v1/requests", headers=world.auth("bob"),
+                          json={"collection": "trig-b", "reason": "publisher gone?"}).json()
+    assert waiting["state"] == "pending"
+    r = client.post("/api/v1/triggers", headers=world.auth("carol"),
+                    json={"collection": "trig-b", "kind": "title_discontinued", "date": "2026-03-01",
+                          "evidence": "Publisher letter of 2026-03-01"})
+    assert r.status_code == 201 and r.json()["requests_approved"] == [waiting["id"]]
+    bad = client.post("/api/v1/triggers", headers=world.auth("carol"),
+                      json={"collection": "trig-b", "kind": "meteor", "date": "2026-03-01", "evidence": "x"})
+    assert bad.status_code == 422
+    assert client.get(file_url(world, "trigger"), headers=world.auth("bob")).status_code == 200
+    standing = {c["key"]: c for c in client.get("/api/v1/collections", headers=world.auth("bob")).json()}
+    assert standing["trig-b"]["trigger"] == {"kind": "title_discontinued", "date": "2026-03-01"}
+    assert standing["trig-b"]["active_grants"] == 1 and standing["pca-j"]["entitled_years"] == ["2016-2020"]
+    assert [t["kind"] for t in client.get("/api/v1/triggers", headers=world.auth("alice")).json()] == \
+        ["title_discontinued"]

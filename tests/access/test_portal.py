@@ -64,7 +64,8 @@ def test_wrong_password_and_unknown_user_look_the_same(client):
 
 
 def test_login_rate_limit_per_username_and_address(world):
-    with make_client(world, client=("198.51.100.7", 1)) as attacker, make_client(world, client=("198.51.100.8", 1)) as owner:
+    with make_client(world, client=("198.51.100.7", 1)) as attacker, \
+            make_client(world, client=("198.51.100.8", 1)) as owner:
         for _ in range(5):
             assert login(attacker, "alice", "guess-guess-guess").status_code == 401
         blocked = login(attacker, "alice", PASSWORD)
@@ -180,7 +181,8 @@ def test_csrf_token_of_another_session_is_refused(world):
         login(a, "alice")
         login(b, "bob")
         stolen = form_token(b)
-        assert a.post("/portal/requests", data={"csrf": stolen, "collection": "journals", "reason": "x"}).status_code == 403
+        r = a.post("/portal/requests", data={"csrf": stolen, "collection": "journals", "reason": "x"})
+        assert r.status_code == 403
 
 
 def test_logout_needs_csrf_and_ends_the_session(client):
@@ -212,7 +214,8 @@ def test_portal_flow_pca_outside_years_staff_approval_download(world):
         login(staff, "carol")
         assert f'id="request-{rid}"' in staff.get("/staff/requests").text
         r = staff.post(f"/staff/requests/{rid}/decide",
-                       data={"csrf": form_token(staff, "/staff/requests"), "decision": "approve", "why": "cancelled 2016"})
+                       data={"csrf": form_token(staff, "/staff/requests"), "decision": "approve",
+                             "why": "cancelled 2016"})
         assert r.status_code == 303
         listing = library.get(f"/portal/packages/{pid}")
         assert listing.status_code == 200 and "b.bin" in listing.text

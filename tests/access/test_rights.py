@@ -106,7 +106,8 @@ def test_expired_and_revoked_grants_stop_reading(world):
     grant_id = decide_request(world.repo, r["id"], approve=True, by="user:carol", why="ok")["grants"][0]["id"]
     assert readable(world, "alice", "dark")
     with world.repo.catalog.session() as s:
-        s.execute(update(AccessGrant).where(AccessGrant.id == grant_id).values(expires_at=utcnow() - timedelta(seconds=1)))
+        s.execute(update(AccessGrant).where(AccessGrant.id == grant_id)
+                  .values(expires_at=utcnow() - timedelta(seconds=1)))
     assert not readable(world, "alice", "dark")
     r2 = request_access(world.repo, who(world, "alice"), package_id=world.packages["dark"], reason="renewal")
     grant2 = decide_request(world.repo, r2["id"], approve=True, by="user:carol", why="renewed")["grants"][0]["id"]

@@ -46,7 +46,8 @@ def test_every_view_and_download_is_logged(client, world):
 
 def test_refused_requests_are_not_usage(client, world):
     pid = world.packages["dark"]
-    assert client.get(f"/api/v1/packages/{pid}/files/{quote(PAYLOAD_FILE)}", headers=world.auth("alice")).status_code == 403
+    url = f"/api/v1/packages/{pid}/files/{quote(PAYLOAD_FILE)}"
+    assert client.get(url, headers=world.auth("alice")).status_code == 403
     assert client.get(f"/api/v1/packages/{pid}/files", headers=world.auth("alice")).status_code == 403
     with world.repo.catalog.session() as s:
         assert s.scalars(select(UsageEvent)).first() is None

@@ -92,8 +92,8 @@ class RefuseControlCharacters:
             query = unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" "))
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in scope["path"]) or \
                     any(b < 0x20 or b == 0x7F for b in query):
-                response = JSONResponse({"error": InvalidRequest("control characters are not allowed in URLs").to_dict()},
-                                        status_code=400)
+                refused = InvalidRequest("control characters are not allowed in URLs")
+                response = JSONResponse({"error": refused.to_dict()}, status_code=400)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

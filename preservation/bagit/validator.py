@@ -11,6 +11,7 @@ for all algorithms of all manifests that list it, on ``workers`` threads;
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -146,19 +147,20 @@ def _read_and_verify(inspection: BagInspection, files: RecordTable, workers: int
         Job(path, root + path.encode("utf-8", "surrogateescape"), None, None, None, size)
         for path, size in inspection.files_to_verify()
     )
-    for outcome in pipeline.run(jobs):
-        path = outcome.tag
-        if outcome.error is not None:
-            codes.note(
-                inspection.findings,
-                codes.FILE_UNREADABLE,
-                f"cannot be read: {outcome.error.strerror or outcome.error}",
-                path,
-            )
-            continue
-        files.append(path, outcome.size, outcome.raw)
-        inspection.verify(path, files.digests_at(len(files) - 1))
-        meter.add(outcome.size)
+    with closing(pipeline.run(jobs)) as outcomes:
+        for outcome in outcomes:
+            path = outcome.tag
+            if outcome.error is not None:
+                codes.note(
+                    inspection.findings,
+                    codes.FILE_UNREADABLE,
+                    f"cannot be read: {outcome.error.strerror or outcome.error}",
+                    path,
+                )
+                continue
+            files.append(path, outcome.size, outcome.raw)
+            inspection.verify(path, files.digests_at(len(files) - 1))
+            meter.add(outcome.size)
     meter.finish()
 
 

@@ -19,6 +19,7 @@ import tarfile
 import uuid
 import zipfile
 import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -218,14 +219,16 @@ def _write_new_bag(
     payload = RecordTable(algorithms)
     pipeline = FilePipeline(algorithms, workers)
     try:
-        for outcome in pipeline.run(_payload_jobs(delivery, os.fsencode(data_root))):
-            entry: DeliveryEntry = outcome.tag
-            if outcome.error is not None:
-                raise _copy_failed(delivery, entry, outcome)
-            if outcome.size != entry.size:
-                raise _size_changed(delivery, entry, outcome.size)
-            payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
-            meter.add(outcome.size)
+        # closing() stops the workers before an error leaves here, so none writes while the bag is removed
+        with closing(pipeline.run(_payload_jobs(delivery, os.fsencode(data_root)))) as outcomes:
+            for outcome in outcomes:
+                entry: DeliveryEntry = outcome.tag
+                if outcome.error is not None:
+                    raise _copy_failed(delivery, entry, outcome)
+                if outcome.size != entry.size:
+                    raise _size_changed(delivery, entry, outcome.size)
+                payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
+                meter.add(outcome.size)
     except _STREAM_ERRORS as e:
         raise _rejected(delivery, codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
     except _SourceUnreadable as e:
@@ -415,20 +418,21 @@ def _copy_existing_bag(
             yield Job(tag=entry, source=entry.local_path, target=root + b"/" + relative, size=entry.size)
 
     copied_payload = copied_tags = 0
-    for outcome in pipeline.run(jobs()):
-        entry = outcome.tag
-        if outcome.error is not None:
-            raise _copy_failed(delivery, entry, outcome)
-        table = payload if entry.path.startswith("data/") else tags
-        table.append(entry.path, outcome.size, outcome.raw)
-        if entry.path in inspection.payload:
-            copied_payload += 1
-        elif entry.path in inspection.tag_files:
-            copied_tags += 1
-        else:
-            codes.note(inspection.findings, codes.PAYLOAD_UNEXPECTED, "appeared while the bag was copied", entry.path)
-        inspection.verify(entry.path, table.digests_at(len(table) - 1))
-        meter.add(outcome.size)
+    with closing(pipeline.run(jobs())) as outcomes:
+        for outcome in outcomes:
+            entry = outcome.tag
+            if outcome.error is not None:
+                raise _copy_failed(delivery, entry, outcome)
+            table = payload if entry.path.startswith("data/") else tags
+            table.append(entry.path, outcome.size, outcome.raw)
+            if entry.path in inspection.payload:
+                copied_payload += 1
+            elif entry.path in inspection.tag_files:
+                copied_tags += 1
+            else:
+                codes.note(inspection.findings, codes.PAYLOAD_UNEXPECTED, "appeared while the bag was copied", entry.path)
+            inspection.verify(entry.path, table.digests_at(len(table) - 1))
+            meter.add(outcome.size)
     if copied_payload != len(inspection.payload) or copied_tags != len(inspection.tag_files):
         copied = {r.path for r in payload} | {r.path for r in tags}
         for path in [*inspection.payload, *inspection.tag_files]:

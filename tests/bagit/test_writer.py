@@ -222,15 +222,17 @@ def test_other_algorithms_can_be_chosen(tmp_path: Path) -> None:
 
 
 class _ShrinkingDelivery(DirectoryDelivery):
-    """A directory whose listing promises one byte more than the file then holds."""
+    """A directory whose listing promises one byte more than a.txt then holds."""
 
     def entries(self):
         for entry in super().entries():
-            yield DeliveryEntry(entry.path, entry.size + 1, entry.open, entry.local_path)
+            size = entry.size + 1 if entry.path == "a.txt" else entry.size
+            yield DeliveryEntry(entry.path, size, entry.open, entry.local_path)
 
 
-def test_a_file_that_changes_during_the_copy_is_named(tmp_path: Path) -> None:
-    delivery = _ShrinkingDelivery(str(make_tree(tmp_path / "src", {"a.txt": b"abc"})))
+def test_a_file_that_changes_during_the_copy_is_named_and_nothing_is_left(tmp_path: Path) -> None:
+    files = {"a.txt": b"abc"} | {f"later/{i:05d}": b"x" * 100 for i in range(3000)}
+    delivery = _ShrinkingDelivery(str(make_tree(tmp_path / "src", files)))
     with pytest.raises(DeliveryRejected) as refused:
         create_bag(delivery, tmp_path / "bag", INFO, fsync=False)
     assert [(f.code, f.path) for f in refused.value.findings] == [("DLV027", "a.txt")]

@@ -10,6 +10,7 @@ with that same work (4 × its time); the *raw* ratio does not.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 from bench.corpora import OUT_DIR, Corpus, iter_files, read_through
@@ -17,8 +18,10 @@ from bench.homes import COLLECTION, fresh_repo
 from bench.measure import run_child
 from bench.profiling import profiled
 from bench.results import Comparison, Contender
-from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED
+from preservation import events
+from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED, utcnow
 from preservation.ingest import ingest
+from preservation.repository import Repository
 
 ALGORITHMS = ["sha256", "sha512"]
 COPIES = 3
@@ -30,10 +33,28 @@ def home_for(corpus: Corpus) -> Path:
     return OUT_DIR / "homes" / f"ingest-{corpus.size}"
 
 
+def phases(repo: Repository, package_id: str, started: datetime) -> dict[str, float]:
+    """Seconds spent checking and bagging, and on each copy, read from the package's events."""
+    with repo.catalog.session() as s:
+        recorded = [(e.event_type, e.outcome, e.node_name, e.occurred_at)
+                    for e in events.iter_events(s, package_id=package_id)]
+    out = {"bag": (min(at for *_, at in recorded) - started).total_seconds()}
+    begun: dict[str, datetime] = {}
+    for event_type, outcome, node, at in recorded:
+        if event_type != events.REPLICATION:
+            continue
+        if outcome == "started":
+            begun[node] = at
+        elif outcome == events.SUCCESS and node in begun:
+            out[f"copy {node}"] = (at - begun[node]).total_seconds()
+    return out
+
+
 def run_ours(delivery: str, home: str, profile: str | None = None) -> dict:
     """Child entry: ingest ``delivery`` into a fresh home, copies verified; returns its time."""
     repo = fresh_repo(Path(home))
     read_through(list(iter_files(Path(delivery))))
+    started = utcnow()
     start = time.perf_counter()
     if profile:
         with profiled(Path(profile)):
@@ -41,12 +62,14 @@ def run_ours(delivery: str, home: str, profile: str | None = None) -> dict:
     else:
         result = ingest(repo, delivery, COLLECTION)
     seconds = time.perf_counter() - start
+    spent = phases(repo, result["package_id"], started)
     repo.close()
     unverified = [c for c in result["copies"] if c.get("state") != REPLICA_VERIFIED]
     if len(result["copies"]) != COPIES or unverified:
         raise RuntimeError(f"not every copy was written and verified: {result['copies']}")
     return {"seconds": seconds, "files": result["files"], "bytes": result["bytes"],
-            "package_id": result["package_id"], "copies": len(result["copies"]), "state": result["state"]}
+            "package_id": result["package_id"], "copies": len(result["copies"]), "state": result["state"],
+            "phases": spent}
 
 
 def compare(corpus: Corpus) -> Comparison:
@@ -58,10 +81,15 @@ def compare(corpus: Corpus) -> Comparison:
     note = "" if state == PACKAGE_PRESERVED else f"all {COPIES} copies verified, but the package ended {state!r}"
     return Comparison(
         benchmark="ingest", corpus=corpus.label,
-        ours=Contender.from_measured("preserve ingest", ours, detail=f"{ours.result['copies']} copies verified"),
+        ours=Contender.from_measured("preserve ingest", ours, detail=_phase_summary(ours.result["phases"])),
         reference=reference, target=TARGET, target_on="normalised",
         normalised=HASH_PASSES * reference.seconds / ours.seconds, note=note,
     )
+
+
+def _phase_summary(spent: dict[str, float]) -> str:
+    copies = [v for k, v in spent.items() if k.startswith("copy ")]
+    return f"bag {spent['bag']:.1f} s, copies " + " / ".join(f"{v:.1f}" for v in copies) + " s"
 
 
 def profile(corpus: Corpus) -> Path:

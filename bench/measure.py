@@ -66,6 +66,8 @@ class Measured:
     """Seconds from spawn to exit, interpreter start-up included."""
     others: float
     """Fraction of the machine's cores busy with other processes while the child ran."""
+    cpu: float
+    """CPU seconds (user + system) of the child and its reaped descendants, start-up included."""
 
     @property
     def seconds(self) -> float:
@@ -112,4 +114,5 @@ def run_child(target: str, **kwargs: Any) -> Measured:
     capacity = (total_after - total_before) / CLOCK_TICKS
     others = max(0.0, busy - usage.ru_utime - usage.ru_stime) / capacity if capacity else 0.0
     # ru_maxrss is in KiB on Linux
-    return Measured(result=result, peak_rss=usage.ru_maxrss * 1024, wall=wall, others=others)
+    return Measured(result=result, peak_rss=usage.ru_maxrss * 1024, wall=wall, others=others,
+                    cpu=usage.ru_utime + usage.ru_stime)

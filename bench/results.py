@@ -18,10 +18,13 @@ class Contender:
     detail: str = ""
     others: float = 0.0
     """Fraction of the machine's CPU that other processes used meanwhile."""
+    cpu: float = 0.0
+    """CPU seconds of the whole child process (set-up and start-up included)."""
 
     @classmethod
     def from_measured(cls, name: str, m: Measured, detail: str = "") -> "Contender":
-        return cls(name, m.seconds, int(m.result["files"]), int(m.result["bytes"]), m.peak_rss, detail, m.others)
+        return cls(name, m.seconds, int(m.result["files"]), int(m.result["bytes"]), m.peak_rss, detail, m.others,
+                   m.cpu)
 
     @property
     def files_per_s(self) -> float:

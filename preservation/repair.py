@@ -121,12 +121,12 @@ def repair_replica(
     damaged = set(check.bad_paths)
     unexpected = list(check.unexpected_paths)
     # what the copy is if this repair fails, whatever the catalog said before
-    state_before = REPLICA_MISSING if check.absent else REPLICA_CORRUPT
+    fallback_state = REPLICA_MISSING if check.absent else REPLICA_CORRUPT
     _mark_repairing(repo, replica_id, agent, job_id, len(damaged), len(unexpected))
 
     plan = plan_sources(repo, package_id, replica_id, damaged)
     if plan.unsourced:
-        _no_source(repo, replica_id, state_before, plan, agent, job_id)
+        _no_source(repo, replica_id, fallback_state, plan, agent, job_id)
     if plan.failed_sources:
         with repo.catalog.session() as s:
             flag_bad_sources(repo, s, s.get(Package, package_id), sorted(plan.failed_sources), agent)
@@ -136,7 +136,7 @@ def repair_replica(
         removed = _remove_unexpected(dest, prefix, unexpected)
         write_package_record(repo, dest, package_id)
     except PreservationError as e:
-        _failed(repo, replica_id, state_before, agent, job_id, f"rewriting files failed: {e}")
+        _failed(repo, replica_id, fallback_state, agent, job_id, f"rewriting files failed: {e}")
         if isinstance(e, NoVerifiedSource):
             raise VerificationFailed(f"a source changed while it was copied ({e}); the next attempt re-verifies",
                                      package=package_id, node=node_name) from e

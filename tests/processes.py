@@ -48,6 +48,15 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
     return proc.wait()
 
 
+def log_tails(*logs: Path, lines: int = 15) -> str:
+    """The end of each log, to explain a failed assertion."""
+    out = []
+    for log in logs:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else ["(no log)"]
+        out.append(f"--- {log.name}\n" + "\n".join(text[-lines:]))
+    return "\n".join(out)
+
+
 def kill(proc: subprocess.Popen) -> None:
     proc.kill()
     proc.wait()

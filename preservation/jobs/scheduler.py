@@ -25,6 +25,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import upkeep
 from preservation.jobs.leader import LeaderLock, leader_lock
@@ -77,7 +78,12 @@ class SchedulerService:
                     self._stop.wait(self.standby_retry)
                     continue
                 standby_logged = False
-                self._lead()
+                try:
+                    self._lead()
+                except SQLAlchemyError as e:
+                    log.error("scheduler stopped leading after a catalog error (%s); standing by", e)
+                    self.lock.release()
+                    self._stop.wait(self.standby_retry)
         finally:
             self.lock.release()
 
@@ -88,7 +94,8 @@ class SchedulerService:
         _ACTIVE = self
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.repo.catalog.engine, tablename=JOBSTORE_TABLE)},
-            executors={"default": ThreadPoolExecutor(len(self.tasks))},
+            # one task at a time: they enqueue overlapping work and need not race each other
+            executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )

@@ -85,10 +85,6 @@ class Worker:
         if release_now:
             self._release_now.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     def run(self) -> WorkerReport:
         """Run until told to stop or an exit condition (once, max-jobs, idle) is met."""
         runners = [threading.Thread(target=self._runner, name=f"preserve-job-{i}", daemon=True)
@@ -157,6 +153,9 @@ class Worker:
                 self.report.claimed += 1
             try:
                 self._execute(claim)
+            except (SQLAlchemyError, PreservationError) as e:
+                log.error("job %d (%s): its outcome could not be recorded (%s); it runs again when its lease expires",
+                          claim.job_id, claim.kind, e)
             finally:
                 with self._lock:
                     self._active.pop(claim.job_id, None)

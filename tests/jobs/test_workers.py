@@ -13,7 +13,7 @@ from preservation.events import verify_chain
 from preservation.jobs import queue
 
 from ..fixtures import make_repo
-from ..processes import kill, start, stop, wait_until
+from ..processes import kill, log_tails, start, stop, wait_until
 from .effects import read_effects
 
 ENV = {"PRESERVE_EXTRA_HANDLERS": "tests.jobs.effects:register"}
@@ -50,7 +50,7 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     ]
     try:
         for w in workers:
-            assert w.wait(120) == 0
+            assert w.wait(120) == 0, log_tails(*tmp_path.glob("worker-*.log"))
     finally:
         for w in workers:
             stop(w)
@@ -79,11 +79,11 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
 def test_a_killed_workers_job_is_finished_by_another_after_its_lease_expires(wrepo, tmp_path):
     effects = tmp_path / "effects.log"
     with wrepo.catalog.session() as s:
-        slow = [queue.enqueue(s, "effect-slow", {"file": str(effects), "seconds": 1.5}).id for _ in range(2)]
+        slow = [queue.enqueue(s, "effect-slow", {"file": str(effects), "seconds": 3}).id for _ in range(2)]
     home = wrepo.settings.home
     workers = {
         w.pid: w for w in (
-            start(home, "worker", "--concurrency", "1", "--idle-exit", "2", "--poll", "0.1", "--lease", "0.8",
+            start(home, "worker", "--concurrency", "1", "--idle-exit", "3", "--poll", "0.1", "--lease", "1.5",
                   log=tmp_path / f"worker-{i}.log", env=ENV)
             for i in range(2)
         )
@@ -94,12 +94,15 @@ def test_a_killed_workers_job_is_finished_by_another_after_its_lease_expires(wre
         return by_job if len(by_job) == 2 else None
 
     try:
-        first_runs = wait_until(started, 60, 0.05, "both slow jobs to start")
+        try:
+            first_runs = wait_until(started, 60, 0.05, "both slow jobs to start")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{log_tails(*tmp_path.glob('worker-*.log'))}") from None
         victim_job = slow[0]
         victim_pid = first_runs[victim_job]
         kill(workers[victim_pid])
         survivor = next(w for pid, w in workers.items() if pid != victim_pid)
-        assert survivor.wait(60) == 0
+        assert survivor.wait(60) == 0, log_tails(*tmp_path.glob("worker-*.log"))
     finally:
         for w in workers.values():
             stop(w)
@@ -107,7 +110,8 @@ def test_a_killed_workers_job_is_finished_by_another_after_its_lease_expires(wre
     for job_id, pid, what, _attempt in read_effects(effects):
         runs[job_id].append((what, pid))
     survivor_pid = survivor.pid
-    assert runs[victim_job] == [("start", victim_pid), ("start", survivor_pid), ("done", survivor_pid)]
+    assert runs[victim_job] == [("start", victim_pid), ("start", survivor_pid), ("done", survivor_pid)], (
+        dict(runs), victim_pid, survivor_pid, log_tails(*tmp_path.glob("worker-*.log")))
     other = slow[1]
     assert runs[other] == [("start", survivor_pid), ("done", survivor_pid)]  # heartbeats kept its short lease
     jobs = _jobs(wrepo)

@@ -1,0 +1,56 @@
+"""The built-in job kinds run again after a crash converge: nothing registered or copied twice."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from preservation.catalog.models import Job, Package, Replica
+from preservation.errors import JobError
+from preservation.jobs import queue
+from preservation.jobs.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
+from preservation.jobs.registry import JobContext
+from preservation.jobs.worker import Worker, WorkerOptions
+
+
+def _drain(repo):
+    return Worker(repo, default_registry(), WorkerOptions(concurrency=2, once=True)).run()
+
+
+def _ctx(repo, job_id, kind, payload):
+    return JobContext(repo, job_id, kind, payload, None, 2, "test")
+
+
+def test_an_ingest_job_registers_once_and_its_copies_follow(repo, sample_delivery):
+    with repo.catalog.session() as s:
+        job_id = queue.enqueue(s, queue.INGEST, {"source": str(sample_delivery), "collection": "journals",
+                                                 "bag_info": {"Year": "2024"}}).id
+    report = _drain(repo)
+    assert report.succeeded == 4 and report.dead == 0  # the ingest, then its three replications
+    with repo.catalog.session() as s:
+        package = s.scalars(select(Package)).one()
+        assert package.state == "preserved"
+        assert package.bag_info[INGEST_JOB_FIELD] == str(job_id) and package.bag_info["Year"] == "2024"
+        result = s.get(Job, job_id).result
+    assert result["package_id"] == package.id and len(result["replica_ids"]) == 3
+    # run again, as after a crash between registering and recording the job's success
+    again = run_ingest(_ctx(repo, job_id, queue.INGEST, {"source": str(sample_delivery), "collection": "journals"}))
+    assert again["already_registered"] and again["package_id"] == package.id
+    with repo.catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(Package)) == 1
+
+
+def test_replicate_and_audit_run_again_are_harmless(repo, sample_delivery):
+    with repo.catalog.session() as s:
+        queue.enqueue(s, queue.INGEST, {"source": str(sample_delivery), "collection": "journals"})
+    _drain(repo)
+    with repo.catalog.session() as s:
+        replica_id = s.scalars(select(Replica.id)).first()
+    assert run_replicate(_ctx(repo, 99, queue.REPLICATE, {"replica_id": replica_id}))["skipped"] is True
+    audited = run_audit(_ctx(repo, 99, queue.AUDIT, {"replica_id": replica_id}))
+    assert audited["ok"] and audited["state"] == "verified"
+    with repo.catalog.session() as s:
+        s.get(Replica, replica_id).state = "copying"
+    assert run_audit(_ctx(repo, 99, queue.AUDIT, {"replica_id": replica_id}))["skipped"] == "replica is copying"
+    with pytest.raises(JobError, match="no integer replica_id"):
+        run_replicate(_ctx(repo, 99, queue.REPLICATE, {"replica": "x"}))

@@ -10,6 +10,11 @@ file and reports findings as it would on a failing disk.  Files elsewhere
     disk.fill_after(64_000)                 # ENOSPC once 64 kB more have been written
     disk.break_reads(path, after=1000)      # EIO after 1000 bytes of this file (this inode only)
     disk.install(monkeypatch)
+
+A process the crash tests kill gets a slow disk from the environment
+(:data:`SLOW_DISK_ENV`, ``ROOT:SECONDS``: every file opened under ROOT takes
+that much longer), so that a short operation lasts long enough to be killed
+in the middle: see :func:`install_from_environment`.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from __future__ import annotations
 import builtins
 import errno
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import storage_adapters.filesystem as filesystem_adapter
+
+SLOW_DISK_ENV = "PRESERVE_TEST_SLOW_DISK"
 
 
 def _error(code: int, path: str) -> OSError:
@@ -35,6 +43,7 @@ class FailingDisk:
         self.written = 0
         self.failed_writes = 0
         self.failed_reads = 0
+        self.open_delay = 0.0
         self._bad_inodes: dict[tuple[int, int], tuple[int, int]] = {}  # (dev, ino) -> (after bytes, errno)
         self._bad_prefixes: list[tuple[str, int]] = []
 
@@ -54,6 +63,10 @@ class FailingDisk:
         """Every read of every file under ``directory`` fails, including files written there later."""
         self._bad_prefixes.append((os.path.realpath(directory) + os.sep, code))
 
+    def slow_down(self, seconds_per_open: float) -> None:
+        """Every file opened under the root takes this much longer (a busy or distant disk)."""
+        self.open_delay = seconds_per_open
+
     def heal(self) -> None:
         """The operator freed space and replaced the disk: nothing fails any more."""
         self.write_limit = None
@@ -66,10 +79,12 @@ class FailingDisk:
         monkeypatch.setattr(filesystem_adapter, "open", self.open, raising=False)
 
     def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any):
-        real = builtins.open(file, mode, *args, **kwargs)
+        real = builtins.open(file, mode, *args, **kwargs)  # noqa: SIM115 - handed to the caller, who closes it
         path = os.path.realpath(os.fsdecode(file))
         if not path.startswith(self.root + os.sep):
             return real
+        if self.open_delay:
+            time.sleep(self.open_delay)
         read_fault = None
         if "r" in mode:
             st = os.fstat(real.fileno())
@@ -139,8 +154,20 @@ class _FailingFile:
     def close(self) -> None:
         self._real.close()
 
-    def __enter__(self) -> "_FailingFile":
+    def __enter__(self) -> _FailingFile:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._real.close()
+
+
+def install_from_environment() -> FailingDisk | None:
+    """In a process that will be killed: a slow disk as :data:`SLOW_DISK_ENV` says, for its whole life."""
+    spec = os.environ.get(SLOW_DISK_ENV)
+    if not spec:
+        return None
+    root, _, seconds = spec.rpartition(":")
+    disk = FailingDisk(Path(root))
+    disk.slow_down(float(seconds))
+    filesystem_adapter.open = disk.open
+    return disk

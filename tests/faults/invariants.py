@@ -44,6 +44,10 @@ RECORDS = ".preserve/packages"
 
 Key = tuple[str, str, str]  # (node name, package id, path in the bag)
 
+# the job that must be live while a copy is in this state (nodes that are offline are left alone)
+WAITING_FOR = {REPLICA_PENDING: "replicate", REPLICA_COPYING: "replicate", REPLICA_CORRUPT: "repair",
+               REPLICA_MISSING: "repair", REPLICA_REPAIRING: "repair"}
+
 
 @dataclass
 class Damage:
@@ -71,6 +75,7 @@ def node_root(uri: str) -> Path:
 
 
 def file_digests(path: Path) -> tuple[int, str, str]:
+    """(size, sha256, sha512) of the file at ``path``."""
     h256, h512 = hashlib.sha256(), hashlib.sha512()
     size = 0
     with open(path, "rb") as f:
@@ -104,6 +109,14 @@ class CatalogView:
     dead_jobs: list[str]
     chain_ok: bool
     chain_breaks: list[str]
+    _digests: dict[Path, tuple[int, str, str]] = field(default_factory=dict)
+
+    def digests(self, path: Path) -> tuple[int, str, str]:
+        """:func:`file_digests`, each file read once per check (nothing writes while a check runs)."""
+        found = self._digests.get(path)
+        if found is None:
+            found = self._digests[path] = file_digests(path)
+        return found
 
 
 def read_catalog(repo: Repository) -> CatalogView:
@@ -139,13 +152,14 @@ def copy_problems(view: CatalogView, node: str, package_id: str) -> list[str]:
         found = on_disk.get(path)
         if found is None:
             problems.append(f"{path} missing")
-        elif file_digests(found) != (row.size, row.sha256, row.sha512):
+        elif view.digests(found) != (row.size, row.sha256, row.sha512):
             problems.append(f"{path} differs")
     problems.extend(f"{path} unexpected" for path in sorted(set(on_disk) - set(expected)))
     return problems
 
 
-def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None) -> list[str]:
+def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None,
+                                view: CatalogView | None = None) -> list[str]:
     """Invariants that hold at every instant, however the last process ended.
 
     1. A ``verified`` copy is byte-exact on its node (unless it carries damage
@@ -155,11 +169,12 @@ def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None) 
        node root is a temporary file in ``.preserve-tmp/``, the record of a
        catalogued package, or a file of a catalogued package whose bytes match
        the catalog (or carry known damage).
-    3. Nothing is half-registered: every copy waiting for work has a live
-       job that will do it.
+    3. Nothing is half-registered: every package has its files and its
+       placed copies, and every copy waiting for work has a live job that
+       will do it.
     5. The event chain verifies.
     """
-    view = read_catalog(repo)
+    view = view or read_catalog(repo)
     damage = damage or Damage(since=datetime.min)
     violations: list[str] = []
     if not view.chain_ok:
@@ -173,12 +188,16 @@ def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None) 
             rot_unseen = (node, package_id) in damage.replicas and (audited is None or audited <= damage.since)
             if problems and not rot_unseen:
                 violations.append(f"replica {rid} of {package_id} on {node} is verified but {problems[:3]}")
-        if state in (REPLICA_PENDING, REPLICA_COPYING) and f"replicate:{rid}" not in view.live_jobs:
-            violations.append(f"replica {rid} on {node} is {state} but no replicate job will write it")
-        if state in (REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING) and f"repair:{rid}" not in view.live_jobs:
-            if node_status != NODE_OFFLINE:
-                violations.append(f"replica {rid} on {node} is {state} but no repair job will mend it")
+        waiting_for = WAITING_FOR.get(state)
+        if waiting_for and node_status != NODE_OFFLINE and f"{waiting_for}:{rid}" not in view.live_jobs:
+            violations.append(f"replica {rid} on {node} is {state} but no {waiting_for} job will take it on")
+    copies = {}
+    for _, package_id, *_ in view.replicas:
+        copies[package_id] = copies.get(package_id, 0) + 1
     for package_id, state in view.packages.items():
+        if not view.files[package_id] or copies.get(package_id, 0) < repo.policy.replication.copies:
+            violations.append(f"package {package_id} is half-registered: {len(view.files[package_id])} files, "
+                              f"{copies.get(package_id, 0)} copies placed")
         if state == PACKAGE_PRESERVED:
             lacking = satisfies(repo.policy.replication, verified.get(package_id, []))
             if lacking:
@@ -219,7 +238,7 @@ def _objects_on_nodes(view: CatalogView, damage: Damage) -> list[str]:
                 if key not in damage.extra:
                     violations.append(f"{node}: {path} is not a file of its package")
                 continue
-            if file_digests(full) != (row.size, row.sha256, row.sha512) and key not in damage.changed:
+            if view.digests(full) != (row.size, row.sha256, row.sha512) and key not in damage.changed:
                 violations.append(f"{node}: {path} is visible but its bytes differ from the catalog (half-written?)")
     return violations
 
@@ -231,8 +250,8 @@ def check_settled(repo: Repository, *, staging: Path | None = None) -> list[str]
     and byte-exact; no job is left live or dead; no temporary file is left on
     any node; the staging area is empty; the chain verifies.
     """
-    violations = check_catalog_against_nodes(repo)
     view = read_catalog(repo)
+    violations = check_catalog_against_nodes(repo, view=view)
     for package_id, state in view.packages.items():
         if state != PACKAGE_PRESERVED:
             violations.append(f"package {package_id} is {state}, not preserved")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from preservation import upkeep
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, PackageFile, Replica, utcnow
 from preservation.fixity import FILE_CHANGED, FILE_UNREADABLE
@@ -16,7 +17,6 @@ from preservation.ingest import ingest
 from preservation.jobs.handlers import default_registry
 from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.registry import add_node, set_node_status
-from preservation import upkeep
 from storage_adapters.filesystem import TEMP_DIR
 
 from ..fixtures import node_root
@@ -118,8 +118,8 @@ def test_copy_that_cannot_be_reread_is_never_verified(repo, delivery, monkeypatc
 def test_unreadable_file_in_audit_is_a005_not_a_changed_file(repo, delivery, monkeypatch):
     package_id = ingest(repo, delivery, "journals")["package_id"]
     with repo.catalog.session() as s:
-        path = s.scalars(select(PackageFile.path).where(PackageFile.package_id == package_id,
-                                                        PackageFile.is_tag.is_(False)).order_by(PackageFile.path)).first()
+        payload = select(PackageFile.path).where(PackageFile.package_id == package_id, PackageFile.is_tag.is_(False))
+        path = s.scalars(payload.order_by(PackageFile.path)).first()
     bad = node_root(repo, "cas-nsl") / package_id / path
     good_bytes = bad.read_bytes()
     disk = FailingDisk(node_root(repo, "cas-nsl"))

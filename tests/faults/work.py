@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator
 
 from preservation import upkeep
-from preservation.catalog.models import utcnow
 from preservation.jobs import claim
 from preservation.jobs.handlers import default_registry
 from preservation.jobs.worker import Worker, WorkerOptions
@@ -85,7 +84,3 @@ def resume_work(repo: Repository) -> dict:
         # the work may itself leave interrupted writes of the crashed process to sweep
         swept_after = upkeep.sweep(repo, agent=AGENT, temporary_age=timedelta(0), staging_age=timedelta(0))
     return {"swept": swept, "requeued": requeued, "placed": placed, "worker": worked, "swept_after": swept_after}
-
-
-def catalog_now():
-    return utcnow()

@@ -8,16 +8,18 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import select
 
-from preservation.catalog.models import Event, Job
+from preservation.catalog.models import Event, Job, Replica
 from preservation.events import verify_chain
+from preservation.ingest import ingest
 from preservation.jobs import queue
 
+from ..corruption import add_file
 from ..fixtures import make_repo
 from ..processes import kill, log_tails, start, stop, wait_until
 from .effects import read_effects
 
 ENV = {"PRESERVE_EXTRA_HANDLERS": "tests.jobs.effects:register"}
-MIX = {"effect": 150, "effect-flaky": 20, "effect-unexpected": 15, "effect-permanent": 15}
+MIX = {"effect": 144, "effect-flaky": 20, "effect-unexpected": 15, "effect-permanent": 15}  # + 6 real audits
 
 
 @pytest.fixture
@@ -36,12 +38,19 @@ def _jobs(repo) -> dict[int, Job]:
 
 def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_path):
     effects = tmp_path / "effects.log"
+    for name in ("a", "b"):
+        add_file(tmp_path / name / "file.txt", name.encode() * 5000)
+        ingest(wrepo, tmp_path / name, "journals")
     rng = random.Random(200)
     kinds = [kind for kind, n in MIX.items() for _ in range(n)]
     rng.shuffle(kinds)
     with wrepo.catalog.session() as s:
+        replica_ids = list(s.scalars(select(Replica.id)))
         for kind in kinds:
             queue.enqueue(s, kind, {"file": str(effects)}, priority=rng.choice((10, 100, 150)))
+        for replica_id in replica_ids:
+            queue.enqueue(s, queue.AUDIT, {"replica_id": replica_id}, dedupe_key=f"audit:{replica_id}",
+                          priority=rng.choice((10, 100, 150)))
     home = wrepo.settings.home
     workers = [
         start(home, "worker", "--concurrency", "2", "--idle-exit", "1.5", "--poll", "0.1", "--retry-base", "0.05",
@@ -54,11 +63,15 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     finally:
         for w in workers:
             stop(w)
-    jobs = _jobs(wrepo)
+    jobs = {j.id: j for j in _jobs(wrepo).values() if j.kind != queue.REPLICATE}
     assert len(jobs) == 200
     done = Counter(job_id for job_id, _pid, what, _attempt in read_effects(effects) if what == "done")
+    with wrepo.catalog.session() as s:
+        audited = Counter(e.job_id for e in s.scalars(select(Event).where(Event.event_type == "fixity check")))
     for job in jobs.values():
-        if job.kind == "effect-permanent":
+        if job.kind == queue.AUDIT:
+            assert job.state == queue.SUCCEEDED and job.result["ok"] and audited[job.id] == 1
+        elif job.kind == "effect-permanent":
             assert job.state == queue.DEAD and job.attempts == 1 and job.last_error.startswith("E112")
             assert done[job.id] == 0
         else:
@@ -70,9 +83,10 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     with wrepo.catalog.session() as s:
         assert verify_chain(s).ok
         job_events = Counter(e.outcome for e in s.scalars(select(Event).where(Event.event_type == "job")))
-    # started once per attempt; one terminal or retry event per attempt
+    # started once per attempt; one terminal or retry event per attempt (the inline ingests made none)
     assert job_events["started"] == 200 + 35
     assert job_events["success"] == 185 and job_events["warning"] == 35 and job_events["failure"] == 15
+    assert sorted(audited[j.id] for j in jobs.values() if j.kind == queue.AUDIT) == [1] * len(replica_ids)
 
 
 @pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)

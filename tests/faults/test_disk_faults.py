@@ -146,9 +146,13 @@ def test_replication_reads_around_an_unreadable_source(repo, delivery, monkeypat
     package_id = ingest(repo, delivery, "journals")["package_id"]
     with repo.catalog.session() as s:
         paths = list(s.scalars(select(PackageFile.path).where(PackageFile.package_id == package_id)))
-    disk = FailingDisk(node_root(repo, "uni-pku"))
+        # the copy replication reads first: the most recently verified one on a node that stays
+        by_freshness = s.scalars(select(Replica).where(Replica.package_id == package_id)
+                                 .order_by(Replica.verified_at.desc())).all()
+        first, other = [r.node.name for r in by_freshness if r.node.name != "cas-nsl"]
+    disk = FailingDisk(node_root(repo, first))
     for path in paths:
-        disk.break_reads(node_root(repo, "uni-pku") / package_id / path)
+        disk.break_reads(node_root(repo, first) / package_id / path)
     disk.install(monkeypatch)
     spare = node_root(repo, "cas-spare")
     add_node(repo, "cas-spare", "cas", "beijing", spare.as_uri())
@@ -158,8 +162,8 @@ def test_replication_reads_around_an_unreadable_source(repo, delivery, monkeypat
     run_worker_once(repo)
     replica = _replica(repo, package_id, "cas-spare")
     assert replica.state == "verified"
-    assert disk.failed_reads >= 1, "no read of the unreadable copy was attempted"
-    reference = node_root(repo, "inst-istic") / package_id
+    assert disk.failed_reads >= len(paths), f"the unreadable copy on {first} was not tried first"
+    reference = node_root(repo, other) / package_id
     for path in paths:
         assert file_digests(spare / package_id / path) == file_digests(reference / path)
     assert check_settled(repo, staging=repo.staging_dir) == []

@@ -72,10 +72,13 @@ class CopySource:
 
 
 def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
-    """Spread first audits over the interval (by replica id) instead of bunching them."""
-    interval = timedelta(days=repo.policy.audit.interval_days)
-    spread = (replica_id * 2654435761 % 10_000) / 10_000
-    return utcnow() + interval * (0.5 + 0.5 * spread)
+    """The deadline of the next full audit: one interval after this verification.
+
+    The audit planner spreads the reads of copies with the same deadline
+    evenly over the interval; an earlier deadline here would only re-read
+    copies more often than the policy asks.
+    """
+    return utcnow() + timedelta(days=repo.policy.audit.interval_days)
 
 
 def copy_sources(repo: Repository, session: Session, package: Package, exclude_node_id: int | None) -> list[CopySource]:

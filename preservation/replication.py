@@ -41,8 +41,8 @@ from preservation.catalog.models import (
 from preservation.concurrency import bounded_map
 from preservation.errors import (
     ChecksumMismatch,
-    NoVerifiedSource,
     NotFound,
+    NoVerifiedSource,
     ObjectNotFound,
     PreservationError,
     VerificationFailed,
@@ -69,6 +69,22 @@ class CopySource:
 
     def read(self, path: str):
         return self.adapter.read(self.prefix + path)
+
+    def stream(self, path: str) -> Iterator[bytes]:
+        """The bytes of ``path``; failing to read them raises SourceReadFailed, so a writer can tell
+        this copy's failure from its own."""
+        try:
+            yield from self.read(path)
+        except PreservationError as e:
+            raise SourceReadFailed(e) from e
+
+
+class SourceReadFailed(Exception):
+    """Reading a copy source failed while its bytes were being written: the source's fault, not the writer's."""
+
+    def __init__(self, error: PreservationError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
@@ -103,21 +119,6 @@ def copy_sources(repo: Repository, session: Session, package: Package, exclude_n
     return sources
 
 
-class _SourceReadFailed(Exception):
-    """Reading the source failed while its bytes were being written: the source's fault, not the destination's."""
-
-    def __init__(self, error: PreservationError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _source_chunks(src: CopySource, path: str) -> Iterator[bytes]:
-    try:
-        yield from src.read(path)
-    except PreservationError as e:
-        raise _SourceReadFailed(e) from e
-
-
 def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopySource], bad: set[int]) -> str:
     """Copy one file from the first source whose bytes match the catalog; returns its label.
 
@@ -132,9 +133,9 @@ def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopyS
         try:
             if dest.copy_from(src.adapter, src.prefix + row.path, key):
                 return src.label
-            dest.write(key, _source_chunks(src, row.path), size=row.size, expected={"sha256": row.sha256})
+            dest.write(key, src.stream(row.path), size=row.size, expected={"sha256": row.sha256})
             return src.label
-        except _SourceReadFailed as failed:
+        except SourceReadFailed as failed:
             error = failed.error
         except (ChecksumMismatch, ObjectNotFound) as e:  # the source's bytes are wrong, or it has none
             error = e

@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from preservation import events
 from preservation.catalog.models import NODE_OFFLINE, REPLICA_VERIFIED, Node, Package, PackageFile, Replica
 from preservation.concurrency import bounded_map
-from preservation.errors import ChecksumMismatch, InvalidRequest, NoVerifiedSource, NotFound, PreservationError
+from preservation.errors import ChecksumMismatch, InvalidRequest, NoVerifiedSource, NotFound
 from preservation.fixity import FileRow, iter_package_files
-from preservation.replication import CopySource, flag_bad_sources
+from preservation.replication import CopySource, SourceReadFailed, flag_bad_sources
 from preservation.repository import Repository
 from storage_adapters.filesystem import FilesystemAdapter
 
@@ -33,7 +33,8 @@ def restore(
 ) -> dict[str, Any]:
     """Write the bag of ``package_id`` to the new directory ``dest``.
 
-    Raises NotFound, InvalidRequest (dest exists), NoVerifiedSource.
+    Raises NotFound, InvalidRequest (dest exists), NoVerifiedSource, and the
+    StorageError of the destination when it cannot be written (full, read-only).
     """
     dest = Path(dest).resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -62,17 +63,18 @@ def restore(
             if src.replica_id in bad:
                 continue
             try:
-                target.write(row.path, src.read(row.path), size=row.size,
+                target.write(row.path, src.stream(row.path), size=row.size,
                              expected={"sha256": row.sha256, "sha512": row.sha512})
                 used[src.label] = used.get(src.label, 0) + 1
                 return row
-            except ChecksumMismatch as e:
+            except SourceReadFailed as failed:
+                error = failed.error
+            except ChecksumMismatch as e:  # the copy's bytes are not the catalog's
+                error = e
+            # any other error is the destination's (full, read-only): raised as it is, no copy is blamed
+            if isinstance(error, ChecksumMismatch) or not error.retryable:
                 bad.add(src.replica_id)
-                errors.append(f"{src.label}: {e}")
-            except PreservationError as e:
-                if src.replica_id is not None and not e.retryable:
-                    bad.add(src.replica_id)
-                errors.append(f"{src.label}: {e}")
+            errors.append(f"{src.label}: {error}")
         raise NoVerifiedSource(f"restore {row.path} ({'; '.join(errors)})", package=package_id)
 
     files = size = 0

@@ -1,4 +1,4 @@
-"""A node whose disk fills up or returns I/O errors: nothing unverified counts, the work waits and resumes."""
+"""A disk that fills up or returns I/O errors: nothing unverified counts, nobody else is blamed, the work resumes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from sqlalchemy import select
 from preservation import upkeep
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, PackageFile, Replica, utcnow
+from preservation.errors import AccessDenied, StorageFull
 from preservation.fixity import FILE_CHANGED, FILE_UNREADABLE
 from preservation.ingest import ingest
 from preservation.jobs.handlers import default_registry
 from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.registry import add_node, set_node_status
+from preservation.restore import restore
 from storage_adapters.filesystem import TEMP_DIR
 
 from ..fixtures import node_root
@@ -166,4 +168,23 @@ def test_replication_reads_around_an_unreadable_source(repo, delivery, monkeypat
     reference = node_root(repo, other) / package_id
     for path in paths:
         assert file_digests(spare / package_id / path) == file_digests(reference / path)
+    assert check_settled(repo, staging=repo.staging_dir) == []
+
+
+@pytest.mark.parametrize("code, error", [(errno.ENOSPC, StorageFull), (errno.EROFS, AccessDenied)],
+                         ids=["ENOSPC", "EROFS"])
+def test_restore_to_a_failing_disk_blames_the_disk_not_the_copies(repo, delivery, monkeypatch, tmp_path, code, error):
+    package_id = ingest(repo, delivery, "journals")["package_id"]
+    out = tmp_path / "restores"
+    out.mkdir()
+    disk = FailingDisk(out)
+    disk.fill_after(20_000, code)
+    disk.install(monkeypatch)
+
+    with pytest.raises(error):
+        restore(repo, package_id, out / "bag")
+    with repo.catalog.session() as s:
+        states = {r.node.name: r.state for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
+    assert states == {"uni-pku": "verified", "cas-nsl": "verified", "inst-istic": "verified"}
+    assert list(out.iterdir()) == [], "a failed restore left a partial bag"
     assert check_settled(repo, staging=repo.staging_dir) == []

@@ -63,9 +63,10 @@ log = logging.getLogger("preserve.repair")
 
 MAX_PATHS_IN_EVENT = 50
 BOTH_DIGESTS = ("sha256", "sha512")
-# copies that may hold good bytes: every file used is verified first (pending, copying and repairing
-# copies are being written and are never read from)
-SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
+# copies that may hold good bytes: every file used is verified against the catalog first.  A copy
+# under repair counts too (its files are replaced atomically, so each is either the old or the new
+# version, and both are checked); two copies of one package repaired at once can then serve each other.
+SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING)
 EPOCH = datetime(1970, 1, 1)
 
 

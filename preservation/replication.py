@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -231,20 +231,37 @@ def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str
     dest.write(package_record_key(package_id), json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
-def flag_bad_sources(repo: Repository, session: Session, package: Package, replica_ids: list[int], agent: str) -> None:
-    """Sources whose bytes did not match the catalog become suspect and get a full audit."""
-    for rid in replica_ids:
+def flag_bad_sources(
+    repo: Repository, session: Session, package: Package, problems: Iterable[int] | Mapping[int, str], agent: str,
+    *, activity: str = "copying", path: str | None = None,
+) -> None:
+    """Copies whose bytes did not match the catalog become suspect, with a failed fixity event and a full audit.
+
+    ``problems`` holds replica ids, or maps them to what was wrong; the audit
+    then decides (corrupt and a repair, or verified again after a fluke).
+    """
+    if not isinstance(problems, Mapping):
+        problems = {rid: "" for rid in problems}
+    flagged = False
+    for rid, problem in problems.items():
         r = session.get(Replica, rid)
         if r is None or r.state != REPLICA_VERIFIED:
             continue
         r.state = REPLICA_SUSPECT
+        if path:
+            r.last_error = f"{path}: {problem} (found while {activity})"
+        detail = {"reason": f"bytes read from this copy while {activity} did not match the catalog", "state": r.state}
+        if path:
+            detail.update(path=path, problem=problem)
         events.record_event(
             session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package.id, replica_id=r.id,
-            node_name=r.node.name, policy=repo.policy.label,
-            detail={"reason": "bytes read from this copy did not match the catalog while copying", "state": r.state},
+            node_name=r.node.name, policy=repo.policy.label, detail=detail,
         )
         queue.enqueue(session, queue.AUDIT, {"replica_id": r.id}, package_id=package.id, dedupe_key=f"audit:{r.id}",
                       priority=10)
+        flagged = True
+    if flagged:
+        update_package_state(repo, session, package, agent=agent)
 
 
 def replicate_replica(

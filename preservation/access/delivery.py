@@ -24,11 +24,9 @@ from typing import IO, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from preservation import events
 from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_DEACCESSIONED,
-    REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
     Package,
@@ -37,8 +35,7 @@ from preservation.catalog.models import (
 )
 from preservation.errors import NoVerifiedSource, NotFound, PreservationError
 from preservation.fixity import FileRow, iter_package_files
-from preservation.jobs import queue
-from preservation.replication import CopySource, update_package_state
+from preservation.replication import CopySource, flag_bad_sources
 from preservation.repository import Repository
 
 SEND_CHUNK = 1024 * 1024
@@ -149,31 +146,6 @@ def _spool(src: CopySource, row: FileRow, directory: Path) -> tuple[IO[bytes] | 
     return tmp, ""
 
 
-def flag_suspect(repo: Repository, session: Session, package_id: str, path: str, bad: list[tuple[int, str]],
-                 agent: str) -> None:
-    """Copies that served wrong bytes become suspect, with a failed fixity event and a full audit queued.
-
-    The audit then decides: corrupt (and a repair job) or, if the read was a
-    fluke, verified again.
-    """
-    package = session.get(Package, package_id)
-    for replica_id, problem in bad:
-        replica = session.get(Replica, replica_id)
-        if replica is None or replica.state != REPLICA_VERIFIED:
-            continue
-        replica.state = REPLICA_SUSPECT
-        replica.last_error = f"{path}: {problem} (found while serving it)"
-        events.record_event(
-            session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package_id, replica_id=replica_id,
-            node_name=replica.node.name, policy=repo.policy.label,
-            detail={"reason": "bytes read from this copy to serve a reader did not match the catalog",
-                    "path": path, "problem": problem, "state": REPLICA_SUSPECT},
-        )
-        queue.enqueue(session, queue.AUDIT, {"replica_id": replica_id}, package_id=package_id,
-                      dedupe_key=f"audit:{replica_id}", priority=10)
-    update_package_state(repo, session, package, agent=agent)
-
-
 def fetch_verified(
     repo: Repository, package_id: str, row: FileRow, *, agent: str, sources: list[CopySource] | None = None,
     bad: set[int] | None = None,
@@ -215,7 +187,8 @@ def fetch_verified(
     finally:
         if newly_bad:
             with repo.catalog.session() as s:
-                flag_suspect(repo, s, package_id, row.path, newly_bad, agent)
+                flag_bad_sources(repo, s, s.get(Package, package_id), dict(newly_bad), agent,
+                                 activity="serving it to a reader", path=row.path)
     raise NoVerifiedSource(f"serve {row.path} ({'; '.join(errors) or 'no verified copy on an active node'})",
                            package=package_id)
 

@@ -120,3 +120,23 @@ def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.
                             package_id=package_id, replica_id=replica_id, node_name=node.name, job_id=job_id,
                             policy=repo.policy.label, detail=detail)
     return outcome
+
+
+def challenge_random(repo: Repository, *, count: int = 10, node_name: str | None = None,
+                     agent: str = events.SYSTEM_AGENT) -> list[ChallengeOutcome]:
+    """Challenge ``count`` randomly chosen verified copies (on ``node_name`` only, if given)."""
+    with repo.catalog.session() as s:
+        stmt = select(Replica.id).join(Node).where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE)
+        if node_name:
+            if s.execute(select(Node.id).where(Node.name == node_name)).scalar_one_or_none() is None:
+                raise NotFound(f"no node named {node_name!r}: see `preserve node list`")
+            stmt = stmt.where(Node.name == node_name)
+        ids = list(s.scalars(stmt))
+    rng = secrets.SystemRandom()
+    outcomes = []
+    for rid in rng.sample(ids, min(count, len(ids))):
+        try:
+            outcomes.append(challenge_replica(repo, rid, agent=agent))
+        except (NotFound, NoVerifiedSource):
+            continue  # nothing to challenge in it, or no second copy to check the answer against
+    return outcomes

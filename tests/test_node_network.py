@@ -77,3 +77,15 @@ def test_failed_challenge_makes_the_copy_suspect_and_queues_a_full_audit(network
         assert [j.payload["replica_id"] for j in jobs] == [replicas["cas"]]
     full = audit(repo, node_name="cas")
     assert not full.ok and full.replicas[0].state == "corrupt"
+
+
+def test_challenge_command_exits_1_and_names_the_altered_copy(network, tmp_path, run_cli):
+    repo, agents = network
+    pid = ingest(repo, make_sample_delivery(tmp_path / "d", megabytes=1), "journals")["package_id"]
+    home = repo.settings.home
+    assert run_cli("challenge", "--count", "3", "--json", home=home).json()["failed"] == 0
+    for path in (agents["inst"].root / pid).rglob("*"):
+        if path.is_file() and path.stat().st_size:
+            path.write_bytes(bytes(b ^ 0x55 for b in path.read_bytes()))
+    out = run_cli("challenge", "--node", "inst", "--count", "1", exit_code=1, home=home)
+    assert "FAILED" in out.output and "inst:" in out.output

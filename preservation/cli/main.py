@@ -6,26 +6,26 @@ import click
 
 from preservation.errors import PreservationError
 
+from .access import access
 from .audit import audit
 from .bag import bag
 from .catalog import catalog, init
+from .challenge import challenge
 from .collection import collection
+from .common import CLIState, fail
+from .entitlement import entitlement
 from .events import events
 from .ingest import ingest
 from .jobs import jobs
+from .library import library
 from .node import node
 from .restore import restore
 from .scheduler import scheduler
-from .status import status
-from .worker import worker
-from .common import CLIState, fail
-# the access service
-from .access import access
-from .entitlement import entitlement
-from .library import library
 from .serve import serve
+from .status import status
 from .trigger import trigger
 from .usage import usage
+from .worker import worker
 
 
 class PreserveGroup(click.Group):
@@ -54,10 +54,11 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 # Command groups: one module each, attached here (add one line per group).
-COMMANDS: list[click.Command] = [init, catalog, node, collection, ingest, audit, restore, status, events,
-                                 jobs, worker, scheduler]
-COMMANDS += [library, entitlement, trigger, access, usage, serve]
-COMMANDS += [bag]
+COMMANDS: list[click.Command] = [
+    init, catalog, node, collection, ingest, audit, challenge, restore, status, events, bag,  # preservation
+    jobs, worker, scheduler,  # the system that runs itself
+    library, entitlement, trigger, access, usage, serve,  # access to dark content
+]
 for command in COMMANDS:
     cli.add_command(command)
 

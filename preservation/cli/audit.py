@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from preservation.audit import audit as run_audit
+from preservation.units import human_bytes
 
-from .common import console, emit_json, human_bytes, json_option, repo
+from .common import console, emit_json, json_option, repo
 
 
 @click.command("audit")

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from preservation import units
 from preservation.errors import PreservationError
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
@@ -45,34 +46,14 @@ def repo() -> Repository:
 
 
 def parse_size(text: str | None) -> int | None:
-    """'500G', '2T', '1.5TiB', '1000000' → bytes (decimal units, binary with 'i')."""
+    """A size option ('500G', '2T', '1.5TiB') in bytes; None stays None."""
     if text is None:
         return None
-    t = text.strip().upper().removesuffix("B")
-    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-             "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40, "PI": 2**50}
-    for suffix in sorted(units, key=len, reverse=True):
-        if t.endswith(suffix):
-            number = t[: -len(suffix)]
-            try:
-                return int(float(number) * units[suffix])
-            except ValueError:
-                break
     try:
-        return int(t)
+        return units.parse_size(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a size (e.g. 500G, 2T, 1.5TiB)") from None
 
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if value < 1000 or unit == "PB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 def _default(o: Any) -> Any:

@@ -7,8 +7,9 @@ import click
 from preservation.errors import DeliveryRejected
 from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
+from preservation.units import human_bytes
 
-from .common import console, emit_json, human_bytes, json_option, repo
+from .common import console, emit_json, json_option, repo
 from .progress import byte_progress
 
 

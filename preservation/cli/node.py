@@ -6,8 +6,9 @@ import click
 
 from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
 from preservation.registry import add_node, list_nodes, set_node_status
+from preservation.units import human_bytes
 
-from .common import emit_json, human_bytes, json_option, parse_size, repo, table
+from .common import emit_json, json_option, parse_size, repo, table
 from .node_serve import serve
 
 

@@ -7,7 +7,8 @@ import sys
 import click
 
 from preservation.errors import PreservationError
-from preservation.node_agent import AgentConfig, load_keys, serve as serve_agent
+from preservation.node_agent import AgentConfig, load_keys
+from preservation.node_agent import serve as serve_agent
 
 
 @click.command("serve")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from preservation.restore import restore as run_restore
+from preservation.units import human_bytes
 
-from .common import emit_json, human_bytes, json_option, repo
+from .common import emit_json, json_option, repo
 from .progress import byte_progress
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from preservation.status import status as build_status
+from preservation.units import human_bytes
 
-from .common import emit_json, human_bytes, json_option, repo, table
+from .common import emit_json, json_option, repo, table
 
 
 @click.command("status")

@@ -13,20 +13,10 @@ from fastapi.templating import Jinja2Templates
 
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import csrf_token
+from preservation.units import human_bytes
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATIC = Path(__file__).resolve().parents[1] / "static"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if value < 1000 or unit == "PB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 def _when(value: Any) -> str:
@@ -35,7 +25,7 @@ def _when(value: Any) -> str:
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                           undefined=jinja2.StrictUndefined)
-_env.filters["size"] = _size
+_env.filters["size"] = human_bytes
 _env.filters["when"] = _when
 _env.filters["urlpath"] = lambda path: quote(path, safe="/")
 templates = Jinja2Templates(env=_env)

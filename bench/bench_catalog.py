@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, select, text, update
@@ -29,15 +29,11 @@ from bench.corpora import OUT_DIR
 from bench.homes import COLLECTION, fresh_repo
 from bench.measure import run_child
 from bench.results import CatalogScale, Skipped
-from preservation.audit import AUDITABLE
 from preservation.bagit.records import RecordTable
 from preservation.catalog.models import (
-    NODE_OFFLINE,
-    PACKAGE_DEACCESSIONED,
     PACKAGE_PRESERVED,
     REPLICA_VERIFIED,
     Job,
-    Node,
     Package,
     Replica,
     utcnow,
@@ -46,11 +42,7 @@ from preservation.ingest import register
 from preservation.jobs import queue
 from preservation.repository import Repository
 from preservation.status import status
-
-try:
-    from preservation.upkeep import schedule_audits
-except ImportError:  # the scheduler's planner is not in this tree yet: time the query it needs instead
-    schedule_audits = None
+from preservation.upkeep import schedule_audits
 
 FILES_PER_PACKAGE = 10_000
 DEFAULT_ROWS = 10_000_000
@@ -58,6 +50,7 @@ POSTGRES_URL = os.environ.get("PRESERVE_BENCH_PG", "postgresql+psycopg://postgre
 ALGORITHMS = ("sha256", "sha512")
 TAG_FILES = ("bag-info.txt", "bagit.txt", "manifest-sha256.txt", "manifest-sha512.txt")
 SEED = 8493
+PLANNER = "preservation.upkeep.schedule_audits (the scheduler's planning of one window, jobs enqueued)"
 
 
 @dataclass
@@ -136,41 +129,10 @@ def mark_preserved(repo: Repository) -> int:
     return len(rows)
 
 
-def plan_day_equivalent(repo: Repository, day_end: datetime) -> tuple[int, int]:
-    """The audit planner's query: copies due by ``day_end``, oldest due first, within each node's read budget.
-
-    Returns (replicas planned, bytes planned).
-    """
-    default_budget = repo.policy.audit.read_budget_bytes_per_day
-    with repo.catalog.session() as s:
-        budgets = {node_id: budget or default_budget
-                   for node_id, budget in s.execute(select(Node.id, Node.read_budget_bytes_per_day))}
-        due = (
-            select(Replica.id, Replica.node_id, Replica.bytes)
-            .join(Node).join(Package)
-            .where(Replica.next_audit_at < day_end, Replica.state.in_(AUDITABLE),
-                   Node.status != NODE_OFFLINE, Package.state != PACKAGE_DEACCESSIONED)
-            .order_by(Replica.next_audit_at)
-            .execution_options(yield_per=1000)
-        )
-        planned = planned_bytes = 0
-        for _replica_id, node_id, size in s.execute(due):
-            if budgets.get(node_id, 0) < size:
-                continue
-            budgets[node_id] -= size
-            planned += 1
-            planned_bytes += size
-    return planned, planned_bytes
-
-
-def plan_day(repo: Repository) -> tuple[str, int, int]:
-    """Plan (and enqueue) this window's audits as the scheduler does; returns (how, copies, bytes)."""
-    if schedule_audits is None:
-        now = utcnow()
-        planned, planned_bytes = plan_day_equivalent(repo, datetime(now.year, now.month, now.day) + timedelta(days=1))
-        return "equivalent query (bench.bench_catalog.plan_day_equivalent)", planned, planned_bytes
+def plan_day(repo: Repository) -> tuple[int, int]:
+    """Plan and enqueue this window's audits as the scheduler does; returns (copies, bytes)."""
     plan = schedule_audits(repo)
-    return "preservation.upkeep.schedule_audits", plan["enqueued"], sum(plan["bytes"].values())
+    return plan["enqueued"], sum(plan["bytes"].values())
 
 
 def query(home: str) -> dict:
@@ -180,11 +142,11 @@ def query(home: str) -> dict:
     report = status(repo)
     status_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    how, planned, planned_bytes = plan_day(repo)
+    planned, planned_bytes = plan_day(repo)
     plan_seconds = time.perf_counter() - start
     repo.close()
     return {"seconds": status_seconds, "status_seconds": status_seconds, "plan_seconds": plan_seconds,
-            "plan_source": how, "planned": planned, "planned_bytes": planned_bytes,
+            "plan_source": PLANNER, "planned": planned, "planned_bytes": planned_bytes,
             "replicas": sum(report["replicas"].values())}
 
 

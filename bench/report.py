@@ -67,8 +67,8 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 def comparison_table(items: list[Comparison], ours_label: str, reference_label: str) -> list[str]:
     normalised = any(c.normalised is not None for c in items)
-    header = ["corpus", f"{ours_label} s", "files/s", "MB/s", "CPU s", "peak RSS",
-              f"{reference_label} s", "files/s", "MB/s", "CPU s", "peak RSS", "ratio"]
+    header = ["corpus", f"{ours_label} s", "files/s", "MB/s", "peak RSS",
+              f"{reference_label} s", "files/s", "MB/s", "peak RSS", "ratio"]
     if normalised:
         header.append("normalised")
     header.append("target")
@@ -76,9 +76,9 @@ def comparison_table(items: list[Comparison], ours_label: str, reference_label: 
     for c in items:
         o, r = c.ours, c.reference
         row = [c.corpus, _s(o.seconds) + (f" ({o.detail})" if o.detail else ""), f"{o.files_per_s:,.0f}",
-               _mb(o.bytes_per_s), _s(o.cpu), _mib(o.peak_rss),
+               _mb(o.bytes_per_s), _mib(o.peak_rss),
                _s(r.seconds) + (f" ({r.detail})" if r.detail else ""), f"{r.files_per_s:,.0f}", _mb(r.bytes_per_s),
-               _s(r.cpu), _mib(r.peak_rss), f"{c.ratio:.2f}"]
+               _mib(r.peak_rss), f"{c.ratio:.2f}"]
         if normalised:
             row.append(f"{c.normalised:.2f}" if c.normalised is not None else "—")
         target = "—" if c.target is None else f"≥ {c.target} {'normalised' if c.target_on == 'normalised' else ''}"
@@ -140,8 +140,9 @@ def render(
         "Every contender runs in a child process of its own: times are measured inside it around the work",
         "only, peak memory is the child's peak resident set (its worker processes included) read with",
         "`wait4`. MB/s is 10⁶ bytes per second of corpus payload; a ratio is reference time / our time, so",
-        "above 1 means faster than the reference. CPU s is the child's whole CPU time (user + system, its",
-        "set-up and interpreter start-up included), which other load on the machine disturbs less than time.",
+        "above 1 means faster than the reference. Each row says how much of the CPU other processes took",
+        "while it was measured (`--quiet-wait` waits for a quiet machine first); `bench/out/results.json`",
+        "also holds every child's whole CPU time.",
         "",
         "## Machine",
         "",

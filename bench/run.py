@@ -23,12 +23,12 @@ from typing import Callable
 
 from bench import bench_audit, bench_catalog, bench_ingest
 from bench.corpora import DEFAULT_SCALE, OUT_DIR, SHAPES, Corpus, ensure_corpus, human_size
-from bench.measure import QUIET, ContenderFailed, machine_busy
+from bench.measure import QUIET, REPO_ROOT, ContenderFailed, machine_busy
 from bench.report import headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
 BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3")
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             suite.attempt(f"audit {size}", lambda: suite.add(bench_audit.compare(corpus)))
         if args.profile and size in ("M", "S"):
             suite.attempt(f"profile ingest {size}",
-                          lambda: suite.profiles.append(str(bench_ingest.profile(corpus).relative_to(OUT_DIR.parent.parent))))
+                          lambda: suite.profiles.append(str(bench_ingest.profile(corpus).relative_to(REPO_ROOT))))
     if "catalog" in args.only:
         def catalog() -> None:
             for result in bench_catalog.compare(args.rows):
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
-    text = render(command=command, info=info, corpora=[f"{c.label}: {human_size(c.total_bytes)}" for c in corpora.values()],
+    text = render(command=command, info=info,
+                  corpora=[f"{c.label}: {human_size(c.total_bytes)}" for c in corpora.values()],
                   comparisons=suite.comparisons, catalog=suite.catalog, skipped=suite.skipped,
                   s3_output=suite.s3_output, profiles=suite.profiles)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import func, insert, select
 
@@ -116,14 +116,14 @@ def register(
     source_kind: str, agent: str,
 ) -> dict[str, Any]:
     """Register package, files, placed replicas, events and jobs in ONE transaction."""
-    total = sum(r.size for r in bag.payload) + sum(r.size for r in bag.tag_files)
+    payload_files = len(bag.payload)
+    payload_bytes = bag.payload.total_bytes
+    total = payload_bytes + bag.tag_files.total_bytes
     with repo.catalog.session() as s:
         collection = get_collection(s, collection_key)
         nodes = s.scalars(select(Node).where(Node.status == NODE_ACTIVE)).all()
         used = dict(s.execute(select(Replica.node_id, func.coalesce(func.sum(Replica.bytes), 0)).group_by(Replica.node_id)).all())
         chosen = choose_nodes(repo.policy.replication, [Candidate(n, used.get(n.id, 0)) for n in nodes], total)
-        payload_files = sum(1 for _ in bag.payload)
-        payload_bytes = sum(r.size for r in bag.payload)
         package = Package(
             id=package_id, collection_id=collection.id, name=name, state=PACKAGE_REPLICATING, source=source,
             source_kind=source_kind, bagit_version=bag.version, payload_oxum=bag.payload_oxum,
@@ -132,16 +132,8 @@ def register(
         )
         s.add(package)
         s.flush()
-        batch: list[dict[str, Any]] = []
-        for records, is_tag in ((bag.payload, False), (bag.tag_files, True)):
-            for r in records:
-                batch.append({"package_id": package_id, "path": r.path, "size": r.size,
-                              "sha256": r.digests["sha256"], "sha512": r.digests["sha512"], "is_tag": is_tag})
-                if len(batch) >= INSERT_BATCH:
-                    s.execute(insert(PackageFile), batch)
-                    batch = []
-        if batch:
-            s.execute(insert(PackageFile), batch)
+        for batch in _file_rows(package_id, bag):
+            s.execute(insert(PackageFile.__table__), batch)  # Core insert: no per-row ORM work
         label = repo.policy.label
         common = {"agent": agent, "package_id": package_id, "policy": label}
         events.record_event(s, events.INGESTION, events.SUCCESS, **common,
@@ -165,6 +157,21 @@ def register(
                             detail={"state": PACKAGE_REPLICATING, "placement": [n.name for n in chosen]})
         return {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
                 "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+
+
+def _file_rows(package_id: str, bag: BagResult) -> Iterator[list[dict[str, Any]]]:
+    """The bag's file rows for the catalog, in batches."""
+    batch: list[dict[str, Any]] = []
+    for table, is_tag in ((bag.payload, False), (bag.tag_files, True)):
+        for i in range(len(table)):
+            batch.append({"package_id": package_id, "path": table.path_at(i), "size": table.size_at(i),
+                          "sha256": table.hexdigest_at(i, "sha256"), "sha512": table.hexdigest_at(i, "sha512"),
+                          "is_tag": is_tag})
+            if len(batch) >= INSERT_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def _jsonable_info(info: Any) -> dict[str, Any]:

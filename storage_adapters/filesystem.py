@@ -9,9 +9,11 @@ the root after symlinks are followed.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
+import stat
 import time
 import uuid
 from datetime import datetime, timezone
@@ -33,6 +35,8 @@ from .hashing import CHUNK_SIZE, MultiHasher
 
 TEMP_DIR = ".preserve-tmp"
 _SMALL_FILE = 1024 * 1024
+_DIR_CACHE = 100_000
+_SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 
 
 def _fs_name(name: str) -> bytes:
@@ -65,6 +69,8 @@ class FilesystemAdapter(StorageAdapter):
             raise StorageUnavailable("the root directory does not exist", location=self.root)
         self._root_prefix = self.root.rstrip(os.sep) + os.sep
         self._dirty = False
+        self._dirs: dict[str, str] = {}  # directory -> resolved path, checked to be inside the root
+        self._made: set[str] = set()  # directories this adapter has created or found
 
     @property
     def location(self) -> str:
@@ -78,12 +84,36 @@ class FilesystemAdapter(StorageAdapter):
         return os.path.join(self.root, *key.split("/"))
 
     def _check_inside(self, path: str, key: str) -> str:
+        """``path`` with every symbolic link resolved, refused unless it lies under the root."""
         real = os.path.realpath(path)
         if not (real + os.sep).startswith(self._root_prefix):
             raise InvalidKey("the key resolves outside the storage root", key=key)
         return real
 
+    def _real_dir(self, directory: str, key: str) -> str:
+        """The resolved ``directory``, checked to be under the root; cached, since every file
+        of a bag shares a few directories and resolving costs a dozen system calls."""
+        real = self._dirs.get(directory)
+        if real is None:
+            real = self._check_inside(directory, key)
+            if len(self._dirs) >= _DIR_CACHE:
+                self._dirs.clear()
+            self._dirs[directory] = real
+        return real
+
+    def _file(self, key: str) -> str:
+        """Where ``key``'s file is: its directory resolved and checked; the file itself is
+        opened without following a link (see ``_no_follow``)."""
+        directory, name = os.path.split(self._path(key))
+        return os.path.join(self._real_dir(directory, key), name)
+
+    def _forget_dirs(self) -> None:
+        self._dirs.clear()
+        self._made.clear()
+
     def _translate(self, e: OSError, key: str) -> StorageError:
+        if e.errno == errno.ELOOP:
+            return InvalidKey("the object is a symbolic link; refused", key=key)
         if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
             return ObjectNotFound(key=key, location=self.location)
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -95,12 +125,14 @@ class FilesystemAdapter(StorageAdapter):
     # --- interface ---------------------------------------------------------
 
     def _stat(self, key: str) -> ObjectInfo:
-        path = self._check_inside(self._path(key), key)
+        path = self._file(key)
         try:
-            st = os.stat(path)
+            st = os.stat(path, follow_symlinks=False)
         except OSError as e:
             raise self._translate(e, key) from e
-        if not os.path.isfile(path):
+        if stat.S_ISLNK(st.st_mode):
+            raise InvalidKey("the object is a symbolic link; refused", key=key)
+        if not stat.S_ISREG(st.st_mode):
             raise ObjectNotFound(key=key, location=self.location)
         return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
@@ -146,9 +178,9 @@ class FilesystemAdapter(StorageAdapter):
             yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
-        path = self._check_inside(self._path(key), key)
+        path = self._file(key)
         try:
-            f = open(path, "rb", buffering=0)
+            f = open(path, "rb", buffering=0, opener=_no_follow)
         except OSError as e:
             raise self._translate(e, key) from e
         return self._read_file(f, key, offset, length)
@@ -191,12 +223,20 @@ class FilesystemAdapter(StorageAdapter):
                         view = view[written:]
                 if self.fsync and (size or 0) > _SMALL_FILE:
                     os.fsync(f.fileno())
-            parent = os.path.dirname(final)
-            os.makedirs(parent, exist_ok=True)
-            self._check_inside(parent, key)
-            if os.path.isdir(final) and not os.path.islink(final):
+            parent, name = os.path.split(final)
+            if parent not in self._made:
+                os.makedirs(parent, exist_ok=True)
+                self._made.add(parent)
+            target = os.path.join(self._real_dir(parent, key), name)
+            if os.path.isdir(target) and not os.path.islink(target):
                 raise StorageError(f"{key!r} is a directory in {self.location}; refusing to replace it")
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, target)
+            except FileNotFoundError:
+                # the directory went away (a delete emptied it) since it was cached
+                self._forget_dirs()
+                os.makedirs(parent, exist_ok=True)
+                os.replace(tmp, os.path.join(self._real_dir(parent, key), name))
             self._dirty = True
         except _SourceFailed as e:
             _unlink_quietly(tmp)
@@ -209,8 +249,7 @@ class FilesystemAdapter(StorageAdapter):
             raise
 
     def _delete(self, key: str) -> None:
-        path = self._path(key)
-        self._check_inside(os.path.dirname(path), key)
+        path = self._file(key)
         try:
             if os.path.isdir(path) and not os.path.islink(path):
                 raise ObjectNotFound(key=key, location=self.location)
@@ -223,13 +262,14 @@ class FilesystemAdapter(StorageAdapter):
                 os.rmdir(parent)
             except OSError:
                 break
+            self._forget_dirs()
             parent = os.path.dirname(parent)
 
     def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
-        path = self._check_inside(self._path(key), key)
+        path = self._file(key)
         hasher = MultiHasher(algorithms)
         try:
-            with open(path, "rb", buffering=0) as f:
+            with open(path, "rb", buffering=0, opener=_no_follow) as f:
                 buf = bytearray(CHUNK_SIZE)
                 view = memoryview(buf)
                 while True:
@@ -244,7 +284,7 @@ class FilesystemAdapter(StorageAdapter):
     def flush(self) -> None:
         """Make every completed write durable (one sync instead of one per file)."""
         if self.fsync and self._dirty:
-            os.sync()
+            _sync_filesystem(self.root)
         self._dirty = False
 
     def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
@@ -268,6 +308,21 @@ class FilesystemAdapter(StorageAdapter):
     def destroy(self) -> None:
         """Remove the whole root (tests and node decommissioning only)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _sync_filesystem(root: str) -> None:
+    """Flush the filesystem holding ``root`` (syncfs), not every filesystem of the host."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _SYNCFS is None or _SYNCFS(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    """Open without following a symbolic link in the last component (ELOOP instead)."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 class _SourceFailed(Exception):

@@ -1,0 +1,61 @@
+"""Filesystem back end specifics: links never lead outside the root; temporary files."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from preservation.errors import InvalidKey
+from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
+
+
+@pytest.fixture
+def fs(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours")
+    return FilesystemAdapter((tmp_path / "root").as_uri()), outside
+
+
+def test_a_link_to_a_file_outside_is_refused(fs):
+    adapter, outside = fs
+    os.symlink(outside / "secret.txt", os.path.join(adapter.root, "link.txt"))
+    for op in (lambda: adapter.read_bytes("link.txt"), lambda: adapter.stat("link.txt"),
+               lambda: adapter.digest("link.txt")):
+        with pytest.raises(InvalidKey):
+            op()
+
+
+def test_a_linked_directory_leading_outside_is_refused_for_reads_and_writes(fs):
+    adapter, outside = fs
+    os.symlink(outside, os.path.join(adapter.root, "dir"))
+    with pytest.raises(InvalidKey):
+        adapter.read_bytes("dir/secret.txt")
+    with pytest.raises(InvalidKey):
+        adapter.write("dir/new.txt", b"escape")
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+
+
+def test_write_after_delete_emptied_the_cached_directory(fs):
+    adapter, _ = fs
+    adapter.write("a/b/c.txt", b"1")
+    adapter.delete("a/b/c.txt")
+    assert not os.path.exists(os.path.join(adapter.root, "a"))
+    adapter.write("a/b/c.txt", b"2")
+    assert adapter.read_bytes("a/b/c.txt") == b"2"
+
+
+def test_leftover_temporary_files_are_swept_and_never_listed(fs):
+    adapter, _ = fs
+    os.makedirs(os.path.join(adapter.root, TEMP_DIR))
+    leftover = os.path.join(adapter.root, TEMP_DIR, "dead.part")
+    with open(leftover, "wb") as f:
+        f.write(b"half")
+    os.utime(leftover, (1, 1))
+    assert [o.key for o in adapter.list()] == []
+    with pytest.raises(InvalidKey):
+        adapter.read_bytes(f"{TEMP_DIR}/dead.part")
+    assert adapter.sweep_temporary(older_than_seconds=60) == 1
+    assert not os.path.exists(leftover)
+

@@ -25,7 +25,7 @@ from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
 
-from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms
+from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms, files_in_parallel
 from .signing import possession_proof
 
 MAX_KEY_BYTES = 1024
@@ -314,6 +314,9 @@ class StorageAdapter(ABC):
     def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
         def one(key: str) -> DigestResult:
             try:
+                if workers > 1:
+                    with files_in_parallel():
+                        return self._digest(check_key(key), algorithms)
                 return self._digest(check_key(key), algorithms)
             except PreservationError as e:
                 return DigestResult(key=key, size=None, digests=None, error=e)

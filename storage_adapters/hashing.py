@@ -9,14 +9,33 @@ cores while the bytes are read only once.
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 SUPPORTED_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 CHUNK_SIZE = 4 * 1024 * 1024
 _PARALLEL_THRESHOLD = 256 * 1024
 
 _pool: ThreadPoolExecutor | None = None
+_local = threading.local()
+
+
+@contextmanager
+def files_in_parallel() -> Iterator[None]:
+    """Mark this thread as one of several hashing different files at once.
+
+    Splitting one file's algorithms across threads then only adds hand-offs
+    (the cores are already busy with other files), so MultiHasher stays on
+    the calling thread.
+    """
+    previous = getattr(_local, "busy", False)
+    _local.busy = True
+    try:
+        yield
+    finally:
+        _local.busy = previous
 
 
 def _hash_pool() -> ThreadPoolExecutor:
@@ -46,7 +65,7 @@ class MultiHasher:
     def __init__(self, algorithms: Sequence[str], parallel: bool = True) -> None:
         self.algorithms = check_algorithms(algorithms)
         self._hashes = [hashlib.new(a) for a in self.algorithms]
-        self._parallel = parallel and len(self._hashes) > 1
+        self._parallel = parallel and len(self._hashes) > 1 and not getattr(_local, "busy", False)
         self.size = 0
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:

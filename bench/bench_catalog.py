@@ -45,7 +45,7 @@ from preservation.status import status
 from preservation.upkeep import schedule_audits
 
 FILES_PER_PACKAGE = 10_000
-DEFAULT_ROWS = 10_000_000
+DEFAULT_ROWS = 1_000_000  # `--rows 10000000` for the full-scale figure (about 10 minutes more)
 POSTGRES_URL = os.environ.get("PRESERVE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ALGORITHMS = ("sha256", "sha512")
 TAG_FILES = ("bag-info.txt", "bagit.txt", "manifest-sha256.txt", "manifest-sha512.txt")

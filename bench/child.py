@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import resource
 import sys
 from pathlib import Path
 
@@ -14,8 +15,23 @@ def main(argv: list[str]) -> int:
     function = getattr(importlib.import_module(module_name), function_name)
     kwargs = json.loads(Path(args_path).read_text(encoding="utf-8"))
     result = function(**kwargs)
+    result["peak_rss_self"] = own_peak_rss()
+    result["peak_rss_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     Path(result_path).write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+def own_peak_rss() -> int:
+    """This process's peak resident set (VmHWM) in bytes.
+
+    Not ``ru_maxrss``: on Linux a spawned child's ru_maxrss starts at its
+    parent's resident set (the parent's memory map is still the child's
+    until exec), so it would report the benchmark runner's size, not ours.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":

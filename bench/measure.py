@@ -3,9 +3,10 @@
 The child is ``python -m bench.child module:function``; the function's keyword
 arguments go in as JSON and its result (a dict with at least ``seconds``,
 timed inside the child around the measured work only) comes back as JSON.
-The parent reaps the child with ``os.wait4``, whose resource usage gives the
-peak resident set of the child and of every process it waited for (a process
-pool's workers included), so no contender's memory is counted for another.
+The parent reaps the child with ``os.wait4`` (CPU time).  Peak memory is what
+the child reports: its own VmHWM and the peak of every process it waited for
+(a process pool's workers included).  ``wait4``'s ru_maxrss is not used for
+it: a spawned child's count starts at this runner's own resident set.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class ContenderFailed(RuntimeError):
 class Measured:
     result: dict[str, Any]
     peak_rss: int
-    """Bytes: the largest resident set of the child or any of its reaped descendants."""
+    """Bytes: the largest resident set of the child (VmHWM) or of any of its reaped descendants."""
     wall: float
     """Seconds from spawn to exit, interpreter start-up included."""
     others: float
@@ -113,6 +114,7 @@ def run_child(target: str, **kwargs: Any) -> Measured:
     busy = (busy_after - busy_before) / CLOCK_TICKS
     capacity = (total_after - total_before) / CLOCK_TICKS
     others = max(0.0, busy - usage.ru_utime - usage.ru_stime) / capacity if capacity else 0.0
-    # ru_maxrss is in KiB on Linux
-    return Measured(result=result, peak_rss=usage.ru_maxrss * 1024, wall=wall, others=others,
+    # the child's own VmHWM and its children's peak: wait4's ru_maxrss would include this runner's size
+    peak = max(int(result.get("peak_rss_self", 0)), int(result.get("peak_rss_children", 0))) or usage.ru_maxrss * 1024
+    return Measured(result=result, peak_rss=peak, wall=wall, others=others,
                     cpu=usage.ru_utime + usage.ru_stime)

@@ -13,6 +13,7 @@ use it too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -96,9 +97,8 @@ class SeaweedS3:
         """Delete a bucket and what it holds (its objects may be locked: best effort)."""
         client = self.client()
         try:
-            client.delete_bucket(Bucket=name)
-        except ClientError:
-            pass
+            with contextlib.suppress(ClientError):
+                client.delete_bucket(Bucket=name)
         finally:
             client.close()
 

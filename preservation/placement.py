@@ -133,7 +133,8 @@ def _greedy(
     for t in policy.organisation_types:
         if t not in types and len(chosen) < k:
             take(lambda c, t=t: c.node.org_type == t)
-    while len(chosen) < k and take(lambda c: True):
-        pass
+    while len(chosen) < k:
+        if not take(lambda c: True):
+            break
     result = tuple(chosen)
     return result if not satisfies(policy, list(existing) + [c.node for c in result]) else None

@@ -9,6 +9,7 @@ the root after symlinks are followed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -330,7 +331,5 @@ class _SourceFailed(Exception):
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

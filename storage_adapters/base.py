@@ -18,17 +18,18 @@ from __future__ import annotations
 import io
 import unicodedata
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
+from preservation.concurrency import bounded_map
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
 
 from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms, files_in_parallel
 from .signing import possession_proof
 
 MAX_KEY_BYTES = 1024
+DIGEST_BATCH = 16
 MAX_SEGMENT_BYTES = 255
 
 FEATURE_NODE_DIGEST = "node_digest"
@@ -314,9 +315,6 @@ class StorageAdapter(ABC):
     def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
         def one(key: str) -> DigestResult:
             try:
-                if workers > 1:
-                    with files_in_parallel():
-                        return self._digest(check_key(key), algorithms)
                 return self._digest(check_key(key), algorithms)
             except PreservationError as e:
                 return DigestResult(key=key, size=None, digests=None, error=e)
@@ -329,16 +327,15 @@ class StorageAdapter(ABC):
             for key in keys:
                 yield one(key)
             return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preserve-digest") as pool:
-            # a bounded window keeps memory flat for millions of keys
-            window = workers * 4
-            pending: list = []
-            for key in keys:
-                pending.append(pool.submit(one, key))
-                if len(pending) >= window:
-                    yield pending.pop(0).result()
-            for fut in pending:
-                yield fut.result()
+
+        def several(batch: list[str]) -> list[DigestResult]:
+            with files_in_parallel():
+                return [one(key) for key in batch]
+
+        # keys go to the threads in small batches (per-task overhead matters for small files);
+        # a bounded window keeps memory flat for millions of keys
+        for results in bounded_map(several, _batches(keys, DIGEST_BATCH), workers=workers, window=workers * 2):
+            yield from results
 
     # --- what a back end must implement -------------------------------------
 
@@ -360,6 +357,17 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class ChunkReader(io.RawIOBase):

@@ -271,7 +271,11 @@ class FilesystemAdapter(StorageAdapter):
         hasher = MultiHasher(algorithms)
         try:
             with open(path, "rb", buffering=0, opener=_no_follow) as f:
-                buf = bytearray(CHUNK_SIZE)
+                size = os.fstat(f.fileno()).st_size
+                if size < CHUNK_SIZE:
+                    # small files (most files of most bags): one read, no 4 MiB buffer to allocate
+                    hasher.update(f.read(size + 1))
+                buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
                 view = memoryview(buf)
                 while True:
                     n = f.readinto(buf)

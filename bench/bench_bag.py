@@ -40,12 +40,10 @@ from preservation.bagit import create_bag, open_delivery, validate_bag
 
 ALGORITHMS = ["sha256", "sha512"]
 PROCESSES = 2
-TARGETS = {"bag create": 1.5, "bag validate": 3.0}
-"""Ratios (bagit-python time / ours) to reach on many small files (corpus S), where per-file overhead decides.
-
-On M and L both contenders are bound by sha512 throughput on the same two
-cores, so no ratio is claimed there (the comparison is still printed).
-"""
+TARGETS = {"bag create": 2.0, "bag validate": 3.0}
+"""Ratios (bagit-python time / ours) to reach on many small files (corpus S), where per-file overhead decides."""
+LARGE_FILE_TARGET = 1.0
+"""On M and L (issue 7): at least as fast; both sides are bound by sha512 on the same two cores."""
 TARGETED_SIZES = ("S",)
 INFO = {
     "External-Identifier": "bench-package",
@@ -131,7 +129,7 @@ def compare(corpus: Corpus) -> list[Comparison]:
             reference=Contender.from_measured(
                 "bagit-python", theirs, detail=f"cp -r + make_bag(processes={PROCESSES}), no fsync"
             ),
-            target=TARGETS["bag create"] if corpus.size in TARGETED_SIZES else None,
+            target=TARGETS["bag create"] if corpus.size in TARGETED_SIZES else LARGE_FILE_TARGET,
         )
         _remove(their_bag)
         theirs = run_child("bench.bench_bag:run_bagit_python_validate", bag=str(ours_bag))
@@ -140,7 +138,7 @@ def compare(corpus: Corpus) -> list[Comparison]:
             benchmark="bag validate", corpus=corpus.label,
             ours=Contender.from_measured("preserve validate_bag", ours, detail="workers=2"),
             reference=Contender.from_measured("bagit-python", theirs, detail=f"Bag.validate(processes={PROCESSES})"),
-            target=TARGETS["bag validate"] if corpus.size in TARGETED_SIZES else None,
+            target=TARGETS["bag validate"] if corpus.size in TARGETED_SIZES else LARGE_FILE_TARGET,
         )
     finally:
         _remove(ours_bag)

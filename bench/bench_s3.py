@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from storage_adapters import open_adapter
 from preservation import local_s3 as seaweed
+from storage_adapters import open_adapter
 
 MiB = 1024 * 1024
 _WRITE_BLOCK = 4 * MiB

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -19,13 +20,11 @@ DISTURBED = 0.10  # share of the CPU taken by others above which a row is flagge
 def machine() -> dict[str, str]:
     """Cores, memory, CPU, Python, OS, file system of the work area, and the date."""
     cpu = "unknown"
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:
         fs = subprocess.run(["findmnt", "-no", "FSTYPE", "-T", str(BENCH_DIR)], capture_output=True, text=True,

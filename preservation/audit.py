@@ -17,10 +17,10 @@ from preservation import events
 from preservation.catalog.models import (
     NODE_OFFLINE,
     PACKAGE_DEACCESSIONED,
+    REPLICA_COPYING,
     REPLICA_CORRUPT,
     REPLICA_MISSING,
     REPLICA_PENDING,
-    REPLICA_COPYING,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from preservation import events
 from preservation.catalog.models import NODE_OFFLINE, REPLICA_SUSPECT, REPLICA_VERIFIED, Node, PackageFile, Replica
-from preservation.errors import NoVerifiedSource, NotFound, PreservationError
+from preservation.errors import NotFound, NoVerifiedSource, PreservationError
 from preservation.jobs import queue
 from preservation.repository import Repository
 

@@ -48,8 +48,8 @@ from preservation.catalog.models import (
     Replica,
 )
 from preservation.errors import (
-    NoVerifiedSource,
     NotFound,
+    NoVerifiedSource,
     ObjectNotFound,
     PreservationError,
     StorageUnavailable,

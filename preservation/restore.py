@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from preservation import events
 from preservation.catalog.models import NODE_OFFLINE, REPLICA_VERIFIED, Node, Package, PackageFile, Replica
 from preservation.concurrency import bounded_map
-from preservation.errors import ChecksumMismatch, InvalidRequest, NoVerifiedSource, NotFound
+from preservation.errors import ChecksumMismatch, InvalidRequest, NotFound, NoVerifiedSource
 from preservation.fixity import FileRow, iter_package_files
 from preservation.replication import CopySource, SourceReadFailed, flag_bad_sources
 from preservation.repository import Repository

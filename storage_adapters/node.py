@@ -458,8 +458,8 @@ class NodeAdapter(StorageAdapter):
 
     def _delete(self, key: str) -> None:
         headers = {HEADER_CONFIRM_DELETE: quote(self._prefix + key, safe="")}
-        with self._exchange("DELETE", self._object_path(key), headers=headers, key=key):
-            pass
+        with self._exchange("DELETE", self._object_path(key), headers=headers, key=key) as response:
+            response.read()  # an empty body; success is the status _exchange already checked
 
     # --- digests and challenges, on the node ----------------------------------------------
 

@@ -26,6 +26,7 @@ older versions stay until the bucket's lifecycle rules expire them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -39,12 +40,14 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
     ProfileNotFound,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from preservation.errors import (
@@ -442,10 +445,8 @@ class S3Adapter(StorageAdapter):
 
     def _abort(self, name: str, upload: str) -> None:
         """Abort an upload while another error propagates; a failure here is left to sweep_temporary."""
-        try:
+        with contextlib.suppress(ClientError, BotoCoreError):
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload)
-        except (ClientError, BotoCoreError):
-            pass
 
     # --- deleting ------------------------------------------------------------
 

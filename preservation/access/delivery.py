@@ -33,7 +33,7 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
-from preservation.errors import NoVerifiedSource, NotFound, PreservationError
+from preservation.errors import NotFound, NoVerifiedSource, PreservationError
 from preservation.fixity import FileRow, iter_package_files
 from preservation.replication import CopySource, flag_bad_sources
 from preservation.repository import Repository
@@ -204,7 +204,7 @@ class _Sink:
         return len(data)
 
     def flush(self) -> None:
-        pass
+        """Nothing is buffered here: ``take`` hands every byte on."""
 
     def take(self) -> bytes:
         data = b"".join(self._parts)

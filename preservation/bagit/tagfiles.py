@@ -12,6 +12,7 @@ never stops at the first.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -151,10 +152,9 @@ def decode_tag_file(data: bytes, codec: str, name: str, findings: FindingList) -
     if data.startswith(codecs.BOM_UTF8) and codec == "utf-8":
         codes.note(findings, codes.TAG_FILE_BOM, f"{name} starts with a byte-order mark", name)
         data = data[len(codecs.BOM_UTF8) :]
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         return _split_lines(data.decode(codec))
-    except UnicodeDecodeError:
-        pass
+    # some lines do not decode: find and report each, keep the rest readable
     lines = _split_lines(data.decode(codec, "surrogateescape"))
     out = []
     for number, line in enumerate(lines, start=1):

@@ -12,6 +12,7 @@ by the kernel when the process dies.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -85,10 +86,8 @@ class PostgresLeaderLock:
     def _drop(self) -> None:
         self._held = False
         if self._conn is not None:
-            try:
+            with contextlib.suppress(SQLAlchemyError):  # the connection may already be gone
                 self._conn.close()
-            except SQLAlchemyError:
-                pass
         self._conn = None
 
 

@@ -112,7 +112,7 @@ _ONE_VALUE_HEADERS = frozenset(
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """The request body is larger than the agent accepts for its kind of request."""
 
 
 class SignatureMiddleware:

@@ -23,7 +23,7 @@ _LIST_FLUSH_BYTES = 64 * 1024
 
 
 class RangeNotSatisfiable(Exception):
-    pass
+    """The requested byte range lies outside the object (HTTP 416)."""
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -14,7 +14,6 @@ from storage_adapters import open_adapter
 from .app import create_app
 from .config import AgentConfig
 
-
 log = logging.getLogger("preservation.node_agent")
 
 

@@ -6,6 +6,7 @@ URL normalisation), for the tests that attack the agent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -137,12 +138,9 @@ class AgentProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"agent on port {self.port} exited: {self.log_path.read_text(errors='replace')}")
-            try:
-                with httpx.Client(verify=verify) as client:
-                    if client.get(f"{scheme}://127.0.0.1:{self.port}/v1/health", timeout=1).status_code == 200:
-                        return self
-            except httpx.HTTPError:
-                pass
+            with contextlib.suppress(httpx.HTTPError), httpx.Client(verify=verify) as client:
+                if client.get(f"{scheme}://127.0.0.1:{self.port}/v1/health", timeout=1).status_code == 200:
+                    return self
             time.sleep(0.05)
         raise RuntimeError(f"agent on port {self.port} not ready: {self.log_path.read_text(errors='replace')}")
 

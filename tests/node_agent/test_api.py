@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -269,8 +270,7 @@ class FullDisk(FilesystemAdapter):
     """A filesystem whose disk is full and whose health probe fails."""
 
     def _write(self, key, chunks, size):
-        for _ in chunks:
-            pass
+        collections.deque(chunks, maxlen=0)  # consume the stream, keep nothing
         raise StorageFull(f"no space for {key!r}", location=self.location)
 
     def _stat(self, key):

@@ -8,9 +8,8 @@ Only new tables: nothing existing is altered, so the upgrade is safe on a
 live catalog and the downgrade drops exactly what the upgrade created.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"

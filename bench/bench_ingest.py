@@ -2,9 +2,10 @@
 
 The limit is sha256 + sha512 of the corpus in one read pass on all cores
 (:mod:`bench.hashlimit`).  Ingest digests the source once while bagging and
-then re-reads each of its three copies to verify both digests, so it hashes
-at least four times the corpus: the *normalised* ratio charges the limit
-with that same work (4 × its time); the *raw* ratio does not.
+then reads back each of its three copies (the first hashed with both
+digests, the others compared byte for byte with it): the issue's
+*normalised* ratio charges the limit with four hashing passes (4 × its
+time); the *raw* ratio does not.
 """
 
 from __future__ import annotations

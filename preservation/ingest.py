@@ -31,6 +31,7 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
 from preservation.jobs import queue
 from preservation.placement import Candidate, choose_nodes
@@ -202,9 +203,11 @@ def ingest(
     if not replicate:
         result["state"] = PACKAGE_REPLICATING
         return result
-    copies = []
-    for replica_id in result["replica_ids"]:
-        copies.append(replicate_inline(repo, replica_id, agent=agent, progress=progress))
+    # the first copy is verified with both digests; the others can then be compared with it, side by side
+    first, *others = result["replica_ids"]
+    copies = [replicate_inline(repo, first, agent=agent, progress=progress)]
+    copies += bounded_map(lambda replica_id: replicate_inline(repo, replica_id, agent=agent, progress=progress),
+                          others, workers=max(1, min(len(others), repo.settings.workers)))
     release_staging_if_done(repo, package_id)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state

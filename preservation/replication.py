@@ -1,15 +1,19 @@
 """Writing a package onto a node and proving it is there.
 
-A copy is written file by file through the node's adapter; each file's
-sha256 is checked against the catalog *while it streams*, so a bad source
-byte never becomes a visible object.  After a durability barrier every file
-is re-read on the node and both digests are compared with the catalog; only
-then is the replica ``verified`` (invariant 1).  Re-running a copy that was
-interrupted moves only what is not on the node yet.
+A copy is written file by file through the node's adapter, and a bad source
+byte never becomes a visible object.  Between local filesystem stores the
+kernel copies the bytes into a temporary file, which is re-read and verified
+before it is renamed into place: with both digests, or byte for byte against
+a copy verified with both digests on another node.  Elsewhere each file's
+sha256 is checked *while it streams*, and after a durability barrier every
+file is re-read on the node and both digests are compared with the catalog.
+Only then is the replica ``verified`` (invariant 1).  Re-running a copy that
+was interrupted moves only what is not on the node yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -40,11 +44,13 @@ from preservation.catalog.models import (
 )
 from preservation.concurrency import bounded_map
 from preservation.errors import (
+    AccessDenied,
     ChecksumMismatch,
     NotFound,
     NoVerifiedSource,
     ObjectNotFound,
     PreservationError,
+    StorageUnavailable,
     VerificationFailed,
 )
 from preservation.fixity import FileRow, iter_package_files, verify_rows
@@ -52,7 +58,8 @@ from preservation.jobs import queue
 from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
-from storage_adapters.filesystem import FilesystemAdapter
+from storage_adapters.base import SourceFailed
+from storage_adapters.filesystem import FilesystemAdapter, digest_path, same_content
 
 Progress = Callable[[int, int], None]
 RECORD_PREFIX = ".preserve/packages/"
@@ -79,12 +86,8 @@ class CopySource:
             raise SourceReadFailed(e) from e
 
 
-class SourceReadFailed(Exception):
-    """Reading a copy source failed while its bytes were being written: the source's fault, not the writer's."""
-
-    def __init__(self, error: PreservationError) -> None:
-        super().__init__(str(error))
-        self.error = error
+SourceReadFailed = SourceFailed
+"""Reading a copy source failed while its bytes were being written (see storage_adapters.base)."""
 
 
 def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
@@ -119,30 +122,93 @@ def copy_sources(repo: Repository, session: Session, package: Package, exclude_n
     return sources
 
 
-def _copy_file(dest: StorageAdapter, key: str, row: FileRow, sources: list[CopySource], bad: set[int]) -> str:
-    """Copy one file from the first source whose bytes match the catalog; returns its label.
+DIGESTED = "digests"
+COMPARED = "comparison"
+VERIFY_DIGESTS = ("sha256", "sha512")
 
-    A failure of the destination itself (full, unreachable, refusing) is
-    raised as it is: another source would not help, and its retryable flag
-    decides whether the job is tried again.
+
+def _comparison_reference(dest: StorageAdapter, sources: list[CopySource]) -> CopySource | None:
+    """A verified copy on a local filesystem that new local copies can be compared with byte for byte.
+
+    A copy whose bytes equal those of a copy verified with both digests has
+    those digests too, and reading two files side by side costs a fraction of
+    hashing one: the second and third copies of a package on local nodes are
+    verified that way.  A copy is never compared with the copy it was made
+    from (a rotten source would then vouch for itself).
+    """
+    if not isinstance(dest, FilesystemAdapter):
+        return None
+    for src in sources:
+        if src.replica_id is not None and isinstance(src.adapter, FilesystemAdapter):
+            return src
+    return None
+
+
+def _local_check(row: FileRow, reference: CopySource | None, bad: set[int]) -> Callable[[str], str]:
+    """What re-reads a local copy's temporary file before it becomes visible; returns how it was verified.
+
+    Equal to the reference copy: verified.  Otherwise both digests decide; a
+    copy that matches the catalog while the reference differs proves the
+    reference wrong, and it is flagged.  A copy that does not match raises
+    ChecksumMismatch (the source's bytes were wrong) and is never renamed into place.
+    """
+
+    def check(path: str) -> str:
+        compared = reference is not None and reference.replica_id not in bad
+        if compared:
+            with contextlib.suppress(OSError, PreservationError):
+                if same_content(path, reference.adapter.local_file(reference.prefix + row.path)):
+                    return COMPARED
+        try:
+            size, got = digest_path(path, VERIFY_DIGESTS)
+        except OSError as e:
+            raise VerificationFailed(f"the copy of {row.path} could not be re-read: {e.strerror or e}") from e
+        wrong = [a for a in VERIFY_DIGESTS if got[a] != row.digest(a)]
+        if size != row.size or wrong:
+            raise ChecksumMismatch(f"the copy read back with other {' and '.join(wrong) or 'size'} than the catalog's",
+                                   key=row.path)
+        if compared:
+            bad.add(reference.replica_id)
+        return DIGESTED
+
+    return check
+
+
+def _copy_file(
+    dest: StorageAdapter, key: str, row: FileRow, sources: list[CopySource], bad: set[int],
+    reference: CopySource | None = None,
+) -> tuple[str, str | None]:
+    """Copy one file from the first source whose bytes match the catalog.
+
+    Returns the source's label and, when the copy was already re-read and
+    verified before it became visible (local copies), how (DIGESTED or
+    COMPARED); None leaves it to the verification pass.  A failure of the
+    destination itself (full, unreachable, refusing) is raised as it is:
+    another source would not help, and its retryable flag decides whether
+    the job is tried again.
     """
     errors = []
     for src in sources:
         if src.replica_id is not None and src.replica_id in bad:
             continue
         try:
+            if isinstance(dest, FilesystemAdapter) and isinstance(src.adapter, FilesystemAdapter):
+                check = _local_check(row, None if reference is src else reference, bad)
+                return src.label, dest.copy_local(src.adapter, src.prefix + row.path, key, size=row.size, check=check)
             if dest.copy_from(src.adapter, src.prefix + row.path, key):
-                return src.label
+                return src.label, None
             dest.write(key, src.stream(row.path), size=row.size, expected={"sha256": row.sha256})
-            return src.label
+            return src.label, None
         except SourceReadFailed as failed:
             error = failed.error
+            if src.replica_id is not None and not isinstance(error, (StorageUnavailable, AccessDenied)):
+                bad.add(src.replica_id)  # the node answered but could not read its own copy (EIO): audit it
         except (ChecksumMismatch, ObjectNotFound) as e:  # the source's bytes are wrong, or it has none
             error = e
         if isinstance(error, (ChecksumMismatch, ObjectNotFound)):
             if src.replica_id is not None:
                 bad.add(src.replica_id)
-        elif not error.retryable:
+        elif not error.retryable and src.replica_id not in bad:
             raise error
         errors.append(f"{src.label}: {error}")
     raise NoVerifiedSource(f"copy {row.path} ({'; '.join(errors) or 'no source'})", package=key.split("/", 1)[0])
@@ -157,47 +223,62 @@ def write_and_verify(
     only_paths: set[str] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Copy the package (or ``only_paths``) to ``dest``, then re-read and verify both digests.
+    """Copy the package (or ``only_paths``) to ``dest``; every file is re-read and verified.
 
-    Files already on ``dest`` with the right size are not copied again; the
-    verification pass catches any that are wrong, and they are rewritten once.
-    Raises VerificationFailed when a file still does not verify.
+    Local copies are verified before they become visible (both digests, or
+    equality with a verified local copy); the rest, and files already on
+    ``dest`` with the right size (not copied again), are re-read with both
+    digests after the durability barrier, and any that are wrong are
+    rewritten once.  Raises VerificationFailed when a file still does not verify.
     """
     prefix = f"{package_id}/"
     workers = max(2, repo.settings.workers * 2)
     bad_sources: set[int] = set()
+    reference = _comparison_reference(dest, sources)
+    verified_by = {DIGESTED: 0, COMPARED: 0}
     stats = {"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
              "bytes_over_network": 0, "sources": set()}
     present = {} if only_paths else {o.key[len(prefix):]: o.size for o in dest.list(prefix)}
 
-    def copy(row: FileRow) -> FileRow:
-        label = _copy_file(dest, prefix + row.path, row, sources, bad_sources)
+    def copy(row: FileRow) -> tuple[FileRow, str | None]:
+        label, how = _copy_file(dest, prefix + row.path, row, sources, bad_sources, reference)
         stats["sources"].add(label)
-        return row
+        return row, how
+
+    def copy_all(rows: list[FileRow]) -> list[FileRow]:
+        """Copy ``rows``; returns those still to be re-read."""
+        unchecked = []
+        for row, how in bounded_map(copy, rows, workers=workers):
+            stats["bytes_copied"] += row.size
+            if how is None:
+                unchecked.append(row)
+            else:
+                verified_by[how] += 1
+                stats["bytes_read_on_node"] += row.size
+            if progress:
+                progress(row.size, 1)
+        dest.flush()
+        return unchecked
 
     for batch in iter_package_files(repo.catalog, package_id):
         if only_paths is not None:
             batch = [r for r in batch if r.path in only_paths]
         todo = [r for r in batch if present.get(r.path) != r.size]
-        for row in bounded_map(copy, todo, workers=workers):
-            stats["files_copied"] += 1
-            stats["bytes_copied"] += row.size
-            if progress:
-                progress(row.size, 1)
-        dest.flush()
-        check = verify_rows(dest, prefix, batch, ("sha256", "sha512"), workers=repo.settings.workers)
+        copied = {r.path for r in todo}
+        stats["files_copied"] += len(todo)
+        unchecked = copy_all(todo) + [r for r in batch if r.path not in copied]
+        check = verify_rows(dest, prefix, unchecked, VERIFY_DIGESTS, workers=repo.settings.workers)
+        verified_by[DIGESTED] += len(unchecked) - len(set(check.bad_paths))
         if not check.ok:
-            again = [r for r in batch if r.path in set(check.bad_paths)]
-            for row in bounded_map(copy, again, workers=workers):
-                stats["bytes_copied"] += row.size
-            dest.flush()
-            check2 = verify_rows(dest, prefix, again, ("sha256", "sha512"), workers=repo.settings.workers)
+            again = [r for r in unchecked if r.path in set(check.bad_paths)]
+            check2 = verify_rows(dest, prefix, copy_all(again), VERIFY_DIGESTS, workers=repo.settings.workers)
             if not check2.ok:
                 first = check2.findings.errors[0]
                 raise VerificationFailed(
                     f"{len(check2.findings.errors)} file(s) did not re-read correctly, first: {first}",
                     package=package_id, node=dest.location,
                 )
+            verified_by[DIGESTED] += len(again)
             stats["bytes_read_on_node"] += check2.bytes_read_on_node
         stats["files"] += len(batch)
         stats["bytes"] += sum(r.size for r in batch)
@@ -205,6 +286,9 @@ def write_and_verify(
         stats["bytes_over_network"] += check.bytes_over_network
     stats["sources"] = sorted(stats["sources"])
     stats["bad_sources"] = sorted(bad_sources)
+    stats["verified_by"] = dict(verified_by)
+    if verified_by[COMPARED]:
+        stats["compared_with"] = reference.label
     return stats
 
 

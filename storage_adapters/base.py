@@ -20,7 +20,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence, Sized
 
 from preservation.concurrency import bounded_map
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
@@ -62,6 +62,17 @@ class DigestResult:
     digests: Mapping[str, str] | None
     error: PreservationError | None = None
     bytes_read: int = 0
+
+
+class SourceFailed(Exception):
+    """Reading the bytes being copied failed: the source's fault, not the writer's.
+
+    ``error`` is the source store's own coded error.
+    """
+
+    def __init__(self, error: PreservationError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def check_key(key: object, *, allow_prefix: bool = False) -> str:
@@ -334,7 +345,11 @@ class StorageAdapter(ABC):
 
         # keys go to the threads in small batches (per-task overhead matters for small files);
         # a bounded window keeps memory flat for millions of keys
-        for results in bounded_map(several, _batches(keys, DIGEST_BATCH), workers=workers, window=workers * 2):
+        # a short list goes out a key at a time, so a few big files still spread over every worker
+        batch = DIGEST_BATCH
+        if isinstance(keys, Sized):
+            batch = max(1, min(DIGEST_BATCH, len(keys) // (workers * 4)))
+        for results in bounded_map(several, _batches(keys, batch), workers=workers, window=workers * 2):
             yield from results
 
     # --- what a back end must implement -------------------------------------

@@ -12,17 +12,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
+import itertools
 import os
 import shutil
 import stat
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from preservation.errors import (
     AccessDenied,
+    ChecksumMismatch,
     InvalidKey,
     ObjectNotFound,
     StorageError,
@@ -31,13 +34,20 @@ from preservation.errors import (
     UnsupportedURI,
 )
 
-from .base import DigestResult, ObjectInfo, StorageAdapter
+from .base import DigestResult, ObjectInfo, SourceFailed, StorageAdapter, check_key
 from .hashing import CHUNK_SIZE, MultiHasher
 
 TEMP_DIR = ".preserve-tmp"
 _SMALL_FILE = 1024 * 1024
 _DIR_CACHE = 100_000
 _SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+_COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
+_KERNEL_COPY_STEP = 64 * 1024 * 1024
+_COMPARE_CHUNK = 1024 * 1024
+_TEMP_PREFIX = uuid.uuid4().hex[:16]  # random per process; a counter, not a getrandom() call, per file
+_temp_counter = itertools.count()
+_WRITE_SIDE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+T = TypeVar("T")
 
 
 def _fs_name(name: str) -> bytes:
@@ -204,11 +214,8 @@ class FilesystemAdapter(StorageAdapter):
                 raise self._translate(e, key) from e
 
     def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
-        final = self._path(key)
-        tmp_dir = os.path.join(self.root, TEMP_DIR)
-        tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.part")
+        tmp = self._temporary()
         try:
-            os.makedirs(tmp_dir, exist_ok=True)
             with open(tmp, "wb", buffering=0) as f:
                 source = iter(chunks)
                 while True:
@@ -224,21 +231,7 @@ class FilesystemAdapter(StorageAdapter):
                         view = view[written:]
                 if self.fsync and (size or 0) > _SMALL_FILE:
                     os.fsync(f.fileno())
-            parent, name = os.path.split(final)
-            if parent not in self._made:
-                os.makedirs(parent, exist_ok=True)
-                self._made.add(parent)
-            target = os.path.join(self._real_dir(parent, key), name)
-            if os.path.isdir(target) and not os.path.islink(target):
-                raise StorageError(f"{key!r} is a directory in {self.location}; refusing to replace it")
-            try:
-                os.replace(tmp, target)
-            except FileNotFoundError:
-                # the directory went away (a delete emptied it) since it was cached
-                self._forget_dirs()
-                os.makedirs(parent, exist_ok=True)
-                os.replace(tmp, os.path.join(self._real_dir(parent, key), name))
-            self._dirty = True
+            self._commit(tmp, key)
         except _SourceFailed as e:
             _unlink_quietly(tmp)
             raise e.__cause__ from None
@@ -248,6 +241,78 @@ class FilesystemAdapter(StorageAdapter):
         except BaseException:
             _unlink_quietly(tmp)
             raise
+
+    def copy_local(
+        self, source: "FilesystemAdapter", source_key: str, key: str, *, size: int, check: Callable[[str], T]
+    ) -> T:
+        """Copy ``source_key`` of another local store into ``key``, in the kernel where it can.
+
+        ``check(path)`` is called with the finished, flushed temporary file and
+        must re-read it (raising, e.g. ChecksumMismatch, when it is wrong)
+        before the object becomes visible; its result is returned.  A failure
+        to read the source raises :class:`SourceFailed`, so a caller can tell
+        it from this store's own failures.  Pages of large copies are dropped
+        from the page cache once verified (a preservation copy is written to
+        be kept, not read again soon).
+        """
+        key = check_key(key)
+        source_key = check_key(source_key)
+        tmp = self._temporary()
+        try:
+            try:
+                src = open(source._file(source_key), "rb", buffering=0, opener=_no_follow)
+            except OSError as e:
+                raise SourceFailed(source._translate(e, source_key)) from e
+            with src, open(tmp, "wb", buffering=0) as dst:
+                try:
+                    copied = _copy_file_data(src, dst)
+                except _SourceFailed as e:
+                    raise SourceFailed(source._translate(e.__cause__, source_key)) from e.__cause__
+                if copied != size:
+                    raise ChecksumMismatch(f"the source has {copied} bytes, {size} were expected",
+                                           key=source_key, location=source.location)
+                large = copied > _SMALL_FILE
+                if self.fsync and large:
+                    os.fsync(dst.fileno())
+                result = check(tmp)
+                if large:
+                    _drop_cached(dst.fileno())
+            self._commit(tmp, key)
+            return result
+        except OSError as e:
+            _unlink_quietly(tmp)
+            raise self._translate(e, key) from e
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def _temporary(self) -> str:
+        """A new temporary path under the root (its directory made again if a disk swap removed it)."""
+        tmp_dir = os.path.join(self.root, TEMP_DIR)
+        try:
+            os.makedirs(tmp_dir, exist_ok=True)
+        except OSError as e:
+            raise self._translate(e, TEMP_DIR) from e
+        return os.path.join(tmp_dir, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
+
+    def _commit(self, tmp: str, key: str) -> None:
+        """Rename the finished temporary file ``tmp`` into place as ``key`` (atomically)."""
+        final = self._path(key)
+        parent, name = os.path.split(final)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        target = os.path.join(self._real_dir(parent, key), name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise StorageError(f"{key!r} is a directory in {self.location}; refusing to replace it")
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            # the directory went away (a delete emptied it) since it was cached
+            self._forget_dirs()
+            os.makedirs(parent, exist_ok=True)
+            os.replace(tmp, os.path.join(self._real_dir(parent, key), name))
+        self._dirty = True
 
     def _delete(self, key: str) -> None:
         path = self._file(key)
@@ -267,24 +332,15 @@ class FilesystemAdapter(StorageAdapter):
             parent = os.path.dirname(parent)
 
     def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
-        path = self._file(key)
-        hasher = MultiHasher(algorithms)
         try:
-            with open(path, "rb", buffering=0, opener=_no_follow) as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < CHUNK_SIZE:
-                    # small files (most files of most bags): one read, no 4 MiB buffer to allocate
-                    hasher.update(f.read(size + 1))
-                buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
-                view = memoryview(buf)
-                while True:
-                    n = f.readinto(buf)
-                    if not n:
-                        break
-                    hasher.update(view[:n])
+            size, digests = digest_path(self._file(key), algorithms)
         except OSError as e:
             raise self._translate(e, key) from e
-        return DigestResult(key=key, size=hasher.size, digests=hasher.hexdigests(), bytes_read=hasher.size)
+        return DigestResult(key=key, size=size, digests=digests, bytes_read=size)
+
+    def local_file(self, key: str) -> str:
+        """The checked path of ``key``'s file, for local comparisons (open it with ``_no_follow``)."""
+        return self._file(check_key(key))
 
     def flush(self) -> None:
         """Make every completed write durable (one sync instead of one per file)."""
@@ -332,6 +388,82 @@ def _no_follow(path: str, flags: int) -> int:
 
 class _SourceFailed(Exception):
     """The bytes being written could not be read: not this store's fault."""
+
+
+def _copy_file_data(src, dst) -> int:
+    """Copy all of ``src`` into ``dst`` (both open files); returns the byte count.
+
+    Between two real files this is ``copy_file_range`` (the bytes never
+    enter user space).  When the kernel cannot (another filesystem, an old
+    kernel) or an error could be either side's (EIO), the copy is redone
+    through user space, where a failed read raises _SourceFailed and a
+    failed write raises the store's own error.
+    """
+    if _COPY_FILE_RANGE is not None and type(src) is io.FileIO and type(dst) is io.FileIO:
+        total = 0
+        try:
+            while True:
+                n = _COPY_FILE_RANGE(src.fileno(), dst.fileno(), _KERNEL_COPY_STEP)
+                if not n:
+                    return total
+                total += n
+        except OSError as e:
+            if e.errno in _WRITE_SIDE_ERRORS:
+                raise
+            src.seek(0)
+            dst.seek(0)
+            dst.truncate()
+    total = 0
+    buf = bytearray(min(CHUNK_SIZE, 1024 * 1024))
+    view = memoryview(buf)
+    while True:
+        try:
+            n = src.readinto(buf)
+        except OSError as e:
+            raise _SourceFailed() from e
+        if not n:
+            return total
+        chunk = view[:n]
+        while chunk:
+            chunk = chunk[dst.write(chunk):]
+        total += n
+
+
+def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
+    """Size and digests of the file at ``path`` (not following a final symbolic link)."""
+    hasher = MultiHasher(algorithms)
+    with open(path, "rb", buffering=0, opener=_no_follow) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < CHUNK_SIZE:
+            # small files (most files of most bags): one read, no 4 MiB buffer to allocate
+            hasher.update(f.read(size + 1))
+        buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
+        view = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            hasher.update(view[:n])
+    return hasher.size, hasher.hexdigests()
+
+
+def same_content(path: str, other: str) -> bool:
+    """True when the two files hold the same bytes (read side by side, compared chunk by chunk)."""
+    with open(path, "rb", buffering=0, opener=_no_follow) as a, open(other, "rb", buffering=0, opener=_no_follow) as b:
+        if os.fstat(a.fileno()).st_size != os.fstat(b.fileno()).st_size:
+            return False
+        while True:
+            x = a.read(_COMPARE_CHUNK)
+            if x != b.read(_COMPARE_CHUNK):
+                return False
+            if not x:
+                return True
+
+
+def _drop_cached(fd: int) -> None:
+    """Ask the kernel to drop a file's clean pages from the page cache (advice only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _unlink_quietly(path: str) -> None:

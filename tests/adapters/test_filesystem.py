@@ -59,3 +59,23 @@ def test_leftover_temporary_files_are_swept_and_never_listed(fs):
     assert adapter.sweep_temporary(older_than_seconds=60) == 1
     assert not os.path.exists(leftover)
 
+
+
+def test_a_few_big_files_are_digested_on_every_worker_at_once(tmp_path, monkeypatch):
+    """Two files and two workers: both are hashed at the same time, not one batch on one thread."""
+    import threading
+
+    fs = FilesystemAdapter((tmp_path / "root").as_uri())
+    fs.write("p/a", b"a" * 1000)
+    fs.write("p/b", b"b" * 1000)
+    both_running = threading.Barrier(2, timeout=10)
+    real = FilesystemAdapter._digest
+
+    def digest(self, key, algorithms):
+        both_running.wait()  # raises BrokenBarrierError unless the other file is being digested too
+        return real(self, key, algorithms)
+
+    monkeypatch.setattr(FilesystemAdapter, "_digest", digest)
+    results = list(fs.digest_many(["p/a", "p/b"], ["sha256"], workers=2))
+    assert sorted(r.key for r in results) == ["p/a", "p/b"]
+    assert all(r.error is None for r in results)

@@ -31,6 +31,11 @@ import storage_adapters.filesystem as filesystem_adapter
 SLOW_DISK_ENV = "PRESERVE_TEST_SLOW_DISK"
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    """This file and no later one: a file written after a deletion may get the same inode number."""
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
 def _error(code: int, path: str) -> OSError:
     return OSError(code, os.strerror(code), path)
 
@@ -44,7 +49,7 @@ class FailingDisk:
         self.failed_writes = 0
         self.failed_reads = 0
         self.open_delay = 0.0
-        self._bad_inodes: dict[tuple[int, int], tuple[int, int]] = {}  # (dev, ino) -> (after bytes, errno)
+        self._bad_inodes: dict[tuple[int, int, int], tuple[int, int]] = {}  # (dev, ino, ctime) -> (after bytes, errno)
         self._bad_prefixes: list[tuple[str, int]] = []
 
     # --- what fails ------------------------------------------------------------
@@ -57,7 +62,7 @@ class FailingDisk:
     def break_reads(self, path: Path, *, after: int = 0, code: int = errno.EIO) -> None:
         """Reading the file now at ``path`` fails after ``after`` bytes; a file written there later reads fine."""
         st = os.stat(path)
-        self._bad_inodes[(st.st_dev, st.st_ino)] = (after, code)
+        self._bad_inodes[_identity(st)] = (after, code)
 
     def break_reads_under(self, directory: Path, code: int = errno.EIO) -> None:
         """Every read of every file under ``directory`` fails, including files written there later."""
@@ -88,7 +93,7 @@ class FailingDisk:
         read_fault = None
         if "r" in mode:
             st = os.fstat(real.fileno())
-            read_fault = self._bad_inodes.get((st.st_dev, st.st_ino))
+            read_fault = self._bad_inodes.get(_identity(st))
             for prefix, code in self._bad_prefixes:
                 if path.startswith(prefix):
                     read_fault = (0, code)

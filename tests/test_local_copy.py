@@ -1,0 +1,150 @@
+"""Copies between local filesystem stores: kernel copy, verified before visible, compared with a verified copy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from preservation import events
+from preservation.catalog.models import Event, Replica
+from preservation.errors import ChecksumMismatch, InvalidKey, NoVerifiedSource, ObjectNotFound
+from preservation.ingest import ingest
+from preservation.replication import COMPARED, DIGESTED, replicate_replica
+from storage_adapters import filesystem
+from storage_adapters.base import SourceFailed
+from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
+
+from .fixtures import node_root
+
+
+@pytest.fixture
+def stores(tmp_path):
+    source = FilesystemAdapter((tmp_path / "a").as_uri())
+    dest = FilesystemAdapter((tmp_path / "b").as_uri())
+    return source, dest
+
+
+def _payload(n: int) -> bytes:
+    return bytes((i * 7 + n) % 251 for i in range(n))
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "user-space"])
+@pytest.mark.parametrize("size", [0, 5, 3 * 1024 * 1024 + 17])
+def test_copy_local_is_byte_identical_and_checked_before_it_is_visible(stores, monkeypatch, kernel, size):
+    source, dest = stores
+    if not kernel:
+        monkeypatch.setattr(filesystem, "_COPY_FILE_RANGE", None)
+    data = _payload(size)
+    source.write("p/数据/文件.bin", data)
+    seen = []
+
+    def check(path: str) -> str:
+        seen.append((Path(path).read_bytes() == data, dest.exists("q/数据/文件.bin"), Path(path).parent.name))
+        return "ok"
+
+    assert dest.copy_local(source, "p/数据/文件.bin", "q/数据/文件.bin", size=size, check=check) == "ok"
+    assert seen == [(True, False, TEMP_DIR)]
+    assert dest.read_bytes("q/数据/文件.bin") == data
+    assert os.listdir(Path(dest.root) / TEMP_DIR) == []
+
+
+def test_copy_local_that_fails_its_check_leaves_nothing(stores):
+    source, dest = stores
+    source.write("p/f", b"abc")
+
+    def check(path: str) -> str:
+        raise ChecksumMismatch("wrong", key="p/f")
+
+    with pytest.raises(ChecksumMismatch):
+        dest.copy_local(source, "p/f", "q/f", size=3, check=check)
+    assert not dest.exists("q/f")
+    assert os.listdir(Path(dest.root) / TEMP_DIR) == []
+
+
+def test_copy_local_refuses_a_source_of_another_size(stores):
+    source, dest = stores
+    source.write("p/f", b"abcd")
+    with pytest.raises(ChecksumMismatch, match="4 bytes, 3 were expected"):
+        dest.copy_local(source, "p/f", "q/f", size=3, check=lambda path: "ok")
+    assert not dest.exists("q/f")
+
+
+def test_copy_local_blames_a_missing_source_not_itself(stores):
+    source, dest = stores
+    with pytest.raises(SourceFailed) as raised:
+        dest.copy_local(source, "p/absent", "q/f", size=3, check=lambda path: "ok")
+    assert isinstance(raised.value.error, ObjectNotFound)
+    assert not dest.exists("q/f")
+
+
+def test_copy_local_refuses_keys_outside_the_root(stores):
+    source, dest = stores
+    source.write("p/f", b"abc")
+    with pytest.raises(InvalidKey):
+        dest.copy_local(source, "p/f", "../escape", size=3, check=lambda path: "ok")
+    with pytest.raises(InvalidKey):
+        dest.copy_local(source, "../a/p/f", "q/f", size=3, check=lambda path: "ok")
+    assert not (Path(dest.root).parent / "escape").exists()
+
+
+def _replication_details(repo, package_id: str) -> dict[str, dict]:
+    with repo.catalog.session() as s:
+        rows = s.scalars(select(Event).where(Event.package_id == package_id, Event.event_type == events.REPLICATION,
+                                             Event.outcome == events.SUCCESS)).all()
+        return {e.node_name: e.detail for e in rows}
+
+
+def test_ingest_verifies_the_first_copy_by_digests_and_the_others_by_comparison(repo, sample_delivery):
+    result = ingest(repo, sample_delivery, "journals")
+    details = _replication_details(repo, result["package_id"])
+    assert len(details) == 3
+    how = sorted((d["verified_by"][DIGESTED], d["verified_by"][COMPARED]) for d in details.values())
+    files = details[result["nodes"][0]]["files"]
+    assert how == [(0, files), (0, files), (files, 0)]
+    compared = [d for d in details.values() if d["verified_by"][COMPARED]]
+    assert all(d["compared_with"].startswith("node ") for d in compared)
+
+
+def test_a_rotten_reference_is_caught_and_flagged_and_the_new_copy_still_verifies(repo, sample_delivery):
+    result = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id = result["package_id"]
+    first, second, *_ = result["replica_ids"]
+    replicate_replica(repo, first)
+    with repo.catalog.session() as s:
+        first_node = s.get(Replica, first).node.name
+    payload = sorted(p for p in (node_root(repo, first_node) / package_id / "data").rglob("*") if p.is_file())
+    rotten = payload[0]
+    data = bytearray(rotten.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    rotten.write_bytes(bytes(data))  # bit rot on the verified copy, after its verification
+
+    outcome = replicate_replica(repo, second)
+    assert outcome["state"] == "verified"
+    assert outcome["verified_by"][DIGESTED] >= 1  # the file that differed from the reference was hashed
+    assert outcome["bad_sources"] == [first]
+    with repo.catalog.session() as s:
+        assert s.get(Replica, first).state == "suspect"
+        second_node = s.get(Replica, second).node.name
+    copy = node_root(repo, second_node) / package_id / rotten.relative_to(node_root(repo, first_node) / package_id)
+    assert copy.read_bytes() != bytes(data)
+
+
+def test_a_bad_staging_byte_never_becomes_a_visible_copy(repo, sample_delivery):
+    result = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id = result["package_id"]
+    staged = sorted(p for p in (repo.staging_dir / package_id).rglob("*") if p.is_file() and "data" in p.parts)
+    data = bytearray(staged[0].read_bytes())
+    data[0] ^= 0x01
+    staged[0].write_bytes(bytes(data))
+    replica_id = result["replica_ids"][0]
+    with repo.catalog.session() as s:
+        node = s.get(Replica, replica_id).node.name
+    with pytest.raises(NoVerifiedSource, match="staging: .*sha256 and sha512"):
+        replicate_replica(repo, replica_id)
+    relative = staged[0].relative_to(repo.staging_dir / package_id)
+    assert not (node_root(repo, node) / package_id / relative).exists()
+    with repo.catalog.session() as s:
+        assert s.get(Replica, replica_id).state == "pending"

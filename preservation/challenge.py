@@ -19,7 +19,15 @@ from typing import Any
 from sqlalchemy import func, select
 
 from preservation import events
-from preservation.catalog.models import NODE_OFFLINE, REPLICA_SUSPECT, REPLICA_VERIFIED, Node, PackageFile, Replica
+from preservation.catalog.models import (
+    NODE_OFFLINE,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Node,
+    PackageFile,
+    Replica,
+    utcnow,
+)
 from preservation.errors import NotFound, NoVerifiedSource, PreservationError
 from preservation.jobs import queue
 from preservation.repository import Repository
@@ -110,6 +118,7 @@ def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.
     outcome = ChallengeOutcome(replica_id, node.name, path, offset, length, passed, reason)
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
+        replica.last_challenge_at = utcnow()
         detail = {"check": "proof of possession", **outcome.to_dict()}
         if not passed and replica.state == REPLICA_VERIFIED:
             replica.state = REPLICA_SUSPECT
@@ -140,3 +149,4 @@ def challenge_random(repo: Repository, *, count: int = 10, node_name: str | None
         except (NotFound, NoVerifiedSource):
             continue  # nothing to challenge in it, or no second copy to check the answer against
     return outcomes
+

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, or_, select
+from sqlalchemy import String, case, cast, func, literal, or_, select
+from sqlalchemy.orm import aliased
 
 from preservation import events
 from preservation.audit_planning import (
@@ -298,3 +299,53 @@ def _sweep_staging(repo: Repository, age: timedelta) -> int:
         else:
             release_staging_if_done(repo, package_id)
     return removed
+
+
+# --- (e) proof-of-possession challenges between audits ------------------------------
+
+MAX_CHALLENGES_PER_TICK = 200
+CHALLENGE_PRIORITY = 150  # after audits (lower runs first): a challenge is the cheap check between them
+
+
+def schedule_challenges(repo: Repository, *, now: datetime | None = None,
+                        limit: int = MAX_CHALLENGES_PER_TICK) -> dict[str, Any]:
+    """Enqueue a challenge for every verified copy not checked for ``challenge_interval_days``.
+
+    A copy counts as checked by its last challenge or its last full audit,
+    whichever is later. Only copies with another verified copy on a node that
+    is not offline can be challenged (the answer is checked against it).
+    The stalest go first, at most ``limit`` per call, so a large network
+    catches up over a few ticks instead of flooding the queue.
+    """
+    now = now or utcnow()
+    due_before = now - timedelta(days=repo.policy.audit.challenge_interval_days)
+    other = aliased(Replica)
+    other_node = aliased(Node)
+    last_checked = func.coalesce(
+        case((Replica.last_challenge_at > Replica.last_audit_at, Replica.last_challenge_at),
+             else_=Replica.last_audit_at),
+        Replica.last_challenge_at, Replica.verified_at,
+    )
+    witness = (
+        select(other.id).join(other_node, other.node_id == other_node.id)
+        .where(other.package_id == Replica.package_id, other.id != Replica.id, other.state == REPLICA_VERIFIED,
+               other_node.status != NODE_OFFLINE)
+        .exists()
+    )
+    with repo.catalog.session() as s:
+        live = _live_keyed(s, "challenge:")
+        rows = s.execute(
+            select(Replica.id, Replica.package_id).join(Node)
+            .where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE, last_checked <= due_before,
+                   witness)
+            .order_by(last_checked, Replica.id)
+            .limit(limit + len(live))
+        ).all()
+        enqueued = 0
+        for replica_id, package_id in rows:
+            if replica_id in live or enqueued >= limit:
+                continue
+            queue.enqueue(s, queue.CHALLENGE, {"replica_id": replica_id}, package_id=package_id,
+                          dedupe_key=f"challenge:{replica_id}", priority=CHALLENGE_PRIORITY, max_attempts=3)
+            enqueued += 1
+    return {"enqueued": enqueued, "already_queued": len(live), "due_before": due_before.isoformat()}

@@ -204,3 +204,27 @@ def test_replica_per_node_is_unique(catalog):
         with catalog.session() as s:
             n = s.scalar(select(Node))
             s.add(Replica(package_id="p-1", node_id=n.id))
+
+
+def test_challenge_column_migrates_down_and_up_on_a_catalog_with_copies(catalog, catalog_url):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from preservation.catalog.db import _alembic_config
+
+    with catalog.session() as s:
+        p = _package(s)
+        node = Node(name="n1", uri="file:///tmp/n1", org_type="university", region="beijing")
+        s.add(node)
+        s.flush()
+        s.add(Replica(package_id=p.id, node_id=node.id, state="verified"))
+    config = _alembic_config(catalog_url)
+    command.downgrade(config, "0002")
+    catalog.engine.dispose()
+    assert "last_challenge_at" not in {c["name"] for c in inspect(catalog.engine).get_columns("replicas")}
+    command.upgrade(config, "head")
+    catalog.engine.dispose()
+    with catalog.session() as s:
+        [replica] = s.scalars(select(Replica)).all()
+        assert (replica.state, replica.last_challenge_at) == ("verified", None)
+    catalog.check_schema()

@@ -153,6 +153,7 @@ class Replica(Base):
         UniqueConstraint("package_id", "node_id", name="uq_replicas_package_node"),
         Index("ix_replicas_node_state", "node_id", "state"),
         Index("ix_replicas_next_audit", "next_audit_at"),
+        Index("ix_replicas_last_challenge", "last_challenge_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -164,6 +165,7 @@ class Replica(Base):
     verified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_audit_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     next_audit_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_challenge_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     package: Mapped[Package] = relationship(back_populates="replicas")

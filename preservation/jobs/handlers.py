@@ -1,4 +1,4 @@
-"""The built-in job kinds: replicate, audit, repair, ingest.
+"""The built-in job kinds: replicate, audit, repair, ingest, challenge.
 
 Each handler is idempotent (see :mod:`preservation.jobs.registry`):
 
@@ -9,6 +9,8 @@ Each handler is idempotent (see :mod:`preservation.jobs.registry`):
 ``repair``     re-checks the copy before acting; a clean copy is only audited.
 ``ingest``     the package it registered carries the job id in its bag-info,
                so a re-run finds it instead of registering the delivery twice.
+``challenge``  a fresh nonce and range each time; a copy no longer verified
+               is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from preservation.audit import audit_replica
+from preservation.challenge import challenge_replica
 from preservation.catalog.models import (
     NODE_OFFLINE,
     PACKAGE_DEACCESSIONED,
@@ -29,7 +32,7 @@ from preservation.catalog.models import (
     Package,
     Replica,
 )
-from preservation.errors import InvalidRequest, JobError, NotFound, StorageUnavailable
+from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource, StorageUnavailable
 from preservation.fixity import NODE_UNAVAILABLE
 from preservation.ingest import register, stage
 from preservation.jobs import queue
@@ -80,6 +83,16 @@ def run_repair(ctx: JobContext) -> dict[str, Any]:
     return _small(repair_replica(ctx.repo, _replica_id(ctx), agent=ctx.agent, job_id=ctx.job_id))
 
 
+def run_challenge(ctx: JobContext) -> dict[str, Any]:
+    """A scheduled proof-of-possession challenge; a copy that changed state since it was queued is skipped."""
+    replica_id = _replica_id(ctx)
+    try:
+        outcome = challenge_replica(ctx.repo, replica_id, agent=ctx.agent, job_id=ctx.job_id)
+    except (NotFound, NoVerifiedSource) as e:
+        return {"replica_id": replica_id, "skipped": str(e)}
+    return outcome.to_dict()
+
+
 def run_ingest(ctx: JobContext) -> dict[str, Any]:
     """Stage and register a delivery the worker can read (``source``, ``collection``, optional ``name``).
 
@@ -124,6 +137,7 @@ def default_registry(plugins: str | None = None) -> HandlerRegistry:
     registry.register(queue.REPLICATE, run_replicate)
     registry.register(queue.AUDIT, run_audit)
     registry.register(queue.REPAIR, run_repair)
+    registry.register(queue.CHALLENGE, run_challenge)
     registry.register(queue.INGEST, run_ingest)
     registry.load_plugins(plugins)
     return registry

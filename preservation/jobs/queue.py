@@ -29,6 +29,7 @@ INGEST = "ingest"
 REPLICATE = "replicate"
 AUDIT = "audit"
 REPAIR = "repair"
+CHALLENGE = "challenge"
 
 
 def enqueue(

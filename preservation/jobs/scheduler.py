@@ -59,6 +59,7 @@ class SchedulerService:
             Task("audit-planning", every, lambda svc: upkeep.schedule_audits(svc.repo)),
             Task("replication", every, lambda svc: upkeep.restore_replication(svc.repo, agent=svc.agent)),
             Task("stalled-work", every, lambda svc: upkeep.requeue_stalled(svc.repo)),
+            Task("challenges", every, lambda svc: upkeep.schedule_challenges(svc.repo)),
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: upkeep.sweep(svc.repo, agent=svc.agent)),
         )}
 

@@ -20,11 +20,13 @@ class Contender:
     """Fraction of the machine's CPU that other processes used meanwhile."""
     cpu: float = 0.0
     """CPU seconds of the whole child process (set-up and start-up included)."""
+    runs: list[float] = field(default_factory=list)
+    """Seconds of every run when the fastest of several was kept (``bench.measure.best_of``)."""
 
     @classmethod
     def from_measured(cls, name: str, m: Measured, detail: str = "") -> "Contender":
         return cls(name, m.seconds, int(m.result["files"]), int(m.result["bytes"]), m.peak_rss, detail, m.others,
-                   m.cpu)
+                   m.cpu, list(m.result.get("runs", [])))
 
     @property
     def files_per_s(self) -> float:

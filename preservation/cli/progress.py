@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Iterator
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
@@ -20,11 +21,13 @@ def byte_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], Non
                TextColumn("{task.fields[files]} files"), TimeElapsedColumn())
     with Progress(*columns, transient=True) as bar:
         tasks: dict[str, int] = {}
+        lock = threading.Lock()  # copies after the first are written side by side, each reporting
 
         def update(phase: str, nbytes: int, files: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=None, files=0)
-            task = bar.tasks[tasks[phase]]
-            bar.update(tasks[phase], advance=nbytes, files=task.fields["files"] + files)
+            with lock:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=None, files=0)
+                task = bar.tasks[tasks[phase]]
+                bar.update(tasks[phase], advance=nbytes, files=task.fields["files"] + files)
 
         yield update

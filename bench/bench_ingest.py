@@ -10,6 +10,7 @@ time); the *raw* ratio does not.
 
 from __future__ import annotations
 
+import resource
 import time
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,7 @@ def run_ours(delivery: str, home: str, profile: str | None = None) -> dict:
     repo = fresh_repo(Path(home))
     read_through(list(iter_files(Path(delivery))))
     started = utcnow()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     if profile:
         with profiled(Path(profile)):
@@ -63,6 +65,7 @@ def run_ours(delivery: str, home: str, profile: str | None = None) -> dict:
     else:
         result = ingest(repo, delivery, COLLECTION)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
     spent = phases(repo, result["package_id"], started)
     repo.close()
     unverified = [c for c in result["copies"] if c.get("state") != REPLICA_VERIFIED]
@@ -70,7 +73,8 @@ def run_ours(delivery: str, home: str, profile: str | None = None) -> dict:
         raise RuntimeError(f"not every copy was written and verified: {result['copies']}")
     return {"seconds": seconds, "files": result["files"], "bytes": result["bytes"],
             "package_id": result["package_id"], "copies": len(result["copies"]), "state": result["state"],
-            "phases": spent}
+            "phases": spent, "cpu_user": after.ru_utime - before.ru_utime,
+            "cpu_sys": after.ru_stime - before.ru_stime}
 
 
 def compare(corpus: Corpus) -> Comparison:
@@ -82,15 +86,18 @@ def compare(corpus: Corpus) -> Comparison:
     note = "" if state == PACKAGE_PRESERVED else f"all {COPIES} copies verified, but the package ended {state!r}"
     return Comparison(
         benchmark="ingest", corpus=corpus.label,
-        ours=Contender.from_measured("preserve ingest", ours, detail=_phase_summary(ours.result["phases"])),
+        ours=Contender.from_measured("preserve ingest", ours, detail=_phase_summary(ours.result)),
         reference=reference, target=TARGET, target_on="normalised",
         normalised=HASH_PASSES * reference.seconds / ours.seconds, note=note,
     )
 
 
-def _phase_summary(spent: dict[str, float]) -> str:
+def _phase_summary(result: dict) -> str:
+    """Where the time went, and the CPU of the timed work: user (hashing, Python) and kernel (I/O, page cache)."""
+    spent = result["phases"]
     copies = [v for k, v in spent.items() if k.startswith("copy ")]
-    return f"bag {spent['bag']:.1f} s, copies " + " / ".join(f"{v:.1f}" for v in copies) + " s"
+    return (f"bag {spent['bag']:.1f} s, copies " + " / ".join(f"{v:.1f}" for v in copies)
+            + f" s; CPU user {result['cpu_user']:.1f} s + kernel {result['cpu_sys']:.1f} s")
 
 
 def profile(corpus: Corpus) -> Path:

@@ -14,7 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
-SUPPORTED_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
+from preservation.digests import SUPPORTED_ALGORITHMS, check_algorithms
+
+__all__ = [
+    "CHUNK_SIZE",
+    "SUPPORTED_ALGORITHMS",
+    "MultiHasher",
+    "check_algorithms",
+    "digest_bytes",
+    "digest_chunks",
+    "files_in_parallel",
+]
+
 CHUNK_SIZE = 4 * 1024 * 1024
 _PARALLEL_THRESHOLD = 256 * 1024
 
@@ -43,20 +54,6 @@ def _hash_pool() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preserve-hash")
     return _pool
-
-
-def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
-    """Normalise a list of algorithm names; raises ValueError for unknown ones."""
-    out: list[str] = []
-    for name in algorithms:
-        norm = name.lower().replace("-", "")
-        if norm not in SUPPORTED_ALGORITHMS:
-            raise ValueError(f"unsupported digest algorithm {name!r} (use one of {', '.join(SUPPORTED_ALGORITHMS)})")
-        if norm not in out:
-            out.append(norm)
-    if not out:
-        raise ValueError("at least one digest algorithm is needed")
-    return tuple(out)
 
 
 class MultiHasher:

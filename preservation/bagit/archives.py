@@ -172,6 +172,7 @@ class _MemberIndex:
 
 class ArchiveDelivery(Delivery):
     sequential = True
+    stream_errors = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
 
     def __init__(self, path: str, *, strict: bool = True, limits: DeliveryLimits | None = None) -> None:
         super().__init__(path, strict=strict, limits=limits)
@@ -199,6 +200,11 @@ class ArchiveDelivery(Delivery):
 
     def _refuse_member(self, raw: str, reason: str) -> DeliveryRejected:
         return DeliveryRejected(f"member {shown(raw)!r}: {reason}; run the check first", source=self.source)
+
+
+def is_tar(path: str) -> bool:
+    """Whether ``path`` holds a tar archive (plain or compressed); raises OSError when it cannot be read."""
+    return tarfile.is_tarfile(path)
 
 
 class TarDelivery(ArchiveDelivery):

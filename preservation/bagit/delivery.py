@@ -14,13 +14,11 @@ undecodable names and zip bombs are refused either way.
 from __future__ import annotations
 
 import os
-import tarfile
 
 from preservation.errors import DeliveryRejected, NotFound
 from preservation.findings import FindingList
 
 from . import codes
-from .archives import TarDelivery, ZipDelivery
 from .delivery_base import (
     DEFAULT_MAX_DEPTH,
     MAX_COMPRESSION_RATIO,
@@ -53,10 +51,11 @@ def open_delivery(path: str | os.PathLike[str], *, strict: bool = True, limits: 
             return BagDelivery(source, strict=strict, limits=limits)
         return DirectoryDelivery(source, strict=strict, limits=limits)
     kind = archive_kind(source) if os.path.isfile(source) else None
-    if kind == "zip":
-        return ZipDelivery(source, strict=strict, limits=limits)
-    if kind == "tar":
-        return TarDelivery(source, strict=strict, limits=limits)
+    if kind is not None:
+        # loaded only here: tarfile, zipfile, lzma and bz2 would cost every directory bag and validation their memory
+        from .archives import TarDelivery, ZipDelivery
+
+        return (ZipDelivery if kind == "zip" else TarDelivery)(source, strict=strict, limits=limits)
     findings = FindingList()
     codes.note(
         findings,
@@ -81,8 +80,10 @@ def archive_kind(path: str) -> str | None:
         return None
     if head == b"PK\x03\x04":
         return "zip"
+    from .archives import is_tar  # see open_delivery
+
     try:
-        return "tar" if tarfile.is_tarfile(path) else None
+        return "tar" if is_tar(path) else None
     except OSError:
         return None
 
@@ -99,8 +100,6 @@ __all__ = [
     "DeliveryLimits",
     "DeliveryTotals",
     "DirectoryDelivery",
-    "TarDelivery",
-    "ZipDelivery",
     "archive_kind",
     "open_delivery",
 ]

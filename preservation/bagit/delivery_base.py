@@ -69,6 +69,8 @@ class Delivery(ABC):
     kind: ClassVar[str] = ""
     sequential: ClassVar[bool] = False
     """True when entries must be consumed in order, one at a time (archives)."""
+    stream_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    """What reading an entry raises, besides OSError, when the delivery itself is broken (a corrupt archive)."""
 
     def __init__(self, source: str, *, strict: bool = True, limits: DeliveryLimits | None = None) -> None:
         self.source = source

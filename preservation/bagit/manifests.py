@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from preservation.digests import SUPPORTED_ALGORITHMS
 from preservation.findings import FindingList
-from storage_adapters.hashing import SUPPORTED_ALGORITHMS
 
 from . import codes
 from .names import (

@@ -4,10 +4,11 @@ Both the bag writer and the validator spend their time here.  Per-file
 overhead is what matters for deliveries of 100,000 small files, so:
 
 * files travel in batches (one thread-pool task per ~64 files, not per file);
-* small files are read with one ``os.read`` on a raw descriptor, digested
-  with one call per algorithm and written with one ``os.write``;
-* big files stream in :data:`CHUNK_SIZE` chunks, so memory never grows with
-  file size;
+* small files are read with one read on a raw descriptor, digested with one
+  call per algorithm and written with one ``os.write``;
+* big files stream in :data:`CHUNK_SIZE` chunks through one buffer per
+  worker thread, reused for every file, so memory never grows with file
+  size or file count;
 * hashlib and file I/O release the GIL, so ``workers`` threads use the cores.
 
 A big file hashed while the other workers are idle (one huge file, say)
@@ -18,6 +19,9 @@ splitting every chunk across threads then only adds hand-offs, and
 measured at half the throughput (440 against 820 MiB/s for four 128 MiB
 files on two cores).
 
+A big copy drops its pages from the page cache behind it (see
+:class:`_DropBehind`).
+
 Results come back in submission order, with a bounded number of batches in
 flight, so memory stays flat whatever the file count.
 """
@@ -25,16 +29,29 @@ flight, so memory stays flat whatever the file count.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from functools import partial
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from storage_adapters.hashing import CHUNK_SIZE, check_algorithms
+from preservation.digests import check_algorithms
 
+CHUNK_SIZE = 512 * 1024
+"""Bytes per read of a big file, into one buffer per worker thread.
+
+Small enough that a chunk read from the page cache is still in the core's
+cache while both algorithms hash it and it is written out (bagging four
+128 MiB files took 0.83 s with 4 MiB chunks, 0.65 s with 512 KiB), and
+that two workers add only 1 MiB of memory.
+"""
+DROP_BEHIND = 16 * 1024 * 1024
+"""Every this many bytes, a copy sends its written pages to disk and drops those sent before."""
+_FADVISE = getattr(os, "posix_fadvise", None)
+"""Not on every platform (macOS has none): drop-behind is then skipped."""
 BATCH_FILES = 64
 BATCH_BYTES = 8 * 1024 * 1024
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_NOCTTY", 0)
@@ -92,6 +109,7 @@ class FilePipeline:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._helper: ThreadPoolExecutor | None = None
+        self._workers = threading.local()
 
     # --- driving ------------------------------------------------------------
 
@@ -172,6 +190,13 @@ class FilePipeline:
 
     # --- one file -------------------------------------------------------------
 
+    def _worker(self) -> _Worker:
+        """This thread's buffer and drop-behind record, made on its first big file and kept for the next ones."""
+        worker = getattr(self._workers, "state", None)
+        if worker is None:
+            worker = self._workers.state = _Worker()
+        return worker
+
     def _digest(self, data: bytes | memoryview) -> bytes:
         return b"".join([c(data).digest() for c in self._constructors])
 
@@ -181,19 +206,21 @@ class FilePipeline:
         except OSError as e:
             raise _SideError(READ, e) from e
         try:
-            want = min(job.size + 1, CHUNK_SIZE) if job.size >= 0 else CHUNK_SIZE
-            try:
-                first = os.read(fd, max(want, 1))
-            except OSError as e:
-                raise _SideError(READ, e) from e
-            if len(first) < want:
-                # a short read of a regular file is its end: the whole file is in `first`
-                raw = self._digest(first)
-                if job.target is not None:
-                    _write_new(job.target, first)
-                return Outcome(job.tag, len(first), raw)
-            with io.FileIO(fd, "rb", closefd=False) as source:
-                return self._stream(job, source, first)
+            first = b""
+            want = job.size + 1
+            if 0 < want <= CHUNK_SIZE:
+                # most likely a small file: one read of its own size, without the worker's buffer
+                try:
+                    first = os.read(fd, want)
+                except OSError as e:
+                    raise _SideError(READ, e) from e
+                if len(first) < want:
+                    # a short read of a regular file is its end: the whole file is in `first`
+                    raw = self._digest(first)
+                    if job.target is not None:
+                        _write_new(job.target, first)
+                    return Outcome(job.tag, len(first), raw)
+            return self._stream(job, partial(_read_fd, fd), first)
         finally:
             os.close(fd)
 
@@ -203,11 +230,13 @@ class FilePipeline:
         except OSError as e:
             raise _SideError(READ, e) from e
         with source:
-            return self._stream(job, source, b"")
+            return self._stream(job, source.readinto, b"")
 
-    def _stream(self, job: Job, source: BinaryIO, first: bytes) -> Outcome:
-        hashes = [hashlib.new(a) for a in self.algorithms]
-        size = 0
+    def _stream(self, job: Job, readinto: Callable[[memoryview], int | None], first: bytes) -> Outcome:
+        """Digest (and copy) a file chunk by chunk through this worker's buffer, ``first`` being its start."""
+        worker = self._worker()
+        hashes = [c() for c in self._constructors]
+        size = len(first)
         out = None
         try:
             if job.target is not None:
@@ -215,25 +244,25 @@ class FilePipeline:
                     out = os.open(job.target, CREATE_FLAGS, 0o666)
                 except OSError as e:
                     raise _SideError(WRITE, e) from e
-            if first:
-                self._hash_chunk(hashes, first)
-                size += len(first)
-                if out is not None:
-                    _write_fd(out, first)
-            buffer = bytearray(CHUNK_SIZE)
-            view = memoryview(buffer)
+                worker.behind.begin(out)
+                _write_fd(out, first)
+            self._hash_chunk(hashes, first)
+            buffer = worker.buffer
             while True:
                 try:
-                    n = source.readinto(buffer)
+                    n = readinto(buffer)
                 except OSError as e:
                     raise _SideError(READ, e) from e
                 if not n:
                     break
-                chunk = view[:n]
+                chunk = buffer[:n]
                 self._hash_chunk(hashes, chunk)
                 size += n
                 if out is not None:
                     _write_fd(out, chunk)
+                    worker.behind.wrote(size)
+            if out is not None:
+                worker.behind.end(job.target, size)
         finally:
             if out is not None:
                 os.close(out)
@@ -250,6 +279,78 @@ class FilePipeline:
         else:
             for h in hashes:
                 h.update(chunk)
+
+
+class _Worker:
+    """What one worker thread keeps from file to file."""
+
+    def __init__(self) -> None:
+        self.buffer = memoryview(bytearray(CHUNK_SIZE))
+        self.behind = _DropBehind()
+
+
+class _DropBehind:
+    """One worker's recent copies: sent to disk as they are written, then dropped from the page cache.
+
+    Writing into page-cache pages the machine has not touched before is
+    slow and erratic where a virtual machine's memory is handed out lazily:
+    copying 500 files of 1 MiB took 0.18 to 1.3 s here, and a steady 0.18
+    to 0.31 s with drop-behind, because the pages dropped behind the copy
+    are the next ones reused, still warm.  The bag's bytes also reach the
+    disk while it is copied rather than all at the final sync, and a bag,
+    rarely read back, does not push other data out of the page cache.
+
+    POSIX_FADV_DONTNEED starts the writeback of dirty pages and drops clean
+    ones, so each call starts the window just written and drops the one
+    before it, whose writeback has had a window's time to finish.  Whole
+    files go the same way: each is started when complete and dropped once
+    DROP_BEHIND bytes of later files have been written.  Only streamed
+    files (:data:`CHUNK_SIZE` and more) take part: for small ones the extra
+    system calls would cost more than they save.
+    """
+
+    def __init__(self) -> None:
+        self._fd = -1
+        self._started = 0
+        self._dropped = 0
+        self._earlier: deque[tuple[bytes, int, int]] = deque()
+        """Complete files whose pages may still be cached: path, first byte not yet dropped, size."""
+        self._earlier_bytes = 0
+
+    def begin(self, fd: int) -> None:
+        self._fd, self._started, self._dropped = fd, 0, 0
+
+    def wrote(self, size: int) -> None:
+        """The current file now has ``size`` bytes."""
+        if size - self._started >= DROP_BEHIND:
+            _advise_dontneed(self._fd, self._dropped, size)
+            self._dropped, self._started = self._started, size
+
+    def end(self, path: bytes, size: int) -> None:
+        """The current file is complete at ``size`` bytes."""
+        _advise_dontneed(self._fd, self._dropped, size)
+        self._earlier.append((path, self._dropped, size))
+        self._earlier_bytes += size - self._dropped
+        while self._earlier_bytes > DROP_BEHIND and len(self._earlier) > 1:
+            path, offset, end = self._earlier.popleft()
+            self._earlier_bytes -= end - offset
+            with suppress(OSError):  # the bag may be gone already (a failed copy): nothing left to drop then
+                fd = os.open(path, READ_FLAGS)
+                try:
+                    _advise_dontneed(fd, offset, end)
+                finally:
+                    os.close(fd)
+
+
+def _advise_dontneed(fd: int, offset: int, end: int) -> None:
+    """POSIX_FADV_DONTNEED for bytes [offset, end): where the platform has it, and never failing."""
+    if end > offset and _FADVISE is not None:
+        with suppress(OSError):  # advice only: a filesystem that refuses it still holds every byte
+            _FADVISE(fd, offset, end - offset, os.POSIX_FADV_DONTNEED)
+
+
+def _read_fd(fd: int, buffer: memoryview) -> int:
+    return os.readv(fd, [buffer])
 
 
 def _write_new(target: bytes, data: bytes | memoryview) -> None:

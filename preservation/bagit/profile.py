@@ -14,16 +14,17 @@ import json
 import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
 from preservation.errors import PolicyError
 from preservation.findings import Finding, FindingList
-from preservation.settings import REPO_ROOT
 
 from . import codes
 from .tagfiles import BAG_INFO_TXT, BAGIT_TXT, FETCH_TXT, BagInfo
 
-DEFAULT_PROFILE_PATH = REPO_ROOT / "policies" / "bagit-profile.json"
+# the repository's policies/ directory, found without importing the operator settings (pydantic, yaml)
+DEFAULT_PROFILE_PATH = Path(__file__).resolve().parents[2] / "policies" / "bagit-profile.json"
 
 _KNOWN_KEYS = {
     "BagIt-Profile-Info",

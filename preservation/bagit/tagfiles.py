@@ -16,16 +16,19 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
+from preservation.digests import SUPPORTED_ALGORITHMS
 from preservation.errors import ObjectNotFound
 from preservation.findings import FindingList
-from storage_adapters.base import StorageAdapter
-from storage_adapters.hashing import SUPPORTED_ALGORITHMS
 
 from . import codes
 from .manifests import NEWEST_VERSION, TAG, Manifest, manifest_kind, parse_manifest
 from .names import canonical_path, decode_manifest_path, shown, unsafe_reason
+
+if TYPE_CHECKING:
+    # only annotated: loading the adapters would cost every bag writer and validator their imports
+    from storage_adapters.base import StorageAdapter
 
 BAGIT_TXT = "bagit.txt"
 BAG_INFO_TXT = "bag-info.txt"

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import lzma
 import os
 import shutil
-import tarfile
-import uuid
-import zipfile
-import zlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from preservation.digests import check_algorithms
 from preservation.errors import AlreadyExists, BagError, BagInvalid, DeliveryRejected, InvalidRequest
 from preservation.findings import FindingList
-from storage_adapters.hashing import check_algorithms
 
 from . import codes
 from .delivery_base import Delivery, DeliveryEntry
@@ -50,7 +45,6 @@ DEFAULT_ALGORITHMS = ("sha256", "sha512")
 COMPUTED_TAGS = ("Payload-Oxum", "Bag-Size")
 SMALL_MEMBER = 1024 * 1024
 """Archive members up to this size are read whole, so a worker can hash and write them."""
-_STREAM_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
 _MANIFEST_LINES_PER_WRITE = 4096
 
 @dataclass
@@ -185,7 +179,7 @@ def _check_destination(dest: str, delivery: Delivery) -> None:
 
 def _make_staging(dest: str) -> str:
     parent, name = os.path.split(dest)
-    staging = os.path.join(parent, f".{name}.bagging-{uuid.uuid4().hex[:12]}")
+    staging = os.path.join(parent, f".{name}.bagging-{os.urandom(6).hex()}")
     try:
         os.makedirs(parent, exist_ok=True)
         os.mkdir(staging)
@@ -229,7 +223,7 @@ def _write_new_bag(
                     raise _size_changed(delivery, entry, outcome.size)
                 payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
                 meter.add(outcome.size)
-    except _STREAM_ERRORS as e:
+    except delivery.stream_errors as e:
         raise _rejected(delivery, codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
     except _SourceUnreadable as e:
         raise _rejected(delivery, codes.UNREADABLE, f"cannot be read: {e.error}", e.entry.path) from e.error

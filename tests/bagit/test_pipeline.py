@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from preservation.bagit import pipeline
 from preservation.bagit.pipeline import BATCH_FILES, CHUNK_SIZE, READ, WRITE, FilePipeline, Job
 
 
@@ -67,3 +68,71 @@ def test_symlinks_are_not_followed(tmp_path: Path) -> None:
     os.symlink(tmp_path / "real", tmp_path / "link")
     (outcome,) = FilePipeline(("sha256",), 1).run([Job("l", os.fsencode(tmp_path / "link"), size=1)])
     assert outcome.error is not None and outcome.side == READ
+
+
+def _copy_jobs(tmp_path: Path, sizes: list[int]) -> tuple[list[Job], list[bytes]]:
+    jobs, contents = [], []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        (tmp_path / f"src{i}").write_bytes(data)
+        contents.append(data)
+        jobs.append(Job(i, os.fsencode(tmp_path / f"src{i}"), target=os.fsencode(tmp_path / f"dst{i}"), size=size))
+    return jobs, contents
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_drop_behind_advises_every_streamed_copy_and_changes_no_byte(tmp_path: Path, monkeypatch, workers: int) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 4096)
+    monkeypatch.setattr(pipeline, "DROP_BEHIND", 3 * 4096)
+    advised: dict[int, list[tuple[int, int]]] = {}
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.setdefault(os.fstat(fd).st_ino, []).append((offset, offset + length))
+
+    monkeypatch.setattr(pipeline, "_FADVISE", record)
+    sizes = [100, 4095, 4096, 5 * 4096 + 17, 11 * 4096 + 3, 8 * 4096, 3, 7 * 4096]
+    jobs, contents = _copy_jobs(tmp_path, sizes)
+    outcomes = list(FilePipeline(("sha256", "md5"), workers).run(jobs))
+    for outcome, data in zip(outcomes, contents):
+        assert outcome.error is None and outcome.raw == expected(data)
+        target = tmp_path / f"dst{outcome.tag}"
+        assert target.read_bytes() == data
+        ranges = sorted(advised.get(target.stat().st_ino, []))
+        if len(data) < 4096:
+            assert ranges == []  # small files are written in one go and left alone
+        else:
+            # the whole copy was advised (its writeback started), window after window
+            covered = 0
+            for start, end in ranges:
+                assert start <= covered
+                covered = max(covered, end)
+            assert covered == len(data)
+    sources = {(tmp_path / f"src{i}").stat().st_ino for i in range(len(sizes))}
+    assert not sources & advised.keys()  # the delivery's pages are not ours to drop
+
+
+def test_drop_behind_that_fails_or_is_missing_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 4096)
+    monkeypatch.setattr(pipeline, "DROP_BEHIND", 4096)
+
+    def refuse(fd: int, offset: int, length: int, advice: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    for fadvise in (refuse, None):
+        monkeypatch.setattr(pipeline, "_FADVISE", fadvise)
+        target_dir = tmp_path / ("refused" if fadvise else "missing")
+        target_dir.mkdir()
+        jobs, contents = _copy_jobs(target_dir, [9 * 4096 + 1, 3 * 4096, 5])
+        for outcome, data in zip(FilePipeline(("sha256", "md5"), 2).run(jobs), contents):
+            assert outcome.error is None and outcome.raw == expected(data)
+            assert (target_dir / f"dst{outcome.tag}").read_bytes() == data
+
+
+def test_digest_only_runs_never_advise(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 4096)
+    monkeypatch.setattr(pipeline, "DROP_BEHIND", 4096)
+    monkeypatch.setattr(pipeline, "_FADVISE", lambda *args: pytest.fail("advised while only reading"))
+    (tmp_path / "src").write_bytes(b"z" * 50_000)
+    (outcome,) = FilePipeline(("sha256", "md5"), 1).run([Job("r", os.fsencode(tmp_path / "src"), size=50_000)])
+    assert outcome.raw == expected(b"z" * 50_000)

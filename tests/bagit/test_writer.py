@@ -11,7 +11,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from preservation.bagit import create_bag, open_delivery, pipeline, validate_bag
+from preservation.bagit import create_bag, open_delivery, pipeline, validate_bag, writer
 from preservation.bagit.delivery import DeliveryEntry, DirectoryDelivery
 from preservation.errors import AlreadyExists, BagInvalid, DeliveryRejected, InvalidRequest
 
@@ -239,8 +239,9 @@ def test_a_file_that_changes_during_the_copy_is_named_and_nothing_is_left(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["src"]
 
 
-def test_a_corrupt_zip_member_stops_the_bag(tmp_path: Path) -> None:
-    data = os.urandom(50_000)
+@pytest.mark.parametrize("size", [50_000, writer.SMALL_MEMBER + 4096], ids=["read-whole", "streamed"])
+def test_a_corrupt_zip_member_stops_the_bag(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
     archive = zip_of(tmp_path / "d.zip", [("ok.txt", b"fine"), ("data.bin", data)], zipfile.ZIP_STORED)
     raw = bytearray(archive.read_bytes())
     at = raw.find(data[:64])
@@ -252,3 +253,20 @@ def test_a_corrupt_zip_member_stops_the_bag(tmp_path: Path) -> None:
             create_bag(delivery, tmp_path / "bag", INFO, fsync=False)
     assert [f.code for f in refused.value.findings] == ["DLV021"]
     assert sorted(os.listdir(tmp_path)) == ["d.zip"]
+
+
+def test_drop_behind_leaves_bags_byte_identical(tmp_path: Path, monkeypatch) -> None:
+    files = {f"big/{i}.bin": os.urandom(700_000 + i * 50_000) for i in range(6)} | DELIVERY
+    source = make_tree(tmp_path / "src", files)
+    plain = create_bag(open_delivery(source), tmp_path / "plain", INFO, fsync=False)
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr(pipeline, "DROP_BEHIND", 256 * 1024)
+    advised = []
+    monkeypatch.setattr(pipeline, "_FADVISE", lambda fd, offset, length, advice: advised.append(advice))
+    dropped = create_bag(open_delivery(source), tmp_path / "dropped", INFO, fsync=False)
+    assert advised and set(advised) == {os.POSIX_FADV_DONTNEED}
+    assert payload_of(dropped) == payload_of(plain)
+    assert files_under(tmp_path / "dropped" / "data") == files
+    for name in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        assert (tmp_path / "dropped" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    assert validate_bag(tmp_path / "dropped").valid

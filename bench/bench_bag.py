@@ -13,10 +13,12 @@ and printed beside ours.  ``bag validate``: our ``validate_bag(workers=2)`` agai
 ``bagit.Bag(path).validate(processes=2)`` on the same bag.
 
 Each contender runs in a child process of its own (time measured inside it,
-peak RSS from ``wait4``), after a read that warms the page cache.  Every bag
-goes to a new directory name, and each bag is deleted with a sync after it:
-on ext4, and worse with the ``discard`` mount option, file creation right
-after 100,000 deletions is many times slower, which would measure the
+peak RSS the child's VmHWM and its children's), after a read that warms the
+page cache.  The children's entry points are in :mod:`bench.bag_ours` and
+:mod:`bench.bag_reference`, so that each child imports only its own library.
+Every bag goes to a new directory name, and each bag is deleted with a sync
+after it: on ext4, and worse with the ``discard`` mount option, file creation
+right after 100,000 deletions is many times slower, which would measure the
 filesystem, not the contenders.
 """
 
@@ -25,21 +27,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import bagit
-
-from bench.corpora import OUT_DIR, SHAPES, Corpus, ensure_corpus, human_size, iter_files, read_through
+from bench.corpora import OUT_DIR, SHAPES, Corpus, ensure_corpus, human_size
 from bench.measure import QUIET, run_child
 from bench.results import Comparison, Contender
-from preservation.bagit import create_bag, open_delivery, validate_bag
 
 ALGORITHMS = ["sha256", "sha512"]
 PROCESSES = 2
+WORKERS = 2
 TARGETS = {"bag create": 2.0, "bag validate": 3.0}
 """Ratios (bagit-python time / ours) to reach on many small files (corpus S), where per-file overhead decides."""
 LARGE_FILE_TARGET = 1.0
@@ -58,57 +56,6 @@ def work_dir() -> Path:
     return path
 
 
-def _payload(bag: Path) -> tuple[int, int]:
-    files = [Path(p) for p in iter_files(bag / "data")]
-    return len(files), sum(p.stat().st_size for p in files)
-
-
-# --- child entry points (each returns seconds, files, bytes) ---------------------------------
-
-
-def run_ours_create(delivery: str, dest: str, workers: int = 2) -> dict:
-    read_through(list(iter_files(Path(delivery))))
-    start = time.perf_counter()
-    result = create_bag(open_delivery(delivery), dest, INFO, algorithms=ALGORITHMS, workers=workers, fsync=False)
-    seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    os.sync()
-    return {"seconds": seconds, "files": result.payload_files, "bytes": result.payload_bytes,
-            "sync_seconds": time.perf_counter() - start}
-
-
-def run_bagit_python_create(delivery: str, dest: str) -> dict:
-    read_through(list(iter_files(Path(delivery))))
-    start = time.perf_counter()
-    subprocess.run(["cp", "-r", delivery, dest], check=True)
-    bagit.make_bag(dest, dict(INFO), processes=PROCESSES, checksums=ALGORITHMS)
-    seconds = time.perf_counter() - start
-    files, octets = _payload(Path(dest))
-    return {"seconds": seconds, "files": files, "bytes": octets}
-
-
-def run_ours_validate(bag: str, workers: int = 2) -> dict:
-    read_through(list(iter_files(Path(bag))))
-    start = time.perf_counter()
-    report = validate_bag(bag, workers=workers)
-    seconds = time.perf_counter() - start
-    if not report.valid:
-        raise RuntimeError(f"our validator refused the benchmark bag: {report.errors[:3]}")
-    return {"seconds": seconds, "files": report.payload_files, "bytes": report.payload_bytes}
-
-
-def run_bagit_python_validate(bag: str) -> dict:
-    read_through(list(iter_files(Path(bag))))
-    start = time.perf_counter()
-    bagit.Bag(bag).validate(processes=PROCESSES)
-    seconds = time.perf_counter() - start
-    files, octets = _payload(Path(bag))
-    return {"seconds": seconds, "files": files, "bytes": octets}
-
-
-# --- comparisons -----------------------------------------------------------------------------
-
-
 def _fresh(kind: str) -> Path:
     return work_dir() / f"{kind}-{uuid.uuid4().hex[:10]}"
 
@@ -118,8 +65,10 @@ def compare(corpus: Corpus) -> list[Comparison]:
     delivery = str(corpus.delivery)
     ours_bag, their_bag = _fresh("ours"), _fresh("bagit-python")
     try:
-        theirs = run_child("bench.bench_bag:run_bagit_python_create", delivery=delivery, dest=str(their_bag))
-        ours = run_child("bench.bench_bag:run_ours_create", delivery=delivery, dest=str(ours_bag))
+        theirs = run_child("bench.bag_reference:run_create", delivery=delivery, dest=str(their_bag), info=INFO,
+                           algorithms=ALGORITHMS, processes=PROCESSES)
+        ours = run_child("bench.bag_ours:run_create", delivery=delivery, dest=str(ours_bag), info=INFO,
+                         algorithms=ALGORITHMS, workers=WORKERS)
         create = Comparison(
             benchmark="bag create", corpus=corpus.label,
             ours=Contender.from_measured(
@@ -132,11 +81,11 @@ def compare(corpus: Corpus) -> list[Comparison]:
             target=TARGETS["bag create"] if corpus.size in TARGETED_SIZES else LARGE_FILE_TARGET,
         )
         _remove(their_bag)
-        theirs = run_child("bench.bench_bag:run_bagit_python_validate", bag=str(ours_bag))
-        ours = run_child("bench.bench_bag:run_ours_validate", bag=str(ours_bag))
+        theirs = run_child("bench.bag_reference:run_validate", bag=str(ours_bag), processes=PROCESSES)
+        ours = run_child("bench.bag_ours:run_validate", bag=str(ours_bag), workers=WORKERS)
         validate = Comparison(
             benchmark="bag validate", corpus=corpus.label,
-            ours=Contender.from_measured("preserve validate_bag", ours, detail="workers=2"),
+            ours=Contender.from_measured("preserve validate_bag", ours, detail=f"workers={WORKERS}"),
             reference=Contender.from_measured("bagit-python", theirs, detail=f"Bag.validate(processes={PROCESSES})"),
             target=TARGETS["bag validate"] if corpus.size in TARGETED_SIZES else LARGE_FILE_TARGET,
         )

@@ -36,7 +36,7 @@ from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, Pr
 from preservation.jobs import queue
 from preservation.placement import Candidate, choose_nodes
 from preservation.registry import get_collection
-from preservation.replication import release_staging_if_done, replicate_replica
+from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
 from preservation.repository import Repository
 from preservation.settings import REPO_ROOT
 
@@ -203,16 +203,39 @@ def ingest(
     if not replicate:
         result["state"] = PACKAGE_REPLICATING
         return result
-    # the first copy is verified with both digests; the others can then be compared with it, side by side
-    first, *others = result["replica_ids"]
-    copies = [replicate_inline(repo, first, agent=agent, progress=progress)]
-    copies += bounded_map(lambda replica_id: replicate_inline(repo, replica_id, agent=agent, progress=progress),
-                          others, workers=max(1, min(len(others), repo.settings.workers)))
+    copies = _replicate_new_package(repo, result["replica_ids"], agent=agent, progress=progress)
     release_staging_if_done(repo, package_id)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state
     result["copies"] = copies
     return result
+
+
+def _replicate_new_package(repo: Repository, replica_ids: list[int], *, agent: str,
+                           progress: Progress | None) -> list[dict[str, Any]]:
+    """Write and verify the new package's copies now; a copy that fails is left to its queued job.
+
+    On local filesystem nodes all copies are written in one pass over the
+    staging bag (replicate_together).  Elsewhere the first copy is verified
+    with both digests, then the others are written side by side.
+    """
+    on_copy = (lambda b, f: progress("copy", b, f)) if progress else None
+    together = replicate_together(repo, replica_ids, agent=agent, progress=on_copy)
+    if together is None:
+        first, *others = replica_ids
+        copies = [replicate_inline(repo, first, agent=agent, progress=progress)]
+        copies += bounded_map(lambda replica_id: replicate_inline(repo, replica_id, agent=agent, progress=progress),
+                              others, workers=max(1, min(len(others), repo.settings.workers)))
+        return copies
+    copies = []
+    for replica_id, outcome in zip(replica_ids, together):
+        if isinstance(outcome, PreservationError):
+            copies.append({"replica_id": replica_id, "state": REPLICA_PENDING, "error": outcome.to_dict()})
+            continue
+        with repo.catalog.session() as s:
+            queue.complete_by_dedupe(s, f"replicate:{replica_id}", {"inline": True})
+        copies.append(outcome)
+    return copies
 
 
 def replicate_inline(repo: Repository, replica_id: int, *, agent: str, progress: Progress | None) -> dict[str, Any]:

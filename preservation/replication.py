@@ -4,7 +4,9 @@ A copy is written file by file through the node's adapter, and a bad source
 byte never becomes a visible object.  Between local filesystem stores the
 kernel copies the bytes into a temporary file, which is re-read and verified
 before it is renamed into place: with both digests, or byte for byte against
-a copy verified with both digests on another node.  Elsewhere each file's
+a copy verified with both digests on another node.  A new package bound for
+several local nodes is written to all of them in one pass over its staging
+bag (``replicate_together``).  Elsewhere each file's
 sha256 is checked *while it streams*, and after a durability barrier every
 file is re-read on the node and both digests are compared with the catalog.
 Only then is the replica ``verified`` (invariant 1).  Re-running a copy that
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -59,7 +62,7 @@ from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
 from storage_adapters.base import SourceFailed
-from storage_adapters.filesystem import FilesystemAdapter, digest_path, same_content
+from storage_adapters.filesystem import FilesystemAdapter, PreparedCopy, digest_path, same_content
 
 Progress = Callable[[int, int], None]
 RECORD_PREFIX = ".preserve/packages/"
@@ -348,11 +351,17 @@ def flag_bad_sources(
         update_package_state(repo, session, package, agent=agent)
 
 
-def replicate_replica(
-    repo: Repository, replica_id: int, *, agent: str = events.SYSTEM_AGENT, job_id: int | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Bring one replica to ``verified``; idempotent, resumable."""
+@dataclass
+class _Started:
+    replica_id: int
+    package_id: str
+    node: Node
+    sources: list[CopySource]
+    done: dict[str, Any] | None = None  # set when there was nothing to do
+
+
+def _begin_copy(repo: Repository, replica_id: int, *, agent: str, job_id: int | None) -> _Started:
+    """Mark the replica ``copying`` (with its event) and find what it can be copied from."""
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
         if replica is None:
@@ -360,7 +369,8 @@ def replicate_replica(
         package = replica.package
         node = replica.node
         if replica.state == REPLICA_VERIFIED:
-            return {"replica_id": replica_id, "node": node.name, "state": replica.state, "skipped": True}
+            return _Started(replica_id, package.id, node, [],
+                            {"replica_id": replica_id, "node": node.name, "state": replica.state, "skipped": True})
         if package.state == PACKAGE_DEACCESSIONED:
             raise NotFound(f"package {package.id} was deaccessioned")
         if replica.state != REPLICA_COPYING:
@@ -370,26 +380,29 @@ def replicate_replica(
                 node_name=node.name, job_id=job_id, policy=repo.policy.label, detail={"state": REPLICA_COPYING},
             )
         sources = copy_sources(repo, s, package, node.id)
-        package_id, node_name = package.id, node.name
-    if not sources:
-        raise NoVerifiedSource("copy from: no staging bag and no verified replica", package=package_id)
-    dest = repo.adapter(node)
-    try:
-        stats = write_and_verify(repo, package_id, dest, sources, progress=progress)
-        write_package_record(repo, dest, package_id)
-    except PreservationError as e:
-        with repo.catalog.session() as s:
-            replica = s.get(Replica, replica_id)
-            replica.state = REPLICA_PENDING
-            replica.last_error = str(e)
-            events.record_event(
-                s, events.REPLICATION, events.FAILURE, agent=agent, package_id=package_id, replica_id=replica_id,
-                node_name=node_name, job_id=job_id, policy=repo.policy.label,
-                detail={"error": e.to_dict(), "state": REPLICA_PENDING},
-            )
-        raise
+        s.expunge(node)
+        return _Started(replica_id, package.id, node, sources)
+
+
+def _copy_failed(repo: Repository, started: _Started, error: PreservationError, *, agent: str,
+                 job_id: int | None) -> None:
+    """Back to ``pending`` with the error recorded; its job retries it."""
     with repo.catalog.session() as s:
-        replica = s.get(Replica, replica_id)
+        replica = s.get(Replica, started.replica_id)
+        replica.state = REPLICA_PENDING
+        replica.last_error = str(error)
+        events.record_event(
+            s, events.REPLICATION, events.FAILURE, agent=agent, package_id=started.package_id,
+            replica_id=started.replica_id, node_name=started.node.name, job_id=job_id, policy=repo.policy.label,
+            detail={"error": error.to_dict(), "state": REPLICA_PENDING},
+        )
+
+
+def _copy_verified(repo: Repository, started: _Started, stats: dict[str, Any], *, agent: str,
+                   job_id: int | None) -> dict[str, Any]:
+    """Every file written and verified, the node flushed: the replica is ``verified``."""
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, started.replica_id)
         package = replica.package
         now = utcnow()
         replica.state = REPLICA_VERIFIED
@@ -400,13 +413,191 @@ def replicate_replica(
         replica.last_error = None
         events.record_event(
             s, events.REPLICATION, events.SUCCESS, agent=agent, package_id=package.id, replica_id=replica.id,
-            node_name=node_name, job_id=job_id, policy=repo.policy.label,
+            node_name=started.node.name, job_id=job_id, policy=repo.policy.label,
             detail={"state": REPLICA_VERIFIED, "verified_digests": ["sha256", "sha512"], **stats},
         )
-        flag_bad_sources(repo, s, package, stats["bad_sources"], agent)
+        flag_bad_sources(repo, s, package, stats.get("bad_sources", []), agent)
         update_package_state(repo, s, package, agent=agent, job_id=job_id)
+    return {"replica_id": started.replica_id, "node": started.node.name, "state": REPLICA_VERIFIED, **stats}
+
+
+def replicate_replica(
+    repo: Repository, replica_id: int, *, agent: str = events.SYSTEM_AGENT, job_id: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Bring one replica to ``verified``; idempotent, resumable."""
+    started = _begin_copy(repo, replica_id, agent=agent, job_id=job_id)
+    if started.done is not None:
+        return started.done
+    if not started.sources:
+        raise NoVerifiedSource("copy from: no staging bag and no verified replica", package=started.package_id)
+    dest = repo.adapter(started.node)
+    try:
+        stats = write_and_verify(repo, started.package_id, dest, started.sources, progress=progress)
+        write_package_record(repo, dest, started.package_id)
+    except PreservationError as e:
+        _copy_failed(repo, started, e, agent=agent, job_id=job_id)
+        raise
+    outcome = _copy_verified(repo, started, stats, agent=agent, job_id=job_id)
+    release_staging_if_done(repo, started.package_id)
+    return outcome
+
+
+def replicate_together(
+    repo: Repository, replica_ids: list[int], *, agent: str = events.SYSTEM_AGENT,
+    progress: Progress | None = None,
+) -> list[dict[str, Any] | PreservationError] | None:
+    """Write new copies of a staged package on several local filesystem nodes in one pass.
+
+    Each file is read from the staging bag once (the kernel copies it into a
+    temporary file on every node), the first node's copy is re-read with
+    sha256 and sha512, and every other node's copy is compared byte for byte
+    with it; only then are the files renamed into place.  One node's failure
+    (full, refusing) ends only that node's copy.  Returns, per replica, its
+    outcome or its error; None (nothing done) when the copies are not all new
+    copies of a staged package on local filesystem nodes: the caller then
+    copies them one by one.
+    """
+    starts: list[_Started] = []
+    with repo.catalog.session() as s:
+        replicas = [s.get(Replica, rid) for rid in replica_ids]
+        if len(replicas) < 2 or any(r is None or r.state not in (REPLICA_PENDING, REPLICA_COPYING) for r in replicas):
+            return None
+        nodes = [r.node for r in replicas]
+        package = replicas[0].package
+        staging = package.staging_path
+    dests = [repo.adapter(n) for n in nodes]
+    if not staging or not Path(staging).is_dir() or not all(isinstance(d, FilesystemAdapter) for d in dests):
+        return None
+    source = FilesystemAdapter(Path(staging).as_uri(), create=False, fsync=False)
+    for rid in replica_ids:
+        starts.append(_begin_copy(repo, rid, agent=agent, job_id=None))
+    package_id = starts[0].package_id
+    failed: dict[int, PreservationError] = {}
+    stats = [{"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
+              "bytes_over_network": 0, "sources": ["staging"], "bad_sources": [],
+              "verified_by": {DIGESTED: 0, COMPARED: 0}} for _ in starts]
+    lock = threading.Lock()
+
+    def live() -> list[int]:
+        with lock:
+            return [i for i in range(len(starts)) if i not in failed]
+
+    def fail(i: int, error: PreservationError) -> None:
+        with lock:
+            failed.setdefault(i, error)
+
+    def copy(row: FileRow) -> FileRow:
+        key = f"{package_id}/{row.path}"
+        prepared: dict[int, PreparedCopy] = {}
+        try:
+            for i in live():
+                try:
+                    prepared[i] = dests[i].prepare_copy(source, row.path, key, size=row.size)
+                except SourceFailed as e:
+                    raise NoVerifiedSource(f"copy {row.path} (staging: {e.error})", package=package_id) from e
+                except ChecksumMismatch as e:
+                    raise NoVerifiedSource(f"copy {row.path} (staging: {e})", package=package_id) from e
+                except PreservationError as e:
+                    fail(i, e)
+            how = _verify_prepared(package_id, row, prepared, dests, fail)
+            for i in how:
+                try:
+                    prepared.pop(i).commit()
+                except PreservationError as e:
+                    fail(i, e)
+                    continue
+                with lock:
+                    st = stats[i]
+                    st["files_copied"] += 1
+                    st["bytes_copied"] += row.size
+                    st["bytes_read_on_node"] += row.size
+                    st["verified_by"][how[i]] += 1
+        finally:
+            for p in prepared.values():
+                p.discard()
+        if progress and how:
+            progress(row.size * len(how), len(how))
+        return row
+
+    try:
+        for batch in iter_package_files(repo.catalog, package_id):
+            for row in bounded_map(copy, batch, workers=max(2, repo.settings.workers * 2)):
+                for i in live():
+                    stats[i]["files"] += 1
+                    stats[i]["bytes"] += row.size
+            for i in live():
+                try:
+                    dests[i].flush()
+                except PreservationError as e:
+                    fail(i, e)
+        for i in live():
+            try:
+                write_package_record(repo, dests[i], package_id)
+            except PreservationError as e:
+                fail(i, e)
+    except PreservationError as e:  # the staging bag itself, or a copy that does not read back: none verified
+        for i in live():
+            fail(i, e)
+    outcomes: list[dict[str, Any] | PreservationError] = []
+    for i, started in enumerate(starts):
+        if i in failed:
+            _copy_failed(repo, started, failed[i], agent=agent, job_id=None)
+            outcomes.append(failed[i])
+            continue
+        first = min(j for j in range(len(starts)) if j not in failed)
+        if stats[i]["verified_by"][COMPARED]:
+            stats[i]["compared_with"] = f"node {starts[first].node.name} (written in the same pass)"
+        outcomes.append(_copy_verified(repo, started, stats[i], agent=agent, job_id=None))
     release_staging_if_done(repo, package_id)
-    return {"replica_id": replica_id, "node": node_name, "state": REPLICA_VERIFIED, **stats}
+    return outcomes
+
+
+def _verify_prepared(
+    package_id: str, row: FileRow, prepared: dict[int, PreparedCopy], dests: list[StorageAdapter],
+    fail: Callable[[int, PreservationError], None],
+) -> dict[int, str]:
+    """Re-read the temporary copies of one file; returns how each good one was verified.
+
+    The first copy whose sha256 and sha512 match the catalog is the reference
+    and every other copy must equal it byte for byte.  A copy that cannot be
+    re-read, or reads back other bytes, fails its node only.  When no copy
+    matches the catalog the staging bag itself is wrong: NoVerifiedSource.
+    """
+    how: dict[int, str] = {}
+    reference: int | None = None
+    mismatches = []
+    for i in sorted(prepared):
+        path = prepared[i].path
+        if reference is None:
+            try:
+                _local_check(row, None, set())(path)
+            except ChecksumMismatch as e:
+                mismatches.append((i, e))
+                continue
+            except VerificationFailed as e:
+                fail(i, e)
+                continue
+            reference = i
+            how[i] = DIGESTED
+            continue
+        try:
+            same = same_content(path, prepared[reference].path)
+        except OSError as e:
+            fail(i, VerificationFailed(f"the copy of {row.path} could not be re-read: {e.strerror or e}",
+                                       package=package_id, node=dests[i].location))
+            continue
+        if not same:
+            fail(i, VerificationFailed(f"the copy of {row.path} read back other bytes than were written",
+                                       package=package_id, node=dests[i].location))
+            continue
+        how[i] = COMPARED
+    if reference is None and mismatches:
+        raise NoVerifiedSource(f"copy {row.path} (staging: no copy of it read back with the catalog's digests)",
+                               package=package_id)
+    for i, e in mismatches:  # another copy of the same bytes matched: this node wrote them wrong
+        fail(i, e)
+    return how
 
 
 def update_package_state(

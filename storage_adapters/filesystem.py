@@ -39,6 +39,8 @@ from .hashing import CHUNK_SIZE, MultiHasher
 
 TEMP_DIR = ".preserve-tmp"
 _SMALL_FILE = 1024 * 1024
+_EARLY_WRITEBACK = 256 * 1024
+"""A kernel copy at least this big starts its writeback at once, so the flush later finds it on disk."""
 _DIR_CACHE = 100_000
 _SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 _COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
@@ -247,13 +249,28 @@ class FilesystemAdapter(StorageAdapter):
     ) -> T:
         """Copy ``source_key`` of another local store into ``key``, in the kernel where it can.
 
-        ``check(path)`` is called with the finished, flushed temporary file and
+        ``check(path)`` is called with the finished temporary file and
         must re-read it (raising, e.g. ChecksumMismatch, when it is wrong)
         before the object becomes visible; its result is returned.  A failure
         to read the source raises :class:`SourceFailed`, so a caller can tell
-        it from this store's own failures.  Pages of large copies are dropped
-        from the page cache once verified (a preservation copy is written to
-        be kept, not read again soon).
+        it from this store's own failures.
+        """
+        prepared = self.prepare_copy(source, source_key, key, size=size)
+        try:
+            result = check(prepared.path)
+            prepared.commit()
+        except BaseException:
+            prepared.discard()
+            raise
+        return result
+
+    def prepare_copy(self, source: "FilesystemAdapter", source_key: str, key: str, *, size: int) -> "PreparedCopy":
+        """Copy ``source_key`` of another local store into a temporary file (flushed when large).
+
+        Nothing is visible under ``key`` until the caller has re-read the
+        copy and calls :meth:`PreparedCopy.commit` (which makes it durable
+        first); :meth:`PreparedCopy.discard` removes it.  A source of another size raises ChecksumMismatch; a
+        failure to read the source raises :class:`SourceFailed`.
         """
         key = check_key(key)
         source_key = check_key(source_key)
@@ -271,20 +288,15 @@ class FilesystemAdapter(StorageAdapter):
                 if copied != size:
                     raise ChecksumMismatch(f"the source has {copied} bytes, {size} were expected",
                                            key=source_key, location=source.location)
-                large = copied > _SMALL_FILE
-                if self.fsync and large:
-                    os.fsync(dst.fileno())
-                result = check(tmp)
-                if large:
-                    _drop_cached(dst.fileno())
-            self._commit(tmp, key)
-            return result
+                if copied >= _EARLY_WRITEBACK:
+                    _drop_cached(dst.fileno())  # on dirty pages: starts their writeback, does not wait
         except OSError as e:
             _unlink_quietly(tmp)
             raise self._translate(e, key) from e
         except BaseException:
             _unlink_quietly(tmp)
             raise
+        return PreparedCopy(self, tmp, key, size)
 
     def _temporary(self) -> str:
         """A new temporary path under the root (its directory made again if a disk swap removed it)."""
@@ -388,6 +400,42 @@ def _no_follow(path: str, flags: int) -> int:
 
 class _SourceFailed(Exception):
     """The bytes being written could not be read: not this store's fault."""
+
+
+class PreparedCopy:
+    """A finished copy in a temporary file of a filesystem store, not yet visible under its key."""
+
+    def __init__(self, store: FilesystemAdapter, path: str, key: str, size: int) -> None:
+        self.store = store
+        self.path = path
+        self.key = key
+        self.size = size
+
+    def commit(self) -> None:
+        """Make a large copy durable (its writeback began when it was written), rename it into
+        place, and let its pages leave the page cache: a preservation copy is written to be
+        kept, not read again soon.  Small copies are made durable by the store's ``flush``."""
+        fd = None
+        try:
+            if self.size > _SMALL_FILE:
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                if self.store.fsync:
+                    os.fsync(fd)
+            self.store._commit(self.path, self.key)
+            if fd is not None:
+                _drop_cached(fd)
+        except OSError as e:
+            self.discard()
+            raise self.store._translate(e, self.key) from e
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def discard(self) -> None:
+        _unlink_quietly(self.path)
 
 
 def _copy_file_data(src, dst) -> int:

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from preservation import events
 from preservation.catalog.models import Event, Replica
-from preservation.errors import ChecksumMismatch, InvalidKey, NoVerifiedSource, ObjectNotFound
+from preservation.errors import ChecksumMismatch, InvalidKey, NoVerifiedSource, ObjectNotFound, PreservationError
 from preservation.ingest import ingest
-from preservation.replication import COMPARED, DIGESTED, replicate_replica
+from preservation.replication import COMPARED, DIGESTED, replicate_replica, replicate_together
 from storage_adapters import filesystem
 from storage_adapters.base import SourceFailed
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
@@ -148,3 +148,86 @@ def test_a_bad_staging_byte_never_becomes_a_visible_copy(repo, sample_delivery):
     assert not (node_root(repo, node) / package_id / relative).exists()
     with repo.catalog.session() as s:
         assert s.get(Replica, replica_id).state == "pending"
+
+
+# --- all copies of a new package in one pass over the staging bag -------------------------------
+
+
+def _node_of(repo, replica_id: int) -> str:
+    with repo.catalog.session() as s:
+        return s.get(Replica, replica_id).node.name
+
+
+def _bad_writes_on(monkeypatch, repo, node: str) -> list[str]:
+    """The disk under ``node`` writes one wrong byte into every copy it is given (before it is re-read)."""
+    root = str(node_root(repo, node).resolve())
+    real = FilesystemAdapter.prepare_copy
+    spoiled = []
+
+    def prepare_copy(self, source, source_key, key, *, size):
+        prepared = real(self, source, source_key, key, size=size)
+        if self.root == root and size:
+            with open(prepared.path, "r+b") as f:
+                first = f.read(1)
+                f.seek(0)
+                f.write(bytes([first[0] ^ 0x01]))
+            spoiled.append(key)
+        return prepared
+
+    monkeypatch.setattr(FilesystemAdapter, "prepare_copy", prepare_copy)
+    return spoiled
+
+
+def _visible_files(repo, node: str, package_id: str) -> list[Path]:
+    return [p for p in (node_root(repo, node) / package_id).rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("position", [0, 1], ids=["the hashed copy", "a compared copy"])
+def test_one_node_writing_wrong_bytes_fails_alone_and_nothing_wrong_becomes_visible(
+        repo, sample_delivery, monkeypatch, position):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id, replica_ids = registered["package_id"], registered["replica_ids"]
+    bad_node = _node_of(repo, sorted(replica_ids)[position])
+    spoiled = _bad_writes_on(monkeypatch, repo, bad_node)
+
+    outcomes = replicate_together(repo, replica_ids)
+    assert spoiled
+    by_node = {_node_of(repo, rid): outcome for rid, outcome in zip(replica_ids, outcomes)}
+    assert isinstance(by_node[bad_node], PreservationError)
+    assert by_node[bad_node].code in ("E305", "E501")  # read back with other digests / other bytes
+    assert _visible_files(repo, bad_node, package_id) == []
+    good = {n: o for n, o in by_node.items() if n != bad_node}
+    assert all(o["state"] == "verified" for o in good.values())
+    assert sorted(o["verified_by"][DIGESTED] > 0 for o in good.values()) == [False, True]
+    with repo.catalog.session() as s:
+        states = {r.node.name: r.state for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
+    assert states == {bad_node: "pending", **{n: "verified" for n in good}}
+
+    monkeypatch.undo()  # the disk is replaced: the queued job finishes the copy
+    assert replicate_replica(repo, next(r for r in replica_ids if _node_of(repo, r) == bad_node))["state"] == \
+        "verified"
+
+
+def test_a_corrupt_staging_bag_verifies_no_copy_anywhere(repo, sample_delivery):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id = registered["package_id"]
+    staged = sorted(p for p in (repo.staging_dir / package_id / "data").rglob("*") if p.is_file())
+    staged[-1].write_bytes(bytes(b ^ 0xFF for b in staged[-1].read_bytes()))
+
+    outcomes = replicate_together(repo, registered["replica_ids"])
+    assert [o.code for o in outcomes] == ["E502"] * 3
+    relative = staged[-1].relative_to(repo.staging_dir / package_id)
+    for rid in registered["replica_ids"]:
+        node = _node_of(repo, rid)
+        assert not (node_root(repo, node) / package_id / relative).exists()
+    with repo.catalog.session() as s:
+        assert {r.state for r in s.scalars(select(Replica).where(Replica.package_id == package_id))} == {"pending"}
+
+
+def test_copies_not_all_local_or_not_new_are_left_to_the_one_by_one_path(repo, sample_delivery):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    first, *others = registered["replica_ids"]
+    replicate_replica(repo, first)
+    assert replicate_together(repo, registered["replica_ids"]) is None  # one is verified already
+    assert replicate_together(repo, others[:1]) is None  # a single copy
+    assert [o["state"] for o in replicate_together(repo, others)] == ["verified", "verified"]

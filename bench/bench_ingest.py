@@ -30,6 +30,8 @@ ALGORITHMS = ["sha256", "sha512"]
 COPIES = 3
 HASH_PASSES = 1 + COPIES  # the source once, then each copy re-read
 TARGET = 0.8
+TARGETED_SIZES = ("L", "M")
+"""The issue's ingest target is on few big files and on 1 MiB files; S (4 KiB files) is reported, not judged."""
 
 
 def home_for(corpus: Corpus) -> Path:
@@ -88,7 +90,7 @@ def compare(corpus: Corpus) -> Comparison:
     return Comparison(
         benchmark="ingest", corpus=corpus.label,
         ours=Contender.from_measured("preserve ingest", ours, detail=_phase_summary(ours.result)),
-        reference=reference, target=TARGET, target_on="normalised",
+        reference=reference, target=TARGET if corpus.size in TARGETED_SIZES else None, target_on="normalised",
         normalised=HASH_PASSES * reference.seconds / ours.seconds, note=note,
     )
 

@@ -227,15 +227,7 @@ def _replicate_new_package(repo: Repository, replica_ids: list[int], *, agent: s
         copies += bounded_map(lambda replica_id: replicate_inline(repo, replica_id, agent=agent, progress=progress),
                               others, workers=max(1, min(len(others), repo.settings.workers)))
         return copies
-    copies = []
-    for replica_id, outcome in zip(replica_ids, together):
-        if isinstance(outcome, PreservationError):
-            copies.append({"replica_id": replica_id, "state": REPLICA_PENDING, "error": outcome.to_dict()})
-            continue
-        with repo.catalog.session() as s:
-            queue.complete_by_dedupe(s, f"replicate:{replica_id}", {"inline": True})
-        copies.append(outcome)
-    return copies
+    return [_inline_outcome(repo, replica_id, outcome) for replica_id, outcome in zip(replica_ids, together)]
 
 
 def replicate_inline(repo: Repository, replica_id: int, *, agent: str, progress: Progress | None) -> dict[str, Any]:
@@ -244,7 +236,14 @@ def replicate_inline(repo: Repository, replica_id: int, *, agent: str, progress:
         outcome = replicate_replica(repo, replica_id, agent=agent,
                                     progress=(lambda b, f: progress("copy", b, f)) if progress else None)
     except PreservationError as e:
-        return {"replica_id": replica_id, "state": REPLICA_PENDING, "error": e.to_dict()}
+        outcome = e
+    return _inline_outcome(repo, replica_id, outcome)
+
+
+def _inline_outcome(repo: Repository, replica_id: int, outcome: dict[str, Any] | PreservationError) -> dict[str, Any]:
+    """A copy made inline closes its queued job, so no worker repeats it; a failed one leaves the job to retry."""
+    if isinstance(outcome, PreservationError):
+        return {"replica_id": replica_id, "state": REPLICA_PENDING, "error": outcome.to_dict()}
     with repo.catalog.session() as s:
         queue.complete_by_dedupe(s, f"replicate:{replica_id}", {"inline": True})
     return outcome

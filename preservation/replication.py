@@ -62,7 +62,13 @@ from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
 from storage_adapters.base import SourceFailed
-from storage_adapters.filesystem import FilesystemAdapter, PreparedCopy, digest_path, same_content
+from storage_adapters.filesystem import (
+    FilesystemAdapter,
+    PreparedCopy,
+    digest_and_compare,
+    digest_path,
+    same_content,
+)
 
 Progress = Callable[[int, int], None]
 RECORD_PREFIX = ".preserve/packages/"
@@ -130,6 +136,13 @@ COMPARED = "comparison"
 VERIFY_DIGESTS = ("sha256", "sha512")
 
 
+def _new_stats(**initial: Any) -> dict[str, Any]:
+    """What a copy reports (and its replication event records), all counts zero."""
+    return {"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
+            "bytes_over_network": 0, "sources": set(), "bad_sources": [], "verified_by": {DIGESTED: 0, COMPARED: 0},
+            **initial}
+
+
 def _comparison_reference(dest: StorageAdapter, sources: list[CopySource]) -> CopySource | None:
     """A verified copy on a local filesystem that new local copies can be compared with byte for byte.
 
@@ -162,19 +175,37 @@ def _local_check(row: FileRow, reference: CopySource | None, bad: set[int]) -> C
             with contextlib.suppress(OSError, PreservationError):
                 if same_content(path, reference.adapter.local_file(reference.prefix + row.path)):
                     return COMPARED
-        try:
-            size, got = digest_path(path, VERIFY_DIGESTS)
-        except OSError as e:
-            raise VerificationFailed(f"the copy of {row.path} could not be re-read: {e.strerror or e}") from e
-        wrong = [a for a in VERIFY_DIGESTS if got[a] != row.digest(a)]
-        if size != row.size or wrong:
-            raise ChecksumMismatch(f"the copy read back with other {' and '.join(wrong) or 'size'} than the catalog's",
-                                   key=row.path)
+        _check_digests(row, path)
         if compared:
             bad.add(reference.replica_id)
         return DIGESTED
 
     return check
+
+
+def _check_digests(row: FileRow, path: str) -> None:
+    """Re-read a local copy with both digests: ChecksumMismatch when it differs from the catalog,
+    VerificationFailed when it cannot be read."""
+    try:
+        size, got = digest_path(path, VERIFY_DIGESTS)
+    except OSError as e:
+        raise _unreadable(row, e) from e
+    mismatch = _mismatch(row, size, got)
+    if mismatch is not None:
+        raise mismatch
+
+
+def _mismatch(row: FileRow, size: int, got: dict[str, str]) -> ChecksumMismatch | None:
+    """What is wrong with a copy that read back with ``size`` and ``got`` digests, if anything."""
+    wrong = [a for a in VERIFY_DIGESTS if got[a] != row.digest(a)]
+    if size == row.size and not wrong:
+        return None
+    return ChecksumMismatch(f"the copy read back with other {' and '.join(wrong) or 'size'} than the catalog's",
+                            key=row.path)
+
+
+def _unreadable(row: FileRow, e: OSError, **where: str) -> VerificationFailed:
+    return VerificationFailed(f"the copy of {row.path} could not be re-read: {e.strerror or e}", **where)
 
 
 def _copy_file(
@@ -238,9 +269,8 @@ def write_and_verify(
     workers = max(2, repo.settings.workers * 2)
     bad_sources: set[int] = set()
     reference = _comparison_reference(dest, sources)
-    verified_by = {DIGESTED: 0, COMPARED: 0}
-    stats = {"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
-             "bytes_over_network": 0, "sources": set()}
+    stats = _new_stats()
+    verified_by = stats["verified_by"]
     present = {} if only_paths else {o.key[len(prefix):]: o.size for o in dest.list(prefix)}
 
     def copy(row: FileRow) -> tuple[FileRow, str | None]:
@@ -289,7 +319,6 @@ def write_and_verify(
         stats["bytes_over_network"] += check.bytes_over_network
     stats["sources"] = sorted(stats["sources"])
     stats["bad_sources"] = sorted(bad_sources)
-    stats["verified_by"] = dict(verified_by)
     if verified_by[COMPARED]:
         stats["compared_with"] = reference.label
     return stats
@@ -474,9 +503,7 @@ def replicate_together(
         starts.append(_begin_copy(repo, rid, agent=agent, job_id=None))
     package_id = starts[0].package_id
     failed: dict[int, PreservationError] = {}
-    stats = [{"files": 0, "bytes": 0, "files_copied": 0, "bytes_copied": 0, "bytes_read_on_node": 0,
-              "bytes_over_network": 0, "sources": ["staging"], "bad_sources": [],
-              "verified_by": {DIGESTED: 0, COMPARED: 0}} for _ in starts]
+    stats = [_new_stats(sources=["staging"]) for _ in starts]
     lock = threading.Lock()
 
     def live() -> list[int]:
@@ -545,9 +572,8 @@ def replicate_together(
             _copy_failed(repo, started, failed[i], agent=agent, job_id=None)
             outcomes.append(failed[i])
             continue
-        first = min(j for j in range(len(starts)) if j not in failed)
         if stats[i]["verified_by"][COMPARED]:
-            stats[i]["compared_with"] = f"node {starts[first].node.name} (written in the same pass)"
+            stats[i]["compared_with"] = "the copy hashed in the same pass, on another node"
         outcomes.append(_copy_verified(repo, started, stats[i], agent=agent, job_id=None))
     release_staging_if_done(repo, package_id)
     return outcomes
@@ -559,40 +585,37 @@ def _verify_prepared(
 ) -> dict[int, str]:
     """Re-read the temporary copies of one file; returns how each good one was verified.
 
-    The first copy whose sha256 and sha512 match the catalog is the reference
-    and every other copy must equal it byte for byte.  A copy that cannot be
-    re-read, or reads back other bytes, fails its node only.  When no copy
-    matches the catalog the staging bag itself is wrong: NoVerifiedSource.
+    The first copy whose sha256 and sha512 match the catalog is the reference;
+    in the same read of it every later copy is compared with it byte for
+    byte.  A copy that cannot be re-read, or reads back other bytes, fails its
+    node only.  When no copy matches the catalog the staging bag itself is
+    wrong: NoVerifiedSource.
     """
     how: dict[int, str] = {}
-    reference: int | None = None
     mismatches = []
-    for i in sorted(prepared):
-        path = prepared[i].path
-        if reference is None:
-            try:
-                _local_check(row, None, set())(path)
-            except ChecksumMismatch as e:
-                mismatches.append((i, e))
-                continue
-            except VerificationFailed as e:
-                fail(i, e)
-                continue
-            reference = i
-            how[i] = DIGESTED
-            continue
+    order = sorted(prepared)
+    for pos, i in enumerate(order):
+        later = order[pos + 1:]
         try:
-            same = same_content(path, prepared[reference].path)
+            size, got, same = digest_and_compare(prepared[i].path, [prepared[k].path for k in later], VERIFY_DIGESTS)
         except OSError as e:
-            fail(i, VerificationFailed(f"the copy of {row.path} could not be re-read: {e.strerror or e}",
-                                       package=package_id, node=dests[i].location))
+            fail(i, _unreadable(row, e, package=package_id, node=dests[i].location))
             continue
-        if not same:
-            fail(i, VerificationFailed(f"the copy of {row.path} read back other bytes than were written",
-                                       package=package_id, node=dests[i].location))
+        mismatch = _mismatch(row, size, got)
+        if mismatch is not None:
+            mismatches.append((i, mismatch))
             continue
-        how[i] = COMPARED
-    if reference is None and mismatches:
+        how[i] = DIGESTED
+        for k, result in zip(later, same):
+            if isinstance(result, OSError):
+                fail(k, _unreadable(row, result, package=package_id, node=dests[k].location))
+            elif not result:
+                fail(k, VerificationFailed(f"the copy of {row.path} read back other bytes than were written",
+                                           package=package_id, node=dests[k].location))
+            else:
+                how[k] = COMPARED
+        break
+    if not how and mismatches:
         raise NoVerifiedSource(f"copy {row.path} (staging: no copy of it read back with the catalog's digests)",
                                package=package_id)
     for i, e in mismatches:  # another copy of the same bytes matched: this node wrote them wrong

@@ -33,6 +33,7 @@ from preservation.errors import (
     StorageUnavailable,
     UnsupportedURI,
 )
+from preservation.pagecache import advise_dontneed
 
 from .base import DigestResult, ObjectInfo, SourceFailed, StorageAdapter, check_key
 from .hashing import CHUNK_SIZE, MultiHasher
@@ -265,7 +266,7 @@ class FilesystemAdapter(StorageAdapter):
         return result
 
     def prepare_copy(self, source: "FilesystemAdapter", source_key: str, key: str, *, size: int) -> "PreparedCopy":
-        """Copy ``source_key`` of another local store into a temporary file (flushed when large).
+        """Copy ``source_key`` of another local store into a temporary file; its writeback starts at once.
 
         Nothing is visible under ``key`` until the caller has re-read the
         copy and calls :meth:`PreparedCopy.commit` (which makes it durable
@@ -289,7 +290,7 @@ class FilesystemAdapter(StorageAdapter):
                     raise ChecksumMismatch(f"the source has {copied} bytes, {size} were expected",
                                            key=source_key, location=source.location)
                 if copied >= _EARLY_WRITEBACK:
-                    _drop_cached(dst.fileno())  # on dirty pages: starts their writeback, does not wait
+                    advise_dontneed(dst.fileno())  # dirty pages: starts their writeback, does not wait
         except OSError as e:
             _unlink_quietly(tmp)
             raise self._translate(e, key) from e
@@ -423,7 +424,7 @@ class PreparedCopy:
                     os.fsync(fd)
             self.store._commit(self.path, self.key)
             if fd is not None:
-                _drop_cached(fd)
+                advise_dontneed(fd)
         except OSError as e:
             self.discard()
             raise self.store._translate(e, self.key) from e
@@ -495,6 +496,40 @@ def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, st
     return hasher.size, hasher.hexdigests()
 
 
+def digest_and_compare(
+    path: str, others: Sequence[str], algorithms: Sequence[str]
+) -> tuple[int, dict[str, str], list[bool | OSError]]:
+    """Size and digests of ``path`` and, in the same read of it, whether each of ``others`` holds
+    the same bytes (True, False, or the error that stopped reading it)."""
+    hasher = MultiHasher(algorithms)
+    results: list[bool | OSError] = [True] * len(others)
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(open(path, "rb", buffering=0, opener=_no_follow))
+        size = os.fstat(f.fileno()).st_size
+        readers = []
+        for k, other in enumerate(others):
+            try:
+                g = stack.enter_context(open(other, "rb", buffering=0, opener=_no_follow))
+                if os.fstat(g.fileno()).st_size != size:
+                    results[k] = False
+            except OSError as e:
+                g, results[k] = None, e
+            readers.append(g)
+        while True:
+            chunk = f.read(_COMPARE_CHUNK)
+            if chunk:
+                hasher.update(chunk)
+            for k, g in enumerate(readers):
+                if results[k] is True:
+                    try:
+                        if g.read(_COMPARE_CHUNK) != chunk:
+                            results[k] = False
+                    except OSError as e:
+                        results[k] = e
+            if not chunk:
+                return hasher.size, hasher.hexdigests(), results
+
+
 def same_content(path: str, other: str) -> bool:
     """True when the two files hold the same bytes (read side by side, compared chunk by chunk)."""
     with open(path, "rb", buffering=0, opener=_no_follow) as a, open(other, "rb", buffering=0, opener=_no_follow) as b:
@@ -506,12 +541,6 @@ def same_content(path: str, other: str) -> bool:
                 return False
             if not x:
                 return True
-
-
-def _drop_cached(fd: int) -> None:
-    """Ask the kernel to drop a file's clean pages from the page cache (advice only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -39,6 +39,7 @@ from functools import partial
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from preservation.digests import check_algorithms
+from preservation.pagecache import advise_dontneed
 
 CHUNK_SIZE = 512 * 1024
 """Bytes per read of a big file, into one buffer per worker thread.
@@ -50,8 +51,6 @@ that two workers add only 1 MiB of memory.
 """
 DROP_BEHIND = 16 * 1024 * 1024
 """Every this many bytes, a copy sends its written pages to disk and drops those sent before."""
-_FADVISE = getattr(os, "posix_fadvise", None)
-"""Not on every platform (macOS has none): drop-behind is then skipped."""
 BATCH_FILES = 64
 BATCH_BYTES = 8 * 1024 * 1024
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_NOCTTY", 0)
@@ -323,12 +322,12 @@ class _DropBehind:
     def wrote(self, size: int) -> None:
         """The current file now has ``size`` bytes."""
         if size - self._started >= DROP_BEHIND:
-            _advise_dontneed(self._fd, self._dropped, size)
+            advise_dontneed(self._fd, self._dropped, size)
             self._dropped, self._started = self._started, size
 
     def end(self, path: bytes, size: int) -> None:
         """The current file is complete at ``size`` bytes."""
-        _advise_dontneed(self._fd, self._dropped, size)
+        advise_dontneed(self._fd, self._dropped, size)
         self._earlier.append((path, self._dropped, size))
         self._earlier_bytes += size - self._dropped
         while self._earlier_bytes > DROP_BEHIND and len(self._earlier) > 1:
@@ -337,16 +336,9 @@ class _DropBehind:
             with suppress(OSError):  # the bag may be gone already (a failed copy): nothing left to drop then
                 fd = os.open(path, READ_FLAGS)
                 try:
-                    _advise_dontneed(fd, offset, end)
+                    advise_dontneed(fd, offset, end)
                 finally:
                     os.close(fd)
-
-
-def _advise_dontneed(fd: int, offset: int, end: int) -> None:
-    """POSIX_FADV_DONTNEED for bytes [offset, end): where the platform has it, and never failing."""
-    if end > offset and _FADVISE is not None:
-        with suppress(OSError):  # advice only: a filesystem that refuses it still holds every byte
-            _FADVISE(fd, offset, end - offset, os.POSIX_FADV_DONTNEED)
 
 
 def _read_fd(fd: int, buffer: memoryview) -> int:

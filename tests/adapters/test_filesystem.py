@@ -79,3 +79,22 @@ def test_a_few_big_files_are_digested_on_every_worker_at_once(tmp_path, monkeypa
     results = list(fs.digest_many(["p/a", "p/b"], ["sha256"], workers=2))
     assert sorted(r.key for r in results) == ["p/a", "p/b"]
     assert all(r.error is None for r in results)
+
+
+def test_digest_and_compare_reads_the_reference_once_and_judges_every_other(tmp_path):
+    import hashlib
+
+    from storage_adapters.filesystem import digest_and_compare
+
+    data = bytes(range(256)) * 9000  # over two compare chunks
+    ref, same, other, shorter = (tmp_path / n for n in ("ref", "same", "other", "shorter"))
+    ref.write_bytes(data)
+    same.write_bytes(data)
+    other.write_bytes(data[:-1] + b"\x00")
+    shorter.write_bytes(data[:-1])
+    size, digests, results = digest_and_compare(
+        str(ref), [str(same), str(other), str(shorter), str(tmp_path / "absent")], ["sha256", "sha512"])
+    assert (size, digests["sha256"], digests["sha512"]) == (
+        len(data), hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest())
+    assert results[:3] == [True, False, False]
+    assert isinstance(results[3], FileNotFoundError)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from preservation import pagecache
 from preservation.bagit import pipeline
 from preservation.bagit.pipeline import BATCH_FILES, CHUNK_SIZE, READ, WRITE, FilePipeline, Job
 
@@ -90,7 +91,7 @@ def test_drop_behind_advises_every_streamed_copy_and_changes_no_byte(tmp_path: P
         assert advice == os.POSIX_FADV_DONTNEED
         advised.setdefault(os.fstat(fd).st_ino, []).append((offset, offset + length))
 
-    monkeypatch.setattr(pipeline, "_FADVISE", record)
+    monkeypatch.setattr(pagecache, "FADVISE", record)
     sizes = [100, 4095, 4096, 5 * 4096 + 17, 11 * 4096 + 3, 8 * 4096, 3, 7 * 4096]
     jobs, contents = _copy_jobs(tmp_path, sizes)
     outcomes = list(FilePipeline(("sha256", "md5"), workers).run(jobs))
@@ -120,7 +121,7 @@ def test_drop_behind_that_fails_or_is_missing_changes_nothing(tmp_path: Path, mo
         raise OSError(22, "Invalid argument")
 
     for fadvise in (refuse, None):
-        monkeypatch.setattr(pipeline, "_FADVISE", fadvise)
+        monkeypatch.setattr(pagecache, "FADVISE", fadvise)
         target_dir = tmp_path / ("refused" if fadvise else "missing")
         target_dir.mkdir()
         jobs, contents = _copy_jobs(target_dir, [9 * 4096 + 1, 3 * 4096, 5])
@@ -132,7 +133,7 @@ def test_drop_behind_that_fails_or_is_missing_changes_nothing(tmp_path: Path, mo
 def test_digest_only_runs_never_advise(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "CHUNK_SIZE", 4096)
     monkeypatch.setattr(pipeline, "DROP_BEHIND", 4096)
-    monkeypatch.setattr(pipeline, "_FADVISE", lambda *args: pytest.fail("advised while only reading"))
+    monkeypatch.setattr(pagecache, "FADVISE", lambda *args: pytest.fail("advised while only reading"))
     (tmp_path / "src").write_bytes(b"z" * 50_000)
     (outcome,) = FilePipeline(("sha256", "md5"), 1).run([Job("r", os.fsencode(tmp_path / "src"), size=50_000)])
     assert outcome.raw == expected(b"z" * 50_000)

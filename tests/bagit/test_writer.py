@@ -11,6 +11,7 @@ from pathlib import Path
 import bagit
 import pytest
 
+from preservation import pagecache
 from preservation.bagit import create_bag, open_delivery, pipeline, validate_bag, writer
 from preservation.bagit.delivery import DeliveryEntry, DirectoryDelivery
 from preservation.errors import AlreadyExists, BagInvalid, DeliveryRejected, InvalidRequest
@@ -262,7 +263,7 @@ def test_drop_behind_leaves_bags_byte_identical(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setattr(pipeline, "CHUNK_SIZE", 64 * 1024)
     monkeypatch.setattr(pipeline, "DROP_BEHIND", 256 * 1024)
     advised = []
-    monkeypatch.setattr(pipeline, "_FADVISE", lambda fd, offset, length, advice: advised.append(advice))
+    monkeypatch.setattr(pagecache, "FADVISE", lambda fd, offset, length, advice: advised.append(advice))
     dropped = create_bag(open_delivery(source), tmp_path / "dropped", INFO, fsync=False)
     assert advised and set(advised) == {os.POSIX_FADV_DONTNEED}
     assert payload_of(dropped) == payload_of(plain)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from preservation import events
 from preservation.catalog.models import (
     NODE_OFFLINE,
+    PACKAGE_DEACCESSIONED,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
@@ -85,6 +86,8 @@ def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.
         replica = s.get(Replica, replica_id)
         if replica is None or replica.state != REPLICA_VERIFIED:
             raise NotFound(f"no verified replica {replica_id} to challenge")
+        if replica.package.state == PACKAGE_DEACCESSIONED:
+            raise NotFound(f"package {replica.package_id} was deaccessioned: its copies are not challenged")
         row = _pick_file(s, replica.package_id, rng)
         if row is None:
             raise NotFound(f"package {replica.package_id} has no file to challenge")

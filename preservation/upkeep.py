@@ -312,7 +312,7 @@ def schedule_challenges(repo: Repository, *, now: datetime | None = None,
     """Enqueue a challenge for every verified copy not checked for ``challenge_interval_days``.
 
     A copy counts as checked by its last challenge or its last full audit,
-    whichever is later. Only copies with another verified copy on a node that
+    whichever is later; copies of deaccessioned packages are left alone. Only copies with another verified copy on a node that
     is not offline can be challenged (the answer is checked against it).
     The stalest go first, at most ``limit`` per call, so a large network
     catches up over a few ticks instead of flooding the queue.
@@ -335,9 +335,9 @@ def schedule_challenges(repo: Repository, *, now: datetime | None = None,
     with repo.catalog.session() as s:
         live = _live_keyed(s, "challenge:")
         rows = s.execute(
-            select(Replica.id, Replica.package_id).join(Node)
+            select(Replica.id, Replica.package_id).join(Node).join(Package)
             .where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE, last_checked <= due_before,
-                   witness)
+                   Package.state != PACKAGE_DEACCESSIONED, witness)
             .order_by(last_checked, Replica.id)
             .limit(limit + len(live))
         ).all()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from preservation import events, upkeep
-from preservation.catalog.models import Event, Job, Replica, utcnow
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Package, Replica, utcnow
 from preservation.ingest import ingest
 from preservation.jobs import queue
 from preservation.registry import set_node_status
@@ -101,3 +101,20 @@ def test_at_most_limit_challenges_per_call_stalest_first(repo, sample_delivery):
     assert upkeep.schedule_challenges(repo, now=utcnow() + LATER, limit=10)["enqueued"] == 4
     assert len({j.payload["replica_id"] for j in _challenge_jobs(repo)}) == 6
     assert first != second
+
+
+def test_copies_of_a_deaccessioned_package_are_not_challenged(repo, sample_delivery):
+    package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+    with repo.catalog.session() as s:
+        s.get(Package, package_id).state = PACKAGE_DEACCESSIONED  # withdrawn: its copies may be going away
+    assert upkeep.schedule_challenges(repo, now=utcnow() + LATER)["enqueued"] == 0
+
+
+def test_a_challenge_queued_before_deaccession_is_skipped(repo, sample_delivery):
+    package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+    upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    with repo.catalog.session() as s:
+        s.get(Package, package_id).state = PACKAGE_DEACCESSIONED
+    worked = run_worker_once(repo, kinds=(queue.CHALLENGE,))
+    assert worked["succeeded"] == 3
+    assert all(r.last_challenge_at is None for r in _replicas(repo, package_id).values())

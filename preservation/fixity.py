@@ -8,16 +8,20 @@ are then digested (on the node, where the adapter can).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import select
 
+from preservation.bagit.names import shown
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import PackageFile
-from preservation.errors import ObjectNotFound, PreservationError, StorageError
+from preservation.errors import PreservationError, StorageError
 from preservation.findings import FindingList
-from storage_adapters import ObjectInfo, StorageAdapter
+from storage_adapters import StorageAdapter
+from storage_adapters.base import VERIFY_MISSING, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
+from storage_adapters.hashing import check_algorithms
 
 FILE_MISSING = "A001"
 FILE_CHANGED = "A002"
@@ -105,29 +109,34 @@ def iter_package_files(catalog: Catalog, package_id: str, batch: int = BATCH) ->
             return
 
 
-def _utf8(s: str) -> bytes:
-    return s.encode("utf-8", "surrogateescape")
-
-
-def _merge(
-    rows: Iterable[FileRow], listing: Iterable[ObjectInfo], prefix: str
-) -> Iterator[tuple[FileRow | None, ObjectInfo | None]]:
-    """Merge catalog rows and listed objects, both in byte order of path."""
-    rows_it, list_it = iter(rows), iter(listing)
-    row = next(rows_it, None)
-    obj = next(list_it, None)
-    while row is not None or obj is not None:
-        obj_path = obj.key[len(prefix) :] if obj is not None else None
-        if obj is None or (row is not None and _utf8(row.path) < _utf8(obj_path)):
-            yield row, None
-            row = next(rows_it, None)
-        elif row is None or _utf8(obj_path) < _utf8(row.path):
-            yield None, obj
-            obj = next(list_it, None)
-        else:
-            yield row, obj
-            row = next(rows_it, None)
-            obj = next(list_it, None)
+def iter_expected(
+    catalog: Catalog, package_id: str, algorithms: Sequence[str], batch: int | None = None
+) -> Iterator[list[tuple[str, int, tuple[str, ...]]]]:
+    """Batches of ``(path, size, digests)`` of the package's files in byte order of path, the
+    digests in the order of ``algorithms``; each batch read in a short transaction of its own,
+    as plain tuples (an audit of a million small files should not build a million objects)."""
+    batch = batch or BATCH
+    columns = [getattr(PackageFile, a) for a in algorithms]
+    query = (
+        select(PackageFile.path, PackageFile.size, *columns)
+        .where(PackageFile.package_id == package_id)
+        .order_by(PackageFile.path)
+        .limit(batch)
+    )
+    last = None
+    while True:
+        with catalog.engine.connect() as conn:
+            result = conn.execute(query if last is None else query.where(PackageFile.path > last))
+            if len(columns) == 1:
+                rows = [(path, size, (digest,)) for path, size, digest in result.all()]
+            else:
+                rows = [(r[0], r[1], tuple(r[2:])) for r in result.all()]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+        if len(rows) < batch:
+            return
 
 
 def check_replica(
@@ -140,35 +149,12 @@ def check_replica(
     """Re-read every file of one replica and compare with the catalog; never stops early."""
     result = FixityResult()
     prefix = f"{package_id}/"
+    algorithms = check_algorithms(algorithms)
     traffic_before = adapter.traffic()
-    rows = (row for batch in iter_package_files(catalog, package_id) for row in batch)
     try:
-        listing = adapter.list(prefix)
-        to_digest: list[FileRow] = []
-        for row, obj in _merge(rows, listing, prefix):
-            if row is not None:
-                result.files_expected += 1
-                result.bytes_expected += row.size
-            if row is None:
-                path = obj.key[len(prefix) :]
-                result.unexpected_paths.append(path)
-                result.findings.add(FILE_UNEXPECTED, "not part of the package", path=path, size=obj.size)
-            elif obj is None:
-                result.bad_paths.append(row.path)
-                result.findings.add(FILE_MISSING, "missing on the node", path=row.path)
-            elif obj.size != row.size:
-                result.bad_paths.append(row.path)
-                result.findings.add(
-                    SIZE_CHANGED, f"size is {obj.size}, the catalog says {row.size}", path=row.path,
-                    expected=row.size, actual=obj.size,
-                )
-            else:
-                to_digest.append(row)
-                if len(to_digest) >= BATCH:
-                    _digest_batch(adapter, prefix, to_digest, algorithms, workers, result)
-                    to_digest = []
-        if to_digest:
-            _digest_batch(adapter, prefix, to_digest, algorithms, workers, result)
+        present = _present(result, adapter, prefix, iter_expected(catalog, package_id, algorithms))
+        for batch in adapter.verify_many(prefix, present, algorithms, workers=workers):
+            _record(result, batch)
     except StorageError as e:
         result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code)
     result.bytes_over_network = max(0, adapter.traffic() - traffic_before)
@@ -177,35 +163,97 @@ def check_replica(
     return result
 
 
-def _digest_batch(
-    adapter: StorageAdapter,
-    prefix: str,
-    rows: list[FileRow],
-    algorithms: Sequence[str],
-    workers: int,
-    result: FixityResult,
-) -> None:
-    by_key = {prefix + r.path: r for r in rows}
-    for res in adapter.digest_many(list(by_key), algorithms, workers=workers):
-        row = by_key[res.key]
-        result.bytes_read_on_node += res.bytes_read
-        if res.error is not None:
-            result.bad_paths.append(row.path)
-            if isinstance(res.error, ObjectNotFound):
-                result.findings.add(FILE_MISSING, "missing on the node", path=row.path)
-            else:
-                result.findings.add(FILE_UNREADABLE, str(res.error), path=row.path, error_code=res.error.code)
+def _present(
+    result: FixityResult, adapter: StorageAdapter, prefix: str,
+    batches: Iterable[list[tuple[str, int, tuple[str, ...]]]],
+) -> Iterator[tuple[str, int, tuple[str, ...]]]:
+    """The rows whose file the node lists (at the right size, where the listing gives sizes).
+
+    The catalog rows and the node's inventory are both in code point order, so
+    one merge finds the missing and the unexpected files, with memory flat in
+    the file count.  A batch of rows is first compared with as many listed
+    keys in one step (the common case: they are the same), and merged one by
+    one only when they differ.
+    """
+    cut = len(prefix)
+    listing = adapter.inventory(prefix)
+    held: tuple[str, int | None] | None = None  # taken from the listing, not yet matched
+    for rows in batches:
+        result.files_expected += len(rows)
+        result.bytes_expected += sum(row[1] for row in rows)
+        chunk = list(itertools.islice(listing, len(rows) - (held is not None)))
+        if held is not None:
+            chunk.insert(0, held)
+            held = None
+        if [key[cut:] for key, _ in chunk] == [row[0] for row in rows]:
+            for row, (_, listed) in zip(rows, chunk):
+                if listed is None or listed == row[1]:
+                    yield row
+                else:
+                    _size_changed(result, row[0], row[1], listed)
             continue
-        result.files_checked += 1
-        for algorithm in algorithms:
-            got = (res.digests or {}).get(algorithm)
-            if got != row.digest(algorithm):
-                result.bad_paths.append(row.path)
-                result.findings.add(
-                    FILE_CHANGED, f"{algorithm} differs from the catalog", path=row.path,
-                    algorithm=algorithm, expected=row.digest(algorithm), actual=got,
-                )
-                break
+        listing = itertools.chain(chunk, listing)
+        obj = next(listing, None)
+        for row in rows:
+            path = row[0]
+            while obj is not None and obj[0][cut:] < path:
+                _unexpected(result, adapter, obj, cut)
+                obj = next(listing, None)
+            if obj is None or obj[0][cut:] != path:
+                result.bad_paths.append(path)
+                result.findings.add(FILE_MISSING, "missing on the node", path=path)
+                continue
+            listed = obj[1]
+            obj = next(listing, None)
+            if listed is not None and listed != row[1]:
+                _size_changed(result, path, row[1], listed)
+                continue
+            yield row
+        held = obj
+    if held is not None:
+        _unexpected(result, adapter, held, cut)
+    for obj in listing:
+        _unexpected(result, adapter, obj, cut)
+
+
+def _unexpected(result: FixityResult, adapter: StorageAdapter, obj: tuple[str, int | None], cut: int) -> None:
+    key, size = obj
+    if size is None:
+        try:
+            size = adapter.stat(key).size
+        except PreservationError:
+            size = None
+    path = key[cut:]
+    result.unexpected_paths.append(path)  # as listed, so that a repair can remove it
+    result.findings.add(FILE_UNEXPECTED, "not part of the package", path=shown(path), size=size)
+
+
+def _size_changed(result: FixityResult, path: str, expected: int, actual: int | None) -> None:
+    result.bad_paths.append(path)
+    result.findings.add(
+        SIZE_CHANGED, f"size is {actual}, the catalog says {expected}", path=path, expected=expected, actual=actual,
+    )
+
+
+def _record(result: FixityResult, batch: VerifyBatch) -> None:
+    result.files_checked += batch.checked
+    result.bytes_read_on_node += batch.bytes_read
+    for problem in batch.problems:
+        path = problem.path
+        if problem.kind == VERIFY_SIZE:
+            _size_changed(result, path, problem.expected, problem.actual)
+            continue
+        result.bad_paths.append(path)
+        if problem.kind == VERIFY_MISSING:
+            result.findings.add(FILE_MISSING, "missing on the node", path=path)
+        elif problem.kind == VERIFY_UNREADABLE:
+            error = problem.error
+            result.findings.add(FILE_UNREADABLE, str(error), path=path, error_code=getattr(error, "code", None))
+        else:
+            result.findings.add(
+                FILE_CHANGED, f"{problem.algorithm} differs from the catalog", path=path,
+                algorithm=problem.algorithm, expected=problem.expected, actual=problem.actual,
+            )
 
 
 def verify_rows(
@@ -213,9 +261,12 @@ def verify_rows(
 ) -> FixityResult:
     """Digest exactly ``rows`` (no listing): used right after writing them."""
     result = FixityResult(files_expected=len(rows), bytes_expected=sum(r.size for r in rows))
+    algorithms = check_algorithms(algorithms)
     traffic_before = adapter.traffic()
     try:
-        _digest_batch(adapter, prefix, rows, algorithms, workers, result)
+        expected = [(r.path, r.size, tuple(r.digest(a) for a in algorithms)) for r in rows]
+        for batch in adapter.verify_many(prefix, expected, algorithms, workers=workers):
+            _record(result, batch)
     except PreservationError as e:
         result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code)
     result.bytes_over_network = max(0, adapter.traffic() - traffic_before)

@@ -220,7 +220,7 @@ def _remove_unexpected(dest, prefix: str, paths: list[str]) -> int:
     removed = 0
     for path in paths:
         try:
-            dest.delete(prefix + path)
+            dest.delete_stray(prefix + path)
             removed += 1
         except ObjectNotFound:
             continue

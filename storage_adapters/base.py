@@ -16,11 +16,11 @@ Optional abilities are declared in ``features`` and never assumed:
 from __future__ import annotations
 
 import io
-import unicodedata
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence, Sized
+from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence, Sized, TypeVar
 
 from preservation.concurrency import bounded_map
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
@@ -30,7 +30,15 @@ from .signing import possession_proof
 
 MAX_KEY_BYTES = 1024
 DIGEST_BATCH = 16
+VERIFY_BATCH = 2000
 MAX_SEGMENT_BYTES = 255
+
+# C0 controls, DEL, and lone surrogates (a name that was not valid UTF-8, kept by surrogateescape)
+_BAD_CHARACTER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_BAD_SEGMENT = re.compile(r"(?:^|/)(\.{0,2})(?=/|$)")
+
+T = TypeVar("T")
 
 FEATURE_NODE_DIGEST = "node_digest"
 FEATURE_SERVER_SIDE_COPY = "server_side_copy"
@@ -64,6 +72,42 @@ class DigestResult:
     bytes_read: int = 0
 
 
+VERIFY_MISSING = "missing"
+VERIFY_UNREADABLE = "unreadable"
+VERIFY_SIZE = "size"
+VERIFY_DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    """One file that did not check out in ``verify_many``.
+
+    ``kind`` is ``missing``, ``unreadable`` (``error`` says why), ``size``
+    (``actual`` and ``expected`` are sizes) or ``digest`` (``algorithm``
+    differs; ``actual`` and ``expected`` are its hex digests).
+    """
+
+    path: str
+    kind: str
+    error: PreservationError | None = None
+    algorithm: str | None = None
+    actual: int | str | None = None
+    expected: int | str | None = None
+
+
+@dataclass
+class VerifyBatch:
+    """What ``verify_many`` found in one batch of files.
+
+    ``checked`` counts the files read in full at the expected size (their
+    digests compared, matching or not); ``bytes_read`` every byte read.
+    """
+
+    checked: int = 0
+    bytes_read: int = 0
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+
 class SourceFailed(Exception):
     """Reading the bytes being copied failed: the source's fault, not the writer's.
 
@@ -75,14 +119,16 @@ class SourceFailed(Exception):
         self.error = error
 
 
-def check_key(key: object, *, allow_prefix: bool = False) -> str:
+def check_key(key: object, *, allow_prefix: bool = False, allow_undecodable: bool = False) -> str:
     """Return ``key`` if it is a safe relative object key, else raise InvalidKey.
 
     A key is a '/'-separated relative path of UTF-8 segments.  Refused: empty
     keys, absolute paths, drive letters, backslashes, '.' and '..' segments,
     empty segments, NUL and other control characters, names that cannot be
     encoded as UTF-8 and over-long names.  With ``allow_prefix`` the empty
-    string and a trailing '/' are accepted (listing prefixes).
+    string and a trailing '/' are accepted (listing prefixes).  With
+    ``allow_undecodable`` a name that was not UTF-8 (surrogate escapes, as a
+    local listing gives it) is accepted: only to remove such a stray file.
     """
     if not isinstance(key, str):
         raise InvalidKey("a key must be a string", key=key)
@@ -96,23 +142,26 @@ def check_key(key: object, *, allow_prefix: bool = False) -> str:
         raise InvalidKey("backslashes are not allowed in keys", key=key)
     if len(key) >= 2 and key[1] == ":" and key[0].isalpha():
         raise InvalidKey("drive letters are not allowed", key=key)
-    for ch in key:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise InvalidKey(f"control character U+{ord(ch):04X} is not allowed", key=key)
-        if unicodedata.category(ch) == "Cs":
+    bad = _BAD_CHARACTER.search(key)
+    if bad is not None:
+        code = ord(bad.group())
+        if code < 0xD800:
+            raise InvalidKey(f"control character U+{code:04X} is not allowed", key=key)
+        if not allow_undecodable:
             raise InvalidKey("the name is not valid UTF-8", key=key)
-    try:
-        encoded = key.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidKey("the name is not valid UTF-8", key=key) from e
+        if _CONTROL.search(key) is not None:
+            raise InvalidKey("control characters are not allowed", key=key)
+    encoded = key.encode("utf-8", "surrogateescape")
     if len(encoded) > MAX_KEY_BYTES:
         raise InvalidKey(f"the key is longer than {MAX_KEY_BYTES} bytes", key=key)
     body = key[:-1] if (allow_prefix and key.endswith("/")) else key
-    for segment in body.split("/"):
-        if segment in ("", ".", ".."):
-            raise InvalidKey(f"segment {segment!r} is not allowed", key=key)
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise InvalidKey(f"a name is longer than {MAX_SEGMENT_BYTES} bytes", key=key)
+    bad = _BAD_SEGMENT.search(body)
+    if bad is not None:
+        raise InvalidKey(f"segment {bad.group(1)!r} is not allowed", key=key)
+    if len(encoded) > MAX_SEGMENT_BYTES:  # only then can one name be too long
+        for segment in body.split("/"):
+            if len(segment.encode("utf-8", "surrogateescape")) > MAX_SEGMENT_BYTES:
+                raise InvalidKey(f"a name is longer than {MAX_SEGMENT_BYTES} bytes", key=key)
     return key
 
 
@@ -272,6 +321,11 @@ class StorageAdapter(ABC):
         """Remove ``key``; raises ObjectNotFound when there is none."""
         self._delete(check_key(key))
 
+    def delete_stray(self, key: str) -> None:
+        """Remove an object that ``inventory`` listed but that belongs to nothing, even one
+        whose name is not UTF-8 (a local file can have such a name; no key can)."""
+        self._delete(check_key(key, allow_undecodable=True))
+
     def digest(self, key: str, algorithms: Sequence[str] = ("sha256",)) -> DigestResult:
         """Digests of the whole object, computed here unless the back end can do better."""
         return self._digest(check_key(key), check_algorithms(algorithms))
@@ -282,6 +336,28 @@ class StorageAdapter(ABC):
         """Digest many keys; one result per key (errors included), in any order."""
         algos = check_algorithms(algorithms)
         return self._digest_many(keys, algos, workers)
+
+    def inventory(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        """``(key, size)`` of every object under ``prefix`` in key order (code point order,
+        which is UTF-8 byte order); ``size`` is None where the listing does not give it
+        for free (a local directory), and the check of the content finds a wrong size."""
+        return self._inventory(check_key(prefix, allow_prefix=True))
+
+    def verify_many(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]],
+        algorithms: Sequence[str] = ("sha256",), workers: int = 2,
+    ) -> Iterator[VerifyBatch]:
+        """Check that each ``prefix + path`` has the expected size and digests.
+
+        ``rows`` are ``(path, size, digests)`` with the hex digests in the order of
+        ``algorithms``; they are consumed lazily, so a stream of millions keeps
+        memory flat.  Yields one :class:`VerifyBatch` per batch of rows; only
+        problems are itemised.  Each key is checked before its object is read.
+        """
+        algos = check_algorithms(algorithms)
+        if algos != tuple(algorithms):
+            raise ValueError(f"give the algorithms by their canonical names, once each: {', '.join(algos)}")
+        return self._verify_many(prefix, rows, algos, workers)
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``.
@@ -352,6 +428,34 @@ class StorageAdapter(ABC):
         for results in bounded_map(several, _batches(keys, batch), workers=workers, window=workers * 2):
             yield from results
 
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        for info in self._list(prefix):
+            yield info.key, info.size
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        for batch in _batches(rows, VERIFY_BATCH):
+            expected = {prefix + row[0]: row for row in batch}
+            out = VerifyBatch()
+            for res in self.digest_many(list(expected), algorithms, workers=workers):
+                path, size, want = expected[res.key]
+                out.bytes_read += res.bytes_read
+                if res.error is not None:
+                    kind = VERIFY_MISSING if isinstance(res.error, ObjectNotFound) else VERIFY_UNREADABLE
+                    out.problems.append(VerifyProblem(path, kind, error=res.error))
+                elif res.size is not None and res.size != size:
+                    out.problems.append(VerifyProblem(path, VERIFY_SIZE, actual=res.size, expected=size))
+                else:
+                    out.checked += 1
+                    found = res.digests or {}
+                    for algorithm, digest in zip(algorithms, want):
+                        if found.get(algorithm) != digest:
+                            out.problems.append(VerifyProblem(
+                                path, VERIFY_DIGEST, algorithm=algorithm, actual=found.get(algorithm), expected=digest))
+                            break
+            yield out
+
     # --- what a back end must implement -------------------------------------
 
     @abstractmethod
@@ -374,8 +478,8 @@ class StorageAdapter(ABC):
     def _delete(self, key: str) -> None: ...
 
 
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:

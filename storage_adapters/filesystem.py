@@ -9,6 +9,7 @@ the root after symlinks are followed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import errno
@@ -19,6 +20,7 @@ import shutil
 import stat
 import time
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -33,9 +35,23 @@ from preservation.errors import (
     StorageUnavailable,
     UnsupportedURI,
 )
+from preservation.concurrency import bounded_map
 from preservation.pagecache import advise_dontneed
 
-from .base import DigestResult, ObjectInfo, SourceFailed, StorageAdapter, check_key
+from . import fsverify
+from .base import (
+    VERIFY_DIGEST,
+    VERIFY_MISSING,
+    VERIFY_SIZE,
+    VERIFY_UNREADABLE,
+    DigestResult,
+    ObjectInfo,
+    SourceFailed,
+    StorageAdapter,
+    VerifyBatch,
+    VerifyProblem,
+    check_key,
+)
 from .hashing import CHUNK_SIZE, MultiHasher
 
 TEMP_DIR = ".preserve-tmp"
@@ -43,6 +59,11 @@ _SMALL_FILE = 1024 * 1024
 _EARLY_WRITEBACK = 256 * 1024
 """A kernel copy at least this big starts its writeback at once, so the flush later finds it on disk."""
 _DIR_CACHE = 100_000
+_VERIFY_FILES = 500
+_VERIFY_BYTES = 32 * 1024 * 1024
+_PROCESS_MIN_BATCHES = 4  # fewer batches than this are checked here, by threads
+_PROCESS_START_BATCHES = 16  # and the processes are only started for this many (a command run once pays the start)
+_PROCESS_MAX_AVERAGE = 1024 * 1024  # files this big on average are hashed as fast by threads
 _SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 _COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
 _KERNEL_COPY_STEP = 64 * 1024 * 1024
@@ -53,8 +74,8 @@ _WRITE_SIDE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.E
 T = TypeVar("T")
 
 
-def _fs_name(name: str) -> bytes:
-    return os.fsencode(name)
+def _first(item: tuple) -> str:
+    return item[0]
 
 
 class FilesystemAdapter(StorageAdapter):
@@ -162,6 +183,38 @@ class FilesystemAdapter(StorageAdapter):
         yield from self._walk(real, head + "/" if head else "", tail, top=not head)
 
     def _walk(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[ObjectInfo]:
+        for entry, is_dir in self._entries(directory, key_prefix, name_prefix, top):
+            key = key_prefix + entry.name
+            if is_dir:
+                yield from self._walk(entry.path, key + "/", "", top=False)
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        """Names only: no stat per file (the content check finds a wrong size)."""
+        if prefix.split("/", 1)[0] == TEMP_DIR:
+            return
+        head, _, tail = prefix.rpartition("/")
+        start = os.path.join(self.root, *head.split("/")) if head else self.root
+        try:
+            real = self._check_inside(start, prefix)
+        except InvalidKey:
+            return
+        yield from self._names(real, head + "/" if head else "", tail, top=not head)
+
+    def _names(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[tuple[str, None]]:
+        for entry, is_dir in self._entries(directory, key_prefix, name_prefix, top):
+            if is_dir:
+                yield from self._names(entry.path, key_prefix + entry.name + "/", "", top=False)
+            else:
+                yield key_prefix + entry.name, None
+
+    def _entries(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> list[tuple[os.DirEntry, bool]]:
+        """The entries of ``directory`` in key order (a directory sorts as its name and '/')."""
         try:
             with os.scandir(directory) as it:
                 entries = []
@@ -174,22 +227,13 @@ class FilesystemAdapter(StorageAdapter):
                         is_dir = entry.is_dir(follow_symlinks=False)
                     except OSError:
                         is_dir = False
-                    entries.append((_fs_name(entry.name) + (b"/" if is_dir else b""), entry, is_dir))
+                    entries.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
         except FileNotFoundError:
-            return
+            return []
         except OSError as e:
             raise self._translate(e, key_prefix) from e
-        entries.sort(key=lambda t: t[0])
-        for _, entry, is_dir in entries:
-            key = key_prefix + entry.name
-            if is_dir:
-                yield from self._walk(entry.path, key + "/", "", top=False)
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        entries.sort(key=_first)
+        return [(entry, is_dir) for _, entry, is_dir in entries]
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         path = self._file(key)
@@ -351,6 +395,103 @@ class FilesystemAdapter(StorageAdapter):
             raise self._translate(e, key) from e
         return DigestResult(key=key, size=size, digests=digests, bytes_read=size)
 
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        """Files checked by :mod:`fsverify`, in batches.
+
+        Many small files go to worker processes (per-file work holds the
+        interpreter lock, so threads would take turns); big files, or a few
+        batches of anything, go to threads (hashlib releases the lock while it
+        hashes a big buffer, and no process needs starting).
+        """
+        batches = _verify_batches(rows)
+        enough = _PROCESS_MIN_BATCHES if fsverify.pool_running() else _PROCESS_START_BATCHES
+        ahead = list(itertools.islice(batches, enough))
+        if not ahead:
+            return
+        files = sum(len(b) for b in ahead)
+        average = sum(row[1] for b in ahead for row in b) / files
+        if workers > 1 and len(ahead) == enough and average < _PROCESS_MAX_AVERAGE:
+            yield from self._verify_in_processes(prefix, itertools.chain(ahead, batches), algorithms, workers)
+            return
+
+        def verify(batch: list) -> VerifyBatch:
+            return self._verified(prefix, fsverify.verify_batch(self.root, prefix, batch, algorithms))
+
+        yield from bounded_map(verify, itertools.chain(ahead, batches), workers=workers, window=workers * 2)
+
+    def _verify_in_processes(
+        self, prefix: str, batches: Iterator[list], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        """``workers`` checker processes take batches; this process, which also reads the
+        catalog and the listing, checks a batch itself whenever they are all busy, so no
+        core waits while this one still has batches to hand out."""
+        window = 2 * workers
+        pending: collections.deque = collections.deque()
+        pool = fsverify.process_pool(workers)
+
+        def here(batch: list) -> VerifyBatch:
+            return self._verified(prefix, fsverify.verify_batch(self.root, prefix, batch, algorithms))
+
+        def lost() -> None:
+            # a worker died (killed, out of memory): this process checks the rest itself
+            nonlocal pool
+            pool = None
+            fsverify.discard_pool()
+
+        def send(batch: list) -> None:
+            try:
+                pending.append((batch, pool.submit(fsverify.verify_batch, self.root, prefix, batch, algorithms)))
+            except (BrokenProcessPool, OSError, RuntimeError):  # a worker died, or none could start
+                lost()
+                pending.append((batch, None))
+
+        def collected(batch: list, future) -> VerifyBatch:
+            if future is not None and pool is not None:
+                try:
+                    return self._verified(prefix, future.result())
+                except BrokenProcessPool:
+                    lost()
+            return here(batch)
+
+        try:
+            for batch in batches:
+                if pool is None:
+                    yield here(batch)
+                elif len(pending) < window:
+                    send(batch)
+                elif pending[0][1] is None or pending[0][1].done():
+                    yield collected(*pending.popleft())
+                    send(batch)
+                else:
+                    yield here(batch)
+            while pending:
+                yield collected(*pending.popleft())
+        finally:
+            for _, future in pending:
+                if future is not None:
+                    future.cancel()
+
+    def _verified(self, prefix: str, outcome: tuple[int, int, list]) -> VerifyBatch:
+        checked, bytes_read, found = outcome
+        problems = []
+        for path, kind, detail in found:
+            key = prefix + path
+            if kind == fsverify.MISSING:
+                problem = VerifyProblem(path, VERIFY_MISSING, error=ObjectNotFound(key=key, location=self.location))
+            elif kind == fsverify.REFUSED:
+                problem = VerifyProblem(path, VERIFY_UNREADABLE, error=InvalidKey(detail[0], key=key))
+            elif kind == fsverify.UNREADABLE:
+                problem = VerifyProblem(path, VERIFY_UNREADABLE, error=self._translate(OSError(*detail), key))
+            elif kind == fsverify.SIZE:
+                problem = VerifyProblem(path, VERIFY_SIZE, actual=detail[0], expected=detail[1])
+            else:
+                checked += 1
+                problem = VerifyProblem(path, VERIFY_DIGEST, algorithm=detail[0], actual=detail[1], expected=detail[2])
+            problems.append(problem)
+        return VerifyBatch(checked=checked, bytes_read=bytes_read, problems=problems)
+
     def local_file(self, key: str) -> str:
         """The checked path of ``key``'s file, for local comparisons (open it with ``_no_follow``)."""
         return self._file(check_key(key))
@@ -384,6 +525,21 @@ class FilesystemAdapter(StorageAdapter):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _verify_batches(rows: Iterable[tuple[str, int, tuple[str, ...]]]) -> Iterator[list]:
+    """Rows in batches of at most ``_VERIFY_FILES`` files or about ``_VERIFY_BYTES`` bytes: small
+    files travel many to a task (the hand-off costs more than one file), big ones one or a few."""
+    batch: list = []
+    size = 0
+    for row in rows:
+        batch.append(row)
+        size += row[1]
+        if size >= _VERIFY_BYTES or len(batch) >= _VERIFY_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def _sync_filesystem(root: str) -> None:
     """Flush the filesystem holding ``root`` (syncfs), not every filesystem of the host."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -395,8 +551,9 @@ def _sync_filesystem(root: str) -> None:
 
 
 def _no_follow(path: str, flags: int) -> int:
-    """Open without following a symbolic link in the last component (ELOOP instead)."""
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """Open for reading without following a symbolic link in the last component (ELOOP
+    instead), and without waiting for a writer if the name is a FIFO."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 class _SourceFailed(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 
@@ -10,12 +11,15 @@ import bagit
 import pytest
 from sqlalchemy import select
 
+import storage_adapters.filesystem as filesystem
+from preservation import fixity
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import InvalidRequest, NotFound
 from preservation.events import verify_chain
 from preservation.fixity import FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED, REPLICA_ABSENT, SIZE_CHANGED
 from preservation.ingest import ingest
+from preservation.repair import repair_replica
 from preservation.restore import restore
 
 from .corruption import add_file, delete, flip_bit, truncate
@@ -88,6 +92,48 @@ def test_every_finding_is_reported_not_just_the_first(repo, preserved):
     add_file(root / "data/extra.txt")
     codes = sorted(f.code for f in audit(repo, node_name="cas-nsl").failed[0].fixity.findings)
     assert codes == sorted([FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED])
+
+
+@pytest.mark.parametrize("batch", [1, 3, 2000])
+@pytest.mark.parametrize("where", ["threads", "processes"])
+def test_exactly_the_damage_is_found_whatever_the_batches(repo, preserved, monkeypatch, batch, where):
+    """The catalog/listing merge compares batches in one step and falls back to one by one:
+    missing, changed and unexpected files at batch edges, in Chinese and in invalid UTF-8."""
+    monkeypatch.setattr(fixity, "BATCH", batch)
+    if where == "processes":
+        monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
+        monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
+        monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+    root = node_root(repo, "cas-nsl") / preserved
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    rng = random.Random(batch)
+    deleted = rng.sample(files, 3)
+    changed = rng.sample([f for f in files if f not in deleted and f.stat().st_size > 0], 3)
+    for path in deleted:
+        delete(path)
+    for path in changed:
+        flip_bit(path, rng=rng)
+    intruders = [root / "0-first.bin", root / "data/期刊/插入.bin", root / "data/zzz/last.bin", root / "zzz.txt"]
+    for path in intruders:
+        add_file(path)
+    with open(os.path.join(os.fsencode(root), b"data", b"\xff\xfe-not-utf8.bin"), "wb") as f:
+        f.write(b"bad name")
+
+    [bad] = audit(repo, node_name="cas-nsl").failed
+
+    def rel(path):
+        return path.relative_to(root).as_posix()
+    expected = ({(FILE_MISSING, rel(p)) for p in deleted} | {(FILE_CHANGED, rel(p)) for p in changed}
+                | {(FILE_UNEXPECTED, rel(p)) for p in intruders} | {(FILE_UNEXPECTED, r"data/\udcff\udcfe-not-utf8.bin")})
+    assert {(f.code, f.path) for f in bad.fixity.findings} == expected
+    assert len(bad.fixity.findings) == len(expected)
+    assert bad.fixity.files_expected == len(files)
+    assert bad.fixity.files_checked == len(files) - len(deleted)
+    if batch == 3:  # a repair removes every stray file, the undecodable one too, and restores the rest
+        out = repair_replica(repo, bad.replica_id, agent="test")
+        assert out["state"] == "verified" and out["files_removed"] == len(intruders) + 1
+        assert not [p for p in intruders if p.exists()]
+        assert b"\xff\xfe-not-utf8.bin" not in os.listdir(os.path.join(os.fsencode(root), b"data"))
 
 
 def test_audit_selection_errors(repo, preserved):

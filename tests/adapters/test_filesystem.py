@@ -98,3 +98,21 @@ def test_digest_and_compare_reads_the_reference_once_and_judges_every_other(tmp_
         len(data), hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest())
     assert results[:3] == [True, False, False]
     assert isinstance(results[3], FileNotFoundError)
+
+
+def test_a_stray_file_with_an_undecodable_name_can_be_removed_and_nothing_else(fs):
+    adapter, _ = fs
+    raw = os.path.join(os.fsencode(adapter.root), b"pkg", b"\xff-stray.bin")
+    os.makedirs(os.path.dirname(raw))
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    (key, size), = adapter.inventory("pkg/")
+    assert key == "pkg/\udcff-stray.bin" and size is None
+    with pytest.raises(InvalidKey, match="not valid UTF-8"):
+        adapter.delete(key)  # no ordinary key can name it
+    for refused in ("pkg/\udcff\x01.bin", "../\udcff.bin", "/\udcff.bin", "pkg//\udcff.bin"):
+        with pytest.raises(InvalidKey):
+            adapter.delete_stray(refused)
+    assert os.path.exists(raw)
+    adapter.delete_stray(key)
+    assert not os.path.exists(raw)

@@ -1,7 +1,8 @@
 """A failing disk under one node root: ENOSPC or EIO where the filesystem adapter reads and writes.
 
 The faults are raised by the file objects that ``storage_adapters.filesystem``
-opens, exactly where the operating system would raise them, so the real
+opens, and by the file calls of ``storage_adapters.fsverify`` (audits and
+checks of new copies), exactly where the operating system would raise them, so the real
 adapter translates them (StorageFull, StorageError), removes its temporary
 file and reports findings as it would on a failing disk.  Files elsewhere
 (staging, other nodes, restores) are untouched.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import storage_adapters.filesystem as filesystem_adapter
+from storage_adapters import fsverify
 
 SLOW_DISK_ENV = "PRESERVE_TEST_SLOW_DISK"
 
@@ -51,6 +53,7 @@ class FailingDisk:
         self.open_delay = 0.0
         self._bad_inodes: dict[tuple[int, int, int], tuple[int, int]] = {}  # (dev, ino, ctime) -> (after bytes, errno)
         self._bad_prefixes: list[tuple[str, int]] = []
+        self._open_fds: dict[int, _Reads] = {}
 
     # --- what fails ------------------------------------------------------------
 
@@ -82,22 +85,59 @@ class FailingDisk:
 
     def install(self, monkeypatch) -> None:
         monkeypatch.setattr(filesystem_adapter, "open", self.open, raising=False)
+        for name in ("sys_open", "sys_read", "sys_readv", "sys_close"):
+            monkeypatch.setattr(fsverify, name, getattr(self, name))
+
+    def _faults_for(self, path: str, fd: int) -> tuple[int, int] | None:
+        read_fault = self._bad_inodes.get(_identity(os.fstat(fd)))
+        for prefix, code in self._bad_prefixes:
+            if path.startswith(prefix):
+                read_fault = (0, code)
+        return read_fault
+
+    def _under_root(self, path: str) -> bool:
+        if not path.startswith(self.root + os.sep):
+            return False
+        if self.open_delay:
+            time.sleep(self.open_delay)
+        return True
 
     def open(self, file: Any, mode: str = "r", *args: Any, **kwargs: Any):
         real = builtins.open(file, mode, *args, **kwargs)  # noqa: SIM115 - handed to the caller, who closes it
         path = os.path.realpath(os.fsdecode(file))
-        if not path.startswith(self.root + os.sep):
+        if not self._under_root(path):
             return real
-        if self.open_delay:
-            time.sleep(self.open_delay)
-        read_fault = None
-        if "r" in mode:
-            st = os.fstat(real.fileno())
-            read_fault = self._bad_inodes.get(_identity(st))
-            for prefix, code in self._bad_prefixes:
-                if path.startswith(prefix):
-                    read_fault = (0, code)
-        return _FailingFile(real, self, path, read_fault)
+        reads = _Reads(self, path, self._faults_for(path, real.fileno()) if "r" in mode else None)
+        return _FailingFile(real, self, reads)
+
+    # the same faults for fsverify's calls on file descriptors
+
+    def sys_open(self, name: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        fd = os.open(name, flags, mode, dir_fd=dir_fd)
+        where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else ""
+        path = os.path.realpath(os.path.join(where, os.fsdecode(name)))
+        if self._under_root(path):
+            self._open_fds[fd] = _Reads(self, path, self._faults_for(path, fd))
+        return fd
+
+    def sys_read(self, fd: int, n: int) -> bytes:
+        reads = self._open_fds.get(fd)
+        if reads is None:
+            return os.read(fd, n)
+        return reads.done(os.read(fd, reads.before(n)))
+
+    def sys_readv(self, fd: int, buffers: list) -> int:
+        reads = self._open_fds.get(fd)
+        if reads is None:
+            return os.readv(fd, buffers)
+        view = memoryview(buffers[0])
+        n = os.readv(fd, [view[: reads.before(len(view))]])
+        reads.count += n
+        return n
+
+    def sys_close(self, fd: int) -> None:
+        self._open_fds.pop(fd, None)
+        os.close(fd)
 
     def _take_write(self, wanted: int, path: str) -> int:
         if self.write_limit is None:
@@ -109,15 +149,38 @@ class FailingDisk:
         return min(room, wanted)
 
 
+class _Reads:
+    """What has been read of one open file, and where it is to fail."""
+
+    def __init__(self, disk: FailingDisk, path: str, fault: tuple[int, int] | None) -> None:
+        self.disk = disk
+        self.path = path
+        self.fault = fault
+        self.count = 0
+
+    def before(self, wanted: int) -> int:
+        """How much of ``wanted`` may be read now; raises the fault once it is reached."""
+        if self.fault is None:
+            return wanted
+        after, code = self.fault
+        if self.count >= after:
+            self.disk.failed_reads += 1
+            raise _error(code, self.path)
+        return min(wanted, after - self.count)
+
+    def done(self, chunk: bytes) -> bytes:
+        self.count += len(chunk)
+        return chunk
+
+
 class _FailingFile:
     """A raw file object that fails as the disk says."""
 
-    def __init__(self, real, disk: FailingDisk, path: str, read_fault: tuple[int, int] | None) -> None:
+    def __init__(self, real, disk: FailingDisk, reads: _Reads) -> None:
         self._real = real
         self._disk = disk
-        self._path = path
-        self._read_fault = read_fault
-        self._read = 0
+        self._path = reads.path
+        self._reads = reads
 
     def write(self, data) -> int:
         view = memoryview(data)
@@ -126,31 +189,20 @@ class _FailingFile:
         self._disk.written += written
         return written
 
-    def _before_read(self, wanted: int) -> int:
-        if self._read_fault is None:
-            return wanted
-        after, code = self._read_fault
-        if self._read >= after:
-            self._disk.failed_reads += 1
-            raise _error(code, self._path)
-        return min(wanted, after - self._read)
-
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = 1 << 30
-        chunk = self._real.read(self._before_read(n))
-        self._read += len(chunk)
-        return chunk
+        return self._reads.done(self._real.read(self._reads.before(n)))
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer)
-        n = self._real.readinto(view[: self._before_read(len(view))])
-        self._read += n or 0
+        n = self._real.readinto(view[: self._reads.before(len(view))])
+        self._reads.count += n or 0
         return n
 
     def seek(self, offset: int, whence: int = 0) -> int:
         position = self._real.seek(offset, whence)
-        self._read = position
+        self._reads.count = position
         return position
 
     def fileno(self) -> int:
@@ -175,4 +227,6 @@ def install_from_environment() -> FailingDisk | None:
     disk = FailingDisk(Path(root))
     disk.slow_down(float(seconds))
     filesystem_adapter.open = disk.open
+    fsverify.sys_open, fsverify.sys_read, fsverify.sys_readv, fsverify.sys_close = (
+        disk.sys_open, disk.sys_read, disk.sys_readv, disk.sys_close)
     return disk

@@ -1,0 +1,253 @@
+"""Checking many local files against expected sizes and digests, fast.
+
+An audit of a copy made of small files is bound by the work done per file,
+not by hashing: the file is opened, read and closed, its digest computed and
+compared.  This module does exactly that and nothing more, with as few
+Python steps per file as it can:
+
+* each file is opened relative to its directory (one checked directory
+  handle per directory, so the kernel resolves one name, not the whole path),
+  without following a final symbolic link and without blocking on a FIFO;
+* a file is read with at most one byte more than the size the catalog
+  expects, so a device or an endless file can never make the read run on, and
+  a file that grew or shrank is reported as such;
+* the digest is compared here; only problems travel back.
+
+:func:`verify_batch` is a plain function of plain values so that it can run
+in worker processes (:func:`process_pool`), where two cores check files side
+by side without sharing one interpreter lock.  The pool is started on first
+use and kept for the life of the process, as a long-running worker keeps it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import hashlib
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
+
+# what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms)
+Row = tuple[str, int, tuple[str, ...]]
+# what a problem is: (path, kind, detail); kinds below
+Problem = tuple[str, str, tuple]
+MISSING = "missing"  # detail: ()
+UNREADABLE = "unreadable"  # detail: (errno, message)
+REFUSED = "refused"  # detail: (message,)  the key or the object is refused (a link, outside the root)
+SIZE = "size"  # detail: (actual size, expected size)
+DIGEST = "digest"  # detail: (algorithm, actual hex digest, expected hex digest)
+
+# the calls on a file, looked up here at each use so that the fault-injection tests can make
+# them fail as a failing disk would (tests/faults/disk.py)
+sys_open, sys_read, sys_readv, sys_close = os.open, os.read, os.readv, os.close
+
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_READ_STEP = 4 * 1024 * 1024
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
+_OUTSIDE = -2  # a directory that resolves outside the root
+_NOT_NAMES = frozenset({"", ".", ".."})
+
+
+def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[str, ...]) -> tuple[int, int, list]:
+    """Check ``rows`` under ``root``/``prefix``: (files that matched, bytes read, problems).
+
+    ``root`` must be the store's resolved root (``os.path.realpath``).  Nothing
+    outside it is ever read: each directory is resolved and checked to lie
+    under the root, and the file is opened in it by its last name only,
+    without following a link.
+    """
+    constructors = [getattr(hashlib, a) for a in algorithms]
+    first, single = constructors[0], len(constructors) == 1
+    matched = 0
+    bytes_read = 0
+    problems: list[Problem] = []
+    dirs: dict[str, int | None] = {}
+    last_parent, dir_fd = None, None
+    buffer = None
+    try:
+        for path, size, expected in rows:
+            parent, _, name = (prefix + path).rpartition("/")
+            if parent != last_parent:
+                if parent not in dirs:
+                    dirs[parent] = _open_dir(root, parent)
+                last_parent, dir_fd = parent, dirs[parent]
+            if dir_fd is None:
+                problems.append((path, MISSING, ()))
+                continue
+            if dir_fd == _OUTSIDE:
+                problems.append((path, REFUSED, ("the key resolves outside the storage root",)))
+                continue
+            if name in _NOT_NAMES:
+                problems.append((path, REFUSED, (f"segment {name!r} is not allowed",)))
+                continue
+            try:
+                fd = sys_open(name, _OPEN_FILE, dir_fd=dir_fd)
+            except OSError as e:
+                problems.append(_open_failed(path, e))
+                continue
+            try:
+                if size < _READ_STEP:
+                    data = sys_read(fd, size + 1)
+                    if len(data) < size:  # a short read: make sure it is the end of the file
+                        data = _read_rest(fd, data, size + 1)
+                    got = len(data)
+                    bytes_read += got
+                    if got != size:
+                        problems.append((path, SIZE, (_actual_size(fd, got), size)))
+                        continue
+                    if single:
+                        actual = first(data).hexdigest()
+                        if actual == expected[0]:
+                            matched += 1
+                        else:
+                            problems.append((path, DIGEST, (algorithms[0], actual, expected[0])))
+                        continue
+                    hashes = [c(data) for c in constructors]
+                else:
+                    if buffer is None:
+                        buffer = bytearray(_READ_STEP)
+                    got, hashes = _read_large(fd, size, constructors, buffer)
+                    bytes_read += got
+                    if got != size:
+                        problems.append((path, SIZE, (_actual_size(fd, got), size)))
+                        continue
+            except OSError as e:
+                problems.append(_read_failed(path, e))
+                continue
+            finally:
+                sys_close(fd)
+            for algorithm, h, want in zip(algorithms, hashes, expected):
+                actual = h.hexdigest()
+                if actual != want:
+                    problems.append((path, DIGEST, (algorithm, actual, want)))
+                    break
+            else:
+                matched += 1
+    finally:
+        for fd in dirs.values():
+            if fd is not None and fd >= 0:
+                os.close(fd)
+    return matched, bytes_read, problems
+
+
+def _open_dir(root: str, parent: str) -> int | None:
+    """A handle on ``root``/``parent`` if it resolves inside ``root``; None if it is not
+    there, ``_OUTSIDE`` if a link leads out of the store (never followed)."""
+    directory = os.path.join(root, *parent.split("/")) if parent else root
+    real = os.path.realpath(directory)
+    if not (real + os.sep).startswith(root.rstrip(os.sep) + os.sep):
+        return _OUTSIDE
+    try:
+        return os.open(real, _OPEN_DIR)
+    except OSError:
+        return None
+
+
+def _read_rest(fd: int, data: bytes, limit: int) -> bytes:
+    parts = [data]
+    got = len(data)
+    while got < limit:
+        more = sys_read(fd, limit - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _read_large(fd: int, size: int, constructors: list, buffer: bytearray) -> tuple[int, list]:
+    hashes = [c() for c in constructors]
+    view = memoryview(buffer)
+    got = 0
+    limit = size + 1
+    while got < limit:
+        n = sys_readv(fd, [view[: min(len(buffer), limit - got)]])
+        if not n:
+            break
+        got += n
+        chunk = view[:n]
+        for h in hashes:
+            h.update(chunk)
+    return got, hashes
+
+
+def _actual_size(fd: int, got: int) -> int:
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return got
+
+
+def _open_failed(path: str, e: OSError) -> Problem:
+    if e.errno in _ABSENT:
+        return (path, MISSING, ())
+    if e.errno == errno.ELOOP:
+        return (path, REFUSED, ("the object is a symbolic link; refused",))
+    return (path, UNREADABLE, (e.errno, e.strerror or str(e)))
+
+
+def _read_failed(path: str, e: OSError) -> Problem:
+    if e.errno == errno.EISDIR:
+        return (path, MISSING, ())
+    return (path, UNREADABLE, (e.errno, e.strerror or str(e)))
+
+
+# --- the worker processes -------------------------------------------------
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """The shared pool of ``workers`` checker processes, started on first use.
+
+    Processes come from a fork server (never a fork of this process, which
+    may hold threads and open database connections) that has this module
+    loaded already, so a new worker starts in milliseconds.
+    """
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            _pool_size = workers
+        return _pool
+
+
+def discard_pool() -> None:
+    """Forget the pool (after a worker died); the next use starts a new one."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool, _pool_size = None, 0
+
+
+def pool_running() -> bool:
+    """True once the pool has been started (and not discarded)."""
+    return _pool is not None
+
+
+def worker_pids() -> list[int]:
+    """The process ids of the pool's workers now (none before the pool is used)."""
+    with _pool_lock:
+        processes = getattr(_pool, "_processes", None) or {}
+        return list(processes)
+
+
+def warm_pool(workers: int) -> None:
+    """Start the pool's processes now rather than at the first batch."""
+    pool = process_pool(workers)
+    for future in [pool.submit(os.getpid) for _ in range(workers * 2)]:
+        future.result()
+
+
+atexit.register(discard_pool)

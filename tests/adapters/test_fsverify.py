@@ -1,0 +1,219 @@
+"""The local checker: every kind of damage named, in this process and in worker processes.
+
+The same files are checked three ways — threads here, checker processes, and
+the generic digest-then-compare path every back end inherits — and the three
+must agree, problem for problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+
+import pytest
+
+import storage_adapters.filesystem as filesystem
+from storage_adapters import fsverify
+from storage_adapters.base import (
+    VERIFY_DIGEST,
+    VERIFY_MISSING,
+    VERIFY_SIZE,
+    VERIFY_UNREADABLE,
+    StorageAdapter,
+)
+from storage_adapters.filesystem import FilesystemAdapter
+
+from ..corruption import flip_bit
+
+PREFIX = "pkg/"
+BIG = 5 * 1024 * 1024 + 17  # over fsverify's one-read size: read in steps
+
+
+def _digests(data: bytes) -> tuple[str, str]:
+    return hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest()
+
+
+@pytest.fixture
+def damaged(tmp_path):
+    """A store with good files and one of each kind of damage; the expected rows and problems."""
+    adapter = FilesystemAdapter((tmp_path / "root").as_uri())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.bin").write_bytes(b"not yours")
+    base = tmp_path / "root" / "pkg"
+    rows, problems = [], {}
+
+    def put(path: str, data: bytes) -> bytes:
+        target = base / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        rows.append((path, len(data), _digests(data)))
+        return data
+
+    for i in range(40):
+        put(f"data/卷{i % 3}/文件-{i:03d}.pdf", os.urandom(100 + i * 37))
+    put("data/big/整卷.tar", os.urandom(BIG))
+    put("data/empty.txt", b"")
+    put("manifest-sha256.txt", b"abc  data/x\n")
+
+    put("data/changed.bin", os.urandom(4096))
+    flip_bit(base / "data/changed.bin", offset=1000)
+    problems["data/changed.bin"] = VERIFY_DIGEST
+    put("data/big/changed.tar", os.urandom(BIG))
+    flip_bit(base / "data/big/changed.tar", offset=BIG - 1)
+    problems["data/big/changed.tar"] = VERIFY_DIGEST
+    put("data/grown.bin", b"x" * 300)
+    (base / "data/grown.bin").write_bytes(b"x" * 301)
+    problems["data/grown.bin"] = VERIFY_SIZE
+    put("data/big/grown.tar", b"y" * BIG)
+    with open(base / "data/big/grown.tar", "ab") as f:
+        f.write(b"y")
+    problems["data/big/grown.tar"] = VERIFY_SIZE
+    put("data/shrunk.bin", b"z" * 300)
+    (base / "data/shrunk.bin").write_bytes(b"z" * 299)
+    problems["data/shrunk.bin"] = VERIFY_SIZE
+    put("data/gone.bin", b"gone")
+    (base / "data/gone.bin").unlink()
+    problems["data/gone.bin"] = VERIFY_MISSING
+    rows.append(("data/no-such-dir/file.bin", 5, _digests(b"never")))
+    problems["data/no-such-dir/file.bin"] = VERIFY_MISSING
+    put("data/link.bin", b"not yours")
+    (base / "data/link.bin").unlink()
+    os.symlink(outside / "secret.bin", base / "data/link.bin")
+    problems["data/link.bin"] = VERIFY_UNREADABLE
+    os.symlink(outside, base / "data/out")
+    rows.append(("data/out/secret.bin", 9, _digests(b"not yours")))
+    problems["data/out/secret.bin"] = VERIFY_UNREADABLE  # the linked directory leads outside: refused
+    rows.append(("data/fifo", 4, _digests(b"fifo")))
+    os.mkfifo(base / "data/fifo")
+    problems["data/fifo"] = VERIFY_SIZE  # no writer: read at once as empty, never waited on
+    rows.append(("data/a-directory", 4, _digests(b"dir!")))
+    (base / "data/a-directory").mkdir()
+    problems["data/a-directory"] = VERIFY_MISSING
+    rows.append(("data/..", 4, _digests(b"up!!")))
+    problems["data/.."] = VERIFY_UNREADABLE
+    rows.sort()
+    return adapter, rows, problems
+
+
+def _check(adapter, rows, algorithms, workers=2):
+    by_path = {}
+    checked = bytes_read = 0
+    for batch in adapter.verify_many(PREFIX, iter(rows), algorithms, workers=workers):
+        checked += batch.checked
+        bytes_read += batch.bytes_read
+        for p in batch.problems:
+            assert p.path not in by_path, f"{p.path} reported twice"
+            by_path[p.path] = p
+    return checked, bytes_read, by_path
+
+
+def _by_algorithm(rows, algorithms):
+    index = {"sha256": 0, "sha512": 1}
+    return [(path, size, tuple(d[index[a]] for a in algorithms)) for path, size, d in rows]
+
+
+@pytest.fixture(params=["threads", "processes"])
+def mode(request, monkeypatch):
+    if request.param == "processes":
+        monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
+        monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
+        monkeypatch.setattr(filesystem, "_VERIFY_FILES", 3)
+    else:
+        monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 10**9)
+        monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 10**9)
+    return request.param
+
+
+@pytest.mark.parametrize("algorithms", [("sha256",), ("sha256", "sha512"), ("sha512",)])
+def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, algorithms):
+    adapter, rows, expected = damaged
+    rows = _by_algorithm(rows, algorithms)
+    checked, bytes_read, found = _check(adapter, rows, algorithms)
+    assert {path: p.kind for path, p in found.items()} == expected
+    assert checked == len(rows) - len(expected) + 2  # the two changed files were read in full
+    sizes = dict((path, size) for path, size, _ in rows)
+    assert bytes_read >= sum(size for path, size in sizes.items() if path not in expected)
+    changed = found["data/changed.bin"]
+    assert changed.algorithm == algorithms[0] and changed.expected == rows[[r[0] for r in rows].index(
+        "data/changed.bin")][2][0] and changed.actual != changed.expected
+    assert (found["data/grown.bin"].actual, found["data/grown.bin"].expected) == (301, 300)
+    assert (found["data/shrunk.bin"].actual, found["data/shrunk.bin"].expected) == (299, 300)
+    assert (found["data/big/grown.tar"].actual, found["data/big/grown.tar"].expected) == (BIG + 1, BIG)
+    assert found["data/link.bin"].error.code == "E301"  # refused: a link
+    assert found["data/out/secret.bin"].error.code == "E301"  # refused: leads outside
+    assert found["data/gone.bin"].error.code == "E302"  # not found
+
+
+def test_the_three_ways_agree(damaged, monkeypatch):
+    adapter, rows, _ = damaged
+    algorithms = ("sha256", "sha512")
+    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 10**9)
+    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 10**9)
+    here = _check(adapter, rows, algorithms)
+    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+    there = _check(adapter, rows, algorithms)
+    generic = _check_generic(adapter, rows, algorithms)
+
+    def summary(outcome):
+        checked, _, found = outcome
+        return checked, {path: (p.kind, p.algorithm, p.actual, p.expected) for path, p in found.items()}
+
+    assert summary(here) == summary(there)
+    assert {path: kind for path, (kind, *_rest) in summary(here)[1].items()} == \
+        {path: kind for path, (kind, *_rest) in summary(generic)[1].items()}
+
+
+def _check_generic(adapter, rows, algorithms):
+    by_path = {}
+    checked = bytes_read = 0
+    for batch in StorageAdapter._verify_many(adapter, PREFIX, iter(rows), algorithms, 2):
+        checked += batch.checked
+        bytes_read += batch.bytes_read
+        by_path.update((p.path, p) for p in batch.problems)
+    return checked, bytes_read, by_path
+
+
+def test_algorithms_must_be_given_by_canonical_name(damaged):
+    adapter, rows, _ = damaged
+    with pytest.raises(ValueError, match="canonical"):
+        list(adapter.verify_many(PREFIX, rows, ("SHA-256",)))
+    with pytest.raises(ValueError):
+        list(adapter.verify_many(PREFIX, rows, ("crc32",)))
+
+
+def test_a_killed_checker_process_leaves_no_file_unchecked(damaged, monkeypatch):
+    adapter, rows, expected = damaged
+    rows = _by_algorithm(rows, ("sha256",))
+    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+    fsverify.warm_pool(2)
+    [victim, *_] = fsverify.worker_pids()
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not _dead(victim) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _dead(victim)
+    discarded = []
+    monkeypatch.setattr(fsverify, "discard_pool", lambda real=fsverify.discard_pool: discarded.append(real()))
+    checked, _, found = _check(adapter, rows, ("sha256",))
+    assert discarded  # the broken pool was noticed and dropped
+    assert {path: p.kind for path, p in found.items()} == expected
+    assert checked == len(rows) - len(expected) + 2
+    # and the next check starts a fresh pool
+    checked_again, _, _ = _check(adapter, rows, ("sha256",))
+    assert checked_again == checked
+    assert fsverify.worker_pids() and victim not in fsverify.worker_pids()
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True

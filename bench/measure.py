@@ -125,7 +125,9 @@ def run_child(target: str, **kwargs: Any) -> Measured:
     capacity = (total_after - total_before) / CLOCK_TICKS
     others = max(0.0, busy - usage.ru_utime - usage.ru_stime) / capacity if capacity else 0.0
     # the child's own VmHWM and its children's peak: wait4's ru_maxrss would include this runner's size
-    peak = max(int(result.get("peak_rss_self", 0)), int(result.get("peak_rss_children", 0))) or usage.ru_maxrss * 1024
+    # (and the largest of its worker processes that are not its children, when it reports them)
+    peak = max(int(result.get("peak_rss_self", 0)), int(result.get("peak_rss_children", 0)),
+               int(result.get("peak_rss_workers", 0))) or usage.ru_maxrss * 1024
     return Measured(result=result, peak_rss=peak, wall=wall, others=others,
                     cpu=usage.ru_utime + usage.ru_stime)
 

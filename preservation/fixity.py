@@ -186,6 +186,9 @@ def _present(
             chunk.insert(0, held)
             held = None
         if [key[cut:] for key, _ in chunk] == [row[0] for row in rows]:
+            if all(listed is None for _, listed in chunk):  # a local listing: no sizes to compare
+                yield from rows
+                continue
             for row, (_, listed) in zip(rows, chunk):
                 if listed is None or listed == row[1]:
                     yield row

@@ -207,11 +207,18 @@ class FilesystemAdapter(StorageAdapter):
         yield from self._names(real, head + "/" if head else "", tail, top=not head)
 
     def _names(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[tuple[str, None]]:
-        for entry, is_dir in self._entries(directory, key_prefix, name_prefix, top):
-            if is_dir:
-                yield from self._names(entry.path, key_prefix + entry.name + "/", "", top=False)
+        # depth first with a stack of open directories: one generator frame however deep the tree
+        stack = [(iter(self._entries(directory, key_prefix, name_prefix, top)), key_prefix)]
+        while stack:
+            entries, prefix = stack[-1]
+            for entry, is_dir in entries:
+                if is_dir:
+                    inner = prefix + entry.name + "/"
+                    stack.append((iter(self._entries(entry.path, inner, "", False)), inner))
+                    break
+                yield prefix + entry.name, None
             else:
-                yield key_prefix + entry.name, None
+                stack.pop()
 
     def _entries(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> list[tuple[os.DirEntry, bool]]:
         """The entries of ``directory`` in key order (a directory sorts as its name and '/')."""
@@ -528,16 +535,21 @@ class FilesystemAdapter(StorageAdapter):
 def _verify_batches(rows: Iterable[tuple[str, int, tuple[str, ...]]]) -> Iterator[list]:
     """Rows in batches of at most ``_VERIFY_FILES`` files or about ``_VERIFY_BYTES`` bytes: small
     files travel many to a task (the hand-off costs more than one file), big ones one or a few."""
-    batch: list = []
-    size = 0
-    for row in rows:
-        batch.append(row)
-        size += row[1]
-        if size >= _VERIFY_BYTES or len(batch) >= _VERIFY_FILES:
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, _VERIFY_FILES)):
+        if sum(row[1] for row in batch) < _VERIFY_BYTES:
             yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+            continue
+        part: list = []
+        size = 0
+        for row in batch:
+            part.append(row)
+            size += row[1]
+            if size >= _VERIFY_BYTES:
+                yield part
+                part, size = [], 0
+        if part:
+            yield part
 
 
 def _sync_filesystem(root: str) -> None:

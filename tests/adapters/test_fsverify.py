@@ -7,6 +7,7 @@ must agree, problem for problem.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -217,3 +218,24 @@ def _dead(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="O_NOATIME is Linux only")
+def test_files_we_do_not_own_are_read_without_the_no_access_time_flag(damaged, monkeypatch):
+    adapter, rows, expected = damaged
+    rows = _by_algorithm(rows, ("sha256",))
+    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 10**9)
+    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 10**9)
+    refused = []
+
+    def not_the_owner(name, flags, mode=0o777, *, dir_fd=None):
+        if flags & os.O_NOATIME:  # what the kernel says to a reader who does not own the file
+            refused.append(name)
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), name)
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(fsverify, "sys_open", not_the_owner)
+    checked, _, found = _check(adapter, rows, ("sha256",), workers=1)
+    assert {path: p.kind for path, p in found.items()} == expected
+    assert checked == len(rows) - len(expected) + 2
+    assert len(refused) == 1  # asked once, then every other file is opened without it

@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import stat
+import threading
 import time
 import uuid
 from concurrent.futures.process import BrokenProcessPool
@@ -669,34 +670,63 @@ def digest_and_compare(
     path: str, others: Sequence[str], algorithms: Sequence[str]
 ) -> tuple[int, dict[str, str], list[bool | OSError]]:
     """Size and digests of ``path`` and, in the same read of it, whether each of ``others`` holds
-    the same bytes (True, False, or the error that stopped reading it)."""
+    the same bytes (True, False, or the error that stopped reading it).
+
+    Reads go into two buffers this thread keeps (a fresh megabyte per read
+    would cost the kernel more than the comparison), compared with memcmp.
+    """
     hasher = MultiHasher(algorithms)
     results: list[bool | OSError] = [True] * len(others)
+    buf, other = _compare_buffers()
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(open(path, "rb", buffering=0, opener=_no_follow))
         size = os.fstat(f.fileno()).st_size
         readers = []
-        for k, other in enumerate(others):
+        for k, name in enumerate(others):
             try:
-                g = stack.enter_context(open(other, "rb", buffering=0, opener=_no_follow))
+                g = stack.enter_context(open(name, "rb", buffering=0, opener=_no_follow))
                 if os.fstat(g.fileno()).st_size != size:
                     results[k] = False
             except OSError as e:
                 g, results[k] = None, e
             readers.append(g)
         while True:
-            chunk = f.read(_COMPARE_CHUNK)
-            if chunk:
-                hasher.update(chunk)
+            n = _fill(f, buf)
+            if n:
+                hasher.update(memoryview(buf)[:n])
             for k, g in enumerate(readers):
                 if results[k] is True:
                     try:
-                        if g.read(_COMPARE_CHUNK) != chunk:
+                        m = _fill(g, other, n + 1 if n < len(other) else n)
+                        if m != n or (buf != other if n == len(buf) else buf[:n] != other[:n]):
                             results[k] = False
                     except OSError as e:
                         results[k] = e
-            if not chunk:
+            if not n:
                 return hasher.size, hasher.hexdigests(), results
+
+
+_buffers = threading.local()
+
+
+def _compare_buffers() -> tuple[bytearray, bytearray]:
+    pair = getattr(_buffers, "pair", None)
+    if pair is None:
+        pair = _buffers.pair = (bytearray(_COMPARE_CHUNK), bytearray(_COMPARE_CHUNK))
+    return pair
+
+
+def _fill(f, buf: bytearray, want: int | None = None) -> int:
+    """Read into ``buf`` until ``want`` bytes (all of it by default) or the end of the file."""
+    want = len(buf) if want is None else want
+    view = memoryview(buf)
+    got = 0
+    while got < want:
+        n = f.readinto(view[got:want])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def same_content(path: str, other: str) -> bool:

@@ -116,3 +116,23 @@ def test_a_stray_file_with_an_undecodable_name_can_be_removed_and_nothing_else(f
     assert os.path.exists(raw)
     adapter.delete_stray(key)
     assert not os.path.exists(raw)
+
+
+def test_digest_and_compare_at_exact_chunk_edges(tmp_path):
+    from storage_adapters.filesystem import _COMPARE_CHUNK, digest_and_compare
+
+    data = os.urandom(2 * _COMPARE_CHUNK)
+    names = {"ref": data, "same": data, "first-byte": b"\x00" + data[1:] if data[0] else b"\x01" + data[1:],
+             "chunk-edge": data[:_COMPARE_CHUNK] + bytes([data[_COMPARE_CHUNK] ^ 1]) + data[_COMPARE_CHUNK + 1:],
+             "longer": data + b"x", "empty": b""}
+    for name, content in names.items():
+        (tmp_path / name).write_bytes(content)
+    others = ["same", "first-byte", "chunk-edge", "longer", "empty"]
+    size, _, results = digest_and_compare(str(tmp_path / "ref"), [str(tmp_path / n) for n in others], ["sha256"])
+    assert size == len(data)
+    assert dict(zip(others, results)) == {"same": True, "first-byte": False, "chunk-edge": False,
+                                          "longer": False, "empty": False}
+    (tmp_path / "empty-ref").write_bytes(b"")
+    _, _, results = digest_and_compare(str(tmp_path / "empty-ref"), [str(tmp_path / "empty"), str(tmp_path / "same")],
+                                       ["sha256"])
+    assert results == [True, False]

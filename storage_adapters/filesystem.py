@@ -585,12 +585,16 @@ class PreparedCopy:
     def commit(self) -> None:
         """Make a large copy durable (its writeback began when it was written), rename it into
         place, and let its pages leave the page cache: a preservation copy is written to be
-        kept, not read again soon.  Small copies are made durable by the store's ``flush``."""
+        kept, not read again soon.  Small copies are made durable by the store's ``flush``;
+        a copy of a megabyte or so is still advised out of the cache here (its writeback,
+        started when it was written, has usually finished by now), so that the next copies
+        reuse its pages: on a virtual machine fresh pages cost the kernel far more (500 files
+        of 1 MiB to three nodes: 2.8 s of kernel time before, 2.0 s after)."""
         fd = None
         try:
-            if self.size > _SMALL_FILE:
+            if self.size >= _EARLY_WRITEBACK:
                 fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                if self.store.fsync:
+                if self.store.fsync and self.size > _SMALL_FILE:
                     os.fsync(fd)
             self.store._commit(self.path, self.key)
             if fd is not None:

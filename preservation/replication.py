@@ -549,7 +549,10 @@ def replicate_together(
 
     try:
         for batch in iter_package_files(repo.catalog, package_id):
-            for row in bounded_map(copy, batch, workers=max(2, repo.settings.workers * 2)):
+            # one file per core: more files at once only hold more new pages in flight (each copy's
+            # pages are dropped at its commit and reused by the next), and the kernel pays for every
+            # fresh page (4 files of 128 MiB to three nodes: 0.75 of the limit with 4 threads, 0.89 with 2)
+            for row in bounded_map(copy, batch, workers=max(2, repo.settings.workers)):
                 for i in live():
                     stats[i]["files"] += 1
                     stats[i]["bytes"] += row.size

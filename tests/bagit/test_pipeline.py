@@ -137,3 +137,30 @@ def test_digest_only_runs_never_advise(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "src").write_bytes(b"z" * 50_000)
     (outcome,) = FilePipeline(("sha256", "md5"), 1).run([Job("r", os.fsencode(tmp_path / "src"), size=50_000)])
     assert outcome.raw == expected(b"z" * 50_000)
+
+
+def test_small_files_stay_on_the_calling_thread_and_big_ones_go_to_workers(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    where: dict[object, str] = {}
+    real = FilePipeline._one
+
+    def one(self, job):
+        where[job.tag] = threading.current_thread().name
+        return real(self, job)
+
+    monkeypatch.setattr(FilePipeline, "_one", one)
+    big = 2 * pipeline.INLINE_BELOW
+    sizes = [100] * BATCH_FILES + [big] * BATCH_FILES + [100] * BATCH_FILES  # small, big, small batches
+    jobs = []
+    for i, size in enumerate(sizes):
+        src = tmp_path / f"src{i}"
+        src.write_bytes(os.urandom(size))
+        jobs.append(Job(i, os.fsencode(src), size=size))
+    outcomes = list(FilePipeline(("sha256", "md5"), 2).run(iter(jobs)))
+    assert [o.tag for o in outcomes] == list(range(len(sizes)))  # order kept across the switch
+    assert all(o.error is None and o.raw == expected((tmp_path / f"src{o.tag}").read_bytes()) for o in outcomes)
+    here = threading.current_thread().name
+    assert {where[i] for i in range(BATCH_FILES)} == {here}
+    assert {where[i] for i in range(BATCH_FILES, 2 * BATCH_FILES)} <= {"preserve-bag_0", "preserve-bag_1"}
+    assert {where[i] for i in range(2 * BATCH_FILES, 3 * BATCH_FILES)} == {here}

@@ -8,6 +8,7 @@ are then digested (on the node, where the adapter can).
 
 from __future__ import annotations
 
+import collections
 import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -177,14 +178,16 @@ def _present(
     """
     cut = len(prefix)
     listing = adapter.inventory(prefix)
-    held: tuple[str, int | None] | None = None  # taken from the listing, not yet matched
+    back: collections.deque[tuple[str, int | None]] = collections.deque()  # listed, taken, not yet merged
+
+    def take() -> tuple[str, int | None] | None:
+        return back.popleft() if back else next(listing, None)
+
     for rows in batches:
         result.files_expected += len(rows)
         result.bytes_expected += sum(row[1] for row in rows)
-        chunk = list(itertools.islice(listing, len(rows) - (held is not None)))
-        if held is not None:
-            chunk.insert(0, held)
-            held = None
+        chunk = [back.popleft() for _ in range(min(len(back), len(rows)))]
+        chunk += itertools.islice(listing, len(rows) - len(chunk))
         if [key[cut:] for key, _ in chunk] == [row[0] for row in rows]:
             if all(listed is None for _, listed in chunk):  # a local listing: no sizes to compare
                 yield from rows
@@ -195,27 +198,26 @@ def _present(
                 else:
                     _size_changed(result, row[0], row[1], listed)
             continue
-        listing = itertools.chain(chunk, listing)
-        obj = next(listing, None)
+        back.extendleft(reversed(chunk))
+        obj = take()
         for row in rows:
             path = row[0]
             while obj is not None and obj[0][cut:] < path:
                 _unexpected(result, adapter, obj, cut)
-                obj = next(listing, None)
+                obj = take()
             if obj is None or obj[0][cut:] != path:
                 result.bad_paths.append(path)
                 result.findings.add(FILE_MISSING, "missing on the node", path=path)
                 continue
             listed = obj[1]
-            obj = next(listing, None)
+            obj = take()
             if listed is not None and listed != row[1]:
                 _size_changed(result, path, row[1], listed)
                 continue
             yield row
-        held = obj
-    if held is not None:
-        _unexpected(result, adapter, held, cut)
-    for obj in listing:
+        if obj is not None:
+            back.appendleft(obj)
+    while (obj := take()) is not None:
         _unexpected(result, adapter, obj, cut)
 
 

@@ -349,15 +349,20 @@ class StorageAdapter(ABC):
     ) -> Iterator[VerifyBatch]:
         """Check that each ``prefix + path`` has the expected size and digests.
 
-        ``rows`` are ``(path, size, digests)`` with the hex digests in the order of
-        ``algorithms``; they are consumed lazily, so a stream of millions keeps
-        memory flat.  Yields one :class:`VerifyBatch` per batch of rows; only
-        problems are itemised.  Each key is checked before its object is read.
+        ``prefix`` is empty or ends in '/'; ``rows`` are ``(path, size, digests)``
+        with the hex digests in the order of ``algorithms``; they are consumed
+        lazily, so a stream of millions keeps memory flat.  Yields one
+        :class:`VerifyBatch` per batch of rows; only problems are itemised.
+        Nothing outside the store is ever read: each key is checked before its
+        object is read (a local store checks each directory once, resolved,
+        and opens the file in it by its last name without following a link).
         """
         algos = check_algorithms(algorithms)
         if algos != tuple(algorithms):
             raise ValueError(f"give the algorithms by their canonical names, once each: {', '.join(algos)}")
-        return self._verify_many(prefix, rows, algos, workers)
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"the prefix must be a directory, ending in '/': {prefix!r}")
+        return self._verify_many(check_key(prefix, allow_prefix=True), rows, algos, workers)
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``.

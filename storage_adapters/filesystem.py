@@ -79,6 +79,13 @@ def _first(item: tuple) -> str:
     return item[0]
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
 class FilesystemAdapter(StorageAdapter):
     scheme = "file"
     features = frozenset()
@@ -208,18 +215,44 @@ class FilesystemAdapter(StorageAdapter):
         yield from self._names(real, head + "/" if head else "", tail, top=not head)
 
     def _names(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[tuple[str, None]]:
-        # depth first with a stack of open directories: one generator frame however deep the tree
-        stack = [(iter(self._entries(directory, key_prefix, name_prefix, top)), key_prefix)]
+        # depth first with a stack of directories: one generator frame however deep the tree,
+        # and the files between two subdirectories handed on as one run
+        stack = [(directory, key_prefix, iter(self._sorted_names(directory, key_prefix, name_prefix, top)))]
         while stack:
-            entries, prefix = stack[-1]
-            for entry, is_dir in entries:
-                if is_dir:
-                    inner = prefix + entry.name + "/"
-                    stack.append((iter(self._entries(entry.path, inner, "", False)), inner))
+            path, prefix, names = stack[-1]
+            run = []
+            inner = None
+            for name in names:
+                if name[-1] == "/":
+                    inner = name
                     break
-                yield prefix + entry.name, None
-            else:
+                run.append(prefix + name)
+            if run:
+                yield from zip(run, itertools.repeat(None))
+            if inner is None:
                 stack.pop()
+                continue
+            inner_path = os.path.join(path, inner[:-1])
+            stack.append((inner_path, prefix + inner, iter(self._sorted_names(inner_path, prefix + inner, "", False))))
+
+    def _sorted_names(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> list[str]:
+        """The names in ``directory`` in key order, a directory's with '/' after it (so it sorts
+        as its keys do); no stat: the kind comes with the directory entry."""
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise self._translate(e, key_prefix) from e
+        try:
+            names = [e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in entries]
+        except OSError:  # an entry whose kind the listing did not give and that is gone now
+            names = [e.name + "/" if _is_dir(e) else e.name for e in entries]
+        if top or name_prefix:
+            names = [n for n in names if n.startswith(name_prefix) and not (top and n.rstrip("/") == TEMP_DIR)]
+        names.sort()
+        return names
 
     def _entries(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> list[tuple[os.DirEntry, bool]]:
         """The entries of ``directory`` in key order (a directory sorts as its name and '/')."""
@@ -231,10 +264,7 @@ class FilesystemAdapter(StorageAdapter):
                         continue
                     if name_prefix and not entry.name.startswith(name_prefix):
                         continue
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                    except OSError:
-                        is_dir = False
+                    is_dir = _is_dir(entry)
                     entries.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
         except FileNotFoundError:
             return []

@@ -73,12 +73,14 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
     last_parent, dir_fd = None, None
     buffer = None
     try:
+        base = prefix.rstrip("/")
         for path, size, expected in rows:
-            parent, _, name = (prefix + path).rpartition("/")
-            if parent != last_parent:
+            within, _, name = path.rpartition("/")
+            if within != last_parent:
+                parent = f"{base}/{within}" if base and within else base or within
                 if parent not in dirs:
                     dirs[parent] = _open_dir(root, parent)
-                last_parent, dir_fd = parent, dirs[parent]
+                last_parent, dir_fd = within, dirs[parent]
             if dir_fd is None:
                 problems.append((path, MISSING, ()))
                 continue

@@ -185,6 +185,8 @@ def test_algorithms_must_be_given_by_canonical_name(damaged):
         list(adapter.verify_many(PREFIX, rows, ("SHA-256",)))
     with pytest.raises(ValueError):
         list(adapter.verify_many(PREFIX, rows, ("crc32",)))
+    with pytest.raises(ValueError, match="ending in '/'"):
+        list(adapter.verify_many("pkg", rows, ("sha256",)))
 
 
 def test_a_killed_checker_process_leaves_no_file_unchecked(damaged, monkeypatch):

@@ -479,11 +479,13 @@ class FilesystemAdapter(StorageAdapter):
             fsverify.discard_pool()
 
         def send(batch: list) -> None:
-            try:
-                pending.append((batch, pool.submit(fsverify.verify_batch, self.root, prefix, batch, algorithms)))
-            except (BrokenProcessPool, OSError, RuntimeError):  # a worker died, or none could start
-                lost()
-                pending.append((batch, None))
+            if pool is not None:
+                try:
+                    pending.append((batch, pool.submit(fsverify.verify_batch, self.root, prefix, batch, algorithms)))
+                    return
+                except (BrokenProcessPool, OSError, RuntimeError):  # a worker died, or none could start
+                    lost()
+            pending.append((batch, None))  # checked here when its turn comes
 
         def collected(batch: list, future) -> VerifyBatch:
             if future is not None and pool is not None:

@@ -27,7 +27,9 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import select
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
@@ -233,9 +235,43 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False, cancel_futures=True)
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                        initializer=_follow, initargs=(os.getpid(),))
             _pool_size = workers
         return _pool
+
+
+def _follow(owner: int) -> None:
+    """In a checker process: exit as soon as the process that started the pool is gone.
+
+    A pool's workers wait on a queue whose writing end they hold themselves,
+    so a killed owner (SIGKILL, out of memory) would leave them waiting
+    forever; a thread watching the owner's pidfd ends them at once.
+    """
+    try:
+        watched = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll instead
+        watched = None
+
+    def watch() -> None:
+        if watched is not None:
+            select.select([watched], [], [])
+        else:
+            while _alive(owner):
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="preserve-follow", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def discard_pool() -> None:

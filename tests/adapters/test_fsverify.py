@@ -241,3 +241,26 @@ def test_files_we_do_not_own_are_read_without_the_no_access_time_flag(damaged, m
     assert {path: p.kind for path, p in found.items()} == expected
     assert checked == len(rows) - len(expected) + 2
     assert len(refused) == 1  # asked once, then every other file is opened without it
+
+
+def test_checker_processes_end_when_their_owner_is_killed(tmp_path):
+    """A scheduler worker killed mid-audit (SIGKILL, out of memory) leaves no checker behind."""
+    import subprocess
+    import sys
+
+    code = ("from storage_adapters import fsverify; import time; fsverify.warm_pool(2); "
+            "print(*fsverify.worker_pids(), flush=True); time.sleep(120)")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        workers = [int(pid) for pid in owner.stdout.readline().split()]
+        assert len(workers) == 2 and not any(_dead(pid) for pid in workers)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while not all(_dead(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_dead(pid) for pid in workers)
+    finally:
+        owner.kill()
+        owner.wait()

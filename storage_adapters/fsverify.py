@@ -23,15 +23,18 @@ use and kept for the life of the process, as a long-running worker keeps it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import hashlib
 import multiprocessing
 import os
 import select
+import sys
 import threading
 import time
+import types
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
+from typing import Iterator, Sequence
 
 # what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms)
 Row = tuple[str, int, tuple[str, ...]]
@@ -226,7 +229,10 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 
     Processes come from a fork server (never a fork of this process, which
     may hold threads and open database connections) that has this module
-    loaded already, so a new worker starts in milliseconds.
+    loaded already, and all of them are started here, at once, without the
+    program's main script: a worker runs this module and nothing else (not
+    the command line interface, not a caller's unguarded script), so it
+    starts in milliseconds and stays small.
     """
     global _pool, _pool_size
     with _pool_lock:
@@ -235,10 +241,30 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False, cancel_futures=True)
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                        initializer=_follow, initargs=(os.getpid(),))
-            _pool_size = workers
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                       initializer=_follow, initargs=(os.getpid(),))
+            with _main_hidden():
+                # the pool starts a process per task while none is idle: give it tasks until all run
+                while len(getattr(pool, "_processes", None) or ()) < workers:
+                    for future in [pool.submit(os.getpid) for _ in range(workers)]:
+                        future.result()
+            _pool, _pool_size = pool, workers
         return _pool
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While workers start, ``__main__`` is an empty module, so that they do not import the
+    main script again (multiprocessing would, to find functions defined there; ours are not)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield  # run as ``python -m``/``-c``: multiprocessing imports nothing for it
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _follow(owner: int) -> None:
@@ -297,9 +323,7 @@ def worker_pids() -> list[int]:
 
 def warm_pool(workers: int) -> None:
     """Start the pool's processes now rather than at the first batch."""
-    pool = process_pool(workers)
-    for future in [pool.submit(os.getpid) for _ in range(workers * 2)]:
-        future.result()
+    process_pool(workers)
 
 
 atexit.register(discard_pool)

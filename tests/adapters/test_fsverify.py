@@ -264,3 +264,26 @@ def test_checker_processes_end_when_their_owner_is_killed(tmp_path):
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_checker_processes_never_run_the_main_script_again(tmp_path):
+    """multiprocessing would import an unguarded caller's script in every worker; ours do not."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os\n"
+        "from storage_adapters import fsverify\n"
+        f"with open({str(runs)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "fsverify.warm_pool(2)\n"
+        "print(*fsverify.worker_pids())\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.split()) == 2  # two checker processes ran
+    assert len(runs.read_text().split()) == 1  # and the script ran once, in its own process

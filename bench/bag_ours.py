@@ -18,6 +18,7 @@ from preservation.bagit import create_bag, open_delivery, validate_bag
 def run_create(delivery: str, dest: str, info: dict[str, str], algorithms: list[str], workers: int) -> dict:
     """Bag ``delivery`` into ``dest`` without flushing, then time the ``os.sync()`` that ``fsync=True`` adds."""
     read_through(list(iter_files(Path(delivery))))
+    os.sync()  # start on a settled disk: no earlier writes still going out
     start = time.perf_counter()
     result = create_bag(open_delivery(delivery), dest, info, algorithms=algorithms, workers=workers, fsync=False)
     seconds = time.perf_counter() - start

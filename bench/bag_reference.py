@@ -6,6 +6,7 @@ bagit-python, not our library (see :mod:`bench.bag_ours`).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ def _payload(bag: Path) -> tuple[int, int]:
 def run_create(delivery: str, dest: str, info: dict[str, str], algorithms: list[str], processes: int) -> dict:
     """``cp -r delivery dest`` then ``make_bag`` in place: a bag that leaves the delivery untouched."""
     read_through(list(iter_files(Path(delivery))))
+    os.sync()  # start on a settled disk: no earlier writes still going out
     start = time.perf_counter()
     subprocess.run(["cp", "-r", delivery, dest], check=True)
     bagit.make_bag(dest, dict(info), processes=processes, checksums=algorithms)

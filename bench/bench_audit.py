@@ -72,11 +72,12 @@ def run_ours(home: str, node: str, repeat: int = 1) -> dict:
 def _peak_rss(pid: int) -> int:
     """VmHWM of a checker process, in bytes (0 if it is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        pass
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 

@@ -180,15 +180,23 @@ class FilesystemAdapter(StorageAdapter):
         return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        start = self._listing_start(prefix)
+        if start is not None:
+            yield from self._walk(*start)
+
+    def _listing_start(self, prefix: str) -> tuple[str, str, str, bool] | None:
+        """Where a listing of ``prefix`` starts: the resolved directory, the key prefix of its
+        entries, the start their names must have, and whether it is the root; None for nothing
+        (the temporary area, or a directory that resolves outside the root)."""
         if prefix.split("/", 1)[0] == TEMP_DIR:
-            return
+            return None
         head, _, tail = prefix.rpartition("/")
         start = os.path.join(self.root, *head.split("/")) if head else self.root
         try:
             real = self._check_inside(start, prefix)
         except InvalidKey:
-            return
-        yield from self._walk(real, head + "/" if head else "", tail, top=not head)
+            return None
+        return real, head + "/" if head else "", tail, not head
 
     def _walk(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[ObjectInfo]:
         for entry, is_dir in self._entries(directory, key_prefix, name_prefix, top):
@@ -204,15 +212,9 @@ class FilesystemAdapter(StorageAdapter):
 
     def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         """Names only: no stat per file (the content check finds a wrong size)."""
-        if prefix.split("/", 1)[0] == TEMP_DIR:
-            return
-        head, _, tail = prefix.rpartition("/")
-        start = os.path.join(self.root, *head.split("/")) if head else self.root
-        try:
-            real = self._check_inside(start, prefix)
-        except InvalidKey:
-            return
-        yield from self._names(real, head + "/" if head else "", tail, top=not head)
+        start = self._listing_start(prefix)
+        if start is not None:
+            yield from self._names(*start)
 
     def _names(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[tuple[str, None]]:
         # depth first with a stack of directories: one generator frame however deep the tree,

@@ -151,7 +151,10 @@ def check_key(key: object, *, allow_prefix: bool = False, allow_undecodable: boo
             raise InvalidKey("the name is not valid UTF-8", key=key)
         if _CONTROL.search(key) is not None:
             raise InvalidKey("control characters are not allowed", key=key)
-    encoded = key.encode("utf-8", "surrogateescape")
+    try:
+        encoded = key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as e:  # a surrogate that no undecodable byte becomes
+        raise InvalidKey("the name is neither UTF-8 nor bytes a listing could give", key=key) from e
     if len(encoded) > MAX_KEY_BYTES:
         raise InvalidKey(f"the key is longer than {MAX_KEY_BYTES} bytes", key=key)
     body = key[:-1] if (allow_prefix and key.endswith("/")) else key

@@ -110,7 +110,7 @@ def test_a_stray_file_with_an_undecodable_name_can_be_removed_and_nothing_else(f
     assert key == "pkg/\udcff-stray.bin" and size is None
     with pytest.raises(InvalidKey, match="not valid UTF-8"):
         adapter.delete(key)  # no ordinary key can name it
-    for refused in ("pkg/\udcff\x01.bin", "../\udcff.bin", "/\udcff.bin", "pkg//\udcff.bin"):
+    for refused in ("pkg/\udcff\x01.bin", "../\udcff.bin", "/\udcff.bin", "pkg//\udcff.bin", "pkg/\ud800.bin"):
         with pytest.raises(InvalidKey):
             adapter.delete_stray(refused)
     assert os.path.exists(raw)

@@ -21,6 +21,7 @@ import stat
 import threading
 import time
 import uuid
+from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
@@ -495,6 +496,8 @@ class FilesystemAdapter(StorageAdapter):
                     return self._verified(prefix, future.result())
                 except BrokenProcessPool:
                     lost()
+                except CancelledError:  # another audit in this process dropped the pool: not ours to drop
+                    pass
             return here(batch)
 
         try:

@@ -287,3 +287,21 @@ def test_checker_processes_never_run_the_main_script_again(tmp_path):
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.split()) == 2  # two checker processes ran
     assert len(runs.read_text().split()) == 1  # and the script ran once, in its own process
+
+
+def test_an_audit_whose_pool_is_dropped_by_another_finishes_here(damaged, monkeypatch):
+    """Two audits in one scheduler process share the pool; one dropping it (its worker died)
+    must not cost the other a single file."""
+    adapter, rows, expected = damaged
+    rows = _by_algorithm(rows, ("sha256",))
+    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
+    monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+    fsverify.warm_pool(2)
+    stream = adapter.verify_many(PREFIX, iter(rows), ("sha256",), workers=2)
+    batches = [next(stream)]  # batches are in flight in the pool now
+    fsverify.discard_pool()  # what the other audit does when it loses a worker
+    batches += list(stream)
+    found = {p.path: p.kind for b in batches for p in b.problems}
+    assert found == expected
+    assert sum(b.checked for b in batches) == len(rows) - len(expected) + 2

@@ -497,7 +497,7 @@ class FilesystemAdapter(StorageAdapter):
                 except BrokenProcessPool:
                     lost()
                 except CancelledError:  # another audit in this process dropped the pool: not ours to drop
-                    pass
+                    return here(batch)
             return here(batch)
 
         try:

@@ -189,12 +189,16 @@ def test_algorithms_must_be_given_by_canonical_name(damaged):
         list(adapter.verify_many("pkg", rows, ("sha256",)))
 
 
-def test_a_killed_checker_process_leaves_no_file_unchecked(damaged, monkeypatch):
-    adapter, rows, expected = damaged
-    rows = _by_algorithm(rows, ("sha256",))
+def _small_batches_to_processes(monkeypatch) -> None:
     monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
     monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
     monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+
+
+def test_a_killed_checker_process_leaves_no_file_unchecked(damaged, monkeypatch):
+    adapter, rows, expected = damaged
+    rows = _by_algorithm(rows, ("sha256",))
+    _small_batches_to_processes(monkeypatch)
     fsverify.warm_pool(2)
     [victim, *_] = fsverify.worker_pids()
     os.kill(victim, signal.SIGKILL)
@@ -294,9 +298,7 @@ def test_an_audit_whose_pool_is_dropped_by_another_finishes_here(damaged, monkey
     must not cost the other a single file."""
     adapter, rows, expected = damaged
     rows = _by_algorithm(rows, ("sha256",))
-    monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
-    monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)
-    monkeypatch.setattr(filesystem, "_VERIFY_FILES", 2)
+    _small_batches_to_processes(monkeypatch)
     fsverify.warm_pool(2)
     stream = adapter.verify_many(PREFIX, iter(rows), ("sha256",), workers=2)
     batches = [next(stream)]  # batches are in flight in the pool now

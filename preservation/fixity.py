@@ -88,26 +88,10 @@ class FixityResult:
         }
 
 
-def iter_package_files(catalog: Catalog, package_id: str, batch: int = BATCH) -> Iterator[list[FileRow]]:
-    """The package's file rows in byte order of path, in batches of short transactions."""
-    last = None
-    while True:
-        with catalog.session() as s:
-            stmt = (
-                select(PackageFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512)
-                .where(PackageFile.package_id == package_id)
-                .order_by(PackageFile.path)
-                .limit(batch)
-            )
-            if last is not None:
-                stmt = stmt.where(PackageFile.path > last)
-            rows = [FileRow(*r) for r in s.execute(stmt)]
-        if not rows:
-            return
-        yield rows
-        last = rows[-1].path
-        if len(rows) < batch:
-            return
+def iter_package_files(catalog: Catalog, package_id: str, batch: int | None = None) -> Iterator[list[FileRow]]:
+    """The package's file rows (both digests) in byte order of path, in batches of short transactions."""
+    for rows in iter_expected(catalog, package_id, ("sha256", "sha512"), batch):
+        yield [FileRow(path, size, sha256, sha512) for path, size, (sha256, sha512) in rows]
 
 
 def iter_expected(

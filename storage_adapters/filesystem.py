@@ -76,10 +76,6 @@ _WRITE_SIDE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.E
 T = TypeVar("T")
 
 
-def _first(item: tuple) -> str:
-    return item[0]
-
-
 def _is_dir(entry: os.DirEntry) -> bool:
     try:
         return entry.is_dir(follow_symlinks=False)
@@ -181,9 +177,17 @@ class FilesystemAdapter(StorageAdapter):
         return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """The inventory's walk, with one ``lstat`` per file for its size and time."""
         start = self._listing_start(prefix)
-        if start is not None:
-            yield from self._walk(*start)
+        if start is None:
+            return
+        real, cut = start[0], len(start[1])
+        for key, _ in self._names(*start):
+            try:
+                st = os.stat(os.path.join(real, key[cut:]), follow_symlinks=False)
+            except OSError:
+                continue  # gone since it was listed
+            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _listing_start(self, prefix: str) -> tuple[str, str, str, bool] | None:
         """Where a listing of ``prefix`` starts: the resolved directory, the key prefix of its
@@ -198,18 +202,6 @@ class FilesystemAdapter(StorageAdapter):
         except InvalidKey:
             return None
         return real, head + "/" if head else "", tail, not head
-
-    def _walk(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> Iterator[ObjectInfo]:
-        for entry, is_dir in self._entries(directory, key_prefix, name_prefix, top):
-            key = key_prefix + entry.name
-            if is_dir:
-                yield from self._walk(entry.path, key + "/", "", top=False)
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         """Names only: no stat per file (the content check finds a wrong size)."""
@@ -256,25 +248,6 @@ class FilesystemAdapter(StorageAdapter):
             names = [n for n in names if n.startswith(name_prefix) and not (top and n.rstrip("/") == TEMP_DIR)]
         names.sort()
         return names
-
-    def _entries(self, directory: str, key_prefix: str, name_prefix: str, top: bool) -> list[tuple[os.DirEntry, bool]]:
-        """The entries of ``directory`` in key order (a directory sorts as its name and '/')."""
-        try:
-            with os.scandir(directory) as it:
-                entries = []
-                for entry in it:
-                    if top and entry.name == TEMP_DIR:
-                        continue
-                    if name_prefix and not entry.name.startswith(name_prefix):
-                        continue
-                    is_dir = _is_dir(entry)
-                    entries.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise self._translate(e, key_prefix) from e
-        entries.sort(key=_first)
-        return [(entry, is_dir) for _, entry, is_dir in entries]
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         path = self._file(key)

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench import bench_ingest
+from bench.child import own_peak_rss
 from bench.corpora import Corpus, iter_files, read_through
 from bench.measure import REPEAT, run_child
 from bench.results import Comparison, Contender
@@ -67,19 +68,7 @@ def run_ours(home: str, node: str, repeat: int = 1) -> dict:
     repo.close()
     return {"seconds": min(runs[1:]), "cold_seconds": round(runs[0], 4), "runs": [round(r, 4) for r in runs[1:]],
             "files": outcome.fixity.files_checked, "bytes": outcome.fixity.bytes_read_on_node, "digest": digest,
-            "peak_rss_workers": max((_peak_rss(pid) for pid in fsverify.worker_pids()), default=0)}
-
-
-def _peak_rss(pid: int) -> int:
-    """VmHWM of a checker process, in bytes (0 if it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+            "peak_rss_workers": max((own_peak_rss(pid) for pid in fsverify.worker_pids()), default=0)}
 
 
 def _ingested(corpus: Corpus) -> tuple[Path, str]:

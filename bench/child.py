@@ -21,17 +21,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def own_peak_rss() -> int:
-    """This process's peak resident set (VmHWM) in bytes.
+def own_peak_rss(pid: int | str = "self") -> int:
+    """The peak resident set (VmHWM) in bytes of this process, or of process ``pid`` (0 if it is gone).
 
     Not ``ru_maxrss``: on Linux a spawned child's ru_maxrss starts at its
     parent's resident set (the parent's memory map is still the child's
     until exec), so it would report the benchmark runner's size, not ours.
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0 if pid != "self" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if pid == "self" else 0
 
 
 if __name__ == "__main__":

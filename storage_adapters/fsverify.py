@@ -57,6 +57,7 @@ _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _READ_STEP = 4 * 1024 * 1024
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 _OUTSIDE = -2  # a directory that resolves outside the root
+_REFUSED = -3  # a directory path with an empty, '.' or '..' segment (never a key: refused, not resolved)
 _NOT_NAMES = frozenset({"", ".", ".."})
 
 
@@ -84,13 +85,16 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             if within != last_parent:
                 parent = f"{base}/{within}" if base and within else base or within
                 if parent not in dirs:
-                    dirs[parent] = _open_dir(root, parent)
+                    dirs[parent] = _REFUSED if _bad_segments(within) else _open_dir(root, parent)
                 last_parent, dir_fd = within, dirs[parent]
             if dir_fd is None:
                 problems.append((path, MISSING, ()))
                 continue
             if dir_fd == _OUTSIDE:
                 problems.append((path, REFUSED, ("the key resolves outside the storage root",)))
+                continue
+            if dir_fd == _REFUSED:
+                problems.append((path, REFUSED, ("empty, '.' and '..' segments are not allowed",)))
                 continue
             if name in _NOT_NAMES:
                 problems.append((path, REFUSED, (f"segment {name!r} is not allowed",)))
@@ -153,6 +157,11 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             if fd is not None and fd >= 0:
                 os.close(fd)
     return matched, bytes_read, problems
+
+
+def _bad_segments(within: str) -> bool:
+    """Checked once per directory, not per file."""
+    return bool(within) and any(segment in _NOT_NAMES for segment in within.split("/"))
 
 
 def _open_dir(root: str, parent: str) -> int | None:

@@ -95,6 +95,13 @@ def damaged(tmp_path):
     problems["data/a-directory"] = VERIFY_MISSING
     rows.append(("data/..", 4, _digests(b"up!!")))
     problems["data/.."] = VERIFY_UNREADABLE
+    # a path that would climb into another package of the same store: refused, not resolved
+    (tmp_path / "root" / "other").mkdir()
+    (tmp_path / "root" / "other" / "f.bin").write_bytes(b"theirs")
+    rows.append(("data/../../other/f.bin", 6, _digests(b"theirs")))
+    problems["data/../../other/f.bin"] = VERIFY_UNREADABLE
+    rows.append(("data//x.bin", 1, _digests(b"x")))
+    problems["data//x.bin"] = VERIFY_UNREADABLE
     rows.sort()
     return adapter, rows, problems
 

@@ -2,9 +2,9 @@
 
 The limit is sha256 + sha512 of the corpus in one read pass on all cores
 (:mod:`bench.hashlimit`).  Ingest digests the source once while bagging and
-then writes its three copies in one pass over the staging bag and reads
-each back (the first hashed with both digests, the others compared byte
-for byte with it): the issue's
+then writes its three copies in one pass over the staging bag, reading
+each window back as it is written (the first copy hashed with both
+digests, the others compared byte for byte with it): the issue's
 *normalised* ratio charges the limit with four hashing passes (4 × its
 time); the *raw* ratio does not.
 """

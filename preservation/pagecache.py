@@ -1,14 +1,18 @@
-"""Page-cache advice shared by the bag writer and the filesystem store.
+"""Page-cache advice shared by the bag writer and the filesystem stores.
 
 A preservation copy is written to be kept, not read again soon: once its
 bytes are safe, its pages should make room for others.  On Linux
 ``POSIX_FADV_DONTNEED`` starts the writeback of dirty pages without waiting
 and drops clean ones, so calling it right after writing starts the flush,
 and calling it again after the flush drops what was written.
+``sync_file_range`` starts (:func:`start_writeback`) or waits for
+(:func:`wait_writeback`) the writeback of a range, so that a range can be
+dropped for certain once it is written.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 from contextlib import suppress
 
@@ -23,3 +27,41 @@ def advise_dontneed(fd: int, offset: int = 0, end: int | None = None) -> None:
         return
     with suppress(OSError):  # a filesystem that refuses it still holds every byte
         FADVISE(fd, offset, 0 if end is None else end - offset, os.POSIX_FADV_DONTNEED)
+
+
+def advise_willneed(fd: int, offset: int, end: int) -> None:
+    """POSIX_FADV_WILLNEED for bytes [offset, end): the kernel starts reading them in; advice only."""
+    if FADVISE is None or end <= offset:
+        return
+    with suppress(OSError):
+        FADVISE(fd, offset, end - offset, os.POSIX_FADV_WILLNEED)
+
+
+def _sync_file_range():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):  # not Linux: writeback is left to the kernel and the final flush
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* of <fcntl.h>
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing the dirty pages of bytes [offset, offset + length) to disk, without waiting.
+
+    Not a durability barrier (neither this nor :func:`wait_writeback` flushes
+    metadata or the disk's cache): the fsync or syncfs of a commit still is."""
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _WRITE)
+
+
+def wait_writeback(fd: int, offset: int, length: int) -> None:
+    """Write the dirty pages of bytes [offset, offset + length) and wait until they are written,
+    so that POSIX_FADV_DONTNEED can drop them; errors are left to the commit's fsync to report."""
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER)

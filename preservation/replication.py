@@ -6,7 +6,8 @@ kernel copies the bytes into a temporary file, which is re-read and verified
 before it is renamed into place: with both digests, or byte for byte against
 a copy verified with both digests on another node.  A new package bound for
 several local nodes is written to all of them in one pass over its staging
-bag (``replicate_together``).  Elsewhere each file's
+bag, each window of a file read back as it is written
+(``replicate_together``, :mod:`storage_adapters.fanout`).  Elsewhere each file's
 sha256 is checked *while it streams*, and after a durability barrier every
 file is re-read on the node and both digests are compared with the catalog.
 Only then is the replica ``verified`` (invariant 1).  Re-running a copy that
@@ -62,6 +63,7 @@ from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
 from storage_adapters.base import SourceFailed
+from storage_adapters.fanout import FannedCopy, FanOut
 from storage_adapters.filesystem import (
     FilesystemAdapter,
     PreparedCopy,
@@ -478,10 +480,12 @@ def replicate_together(
 ) -> list[dict[str, Any] | PreservationError] | None:
     """Write new copies of a staged package on several local filesystem nodes in one pass.
 
-    Each file is read from the staging bag once (the kernel copies it into a
-    temporary file on every node), the first node's copy is re-read with
-    sha256 and sha512, and every other node's copy is compared byte for byte
-    with it; only then are the files renamed into place.  One node's failure
+    Each file is read from the staging bag once, a window at a time (the
+    kernel copies each window into a temporary file on every node), and
+    each window is read back at once: the first node's copy with sha256 and
+    sha512, every other node's copy compared byte for byte with it
+    (:class:`~storage_adapters.fanout.FanOut`); only when the whole file
+    is checked are its copies renamed into place.  One node's failure
     (full, refusing) ends only that node's copy.  Returns, per replica, its
     outcome or its error; None (nothing done) when the copies are not all new
     copies of a staged package on local filesystem nodes: the caller then
@@ -504,6 +508,7 @@ def replicate_together(
     package_id = starts[0].package_id
     failed: dict[int, PreservationError] = {}
     stats = [_new_stats(sources=["staging"]) for _ in starts]
+    fan = FanOut(source, VERIFY_DIGESTS, drop_source=True)
     lock = threading.Lock()
 
     def live() -> list[int]:
@@ -516,18 +521,21 @@ def replicate_together(
 
     def copy(row: FileRow) -> FileRow:
         key = f"{package_id}/{row.path}"
-        prepared: dict[int, PreparedCopy] = {}
+        order = live()
         try:
-            for i in live():
-                try:
-                    prepared[i] = dests[i].prepare_copy(source, row.path, key, size=row.size)
-                except SourceFailed as e:
-                    raise NoVerifiedSource(f"copy {row.path} (staging: {e.error})", package=package_id) from e
-                except ChecksumMismatch as e:
-                    raise NoVerifiedSource(f"copy {row.path} (staging: {e})", package=package_id) from e
-                except PreservationError as e:
-                    fail(i, e)
-            how = _verify_prepared(package_id, row, prepared, dests, fail)
+            fanned = fan.copy(row.path, [(dests[i], key) for i in order], size=row.size)
+        except SourceFailed as e:
+            raise NoVerifiedSource(f"copy {row.path} (staging: {e.error})", package=package_id) from e
+        except ChecksumMismatch as e:
+            raise NoVerifiedSource(f"copy {row.path} (staging: {e})", package=package_id) from e
+        prepared = {order[pos]: c for pos, c in enumerate(fanned.copies) if c is not None}
+        how: dict[int, str] = {}
+        try:
+            for pos, e in fanned.failed.items():
+                fail(order[pos], e)
+            for pos, e in fanned.unreadable.items():
+                fail(order[pos], _unreadable(row, e, package=package_id, node=dests[order[pos]].location))
+            how = _judge_fanned(package_id, row, fanned, order, prepared, dests, fail)
             for i in how:
                 try:
                     prepared.pop(i).commit()
@@ -549,9 +557,6 @@ def replicate_together(
 
     try:
         for batch in iter_package_files(repo.catalog, package_id):
-            # one file per core: more files at once only hold more new pages in flight (each copy's
-            # pages are dropped at its commit and reused by the next), and the kernel pays for every
-            # fresh page (4 files of 128 MiB to three nodes: 0.75 of the limit with 4 threads, 0.89 with 2)
             for row in bounded_map(copy, batch, workers=max(2, repo.settings.workers)):
                 for i in live():
                     stats[i]["files"] += 1
@@ -569,6 +574,8 @@ def replicate_together(
     except PreservationError as e:  # the staging bag itself, or a copy that does not read back: none verified
         for i in live():
             fail(i, e)
+    finally:
+        fan.close()
     outcomes: list[dict[str, Any] | PreservationError] = []
     for i, started in enumerate(starts):
         if i in failed:
@@ -580,6 +587,46 @@ def replicate_together(
         outcomes.append(_copy_verified(repo, started, stats[i], agent=agent, job_id=None))
     release_staging_if_done(repo, package_id)
     return outcomes
+
+
+def _judge_fanned(
+    package_id: str, row: FileRow, fanned: FannedCopy, order: list[int], prepared: dict[int, PreparedCopy],
+    dests: list[StorageAdapter], fail: Callable[[int, PreservationError], None],
+) -> dict[int, str]:
+    """How each copy of one file written by a fan-out is verified; the others fail their node.
+
+    The reference copy was read back with both digests while it was
+    written, and every other copy compared with it: when the digests are
+    the catalog's, the reference is verified by them and each equal copy
+    by comparison.  When they are not, the copies equal to the reference
+    carry the same wrong bytes, and the copies that differ are re-read in
+    full (:func:`_verify_prepared`): one that matches the catalog proves the
+    reference's node wrote wrong bytes; none means the staging bag is wrong
+    (NoVerifiedSource).  Without a reference (its node failed mid-file),
+    every copy is re-read in full.
+    """
+    if fanned.reference is None:
+        return _verify_prepared(package_id, row, prepared, dests, fail)
+    reference = order[fanned.reference]
+    mismatch = _mismatch(row, fanned.read_back, fanned.digests)
+    if mismatch is None:
+        how = {reference: DIGESTED}
+        for pos, same in fanned.same.items():
+            if same:
+                how[order[pos]] = COMPARED
+            else:
+                fail(order[pos], VerificationFailed(f"the copy of {row.path} read back other bytes than were written",
+                                                    package=package_id, node=dests[order[pos]].location))
+        return how
+    twins = [reference] + [order[pos] for pos, same in fanned.same.items() if same]
+    others = {order[pos]: prepared[order[pos]] for pos, same in fanned.same.items() if not same}
+    how = _verify_prepared(package_id, row, others, dests, fail) if others else {}
+    if not how:
+        raise NoVerifiedSource(f"copy {row.path} (staging: no copy of it read back with the catalog's digests)",
+                               package=package_id)
+    for i in twins:  # another copy matched the catalog: these nodes wrote other bytes
+        fail(i, mismatch)
+    return how
 
 
 def _verify_prepared(

@@ -359,12 +359,18 @@ class FilesystemAdapter(StorageAdapter):
 
     def _temporary(self) -> str:
         """A new temporary path under the root (its directory made again if a disk swap removed it)."""
-        tmp_dir = os.path.join(self.root, TEMP_DIR)
+        self._make_temporary_dir()
+        return self._temporary_name()
+
+    def _temporary_name(self) -> str:
+        """A new temporary path under the root, its directory not checked (see ``_make_temporary_dir``)."""
+        return os.path.join(self.root, TEMP_DIR, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
+
+    def _make_temporary_dir(self) -> None:
         try:
-            os.makedirs(tmp_dir, exist_ok=True)
+            os.makedirs(os.path.join(self.root, TEMP_DIR), exist_ok=True)
         except OSError as e:
             raise self._translate(e, TEMP_DIR) from e
-        return os.path.join(tmp_dir, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
 
     def _commit(self, tmp: str, key: str) -> None:
         """Rename the finished temporary file ``tmp`` into place as ``key`` (atomically)."""

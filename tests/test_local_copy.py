@@ -13,10 +13,12 @@ from preservation.catalog.models import Event, Replica
 from preservation.errors import ChecksumMismatch, InvalidKey, NoVerifiedSource, ObjectNotFound, PreservationError
 from preservation.ingest import ingest
 from preservation.replication import COMPARED, DIGESTED, replicate_replica, replicate_together
-from storage_adapters import filesystem
+from storage_adapters import fanout, filesystem
 from storage_adapters.base import SourceFailed
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
+from .faults.disk import FailingDisk
+from .faults.invariants import check_catalog_against_nodes, tree
 from .fixtures import node_root
 
 
@@ -160,21 +162,21 @@ def _node_of(repo, replica_id: int) -> str:
 
 def _bad_writes_on(monkeypatch, repo, node: str) -> list[str]:
     """The disk under ``node`` writes one wrong byte into every copy it is given (before it is re-read)."""
-    root = str(node_root(repo, node).resolve())
-    real = FilesystemAdapter.prepare_copy
+    root = str(node_root(repo, node).resolve()) + os.sep
+    real = fanout._kernel_copy
     spoiled = []
 
-    def prepare_copy(self, source, source_key, key, *, size):
-        prepared = real(self, source, source_key, key, size=size)
-        if self.root == root and size:
-            with open(prepared.path, "r+b") as f:
+    def kernel_copy(src, dst, offset: int, count: int) -> int:
+        copied = real(src, dst, offset, count)
+        path = os.readlink(f"/proc/self/fd/{dst.fileno()}")
+        if path.startswith(root) and offset == 0 and copied:
+            with open(path, "rb") as f:  # the writer is write-only
                 first = f.read(1)
-                f.seek(0)
-                f.write(bytes([first[0] ^ 0x01]))
-            spoiled.append(key)
-        return prepared
+            os.pwrite(dst.fileno(), bytes([first[0] ^ 0x01]), 0)
+            spoiled.append(path)
+        return copied
 
-    monkeypatch.setattr(FilesystemAdapter, "prepare_copy", prepare_copy)
+    monkeypatch.setattr(fanout, "_kernel_copy", kernel_copy)
     return spoiled
 
 
@@ -231,3 +233,26 @@ def test_copies_not_all_local_or_not_new_are_left_to_the_one_by_one_path(repo, s
     assert replicate_together(repo, registered["replica_ids"]) is None  # one is verified already
     assert replicate_together(repo, others[:1]) is None  # a single copy
     assert [o["state"] for o in replicate_together(repo, others)] == ["verified", "verified"]
+
+
+@pytest.mark.parametrize("position", [0, 1], ids=["the hashed copy", "a compared copy"])
+def test_a_node_filling_up_mid_file_fails_alone_and_the_others_still_verify(repo, sample_delivery, monkeypatch, position):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    replica_ids = registered["replica_ids"]
+    full_node = _node_of(repo, sorted(replica_ids)[position])
+    disk = FailingDisk(node_root(repo, full_node))
+    disk.fill_after(300_000)  # about a third of the payload, in the middle of a file
+    disk.install(monkeypatch)
+
+    outcomes = replicate_together(repo, replica_ids)
+    assert disk.failed_writes >= 1  # one per file in flight to it
+    by_node = {_node_of(repo, rid): outcome for rid, outcome in zip(replica_ids, outcomes)}
+    assert by_node[full_node].code == "E306"
+    good = {n: o for n, o in by_node.items() if n != full_node}
+    assert all(o["state"] == "verified" for o in good.values())
+    for outcome in good.values():  # every file of a good copy hashed, or equal to a hashed copy
+        assert outcome["files"] > 0 and sum(outcome["verified_by"].values()) == outcome["files"]
+    if position == 0:  # the hashed copy was lost mid-file: a good copy was hashed from then on
+        assert sum(o["verified_by"][DIGESTED] for o in good.values()) > 0
+    assert tree(node_root(repo, full_node) / TEMP_DIR) == {}
+    assert check_catalog_against_nodes(repo) == []

@@ -1,7 +1,7 @@
 """A failing disk under one node root: ENOSPC or EIO where the filesystem adapter reads and writes.
 
 The faults are raised by the file objects that ``storage_adapters.filesystem``
-opens, and by the file calls of ``storage_adapters.fsverify`` (audits and
+and ``storage_adapters.fanout`` open, and by the file calls of ``storage_adapters.fsverify`` (audits and
 checks of new copies), exactly where the operating system would raise them, so the real
 adapter translates them (StorageFull, StorageError), removes its temporary
 file and reports findings as it would on a failing disk.  Files elsewhere
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import storage_adapters.filesystem as filesystem_adapter
-from storage_adapters import fsverify
+from storage_adapters import fanout, fsverify
 
 SLOW_DISK_ENV = "PRESERVE_TEST_SLOW_DISK"
 
@@ -84,7 +84,8 @@ class FailingDisk:
     # --- plumbing ----------------------------------------------------------------
 
     def install(self, monkeypatch) -> None:
-        monkeypatch.setattr(filesystem_adapter, "open", self.open, raising=False)
+        for module in (filesystem_adapter, fanout):
+            monkeypatch.setattr(module, "open", self.open, raising=False)
         for name in ("sys_open", "sys_read", "sys_readv", "sys_close"):
             monkeypatch.setattr(fsverify, name, getattr(self, name))
 
@@ -107,7 +108,8 @@ class FailingDisk:
         path = os.path.realpath(os.fsdecode(file))
         if not self._under_root(path):
             return real
-        reads = _Reads(self, path, self._faults_for(path, real.fileno()) if "r" in mode else None)
+        readable = "r" in mode or "+" in mode
+        reads = _Reads(self, path, self._faults_for(path, real.fileno()) if readable else None)
         return _FailingFile(real, self, reads)
 
     # the same faults for fsverify's calls on file descriptors

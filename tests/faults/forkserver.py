@@ -78,6 +78,11 @@ def serve() -> None:
     import preservation.cli.main  # noqa: F401 - the imports are what the children inherit
     import tests.faults.disk  # noqa: F401
 
+    try:  # a catalog on PostgreSQL would import its driver in every child (0.2 s) otherwise
+        import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+    except ImportError:
+        pass
+
     reply = sys.stdout
     reply.write(json.dumps({"ready": True}) + "\n")
     reply.flush()

@@ -6,7 +6,10 @@ after a delay drawn from a seeded RNG over the operation's measured duration.
 Right after each kill the design invariants are checked against the bytes on
 the nodes; then the work is resumed the way a restarted system would (re-run
 the command, the scheduler's catch-up tasks, `preserve worker --once`) and
-everything must end preserved, exact and tidy.
+everything must end preserved, exact and tidy.  Every operation is crashed
+with its catalog on SQLite and again on PostgreSQL (a database of its own,
+recreated from a template before each run), where the killed process's open
+transaction and locks die with its connection.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..fixtures import make_repo
 from . import summary
 from .disk import SLOW_DISK_ENV
 from .invariants import Damage, check_catalog_against_nodes, check_settled, tree
-from .work import make_corpus, payload_digests, restore_snapshot, resume_work, snapshot
+from .work import SavedHome, make_corpus, payload_digests, resume_work
 
 KILLS = 30
 MIN_LANDED = 20  # kills that must hit the operation while it works (not after it finished, on a loaded machine)
@@ -48,17 +51,17 @@ def corpus(tmp_path_factory) -> Path:
 # --- the four operations --------------------------------------------------------------
 
 
-def _registered(home: Path, corpus: Path) -> None:
-    repo = make_repo(home)
+def _registered(home: Path, corpus: Path, catalog_url: str | None) -> None:
+    repo = make_repo(home, catalog_url)
     try:
         ingest(repo, corpus, "journals", replicate=False)
     finally:
         repo.close()
 
 
-def _damaged(home: Path, corpus: Path) -> Damage:
+def _damaged(home: Path, corpus: Path, catalog_url: str | None) -> Damage:
     """A preserved package with damage on two of its three copies, not yet audited."""
-    repo = make_repo(home)
+    repo = make_repo(home, catalog_url)
     try:
         package_id = ingest(repo, corpus, "journals")["package_id"]
         with repo.catalog.session() as s:
@@ -86,9 +89,9 @@ def _damaged(home: Path, corpus: Path) -> Damage:
     return damage
 
 
-def _audited(home: Path, corpus: Path) -> Damage:
+def _audited(home: Path, corpus: Path, catalog_url: str | None) -> Damage:
     """The damaged package after an audit: two copies corrupt, their repairs queued."""
-    damage = _damaged(home, corpus)
+    damage = _damaged(home, corpus, catalog_url)
     with Repository.open(home) as repo:
         report = audit(repo)
         assert len(report.failed) == 2
@@ -98,7 +101,7 @@ def _audited(home: Path, corpus: Path) -> Damage:
 @dataclass
 class Operation:
     name: str
-    prepare: Callable[[Path, Path], Damage | None]
+    prepare: Callable[[Path, Path, str | None], Damage | None]  # (home, corpus, catalog URL or None)
     command: Callable[[Path], list[str]]
     exit_code: int
     incomplete: Callable[[Repository, Damage | None], bool]
@@ -143,7 +146,7 @@ def _resume_audit(repo: Repository, corpus: Path) -> None:
 
 OPERATIONS = {
     op.name: op for op in (
-        Operation("ingest", lambda home, corpus: make_repo(home).close(),
+        Operation("ingest", lambda home, corpus, url: make_repo(home, url).close(),
                   lambda corpus: ["ingest", str(corpus), "--collection", "journals", "--inline", "-q"], 0,
                   _not_one_preserved, _resume_ingest),
         Operation("replication", _registered, lambda corpus: ["worker", "--once", "--kind", "replicate"], 0,
@@ -197,21 +200,31 @@ def _one_package_holding(repo: Repository, corpus: Path) -> list[str]:
     return [] if rows == payload_digests(corpus) else ["the package's payload is not the delivery"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def saved_home(request):
+    """How the crash test saves and restores its home: the catalog on SQLite in it, or on PostgreSQL."""
+    saved = SavedHome(request.param)
+    try:
+        yield saved
+    finally:
+        saved.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(OPERATIONS))
-def test_kill_anywhere_then_resume(name, forkserver, corpus, tmp_path):
+def test_kill_anywhere_then_resume(name, forkserver, corpus, saved_home, tmp_path):
     op = OPERATIONS[name]
     home, saved = tmp_path / "home", tmp_path / "saved"
-    damage = op.prepare(home, corpus)
+    damage = op.prepare(home, corpus, saved_home.catalog_url)
     with Repository.open(home) as repo:
         verified_before = _verified_copies(repo)
-    snapshot(home, saved)
+    saved_home.save(home, saved)
     argv = ["--home", str(home), *op.command(corpus)]
     env = {SLOW_DISK_ENV: f"{home / 'nodes'}:{op.open_delay}"} if op.open_delay else {}
 
     timings = []
     for i in range(CLEAN_RUNS):  # the operation's duration, measured as the killed runs will see it
-        restore_snapshot(saved, home)
+        saved_home.restore(saved, home)
         clean = forkserver.run(argv, tmp_path / f"clean-{i}.log", env=env)
         assert clean.code == op.exit_code, (tmp_path / f"clean-{i}.log").read_text()
         timings.append(clean.seconds)
@@ -223,7 +236,7 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, tmp_path):
     landed = with_temporary = 0
     verified_counts: list[int] = []
     for i in range(KILLS):
-        restore_snapshot(saved, home)
+        saved_home.restore(saved, home)
         delay = rng.uniform(0.02, 0.9) * duration
         result = forkserver.run(argv, tmp_path / f"kill-{i}.log", env=env, kill_after=delay)
         after = _after_crash(home, corpus, op, damage, verified_before)
@@ -236,7 +249,7 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, tmp_path):
         verified_counts.append(after.verified_copies)
     spread = ", ".join(f"{n}:{verified_counts.count(n)}" for n in sorted(set(verified_counts)))
     slow = f", {op.open_delay * 1000:g} ms per file opened on the nodes" if op.open_delay else ""
-    summary.report(f"crash/{name}: {landed}/{KILLS} kills landed mid-operation (operation {duration:.2f}s, "
+    summary.report(f"crash/{name} ({saved_home.backend}): {landed}/{KILLS} kills landed mid-operation (operation {duration:.2f}s, "
                    f"{CORPUS_FILES} files{slow}; verified copies at the kill {{{spread}}}; {with_temporary} kills "
                    "left temporary files, swept), all invariants hold after each kill and after resuming")
     assert landed >= MIN_LANDED, f"only {landed}/{KILLS} kills hit {name} while it was working"

@@ -6,15 +6,20 @@ import contextlib
 import hashlib
 import random
 import shutil
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
+
+from sqlalchemy import create_engine, make_url, text
 
 from preservation import upkeep
 from preservation.jobs import claim
 from preservation.jobs.handlers import default_registry
 from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.repository import Repository
+
+from ..services import POSTGRES_URL, service_missing
 
 AGENT = "fault-tests"
 
@@ -50,6 +55,52 @@ def restore_snapshot(saved: Path, home: Path) -> None:
     """Put the home back exactly as it was saved (same path, so stored absolute paths stay valid)."""
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(saved, home, symlinks=True)
+
+
+class SavedHome:
+    """A crash test's home, saved once and put back before every run: its files, and its catalog.
+
+    On SQLite the catalog is a file of the home and goes with it.  On
+    PostgreSQL the home's catalog is a database of its own, saved as a
+    template and recreated from it (``CREATE DATABASE ... TEMPLATE``), after
+    the connections a killed process left behind are dropped.
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.catalog_url: str | None = None
+        self._admin = None
+        if backend == "postgresql":
+            name = f"crash_{uuid.uuid4().hex[:12]}"
+            self._work, self._saved = name, f"{name}_saved"
+            try:
+                self._admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+                self._sql(f'CREATE DATABASE "{self._work}"')
+            except Exception as e:  # noqa: BLE001 - any failure means the server is not usable
+                service_missing(f"PostgreSQL at {POSTGRES_URL} ({type(e).__name__}: {e})")
+            self.catalog_url = make_url(POSTGRES_URL).set(database=self._work).render_as_string(hide_password=False)
+
+    def _sql(self, *statements: str) -> None:
+        with self._admin.connect() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+
+    def save(self, home: Path, into: Path) -> None:
+        snapshot(home, into)
+        if self._admin is not None:
+            self._sql(f'DROP DATABASE IF EXISTS "{self._saved}"',
+                      f'CREATE DATABASE "{self._saved}" TEMPLATE "{self._work}"')
+
+    def restore(self, saved: Path, home: Path) -> None:
+        restore_snapshot(saved, home)
+        if self._admin is not None:
+            self._sql(f'DROP DATABASE IF EXISTS "{self._work}" WITH (FORCE)',
+                      f'CREATE DATABASE "{self._work}" TEMPLATE "{self._saved}"')
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._sql(*(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in (self._work, self._saved)))
+            self._admin.dispose()
 
 
 @contextlib.contextmanager

@@ -109,8 +109,9 @@ def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list
         return next((c for c in comparisons if c.benchmark == benchmark and c.corpus.startswith(size)), None)
 
     lines = []
-    ingest = find("ingest", "M") or next((c for c in comparisons if c.benchmark == "ingest"), None)
-    if ingest:
+    ingests = [c for c in (find("ingest", "L"), find("ingest", "M")) if c] or [
+        c for c in comparisons if c.benchmark == "ingest"][:1]
+    for ingest in ingests:
         lines.append(f"ingest on {ingest.corpus}: {ingest.normalised:.2f} of the hashing limit normalised "
                      f"(raw {ingest.ratio:.2f}), {_mb(ingest.ours.bytes_per_s)} MB/s with three verified copies")
     for kind in ("bag create", "bag validate"):

@@ -71,7 +71,7 @@ def test_bag_info_carries_package_and_collection(repo, sample_delivery):
     assert bag.info["Publisher"] == "Publisher Ltd"
     assert bag.info["Licence"] == "LIC-1"
     assert "Payload-Oxum" in bag.info and "Bag-Size" in bag.info and "Bagging-Date" in bag.info
-    assert bag.version == "1.0"
+    assert bag.version_info == (1, 0)
 
 
 def test_existing_bag_is_kept_byte_identical(repo, tmp_path, sample_delivery):

@@ -17,7 +17,7 @@ from preservation.demo import make_sample_delivery
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository
 
-from .services import POSTGRES_URL, service_missing
+from .services import POSTGRES_URL, postgres_unusable
 
 NODES = [("uni-pku", "university", "beijing"), ("cas-nsl", "cas", "beijing"), ("inst-istic", "institute", "wuhan")]
 
@@ -58,7 +58,7 @@ def _postgres_url() -> tuple[str, str]:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         engine.dispose()
     except Exception as e:  # noqa: BLE001 - any failure means the server is not usable
-        service_missing(f"PostgreSQL at {POSTGRES_URL} ({type(e).__name__}: {e})")
+        postgres_unusable(e)
     return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
 
 

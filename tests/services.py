@@ -36,3 +36,8 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 POSTGRES_URL = os.environ.get("PRESERVE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_unusable(error: Exception) -> None:
+    """Skip (locally) or fail (CI) because the test server at POSTGRES_URL refused ``error``'s request."""
+    service_missing(f"PostgreSQL at {POSTGRES_URL} ({type(error).__name__}: {error})")

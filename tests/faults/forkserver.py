@@ -75,13 +75,10 @@ def _child(argv: list[str], env: dict[str, str], log: str, marker: str) -> None:
 
 def serve() -> None:
     os.environ["PRESERVE_NO_PROGRESS"] = "1"
+    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401 - or each child on PostgreSQL imports it (0.2 s)
+
     import preservation.cli.main  # noqa: F401 - the imports are what the children inherit
     import tests.faults.disk  # noqa: F401
-
-    try:  # a catalog on PostgreSQL would import its driver in every child (0.2 s) otherwise
-        import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
-    except ImportError:
-        pass
 
     reply = sys.stdout
     reply.write(json.dumps({"ready": True}) + "\n")

@@ -249,7 +249,7 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, saved_home, tmp_pat
         verified_counts.append(after.verified_copies)
     spread = ", ".join(f"{n}:{verified_counts.count(n)}" for n in sorted(set(verified_counts)))
     slow = f", {op.open_delay * 1000:g} ms per file opened on the nodes" if op.open_delay else ""
-    summary.report(f"crash/{name} ({saved_home.backend}): {landed}/{KILLS} kills landed mid-operation (operation {duration:.2f}s, "
-                   f"{CORPUS_FILES} files{slow}; verified copies at the kill {{{spread}}}; {with_temporary} kills "
+    summary.report(f"crash/{name} ({saved_home.backend}): {landed}/{KILLS} kills landed mid-operation "
+                   f"(operation {duration:.2f}s, {CORPUS_FILES} files{slow}; verified copies at the kill {{{spread}}}; {with_temporary} kills "
                    "left temporary files, swept), all invariants hold after each kill and after resuming")
     assert landed >= MIN_LANDED, f"only {landed}/{KILLS} kills hit {name} while it was working"

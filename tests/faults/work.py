@@ -19,7 +19,7 @@ from preservation.jobs.handlers import default_registry
 from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.repository import Repository
 
-from ..services import POSTGRES_URL, service_missing
+from ..services import POSTGRES_URL, postgres_unusable
 
 AGENT = "fault-tests"
 
@@ -77,7 +77,7 @@ class SavedHome:
                 self._admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
                 self._sql(f'CREATE DATABASE "{self._work}"')
             except Exception as e:  # noqa: BLE001 - any failure means the server is not usable
-                service_missing(f"PostgreSQL at {POSTGRES_URL} ({type(e).__name__}: {e})")
+                postgres_unusable(e)
             self.catalog_url = make_url(POSTGRES_URL).set(database=self._work).render_as_string(hide_password=False)
 
     def _sql(self, *statements: str) -> None:

@@ -94,6 +94,14 @@ class InvalidRequest(PreservationError):
     template = "{detail}"
 
 
+class InvalidText(InvalidRequest):
+    """Outside text that cannot be accepted: characters XML 1.0 cannot carry, or too long."""
+
+    code = "E113"
+    exit_code = 2
+    template = "{detail}"
+
+
 # --- catalog -----------------------------------------------------------------
 
 

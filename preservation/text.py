@@ -1,0 +1,108 @@
+"""Outside text: the one place that decides what may enter and how it is shown.
+
+Every string that came from outside (delivery names, bag-info values, request
+reasons, titles, HTTP parameters) passes here twice:
+
+* **at the boundary** — :func:`check_xml_text` refuses text that XML 1.0
+  cannot carry (C0 controls other than TAB, LF and CR; U+FFFE and U+FFFF; lone
+  surrogates), because every event, grant and reason ends up in a PREMIS
+  export one day, and an export must never fail on what was accepted years
+  before;
+* **where it is shown** — :func:`for_terminal` (Rich markup escaped, control
+  characters made visible), :func:`for_log` (one log line can never become
+  two, and no escape sequence reaches an operator's terminal) and
+  :func:`xml_safe` (the documented, reversible escape for text already stored
+  that XML cannot carry).
+
+This module imports nothing of the project: every layer may use it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from preservation.errors import InvalidText
+
+# Characters XML 1.0 (§2.2 Char) cannot carry.  Surrogates (U+D800–U+DFFF)
+# can only appear in a Python str as lone surrogates.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# What a terminal or a log line must never receive raw: every C0 control, DEL
+# and the C1 controls (U+0080–U+009F, among them the 8-bit CSI U+009B), plus the
+# line and paragraph separators that some viewers break lines on.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_UNPRINTABLE_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_XML_ESCAPED = re.compile(r"\\(\\|u[0-9A-F]{4})")
+
+
+def _code_point(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def xml_forbidden(text: str) -> list[str]:
+    """The distinct characters of ``text`` that XML 1.0 cannot carry, as ``U+FFFF`` strings, in order."""
+    seen: dict[str, None] = {}
+    for match in _XML_FORBIDDEN.finditer(text):
+        seen.setdefault(_code_point(match.group()), None)
+    return list(seen)
+
+
+def check_xml_text(text: str, field: str, *, max_length: int | None = None) -> str:
+    """Return ``text`` unchanged when XML 1.0 can carry it (and it fits ``max_length``).
+
+    Raises :class:`~preservation.errors.InvalidText` (E113, HTTP 400) naming
+    the field and the offending code points otherwise.  The message never
+    repeats the text itself, so it is safe to show anywhere.
+    """
+    bad = xml_forbidden(text)
+    if bad:
+        shown = ", ".join(bad[:5]) + (" …" if len(bad) > 5 else "")
+        raise InvalidText(f"{field} contains character(s) that XML 1.0 cannot carry: {shown}",
+                          field=field, characters=bad)
+    if max_length is not None and len(text) > max_length:
+        raise InvalidText(f"{field} is longer than {max_length} characters", field=field, max_length=max_length)
+    return text
+
+
+def xml_safe(text: str) -> str:
+    """Text XML 1.0 can carry, reversibly (see :func:`xml_unescape`).
+
+    Text that XML can already carry is returned unchanged.  Otherwise every
+    backslash becomes ``\\\\`` and every character XML cannot carry becomes
+    ``\\uXXXX`` (four upper-case hex digits), so the original is recovered
+    exactly.  Whether a value was escaped is told apart by the caller (the
+    PREMIS export marks it); this function only transforms.
+    """
+    if not _XML_FORBIDDEN.search(text):
+        return text
+    return _XML_FORBIDDEN.sub(lambda m: f"\\u{ord(m.group()):04X}", text.replace("\\", "\\\\"))
+
+
+def xml_unescape(text: str) -> str:
+    """The inverse of :func:`xml_safe` for a value it escaped."""
+    return _XML_ESCAPED.sub(lambda m: "\\" if m.group(1) == "\\" else chr(int(m.group(1)[1:], 16)), text)
+
+
+def needs_xml_escape(text: str) -> bool:
+    return _XML_FORBIDDEN.search(text) is not None
+
+
+def visible_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as ``\\xNN`` / ``\\uNNNN`` instead of acting."""
+    pattern = _UNPRINTABLE_KEEP_NEWLINES if keep_newlines else _UNPRINTABLE
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def for_terminal(text: object, *, keep_newlines: bool = False) -> str:
+    """Outside text ready for a Rich console: control characters visible, markup escaped.
+
+    ``[bold red]`` and ``[link=…]`` are shown as typed, never interpreted; an
+    ESC (``\\x1b``) or a C1 CSI arrives as the four characters ``\\x1b``.
+    """
+    from rich.markup import escape
+
+    return escape(visible_controls(str(text), keep_newlines=keep_newlines))
+
+
+def for_log(text: object) -> str:
+    """Outside text ready for one log line: no line break, no escape sequence, nothing raw."""
+    return visible_controls(str(text))

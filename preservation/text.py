@@ -19,6 +19,7 @@ This module imports nothing of the project: every layer may use it.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from preservation.errors import InvalidText
@@ -106,3 +107,23 @@ def for_terminal(text: object, *, keep_newlines: bool = False) -> str:
 def for_log(text: object) -> str:
     """Outside text ready for one log line: no line break, no escape sequence, nothing raw."""
     return visible_controls(str(text))
+
+
+class LogFormatter(logging.Formatter):
+    """A formatter whose message part can never become two lines or carry an escape sequence.
+
+    Outside text reaches log messages through ``%s`` arguments (paths, names,
+    error messages); the whole message is passed through :func:`for_log` after
+    the arguments are merged.  A traceback that follows stays as Python wrote it.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = for_log(record.message)
+        return super().formatMessage(record)
+
+
+def safe_log_handler(stream=None, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> logging.Handler:
+    """A stream handler (stderr by default) with :class:`LogFormatter`: what every long-running command logs through."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogFormatter(fmt))
+    return handler

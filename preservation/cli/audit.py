@@ -7,7 +7,9 @@ import click
 from preservation.audit import audit as run_audit
 from preservation.units import human_bytes
 
-from .common import console, emit_json, json_option, repo
+from preservation.text import for_terminal
+
+from .common import console, emit_json, json_option, repo, say_plain
 
 
 @click.command("audit")
@@ -22,16 +24,16 @@ def audit(package_id, node_name, as_json) -> None:
         if as_json:
             return
         mark = "[green]ok[/]" if one.ok else "[bold red]FAILED[/]"
-        out.print(f"{mark} {one.package_id} on {one.node}: {one.fixity.files_checked}/{one.fixity.files_expected} "
+        out.print(f"{mark} {one.package_id} on {for_terminal(one.node)}: {one.fixity.files_checked}/{one.fixity.files_expected} "
                   f"files, {human_bytes(one.fixity.bytes_read_on_node)} read on node, "
                   f"{human_bytes(one.fixity.bytes_over_network)} over network → {one.state}")
         for f in one.fixity.findings:
-            out.print(f"    {f.code} {one.node}:{f.path or ''} {f.message}", markup=False)
+            say_plain(out, f"    {f.code} {one.node}:{f.path or ''} {f.message}")
 
     report = run_audit(repo(), package_id=package_id, node_name=node_name, progress=show)
     if as_json:
         emit_json(report.to_dict())
     else:
-        out.print(f"{len(report.replicas)} copies audited, {len(report.failed)} failed")
+        say_plain(out, f"{len(report.replicas)} copies audited, {len(report.failed)} failed")
     if not report.ok:
         raise SystemExit(1)

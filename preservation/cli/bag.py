@@ -13,6 +13,8 @@ from preservation.bagit.delivery_base import Delivery
 from preservation.errors import EXIT_FINDINGS, EXIT_OK, BagInvalid, DeliveryRejected
 from preservation.findings import Finding
 
+from preservation.text import for_terminal
+
 from .common import console, emit_json, fail, json_option, show_progress, table
 
 workers_option = click.option(
@@ -86,7 +88,7 @@ def validate(path: str, profile: str | None, completeness_only: bool, workers: i
         _show_findings(report.findings)
         verdict = "[green]valid[/]" if report.valid else "[bold red]invalid[/]"
         console().print(
-            f"{report.path}: {verdict} (BagIt {report.version}, {report.payload_files} payload files, "
+            f"{for_terminal(report.path)}: {verdict} (BagIt {report.version}, {report.payload_files} payload files, "
             f"{len(report.errors)} errors, {len(report.warnings)} warnings)",
             markup=True,
             highlight=False,

@@ -8,7 +8,7 @@ from preservation.catalog.db import Catalog
 from preservation.rebuild import rebuild_from_nodes
 from preservation.registry import init_home
 
-from .common import console, emit_json, json_option, repo, state
+from .common import console, emit_json, json_option, repo, say, say_plain, state
 
 
 @click.command("init")
@@ -19,8 +19,8 @@ def init(as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"home     {result['home']}")
-    click.echo(f"catalog  {result['catalog']} (schema revision {result['revision']})")
+    say(f"home     {result['home']}")
+    say(f"catalog  {result['catalog']} (schema revision {result['revision']})")
 
 
 @click.group("catalog")
@@ -36,7 +36,7 @@ def upgrade(as_json: bool) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"catalog at revision {result['revision']} (was {result['revision_before']})")
+        say(f"catalog at revision {result['revision']} (was {result['revision_before']})")
 
 
 @catalog.command("check")
@@ -52,7 +52,7 @@ def check(as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, "revision": revision})
     else:
-        click.echo(f"catalog schema is current ({revision})")
+        say(f"catalog schema is current ({revision})")
 
 
 @catalog.command("rebuild")
@@ -65,12 +65,12 @@ def rebuild(from_nodes: bool, scan: bool, no_audit: bool, as_json: bool) -> None
     """Rebuild packages, files and copies of a lost catalog from the bags on the nodes."""
     out = console()
     report = rebuild_from_nodes(repo(), scan=scan, audit=not no_audit,
-                                progress=None if as_json else (lambda pid: out.print(f"registered {pid}")))
+                                progress=None if as_json else (lambda pid: say_plain(out, f"registered {pid}")))
     if as_json:
         emit_json(report.to_dict())
     else:
         for f in report.findings:
-            out.print(f"  {f}", markup=False)
+            say_plain(out, f"  {f}")
         out.print(f"{len(report.packages)} packages, {report.replicas} copies, {report.files} files rebuilt; "
                   f"audit: {report.audited_ok} copies verified, {report.audited_failed} failed")
     if not report.ok:

@@ -6,7 +6,7 @@ import click
 
 from preservation.challenge import challenge_random
 
-from .common import console, emit_json, json_option, repo
+from .common import console, emit_json, json_option, repo, say_plain
 
 
 @click.command("challenge")
@@ -27,7 +27,7 @@ def challenge(count: int, node_name: str | None, as_json: bool) -> None:
         out = console()
         for o in outcomes:
             mark = "ok" if o.passed else f"FAILED ({o.reason})"
-            out.print(f"{mark:<10} {o.node}:{o.path} bytes {o.offset}+{o.length}", markup=False)
+            say_plain(out, f"{mark:<10} {o.node}:{o.path} bytes {o.offset}+{o.length}")
         out.print(f"{len(outcomes)} copies challenged, {len(failed)} failed")
     if failed:
         raise SystemExit(1)

@@ -6,7 +6,7 @@ import click
 
 from preservation.registry import ACCESS_MODES, add_collection, list_collections
 
-from .common import emit_json, json_option, repo, table
+from .common import emit_json, json_option, repo, say, table
 
 
 @click.group("collection")
@@ -29,7 +29,7 @@ def add(key, title, publisher, licence, access_mode, description, as_json) -> No
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"collection {result['key']} added ({result['access_mode']})")
+        say(f"collection {result['key']} added ({result['access_mode']})")
 
 
 @collection.command("list")

@@ -18,6 +18,7 @@ from preservation import units
 from preservation.errors import PreservationError
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
+from preservation.text import for_terminal, visible_controls
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -72,18 +73,35 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print one plain line for a person.
+
+    Lines carry outside text (names, reasons, paths, error messages): its
+    control characters are shown as ``\\xNN`` instead of moving the cursor,
+    recolouring the terminal or starting a second line.
+    """
+    click.echo(visible_controls(text), err=err)
+
+
+def say_plain(out: Console, text: str) -> None:
+    """:func:`say` on a Rich console, markup off: for lines printed between Rich output."""
+    out.print(visible_controls(text), markup=False, highlight=False)
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    t = Table(title=title, show_lines=False)
+    """A table of cells that are data, never markup: ``[bold]`` shows as typed, controls as ``\\xNN``."""
+    t = Table(title=None if title is None else for_terminal(title), show_lines=False)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*["" if v is None else for_terminal(v) for v in r])
     console().print(t)
 
 
 def fail(error: PreservationError) -> None:
-    """Print a coded error to stderr and exit with its exit code."""
-    console(stderr=True).print(f"[bold red]error {error.code}[/]: {error.message}", markup=True, highlight=False)
+    """Print a coded error to stderr and exit with its exit code (the message may quote outside text)."""
+    console(stderr=True).print(f"[bold red]error {error.code}[/]: {for_terminal(error.message)}", markup=True,
+                               highlight=False)
     raise SystemExit(error.exit_code)
 
 

@@ -8,7 +8,7 @@ from preservation.access.entitlements import add_entitlement, import_entitlement
 from preservation.errors import ImportRejected
 
 from .access import operator_agent
-from .common import console, emit_json, json_option, repo, table
+from .common import console, emit_json, json_option, repo, say, say_plain, table
 
 
 @click.group("entitlement")
@@ -30,7 +30,7 @@ def add(library_code, collection_key, from_year, to_year, note, as_json) -> None
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{result['library']} entitled to {result['collection']} {result['from_year']}-{result['to_year']}")
+        say(f"{result['library']} entitled to {result['collection']} {result['from_year']}-{result['to_year']}")
 
 
 @entitlement.command("list")
@@ -60,9 +60,9 @@ def import_(path, as_json) -> None:
         else:
             err = console(stderr=True)
             for f in e.findings:
-                err.print(f"  {f}", markup=False, highlight=False)
+                say_plain(err, f"  {f}")
         raise
     if as_json:
         emit_json({"ok": True, **result})
     else:
-        click.echo(f"{result['added']} entitlement(s) added, {result['unchanged']} already present")
+        say(f"{result['added']} entitlement(s) added, {result['unchanged']} already present")

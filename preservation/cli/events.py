@@ -10,7 +10,9 @@ import click
 from preservation.events import event_to_dict, iter_events, verify_chain
 from preservation.premis import write_premis
 
-from .common import console, emit_json, json_option, repo
+from preservation.text import visible_controls
+
+from .common import console, emit_json, json_option, repo, say, say_plain
 
 
 @click.group("events")
@@ -32,8 +34,8 @@ def list_(package_id, limit, as_json) -> None:
     out = console()
     for e in items:
         where = f" node={e['node_name']}" if e["node_name"] else ""
-        out.print(f"{e['seq']:>6} {e['occurred_at'][:19]} {e['event_type']:<28} {e['outcome']:<8} "
-                  f"{e['package_id'] or '-'}{where}", markup=False)
+        say_plain(out, f"{e['seq']:>6} {e['occurred_at'][:19]} {e['event_type']:<28} {e['outcome']:<8} "
+                       f"{e['package_id'] or '-'}{where}")
 
 
 @events.command("verify")
@@ -45,12 +47,13 @@ def verify(as_json: bool) -> None:
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
-        click.echo(f"event chain intact: {report.events_checked} events")
+        say(f"event chain intact: {report.events_checked} events")
     else:
         first = report.breaks[0]
-        click.secho(f"event chain BROKEN at event {first.seq} ({first.event_id}): {first.reason}", fg="red", err=True)
+        click.secho(visible_controls(f"event chain BROKEN at event {first.seq} ({first.event_id}): {first.reason}"), fg="red",
+                    err=True)
         for b in report.breaks[1:20]:
-            click.echo(f"  also event {b.seq}: {b.reason}", err=True)
+            say(f"  also event {b.seq}: {b.reason}", err=True)
     if not report.ok:
         raise SystemExit(1)
 
@@ -75,5 +78,5 @@ def export(package_id: str, as_premis: bool, output: str | None) -> None:
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
-    click.echo(f"wrote {output}: {counts['files']} files, {counts['events']} events, {counts['agents']} agents",
+    say(f"wrote {output}: {counts['files']} files, {counts['events']} events, {counts['agents']} agents",
                err=True)

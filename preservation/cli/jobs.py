@@ -7,7 +7,7 @@ import click
 from preservation.jobs.admin import cancel_job, list_jobs, retry_job, show_job
 from preservation.jobs.queue import JOB_STATES
 
-from .common import console, emit_json, json_option, repo, table
+from .common import console, emit_json, json_option, repo, say, say_plain, table
 
 
 @click.group("jobs")
@@ -44,12 +44,12 @@ def show(job_id: int, as_json: bool) -> None:
     out = console()
     for key in ("id", "kind", "state", "attempts", "max_attempts", "priority", "package_id", "payload", "run_after",
                 "lease_owner", "lease_expires_at", "created_at", "finished_at", "result"):
-        out.print(f"{key:<17} {job[key]}", markup=False)
+        say_plain(out, f"{key:<17} {job[key]}")
     if job["last_error"]:
-        out.print("last error:", markup=False)
-        out.print(job["last_error"], markup=False)
+        say_plain(out, "last error:")
+        say_plain(out, job["last_error"])
     for e in job["events"]:
-        out.print(f"  event {e['seq']} {e['occurred_at']} {e['event_type']} {e['outcome']}", markup=False)
+        say_plain(out, f"  event {e['seq']} {e['occurred_at']} {e['event_type']} {e['outcome']}")
 
 
 @jobs.command("retry")
@@ -61,7 +61,7 @@ def retry(job_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(job)
     else:
-        click.echo(f"job {job_id} ({job['kind']}) queued again")
+        say(f"job {job_id} ({job['kind']}) queued again")
 
 
 @jobs.command("cancel")
@@ -73,4 +73,4 @@ def cancel(job_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(job)
     else:
-        click.echo(f"job {job_id} ({job['kind']}) cancelled")
+        say(f"job {job_id} ({job['kind']}) cancelled")

@@ -8,7 +8,7 @@ from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
 from preservation.registry import add_node, list_nodes, set_node_status
 from preservation.units import human_bytes
 
-from .common import emit_json, json_option, parse_size, repo, table
+from .common import emit_json, json_option, parse_size, repo, say, table
 from .node_serve import serve
 
 
@@ -39,7 +39,7 @@ def add(name, org_type, region, uri, organisation, capacity, read_budget, no_pro
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"node {result['name']} added ({result['org_type']}, {result['region']}, {result['uri']})")
+        say(f"node {result['name']} added ({result['org_type']}, {result['region']}, {result['uri']})")
 
 
 @node.command("list")
@@ -67,4 +67,4 @@ def set_status(name: str, status: str, as_json: bool) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"node {name} is now {status}")
+        say(f"node {name} is now {status}")

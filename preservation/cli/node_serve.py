@@ -10,6 +10,8 @@ from preservation.errors import PreservationError
 from preservation.node_agent import AgentConfig, load_keys
 from preservation.node_agent import serve as serve_agent
 
+from .common import say
+
 
 @click.command("serve")
 @click.option("--storage", "storage_uri", required=True, help="Local storage to serve: file:///srv/preserve or s3://….")
@@ -54,7 +56,7 @@ def main() -> None:
     try:
         serve.main(prog_name="preserve node serve")
     except PreservationError as e:
-        click.echo(f"error {e.code}: {e.message}", err=True)
+        say(f"error {e.code}: {e.message}", err=True)
         sys.exit(e.exit_code)
 
 

@@ -7,7 +7,7 @@ import click
 from preservation.restore import restore as run_restore
 from preservation.units import human_bytes
 
-from .common import emit_json, json_option, repo
+from .common import emit_json, json_option, repo, say
 from .progress import byte_progress
 
 
@@ -24,5 +24,5 @@ def restore(package_id, dest, quiet, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) to {result['dest']}, "
+        say(f"restored {result['files']} files ({human_bytes(result['bytes'])}) to {result['dest']}, "
                    f"every file verified (sha256+sha512) while it was read")

@@ -8,13 +8,16 @@ import signal
 import sys
 from typing import Callable, Iterator
 
+from preservation.text import safe_log_handler
+
 
 def configure_logging(verbose: bool) -> None:
-    """Log lines with time and level to stderr (APScheduler's and Alembic's chatter only from warnings up)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True,
-    )
+    """Log lines with time and level to stderr, outside text in them escaped.
+
+    APScheduler's and Alembic's chatter is logged only from warnings up.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[safe_log_handler(sys.stderr)],
+                        force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

@@ -8,7 +8,7 @@ from preservation.access.triggers import list_triggers, parse_date, record_trigg
 from preservation.catalog.access_models import TRIGGER_KINDS
 
 from .access import operator_agent
-from .common import emit_json, json_option, repo, table
+from .common import emit_json, json_option, repo, say, table
 
 
 @click.group("trigger")
@@ -30,11 +30,11 @@ def record(collection_key, kind, when, evidence, by, as_json) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"trigger {result['id']} recorded for {result['collection']}: {result['kind']} on {result['date']}")
+    say(f"trigger {result['id']} recorded for {result['collection']}: {result['kind']} on {result['date']}")
     if not result["opens_collection"]:
         click.echo("note: the collection's access mode is not 'trigger', so this opens nothing by itself")
     if result["requests_approved"]:
-        click.echo(f"approved pending request(s): {', '.join(map(str, result['requests_approved']))}")
+        say(f"approved pending request(s): {', '.join(map(str, result['requests_approved']))}")
 
 
 @trigger.command("list")

@@ -21,7 +21,14 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import func, insert, select
 
 from preservation import events
-from preservation.bagit import BagResult, create_bag, open_delivery, validate_profile
+from preservation.bagit import (
+    DEFAULT_PROFILE_PATH,
+    BagResult,
+    create_bag,
+    load_profile,
+    open_delivery,
+    validate_profile,
+)
 from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_REPLICATING,
@@ -38,9 +45,9 @@ from preservation.placement import Candidate, choose_nodes
 from preservation.registry import get_collection
 from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
 from preservation.repository import Repository
-from preservation.settings import REPO_ROOT
 
-PROFILE = REPO_ROOT / "policies" / "bagit-profile.json"
+PROFILE = DEFAULT_PROFILE_PATH
+"""The BagIt profile every bag made here satisfies (package data: an installed preserve has it)."""
 INSERT_BATCH = 5000
 
 Progress = Callable[[str, int, int], None]
@@ -73,9 +80,12 @@ def stage(
 ) -> tuple[str, BagResult, Any]:
     """Check and bag a delivery into staging; returns (package_id, bag, delivery).
 
-    Raises DeliveryRejected / BagInvalid with every finding; leaves nothing behind.
+    Raises DeliveryRejected / BagInvalid with every finding, PolicyError when
+    the BagIt profile cannot be loaded (before anything is read or staged);
+    leaves nothing behind.
     """
     source_path = Path(source)
+    profile = load_profile(PROFILE)
     with repo.catalog.session() as s:
         collection = get_collection(s, collection_key)
         collection = {"key": collection.key, "title": collection.title, "publisher": collection.publisher,
@@ -97,8 +107,9 @@ def stage(
             delivery, partial, info, algorithms=("sha256", "sha512"), workers=repo.settings.workers,
             progress=(lambda b, f: progress("bag", b, f)) if progress else None,
         )
-        if PROFILE.exists() and delivery.kind != "bag":
-            report = validate_profile(partial, PROFILE)
+        # a delivered bag is kept byte-identical, as its maker wrote it; the bags made here satisfy the profile
+        if delivery.kind != "bag":
+            report = validate_profile(partial, profile)
             if not report.ok:
                 raise BagInvalid(
                     f"{len(report.errors)} profile finding(s), first: {report.errors[0]}", report=report,
@@ -145,7 +156,7 @@ def register(
                                     "computed": "in the pass that copied the bytes"})
         events.record_event(s, events.VALIDATION, events.SUCCESS, **common,
                             detail={"bagit_version": bag.version, "payload_oxum": bag.payload_oxum,
-                                    "profile": PROFILE.name})
+                                    "profile": None if source_kind == "bag" else PROFILE.name})
         replicas = []
         for node in chosen:
             replica = Replica(package_id=package_id, node_id=node.id, state=REPLICA_PENDING)

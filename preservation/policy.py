@@ -7,6 +7,7 @@ typo can never silently weaken how content is kept.
 from __future__ import annotations
 
 import hashlib
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
@@ -112,9 +113,10 @@ class Policy(_Strict):
         return f"{self.name}@{self.version}"
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file; raises PolicyError naming the bad field."""
-    path = Path(path)
+def load_policy(path: str | Path | Traversable) -> Policy:
+    """Load and validate a policy file (or packaged resource); raises PolicyError naming the bad field."""
+    if isinstance(path, str):
+        path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as e:

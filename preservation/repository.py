@@ -32,7 +32,7 @@ class Repository:
 
     @cached_property
     def policy(self) -> Policy:
-        return load_policy(self.settings.policy)
+        return load_policy(self.settings.policy_source)
 
     @property
     def staging_dir(self) -> Path:

@@ -8,6 +8,8 @@ home works.
 from __future__ import annotations
 
 import os
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from preservation.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POLICY = REPO_ROOT / "policies" / "default.yaml"
+# package data, so that an installed wheel has it too (the checkout's policies/ links to these files)
+DEFAULT_POLICY: Traversable = resources.files("preservation").joinpath("policies", "default.yaml")
 CONFIG_NAME = "preserve.yaml"
 
 
@@ -33,7 +36,8 @@ class Settings(BaseModel):
 
     home: Path
     catalog_url: str = ""
-    policy: Path = DEFAULT_POLICY
+    policy: Path | None = None
+    """The policy file; None is the default policy shipped with preserve (:data:`DEFAULT_POLICY`)."""
     staging_dir: Path | None = None
     workers: int = Field(default=2, ge=1, le=64)
     node_credentials: dict[str, NodeCredentials] = Field(default_factory=dict)
@@ -44,8 +48,14 @@ class Settings(BaseModel):
             self.catalog_url = f"sqlite:///{self.home / 'catalog.sqlite'}"
         if self.staging_dir is None:
             self.staging_dir = self.home / "staging"
-        if not self.policy.is_absolute():
+        if self.policy is not None and not self.policy.is_absolute():
             self.policy = (self.home / self.policy).resolve()
+
+
+    @property
+    def policy_source(self) -> Path | Traversable:
+        """Where the policy is read from: the configured file, else the packaged default."""
+        return self.policy if self.policy is not None else DEFAULT_POLICY
 
 
 def default_home() -> Path:

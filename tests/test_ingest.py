@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from preservation.catalog.models import Event, Package, PackageFile, Replica
-from preservation.errors import BagInvalid, DeliveryRejected, NotFound, PlacementError
+from preservation.errors import BagInvalid, DeliveryRejected, NotFound, PlacementError, PolicyError
 from preservation.events import verify_chain
 from preservation.ingest import ingest
 from preservation.registry import set_node_status
@@ -255,3 +255,30 @@ def test_large_file_streams_with_bounded_memory(repo, tmp_path):
     tracemalloc.stop()
     assert result["state"] == "preserved"
     assert peak < 64 * 2**20, f"peak traced memory {peak} bytes for a 96 MiB file"
+
+
+def test_a_missing_bagit_profile_refuses_the_ingest_and_records_no_validation(repo, sample_delivery, tmp_path,
+                                                                               monkeypatch):
+    import preservation.ingest as ingest_module
+
+    before = _catalog_counts(repo)
+    monkeypatch.setattr(ingest_module, "PROFILE", tmp_path / "no-such-profile.json")
+    with pytest.raises(PolicyError) as e:
+        ingest(repo, sample_delivery, "journals")
+    assert e.value.code == "E101" and "no-such-profile.json" in str(e.value)
+    _assert_nothing_registered(repo, before)
+    with repo.catalog.session() as s:
+        assert s.scalars(select(Event).where(Event.event_type == "validation")).all() == []
+
+
+def test_the_profile_ships_inside_the_package(repo, sample_delivery):
+    import preservation
+    import preservation.ingest as ingest_module
+
+    package_dir = Path(preservation.__file__).parent
+    assert Path(str(ingest_module.PROFILE)).resolve().parent == (package_dir / "policies").resolve()
+    result = ingest(repo, sample_delivery, "journals")
+    with repo.catalog.session() as s:
+        validation = s.scalars(select(Event).where(Event.package_id == result["package_id"],
+                                                   Event.event_type == "validation")).one()
+    assert validation.detail["profile"] == "bagit-profile.json"

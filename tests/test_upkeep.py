@@ -106,7 +106,7 @@ def test_a_copy_on_a_lost_node_is_replaced_elsewhere(repo4, tmp_path, lost_statu
 
 def test_a_raised_policy_places_more_copies_and_a_met_one_is_recorded(repo4, tmp_path):
     package_id = _ingest(repo4, tmp_path)
-    text = Path(repo4.settings.policy).read_text(encoding="utf-8")
+    text = repo4.settings.policy_source.read_text(encoding="utf-8")
     raised = tmp_path / "raised.yaml"
     raised.write_text(text.replace("version: 1", "version: 2").replace("copies: 3", "copies: 4"), encoding="utf-8")
     stricter = Repository(repo4.settings.model_copy(update={"policy": raised}))

@@ -14,6 +14,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
@@ -23,8 +25,8 @@ from preservation.findings import Finding, FindingList
 from . import codes
 from .tagfiles import BAG_INFO_TXT, BAGIT_TXT, FETCH_TXT, BagInfo
 
-# the repository's policies/ directory, found without importing the operator settings (pydantic, yaml)
-DEFAULT_PROFILE_PATH = Path(__file__).resolve().parents[2] / "policies" / "bagit-profile.json"
+# package data, so that an installed wheel has it too; found without importing the operator settings
+DEFAULT_PROFILE_PATH: Traversable = resources.files("preservation").joinpath("policies", "bagit-profile.json")
 
 _KNOWN_KEYS = {
     "BagIt-Profile-Info",
@@ -151,15 +153,19 @@ def _lower(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(v.lower() for v in values)
 
 
-def load_profile(path: str | os.PathLike[str] = DEFAULT_PROFILE_PATH) -> BagItProfile:
-    """Read and validate a BagIt profile JSON file; raises PolicyError."""
-    source = os.fspath(path)
+def load_profile(path: str | os.PathLike[str] | Traversable = DEFAULT_PROFILE_PATH) -> BagItProfile:
+    """Read and validate a BagIt profile JSON file (or packaged resource).
+
+    Raises PolicyError when it is missing, unreadable or not a profile: a
+    profile that cannot be read is never a profile that passes.
+    """
+    source = str(path)
     try:
-        with open(source, encoding="utf-8") as f:
-            data = json.load(f)
+        raw = (Path(path) if isinstance(path, (str, os.PathLike)) else path).read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except OSError as e:
         raise PolicyError(f"cannot read it: {e.strerror or e}", source=source) from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PolicyError(f"not valid JSON: {e}", source=source) from e
     return BagItProfile.from_dict(data, source)
 

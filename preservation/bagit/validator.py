@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any, Mapping
 
 from preservation.errors import InvalidRequest, NotFound
@@ -25,6 +25,9 @@ from .pipeline import FilePipeline, Job, Progress, ProgressMeter
 from .profile import BagItProfile, check_profile, load_profile
 from .records import RecordTable
 from .tagfiles import BagInfo
+
+ProfileSource = BagItProfile | Mapping[str, Any] | str | os.PathLike[str] | Traversable
+"""A loaded profile, a profile as a mapping, or where to read one (a path or a packaged resource)."""
 
 
 @dataclass
@@ -89,7 +92,7 @@ def validate_bag(
     path: str | os.PathLike[str],
     *,
     workers: int = 2,
-    profile: BagItProfile | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    profile: ProfileSource | None = None,
     completeness_only: bool = False,
     progress: Progress | None = None,
 ) -> ValidationReport:
@@ -119,7 +122,7 @@ def validate_bag(
 
 
 def validate_profile(
-    report_or_bag: ValidationReport | str | os.PathLike[str], profile: BagItProfile | Mapping[str, Any] | str | os.PathLike[str]
+    report_or_bag: ValidationReport | str | os.PathLike[str], profile: ProfileSource
 ) -> FindingList:
     """The profile findings (PRF codes) of a report, or of the bag at a path (checked for completeness only)."""
     loaded = _load(profile)
@@ -132,12 +135,12 @@ def validate_profile(
     return FindingList(check_profile(report, loaded))
 
 
-def _load(profile: BagItProfile | Mapping[str, Any] | str | os.PathLike[str] | None) -> BagItProfile | None:
+def _load(profile: ProfileSource | None) -> BagItProfile | None:
     if profile is None or isinstance(profile, BagItProfile):
         return profile
-    if isinstance(profile, (str, os.PathLike, Path)):
-        return load_profile(profile)
-    return BagItProfile.from_dict(profile, source="<profile>")
+    if isinstance(profile, Mapping):
+        return BagItProfile.from_dict(profile, source="<profile>")
+    return load_profile(profile)
 
 
 def _read_and_verify(inspection: BagInspection, files: RecordTable, workers: int, meter: ProgressMeter) -> None:

@@ -21,6 +21,7 @@ from preservation.catalog.models import (
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound, PreservationError
 from preservation.repository import Repository
 from preservation.settings import CONFIG_NAME, load_settings
+from preservation.text import check_xml_text
 from storage_adapters import adapter_class
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -80,12 +81,14 @@ def add_node(
     probe: bool = True,
 ) -> dict[str, Any]:
     """Register a node after checking its name, type and that its storage answers."""
-    if not NAME_RE.match(name or ""):
+    if not NAME_RE.fullmatch(name or ""):
         raise InvalidRequest(f"node name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
     if org_type not in ORG_TYPES:
         raise InvalidRequest(f"organisation type {org_type!r} must be one of {', '.join(ORG_TYPES)}")
     if not region or len(region) > 64:
         raise InvalidRequest("a region (1-64 characters) is required")
+    for field, value in (("region", region), ("organisation", organisation), ("uri", uri)):
+        check_xml_text(value, field)
     for label, value in (("capacity", capacity_bytes), ("read budget", read_budget_bytes_per_day)):
         if value is not None and value <= 0:
             raise InvalidRequest(f"the {label} must be a positive number of bytes")
@@ -169,10 +172,13 @@ def add_collection(
     access_mode: str | None = None,
     description: str = "",
 ) -> dict[str, Any]:
-    if not NAME_RE.match(key or ""):
+    if not NAME_RE.fullmatch(key or ""):
         raise InvalidRequest(f"collection key {key!r} must be 1-64 letters, digits, '.', '_' or '-'")
     if not title.strip():
         raise InvalidRequest("a collection needs a title")
+    for field, value in (("title", title), ("publisher", publisher), ("licence", licence),
+                         ("description", description)):
+        check_xml_text(value, field)
     mode = access_mode or repo.policy.access.default_mode
     if mode not in ACCESS_MODES:
         raise InvalidRequest(f"access mode {mode!r} must be one of {', '.join(ACCESS_MODES)}")

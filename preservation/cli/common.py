@@ -98,10 +98,26 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     console().print(t)
 
 
-def fail(error: PreservationError) -> None:
-    """Print a coded error to stderr and exit with its exit code (the message may quote outside text)."""
-    console(stderr=True).print(f"[bold red]error {error.code}[/]: {for_terminal(error.message)}", markup=True,
-                               highlight=False)
+JSON_ERRORS = "preserve.json_errors"  # ctx.meta key: the command line holds --json
+
+
+def json_requested() -> bool:
+    """True when the command line asked for ``--json`` (the top group notes it before parsing)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(JSON_ERRORS))
+
+
+def fail(error: PreservationError, *, as_json: bool | None = None) -> None:
+    """Print a coded error to stderr and exit with its exit code.
+
+    With ``--json`` the error is one JSON object (``{"ok": false, "error": {...}}``) so that scripts
+    parse failures as they parse results; otherwise a line whose outside text is escaped.
+    """
+    if as_json if as_json is not None else json_requested():
+        click.echo(json.dumps({"ok": False, "error": error.to_dict()}, ensure_ascii=False), err=True)
+    else:
+        console(stderr=True).print(f"[bold red]error {error.code}[/]: {for_terminal(error.message)}", markup=True,
+                                   highlight=False)
     raise SystemExit(error.exit_code)
 
 

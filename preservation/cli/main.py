@@ -12,7 +12,7 @@ from .bag import bag
 from .catalog import catalog, init
 from .challenge import challenge
 from .collection import collection
-from .common import CLIState, fail
+from .common import JSON_ERRORS, CLIState, fail
 from .entitlement import entitlement
 from .events import events
 from .ingest import ingest
@@ -29,7 +29,11 @@ from .worker import worker
 
 
 class PreserveGroup(click.Group):
-    """Turns every PreservationError into its message and exit code."""
+    """Turns every PreservationError into its message (JSON with ``--json``) and exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[JSON_ERRORS] = "--json" in args
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -1,6 +1,12 @@
-"""Byte counts for people: shown ('2.7 MB') and read ('500G', '1.5TiB')."""
+"""Numbers for people and from outside: byte counts shown ('2.7 MB') and read ('500G', '1.5TiB'),
+and integers read strictly from requests (:func:`parse_decimal`).
+
+This module imports nothing of the project: every layer may use it.
+"""
 
 from __future__ import annotations
+
+MAX_INT64 = 2**63 - 1
 
 _UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40, "PI": 2**50}
@@ -24,3 +30,20 @@ def parse_size(text: str) -> int:
         if t.endswith(suffix):
             return int(float(t[: -len(suffix)]) * _UNITS[suffix])
     return int(t)
+
+
+def parse_decimal(text: str, *, maximum: int = MAX_INT64) -> int:
+    """``text`` as a non-negative integer written in ASCII digits only, at most ``maximum``.
+
+    ``str.isdigit`` and ``int`` accept far more than a request should carry:
+    '²' passes ``isdigit`` and fails in ``int``; '٣', '+3', ' 3' and '3_000'
+    all convert; 5,000 digits raise in ``int`` (and cost time before that).
+    The length is checked before any conversion.  Raises ValueError, which
+    the caller turns into its own coded error.
+    """
+    if not 0 < len(text) <= len(str(maximum)) or not text.isascii() or not text.isdigit():
+        raise ValueError(f"not a whole number of at most {len(str(maximum))} ASCII digits")
+    value = int(text)
+    if value > maximum:
+        raise ValueError(f"more than {maximum}")
+    return value

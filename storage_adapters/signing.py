@@ -20,7 +20,7 @@ signature (see :func:`make_trailer`).  The agent hashes the payload as it
 arrives and makes the object visible only if the trailer verifies.
 
 This module is shared by both ends, so it depends on nothing but the
-standard library.
+standard library and :mod:`preservation.units` (which imports nothing).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 from urllib.parse import parse_qsl, quote
+
+from preservation.units import parse_decimal
 
 ALGORITHM = "PRESERVE-HMAC-SHA256"
 
@@ -68,6 +70,10 @@ class SignatureRefused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.key_id = key_id
+
+
+class MalformedSignature(SignatureRefused):
+    """A signature header that is not even well-formed: a bad request (400), not a failed login (401)."""
 
 
 def canonical_query(query: str | bytes) -> str:
@@ -177,22 +183,24 @@ def verify_request(
     scheme, _, params = authorization.partition(" ")
     label, _, signature = params.strip().partition("=")
     if scheme != ALGORITHM or label != "Signature" or not re.fullmatch(r"[0-9a-f]{64}", signature):
-        raise SignatureRefused("malformed Authorization header", key_id)
-    if not KEY_ID_PATTERN.match(key_id):
-        raise SignatureRefused("malformed key id", None)
+        raise MalformedSignature("malformed Authorization header", key_id)
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        raise MalformedSignature("malformed key id", None)
     key = keys.get(key_id)
     if key is None:
         raise SignatureRefused("unknown key id", key_id)
-    if not timestamp.isdigit():
-        raise SignatureRefused("malformed timestamp", key_id)
-    ts = int(timestamp)
+    try:
+        ts = parse_decimal(timestamp)
+    except ValueError as e:
+        raise MalformedSignature(f"malformed timestamp ({HEADER_TIMESTAMP}: Unix seconds in ASCII digits)",
+                                 key_id) from e
     current = time.time() if now is None else now
     if abs(current - ts) > max_skew:
         raise SignatureRefused(f"stale timestamp (more than {max_skew} s from the agent's clock)", key_id)
-    if not NONCE_PATTERN.match(nonce):
-        raise SignatureRefused("malformed nonce", key_id)
+    if not NONCE_PATTERN.fullmatch(nonce):
+        raise MalformedSignature("malformed nonce", key_id)
     if content_sha256 != STREAMING_TRAILER and not re.fullmatch(r"[0-9a-f]{64}", content_sha256):
-        raise SignatureRefused("malformed content sha256", key_id)
+        raise MalformedSignature("malformed content sha256", key_id)
     canonical = canonical_request(method, raw_path, query, key_id, timestamp, nonce, lowered, content_sha256)
     if not hmac.compare_digest(compute_signature(key, canonical), signature):
         raise SignatureRefused("bad signature", key_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import AsyncIterator
 
 import anyio.to_thread
@@ -97,6 +98,9 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
             max_clock_skew=config.max_clock_skew,
             nonce_capacity=config.nonce_capacity,
             max_body=config.max_json_body,
+            # whole seconds, as timestamps are signed: a request signed in an earlier second than
+            # this start cannot have been meant for this run of the agent
+            not_before=int(time.time()),
         )
     ]
     app = Starlette(

@@ -4,7 +4,12 @@ The middleware verifies the signature headers (see
 :mod:`storage_adapters.signing`), the body against its signed sha256 (the
 body is read here, bounded, and handed on to the endpoint), and that the
 nonce has not been seen within the replay window.  A refused request gets
-401 with a JSON error and a log line naming the client and the reason.
+401 with a JSON error and a log line naming the client and the reason; a
+request that is malformed before any key is tried (a signature header that
+is not well-formed, a query parameter given twice) gets 400.
+
+Nonces live in memory only, so a request signed before the agent started
+is refused: a request captured before a restart cannot be replayed after it.
 
 A streamed write (PUT) is signed with ``STREAMING-TRAILER``; its body is
 checked by the upload endpoint against the trailer, which is chained to the
@@ -20,9 +25,10 @@ import logging
 import threading
 import time
 from typing import Any, Awaitable, Callable, Mapping
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from preservation.errors import AccessDenied, InvalidRequest, PreservationError, StorageUnavailable
+from preservation.text import for_log
 from storage_adapters.signing import (
     HEADER_AUTHORIZATION,
     HEADER_CONTENT_SHA256,
@@ -31,6 +37,7 @@ from storage_adapters.signing import (
     HEADER_TIMESTAMP,
     SIGNED_HEADERS,
     STREAMING_TRAILER,
+    MalformedSignature,
     SignatureRefused,
     VerifiedRequest,
     verify_request,
@@ -82,8 +89,16 @@ def _client(scope: Scope) -> str:
 
 
 def log_refusal(scope: Scope, key_id: str | None, reason: str) -> None:
-    """One warning per refused request: what, from where, which key id, why."""
-    log.warning("refused %s %s from %s (key id %r): %s", scope["method"], scope["path"], _client(scope), key_id, reason)
+    """One warning per refused request: what, from where, which key id, why (each on one line)."""
+    log.warning(
+        "refused %s %s from %s (key id %r): %s",
+        scope["method"], for_log(scope["path"]), _client(scope), key_id, for_log(reason),
+    )
+
+
+def malformed(reason: str) -> InvalidRequest:
+    """The error a client sees for a request refused before any key was tried (sent with 400)."""
+    return InvalidRequest(f"request refused: {reason}")
 
 
 def refusal(reason: str) -> AccessDenied:
@@ -115,6 +130,19 @@ class _BodyTooLarge(Exception):
     """The request body is larger than the agent accepts for its kind of request."""
 
 
+def check_query(query: bytes) -> None:
+    """Raise MalformedSignature when a query parameter is given twice.
+
+    The signature covers every value (sorted), but an endpoint reads one of
+    them: ``?limit=1&limit=9`` (or ``?limit=1&%6cimit=9``, the same name once
+    decoded) would mean one thing to the signature and another to the handler.
+    """
+    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+    if len(names) != len(set(names)):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise MalformedSignature(f"query parameter(s) given more than once: {', '.join(repeated)}")
+
+
 class SignatureMiddleware:
     """Refuse every HTTP request whose signature, body hash or nonce does not verify."""
 
@@ -127,12 +155,14 @@ class SignatureMiddleware:
         max_clock_skew: int,
         nonce_capacity: int,
         max_body: int,
+        not_before: int,
     ) -> None:
         self.app = app
         self.keys = dict(keys)
         self.public_paths = public_paths
         self.max_clock_skew = max_clock_skew
         self.max_body = max_body
+        self.not_before = not_before
         self.nonces = NonceCache(nonce_capacity)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,10 +180,13 @@ class SignatureMiddleware:
             repeated = sorted({n for n in names if n in _ONE_VALUE_HEADERS and names.count(n) > 1})
             if repeated:
                 raise SignatureRefused(f"repeated header {', '.join(repeated)}", headers.get(HEADER_KEY_ID.lower()))
+            check_query(scope.get("query_string", b""))
             verified = verify_request(
                 method, raw_path, scope.get("query_string", b""), headers, self.keys, now=now,
                 max_skew=self.max_clock_skew,
             )
+            if verified.timestamp < self.not_before:
+                raise SignatureRefused("signed before the agent started (a replayed request?)", verified.key_id)
             if method == "PUT" and verified.content_sha256 != STREAMING_TRAILER:
                 raise SignatureRefused(f"a write must be signed with {STREAMING_TRAILER}", verified.key_id)
             if method != "PUT" and verified.content_sha256 == STREAMING_TRAILER:
@@ -164,18 +197,24 @@ class SignatureMiddleware:
                     raise SignatureRefused("the body does not match its signed sha256", verified.key_id)
                 receive = _replay(body, receive)
             self.nonces.remember(verified.key_id, verified.nonce, verified.timestamp + self.max_clock_skew, now)
+        except MalformedSignature as e:
+            log_refusal(scope, e.key_id, e.reason)
+            await send_json(send, 400, error_body(malformed(e.reason)))
+            return
         except SignatureRefused as e:
             log_refusal(scope, e.key_id, e.reason)
             await send_json(send, 401, error_body(refusal(e.reason)), {"WWW-Authenticate": "PRESERVE-HMAC-SHA256"})
             return
         except _BodyTooLarge:
-            log.warning("refused %s %s from %s: body over %d bytes", method, scope["path"], client_text, self.max_body)
+            log.warning(
+                "refused %s %s from %s: body over %d bytes", method, for_log(scope["path"]), client_text, self.max_body
+            )
             await send_json(send, 413, error_body(InvalidRequest(f"the request body is over {self.max_body} bytes")))
             return
         except NonceCacheFull:
             log.error(
                 "refused %s %s from %s: %d signed requests within the replay window, the nonce cache is full",
-                method, scope["path"], client_text, len(self.nonces),
+                method, for_log(scope["path"]), client_text, len(self.nonces),
             )
             busy = StorageUnavailable("too many requests within the replay window", location="node agent")
             await send_json(send, 503, error_body(busy), {"Retry-After": "5"})

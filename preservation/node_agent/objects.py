@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from preservation.errors import AccessDenied, InvalidRequest
+from preservation.units import parse_decimal
 from storage_adapters import ObjectInfo, StorageAdapter, check_key
 from storage_adapters.signing import HEADER_CONFIRM_DELETE, HEADER_SIZE
 
@@ -18,8 +19,21 @@ from .responses import NDJSON, adapter_of, iterate_in_threads, json_response, nd
 
 HEADER_MODIFIED = "X-Preserve-Modified"
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 _LIST_FLUSH_BYTES = 64 * 1024
+
+
+# a Range position longer than any file offset: beyond every object's end
+_BEYOND = 2**63
+
+
+def _position(text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        return parse_decimal(text)
+    except ValueError:
+        return _BEYOND
 
 
 class RangeNotSatisfiable(Exception):
@@ -30,24 +44,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(offset, length) for a single-range ``Range`` header, None to send everything.
 
     Multi-range and malformed headers are ignored, as RFC 9110 allows; a
-    range that starts at or past the end raises RangeNotSatisfiable.
+    range that starts at or past the end raises RangeNotSatisfiable.  A
+    position too long to be a file offset is past every end.
     """
     if not header:
         return None
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return None
-    first, last = match.groups()
-    if not first:
-        suffix = int(last)
-        if suffix == 0:
+    start, last = (_position(text) for text in match.groups())
+    if start is None:
+        if last == 0:
             raise RangeNotSatisfiable()
-        start = max(0, size - suffix)
+        start = max(0, size - last)
         return start, size - start
-    start = int(first)
     if start >= size:
         raise RangeNotSatisfiable()
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(last, size - 1) if last is not None else size - 1
     if end < start:
         return None
     return start, end - start + 1
@@ -169,9 +182,12 @@ async def list_objects(request: Request) -> Response:
     limit_text = params.get("limit")
     limit: int | None = None
     if limit_text is not None:
-        if not limit_text.isdigit() or int(limit_text) < 1:
-            raise InvalidRequest("limit must be a positive integer")
-        limit = int(limit_text)
+        try:
+            limit = parse_decimal(limit_text)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise InvalidRequest("limit must be a positive whole number in ASCII digits")
     lines = _listing(adapter_of(request), prefix, start_after, limit)
     first = await run_in_threadpool(_prime, lines)
     return StreamingResponse(_chain(first, lines), media_type=NDJSON)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, AsyncIterator, Iterator
 
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,8 @@ from preservation.errors import (
     StorageFull,
     StorageUnavailable,
 )
+from preservation.text import for_log
+from preservation.units import MAX_INT64
 from storage_adapters import StorageAdapter, check_key
 
 from .auth import error_body
@@ -30,6 +33,11 @@ from .auth import error_body
 log = logging.getLogger("preservation.node_agent")
 
 NDJSON = "application/x-ndjson"
+
+# Every body the agent takes is an object of lists of strings: nothing needs to nest deeper.
+MAX_JSON_DEPTH = 4
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_NESTING = re.compile(rb"[\[\]{}]")
 
 _STATUS: tuple[tuple[type[PreservationError], int], ...] = (
     (ObjectNotFound, 404),
@@ -58,12 +66,12 @@ def error_response(error: PreservationError, **extra: Any) -> Response:
 async def preservation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PreservationError)
     if status_for(exc) >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        log.error("%s %s failed: %s", request.method, for_log(request.url.path), for_log(exc))
     return error_response(exc)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+    log.exception("%s %s failed unexpectedly", request.method, for_log(request.url.path), exc_info=exc)
     return error_response(StorageError(f"internal error in the node agent ({type(exc).__name__}): see the agent's log"))
 
 
@@ -76,9 +84,33 @@ def path_key(request: Request) -> str:
     return check_key(request.path_params["key"])
 
 
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep ``body``'s arrays and objects nest, counted up to ``limit + 1`` (no parse).
+
+    The body's size is bounded already (the middleware reads at most
+    ``max_json_body``); its depth is not, and the JSON parser recurses once
+    per level: 100,000 levels end in a RecursionError, not an answer.
+    """
+    depth = deepest = 0
+    for bracket in _JSON_NESTING.finditer(_JSON_STRING.sub(b'""', body)):
+        if bracket.group() in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; raises InvalidRequest for anything else, or one nested too deep."""
+    body = await request.body()
+    if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads(await request.body())
+        document = json.loads(body)
     except ValueError as e:
         raise InvalidRequest(f"the request body is not JSON: {e}") from e
     if not isinstance(document, dict):
@@ -86,10 +118,13 @@ async def json_body(request: Request) -> dict[str, Any]:
     return document
 
 
-def int_field(document: dict[str, Any], name: str, default: int | None = None, minimum: int = 0) -> int:
+def int_field(
+    document: dict[str, Any], name: str, default: int | None = None, minimum: int = 0, maximum: int = MAX_INT64
+) -> int:
+    """The integer ``document[name]`` within [minimum, maximum] (a file offset fits in 63 bits); raises InvalidRequest."""
     value = document.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequest(f"{name!r} must be an integer of at least {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidRequest(f"{name!r} must be an integer from {minimum} to {maximum}")
     return value
 
 

@@ -21,6 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from preservation.errors import ChecksumMismatch, InvalidRequest
+from preservation.text import for_log
+from preservation.units import parse_decimal
 from storage_adapters.hashing import check_algorithms
 from storage_adapters.signing import HEADER_SIZE, TRAILER_LENGTH, SignatureRefused, VerifiedRequest, verify_trailer
 
@@ -97,9 +99,10 @@ def _size_header(request: Request) -> int | None:
     text = request.headers.get(HEADER_SIZE)
     if text is None:
         return None
-    if not text.isdigit():
-        raise InvalidRequest(f"{HEADER_SIZE} must be a non-negative integer")
-    return int(text)
+    try:
+        return parse_decimal(text)
+    except ValueError as e:
+        raise InvalidRequest(f"{HEADER_SIZE} must be a byte count in ASCII digits: {e}") from e
 
 
 def _algorithms(request: Request) -> tuple[str, ...]:
@@ -123,7 +126,7 @@ async def write_object(request: Request) -> Response:
     try:
         result = await run_in_threadpool(write)
     except ClientDisconnect:
-        log.warning("the client went away while writing %r; nothing was stored", key)
+        log.warning("the client went away while writing %s; nothing was stored", for_log(key))
         return Response(status_code=400)
     except SignatureRefused as e:
         log_refusal(request.scope, auth.key_id, e.reason)

@@ -7,9 +7,11 @@ import http.client
 import json
 import logging
 import time
+import types
 
 import pytest
 
+from preservation.node_agent import app as agent_app
 from preservation.node_agent.auth import NonceCache, NonceCacheFull
 from storage_adapters.signing import (
     STREAMING_TRAILER,
@@ -21,7 +23,7 @@ from storage_adapters.signing import (
     verify_trailer,
 )
 
-from .agents import KEY, KEY_ID, KEYS, raw_request
+from .agents import KEY, KEY_ID, KEYS, ThreadedAgent, raw_request
 
 AUTH_LOGGER = "preservation.node_agent.auth"
 
@@ -161,8 +163,50 @@ def test_stale_timestamp_is_refused(agent, caplog, skew):
     assert_refused(response, caplog, "stale timestamp")
 
 
-def test_timestamp_within_the_window_is_accepted(agent):
-    assert raw_request(agent.port, "GET", "/v1/list", timestamp=int(time.time()) - 250).status == 200
+@pytest.fixture
+def long_running_agent(tmp_path, monkeypatch):
+    """An agent that started 400 s ago, as far as its replay guard knows."""
+    real_time = time.time
+    monkeypatch.setattr(agent_app, "time", types.SimpleNamespace(time=lambda: real_time() - 400))
+    (tmp_path / "root").mkdir()
+    running = ThreadedAgent(tmp_path / "root").start()
+    yield running
+    running.stop()
+
+
+def test_timestamp_within_the_window_is_accepted(long_running_agent):
+    response = raw_request(long_running_agent.port, "GET", "/v1/list", timestamp=int(time.time()) - 250)
+    assert response.status == 200
+
+
+def test_a_request_signed_before_the_agent_started_is_refused(agent, caplog):
+    # within the clock-skew window, but from before this run of the agent: only a replay can be that
+    response = raw_request(agent.port, "GET", "/v1/list", timestamp=int(time.time()) - 250)
+    assert_refused(response, caplog, "signed before the agent started")
+
+
+def test_a_request_captured_before_a_restart_is_refused_after_it(tmp_path, caplog):
+    (tmp_path / "root").mkdir()
+    first = ThreadedAgent(tmp_path / "root").start()
+    try:
+        _next_second()  # the request is signed in a second after the first agent's start ...
+        captured = dict(timestamp=int(time.time()), nonce="cd" * 16)
+        assert raw_request(first.port, "GET", "/v1/list", **captured).status == 200
+    finally:
+        first.stop()
+    _next_second()  # ... and before the second agent's
+    second = ThreadedAgent(tmp_path / "root").start()
+    try:
+        response = raw_request(second.port, "GET", "/v1/list", **captured)
+        assert_refused(response, caplog, "signed before the agent started")
+        assert raw_request(second.port, "GET", "/v1/list").status == 200
+    finally:
+        second.stop()
+
+
+def _next_second() -> None:
+    """Wait for the next whole second: timestamps are signed in whole seconds."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
 def test_replayed_nonce_is_refused(agent, caplog):

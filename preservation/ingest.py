@@ -21,14 +21,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import func, insert, select
 
 from preservation import events
-from preservation.bagit import (
-    DEFAULT_PROFILE_PATH,
-    BagResult,
-    create_bag,
-    load_profile,
-    open_delivery,
-    validate_profile,
-)
+from preservation.bagit import BagResult, create_bag, default_profile, load_profile, open_delivery, validate_profile
 from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_REPLICATING,
@@ -46,7 +39,7 @@ from preservation.registry import get_collection
 from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
 from preservation.repository import Repository
 
-PROFILE = DEFAULT_PROFILE_PATH
+PROFILE = default_profile()
 """The BagIt profile every bag made here satisfies (package data: an installed preserve has it)."""
 INSERT_BATCH = 5000
 

@@ -13,7 +13,7 @@ Finding codes are listed in :mod:`preservation.bagit.codes` and docs/bagit-findi
 
 from .codes import CODES
 from .delivery import Delivery, DeliveryEntry, DeliveryLimits, open_delivery
-from .profile import DEFAULT_PROFILE_PATH, BagItProfile, load_profile
+from .profile import BagItProfile, default_profile, load_profile
 from .records import FileRecord, RecordTable
 from .tagfiles import BagInfo, BagMetadata, parse_bag_metadata, read_bag_metadata, read_bag_metadata_from_adapter
 from .validator import ValidationReport, validate_bag, validate_profile
@@ -21,7 +21,6 @@ from .writer import BagResult, create_bag
 
 __all__ = [
     "CODES",
-    "DEFAULT_PROFILE_PATH",
     "BagInfo",
     "BagItProfile",
     "BagMetadata",
@@ -33,6 +32,7 @@ __all__ = [
     "RecordTable",
     "ValidationReport",
     "create_bag",
+    "default_profile",
     "load_profile",
     "open_delivery",
     "parse_bag_metadata",

@@ -52,18 +52,21 @@ PAYLOAD_DIR_MISSING = _code("BAG010", ERROR, "the data/ payload directory is mis
 TAG_FILE_UNDECODABLE = _code("BAG011", ERROR, "a tag file cannot be decoded with the declared encoding")
 TAG_FILE_BOM = _code("BAG012", WARNING, "a tag file starts with a byte-order mark")
 BAG_UNREADABLE = _code("BAG013", ERROR, "the bag directory or a tag file cannot be read")
+BAGIT_TXT_LINE_FORM = _code("BAG014", ERROR, "a bagit.txt line is not exactly `Label: value` (RFC 8493 2.1.1)")
+BAGIT_TXT_LINE_FORM_OLD = _code("BAG015", WARNING, "a bagit.txt line is not exactly `Label: value` (allowed before 1.0)")
 
 # --- manifests ------------------------------------------------------------------
 NO_PAYLOAD_MANIFEST = _code("BAG101", ERROR, "no payload manifest with a supported algorithm")
 UNSUPPORTED_ALGORITHM = _code("BAG102", WARNING, "a manifest uses an unsupported algorithm: not verified")
 MANIFEST_LINE_MALFORMED = _code("BAG103", ERROR, "a manifest line is not `digest path`")
 MANIFEST_BINARY_MARKER = _code("BAG104", WARNING, "md5sum-style `*` binary marker before a path")
-MANIFEST_DUPLICATE = _code("BAG105", ERROR, "a manifest lists the same path twice")
+MANIFEST_DUPLICATE = _code("BAG105", ERROR, "a manifest lists the same path twice with different digests")
 MANIFEST_PATH_UNSAFE = _code("BAG106", ERROR, "a manifest path is absolute or leaves the bag: never opened")
 PAYLOAD_ENTRY_OUTSIDE_DATA = _code("BAG107", ERROR, "a payload manifest lists a path outside data/")
 MANIFEST_BLANK_LINE = _code("BAG108", WARNING, "a manifest has a blank line")
 PATH_NOT_PERCENT_ENCODED = _code("BAG109", WARNING, "a manifest path has `%`, CR or LF not encoded as RFC 8493 says")
 PATH_NOT_CANONICAL = _code("BAG110", WARNING, "a manifest path has `.` or empty segments")
+MANIFEST_REPEATED_ENTRY = _code("BAG111", WARNING, "a manifest lists the same path twice with the same digest")
 
 # --- payload files ----------------------------------------------------------------
 PAYLOAD_MISSING = _code("BAG201", ERROR, "a payload file listed in a manifest is missing")
@@ -77,6 +80,9 @@ NAMES_COLLIDE_NFC = _code("BAG208", WARNING, "two file names are equal after NFC
 NAMES_COLLIDE_CASE = _code("BAG209", WARNING, "two file names are equal after case folding")
 NAME_NOT_UTF8 = _code("BAG210", ERROR, "a file name in the bag is not valid UTF-8")
 PAYLOAD_IS_DIRECTORY = _code("BAG211", ERROR, "a manifest entry names a directory")
+CASE_ONLY_DUPLICATE = _code(
+    "BAG212", WARNING, "an absent manifest entry differs only by case from a listed file with its digest"
+)
 
 # --- tag files --------------------------------------------------------------------
 TAG_FILE_MISSING = _code("BAG301", ERROR, "a tag file listed in a tag manifest is missing")
@@ -92,6 +98,7 @@ BAG_INFO_REPEATED = _code("BAG403", WARNING, "a reserved tag that SHOULD NOT rep
 BAG_INFO_LABEL_FORMAT = _code("BAG404", WARNING, "a label has surrounding whitespace or no space after the colon")
 OXUM_MALFORMED = _code("BAG405", ERROR, "Payload-Oxum is not `octets.count`")
 OXUM_MISMATCH = _code("BAG406", ERROR, "Payload-Oxum does not match the payload on disk")
+BAG_INFO_NOT_XML_TEXT = _code("BAG407", ERROR, "a bag-info.txt line has characters XML 1.0 cannot carry")
 
 # --- fetch.txt ---------------------------------------------------------------------
 FETCH_PRESENT = _code("BAG501", WARNING, "fetch.txt is present: the bag relies on remote files")

@@ -46,6 +46,8 @@ class BagInspection:
         self._listed_payload: dict[str, int] = {}
         self._listed_by_supported: set[str] = set()
         self._payload_in_tag_manifests: set[str] = set()
+        self._folded: dict[str, list[str]] | None = None
+        """Listed payload files by case-folded NFC name, built only when an entry is missing."""
         self._walk()
         self.metadata: BagMetadata = self._read_tag_files()
         self.findings.extend(self.metadata.findings)
@@ -157,6 +159,15 @@ class BagInspection:
         for path, names in missing.items():
             if path in self._directories:
                 codes.note(self.findings, codes.PAYLOAD_IS_DIRECTORY, "the manifest entry is a directory", shown(path))
+            elif (twin := self._case_twin(path)) is not None:
+                codes.note(
+                    self.findings,
+                    codes.CASE_ONLY_DUPLICATE,
+                    f"listed, but absent; {shown(twin)!r} differs from it only by case, is listed with the same "
+                    "digest and is present (a bag made on a case-insensitive file system)",
+                    shown(path),
+                    present=shown(twin),
+                )
             else:
                 codes.note(
                     self.findings,
@@ -182,6 +193,20 @@ class BagInspection:
                 )
         self._match_fetch()
         self._match_tag_manifests()
+
+    def _case_twin(self, absent: str) -> str | None:
+        """The present payload file that ``absent`` names but for case, listed with the same digest by every
+        manifest that lists ``absent``; None when there is no such file (``absent`` is then truly missing)."""
+        if self._folded is None:
+            self._folded = {}
+            for present in self._listed_payload:
+                self._folded.setdefault(nfc(present).casefold(), []).append(present)
+        manifests = [m for m in self.metadata.manifests.values() if absent in m.entries]
+        for present in self._folded.get(nfc(absent).casefold(), ()):
+            if all(m.entries.get(self._aliases.get(m.name, {}).get(present, present)) == m.entries[absent]
+                   for m in manifests):
+                return present
+        return None
 
     def _match_fetch(self) -> None:
         for entry in self.metadata.fetch or ():

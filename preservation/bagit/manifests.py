@@ -10,11 +10,12 @@ one regular expression; every other line gets every rule.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from preservation.digests import SUPPORTED_ALGORITHMS
+from preservation.digests import BAGIT_ALGORITHMS
 from preservation.findings import FindingList
 
 from . import codes
@@ -30,7 +31,7 @@ from .names import (
 PAYLOAD = "payload"
 TAG = "tag"
 NEWEST_VERSION = (1, 0)
-DIGEST_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
+DIGEST_HEX_LENGTHS = {name: hashlib.new(name).digest_size * 2 for name in BAGIT_ALGORITHMS}
 
 _MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9_-]+)\.txt$")
 _MANIFEST_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+(.*)", re.S)
@@ -62,7 +63,7 @@ class Manifest:
 
     @property
     def supported(self) -> bool:
-        return self.algorithm in SUPPORTED_ALGORITHMS
+        return self.algorithm in BAGIT_ALGORITHMS
 
 
 def parse_manifest(
@@ -196,11 +197,12 @@ def _parse_line(
         )
         return
     if path in entries:
-        conflict = "" if entries[path] == digest else " with a different digest"
+        # the same line twice says nothing new; two digests for one file cannot both be right
+        same = entries[path] == digest
         codes.note(
             findings,
-            codes.MANIFEST_DUPLICATE,
-            f"line {number}: {shown(path)!r} is listed again{conflict}",
+            codes.MANIFEST_REPEATED_ENTRY if same else codes.MANIFEST_DUPLICATE,
+            f"line {number}: {shown(path)!r} is listed again" + ("" if same else " with a different digest"),
             name,
             line=number,
             entry=shown(path),

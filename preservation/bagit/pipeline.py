@@ -39,7 +39,7 @@ from contextlib import suppress
 from functools import partial
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from preservation.digests import check_algorithms
+from preservation.digests import BAGIT_ALGORITHMS, check_algorithms
 from preservation.pagecache import advise_dontneed
 
 CHUNK_SIZE = 512 * 1024
@@ -108,7 +108,8 @@ class FilePipeline:
     """Run :class:`Job` s on ``workers`` threads; see :meth:`run`."""
 
     def __init__(self, algorithms: Sequence[str], workers: int = 2) -> None:
-        self.algorithms = check_algorithms(algorithms)
+        # a validator reads with whatever a bag's manifests use; the writer picks from fewer (writer.py)
+        self.algorithms = check_algorithms(algorithms, BAGIT_ALGORITHMS)
         self.workers = max(1, int(workers))
         self._constructors = tuple(getattr(hashlib, a) for a in self.algorithms)
         self._busy = 0

@@ -25,8 +25,6 @@ from preservation.findings import Finding, FindingList
 from . import codes
 from .tagfiles import BAG_INFO_TXT, BAGIT_TXT, FETCH_TXT, BagInfo
 
-# package data, so that an installed wheel has it too; found without importing the operator settings
-DEFAULT_PROFILE_PATH: Traversable = resources.files("preservation").joinpath("policies", "bagit-profile.json")
 
 _KNOWN_KEYS = {
     "BagIt-Profile-Info",
@@ -153,12 +151,23 @@ def _lower(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(v.lower() for v in values)
 
 
-def load_profile(path: str | os.PathLike[str] | Traversable = DEFAULT_PROFILE_PATH) -> BagItProfile:
-    """Read and validate a BagIt profile JSON file (or packaged resource).
+def default_profile() -> Traversable:
+    """The BagIt profile the bags made here satisfy: package data, so an installed wheel has it too.
+
+    Looked up when asked for, not on import: finding package resources loads
+    the zip readers, which the bag code otherwise never needs.
+    """
+    return resources.files("preservation").joinpath("policies", "bagit-profile.json")
+
+
+def load_profile(path: str | os.PathLike[str] | Traversable | None = None) -> BagItProfile:
+    """Read and validate a BagIt profile JSON file or packaged resource (default: :func:`default_profile`).
 
     Raises PolicyError when it is missing, unreadable or not a profile: a
     profile that cannot be read is never a profile that passes.
     """
+    if path is None:
+        path = default_profile()
     source = str(path)
     try:
         raw = (Path(path) if isinstance(path, (str, os.PathLike)) else path).read_bytes()

@@ -18,9 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
-from preservation.digests import SUPPORTED_ALGORITHMS
+from preservation.digests import BAGIT_ALGORITHMS
 from preservation.errors import ObjectNotFound
 from preservation.findings import FindingList
+from preservation.text import check_xml_text, xml_forbidden
 
 from . import codes
 from .manifests import NEWEST_VERSION, TAG, Manifest, manifest_kind, parse_manifest
@@ -41,6 +42,7 @@ RESERVED_NOT_REPEATABLE = ("bagging-date", "bag-size", "payload-oxum", "bag-grou
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
+_EXACT_DECLARATION_LINE = re.compile(r"[^\s:]+: \S+")
 _OXUM = re.compile(r"^(\d+)\.(\d+)$")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
@@ -77,6 +79,7 @@ def parse_bagit_txt(data: bytes, findings: FindingList) -> BagDeclaration:
         text = data.decode("utf-8", "replace")
     labels: list[str] = []
     values: dict[str, str] = {}
+    loose: list[int] = []
     for number, line in enumerate(_split_lines(text), start=1):
         if not line.strip():
             continue
@@ -86,6 +89,8 @@ def parse_bagit_txt(data: bytes, findings: FindingList) -> BagDeclaration:
                 findings, codes.BAGIT_TXT_MALFORMED, f"line {number} is not `Label: value`", BAGIT_TXT, line=number
             )
             continue
+        if _EXACT_DECLARATION_LINE.fullmatch(line) is None:
+            loose.append(number)
         label = label.strip()
         labels.append(label)
         values.setdefault(label, value.strip())
@@ -111,6 +116,7 @@ def parse_bagit_txt(data: bytes, findings: FindingList) -> BagDeclaration:
                 version=version,
             )
             version = None
+    _note_loose_lines(loose, version, findings)
     encoding = values.get("Tag-File-Character-Encoding")
     codec = "utf-8"
     if encoding is None:
@@ -133,6 +139,27 @@ def parse_bagit_txt(data: bytes, findings: FindingList) -> BagDeclaration:
                     encoding=encoding,
                 )
     return BagDeclaration(version=version, encoding=encoding, codec=codec)
+
+
+def _note_loose_lines(numbers: list[int], version: str | None, findings: FindingList) -> None:
+    """Lines not in the exact `Label: value` form: an error from BagIt 1.0 on, a warning before.
+
+    RFC 8493 section 2.1.1 fixes both lines character for character (one
+    colon, one space, no other whitespace).  The 0.93-0.97 drafts show the
+    same form but were written by tools that were not always exact, so
+    their bags are still read, with a warning.  A missing or unusable
+    version is judged by the 1.0 rule.
+    """
+    match = _VERSION.match(version or "")
+    strict = match is None or (int(match.group(1)), int(match.group(2))) >= NEWEST_VERSION
+    for number in numbers:
+        codes.note(
+            findings,
+            codes.BAGIT_TXT_LINE_FORM if strict else codes.BAGIT_TXT_LINE_FORM_OLD,
+            f"line {number} is not exactly `Label: value` (one colon, then one space, no other whitespace)",
+            BAGIT_TXT,
+            line=number,
+        )
 
 
 def format_bagit_txt() -> bytes:
@@ -218,6 +245,16 @@ def parse_bag_info(lines: Iterable[str], findings: FindingList, name: str = BAG_
             if number < len(raw):
                 codes.note(findings, codes.BAG_INFO_BLANK_LINE, f"line {number} of {name} is blank", name, line=number)
             continue
+        forbidden = xml_forbidden(line)
+        if forbidden:
+            codes.note(
+                findings,
+                codes.BAG_INFO_NOT_XML_TEXT,
+                f"line {number} of {name} has character(s) XML 1.0 cannot carry: {', '.join(forbidden[:5])}",
+                name,
+                line=number,
+                characters=forbidden,
+            )
         if line[0] in " \t":
             if not info.items:
                 codes.note(
@@ -267,7 +304,14 @@ def parse_bag_info(lines: Iterable[str], findings: FindingList, name: str = BAG_
 
 
 def check_bag_info_item(label: str, value: str) -> str | None:
-    """Why ``label: value`` cannot be written to bag-info.txt, or None."""
+    """Why ``label: value`` cannot be written to bag-info.txt, or None.
+
+    Raises InvalidText (E113) when the label or value holds a character
+    XML 1.0 cannot carry: bag-info ends up in PREMIS exports, and is refused
+    here, where it enters, rather than when an export breaks.
+    """
+    check_xml_text(label, "bag-info label")
+    check_xml_text(value, f"bag-info {label}")
     if not label or label != label.strip():
         return "a label must be non-empty without surrounding whitespace"
     if ":" in label or any(c in label for c in "\r\n"):
@@ -411,7 +455,7 @@ def parse_bag_metadata(reader: Callable[[str], bytes | None], names: Iterable[st
             codes.note(
                 findings,
                 codes.UNSUPPORTED_ALGORITHM,
-                f"{name}: algorithm {kind[1]!r} is not supported (use one of {', '.join(SUPPORTED_ALGORITHMS)})",
+                f"{name}: algorithm {kind[1]!r} is not verified (verified: {', '.join(BAGIT_ALGORITHMS)})",
                 name,
                 algorithm=kind[1],
             )

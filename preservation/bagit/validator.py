@@ -1,6 +1,6 @@
 """Validate a local bag against RFC 8493 (BagIt 0.93 to 1.0) and, optionally, a BagIt profile.
 
->>> report = validate_bag("/staging/pkg-123", profile=DEFAULT_PROFILE_PATH)
+>>> report = validate_bag("/staging/pkg-123", profile=default_profile())
 >>> report.valid, [f.code for f in report.errors]
 
 Every problem is reported, never only the first.  Each file is read once,

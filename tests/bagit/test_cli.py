@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from preservation.bagit import DEFAULT_PROFILE_PATH
+from preservation.bagit import default_profile
 from preservation.cli.main import cli
 
 from .builders import make_bag, make_tree
@@ -58,7 +58,7 @@ def test_warnings_print_but_do_not_fail(tmp_path: Path) -> None:
 def test_profile_option(tmp_path: Path) -> None:
     source = make_tree(tmp_path / "src", {"a": b"a"})
     run("bag", "create", source, tmp_path / "bag")
-    report = json.loads(run("bag", "validate", tmp_path / "bag", "--profile", DEFAULT_PROFILE_PATH, "--json",
+    report = json.loads(run("bag", "validate", tmp_path / "bag", "--profile", default_profile(), "--json",
                             exit_code=1).stdout)
     assert sorted(f["code"] for f in report["findings"]) == ["PRF001", "PRF001", "PRF001"]
 
@@ -94,3 +94,10 @@ def test_not_a_delivery_lists_its_finding(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("plain text")
     refused = json.loads(run("bag", "create", tmp_path / "notes.txt", tmp_path / "bag", "--json", exit_code=10).stdout)
     assert [f["code"] for f in refused["findings"]] == ["DLV026"]
+
+
+def test_create_refuses_bag_info_that_xml_cannot_carry(tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    out = run("bag", "create", source, tmp_path / "bag", "--info", "Title=a\uffffb", exit_code=2)
+    assert "E113" in out.output and "U+FFFF" in out.output
+    assert not (tmp_path / "bag").exists() or not any((tmp_path / "bag").iterdir())

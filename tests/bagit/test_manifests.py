@@ -39,8 +39,18 @@ def test_manifest_reports_every_bad_line() -> None:
         f"{SHA}  data/ok\nzzz  data/bad-hex\n{SHA}  /abs\n{SHA}  data/../../x\n{SHA}  data/ok\n{SHA[:10]}  data/short\n"
     )
     assert list(parsed.entries) == ["data/ok"]
-    assert findings.codes() == ["BAG103", "BAG106", "BAG106", "BAG105", "BAG103"]
+    assert findings.codes() == ["BAG103", "BAG106", "BAG106", "BAG111", "BAG103"]
     assert [f.params["line"] for f in findings] == [2, 3, 4, 5, 6]
+
+
+def test_a_repeated_entry_is_a_warning_and_a_conflicting_one_an_error() -> None:
+    other = "b" * 64
+    parsed, findings = manifest(f"{SHA}  data/a\n{SHA}  data/a\n{SHA}  data/b\n{other}  data/b\n")
+    assert [(f.code, f.severity, f.params["line"]) for f in findings] == [
+        ("BAG111", "warning", 2),
+        ("BAG105", "error", 4),
+    ]
+    assert parsed.entries == {"data/a": SHA, "data/b": SHA}
 
 
 def test_formatted_lines_parse_back() -> None:

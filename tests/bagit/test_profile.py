@@ -9,7 +9,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from preservation.bagit import DEFAULT_PROFILE_PATH, BagItProfile, load_profile, validate_bag, validate_profile
+from preservation.bagit import BagItProfile, default_profile, load_profile, validate_bag, validate_profile
 from preservation.errors import PolicyError
 
 from .builders import add_payload, append_line, edit_text, make_bag, make_tree, reseal
@@ -17,7 +17,7 @@ from .builders import add_payload, append_line, edit_text, make_bag, make_tree, 
 
 @pytest.fixture
 def profile() -> BagItProfile:
-    return load_profile(DEFAULT_PROFILE_PATH)
+    return load_profile(default_profile())
 
 
 def test_the_shipped_profile_says_what_packages_must_be(profile: BagItProfile) -> None:
@@ -38,7 +38,7 @@ def test_bagit_python_bags_break_it_in_every_way_they_differ(tmp_path: Path, pro
     source = make_tree(tmp_path / "theirs", {"x": b"x"})
     bagit.make_bag(str(source), {"Source-Organization": "Them"}, checksums=["md5"])
     (source / "fetch.txt").write_text("")
-    report = validate_bag(source, profile=DEFAULT_PROFILE_PATH)
+    report = validate_bag(source, profile=default_profile())
     profile_codes = sorted(f.code for f in report.findings if f.code.startswith("PRF"))
     assert profile_codes == ["PRF001", "PRF001", "PRF001", "PRF004", "PRF004", "PRF006", "PRF006", "PRF008", "PRF009"]
     assert sorted(f.params["label"] for f in report.findings if f.code == "PRF001") == [

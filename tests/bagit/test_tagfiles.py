@@ -9,6 +9,7 @@ import pytest
 
 from preservation.bagit.tagfiles import (
     BagInfo,
+    check_bag_info_item,
     format_bag_info,
     parse_bag_info,
     parse_bag_metadata,
@@ -16,6 +17,7 @@ from preservation.bagit.tagfiles import (
     read_bag_metadata,
     read_bag_metadata_from_adapter,
 )
+from preservation.errors import InvalidText
 from preservation.findings import FindingList
 from storage_adapters import open_adapter
 
@@ -34,6 +36,11 @@ from .builders import PAYLOAD, digest, make_bag
         (b"BagIt-Version: 1.0\n", "1.0", ["BAG009", "BAG006"]),
         (b"BagIt-Version: 1.0\nTag-File-Character-Encoding: ISO-8859-1\n", "1.0", ["BAG008"]),
         (b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n\xff\n", "1.0", ["BAG011", "BAG002"]),
+        (b"BagIt-Version : 1.0\nTag-File-Character-Encoding: UTF-8\n", "1.0", ["BAG014"]),
+        (b"BagIt-Version:  1.0\nTag-File-Character-Encoding: UTF-8 \n", "1.0", ["BAG014", "BAG014"]),
+        (b" BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", "1.0", ["BAG014"]),
+        (b"BagIt-Version : 3.0\nTag-File-Character-Encoding: UTF-8\n", None, ["BAG005", "BAG014"]),
+        (b"BagIt-Version : 0.96\nTag-File-Character-Encoding:\tUTF-8\n", "0.96", ["BAG015", "BAG015"]),
     ],
 )
 def test_bagit_txt(data: bytes, version: str | None, codes: list[str]) -> None:
@@ -123,3 +130,21 @@ def test_metadata_parses_from_any_reader() -> None:
     metadata = parse_bag_metadata(files.get, files)
     assert metadata.version == "0.96" and metadata.payload_algorithms == ("md5",)
     assert metadata.bag_info.get("Payload-Oxum") == "1.1" and metadata.findings.codes() == []
+
+
+@pytest.mark.parametrize("label, value", [("Title", "end\uffff"), ("Title", "nul\x00"), ("Ti\ufffetle", "x"),
+                                          ("Title", "lone \ud800 surrogate")])
+def test_bag_info_that_xml_cannot_carry_is_refused_where_it_enters(label: str, value: str) -> None:
+    with pytest.raises(InvalidText) as e:
+        check_bag_info_item(label, value)
+    assert e.value.code == "E113"
+
+
+def test_bag_info_read_from_a_bag_reports_what_xml_cannot_carry() -> None:
+    findings = FindingList()
+    info = parse_bag_info(["Title: fine", "Note: bad \ufffe", "  continued \x1b[31m"], findings)
+    assert [(f.code, f.params["line"], f.params["characters"]) for f in findings] == [
+        ("BAG407", 2, ["U+FFFE"]),
+        ("BAG407", 3, ["U+001B"]),
+    ]
+    assert info.get("Title") == "fine"

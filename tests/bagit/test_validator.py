@@ -94,6 +94,49 @@ def manifest_duplicate_line(bag: Path) -> None:
     append_line(bag, "manifest-sha256.txt", f"{SHA256_A}  data/a.txt")
 
 
+def manifest_conflicting_duplicate(bag: Path) -> None:
+    append_line(bag, "manifest-sha256.txt", f"{'0' * 64}  data/a.txt")
+
+
+def bagit_txt_space_before_colon(bag: Path) -> None:
+    edit_text(bag, "bagit.txt", "BagIt-Version: 1.0", "BagIt-Version : 1.0")
+
+
+def bagit_txt_no_space_after_colon(bag: Path) -> None:
+    edit_text(bag, "bagit.txt", "Tag-File-Character-Encoding: UTF-8", "Tag-File-Character-Encoding:UTF-8")
+
+
+def bagit_txt_tab_after_colon(bag: Path) -> None:
+    edit_text(bag, "bagit.txt", "BagIt-Version: 1.0", "BagIt-Version:\t1.0")
+
+
+def bagit_txt_loose_separator_in_a_0_97_bag(bag: Path) -> None:
+    edit_text(bag, "bagit.txt", "BagIt-Version: 1.0", "BagIt-Version : 0.97")
+
+
+def case_only_duplicate_entry(bag: Path) -> None:
+    """What a bag made on a case-insensitive file system looks like: data/A.txt was data/a.txt there."""
+    for algorithm, manifest in manifests(bag).items():
+        with manifest.open("a", encoding="utf-8") as f:
+            f.write(f"{digest(algorithm, PAYLOAD['a.txt'])}  data/A.txt\n")
+    reseal(bag)
+
+
+def case_only_twin_with_another_digest(bag: Path) -> None:
+    for algorithm, manifest in manifests(bag).items():
+        with manifest.open("a", encoding="utf-8") as f:
+            f.write(f"{digest(algorithm, b'not alpha')}  data/A.txt\n")
+    reseal(bag)
+
+
+def bag_info_value_xml_cannot_carry(bag: Path) -> None:
+    append_line(bag, "bag-info.txt", "External-Description: a value with \uffff in it")
+
+
+def bag_info_control_character(bag: Path) -> None:
+    append_line(bag, "bag-info.txt", "External-Description: bell \x07")
+
+
 def manifest_traversal(bag: Path) -> None:
     append_line(bag, "manifest-sha256.txt", f"{SHA256_A}  data/../../outside.txt")
 
@@ -272,7 +315,16 @@ BAD_BAGS = {
     manifest_line_malformed: {"BAG103"},
     manifest_digest_wrong_length: {"BAG103"},
     manifest_binary_marker: {"BAG104"},
-    manifest_duplicate_line: {"BAG105"},
+    manifest_duplicate_line: {"BAG111"},
+    manifest_conflicting_duplicate: {"BAG105"},
+    bagit_txt_space_before_colon: {"BAG014"},
+    bagit_txt_no_space_after_colon: {"BAG014"},
+    bagit_txt_tab_after_colon: {"BAG014"},
+    bagit_txt_loose_separator_in_a_0_97_bag: {"BAG015"},
+    case_only_duplicate_entry: {"BAG212"},
+    case_only_twin_with_another_digest: {"BAG201"},
+    bag_info_value_xml_cannot_carry: {"BAG407"},
+    bag_info_control_character: {"BAG407"},
     manifest_traversal: {"BAG106"},
     manifest_absolute_path: {"BAG106"},
     payload_manifest_lists_tag_file: {"BAG107"},
@@ -313,6 +365,9 @@ BAD_BAGS = {
 """Builder -> the exact set of codes the damaged bag must produce (errors and warnings)."""
 
 WARNINGS_ONLY = {
+    manifest_duplicate_line,
+    bagit_txt_loose_separator_in_a_0_97_bag,
+    case_only_duplicate_entry,
     unsupported_algorithm_beside_supported,
     manifest_binary_marker,
     manifest_blank_line,
@@ -433,3 +488,54 @@ def test_progress_reports_running_totals(good_bag: Path) -> None:
     seen: list[tuple[int, int]] = []
     validate_bag(good_bag, progress=lambda b, f: seen.append((b, f)))
     assert seen[-1][1] == len(PAYLOAD) + 4  # payload files + bagit.txt, bag-info.txt, two manifests
+
+
+def test_a_case_only_duplicate_names_both_files(good_bag: Path) -> None:
+    case_only_duplicate_entry(good_bag)
+    (finding,) = validate_bag(good_bag).findings
+    assert (finding.code, finding.severity, finding.path, finding.params["present"]) == (
+        "BAG212", "warning", "data/A.txt", "data/a.txt"
+    )
+
+
+def _with_manifests_of(bag: Path, algorithms: list[str]) -> Path:
+    """Rewrite the bag's payload and tag manifests with ``algorithms`` instead of sha256 + sha512."""
+    for prefix in ("manifest-", "tagmanifest-"):
+        for old in manifests(bag, prefix).values():
+            old.unlink()
+    payload = sorted(p for p in (bag / "data").rglob("*") if p.is_file())
+    for algorithm in algorithms:
+        (bag / f"manifest-{algorithm}.txt").write_text(
+            "".join(f"{digest(algorithm, p.read_bytes())}  {p.relative_to(bag).as_posix()}\n" for p in payload),
+            encoding="utf-8",
+        )
+        (bag / f"tagmanifest-{algorithm}.txt").write_text("", encoding="utf-8")
+    reseal(bag)
+    return bag
+
+
+@pytest.mark.parametrize("algorithms", [["sha224"], ["sha384"], ["sha224", "sha384"], ["md5", "sha1"]])
+def test_every_algorithm_hashlib_guarantees_with_a_bagit_name_is_verified(good_bag: Path, algorithms) -> None:
+    _with_manifests_of(good_bag, algorithms)
+    report = validate_bag(good_bag)
+    assert report.valid and report.findings.codes() == [], report.findings.to_list()
+    assert report.payload_algorithms == tuple(algorithms) and report.tag_algorithms == tuple(algorithms)
+    bagit.Bag(str(good_bag)).validate()  # bagit-python agrees the bag is valid
+    (good_bag / "data" / "a.txt").write_bytes(b"ALPHA\n")
+    changed = [f for f in validate_bag(good_bag).errors if f.code == "BAG202"]
+    assert sorted(f.params["algorithm"] for f in changed) == sorted(algorithms)
+
+
+@pytest.mark.parametrize("checksums", [["sha224"], ["sha384"]])
+def test_sha224_and_sha384_bags_made_by_bagit_python_validate(tmp_path: Path, checksums: list[str]) -> None:
+    source = make_tree(tmp_path / "theirs", {"x.txt": b"x", "deep/er/é.txt": b"e"})
+    bagit.make_bag(str(source), {"Source-Organization": "Them"}, checksums=checksums)
+    report = validate_bag(source)
+    assert report.valid and report.findings.codes() == [], report.findings.to_list()
+    assert report.payload_algorithms == tuple(checksums)
+
+
+def test_sha3_manifests_alone_are_not_guessed_at(good_bag: Path) -> None:
+    _with_manifests_of(good_bag, ["sha3_256"])
+    report = validate_bag(good_bag)
+    assert set(report.findings.codes()) == {"BAG101", "BAG102"} and not report.valid

@@ -9,12 +9,29 @@ import os
 import uvicorn
 
 from preservation.errors import ConfigError
+from preservation.text import for_log
 from storage_adapters import open_adapter
 
 from .app import create_app
 from .config import AgentConfig
 
 log = logging.getLogger("preservation.node_agent")
+
+
+class VisibleArguments(logging.Filter):
+    """Shows the text arguments of a log record (the request target, the client) without letting them act.
+
+    uvicorn's access log prints the request target as the client sent it;
+    with another HTTP parser than h11, or a decoded path, a line break or an
+    escape sequence in it would forge a log line or reach an operator's
+    terminal.  Our own log lines pass outside text through ``for_log`` where
+    they are written; this filter does the same for uvicorn's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(for_log(a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -67,6 +84,9 @@ def build_server(
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, VisibleArguments) for f in access.filters):
+        access.addFilter(VisibleArguments())
     return uvicorn.Server(config)
 
 

@@ -136,6 +136,13 @@ class CatalogTooNew(CatalogError):
     )
 
 
+class CatalogDriverMissing(CatalogError):
+    code = "E204"
+    exit_code = 4
+    retryable = False
+    template = "the catalog at {url} needs the Python module {module!r}, which is not installed: {remedy}"
+
+
 # --- storage -----------------------------------------------------------------
 
 

@@ -20,7 +20,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from preservation.errors import CatalogError, CatalogNotInitialised, CatalogOutdated, CatalogTooNew
+from preservation.errors import (
+    CatalogDriverMissing,
+    CatalogError,
+    CatalogNotInitialised,
+    CatalogOutdated,
+    CatalogTooNew,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -41,7 +47,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_DRIVER_REMEDY = {
+    "psycopg": "pip install 'preserve[postgres]'",
+    "psycopg2": "use a postgresql+psycopg:// URL and pip install 'preserve[postgres]'",
+}
+
+
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``; raises CatalogDriverMissing (naming what to install) when its driver is not installed."""
+    try:
+        return _make_engine(url)
+    except ImportError as e:
+        # SQLAlchemy imports the driver when the engine is created; a missing one is an install problem
+        module = (e.name or "").split(".")[0] or "the database driver"
+        remedy = _DRIVER_REMEDY.get(module, f"install {module} into the environment preserve runs in")
+        raise CatalogDriverMissing(url=_safe_url(url), module=module, remedy=remedy) from e
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

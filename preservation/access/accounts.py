@@ -2,10 +2,22 @@
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, rehashed when
 those change).  API keys are 256 random bits shown once; the catalog keeps
-only their sha256, which is enough because a key cannot be guessed.  Failed
-logins are counted per username *and* client address in the catalog, so the
-limit holds across server processes and a flood against one account from one
-address cannot lock its owner out from another.
+only their sha256, which is enough because a key cannot be guessed.
+
+Each key has a scope, least privilege by default:
+
+* ``read`` — the JSON API as its user may use it (a library's reader: its
+  holdings, content, requests and usage; staff: every library's, read-only);
+* ``staff`` — also staff decisions (approve, deny, record a trigger); staff users only;
+* ``fixity`` — only the read-only fixity API (``/api/v2``), whose clients put
+  the key in URLs; staff users only.  No other scope is accepted there, so a
+  key that can decide never travels in a URL.
+
+Login attempts are counted in the catalog before the password is checked,
+per username and address (5 per 15 minutes, so a flood from one address
+cannot lock the owner out from another) and per username from any address
+(20 per 15 minutes, so many addresses cannot guess together).  A success
+clears its address's count and gives the account its attempt back.
 """
 
 from __future__ import annotations
@@ -14,22 +26,30 @@ import hashlib
 import ipaddress
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import (
     ROLE_LIBRARY,
     ROLE_STAFF,
+    SCOPE_FIXITY,
+    SCOPE_READ,
+    SCOPE_STAFF,
+    SCOPES,
     AccessUser,
     ApiToken,
     Library,
-    LoginFailure,
+    LoginCounter,
 )
 from preservation.catalog.models import utcnow
 from preservation.errors import (
@@ -41,14 +61,20 @@ from preservation.errors import (
     TooManyAttempts,
 )
 from preservation.repository import Repository
+from preservation.text import check_xml_text
 
 LIBRARY_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 hashes anything, but a megabyte "password" is an attack, not a password
 
-LOGIN_MAX_FAILURES = 5
+LOGIN_MAX_FAILURES = 5  # attempts per username and address in a window
+LOGIN_ACCOUNT_MAX_FAILURES = 20  # attempts per username from any address in a window
 LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_REFUSED = "wrong username or password (or this account may not log in from your address)"
+ANY_ADDRESS = "*"  # the client_ip of a username's account-wide counter
+_COUNTERS = LoginCounter.__table__
+STAFF_ONLY_SCOPES = (SCOPE_STAFF, SCOPE_FIXITY)
 
 _hasher = PasswordHasher()
 # verified against when the username is unknown, so both cases take the same time
@@ -65,10 +91,16 @@ class Principal:
     library_id: int
     library_code: str
     library_name: str
+    scope: str | None = None  # the API key's scope; None for a portal login (the whole role)
 
     @property
     def is_staff(self) -> bool:
         return self.role == ROLE_STAFF
+
+    @property
+    def may_decide(self) -> bool:
+        """Staff decisions need a staff user, logged in or holding a staff key."""
+        return self.is_staff and self.scope in (None, SCOPE_STAFF)
 
     @property
     def agent(self) -> str:
@@ -77,12 +109,12 @@ class Principal:
 
     def to_dict(self) -> dict[str, Any]:
         return {"username": self.username, "role": self.role, "library": self.library_code,
-                "library_name": self.library_name}
+                "library_name": self.library_name, "scope": self.scope}
 
 
-def _principal(user: AccessUser) -> Principal:
+def _principal(user: AccessUser, scope: str | None = None) -> Principal:
     lib = user.library
-    return Principal(user.id, user.username, user.role, lib.id, lib.code, lib.name)
+    return Principal(user.id, user.username, user.role, lib.id, lib.code, lib.name, scope)
 
 
 # --- libraries -------------------------------------------------------------------
@@ -205,19 +237,30 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def create_token(repo: Repository, username: str, *, name: str = "", days: int | None = None) -> dict[str, Any]:
-    """A new API key for ``username``; the key itself is only in the returned dict."""
+def create_token(repo: Repository, username: str, *, name: str = "", days: int | None = None,
+                 scope: str = SCOPE_READ) -> dict[str, Any]:
+    """A new API key for ``username``; the key itself is only in the returned dict.
+
+    ``scope`` is least privilege by default (``read``); ``staff`` and
+    ``fixity`` keys need a staff user.  Raises InvalidRequest, InvalidText, NotFound.
+    """
     if days is not None and days <= 0:
         raise InvalidRequest("a key's lifetime must be a positive number of days")
+    if scope not in SCOPES:
+        raise InvalidRequest(f"scope {scope!r} must be one of {', '.join(SCOPES)}")
+    name = check_xml_text(name or "", "key name", max_length=100)
     token = secrets.token_urlsafe(32)
     with repo.catalog.session() as s:
         user = _get_user(s, username)
-        row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:8],
+        if scope in STAFF_ONLY_SCOPES and not user.is_staff:
+            raise InvalidRequest(f"a {scope} key needs a staff user; {username!r} reads for library "
+                                 f"{user.library.code} (use --scope read)")
+        row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:8], scope=scope,
                        expires_at=utcnow() + timedelta(days=days) if days else None)
         s.add(row)
         s.flush()
-        return {"id": row.id, "username": user.username, "role": user.role, "name": name, "prefix": row.prefix,
-                "expires_at": row.expires_at, "token": token}
+        return {"id": row.id, "username": user.username, "role": user.role, "name": name, "scope": scope,
+                "prefix": row.prefix, "expires_at": row.expires_at, "token": token}
 
 
 def list_tokens(repo: Repository, username: str | None = None) -> list[dict[str, Any]]:
@@ -225,7 +268,7 @@ def list_tokens(repo: Repository, username: str | None = None) -> list[dict[str,
         stmt = select(ApiToken).join(AccessUser).order_by(ApiToken.id)
         if username:
             stmt = stmt.where(AccessUser.id == _get_user(s, username).id)
-        return [{"id": t.id, "username": t.user.username, "name": t.name, "prefix": t.prefix,
+        return [{"id": t.id, "username": t.user.username, "name": t.name, "scope": t.scope, "prefix": t.prefix,
                  "created_at": t.created_at, "expires_at": t.expires_at, "last_used_at": t.last_used_at,
                  "revoked_at": t.revoked_at} for t in s.scalars(stmt)]
 
@@ -251,9 +294,13 @@ def _usable(user: AccessUser | None, client_ip: str | None) -> AccessUser:
     return user
 
 
-def authenticate_token(repo: Repository, token: str, *, username: str | None = None,
+def authenticate_token(repo: Repository, token: str, *, scopes: Collection[str], username: str | None = None,
                        client_ip: str | None = None) -> Principal:
-    """The principal an API key belongs to; raises AuthenticationFailed, AccessRefused (address)."""
+    """The principal an API key belongs to, when the key's scope is one of ``scopes``.
+
+    Raises AuthenticationFailed (unknown, expired, revoked, another user's),
+    AccessRefused (a scope not accepted here; an address outside the library's ranges).
+    """
     if not token or len(token) > 200:
         raise AuthenticationFailed("no valid API key given")
     now = utcnow()
@@ -261,52 +308,167 @@ def authenticate_token(repo: Repository, token: str, *, username: str | None = N
         row = s.execute(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).scalar_one_or_none()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
             raise AuthenticationFailed("the API key is unknown, expired or revoked")
-        if username is not None and not secrets.compare_digest(row.user.username.encode(), username.encode()):
+        if username is not None and not secrets.compare_digest(row.user.username.encode(),
+                                                               username.encode("utf-8", "surrogateescape")):
             raise AuthenticationFailed("the API key does not belong to that user")
+        if row.scope not in scopes:
+            raise AccessRefused(f"this is a {row.scope} key; here only a {' or '.join(scopes)} key is accepted "
+                                "(create one with `preserve library token create USER --scope …`)")
         user = _usable(row.user, client_ip)
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
             row.last_used_at = now
-        return _principal(user)
+        return _principal(user, scope=row.scope)
 
 
-def _recent_failures(session: Session, username: str, client_ip: str, since: datetime) -> int:
+class _UnknownNameAttempts:
+    """Login attempts on usernames the catalog does not know, counted in this process.
+
+    They meet the same limits as real accounts, or a 429 would tell an
+    attacker which usernames exist; but they are never written to the
+    catalog, so a flood of made-up names never takes its write lock (nor
+    fills a table).  Bounded: the oldest names are forgotten first.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._counts: OrderedDict[tuple[str, str, str], tuple[datetime, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def reserve(self, catalog_url: str, username: str, client_ip: str, now: datetime,
+                window: timedelta) -> tuple[int, int]:
+        with self._lock:
+            return (self._count((catalog_url, username, ANY_ADDRESS), now, window),
+                    self._count((catalog_url, username, client_ip), now, window))
+
+    def _count(self, key: tuple[str, str, str], now: datetime, window: timedelta) -> int:
+        start, attempts = self._counts.pop(key, (now, 0))
+        if start <= now - window:
+            start, attempts = now, 0
+        self._counts[key] = (start, attempts + 1)
+        while len(self._counts) > self._capacity:
+            self._counts.popitem(last=False)
+        return attempts + 1
+
+
+_unknown_names = _UnknownNameAttempts()
+
+
+def _insert_counter(session: Session, username: str, client_ip: str, now: datetime) -> None:
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(_COUNTERS).values(username=username, client_ip=client_ip, window_start=now, attempts=0)
+                    .on_conflict_do_nothing())
+
+
+def _count_attempt(session: Session, username: str, client_ip: str, now: datetime, window: timedelta) -> int:
+    """Add one attempt to a counter (restarting its window when it has passed); returns the new count.
+
+    The row lock of the UPDATE serialises concurrent attempts on PostgreSQL
+    as ``BEGIN IMMEDIATE`` does on SQLite, so each sees every earlier one.
+    """
+    _insert_counter(session, username, client_ip, now)
+    passed = _COUNTERS.c.window_start <= now - window
     return session.execute(
-        select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.username == username, LoginFailure.client_ip == client_ip, LoginFailure.occurred_at > since)
+        update(_COUNTERS)
+        .where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip)
+        .values(attempts=case((passed, 1), else_=_COUNTERS.c.attempts + 1),
+                window_start=case((passed, now), else_=_COUNTERS.c.window_start))
+        .returning(_COUNTERS.c.attempts)
     ).scalar_one()
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many login attempts a window allows: per username and address, and per username from anywhere."""
+
+    per_address: int = LOGIN_MAX_FAILURES
+    per_account: int = LOGIN_ACCOUNT_MAX_FAILURES
+    window: timedelta = LOGIN_WINDOW
+
+
+def _refuse_over_limit(username: str, client_ip: str, account: int, address: int, limits: LoginLimits) -> None:
+    minutes = int(limits.window.total_seconds() // 60)
+    if address > limits.per_address:
+        raise TooManyAttempts(username=username, client_ip=client_ip, minutes=minutes)
+    if account > limits.per_account:
+        raise TooManyAttempts(username=username, client_ip="any address", minutes=minutes)
+
+
+def _reserve_attempt(repo: Repository, username: str, client_ip: str, now: datetime, limits: LoginLimits) -> None:
+    """Count this attempt in its own short transaction, before any password is looked at.
+
+    Raises TooManyAttempts (and counts nothing) when either limit is reached.
+    """
+    with repo.catalog.session() as s:
+        # the account row first, always: the same lock order in every transaction
+        account = _count_attempt(s, username, ANY_ADDRESS, now, limits.window)
+        address = _count_attempt(s, username, client_ip, now, limits.window)
+        _refuse_over_limit(username, client_ip, account, address, limits)
+        s.execute(delete(_COUNTERS).where(_COUNTERS.c.window_start < now - 4 * limits.window))
+
+
+def _verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class _LoginRow:
+    user_id: int
+    password_hash: str
+    may_log_in: bool  # active user of an active library, at an address its library allows
+
+
+def _look_up(repo: Repository, username: str, client_ip: str) -> _LoginRow | None:
+    with repo.catalog.session() as s:
+        user = s.execute(select(AccessUser).where(AccessUser.username == username)).scalar_one_or_none()
+        if user is None:
+            return None
+        may = user.active and user.library.active and (
+            user.is_staff or address_allowed(user.library.ip_ranges or [], client_ip))
+        return _LoginRow(user.id, user.password_hash, bool(may))
+
+
 def authenticate_password(
-    repo: Repository, username: str, password: str, client_ip: str, *,
-    max_failures: int = LOGIN_MAX_FAILURES, window: timedelta = LOGIN_WINDOW,
+    repo: Repository, username: str, password: str, client_ip: str, *, limits: LoginLimits = LoginLimits(),
 ) -> Principal:
-    """Check a login; raises TooManyAttempts (before looking at the password), AuthenticationFailed, AccessRefused."""
+    """Check a login; raises TooManyAttempts (before looking at the password) or AuthenticationFailed.
+
+    The argon2 verification (~0.2 s) runs outside every catalog transaction:
+    one short read finds the user, one short write counts the attempt, and
+    one short write records a success.  Every refusal is the same 401, whether
+    the username is unknown, the password wrong, the user disabled or the
+    address outside the library's ranges, so a login never tells which.
+    """
     username = (username or "")[:100]
     client_ip = (client_ip or "unknown")[:64]
     now = utcnow()
+    row = _look_up(repo, username, client_ip)
+    if row is None:
+        account, address = _unknown_names.reserve(repo.catalog.url, username, client_ip, now, limits.window)
+        _refuse_over_limit(username, client_ip, account, address, limits)
+    else:
+        _reserve_attempt(repo, username, client_ip, now, limits)
+    # an unknown user, or one who may not log in from here, costs the same verification
+    target = row.password_hash if row is not None and row.may_log_in else _DUMMY_HASH
+    ok = bool(password) and len(password) <= MAX_PASSWORD and _verify_password(target, password)
+    if not ok or row is None or not row.may_log_in:
+        raise AuthenticationFailed(LOGIN_REFUSED)
+    new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(row.password_hash) else None
     with repo.catalog.session() as s:
-        if _recent_failures(s, username, client_ip, now - window) >= max_failures:
-            raise TooManyAttempts(username=username, client_ip=client_ip, minutes=int(window.total_seconds() // 60))
-        user = s.execute(select(AccessUser).where(AccessUser.username == username)).scalar_one_or_none()
-        ok = False
-        if password and len(password) <= MAX_PASSWORD:
-            try:
-                ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
-            except (VerificationError, InvalidHashError):
-                ok = False
-    if not ok:
-        with repo.catalog.session() as s:
-            s.add(LoginFailure(username=username, client_ip=client_ip, occurred_at=now))
-            s.execute(delete(LoginFailure).where(LoginFailure.occurred_at < now - 4 * window))
-        raise AuthenticationFailed("wrong username or password")
-    with repo.catalog.session() as s:
-        user = _usable(s.execute(select(AccessUser).where(AccessUser.username == username)).scalar_one_or_none(),
-                       client_ip)
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+        user = s.get(AccessUser, row.user_id)
+        if user is None or user.password_hash != row.password_hash:
+            raise AuthenticationFailed(LOGIN_REFUSED)  # deleted or given a new password meanwhile
+        if new_hash:
+            user.password_hash = new_hash
         user.last_login_at = now
-        s.execute(delete(LoginFailure).where(LoginFailure.username == username, LoginFailure.client_ip == client_ip))
-        return _principal(user)
+        # the attempt was not a failure: clear this address, give the account its attempt back
+        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip))
+        s.execute(update(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == ANY_ADDRESS,
+                                          _COUNTERS.c.attempts > 0)
+                  .values(attempts=_COUNTERS.c.attempts - 1))
+        return _principal(_usable(user, client_ip))
 
 
 def load_principal(repo: Repository, user_id: int, client_ip: str | None) -> Principal:

@@ -2,7 +2,7 @@
 
 Libraries and their users, hashed API tokens, entitlements (library ×
 collection × year range), trigger events, access requests and the
-time-limited grants they produce, per-file usage and failed logins.  They
+time-limited grants they produce, per-file usage and login attempt counters.  They
 share the catalog's ``Base`` (one metadata, one migration history).
 """
 
@@ -31,6 +31,12 @@ from preservation.catalog.models import Base, Collection, Package, utcnow
 ROLE_LIBRARY = "library"  # a member library's reader
 ROLE_STAFF = "staff"  # consortium staff: decides requests, records triggers, reads usage
 ROLES = (ROLE_LIBRARY, ROLE_STAFF)
+
+# What an API key may do (see preservation.access.accounts for the rules).
+SCOPE_FIXITY = "fixity"  # only the read-only fixity API (/api/v2), which carries the key in URLs
+SCOPE_READ = "read"  # the JSON API as a reader: holdings, content, the library's own requests and usage
+SCOPE_STAFF = "staff"  # also staff decisions: approve, deny, record triggers
+SCOPES = (SCOPE_FIXITY, SCOPE_READ, SCOPE_STAFF)
 
 TRIGGER_KINDS = ("publisher_ceased", "title_discontinued", "back_issues_removed", "catastrophic_failure")
 
@@ -92,6 +98,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))  # first characters, to tell keys apart in listings
+    scope: Mapped[str] = mapped_column(String(16), default=SCOPE_READ)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -206,13 +213,17 @@ class UsageEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
 
 
-class LoginFailure(Base):
-    """A failed login, kept for the per username + address rate limit."""
+class LoginCounter(Base):
+    """Login attempts in the current window: per username and address, and per username from any address.
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_who", "username", "client_ip", "occurred_at"),)
+    ``client_ip`` is ``*`` for the account-wide counter.  An attempt is counted
+    (``UPDATE … RETURNING``) before its password is looked at, so concurrent
+    guesses cannot all slip under the limit.
+    """
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(100))
-    client_ip: Mapped[str] = mapped_column(String(64))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __tablename__ = "login_counters"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    client_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

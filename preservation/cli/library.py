@@ -15,6 +15,7 @@ from preservation.access.accounts import (
     list_users,
     revoke_token,
 )
+from preservation.catalog.access_models import SCOPE_READ, SCOPES
 
 from .common import emit_json, json_option, repo, table
 
@@ -103,16 +104,19 @@ def token() -> None:
 @click.option("--name", default="", help="What the key is for, e.g. 'fixity cron'.")
 @click.option("--days", type=click.IntRange(1, 3650), default=None,
               help="Expire after this many days (default: never).")
+@click.option("--scope", type=click.Choice(SCOPES), default=SCOPE_READ, show_default=True,
+              help="read: the JSON API as a reader; staff: also staff decisions (staff users); "
+                   "fixity: only the fixity API, whose key travels in URLs (staff users).")
 @json_option
-def token_create(username, name, days, as_json) -> None:
+def token_create(username, name, days, scope, as_json) -> None:
     """Create an API key for USERNAME; the key is printed once and only its hash is kept."""
-    result = create_token(repo(), username, name=name, days=days)
+    result = create_token(repo(), username, name=name, days=days, scope=scope)
     if as_json:
         emit_json(result)
     else:
         click.echo(result["token"])
-        click.echo(f"API key {result['id']} for {result['username']} ({result['role']}); store it now, "
-                   "it cannot be shown again", err=True)
+        click.echo(f"{result['scope']} API key {result['id']} for {result['username']} ({result['role']}); "
+                   "store it now, it cannot be shown again", err=True)
 
 
 @token.command("list")
@@ -124,9 +128,9 @@ def token_list(username, as_json) -> None:
     if as_json:
         emit_json(items)
         return
-    table("API keys", ["id", "user", "name", "prefix", "created", "expires", "last used", "revoked"],
-          [[t["id"], t["username"], t["name"], t["prefix"] + "…", t["created_at"], t["expires_at"], t["last_used_at"],
-            t["revoked_at"]] for t in items])
+    table("API keys", ["id", "user", "scope", "name", "prefix", "created", "expires", "last used", "revoked"],
+          [[t["id"], t["username"], t["scope"], t["name"], t["prefix"] + "…", t["created_at"], t["expires_at"],
+            t["last_used_at"], t["revoked_at"]] for t in items])
 
 
 @token.command("revoke")

@@ -20,15 +20,15 @@ from ..fixtures import node_root
 from ..services import service_missing
 from .conftest import make_client
 from .live import running_service
-from .world import PAYLOAD_FILE
+from .world import FIXITY_KEY, PAYLOAD_FILE
 
 FIXITY_SPEC = "fixity==0.8.0"
 NODES = ("uni-pku", "cas-nsl", "inst-istic")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 
-def ss(world, user="carol", **extra) -> dict:
-    return {"username": user, "api_key": world.tokens[user], **extra}
+def ss(world, **extra) -> dict:
+    return {"username": "carol", "api_key": world.tokens[FIXITY_KEY], **extra}
 
 
 def on_node(world, node, label, path=PAYLOAD_FILE) -> Path:
@@ -39,11 +39,12 @@ def on_node(world, node, label, path=PAYLOAD_FILE) -> Path:
     ({}, 401),
     ({"username": "carol"}, 401),
     ({"username": "carol", "api_key": "wrong"}, 401),
-    ({"username": "alice", "api_key": "{carol}"}, 401),  # somebody else's key
-    ({"username": "alice", "api_key": "{alice}"}, 403),  # a library user's own key: not staff
+    ({"username": "alice", "api_key": "{carol-fixity}"}, 401),  # somebody else's key
+    ({"username": "alice", "api_key": "{alice}"}, 403),  # a library user's own key: not a fixity key
+    ({"username": "carol", "api_key": "{carol}"}, 403),  # a staff key never travels in a URL
 ])
-def test_fixity_api_needs_a_staff_key(client, world, params, status):
-    params = {k: v.format(**world.tokens) for k, v in params.items()}
+def test_fixity_api_needs_a_staff_users_fixity_key(client, world, params, status):
+    params = {k: world.tokens[v[1:-1]] if v.startswith("{") else v for k, v in params.items()}
     pid = world.packages["open"]
     for path in ("/api/v2/file/", f"/api/v2/file/{pid}/", f"/api/v2/file/{pid}/check_fixity/"):
         assert client.get(path, params=params).status_code == status, path
@@ -56,7 +57,7 @@ def test_listing_pages_carry_the_credentials(world):
         nxt = first["meta"]["next"]
         assert nxt.startswith("/api/v2/file/?")
         query = parse_qs(urlsplit(nxt).query)
-        assert query["username"] == ["carol"] and query["api_key"] == [world.tokens["carol"]]
+        assert query["username"] == ["carol"] and query["api_key"] == [world.tokens[FIXITY_KEY]]
         second = c.get(nxt).json()  # exactly as the tool does: server root + next
         assert second["meta"]["next"] is None and len(second["objects"]) == 2
     uuids = [o["uuid"] for o in first["objects"] + second["objects"]]
@@ -123,7 +124,7 @@ def fixity_tool() -> Path:
 
 def run_fixity(exe: Path, url: str, world) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(STORAGE_SERVICE_URL=url + "/", STORAGE_SERVICE_USER="carol", STORAGE_SERVICE_KEY=world.tokens["carol"],
+    env.update(STORAGE_SERVICE_URL=url + "/", STORAGE_SERVICE_USER="carol", STORAGE_SERVICE_KEY=world.tokens[FIXITY_KEY],
                NO_PROXY="127.0.0.1,localhost")
     return subprocess.run([str(exe), "scanall"], env=env, capture_output=True, text=True, timeout=300)
 

@@ -19,7 +19,7 @@ from preservation.events import verify_chain
 
 
 def who(world, user):
-    return authenticate_token(world.repo, world.tokens[user])
+    return authenticate_token(world.repo, world.tokens[user], scopes=("read", "staff"))
 
 
 def readable(world, user, label) -> bool:

@@ -36,6 +36,7 @@ PACKAGES = {
 COLLECTIONS = [("pca-j", "Post-cancellation journals", "pca"), ("trig-b", "Triggered books", "trigger"),
                ("open-d", "Open data", "open")]
 USERS = {"alice": ("pku", False), "bob": ("thu", False), "carol": ("office", True)}
+FIXITY_KEY = "carol-fixity"  # world.tokens[FIXITY_KEY]: carol's fixity key, for the fixity API
 
 
 @dataclass
@@ -80,7 +81,8 @@ def build_template(home: Path, work: Path) -> tuple[dict[str, str], dict[str, st
         tokens = {}
         for user, (library, staff) in USERS.items():
             accounts.add_user(repo, library, user, PASSWORD, staff=staff)
-            tokens[user] = accounts.create_token(repo, user, name="tests")["token"]
+            tokens[user] = accounts.create_token(repo, user, name="tests", scope="staff" if staff else "read")["token"]
+        tokens[FIXITY_KEY] = accounts.create_token(repo, "carol", name="fixity tool", scope="fixity")["token"]
         entitlements.add_entitlement(repo, "pku", "pca-j", 2010, 2015)
         entitlements.add_entitlement(repo, "thu", "pca-j", 2016, 2020)
     finally:

@@ -17,7 +17,16 @@ from datetime import timedelta
 
 from fastapi import Depends, Request
 
-from preservation.access.accounts import Principal, authenticate_token, load_principal
+from preservation.access.accounts import (
+    LOGIN_ACCOUNT_MAX_FAILURES,
+    LOGIN_MAX_FAILURES,
+    LOGIN_WINDOW,
+    LoginLimits,
+    Principal,
+    authenticate_token,
+    load_principal,
+)
+from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF
 from preservation.errors import AccessRefused, AuthenticationFailed
 from preservation.repository import Repository
 
@@ -33,9 +42,14 @@ class ServiceConfig:
     secret: str
     cookie_secure: bool = True  # False only for plain-HTTP tests on 127.0.0.1
     session_seconds: int = 8 * 3600  # absolute lifetime of a login
-    login_max_failures: int = 5
-    login_window: timedelta = timedelta(minutes=15)
+    login_max_failures: int = LOGIN_MAX_FAILURES  # per username and address
+    login_account_max_failures: int = LOGIN_ACCOUNT_MAX_FAILURES  # per username, from any address
+    login_window: timedelta = LOGIN_WINDOW
     fixity_page_size: int = 20
+
+    @property
+    def login_limits(self) -> LoginLimits:
+        return LoginLimits(self.login_max_failures, self.login_account_max_failures, self.login_window)
 
 
 class LoginRequired(Exception):
@@ -64,7 +78,8 @@ def api_principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("send an API key as 'Authorization: Bearer <key>' "
                                    "(an operator creates one with `preserve library token create`)")
-    return authenticate_token(repo_of(request), token.strip(), client_ip=client_ip(request))
+    return authenticate_token(repo_of(request), token.strip(), scopes=(SCOPE_READ, SCOPE_STAFF),
+                              client_ip=client_ip(request))
 
 
 def portal_principal(request: Request) -> Principal:
@@ -108,8 +123,12 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 
 
 def require_staff(principal: Principal) -> Principal:
+    """Raise AccessRefused unless ``principal`` may take staff decisions (a staff login or staff key)."""
     if not principal.is_staff:
         raise AccessRefused("only consortium staff may do this")
+    if not principal.may_decide:
+        raise AccessRefused(f"this API key's scope is {principal.scope}: staff decisions need a staff key "
+                            "(`preserve library token create USER --scope staff`)")
     return principal
 
 

@@ -1,7 +1,8 @@
 """``/api/v2/file/…``: the Archivematica Storage Service routes Artefactual's ``fixity`` tool calls.
 
 Authenticated as the Storage Service does, by ``username`` and ``api_key``
-query parameters; the key must be a staff user's API key.  Pagination links
+query parameters; the key must be a staff user's ``fixity`` key, which can
+do nothing else (keys in URLs end up in logs and browser histories).  Pagination links
 (``meta.next``) are paths from the server root that carry both parameters,
 because the tool appends them to its base URL as they are.
 """
@@ -16,16 +17,20 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from preservation.access import fixity_api
 from preservation.access.accounts import Principal, authenticate_token
-from preservation.access.web.auth import client_ip, config_of, repo_of, require_staff
-from preservation.errors import NotFound
+from preservation.access.web.auth import client_ip, config_of, repo_of
+from preservation.catalog.access_models import SCOPE_FIXITY
+from preservation.errors import AccessRefused, NotFound
 
 router = APIRouter(prefix="/api/v2", tags=["fixity (Archivematica Storage Service subset)"])
 
 
 def fixity_principal(request: Request, username: Annotated[str, Query(max_length=100)] = "",
                      api_key: Annotated[str, Query(max_length=200)] = "") -> Principal:
-    principal = authenticate_token(repo_of(request), api_key, username=username, client_ip=client_ip(request))
-    return require_staff(principal)
+    principal = authenticate_token(repo_of(request), api_key, scopes=(SCOPE_FIXITY,), username=username,
+                                   client_ip=client_ip(request))
+    if not principal.is_staff:
+        raise AccessRefused("the fixity API is for consortium staff")
+    return principal
 
 
 Caller = Annotated[Principal, Depends(fixity_principal)]

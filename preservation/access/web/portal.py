@@ -25,7 +25,7 @@ from preservation.access.web.auth import (
 )
 from preservation.access.web.files import file_response, zip_response
 from preservation.access.web.pages import render
-from preservation.errors import AccessRefused, AuthenticationFailed, TooManyAttempts
+from preservation.errors import AuthenticationFailed, TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,13 +51,11 @@ def login(request: Request, username: Annotated[str, Form(max_length=100)] = "",
     config = config_of(request)
     try:
         principal = authenticate_password(repo_of(request), username, password, client_ip(request),
-                                          max_failures=config.login_max_failures, window=config.login_window)
+                                          limits=config.login_limits)
     except TooManyAttempts as e:
         return render(request, "login.html", None, status=429, error=e.message, next=safe_next(next))
     except AuthenticationFailed as e:
         return render(request, "login.html", None, status=401, error=e.message, next=safe_next(next))
-    except AccessRefused as e:
-        return render(request, "login.html", None, status=403, error=e.message, next=safe_next(next))
     start_session(request, principal)
     return RedirectResponse(safe_next(next), status_code=303)
 

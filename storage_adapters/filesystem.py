@@ -73,6 +73,7 @@ _COMPARE_CHUNK = 1024 * 1024
 _TEMP_PREFIX = uuid.uuid4().hex[:16]  # random per process; a counter, not a getrandom() call, per file
 _temp_counter = itertools.count()
 _WRITE_SIDE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 T = TypeVar("T")
 
 
@@ -367,17 +368,24 @@ class FilesystemAdapter(StorageAdapter):
         return os.path.join(self.root, TEMP_DIR, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
 
     def _make_temporary_dir(self) -> None:
+        """Make the temporary area if it is gone; refuse it unless it is a directory, not a link
+        (the bytes of every write would otherwise land wherever the link leads)."""
+        path = os.path.join(self.root, TEMP_DIR)
         try:
-            os.makedirs(os.path.join(self.root, TEMP_DIR), exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            mode = os.lstat(path).st_mode
         except OSError as e:
             raise self._translate(e, TEMP_DIR) from e
+        if not stat.S_ISDIR(mode):
+            raise StorageError(f"{path} is not a directory (a symbolic link?): remove it, then write again")
 
     def _commit(self, tmp: str, key: str) -> None:
         """Rename the finished temporary file ``tmp`` into place as ``key`` (atomically)."""
         final = self._path(key)
         parent, name = os.path.split(final)
         if parent not in self._made:
-            os.makedirs(parent, exist_ok=True)
+            self._make_parents(key)
             self._made.add(parent)
         target = os.path.join(self._real_dir(parent, key), name)
         if os.path.isdir(target) and not os.path.islink(target):
@@ -387,9 +395,37 @@ class FilesystemAdapter(StorageAdapter):
         except FileNotFoundError:
             # the directory went away (a delete emptied it) since it was cached
             self._forget_dirs()
-            os.makedirs(parent, exist_ok=True)
+            self._make_parents(key)
             os.replace(tmp, os.path.join(self._real_dir(parent, key), name))
         self._dirty = True
+
+    def _make_parents(self, key: str) -> None:
+        """Make the directories of ``key`` under the root, one level at a time, never through a link.
+
+        Each level is opened relative to the one above without following a
+        link, and made there only when it is absent, so a link on the way is
+        refused before anything is created.  (``os.makedirs`` follows links:
+        with ``dir`` a link to a directory outside the root, writing
+        ``dir/a/b/f`` made ``a/b`` out there before the write was refused.)
+        Raises InvalidKey for a link or a file where a directory should be.
+        """
+        fd = os.open(self.root, _OPEN_DIRECTORY)
+        try:
+            for name in key.split("/")[:-1]:
+                try:
+                    inner = os.open(name, _OPEN_DIRECTORY, dir_fd=fd)
+                except FileNotFoundError:
+                    with contextlib.suppress(FileExistsError):  # another writer made it just now
+                        os.mkdir(name, dir_fd=fd)
+                    inner = os.open(name, _OPEN_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidKey("a directory of the key is a symbolic link or a file; refused", key=key) from e
+            raise
+        finally:
+            os.close(fd)
 
     def _delete(self, key: str) -> None:
         path = self._file(key)

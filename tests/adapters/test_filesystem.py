@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from preservation.errors import InvalidKey
+from preservation.errors import InvalidKey, StorageError
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
 
@@ -35,6 +35,34 @@ def test_a_linked_directory_leading_outside_is_refused_for_reads_and_writes(fs):
     with pytest.raises(InvalidKey):
         adapter.write("dir/new.txt", b"escape")
     assert sorted(os.listdir(outside)) == ["secret.txt"]
+
+
+def test_a_refused_write_creates_nothing_outside_the_root(fs):
+    adapter, outside = fs
+    os.symlink(outside, os.path.join(adapter.root, "dir"))
+    os.makedirs(os.path.join(adapter.root, "pkg"))
+    os.symlink(outside, os.path.join(adapter.root, "pkg", "data"))
+    for key in ("dir/new/deeper/file.txt", "pkg/data/a/b/c.txt", "dir/x.txt"):
+        with pytest.raises(InvalidKey):
+            adapter.write(key, b"escape")
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+
+
+def test_a_file_where_a_directory_should_be_is_refused(fs):
+    adapter, _ = fs
+    adapter.write("a/file", b"1")
+    with pytest.raises(InvalidKey):
+        adapter.write("a/file/below", b"2")
+    assert adapter.read_bytes("a/file") == b"1"
+
+
+def test_a_linked_temporary_area_is_refused_and_gets_no_bytes(fs):
+    adapter, outside = fs
+    os.symlink(outside, os.path.join(adapter.root, TEMP_DIR))
+    with pytest.raises(StorageError):
+        adapter.write("f.txt", b"must not pass through the outside directory")
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert not os.path.exists(os.path.join(adapter.root, "f.txt"))
 
 
 def test_write_after_delete_emptied_the_cached_directory(fs):

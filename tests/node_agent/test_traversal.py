@@ -125,3 +125,12 @@ def test_symlink_out_of_the_root_is_refused(agent, tmp_path, outside):
     before = snapshot(tmp_path)
     assert_refused(raw_request(agent.port, "PUT", "/v1/objects/link/secret.txt", b"overwritten!"))
     assert snapshot(tmp_path) == before
+
+
+def test_a_refused_write_through_a_link_creates_no_directory_outside(agent, tmp_path, outside):
+    (agent.root / "link").symlink_to(outside, target_is_directory=True)
+    (agent.root / "pkg").mkdir()
+    (agent.root / "pkg" / "data").symlink_to(outside, target_is_directory=True)
+    for target in ("/v1/objects/link/new/deeper/f.txt", "/v1/objects/pkg/data/a/b/f.txt"):
+        assert_refused(raw_request(agent.port, "PUT", target, b"escape"))
+    assert sorted(os.listdir(outside)) == ["secret.txt"]

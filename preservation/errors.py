@@ -212,6 +212,14 @@ class ReadOnlyStorage(StorageError):
     template = "storage at {location} is read-only: refused to {detail}"
 
 
+class NotRegularFile(InvalidKey):
+    """The key names a FIFO, socket, symbolic link or device on the node: never data, never read."""
+
+    code = "E310"
+    retryable = False
+    template = "refused storage key {key!r}: {detail}"
+
+
 # --- bags and deliveries -----------------------------------------------------
 
 

@@ -7,7 +7,7 @@ elsewhere; the body carries the error's code and message, never a traceback.
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote_plus, unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -99,6 +99,54 @@ class RefuseControlCharacters:
         await self.app(scope, receive, send)
 
 
+CREDENTIAL_PARAMETERS = ("api_key", "username")
+SECRET_PARAMETERS = ("api_key",)  # masked wherever a URL is logged
+
+
+def credential_name(raw_name: str) -> str | None:
+    """The credential parameter a raw query name stands for, however it is spelled (``api%5Fkey``, ``API_KEY``)."""
+    decoded = unquote_plus(raw_name, errors="replace").strip().lower()
+    return decoded if decoded in CREDENTIAL_PARAMETERS else None
+
+
+def ambiguous_credentials(query_string: bytes) -> str | None:
+    """Why a query's credential parameters are ambiguous, or None.
+
+    A credential must be sent once and spelled plainly: an encoded name
+    (``api%5Fkey``) is decoded by the router and authenticates, so any other
+    spelling is refused, and of two values one would be checked while the
+    other is logged.
+    """
+    seen: set[str] = set()
+    for field in query_string.decode("latin-1").split("&"):
+        raw_name = field.partition("=")[0]
+        name = credential_name(raw_name)
+        if name is None:
+            continue
+        if raw_name != name:
+            return f"the query parameter {name} must be spelled plainly, not encoded or in other case"
+        if name in seen:
+            return f"the query parameter {name} is given more than once"
+        seen.add(name)
+    return None
+
+
+class RefuseAmbiguousCredentials:
+    """400 (E112) before routing for a credential query parameter that is encoded, re-cased or repeated."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = ambiguous_credentials(scope.get("query_string", b""))
+            if problem:
+                response = JSONResponse({"error": InvalidRequest(problem).to_dict()}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def http_status(error: PreservationError) -> int:
     for cls, status in ((TooManyAttempts, 429), (AuthenticationFailed, 401), (AccessRefused, 403), (NotFound, 404),
                         (AlreadyExists, 409), (InvalidRequest, 400), (ImportRejected, 400),
@@ -139,6 +187,7 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=config.secret, session_cookie=SESSION_COOKIE,
                        max_age=config.session_seconds, same_site="lax", https_only=config.cookie_secure)
     app.add_middleware(RefuseControlCharacters)
+    app.add_middleware(RefuseAmbiguousCredentials)
     app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)
 
     @app.exception_handler(PreservationError)

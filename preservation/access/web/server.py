@@ -3,26 +3,25 @@
 The session secret is ``access_secret`` from ``preserve.yaml``; without it a
 random one is generated once and kept in ``<home>/access-secret`` (mode
 0600), so sessions survive a restart and every process on the host agrees.
-API keys in the fixity API's query strings are masked in the access log.
+Credentials in query strings (the fixity API's ``api_key``) are masked in
+the access log by their decoded name.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 from pathlib import Path
 
 import uvicorn
 
-from preservation.access.web.app import create_app
+from preservation.access.web.app import SECRET_PARAMETERS, create_app, credential_name
 from preservation.access.web.auth import ServiceConfig
 from preservation.errors import ConfigError
 from preservation.repository import Repository
 
 SECRET_FILE = "access-secret"
-_API_KEY_RE = re.compile(r"(api_key=)[^&\s]*")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -48,12 +47,26 @@ def session_secret(repo: Repository) -> str:
     return path.read_text(encoding="ascii").strip()
 
 
+def mask_credentials(target: str) -> str:
+    """``target`` (a path with its query) with the value of every secret parameter replaced by ``***``.
+
+    Names are compared decoded, so ``api%5Fkey=…`` and ``%61pi_key=…`` are
+    masked as ``api_key=…`` is (the service refuses them anyway).
+    """
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    fields = [f"{field.partition('=')[0]}=***" if credential_name(field.partition("=")[0]) in SECRET_PARAMETERS
+              else field for field in query.split("&")]
+    return f"{path}?{'&'.join(fields)}"
+
+
 class MaskApiKeys(logging.Filter):
-    """Replace ``api_key=…`` in uvicorn access-log lines by ``api_key=***``."""
+    """Mask credentials in uvicorn access-log lines (``api_key=***``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_API_KEY_RE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(mask_credentials(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

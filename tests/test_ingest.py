@@ -213,7 +213,8 @@ def test_unreadable_file_is_refused(repo, tmp_path, monkeypatch):
         return real_open(file, *args, **kwargs)
 
     def guarded_os_open(file, *args, **kwargs):
-        if is_secret(file):
+        # delivery files are opened by name relative to their directory's descriptor
+        if is_secret(file) or (kwargs.get("dir_fd") is not None and os.fsdecode(file) == secret.name):
             raise PermissionError(13, "Permission denied", os.fsdecode(file))
         return real_os_open(file, *args, **kwargs)
 

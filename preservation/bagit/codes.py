@@ -138,7 +138,7 @@ DELIVERY_COLLIDE_NFC = _code("DLV009", ERROR, "names equal after NFC normalisati
 DELIVERY_COLLIDE_CASE = _code("DLV010", ERROR, "names equal after case folding", strict_only=True)
 UNREADABLE = _code("DLV011", ERROR, "a file or directory that cannot be read")
 EMPTY_DIRECTORY = _code("DLV012", WARNING, "an empty directory (a bag cannot carry it)")
-COMPRESSION_RATIO = _code("DLV013", ERROR, "a zip member compressed beyond the ratio limit")
+COMPRESSION_RATIO = _code("DLV013", ERROR, "an archive or zip member compressed beyond the ratio limit")
 TOTAL_SIZE_LIMIT = _code("DLV014", ERROR, "the archive expands beyond the size or member limit")
 ARCHIVE_LAYOUT = _code("DLV015", ERROR, "declared sizes or member layout are inconsistent")
 TOO_DEEP = _code("DLV016", ERROR, "a tree deeper than the depth limit")
@@ -153,6 +153,7 @@ ARCHIVE_HOLDS_BAG = _code("DLV024", WARNING, "the archive holds a bag, which wil
 BAG_HAS_FETCH = _code("DLV025", ERROR, "the bag has a fetch.txt (an incomplete bag)", strict_only=True)
 NOT_A_DELIVERY = _code("DLV026", ERROR, "neither a directory nor a supported archive")
 CHANGED_WHILE_BAGGING = _code("DLV027", ERROR, "a file changed size while it was being bagged")
+ENTRY_REPLACED = _code("DLV028", ERROR, "a file or directory was replaced between the check and the bagging")
 
 
 def severity(code: str, strict: bool = True) -> str:

@@ -46,15 +46,21 @@ class DeliveryEntry:
 
     ``open()`` returns a binary file object.  For archives it is valid only
     until the next entry is requested (members are streamed, never
-    extracted).  ``local_path`` is set when the file is a local regular file
-    that may be opened directly (the writer then avoids Python file objects).
+    extracted).  ``open_fd`` is set when the file is a local regular file:
+    it returns a raw descriptor (the writer then avoids Python file objects)
+    and may be called once, on any thread; it raises :class:`EntryReplaced`
+    when the file is no longer the one the check saw.
     """
 
     path: str
     """'/'-separated path relative to the delivery root."""
     size: int
     open: Callable[[], BinaryIO]
-    local_path: bytes | None = None
+    open_fd: Callable[[], int] | None = None
+
+
+class EntryReplaced(OSError):
+    """A delivery file or directory is no longer the one the check saw (swapped, moved, relinked)."""
 
 
 @dataclass
@@ -105,6 +111,12 @@ class Delivery(ABC):
                 f"{len(errors)} problem(s), first: {errors[0]}", findings=list(findings), source=self.source
             )
         return findings
+
+    def rejected(self, code: str, message: str, path: str | None) -> DeliveryRejected:
+        """A DeliveryRejected carrying one finding, for what goes wrong after the check."""
+        findings = FindingList()
+        codes.note(findings, code, message, path)
+        return DeliveryRejected(f"{path or self.source}: {message}", findings=list(findings), source=self.source)
 
     @abstractmethod
     def entries(self) -> Iterator[DeliveryEntry]:

@@ -21,7 +21,7 @@ from typing import Iterator
 from preservation.findings import FindingList
 
 from . import codes
-from .directory import walk_tree
+from .directory import walk_path
 from .manifests import TAG, Manifest, manifest_kind
 from .names import find_collisions, is_valid_utf8_text, nfc, shown
 from .tagfiles import FETCH_TXT, PAYLOAD_DIR, BagMetadata, parse_bag_metadata, parse_oxum, read_local_tag_file
@@ -84,7 +84,7 @@ class BagInspection:
             )
 
         saw_data = False
-        for node in walk_tree(os.fsencode(self.root), _MAX_WALK_DEPTH, on_listing, on_error):
+        for node in walk_path(os.fsencode(self.root), _MAX_WALK_DEPTH, on_listing, on_error):
             entry, path = node.entry, node.path
             if path == PAYLOAD_DIR and entry.is_dir(follow_symlinks=False):
                 saw_data = True

@@ -75,6 +75,7 @@ class Job(NamedTuple):
     """One file to digest and, when ``target`` is set, to copy there.
 
     Exactly one source: ``source`` (a local path, read on a worker),
+    ``open_source`` (a callable returning a raw descriptor, run on a worker),
     ``data`` (bytes already read) or ``opener`` (a callable returning a binary
     file object, run on the calling thread in order, for sequential archives).
     """
@@ -85,6 +86,7 @@ class Job(NamedTuple):
     opener: Callable[[], BinaryIO] | None = None
     target: bytes | None = None
     size: int = 0
+    open_source: Callable[[], int] | None = None
 
 
 class Outcome(NamedTuple):
@@ -213,7 +215,7 @@ class FilePipeline:
 
     def _from_file(self, job: Job) -> Outcome:
         try:
-            fd = os.open(job.source, READ_FLAGS)
+            fd = job.open_source() if job.open_source is not None else os.open(job.source, READ_FLAGS)
         except OSError as e:
             raise _SideError(READ, e) from e
         try:

@@ -24,7 +24,7 @@ from preservation.errors import AlreadyExists, BagError, BagInvalid, DeliveryRej
 from preservation.findings import FindingList
 
 from . import codes
-from .delivery_base import Delivery, DeliveryEntry
+from .delivery_base import Delivery, DeliveryEntry, EntryReplaced
 from .inspection import BagInspection
 from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name
 from .names import shown, unsafe_reason
@@ -224,13 +224,12 @@ def _write_new_bag(
                 payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
                 meter.add(outcome.size)
     except delivery.stream_errors as e:
-        raise _rejected(delivery, codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
+        raise delivery.rejected(codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
     except _SourceUnreadable as e:
-        raise _rejected(delivery, codes.UNREADABLE, f"cannot be read: {e.error}", e.entry.path) from e.error
+        raise delivery.rejected(codes.UNREADABLE, f"cannot be read: {e.error}", e.entry.path) from e.error
     totals = delivery.totals
     if totals is not None and (totals.files, totals.bytes) != (len(payload), payload.total_bytes):
-        raise _rejected(
-            delivery,
+        raise delivery.rejected(
             codes.CHANGED_WHILE_BAGGING,
             f"the delivery changed after it was checked: {totals.files} files of {totals.bytes} bytes then, "
             f"{len(payload)} files of {payload.total_bytes} bytes copied",
@@ -277,12 +276,12 @@ def _payload_jobs(delivery: Delivery, data_root: bytes) -> Iterator[Job]:
     for entry in delivery.entries():
         reason = unsafe_reason(entry.path)
         if reason is not None:
-            raise _rejected(delivery, codes.PATH_TRAVERSAL, f"{reason}: refused", shown(entry.path))
+            raise delivery.rejected(codes.PATH_TRAVERSAL, f"{reason}: refused", shown(entry.path))
         relative = os.fsencode(entry.path)
         _ensure_parent(data_root, relative, made)
         target = data_root + b"/" + relative
-        if entry.local_path is not None:
-            yield Job(tag=entry, source=entry.local_path, target=target, size=entry.size)
+        if entry.open_fd is not None:
+            yield Job(tag=entry, open_source=entry.open_fd, target=target, size=entry.size)
         elif delivery.sequential and entry.size <= SMALL_MEMBER:
             try:
                 with entry.open() as member:
@@ -354,16 +353,15 @@ def human_size(octets: int) -> str:
 # --- failures -----------------------------------------------------------------------
 
 
-def _rejected(delivery: Delivery, code: str, message: str, path: str | None) -> DeliveryRejected:
-    findings = FindingList()
-    codes.note(findings, code, message, path)
-    return DeliveryRejected(f"{path or delivery.source}: {message}", findings=list(findings), source=delivery.source)
-
-
 def _copy_failed(delivery: Delivery, entry: DeliveryEntry, outcome: Outcome) -> Exception:
     error = outcome.error
+    if isinstance(error, EntryReplaced):
+        return delivery.rejected(
+            codes.ENTRY_REPLACED, f"{error.strerror or error}: was the delivery changed while it was bagged?",
+            shown(entry.path),
+        )
     if outcome.side == READ:
-        return _rejected(delivery, codes.UNREADABLE, f"cannot be read: {error.strerror or error}", shown(entry.path))
+        return delivery.rejected(codes.UNREADABLE, f"cannot be read: {error.strerror or error}", shown(entry.path))
     if error.errno == errno.EEXIST:
         return BagError(
             f"data/{shown(entry.path)} would overwrite another payload file "
@@ -374,14 +372,12 @@ def _copy_failed(delivery: Delivery, entry: DeliveryEntry, outcome: Outcome) -> 
 
 def _size_changed(delivery: Delivery, entry: DeliveryEntry, actual: int) -> DeliveryRejected:
     if delivery.sequential:
-        return _rejected(
-            delivery,
+        return delivery.rejected(
             codes.ARCHIVE_LAYOUT,
             f"the member declares {entry.size} bytes but holds {actual}",
             shown(entry.path),
         )
-    return _rejected(
-        delivery,
+    return delivery.rejected(
         codes.CHANGED_WHILE_BAGGING,
         f"the file was {entry.size} bytes when listed and {actual} when copied: is the delivery still being written?",
         shown(entry.path),
@@ -409,7 +405,7 @@ def _copy_existing_bag(
         for entry in delivery.entries():
             relative = os.fsencode(entry.path)
             _ensure_parent(root, relative, made)
-            yield Job(tag=entry, source=entry.local_path, target=root + b"/" + relative, size=entry.size)
+            yield Job(tag=entry, open_source=entry.open_fd, target=root + b"/" + relative, size=entry.size)
 
     copied_payload = copied_tags = 0
     with closing(pipeline.run(jobs())) as outcomes:

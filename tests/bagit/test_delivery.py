@@ -273,11 +273,11 @@ def test_not_an_archive_is_refused_when_opened(tmp_path: Path) -> None:
 
 def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch) -> None:
     root = make_tree(tmp_path / "d", GOOD)
-    locked = os.fsencode(root / "dir" / "b.txt")
     real_open = os.open
 
     def deny(path, flags, *args, **kwargs):
-        if os.fsencode(path) == locked:
+        # files are opened by name relative to their directory's descriptor
+        if os.fsencode(path) == b"b.txt" and kwargs.get("dir_fd") is not None:
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args, **kwargs)
 
@@ -326,11 +326,12 @@ def test_normal_names_are_valid(tmp_path: Path) -> None:
 
 def test_entries_are_sorted_streamed_and_readable(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "d", {"b/2.txt": b"2", "a.txt": b"1", "b/1.txt": b"11", "c/d/e.txt": b"e"})
-    entries = list(open_delivery(root).entries())
-    assert [e.path for e in entries] == ["a.txt", "b/1.txt", "b/2.txt", "c/d/e.txt"]
-    assert [e.size for e in entries] == [1, 2, 1, 1]
-    with entries[1].open() as f:
-        assert f.read() == b"11"
+    with open_delivery(root) as delivery:
+        entries = list(delivery.entries())
+        assert [e.path for e in entries] == ["a.txt", "b/1.txt", "b/2.txt", "c/d/e.txt"]
+        assert [e.size for e in entries] == [1, 2, 1, 1]
+        with entries[1].open() as f:
+            assert f.read() == b"11"
 
 
 @pytest.mark.parametrize("kind", ["tar", "tgz", "zip"])

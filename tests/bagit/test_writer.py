@@ -228,7 +228,7 @@ class _ShrinkingDelivery(DirectoryDelivery):
     def entries(self):
         for entry in super().entries():
             size = entry.size + 1 if entry.path == "a.txt" else entry.size
-            yield DeliveryEntry(entry.path, size, entry.open, entry.local_path)
+            yield DeliveryEntry(entry.path, size, entry.open, entry.open_fd)
 
 
 def test_a_file_that_changes_during_the_copy_is_named_and_nothing_is_left(tmp_path: Path) -> None:

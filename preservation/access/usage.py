@@ -32,7 +32,8 @@ from preservation.catalog.models import Collection, Package, utcnow
 from preservation.errors import InvalidRequest
 from preservation.repository import Repository
 
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # a month's end must still be a date
 CSV_COLUMNS = ["Report", "Institution_ID", "Institution_Name", "Database", "Title", "Title_ID", "Metric_Type",
                "Reporting_Period_Total"]
 
@@ -60,6 +61,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     if not match:
         raise InvalidRequest(f"month {month!r}: use YYYY-MM, e.g. 2026-01")
     year, mon = int(match.group(1)), int(match.group(2))
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidRequest(f"month {month!r}: the year must be between {FIRST_YEAR} and {LAST_YEAR}")
     start = datetime(year, mon, 1)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1)
     return start, end

@@ -17,6 +17,7 @@ from preservation.access import holdings, requests, triggers, usage
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import api_principal, api_staff, repo_of
 from preservation.access.web.files import file_response, zip_response
+from preservation.access.web.params import Offset, PageLimit, RowId
 from preservation.catalog.access_models import TRIGGER_KINDS
 from preservation.errors import AccessRefused
 
@@ -24,7 +25,6 @@ router = APIRouter(prefix="/api/v1")
 
 Reader = Annotated[Principal, Depends(api_principal)]
 Staff = Annotated[Principal, Depends(api_staff)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 class AccessRequestIn(BaseModel):
@@ -56,7 +56,7 @@ def collections(request: Request, principal: Reader) -> list[dict[str, Any]]:
 
 @router.get("/collections/{key}/packages", tags=["holdings"], summary="Packages of a collection, with read rights")
 def collection_packages(request: Request, key: str, principal: Reader, offset: Offset = 0,
-                        limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+                        limit: PageLimit = 100) -> dict[str, Any]:
     return holdings.collection_packages(repo_of(request), principal, key, offset=offset, limit=limit)
 
 
@@ -67,7 +67,7 @@ def package(request: Request, package_id: str, principal: Reader) -> dict[str, A
 
 @router.get("/packages/{package_id}/files", tags=["content"], summary="The package's files (needs a read right)")
 def package_files(request: Request, package_id: str, principal: Reader, offset: Offset = 0,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 500) -> dict[str, Any]:
+                  limit: PageLimit = 500) -> dict[str, Any]:
     return holdings.package_files(repo_of(request), principal, package_id, offset=offset, limit=limit)
 
 
@@ -106,18 +106,18 @@ def list_requests(request: Request, principal: Reader,
 
 
 @router.get("/requests/{request_id}", tags=["requests"], summary="One request (another library's is not found)")
-def get_request(request: Request, request_id: int, principal: Reader) -> dict[str, Any]:
+def get_request(request: Request, request_id: RowId, principal: Reader) -> dict[str, Any]:
     library_id = None if principal.is_staff else principal.library_id
     return requests.get_request(repo_of(request), request_id, library_id=library_id)
 
 
 @router.post("/requests/{request_id}/approve", tags=["staff"], summary="Approve a pending request (staff)")
-def approve(request: Request, request_id: int, body: DecisionIn, principal: Staff) -> dict[str, Any]:
+def approve(request: Request, request_id: RowId, body: DecisionIn, principal: Staff) -> dict[str, Any]:
     return requests.decide_request(repo_of(request), request_id, approve=True, by=principal.agent, why=body.why)
 
 
 @router.post("/requests/{request_id}/deny", tags=["staff"], summary="Deny a pending request (staff)")
-def deny(request: Request, request_id: int, body: DecisionIn, principal: Staff) -> dict[str, Any]:
+def deny(request: Request, request_id: RowId, body: DecisionIn, principal: Staff) -> dict[str, Any]:
     return requests.decide_request(repo_of(request), request_id, approve=False, by=principal.agent, why=body.why)
 
 

@@ -13,16 +13,17 @@ import re
 from typing import Iterator
 from urllib.parse import quote
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from preservation.access.accounts import Principal
 from preservation.access.delivery import fetch_verified, file_row, get_package, iter_package_zip
 from preservation.access.rights import require_read
 from preservation.access.usage import log_usage
 from preservation.catalog.access_models import USAGE_DOWNLOAD
+from preservation.errors import InvalidRequest
 from preservation.repository import Repository
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 # a served file must never run as a page of this site
 FILE_CSP = "default-src 'none'; sandbox"
 
@@ -31,6 +32,16 @@ class RangeNotSatisfiable(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
+
+
+def _position(digits: str, size: int) -> int:
+    """A byte position as sent; any position past the end means "past the end" (``size + 1``).
+
+    A Range header may carry thousands of digits: they are compared by length
+    before ``int()`` (which refuses more than 4,300 digits) ever sees them.
+    """
+    digits = digits.lstrip("0") or "0"
+    return size + 1 if len(digits) > len(str(size)) else min(int(digits), size + 1)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -46,13 +57,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if not first:
-        suffix = int(last)
+        suffix = _position(last, size)
         if suffix == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+    start = _position(first, size)
+    end = size if not last else min(_position(last, size) + 1, size)
+    if last and _position(last, size) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable(size)
@@ -106,7 +117,8 @@ def file_response(
 
 
 def not_satisfiable(size: int) -> Response:
-    return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    refused = InvalidRequest(f"the requested range starts at or past the end of the file ({size} bytes)")
+    return JSONResponse({"error": refused.to_dict()}, status_code=416, headers={"Content-Range": f"bytes */{size}"})
 
 
 def zip_response(repo: Repository, principal: Principal, package_id: str) -> Response:

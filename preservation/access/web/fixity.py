@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from preservation.access import fixity_api
 from preservation.access.accounts import Principal, authenticate_token
 from preservation.access.web.auth import client_ip, config_of, repo_of
+from preservation.access.web.params import Offset, WholeNumber
 from preservation.catalog.access_models import SCOPE_FIXITY
 from preservation.errors import AccessRefused, NotFound
 
@@ -46,8 +47,8 @@ def _package_id(text: str) -> str:
 
 @router.get("/file/", summary="Packages, as Storage Service files (paginated)")
 def list_files(request: Request, caller: Caller, username: Annotated[str, Query()] = "",
-               api_key: Annotated[str, Query()] = "", offset: Annotated[int, Query(ge=0)] = 0,
-               limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> dict[str, Any]:
+               api_key: Annotated[str, Query()] = "", offset: Offset = 0,
+               limit: Annotated[int | None, WholeNumber, Query(ge=1, le=1000)] = None) -> dict[str, Any]:
     limit = limit or config_of(request).fixity_page_size
     total, objects = fixity_api.list_aips(repo_of(request), offset=offset, limit=limit)
 

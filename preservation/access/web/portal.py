@@ -24,6 +24,7 @@ from preservation.access.web.auth import (
     start_session,
 )
 from preservation.access.web.files import file_response, zip_response
+from preservation.access.web.params import Offset
 from preservation.access.web.pages import render
 from preservation.errors import AuthenticationFailed, TooManyAttempts
 
@@ -73,7 +74,7 @@ def home(request: Request, principal: User) -> Response:
 
 
 @router.get("/portal/collections/{key}")
-def collection(request: Request, key: str, principal: User, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+def collection(request: Request, key: str, principal: User, offset: Offset = 0) -> Response:
     page = holdings.collection_packages(repo_of(request), principal, key, offset=offset, limit=100)
     return render(request, "collection.html", principal, page=page)
 
@@ -97,7 +98,7 @@ def my_requests(request: Request, principal: User) -> Response:
 
 
 @router.get("/portal/packages/{package_id}")
-def package(request: Request, package_id: str, principal: User, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+def package(request: Request, package_id: str, principal: User, offset: Offset = 0) -> Response:
     page = holdings.package_files(repo_of(request), principal, package_id, offset=offset, limit=500)
     return render(request, "package.html", principal, page=page)
 

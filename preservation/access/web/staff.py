@@ -11,6 +11,7 @@ from preservation.access import requests, triggers, usage
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import check_csrf, portal_staff, repo_of
 from preservation.access.web.pages import render
+from preservation.access.web.params import RowId
 from preservation.catalog.access_models import REQUEST_PENDING, TRIGGER_KINDS
 from preservation.catalog.models import utcnow
 from preservation.registry import list_collections
@@ -29,7 +30,7 @@ def pending(request: Request, principal: Staff,
 
 
 @router.post("/requests/{request_id}/decide")
-def decide(request: Request, request_id: int, principal: Staff, csrf: FormText = "", why: FormText = "",
+def decide(request: Request, request_id: RowId, principal: Staff, csrf: FormText = "", why: FormText = "",
            decision: Annotated[Literal["approve", "deny"], Form()] = "deny") -> Response:
     check_csrf(request, csrf)
     requests.decide_request(repo_of(request), request_id, approve=decision == "approve", by=principal.agent, why=why)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,6 +34,7 @@ from preservation.catalog.models import (
 )
 from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
+from preservation.jobs import claim as claims
 from preservation.jobs import queue
 from preservation.placement import Candidate, choose_nodes
 from preservation.registry import get_collection
@@ -42,6 +44,8 @@ from preservation.repository import Repository
 PROFILE = default_profile()
 """The BagIt profile every bag made here satisfies (package data: an installed preserve has it)."""
 INSERT_BATCH = 5000
+INLINE_LEASE = timedelta(minutes=5)
+"""How long an inline ingest's hold on its replicate jobs outlives its last renewal (a worker's default lease)."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -118,9 +122,14 @@ def stage(
 
 def register(
     repo: Repository, package_id: str, bag: BagResult, collection_key: str, *, name: str, source: str,
-    source_kind: str, agent: str,
+    source_kind: str, agent: str, holder: claims.Holder | None = None,
 ) -> dict[str, Any]:
-    """Register package, files, placed replicas, events and jobs in ONE transaction."""
+    """Register package, files, placed replicas, events and jobs in ONE transaction.
+
+    With ``holder``, the replicate jobs are created already held under its
+    lease (the result's ``claims``), so no worker runs them while the holder
+    copies inline.
+    """
     payload_files = len(bag.payload)
     payload_bytes = bag.payload.total_bytes
     total = payload_bytes + bag.tag_files.total_bytes
@@ -151,17 +160,23 @@ def register(
                             detail={"bagit_version": bag.version, "payload_oxum": bag.payload_oxum,
                                     "profile": None if source_kind == "bag" else PROFILE.name})
         replicas = []
+        held: list[claims.Claim] = []
         for node in chosen:
             replica = Replica(package_id=package_id, node_id=node.id, state=REPLICA_PENDING)
             s.add(replica)
             s.flush()
             replicas.append(replica)
-            queue.enqueue(s, queue.REPLICATE, {"replica_id": replica.id}, package_id=package_id,
-                          dedupe_key=f"replicate:{replica.id}")
+            job = queue.enqueue(s, queue.REPLICATE, {"replica_id": replica.id}, package_id=package_id,
+                                dedupe_key=f"replicate:{replica.id}")
+            if holder is not None:
+                held.append(claims.hold(s, job, holder))
         events.record_event(s, events.INFORMATION_PACKAGE_CREATION, events.SUCCESS, **common,
                             detail={"state": PACKAGE_REPLICATING, "placement": [n.name for n in chosen]})
-        return {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
-                "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+        result = {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
+                  "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+        if holder is not None:
+            result["claims"] = held
+        return result
 
 
 def _file_rows(package_id: str, bag: BagResult) -> Iterator[list[dict[str, Any]]]:
@@ -194,20 +209,29 @@ def ingest(
     replicate: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Stage, bag, register and (with ``replicate``) copy and verify every replica inline."""
+    """Stage, bag, register and (with ``replicate``) copy and verify every replica inline.
+
+    Inline, this process owns the replicate jobs it registers: they are
+    created under its lease, renewed while it copies, so a running worker
+    never copies the same replica at the same time.  A copy that fails is
+    handed back to the queue for the workers to retry.
+    """
     if not Path(source).exists():
         raise InvalidRequest(f"the delivery {source} does not exist")
     package_id, bag, delivery = stage(repo, source, collection_key, name=name, bag_info=bag_info, progress=progress)
+    holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
     try:
         result = register(repo, package_id, bag, collection_key, name=name or Path(source).name,
-                          source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent)
+                          source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent, holder=holder)
     except BaseException:
         shutil.rmtree(bag.path, ignore_errors=True)
         raise
-    if not replicate:
+    if holder is None:
         result["state"] = PACKAGE_REPLICATING
         return result
-    copies = _replicate_new_package(repo, result["replica_ids"], agent=agent, progress=progress)
+    held = result.pop("claims")
+    with claims.LeaseKeeper(repo.catalog, holder, held) as keeper:
+        copies = _replicate_new_package(repo, held, keeper, holder, progress=progress)
     release_staging_if_done(repo, package_id)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state
@@ -215,39 +239,45 @@ def ingest(
     return result
 
 
-def _replicate_new_package(repo: Repository, replica_ids: list[int], *, agent: str,
-                           progress: Progress | None) -> list[dict[str, Any]]:
-    """Write and verify the new package's copies now; a copy that fails is left to its queued job.
+def _replicate_new_package(repo: Repository, held: list[claims.Claim], keeper: claims.LeaseKeeper,
+                           holder: claims.Holder, *, progress: Progress | None) -> list[dict[str, Any]]:
+    """Write and verify the new package's copies now, each under its held job.
 
     On local filesystem nodes all copies are written in one pass over the
     staging bag (replicate_together).  Elsewhere the first copy is verified
     with both digests, then the others are written side by side.
     """
     on_copy = (lambda b, f: progress("copy", b, f)) if progress else None
-    together = replicate_together(repo, replica_ids, agent=agent, progress=on_copy)
+    replica_ids = [c.payload["replica_id"] for c in held]
+    together = replicate_together(repo, replica_ids, agent=holder.agent, progress=on_copy)
     if together is None:
-        first, *others = replica_ids
-        copies = [replicate_inline(repo, first, agent=agent, progress=progress)]
-        copies += bounded_map(lambda replica_id: replicate_inline(repo, replica_id, agent=agent, progress=progress),
+        first, *others = held
+        copies = [_replicate_held(repo, first, keeper, holder, progress)]
+        copies += bounded_map(lambda claim: _replicate_held(repo, claim, keeper, holder, progress),
                               others, workers=max(1, min(len(others), repo.settings.workers)))
         return copies
-    return [_inline_outcome(repo, replica_id, outcome) for replica_id, outcome in zip(replica_ids, together)]
+    return [_close_held(repo, claim, keeper, holder, outcome) for claim, outcome in zip(held, together)]
 
 
-def replicate_inline(repo: Repository, replica_id: int, *, agent: str, progress: Progress | None) -> dict[str, Any]:
-    """Run one replication now and close its queued job, so no worker repeats it."""
+def _replicate_held(repo: Repository, claim: claims.Claim, keeper: claims.LeaseKeeper, holder: claims.Holder,
+                    progress: Progress | None) -> dict[str, Any]:
     try:
-        outcome = replicate_replica(repo, replica_id, agent=agent,
+        outcome = replicate_replica(repo, claim.payload["replica_id"], agent=holder.agent, job_id=claim.job_id,
                                     progress=(lambda b, f: progress("copy", b, f)) if progress else None)
     except PreservationError as e:
         outcome = e
-    return _inline_outcome(repo, replica_id, outcome)
+    return _close_held(repo, claim, keeper, holder, outcome)
 
 
-def _inline_outcome(repo: Repository, replica_id: int, outcome: dict[str, Any] | PreservationError) -> dict[str, Any]:
-    """A copy made inline closes its queued job, so no worker repeats it; a failed one leaves the job to retry."""
+def _close_held(repo: Repository, claim: claims.Claim, keeper: claims.LeaseKeeper, holder: claims.Holder,
+                outcome: dict[str, Any] | PreservationError) -> dict[str, Any]:
+    """Record the held job's outcome: done, or handed back to the queue for a worker to retry at once."""
+    replica_id = claim.payload["replica_id"]
+    keeper.finished(claim)
     if isinstance(outcome, PreservationError):
+        claims.fail(repo.catalog, claim, f"{outcome.code} {type(outcome).__name__}: {outcome}",
+                    error_code=outcome.code, retryable=outcome.retryable, delay=0, agent=holder.agent)
         return {"replica_id": replica_id, "state": REPLICA_PENDING, "error": outcome.to_dict()}
-    with repo.catalog.session() as s:
-        queue.complete_by_dedupe(s, f"replicate:{replica_id}", {"inline": True})
+    summary = {k: outcome[k] for k in ("replica_id", "node", "state", "files_copied", "bytes_copied") if k in outcome}
+    claims.complete(repo.catalog, claim, {"inline": True, **summary}, agent=holder.agent)
     return outcome

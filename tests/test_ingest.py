@@ -283,3 +283,15 @@ def test_the_profile_ships_inside_the_package(repo, sample_delivery):
         validation = s.scalars(select(Event).where(Event.package_id == result["package_id"],
                                                    Event.event_type == "validation")).one()
     assert validation.detail["profile"] == "bagit-profile.json"
+
+
+@pytest.mark.parametrize("option", [("--info", "Title=bad\uffff"), ("--info", "Ti\x01tle=x"), ("--name", "pkg\ufffe")])
+def test_ingest_options_xml_cannot_carry_are_refused_before_any_work(repo, run_cli, sample_delivery, option,
+                                                                     monkeypatch):
+    opened = []
+    monkeypatch.setattr("preservation.ingest.open_delivery", lambda *a, **k: opened.append(a))
+    before = _catalog_counts(repo)
+    out = run_cli("ingest", sample_delivery, "--collection", "journals", *option, exit_code=2)
+    assert "E113" in out.output + out.stderr
+    assert opened == []  # refused at the option, before the delivery is even opened
+    _assert_nothing_registered(repo, before)

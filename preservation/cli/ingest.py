@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from preservation.errors import DeliveryRejected
+from preservation.text import check_xml_text
 from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
 from preservation.units import human_bytes
@@ -14,12 +15,13 @@ from .progress import byte_progress
 
 
 def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
+    """--info KEY=VALUE pairs; raises InvalidText (E113) for text XML 1.0 cannot carry, before any work."""
     info = {}
     for v in values:
         key, sep, value = v.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{v!r}: use KEY=VALUE", param_hint="--info")
-        info[key.strip()] = value.strip()
+        info[check_xml_text(key.strip(), "--info label")] = check_xml_text(value.strip(), f"--info {key.strip()}")
     return info
 
 
@@ -45,7 +47,10 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
         raise click.UsageError("--inline already waits for the copies; use one of --inline and --wait")
     try:
         with byte_progress(quiet or as_json) as progress:
-            result = run_ingest(repo(), source, collection_key, name=name, bag_info=_parse_info(info),
+            bag_info = _parse_info(info)
+            if name is not None:
+                check_xml_text(name, "--name")
+            result = run_ingest(repo(), source, collection_key, name=name, bag_info=bag_info,
                                 replicate=inline, progress=progress)
     except DeliveryRejected as e:
         if as_json:
@@ -74,6 +79,8 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
         for c in result.get("copies", []):
             if "error" in c:
                 click.echo(f"  copy {c['replica_id']}: FAILED {c['error']['code']} {c['error']['message']}")
+            elif c.get("skipped"):
+                click.echo(f"  copy on {c['node']}: {c['state']} (already verified, nothing written)")
             else:
                 click.echo(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, "
                            "re-read and verified)")

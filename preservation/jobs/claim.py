@@ -17,23 +17,28 @@ transition is an event (type ``job``) in the same transaction.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from preservation import events
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import Job, utcnow
+from preservation.errors import PreservationError
 from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 JOB_EVENT = "job"
+log = logging.getLogger("preserve.jobs")
 MAX_ERROR_CHARS = 4000
 
 
@@ -111,6 +116,88 @@ def claim_next(
             record_job_event(s, job, "started", agent=agent, **({"reclaimed": True} if reclaimed else {}))
             return Claim(job.id, job.kind, dict(job.payload or {}), job.package_id, job.attempts, job.max_attempts,
                          owner, reclaimed)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process that runs jobs it enqueued itself (an inline ingest) and holds their leases meanwhile."""
+
+    owner: str
+    lease: timedelta
+    agent: str
+
+
+def hold(session: Session, job: Job, holder: Holder) -> Claim:
+    """Take ``job``, enqueued in this same transaction, under ``holder``'s lease.
+
+    The job is ``running`` from the moment it exists, so no worker can claim
+    it while the holder does its work; if the holder dies, the lease expires
+    and a worker takes the job over as it would from a lost worker.
+    """
+    if job.state != QUEUED or job.attempts:
+        raise ValueError(f"job {job.id} is {job.state} after {job.attempts} attempt(s): only a new job can be held")
+    now = utcnow()
+    job.state = RUNNING
+    job.attempts = 1
+    job.lease_owner = holder.owner
+    job.lease_expires_at = now + holder.lease
+    job.updated_at = now
+    session.flush()
+    record_job_event(session, job, "started", agent=holder.agent, held=True)
+    return Claim(job.id, job.kind, dict(job.payload or {}), job.package_id, job.attempts, job.max_attempts,
+                 holder.owner, False)
+
+
+class LeaseKeeper:
+    """Renews ``holder``'s leases on ``claims`` from a thread while the block runs, as a worker's heartbeat does."""
+
+    def __init__(self, catalog: Catalog, holder: Holder, claims: Sequence[Claim]) -> None:
+        self._catalog = catalog
+        self._holder = holder
+        self._claims = {c.job_id: c for c in claims}
+        self._ids = set(self._claims)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="preserve-lease-keeper", daemon=True)
+
+    def __enter__(self) -> "LeaseKeeper":
+        if self._ids:
+            self._thread.start()
+        return self
+
+    def finished(self, claim: Claim) -> None:
+        """Stop renewing a job whose outcome has been recorded."""
+        with self._lock:
+            self._ids.discard(claim.job_id)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if exc_type is not None:
+            # interrupted (Ctrl-C, a crash below): the workers take the unfinished jobs now, not a lease later
+            with self._lock:
+                unfinished = [self._claims[i] for i in sorted(self._ids)]
+            for claim in unfinished:
+                try:
+                    release(self._catalog, claim, agent=self._holder.agent)
+                except (SQLAlchemyError, PreservationError) as e:
+                    log.warning("job %d could not be released (its lease will expire): %s", claim.job_id, e)
+
+    def _run(self) -> None:
+        interval = max(self._holder.lease.total_seconds() / 3, 0.05)
+        while not self._stop.wait(interval):
+            with self._lock:
+                ids = sorted(self._ids)
+            try:
+                lost = renew_leases(self._catalog, self._holder.owner, ids, self._holder.lease)
+            except (SQLAlchemyError, PreservationError) as e:
+                log.warning("%s could not renew its leases: %s", self._holder.owner, e)
+                continue
+            with self._lock:
+                lost &= self._ids
+            for job_id in sorted(lost):
+                log.warning("%s lost the lease of job %d: a worker may run it too", self._holder.owner, job_id)
 
 
 def _lost_for_good(s: Session, job: Job, now: datetime, agent: str) -> None:

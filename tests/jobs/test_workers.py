@@ -82,10 +82,15 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     assert len(pids) >= 2, "the work should be shared between the worker processes"
     with wrepo.catalog.session() as s:
         assert verify_chain(s).ok
-        job_events = Counter(e.outcome for e in s.scalars(select(Event).where(Event.event_type == "job")))
-    # started once per attempt; one terminal or retry event per attempt (the inline ingests made none)
+        all_job_events = list(s.scalars(select(Event).where(Event.event_type == "job")))
+    job_events = Counter(e.outcome for e in all_job_events if e.detail["kind"] != queue.REPLICATE)
+    # started once per attempt; one terminal or retry event per attempt
     assert job_events["started"] == 200 + 35
     assert job_events["success"] == 185 and job_events["warning"] == 35 and job_events["failure"] == 15
+    # the inline ingests held their replicate jobs: each started under the ingest's lease and done there
+    held = Counter((e.outcome, e.detail.get("held", False)) for e in all_job_events
+                   if e.detail["kind"] == queue.REPLICATE)
+    assert held == {("started", True): len(replica_ids), ("success", False): len(replica_ids)}
     assert sorted(audited[j.id] for j in jobs.values() if j.kind == queue.AUDIT) == [1] * len(replica_ids)
 
 
@@ -153,3 +158,34 @@ def test_sigterm_lets_the_running_job_finish_then_exits_0(wrepo, tmp_path):
     assert jobs[running].state == queue.SUCCEEDED
     assert jobs[waiting].state == queue.QUEUED  # no new claims after SIGTERM
     assert "received SIGTERM" in (tmp_path / "worker.log").read_text()
+
+
+def test_an_inline_ingest_holds_its_jobs_while_a_worker_runs(wrepo, tmp_path):
+    delivery = tmp_path / "delivery"
+    for i in range(48):
+        add_file(delivery / f"part-{i:02}.bin", bytes([i]) * (256 * 1024))
+    home = wrepo.settings.home
+    worker = start(home, "worker", "--concurrency", "2", "--poll", "0.02", "--lease", "20",
+                   log=tmp_path / "worker.log", env=ENV)
+    try:
+        wait_until(lambda: "started" in (tmp_path / "worker.log").read_text(), 60, 0.05, "the worker to start")
+        ingesting = start(home, "ingest", str(delivery), "--collection", "journals", "--inline",
+                          log=tmp_path / "ingest.log")
+        assert ingesting.wait(180) == 0, log_tails(tmp_path / "ingest.log", tmp_path / "worker.log")
+    finally:
+        assert stop(worker) == 0, log_tails(tmp_path / "worker.log")
+    report = (tmp_path / "ingest.log").read_text()
+    assert "state preserved" in report and "Traceback" not in report, report
+    assert report.count("files written, re-read and verified") == 3, report
+    with wrepo.catalog.session() as s:
+        replication = Counter((e.node_name, e.outcome) for e in s.scalars(
+            select(Event).where(Event.event_type == "replication")))
+        replicate_jobs = list(s.scalars(select(Job).where(Job.kind == queue.REPLICATE)))
+        job_agents = {e.agent for e in s.scalars(select(Event).where(Event.event_type == "job"))}
+        assert verify_chain(s).ok
+    nodes = {node for node, _ in replication}
+    assert len(nodes) == 3
+    # each copy made once: one start and one success per node, by the ingest, none by the worker
+    assert replication == {(node, outcome): 1 for node in nodes for outcome in ("started", "success")}
+    assert [(j.state, j.attempts, j.result["inline"]) for j in replicate_jobs] == [(queue.SUCCEEDED, 1, True)] * 3
+    assert not any(agent.startswith("preserve-worker@") for agent in job_agents)

@@ -142,11 +142,12 @@ def _library_dict(lib: Library, users: int = 0) -> dict[str, Any]:
 def add_library(
     repo: Repository, code: str, name: str, *, contacts: Iterable[str] = (), ip_ranges: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """Register a member library; raises InvalidRequest, AlreadyExists."""
+    """Register a member library; raises InvalidRequest, InvalidText, AlreadyExists."""
     if not LIBRARY_CODE_RE.match(code or ""):
         raise InvalidRequest(f"library code {code!r} must be 1-32 letters, digits, '.', '_' or '-'")
-    if not name.strip():
+    if not check_xml_text(name, "library name", max_length=300).strip():
         raise InvalidRequest("a library needs a name")
+    contacts = [check_xml_text(c, "contact", max_length=300) for c in contacts]
     ranges = parse_ip_ranges(ip_ranges)
     with repo.catalog.session() as s:
         if s.execute(select(Library.id).where(Library.code == code)).scalar_one_or_none() is not None:

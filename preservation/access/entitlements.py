@@ -27,6 +27,7 @@ from preservation.errors import AlreadyExists, ImportRejected, InvalidRequest
 from preservation.findings import FindingList
 from preservation.registry import get_collection
 from preservation.repository import Repository
+from preservation.text import check_xml_text, xml_forbidden
 
 FIELD_MISSING = "I001"
 UNKNOWN_LIBRARY = "I002"
@@ -36,6 +37,7 @@ YEARS_REVERSED = "I005"
 DUPLICATE_ROW = "I006"
 UNKNOWN_FIELD = "I007"
 UNREADABLE_FILE = "I008"
+INVALID_TEXT = "I009"
 
 FINDING_CODES = {
     FIELD_MISSING: "a required field is missing or empty",
@@ -46,6 +48,7 @@ FINDING_CODES = {
     DUPLICATE_ROW: "the same entitlement appears twice in the file",
     UNKNOWN_FIELD: "the row has a field this import does not know (a typo?)",
     UNREADABLE_FILE: "the file cannot be read as CSV or YAML rows",
+    INVALID_TEXT: "the value holds characters XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF)",
 }
 
 REQUIRED = ("library", "collection", "from_year", "to_year")
@@ -86,9 +89,11 @@ def add_entitlement(
 ) -> dict[str, Any]:
     """Entitle a library to a collection's years ``from_year``..``to_year`` (inclusive).
 
-    Raises NotFound, InvalidRequest (years), AlreadyExists.
+    Raises NotFound, InvalidRequest (years), InvalidText (note, created_by), AlreadyExists.
     """
     years = _check_years(from_year, to_year)
+    note = check_xml_text(note or "", "note")
+    check_xml_text(created_by or "", "created_by", max_length=100)
     with repo.catalog.session() as s:
         library = get_library(s, library_code)
         collection = get_collection(s, collection_key)
@@ -172,6 +177,14 @@ def _bad(findings: FindingList, code: str, row: int, field: str, message: str, v
                  value=None if value is None else str(value))
 
 
+def _readable(findings: FindingList, row: int, field: str, value: str) -> bool:
+    """False, after an I009 finding, when XML cannot carry ``value`` (it is never looked up nor stored)."""
+    bad = xml_forbidden(value)
+    if bad:
+        _bad(findings, INVALID_TEXT, row, field, f"holds character(s) XML 1.0 cannot carry: {', '.join(bad[:5])}")
+    return not bad
+
+
 def _check_row(session: Session, row: _Row, findings: FindingList, libraries: dict, collections: dict):
     """One row → (library_id, collection_id, years, note), or None after adding its findings."""
     before = len(findings)
@@ -183,7 +196,7 @@ def _check_row(session: Session, row: _Row, findings: FindingList, libraries: di
         value = fields.get(name)
         if value is None or str(value).strip() == "":
             _bad(findings, FIELD_MISSING, row.number, name, "missing or empty")
-        else:
+        elif _readable(findings, row.number, name, str(value)):
             values[name] = str(value).strip()
     if "library" in values:
         code = values["library"]
@@ -211,6 +224,7 @@ def _check_row(session: Session, row: _Row, findings: FindingList, libraries: di
         _bad(findings, YEARS_REVERSED, row.number, "from_year",
              f"{years['from_year']} is after to_year {years['to_year']}", years["from_year"])
     note = str(fields.get("note") or "")
+    _readable(findings, row.number, "note", note)
     if len(note) > MAX_NOTE:
         _bad(findings, UNKNOWN_FIELD, row.number, "note", f"longer than {MAX_NOTE} characters")
     if len(findings) > before:

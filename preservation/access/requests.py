@@ -31,6 +31,7 @@ from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Packa
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound
 from preservation.registry import get_collection
 from preservation.repository import Repository
+from preservation.text import check_xml_text
 
 # Event types of the access service (documented in docs/access.md); PREMIS has
 # no access-decision type, so these are this repository's own, like "repair".
@@ -105,8 +106,8 @@ def _apply(
     return grants
 
 
-def _check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
+def _check_reason(reason: str, field: str = "reason") -> str:
+    reason = check_xml_text((reason or "").strip(), field)
     if not reason:
         raise InvalidRequest("say why your library needs access (the reason is shown to staff)")
     if len(reason) > MAX_REASON:
@@ -126,6 +127,8 @@ def request_access(
     reason = _check_reason(reason)
     if not collection_key and not package_id:
         raise InvalidRequest("name the collection or the package you ask for")
+    check_xml_text(collection_key or "", "collection")
+    check_xml_text(package_id or "", "package_id")
     with repo.catalog.session() as s:
         package = None
         if package_id:
@@ -163,11 +166,14 @@ def request_access(
 
 
 def decide_request(repo: Repository, request_id: int, *, approve: bool, by: str, why: str) -> dict[str, Any]:
-    """Staff approve or deny a pending request; raises NotFound, InvalidRequest (not pending, no why)."""
-    why = (why or "").strip()
+    """Staff approve or deny a pending request.
+
+    Raises NotFound, InvalidRequest (not pending, no why), InvalidText (``why`` or ``by`` XML cannot carry).
+    """
+    why = check_xml_text((why or "").strip(), "why", max_length=MAX_REASON)
     if not why:
         raise InvalidRequest("say why (the decision and its reason are recorded as an event)")
-    if not by:
+    if not check_xml_text(by or "", "by", max_length=100):
         raise InvalidRequest("a decision needs the name of who decides")
     with repo.catalog.session() as s:
         request = s.get(AccessRequest, request_id)
@@ -238,8 +244,9 @@ def list_grants(
 
 
 def revoke_grant(repo: Repository, grant_id: int, *, by: str, why: str) -> dict[str, Any]:
-    """End a grant now; raises NotFound, InvalidRequest (no why, already ended)."""
-    why = (why or "").strip()
+    """End a grant now; raises NotFound, InvalidRequest (no why, already ended), InvalidText."""
+    why = check_xml_text((why or "").strip(), "why", max_length=MAX_REASON)
+    check_xml_text(by or "", "by", max_length=100)
     if not why:
         raise InvalidRequest("say why the grant is revoked")
     now = utcnow()

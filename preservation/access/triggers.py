@@ -19,6 +19,7 @@ from preservation.catalog.models import Collection, utcnow
 from preservation.errors import InvalidRequest
 from preservation.registry import get_collection
 from preservation.repository import Repository
+from preservation.text import check_xml_text
 
 ACCESS_TRIGGER = "access trigger"
 MAX_EVIDENCE = 5000
@@ -39,12 +40,14 @@ def parse_date(text: str) -> date:
 def record_trigger(
     repo: Repository, collection_key: str, *, kind: str, occurred_on: date, evidence: str, recorded_by: str
 ) -> dict[str, Any]:
-    """Record a trigger event; raises NotFound, InvalidRequest (kind, future date, no evidence)."""
+    """Record a trigger event; raises NotFound, InvalidRequest (kind, future date, no evidence), InvalidText."""
+    check_xml_text(collection_key or "", "collection")
+    check_xml_text(recorded_by or "", "recorded_by", max_length=100)
     if kind not in TRIGGER_KINDS:
         raise InvalidRequest(f"trigger kind {kind!r} must be one of {', '.join(TRIGGER_KINDS)}")
     if occurred_on > utcnow().date():
         raise InvalidRequest(f"{occurred_on.isoformat()} is in the future: record a trigger once it has happened")
-    evidence = (evidence or "").strip()
+    evidence = check_xml_text((evidence or "").strip(), "evidence")
     if not evidence:
         raise InvalidRequest("a trigger needs evidence (a reference, URL or statement staff can show an auditor)")
     if len(evidence) > MAX_EVIDENCE:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= demo-home
 S3 ?= 0
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test smoke bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.prepare
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the wheel on its own, in a fresh venv outside the checkout (also part of `make test`)
+smoke: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests/test_wheel.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

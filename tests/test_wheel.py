@@ -107,8 +107,9 @@ def test_the_wheel_alone_runs_the_whole_tour(tmp_path: Path) -> None:
     bin_dir = env_dir / "bin"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "--quiet",
                     "--no-deps", "--no-index", str(wheel)], check=True, cwd=tmp_path, timeout=300)
-    site = Path(subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = Path(subprocess.run([str(bin_dir / "python"), "-c", purelib], check=True, capture_output=True,
+                               text=True).stdout.strip())
     deps = tmp_path / "deps"
     _link_dependencies(_declared_closure(wheel), deps)
     (site / "zz-declared-dependencies.pth").write_text(f"{deps}\n", encoding="utf-8")

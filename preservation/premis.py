@@ -11,6 +11,23 @@ preservation vocabulary has the same term, ``eventType`` also carries its
 ``valueURI``.  Each event keeps its place in the hash chain in an
 ``eventDetailExtension`` (seq, previous hash, hash and every hashed field), so
 anyone holding the export can recompute each event's hash.
+
+The export never fails on stored text, even text XML 1.0 cannot carry (a
+C0 control, U+FFFE, U+FFFF, a lone surrogate) that entered before the
+boundaries refused it.  Such text is escaped reversibly, and marked:
+
+* an element whose text was escaped carries ``chain:escaped="xml-safe"``;
+  its text is :func:`preservation.text.xml_safe` of the original — ``\\\\``
+  stands for one backslash and ``\\uXXXX`` for the character U+XXXX — and
+  :func:`preservation.text.xml_unescape` gives the original back;
+* ``chain:chainedEvent`` lists the attributes it escaped the same way in its
+  ``escaped`` attribute (space-separated names, e.g. ``escaped="nodeName"``);
+* ``eventOutcomeDetailNote`` is JSON: when the detail holds such a
+  character the note is written with every non-ASCII character as a JSON
+  ``\\uXXXX`` escape, so any JSON parser restores the detail exactly (no
+  mark is needed) and the event's hash still recomputes.
+
+Text that XML can carry is written as it is, unmarked.
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ from preservation.errors import NotFound
 from preservation.events import event_to_dict, iter_events
 from preservation.fixity import iter_package_files
 from preservation.repository import Repository
+from preservation.text import needs_xml_escape, xml_safe
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -53,20 +71,37 @@ AGENT_TYPES = {"software": "sof", "person": "per"}
 
 P = "{%s}" % PREMIS_NS
 C = "{%s}" % CHAIN_NS
+ESCAPED = C + "escaped"  # marks an element whose text is xml_safe() of the stored value
+XML_SAFE = "xml-safe"
+
+
+def _set_text(el: etree._Element, text: str) -> None:
+    if needs_xml_escape(text):
+        el.text = xml_safe(text)
+        el.set(ESCAPED, XML_SAFE)
+    else:
+        el.text = text
 
 
 def _el(tag: str, text: str | None = None, **attrib: str) -> etree._Element:
     el = etree.Element(P + tag, attrib)
     if text is not None:
-        el.text = text
+        _set_text(el, text)
     return el
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrib: str) -> etree._Element:
     el = etree.SubElement(parent, P + tag, attrib)
     if text is not None:
-        el.text = text
+        _set_text(el, text)
     return el
+
+
+def _json_note(detail: Any) -> str:
+    note = json.dumps(detail, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if needs_xml_escape(note):
+        note = json.dumps(detail, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return note
 
 
 def _identifier(parent: etree._Element, tag: str, id_type: str, value: str) -> None:
@@ -139,14 +174,20 @@ def event_element(ev: Event) -> etree._Element:
     chain = etree.SubElement(ext, C + "chainedEvent", {
         "seq": str(ev.seq), "prevHash": ev.prev_hash, "hash": ev.hash, "occurredAt": record["occurred_at"],
     })
+    escaped = []
     for key in ("package_id", "replica_id", "node_name", "job_id", "policy"):
         if record[key] is not None:
-            chain.set(_camel(key), str(record[key]))
+            value = str(record[key])
+            if needs_xml_escape(value):
+                value = xml_safe(value)
+                escaped.append(_camel(key))
+            chain.set(_camel(key), value)
+    if escaped:
+        chain.set("escaped", " ".join(escaped))
     outcome = _sub(el, "eventOutcomeInformation")
     _sub(outcome, "eventOutcome", ev.outcome)
     note = _sub(outcome, "eventOutcomeDetail")
-    _sub(note, "eventOutcomeDetailNote",
-         json.dumps(record["detail"], sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    _sub(note, "eventOutcomeDetailNote", _json_note(record["detail"]))
     _identifier(el, "linkingAgentIdentifier", "local", ev.agent)
     if ev.package_id:
         _identifier(el, "linkingObjectIdentifier", "UUID", ev.package_id)

@@ -124,3 +124,47 @@ def test_export_needs_a_format_and_a_known_package(repo, run_cli, tmp_path):
     target = tmp_path / "none.xml"
     assert "no package" in run_cli("events", "export", "some-id", "--premis", "-o", target, exit_code=5).stderr
     assert list(tmp_path.glob("none.xml*")) == []
+
+
+POISON = "reason \uffff with \ufffe, \x01 and a literal \\uFFFF"  # (a lone surrogate cannot be stored)
+
+
+def test_premis_export_never_fails_on_stored_text_xml_cannot_carry(repo, sample_delivery, run_cli, tmp_path):
+    """Rows written before the boundaries refused such text (inserted here directly, past every boundary)
+    still export as PREMIS that lxml parses, and every original value is recovered from the export."""
+    from sqlalchemy import update
+
+    from preservation.events import record_event
+    from preservation.text import xml_unescape
+
+    package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+    agent = "user:mallory\x07\\x"
+    with repo.catalog.session() as s:
+        s.execute(update(Package).where(Package.id == package_id).values(name="delivery\x0b\uffff"))
+        poisoned = record_event(s, "access decision", "success", agent=agent, package_id=package_id,
+                                node_name="node\ufffe", detail={"reason": POISON, "why": "ok 中文"}).event_id
+    out = tmp_path / "premis.xml"
+    run_cli("events", "export", package_id, "--premis", "-o", str(out))
+    root = etree.parse(str(out)).getroot()  # lxml refuses any document XML 1.0 cannot carry
+
+    escaped = f"{{{CHAIN_NS}}}escaped"
+    name = root.find("p:object/p:originalName", NS)
+    assert name.get(escaped) == "xml-safe" and xml_unescape(name.text) == "delivery\x0b\uffff"
+    [event] = [e for e in root.findall("p:event", NS) if _text(e, "p:eventIdentifier/p:eventIdentifierValue")
+               == poisoned]
+    agent_el = event.find("p:linkingAgentIdentifier/p:linkingAgentIdentifierValue", NS)
+    assert agent_el.get(escaped) == "xml-safe" and xml_unescape(agent_el.text) == agent
+    chain = event.find("p:eventDetailInformation/p:eventDetailExtension/c:chainedEvent", NS)
+    assert chain.get("escaped") == "nodeName" and xml_unescape(chain.get("nodeName")) == "node\ufffe"
+    detail = json.loads(_text(event, "p:eventOutcomeInformation/p:eventOutcomeDetail/p:eventOutcomeDetailNote"))
+    assert detail == {"reason": POISON, "why": "ok 中文"}
+    # every hash still recomputes from the recovered values
+    recovered = _parse_event(event)
+    recovered.update(agent=xml_unescape(recovered["agent"]), node_name=xml_unescape(recovered["node_name"]))
+    fields = {k: recovered[k] for k in ("seq", "event_id", "event_type", "outcome", "agent", "detail", *HASHED)}
+    fields["occurred_at"] = datetime.fromisoformat(recovered["occurred_at"])
+    assert event_hash(fields, recovered["prev_hash"]) == recovered["hash"]
+    # text XML can carry is written as it is, unmarked
+    marked = sorted(el.tag.split("}")[1] for el in root.iter() if el.get(escaped) is not None)
+    assert marked == ["agentIdentifierValue", "agentName", "eventDetail", "linkingAgentIdentifierValue",
+                      "originalName"]

@@ -22,7 +22,15 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import func, insert, select
 
 from preservation import events
-from preservation.bagit import BagResult, create_bag, default_profile, load_profile, open_delivery, validate_profile
+from preservation.bagit import (
+    BagResult,
+    DeliveryLimits,
+    create_bag,
+    default_profile,
+    load_profile,
+    open_delivery,
+    validate_profile,
+)
 from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_REPLICATING,
@@ -37,6 +45,7 @@ from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, Pr
 from preservation.jobs import claim as claims
 from preservation.jobs import queue
 from preservation.placement import Candidate, choose_nodes
+from preservation.policy import Policy
 from preservation.registry import get_collection
 from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
 from preservation.repository import Repository
@@ -87,9 +96,10 @@ def stage(
         collection = get_collection(s, collection_key)
         collection = {"key": collection.key, "title": collection.title, "publisher": collection.publisher,
                       "licence": collection.licence}
-    delivery = open_delivery(source_path, strict=True)
+    delivery = open_delivery(source_path, strict=True, limits=delivery_limits(repo.policy))
     findings = delivery.check()
     if not findings.ok:
+        delivery.close()
         raise DeliveryRejected(
             f"{len(findings.errors)} problem(s), first: {findings.errors[0]}", findings=list(findings),
             source=str(source_path),
@@ -116,8 +126,17 @@ def stage(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        delivery.close()
     bag.path = target
     return package_id, bag, delivery
+
+
+def delivery_limits(policy: Policy) -> DeliveryLimits:
+    """The policy's limits on archive deliveries, as the delivery check applies them."""
+    return DeliveryLimits(
+        max_compression_ratio=policy.delivery.max_expansion_ratio, max_total_bytes=policy.delivery.max_expanded_bytes
+    )
 
 
 def register(

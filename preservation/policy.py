@@ -77,6 +77,15 @@ class AccessPolicy(_Strict):
     grant_days: int = Field(default=30, ge=1, le=3650)
 
 
+class DeliveryPolicy(_Strict):
+    """Limits on what an archive delivery may expand to, counted while it is decompressed."""
+
+    max_expansion_ratio: float = Field(default=100, ge=2, le=1_000_000)
+    """Decompressed bytes per byte of archive (past the first MiB) before it is refused as a bomb."""
+    max_expanded_bytes: int = Field(default=4 * 1024**4, ge=1024**2)
+    """Decompressed bytes one archive may produce in all."""
+
+
 class Policy(_Strict):
     name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
@@ -87,6 +96,7 @@ class Policy(_Strict):
     repair: RepairPolicy = RepairPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     access: AccessPolicy = AccessPolicy()
+    delivery: DeliveryPolicy = DeliveryPolicy()
     source_digest: str = ""
 
     @field_validator("digests")

@@ -13,6 +13,9 @@ memory while it runs (an archive has no directories to walk one at a time).
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import lzma
 import os
 import stat
@@ -20,14 +23,15 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from functools import partial
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from preservation.errors import DeliveryRejected
 from preservation.findings import FindingList
 
 from . import codes
-from .delivery_base import Delivery, DeliveryEntry, DeliveryLimits, DeliveryTotals
+from .delivery_base import Delivery, DeliveryEntry, DeliveryLimits, DeliveryTotals, ExpansionLimit, ExpansionMeter
 from .names import canonical_path, fold, nfc, shown, unsafe_reason
 
 _ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
@@ -35,6 +39,12 @@ _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zip
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _MAX_LINK_TARGET = 4096
+_COMPRESSED_TAR = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+"""Magic bytes of the compressions tarfile reads ("r:*"), and the reader that decompresses each."""
 
 
 class _MemberIndex:
@@ -198,6 +208,9 @@ class ArchiveDelivery(Delivery):
                 target=shown(target),
             )
 
+    def note_expansion(self, findings: FindingList, limit: ExpansionLimit) -> None:
+        self.note(findings, limit.code, str(limit), None, produced=limit.produced, limit=limit.limit)
+
     def _refuse_member(self, raw: str, reason: str) -> DeliveryRejected:
         return DeliveryRejected(f"member {shown(raw)!r}: {reason}; run the check first", source=self.source)
 
@@ -212,8 +225,22 @@ class TarDelivery(ArchiveDelivery):
 
     kind = "tar"
 
-    def _open(self) -> tarfile.TarFile:
-        return tarfile.open(self.path, "r:*")
+    @contextmanager
+    def _open(self, meter: ExpansionMeter) -> Iterator[tarfile.TarFile]:
+        """The archive as a forward-only tar stream whose decompressed bytes ``meter`` counts as they come."""
+        with open(self.path, "rb") as raw:
+            head = raw.read(6)
+            raw.seek(0)
+            reader: BinaryIO = raw
+            for magic, decompressor in _COMPRESSED_TAR:
+                if head.startswith(magic):
+                    reader = decompressor(raw)
+                    break
+            with reader, tarfile.open(fileobj=_Metered(reader, meter), mode="r|") as tar:
+                yield tar
+
+    def _meter(self) -> ExpansionMeter:
+        return ExpansionMeter(os.path.getsize(self.path), self.limits)
 
     def _members(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         while True:
@@ -227,11 +254,13 @@ class TarDelivery(ArchiveDelivery):
     def _inspect(self, findings: FindingList, totals: DeliveryTotals) -> None:
         index = _MemberIndex(self, findings, totals)
         try:
-            with self._open() as tar:
+            with self._open(self._meter()) as tar:
                 for member in self._members(tar):
                     if not index.count_member():
                         break
                     self._inspect_member(index, findings, member)
+        except ExpansionLimit as e:
+            self.note_expansion(findings, e)
         except _ARCHIVE_ERRORS as e:
             self.note(findings, codes.ARCHIVE_UNREADABLE, f"the tar archive cannot be read: {e}", self.source)
         index.finish()
@@ -271,7 +300,8 @@ class TarDelivery(ArchiveDelivery):
             )
 
     def entries(self) -> Iterator[DeliveryEntry]:
-        with self._open() as tar:
+        """The regular members, in archive order; reading them raises ExpansionLimit at the archive's limits."""
+        with self._open(self._meter()) as tar:
             for member in self._members(tar):
                 if not member.isreg():
                     continue
@@ -317,9 +347,16 @@ class ZipDelivery(ArchiveDelivery):
                 if not index.count_member():
                     break
                 self._inspect_member(index, findings, archive, info)
+            # zipfile never lets a member produce more than its declared size: their sum bounds the expansion
+            self._meter().add(totals.bytes)
+        except ExpansionLimit as e:
+            self.note_expansion(findings, e)
         except _ARCHIVE_ERRORS as e:
             self.note(findings, codes.ARCHIVE_UNREADABLE, f"the zip archive cannot be read: {e}", self.source)
         index.finish()
+
+    def _meter(self) -> ExpansionMeter:
+        return ExpansionMeter(os.path.getsize(self.path), self.limits)
 
     def _inspect_member(
         self, index: _MemberIndex, findings: FindingList, archive: zipfile.ZipFile, info: zipfile.ZipInfo
@@ -421,7 +458,9 @@ class ZipDelivery(ArchiveDelivery):
             self.note(findings, codes.ARCHIVE_LAYOUT, "the member's data runs past the end of the archive", spans[-1][2])
 
     def entries(self) -> Iterator[DeliveryEntry]:
+        """The regular members; reading them raises ExpansionLimit at the archive's limits."""
         archive = self._archive()
+        meter = self._meter()
         for info in archive.infolist():
             if info.is_dir():
                 continue
@@ -431,7 +470,33 @@ class ZipDelivery(ArchiveDelivery):
             raw = member_name(info)
             if unsafe_reason(raw) is not None:
                 raise self._refuse_member(raw, "unsafe path")
-            yield DeliveryEntry(canonical_path(raw), info.file_size, partial(archive.open, info))
+            yield DeliveryEntry(canonical_path(raw), info.file_size, partial(_open_metered, archive, info, meter))
+
+
+def _open_metered(archive: zipfile.ZipFile, info: zipfile.ZipInfo, meter: ExpansionMeter) -> BinaryIO:
+    return io.BufferedReader(_Metered(archive.open(info), meter))
+
+
+class _Metered(io.RawIOBase):
+    """A reader of decompressed bytes that counts them on ``meter`` as they are produced."""
+
+    def __init__(self, inner: BinaryIO, meter: ExpansionMeter) -> None:
+        self._inner = inner
+        self._meter = meter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._inner.readinto(buffer)
+        self._meter.add(count)
+        return count
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
 
 
 def _raw_name(info: zipfile.ZipInfo) -> bytes:

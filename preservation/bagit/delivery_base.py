@@ -22,7 +22,7 @@ from .names import control_characters, find_collisions, is_valid_utf8_text, name
 DEFAULT_MAX_DEPTH = 100
 """Deepest file path (in segments) a delivery may hold; real deliveries stay far below."""
 MAX_COMPRESSION_RATIO = 100.0
-"""A zip member that expands more than this many times is refused as a zip bomb ..."""
+"""An archive (or a zip member) that expands to more than this many times its size is refused as a bomb ..."""
 RATIO_MIN_SIZE = 1024 * 1024
 """... once it expands to at least this many bytes (small, very compressible files are common)."""
 MAX_TOTAL_BYTES = 4 * 1024**4
@@ -57,6 +57,51 @@ class DeliveryEntry:
     size: int
     open: Callable[[], BinaryIO]
     open_fd: Callable[[], int] | None = None
+
+
+class ExpansionLimit(Exception):
+    """Decompression produced more bytes than the archive's limits allow; ``code`` says which limit."""
+
+    def __init__(self, code: str, message: str, produced: int, limit: float) -> None:
+        super().__init__(message)
+        self.code = code
+        self.produced = produced
+        self.limit = limit
+
+
+class ExpansionMeter:
+    """Counts the bytes that decompressing one archive has produced, and stops it at its limits.
+
+    The ratio limit is the archive's size times ``max_compression_ratio``
+    (never below ``ratio_min_size``); the cap is ``max_total_bytes``.
+    :meth:`add` raises :class:`ExpansionLimit` as soon as either is passed,
+    so a bomb is stopped after producing at most one read more than that.
+    """
+
+    def __init__(self, archive_size: int, limits: "DeliveryLimits") -> None:
+        self.produced = 0
+        self.ratio = limits.max_compression_ratio
+        self.ratio_limit = max(limits.ratio_min_size, int(limits.max_compression_ratio * archive_size))
+        self.total_limit = limits.max_total_bytes
+        self.archive_size = archive_size
+
+    def add(self, count: int) -> None:
+        self.produced += count
+        if self.produced > self.total_limit:
+            raise ExpansionLimit(
+                codes.TOTAL_SIZE_LIMIT,
+                f"the archive expands to more than {self.total_limit} bytes; decompression stopped",
+                self.produced,
+                self.total_limit,
+            )
+        if self.produced > self.ratio_limit:
+            raise ExpansionLimit(
+                codes.COMPRESSION_RATIO,
+                f"{self.archive_size} bytes expanded past {self.produced} (more than {self.ratio:g} times): "
+                "a compression bomb; decompression stopped",
+                self.produced,
+                self.ratio,
+            )
 
 
 class EntryReplaced(OSError):

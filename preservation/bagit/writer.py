@@ -24,7 +24,7 @@ from preservation.errors import AlreadyExists, BagError, BagInvalid, DeliveryRej
 from preservation.findings import FindingList
 
 from . import codes
-from .delivery_base import Delivery, DeliveryEntry, EntryReplaced
+from .delivery_base import Delivery, DeliveryEntry, EntryReplaced, ExpansionLimit
 from .inspection import BagInspection
 from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name
 from .names import shown, unsafe_reason
@@ -223,6 +223,8 @@ def _write_new_bag(
                     raise _size_changed(delivery, entry, outcome.size)
                 payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
                 meter.add(outcome.size)
+    except ExpansionLimit as e:
+        raise delivery.rejected(e.code, str(e), None) from e
     except delivery.stream_errors as e:
         raise delivery.rejected(codes.ARCHIVE_UNREADABLE, f"the archive broke while it was read: {e}", None) from e
     except _SourceUnreadable as e:

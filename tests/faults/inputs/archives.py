@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import os
 import stat
 import tarfile
 import warnings
 import zipfile
+from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -162,6 +165,48 @@ def zip_traversal_towards_sentinel(case: Path, sentinel: Path) -> Path:
 
 def zip_bomb(case: Path, sentinel: Path) -> Path:
     return _zip(case, [("bomb.bin", bytes(8 * 1024 * 1024))])
+
+
+def zip_members_just_under_a_mib(case: Path, sentinel: Path) -> Path:
+    """No member reaches the 1 MiB a per-member ratio check starts at: 64 MiB of zeros in a 70 KB zip."""
+    return _zip(case, [(f"part-{i:02d}.bin", bytes(1024 * 1024 - 1)) for i in range(64)])
+
+
+BOMB_RUN = 64 * 1024 * 1024
+
+
+@cache
+def _compressed_zeros(compress: Callable[[bytes], bytes]) -> bytes:
+    return compress(bytes(BOMB_RUN))
+
+
+def tar_bomb(path: Path, expanded: int, compress: Callable[[bytes], bytes]) -> Path:
+    """A tar holding one member of ``expanded`` zero bytes, as concatenated compressed streams.
+
+    gzip, bzip2 and xz readers read on from one stream into the next, so a
+    bomb of any size is one compressed run of zeros repeated, not a
+    compression of all of it.
+    """
+    assert expanded % BOMB_RUN == 0
+    header = tarfile.TarInfo("zeros.bin")
+    header.size = expanded
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = _compressed_zeros(compress)
+    with open(path, "wb") as out:
+        out.write(compress(header.tobuf(format=tarfile.GNU_FORMAT)))
+        for _ in range(expanded // BOMB_RUN):
+            out.write(run)
+        out.write(compress(bytes(2 * tarfile.BLOCKSIZE)))
+    return path
+
+
+def tar_bz2_bomb(case: Path, sentinel: Path) -> Path:
+    """256 MiB of zeros in a few hundred bytes: one was preserved on three nodes before the ratio check."""
+    return tar_bomb(case / "delivery.tar.bz2", 4 * BOMB_RUN, bz2.compress)
+
+
+def tgz_bomb(case: Path, sentinel: Path) -> Path:
+    return tar_bomb(case / "delivery.tgz", 4 * BOMB_RUN, gzip.compress)
 
 
 def zip_encrypted_member(case: Path, sentinel: Path) -> Path:

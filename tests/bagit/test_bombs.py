@@ -1,0 +1,162 @@
+"""Compression bombs: decompressed bytes are counted as they are produced and stopped at the limits.
+
+The 4 GiB bombs are concatenated compressed streams (see
+:func:`tests.faults.inputs.archives.tar_bomb`): each is built from one
+compressed 64 MiB run of zeros, not by compressing 4 GiB.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from preservation.bagit import DeliveryLimits, create_bag, open_delivery
+from preservation.errors import DeliveryRejected
+from preservation.ingest import delivery_limits
+from preservation.policy import DeliveryPolicy, load_policy
+from preservation.settings import DEFAULT_POLICY
+
+from ..faults.inputs.archives import BOMB_RUN, tar_bomb
+from .builders import INFO, tar_of
+
+GIB = 1024**3
+MIB = 1024**2
+COMPRESSORS = {"tar.gz": gzip.compress, "tar.bz2": bz2.compress, "tar.xz": lzma.compress}
+
+
+@pytest.fixture(scope="session")
+def bombs(tmp_path_factory) -> dict[str, Path]:
+    """One 4 GiB tar bomb per compression, built once per session."""
+    base = tmp_path_factory.mktemp("bombs")
+    started = time.perf_counter()
+    built = {suffix: tar_bomb(base / f"bomb.{suffix}", 4 * GIB, compress) for suffix, compress in COMPRESSORS.items()}
+    print(f"\n4 GiB bombs built in {time.perf_counter() - started:.1f} s: "
+          + ", ".join(f"{p.name} {p.stat().st_size} bytes" for p in built.values()))
+    return built
+
+
+_REFUSE = r"""
+import json, sys
+from preservation.bagit import create_bag, open_delivery
+from preservation.errors import DeliveryRejected
+from preservation.ingest import delivery_limits
+from preservation.policy import DeliveryPolicy, load_policy
+from preservation.settings import DEFAULT_POLICY
+
+source, dest = sys.argv[1], sys.argv[2]
+with open_delivery(source) as delivery:
+    findings = delivery.check()
+    try:
+        create_bag(delivery, dest, {"External-Identifier": "bomb"}, fsync=False)
+        refused = []
+    except DeliveryRejected as e:
+        refused = [f.to_dict() for f in e.findings]
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"findings": findings.to_list(), "refused": refused, "peak_rss": peak}))
+"""
+
+
+@pytest.mark.parametrize("suffix", list(COMPRESSORS))
+def test_a_4_gib_tar_bomb_is_refused_early_in_little_memory(bombs, tmp_path: Path, suffix: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _REFUSE, str(bombs[suffix]), str(tmp_path / "bag")],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    report = json.loads(out.stdout)
+    codes = [f["code"] for f in report["findings"]]
+    assert codes == ["DLV013"], report
+    produced = report["findings"][0]["params"]["produced"]
+    # one read past the ratio limit at most; deflate cannot pass ~1030:1, so a 4 GiB gzip bomb is 4 MB
+    # and stops near 400 MB (a ratio limit of 70 would stop it sooner, and refuse tar.bz2s of small files)
+    assert produced <= 100 * bombs[suffix].stat().st_size + MIB
+    if suffix != "tar.gz":
+        assert produced < 300 * MIB, f"{produced} bytes decompressed before the refusal"
+    print(f"\n{suffix} bomb: refused after {produced} bytes, peak RSS {report['peak_rss']} bytes")
+    assert report["peak_rss"] < 150 * 10**6, f"peak RSS {report['peak_rss']} bytes"
+    assert [f["code"] for f in report["refused"]] == ["DLV013"]
+    assert os.listdir(tmp_path) == [], "nothing is left where the bag would have been"
+
+
+def test_a_bomb_swapped_in_after_the_check_is_stopped_while_it_is_bagged(tmp_path: Path) -> None:
+    path = tar_of(tmp_path / "d.tar.bz2", [("ok.txt", b"fine")], mode="w:bz2")
+    (tmp_path / "out").mkdir()
+    with open_delivery(path) as delivery:
+        assert delivery.check().ok
+        tar_bomb(tmp_path / "bomb.tar.bz2", 4 * BOMB_RUN, bz2.compress)
+        os.replace(tmp_path / "bomb.tar.bz2", path)
+        with pytest.raises(DeliveryRejected) as refused:
+            create_bag(delivery, tmp_path / "out" / "bag", INFO, fsync=False)
+    assert [f.code for f in refused.value.findings] == ["DLV013"]
+    assert os.listdir(tmp_path / "out") == []
+
+
+def zip_of_members_under_a_mib(path: Path, members: int) -> Path:
+    """The zip that passed a per-member ratio check: every member one byte short of 1 MiB of zeros."""
+    block = bytes(MIB - 1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(members):
+            zf.writestr(f"part-{i:04d}.bin", block)
+    return path
+
+
+def test_a_zip_of_members_just_under_a_mib_is_refused_for_the_whole_archive(tmp_path: Path) -> None:
+    path = zip_of_members_under_a_mib(tmp_path / "d.zip", 64)
+    with open_delivery(path) as delivery:
+        findings = delivery.check()
+    assert findings.codes() == ["DLV013"], findings.to_list()
+    assert findings.errors[0].params["produced"] == 64 * (MIB - 1)
+
+
+def test_a_zip_bomb_that_passes_a_lenient_check_is_stopped_while_it_is_bagged(tmp_path: Path) -> None:
+    """The bag pass counts what zipfile actually produces, against the limits of the delivery."""
+    path = zip_of_members_under_a_mib(tmp_path / "d.zip", 8)
+    (tmp_path / "out").mkdir()
+    with open_delivery(path, limits=DeliveryLimits(max_compression_ratio=10_000)) as delivery:
+        assert delivery.check().ok
+        delivery.limits = DeliveryLimits(max_compression_ratio=100)
+        with pytest.raises(DeliveryRejected) as refused:
+            create_bag(delivery, tmp_path / "out" / "bag", INFO, fsync=False)
+    assert [f.code for f in refused.value.findings] == ["DLV013"]
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_the_expanded_bytes_cap_stops_an_archive_that_is_not_a_bomb(tmp_path: Path) -> None:
+    data = os.urandom(3 * MIB)
+    path = tar_of(tmp_path / "d.tgz", [("random.bin", data)], mode="w:gz")
+    with open_delivery(path, limits=DeliveryLimits(max_total_bytes=2 * MIB)) as delivery:
+        findings = delivery.check()
+    assert "DLV014" in findings.codes(), findings.to_list()
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz", "w"])
+def test_ordinary_archives_still_bag(tmp_path: Path, mode: str) -> None:
+    files = [("text.txt", b"plain text, a little repetitive " * 4000), ("random.bin", os.urandom(200_000))]
+    path = tar_of(tmp_path / "d.tar", files, mode=mode)
+    with open_delivery(path) as delivery:
+        assert delivery.check().ok
+        result = create_bag(delivery, tmp_path / "bag", INFO, fsync=False)
+    assert result.payload_files == 2
+
+
+def test_the_policy_sets_the_archive_limits(tmp_path: Path) -> None:
+    default = load_policy(DEFAULT_POLICY)
+    assert delivery_limits(default) == DeliveryLimits(max_compression_ratio=100, max_total_bytes=4 * 1024**4)
+    strict = default.model_copy(update={"delivery": DeliveryPolicy(max_expansion_ratio=4)})
+    # about 7:1 under gzip: each random block comes four times
+    text = b"".join(os.urandom(2000).hex().encode() * 4 for _ in range(200))
+    path = tar_of(tmp_path / "d.tgz", [("text.txt", text)], mode="w:gz")
+    with open_delivery(path, limits=delivery_limits(strict)) as delivery:
+        assert delivery.check().codes() == ["DLV013"]
+    with open_delivery(path, limits=delivery_limits(default)) as delivery:
+        assert delivery.check().ok

@@ -6,7 +6,9 @@ The expected answer is computed here from another copy whose file is
 re-verified against the catalog digest in the same read, so a node cannot
 answer from stored digests, and the coordinator never trusts bytes it has
 not just verified.  A wrong answer makes the copy ``suspect`` and queues a
-full audit in the same transaction.
+full audit in the same transaction.  A node that holds a FIFO, socket, link
+or device where the file should be fails with the audit's finding code for
+it (A008), never with an answer computed from no bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from preservation.catalog.models import (
     Replica,
     utcnow,
 )
-from preservation.errors import NotFound, NoVerifiedSource, PreservationError
+from preservation.errors import NotFound, NotRegularFile, NoVerifiedSource, PreservationError
+from preservation.fixity import NOT_REGULAR
 from preservation.jobs import queue
 from preservation.repository import Repository
 
@@ -46,6 +49,7 @@ class ChallengeOutcome:
     length: int
     passed: bool
     reason: str = ""
+    finding: str | None = None  # the audit finding code, when the node named what it holds instead of the file
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -113,12 +117,15 @@ def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.
             continue
     if expected is None:
         raise NoVerifiedSource("check a challenge against", package=package_id)
+    finding = None
     try:
         answer = repo.adapter(node).challenge(key, offset, length, nonce)
         passed, reason = answer == expected, "" if answer == expected else "the node's answer is wrong"
+    except NotRegularFile as e:
+        passed, reason, finding = False, f"{e.code}: {e}", NOT_REGULAR
     except PreservationError as e:
         passed, reason = False, f"{e.code}: {e}"
-    outcome = ChallengeOutcome(replica_id, node.name, path, offset, length, passed, reason)
+    outcome = ChallengeOutcome(replica_id, node.name, path, offset, length, passed, reason, finding)
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
         replica.last_challenge_at = utcnow()

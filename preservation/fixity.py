@@ -18,10 +18,10 @@ from sqlalchemy import select
 from preservation.bagit.names import shown
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import PackageFile
-from preservation.errors import PreservationError, StorageError
+from preservation.errors import NotRegularFile, PreservationError, StorageError
 from preservation.findings import FindingList
 from storage_adapters import StorageAdapter
-from storage_adapters.base import VERIFY_MISSING, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
+from storage_adapters.base import VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
 from storage_adapters.hashing import check_algorithms
 
 FILE_MISSING = "A001"
@@ -31,6 +31,7 @@ FILE_UNEXPECTED = "A004"
 FILE_UNREADABLE = "A005"
 REPLICA_ABSENT = "A006"
 NODE_UNAVAILABLE = "A007"
+NOT_REGULAR = "A008"
 
 FINDING_CODES = {
     FILE_MISSING: "a file the catalog lists is not on the node",
@@ -40,6 +41,7 @@ FINDING_CODES = {
     FILE_UNREADABLE: "a file could not be read",
     REPLICA_ABSENT: "none of the package's files are on the node",
     NODE_UNAVAILABLE: "the node's storage did not answer",
+    NOT_REGULAR: "the node holds a FIFO, socket, symbolic link or device where a file is or is not expected",
 }
 
 BATCH = 2000
@@ -207,14 +209,24 @@ def _present(
 
 def _unexpected(result: FixityResult, adapter: StorageAdapter, obj: tuple[str, int | None], cut: int) -> None:
     key, size = obj
+    path = key[cut:]
+    result.unexpected_paths.append(path)  # as listed, so that a repair can remove it
     if size is None:
         try:
             size = adapter.stat(key).size
+        except NotRegularFile as e:
+            _not_regular(result, shown(path), e)
+            return
         except PreservationError:
             size = None
-    path = key[cut:]
-    result.unexpected_paths.append(path)  # as listed, so that a repair can remove it
     result.findings.add(FILE_UNEXPECTED, "not part of the package", path=shown(path), size=size)
+
+
+def _not_regular(result: FixityResult, path: str, error: PreservationError | None) -> None:
+    """A FIFO, socket, link or device: reported as what it is, never read as a file's bytes."""
+    kind = (error.params.get("kind") if error is not None else None) or "not a regular file"
+    result.findings.add(NOT_REGULAR, f"not a regular file: {kind}", path=path, kind=kind,
+                        error_code=getattr(error, "code", None))
 
 
 def _size_changed(result: FixityResult, path: str, expected: int, actual: int | None) -> None:
@@ -233,6 +245,9 @@ def _record(result: FixityResult, batch: VerifyBatch) -> None:
             _size_changed(result, path, problem.expected, problem.actual)
             continue
         result.bad_paths.append(path)
+        if problem.kind == VERIFY_NOT_REGULAR:
+            _not_regular(result, path, problem.error)
+            continue
         if problem.kind == VERIFY_MISSING:
             result.findings.add(FILE_MISSING, "missing on the node", path=path)
         elif problem.kind == VERIFY_UNREADABLE:

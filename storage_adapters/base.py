@@ -23,7 +23,14 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence, Sized, TypeVar
 
 from preservation.concurrency import bounded_map
-from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, PreservationError, StorageError
+from preservation.errors import (
+    ChecksumMismatch,
+    InvalidKey,
+    NotRegularFile,
+    ObjectNotFound,
+    PreservationError,
+    StorageError,
+)
 
 from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms, files_in_parallel
 from .signing import possession_proof
@@ -48,10 +55,15 @@ FEATURE_CHECKSUMS = "checksums"
 
 @dataclass(frozen=True)
 class ObjectInfo:
+    """One listed entry.  ``irregular`` names what it is when it is not a regular file
+    ('fifo', 'socket', 'symbolic link', 'character device' ...): such an entry is never
+    an object, and ``list`` gives it only to a caller that asks in order to report it."""
+
     key: str
     size: int
     modified: datetime | None = None
     checksums: Mapping[str, str] = field(default_factory=dict)
+    irregular: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ VERIFY_MISSING = "missing"
 VERIFY_UNREADABLE = "unreadable"
 VERIFY_SIZE = "size"
 VERIFY_DIGEST = "digest"
+VERIFY_NOT_REGULAR = "not_regular"
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,10 @@ class VerifyProblem:
     """One file that did not check out in ``verify_many``.
 
     ``kind`` is ``missing``, ``unreadable`` (``error`` says why), ``size``
-    (``actual`` and ``expected`` are sizes) or ``digest`` (``algorithm``
-    differs; ``actual`` and ``expected`` are its hex digests).
+    (``actual`` and ``expected`` are sizes), ``digest`` (``algorithm``
+    differs; ``actual`` and ``expected`` are its hex digests) or
+    ``not_regular`` (a FIFO, socket, link or device is there; ``error`` is
+    the NotRegularFile naming it).
     """
 
     path: str
@@ -284,9 +299,15 @@ class StorageAdapter(ABC):
             return False
         return True
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in key order."""
-        return self._list(check_key(prefix, allow_prefix=True))
+    def list(self, prefix: str = "", *, irregular: bool = False) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order.
+
+        Entries that are not regular files (``ObjectInfo.irregular`` set: a
+        FIFO, socket, link or device on a local store) are never objects; with
+        ``irregular`` they are listed too, marked, for a caller that reports them.
+        """
+        entries = self._list(check_key(prefix, allow_prefix=True))
+        return entries if irregular else (info for info in entries if info.irregular is None)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream the bytes of ``key`` from ``offset``, at most ``length`` of them."""
@@ -341,9 +362,11 @@ class StorageAdapter(ABC):
         return self._digest_many(keys, algos, workers)
 
     def inventory(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
-        """``(key, size)`` of every object under ``prefix`` in key order (code point order,
+        """``(key, size)`` of every entry under ``prefix`` in key order (code point order,
         which is UTF-8 byte order); ``size`` is None where the listing does not give it
-        for free (a local directory), and the check of the content finds a wrong size."""
+        for free (a local directory), and the check of the content finds a wrong size.
+        Entries that are not regular files are included, with size None: ``stat`` or
+        the content check raises NotRegularFile for them, so an audit reports them."""
         return self._inventory(check_key(prefix, allow_prefix=True))
 
     def verify_many(
@@ -438,7 +461,7 @@ class StorageAdapter(ABC):
 
     def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         for info in self._list(prefix):
-            yield info.key, info.size
+            yield info.key, (info.size if info.irregular is None else None)
 
     def _verify_many(
         self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
@@ -450,8 +473,7 @@ class StorageAdapter(ABC):
                 path, size, want = expected[res.key]
                 out.bytes_read += res.bytes_read
                 if res.error is not None:
-                    kind = VERIFY_MISSING if isinstance(res.error, ObjectNotFound) else VERIFY_UNREADABLE
-                    out.problems.append(VerifyProblem(path, kind, error=res.error))
+                    out.problems.append(VerifyProblem(path, _problem_kind(res.error), error=res.error))
                 elif res.size is not None and res.size != size:
                     out.problems.append(VerifyProblem(path, VERIFY_SIZE, actual=res.size, expected=size))
                 else:
@@ -484,6 +506,14 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...
+
+
+def _problem_kind(error: PreservationError) -> str:
+    if isinstance(error, ObjectNotFound):
+        return VERIFY_MISSING
+    if isinstance(error, NotRegularFile):
+        return VERIFY_NOT_REGULAR
+    return VERIFY_UNREADABLE
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

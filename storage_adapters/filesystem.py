@@ -5,6 +5,11 @@ complete, so a half-written object is never visible under its key (a crash
 leaves at most a temporary file, which ``list`` never shows and
 ``sweep_temporary`` removes).  Every resolved path is checked to lie under
 the root after symlinks are followed.
+
+A FIFO, socket, symbolic link or device in the store is never an object:
+listed only to be reported (``ObjectInfo.irregular``), refused with
+NotRegularFile when read, stat-ed or digested, and never waited on (it is
+opened without blocking, and its type checked before a byte is read).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from preservation.errors import (
     AccessDenied,
     ChecksumMismatch,
     InvalidKey,
+    NotRegularFile,
     ObjectNotFound,
     StorageError,
     StorageFull,
@@ -44,6 +50,7 @@ from . import fsverify
 from .base import (
     VERIFY_DIGEST,
     VERIFY_MISSING,
+    VERIFY_NOT_REGULAR,
     VERIFY_SIZE,
     VERIFY_UNREADABLE,
     DigestResult,
@@ -153,8 +160,12 @@ class FilesystemAdapter(StorageAdapter):
         self._made.clear()
 
     def _translate(self, e: OSError, key: str) -> StorageError:
+        if isinstance(e, NotRegularPath):
+            return NotRegularFile(f"the object is a {e.kind}, not a file; refused", key=key, kind=e.kind)
         if e.errno == errno.ELOOP:
-            return InvalidKey("the object is a symbolic link; refused", key=key)
+            return NotRegularFile("the object is a symbolic link; refused", key=key, kind="symbolic link")
+        if e.errno == errno.ENXIO:
+            return NotRegularFile("the object is a socket, not a file; refused", key=key, kind="socket")
         if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
             return ObjectNotFound(key=key, location=self.location)
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -171,14 +182,15 @@ class FilesystemAdapter(StorageAdapter):
             st = os.stat(path, follow_symlinks=False)
         except OSError as e:
             raise self._translate(e, key) from e
-        if stat.S_ISLNK(st.st_mode):
-            raise InvalidKey("the object is a symbolic link; refused", key=key)
-        if not stat.S_ISREG(st.st_mode):
+        kind = fsverify.irregular_kind(st.st_mode)
+        if kind == "directory":
             raise ObjectNotFound(key=key, location=self.location)
+        if kind is not None:
+            raise self._translate(NotRegularPath(kind), key)
         return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """The inventory's walk, with one ``lstat`` per file for its size and time."""
+        """The inventory's walk, with one ``lstat`` per file for its size, time and type."""
         start = self._listing_start(prefix)
         if start is None:
             return
@@ -188,7 +200,8 @@ class FilesystemAdapter(StorageAdapter):
                 st = os.stat(os.path.join(real, key[cut:]), follow_symlinks=False)
             except OSError:
                 continue  # gone since it was listed
-            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+            yield ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+                             irregular=fsverify.irregular_kind(st.st_mode))
 
     def _listing_start(self, prefix: str) -> tuple[str, str, str, bool] | None:
         """Where a listing of ``prefix`` starts: the resolved directory, the key prefix of its
@@ -255,6 +268,11 @@ class FilesystemAdapter(StorageAdapter):
         try:
             f = open(path, "rb", buffering=0, opener=_no_follow)
         except OSError as e:
+            raise self._translate(e, key) from e
+        try:
+            _regular_size(f.fileno())
+        except OSError as e:
+            f.close()
             raise self._translate(e, key) from e
         return self._read_file(f, key, offset, length)
 
@@ -339,6 +357,11 @@ class FilesystemAdapter(StorageAdapter):
             try:
                 src = open(source._file(source_key), "rb", buffering=0, opener=_no_follow)
             except OSError as e:
+                raise SourceFailed(source._translate(e, source_key)) from e
+            try:
+                _regular_size(src.fileno())
+            except OSError as e:
+                src.close()
                 raise SourceFailed(source._translate(e, source_key)) from e
             with src, open(tmp, "wb", buffering=0) as dst:
                 try:
@@ -546,6 +569,8 @@ class FilesystemAdapter(StorageAdapter):
                 problem = VerifyProblem(path, VERIFY_UNREADABLE, error=self._translate(OSError(*detail), key))
             elif kind == fsverify.SIZE:
                 problem = VerifyProblem(path, VERIFY_SIZE, actual=detail[0], expected=detail[1])
+            elif kind == fsverify.NOT_REGULAR:
+                problem = VerifyProblem(path, VERIFY_NOT_REGULAR, error=self._translate(NotRegularPath(detail[0]), key))
             else:
                 checked += 1
                 problem = VerifyProblem(path, VERIFY_DIGEST, algorithm=detail[0], actual=detail[1], expected=detail[2])
@@ -613,6 +638,24 @@ def _sync_filesystem(root: str) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+class NotRegularPath(OSError):
+    """An opened path is a FIFO, socket or device, not a regular file (``kind`` says which)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file but a {kind}")
+        self.kind = kind
+
+
+def _regular_size(fd: int) -> int:
+    """The size of the open file ``fd``; raises NotRegularPath unless it is a regular file (a FIFO
+    would read as empty, a device as anything)."""
+    st = os.fstat(fd)
+    kind = fsverify.irregular_kind(st.st_mode)
+    if kind is not None:
+        raise NotRegularPath(kind)
+    return st.st_size
 
 
 def _no_follow(path: str, flags: int) -> int:
@@ -705,10 +748,11 @@ def _copy_file_data(src, dst) -> int:
 
 
 def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
-    """Size and digests of the file at ``path`` (not following a final symbolic link)."""
+    """Size and digests of the file at ``path`` (not following a final symbolic link); raises
+    OSError, NotRegularPath for a FIFO, socket or device."""
     hasher = MultiHasher(algorithms)
     with open(path, "rb", buffering=0, opener=_no_follow) as f:
-        size = os.fstat(f.fileno()).st_size
+        size = _regular_size(f.fileno())
         if size < CHUNK_SIZE:
             # small files (most files of most bags): one read, no 4 MiB buffer to allocate
             hasher.update(f.read(size + 1))
@@ -736,12 +780,12 @@ def digest_and_compare(
     buf, other = _compare_buffers()
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(open(path, "rb", buffering=0, opener=_no_follow))
-        size = os.fstat(f.fileno()).st_size
+        size = _regular_size(f.fileno())
         readers = []
         for k, name in enumerate(others):
             try:
                 g = stack.enter_context(open(name, "rb", buffering=0, opener=_no_follow))
-                if os.fstat(g.fileno()).st_size != size:
+                if _regular_size(g.fileno()) != size:
                     results[k] = False
             except OSError as e:
                 g, results[k] = None, e
@@ -788,7 +832,7 @@ def _fill(f, buf: bytearray, want: int | None = None) -> int:
 def same_content(path: str, other: str) -> bool:
     """True when the two files hold the same bytes (read side by side, compared chunk by chunk)."""
     with open(path, "rb", buffering=0, opener=_no_follow) as a, open(other, "rb", buffering=0, opener=_no_follow) as b:
-        if os.fstat(a.fileno()).st_size != os.fstat(b.fileno()).st_size:
+        if _regular_size(a.fileno()) != _regular_size(b.fileno()):
             return False
         while True:
             x = a.read(_COMPARE_CHUNK)

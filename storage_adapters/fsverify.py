@@ -12,6 +12,11 @@ Python steps per file as it can:
 * a file is read with at most one byte more than the size the catalog
   expects, so a device or an endless file can never make the read run on, and
   a file that grew or shrank is reported as such;
+* whatever is not a regular file (a link, FIFO, socket or device) is reported
+  as such, never read as data: a link or a socket cannot be opened this way,
+  and a FIFO or device gives no bytes or the wrong number of them, which is
+  when the file's type is looked at (an empty file costs one ``fstat``, no
+  other file does);
 * the digest is compared here; only problems travel back.
 
 :func:`verify_batch` is a plain function of plain values so that it can run
@@ -29,6 +34,7 @@ import hashlib
 import multiprocessing
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -45,6 +51,16 @@ UNREADABLE = "unreadable"  # detail: (errno, message)
 REFUSED = "refused"  # detail: (message,)  the key or the object is refused (a link, outside the root)
 SIZE = "size"  # detail: (actual size, expected size)
 DIGEST = "digest"  # detail: (algorithm, actual hex digest, expected hex digest)
+NOT_REGULAR = "not_regular"  # detail: (what it is: 'fifo', 'socket', 'symbolic link' ...)
+
+_KINDS = (
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "directory"),
+)
 
 # the calls on a file, looked up here at each use so that the fault-injection tests can make
 # them fail as a failing disk would (tests/faults/disk.py)
@@ -103,16 +119,16 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                 fd = sys_open(name, flags, dir_fd=dir_fd)
             except PermissionError as e:
                 if not flags & _NOATIME:
-                    problems.append(_open_failed(path, e))
+                    problems.append(_open_failed(path, e, name, dir_fd))
                     continue
                 flags = _OPEN_FILE  # not the owner of this file: read it, and the rest, as anyone may
                 try:
                     fd = sys_open(name, flags, dir_fd=dir_fd)
                 except OSError as e:
-                    problems.append(_open_failed(path, e))
+                    problems.append(_open_failed(path, e, name, dir_fd))
                     continue
             except OSError as e:
-                problems.append(_open_failed(path, e))
+                problems.append(_open_failed(path, e, name, dir_fd))
                 continue
             try:
                 if size < _READ_STEP:
@@ -121,9 +137,11 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                         data = _read_rest(fd, data, size + 1)
                     got = len(data)
                     bytes_read += got
-                    if got != size:
-                        problems.append((path, SIZE, (_actual_size(fd, got), size)))
-                        continue
+                    if got != size or not got:
+                        problem = _wrong_size(path, fd, got, size)
+                        if problem is not None:
+                            problems.append(problem)
+                            continue
                     if single:
                         actual = first(data).hexdigest()
                         if actual == expected[0]:
@@ -138,7 +156,7 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                     got, hashes = _read_large(fd, size, constructors, buffer)
                     bytes_read += got
                     if got != size:
-                        problems.append((path, SIZE, (_actual_size(fd, got), size)))
+                        problems.append(_wrong_size(path, fd, got, size))
                         continue
             except OSError as e:
                 problems.append(_read_failed(path, e))
@@ -157,6 +175,16 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             if fd is not None and fd >= 0:
                 os.close(fd)
     return matched, bytes_read, problems
+
+
+def irregular_kind(mode: int) -> str | None:
+    """What an entry of ``mode`` (from ``lstat``) is when it is not a regular file; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return "file of unknown type"
 
 
 def _bad_segments(within: str) -> bool:
@@ -205,18 +233,32 @@ def _read_large(fd: int, size: int, constructors: list, buffer: bytearray) -> tu
     return got, hashes
 
 
-def _actual_size(fd: int, got: int) -> int:
+def _wrong_size(path: str, fd: int, got: int, size: int) -> Problem | None:
+    """The problem with a file that gave ``got`` bytes where ``size`` were expected (or none):
+    a FIFO or device is no file at all; a regular file of the expected empty size is fine (None)."""
     try:
-        return os.fstat(fd).st_size
+        st = os.fstat(fd)
     except OSError:
-        return got
+        return (path, SIZE, (got, size))
+    kind = irregular_kind(st.st_mode)
+    if kind is not None:
+        return (path, NOT_REGULAR, (kind,))
+    if got == size:
+        return None
+    return (path, SIZE, (st.st_size, size))
 
 
-def _open_failed(path: str, e: OSError) -> Problem:
+def _open_failed(path: str, e: OSError, name: str, dir_fd: int) -> Problem:
     if e.errno in _ABSENT:
         return (path, MISSING, ())
     if e.errno == errno.ELOOP:
-        return (path, REFUSED, ("the object is a symbolic link; refused",))
+        return (path, NOT_REGULAR, ("symbolic link",))
+    if e.errno == errno.ENXIO:  # a socket (or a device without its driver): nothing to read
+        try:
+            kind = irregular_kind(os.lstat(name, dir_fd=dir_fd).st_mode)
+        except OSError:
+            kind = None
+        return (path, NOT_REGULAR, (kind or "socket",))
     return (path, UNREADABLE, (e.errno, e.strerror or str(e)))
 
 

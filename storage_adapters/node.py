@@ -343,7 +343,10 @@ class NodeAdapter(StorageAdapter):
         detail = str(document.get("detail") or message)
         if cls is StorageError:
             detail = f"the node agent at {self._agent} failed: {detail}"
-        return cls(detail, key=shown_key, location=self.location, uri=self.location)
+        # the agent's own parameters (e.g. what a NotRegularFile is) travel on; where is ours to say
+        params = document.get("params")
+        remote = {k: v for k, v in params.items() if k != "detail"} if isinstance(params, dict) else {}
+        return cls(detail, **{**remote, "key": shown_key, "location": self.location, "uri": self.location})
 
     def _object_path(self, key: str) -> str:
         return "/v1/objects/" + quote(self._prefix + key, safe="/")
@@ -563,11 +566,13 @@ def _signature_of(request: httpx.Request) -> str:
 
 def _object_info(document: dict[str, Any], key: str) -> ObjectInfo:
     modified = document.get("modified")
+    irregular = document.get("irregular")
     return ObjectInfo(
         key=key,
         size=int(document["size"]),
         modified=datetime.fromisoformat(modified) if modified else None,
         checksums=dict(document.get("checksums") or {}),
+        irregular=str(irregular) if irregular is not None else None,
     )
 
 

@@ -15,7 +15,8 @@ the object size: one part is sent by a worker thread while the next fills.
 Listing walks the key space one '/' level at a time and merges files and
 sub-prefixes itself, so keys come out in byte order even from stores whose
 flat listing follows their directory tree (SeaweedFS lists ``a/b`` before
-``a.txt``).
+``a.txt``).  Every key of a bucket is an object: there are no FIFOs, sockets
+or links to report (``ObjectInfo.irregular`` is never set here).
 
 With ``retention=MODE&retention_days=N`` every object is written under
 Object Lock (WORM) until N days after the write, and a retained object

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import socket
 from pathlib import Path
 
 
@@ -36,3 +38,21 @@ def delete(path: Path) -> None:
 def add_file(path: Path, data: bytes = b"intruder") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def replace_with_fifo(path: Path) -> None:
+    """Put a named pipe (no writer) where ``path`` is: it reads as empty, or blocks a careless reader."""
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def replace_with_socket(path: Path) -> None:
+    """Put a Unix socket where ``path`` is (bound from its directory: socket paths are short)."""
+    path.unlink(missing_ok=True)
+    with contextlib.chdir(path.parent), socket.socket(socket.AF_UNIX) as s:
+        s.bind(path.name)
+
+
+def replace_with_symlink(path: Path, target: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.symlink(target, path)

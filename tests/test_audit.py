@@ -17,12 +17,27 @@ from preservation.audit import audit
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import InvalidRequest, NotFound
 from preservation.events import verify_chain
-from preservation.fixity import FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED, REPLICA_ABSENT, SIZE_CHANGED
+from preservation.fixity import (
+    FILE_CHANGED,
+    FILE_MISSING,
+    FILE_UNEXPECTED,
+    NOT_REGULAR,
+    REPLICA_ABSENT,
+    SIZE_CHANGED,
+)
 from preservation.ingest import ingest
 from preservation.repair import repair_replica
 from preservation.restore import restore
 
-from .corruption import add_file, delete, flip_bit, truncate
+from .corruption import (
+    add_file,
+    delete,
+    flip_bit,
+    replace_with_fifo,
+    replace_with_socket,
+    replace_with_symlink,
+    truncate,
+)
 from .fixtures import node_root
 
 TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
@@ -75,6 +90,28 @@ def test_each_kind_of_damage_has_its_code(repo, preserved, damage, code):
     damage(node_root(repo, "inst-istic") / preserved / TARGET)
     report = audit(repo, node_name="inst-istic")
     assert code in [f.code for f in report.failed[0].fixity.findings]
+
+
+@pytest.mark.timeout(300)  # a FIFO opened the blocking way would hang the audit: fail instead
+@pytest.mark.parametrize("replace, kind", [
+    (replace_with_fifo, "fifo"),
+    (replace_with_socket, "socket"),
+    (lambda p: replace_with_symlink(p, p.parent / "论文-001.pdf"), "symbolic link"),
+], ids=["fifo", "socket", "symlink"])
+def test_a_fifo_socket_or_link_is_named_never_read_and_repaired(repo, preserved, replace, kind):
+    root = node_root(repo, "inst-istic") / preserved
+    replace(root / TARGET)
+    replace_with_fifo(root / "data/stray-pipe")
+    replace_with_socket(root / "data/stray-socket")
+    [bad] = audit(repo, node_name="inst-istic").failed
+    found = {(f.code, f.path, f.params["kind"]) for f in bad.fixity.findings}
+    assert found == {(NOT_REGULAR, TARGET, kind), (NOT_REGULAR, "data/stray-pipe", "fifo"),
+                     (NOT_REGULAR, "data/stray-socket", "socket")}
+    assert _states(repo, preserved)["inst-istic"] == "corrupt"
+    out = repair_replica(repo, bad.replica_id, agent="test")
+    assert out["state"] == "verified" and out["files_removed"] == 2
+    assert (root / TARGET).is_file() and not (root / TARGET).is_symlink()
+    assert not os.path.lexists(root / "data/stray-pipe") and not os.path.lexists(root / "data/stray-socket")
 
 
 def test_a_whole_copy_gone_is_missing(repo, preserved):

@@ -6,12 +6,17 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+import pytest
+
 from preservation import events, upkeep
+from preservation.challenge import challenge_replica
+from preservation.fixity import NOT_REGULAR
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Package, Replica, utcnow
 from preservation.ingest import ingest
 from preservation.jobs import queue
 from preservation.registry import set_node_status
 
+from .corruption import replace_with_fifo, replace_with_socket
 from .faults.work import run_worker_once
 from .fixtures import node_root
 
@@ -78,6 +83,17 @@ def test_a_copy_that_no_longer_holds_its_bytes_fails_and_is_audited(repo, sample
         assert audit.state == queue.QUEUED
     run_worker_once(repo, kinds=(queue.AUDIT,))
     assert _replicas(repo, package_id)["cas-nsl"].state == "corrupt"
+
+
+@pytest.mark.timeout(300)  # a FIFO opened the blocking way would hang the challenge: fail instead
+@pytest.mark.parametrize("replace", [replace_with_fifo, replace_with_socket], ids=["fifo", "socket"])
+def test_a_copy_of_fifos_or_sockets_fails_with_the_finding_not_an_empty_answer(repo, sample_delivery, replace):
+    package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+    for path in [p for p in (node_root(repo, "cas-nsl") / package_id).rglob("*") if p.is_file()]:
+        replace(path)
+    outcome = challenge_replica(repo, _replicas(repo, package_id)["cas-nsl"].id)
+    assert not outcome.passed and outcome.finding == NOT_REGULAR and outcome.reason.startswith("E310")
+    assert _replicas(repo, package_id)["cas-nsl"].state == "suspect"
 
 
 def test_a_copy_without_a_verified_witness_is_not_challenged(repo, sample_delivery):

@@ -9,10 +9,12 @@ from preservation.audit import audit
 from preservation.catalog.models import Job, Replica
 from preservation.challenge import challenge_replica
 from preservation.demo import make_sample_delivery
+from preservation.fixity import NOT_REGULAR
 from preservation.ingest import ingest
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository
 
+from .corruption import replace_with_fifo, replace_with_socket, replace_with_symlink
 from .node_agent.agents import KEY, KEY_ID, AgentProcess, write_keys_file
 from .services import free_port
 
@@ -89,3 +91,27 @@ def test_challenge_command_exits_1_and_names_the_altered_copy(network, tmp_path,
             path.write_bytes(bytes(b ^ 0x55 for b in path.read_bytes()))
     out = run_cli("challenge", "--node", "inst", "--count", "1", exit_code=1, home=home)
     assert "FAILED" in out.output and "inst:" in out.output
+
+
+@pytest.mark.timeout(300)  # an agent that opened a FIFO the blocking way would hang: fail instead
+def test_fifos_sockets_and_links_on_an_agent_are_findings_in_audits_and_challenges(network, tmp_path):
+    repo, agents = network
+    pid = ingest(repo, make_sample_delivery(tmp_path / "d", megabytes=1), "journals")["package_id"]
+    files = sorted(p for p in (agents["cas"].root / pid).rglob("*") if p.is_file())
+    replaced = {files[0]: "symbolic link", **{path: "fifo" for path in files[1:]}}
+    replace_with_symlink(files[0], files[1])
+    for path in files[1:]:
+        replace_with_fifo(path)
+    replace_with_socket(agents["cas"].root / pid / "data" / "stray")
+    with repo.catalog.session() as s:
+        replica = s.scalars(select(Replica).join(Replica.node).where(Replica.package_id == pid,
+                                                                       Replica.node.has(name="cas"))).one()
+        replica_id = replica.id
+    outcome = challenge_replica(repo, replica_id)
+    assert not outcome.passed and outcome.finding == NOT_REGULAR
+    [bad] = audit(repo, node_name="cas").failed
+    root = agents["cas"].root / pid
+    expected = {(path.relative_to(root).as_posix(), kind) for path, kind in replaced.items()}
+    expected.add(("data/stray", "socket"))
+    assert {(f.path, f.params["kind"]) for f in bad.fixity.findings} == expected
+    assert set(bad.fixity.findings.codes()) == {NOT_REGULAR}

@@ -67,12 +67,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def info_document(info: ObjectInfo) -> dict:
-    return {
+    document = {
         "key": info.key,
         "size": info.size,
         "modified": info.modified.isoformat() if info.modified else None,
         "checksums": dict(info.checksums),
     }
+    if info.irregular is not None:
+        document["irregular"] = info.irregular
+    return document
 
 
 def _info_headers(info: ObjectInfo) -> dict[str, str]:
@@ -149,13 +152,16 @@ def _listing(adapter: StorageAdapter, prefix: str, start_after: str | None, limi
 
     The ``end`` line carries ``next`` (the last key sent) when ``limit`` cut
     the listing short: pass it back as ``start_after`` for the next page.
+    An entry that is not a regular file (a FIFO, socket, link, device) has a
+    line of its own marked ``"irregular": "<what it is>"``, so that the
+    coordinator's audit reports it; it is never an object.
     """
     after = start_after.encode("utf-8", "surrogateescape") if start_after is not None else None
     buffer: list[bytes] = []
     size = count = 0
     last: str | None = None
     truncated = False
-    for info in adapter.list(prefix):
+    for info in adapter.list(prefix, irregular=True):
         if after is not None and info.key.encode("utf-8", "surrogateescape") <= after:
             continue
         if limit is not None and count >= limit:

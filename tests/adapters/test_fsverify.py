@@ -20,13 +20,14 @@ from storage_adapters import fsverify
 from storage_adapters.base import (
     VERIFY_DIGEST,
     VERIFY_MISSING,
+    VERIFY_NOT_REGULAR,
     VERIFY_SIZE,
     VERIFY_UNREADABLE,
     StorageAdapter,
 )
 from storage_adapters.filesystem import FilesystemAdapter
 
-from ..corruption import flip_bit
+from ..corruption import flip_bit, replace_with_socket
 
 PREFIX = "pkg/"
 BIG = 5 * 1024 * 1024 + 17  # over fsverify's one-read size: read in steps
@@ -83,13 +84,19 @@ def damaged(tmp_path):
     put("data/link.bin", b"not yours")
     (base / "data/link.bin").unlink()
     os.symlink(outside / "secret.bin", base / "data/link.bin")
-    problems["data/link.bin"] = VERIFY_UNREADABLE
+    problems["data/link.bin"] = VERIFY_NOT_REGULAR
     os.symlink(outside, base / "data/out")
     rows.append(("data/out/secret.bin", 9, _digests(b"not yours")))
     problems["data/out/secret.bin"] = VERIFY_UNREADABLE  # the linked directory leads outside: refused
     rows.append(("data/fifo", 4, _digests(b"fifo")))
     os.mkfifo(base / "data/fifo")
-    problems["data/fifo"] = VERIFY_SIZE  # no writer: read at once as empty, never waited on
+    problems["data/fifo"] = VERIFY_NOT_REGULAR  # never waited on, never taken for a file
+    rows.append(("data/empty-fifo", 0, _digests(b"")))
+    os.mkfifo(base / "data/empty-fifo")
+    problems["data/empty-fifo"] = VERIFY_NOT_REGULAR  # would read as the empty file it stands for
+    put("data/socket", b"sock")
+    replace_with_socket(base / "data/socket")
+    problems["data/socket"] = VERIFY_NOT_REGULAR
     rows.append(("data/a-directory", 4, _digests(b"dir!")))
     (base / "data/a-directory").mkdir()
     problems["data/a-directory"] = VERIFY_MISSING
@@ -150,7 +157,9 @@ def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, algo
     assert (found["data/grown.bin"].actual, found["data/grown.bin"].expected) == (301, 300)
     assert (found["data/shrunk.bin"].actual, found["data/shrunk.bin"].expected) == (299, 300)
     assert (found["data/big/grown.tar"].actual, found["data/big/grown.tar"].expected) == (BIG + 1, BIG)
-    assert found["data/link.bin"].error.code == "E301"  # refused: a link
+    assert found["data/link.bin"].error.code == "E310"  # refused: a link, not a file
+    assert found["data/fifo"].error.code == found["data/empty-fifo"].error.code == "E310"
+    assert found["data/socket"].error.code == "E310"
     assert found["data/out/secret.bin"].error.code == "E301"  # refused: leads outside
     assert found["data/gone.bin"].error.code == "E302"  # not found
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from preservation import events
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import Job, utcnow
-from preservation.errors import PreservationError
+from preservation.errors import JobError, PreservationError
 from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 JOB_EVENT = "job"
@@ -135,7 +135,7 @@ def hold(session: Session, job: Job, holder: Holder) -> Claim:
     and a worker takes the job over as it would from a lost worker.
     """
     if job.state != QUEUED or job.attempts:
-        raise ValueError(f"job {job.id} is {job.state} after {job.attempts} attempt(s): only a new job can be held")
+        raise JobError(f"job {job.id} is {job.state} after {job.attempts} attempt(s): only a new job can be held")
     now = utcnow()
     job.state = RUNNING
     job.attempts = 1

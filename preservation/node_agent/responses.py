@@ -85,12 +85,15 @@ def path_key(request: Request) -> str:
 
 
 def json_depth(body: bytes, limit: int) -> int:
-    """How deep ``body``'s arrays and objects nest, counted up to ``limit + 1`` (no parse).
+    """How deep ``body``'s arrays and objects nest, counted up to ``limit + 1`` (no parse);
+    0 when there are too few brackets in it to pass ``limit``.
 
     The body's size is bounded already (the middleware reads at most
     ``max_json_body``); its depth is not, and the JSON parser recurses once
     per level: 100,000 levels end in a RecursionError, not an answer.
     """
+    if body.count(b"[") + body.count(b"{") <= limit:  # the usual body: too few brackets to nest deeper
+        return 0
     depth = deepest = 0
     for bracket in _JSON_NESTING.finditer(_JSON_STRING.sub(b'""', body)):
         if bracket.group() in (b"[", b"{"):

@@ -124,7 +124,10 @@ async def json_body(request: Request) -> dict[str, Any]:
 def int_field(
     document: dict[str, Any], name: str, default: int | None = None, minimum: int = 0, maximum: int = MAX_INT64
 ) -> int:
-    """The integer ``document[name]`` within [minimum, maximum] (a file offset fits in 63 bits); raises InvalidRequest."""
+    """The integer ``document[name]`` within [minimum, maximum]; raises InvalidRequest.
+
+    The default maximum is what a file offset can be (63 bits): a seek past it overflows.
+    """
     value = document.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise InvalidRequest(f"{name!r} must be an integer from {minimum} to {maximum}")

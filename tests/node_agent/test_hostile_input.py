@@ -1,7 +1,7 @@
 """Odd numbers, deep JSON and repeated parameters: each a 400 with its code, never a 500, nothing stored.
 
-Numbers from outside are read by one strict parser (``preservation.units.parse_decimal``):
-ASCII digits only, range-checked, the length checked before any conversion.
+Numbers from outside are read by one strict parser (``preservation.units.parse_decimal``,
+tested in ``tests/test_units.py``): ASCII digits only, range-checked, the length checked first.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from preservation.units import MAX_INT64, parse_decimal
 
 from .agents import raw_request
 
@@ -20,18 +18,6 @@ def assert_bad_request(response, words: str) -> None:
     body = json.loads(response.body)
     assert body["code"] == "E112", body
     assert words in body["message"], body["message"]
-
-
-@pytest.mark.parametrize("text", ["²", "٣", "+3", " 3", "3_000", "1e3", "", "9" * 5000, str(MAX_INT64 + 1)])
-def test_parse_decimal_takes_ascii_digits_in_range_only(text):
-    with pytest.raises(ValueError):
-        parse_decimal(text)
-
-
-def test_parse_decimal_reads_plain_numbers():
-    assert [parse_decimal(t) for t in ("0", "007", str(MAX_INT64))] == [0, 7, MAX_INT64]
-    with pytest.raises(ValueError):
-        parse_decimal("11", maximum=10)
 
 
 def test_a_unicode_digit_as_timestamp_is_400(agent):

@@ -310,7 +310,7 @@ def authenticate_token(repo: Repository, token: str, *, scopes: Collection[str],
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
             raise AuthenticationFailed("the API key is unknown, expired or revoked")
         if username is not None and not secrets.compare_digest(row.user.username.encode(),
-                                                               username.encode("utf-8", "surrogateescape")):
+                                                               username.encode("utf-8", "replace")):
             raise AuthenticationFailed("the API key does not belong to that user")
         if row.scope not in scopes:
             raise AccessRefused(f"this is a {row.scope} key; here only a {' or '.join(scopes)} key is accepted "
@@ -400,11 +400,13 @@ def _reserve_attempt(repo: Repository, username: str, client_ip: str, now: datet
     Raises TooManyAttempts (and counts nothing) when either limit is reached.
     """
     with repo.catalog.session() as s:
-        # the account row first, always: the same lock order in every transaction
+        # Every transaction on a username's counters locks its account row first, so
+        # concurrent ones queue there and can never deadlock (PostgreSQL).
         account = _count_attempt(s, username, ANY_ADDRESS, now, limits.window)
         address = _count_attempt(s, username, client_ip, now, limits.window)
         _refuse_over_limit(username, client_ip, account, address, limits)
-        s.execute(delete(_COUNTERS).where(_COUNTERS.c.window_start < now - 4 * limits.window))
+        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username,
+                                          _COUNTERS.c.window_start < now - 4 * limits.window))
 
 
 def _verify_password(password_hash: str, password: str) -> bool:
@@ -464,11 +466,12 @@ def authenticate_password(
         if new_hash:
             user.password_hash = new_hash
         user.last_login_at = now
-        # the attempt was not a failure: clear this address, give the account its attempt back
-        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip))
+        # the attempt was not a failure: give the account its attempt back, clear this address
+        # (the account row first: the lock order of _reserve_attempt)
         s.execute(update(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == ANY_ADDRESS,
                                           _COUNTERS.c.attempts > 0)
                   .values(attempts=_COUNTERS.c.attempts - 1))
+        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip))
         return _principal(_usable(user, client_ip))
 
 

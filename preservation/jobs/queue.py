@@ -66,14 +66,3 @@ def enqueue(
     session.flush()
     return job
 
-
-def complete_by_dedupe(session: Session, dedupe_key: str, result: dict[str, Any]) -> Job | None:
-    """Mark the live job with ``dedupe_key`` done (its work was done another way)."""
-    job = session.execute(select(Job).where(Job.dedupe_key == dedupe_key)).scalar_one_or_none()
-    if job is None or job.state not in (QUEUED, FAILED):
-        return job
-    job.state = SUCCEEDED
-    job.result = result
-    job.finished_at = utcnow()
-    job.dedupe_key = None
-    return job

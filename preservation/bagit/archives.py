@@ -7,8 +7,11 @@ devices, duplicate and colliding names, encrypted members, zip bombs
 (compression ratio, total size, overlapping members, local headers that
 disagree with the central directory) and unreadable archives.
 
-To find duplicates and collisions the check keeps every member path in
-memory while it runs (an archive has no directories to walk one at a time).
+Decompressed bytes are counted as they are produced, against a
+whole-archive expansion ratio and a cap (:class:`ExpansionMeter`).  To find
+duplicates and collisions the check keeps every member path in a temporary
+SQLite file (an archive has no directories to walk one at a time), so its
+memory does not grow with the member count.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gzip
 import io
 import lzma
 import os
+import sqlite3
 import stat
 import struct
 import tarfile
@@ -45,24 +49,46 @@ _COMPRESSED_TAR = (
     (b"\xfd7zXZ\x00", lzma.LZMAFile),
 )
 """Magic bytes of the compressions tarfile reads ("r:*"), and the reader that decompresses each."""
+_TAR_FRAMING = 2 * tarfile.BLOCKSIZE
+"""A plain member's header block and the most padding its data can have (longer names cost more, as content)."""
 
 
 class _MemberIndex:
-    """Member paths seen so far, to find duplicates, collisions, file/directory clashes and empty directories."""
+    """Every member path, kept in a temporary SQLite file rather than in memory, for the checks that need them all.
+
+    Duplicates, file/directory clashes, colliding names and empty
+    directories can only be judged once every member has been seen (an
+    archive lists them in any order).  Rows go to disk in batches and the
+    judging is a few sorted queries at :meth:`finish`, so memory stays flat
+    whatever the member count (a set of paths cost about 730 bytes per
+    member).  Paths are stored as UTF-8 with lone surrogates passed
+    through, so undecodable names survive the round trip.
+    """
+
+    _BATCH = 10_000
 
     def __init__(self, delivery: "ArchiveDelivery", findings: FindingList, totals: DeliveryTotals) -> None:
         self.delivery = delivery
         self.findings = findings
         self.totals = totals
-        self.files: set[str] = set()
-        self.parents: set[str] = set()
-        self.explicit_dirs: set[str] = set()
-        self._known: set[str] = set()
-        self._by_nfc: dict[tuple[str, str], str] = {}
-        self._by_fold: dict[tuple[str, str], str] = {}
         self.members = 0
         self.over_size = False
         self.held_bag = False
+        # "" opens a private database in a temporary file, deleted when it is closed
+        self._db = sqlite3.connect("")
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-2048"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE member (path BLOB NOT NULL, parent BLOB NOT NULL, kind INTEGER NOT NULL)")
+        self._db.create_function("folded_name", 1, _folded_name, deterministic=True)
+        self._rows: list[tuple[bytes, bytes, int]] = []
+        self._chain: frozenset[str] = frozenset()
+        """The directories above the previous member, whose rows are already written."""
+
+    def __enter__(self) -> "_MemberIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
 
     def path_of(self, raw: str) -> str | None:
         """The canonical relative path of member name ``raw``; None (after reporting) when unsafe or the root."""
@@ -87,38 +113,21 @@ class _MemberIndex:
             return None
         return path
 
-    def _register(self, path: str) -> None:
-        """Check each not-yet-seen prefix of ``path`` once: its name and its siblings."""
-        segments = path.split("/")
-        for i in range(len(segments)):
-            prefix = "/".join(segments[: i + 1])
-            if i < len(segments) - 1 and prefix in self.files:
-                self._clash(prefix)
-            if prefix in self._known:
-                continue
-            self._known.add(prefix)
-            parent, name = "/".join(segments[:i]), segments[i]
-            self.delivery.check_name(self.findings, prefix, name)
-            self._check_sibling(parent, name)
-        for i in range(1, len(segments)):
-            self.parents.add("/".join(segments[:i]))
+    def _add(self, path: str, kind: int) -> None:
+        parent = path.rpartition("/")[0]
+        self._rows.append((_blob(path), _blob(parent), kind))
+        if parent and parent not in self._chain:
+            segments = parent.split("/")
+            chain = frozenset("/".join(segments[: i + 1]) for i in range(len(segments)))
+            for directory in chain - self._chain:
+                self._rows.append((_blob(directory), _blob(directory.rpartition("/")[0]), _IMPLIED))
+            self._chain = chain
+        if len(self._rows) >= self._BATCH:
+            self._flush()
 
-    def _check_sibling(self, parent: str, name: str) -> None:
-        """Compare ``name`` with the siblings seen before it (archives list members in any order)."""
-        key_nfc, key_fold = (parent, nfc(name)), (parent, fold(name))
-        seen = self._by_nfc.get(key_nfc)
-        if seen is None:
-            self._by_nfc[key_nfc] = name
-            seen = self._by_fold.get(key_fold)
-            if seen is None:
-                self._by_fold[key_fold] = name
-                return
-        self.delivery.check_siblings(self.findings, parent, [seen, name])
-
-    def _clash(self, path: str) -> None:
-        self.delivery.note(
-            self.findings, codes.FILE_AND_DIRECTORY, "the path is both a file and a directory", shown(path)
-        )
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO member (path, parent, kind) VALUES (?, ?, ?)", self._rows)
+        self._rows.clear()
 
     def count_member(self) -> bool:
         """Count one member; False (after reporting once) when the member limit is passed."""
@@ -135,13 +144,7 @@ class _MemberIndex:
         return True
 
     def add_file(self, path: str, size: int) -> None:
-        if path in self.files:
-            self.delivery.note(self.findings, codes.DUPLICATE_MEMBER, "the archive holds this path twice", shown(path))
-            return
-        if path in self.parents or path in self.explicit_dirs:
-            self._clash(path)
-        self._register(path)
-        self.files.add(path)
+        self._add(path, _FILE)
         self.delivery.check_path_length(self.findings, path)
         self.totals.files += 1
         self.totals.bytes += size
@@ -165,19 +168,68 @@ class _MemberIndex:
             )
 
     def add_dir(self, path: str) -> None:
-        if path in self.files:
-            self._clash(path)
-        self._register(path)
-        self.explicit_dirs.add(path)
+        self._add(path, _DIRECTORY)
 
     def add_other(self, path: str) -> None:
-        self._register(path)
+        self._add(path, _OTHER)
 
     def finish(self) -> None:
-        for path in sorted(self.explicit_dirs - self.parents):
-            self.delivery.note(
-                self.findings, codes.EMPTY_DIRECTORY, "an empty directory cannot be carried in a bag", shown(path)
-            )
+        """Judge every member path at once: names, collisions, duplicates, clashes, empty directories."""
+        self._flush()
+        self._names()
+        note, findings = self.delivery.note, self.findings
+        # one sorted pass: how often each path is a file, an explicit directory, a directory above a member
+        rows = self._db.execute(
+            "SELECT path, SUM(kind = ?) AS files, SUM(kind = ?) AS dirs, SUM(kind = ?) AS above FROM member"
+            " GROUP BY path HAVING files > 1 OR (files > 0 AND dirs + above > 0) OR (dirs > 0 AND above = 0)",
+            (_FILE, _DIRECTORY, _IMPLIED),
+        )
+        for path, files, dirs, above in rows:
+            shown_path = shown(_text(path))
+            if files > 1:
+                note(findings, codes.DUPLICATE_MEMBER, "the archive holds this path twice", shown_path)
+            if files and dirs + above:
+                note(findings, codes.FILE_AND_DIRECTORY, "the path is both a file and a directory", shown_path)
+            elif dirs and not above:
+                note(findings, codes.EMPTY_DIRECTORY, "an empty directory cannot be carried in a bag", shown_path)
+
+    def _names(self) -> None:
+        """Each distinct name once, then siblings that one filesystem or another would store as one."""
+        rows = self._db.execute(
+            "WITH distinct_paths AS MATERIALIZED (SELECT DISTINCT parent, path FROM member)"
+            " SELECT parent, path, folded_name(path) AS folded FROM distinct_paths ORDER BY parent, folded, path"
+        )
+        check_name, check_siblings, findings = self.delivery.check_name, self.delivery.check_siblings, self.findings
+        group: list[str] = []
+        key: tuple[bytes, bytes] | None = None
+        for parent, path, folded in rows:
+            text = _text(path)
+            name = text.rpartition("/")[2]
+            check_name(findings, text, name)
+            if (parent, folded) != key:
+                if len(group) > 1 and key is not None:
+                    check_siblings(findings, _text(key[0]), group)
+                group, key = [], (parent, folded)
+            group.append(name)
+        if len(group) > 1 and key is not None:
+            check_siblings(findings, _text(key[0]), group)
+
+
+_FILE, _DIRECTORY, _OTHER, _IMPLIED = range(4)
+"""Kinds of member row; implied rows are the directories above a member."""
+
+
+def _folded_name(path: bytes) -> bytes:
+    """The key under which a case-insensitive filesystem stores the last segment of ``path``."""
+    return _blob(fold(_text(path).rpartition("/")[2]))
+
+
+def _blob(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(blob: bytes) -> str:
+    return blob.decode("utf-8", "surrogatepass")
 
 
 class ArchiveDelivery(Delivery):
@@ -242,28 +294,30 @@ class TarDelivery(ArchiveDelivery):
     def _meter(self) -> ExpansionMeter:
         return ExpansionMeter(os.path.getsize(self.path), self.limits)
 
-    def _members(self, tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    def _members(self, tar: tarfile.TarFile, meter: ExpansionMeter) -> Iterator[tarfile.TarInfo]:
         while True:
             member = tar.next()
             if member is None:
                 return
             # TarFile keeps every header it has read; drop them, so memory stays flat
             tar.members.clear()
+            meter.credit(_TAR_FRAMING)
             yield member
 
     def _inspect(self, findings: FindingList, totals: DeliveryTotals) -> None:
-        index = _MemberIndex(self, findings, totals)
-        try:
-            with self._open(self._meter()) as tar:
-                for member in self._members(tar):
-                    if not index.count_member():
-                        break
-                    self._inspect_member(index, findings, member)
-        except ExpansionLimit as e:
-            self.note_expansion(findings, e)
-        except _ARCHIVE_ERRORS as e:
-            self.note(findings, codes.ARCHIVE_UNREADABLE, f"the tar archive cannot be read: {e}", self.source)
-        index.finish()
+        meter = self._meter()
+        with _MemberIndex(self, findings, totals) as index:
+            try:
+                with self._open(meter) as tar:
+                    for member in self._members(tar, meter):
+                        if not index.count_member():
+                            break
+                        self._inspect_member(index, findings, member)
+            except ExpansionLimit as e:
+                self.note_expansion(findings, e)
+            except _ARCHIVE_ERRORS as e:
+                self.note(findings, codes.ARCHIVE_UNREADABLE, f"the tar archive cannot be read: {e}", self.source)
+            index.finish()
 
     def _inspect_member(self, index: _MemberIndex, findings: FindingList, member: tarfile.TarInfo) -> None:
         path = index.path_of(member.name)
@@ -301,8 +355,9 @@ class TarDelivery(ArchiveDelivery):
 
     def entries(self) -> Iterator[DeliveryEntry]:
         """The regular members, in archive order; reading them raises ExpansionLimit at the archive's limits."""
-        with self._open(self._meter()) as tar:
-            for member in self._members(tar):
+        meter = self._meter()
+        with self._open(meter) as tar:
+            for member in self._members(tar, meter):
                 if not member.isreg():
                     continue
                 if unsafe_reason(member.name.rstrip("/")) is not None:
@@ -338,22 +393,22 @@ class ZipDelivery(ArchiveDelivery):
         return self._zip
 
     def _inspect(self, findings: FindingList, totals: DeliveryTotals) -> None:
-        index = _MemberIndex(self, findings, totals)
-        try:
-            archive = self._archive()
-            infos = archive.infolist()
-            self._inspect_layout(findings, archive, infos)
-            for info in infos:
-                if not index.count_member():
-                    break
-                self._inspect_member(index, findings, archive, info)
-            # zipfile never lets a member produce more than its declared size: their sum bounds the expansion
-            self._meter().add(totals.bytes)
-        except ExpansionLimit as e:
-            self.note_expansion(findings, e)
-        except _ARCHIVE_ERRORS as e:
-            self.note(findings, codes.ARCHIVE_UNREADABLE, f"the zip archive cannot be read: {e}", self.source)
-        index.finish()
+        with _MemberIndex(self, findings, totals) as index:
+            try:
+                archive = self._archive()
+                infos = archive.infolist()
+                self._inspect_layout(findings, archive, infos)
+                for info in infos:
+                    if not index.count_member():
+                        break
+                    self._inspect_member(index, findings, archive, info)
+                # zipfile never lets a member produce more than its declared size: their sum bounds the expansion
+                self._meter().add(totals.bytes)
+            except ExpansionLimit as e:
+                self.note_expansion(findings, e)
+            except _ARCHIVE_ERRORS as e:
+                self.note(findings, codes.ARCHIVE_UNREADABLE, f"the zip archive cannot be read: {e}", self.source)
+            index.finish()
 
     def _meter(self) -> ExpansionMeter:
         return ExpansionMeter(os.path.getsize(self.path), self.limits)

@@ -76,10 +76,14 @@ class ExpansionMeter:
     (never below ``ratio_min_size``); the cap is ``max_total_bytes``.
     :meth:`add` raises :class:`ExpansionLimit` as soon as either is passed,
     so a bomb is stopped after producing at most one read more than that.
+    Bytes :meth:`credit` ed as framing (tar headers and padding, a fixed
+    amount per member) count towards the cap but not the ratio: a tar of
+    many small files is mostly zero padding and compresses past 100:1.
     """
 
     def __init__(self, archive_size: int, limits: "DeliveryLimits") -> None:
         self.produced = 0
+        self.framing = 0
         self.ratio = limits.max_compression_ratio
         self.ratio_limit = max(limits.ratio_min_size, int(limits.max_compression_ratio * archive_size))
         self.total_limit = limits.max_total_bytes
@@ -94,7 +98,7 @@ class ExpansionMeter:
                 self.produced,
                 self.total_limit,
             )
-        if self.produced > self.ratio_limit:
+        if self.produced - self.framing > self.ratio_limit:
             raise ExpansionLimit(
                 codes.COMPRESSION_RATIO,
                 f"{self.archive_size} bytes expanded past {self.produced} (more than {self.ratio:g} times): "
@@ -102,6 +106,11 @@ class ExpansionMeter:
                 self.produced,
                 self.ratio,
             )
+
+
+    def credit(self, framing: int) -> None:
+        """Count ``framing`` bytes already produced (or about to be) as the archive's structure, not content."""
+        self.framing += framing
 
 
 class EntryReplaced(OSError):

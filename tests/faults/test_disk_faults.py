@@ -76,14 +76,16 @@ def test_write_failing_mid_copy_registers_nothing_and_retries_later(repo, delive
     assert 0 < len(visible) < FILES, f"the disk filled up mid-copy, yet {len(visible)} files are visible"
     assert tree(root / TEMP_DIR) == {}, "the interrupted write left its temporary file behind"
     assert check_catalog_against_nodes(repo) == []  # every visible file is complete and exact
+    # the inline ingest held the job and hands it back as a failed attempt, due again at once
     job = _job(repo, f"replicate:{replica.id}")
-    assert job is not None and job.state == "queued"
+    assert job is not None and job.state == "failed" and job.attempts == 1 and job.run_after <= utcnow()
+    assert error_code in job.last_error and job.lease_owner is None
 
     # a worker tries while the disk is still failing: the job waits for a retry, the copy stays unverified
     options = WorkerOptions(concurrency=1, once=True, poll_seconds=0.01, retry_base_seconds=60)
     Worker(repo, default_registry(), options, agent=AGENT).run()
     job = _job(repo, f"replicate:{replica.id}")
-    assert job.state == "failed" and job.attempts == 1 and job.run_after > utcnow()
+    assert job.state == "failed" and job.attempts == 2 and job.run_after > utcnow()
     assert error_code in job.last_error
     assert _replica(repo, package_id, "inst-istic").state == "pending"
     assert _package_state(repo, package_id) == "replicating"

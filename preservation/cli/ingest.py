@@ -10,7 +10,7 @@ from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
 from preservation.units import human_bytes
 
-from .common import console, emit_json, json_option, repo
+from .common import console, emit_json, json_option, repo, say, say_plain
 from .progress import byte_progress
 
 
@@ -58,11 +58,11 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
         else:
             err = console(stderr=True)
             for f in e.findings:
-                err.print(f"  {f}", markup=False)
+                say_plain(err, f"  {f}")
         raise
     if wait:
         if not as_json:
-            click.echo(f"package {result['package_id']} registered; waiting for workers to write its copies …")
+            say(f"package {result['package_id']} registered; waiting for workers to write its copies …")
         waited = wait_for_package(repo().catalog, result["package_id"], timeout=timeout)
         result.update(state=waited["state"], live_jobs=waited["live_jobs"], dead_jobs=waited["dead_jobs"],
                       timed_out=waited["timed_out"])
@@ -71,21 +71,21 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
     if as_json:
         emit_json({"ok": ok, **result})
     else:
-        click.echo(f"package {result['package_id']}: {result['files']} files, {human_bytes(result['bytes'])}, "
+        say(f"package {result['package_id']}: {result['files']} files, {human_bytes(result['bytes'])}, "
                    f"state {result['state']}")
         if queued:
-            click.echo(f"  copies queued for workers on {', '.join(result['nodes'])} "
+            say(f"  copies queued for workers on {', '.join(result['nodes'])} "
                        "(`preserve worker` writes them; `preserve status` shows progress)")
         for c in result.get("copies", []):
             if "error" in c:
-                click.echo(f"  copy {c['replica_id']}: FAILED {c['error']['code']} {c['error']['message']}")
+                say(f"  copy {c['replica_id']}: FAILED {c['error']['code']} {c['error']['message']}")
             elif c.get("skipped"):
-                click.echo(f"  copy on {c['node']}: {c['state']} (already verified, nothing written)")
+                say(f"  copy on {c['node']}: {c['state']} (already verified, nothing written)")
             else:
-                click.echo(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, "
+                say(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, "
                            "re-read and verified)")
         if wait and not ok:
             why = "timed out" if result["timed_out"] else f"{result['dead_jobs']} dead job(s)"
-            click.echo(f"  not preserved ({why}): see `preserve jobs list --state dead`")
+            say(f"  not preserved ({why}): see `preserve jobs list --state dead`")
     if not ok:
         raise SystemExit(1)

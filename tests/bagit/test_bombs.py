@@ -160,3 +160,11 @@ def test_the_policy_sets_the_archive_limits(tmp_path: Path) -> None:
         assert delivery.check().codes() == ["DLV013"]
     with open_delivery(path, limits=delivery_limits(default)) as delivery:
         assert delivery.check().ok
+
+
+def test_a_tar_of_many_empty_files_is_not_a_bomb(tmp_path: Path) -> None:
+    """Headers and padding compress past 100:1; they are the archive's framing, not its content."""
+    path = tar_of(tmp_path / "d.tar.bz2", [(f"vol/article-{i:05d}.xml", b"") for i in range(4000)], mode="w:bz2")
+    assert os.path.getsize(path) * 100 < 4000 * 512
+    with open_delivery(path) as delivery:
+        assert delivery.check().ok

@@ -9,7 +9,7 @@ import click
 from preservation.access.requests import decide_request, list_grants, list_requests, revoke_grant
 from preservation.catalog.access_models import REQUEST_STATES
 
-from .common import emit_json, json_option, repo, table
+from .common import emit_json, json_option, repo, say, table
 
 
 def operator_agent() -> str:
@@ -46,9 +46,9 @@ def _decide(request_id: int, approve: bool, why: str, by: str | None, as_json: b
     if as_json:
         emit_json(result)
         return
-    click.echo(f"request {result['id']} {result['state']}")
+    say(f"request {result['id']} {result['state']}")
     for g in result["grants"]:
-        click.echo(f"  grant {g['id']} until {g['expires_at']:%Y-%m-%d %H:%M} UTC")
+        say(f"  grant {g['id']} until {g['expires_at']:%Y-%m-%d %H:%M} UTC")
 
 
 @access.command("approve")
@@ -97,4 +97,4 @@ def revoke(grant_id, why, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"grant {result['id']} revoked")
+        say(f"grant {result['id']} revoked")

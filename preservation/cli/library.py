@@ -17,7 +17,7 @@ from preservation.access.accounts import (
 )
 from preservation.catalog.access_models import SCOPE_READ, SCOPES
 
-from .common import emit_json, json_option, repo, table
+from .common import emit_json, json_option, repo, say, table
 
 
 @click.group("library")
@@ -38,7 +38,7 @@ def add(code, name, contacts, ip_ranges, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"library {result['code']} added ({result['name']})")
+        say(f"library {result['code']} added ({result['name']})")
 
 
 @library.command("list")
@@ -78,7 +78,7 @@ def user_add(library_code, username, password_stdin, staff, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"user {result['username']} ({result['role']}) added to {result['library']}")
+        say(f"user {result['username']} ({result['role']}) added to {result['library']}")
 
 
 @user.command("list")
@@ -115,7 +115,7 @@ def token_create(username, name, days, scope, as_json) -> None:
         emit_json(result)
     else:
         click.echo(result["token"])
-        click.echo(f"{result['scope']} API key {result['id']} for {result['username']} ({result['role']}); "
+        say(f"{result['scope']} API key {result['id']} for {result['username']} ({result['role']}); "
                    "store it now, it cannot be shown again", err=True)
 
 
@@ -142,4 +142,4 @@ def token_revoke(token_id, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"API key {result['id']} of {result['username']} revoked")
+        say(f"API key {result['id']} of {result['username']} revoked")

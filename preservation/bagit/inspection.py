@@ -15,6 +15,7 @@ opened.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Iterator
 
@@ -46,6 +47,8 @@ class BagInspection:
         self._listed_payload: dict[str, int] = {}
         self._listed_by_supported: set[str] = set()
         self._payload_in_tag_manifests: set[str] = set()
+        self.tag_digests: dict[str, str] = {}
+        """sha256 of each tag file as it was parsed: a copy of the bag must hold these very files."""
         self._folded: dict[str, list[str]] | None = None
         """Listed payload files by case-folded NFC name, built only when an entry is missing."""
         self._walk()
@@ -57,7 +60,14 @@ class BagInspection:
 
     def _read_tag_files(self) -> BagMetadata:
         top = {p for p in self.tag_files if "/" not in p}
-        return parse_bag_metadata(lambda name: read_local_tag_file(self.root, name, top), top)
+
+        def read(name: str) -> bytes | None:
+            data = read_local_tag_file(self.root, name, top)
+            if data is not None:
+                self.tag_digests[name] = hashlib.sha256(data).hexdigest()
+            return data
+
+        return parse_bag_metadata(read, top)
 
     def _walk(self) -> None:
         findings = self.findings

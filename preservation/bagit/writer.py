@@ -397,7 +397,8 @@ def _copy_existing_bag(
     if not inspection.findings.ok:
         report = build_report(inspection, RecordTable(inspection.algorithms), completeness_only=True)
         raise BagInvalid(_summary(inspection.findings), report=report, path=delivery.source)
-    wanted = tuple(dict.fromkeys((*algorithms, *inspection.algorithms)))
+    # sha256 always, to tell whether the tag files copied are the ones parsed (see _same_tag_files)
+    wanted = tuple(dict.fromkeys((*algorithms, *inspection.algorithms, "sha256")))
     payload, tags = RecordTable(wanted), RecordTable(wanted)
     pipeline = FilePipeline(wanted, workers)
     made: set[bytes] = {b""}
@@ -425,6 +426,7 @@ def _copy_existing_bag(
                 codes.note(inspection.findings, codes.PAYLOAD_UNEXPECTED, "appeared while the bag was copied", entry.path)
             inspection.verify(entry.path, table.digests_at(len(table) - 1))
             meter.add(outcome.size)
+    _same_tag_files(delivery, inspection, tags)
     if copied_payload != len(inspection.payload) or copied_tags != len(inspection.tag_files):
         copied = {r.path for r in payload} | {r.path for r in tags}
         for path in [*inspection.payload, *inspection.tag_files]:
@@ -447,6 +449,24 @@ def _copy_existing_bag(
         source_kind=delivery.kind,
         findings=FindingList(inspection.findings.warnings),
     )
+
+
+def _same_tag_files(delivery: Delivery, inspection: BagInspection, tags: RecordTable) -> None:
+    """Refuse (DLV028) a copy whose tag files are not the bytes the inspection parsed.
+
+    The payload is copied through the descriptors the delivery check
+    verified, but the tag files are parsed by name before the copy: a bag
+    swapped in between would otherwise lend its manifests and bag-info to
+    the files copied.
+    """
+    copied = {tags.path_at(i): tags.hexdigest_at(i, "sha256") for i in range(len(tags))}
+    for name, digest in inspection.tag_digests.items():
+        if copied.get(name) != digest:
+            raise delivery.rejected(
+                codes.ENTRY_REPLACED,
+                "the tag file copied is not the one read to validate the bag: was the bag changed while it was copied?",
+                shown(name),
+            )
 
 
 def _summary(findings: FindingList) -> str:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from preservation import ingest as ingest_module
-from preservation.bagit import create_bag, open_delivery
+from preservation.bagit import create_bag, open_delivery, writer
 from preservation.bagit.delivery_base import EntryReplaced
 from preservation.catalog.models import Package, PackageFile
 from preservation.errors import DeliveryRejected
 from preservation.ingest import ingest
 
-from .builders import INFO, make_tree
+from .builders import INFO, make_bag, make_tree
 
 SECRET = b"OUTSIDE-SECRET-0123456789abcdefghijklmno"  # 40 bytes, as the attack's secret.txt
 INSIDE = b"inside--delivery-0123456789abcdefghijklm"
@@ -246,3 +247,31 @@ def test_directory_swapped_for_a_link_during_ingest_never_brings_outside_bytes(t
         secrets = s.scalars(select(PackageFile.sha256).where(PackageFile.path == "data/zzz/secret.txt")).all()
     assert set(secrets) <= {hashlib.sha256(INSIDE).hexdigest()}, "a package holds other bytes"
     assert os.listdir(repo.staging_dir) == []
+
+
+def test_a_bag_whose_tag_files_were_read_elsewhere_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """The bag is swapped for a look-alike while its tag files are parsed, and back before its files are copied."""
+    bag = make_bag(tmp_path, {"a.txt": b"alpha", "sub/b.txt": INSIDE})
+    outside = tmp_path / "outside-bag"
+    shutil.copytree(bag, outside)
+    with open(outside / "bag-info.txt", "a", encoding="utf-8") as f:
+        f.write("Contact-Name: OUTSIDE\n")
+    real_inspection = writer.BagInspection
+
+    def inspected_elsewhere(root: str):
+        os.rename(bag, tmp_path / "parked")
+        os.rename(outside, bag)
+        try:
+            return real_inspection(root)
+        finally:
+            os.rename(bag, outside)
+            os.rename(tmp_path / "parked", bag)
+
+    (tmp_path / "out").mkdir()
+    with open_delivery(bag) as delivery:
+        assert delivery.check().ok
+        monkeypatch.setattr(writer, "BagInspection", inspected_elsewhere)
+        with pytest.raises(DeliveryRejected) as refused:
+            create_bag(delivery, tmp_path / "out" / "copy", INFO, fsync=False)
+    assert [(f.code, f.path) for f in refused.value.findings] == [("DLV028", "bag-info.txt")]
+    assert os.listdir(tmp_path / "out") == []

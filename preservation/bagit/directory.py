@@ -433,10 +433,9 @@ def _open_once(held: _HeldDirectories, dir_fd: int, name: str, identity: tuple[i
         held.release(dir_fd)
     try:
         st = os.fstat(fd)
+        # O_NONBLOCK stays set: it kept a swapped-in FIFO from blocking the open, and means nothing to a regular file
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != identity:
             raise EntryReplaced(errno.ESTALE, "replaced by another file after the check")
-        # reads of a regular file never block; the flag only kept a swapped-in FIFO from blocking the open
-        os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise

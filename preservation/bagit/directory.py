@@ -289,7 +289,10 @@ class DirectoryDelivery(Delivery):
                 continue
             if not entry.is_file(follow_symlinks=False):
                 raise self._replaced(node.path, "is no longer a regular file")
-            st = entry.stat(follow_symlinks=False)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as e:
+                raise self._replaced(node.path, f"cannot be found again: {e.strerror or e}") from e
             expect(node.path, st, False)
             held.share(node.parent_fd)
             open_fd = partial(_open_once, held, node.parent_fd, entry.name, (st.st_dev, st.st_ino))

@@ -275,3 +275,16 @@ def test_a_bag_whose_tag_files_were_read_elsewhere_is_refused(tmp_path: Path, mo
             create_bag(delivery, tmp_path / "out" / "copy", INFO, fsync=False)
     assert [(f.code, f.path) for f in refused.value.findings] == [("DLV028", "bag-info.txt")]
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_file_removed_before_its_directory_is_walked_again_is_refused_with_a_code(tmp_path: Path) -> None:
+    source, _ = _delivery(tmp_path)
+    with open_delivery(source) as delivery:
+        assert delivery.check().ok
+        entries = delivery.entries()
+        first = next(entries)
+        assert first.path == "aaa/one.bin"
+        os.unlink(source / "zzz" / "secret.txt")
+        with pytest.raises(DeliveryRejected) as refused:
+            list(entries)
+    assert [f.code for f in refused.value.findings] == ["DLV028"]

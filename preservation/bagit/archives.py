@@ -49,6 +49,10 @@ _COMPRESSED_TAR = (
     (b"\xfd7zXZ\x00", lzma.LZMAFile),
 )
 """Magic bytes of the compressions tarfile reads ("r:*"), and the reader that decompresses each."""
+MAX_EXTENDED_HEADER = 1024 * 1024
+"""Largest pax or GNU long-name header read: tarfile holds one whole in memory (real ones are a few hundred bytes)."""
+_EXTENDED_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                   tarfile.GNUTYPE_LONGLINK)
 _TAR_FRAMING = 2 * tarfile.BLOCKSIZE
 """A plain member's header block and the most padding its data can have (longer names cost more, as content)."""
 
@@ -267,9 +271,45 @@ class ArchiveDelivery(Delivery):
         return DeliveryRejected(f"member {shown(raw)!r}: {reason}; run the check first", source=self.source)
 
 
+class _UnsupportedHeader(tarfile.TarError):
+    """A tar header refused before tarfile would hold what it announces in memory."""
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """Tar headers as tarfile reads them, less the two it would hold whole in memory however large.
+
+    An extended header (pax, GNU long name) is read into memory in one
+    piece, and a sparse member's map into a list of numbers: within the
+    expansion limits, a crafted archive could take gigabytes either way
+    (a 61 MB tar.gz with a 100 MB pax header grew the check by 315 MB).
+    Both raise :class:`_UnsupportedHeader` instead: headers past
+    :data:`MAX_EXTENDED_HEADER`, and sparse members of every format.
+    """
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_TYPES and self.size > MAX_EXTENDED_HEADER:
+            raise _UnsupportedHeader(
+                f"an extended header of {self.size} bytes (at most {MAX_EXTENDED_HEADER} are read)"
+            )
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _UnsupportedHeader("a sparse member (pack the archive without --sparse)")
+        return super()._proc_member(archive)
+
+    def _refuse_sparse(self, *args: object) -> None:
+        raise _UnsupportedHeader("a sparse member (pack the archive without --sparse)")
+
+    _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
+
+
 def is_tar(path: str) -> bool:
     """Whether ``path`` holds a tar archive (plain or compressed); raises OSError when it cannot be read."""
-    return tarfile.is_tarfile(path)
+    try:
+        with tarfile.open(path, "r:*", tarinfo=_GuardedTarInfo):
+            return True
+    except _UnsupportedHeader:
+        return True  # a tar, whose check will say what is refused in it
+    except tarfile.TarError:
+        return False
 
 
 class TarDelivery(ArchiveDelivery):
@@ -288,7 +328,7 @@ class TarDelivery(ArchiveDelivery):
                 if head.startswith(magic):
                     reader = decompressor(raw)
                     break
-            with reader, tarfile.open(fileobj=_Metered(reader, meter), mode="r|") as tar:
+            with reader, tarfile.open(fileobj=_Metered(reader, meter), mode="r|", tarinfo=_GuardedTarInfo) as tar:
                 yield tar
 
     def _meter(self) -> ExpansionMeter:
@@ -315,6 +355,8 @@ class TarDelivery(ArchiveDelivery):
                         self._inspect_member(index, findings, member)
             except ExpansionLimit as e:
                 self.note_expansion(findings, e)
+            except _UnsupportedHeader as e:
+                self.note(findings, codes.UNSUPPORTED_MEMBER, f"{e}: inspection stopped", self.source)
             except _ARCHIVE_ERRORS as e:
                 self.note(findings, codes.ARCHIVE_UNREADABLE, f"the tar archive cannot be read: {e}", self.source)
             index.finish()

@@ -14,6 +14,7 @@ import lzma
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -168,3 +169,41 @@ def test_a_tar_of_many_empty_files_is_not_a_bomb(tmp_path: Path) -> None:
     assert os.path.getsize(path) * 100 < 4000 * 512
     with open_delivery(path) as delivery:
         assert delivery.check().ok
+
+
+def _tar_with(path: Path, info: tarfile.TarInfo, data: bytes, compress=gzip.compress) -> Path:
+    info.size = len(data)
+    body = info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+    path.write_bytes(compress(body + bytes(2 * tarfile.BLOCKSIZE)))
+    return path
+
+
+def test_an_extended_header_too_big_to_hold_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """tarfile reads a pax header whole: 2 MiB of hex (no bomb by ratio) is refused, not read."""
+    info = tarfile.TarInfo("a.txt")
+    info.pax_headers = {"comment": os.urandom(MIB).hex()}
+    path = _tar_with(tmp_path / "d.tgz", info, b"hi")
+    (tmp_path / "out").mkdir()
+    with open_delivery(path) as delivery:
+        assert "DLV018" in delivery.check().codes()
+        with pytest.raises(DeliveryRejected):
+            create_bag(delivery, tmp_path / "out" / "bag", INFO, fsync=False)
+    assert os.listdir(tmp_path / "out") == []
+    renamed = tmp_path / "delivery.bin"
+    os.replace(path, renamed)
+    assert open_delivery(renamed).kind == "tar", "recognised as a tar, so its check says why it is refused"
+
+
+def test_sparse_members_are_refused_in_every_format(tmp_path: Path) -> None:
+    """A sparse map is read into a list of numbers however long it is: sparse members are not supported."""
+    gnu = tarfile.TarInfo("old-gnu.bin")
+    gnu.type = tarfile.GNUTYPE_SPARSE
+    pax = tarfile.TarInfo("pax-1.0.bin")
+    pax.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "pax-1.0.bin",
+                       "GNU.sparse.realsize": "1000000"}
+    pax_01 = tarfile.TarInfo("pax-0.1.bin")
+    pax_01.pax_headers = {"GNU.sparse.map": "0,2", "GNU.sparse.size": "1000000"}
+    for info, data in ((gnu, b""), (pax, b"1\n0\n2\nhi"), (pax_01, b"hi")):
+        path = _tar_with(tmp_path / f"{info.name}.tgz", info, data)
+        with open_delivery(path) as delivery:
+            assert "DLV018" in delivery.check().codes(), info.name

@@ -264,7 +264,10 @@ class ArchiveDelivery(Delivery):
                 target=shown(target),
             )
 
-    def note_expansion(self, findings: FindingList, limit: ExpansionLimit) -> None:
+    def note_expansion(self, findings: FindingList, limit: ExpansionLimit, index: _MemberIndex) -> None:
+        """Report the limit decompression met, unless the declared sizes already passed the same cap."""
+        if limit.code == codes.TOTAL_SIZE_LIMIT and index.over_size:
+            return
         self.note(findings, limit.code, str(limit), None, produced=limit.produced, limit=limit.limit)
 
     def _refuse_member(self, raw: str, reason: str) -> DeliveryRejected:
@@ -354,7 +357,7 @@ class TarDelivery(ArchiveDelivery):
                             break
                         self._inspect_member(index, findings, member)
             except ExpansionLimit as e:
-                self.note_expansion(findings, e)
+                self.note_expansion(findings, e, index)
             except _UnsupportedHeader as e:
                 self.note(findings, codes.UNSUPPORTED_MEMBER, f"{e}: inspection stopped", self.source)
             except _ARCHIVE_ERRORS as e:
@@ -447,7 +450,7 @@ class ZipDelivery(ArchiveDelivery):
                 # zipfile never lets a member produce more than its declared size: their sum bounds the expansion
                 self._meter().add(totals.bytes)
             except ExpansionLimit as e:
-                self.note_expansion(findings, e)
+                self.note_expansion(findings, e, index)
             except _ARCHIVE_ERRORS as e:
                 self.note(findings, codes.ARCHIVE_UNREADABLE, f"the zip archive cannot be read: {e}", self.source)
             index.finish()

@@ -28,7 +28,7 @@ from preservation.policy import DeliveryPolicy, load_policy
 from preservation.settings import DEFAULT_POLICY
 
 from ..faults.inputs.archives import BOMB_RUN, tar_bomb
-from .builders import INFO, tar_of
+from .builders import INFO, tar_of, zip_of
 
 GIB = 1024**3
 MIB = 1024**2
@@ -207,3 +207,12 @@ def test_sparse_members_are_refused_in_every_format(tmp_path: Path) -> None:
         path = _tar_with(tmp_path / f"{info.name}.tgz", info, data)
         with open_delivery(path) as delivery:
             assert "DLV018" in delivery.check().codes(), info.name
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip"])
+def test_an_archive_over_the_cap_is_reported_once(tmp_path: Path, kind: str) -> None:
+    files = [("a.bin", os.urandom(3 * MIB)), ("b.bin", os.urandom(MIB))]
+    path = (zip_of(tmp_path / "d.zip", files, zipfile.ZIP_STORED) if kind == "zip"
+            else tar_of(tmp_path / "d.tgz", files, mode="w:gz"))
+    with open_delivery(path, limits=DeliveryLimits(max_total_bytes=2 * MIB)) as delivery:
+        assert delivery.check().codes() == ["DLV014"]

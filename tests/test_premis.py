@@ -13,9 +13,9 @@ from preservation.audit import audit
 from preservation.catalog.models import Package, PackageFile
 from preservation.events import event_hash, event_to_dict, iter_events
 from preservation.ingest import ingest
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.premis import CHAIN_NS, PREMIS_NS, XSI_NS
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from .corruption import flip_bit
 from .fixtures import node_root

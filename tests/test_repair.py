@@ -11,9 +11,9 @@ from preservation.errors import NoVerifiedSource, StorageUnavailable
 from preservation.events import verify_chain
 from preservation.ingest import ingest
 from preservation.jobs import queue
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.repair import repair_replica
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from .corruption import add_file, flip_bit
 from .fixtures import node_root

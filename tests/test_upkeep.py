@@ -15,9 +15,9 @@ from preservation.catalog.models import NODE_DRAINING, NODE_OFFLINE, Event, Job,
 from preservation.ingest import ingest
 from preservation.jobs import claim as claims
 from preservation.jobs import queue
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.repository import Repository
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from .corruption import add_file, flip_bit
 from .fixtures import NODES, make_repo, node_root

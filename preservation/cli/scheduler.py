@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from preservation.jobs.scheduler import SchedulerService
+from preservation.runtime.scheduler import SchedulerService
 
 from .common import repo
 from .service import configure_logging, stop_signals

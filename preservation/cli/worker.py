@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.registry import PLUGIN_ENV
-from preservation.jobs.worker import Worker, WorkerOptions
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.registry import PLUGIN_ENV
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from .common import emit_json, json_option, repo
 from .service import configure_logging, stop_signals

@@ -1,6 +1,6 @@
 """The built-in job kinds: replicate, audit, repair, ingest, challenge.
 
-Each handler is idempotent (see :mod:`preservation.jobs.registry`):
+Each handler is idempotent (see :mod:`preservation.runtime.registry`):
 
 ``replicate``  replication skips files already on the node with the right
                size and verifies every file before the copy counts.
@@ -36,9 +36,9 @@ from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSo
 from preservation.fixity import NODE_UNAVAILABLE
 from preservation.ingest import register, stage
 from preservation.jobs import queue
-from preservation.jobs.registry import HandlerRegistry, JobContext
 from preservation.repair import repair_replica
 from preservation.replication import replicate_replica
+from preservation.runtime.registry import HandlerRegistry, JobContext
 
 INGEST_JOB_FIELD = "Preserve-Ingest-Job"
 RESULT_KEYS = ("replica_id", "node", "state", "skipped", "files", "bytes", "files_copied", "bytes_copied",

@@ -1,7 +1,7 @@
 """Which function runs which kind of job.
 
 A worker looks a claimed job's ``kind`` up here.  The built-in kinds are
-registered by :mod:`preservation.jobs.handlers`; more can be added without
+registered by :mod:`preservation.runtime.handlers`; more can be added without
 touching the worker, from a plugin named in ``PRESERVE_EXTRA_HANDLERS``
 (``module:function[,module:function…]``): each function is called once with
 the registry and registers its kinds.

@@ -3,7 +3,7 @@
 The active scheduler runs APScheduler with its job store in the catalog
 (table ``apscheduler_jobs``), so a standby that takes over keeps the
 schedule.  A scheduler that cannot take the leader lock (see
-:mod:`preservation.jobs.leader`) waits as a standby and retries every few
+:mod:`preservation.runtime.leader`) waits as a standby and retries every few
 seconds; one that loses the lock stops its tasks at once and becomes a
 standby again.
 
@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import upkeep
-from preservation.jobs.leader import LeaderLock, leader_lock
+from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.scheduler")

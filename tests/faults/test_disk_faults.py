@@ -15,10 +15,10 @@ from preservation.catalog.models import Job, Package, PackageFile, Replica, utcn
 from preservation.errors import AccessDenied, StorageFull
 from preservation.fixity import FILE_CHANGED, FILE_UNREADABLE
 from preservation.ingest import ingest
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.registry import add_node, set_node_status
 from preservation.restore import restore
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 from storage_adapters.filesystem import TEMP_DIR
 
 from ..fixtures import node_root

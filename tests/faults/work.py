@@ -15,9 +15,9 @@ from sqlalchemy import create_engine, make_url, text
 
 from preservation import upkeep
 from preservation.jobs import claim
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
 from preservation.repository import Repository
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from ..services import POSTGRES_URL, postgres_unusable
 

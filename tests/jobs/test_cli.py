@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from preservation.jobs import queue
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.worker import Worker, WorkerOptions
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from ..fixtures import make_repo
 

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import JobError
 from preservation.jobs import queue
-from preservation.jobs.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
-from preservation.jobs.registry import JobContext
-from preservation.jobs.worker import Worker, WorkerOptions
+from preservation.runtime.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
+from preservation.runtime.registry import JobContext
+from preservation.runtime.worker import Worker, WorkerOptions
 
 
 def _drain(repo):

@@ -16,9 +16,9 @@ from preservation.events import verify_chain
 from preservation.jobs import claim as claims
 from preservation.jobs import queue
 from preservation.jobs.admin import cancel_job, list_jobs, retry_job, show_job
-from preservation.jobs.handlers import default_registry
-from preservation.jobs.registry import HandlerRegistry
-from preservation.jobs.worker import Worker, WorkerOptions
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.registry import HandlerRegistry
+from preservation.runtime.worker import Worker, WorkerOptions
 
 from ..fixtures import make_repo
 from .effects import read_effects

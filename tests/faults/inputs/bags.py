@@ -115,9 +115,11 @@ def no_payload_manifest(bag, sentinel):
 
 
 def duplicate_manifest_line(bag, sentinel):
+    """The first entry again with another digest (a repeat with the same digest is only a warning)."""
     manifest = bag / "manifest-sha256.txt"
-    first = manifest.read_bytes().splitlines(keepends=True)[0]
-    manifest.write_bytes(manifest.read_bytes() + first)
+    digest, path = manifest.read_bytes().splitlines()[0].split(b" ", 1)
+    other = b"0" * len(digest) if digest != b"0" * len(digest) else b"1" * len(digest)
+    manifest.write_bytes(manifest.read_bytes() + other + b" " + path + b"\n")
 
 
 def manifest_absolute_path(bag, sentinel):

@@ -6,14 +6,14 @@ and a ``retryable`` flag that the job queue reads.  Messages say what happened
 and what to do next.
 
 Exit codes: 0 ok, 1 findings (audit / validation failures, reported by the
-commands themselves), 2 usage; the classes below own 3 and up.
+commands themselves through ``cli.common.exit_on_findings``), 2 usage; the
+classes below own 3 and up.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
@@ -90,7 +90,7 @@ class InvalidRequest(PreservationError):
     """The operator asked for something that cannot be done as asked."""
 
     code = "E112"
-    exit_code = 2
+    exit_code = EXIT_USAGE
     template = "{detail}"
 
 
@@ -98,7 +98,7 @@ class InvalidText(InvalidRequest):
     """Outside text that cannot be accepted: characters XML 1.0 cannot carry, or too long."""
 
     code = "E113"
-    exit_code = 2
+    exit_code = EXIT_USAGE
     template = "{detail}"
 
 
@@ -220,6 +220,21 @@ class NotRegularFile(InvalidKey):
     template = "refused storage key {key!r}: {detail}"
 
 
+class SourceFailed(Exception):
+    """Reading the bytes being copied failed: the source's fault, not the writer's.
+
+    ``error`` is what the source raised: its store's coded error, or the
+    ``OSError`` of a local read before the source store has translated it.
+    Deliberately not a :class:`PreservationError`: it must pass through a
+    writer's own ``except PreservationError`` untouched, so that the caller
+    blames the source copy and never the destination.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 # --- bags and deliveries -----------------------------------------------------
 
 
@@ -233,7 +248,7 @@ class BagInvalid(BagError):
     """A bag failed validation; ``report`` holds every finding."""
 
     code = "E401"
-    exit_code = 1
+    exit_code = EXIT_FINDINGS
     template = "bag {path} is invalid: {detail}"
 
     def __init__(self, detail: str = "", report: Any = None, **params: Any) -> None:
@@ -282,12 +297,6 @@ class JobError(PreservationError):
     code = "E600"
     exit_code = 14
     template = "{detail}"
-
-
-class EventChainBroken(PreservationError):
-    code = "E700"
-    exit_code = 1
-    template = "event chain broken at event {seq}: {detail}"
 
 
 class AccessRefused(PreservationError):

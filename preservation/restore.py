@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from preservation import events
 from preservation.catalog.models import NODE_OFFLINE, REPLICA_VERIFIED, Node, Package, PackageFile, Replica
 from preservation.concurrency import bounded_map
-from preservation.errors import ChecksumMismatch, InvalidRequest, NotFound, NoVerifiedSource
+from preservation.errors import ChecksumMismatch, InvalidRequest, NotFound, NoVerifiedSource, SourceFailed
 from preservation.fixity import FileRow, iter_package_files
-from preservation.replication import CopySource, SourceReadFailed, flag_bad_sources
+from preservation.replication import CopySource, flag_bad_sources
 from preservation.repository import Repository
 from storage_adapters.filesystem import FilesystemAdapter
 
@@ -67,7 +67,7 @@ def restore(
                              expected={"sha256": row.sha256, "sha512": row.sha512})
                 used[src.label] = used.get(src.label, 0) + 1
                 return row
-            except SourceReadFailed as failed:
+            except SourceFailed as failed:
                 error = failed.error
             except ChecksumMismatch as e:  # the copy's bytes are not the catalog's
                 error = e

@@ -123,17 +123,6 @@ class VerifyBatch:
     problems: list[VerifyProblem] = field(default_factory=list)
 
 
-class SourceFailed(Exception):
-    """Reading the bytes being copied failed: the source's fault, not the writer's.
-
-    ``error`` is the source store's own coded error.
-    """
-
-    def __init__(self, error: PreservationError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def check_key(key: object, *, allow_prefix: bool = False, allow_undecodable: bool = False) -> str:
     """Return ``key`` if it is a safe relative object key, else raise InvalidKey.
 

@@ -36,10 +36,10 @@ import threading
 from collections import deque
 from typing import Sequence
 
-from preservation.errors import ChecksumMismatch, PreservationError
+from preservation.errors import ChecksumMismatch, PreservationError, SourceFailed
 from preservation.pagecache import advise_dontneed, advise_willneed, start_writeback, wait_writeback
 
-from .base import SourceFailed, check_key
+from .base import check_key
 from .filesystem import (
     _COMPARE_CHUNK,
     _COPY_FILE_RANGE,

@@ -38,6 +38,7 @@ from preservation.errors import (
     InvalidKey,
     NotRegularFile,
     ObjectNotFound,
+    SourceFailed,
     StorageError,
     StorageFull,
     StorageUnavailable,
@@ -55,7 +56,6 @@ from .base import (
     VERIFY_UNREADABLE,
     DigestResult,
     ObjectInfo,
-    SourceFailed,
     StorageAdapter,
     VerifyBatch,
     VerifyProblem,
@@ -304,7 +304,7 @@ class FilesystemAdapter(StorageAdapter):
                     except StopIteration:
                         break
                     except OSError as e:
-                        raise _SourceFailed() from e
+                        raise SourceFailed(e) from e
                     view = memoryview(chunk)
                     while view:
                         written = f.write(view)
@@ -312,9 +312,11 @@ class FilesystemAdapter(StorageAdapter):
                 if self.fsync and (size or 0) > _SMALL_FILE:
                     os.fsync(f.fileno())
             self._commit(tmp, key)
-        except _SourceFailed as e:
+        except SourceFailed as e:
             _unlink_quietly(tmp)
-            raise e.__cause__ from None
+            if isinstance(e.error, OSError):  # the chunks' own read failed: theirs to report, untranslated
+                raise e.error from None
+            raise
         except OSError as e:
             _unlink_quietly(tmp)
             raise self._translate(e, key) from e
@@ -366,8 +368,8 @@ class FilesystemAdapter(StorageAdapter):
             with src, open(tmp, "wb", buffering=0) as dst:
                 try:
                     copied = _copy_file_data(src, dst)
-                except _SourceFailed as e:
-                    raise SourceFailed(source._translate(e.__cause__, source_key)) from e.__cause__
+                except SourceFailed as e:
+                    raise SourceFailed(source._translate(e.error, source_key)) from e.error
                 if copied != size:
                     raise ChecksumMismatch(f"the source has {copied} bytes, {size} were expected",
                                            key=source_key, location=source.location)
@@ -664,10 +666,6 @@ def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
-class _SourceFailed(Exception):
-    """The bytes being written could not be read: not this store's fault."""
-
-
 class PreparedCopy:
     """A finished copy in a temporary file of a filesystem store, not yet visible under its key."""
 
@@ -714,7 +712,7 @@ def _copy_file_data(src, dst) -> int:
     Between two real files this is ``copy_file_range`` (the bytes never
     enter user space).  When the kernel cannot (another filesystem, an old
     kernel) or an error could be either side's (EIO), the copy is redone
-    through user space, where a failed read raises _SourceFailed and a
+    through user space, where a failed read raises SourceFailed (with the OSError) and a
     failed write raises the store's own error.
     """
     if _COPY_FILE_RANGE is not None and type(src) is io.FileIO and type(dst) is io.FileIO:
@@ -738,7 +736,7 @@ def _copy_file_data(src, dst) -> int:
         try:
             n = src.readinto(buf)
         except OSError as e:
-            raise _SourceFailed() from e
+            raise SourceFailed(e) from e
         if not n:
             return total
         chunk = view[:n]

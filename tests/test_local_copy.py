@@ -10,11 +10,17 @@ from sqlalchemy import select
 
 from preservation import events
 from preservation.catalog.models import Event, Replica
-from preservation.errors import ChecksumMismatch, InvalidKey, NoVerifiedSource, ObjectNotFound, PreservationError
+from preservation.errors import (
+    ChecksumMismatch,
+    InvalidKey,
+    NoVerifiedSource,
+    ObjectNotFound,
+    PreservationError,
+    SourceFailed,
+)
 from preservation.ingest import ingest
 from preservation.replication import COMPARED, DIGESTED, replicate_replica, replicate_together
 from storage_adapters import fanout, filesystem
-from storage_adapters.base import SourceFailed
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
 from .faults.disk import FailingDisk

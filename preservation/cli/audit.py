@@ -9,7 +9,7 @@ from preservation.units import human_bytes
 
 from preservation.text import for_terminal
 
-from .common import console, emit_json, json_option, repo, say_plain
+from .common import console, emit_json, exit_on_findings, json_option, repo, say_plain
 
 
 @click.command("audit")
@@ -35,5 +35,4 @@ def audit(package_id, node_name, as_json) -> None:
         emit_json(report.to_dict())
     else:
         say_plain(out, f"{len(report.replicas)} copies audited, {len(report.failed)} failed")
-    if not report.ok:
-        raise SystemExit(1)
+    exit_on_findings(report.ok)

@@ -10,12 +10,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from preservation.bagit import create_bag, open_delivery, validate_bag
 from preservation.bagit.delivery_base import Delivery
-from preservation.errors import EXIT_FINDINGS, EXIT_OK, BagInvalid, DeliveryRejected
+from preservation.errors import BagInvalid, DeliveryRejected
 from preservation.findings import Finding
 
 from preservation.text import for_terminal
 
-from .common import console, emit_json, fail, json_option, show_progress, table
+from .common import console, emit_json, exit_on_findings, fail, json_option, show_progress, table
 
 workers_option = click.option(
     "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Threads reading and hashing files."
@@ -93,7 +93,7 @@ def validate(path: str, profile: str | None, completeness_only: bool, workers: i
             markup=True,
             highlight=False,
         )
-    raise SystemExit(EXIT_OK if report.valid else EXIT_FINDINGS)
+    exit_on_findings(report.valid)
 
 
 def _parse_infos(infos: Iterable[str]) -> dict[str, list[str]]:

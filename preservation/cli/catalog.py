@@ -8,7 +8,7 @@ from preservation.catalog.db import Catalog
 from preservation.rebuild import rebuild_from_nodes
 from preservation.registry import init_home
 
-from .common import console, emit_json, json_option, repo, say, say_plain, state
+from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain, state
 
 
 @click.command("init")
@@ -73,5 +73,4 @@ def rebuild(from_nodes: bool, scan: bool, no_audit: bool, as_json: bool) -> None
             say_plain(out, f"  {f}")
         out.print(f"{len(report.packages)} packages, {report.replicas} copies, {report.files} files rebuilt; "
                   f"audit: {report.audited_ok} copies verified, {report.audited_failed} failed")
-    if not report.ok:
-        raise SystemExit(1)
+    exit_on_findings(report.ok)

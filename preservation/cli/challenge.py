@@ -6,7 +6,7 @@ import click
 
 from preservation.challenge import challenge_random
 
-from .common import console, emit_json, json_option, repo, say_plain
+from .common import console, emit_json, exit_on_findings, json_option, repo, say_plain
 
 
 @click.command("challenge")
@@ -29,5 +29,4 @@ def challenge(count: int, node_name: str | None, as_json: bool) -> None:
             mark = "ok" if o.passed else f"FAILED ({o.reason})"
             say_plain(out, f"{mark:<10} {o.node}:{o.path} bytes {o.offset}+{o.length}")
         out.print(f"{len(outcomes)} copies challenged, {len(failed)} failed")
-    if failed:
-        raise SystemExit(1)
+    exit_on_findings(not failed)

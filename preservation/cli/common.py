@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from preservation import units
-from preservation.errors import PreservationError
+from preservation.errors import EXIT_FINDINGS, PreservationError
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
 from preservation.text import for_terminal, visible_controls
@@ -119,6 +119,12 @@ def fail(error: PreservationError, *, as_json: bool | None = None) -> None:
         console(stderr=True).print(f"[bold red]error {error.code}[/]: {for_terminal(error.message)}", markup=True,
                                    highlight=False)
     raise SystemExit(error.exit_code)
+
+
+def exit_on_findings(ok: bool) -> None:
+    """End a command whose report holds findings: exit 1 unless ``ok``, so that scripts see the failure."""
+    if not ok:
+        raise SystemExit(EXIT_FINDINGS)
 
 
 def show_progress() -> bool:

@@ -12,7 +12,7 @@ from preservation.premis import write_premis
 
 from preservation.text import visible_controls
 
-from .common import console, emit_json, json_option, repo, say, say_plain
+from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain
 
 
 @click.group("events")
@@ -54,8 +54,7 @@ def verify(as_json: bool) -> None:
                     err=True)
         for b in report.breaks[1:20]:
             say(f"  also event {b.seq}: {b.reason}", err=True)
-    if not report.ok:
-        raise SystemExit(1)
+    exit_on_findings(report.ok)
 
 
 @events.command("export")

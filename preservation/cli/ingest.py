@@ -10,7 +10,7 @@ from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
 from preservation.units import human_bytes
 
-from .common import console, emit_json, json_option, repo, say, say_plain
+from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain
 from .progress import byte_progress
 
 
@@ -87,5 +87,4 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
         if wait and not ok:
             why = "timed out" if result["timed_out"] else f"{result['dead_jobs']} dead job(s)"
             say(f"  not preserved ({why}): see `preserve jobs list --state dead`")
-    if not ok:
-        raise SystemExit(1)
+    exit_on_findings(ok)

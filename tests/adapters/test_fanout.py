@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, StorageFull
+from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, SourceFailed, StorageFull
 from storage_adapters import fanout
-from storage_adapters.base import SourceFailed
 from storage_adapters.fanout import WINDOW, WRITEBACK_LAG, FanOut
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 

@@ -39,7 +39,7 @@ from preservation.catalog.models import (
     utcnow,
 )
 from preservation.ingest import register
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.repository import Repository
 from preservation.status import status
 from preservation.upkeep import schedule_audits
@@ -123,7 +123,7 @@ def mark_preserved(repo: Repository) -> int:
         s.execute(update(Replica), updates)
         s.execute(update(Package).values(state=PACKAGE_PRESERVED, staging_path=None, preserved_at=now))
         s.execute(
-            update(Job).where(Job.kind == queue.REPLICATE, Job.state == queue.QUEUED)
+            update(Job).where(Job.kind == kinds.REPLICATE, Job.state == queue.QUEUED)
             .values(state=queue.SUCCEEDED, dedupe_key=None, finished_at=now)
         )
     return len(rows)

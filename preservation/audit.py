@@ -15,12 +15,8 @@ from sqlalchemy import select
 
 from preservation import events
 from preservation.catalog.models import (
-    NODE_OFFLINE,
-    PACKAGE_DEACCESSIONED,
-    REPLICA_COPYING,
     REPLICA_CORRUPT,
     REPLICA_MISSING,
-    REPLICA_PENDING,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
@@ -30,15 +26,12 @@ from preservation.catalog.models import (
 )
 from preservation.errors import InvalidRequest, NotFound
 from preservation.fixity import NODE_UNAVAILABLE, REPLICA_ABSENT, FixityResult, check_replica
-from preservation.jobs import queue
-from preservation.replication import next_audit_time, update_package_state
+from preservation.jobs import kinds
+from preservation.package_state import may_be_audited, next_audit_time, update_package_state
 from preservation.repository import Repository
 
 MAX_FINDINGS_IN_EVENT = 200
 SUSPECT_RETRY = timedelta(hours=1)  # an unreachable node is audited again this much later
-
-AUDITABLE = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
-
 
 @dataclass
 class ReplicaAudit:
@@ -110,7 +103,7 @@ def audit_replica(
         if fixity.ok:
             new_state = REPLICA_VERIFIED
             replica.verified_at = now
-            replica.next_audit_at = next_audit_time(repo, replica.node, replica.id)
+            replica.next_audit_at = next_audit_time(repo.policy)
             replica.last_error = None
         elif codes == {NODE_UNAVAILABLE}:
             # the node did not answer: we know nothing new about the bytes
@@ -137,13 +130,12 @@ def audit_replica(
             policy=repo.policy.label, detail=detail,
         )
         if new_state in (REPLICA_CORRUPT, REPLICA_MISSING):
-            queue.enqueue(s, queue.REPAIR, {"replica_id": replica_id}, package_id=package_id,
-                          dedupe_key=f"repair:{replica_id}", priority=10, max_attempts=repo.policy.repair.max_attempts)
+            kinds.enqueue_for_replica(s, kinds.REPAIR_DAMAGED, replica_id, package_id=package_id,
+                                      max_attempts=repo.policy.repair.max_attempts)
         elif new_state == REPLICA_SUSPECT:
-            queue.enqueue(s, queue.AUDIT, {"replica_id": replica_id}, package_id=package_id,
-                          dedupe_key=f"audit:{replica_id}", priority=20,
-                          run_after=now + SUSPECT_RETRY)
-        update_package_state(repo, s, replica.package, agent=agent, job_id=job_id)
+            kinds.enqueue_for_replica(s, kinds.AUDIT_SUSPECT_AGAIN, replica_id, package_id=package_id,
+                                      run_after=now + SUSPECT_RETRY)
+        update_package_state(repo.policy, s, replica.package, agent=agent, job_id=job_id)
     return ReplicaAudit(replica_id, package_id, node.name, state_before, new_state, fixity)
 
 
@@ -153,8 +145,7 @@ def select_replicas(repo: Repository, package_id: str | None = None, node_name: 
             select(Replica.id)
             .join(Node)
             .join(Package)
-            .where(Package.state != PACKAGE_DEACCESSIONED, Node.status != NODE_OFFLINE)
-            .where(Replica.state.notin_((REPLICA_PENDING, REPLICA_COPYING)))
+            .where(may_be_audited())
             .order_by(Replica.package_id, Node.name)
         )
         if package_id:

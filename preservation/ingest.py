@@ -43,11 +43,13 @@ from preservation.catalog.models import (
 from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
 from preservation.jobs import claim as claims
-from preservation.jobs import queue
+from preservation.jobs import kinds
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
 from preservation.registry import get_collection
-from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
+from preservation.local_copy import replicate_together
+from preservation.package_state import release_staging_if_done
+from preservation.replication import replicate_replica
 from preservation.repository import Repository
 
 PROFILE = default_profile()
@@ -185,8 +187,7 @@ def register(
             s.add(replica)
             s.flush()
             replicas.append(replica)
-            job = queue.enqueue(s, queue.REPLICATE, {"replica_id": replica.id}, package_id=package_id,
-                                dedupe_key=f"replicate:{replica.id}")
+            job = kinds.enqueue_for_replica(s, kinds.REPLICATE_NEW_COPY, replica.id, package_id=package_id)
             if holder is not None:
                 held.append(claims.hold(s, job, holder))
         events.record_event(s, events.INFORMATION_PACKAGE_CREATION, events.SUCCESS, **common,
@@ -251,7 +252,7 @@ def ingest(
     held = result.pop("claims")
     with claims.LeaseKeeper(repo.catalog, holder, held) as keeper:
         copies = _replicate_new_package(repo, held, keeper, holder, progress=progress)
-    release_staging_if_done(repo, package_id)
+    release_staging_if_done(repo.catalog, package_id)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state
     result["copies"] = copies

@@ -54,15 +54,15 @@ from preservation.errors import (
     NoVerifiedSource,
     ObjectNotFound,
     PreservationError,
-    SourceFailed,
     StorageUnavailable,
     VerificationFailed,
 )
 from preservation.fixity import FileRow, iter_package_files, verify_rows
-from preservation.jobs import queue
+from preservation.jobs import kinds
 from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
+from storage_adapters.base import SourceFailed
 from storage_adapters.fanout import FannedCopy, FanOut
 from storage_adapters.filesystem import (
     FilesystemAdapter,
@@ -89,12 +89,16 @@ class CopySource:
         return self.adapter.read(self.prefix + path)
 
     def stream(self, path: str) -> Iterator[bytes]:
-        """The bytes of ``path``; failing to read them raises SourceFailed, so a writer can tell
+        """The bytes of ``path``; failing to read them raises SourceReadFailed, so a writer can tell
         this copy's failure from its own."""
         try:
             yield from self.read(path)
         except PreservationError as e:
-            raise SourceFailed(e) from e
+            raise SourceReadFailed(e) from e
+
+
+SourceReadFailed = SourceFailed
+"""Reading a copy source failed while its bytes were being written (see storage_adapters.base)."""
 
 
 def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
@@ -231,7 +235,7 @@ def _copy_file(
                 return src.label, None
             dest.write(key, src.stream(row.path), size=row.size, expected={"sha256": row.sha256})
             return src.label, None
-        except SourceFailed as failed:
+        except SourceReadFailed as failed:
             error = failed.error
             if src.replica_id is not None and not isinstance(error, (StorageUnavailable, AccessDenied)):
                 bad.add(src.replica_id)  # the node answered but could not read its own copy (EIO): audit it
@@ -371,8 +375,7 @@ def flag_bad_sources(
             session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package.id, replica_id=r.id,
             node_name=r.node.name, policy=repo.policy.label, detail=detail,
         )
-        queue.enqueue(session, queue.AUDIT, {"replica_id": r.id}, package_id=package.id, dedupe_key=f"audit:{r.id}",
-                      priority=10)
+        kinds.enqueue_for_replica(session, kinds.AUDIT_AFTER_BAD_READ, r.id, package_id=package.id)
         flagged = True
     if flagged:
         update_package_state(repo, session, package, agent=agent)

@@ -44,15 +44,14 @@ from preservation.catalog.models import (
     utcnow,
 )
 from preservation.errors import PlacementError, PreservationError
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.jobs.claim import expire_leases
 from preservation.placement import Candidate, choose_nodes, satisfies
-from preservation.replication import release_staging_if_done, update_package_state
+from preservation.package_state import release_staging_if_done, update_package_state
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.upkeep")
 
-AUDIT_PRIORITY = 120
 MAX_AUDITS_PER_NODE_WINDOW = 20_000
 PACKAGE_BATCH = 500
 STALE_TEMPORARY = timedelta(hours=6)
@@ -72,7 +71,7 @@ def schedule_audits(repo: Repository, *, now: datetime | None = None) -> dict[st
     start, end = planning_window(now, period)
     auditable = (REPLICA_VERIFIED, REPLICA_SUSPECT)
     with repo.catalog.session() as s:
-        queued = _live_keyed(s, "audit:")
+        queued = kinds.replicas_with_live_job(s, kinds.AUDIT)
         nodes = s.scalars(select(Node).where(Node.status != NODE_OFFLINE)).all()
         base = (
             select(Replica).join(Package)
@@ -110,9 +109,8 @@ def schedule_audits(repo: Repository, *, now: datetime | None = None) -> dict[st
         for node_id, items in plan.chosen.items():
             span = (end - now) / max(len(items), 1)
             for i, c in enumerate(items):
-                queue.enqueue(s, queue.AUDIT, {"replica_id": c.replica_id}, dedupe_key=f"audit:{c.replica_id}",
-                              package_id=package_of[c.replica_id], run_after=now + span * i,
-                              priority=AUDIT_PRIORITY, max_attempts=3)
+                kinds.enqueue_for_replica(s, kinds.SCHEDULED_AUDIT, c.replica_id,
+                                          package_id=package_of[c.replica_id], run_after=now + span * i)
                 enqueued += 1
     for replica_id in plan.too_large:
         log.warning("replica %d is larger than a whole planning window's read budget on its node: "
@@ -121,13 +119,6 @@ def schedule_audits(repo: Repository, *, now: datetime | None = None) -> dict[st
         log.warning("node %s: %d overdue cop(ies) do not fit this window's read budget", names[node_id], count)
     return {"window": [start.isoformat(), end.isoformat()], "enqueued": enqueued,
             "bytes": {names[k]: v for k, v in plan.planned_bytes.items()}, "too_large": len(plan.too_large)}
-
-
-def _live_keyed(s, prefix: str) -> set[int]:
-    """Replica ids that have a live job whose dedupe key is ``prefix<replica id>``."""
-    keys = s.scalars(select(Job.dedupe_key).where(Job.state.in_(queue.LIVE_STATES),
-                                                  Job.dedupe_key.like(f"{prefix}%")))
-    return {int(k[len(prefix):]) for k in keys if k[len(prefix):].isdigit()}
 
 
 # --- (b) replication ------------------------------------------------------------
@@ -194,8 +185,7 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
                     detail={"state": REPLICA_PENDING, "reason": "; ".join(satisfies(policy.replication, prospective)),
                             "copies_on_active_nodes": sorted(n.name for n in prospective)},
                 )
-                queue.enqueue(s, queue.REPLICATE, {"replica_id": replica.id}, package_id=package_id,
-                              dedupe_key=f"replicate:{replica.id}")
+                kinds.enqueue_for_replica(s, kinds.REPLICATE_NEW_COPY, replica.id, package_id=package_id)
             outcome["placed"] = len(chosen)
         if not satisfies(policy.replication, verified_active) and package.policy != policy.label:
             previous = package.policy
@@ -206,7 +196,7 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
                         "verified_copies": sorted(n.name for n in verified_active)},
             )
             outcome["relabelled"] = 1
-        update_package_state(repo, s, package, agent=agent)
+        update_package_state(repo.policy, s, package, agent=agent)
         return outcome
 
 
@@ -221,11 +211,12 @@ def requeue_stalled(repo: Repository) -> dict[str, int]:
     """
     counts = {"replicate": 0, "repair": 0}
     plans = (
-        ("replicate", queue.REPLICATE, (REPLICA_PENDING, REPLICA_COPYING), 100),
-        ("repair", queue.REPAIR, (REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING), 10),
+        (kinds.REPLICATE_NEW_COPY, (REPLICA_PENDING, REPLICA_COPYING)),
+        (kinds.REPAIR_DAMAGED, (REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING)),
     )
-    for label, kind, states, priority in plans:
-        key = literal(f"{kind}:") + cast(Replica.id, String)
+    for purpose, states in plans:
+        kind = purpose.kind
+        key = literal(kinds.replica_key_prefix(kind)) + cast(Replica.id, String)
         with repo.catalog.session() as s:
             rows = s.execute(
                 select(Replica.id, Replica.package_id, Job.state, Job.finished_at)
@@ -235,15 +226,14 @@ def requeue_stalled(repo: Repository) -> dict[str, int]:
                        Package.state != PACKAGE_DEACCESSIONED)
             ).all()
             for replica_id, package_id, job_state, finished_at in rows:
-                if job_state == queue.DEAD and kind == queue.REPAIR:
+                if job_state == queue.DEAD and kind == kinds.REPAIR:
                     if not _verified_since(s, package_id, replica_id, finished_at):
                         continue
                 elif job_state is not None and job_state != queue.SUCCEEDED:
                     continue
-                queue.enqueue(s, kind, {"replica_id": replica_id}, package_id=package_id,
-                              dedupe_key=f"{kind}:{replica_id}", priority=priority,
-                              max_attempts=repo.policy.repair.max_attempts if kind == queue.REPAIR else 5)
-                counts[label] += 1
+                kinds.enqueue_for_replica(s, purpose, replica_id, package_id=package_id,
+                                          max_attempts=repo.policy.repair.max_attempts if kind == kinds.REPAIR else None)
+                counts[kind] += 1
     return counts
 
 
@@ -297,14 +287,13 @@ def _sweep_staging(repo: Repository, age: timedelta) -> int:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
         else:
-            release_staging_if_done(repo, package_id)
+            release_staging_if_done(repo.catalog, package_id)
     return removed
 
 
 # --- (e) proof-of-possession challenges between audits ------------------------------
 
 MAX_CHALLENGES_PER_TICK = 200
-CHALLENGE_PRIORITY = 150  # after audits (lower runs first): a challenge is the cheap check between them
 
 
 def schedule_challenges(repo: Repository, *, now: datetime | None = None,
@@ -333,7 +322,7 @@ def schedule_challenges(repo: Repository, *, now: datetime | None = None,
         .exists()
     )
     with repo.catalog.session() as s:
-        live = _live_keyed(s, "challenge:")
+        live = kinds.replicas_with_live_job(s, kinds.CHALLENGE)
         rows = s.execute(
             select(Replica.id, Replica.package_id).join(Node).join(Package)
             .where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE, last_checked <= due_before,
@@ -345,7 +334,6 @@ def schedule_challenges(repo: Repository, *, now: datetime | None = None,
         for replica_id, package_id in rows:
             if replica_id in live or enqueued >= limit:
                 continue
-            queue.enqueue(s, queue.CHALLENGE, {"replica_id": replica_id}, package_id=package_id,
-                          dedupe_key=f"challenge:{replica_id}", priority=CHALLENGE_PRIORITY, max_attempts=3)
+            kinds.enqueue_for_replica(s, kinds.SCHEDULED_CHALLENGE, replica_id, package_id=package_id)
             enqueued += 1
     return {"enqueued": enqueued, "already_queued": len(live), "due_before": due_before.isoformat()}

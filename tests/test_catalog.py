@@ -15,7 +15,7 @@ from preservation.catalog.db import Catalog
 from preservation.catalog.models import ChainHead, Collection, Event, Node, Package, PackageFile, Replica
 from preservation.errors import AlreadyExists, CatalogNotInitialised, CatalogOutdated, CatalogTooNew, InvalidRequest
 from preservation.events import FIXITY_CHECK, SUCCESS, record_event, verify_chain
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.registry import add_collection, add_node, init_home, list_nodes
 from preservation.repository import Repository
 from preservation.status import status
@@ -129,12 +129,12 @@ def test_concurrent_event_appends_keep_one_chain(catalog):
 
 def test_enqueue_dedupes_live_jobs_only(catalog):
     with catalog.session() as s:
-        a = queue.enqueue(s, queue.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
-        b = queue.enqueue(s, queue.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
+        a = queue.enqueue(s, kinds.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
+        b = queue.enqueue(s, kinds.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
         assert a.id == b.id
         a.state = queue.SUCCEEDED  # a finished job frees its key
         s.flush()
-        c = queue.enqueue(s, queue.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
+        c = queue.enqueue(s, kinds.AUDIT, {"replica_id": 1}, dedupe_key="audit:1")
         assert c.id != a.id
 
 

@@ -13,7 +13,7 @@ from preservation.challenge import challenge_replica
 from preservation.fixity import NOT_REGULAR
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Package, Replica, utcnow
 from preservation.ingest import ingest
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.registry import set_node_status
 
 from .corruption import replace_with_fifo, replace_with_socket
@@ -25,7 +25,7 @@ LATER = timedelta(days=8)  # the default policy challenges every copy at least e
 
 def _challenge_jobs(repo) -> list[Job]:
     with repo.catalog.session() as s:
-        jobs = s.scalars(select(Job).where(Job.kind == queue.CHALLENGE).order_by(Job.id)).all()
+        jobs = s.scalars(select(Job).where(Job.kind == kinds.CHALLENGE).order_by(Job.id)).all()
         s.expunge_all()
         return jobs
 
@@ -47,13 +47,13 @@ def test_fresh_copies_are_not_challenged_and_stale_ones_are_queued_once(repo, sa
     assert (again["enqueued"], again["already_queued"]) == (0, 3)
     jobs = _challenge_jobs(repo)
     assert sorted(j.payload["replica_id"] for j in jobs) == sorted(r.id for r in _replicas(repo, package_id).values())
-    assert {j.priority for j in jobs} == {upkeep.CHALLENGE_PRIORITY}
+    assert {j.priority for j in jobs} == {kinds.SCHEDULED_CHALLENGE.priority}
 
 
 def test_workers_run_the_challenges_and_record_when(repo, sample_delivery):
     package_id = ingest(repo, sample_delivery, "journals")["package_id"]
     upkeep.schedule_challenges(repo, now=utcnow() + LATER)
-    worked = run_worker_once(repo, kinds=(queue.CHALLENGE,))
+    worked = run_worker_once(repo, kinds=(kinds.CHALLENGE,))
     assert worked["succeeded"] == 3
     replicas = _replicas(repo, package_id)
     assert all(r.state == "verified" and r.last_challenge_at is not None for r in replicas.values())
@@ -73,7 +73,7 @@ def test_a_copy_that_no_longer_holds_its_bytes_fails_and_is_audited(repo, sample
         if path.is_file():  # same sizes, other bytes: any range of any file now answers wrongly
             path.write_bytes(bytes(b ^ 0x5A for b in path.read_bytes()))
     upkeep.schedule_challenges(repo, now=utcnow() + LATER)
-    run_worker_once(repo, kinds=(queue.CHALLENGE,))
+    run_worker_once(repo, kinds=(kinds.CHALLENGE,))
     replicas = _replicas(repo, package_id)
     assert replicas["cas-nsl"].state == "suspect"
     assert {n: r.state for n, r in replicas.items() if n != "cas-nsl"} == {"uni-pku": "verified",
@@ -81,7 +81,7 @@ def test_a_copy_that_no_longer_holds_its_bytes_fails_and_is_audited(repo, sample
     with repo.catalog.session() as s:
         audit = s.scalars(select(Job).where(Job.dedupe_key == f"audit:{replicas['cas-nsl'].id}")).one()
         assert audit.state == queue.QUEUED
-    run_worker_once(repo, kinds=(queue.AUDIT,))
+    run_worker_once(repo, kinds=(kinds.AUDIT,))
     assert _replicas(repo, package_id)["cas-nsl"].state == "corrupt"
 
 
@@ -131,6 +131,6 @@ def test_a_challenge_queued_before_deaccession_is_skipped(repo, sample_delivery)
     upkeep.schedule_challenges(repo, now=utcnow() + LATER)
     with repo.catalog.session() as s:
         s.get(Package, package_id).state = PACKAGE_DEACCESSIONED
-    worked = run_worker_once(repo, kinds=(queue.CHALLENGE,))
+    worked = run_worker_once(repo, kinds=(kinds.CHALLENGE,))
     assert worked["succeeded"] == 3
     assert all(r.last_challenge_at is None for r in _replicas(repo, package_id).values())

@@ -10,7 +10,7 @@ from preservation.catalog.models import NODE_OFFLINE, Event, Job, Node, Package,
 from preservation.errors import NoVerifiedSource, StorageUnavailable
 from preservation.events import verify_chain
 from preservation.ingest import ingest
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.repair import repair_replica
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -129,7 +129,7 @@ def test_a_file_corrupt_on_every_copy_makes_the_package_damaged_and_the_jobs_dea
     _run_worker(repo)
     assert _package_state(repo, preserved) == "damaged"
     with repo.catalog.session() as s:
-        repairs = s.scalars(select(Job).where(Job.kind == queue.REPAIR)).all()
+        repairs = s.scalars(select(Job).where(Job.kind == kinds.REPAIR)).all()
     assert len(repairs) == 3 and {j.state for j in repairs} == {queue.DEAD}
     assert all(j.last_error.startswith("E502 NoVerifiedSource") and j.attempts == 1 for j in repairs)
     failures = [e for e in _events(repo, preserved, "repair") if e.outcome == "failure"]

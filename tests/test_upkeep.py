@@ -14,7 +14,7 @@ from preservation import upkeep
 from preservation.catalog.models import NODE_DRAINING, NODE_OFFLINE, Event, Job, Node, Package, Replica, utcnow
 from preservation.ingest import ingest
 from preservation.jobs import claim as claims
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.repository import Repository
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -66,15 +66,15 @@ def test_audits_are_planned_at_the_steady_pace_then_for_everything_due(repo, tmp
     ten_days = utcnow() + timedelta(days=10)
     first = upkeep.schedule_audits(repo, now=ten_days)
     assert first["enqueued"] == 3  # one copy per node: the pace of 12 copies over 90 days
-    jobs = _jobs(repo, queue.AUDIT)
-    assert {j.priority for j in jobs} == {upkeep.AUDIT_PRIORITY}
+    jobs = _jobs(repo, kinds.AUDIT)
+    assert {j.priority for j in jobs} == {kinds.SCHEDULED_AUDIT.priority}
     assert len({j.run_after for j in jobs}) == 1  # one per node: each starts at once
     assert upkeep.schedule_audits(repo, now=ten_days)["enqueued"] == 0  # queued work counts against the window
     overdue = upkeep.schedule_audits(repo, now=utcnow() + timedelta(days=100))
     assert overdue["enqueued"] == 3 * len(packages) - 3
-    later = sorted(j.run_after for j in _jobs(repo, queue.AUDIT))
+    later = sorted(j.run_after for j in _jobs(repo, kinds.AUDIT))
     assert later[-1] > later[0]  # spread over the window
-    assert {j.dedupe_key for j in _jobs(repo, queue.AUDIT)} == {
+    assert {j.dedupe_key for j in _jobs(repo, kinds.AUDIT)} == {
         f"audit:{r}" for r in _replica_ids(repo)}
 
 
@@ -143,8 +143,8 @@ def test_copies_waiting_for_work_nobody_will_do_get_their_jobs_back(repo, tmp_pa
     with repo.catalog.session() as s:
         corrupt = s.scalars(select(Replica).join(Node).where(Node.name == "cas-nsl")).one()
         corrupt.state = "corrupt"  # a corrupt copy with no live repair job
-        s.execute(delete(Job).where(Job.kind == queue.REPAIR))
-        dead = queue.enqueue(s, queue.REPAIR, {"replica_id": corrupt.id}, dedupe_key=f"repair:{corrupt.id}")
+        s.execute(delete(Job).where(Job.kind == kinds.REPAIR))
+        dead = queue.enqueue(s, kinds.REPAIR, {"replica_id": corrupt.id}, dedupe_key=f"repair:{corrupt.id}")
         dead.state, dead.finished_at = queue.DEAD, utcnow() + timedelta(hours=1)
     assert upkeep.requeue_stalled(repo)["repair"] == 0  # dead, and no copy verified since: the operator decides
     with repo.catalog.session() as s:

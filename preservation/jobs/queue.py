@@ -25,12 +25,6 @@ CANCELLED = "cancelled"
 JOB_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, CANCELLED)
 LIVE_STATES = (QUEUED, RUNNING, FAILED)
 
-INGEST = "ingest"
-REPLICATE = "replicate"
-AUDIT = "audit"
-REPAIR = "repair"
-CHALLENGE = "challenge"
-
 
 def enqueue(
     session: Session,

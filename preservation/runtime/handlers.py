@@ -35,7 +35,7 @@ from preservation.catalog.models import (
 from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource, StorageUnavailable
 from preservation.fixity import NODE_UNAVAILABLE
 from preservation.ingest import register, stage
-from preservation.jobs import queue
+from preservation.jobs import kinds
 from preservation.repair import repair_replica
 from preservation.replication import replicate_replica
 from preservation.runtime.registry import HandlerRegistry, JobContext
@@ -134,11 +134,11 @@ def _package_of_job(ctx: JobContext, source: str, marker: str) -> dict[str, Any]
 def default_registry(plugins: str | None = None) -> HandlerRegistry:
     """The built-in kinds, plus those registered by ``plugins`` (the ``PRESERVE_EXTRA_HANDLERS`` syntax)."""
     registry = HandlerRegistry()
-    registry.register(queue.REPLICATE, run_replicate)
-    registry.register(queue.AUDIT, run_audit)
-    registry.register(queue.REPAIR, run_repair)
-    registry.register(queue.CHALLENGE, run_challenge)
-    registry.register(queue.INGEST, run_ingest)
+    registry.register(kinds.REPLICATE, run_replicate)
+    registry.register(kinds.AUDIT, run_audit)
+    registry.register(kinds.REPAIR, run_repair)
+    registry.register(kinds.CHALLENGE, run_challenge)
+    registry.register(kinds.INGEST, run_ingest)
     registry.load_plugins(plugins)
     return registry
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import JobError
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 from preservation.runtime.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
 from preservation.runtime.registry import JobContext
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -23,7 +23,7 @@ def _ctx(repo, job_id, kind, payload):
 
 def test_an_ingest_job_registers_once_and_its_copies_follow(repo, sample_delivery):
     with repo.catalog.session() as s:
-        job_id = queue.enqueue(s, queue.INGEST, {"source": str(sample_delivery), "collection": "journals",
+        job_id = queue.enqueue(s, kinds.INGEST, {"source": str(sample_delivery), "collection": "journals",
                                                  "bag_info": {"Year": "2024"}}).id
     report = _drain(repo)
     assert report.succeeded == 4 and report.dead == 0  # the ingest, then its three replications
@@ -34,7 +34,7 @@ def test_an_ingest_job_registers_once_and_its_copies_follow(repo, sample_deliver
         result = s.get(Job, job_id).result
     assert result["package_id"] == package.id and len(result["replica_ids"]) == 3
     # run again, as after a crash between registering and recording the job's success
-    again = run_ingest(_ctx(repo, job_id, queue.INGEST, {"source": str(sample_delivery), "collection": "journals"}))
+    again = run_ingest(_ctx(repo, job_id, kinds.INGEST, {"source": str(sample_delivery), "collection": "journals"}))
     assert again["already_registered"] and again["package_id"] == package.id
     with repo.catalog.session() as s:
         assert s.scalar(select(func.count()).select_from(Package)) == 1
@@ -42,15 +42,15 @@ def test_an_ingest_job_registers_once_and_its_copies_follow(repo, sample_deliver
 
 def test_replicate_and_audit_run_again_are_harmless(repo, sample_delivery):
     with repo.catalog.session() as s:
-        queue.enqueue(s, queue.INGEST, {"source": str(sample_delivery), "collection": "journals"})
+        queue.enqueue(s, kinds.INGEST, {"source": str(sample_delivery), "collection": "journals"})
     _drain(repo)
     with repo.catalog.session() as s:
         replica_id = s.scalars(select(Replica.id)).first()
-    assert run_replicate(_ctx(repo, 99, queue.REPLICATE, {"replica_id": replica_id}))["skipped"] is True
-    audited = run_audit(_ctx(repo, 99, queue.AUDIT, {"replica_id": replica_id}))
+    assert run_replicate(_ctx(repo, 99, kinds.REPLICATE, {"replica_id": replica_id}))["skipped"] is True
+    audited = run_audit(_ctx(repo, 99, kinds.AUDIT, {"replica_id": replica_id}))
     assert audited["ok"] and audited["state"] == "verified"
     with repo.catalog.session() as s:
         s.get(Replica, replica_id).state = "copying"
-    assert run_audit(_ctx(repo, 99, queue.AUDIT, {"replica_id": replica_id}))["skipped"] == "replica is copying"
+    assert run_audit(_ctx(repo, 99, kinds.AUDIT, {"replica_id": replica_id}))["skipped"] == "replica is copying"
     with pytest.raises(JobError, match="no integer replica_id"):
-        run_replicate(_ctx(repo, 99, queue.REPLICATE, {"replica": "x"}))
+        run_replicate(_ctx(repo, 99, kinds.REPLICATE, {"replica": "x"}))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from preservation.catalog.models import Event, Job, Replica
 from preservation.events import verify_chain
 from preservation.ingest import ingest
-from preservation.jobs import queue
+from preservation.jobs import kinds, queue
 
 from ..corruption import add_file
 from ..fixtures import make_repo
@@ -42,14 +42,14 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
         add_file(tmp_path / name / "file.txt", name.encode() * 5000)
         ingest(wrepo, tmp_path / name, "journals")
     rng = random.Random(200)
-    kinds = [kind for kind, n in MIX.items() for _ in range(n)]
-    rng.shuffle(kinds)
+    effect_kinds = [kind for kind, n in MIX.items() for _ in range(n)]
+    rng.shuffle(effect_kinds)
     with wrepo.catalog.session() as s:
         replica_ids = list(s.scalars(select(Replica.id)))
-        for kind in kinds:
+        for kind in effect_kinds:
             queue.enqueue(s, kind, {"file": str(effects)}, priority=rng.choice((10, 100, 150)))
         for replica_id in replica_ids:
-            queue.enqueue(s, queue.AUDIT, {"replica_id": replica_id}, dedupe_key=f"audit:{replica_id}",
+            queue.enqueue(s, kinds.AUDIT, {"replica_id": replica_id}, dedupe_key=f"audit:{replica_id}",
                           priority=rng.choice((10, 100, 150)))
     home = wrepo.settings.home
     workers = [
@@ -63,13 +63,13 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     finally:
         for w in workers:
             stop(w)
-    jobs = {j.id: j for j in _jobs(wrepo).values() if j.kind != queue.REPLICATE}
+    jobs = {j.id: j for j in _jobs(wrepo).values() if j.kind != kinds.REPLICATE}
     assert len(jobs) == 200
     done = Counter(job_id for job_id, _pid, what, _attempt in read_effects(effects) if what == "done")
     with wrepo.catalog.session() as s:
         audited = Counter(e.job_id for e in s.scalars(select(Event).where(Event.event_type == "fixity check")))
     for job in jobs.values():
-        if job.kind == queue.AUDIT:
+        if job.kind == kinds.AUDIT:
             assert job.state == queue.SUCCEEDED and job.result["ok"] and audited[job.id] == 1
         elif job.kind == "effect-permanent":
             assert job.state == queue.DEAD and job.attempts == 1 and job.last_error.startswith("E112")
@@ -83,15 +83,15 @@ def test_four_workers_drain_200_mixed_jobs_each_effect_exactly_once(wrepo, tmp_p
     with wrepo.catalog.session() as s:
         assert verify_chain(s).ok
         all_job_events = list(s.scalars(select(Event).where(Event.event_type == "job")))
-    job_events = Counter(e.outcome for e in all_job_events if e.detail["kind"] != queue.REPLICATE)
+    job_events = Counter(e.outcome for e in all_job_events if e.detail["kind"] != kinds.REPLICATE)
     # started once per attempt; one terminal or retry event per attempt
     assert job_events["started"] == 200 + 35
     assert job_events["success"] == 185 and job_events["warning"] == 35 and job_events["failure"] == 15
     # the inline ingests held their replicate jobs: each started under the ingest's lease and done there
     held = Counter((e.outcome, e.detail.get("held", False)) for e in all_job_events
-                   if e.detail["kind"] == queue.REPLICATE)
+                   if e.detail["kind"] == kinds.REPLICATE)
     assert held == {("started", True): len(replica_ids), ("success", False): len(replica_ids)}
-    assert sorted(audited[j.id] for j in jobs.values() if j.kind == queue.AUDIT) == [1] * len(replica_ids)
+    assert sorted(audited[j.id] for j in jobs.values() if j.kind == kinds.AUDIT) == [1] * len(replica_ids)
 
 
 @pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)
@@ -180,7 +180,7 @@ def test_an_inline_ingest_holds_its_jobs_while_a_worker_runs(wrepo, tmp_path):
     with wrepo.catalog.session() as s:
         replication = Counter((e.node_name, e.outcome) for e in s.scalars(
             select(Event).where(Event.event_type == "replication")))
-        replicate_jobs = list(s.scalars(select(Job).where(Job.kind == queue.REPLICATE)))
+        replicate_jobs = list(s.scalars(select(Job).where(Job.kind == kinds.REPLICATE)))
         job_agents = {e.agent for e in s.scalars(select(Event).where(Event.event_type == "job"))}
         assert verify_chain(s).ok
     nodes = {node for node, _ in replication}

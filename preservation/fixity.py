@@ -18,31 +18,21 @@ from sqlalchemy import select
 from preservation.bagit.names import shown
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import PackageFile
+from preservation.codes import (
+    FILE_CHANGED,
+    FILE_MISSING,
+    FILE_UNEXPECTED,
+    FILE_UNREADABLE,
+    NODE_UNAVAILABLE,
+    NOT_REGULAR,
+    REPLICA_ABSENT,
+    SIZE_CHANGED,
+)
 from preservation.errors import NotRegularFile, PreservationError, StorageError
 from preservation.findings import FindingList
 from storage_adapters import StorageAdapter
 from storage_adapters.base import VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
 from storage_adapters.hashing import check_algorithms
-
-FILE_MISSING = "A001"
-FILE_CHANGED = "A002"
-SIZE_CHANGED = "A003"
-FILE_UNEXPECTED = "A004"
-FILE_UNREADABLE = "A005"
-REPLICA_ABSENT = "A006"
-NODE_UNAVAILABLE = "A007"
-NOT_REGULAR = "A008"
-
-FINDING_CODES = {
-    FILE_MISSING: "a file the catalog lists is not on the node",
-    FILE_CHANGED: "a file's digest differs from the catalog",
-    SIZE_CHANGED: "a file's size differs from the catalog",
-    FILE_UNEXPECTED: "the node holds a file the package does not have",
-    FILE_UNREADABLE: "a file could not be read",
-    REPLICA_ABSENT: "none of the package's files are on the node",
-    NODE_UNAVAILABLE: "the node's storage did not answer",
-    NOT_REGULAR: "the node holds a FIFO, socket, symbolic link or device where a file is or is not expected",
-}
 
 BATCH = 2000
 

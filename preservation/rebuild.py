@@ -29,6 +29,13 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.codes import (
+    REBUILD_BAG_PROBLEM,
+    REBUILD_DIGEST_MISMATCH,
+    REBUILD_NODE_FAILED,
+    REBUILD_NO_BAGIT,
+    REBUILD_NO_COLLECTION,
+)
 from preservation.errors import InvalidRequest, ObjectNotFound, PreservationError
 from preservation.findings import FindingList
 from preservation.replication import RECORD_PREFIX
@@ -37,12 +44,6 @@ from storage_adapters import StorageAdapter
 
 BATCH = 5000
 ALGORITHMS = ("sha256", "sha512")
-
-REBUILD_NO_BAGIT = "R001"
-REBUILD_BAG_PROBLEM = "R002"
-REBUILD_DIGEST_MISMATCH = "R003"
-REBUILD_NODE_FAILED = "R004"
-REBUILD_NO_COLLECTION = "R005"
 
 
 @dataclass

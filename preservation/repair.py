@@ -47,6 +47,7 @@ from preservation.catalog.models import (
     Package,
     Replica,
 )
+from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import (
     NotFound,
     NoVerifiedSource,
@@ -55,7 +56,7 @@ from preservation.errors import (
     StorageUnavailable,
     VerificationFailed,
 )
-from preservation.fixity import NODE_UNAVAILABLE, FileRow, check_replica, iter_package_files, verify_rows
+from preservation.fixity import FileRow, check_replica, iter_package_files, verify_rows
 from preservation.replication import CopySource, flag_bad_sources, write_and_verify, write_package_record
 from preservation.repository import Repository
 

@@ -54,6 +54,7 @@ from preservation.errors import (
     NoVerifiedSource,
     ObjectNotFound,
     PreservationError,
+    SourceFailed,
     StorageUnavailable,
     VerificationFailed,
 )
@@ -62,7 +63,6 @@ from preservation.jobs import kinds
 from preservation.placement import satisfies
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
-from storage_adapters.base import SourceFailed
 from storage_adapters.fanout import FannedCopy, FanOut
 from storage_adapters.filesystem import (
     FilesystemAdapter,
@@ -89,16 +89,12 @@ class CopySource:
         return self.adapter.read(self.prefix + path)
 
     def stream(self, path: str) -> Iterator[bytes]:
-        """The bytes of ``path``; failing to read them raises SourceReadFailed, so a writer can tell
+        """The bytes of ``path``; failing to read them raises SourceFailed, so a writer can tell
         this copy's failure from its own."""
         try:
             yield from self.read(path)
         except PreservationError as e:
-            raise SourceReadFailed(e) from e
-
-
-SourceReadFailed = SourceFailed
-"""Reading a copy source failed while its bytes were being written (see storage_adapters.base)."""
+            raise SourceFailed(e) from e
 
 
 def next_audit_time(repo: Repository, node: Node, replica_id: int) -> Any:
@@ -235,7 +231,7 @@ def _copy_file(
                 return src.label, None
             dest.write(key, src.stream(row.path), size=row.size, expected={"sha256": row.sha256})
             return src.label, None
-        except SourceReadFailed as failed:
+        except SourceFailed as failed:
             error = failed.error
             if src.replica_id is not None and not isinstance(error, (StorageUnavailable, AccessDenied)):
                 bad.add(src.replica_id)  # the node answered but could not read its own copy (EIO): audit it

@@ -11,20 +11,13 @@ import bagit
 import pytest
 from sqlalchemy import select
 
+from preservation.codes import FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED, NOT_REGULAR, REPLICA_ABSENT, SIZE_CHANGED
 import storage_adapters.filesystem as filesystem
 from preservation import fixity
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import InvalidRequest, NotFound
 from preservation.events import verify_chain
-from preservation.fixity import (
-    FILE_CHANGED,
-    FILE_MISSING,
-    FILE_UNEXPECTED,
-    NOT_REGULAR,
-    REPLICA_ABSENT,
-    SIZE_CHANGED,
-)
 from preservation.ingest import ingest
 from preservation.repair import repair_replica
 from preservation.restore import restore

@@ -10,8 +10,8 @@ import pytest
 
 from preservation import events, upkeep
 from preservation.challenge import challenge_replica
-from preservation.fixity import NOT_REGULAR
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Package, Replica, utcnow
+from preservation.codes import NOT_REGULAR
 from preservation.ingest import ingest
 from preservation.jobs import kinds, queue
 from preservation.registry import set_node_status

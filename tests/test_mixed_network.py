@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from preservation.audit import audit
 from preservation.catalog.models import Node, Package
+from preservation.codes import FILE_CHANGED
 from preservation.errors import AccessDenied
-from preservation.fixity import FILE_CHANGED
 from preservation.ingest import ingest
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository

@@ -23,33 +23,22 @@ from preservation.access.accounts import get_library
 from preservation.access.rights import MAX_YEAR, MIN_YEAR
 from preservation.catalog.access_models import Entitlement, Library
 from preservation.catalog.models import Collection
+from preservation.codes import (
+    DUPLICATE_ROW,
+    FIELD_MISSING,
+    INVALID_TEXT,
+    NOT_A_YEAR,
+    UNKNOWN_COLLECTION,
+    UNKNOWN_FIELD,
+    UNKNOWN_LIBRARY,
+    UNREADABLE_FILE,
+    YEARS_REVERSED,
+)
 from preservation.errors import AlreadyExists, ImportRejected, InvalidRequest
 from preservation.findings import FindingList
 from preservation.registry import get_collection
 from preservation.repository import Repository
 from preservation.text import check_xml_text, xml_forbidden
-
-FIELD_MISSING = "I001"
-UNKNOWN_LIBRARY = "I002"
-UNKNOWN_COLLECTION = "I003"
-NOT_A_YEAR = "I004"
-YEARS_REVERSED = "I005"
-DUPLICATE_ROW = "I006"
-UNKNOWN_FIELD = "I007"
-UNREADABLE_FILE = "I008"
-INVALID_TEXT = "I009"
-
-FINDING_CODES = {
-    FIELD_MISSING: "a required field is missing or empty",
-    UNKNOWN_LIBRARY: "no library has this code",
-    UNKNOWN_COLLECTION: "no collection has this key",
-    NOT_A_YEAR: f"the value is not a year between {MIN_YEAR} and {MAX_YEAR}",
-    YEARS_REVERSED: "from_year is after to_year",
-    DUPLICATE_ROW: "the same entitlement appears twice in the file",
-    UNKNOWN_FIELD: "the row has a field this import does not know (a typo?)",
-    UNREADABLE_FILE: "the file cannot be read as CSV or YAML rows",
-    INVALID_TEXT: "the value holds characters XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF)",
-}
 
 REQUIRED = ("library", "collection", "from_year", "to_year")
 OPTIONAL = ("note",)

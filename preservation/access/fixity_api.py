@@ -35,8 +35,7 @@ from preservation.catalog.models import (
     Replica,
     utcnow,
 )
-from preservation.errors import NotFound
-from preservation.fixity import (
+from preservation.codes import (
     FILE_CHANGED,
     FILE_MISSING,
     FILE_UNEXPECTED,
@@ -44,6 +43,7 @@ from preservation.fixity import (
     NODE_UNAVAILABLE,
     SIZE_CHANGED,
 )
+from preservation.errors import NotFound
 from preservation.repository import Repository
 
 API_ROOT = "/api/v2"

@@ -32,8 +32,8 @@ from preservation.catalog.models import (
     Package,
     Replica,
 )
+from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource, StorageUnavailable
-from preservation.fixity import NODE_UNAVAILABLE
 from preservation.ingest import register, stage
 from preservation.jobs import kinds
 from preservation.repair import repair_replica

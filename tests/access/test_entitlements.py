@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from preservation.access.entitlements import (
+from preservation.access.entitlements import add_entitlement, import_entitlements, list_entitlements
+from preservation.codes import (
     DUPLICATE_ROW,
     FIELD_MISSING,
     NOT_A_YEAR,
@@ -13,9 +14,6 @@ from preservation.access.entitlements import (
     UNKNOWN_LIBRARY,
     UNREADABLE_FILE,
     YEARS_REVERSED,
-    add_entitlement,
-    import_entitlements,
-    list_entitlements,
 )
 from preservation.errors import AlreadyExists, ImportRejected, InvalidRequest, NotFound
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from preservation.audit import audit
 from preservation.catalog.models import PackageFile
-from preservation.fixity import FILE_CHANGED
+from preservation.codes import FILE_CHANGED
 from preservation.ingest import ingest
 
 from ..corruption import flip_bit

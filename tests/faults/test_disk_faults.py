@@ -12,8 +12,8 @@ from sqlalchemy import select
 from preservation import events, upkeep
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, PackageFile, Replica, utcnow
+from preservation.codes import FILE_CHANGED, FILE_UNREADABLE
 from preservation.errors import AccessDenied, StorageFull
-from preservation.fixity import FILE_CHANGED, FILE_UNREADABLE
 from preservation.ingest import ingest
 from preservation.registry import add_node, set_node_status
 from preservation.restore import restore

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from preservation import upkeep
 from preservation.audit import audit
 from preservation.catalog.models import Replica
-from preservation.fixity import FILE_MISSING, REPLICA_ABSENT
+from preservation.codes import FILE_MISSING, REPLICA_ABSENT
 from preservation.ingest import ingest
 from preservation.registry import add_node, set_node_status
 from preservation.restore import restore

@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m preservation.demo $(if $(filter 1,$(S3)),--s3 --home $(HOME_DIR)-s3,--home $(HOME_DIR))
+	$(BIN)/python -m devtools.demo $(if $(filter 1,$(S3)),--s3 --home $(HOME_DIR)-s3,--home $(HOME_DIR))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.prepare

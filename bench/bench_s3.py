@@ -2,7 +2,7 @@
 
     python -m bench.bench_s3 [--size-mib N] [--dir PATH]
 
-Starts SeaweedFS (the launcher of ``tests/seaweed.py``) with its data in
+Starts SeaweedFS (the launcher in ``devtools/local_s3.py``) with its data in
 PATH, writes a file of N MiB of random bytes there, then times, in one run:
 the upload of that file through the adapter, its download through the
 adapter into a new file, and ``shutil.copyfile`` of the same file.  The
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from preservation import local_s3 as seaweed
+from devtools import local_s3 as seaweed
 from storage_adapters import open_adapter
 
 MiB = 1024 * 1024

@@ -5,7 +5,7 @@ pytest_plugins = ["tests.fixtures"]
 
 import pytest  # noqa: E402
 
-from preservation import local_s3 as seaweed  # noqa: E402
+from devtools import local_s3 as seaweed  # noqa: E402
 from tests.services import service_missing  # noqa: E402
 
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from devtools.demo import make_sample_delivery
 from preservation.cli.main import cli
-from preservation.demo import make_sample_delivery
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository
 

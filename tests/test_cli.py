@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from preservation.demo import make_sample_delivery
+from devtools.demo import make_sample_delivery
 
 from .corruption import flip_bit
 

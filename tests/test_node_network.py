@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from devtools.demo import make_sample_delivery
 from preservation.audit import audit
 from preservation.catalog.models import Job, Replica
 from preservation.challenge import challenge_replica
 from preservation.codes import NOT_REGULAR
-from preservation.demo import make_sample_delivery
 from preservation.ingest import ingest
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository

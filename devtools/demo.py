@@ -18,7 +18,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from preservation import local_s3
+from devtools import local_s3
 from preservation.cli.main import cli
 
 NODES = [

@@ -31,10 +31,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import BinaryIO, Iterator
 
+from preservation import codes
 from preservation.errors import DeliveryRejected
 from preservation.findings import FindingList
 
-from . import codes
 from .delivery_base import Delivery, DeliveryEntry, DeliveryLimits, DeliveryTotals, ExpansionLimit, ExpansionMeter
 from .names import canonical_path, fold, nfc, shown, unsafe_reason
 
@@ -322,16 +322,20 @@ class TarDelivery(ArchiveDelivery):
 
     @contextmanager
     def _open(self, meter: ExpansionMeter) -> Iterator[tarfile.TarFile]:
-        """The archive as a forward-only tar stream whose decompressed bytes ``meter`` counts as they come."""
+        """The archive, read forward; ``meter`` counts the bytes decompression produces as they come.
+
+        A plain tar is read as it is (it cannot expand, and member data is
+        skipped by seeking, not read).
+        """
         with open(self.path, "rb") as raw:
             head = raw.read(6)
             raw.seek(0)
             reader: BinaryIO = raw
             for magic, decompressor in _COMPRESSED_TAR:
                 if head.startswith(magic):
-                    reader = decompressor(raw)
+                    reader = _Metered(decompressor(raw), meter)
                     break
-            with reader, tarfile.open(fileobj=_Metered(reader, meter), mode="r|", tarinfo=_GuardedTarInfo) as tar:
+            with reader, tarfile.open(fileobj=reader, mode="r:", tarinfo=_GuardedTarInfo) as tar:
                 yield tar
 
     def _meter(self) -> ExpansionMeter:
@@ -578,19 +582,43 @@ def _open_metered(archive: zipfile.ZipFile, info: zipfile.ZipInfo, meter: Expans
 
 
 class _Metered(io.RawIOBase):
-    """A reader of decompressed bytes that counts them on ``meter`` as they are produced."""
+    """A reader of decompressed bytes that counts them on ``meter`` as they are produced.
+
+    It seeks forward only, by reading (and counting) what it skips, as a
+    decompressor's own seek does: tarfile skips member data that way.
+    """
+
+    _SKIP = 256 * 1024
 
     def __init__(self, inner: BinaryIO, meter: ExpansionMeter) -> None:
         self._inner = inner
         self._meter = meter
+        self._position = 0
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
     def readinto(self, buffer) -> int:
         count = self._inner.readinto(buffer)
         self._meter.add(count)
+        self._position += count
         return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset + (self._position if whence == io.SEEK_CUR else 0)
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self._position:
+            raise io.UnsupportedOperation("a decompressed stream only seeks forward")
+        scratch = memoryview(bytearray(min(self._SKIP, target - self._position)))
+        while self._position < target:
+            if not self.readinto(scratch[: target - self._position]):
+                break
+        return self._position
 
     def close(self) -> None:
         try:

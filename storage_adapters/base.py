@@ -15,7 +15,6 @@ Optional abilities are declared in ``features`` and never assumed:
 
 from __future__ import annotations
 
-import io
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -514,25 +513,3 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
-
-
-class ChunkReader(io.RawIOBase):
-    """A read-only file object over a chunk iterator (for zip/tar writers)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n

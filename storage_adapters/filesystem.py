@@ -21,7 +21,6 @@ import errno
 import io
 import itertools
 import os
-import shutil
 import stat
 import threading
 import time
@@ -606,10 +605,6 @@ class FilesystemAdapter(StorageAdapter):
             except OSError:
                 continue
         return removed
-
-    def destroy(self) -> None:
-        """Remove the whole root (tests and node decommissioning only)."""
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _verify_batches(rows: Iterable[tuple[str, int, tuple[str, ...]]]) -> Iterator[list]:

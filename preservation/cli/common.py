@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -129,10 +129,3 @@ def exit_on_findings(ok: bool) -> None:
 
 def show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("PRESERVE_NO_PROGRESS")
-
-
-def run_guarded(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except PreservationError as e:
-        fail(e)

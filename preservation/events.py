@@ -27,8 +27,8 @@ MESSAGE_DIGEST_CALCULATION = "message digest calculation"
 VALIDATION = "validation"
 REPLICATION = "replication"
 FIXITY_CHECK = "fixity check"
-# "repair" and "access" are this repository's names; the PREMIS export maps
-# them to the vocabulary's "recovery" and "dissemination".
+# "repair" and "access" are this repository's own words, not the vocabulary's: the
+# PREMIS export writes them as they are, without a valueURI (see premis.EVENT_TYPE_CODES).
 REPAIR = "repair"
 ACCESS = "access"
 DEACCESSION = "deaccession"

@@ -15,12 +15,8 @@ from sqlalchemy import select
 
 from preservation import events
 from preservation.catalog.models import (
-    NODE_OFFLINE,
-    PACKAGE_DEACCESSIONED,
-    REPLICA_COPYING,
     REPLICA_CORRUPT,
     REPLICA_MISSING,
-    REPLICA_PENDING,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
@@ -32,14 +28,11 @@ from preservation.codes import NODE_UNAVAILABLE, REPLICA_ABSENT
 from preservation.errors import InvalidRequest, NotFound
 from preservation.fixity import FixityResult, check_replica
 from preservation.jobs import kinds
-from preservation.replication import next_audit_time, update_package_state
+from preservation.package_state import may_be_audited, next_audit_time, update_package_state
 from preservation.repository import Repository
 
 MAX_FINDINGS_IN_EVENT = 200
 SUSPECT_RETRY = timedelta(hours=1)  # an unreachable node is audited again this much later
-
-AUDITABLE = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
-
 
 @dataclass
 class ReplicaAudit:
@@ -111,7 +104,7 @@ def audit_replica(
         if fixity.ok:
             new_state = REPLICA_VERIFIED
             replica.verified_at = now
-            replica.next_audit_at = next_audit_time(repo, replica.node, replica.id)
+            replica.next_audit_at = next_audit_time(repo.policy)
             replica.last_error = None
         elif codes == {NODE_UNAVAILABLE}:
             # the node did not answer: we know nothing new about the bytes
@@ -143,7 +136,7 @@ def audit_replica(
         elif new_state == REPLICA_SUSPECT:
             kinds.enqueue_for_replica(s, kinds.AUDIT_SUSPECT_AGAIN, replica_id, package_id=package_id,
                                       run_after=now + SUSPECT_RETRY)
-        update_package_state(repo, s, replica.package, agent=agent, job_id=job_id)
+        update_package_state(repo.policy, s, replica.package, agent=agent, job_id=job_id)
     return ReplicaAudit(replica_id, package_id, node.name, state_before, new_state, fixity)
 
 
@@ -153,8 +146,7 @@ def select_replicas(repo: Repository, package_id: str | None = None, node_name: 
             select(Replica.id)
             .join(Node)
             .join(Package)
-            .where(Package.state != PACKAGE_DEACCESSIONED, Node.status != NODE_OFFLINE)
-            .where(Replica.state.notin_((REPLICA_PENDING, REPLICA_COPYING)))
+            .where(may_be_audited())
             .order_by(Replica.package_id, Node.name)
         )
         if package_id:

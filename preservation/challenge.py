@@ -22,19 +22,22 @@ from sqlalchemy import func, select
 
 from preservation import events
 from preservation.catalog.models import (
-    NODE_OFFLINE,
     PACKAGE_DEACCESSIONED,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Node,
+    Package,
     PackageFile,
     Replica,
     utcnow,
 )
 from preservation.codes import NOT_REGULAR
-from preservation.errors import NotFound, NotRegularFile, NoVerifiedSource, PreservationError
+from preservation.errors import ChecksumMismatch, NotFound, NotRegularFile, NoVerifiedSource, PreservationError
 from preservation.jobs import kinds
+from preservation.layout import PackageLayout
+from preservation.package_state import flag_bad_sources, readable_node
 from preservation.repository import Repository
+from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
 
 MAX_RANGE = 64 * 1024
 MAX_FILE_FOR_CHALLENGE = 512 * 1024 * 1024
@@ -65,20 +68,22 @@ def _pick_file(session, package_id: str, rng: secrets.SystemRandom) -> PackageFi
     return session.scalars(stmt.order_by(PackageFile.id).offset(rng.randrange(count)).limit(1)).first()
 
 
-def _expected_answer(source_adapter, key: str, sha256: str, offset: int, length: int, nonce: bytes) -> str:
-    """Read the whole file once from ``source``: verify it and answer the challenge from the same bytes."""
+def _expected_answer(source: CopySource, path: str, sha256: str, offset: int, length: int, nonce: bytes) -> str:
+    """Read the whole file once from ``source``: verify it and answer the challenge from the same bytes.
+
+    Raises SourceFailed when the source cannot be read, ChecksumMismatch when its bytes are not the catalog's.
+    """
     whole = hashlib.sha256()
     proof = hashlib.sha256(nonce)
     position = 0
-    for chunk in source_adapter.read(key):
+    for chunk in source.stream(path):
         whole.update(chunk)
         start, end = max(offset - position, 0), min(offset + length - position, len(chunk))
         if start < end:
             proof.update(chunk[start:end])
         position += len(chunk)
     if whole.hexdigest() != sha256:
-        raise NoVerifiedSource(f"answer a challenge: the source copy of {key} does not match the catalog",
-                               package=key.split("/", 1)[0])
+        raise ChecksumMismatch(f"sha256 {whole.hexdigest()}, the catalog says {sha256}", key=path)
     return proof.hexdigest()
 
 
@@ -95,28 +100,23 @@ def challenge_replica(repo: Repository, replica_id: int, *, agent: str = events.
         row = _pick_file(s, replica.package_id, rng)
         if row is None:
             raise NotFound(f"package {replica.package_id} has no file to challenge")
-        sources = s.scalars(
-            select(Replica).join(Node).where(
-                Replica.package_id == replica.package_id, Replica.id != replica.id,
-                Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE,
-            ).order_by(Replica.verified_at.desc())
-        ).all()
+        sources = verified_sources(repo, s, replica.package_id, exclude_replica_id=replica.id)
         node = replica.node
-        source_nodes = [r.node for r in sources]
-        key = f"{replica.package_id}/{row.path}"
+        key = PackageLayout(replica.package_id).key(row.path)
         sha256, size, path, package_id = row.sha256, row.size, row.path, replica.package_id
     length = min(size, rng.randrange(1, MAX_RANGE + 1))
     offset = rng.randrange(0, size - length + 1)
     nonce = secrets.token_bytes(32)
-    expected = None
-    for source_node in source_nodes:
-        try:
-            expected = _expected_answer(repo.adapter(source_node), key, sha256, offset, length, nonce)
-            break
-        except PreservationError:
-            continue
-    if expected is None:
-        raise NoVerifiedSource("check a challenge against", package=package_id)
+    blamed = Blamed()
+    try:
+        _, expected = from_first_verified(
+            sources, lambda src: _expected_answer(src, path, sha256, offset, length, nonce), blamed,
+            doing="check a challenge against", package_id=package_id)
+    finally:
+        if blamed:
+            with repo.catalog.session() as s:
+                flag_bad_sources(repo.policy, s, s.get(Package, package_id), blamed.problems(), agent,
+                                 activity="checking a challenge's answer", path=path)
     finding = None
     try:
         answer = repo.adapter(node).challenge(key, offset, length, nonce)
@@ -144,7 +144,7 @@ def challenge_random(repo: Repository, *, count: int = 10, node_name: str | None
                      agent: str = events.SYSTEM_AGENT) -> list[ChallengeOutcome]:
     """Challenge ``count`` randomly chosen verified copies (on ``node_name`` only, if given)."""
     with repo.catalog.session() as s:
-        stmt = select(Replica.id).join(Node).where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE)
+        stmt = select(Replica.id).join(Node).where(Replica.state == REPLICA_VERIFIED, readable_node())
         if node_name:
             if s.execute(select(Node.id).where(Node.name == node_name)).scalar_one_or_none() is None:
                 raise NotFound(f"no node named {node_name!r}: see `preserve node list`")

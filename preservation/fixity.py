@@ -30,6 +30,7 @@ from preservation.codes import (
 )
 from preservation.errors import NotRegularFile, PreservationError, StorageError
 from preservation.findings import FindingList
+from preservation.layout import PackageLayout
 from storage_adapters import StorageAdapter
 from storage_adapters.base import VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
 from storage_adapters.hashing import check_algorithms
@@ -125,7 +126,7 @@ def check_replica(
 ) -> FixityResult:
     """Re-read every file of one replica and compare with the catalog; never stops early."""
     result = FixityResult()
-    prefix = f"{package_id}/"
+    prefix = PackageLayout(package_id).prefix
     algorithms = check_algorithms(algorithms)
     traffic_before = adapter.traffic()
     try:

@@ -47,7 +47,9 @@ from preservation.jobs import kinds
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
 from preservation.registry import get_collection
-from preservation.replication import release_staging_if_done, replicate_replica, replicate_together
+from preservation.local_copy import replicate_together
+from preservation.package_state import release_staging_if_done
+from preservation.replication import replicate_replica
 from preservation.repository import Repository
 
 PROFILE = default_profile()
@@ -250,7 +252,7 @@ def ingest(
     held = result.pop("claims")
     with claims.LeaseKeeper(repo.catalog, holder, held) as keeper:
         copies = _replicate_new_package(repo, held, keeper, holder, progress=progress)
-    release_staging_if_done(repo, package_id)
+    release_staging_if_done(repo.catalog, package_id)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state
     result["copies"] = copies

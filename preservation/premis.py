@@ -43,6 +43,7 @@ from preservation.catalog.models import Event, Package
 from preservation.errors import NotFound
 from preservation.events import event_to_dict, iter_events
 from preservation.fixity import iter_package_files
+from preservation.layout import PackageLayout
 from preservation.repository import Repository
 from preservation.text import needs_xml_escape, xml_safe
 
@@ -136,7 +137,7 @@ def package_entity(package: Package) -> etree._Element:
 
 def file_object(package_id: str, path: str, size: int, digests: dict[str, str]) -> etree._Element:
     obj = _el("object", **{f"{{{XSI_NS}}}type": "premis:file"})
-    _identifier(obj, "objectIdentifier", "local", f"{package_id}/{path}")
+    _identifier(obj, "objectIdentifier", "local", PackageLayout(package_id).key(path))
     chars = _sub(obj, "objectCharacteristics")
     _sub(chars, "compositionLevel", "0")
     for algorithm, value in digests.items():

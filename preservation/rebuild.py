@@ -10,7 +10,6 @@ audited in full, so the rebuilt catalog trusts nothing it has not re-read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,7 +37,7 @@ from preservation.codes import (
 )
 from preservation.errors import InvalidRequest, ObjectNotFound, PreservationError
 from preservation.findings import FindingList
-from preservation.replication import RECORD_PREFIX
+from preservation.layout import PackageLayout, recorded_package_ids
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
 
@@ -68,11 +67,7 @@ class RebuildReport:
 
 
 def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
-    ids = set()
-    for info in adapter.list(RECORD_PREFIX):
-        name = info.key[len(RECORD_PREFIX):]
-        if name.endswith(".json") and "/" not in name:
-            ids.add(name[: -len(".json")])
+    ids = set(recorded_package_ids(adapter))
     if scan:
         for info in adapter.list(""):
             head, _, rest = info.key.partition("/")
@@ -83,7 +78,7 @@ def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
 
 def _record(adapter: StorageAdapter, package_id: str) -> dict[str, Any]:
     try:
-        return json.loads(adapter.read_bytes(f"{RECORD_PREFIX}{package_id}.json"))
+        return PackageLayout(package_id).read_record(adapter)
     except (ObjectNotFound, ValueError):
         return {}
 
@@ -109,8 +104,8 @@ def _collection(session, record: dict[str, Any], info, findings: FindingList, pa
 
 
 def _file_rows(adapter: StorageAdapter, package_id: str, metadata, findings: FindingList) -> list[dict[str, Any]]:
-    prefix = f"{package_id}/"
-    sizes = {o.key[len(prefix):]: o.size for o in adapter.list(prefix)}
+    layout = PackageLayout(package_id)
+    sizes = {layout.path_of(o.key): o.size for o in adapter.list(layout.prefix)}
     known: dict[str, dict[str, str]] = {path: dict(d) for path, d in metadata.payload_entries()}
     for manifest in metadata.tag_manifests.values():
         for path, digest in manifest.entries.items():
@@ -129,15 +124,15 @@ def _file_rows(adapter: StorageAdapter, package_id: str, metadata, findings: Fin
     computed: dict[str, dict[str, str]] = {}
     if need:
         algorithms = sorted({a for s in need.values() for a in s} | set(ALGORITHMS))
-        for res in adapter.digest_many([prefix + p for p in sorted(need)], algorithms):
-            path = res.key[len(prefix):]
+        for res in adapter.digest_many([layout.key(p) for p in sorted(need)], algorithms):
+            path = layout.path_of(res.key)
             if res.error is not None:
-                findings.add(REBUILD_NODE_FAILED, str(res.error), path=f"{package_id}/{path}")
+                findings.add(REBUILD_NODE_FAILED, str(res.error), path=layout.key(path))
                 continue
             for algorithm, value in known[path].items():
                 if res.digests.get(algorithm) not in (None, value):
                     findings.add(REBUILD_DIGEST_MISMATCH, f"{algorithm} on the node differs from the bag's manifest",
-                                 path=f"{package_id}/{path}")
+                                 path=layout.key(path))
             computed[path] = dict(res.digests)
     for path, digests in known.items():
         if path not in sizes:
@@ -174,7 +169,7 @@ def rebuild_from_nodes(
     for package_id in sorted(holders):
         first = holders[package_id][0]
         adapter = repo.adapter(first)
-        metadata = read_bag_metadata_from_adapter(adapter, f"{package_id}/")
+        metadata = read_bag_metadata_from_adapter(adapter, PackageLayout(package_id).prefix)
         if metadata.declaration is None:
             report.findings.add(REBUILD_NO_BAGIT, f"no bagit.txt on node {first.name}", path=package_id)
             continue

@@ -44,6 +44,7 @@ from preservation.catalog.models import (
     REPLICA_REPAIRING,
     REPLICA_SUSPECT,
     REPLICA_VERIFIED,
+    Node,
     Package,
     Replica,
 )
@@ -57,8 +58,11 @@ from preservation.errors import (
     VerificationFailed,
 )
 from preservation.fixity import FileRow, check_replica, iter_package_files, verify_rows
-from preservation.replication import CopySource, flag_bad_sources, write_and_verify, write_package_record
+from preservation.layout import PackageLayout
+from preservation.package_state import flag_bad_sources, readable_node
+from preservation.replication import write_and_verify, write_package_record
 from preservation.repository import Repository
+from preservation.sources import replica_source
 
 log = logging.getLogger("preserve.repair")
 
@@ -107,7 +111,6 @@ def repair_replica(
             return {"replica_id": replica_id, "skipped": f"node {node.name} is offline"}
         package_id, node_name = package.id, node.name
     dest = repo.adapter(node)
-    prefix = f"{package_id}/"
 
     check = check_replica(repo.catalog, dest, package_id, ("sha256",), workers=repo.settings.workers)
     if NODE_UNAVAILABLE in check.findings.codes():
@@ -131,11 +134,11 @@ def repair_replica(
         _no_source(repo, replica_id, fallback_state, plan, agent, job_id)
     if plan.failed_sources:
         with repo.catalog.session() as s:
-            flag_bad_sources(repo, s, s.get(Package, package_id), sorted(plan.failed_sources), agent)
+            flag_bad_sources(repo.policy, s, s.get(Package, package_id), sorted(plan.failed_sources), agent)
 
     try:
         copied = _rewrite(repo, package_id, dest, plan)
-        removed = _remove_unexpected(dest, prefix, unexpected)
+        removed = _remove_unexpected(dest, PackageLayout(package_id), unexpected)
         write_package_record(repo, dest, package_id)
     except PreservationError as e:
         _failed(repo, replica_id, fallback_state, agent, job_id, f"rewriting files failed: {e}")
@@ -170,17 +173,15 @@ def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: se
     """Verify the other copies' versions of exactly the damaged files, best copies first."""
     plan = SourcePlan()
     with repo.catalog.session() as s:
-        others = s.scalars(
-            select(Replica).where(
-                Replica.package_id == package_id, Replica.id != replica_id, Replica.state.in_(SOURCE_STATES),
-            )
-        ).all()
+        stmt = select(Replica).join(Node).where(
+            Replica.package_id == package_id, Replica.id != replica_id, Replica.state.in_(SOURCE_STATES),
+        )
         # a copy on an offline node may hold the bytes: without it, "no source" is not yet known
-        plan.unreachable.extend(r.node.name for r in others if r.node.status == NODE_OFFLINE)
-        others = [r for r in others if r.node.status != NODE_OFFLINE]
+        plan.unreachable.extend(r.node.name for r in s.scalars(stmt.where(~readable_node())))
+        others = list(s.scalars(stmt.where(readable_node())))
         others.sort(key=lambda r: (r.state != REPLICA_VERIFIED, -(r.verified_at or EPOCH).timestamp(), r.id))
         candidates = [(r.id, r.node) for r in others]
-    prefix = f"{package_id}/"
+    prefix = PackageLayout(package_id).prefix
     for batch in iter_package_files(repo.catalog, package_id):
         remaining: list[FileRow] = [r for r in batch if r.path in damaged]
         for source_id, source_node in candidates:
@@ -208,20 +209,18 @@ def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: se
 def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
     copied = 0
     with repo.catalog.session() as s:
-        nodes = {rid: s.get(Replica, rid).node for rid in plan.assigned}
+        sources = {rid: replica_source(repo, s.get(Replica, rid)) for rid in plan.assigned}
     for source_id, paths in plan.assigned.items():
-        node = nodes[source_id]
-        source = CopySource(repo.adapter(node), f"{package_id}/", f"node {node.name}", source_id)
-        stats = write_and_verify(repo, package_id, dest, [source], only_paths=paths)
+        stats = write_and_verify(repo, package_id, dest, [sources[source_id]], only_paths=paths)
         copied += stats["bytes_copied"]
     return copied
 
 
-def _remove_unexpected(dest, prefix: str, paths: list[str]) -> int:
+def _remove_unexpected(dest, layout: PackageLayout, paths: list[str]) -> int:
     removed = 0
     for path in paths:
         try:
-            dest.delete_stray(prefix + path)
+            dest.delete_stray(layout.key(path))
             removed += 1
         except ObjectNotFound:
             continue
@@ -265,7 +264,7 @@ def _no_source(repo: Repository, replica_id: int, state: str, plan: SourcePlan, 
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
         package = replica.package
-        flag_bad_sources(repo, s, package, sorted(plan.failed_sources), agent)
+        flag_bad_sources(repo.policy, s, package, sorted(plan.failed_sources), agent)
         replica.state = state
         if plan.unreachable:
             reason = (f"{len(lost)} damaged file(s) could not be verified on any reachable copy; "

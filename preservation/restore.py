@@ -4,7 +4,8 @@ Every file is streamed from the freshest verified replica through the local
 filesystem adapter, which checks both catalog digests before the file becomes
 visible.  A copy that yields wrong bytes is dropped for the rest of the
 restore, flagged ``suspect`` and given an audit; the file is fetched from the
-next copy.  The bag appears under DEST only when complete.
+next copy (:mod:`preservation.sources`).  The bag appears under DEST only when
+complete.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any, Callable
 from sqlalchemy import func, select
 
 from preservation import events
-from preservation.catalog.models import NODE_OFFLINE, REPLICA_VERIFIED, Node, Package, PackageFile, Replica
+from preservation.catalog.models import Package, PackageFile
 from preservation.concurrency import bounded_map
-from preservation.errors import ChecksumMismatch, InvalidRequest, NotFound, NoVerifiedSource, SourceFailed
+from preservation.errors import InvalidRequest, NotFound, NoVerifiedSource
 from preservation.fixity import FileRow, iter_package_files
-from preservation.replication import CopySource, flag_bad_sources
+from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
+from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
 from storage_adapters.filesystem import FilesystemAdapter
 
 
@@ -43,39 +45,24 @@ def restore(
         package = s.get(Package, package_id)
         if package is None:
             raise NotFound(f"no package {package_id!r}")
-        replicas = s.scalars(
-            select(Replica).join(Node)
-            .where(Replica.package_id == package_id, Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE)
-            .order_by(Replica.verified_at.desc())
-        ).all()
-        sources = [CopySource(repo.adapter(r.node), f"{package_id}/", r.node.name, r.id) for r in replicas]
+        sources = verified_sources(repo, s, package_id)
     if not sources:
         raise NoVerifiedSource("restore from", package=package_id)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.restoring-{uuid.uuid4().hex[:8]}"
     target = FilesystemAdapter(tmp.as_uri(), fsync=True)
-    bad: set[int] = set()
+    blamed = Blamed()
     used: dict[str, int] = {}
 
+    def write(row: FileRow, src: CopySource) -> None:
+        target.write(row.path, src.stream(row.path), size=row.size,
+                     expected={"sha256": row.sha256, "sha512": row.sha512})
+
     def fetch(row: FileRow) -> FileRow:
-        errors = []
-        for src in sources:
-            if src.replica_id in bad:
-                continue
-            try:
-                target.write(row.path, src.stream(row.path), size=row.size,
-                             expected={"sha256": row.sha256, "sha512": row.sha512})
-                used[src.label] = used.get(src.label, 0) + 1
-                return row
-            except SourceFailed as failed:
-                error = failed.error
-            except ChecksumMismatch as e:  # the copy's bytes are not the catalog's
-                error = e
-            # any other error is the destination's (full, read-only): raised as it is, no copy is blamed
-            if isinstance(error, ChecksumMismatch) or not error.retryable:
-                bad.add(src.replica_id)
-            errors.append(f"{src.label}: {error}")
-        raise NoVerifiedSource(f"restore {row.path} ({'; '.join(errors)})", package=package_id)
+        src, _ = from_first_verified(sources, lambda src: write(row, src), blamed, doing=f"restore {row.path}",
+                                     package_id=package_id)
+        used[src.label] = used.get(src.label, 0) + 1
+        return row
 
     files = size = 0
     try:
@@ -93,9 +80,9 @@ def restore(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        _record_restore(repo, package_id, dest, files, size, used, bad, agent)
+        _record_restore(repo, package_id, dest, files, size, used, blamed.ids(), agent)
     return {"package_id": package_id, "dest": str(dest), "files": files, "bytes": size,
-            "sources": used, "bad_copies": sorted(bad)}
+            "sources": used, "bad_copies": blamed.ids()}
 
 
 def _record_restore(repo, package_id, dest, files, size, used, bad, agent) -> None:
@@ -106,9 +93,9 @@ def _record_restore(repo, package_id, dest, files, size, used, bad, agent) -> No
             s, events.DISSEMINATION, events.SUCCESS if complete else events.FAILURE, agent=agent,
             package_id=package_id, policy=repo.policy.label,
             detail={"restored_to": str(dest), "files": files, "bytes": size, "sources": used,
-                    "verified": ["sha256", "sha512"], "bad_copies": sorted(bad)},
+                    "verified": ["sha256", "sha512"], "bad_copies": bad},
         )
-        flag_bad_sources(repo, s, package, sorted(bad), agent)
+        flag_bad_sources(repo.policy, s, package, bad, agent)
 
 
 def _file_count(session, package_id: str) -> int:

@@ -47,7 +47,7 @@ from preservation.errors import PlacementError, PreservationError
 from preservation.jobs import kinds, queue
 from preservation.jobs.claim import expire_leases
 from preservation.placement import Candidate, choose_nodes, satisfies
-from preservation.replication import release_staging_if_done, update_package_state
+from preservation.package_state import release_staging_if_done, update_package_state
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.upkeep")
@@ -196,7 +196,7 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
                         "verified_copies": sorted(n.name for n in verified_active)},
             )
             outcome["relabelled"] = 1
-        update_package_state(repo, s, package, agent=agent)
+        update_package_state(repo.policy, s, package, agent=agent)
         return outcome
 
 
@@ -287,7 +287,7 @@ def _sweep_staging(repo: Repository, age: timedelta) -> int:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
         else:
-            release_staging_if_done(repo, package_id)
+            release_staging_if_done(repo.catalog, package_id)
     return removed
 
 

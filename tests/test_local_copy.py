@@ -19,7 +19,8 @@ from preservation.errors import (
     SourceFailed,
 )
 from preservation.ingest import ingest
-from preservation.replication import COMPARED, DIGESTED, replicate_replica, replicate_together
+from preservation.local_copy import replicate_together
+from preservation.replication import COMPARED, DIGESTED, replicate_replica
 from storage_adapters import fanout, filesystem
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 

@@ -1,7 +1,7 @@
 """Serving bytes: from the healthiest copy, verified before the first byte leaves.
 
-A file is read from the most recently verified copy on an active node and
-spooled through a temporary file while its sha256 is computed (memory stays
+A file is read from the most recently verified copy on a readable node
+(:mod:`preservation.sources`: every node not offline) and spooled through a temporary file while its sha256 is computed (memory stays
 at one chunk whatever the file size).  Only when size and sha256 match the
 catalog is the temporary file handed to the caller; a copy that yields other
 bytes is dropped, flagged ``suspect`` with a full audit queued (the audit then
@@ -24,19 +24,13 @@ from typing import IO, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from preservation.catalog.models import (
-    NODE_ACTIVE,
-    PACKAGE_DEACCESSIONED,
-    REPLICA_VERIFIED,
-    Node,
-    Package,
-    PackageFile,
-    Replica,
-)
-from preservation.errors import NotFound, NoVerifiedSource, PreservationError
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile
+from preservation.errors import ChecksumMismatch, NotFound, StorageError
 from preservation.fixity import FileRow, iter_package_files
-from preservation.replication import CopySource, flag_bad_sources
+from preservation.layout import PackageLayout
+from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
+from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
 
 SEND_CHUNK = 1024 * 1024
 SPOOL_DIR = "access-spool"
@@ -75,16 +69,6 @@ def list_files(session: Session, package_id: str, *, offset: int = 0, limit: int
     return [{"path": p, "size": size, "sha256": sha, "tag_file": is_tag} for p, size, sha, is_tag in rows]
 
 
-def healthiest_sources(repo: Repository, session: Session, package_id: str) -> list[CopySource]:
-    """Verified copies on active nodes, most recently verified first."""
-    replicas = session.scalars(
-        select(Replica).join(Node)
-        .where(Replica.package_id == package_id, Replica.state == REPLICA_VERIFIED, Node.status == NODE_ACTIVE)
-        .order_by(Replica.verified_at.desc(), Replica.id)
-    ).all()
-    return [CopySource(repo.adapter(r.node), f"{package_id}/", r.node.name, r.id) for r in replicas]
-
-
 @dataclass
 class VerifiedFile:
     """A file's bytes in a temporary file, already checked against the catalog's size and sha256."""
@@ -119,78 +103,67 @@ class VerifiedFile:
         self.close()
 
 
-def _spool(src: CopySource, row: FileRow, directory: Path) -> tuple[IO[bytes] | None, str]:
-    """(the copy's bytes in a temporary file, "") if they match the catalog, else (None, what is wrong)."""
-    tmp = tempfile.TemporaryFile(dir=directory, prefix="spool-")
+def _spool(src: CopySource, row: FileRow, directory: Path) -> IO[bytes]:
+    """The copy's bytes in a temporary file, checked against the catalog's size and sha256.
+
+    Raises SourceFailed when the copy cannot be read, ChecksumMismatch when
+    its bytes are not the catalog's, StorageError when the spool cannot be
+    written (the server's own disk: no copy is to blame).
+    """
+    try:
+        tmp = tempfile.TemporaryFile(dir=directory, prefix="spool-")
+    except OSError as e:
+        raise StorageError(f"the access spool cannot hold {row.path}: {e.strerror or e}") from e
     digest = hashlib.sha256()
     size = 0
     try:
-        for chunk in src.read(row.path):
+        for chunk in src.stream(row.path):
             size += len(chunk)
             if size > row.size:
-                tmp.close()
-                return None, f"longer than the catalog's {row.size} bytes"
+                raise ChecksumMismatch(f"longer than the catalog's {row.size} bytes", key=row.path)
             digest.update(chunk)
-            tmp.write(chunk)
+            try:
+                tmp.write(chunk)
+            except OSError as e:
+                raise StorageError(f"the access spool cannot hold {row.path}: {e.strerror or e}") from e
+        if size != row.size:
+            raise ChecksumMismatch(f"{size} bytes, the catalog says {row.size}", key=row.path)
+        if digest.hexdigest() != row.sha256:
+            raise ChecksumMismatch(f"sha256 {digest.hexdigest()}, the catalog says {row.sha256}", key=row.path)
+        tmp.flush()
     except BaseException:
         tmp.close()
         raise
-    if size != row.size:
-        tmp.close()
-        return None, f"{size} bytes, the catalog says {row.size}"
-    if digest.hexdigest() != row.sha256:
-        tmp.close()
-        return None, f"sha256 {digest.hexdigest()}, the catalog says {row.sha256}"
-    tmp.flush()
     tmp.seek(0)
-    return tmp, ""
+    return tmp
 
 
 def fetch_verified(
     repo: Repository, package_id: str, row: FileRow, *, agent: str, sources: list[CopySource] | None = None,
-    bad: set[int] | None = None,
+    blamed: Blamed | None = None,
 ) -> VerifiedFile:
     """The file's verified bytes from the first copy that has them right.
 
-    Copies that yield wrong or missing bytes are added to ``bad``, flagged
+    Copies that yield wrong or missing bytes are added to ``blamed``, flagged
     suspect and given an audit.  A copy whose node does not answer is skipped
     without blame.  Raises NoVerifiedSource when no copy has the right bytes.
     """
-    bad = set() if bad is None else bad
+    blamed = Blamed() if blamed is None else blamed
     if sources is None:
         with repo.catalog.session() as s:
-            sources = healthiest_sources(repo, s, package_id)
+            sources = verified_sources(repo, s, package_id)
     directory = spool_dir(repo)
-    newly_bad: list[tuple[int, str]] = []
-    errors: list[str] = []
+    before = blamed.problems()
     try:
-        for src in sources:
-            if src.replica_id in bad:
-                continue
-            try:
-                spooled, problem = _spool(src, row, directory)
-            except PreservationError as e:
-                errors.append(f"{src.label}: {e}")
-                if not e.retryable:
-                    bad.add(src.replica_id)
-                    newly_bad.append((src.replica_id, f"{e.code} {e}"))
-                continue
-            except OSError as e:
-                errors.append(f"{src.label}: {e}")
-                continue
-            if spooled is None:
-                errors.append(f"{src.label}: {problem}")
-                bad.add(src.replica_id)
-                newly_bad.append((src.replica_id, problem))
-                continue
-            return VerifiedFile(row, src.label, spooled)
+        src, spooled = from_first_verified(sources, lambda src: _spool(src, row, directory), blamed,
+                                           doing=f"serve {row.path}", package_id=package_id)
     finally:
-        if newly_bad:
+        newly_blamed = {rid: problem for rid, problem in blamed.problems().items() if rid not in before}
+        if newly_blamed:
             with repo.catalog.session() as s:
-                flag_bad_sources(repo, s, s.get(Package, package_id), dict(newly_bad), agent,
+                flag_bad_sources(repo.policy, s, s.get(Package, package_id), newly_blamed, agent,
                                  activity="serving it to a reader", path=row.path)
-    raise NoVerifiedSource(f"serve {row.path} ({'; '.join(errors) or 'no verified copy on an active node'})",
-                           package=package_id)
+    return VerifiedFile(row, src.label, spooled)
 
 
 class _Sink:
@@ -222,14 +195,15 @@ def iter_package_zip(repo: Repository, package_id: str, *, agent: str) -> Iterat
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
         stamp = package.created_at.timetuple()[:6]
-        sources = healthiest_sources(repo, s, package_id)
-    bad: set[int] = set()
+        sources = verified_sources(repo, s, package_id)
+    blamed = Blamed()
+    layout = PackageLayout(package_id)
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for batch in iter_package_files(repo.catalog, package_id):
             for row in batch:
-                with fetch_verified(repo, package_id, row, agent=agent, sources=sources, bad=bad) as verified:
-                    info = zipfile.ZipInfo(f"{package_id}/{row.path}", date_time=stamp)
+                with fetch_verified(repo, package_id, row, agent=agent, sources=sources, blamed=blamed) as verified:
+                    info = zipfile.ZipInfo(layout.key(row.path), date_time=stamp)
                     info.compress_type = zipfile.ZIP_STORED
                     info.file_size = row.size
                     with zf.open(info, "w") as member:

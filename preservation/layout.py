@@ -1,0 +1,58 @@
+"""Where a package lives on a node: the one place that knows the keys.
+
+A package's bag sits under ``<package id>/`` on every node, and beside the
+bags, under ``.preserve/packages/``, a small JSON record of what the catalog
+knows of each package (``catalog rebuild`` reads it back).  Everything that
+builds or parses one of those keys goes through :class:`PackageLayout`, so
+the layout can only ever change in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from storage_adapters import StorageAdapter
+
+RECORD_PREFIX = ".preserve/packages/"
+RECORD_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class PackageLayout:
+    """The keys of one package on a node."""
+
+    package_id: str
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix under which the package's bag lies (``<package id>/``)."""
+        return f"{self.package_id}/"
+
+    def key(self, path: str) -> str:
+        """The node key of ``path``, a path inside the bag as the catalog holds it."""
+        return self.prefix + path
+
+    def path_of(self, key: str) -> str:
+        """The bag path of ``key``, a key under :attr:`prefix`."""
+        return key[len(self.prefix):]
+
+    @property
+    def record_key(self) -> str:
+        return f"{RECORD_PREFIX}{self.package_id}{RECORD_SUFFIX}"
+
+    def write_record(self, adapter: StorageAdapter, record: dict[str, Any]) -> None:
+        adapter.write(self.record_key, json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
+
+    def read_record(self, adapter: StorageAdapter) -> dict[str, Any]:
+        """The package record on ``adapter``; raises ObjectNotFound, and ValueError when it is not JSON."""
+        return json.loads(adapter.read_bytes(self.record_key))
+
+
+def recorded_package_ids(adapter: StorageAdapter) -> Iterator[str]:
+    """The ids of the packages that have a record on ``adapter``."""
+    for info in adapter.list(RECORD_PREFIX):
+        name = info.key[len(RECORD_PREFIX):]
+        if name.endswith(RECORD_SUFFIX) and "/" not in name:
+            yield name[: -len(RECORD_SUFFIX)]

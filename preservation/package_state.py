@@ -1,0 +1,148 @@
+"""The rules that derive a package's state from its copies, and when a copy is read again.
+
+They take the policy, never the repository: every service that changes a
+copy (replication, audit, repair, access, upkeep) applies the same rules in
+its own transaction.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from preservation import events
+from preservation.catalog.db import Catalog
+from preservation.catalog.models import (
+    NODE_ACTIVE,
+    NODE_OFFLINE,
+    PACKAGE_DAMAGED,
+    PACKAGE_DEACCESSIONED,
+    PACKAGE_DEGRADED,
+    PACKAGE_PRESERVED,
+    PACKAGE_REPLICATING,
+    REPLICA_CORRUPT,
+    REPLICA_MISSING,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Node,
+    Package,
+    Replica,
+    utcnow,
+)
+from preservation.jobs import kinds
+from preservation.placement import satisfies
+from preservation.policy import Policy
+
+# A copy may be audited once it has been written and while nothing is rewriting it: a copy that is
+# pending or copying belongs to replication, one that is repairing to its repair (which audits it
+# itself when done).  Auditing either would judge half-written bytes and race the writer's state change.
+AUDITABLE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
+
+
+def readable_node() -> ColumnElement[bool]:
+    """The one rule for which nodes' copies may be read, to copy, serve or audit them: every node not offline.
+
+    A draining node is read: draining means its copies are being moved
+    elsewhere, which reads them, and every byte read is verified against
+    the catalog before it is used.
+    """
+    return Node.status != NODE_OFFLINE
+
+
+def may_be_audited() -> ColumnElement[bool]:
+    """The one rule for which copies an audit may read (a query joined to Node and Package)."""
+    return and_(Replica.state.in_(AUDITABLE_STATES), readable_node(), Package.state != PACKAGE_DEACCESSIONED)
+
+
+def next_audit_time(policy: Policy) -> datetime:
+    """The deadline of the next full audit: one interval after this verification.
+
+    The audit planner spreads the reads of copies with the same deadline
+    evenly over the interval; an earlier deadline here would only re-read
+    copies more often than the policy asks.
+    """
+    return utcnow() + timedelta(days=policy.audit.interval_days)
+
+
+def update_package_state(
+    policy: Policy, session: Session, package: Package, *, agent: str, job_id: int | None = None
+) -> str:
+    """Derive the package state from its replicas; record an event when it changes."""
+    if package.state == PACKAGE_DEACCESSIONED:
+        return package.state
+    session.flush()
+    replicas = session.scalars(select(Replica).where(Replica.package_id == package.id)).all()
+    verified_active = [r.node for r in replicas if r.state == REPLICA_VERIFIED and r.node.status == NODE_ACTIVE]
+    any_verified = any(r.state == REPLICA_VERIFIED for r in replicas)
+    staged = bool(package.staging_path and Path(package.staging_path).is_dir())
+    if satisfies(policy.replication, verified_active):  # lists what is lacking
+        if any_verified or staged:
+            new = PACKAGE_REPLICATING if package.state == PACKAGE_REPLICATING else PACKAGE_DEGRADED
+        else:
+            new = PACKAGE_DAMAGED
+    else:
+        new = PACKAGE_PRESERVED
+    if new != package.state:
+        old = package.state
+        package.state = new
+        if new == PACKAGE_PRESERVED and package.preserved_at is None:
+            package.preserved_at = utcnow()
+        outcome = events.SUCCESS if new == PACKAGE_PRESERVED else (events.FAILURE if new == PACKAGE_DAMAGED else events.WARNING)
+        events.record_event(
+            session, events.POLICY_ASSIGNMENT, outcome, agent=agent, package_id=package.id, job_id=job_id,
+            policy=policy.label,
+            detail={
+                "package_state": new, "previous_state": old,
+                "verified_copies": sorted(n.name for n in verified_active),
+                "required": policy.replication.model_dump(),
+            },
+        )
+    return new
+
+
+def flag_bad_sources(
+    policy: Policy, session: Session, package: Package, problems: Iterable[int] | Mapping[int, str], agent: str,
+    *, activity: str = "copying", path: str | None = None,
+) -> None:
+    """Copies whose bytes did not match the catalog become suspect, with a failed fixity event and a full audit.
+
+    ``problems`` holds replica ids, or maps them to what was wrong; the audit
+    then decides (corrupt and a repair, or verified again after a fluke).
+    """
+    if not isinstance(problems, Mapping):
+        problems = {rid: "" for rid in problems}
+    flagged = False
+    for rid, problem in problems.items():
+        r = session.get(Replica, rid)
+        if r is None or r.state != REPLICA_VERIFIED:
+            continue
+        r.state = REPLICA_SUSPECT
+        if path:
+            r.last_error = f"{path}: {problem} (found while {activity})"
+        detail = {"reason": f"bytes read from this copy while {activity} did not match the catalog", "state": r.state}
+        if path:
+            detail.update(path=path, problem=problem)
+        events.record_event(
+            session, events.FIXITY_CHECK, events.FAILURE, agent=agent, package_id=package.id, replica_id=r.id,
+            node_name=r.node.name, policy=policy.label, detail=detail,
+        )
+        kinds.enqueue_for_replica(session, kinds.AUDIT_AFTER_BAD_READ, r.id, package_id=package.id)
+        flagged = True
+    if flagged:
+        update_package_state(policy, session, package, agent=agent)
+
+
+def release_staging_if_done(catalog: Catalog, package_id: str) -> None:
+    """Remove the staging bag once the package is preserved (its copies carry it now)."""
+    with catalog.session() as s:
+        package = s.get(Package, package_id)
+        if package is None or package.state != PACKAGE_PRESERVED or not package.staging_path:
+            return
+        path = package.staging_path
+        package.staging_path = None
+    shutil.rmtree(path, ignore_errors=True)

@@ -50,9 +50,6 @@ _REFUSE = r"""
 import json, sys
 from preservation.bagit import create_bag, open_delivery
 from preservation.errors import DeliveryRejected
-from preservation.ingest import delivery_limits
-from preservation.policy import DeliveryPolicy, load_policy
-from preservation.settings import DEFAULT_POLICY
 
 source, dest = sys.argv[1], sys.argv[2]
 with open_delivery(source) as delivery:

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from preservation.bagit import codes as c
+from preservation import codes as c
 from preservation.errors import BagInvalid, DeliveryRejected
 
 from . import archives, bags, directories

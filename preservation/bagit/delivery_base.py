@@ -13,10 +13,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, ClassVar, Iterator
 
+from preservation import codes
 from preservation.errors import DeliveryRejected
 from preservation.findings import FindingList
 
-from . import codes
 from .names import control_characters, find_collisions, is_valid_utf8_text, name_problem, path_too_long, shown
 
 DEFAULT_MAX_DEPTH = 100
@@ -76,9 +76,10 @@ class ExpansionMeter:
     (never below ``ratio_min_size``); the cap is ``max_total_bytes``.
     :meth:`add` raises :class:`ExpansionLimit` as soon as either is passed,
     so a bomb is stopped after producing at most one read more than that.
-    Bytes :meth:`credit` ed as framing (tar headers and padding, a fixed
-    amount per member) count towards the cap but not the ratio: a tar of
-    many small files is mostly zero padding and compresses past 100:1.
+    Framing bytes (tar headers and padding, a fixed amount per member,
+    given to :meth:`credit`) count towards the cap but not the ratio: a tar
+    of many small files is mostly zero padding and compresses past 100:1.
+    The member limit bounds what framing can bring in.
     """
 
     def __init__(self, archive_size: int, limits: "DeliveryLimits") -> None:
@@ -106,7 +107,6 @@ class ExpansionMeter:
                 self.produced,
                 self.ratio,
             )
-
 
     def credit(self, framing: int) -> None:
         """Count ``framing`` bytes already produced (or about to be) as the archive's structure, not content."""

@@ -7,12 +7,15 @@ imported lazily so that, say, boto3 is loaded only for ``s3://`` nodes.
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from preservation.errors import UnsupportedURI
 
 from .base import DigestResult, ObjectInfo, StorageAdapter, WriteResult, check_key
+from .features import Features, LocalStore
 
 ADAPTERS: dict[str, str] = {
     "file": "storage_adapters.filesystem:FilesystemAdapter",
@@ -40,4 +43,14 @@ def open_adapter(uri: str, **options: Any) -> StorageAdapter:
     return adapter_class(uri)(uri, **options)
 
 
-__all__ = ["DigestResult", "ObjectInfo", "StorageAdapter", "WriteResult", "check_key", "open_adapter", "adapter_class"]
+def open_local(path: str | os.PathLike[str], *, create: bool = True, fsync: bool = True) -> StorageAdapter:
+    """A store over the local directory ``path`` (a staging bag, a restore target): its
+    ``features.local`` gives kernel copies and checked paths.  Without ``create`` a missing
+    directory raises StorageUnavailable; without ``fsync`` writes are not forced to disk."""
+    return open_adapter(Path(os.path.abspath(path)).as_uri(), create=create, fsync=fsync)
+
+
+__all__ = [
+    "DigestResult", "Features", "LocalStore", "ObjectInfo", "StorageAdapter", "WriteResult", "adapter_class",
+    "check_key", "open_adapter", "open_local",
+]

@@ -4,13 +4,14 @@ Public methods validate the key once, here, before any I/O, then call the
 ``_``-prefixed method that a back end implements.  A back end never sees an
 unchecked key.
 
-Optional abilities are declared in ``features`` and never assumed:
-
-``node_digest``       digests are computed where the data lives (only digests
-                      cross the network)
-``server_side_copy``  ``copy_from`` can copy without streaming through us
-``object_lock``       objects can be written under WORM retention
-``checksums``         ``stat`` returns checksums stored by the server
+What callers use: ``stat``, ``list``, ``read``, ``write``, ``delete``,
+``digest``, ``flush`` and ``close``, the audit and upkeep calls
+(``digest_many``, ``inventory``, ``verify_many``, ``challenge``,
+``copy_from``, ``delete_stray``, ``sweep_temporary``, ``traffic``), each with
+a default here that a back end may make faster, and ``features``: the
+optional abilities (a local path for kernel copies, digests on the node,
+server-side copy, object lock), each asked for by name and never assumed
+from an adapter's class (see :mod:`storage_adapters.features`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from preservation.errors import (
     StorageError,
 )
 
+from .features import Features
 from .hashing import CHUNK_SIZE, MultiHasher, check_algorithms, files_in_parallel
 from .signing import possession_proof
 
@@ -45,12 +47,6 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _BAD_SEGMENT = re.compile(r"(?:^|/)(\.{0,2})(?=/|$)")
 
 T = TypeVar("T")
-
-FEATURE_NODE_DIGEST = "node_digest"
-FEATURE_SERVER_SIDE_COPY = "server_side_copy"
-FEATURE_OBJECT_LOCK = "object_lock"
-FEATURE_CHECKSUMS = "checksums"
-
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -259,7 +255,8 @@ class StorageAdapter(ABC):
     """One storage location.  Subclasses implement the ``_`` methods."""
 
     scheme: ClassVar[str] = ""
-    features: frozenset[str] = frozenset()
+    abilities: ClassVar[frozenset[str]] = frozenset()
+    """The optional abilities this back end provides itself (names in :mod:`storage_adapters.features`)."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -273,6 +270,11 @@ class StorageAdapter(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
+
+    @property
+    def features(self) -> Features:
+        """What this adapter can do beyond the interface, and who provides it (wrappers hand it on)."""
+        return Features.of(self, self.abilities)
 
     # --- public, checked API ---------------------------------------------
 

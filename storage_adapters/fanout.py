@@ -34,27 +34,21 @@ import io
 import os
 import threading
 from collections import deque
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from preservation.errors import ChecksumMismatch, PreservationError, SourceFailed
 from preservation.pagecache import advise_dontneed, advise_willneed, start_writeback, wait_writeback
 
 from .base import check_key
-from .filesystem import (
-    _COMPARE_CHUNK,
-    _COPY_FILE_RANGE,
-    _EARLY_WRITEBACK,
-    _WRITE_SIDE_ERRORS,
-    FilesystemAdapter,
-    PreparedCopy,
-    _compare_buffers,
-    _fill,
-    _no_follow,
-    _unlink_quietly,
-)
 from .hashing import MultiHasher
+from .localfiles import COMPARE_CHUNK, EARLY_WRITEBACK, WRITE_SIDE_ERRORS, compare_buffers, fill, no_follow, unlink_quietly
 
-WINDOW = _COMPARE_CHUNK
+if TYPE_CHECKING:
+    from .filesystem import FilesystemAdapter, PreparedCopy
+
+_COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
+
+WINDOW = COMPARE_CHUNK
 """Bytes copied to every target and read back before the next window (small enough to stay in the
 CPU's cache between the copy and its read-back: 1, 2 and 4 MiB windows measured alike, 8 and 16 MiB slower)."""
 WRITEBACK_LAG = 8 * WINDOW
@@ -88,19 +82,19 @@ class FannedCopy:
 class _Target:
     """One target's temporary copy while it is written and read back (one descriptor for both)."""
 
-    def __init__(self, index: int, store: FilesystemAdapter, key: str) -> None:
+    def __init__(self, index: int, store: "FilesystemAdapter", key: str) -> None:
         self.index = index
         self.store = store
         self.key = key
-        self.path = store._temporary_name()
+        self.path = store.temporary_path()
         try:
             try:
                 self.file = open(self.path, "x+b", buffering=0)
             except FileNotFoundError:  # the first copy to this store, or a disk swap removed the directory
-                store._make_temporary_dir()
+                store.make_temporary_dir()
                 self.file = open(self.path, "x+b", buffering=0)
         except OSError as e:
-            raise store._translate(e, key) from e
+            raise store.translate(e, key) from e
         self.kernel = _COPY_FILE_RANGE is not None and type(self.file) is io.FileIO
         self.held: _Held | None = None
 
@@ -111,7 +105,7 @@ class _Target:
 
     def read(self, offset: int, buf: bytearray, n: int) -> int:
         self.file.seek(offset)
-        return _fill(self.file, buf, n)
+        return fill(self.file, buf, n)
 
     def close(self) -> None:
         """Close the file; its descriptor for the windows still to be dropped stays open until they are."""
@@ -123,7 +117,7 @@ class _Target:
 
     def discard(self) -> None:
         self.close()
-        _unlink_quietly(self.path)
+        unlink_quietly(self.path)
 
 
 class _Held:
@@ -181,21 +175,20 @@ class FanOut:
         ``size`` bytes, InvalidKey for a key outside a store; no temporary
         file is left behind then.
         """
-        source_key = check_key(source_key)
         keys = [check_key(key) for _, key in targets]
         for (store, _), key in zip(targets, keys):
-            store._path(key)  # refuses the store's temporary area
+            store.object_path(key)  # refuses the store's temporary area
         done = FannedCopy(len(targets))
         try:
-            src = open(self.source._file(source_key), "rb", buffering=0, opener=_no_follow)
+            src = open(self.source.local_file(source_key), "rb", buffering=0, opener=no_follow)
         except OSError as e:
-            raise SourceFailed(self.source._translate(e, source_key)) from e
+            raise SourceFailed(self.source.translate(e, source_key)) from e
         live: list[_Target] = []
         with src:
             try:
                 found = os.fstat(src.fileno()).st_size
             except OSError as e:
-                raise SourceFailed(self.source._translate(e, source_key)) from e
+                raise SourceFailed(self.source.translate(e, source_key)) from e
             if found != size:
                 raise ChecksumMismatch(f"the source has {found} bytes, {size} were expected",
                                        key=source_key, location=self.source.location)
@@ -217,11 +210,11 @@ class FanOut:
                     self._active -= 1
         for target in live:
             target.close()
-            done.copies[target.index] = PreparedCopy(target.store, target.path, target.key, size)
+            done.copies[target.index] = target.store.adopt(target.path, target.key, size)
         return done
 
     def _copy(self, src, source_key: str, size: int, live: list[_Target], done: FannedCopy) -> None:
-        streamed = size >= _EARLY_WRITEBACK
+        streamed = size >= EARLY_WRITEBACK
         for target in live if streamed else ():
             target.held = _Held(target.file.fileno())
         reference = live[0] if live else None
@@ -230,7 +223,7 @@ class FanOut:
         # (500 files of 1 MiB to three nodes: 2.3 s alone, 2.55 s split)
         hasher = MultiHasher(self.algorithms, parallel=self._active == 1)
         same = {target.index: True for target in live[1:]}
-        buf, other = _compare_buffers()
+        buf, other = compare_buffers()
         ahead = 0
         offset = 0
 
@@ -295,8 +288,8 @@ class FanOut:
                 try:
                     got = _kernel_copy(src, target.file, offset, count)
                 except OSError as e:
-                    if e.errno in _WRITE_SIDE_ERRORS:
-                        fail(target, target.store._translate(e, target.key))
+                    if e.errno in WRITE_SIDE_ERRORS:
+                        fail(target, target.store.translate(e, target.key))
                         continue
                     target.kernel = False  # another filesystem, an old kernel, or EIO on either side
                     by_hand.append(target)
@@ -309,16 +302,16 @@ class FanOut:
             scratch = self._scratch_buffer()
             try:
                 src.seek(offset)
-                got = _fill(src, scratch, count)
+                got = fill(src, scratch, count)
             except OSError as e:
-                raise SourceFailed(self.source._translate(e, source_key)) from e
+                raise SourceFailed(self.source.translate(e, source_key)) from e
             if got != count:
                 raise _changed(self.source, source_key)
             for target in by_hand:
                 try:
                     target.write(offset, memoryview(scratch)[:count])
                 except OSError as e:
-                    fail(target, target.store._translate(e, target.key))
+                    fail(target, target.store.translate(e, target.key))
         return count
 
     def _scratch_buffer(self) -> bytearray:

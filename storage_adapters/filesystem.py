@@ -22,7 +22,6 @@ import io
 import itertools
 import os
 import stat
-import threading
 import time
 import uuid
 from concurrent.futures import CancelledError
@@ -60,12 +59,21 @@ from .base import (
     VerifyProblem,
     check_key,
 )
-from .hashing import CHUNK_SIZE, MultiHasher
+from .fanout import FanOut
+from .features import FEATURE_LOCAL_FILES
+from .hashing import CHUNK_SIZE
+from .localfiles import (
+    EARLY_WRITEBACK,
+    WRITE_SIDE_ERRORS,
+    NotRegularPath,
+    digest_path,
+    no_follow,
+    regular_size,
+    unlink_quietly,
+)
 
 TEMP_DIR = ".preserve-tmp"
 _SMALL_FILE = 1024 * 1024
-_EARLY_WRITEBACK = 256 * 1024
-"""A kernel copy at least this big starts its writeback at once, so the flush later finds it on disk."""
 _DIR_CACHE = 100_000
 _VERIFY_FILES = 500
 _VERIFY_BYTES = 32 * 1024 * 1024
@@ -75,10 +83,8 @@ _PROCESS_MAX_AVERAGE = 1024 * 1024  # files this big on average are hashed as fa
 _SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 _COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
 _KERNEL_COPY_STEP = 64 * 1024 * 1024
-_COMPARE_CHUNK = 1024 * 1024
 _TEMP_PREFIX = uuid.uuid4().hex[:16]  # random per process; a counter, not a getrandom() call, per file
 _temp_counter = itertools.count()
-_WRITE_SIDE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 T = TypeVar("T")
 
@@ -92,7 +98,7 @@ def _is_dir(entry: os.DirEntry) -> bool:
 
 class FilesystemAdapter(StorageAdapter):
     scheme = "file"
-    features = frozenset()
+    abilities = frozenset({FEATURE_LOCAL_FILES})
 
     def __init__(self, uri: str, create: bool = True, fsync: bool | None = None) -> None:
         super().__init__(uri)
@@ -111,7 +117,7 @@ class FilesystemAdapter(StorageAdapter):
             try:
                 os.makedirs(self.root, exist_ok=True)
             except OSError as e:
-                raise self._translate(e, "") from e
+                raise self.translate(e, "") from e
         if not os.path.isdir(self.root):
             raise StorageUnavailable("the root directory does not exist", location=self.root)
         self._root_prefix = self.root.rstrip(os.sep) + os.sep
@@ -125,7 +131,8 @@ class FilesystemAdapter(StorageAdapter):
 
     # --- paths -------------------------------------------------------------
 
-    def _path(self, key: str) -> str:
+    def object_path(self, key: str) -> str:
+        """Where ``key``'s file goes under the root, its links not resolved; refuses the temporary area."""
         if key.split("/", 1)[0] == TEMP_DIR:
             raise InvalidKey(f"{TEMP_DIR}/ is reserved for temporary files", key=key)
         return os.path.join(self.root, *key.split("/"))
@@ -150,15 +157,16 @@ class FilesystemAdapter(StorageAdapter):
 
     def _file(self, key: str) -> str:
         """Where ``key``'s file is: its directory resolved and checked; the file itself is
-        opened without following a link (see ``_no_follow``)."""
-        directory, name = os.path.split(self._path(key))
+        opened without following a link (see ``no_follow``)."""
+        directory, name = os.path.split(self.object_path(key))
         return os.path.join(self._real_dir(directory, key), name)
 
     def _forget_dirs(self) -> None:
         self._dirs.clear()
         self._made.clear()
 
-    def _translate(self, e: OSError, key: str) -> StorageError:
+    def translate(self, e: OSError, key: str) -> StorageError:
+        """The coded error for an OSError on ``key`` here."""
         if isinstance(e, NotRegularPath):
             return NotRegularFile(f"the object is a {e.kind}, not a file; refused", key=key, kind=e.kind)
         if e.errno == errno.ELOOP:
@@ -180,12 +188,12 @@ class FilesystemAdapter(StorageAdapter):
         try:
             st = os.stat(path, follow_symlinks=False)
         except OSError as e:
-            raise self._translate(e, key) from e
+            raise self.translate(e, key) from e
         kind = fsverify.irregular_kind(st.st_mode)
         if kind == "directory":
             raise ObjectNotFound(key=key, location=self.location)
         if kind is not None:
-            raise self._translate(NotRegularPath(kind), key)
+            raise self.translate(NotRegularPath(kind), key)
         return ObjectInfo(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -252,7 +260,7 @@ class FilesystemAdapter(StorageAdapter):
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise self._translate(e, key_prefix) from e
+            raise self.translate(e, key_prefix) from e
         try:
             names = [e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in entries]
         except OSError:  # an entry whose kind the listing did not give and that is gone now
@@ -265,14 +273,14 @@ class FilesystemAdapter(StorageAdapter):
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         path = self._file(key)
         try:
-            f = open(path, "rb", buffering=0, opener=_no_follow)
+            f = open(path, "rb", buffering=0, opener=no_follow)
         except OSError as e:
-            raise self._translate(e, key) from e
+            raise self.translate(e, key) from e
         try:
-            _regular_size(f.fileno())
+            regular_size(f.fileno())
         except OSError as e:
             f.close()
-            raise self._translate(e, key) from e
+            raise self.translate(e, key) from e
         return self._read_file(f, key, offset, length)
 
     def _read_file(self, f, key: str, offset: int, length: int | None) -> Iterator[bytes]:
@@ -290,7 +298,7 @@ class FilesystemAdapter(StorageAdapter):
                         remaining -= len(chunk)
                     yield chunk
             except OSError as e:
-                raise self._translate(e, key) from e
+                raise self.translate(e, key) from e
 
     def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
         tmp = self._temporary()
@@ -312,15 +320,15 @@ class FilesystemAdapter(StorageAdapter):
                     os.fsync(f.fileno())
             self._commit(tmp, key)
         except SourceFailed as e:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             if isinstance(e.error, OSError):  # the chunks' own read failed: theirs to report, untranslated
                 raise e.error from None
             raise
         except OSError as e:
-            _unlink_quietly(tmp)
-            raise self._translate(e, key) from e
+            unlink_quietly(tmp)
+            raise self.translate(e, key) from e
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
 
     def copy_local(
@@ -356,42 +364,42 @@ class FilesystemAdapter(StorageAdapter):
         tmp = self._temporary()
         try:
             try:
-                src = open(source._file(source_key), "rb", buffering=0, opener=_no_follow)
+                src = open(source._file(source_key), "rb", buffering=0, opener=no_follow)
             except OSError as e:
-                raise SourceFailed(source._translate(e, source_key)) from e
+                raise SourceFailed(source.translate(e, source_key)) from e
             try:
-                _regular_size(src.fileno())
+                regular_size(src.fileno())
             except OSError as e:
                 src.close()
-                raise SourceFailed(source._translate(e, source_key)) from e
+                raise SourceFailed(source.translate(e, source_key)) from e
             with src, open(tmp, "wb", buffering=0) as dst:
                 try:
                     copied = _copy_file_data(src, dst)
                 except SourceFailed as e:
-                    raise SourceFailed(source._translate(e.error, source_key)) from e.error
+                    raise SourceFailed(source.translate(e.error, source_key)) from e.error
                 if copied != size:
                     raise ChecksumMismatch(f"the source has {copied} bytes, {size} were expected",
                                            key=source_key, location=source.location)
-                if copied >= _EARLY_WRITEBACK:
+                if copied >= EARLY_WRITEBACK:
                     advise_dontneed(dst.fileno())  # dirty pages: starts their writeback, does not wait
         except OSError as e:
-            _unlink_quietly(tmp)
-            raise self._translate(e, key) from e
+            unlink_quietly(tmp)
+            raise self.translate(e, key) from e
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         return PreparedCopy(self, tmp, key, size)
 
     def _temporary(self) -> str:
         """A new temporary path under the root (its directory made again if a disk swap removed it)."""
-        self._make_temporary_dir()
-        return self._temporary_name()
+        self.make_temporary_dir()
+        return self.temporary_path()
 
-    def _temporary_name(self) -> str:
-        """A new temporary path under the root, its directory not checked (see ``_make_temporary_dir``)."""
+    def temporary_path(self) -> str:
+        """A new temporary path under the root, its directory not checked (see ``make_temporary_dir``)."""
         return os.path.join(self.root, TEMP_DIR, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
 
-    def _make_temporary_dir(self) -> None:
+    def make_temporary_dir(self) -> None:
         """Make the temporary area if it is gone; refuse it unless it is a directory, not a link
         (the bytes of every write would otherwise land wherever the link leads)."""
         path = os.path.join(self.root, TEMP_DIR)
@@ -400,13 +408,13 @@ class FilesystemAdapter(StorageAdapter):
                 os.mkdir(path)
             mode = os.lstat(path).st_mode
         except OSError as e:
-            raise self._translate(e, TEMP_DIR) from e
+            raise self.translate(e, TEMP_DIR) from e
         if not stat.S_ISDIR(mode):
             raise StorageError(f"{path} is not a directory (a symbolic link?): remove it, then write again")
 
     def _commit(self, tmp: str, key: str) -> None:
         """Rename the finished temporary file ``tmp`` into place as ``key`` (atomically)."""
-        final = self._path(key)
+        final = self.object_path(key)
         parent, name = os.path.split(final)
         if parent not in self._made:
             self._make_parents(key)
@@ -458,7 +466,7 @@ class FilesystemAdapter(StorageAdapter):
                 raise ObjectNotFound(key=key, location=self.location)
             os.unlink(path)
         except OSError as e:
-            raise self._translate(e, key) from e
+            raise self.translate(e, key) from e
         parent = os.path.dirname(path)
         while parent != self.root and parent.startswith(self._root_prefix):
             try:
@@ -472,7 +480,7 @@ class FilesystemAdapter(StorageAdapter):
         try:
             size, digests = digest_path(self._file(key), algorithms)
         except OSError as e:
-            raise self._translate(e, key) from e
+            raise self.translate(e, key) from e
         return DigestResult(key=key, size=size, digests=digests, bytes_read=size)
 
     def _verify_many(
@@ -567,19 +575,27 @@ class FilesystemAdapter(StorageAdapter):
             elif kind == fsverify.REFUSED:
                 problem = VerifyProblem(path, VERIFY_UNREADABLE, error=InvalidKey(detail[0], key=key))
             elif kind == fsverify.UNREADABLE:
-                problem = VerifyProblem(path, VERIFY_UNREADABLE, error=self._translate(OSError(*detail), key))
+                problem = VerifyProblem(path, VERIFY_UNREADABLE, error=self.translate(OSError(*detail), key))
             elif kind == fsverify.SIZE:
                 problem = VerifyProblem(path, VERIFY_SIZE, actual=detail[0], expected=detail[1])
             elif kind == fsverify.NOT_REGULAR:
-                problem = VerifyProblem(path, VERIFY_NOT_REGULAR, error=self._translate(NotRegularPath(detail[0]), key))
+                problem = VerifyProblem(path, VERIFY_NOT_REGULAR, error=self.translate(NotRegularPath(detail[0]), key))
             else:
                 checked += 1
                 problem = VerifyProblem(path, VERIFY_DIGEST, algorithm=detail[0], actual=detail[1], expected=detail[2])
             problems.append(problem)
         return VerifyBatch(checked=checked, bytes_read=bytes_read, problems=problems)
 
+    def fan_out(self, algorithms: Sequence[str], *, drop_source: bool = False) -> FanOut:
+        """A one-pass copier from this store to several local stores (see :mod:`storage_adapters.fanout`)."""
+        return FanOut(self, algorithms, drop_source=drop_source)
+
+    def adopt(self, path: str, key: str, size: int) -> "PreparedCopy":
+        """The finished temporary file ``path`` of this store, to become ``key``'s object on commit."""
+        return PreparedCopy(self, path, key, size)
+
     def local_file(self, key: str) -> str:
-        """The checked path of ``key``'s file, for local comparisons (open it with ``_no_follow``)."""
+        """The checked path of ``key``'s file, for local comparisons (open it with ``no_follow``)."""
         return self._file(check_key(key))
 
     def flush(self) -> None:
@@ -637,30 +653,6 @@ def _sync_filesystem(root: str) -> None:
         os.close(fd)
 
 
-class NotRegularPath(OSError):
-    """An opened path is a FIFO, socket or device, not a regular file (``kind`` says which)."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(errno.EINVAL, f"not a regular file but a {kind}")
-        self.kind = kind
-
-
-def _regular_size(fd: int) -> int:
-    """The size of the open file ``fd``; raises NotRegularPath unless it is a regular file (a FIFO
-    would read as empty, a device as anything)."""
-    st = os.fstat(fd)
-    kind = fsverify.irregular_kind(st.st_mode)
-    if kind is not None:
-        raise NotRegularPath(kind)
-    return st.st_size
-
-
-def _no_follow(path: str, flags: int) -> int:
-    """Open for reading without following a symbolic link in the last component (ELOOP
-    instead), and without waiting for a writer if the name is a FIFO."""
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-
-
 class PreparedCopy:
     """A finished copy in a temporary file of a filesystem store, not yet visible under its key."""
 
@@ -680,7 +672,7 @@ class PreparedCopy:
         of 1 MiB to three nodes: 2.8 s of kernel time before, 2.0 s after)."""
         fd = None
         try:
-            if self.size >= _EARLY_WRITEBACK:
+            if self.size >= EARLY_WRITEBACK:
                 fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 if self.store.fsync and self.size > _SMALL_FILE:
                     os.fsync(fd)
@@ -689,7 +681,7 @@ class PreparedCopy:
                 advise_dontneed(fd)
         except OSError as e:
             self.discard()
-            raise self.store._translate(e, self.key) from e
+            raise self.store.translate(e, self.key) from e
         except BaseException:
             self.discard()
             raise
@@ -698,7 +690,7 @@ class PreparedCopy:
                 os.close(fd)
 
     def discard(self) -> None:
-        _unlink_quietly(self.path)
+        unlink_quietly(self.path)
 
 
 def _copy_file_data(src, dst) -> int:
@@ -719,7 +711,7 @@ def _copy_file_data(src, dst) -> int:
                     return total
                 total += n
         except OSError as e:
-            if e.errno in _WRITE_SIDE_ERRORS:
+            if e.errno in WRITE_SIDE_ERRORS:
                 raise
             src.seek(0)
             dst.seek(0)
@@ -740,101 +732,3 @@ def _copy_file_data(src, dst) -> int:
         total += n
 
 
-def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
-    """Size and digests of the file at ``path`` (not following a final symbolic link); raises
-    OSError, NotRegularPath for a FIFO, socket or device."""
-    hasher = MultiHasher(algorithms)
-    with open(path, "rb", buffering=0, opener=_no_follow) as f:
-        size = _regular_size(f.fileno())
-        if size < CHUNK_SIZE:
-            # small files (most files of most bags): one read, no 4 MiB buffer to allocate
-            hasher.update(f.read(size + 1))
-        buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            hasher.update(view[:n])
-    return hasher.size, hasher.hexdigests()
-
-
-def digest_and_compare(
-    path: str, others: Sequence[str], algorithms: Sequence[str]
-) -> tuple[int, dict[str, str], list[bool | OSError]]:
-    """Size and digests of ``path`` and, in the same read of it, whether each of ``others`` holds
-    the same bytes (True, False, or the error that stopped reading it).
-
-    Reads go into two buffers this thread keeps (a fresh megabyte per read
-    would cost the kernel more than the comparison), compared with memcmp.
-    """
-    hasher = MultiHasher(algorithms)
-    results: list[bool | OSError] = [True] * len(others)
-    buf, other = _compare_buffers()
-    with contextlib.ExitStack() as stack:
-        f = stack.enter_context(open(path, "rb", buffering=0, opener=_no_follow))
-        size = _regular_size(f.fileno())
-        readers = []
-        for k, name in enumerate(others):
-            try:
-                g = stack.enter_context(open(name, "rb", buffering=0, opener=_no_follow))
-                if _regular_size(g.fileno()) != size:
-                    results[k] = False
-            except OSError as e:
-                g, results[k] = None, e
-            readers.append(g)
-        while True:
-            n = _fill(f, buf)
-            if n:
-                hasher.update(memoryview(buf)[:n])
-            for k, g in enumerate(readers):
-                if results[k] is True:
-                    try:
-                        m = _fill(g, other, n + 1 if n < len(other) else n)
-                        if m != n or (buf != other if n == len(buf) else buf[:n] != other[:n]):
-                            results[k] = False
-                    except OSError as e:
-                        results[k] = e
-            if not n:
-                return hasher.size, hasher.hexdigests(), results
-
-
-_buffers = threading.local()
-
-
-def _compare_buffers() -> tuple[bytearray, bytearray]:
-    pair = getattr(_buffers, "pair", None)
-    if pair is None:
-        pair = _buffers.pair = (bytearray(_COMPARE_CHUNK), bytearray(_COMPARE_CHUNK))
-    return pair
-
-
-def _fill(f, buf: bytearray, want: int | None = None) -> int:
-    """Read into ``buf`` until ``want`` bytes (all of it by default) or the end of the file."""
-    want = len(buf) if want is None else want
-    view = memoryview(buf)
-    got = 0
-    while got < want:
-        n = f.readinto(view[got:want])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def same_content(path: str, other: str) -> bool:
-    """True when the two files hold the same bytes (read side by side, compared chunk by chunk)."""
-    with open(path, "rb", buffering=0, opener=_no_follow) as a, open(other, "rb", buffering=0, opener=_no_follow) as b:
-        if _regular_size(a.fileno()) != _regular_size(b.fileno()):
-            return False
-        while True:
-            x = a.read(_COMPARE_CHUNK)
-            if x != b.read(_COMPARE_CHUNK):
-                return False
-            if not x:
-                return True
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)

@@ -13,10 +13,13 @@ headers and bodies (TCP and TLS framing are not counted).
 Credentials are constructor options (``key_id``, ``key``, ``ca_file``) or the
 environment (``PRESERVE_NODE_KEY_ID``, ``PRESERVE_NODE_KEY``), never the URI.
 
-Connection failures and 502/503/504 answers are retried with exponential
-back-off; a 4xx answer never is.  A write is retried only if the failure came
-before its first byte was sent; a read resumes where a broken connection left
-it, with a Range request.
+:class:`NodeStore` makes each request once; :class:`NodeAdapter`, what
+callers open, is that store wrapped in the one retry wrapper
+(:class:`~storage_adapters.wrappers.RetryingAdapter`): connection failures
+and 502/503/504 answers (StorageUnavailable) are retried with exponential
+back-off, a 4xx answer never is, a write only if it failed before its first
+byte was sent, and a read resumes where a broken connection left it, with a
+Range request.
 """
 
 from __future__ import annotations
@@ -24,11 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import ssl
 import threading
-import time
-from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -51,8 +51,10 @@ from preservation.errors import (
     all_error_classes,
 )
 
-from .base import FEATURE_NODE_DIGEST, DigestResult, ObjectInfo, StorageAdapter, check_key
+from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
+from .features import FEATURE_NODE_DIGEST
 from .hashing import CHUNK_SIZE
+from .wrappers import RetryingAdapter
 from .signing import (
     EMPTY_SHA256,
     HEADER_CONFIRM_DELETE,
@@ -69,7 +71,6 @@ KEY_ENV = "PRESERVE_NODE_KEY"
 KEY_ID_ENV = "PRESERVE_NODE_KEY_ID"
 DEFAULT_KEY_ID = "coordinator"
 
-TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _STATUS_ERRORS: dict[int, type[StorageError]] = {
     403: AccessDenied,
     404: ObjectNotFound,
@@ -82,7 +83,6 @@ _STATUS_ERRORS: dict[int, type[StorageError]] = {
 _ERRORS_BY_CODE: dict[str, type[PreservationError]] = {
     cls.code: cls for cls in all_error_classes() if issubclass(cls, (StorageError, InvalidRequest))
 }
-_MAX_BACKOFF = 10.0
 
 
 class _TrailedBody:
@@ -97,7 +97,6 @@ class _TrailedBody:
         self._source = source
         self._key = key
         self.signature = ""
-        self.started = False
         self.size = 0
         self.sha256 = ""
         self.source_error: BaseException | None = None
@@ -112,7 +111,6 @@ class _TrailedBody:
             except BaseException as e:
                 self.source_error = e
                 raise
-            self.started = True
             hasher.update(chunk)
             self.size += len(chunk)
             yield chunk
@@ -120,9 +118,11 @@ class _TrailedBody:
         yield make_trailer(self._key, self.signature, self.sha256, self.size)
 
 
-class NodeAdapter(StorageAdapter):
+class NodeStore(StorageAdapter):
+    """The node agent at ``uri``, each request made once (callers open :class:`NodeAdapter`)."""
+
     scheme = "node+http"
-    features = frozenset({FEATURE_NODE_DIGEST})
+    abilities = frozenset({FEATURE_NODE_DIGEST})
 
     def __init__(
         self,
@@ -133,8 +133,6 @@ class NodeAdapter(StorageAdapter):
         ca_file: str | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 5.0,
-        retries: int = 4,
-        backoff: float = 0.5,
         digest_batch: int = 1000,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -181,8 +179,6 @@ class NodeAdapter(StorageAdapter):
             except (OSError, ssl.SSLError) as e:
                 raise ConfigError(f"cannot load the CA file {ca_file!r} for {self._display}: {e}") from e
         self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
         self.digest_batch = digest_batch
         self._client = httpx.Client(
             base_url=f"{scheme.removeprefix('node+')}://{parts.netloc}",
@@ -238,9 +234,6 @@ class NodeAdapter(StorageAdapter):
         head = 15 + len(response.reason_phrase) + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
         self._count(head + response.num_bytes_downloaded)
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(min(self.backoff * 2**attempt, _MAX_BACKOFF) * (0.5 + random.random()))
-
     def _transport_error(self, e: httpx.TransportError) -> StorageError:
         if isinstance(e, httpx.ConnectError) and _is_certificate_failure(e):
             return AccessDenied(
@@ -273,31 +266,17 @@ class NodeAdapter(StorageAdapter):
         content: bytes = b"",
         key: str | None = None,
     ) -> httpx.Response:
-        """Send one signed request, retried on transient failures; return the streaming response.
+        """Send one signed request; return the streaming response.
 
         The caller must pass the response to :meth:`_finish`.  Raises the
-        translated error for a 4xx/5xx answer, and StorageUnavailable when the
-        agent cannot be reached after the retries.
+        translated error for a 4xx/5xx answer (StorageUnavailable for
+        502/503/504), and StorageUnavailable when the agent cannot be reached.
         """
-        attempt = 0
-        while True:
-            request = self._signed(method, path, params=params, headers=headers, content=content)
-            try:
-                response = self._client.send(request, stream=True)
-            except httpx.TransportError as e:
-                error = self._transport_error(e)
-                if not error.retryable or attempt >= self.retries:
-                    raise error from e
-            else:
-                if response.status_code not in TRANSIENT_STATUSES or attempt >= self.retries:
-                    break
-                try:
-                    response.read()
-                except httpx.HTTPError:
-                    pass  # the body of a 5xx answer carries nothing we need
-                self._finish(response)
-            self._sleep(attempt)
-            attempt += 1
+        request = self._signed(method, path, params=params, headers=headers, content=content)
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
         if response.status_code >= 400:
             try:
                 raise self._error_from(response, key)
@@ -362,31 +341,19 @@ class NodeAdapter(StorageAdapter):
         return _object_info(document, key)
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        start_after: str | None = None
-        attempt = 0
-        while True:
-            params = {"prefix": self._prefix + prefix}
-            if start_after is not None:
-                params["start_after"] = start_after
-            try:
-                with self._exchange("GET", "/v1/list", params=params, key=prefix) as response:
-                    for line in response.iter_lines():
-                        if not line:
-                            continue
-                        document = json.loads(line)
-                        if document.get("end"):
-                            return
-                        start_after = document["key"]
-                        yield _object_info(document, self._local_key(document["key"]))
-                error: StorageError = StorageUnavailable(
-                    f"the node agent at {self._agent} cut the listing short", location=self.location
-                )
-            except httpx.TransportError as e:
-                error = self._transport_error(e)
-            if attempt >= self.retries:
-                raise error
-            self._sleep(attempt)
-            attempt += 1
+        """Every entry under ``prefix``; a listing the agent cut short raises StorageUnavailable."""
+        try:
+            with self._exchange("GET", "/v1/list", params={"prefix": self._prefix + prefix}, key=prefix) as response:
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    document = json.loads(line)
+                    if document.get("end"):
+                        return
+                    yield _object_info(document, self._local_key(document["key"]))
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        raise StorageUnavailable(f"the node agent at {self._agent} cut the listing short", location=self.location)
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0:
@@ -394,56 +361,35 @@ class NodeAdapter(StorageAdapter):
             return iter(())
         # The first request is made now, so that a missing object raises here, not on iteration.
         response = self._open("GET", self._object_path(key), headers=_range(offset, length), key=key)
-        return self._read_stream(key, offset, length, response)
+        return self._read_stream(response)
 
-    def _read_stream(self, key: str, offset: int, length: int | None, response: httpx.Response) -> Iterator[bytes]:
-        position, remaining = offset, length
-        attempt = 0
-        while True:
-            try:
-                if response.status_code != 416:
-                    for chunk in response.iter_raw(CHUNK_SIZE):
-                        position += len(chunk)
-                        if remaining is not None:
-                            remaining -= len(chunk)
-                        yield chunk
-                return
-            except httpx.TransportError as e:
-                if attempt >= self.retries:
-                    raise self._transport_error(e) from e
-            finally:
-                self._finish(response)
-            self._sleep(attempt)
-            attempt += 1
-            if remaining == 0:
-                return
-            response = self._open("GET", self._object_path(key), headers=_range(position, remaining), key=key)
+    def _read_stream(self, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            if response.status_code != 416:
+                yield from response.iter_raw(CHUNK_SIZE)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        finally:
+            self._finish(response)
 
     def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
         body = _TrailedBody(iter(chunks), self._key)
         headers = {}
         if size is not None:
             headers = {HEADER_SIZE: str(size), "Content-Length": str(size + TRAILER_LENGTH)}
-        attempt = 0
-        while True:
-            request = self._signed(
-                "PUT", self._object_path(key), params={"algorithms": "sha256"}, headers=headers, content=body,
-                content_sha256=STREAMING_TRAILER,
-            )
-            body.signature = _signature_of(request)
-            try:
-                response = self._client.send(request, stream=True)
-                break
-            except BaseException as e:
-                if body.source_error is not None:
-                    raise body.source_error from None
-                if not isinstance(e, httpx.TransportError):
-                    raise
-                error = self._transport_error(e)
-                if body.started or not error.retryable or attempt >= self.retries:
-                    raise error from e
-            self._sleep(attempt)
-            attempt += 1
+        request = self._signed(
+            "PUT", self._object_path(key), params={"algorithms": "sha256"}, headers=headers, content=body,
+            content_sha256=STREAMING_TRAILER,
+        )
+        body.signature = _signature_of(request)
+        try:
+            response = self._client.send(request, stream=True)
+        except BaseException as e:
+            if body.source_error is not None:
+                raise body.source_error from None
+            if not isinstance(e, httpx.TransportError):
+                raise
+            raise self._transport_error(e) from e
         self._count(body.size + TRAILER_LENGTH)
         try:
             if response.status_code >= 400:
@@ -488,43 +434,25 @@ class NodeAdapter(StorageAdapter):
             yield from self._digest_batch(batch, algorithms, workers)
 
     def _digest_batch(self, keys: list[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
-        """Digest checked keys on the node; a broken stream is resumed for the keys not yet answered."""
-        remaining = list(keys)
-        attempt = 0
-        while remaining:
-            content = json.dumps(
-                {"keys": [self._prefix + k for k in remaining], "algorithms": list(algorithms), "workers": workers}
-            ).encode("utf-8")
-            answered: Counter[str] = Counter()
-            try:
-                with self._exchange(
-                    "POST", "/v1/digest", headers={"Content-Type": "application/json"}, content=content
-                ) as response:
-                    for line in response.iter_lines():
-                        if not line:
-                            continue
-                        document = json.loads(line)
-                        if document.get("end"):
-                            return
-                        key = self._local_key(document["key"])
-                        answered[key] += 1
-                        yield self._digest_result(key, document)
-                error: StorageError = StorageUnavailable(
-                    f"the node agent at {self._agent} cut the digest stream short", location=self.location
-                )
-            except httpx.TransportError as e:
-                error = self._transport_error(e)
-            except PreservationError as e:
-                for key in remaining:
-                    yield DigestResult(key=key, size=None, digests=None, error=e)
-                return
-            remaining = _unanswered(remaining, answered)
-            if attempt >= self.retries:
-                for key in remaining:
-                    yield DigestResult(key=key, size=None, digests=None, error=error)
-                return
-            self._sleep(attempt)
-            attempt += 1
+        """Digest checked keys on the node, one result per key answered.  A request that fails
+        raises (the retry wrapper asks again for the keys not answered, or gives each its error)."""
+        content = json.dumps(
+            {"keys": [self._prefix + k for k in keys], "algorithms": list(algorithms), "workers": workers}
+        ).encode("utf-8")
+        try:
+            with self._exchange(
+                "POST", "/v1/digest", headers={"Content-Type": "application/json"}, content=content
+            ) as response:
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    document = json.loads(line)
+                    if document.get("end"):
+                        return
+                    yield self._digest_result(self._local_key(document["key"]), document)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        raise StorageUnavailable(f"the node agent at {self._agent} cut the digest stream short", location=self.location)
 
     def _digest_result(self, key: str, document: dict[str, Any]) -> DigestResult:
         bytes_read = int(document.get("bytes_read") or 0)
@@ -576,17 +504,6 @@ def _object_info(document: dict[str, Any], key: str) -> ObjectInfo:
     )
 
 
-def _unanswered(keys: list[str], answered: Counter[str]) -> list[str]:
-    left = Counter(answered)
-    out = []
-    for key in keys:
-        if left[key] > 0:
-            left[key] -= 1
-        else:
-            out.append(key)
-    return out
-
-
 def _is_certificate_failure(error: BaseException) -> bool:
     seen: BaseException | None = error
     while seen is not None:
@@ -594,3 +511,13 @@ def _is_certificate_failure(error: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+class NodeAdapter(RetryingAdapter):
+    """The node agent at ``uri`` (:class:`NodeStore`), its transient failures retried
+    ``retries`` times with back-off starting at ``backoff`` seconds."""
+
+    scheme = "node+http"
+
+    def __init__(self, uri: str, *, retries: int = 4, backoff: float = 0.5, **options: Any) -> None:
+        super().__init__(NodeStore(uri, **options), retries=retries, backoff=backoff)

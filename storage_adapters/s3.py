@@ -62,14 +62,8 @@ from preservation.errors import (
     UnsupportedURI,
 )
 
-from .base import (
-    FEATURE_CHECKSUMS,
-    FEATURE_OBJECT_LOCK,
-    FEATURE_SERVER_SIDE_COPY,
-    ObjectInfo,
-    StorageAdapter,
-    check_key,
-)
+from .base import ObjectInfo, StorageAdapter, check_key
+from .features import FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_SERVER_SIDE_COPY
 from .hashing import CHUNK_SIZE
 from .s3_uri import S3Location, parse_s3_uri, redact
 
@@ -175,7 +169,7 @@ class S3Adapter(StorageAdapter):
         return self.spec.describe()
 
     @property
-    def features(self) -> frozenset[str]:  # type: ignore[override]
+    def abilities(self) -> frozenset[str]:  # type: ignore[override]
         found = {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS}
         if self.retention_supported():
             found.add(FEATURE_OBJECT_LOCK)
@@ -478,6 +472,8 @@ class S3Adapter(StorageAdapter):
         Returns False (the caller streams the bytes) otherwise.  Raises
         ObjectNotFound when the source object is missing.
         """
+        if not isinstance(source, S3Adapter):  # a wrapper, perhaps around an S3 store
+            source = source.features.provider(FEATURE_SERVER_SIDE_COPY)
         if not isinstance(source, S3Adapter) or (source.spec.endpoint, source.region) != (
             self.spec.endpoint,
             self.region,

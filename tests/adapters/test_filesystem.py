@@ -112,7 +112,7 @@ def test_a_few_big_files_are_digested_on_every_worker_at_once(tmp_path, monkeypa
 def test_digest_and_compare_reads_the_reference_once_and_judges_every_other(tmp_path):
     import hashlib
 
-    from storage_adapters.filesystem import digest_and_compare
+    from storage_adapters.localfiles import digest_and_compare
 
     data = bytes(range(256)) * 9000  # over two compare chunks
     ref, same, other, shorter = (tmp_path / n for n in ("ref", "same", "other", "shorter"))
@@ -147,11 +147,11 @@ def test_a_stray_file_with_an_undecodable_name_can_be_removed_and_nothing_else(f
 
 
 def test_digest_and_compare_at_exact_chunk_edges(tmp_path):
-    from storage_adapters.filesystem import _COMPARE_CHUNK, digest_and_compare
+    from storage_adapters.localfiles import COMPARE_CHUNK, digest_and_compare
 
-    data = os.urandom(2 * _COMPARE_CHUNK)
+    data = os.urandom(2 * COMPARE_CHUNK)
     names = {"ref": data, "same": data, "first-byte": b"\x00" + data[1:] if data[0] else b"\x01" + data[1:],
-             "chunk-edge": data[:_COMPARE_CHUNK] + bytes([data[_COMPARE_CHUNK] ^ 1]) + data[_COMPARE_CHUNK + 1:],
+             "chunk-edge": data[:COMPARE_CHUNK] + bytes([data[COMPARE_CHUNK] ^ 1]) + data[COMPARE_CHUNK + 1:],
              "longer": data + b"x", "empty": b""}
     for name, content in names.items():
         (tmp_path / name).write_bytes(content)

@@ -21,7 +21,7 @@ from preservation.errors import (
     UnsupportedURI,
 )
 from storage_adapters import open_adapter
-from storage_adapters.base import FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_SERVER_SIDE_COPY
+from storage_adapters.features import FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_SERVER_SIDE_COPY
 from storage_adapters.s3 import MAX_PARTS, MIN_PART_SIZE, MiB, part_size
 from storage_adapters.s3_uri import parse_s3_uri
 from tests.services import free_port

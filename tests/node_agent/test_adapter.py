@@ -9,7 +9,7 @@ import pytest
 
 from preservation.errors import AccessDenied, ConfigError, ObjectNotFound, StorageUnavailable, UnsupportedURI
 from storage_adapters import open_adapter
-from storage_adapters.base import FEATURE_NODE_DIGEST
+from storage_adapters.features import FEATURE_NODE_DIGEST
 from storage_adapters.node import NodeAdapter
 from tests.services import free_port
 
@@ -49,7 +49,7 @@ def test_key_comes_from_options_or_the_environment():
     adapter = NodeAdapter(
         "node+http://127.0.0.1:8101", environ={"PRESERVE_NODE_KEY": KEY, "PRESERVE_NODE_KEY_ID": "auditor"}
     )
-    assert adapter._key_id == "auditor" and KEY not in repr(adapter) and KEY not in adapter.location
+    assert adapter.inner._key_id == "auditor" and KEY not in repr(adapter) and KEY not in adapter.location
     adapter.close()
 
 

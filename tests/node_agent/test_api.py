@@ -190,7 +190,7 @@ def test_adapter_digest_many_fills_bytes_read_from_the_node(agent, node):
     contents = {f"m/{i}": os.urandom(5000 + i) for i in range(7)}
     for key, content in contents.items():
         node.write(key, content)
-    node.digest_batch = 3  # several requests, results still one per key
+    node.inner.digest_batch = 3  # several requests, results still one per key
     results = {r.key: r for r in node.digest_many([*contents, "m/missing", "../bad"], ["sha256"], workers=2)}
     assert isinstance(results["m/missing"].error, ObjectNotFound)
     assert isinstance(results["../bad"].error, InvalidKey)

@@ -1,0 +1,95 @@
+"""Optional abilities of a storage adapter, found by name, however the adapter is wrapped.
+
+An adapter declares what it can do beyond the core interface; each ability
+names the object that provides it, like rclone's ``Features`` and restic's
+``AsBackend``.  A wrapper (retries, say) hands on its inner adapter's
+features, so a service asks the adapter it was given, never its class:
+
+    local = adapter.features.local          # None unless the files are on this host
+    if local is not None:
+        local.copy_local(source_local, source_key, key, size=size, check=check)
+
+``node_digest``       digests are computed where the data lives (only digests
+                      cross the network)
+``server_side_copy``  ``copy_from`` copies inside the store; the provider is the
+                      store a copy reads from
+``object_lock``       objects can be written under WORM retention
+``checksums``         ``stat`` returns checksums stored by the server
+``local_files``       the objects are files on this host: the provider is a
+                      :class:`LocalStore` (checked paths, kernel copies, the
+                      one-pass fan-out, and the fast local ``inventory`` and
+                      ``verify_many``)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    from .fanout import FanOut
+    from .filesystem import PreparedCopy
+
+T = TypeVar("T")
+
+FEATURE_NODE_DIGEST = "node_digest"
+FEATURE_SERVER_SIDE_COPY = "server_side_copy"
+FEATURE_OBJECT_LOCK = "object_lock"
+FEATURE_CHECKSUMS = "checksums"
+FEATURE_LOCAL_FILES = "local_files"
+
+
+class LocalStore(Protocol):
+    """What the ``local_files`` feature provides: a store whose objects are files here."""
+
+    root: str
+    location: str
+
+    def local_file(self, key: str) -> str:
+        """The checked path of ``key``'s file (open it without following a link: ``localfiles.no_follow``)."""
+
+    def copy_local(
+        self, source: "LocalStore", source_key: str, key: str, *, size: int, check: Callable[[str], T]
+    ) -> T:
+        """Copy a file of another local store in the kernel; ``check`` re-reads it before it is visible."""
+
+    def prepare_copy(self, source: "LocalStore", source_key: str, key: str, *, size: int) -> "PreparedCopy":
+        """Copy a file of another local store into a temporary file, visible only on commit."""
+
+    def fan_out(self, algorithms: Sequence[str], *, drop_source: bool = False) -> "FanOut":
+        """A one-pass copier from this store to several local stores (see :mod:`storage_adapters.fanout`)."""
+
+
+class Features:
+    """The optional abilities of one adapter: ``name in features``, and who provides each.
+
+    Immutable.  A wrapper hands on its inner adapter's; one that changed what
+    an ability means would hand on a copy without it.
+    """
+
+    __slots__ = ("_providers",)
+
+    def __init__(self, providers: Mapping[str, Any] | None = None) -> None:
+        self._providers = dict(providers or {})
+
+    @classmethod
+    def of(cls, provider: Any, names: Iterable[str]) -> "Features":
+        """Every ability in ``names``, each provided by ``provider`` itself."""
+        return cls(dict.fromkeys(names, provider))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._providers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._providers))
+
+    def __repr__(self) -> str:
+        return f"Features({', '.join(self)})"
+
+    def provider(self, name: str) -> Any | None:
+        """The object that provides ability ``name``; None when the adapter lacks it."""
+        return self._providers.get(name)
+
+    @property
+    def local(self) -> LocalStore | None:
+        """The store on this host behind the adapter, for local paths and kernel copies; None if remote."""
+        return self._providers.get(FEATURE_LOCAL_FILES)

@@ -1,0 +1,265 @@
+"""Behaviour that any adapter can be given by wrapping it (as restic wraps its back ends).
+
+:class:`WrappedAdapter` hands every call to the adapter inside, keys already
+checked, and hands on its features, so a service finds an ability (a local
+path, digests on the node) however deep the wrapping.
+
+:class:`RetryingAdapter` is the one place where storage calls are tried
+again.  Only a store that cannot be reached just now is retried
+(StorageUnavailable: a connection refused or broken, a timeout, a 502, 503 or
+504 answer); every other error is raised at once, so a refusal (4xx) never is.
+Retries back off exponentially with jitter, at most ``retries`` more tries per
+call.  Streams resume rather than restart: a read continues from the byte it
+reached, a listing after the last key it gave, a batch of digests with the
+keys not answered yet.  A write is tried again only when it failed before it
+took its first byte of the data, which cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from preservation.errors import PreservationError, StorageUnavailable
+
+from .base import DigestResult, ObjectInfo, StorageAdapter, VerifyBatch
+from .features import FEATURE_LOCAL_FILES, Features
+
+T = TypeVar("T")
+MAX_BACKOFF = 10.0
+DIGEST_WINDOW = 10_000
+"""Keys handed to the inner adapter's ``digest_many`` at a time (it batches its requests itself)."""
+
+
+class WrappedAdapter(StorageAdapter):
+    """An adapter around ``inner`` that, unless a subclass says otherwise, does exactly what it does."""
+
+    def __init__(self, inner: StorageAdapter) -> None:
+        super().__init__(inner.uri)
+        self.inner = inner
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    @property
+    def features(self) -> Features:
+        return self.inner.features
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+    def _stat(self, key: str) -> ObjectInfo:
+        return self.inner._stat(key)
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.inner._list(prefix)
+
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        return self.inner._read(key, offset, length)
+
+    def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
+        self.inner._write(key, chunks, size)
+
+    def _delete(self, key: str) -> None:
+        self.inner._delete(key)
+
+    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+        return self.inner._digest(key, algorithms)
+
+    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        return self.inner._digest_many(keys, algorithms, workers)
+
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        return self.inner._inventory(prefix)
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        return self.inner._verify_many(prefix, rows, algorithms, workers)
+
+    def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
+        return self.inner.challenge(key, offset, length, nonce)
+
+    def copy_from(self, source: StorageAdapter, source_key: str, key: str) -> bool:
+        return self.inner.copy_from(source, source_key, key)
+
+    def traffic(self) -> int:
+        return self.inner.traffic()
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
+        return self.inner.sweep_temporary(older_than_seconds)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def transient(error: BaseException) -> bool:
+    """Whether ``error`` says the store cannot be reached just now (and may be tried again at once)."""
+    return isinstance(error, StorageUnavailable)
+
+
+class RetryingAdapter(WrappedAdapter):
+    """``inner`` with its transient failures tried again; see the module."""
+
+    def __init__(self, inner: StorageAdapter, *, retries: int = 4, backoff: float = 0.5) -> None:
+        super().__init__(inner)
+        self.retries = retries
+        self.backoff = backoff
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF) * (0.5 + random.random()))
+
+    def _call(self, call: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except PreservationError as e:
+                if not transient(e) or attempt >= self.retries:
+                    raise
+            self._sleep(attempt)
+            attempt += 1
+
+    def _stat(self, key: str) -> ObjectInfo:
+        return self._call(lambda: self.inner._stat(key))
+
+    def _delete(self, key: str) -> None:
+        self._call(lambda: self.inner._delete(key))
+
+    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+        return self._call(lambda: self.inner._digest(key, algorithms))
+
+    def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
+        return self._call(lambda: self.inner.challenge(key, offset, length, nonce))
+
+    def copy_from(self, source: StorageAdapter, source_key: str, key: str) -> bool:
+        return self._call(lambda: self.inner.copy_from(source, source_key, key))
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self._resumed(lambda: self.inner._list(prefix), lambda info: info.key)
+
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        return self._resumed(lambda: self.inner._inventory(prefix), lambda entry: entry[0])
+
+    def _resumed(self, listing: Callable[[], Iterator[Any]], key_of: Callable[[Any], str]) -> Iterator[Any]:
+        """A listing in key order that, broken off, is listed again from after the last key it gave."""
+        last: str | None = None
+        attempt = 0
+        while True:
+            try:
+                for entry in listing():
+                    key = key_of(entry)
+                    if last is not None and key <= last:
+                        continue
+                    last = key
+                    yield entry
+                return
+            except PreservationError as e:
+                if not transient(e) or attempt >= self.retries:
+                    raise
+            self._sleep(attempt)
+            attempt += 1
+
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        # the first request is made now, so that a missing object raises here, not on iteration
+        first = self._call(lambda: self.inner._read(key, offset, length))
+        return self._read_on(key, offset, length, first)
+
+    def _read_on(self, key: str, offset: int, length: int | None, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        position, remaining = offset, length
+        attempt = 0
+        while True:
+            try:
+                for chunk in chunks:
+                    position += len(chunk)
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+                return
+            except PreservationError as e:
+                if not transient(e) or attempt >= self.retries:
+                    raise
+            self._sleep(attempt)
+            attempt += 1
+            if remaining == 0:
+                return
+            chunks = self._call(lambda: self.inner._read(key, position, remaining))
+
+    def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
+        data = _Taken(iter(chunks))
+        attempt = 0
+        while True:
+            try:
+                self.inner._write(key, data, size)
+                return
+            except PreservationError as e:
+                if data.taken or not transient(e) or attempt >= self.retries:
+                    raise
+            self._sleep(attempt)
+            attempt += 1
+
+    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        """One result per key.  Keys are handed on a window at a time (memory stays flat for
+        millions); a window broken off is asked again for the keys not answered yet, and when
+        the store cannot be asked, every key left in it gets the error."""
+        keys = iter(keys)
+        while window := list(itertools.islice(keys, DIGEST_WINDOW)):
+            yield from self._digest_window(window, algorithms, workers)
+
+    def _digest_window(self, pending: list[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+        attempt = 0
+        while pending:
+            answered: Counter[str] = Counter()
+            try:
+                for result in self.inner._digest_many(pending, algorithms, workers):
+                    answered[result.key] += 1
+                    yield result
+                return
+            except PreservationError as e:
+                pending = _unanswered(pending, answered)
+                if not transient(e) or attempt >= self.retries:
+                    for key in pending:
+                        yield DigestResult(key=key, size=None, digests=None, error=e)
+                    return
+            self._sleep(attempt)
+            attempt += 1
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        """The local fast path of a store on this host (nothing there to retry), else the checks
+        over this adapter's own resumed digests."""
+        if FEATURE_LOCAL_FILES in self.features:
+            return self.inner._verify_many(prefix, rows, algorithms, workers)
+        return StorageAdapter._verify_many(self, prefix, rows, algorithms, workers)
+
+
+class _Taken:
+    """The data of a write, noting whether any of it has been taken (a write cannot be replayed then)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.taken = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.taken = True
+            yield chunk
+
+
+def _unanswered(keys: list[str], answered: Counter[str]) -> list[str]:
+    left = Counter(answered)
+    out = []
+    for key in keys:
+        if left[key] > 0:
+            left[key] -= 1
+        else:
+            out.append(key)
+    return out

@@ -61,9 +61,10 @@ def enqueue_for_replica(
     run_after: datetime | None = None, max_attempts: int | None = None,
 ) -> Job:
     """Queue ``purpose``'s job for one copy in the caller's transaction (or return the live one)."""
+    tries = purpose.max_attempts if max_attempts is None else max_attempts
     return enqueue(session, purpose.kind, {"replica_id": replica_id}, package_id=package_id,
                    dedupe_key=replica_key(purpose.kind, replica_id), run_after=run_after,
-                   priority=purpose.priority, max_attempts=purpose.max_attempts if max_attempts is None else max_attempts)
+                   priority=purpose.priority, max_attempts=tries)
 
 
 def replicas_with_live_job(session: Session, kind: str) -> set[int]:

@@ -1,7 +1,9 @@
 """Every storage back end the contract suite runs against.
 
-A back end joins the suite by adding one factory here: it takes the pytest
-``request`` and ``tmp_path`` and returns a fresh, empty adapter.
+A back end (or a wrapper) joins the suite by adding one factory here: it takes
+the pytest ``request`` and ``tmp_path`` and returns a fresh, empty adapter.
+The node back end is itself a wrapper: NodeAdapter is the retry wrapper
+around NodeStore.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from storage_adapters import StorageAdapter, open_adapter
+from storage_adapters.wrappers import RetryingAdapter
 from tests.node_agent.agents import ThreadedAgent
 
 
@@ -27,8 +30,14 @@ def make_node_adapter(request, tmp_path) -> StorageAdapter:
     return agent.adapter()
 
 
+def make_retrying_file_adapter(request, tmp_path) -> StorageAdapter:
+    """A wrapper joins the suite too: it must keep every promise of what it wraps."""
+    return RetryingAdapter(make_file_adapter(request, tmp_path), retries=2, backoff=0)
+
+
 BACKENDS: dict[str, Callable] = {
     "file": make_file_adapter,
+    "file-retrying": make_retrying_file_adapter,
     "node": make_node_adapter,
     "s3": make_s3_adapter,
 }

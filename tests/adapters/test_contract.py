@@ -9,6 +9,10 @@ import pytest
 
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, StorageError
 from storage_adapters import check_key
+from storage_adapters.base import VERIFY_DIGEST, VERIFY_MISSING, VERIFY_SIZE
+from storage_adapters.features import FEATURE_LOCAL_FILES, FEATURE_SERVER_SIDE_COPY
+from storage_adapters.signing import possession_proof
+from storage_adapters.wrappers import WrappedAdapter
 
 from .backends import BACKENDS
 
@@ -157,6 +161,98 @@ def test_digest_many_matches_hashlib(adapter):
         assert results[k].error is None
         assert results[k].size == len(v)
         assert results[k].digests == {"sha256": hashlib.sha256(v).hexdigest(), "sha512": hashlib.sha512(v).hexdigest()}
+
+
+def test_inventory_gives_every_key_in_order_with_its_size_or_none(adapter):
+    contents = {"i/b": b"bb", "i/a/x": b"", "i/a.txt": b"dot", "i/\u00e9": b"e", "j/out": b"not under the prefix"}
+    for key, data in contents.items():
+        adapter.write(key, data)
+    listed = list(adapter.inventory("i/"))
+    assert [key for key, _ in listed] == sorted((k for k in contents if k.startswith("i/")), key=lambda k: k.encode())
+    for key, size in listed:
+        assert size is None or size == len(contents[key])
+    assert list(adapter.inventory("nothing/")) == []
+
+
+def test_verify_many_finds_missing_short_and_rotten_files_and_counts_the_good(adapter):
+    good, rotten, short = os.urandom(5000), os.urandom(3000), os.urandom(100)
+    adapter.write("v/good", good)
+    adapter.write("v/rotten", bytes([rotten[0] ^ 1]) + rotten[1:])  # one bit flipped since the catalog saw it
+    adapter.write("v/short", short[:-1])
+    rows = [(name, len(data), (hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest()))
+            for name, data in [("good", good), ("rotten", rotten), ("short", short), ("missing", b"x")]]
+    batches = list(adapter.verify_many("v/", iter(rows), ("sha256", "sha512")))
+    problems = {p.path: p for b in batches for p in b.problems}
+    assert set(problems) == {"rotten", "short", "missing"}
+    assert problems["missing"].kind == VERIFY_MISSING
+    assert problems["short"].kind == VERIFY_SIZE
+    assert problems["rotten"].kind == VERIFY_DIGEST and problems["rotten"].algorithm == "sha256"
+    assert sum(b.checked for b in batches) == 2  # the good file and the rotten one were read in full
+
+
+def test_challenge_proves_the_bytes_of_a_range(adapter):
+    data = os.urandom(70_000)
+    adapter.write("c/obj", data)
+    nonce = os.urandom(16)
+    assert adapter.challenge("c/obj", 1000, 5000, nonce) == possession_proof(nonce, [data[1000:6000]])
+    assert adapter.challenge("c/obj", 1000, 5000, nonce) != possession_proof(os.urandom(16), [data[1000:6000]])
+    with pytest.raises(ObjectNotFound):
+        adapter.challenge("c/none", 0, 10, nonce)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain source", "wrapped source"])
+def test_copy_from_copies_inside_the_store_or_leaves_it_to_the_caller(adapter, wrapped):
+    data = os.urandom(10_000)
+    adapter.write("cp/src", data)
+    source = WrappedAdapter(adapter) if wrapped else adapter
+    copied = adapter.copy_from(source, "cp/src", "cp/dst")
+    assert copied == (FEATURE_SERVER_SIDE_COPY in adapter.features)
+    if copied:
+        assert adapter.read_bytes("cp/dst") == data
+    else:
+        assert not adapter.exists("cp/dst")
+    assert adapter.read_bytes("cp/src") == data
+
+
+def test_delete_stray_removes_what_inventory_listed(adapter):
+    adapter.write("s/kept", b"kept")
+    adapter.write("s/stray", b"belongs to nothing")
+    for key, _ in list(adapter.inventory("s/")):
+        if key.endswith("stray"):
+            adapter.delete_stray(key)
+    assert [key for key, _ in adapter.inventory("s/")] == ["s/kept"]
+    with pytest.raises(InvalidKey):
+        adapter.delete_stray("../s/kept")
+
+
+def test_sweep_temporary_removes_leftovers_and_never_an_object(adapter):
+    adapter.write("t/a", b"a")
+
+    def broken():
+        yield b"b" * 70_000
+        raise OSError("cut")
+
+    with pytest.raises(OSError):
+        adapter.write("t/b", broken())
+    assert adapter.sweep_temporary(0) >= 0
+    assert adapter.sweep_temporary(0) == 0  # nothing left the second time
+    assert [o.key for o in adapter.list()] == ["t/a"] and adapter.read_bytes("t/a") == b"a"
+
+
+def test_features_name_their_providers_and_a_local_store_gives_checked_paths(adapter):
+    features = adapter.features
+    for name in features:
+        assert features.provider(name) is not None
+    local = features.local
+    assert (local is not None) == (FEATURE_LOCAL_FILES in features)
+    if local is not None:
+        adapter.write("f/obj", b"on this host")
+        with open(local.local_file("f/obj"), "rb") as f:
+            assert f.read() == b"on this host"
+        with pytest.raises(InvalidKey):
+            local.local_file("../outside")
+    wrapped = WrappedAdapter(adapter)
+    assert list(wrapped.features) == list(features) and wrapped.features.local is local
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)

@@ -108,6 +108,15 @@ def test_offline_and_draining_nodes_are_not_read(client, world):
     assert r.status_code == 200 and r.headers["x-preserve-source"] == "inst-istic"
 
 
+def test_a_draining_node_serves_when_the_others_are_offline(client, world):
+    with world.repo.catalog.session() as s:
+        s.execute(update(Node).where(Node.name.in_(("uni-pku", "cas-nsl"))).values(status="offline"))
+        s.execute(update(Node).where(Node.name == "inst-istic").values(status="draining"))
+    r = client.get(url(world, "open"), headers=world.auth("alice"))
+    assert r.status_code == 200 and r.headers["x-preserve-source"] == "inst-istic"
+    assert hashlib.sha256(r.content).hexdigest() == catalog_file(world, "open")[1]
+
+
 def test_zip_survives_a_corrupt_first_choice(client, world):
     rid = make_first_choice(world, "open", "cas-nsl")
     flip_bit(on_node(world, "cas-nsl", "open", "data/articles/a.txt"), offset=0)

@@ -74,11 +74,7 @@ def run(size_mib: int, where: Path) -> int:
         print(f"generating {size_mib} MiB in {source} …", flush=True)
         expected = _make_file(source, size)
         with seaweed.running(weed, work / "seaweedfs") as server:
-            for name, value in server.credentials_env(home=work).items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            server.export_credentials(home=work)
             with open_adapter(server.uri(server.new_bucket(), "bench")) as node:
 
                 def upload() -> None:

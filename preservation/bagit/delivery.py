@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 
+from preservation import codes
 from preservation.errors import DeliveryRejected, NotFound
 from preservation.findings import FindingList
 
-from . import codes
 from .delivery_base import (
     DEFAULT_MAX_DEPTH,
     MAX_COMPRESSION_RATIO,

@@ -10,7 +10,7 @@ depth, plus a fixed-size identity record per file and directory.
 
 The check records the identity (device, inode, size, path) of every
 directory and regular file it walked; bagging walks the same descriptors
-again and refuses, with :data:`~.codes.ENTRY_REPLACED`, any entry whose
+again and refuses, with :data:`~preservation.codes.ENTRY_REPLACED`, any entry whose
 identity or type is not what the check saw.  Files are opened relative to
 their directory's descriptor and compared with ``fstat`` before a byte is
 read.
@@ -27,10 +27,10 @@ from functools import partial
 from operator import attrgetter
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 
+from preservation import codes
 from preservation.errors import DeliveryRejected
 from preservation.findings import FindingList
 
-from . import codes
 from .delivery_base import Delivery, DeliveryEntry, DeliveryLimits, DeliveryTotals, EntryReplaced
 from .names import shown
 from .tagfiles import FETCH_TXT

@@ -19,9 +19,9 @@ import hashlib
 import os
 from typing import Iterator
 
+from preservation import codes
 from preservation.findings import FindingList
 
-from . import codes
 from .directory import walk_path
 from .manifests import TAG, Manifest, manifest_kind
 from .names import find_collisions, is_valid_utf8_text, nfc, shown

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from preservation import codes
 from preservation.digests import check_algorithms
 from preservation.errors import AlreadyExists, BagError, BagInvalid, DeliveryRejected, InvalidRequest
 from preservation.findings import FindingList
 
-from . import codes
 from .delivery_base import Delivery, DeliveryEntry, EntryReplaced, ExpansionLimit
 from .inspection import BagInspection
 from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name

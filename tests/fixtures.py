@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from devtools.demo import make_sample_delivery
+from preservation.catalog.models import Replica
 from preservation.cli.main import cli
+from preservation.ingest import ingest
 from preservation.registry import add_collection, add_node, init_home
 from preservation.repository import Repository
 
@@ -111,6 +113,20 @@ def repo(tmp_path):
 @pytest.fixture
 def sample_delivery(tmp_path) -> Path:
     return make_sample_delivery(tmp_path / "delivery", megabytes=1)
+
+
+@pytest.fixture
+def preserved(repo, sample_delivery) -> str:
+    """The id of the sample delivery, ingested and preserved on the three nodes."""
+    result = ingest(repo, sample_delivery, "journals")
+    assert result["state"] == "preserved"
+    return result["package_id"]
+
+
+def replicas_by_node(repo: Repository, package_id: str) -> dict[str, Replica]:
+    """The package's replicas by node name, as they are in the catalog now."""
+    with repo.catalog.session() as s:
+        return {r.node.name: r for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
 
 
 def node_root(repo: Repository, node_name: str) -> Path:

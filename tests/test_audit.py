@@ -18,7 +18,6 @@ from preservation.audit import audit
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import InvalidRequest, NotFound
 from preservation.events import verify_chain
-from preservation.ingest import ingest
 from preservation.repair import repair_replica
 from preservation.restore import restore
 
@@ -34,13 +33,6 @@ from .corruption import (
 from .fixtures import node_root
 
 TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
-
-
-@pytest.fixture
-def preserved(repo, sample_delivery):
-    result = ingest(repo, sample_delivery, "journals")
-    assert result["state"] == "preserved"
-    return result["package_id"]
 
 
 def _states(repo, package_id):

@@ -9,7 +9,6 @@ from preservation.audit import audit, audit_replica
 from preservation.catalog.models import NODE_OFFLINE, Event, Job, Node, Package, Replica
 from preservation.errors import NoVerifiedSource, StorageUnavailable
 from preservation.events import verify_chain
-from preservation.ingest import ingest
 from preservation.jobs import kinds, queue
 from preservation.repair import repair_replica
 from preservation.runtime.handlers import default_registry
@@ -17,21 +16,10 @@ from preservation.runtime.worker import Worker, WorkerOptions
 
 from .corruption import add_file, flip_bit
 from .fixtures import node_root
+from .fixtures import replicas_by_node as _replicas
 
 TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
 OTHER = "data/期刊/物理学报/2024/第01期/论文-001.pdf"
-
-
-@pytest.fixture
-def preserved(repo, sample_delivery):
-    result = ingest(repo, sample_delivery, "journals")
-    assert result["state"] == "preserved"
-    return result["package_id"]
-
-
-def _replicas(repo, package_id) -> dict[str, Replica]:
-    with repo.catalog.session() as s:
-        return {r.node.name: r for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
 
 
 def _package_state(repo, package_id) -> str:

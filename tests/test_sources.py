@@ -22,7 +22,6 @@ from preservation.errors import (
     StorageFull,
     StorageUnavailable,
 )
-from preservation.ingest import ingest
 from preservation.jobs import kinds
 from preservation.registry import set_node_status
 from preservation.repair import repair_replica
@@ -31,22 +30,9 @@ from preservation.sources import Blamed, CopySource, from_first_verified, verifi
 
 from .corruption import flip_bit
 from .fixtures import node_root
+from .fixtures import replicas_by_node as _replicas
 
 TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
-
-
-@pytest.fixture
-def preserved(repo, sample_delivery):
-    result = ingest(repo, sample_delivery, "journals")
-    assert result["state"] == "preserved"
-    return result["package_id"]
-
-
-def _replicas(repo, package_id) -> dict[str, Replica]:
-    with repo.catalog.session() as s:
-        replicas = {r.node.name: r for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
-        s.expunge_all()
-        return replicas
 
 
 def _make_freshest(repo, package_id, node_name) -> None:

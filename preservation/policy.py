@@ -80,7 +80,7 @@ class AccessPolicy(_Strict):
 class DeliveryPolicy(_Strict):
     """Limits on what an archive delivery may expand to, counted while it is decompressed."""
 
-    max_expansion_ratio: float = Field(default=100, ge=2, le=1_000_000)
+    max_expansion_ratio: float = Field(default=64, ge=2, le=1_000_000)
     """Decompressed bytes per byte of archive (past the first MiB) before it is refused as a bomb."""
     max_expanded_bytes: int = Field(default=4 * 1024**4, ge=1024**2)
     """Decompressed bytes one archive may produce in all."""

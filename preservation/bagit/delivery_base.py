@@ -21,7 +21,7 @@ from .names import control_characters, find_collisions, is_valid_utf8_text, name
 
 DEFAULT_MAX_DEPTH = 100
 """Deepest file path (in segments) a delivery may hold; real deliveries stay far below."""
-MAX_COMPRESSION_RATIO = 100.0
+MAX_COMPRESSION_RATIO = 64.0
 """An archive (or a zip member) that expands to more than this many times its size is refused as a bomb ..."""
 RATIO_MIN_SIZE = 1024 * 1024
 """... once it expands to at least this many bytes (small, very compressible files are common)."""

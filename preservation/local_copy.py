@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from preservation import events
 from preservation.catalog.models import REPLICA_COPYING, REPLICA_PENDING, Replica
@@ -35,10 +35,12 @@ from preservation.replication import (
     unreadable,
     write_package_record,
 )
-from storage_adapters import StorageAdapter
-from storage_adapters.fanout import FannedCopy, FanOut
-from storage_adapters.filesystem import FilesystemAdapter, PreparedCopy
+from storage_adapters import StorageAdapter, open_local
 from storage_adapters.localfiles import digest_and_compare
+
+if TYPE_CHECKING:
+    from storage_adapters.fanout import FannedCopy
+    from storage_adapters.filesystem import PreparedCopy
 
 
 def replicate_together(
@@ -67,16 +69,17 @@ def replicate_together(
         package = replicas[0].package
         staging = package.staging_path
     dests = [repo.adapter(n) for n in nodes]
-    if not staging or not Path(staging).is_dir() or not all(isinstance(d, FilesystemAdapter) for d in dests):
+    locals_ = [d.features.local for d in dests]
+    if not staging or not Path(staging).is_dir() or any(local is None for local in locals_):
         return None
-    source = FilesystemAdapter(Path(staging).as_uri(), create=False, fsync=False)
+    source = open_local(staging, create=False, fsync=False).features.local
     for rid in replica_ids:
         starts.append(begin_copy(repo, rid, agent=agent, job_id=None))
     package_id = starts[0].package_id
     layout = PackageLayout(package_id)
     failed: dict[int, PreservationError] = {}
     stats = [new_stats(sources=["staging"]) for _ in starts]
-    fan = FanOut(source, VERIFY_DIGESTS, drop_source=True)
+    fan = source.fan_out(VERIFY_DIGESTS, drop_source=True)
     lock = threading.Lock()
 
     def live() -> list[int]:
@@ -91,7 +94,7 @@ def replicate_together(
         key = layout.key(row.path)
         order = live()
         try:
-            fanned = fan.copy(row.path, [(dests[i], key) for i in order], size=row.size)
+            fanned = fan.copy(row.path, [(locals_[i], key) for i in order], size=row.size)
         except SourceFailed as e:
             raise NoVerifiedSource(f"copy {row.path} (staging: {e.error})", package=package_id) from e
         except ChecksumMismatch as e:

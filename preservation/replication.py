@@ -47,8 +47,7 @@ from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources, next_audit_time, release_staging_if_done, update_package_state
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
-from storage_adapters import StorageAdapter
-from storage_adapters.filesystem import FilesystemAdapter
+from storage_adapters import LocalStore, StorageAdapter, open_local
 from storage_adapters.localfiles import digest_path, same_content
 
 Progress = Callable[[int, int], None]
@@ -59,8 +58,7 @@ def copy_sources(repo: Repository, session: Session, package: Package, exclude_n
     """The staging bag while it is there, then the candidate copies (:func:`~preservation.sources.verified_sources`)."""
     sources: list[CopySource] = []
     if package.staging_path and Path(package.staging_path).is_dir():
-        sources.append(CopySource(FilesystemAdapter(Path(package.staging_path).as_uri(), create=False, fsync=False),
-                                  "", STAGING))
+        sources.append(CopySource(open_local(package.staging_path, create=False, fsync=False), "", STAGING))
     return sources + verified_sources(repo, session, package.id, exclude_node_id=exclude_node_id)
 
 
@@ -80,7 +78,7 @@ def new_stats(**initial: Any) -> dict[str, Any]:
             **initial}
 
 
-def _comparison_reference(dest: StorageAdapter, sources: list[CopySource]) -> CopySource | None:
+def _comparison_reference(dest_local: LocalStore | None, sources: list[CopySource]) -> CopySource | None:
     """A verified copy on a local filesystem that new local copies can be compared with byte for byte.
 
     A copy whose bytes equal those of a copy verified with both digests has
@@ -89,10 +87,10 @@ def _comparison_reference(dest: StorageAdapter, sources: list[CopySource]) -> Co
     verified that way.  A copy is never compared with the copy it was made
     from (a rotten source would then vouch for itself).
     """
-    if not isinstance(dest, FilesystemAdapter):
+    if dest_local is None:
         return None
     for src in sources:
-        if src.replica_id is not None and isinstance(src.adapter, FilesystemAdapter):
+        if src.replica_id is not None and src.local is not None:
             return src
     return None
 
@@ -110,7 +108,7 @@ def _local_check(row: FileRow, reference: CopySource | None, blamed: Blamed) -> 
         compared = reference is not None and reference.replica_id not in blamed
         if compared:
             with contextlib.suppress(OSError, PreservationError):
-                if same_content(path, reference.adapter.local_file(reference.key(row.path))):
+                if same_content(path, reference.local.local_file(reference.key(row.path))):
                     return COMPARED
         _check_digests(row, path)
         if compared:
@@ -146,8 +144,8 @@ def unreadable(row: FileRow, e: OSError, **where: str) -> VerificationFailed:
 
 
 def _copy_file(
-    dest: StorageAdapter, layout: PackageLayout, row: FileRow, sources: list[CopySource], blamed: Blamed,
-    reference: CopySource | None = None,
+    dest: StorageAdapter, dest_local: LocalStore | None, layout: PackageLayout, row: FileRow,
+    sources: list[CopySource], blamed: Blamed, reference: CopySource | None = None,
 ) -> tuple[CopySource, str | None]:
     """Copy one file from the first source whose bytes match the catalog.
 
@@ -161,9 +159,9 @@ def _copy_file(
     key = layout.key(row.path)
 
     def attempt(src: CopySource) -> str | None:
-        if isinstance(dest, FilesystemAdapter) and isinstance(src.adapter, FilesystemAdapter):
+        if dest_local is not None and src.local is not None:
             check = _local_check(row, None if reference is src else reference, blamed)
-            return dest.copy_local(src.adapter, src.key(row.path), key, size=row.size, check=check)
+            return dest_local.copy_local(src.local, src.key(row.path), key, size=row.size, check=check)
         if not dest.copy_from(src.adapter, src.key(row.path), key):
             dest.write(key, src.stream(row.path), size=row.size, expected={"sha256": row.sha256})
         return None
@@ -194,13 +192,14 @@ def write_and_verify(
     prefix = layout.prefix
     workers = max(2, repo.settings.workers * 2)
     blamed = Blamed()
-    reference = _comparison_reference(dest, sources)
+    dest_local = dest.features.local
+    reference = _comparison_reference(dest_local, sources)
     stats = new_stats()
     verified_by = stats["verified_by"]
     present = {} if only_paths else {layout.path_of(o.key): o.size for o in dest.list(prefix)}
 
     def copy(row: FileRow) -> tuple[FileRow, str | None]:
-        src, how = _copy_file(dest, layout, row, sources, blamed, reference)
+        src, how = _copy_file(dest, dest_local, layout, row, sources, blamed, reference)
         stats["sources"].add(source_name(src))
         return row, how
 

@@ -26,7 +26,7 @@ from preservation.fixity import FileRow, iter_package_files
 from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
-from storage_adapters.filesystem import FilesystemAdapter
+from storage_adapters import open_local
 
 
 def restore(
@@ -50,7 +50,7 @@ def restore(
         raise NoVerifiedSource("restore from", package=package_id)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.restoring-{uuid.uuid4().hex[:8]}"
-    target = FilesystemAdapter(tmp.as_uri(), fsync=True)
+    target = open_local(tmp, fsync=True)
     blamed = Blamed()
     used: dict[str, int] = {}
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import select
@@ -44,7 +45,7 @@ from preservation.errors import (
 from preservation.layout import PackageLayout
 from preservation.package_state import readable_node
 from preservation.repository import Repository
-from storage_adapters import StorageAdapter
+from storage_adapters import LocalStore, StorageAdapter
 
 T = TypeVar("T")
 
@@ -60,6 +61,11 @@ class CopySource:
 
     def key(self, path: str) -> str:
         return self.prefix + path
+
+    @cached_property
+    def local(self) -> LocalStore | None:
+        """The store on this host behind the source (kernel copies, byte comparison), or None."""
+        return self.adapter.features.local
 
     def read(self, path: str) -> Iterator[bytes]:
         return self.adapter.read(self.key(path))

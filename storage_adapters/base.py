@@ -356,8 +356,11 @@ class StorageAdapter(ABC):
         which is UTF-8 byte order); ``size`` is None where the listing does not give it
         for free (a local directory), and the check of the content finds a wrong size.
         Entries that are not regular files are included, with size None: ``stat`` or
-        the content check raises NotRegularFile for them, so an audit reports them."""
-        return self._inventory(check_key(prefix, allow_prefix=True))
+        the content check raises NotRegularFile for them, so an audit reports them.
+        A store on this host lists names only (its ``local_files`` feature)."""
+        prefix = check_key(prefix, allow_prefix=True)
+        local = self.features.local
+        return self._inventory(prefix) if local is None else local.inventory_local(prefix)
 
     def verify_many(
         self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]],
@@ -372,13 +375,19 @@ class StorageAdapter(ABC):
         Nothing outside the store is ever read: each key is checked before its
         object is read (a local store checks each directory once, resolved,
         and opens the file in it by its last name without following a link).
+        A store on this host checks its files itself (its ``local_files`` feature);
+        any other is checked over ``digest_many``.
         """
         algos = check_algorithms(algorithms)
         if algos != tuple(algorithms):
             raise ValueError(f"give the algorithms by their canonical names, once each: {', '.join(algos)}")
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"the prefix must be a directory, ending in '/': {prefix!r}")
-        return self._verify_many(check_key(prefix, allow_prefix=True), rows, algos, workers)
+        prefix = check_key(prefix, allow_prefix=True)
+        local = self.features.local
+        if local is not None:
+            return local.verify_local(prefix, rows, algos, workers)
+        return self._verify_many(prefix, rows, algos, workers)
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``.
@@ -412,7 +421,7 @@ class StorageAdapter(ABC):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # --- defaults a back end may override ------------------------------------
+    # --- defaults a back end may override (``_digest``, ``_digest_many``) ---------
 
     def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
         hasher = MultiHasher(algorithms)
@@ -448,6 +457,8 @@ class StorageAdapter(ABC):
             batch = max(1, min(DIGEST_BATCH, len(keys) // (workers * 4)))
         for results in bounded_map(several, _batches(keys, batch), workers=workers, window=workers * 2):
             yield from results
+
+    # --- the checks of a store not on this host, over the methods above ----------
 
     def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         for info in self._list(prefix):

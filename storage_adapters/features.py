@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 if TYPE_CHECKING:
+    from .base import VerifyBatch
     from .fanout import FanOut
     from .filesystem import PreparedCopy
 
@@ -57,6 +58,14 @@ class LocalStore(Protocol):
 
     def fan_out(self, algorithms: Sequence[str], *, drop_source: bool = False) -> "FanOut":
         """A one-pass copier from this store to several local stores (see :mod:`storage_adapters.fanout`)."""
+
+    def inventory_local(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        """What ``inventory`` gives, by names only (the adapter's ``inventory`` calls this)."""
+
+    def verify_local(
+        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator["VerifyBatch"]:
+        """What ``verify_many`` gives, checked here (the adapter's ``verify_many`` calls this)."""
 
 
 class Features:

@@ -224,8 +224,9 @@ class FilesystemAdapter(StorageAdapter):
             return None
         return real, head + "/" if head else "", tail, not head
 
-    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
-        """Names only: no stat per file (the content check finds a wrong size)."""
+    def inventory_local(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        """``inventory`` here, with a checked ``prefix``: names only, no stat per file (the
+        content check finds a wrong size)."""
         start = self._listing_start(prefix)
         if start is not None:
             yield from self._names(*start)
@@ -483,10 +484,11 @@ class FilesystemAdapter(StorageAdapter):
             raise self.translate(e, key) from e
         return DigestResult(key=key, size=size, digests=digests, bytes_read=size)
 
-    def _verify_many(
+    def verify_local(
         self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
     ) -> Iterator[VerifyBatch]:
-        """Files checked by :mod:`fsverify`, in batches.
+        """``verify_many`` here, with a checked ``prefix`` and canonical ``algorithms``: files
+        checked by :mod:`fsverify`, in batches.
 
         Many small files go to worker processes (per-file work holds the
         interpreter lock, so threads would take turns); big files, or a few

@@ -2,7 +2,10 @@
 
 :class:`WrappedAdapter` hands every call to the adapter inside, keys already
 checked, and hands on its features, so a service finds an ability (a local
-path, digests on the node) however deep the wrapping.
+path, digests on the node) however deep the wrapping.  A store on this host
+is audited through its ``local_files`` feature (``inventory`` and
+``verify_many`` go to it directly); a wrapper that must see every read would
+hand on its features without that one.
 
 :class:`RetryingAdapter` is the one place where storage calls are tried
 again.  Only a store that cannot be reached just now is retried
@@ -21,12 +24,12 @@ import itertools
 import random
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from preservation.errors import PreservationError, StorageUnavailable
 
-from .base import DigestResult, ObjectInfo, StorageAdapter, VerifyBatch
-from .features import FEATURE_LOCAL_FILES, Features
+from .base import DigestResult, ObjectInfo, StorageAdapter
+from .features import Features
 
 T = TypeVar("T")
 MAX_BACKOFF = 10.0
@@ -73,14 +76,6 @@ class WrappedAdapter(StorageAdapter):
     def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
         return self.inner._digest_many(keys, algorithms, workers)
 
-    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
-        return self.inner._inventory(prefix)
-
-    def _verify_many(
-        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
-    ) -> Iterator[VerifyBatch]:
-        return self.inner._verify_many(prefix, rows, algorithms, workers)
-
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         return self.inner.challenge(key, offset, length, nonce)
 
@@ -113,8 +108,12 @@ class RetryingAdapter(WrappedAdapter):
         self.retries = retries
         self.backoff = backoff
 
-    def _sleep(self, attempt: int) -> None:
+    def _may_retry(self, error: PreservationError, attempt: int) -> bool:
+        """Whether to try again after ``error`` ended try ``attempt`` (0 is the first); waits first if so."""
+        if not transient(error) or attempt >= self.retries:
+            return False
         time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF) * (0.5 + random.random()))
+        return True
 
     def _call(self, call: Callable[[], T]) -> T:
         attempt = 0
@@ -122,9 +121,8 @@ class RetryingAdapter(WrappedAdapter):
             try:
                 return call()
             except PreservationError as e:
-                if not transient(e) or attempt >= self.retries:
+                if not self._may_retry(e, attempt):
                     raise
-            self._sleep(attempt)
             attempt += 1
 
     def _stat(self, key: str) -> ObjectInfo:
@@ -143,28 +141,21 @@ class RetryingAdapter(WrappedAdapter):
         return self._call(lambda: self.inner.copy_from(source, source_key, key))
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        return self._resumed(lambda: self.inner._list(prefix), lambda info: info.key)
-
-    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
-        return self._resumed(lambda: self.inner._inventory(prefix), lambda entry: entry[0])
-
-    def _resumed(self, listing: Callable[[], Iterator[Any]], key_of: Callable[[Any], str]) -> Iterator[Any]:
         """A listing in key order that, broken off, is listed again from after the last key it gave."""
         last: str | None = None
         attempt = 0
         while True:
             try:
-                for entry in listing():
-                    key = key_of(entry)
+                for entry in self.inner._list(prefix):
+                    key = entry.key
                     if last is not None and key <= last:
                         continue
                     last = key
                     yield entry
                 return
             except PreservationError as e:
-                if not transient(e) or attempt >= self.retries:
+                if not self._may_retry(e, attempt):
                     raise
-            self._sleep(attempt)
             attempt += 1
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
@@ -184,9 +175,8 @@ class RetryingAdapter(WrappedAdapter):
                     yield chunk
                 return
             except PreservationError as e:
-                if not transient(e) or attempt >= self.retries:
+                if not self._may_retry(e, attempt):
                     raise
-            self._sleep(attempt)
             attempt += 1
             if remaining == 0:
                 return
@@ -200,9 +190,8 @@ class RetryingAdapter(WrappedAdapter):
                 self.inner._write(key, data, size)
                 return
             except PreservationError as e:
-                if data.taken or not transient(e) or attempt >= self.retries:
+                if data.taken or not self._may_retry(e, attempt):
                     raise
-            self._sleep(attempt)
             attempt += 1
 
     def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
@@ -224,21 +213,11 @@ class RetryingAdapter(WrappedAdapter):
                 return
             except PreservationError as e:
                 pending = _unanswered(pending, answered)
-                if not transient(e) or attempt >= self.retries:
+                if not self._may_retry(e, attempt):
                     for key in pending:
                         yield DigestResult(key=key, size=None, digests=None, error=e)
                     return
-            self._sleep(attempt)
             attempt += 1
-
-    def _verify_many(
-        self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
-    ) -> Iterator[VerifyBatch]:
-        """The local fast path of a store on this host (nothing there to retry), else the checks
-        over this adapter's own resumed digests."""
-        if FEATURE_LOCAL_FILES in self.features:
-            return self.inner._verify_many(prefix, rows, algorithms, workers)
-        return StorageAdapter._verify_many(self, prefix, rows, algorithms, workers)
 
 
 class _Taken:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
@@ -42,16 +42,20 @@ from preservation.policy import Policy
 # pending or copying belongs to replication, one that is repairing to its repair (which audits it
 # itself when done).  Auditing either would judge half-written bytes and race the writer's state change.
 AUDITABLE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)
+# The audit schedule leaves out the copies waiting for their repair: the repair re-reads them and
+# audits them when it is done, so a scheduled audit would only spend their node's read budget twice.
+AWAITING_REPAIR = (REPLICA_CORRUPT, REPLICA_MISSING)
+SCHEDULED_AUDIT_STATES = tuple(s for s in AUDITABLE_STATES if s not in AWAITING_REPAIR)
 
 
-def readable_node() -> ColumnElement[bool]:
+def readable_node(node: Any = Node) -> ColumnElement[bool]:
     """The one rule for which nodes' copies may be read, to copy, serve or audit them: every node not offline.
 
     A draining node is read: draining means its copies are being moved
     elsewhere, which reads them, and every byte read is verified against
     the catalog before it is used.
     """
-    return Node.status != NODE_OFFLINE
+    return node.status != NODE_OFFLINE
 
 
 def may_be_audited() -> ColumnElement[bool]:

@@ -35,7 +35,6 @@ from preservation.catalog.models import (
     REPLICA_MISSING,
     REPLICA_PENDING,
     REPLICA_REPAIRING,
-    REPLICA_SUSPECT,
     REPLICA_VERIFIED,
     Job,
     Node,
@@ -47,7 +46,12 @@ from preservation.errors import PlacementError, PreservationError
 from preservation.jobs import kinds, queue
 from preservation.jobs.claim import expire_leases
 from preservation.placement import Candidate, choose_nodes, satisfies
-from preservation.package_state import release_staging_if_done, update_package_state
+from preservation.package_state import (
+    SCHEDULED_AUDIT_STATES,
+    readable_node,
+    release_staging_if_done,
+    update_package_state,
+)
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.upkeep")
@@ -69,10 +73,10 @@ def schedule_audits(repo: Repository, *, now: datetime | None = None) -> dict[st
     interval = timedelta(days=audit_policy.interval_days)
     period = planning_period(interval)
     start, end = planning_window(now, period)
-    auditable = (REPLICA_VERIFIED, REPLICA_SUSPECT)
+    auditable = SCHEDULED_AUDIT_STATES
     with repo.catalog.session() as s:
         queued = kinds.replicas_with_live_job(s, kinds.AUDIT)
-        nodes = s.scalars(select(Node).where(Node.status != NODE_OFFLINE)).all()
+        nodes = s.scalars(select(Node).where(readable_node())).all()
         base = (
             select(Replica).join(Package)
             .where(Replica.state.in_(auditable), Package.state != PACKAGE_DEACCESSIONED)
@@ -318,14 +322,14 @@ def schedule_challenges(repo: Repository, *, now: datetime | None = None,
     witness = (
         select(other.id).join(other_node, other.node_id == other_node.id)
         .where(other.package_id == Replica.package_id, other.id != Replica.id, other.state == REPLICA_VERIFIED,
-               other_node.status != NODE_OFFLINE)
+               readable_node(other_node))
         .exists()
     )
     with repo.catalog.session() as s:
         live = kinds.replicas_with_live_job(s, kinds.CHALLENGE)
         rows = s.execute(
             select(Replica.id, Replica.package_id).join(Node).join(Package)
-            .where(Replica.state == REPLICA_VERIFIED, Node.status != NODE_OFFLINE, last_checked <= due_before,
+            .where(Replica.state == REPLICA_VERIFIED, readable_node(), last_checked <= due_before,
                    Package.state != PACKAGE_DEACCESSIONED, witness)
             .order_by(last_checked, Replica.id)
             .limit(limit + len(live))

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from preservation import repair as repair_module
 from preservation.access.fixity_api import check_fixity
-from preservation.audit import audit
+from preservation import upkeep
+from preservation.audit import audit, select_replicas
 from preservation.catalog.models import Event, Job, Replica, utcnow
 from preservation.challenge import challenge_replica
 from preservation.errors import (
@@ -156,3 +157,19 @@ def test_a_copy_in_the_middle_of_its_repair_is_not_audited(repo, preserved, monk
     assert repaired.id not in seen["audited"] and len(seen["audited"]) == 2
     assert seen["fixity api"]["copies_checked"] == 2 and seen["fixity api"]["success"] is True
     assert out["state"] == "verified" and _replicas(repo, preserved)["cas-nsl"].state == "verified"
+
+
+@pytest.mark.parametrize("state, audited, scheduled", [
+    ("verified", True, True), ("suspect", True, True), ("corrupt", True, False), ("missing", True, False),
+    ("repairing", False, False), ("copying", False, False), ("pending", False, False),
+])
+def test_which_copies_an_audit_reads(repo, preserved, state, audited, scheduled):
+    copy = _replicas(repo, preserved)["cas-nsl"].id
+    with repo.catalog.session() as s:
+        replica = s.get(Replica, copy)
+        replica.state = state
+    assert (copy in select_replicas(repo, preserved)) is audited
+    upkeep.schedule_audits(repo, now=utcnow() + timedelta(days=200))  # every copy overdue
+    with repo.catalog.session() as s:
+        queued = s.scalars(select(Job).where(Job.dedupe_key == f"audit:{copy}")).one_or_none()
+    assert (queued is not None) is scheduled

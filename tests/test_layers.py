@@ -1,8 +1,9 @@
 """The layers hold: import-linter's contracts (pyproject.toml) pass, cover every module, and catch an upward import.
 
-Also: no product module asks whether an adapter is a particular back end
-(``isinstance(adapter, FilesystemAdapter)``); optional abilities are found
-through ``adapter.features``, which survives wrapping.
+Also: no product module imports a storage back end's module or asks whether
+an adapter is a particular back end (``isinstance(adapter,
+FilesystemAdapter)``); optional abilities are found through
+``adapter.features``, which survives wrapping.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
         "preservation/upkeep.py": "from preservation.runtime import worker\n",
         "storage_adapters/catalogued.py": "from preservation.catalog import models\n",
         "preservation/placement.py": "from devtools import local_s3\n",
+        # a service asking for a back end by its class instead of through the interface
+        "preservation/restore.py": "from storage_adapters.filesystem import FilesystemAdapter\n",
     }
     for relative, line in upward.items():
         path = tmp_path / relative
@@ -93,6 +96,7 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
                                ("storage_adapters", "preservation.catalog"),
                                ("preservation.placement", "devtools")):
         assert f"{importer} is not allowed to import {imported}" in result.stdout, result.stdout
+    assert "preservation.restore -> storage_adapters.filesystem" in result.stdout, result.stdout
 
 
 def _concrete_adapters() -> set[str]:

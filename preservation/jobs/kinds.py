@@ -16,14 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.models import Job
-from preservation.jobs.queue import LIVE_STATES, enqueue
+from preservation.jobs.queue import DEFAULT_MAX_ATTEMPTS, LIVE_STATES, ROUTINE_PRIORITY, enqueue
 
 INGEST = "ingest"
 REPLICATE = "replicate"
 AUDIT = "audit"
 REPAIR = "repair"
 CHALLENGE = "challenge"
-DEFAULT_MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ AUDIT_AFTER_FAILED_CHALLENGE = Purpose(AUDIT, 5)
 REPAIR_DAMAGED = Purpose(REPAIR, 10)
 AUDIT_AFTER_BAD_READ = Purpose(AUDIT, 10)
 AUDIT_SUSPECT_AGAIN = Purpose(AUDIT, 20)
-REPLICATE_NEW_COPY = Purpose(REPLICATE, 100)
+REPLICATE_NEW_COPY = Purpose(REPLICATE, ROUTINE_PRIORITY)
 SCHEDULED_AUDIT = Purpose(AUDIT, 120, max_attempts=3)
 # after audits: a challenge is the cheap check between them
 SCHEDULED_CHALLENGE = Purpose(CHALLENGE, 150, max_attempts=3)

@@ -24,6 +24,8 @@ DEAD = "dead"
 CANCELLED = "cancelled"
 JOB_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, CANCELLED)
 LIVE_STATES = (QUEUED, RUNNING, FAILED)
+ROUTINE_PRIORITY = 100  # lower runs first; the purposes of preservation.jobs.kinds are ranked around it
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 def enqueue(
@@ -34,8 +36,8 @@ def enqueue(
     package_id: str | None = None,
     dedupe_key: str | None = None,
     run_after: datetime | None = None,
-    priority: int = 100,
-    max_attempts: int = 5,
+    priority: int = ROUTINE_PRIORITY,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> Job:
     """Add a job (or return the live one with the same ``dedupe_key``)."""
     if dedupe_key is not None:

@@ -1,22 +1,45 @@
-"""The finding codes of bag validation, profile checks and delivery checks.
+"""Every finding code of `preserve`, in one table.
 
-Codes are stable: tests, scripts and the catalog assert on them, so a code is
-never reused for another meaning.  Each code has a default severity; a few
-delivery codes are errors in strict (ingest) mode and warnings otherwise,
-which :func:`note` applies when asked.  ``docs/bagit-findings.md`` carries the
-same table (a test keeps the two in step).
+A finding is what a check reports instead of stopping at the first problem
+(:mod:`preservation.findings`).  Codes are stable: tests, scripts and the
+catalog assert on them, so a code is never reused for another meaning.  Each
+code has a default severity; a few delivery codes are errors in strict
+(ingest) mode and warnings otherwise, which :func:`note` applies when asked.
 
-Families: ``BAG0xx`` bagit.txt and layout, ``BAG1xx`` manifests, ``BAG2xx``
-payload files, ``BAG3xx`` tag files, ``BAG4xx`` bag-info.txt, ``BAG5xx``
-fetch.txt, ``PRF`` BagIt profile, ``DLV`` deliveries.
+Each family names what reports it and the document that carries its table
+(:data:`FAMILIES`); a test keeps every table in step with this module, so a
+new code is documented when it is defined.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from preservation.findings import ERROR, WARNING, Finding, FindingList
+
+
+@dataclass(frozen=True)
+class Family:
+    prefix: str
+    reported_by: str
+    doc: str
+    """The document, relative to the project root, whose table lists the family's codes."""
+
+
+FAMILIES: dict[str, Family] = {
+    f.prefix: f
+    for f in (
+        Family("BAG", "bag validation (BAG0xx bagit.txt and layout, BAG1xx manifests, BAG2xx payload files, "
+                      "BAG3xx tag files, BAG4xx bag-info.txt, BAG5xx fetch.txt)", "docs/bagit-findings.md"),
+        Family("PRF", "BagIt profile checks", "docs/bagit-findings.md"),
+        Family("DLV", "delivery checks before bagging", "docs/bagit-findings.md"),
+        Family("A", "the audit of one copy on its node (audits, repairs, the fixity API)", "docs/concepts.md"),
+        Family("R", "rebuilding a lost catalog from the nodes (`preserve catalog rebuild`)", "docs/findings.md"),
+        Family("I", "bulk imports of entitlements (`preserve entitlement import`)", "docs/findings.md"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -27,11 +50,20 @@ class FindingCode:
     strict_only: bool = False
     """An error in strict mode, a warning otherwise."""
 
+    @property
+    def family(self) -> str:
+        return _FORM.fullmatch(self.code).group(1)
+
 
 CODES: dict[str, FindingCode] = {}
+_FORM = re.compile(r"([A-Z]+)(\d{3})")
 
 
 def _code(code: str, severity: str, title: str, strict_only: bool = False) -> str:
+    """Define ``code``; raises ValueError for a malformed, unknown-family or repeated code."""
+    form = _FORM.fullmatch(code)
+    if form is None or form.group(1) not in FAMILIES:
+        raise ValueError(f"finding code {code!r} is not a known family followed by three digits")
     if code in CODES:
         raise ValueError(f"finding code {code} defined twice")
     CODES[code] = FindingCode(code, severity, title, strict_only)
@@ -75,7 +107,7 @@ PAYLOAD_UNEXPECTED = _code("BAG203", ERROR, "a file in data/ is in no payload ma
 PAYLOAD_NOT_IN_EVERY_MANIFEST = _code("BAG204", ERROR, "a file in data/ is missing from some payload manifests")
 NAME_NORMALISATION_MATCH = _code("BAG205", WARNING, "a manifest path matches a file only after NFC normalisation")
 NOT_A_REGULAR_FILE = _code("BAG206", ERROR, "a bag entry is a symlink, device, FIFO or socket: never opened")
-FILE_UNREADABLE = _code("BAG207", ERROR, "a file in the bag cannot be read")
+BAG_FILE_UNREADABLE = _code("BAG207", ERROR, "a file in the bag cannot be read")
 NAMES_COLLIDE_NFC = _code("BAG208", WARNING, "two file names are equal after NFC normalisation")
 NAMES_COLLIDE_CASE = _code("BAG209", WARNING, "two file names are equal after case folding")
 NAME_NOT_UTF8 = _code("BAG210", ERROR, "a file name in the bag is not valid UTF-8")
@@ -156,6 +188,39 @@ CHANGED_WHILE_BAGGING = _code("DLV027", ERROR, "a file changed size while it was
 ENTRY_REPLACED = _code("DLV028", ERROR, "a file or directory was replaced between the check and the bagging")
 
 
+# --- the audit of one copy ----------------------------------------------------------
+FILE_MISSING = _code("A001", ERROR, "a file the catalog lists is not on the node")
+FILE_CHANGED = _code("A002", ERROR, "a file's digest differs from the catalog")
+SIZE_CHANGED = _code("A003", ERROR, "a file's size differs from the catalog")
+FILE_UNEXPECTED = _code("A004", ERROR, "the node holds a file the package does not have")
+FILE_UNREADABLE = _code("A005", ERROR, "a file could not be read")
+REPLICA_ABSENT = _code("A006", ERROR, "none of the package's files are on the node")
+NODE_UNAVAILABLE = _code("A007", ERROR, "the node's storage did not answer")
+NOT_REGULAR = _code(
+    "A008", ERROR, "the node holds a FIFO, socket, symbolic link or device where a file is or is not expected"
+)
+
+# --- rebuilding the catalog from the nodes --------------------------------------------
+REBUILD_NO_BAGIT = _code("R001", ERROR, "a package recorded on a node has no bagit.txt there")
+REBUILD_BAG_PROBLEM = _code("R002", ERROR, "the bag's tag files on the node have an error (the bag finding follows)")
+REBUILD_DIGEST_MISMATCH = _code("R003", ERROR, "a digest computed on the node differs from the bag's manifest")
+REBUILD_NODE_FAILED = _code("R004", ERROR, "a node, or a file on it, could not be read")
+REBUILD_NO_COLLECTION = _code("R005", ERROR, "neither a package record nor Bag-Group-Identifier names a collection")
+
+# --- entitlement imports ------------------------------------------------------------------
+FIELD_MISSING = _code("I001", ERROR, "a required field is missing or empty")
+UNKNOWN_LIBRARY = _code("I002", ERROR, "no library has this code")
+UNKNOWN_COLLECTION = _code("I003", ERROR, "no collection has this key")
+NOT_A_YEAR = _code("I004", ERROR, "the value is not a year an entitlement can name")
+YEARS_REVERSED = _code("I005", ERROR, "from_year is after to_year")
+DUPLICATE_ROW = _code("I006", ERROR, "the same entitlement appears twice in the file")
+UNKNOWN_FIELD = _code("I007", ERROR, "the row has a field this import does not know (a typo?)")
+UNREADABLE_FILE = _code("I008", ERROR, "the file cannot be read as CSV or YAML rows")
+INVALID_TEXT = _code(
+    "I009", ERROR, "the value holds characters XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF)"
+)
+
+
 def severity(code: str, strict: bool = True) -> str:
     spec = CODES[code]
     if spec.strict_only and not strict:
@@ -170,10 +235,13 @@ def note(
     return findings.add(code, message, path, severity(code, strict), **params)
 
 
-def markdown_table() -> str:
-    """The code table as Markdown, for docs/bagit-findings.md."""
+def markdown_table(*families: str) -> str:
+    """The codes of ``families`` (prefixes, in that order) as the Markdown table their document carries."""
     lines = ["| code | severity | meaning |", "|---|---|---|"]
-    for spec in CODES.values():
-        sev = "error (warning when not strict)" if spec.strict_only else spec.severity
-        lines.append(f"| {spec.code} | {sev} | {spec.title.replace('|', '/')} |")
+    for family in families:
+        for spec in CODES.values():
+            if spec.family != family:
+                continue
+            sev = "error (warning when not strict)" if spec.strict_only else spec.severity
+            lines.append(f"| {spec.code} | {sev} | {spec.title.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

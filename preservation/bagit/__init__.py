@@ -8,10 +8,10 @@ Public API::
     validate_profile(report_or_bag, profile) -> FindingList
     read_bag_metadata(path) / read_bag_metadata_from_adapter(adapter, prefix) / parse_bag_metadata(reader, names)
 
-Finding codes are listed in :mod:`preservation.bagit.codes` and docs/bagit-findings.md.
+Finding codes are listed in :mod:`preservation.codes` and docs/bagit-findings.md.
 """
 
-from .codes import CODES
+from preservation.codes import CODES
 from .delivery import Delivery, DeliveryEntry, DeliveryLimits, open_delivery
 from .profile import BagItProfile, default_profile, load_profile
 from .records import FileRecord, RecordTable

@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from preservation import codes
 from preservation.digests import BAGIT_ALGORITHMS
 from preservation.findings import FindingList
 
-from . import codes
 from .names import (
     canonical_path,
     decode_manifest_path,

@@ -19,10 +19,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
+from preservation import codes
 from preservation.errors import PolicyError
 from preservation.findings import Finding, FindingList
 
-from . import codes
 from .tagfiles import BAG_INFO_TXT, BAGIT_TXT, FETCH_TXT, BagInfo
 
 

@@ -5,7 +5,7 @@ filesystem, so a bag held on any storage adapter can be read: :func:`parse_bag_m
 :func:`read_bag_metadata` reads a local bag and
 :func:`read_bag_metadata_from_adapter` reads only the tag files of a bag
 stored under a key prefix (the catalog rebuild uses it).  Every problem is
-added to a :class:`FindingList` with a code from :mod:`.codes`; parsing
+added to a :class:`FindingList` with a code from :mod:`preservation.codes`; parsing
 never stops at the first.
 """
 
@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
+from preservation import codes
 from preservation.digests import BAGIT_ALGORITHMS
 from preservation.errors import ObjectNotFound
 from preservation.findings import FindingList
 from preservation.text import check_xml_text, xml_forbidden
 
-from . import codes
 from .manifests import NEWEST_VERSION, TAG, Manifest, manifest_kind, parse_manifest
 from .names import canonical_path, decode_manifest_path, shown, unsafe_reason
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any, Mapping
 
+from preservation import codes
 from preservation.errors import InvalidRequest, NotFound
 from preservation.findings import Finding, FindingList
 
-from . import codes
 from .inspection import BagInspection
 from .pipeline import FilePipeline, Job, Progress, ProgressMeter
 from .profile import BagItProfile, check_profile, load_profile
@@ -156,7 +156,7 @@ def _read_and_verify(inspection: BagInspection, files: RecordTable, workers: int
             if outcome.error is not None:
                 codes.note(
                     inspection.findings,
-                    codes.FILE_UNREADABLE,
+                    codes.BAG_FILE_UNREADABLE,
                     f"cannot be read: {outcome.error.strerror or outcome.error}",
                     path,
                 )

@@ -8,8 +8,9 @@
    both digests compared with the catalog — verified copies first, then
    copies that are themselves damaged elsewhere (their other files may be
    intact).  Each damaged file is copied only from a copy whose own bytes for
-   it have just verified; a verified copy whose file does not match becomes
-   ``suspect`` (a full audit is queued).
+   it have just verified (:func:`preservation.sources.plan_from_first_verified`);
+   a verified copy whose file does not match becomes ``suspect`` (a full
+   audit is queued).
 3. The damaged files are rewritten (the write checks sha256 while the bytes
    stream, then the new file is re-read with sha256 and sha512), and files
    that do not belong are deleted — only keys inside this replica's own
@@ -25,7 +26,6 @@ NoVerifiedSource (permanent) is raised so the job is dead-lettered.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -57,12 +57,12 @@ from preservation.errors import (
     StorageUnavailable,
     VerificationFailed,
 )
-from preservation.fixity import FileRow, check_replica, iter_package_files, verify_rows
+from preservation.fixity import check_replica
 from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources, readable_node
 from preservation.replication import write_and_verify, write_package_record
 from preservation.repository import Repository
-from preservation.sources import replica_source
+from preservation.sources import SourcePlan, plan_from_first_verified, replica_source
 
 log = logging.getLogger("preserve.repair")
 
@@ -73,20 +73,6 @@ BOTH_DIGESTS = ("sha256", "sha512")
 # version, and both are checked); two copies of one package repaired at once can then serve each other.
 SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING)
 EPOCH = datetime(1970, 1, 1)
-
-
-@dataclass
-class SourcePlan:
-    """Which verified copy each damaged file will be copied from."""
-
-    assigned: dict[int, set[str]] = field(default_factory=dict)  # source replica id -> paths
-    labels: dict[int, str] = field(default_factory=dict)  # source replica id -> node name
-    failed_sources: set[int] = field(default_factory=set)  # copies whose bytes did not verify
-    unreachable: list[str] = field(default_factory=list)  # nodes that did not answer
-    unsourced: list[str] = field(default_factory=list)  # damaged files with no verified copy
-
-    def by_node(self) -> dict[str, int]:
-        return {self.labels[rid]: len(paths) for rid, paths in self.assigned.items()}
 
 
 def repair_replica(
@@ -132,9 +118,9 @@ def repair_replica(
     plan = plan_sources(repo, package_id, replica_id, damaged)
     if plan.unsourced:
         _no_source(repo, replica_id, fallback_state, plan, agent, job_id)
-    if plan.failed_sources:
+    if plan.blamed:
         with repo.catalog.session() as s:
-            flag_bad_sources(repo.policy, s, s.get(Package, package_id), sorted(plan.failed_sources), agent)
+            flag_bad_sources(repo.policy, s, s.get(Package, package_id), plan.blamed.ids(), agent)
 
     try:
         copied = _rewrite(repo, package_id, dest, plan)
@@ -171,47 +157,24 @@ def repair_replica(
 
 def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: set[str]) -> SourcePlan:
     """Verify the other copies' versions of exactly the damaged files, best copies first."""
-    plan = SourcePlan()
     with repo.catalog.session() as s:
         stmt = select(Replica).join(Node).where(
             Replica.package_id == package_id, Replica.id != replica_id, Replica.state.in_(SOURCE_STATES),
         )
-        # a copy on an offline node may hold the bytes: without it, "no source" is not yet known
-        plan.unreachable.extend(r.node.name for r in s.scalars(stmt.where(~readable_node())))
-        others = list(s.scalars(stmt.where(readable_node())))
-        others.sort(key=lambda r: (r.state != REPLICA_VERIFIED, -(r.verified_at or EPOCH).timestamp(), r.id))
-        candidates = [(r.id, r.node) for r in others]
-    prefix = PackageLayout(package_id).prefix
-    for batch in iter_package_files(repo.catalog, package_id):
-        remaining: list[FileRow] = [r for r in batch if r.path in damaged]
-        for source_id, source_node in candidates:
-            if not remaining:
-                break
-            if source_node.name in plan.unreachable:
-                continue
-            result = verify_rows(repo.adapter(source_node), prefix, remaining, BOTH_DIGESTS,
-                                 workers=repo.settings.workers)
-            if NODE_UNAVAILABLE in result.findings.codes():
-                plan.unreachable.append(source_node.name)
-                continue
-            bad = set(result.bad_paths)
-            if bad:
-                plan.failed_sources.add(source_id)
-            good = [r.path for r in remaining if r.path not in bad]
-            if good:
-                plan.assigned.setdefault(source_id, set()).update(good)
-                plan.labels[source_id] = source_node.name
-            remaining = [r for r in remaining if r.path in bad]
-        plan.unsourced.extend(r.path for r in remaining)
+        offline = [r.node.name for r in s.scalars(stmt.where(~readable_node()))]
+        others = sorted(s.scalars(stmt.where(readable_node())),
+                        key=lambda r: (r.state != REPLICA_VERIFIED, -(r.verified_at or EPOCH).timestamp(), r.id))
+        sources = [replica_source(repo, r) for r in others]
+    plan = plan_from_first_verified(repo, package_id, sources, damaged, BOTH_DIGESTS)
+    # a copy on an offline node may hold the bytes: without it, "no source" is not yet known
+    plan.unreachable[:0] = offline
     return plan
 
 
 def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
     copied = 0
-    with repo.catalog.session() as s:
-        sources = {rid: replica_source(repo, s.get(Replica, rid)) for rid in plan.assigned}
     for source_id, paths in plan.assigned.items():
-        stats = write_and_verify(repo, package_id, dest, [sources[source_id]], only_paths=paths)
+        stats = write_and_verify(repo, package_id, dest, [plan.sources[source_id]], only_paths=paths)
         copied += stats["bytes_copied"]
     return copied
 
@@ -264,7 +227,7 @@ def _no_source(repo: Repository, replica_id: int, state: str, plan: SourcePlan, 
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
         package = replica.package
-        flag_bad_sources(repo.policy, s, package, sorted(plan.failed_sources), agent)
+        flag_bad_sources(repo.policy, s, package, plan.blamed.ids(), agent)
         replica.state = state
         if plan.unreachable:
             reason = (f"{len(lost)} damaged file(s) could not be verified on any reachable copy; "
@@ -283,7 +246,7 @@ def _no_source(repo: Repository, replica_id: int, state: str, plan: SourcePlan, 
                 s, events.REPAIR, events.FAILURE, agent=agent, package_id=package.id, replica_id=replica_id,
                 node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
                 detail={"state": state, "reason": reason, "files_without_verified_copy": len(lost),
-                        "paths": lost[:MAX_PATHS_IN_EVENT], "copies_failed": len(plan.failed_sources)},
+                        "paths": lost[:MAX_PATHS_IN_EVENT], "copies_failed": len(plan.blamed.ids())},
             )
             if package.state != PACKAGE_DAMAGED:
                 previous = package.state

@@ -25,7 +25,7 @@ full) are raised as they are: another source would not help.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Iterator, TypeVar
 
@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.models import REPLICA_VERIFIED, Node, Replica
+from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import (
     AccessDenied,
     ChecksumMismatch,
@@ -42,6 +43,7 @@ from preservation.errors import (
     SourceFailed,
     StorageUnavailable,
 )
+from preservation.fixity import FileRow, iter_package_files, verify_rows
 from preservation.layout import PackageLayout
 from preservation.package_state import readable_node
 from preservation.repository import Repository
@@ -166,3 +168,51 @@ def from_first_verified(
         errors.append(f"{src.label}: {error}")
     raise NoVerifiedSource(f"{doing} ({'; '.join(errors) or 'no verified copy on a readable node'})",
                            package=package_id)
+
+
+@dataclass
+class SourcePlan:
+    """Which copy each file will be copied from, every one of them verified there just now."""
+
+    sources: dict[int, CopySource] = field(default_factory=dict)  # replica id -> the copy
+    assigned: dict[int, set[str]] = field(default_factory=dict)  # replica id -> the paths it gives
+    blamed: Blamed = field(default_factory=Blamed)  # copies whose bytes for some path did not verify
+    unreachable: list[str] = field(default_factory=list)  # nodes that did not answer
+    unsourced: list[str] = field(default_factory=list)  # paths no copy has right
+
+    def by_node(self) -> dict[str, int]:
+        return {self.sources[rid].label: len(paths) for rid, paths in self.assigned.items()}
+
+
+def plan_from_first_verified(
+    repo: Repository, package_id: str, sources: list[CopySource], paths: set[str], algorithms: tuple[str, ...],
+) -> SourcePlan:
+    """The batch form of :func:`from_first_verified`, for copying many files from remote copies.
+
+    The files not yet placed are verified on each source in turn, on its
+    node (only digests cross the network), and each goes to the first source
+    whose bytes for it verify; a source with a file wrong is blamed, and one
+    whose node does not answer is skipped without blame.  Nothing is copied:
+    the caller copies each file from its source, which verifies it again.
+    """
+    plan = SourcePlan(sources={src.replica_id: src for src in sources})
+    for batch in iter_package_files(repo.catalog, package_id):
+        remaining: list[FileRow] = [r for r in batch if r.path in paths]
+        for src in sources:
+            if not remaining:
+                break
+            if src.label in plan.unreachable:
+                continue
+            result = verify_rows(src.adapter, src.prefix, remaining, algorithms, workers=repo.settings.workers)
+            if NODE_UNAVAILABLE in result.findings.codes():
+                plan.unreachable.append(src.label)
+                continue
+            bad = set(result.bad_paths)
+            if bad:
+                plan.blamed.add(src.replica_id, f"{len(bad)} file(s) did not verify, first: {min(bad)}")
+            good = [r.path for r in remaining if r.path not in bad]
+            if good:
+                plan.assigned.setdefault(src.replica_id, set()).update(good)
+            remaining = [r for r in remaining if r.path in bad]
+        plan.unsourced.extend(r.path for r in remaining)
+    return plan

@@ -341,19 +341,24 @@ class NodeStore(StorageAdapter):
         return _object_info(document, key)
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every entry under ``prefix``; a listing the agent cut short raises StorageUnavailable."""
+        params = {"prefix": self._prefix + prefix}
+        for document in self._lines("the listing", "GET", "/v1/list", params=params, key=prefix):
+            yield _object_info(document, self._local_key(document["key"]))
+
+    def _lines(self, what: str, method: str, path: str, **options: Any) -> Iterator[dict[str, Any]]:
+        """The documents of an NDJSON answer up to its end line; an answer cut short raises StorageUnavailable."""
         try:
-            with self._exchange("GET", "/v1/list", params={"prefix": self._prefix + prefix}, key=prefix) as response:
+            with self._exchange(method, path, **options) as response:
                 for line in response.iter_lines():
                     if not line:
                         continue
                     document = json.loads(line)
                     if document.get("end"):
                         return
-                    yield _object_info(document, self._local_key(document["key"]))
+                    yield document
         except httpx.TransportError as e:
             raise self._transport_error(e) from e
-        raise StorageUnavailable(f"the node agent at {self._agent} cut the listing short", location=self.location)
+        raise StorageUnavailable(f"the node agent at {self._agent} cut {what} short", location=self.location)
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0:
@@ -439,20 +444,9 @@ class NodeStore(StorageAdapter):
         content = json.dumps(
             {"keys": [self._prefix + k for k in keys], "algorithms": list(algorithms), "workers": workers}
         ).encode("utf-8")
-        try:
-            with self._exchange(
-                "POST", "/v1/digest", headers={"Content-Type": "application/json"}, content=content
-            ) as response:
-                for line in response.iter_lines():
-                    if not line:
-                        continue
-                    document = json.loads(line)
-                    if document.get("end"):
-                        return
-                    yield self._digest_result(self._local_key(document["key"]), document)
-        except httpx.TransportError as e:
-            raise self._transport_error(e) from e
-        raise StorageUnavailable(f"the node agent at {self._agent} cut the digest stream short", location=self.location)
+        headers = {"Content-Type": "application/json"}
+        for document in self._lines("the digest stream", "POST", "/v1/digest", headers=headers, content=content):
+            yield self._digest_result(self._local_key(document["key"]), document)
 
     def _digest_result(self, key: str, document: dict[str, Any]) -> DigestResult:
         bytes_read = int(document.get("bytes_read") or 0)

@@ -140,47 +140,53 @@ class RetryingAdapter(WrappedAdapter):
     def copy_from(self, source: StorageAdapter, source_key: str, key: str) -> bool:
         return self._call(lambda: self.inner.copy_from(source, source_key, key))
 
-    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """A listing in key order that, broken off, is listed again from after the last key it gave."""
-        last: str | None = None
+    def _resumed(self, reopen: Callable[[], Iterator[T]], first: Iterator[T] | None = None) -> Iterator[T]:
+        """The items of a stream that, broken off, is opened again by ``reopen`` (which knows where it stopped)."""
+        items = reopen() if first is None else first
         attempt = 0
         while True:
             try:
-                for entry in self.inner._list(prefix):
-                    key = entry.key
-                    if last is not None and key <= last:
-                        continue
-                    last = key
-                    yield entry
+                yield from items
                 return
             except PreservationError as e:
                 if not self._may_retry(e, attempt):
                     raise
             attempt += 1
+            items = reopen()
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """A listing in key order that, broken off, is listed again and goes on after the last key it gave."""
+        last: str | None = None
+
+        def after_last() -> Iterator[ObjectInfo]:
+            nonlocal last
+            for entry in self.inner._list(prefix):
+                if last is None or entry.key > last:
+                    last = entry.key
+                    yield entry
+
+        return self._resumed(after_last)
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        """A read that, broken off, goes on with a ranged read from the byte it reached."""
+        position, remaining = offset, length
+
+        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            nonlocal position, remaining
+            for chunk in chunks:
+                position += len(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+        def rest() -> Iterator[bytes]:
+            if remaining == 0:
+                return iter(())
+            return counted(self._call(lambda: self.inner._read(key, position, remaining)))
+
         # the first request is made now, so that a missing object raises here, not on iteration
         first = self._call(lambda: self.inner._read(key, offset, length))
-        return self._read_on(key, offset, length, first)
-
-    def _read_on(self, key: str, offset: int, length: int | None, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        position, remaining = offset, length
-        attempt = 0
-        while True:
-            try:
-                for chunk in chunks:
-                    position += len(chunk)
-                    if remaining is not None:
-                        remaining -= len(chunk)
-                    yield chunk
-                return
-            except PreservationError as e:
-                if not self._may_retry(e, attempt):
-                    raise
-            attempt += 1
-            if remaining == 0:
-                return
-            chunks = self._call(lambda: self.inner._read(key, position, remaining))
+        return self._resumed(rest, counted(first))
 
     def _write(self, key: str, chunks: Iterable[bytes], size: int | None) -> None:
         data = _Taken(iter(chunks))

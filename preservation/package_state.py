@@ -35,7 +35,7 @@ from preservation.catalog.models import (
     utcnow,
 )
 from preservation.jobs import kinds
-from preservation.placement import satisfies
+from preservation.placement import unmet_requirements
 from preservation.policy import Policy
 
 # A copy may be audited once it has been written and while nothing is rewriting it: a copy that is
@@ -84,7 +84,7 @@ def update_package_state(
     verified_active = [r.node for r in replicas if r.state == REPLICA_VERIFIED and r.node.status == NODE_ACTIVE]
     any_verified = any(r.state == REPLICA_VERIFIED for r in replicas)
     staged = bool(package.staging_path and Path(package.staging_path).is_dir())
-    if satisfies(policy.replication, verified_active):  # lists what is lacking
+    if unmet_requirements(policy.replication, verified_active):
         if any_verified or staged:
             new = PACKAGE_REPLICATING if package.state == PACKAGE_REPLICATING else PACKAGE_DEGRADED
         else:

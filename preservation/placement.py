@@ -41,8 +41,8 @@ class Candidate:
         return (self.used_bytes + size) / self.node.capacity_bytes
 
 
-def satisfies(policy: ReplicationPolicy, nodes: Sequence[Node]) -> list[str]:
-    """What ``nodes`` lack to satisfy the policy (empty when they satisfy it)."""
+def unmet_requirements(policy: ReplicationPolicy, nodes: Sequence[Node]) -> list[str]:
+    """What ``nodes`` lack to satisfy the policy, in words; empty when they satisfy it."""
     missing = []
     if len(nodes) < policy.copies:
         missing.append(f"{policy.copies} copies (have {len(nodes)})")
@@ -71,7 +71,7 @@ def choose_nodes(
     """
     held = {n.id for n in existing}
     need = policy.copies - len(existing)
-    if need <= 0 and not satisfies(policy, existing):
+    if need <= 0 and not unmet_requirements(policy, existing):
         return []
     if need <= 0:
         need = 0
@@ -87,7 +87,7 @@ def choose_nodes(
         if combo is not None:
             return [c.node for c in combo]
     active = [c for c in candidates if c.node.status == NODE_ACTIVE]
-    lacking = satisfies(policy, list(existing) + [c.node for c in usable])
+    lacking = unmet_requirements(policy, list(existing) + [c.node for c in usable])
     detail = "; ".join(lacking) if lacking else "no combination of nodes with room satisfies it"
     raise PlacementError(
         f"policy needs {detail}. Active nodes: {len(active)}, with room for {size} bytes: {len(usable)}. "
@@ -104,7 +104,7 @@ def _best_combo(
         valid = [
             combo
             for combo in itertools.combinations(usable, k)
-            if not satisfies(policy, list(existing) + [c.node for c in combo])
+            if not unmet_requirements(policy, list(existing) + [c.node for c in combo])
         ]
         return min(valid, key=lambda combo: _score(combo, existing, size)) if valid else None
     return _greedy(policy, usable, existing, k)
@@ -137,4 +137,4 @@ def _greedy(
         if not take(lambda c: True):
             break
     result = tuple(chosen)
-    return result if not satisfies(policy, list(existing) + [c.node for c in result]) else None
+    return result if not unmet_requirements(policy, list(existing) + [c.node for c in result]) else None

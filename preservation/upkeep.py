@@ -45,7 +45,7 @@ from preservation.catalog.models import (
 from preservation.errors import PlacementError, PreservationError
 from preservation.jobs import kinds, queue
 from preservation.jobs.claim import expire_leases
-from preservation.placement import Candidate, choose_nodes, satisfies
+from preservation.placement import Candidate, choose_nodes, unmet_requirements
 from preservation.package_state import (
     SCHEDULED_AUDIT_STATES,
     readable_node,
@@ -172,7 +172,7 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
         # copies on active nodes in any state count: their replicate/repair/audit jobs will verify them
         prospective = [r.node for r in replicas if r.node.status == NODE_ACTIVE]
         outcome = {"placed": 0, "relabelled": 0}
-        if has_source and satisfies(policy.replication, prospective):
+        if has_source and unmet_requirements(policy.replication, prospective):
             nodes = s.scalars(select(Node).where(Node.status == NODE_ACTIVE)).all()
             held = {r.node_id for r in replicas}
             used = dict(s.execute(select(Replica.node_id, func.coalesce(func.sum(Replica.bytes), 0))
@@ -186,12 +186,12 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
                 events.record_event(
                     s, events.REPLICATION, PLACED, agent=agent, package_id=package_id, replica_id=replica.id,
                     node_name=node.name, policy=policy.label,
-                    detail={"state": REPLICA_PENDING, "reason": "; ".join(satisfies(policy.replication, prospective)),
+                    detail={"state": REPLICA_PENDING, "reason": "; ".join(unmet_requirements(policy.replication, prospective)),
                             "copies_on_active_nodes": sorted(n.name for n in prospective)},
                 )
                 kinds.enqueue_for_replica(s, kinds.REPLICATE_NEW_COPY, replica.id, package_id=package_id)
             outcome["placed"] = len(chosen)
-        if not satisfies(policy.replication, verified_active) and package.policy != policy.label:
+        if not unmet_requirements(policy.replication, verified_active) and package.policy != policy.label:
             previous = package.policy
             package.policy = policy.label
             events.record_event(

@@ -6,7 +6,7 @@ import pytest
 
 from preservation.catalog.models import Node
 from preservation.errors import PlacementError
-from preservation.placement import Candidate, choose_nodes, satisfies
+from preservation.placement import Candidate, choose_nodes, unmet_requirements
 from preservation.policy import ReplicationPolicy
 
 POLICY = ReplicationPolicy(copies=3, organisation_types=["university", "cas", "institute"], min_regions=2)
@@ -23,7 +23,7 @@ def test_one_of_each_type_across_regions():
     chosen = choose_nodes(POLICY, [Candidate(n, 0) for n in nodes], 100)
     assert sorted(n.org_type for n in chosen) == ["cas", "institute", "university"]
     assert len({n.region for n in chosen}) == 3  # the most regions available
-    assert not satisfies(POLICY, chosen)
+    assert not unmet_requirements(POLICY, chosen)
 
 
 def test_prefers_less_used_nodes():
@@ -62,4 +62,4 @@ def test_nothing_needed_when_satisfied():
 def test_large_networks_use_the_greedy_search():
     nodes = [node(i, ("university", "cas", "institute")[i % 3], f"r{i % 7}") for i in range(60)]
     chosen = choose_nodes(POLICY, [Candidate(n, i) for i, n in enumerate(nodes)], 1)
-    assert not satisfies(POLICY, chosen) and len(chosen) == 3
+    assert not unmet_requirements(POLICY, chosen) and len(chosen) == 3

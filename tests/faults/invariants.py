@@ -36,7 +36,7 @@ from preservation.catalog.models import (
 )
 from preservation.events import verify_chain
 from preservation.jobs.queue import DEAD, LIVE_STATES
-from preservation.placement import satisfies
+from preservation.placement import unmet_requirements
 from preservation.repository import Repository
 from storage_adapters.filesystem import TEMP_DIR
 
@@ -199,7 +199,7 @@ def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None,
             violations.append(f"package {package_id} is half-registered: {len(view.files[package_id])} files, "
                               f"{copies.get(package_id, 0)} copies placed")
         if state == PACKAGE_PRESERVED:
-            lacking = satisfies(repo.policy.replication, verified.get(package_id, []))
+            lacking = unmet_requirements(repo.policy.replication, verified.get(package_id, []))
             if lacking:
                 violations.append(f"package {package_id} is preserved but lacks {lacking}")
     violations.extend(_objects_on_nodes(view, damage))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import storage_adapters.filesystem as filesystem_adapter
-from storage_adapters import fanout, fsverify
+from storage_adapters import fanout, fsverify, localfiles
 
 SLOW_DISK_ENV = "PRESERVE_TEST_SLOW_DISK"
 
@@ -84,7 +84,7 @@ class FailingDisk:
     # --- plumbing ----------------------------------------------------------------
 
     def install(self, monkeypatch) -> None:
-        for module in (filesystem_adapter, fanout):
+        for module in (filesystem_adapter, fanout, localfiles):
             monkeypatch.setattr(module, "open", self.open, raising=False)
         for name in ("sys_open", "sys_read", "sys_readv", "sys_close"):
             monkeypatch.setattr(fsverify, name, getattr(self, name))

@@ -19,6 +19,10 @@ features, so a service asks the adapter it was given, never its class:
                       :class:`LocalStore` (checked paths, kernel copies, the
                       one-pass fan-out, and the fast local ``inventory`` and
                       ``verify_many``)
+
+Only ``local_files`` is for services to call directly.  The others are facts
+to ask about (``FEATURE_NODE_DIGEST in adapter.features``) while the calls go
+to the adapter itself, so that its wrappers (retries) still see them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from preservation.registry import add_collection, add_node, init_home
+from preservation.collection import add_collection
+from preservation.home import init_home
+from preservation.nodes import add_node
 from preservation.repository import Repository
 
 COLLECTION = "journals"

@@ -40,13 +40,13 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.collection import get_collection
 from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
 from preservation.jobs import claim as claims
 from preservation.jobs import kinds
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
-from preservation.registry import get_collection
 from preservation.local_copy import replicate_together
 from preservation.package_state import release_staging_if_done
 from preservation.replication import replicate_replica

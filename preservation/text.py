@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 
-from preservation.errors import InvalidText
+from preservation.errors import InvalidRequest, InvalidText
 
 # Characters XML 1.0 (§2.2 Char) cannot carry.  Surrogates (U+D800–U+DFFF)
 # can only appear in a Python str as lone surrogates.
@@ -33,6 +33,8 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _UNPRINTABLE_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _XML_ESCAPED = re.compile(r"\\(\\|u[0-9A-F]{4})")
+# What may name a node or a collection: it appears in keys, URLs, commands and file names.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _code_point(char: str) -> str:
@@ -45,6 +47,17 @@ def xml_forbidden(text: str) -> list[str]:
     for match in _XML_FORBIDDEN.finditer(text):
         seen.setdefault(_code_point(match.group()), None)
     return list(seen)
+
+
+def check_name(name: str, what: str) -> str:
+    """Return ``name`` when it may name a node or a collection (``what`` says which, for the message).
+
+    Raises :class:`~preservation.errors.InvalidRequest` (E112) unless it is 1-64
+    ASCII letters, digits, '.', '_' or '-', starting with a letter or digit.
+    """
+    if not _NAME.fullmatch(name or ""):
+        raise InvalidRequest(f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    return name
 
 
 def check_xml_text(text: str, field: str, *, max_length: int | None = None) -> str:

@@ -15,8 +15,10 @@ from sqlalchemy import create_engine, select, text
 from devtools.demo import make_sample_delivery
 from preservation.catalog.models import Replica
 from preservation.cli.main import cli
+from preservation.collection import add_collection
+from preservation.home import init_home
 from preservation.ingest import ingest
-from preservation.registry import add_collection, add_node, init_home
+from preservation.nodes import add_node
 from preservation.repository import Repository
 
 from .services import POSTGRES_URL, postgres_unusable

@@ -13,10 +13,12 @@ from sqlalchemy import insert, select, text, update
 
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import ChainHead, Collection, Event, Node, Package, PackageFile, Replica
+from preservation.collection import add_collection
 from preservation.errors import AlreadyExists, CatalogNotInitialised, CatalogOutdated, CatalogTooNew, InvalidRequest
 from preservation.events import FIXITY_CHECK, SUCCESS, record_event, verify_chain
+from preservation.home import init_home
 from preservation.jobs import kinds, queue
-from preservation.registry import add_collection, add_node, init_home, list_nodes
+from preservation.nodes import add_node, list_nodes
 from preservation.repository import Repository
 from preservation.status import status
 

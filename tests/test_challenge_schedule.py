@@ -14,7 +14,7 @@ from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Packa
 from preservation.codes import NOT_REGULAR
 from preservation.ingest import ingest
 from preservation.jobs import kinds, queue
-from preservation.registry import set_node_status
+from preservation.nodes import set_node_status
 
 from .corruption import replace_with_fifo, replace_with_socket
 from .faults.work import run_worker_once

@@ -19,7 +19,7 @@ from preservation.catalog.models import Event, Package, PackageFile, Replica
 from preservation.errors import BagInvalid, DeliveryRejected, NotFound, PlacementError, PolicyError
 from preservation.events import verify_chain
 from preservation.ingest import ingest
-from preservation.registry import set_node_status
+from preservation.nodes import set_node_status
 
 from .fixtures import node_root
 

@@ -10,9 +10,11 @@ from sqlalchemy import func, select
 from preservation.audit import audit
 from preservation.catalog.models import Node, Package
 from preservation.codes import FILE_CHANGED
+from preservation.collection import add_collection
 from preservation.errors import AccessDenied
+from preservation.home import init_home
 from preservation.ingest import ingest
-from preservation.registry import add_collection, add_node, init_home
+from preservation.nodes import add_node
 from preservation.repository import Repository
 from preservation.restore import restore
 

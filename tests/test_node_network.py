@@ -10,8 +10,10 @@ from preservation.audit import audit
 from preservation.catalog.models import Job, Replica
 from preservation.challenge import challenge_replica
 from preservation.codes import NOT_REGULAR
+from preservation.collection import add_collection
+from preservation.home import init_home
 from preservation.ingest import ingest
-from preservation.registry import add_collection, add_node, init_home
+from preservation.nodes import add_node
 from preservation.repository import Repository
 
 from .corruption import replace_with_fifo, replace_with_socket, replace_with_symlink

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from preservation.catalog.models import Package, PackageFile
 from preservation.errors import InvalidRequest
 from preservation.events import verify_chain
+from preservation.home import init_home
 from preservation.ingest import ingest
+from preservation.nodes import add_node
 from preservation.rebuild import rebuild_from_nodes
-from preservation.registry import add_node, init_home
 from preservation.repository import Repository
 
 from .fixtures import NODES, node_root

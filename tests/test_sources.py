@@ -24,7 +24,7 @@ from preservation.errors import (
     StorageUnavailable,
 )
 from preservation.jobs import kinds
-from preservation.registry import set_node_status
+from preservation.nodes import set_node_status
 from preservation.repair import repair_replica
 from preservation.restore import restore
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources

@@ -8,8 +8,9 @@ import logging
 import pytest
 from lxml import etree
 
-from preservation.errors import InvalidText
+from preservation.errors import InvalidRequest, InvalidText
 from preservation.text import (
+    check_name,
     check_xml_text, for_log, for_terminal, needs_xml_escape, safe_log_handler, xml_forbidden, xml_safe, xml_unescape,
 )
 
@@ -74,3 +75,14 @@ def test_log_lines_cannot_be_forged():
     lines = stream.getvalue().splitlines()
     assert lines == ["WARNING GET /v1/objects/x\\n2026-01-01 INFO fake line \\x1b[2J"]
     assert for_log("a\r\nb") == "a\\r\\nb"
+
+
+@pytest.mark.parametrize("name", ["cas-beijing", "n1", "a" * 64, "CNKI.journals_2024"])
+def test_a_node_or_collection_name_of_letters_digits_and_dot_dash_underscore_is_kept(name):
+    assert check_name(name, "node name") == name
+
+
+@pytest.mark.parametrize("name", ["", None, "-lead", ".hidden", "a" * 65, "has space", "a/b", "ünï", "a\n"])
+def test_any_other_name_is_refused_naming_what_it_was_for(name):
+    with pytest.raises(InvalidRequest, match="collection key .* must be 1-64 letters"):
+        check_name(name, "collection key")

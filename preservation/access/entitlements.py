@@ -34,9 +34,9 @@ from preservation.codes import (
     UNREADABLE_FILE,
     YEARS_REVERSED,
 )
+from preservation.collection import get_collection
 from preservation.errors import AlreadyExists, ImportRejected, InvalidRequest
 from preservation.findings import FindingList
-from preservation.registry import get_collection
 from preservation.repository import Repository
 from preservation.text import check_xml_text, xml_forbidden
 

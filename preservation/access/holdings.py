@@ -19,8 +19,8 @@ from preservation.access.rights import ReadRights, active_trigger, entitled_rang
 from preservation.access.usage import record_usage
 from preservation.catalog.access_models import REQUEST_PENDING, USAGE_VIEW, AccessRequest
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, PackageFile
+from preservation.collection import get_collection
 from preservation.errors import AccessRefused, InvalidRequest
-from preservation.registry import get_collection
 from preservation.repository import Repository
 
 MAX_PAGE = 500

@@ -28,8 +28,8 @@ from preservation.catalog.access_models import (
     Library,
 )
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, utcnow
+from preservation.collection import get_collection
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound
-from preservation.registry import get_collection
 from preservation.repository import Repository
 from preservation.text import check_xml_text
 

@@ -16,8 +16,8 @@ from preservation.access.requests import decide_pending_by_policy
 from preservation.access.rights import MODE_TRIGGER
 from preservation.catalog.access_models import TRIGGER_KINDS, TriggerEvent
 from preservation.catalog.models import Collection, utcnow
+from preservation.collection import get_collection
 from preservation.errors import InvalidRequest
-from preservation.registry import get_collection
 from preservation.repository import Repository
 from preservation.text import check_xml_text
 

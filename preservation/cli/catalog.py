@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from preservation.catalog.db import Catalog
+from preservation.home import init_home
 from preservation.rebuild import rebuild_from_nodes
-from preservation.registry import init_home
 
 from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain, state
 

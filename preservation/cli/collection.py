@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from preservation.registry import ACCESS_MODES, add_collection, list_collections
+from preservation.collection import ACCESS_MODES, add_collection, list_collections
 
 from .common import emit_json, json_option, repo, say, table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
-from preservation.registry import add_node, list_nodes, set_node_status
+from preservation.nodes import add_node, list_nodes, set_node_status
 from preservation.units import human_bytes
 
 from .common import emit_json, json_option, parse_size, repo, say, table

@@ -13,9 +13,9 @@ from preservation.access.delivery import fetch_verified, file_row
 from preservation.access.usage import log_usage, usage_report
 from preservation.catalog.db import Catalog, _alembic_config, _head_revision
 from preservation.catalog.models import utcnow
+from preservation.collection import add_collection
 from preservation.errors import AuthenticationFailed, TooManyAttempts
 from preservation.ingest import ingest
-from preservation.registry import add_collection
 
 from ..fixtures import make_repo
 from .world import PAYLOAD_FILE, make_delivery

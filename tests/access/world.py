@@ -15,8 +15,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from preservation.access import accounts, entitlements
+from preservation.collection import add_collection
 from preservation.ingest import ingest
-from preservation.registry import add_collection
 from preservation.repository import Repository
 
 from ..fixtures import make_repo

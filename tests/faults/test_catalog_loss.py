@@ -11,9 +11,10 @@ from sqlalchemy import select
 from preservation.audit import audit
 from preservation.catalog.models import Package, PackageFile, Replica
 from preservation.events import verify_chain
+from preservation.home import init_home
 from preservation.ingest import ingest
+from preservation.nodes import add_node
 from preservation.rebuild import rebuild_from_nodes
-from preservation.registry import add_node, init_home
 from preservation.repository import Repository
 from preservation.restore import restore
 

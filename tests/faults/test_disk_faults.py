@@ -15,7 +15,7 @@ from preservation.catalog.models import Job, Package, PackageFile, Replica, utcn
 from preservation.codes import FILE_CHANGED, FILE_UNREADABLE
 from preservation.errors import AccessDenied, StorageFull
 from preservation.ingest import ingest
-from preservation.registry import add_node, set_node_status
+from preservation.nodes import add_node, set_node_status
 from preservation.restore import restore
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions

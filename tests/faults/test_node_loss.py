@@ -12,7 +12,7 @@ from preservation.audit import audit
 from preservation.catalog.models import Replica
 from preservation.codes import FILE_MISSING, REPLICA_ABSENT
 from preservation.ingest import ingest
-from preservation.registry import add_node, set_node_status
+from preservation.nodes import add_node, set_node_status
 from preservation.restore import restore
 from preservation.status import status
 

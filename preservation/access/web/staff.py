@@ -14,7 +14,7 @@ from preservation.access.web.pages import render
 from preservation.access.web.params import RowId
 from preservation.catalog.access_models import REQUEST_PENDING, TRIGGER_KINDS
 from preservation.catalog.models import utcnow
-from preservation.registry import list_collections
+from preservation.collection import list_collections
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 

@@ -24,6 +24,7 @@ from preservation.package_state import release_staging_if_done
 from preservation.replication import (
     COMPARED,
     DIGESTED,
+    STAGING,
     VERIFY_DIGESTS,
     Progress,
     StartedCopy,
@@ -78,7 +79,7 @@ def replicate_together(
     package_id = starts[0].package_id
     layout = PackageLayout(package_id)
     failed: dict[int, PreservationError] = {}
-    stats = [new_stats(sources=["staging"]) for _ in starts]
+    stats = [new_stats(sources=[STAGING]) for _ in starts]
     fan = source.fan_out(VERIFY_DIGESTS, drop_source=True)
     lock = threading.Lock()
 

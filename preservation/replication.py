@@ -66,6 +66,7 @@ def source_name(src: CopySource) -> str:
     """How a replication event names a source."""
     return src.label if src.replica_id is None else f"node {src.label}"
 
+
 DIGESTED = "digests"
 COMPARED = "comparison"
 VERIFY_DIGESTS = ("sha256", "sha512")

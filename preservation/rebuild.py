@@ -19,7 +19,6 @@ from preservation import events
 from preservation.audit import audit_replica
 from preservation.bagit.tagfiles import read_bag_metadata_from_adapter
 from preservation.catalog.models import (
-    NODE_OFFLINE,
     PACKAGE_REPLICATING,
     REPLICA_SUSPECT,
     Collection,
@@ -38,6 +37,7 @@ from preservation.codes import (
 from preservation.errors import InvalidRequest, ObjectNotFound, PreservationError
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout, recorded_package_ids
+from preservation.package_state import readable_node
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter
 
@@ -155,7 +155,7 @@ def rebuild_from_nodes(
         if s.scalar(select(func.count()).select_from(Package)):
             raise InvalidRequest("the catalog already holds packages: rebuild only into a fresh catalog "
                                  "(`preserve init` with a new catalog, then `preserve node add` for each node)")
-        nodes = s.scalars(select(Node).where(Node.status != NODE_OFFLINE).order_by(Node.name)).all()
+        nodes = s.scalars(select(Node).where(readable_node()).order_by(Node.name)).all()
     if not nodes:
         raise InvalidRequest("no nodes are registered: add them with `preserve node add` first")
     holders: dict[str, list[Node]] = {}

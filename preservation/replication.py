@@ -178,6 +178,7 @@ def write_and_verify(
     *,
     only_paths: set[str] | None = None,
     progress: Progress | None = None,
+    blamed: Blamed | None = None,
 ) -> dict[str, Any]:
     """Copy the package (or ``only_paths``) to ``dest``; every file is re-read and verified.
 
@@ -187,12 +188,12 @@ def write_and_verify(
     digests after the durability barrier, and any that are wrong are
     rewritten once.  Raises VerificationFailed when a file still does not
     verify, NoVerifiedSource when no source has a file right.  The sources
-    found bad are listed in the result's ``bad_sources``.
+    found bad are added to ``blamed`` and listed in the result's ``bad_sources``.
     """
     layout = PackageLayout(package_id)
     prefix = layout.prefix
     workers = max(2, repo.settings.workers * 2)
-    blamed = Blamed()
+    blamed = Blamed() if blamed is None else blamed
     dest_local = dest.features.local
     reference = _comparison_reference(dest_local, sources)
     stats = new_stats()
@@ -305,8 +306,9 @@ def begin_copy(repo: Repository, replica_id: int, *, agent: str, job_id: int | N
 
 
 def copy_failed(repo: Repository, started: StartedCopy, error: PreservationError, *, agent: str,
-                 job_id: int | None) -> None:
-    """Back to ``pending`` with the error recorded; its job retries it."""
+                 job_id: int | None, blamed: Blamed | None = None) -> None:
+    """Back to ``pending`` with the error recorded; its job retries it.  The sources found bad on
+    the way are flagged all the same: a copy that failed for want of a good source says why."""
     with repo.catalog.session() as s:
         replica = s.get(Replica, started.replica_id)
         replica.state = REPLICA_PENDING
@@ -316,6 +318,8 @@ def copy_failed(repo: Repository, started: StartedCopy, error: PreservationError
             replica_id=started.replica_id, node_name=started.node.name, job_id=job_id, policy=repo.policy.label,
             detail={"error": error.to_dict(), "state": REPLICA_PENDING},
         )
+        if blamed:
+            flag_bad_sources(repo.policy, s, replica.package, blamed.ids(), agent)
 
 
 def copy_verified(repo: Repository, started: StartedCopy, stats: dict[str, Any], *, agent: str,
@@ -352,11 +356,12 @@ def replicate_replica(
     if not started.sources:
         raise NoVerifiedSource("copy from: no staging bag and no verified replica", package=started.package_id)
     dest = repo.adapter(started.node)
+    blamed = Blamed()
     try:
-        stats = write_and_verify(repo, started.package_id, dest, started.sources, progress=progress)
+        stats = write_and_verify(repo, started.package_id, dest, started.sources, progress=progress, blamed=blamed)
         write_package_record(repo, dest, started.package_id)
     except PreservationError as e:
-        copy_failed(repo, started, e, agent=agent, job_id=job_id)
+        copy_failed(repo, started, e, agent=agent, job_id=job_id, blamed=blamed)
         raise
     outcome = copy_verified(repo, started, stats, agent=agent, job_id=job_id)
     release_staging_if_done(repo.catalog, started.package_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from preservation.errors import (
 from preservation.jobs import kinds
 from preservation.nodes import set_node_status
 from preservation.repair import repair_replica
+from preservation.replication import replicate_replica
 from preservation.restore import restore
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
 
@@ -173,3 +175,20 @@ def test_which_copies_an_audit_reads(repo, preserved, state, audited, scheduled)
     with repo.catalog.session() as s:
         queued = s.scalars(select(Job).where(Job.dedupe_key == f"audit:{copy}")).one_or_none()
     assert (queued is not None) is scheduled
+
+
+def test_a_copy_that_fails_for_want_of_a_good_source_still_flags_the_bad_ones(repo, preserved):
+    replicas = _replicas(repo, preserved)
+    for name in ("uni-pku", "inst-istic"):
+        flip_bit(node_root(repo, name) / preserved / TARGET)
+    shutil.rmtree(node_root(repo, "cas-nsl") / preserved)
+    with repo.catalog.session() as s:
+        s.get(Replica, replicas["cas-nsl"].id).state = "pending"  # to be written again, from the two others
+    with pytest.raises(NoVerifiedSource):
+        replicate_replica(repo, replicas["cas-nsl"].id)
+    after = _replicas(repo, preserved)
+    assert {n: r.state for n, r in after.items()} == {"cas-nsl": "pending", "uni-pku": "suspect",
+                                                      "inst-istic": "suspect"}
+    with repo.catalog.session() as s:
+        queued = {j.dedupe_key for j in s.scalars(select(Job).where(Job.kind == kinds.AUDIT))}
+    assert queued == {f"audit:{replicas['uni-pku'].id}", f"audit:{replicas['inst-istic'].id}"}

@@ -128,6 +128,8 @@ def repair_replica(
         write_package_record(repo, dest, package_id)
     except PreservationError as e:
         _failed(repo, replica_id, fallback_state, agent, job_id, f"rewriting files failed: {e}")
+        with repo.catalog.session() as s:  # a source whose bytes went bad between its check and the copy
+            flag_bad_sources(repo.policy, s, s.get(Package, package_id), plan.blamed.ids(), agent)
         if isinstance(e, NoVerifiedSource):
             raise VerificationFailed(f"a source changed while it was copied ({e}); the next attempt re-verifies",
                                      package=package_id, node=node_name) from e
@@ -174,7 +176,8 @@ def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: se
 def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
     copied = 0
     for source_id, paths in plan.assigned.items():
-        stats = write_and_verify(repo, package_id, dest, [plan.sources[source_id]], only_paths=paths)
+        stats = write_and_verify(repo, package_id, dest, [plan.sources[source_id]], only_paths=paths,
+                                 blamed=plan.blamed)
         copied += stats["bytes_copied"]
     return copied
 

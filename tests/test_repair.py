@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from preservation import repair as repair_module
 from preservation.audit import audit, audit_replica
 from preservation.catalog.models import NODE_OFFLINE, Event, Job, Node, Package, Replica
-from preservation.errors import NoVerifiedSource, StorageUnavailable
+from preservation.errors import NoVerifiedSource, StorageUnavailable, VerificationFailed
 from preservation.events import verify_chain
 from preservation.jobs import kinds, queue
 from preservation.repair import repair_replica
@@ -161,3 +162,26 @@ def test_a_repair_interrupted_mid_way_converges_when_run_again(repo, preserved):
 
 def test_no_verified_source_error_is_permanent():
     assert not NoVerifiedSource.retryable and StorageUnavailable.retryable
+
+
+def test_a_source_that_rots_between_its_check_and_the_copy_is_flagged_and_nothing_bad_is_written(
+        repo, preserved, monkeypatch):
+    damaged = node_root(repo, "cas-nsl") / preserved / TARGET
+    flip_bit(damaged)
+    before = damaged.read_bytes()
+    assert not audit(repo, package_id=preserved).ok
+    rewrite = repair_module.write_and_verify
+
+    def rot_then_copy(repo_, package_id, dest, sources, **kwargs):
+        [source] = sources  # the copy whose bytes were just verified for the damaged file
+        flip_bit(node_root(repo, source.label) / package_id / TARGET, offset=3)
+        seen.append(source.label)
+        return rewrite(repo_, package_id, dest, sources, **kwargs)
+
+    seen: list[str] = []
+    monkeypatch.setattr(repair_module, "write_and_verify", rot_then_copy)
+    with pytest.raises(VerificationFailed):
+        repair_replica(repo, _replicas(repo, preserved)["cas-nsl"].id)
+    states = {n: r.state for n, r in _replicas(repo, preserved).items()}
+    assert states[seen[0]] == "suspect" and states["cas-nsl"] == "corrupt"
+    assert damaged.read_bytes() == before  # the rotten bytes never replaced the damaged file

@@ -42,7 +42,7 @@ from preservation.ingest import register
 from preservation.jobs import kinds, queue
 from preservation.repository import Repository
 from preservation.status import status
-from preservation.upkeep import schedule_audits
+from preservation.upkeep.audits import schedule_audits
 
 FILES_PER_PACKAGE = 10_000
 DEFAULT_ROWS = 1_000_000  # `--rows 10000000` for the full-scale figure (about 10 minutes more)
@@ -50,7 +50,7 @@ POSTGRES_URL = os.environ.get("PRESERVE_BENCH_PG", "postgresql+psycopg://postgre
 ALGORITHMS = ("sha256", "sha512")
 TAG_FILES = ("bag-info.txt", "bagit.txt", "manifest-sha256.txt", "manifest-sha512.txt")
 SEED = 8493
-PLANNER = "preservation.upkeep.schedule_audits (the scheduler's planning of one window, jobs enqueued)"
+PLANNER = "preservation.upkeep.audits.schedule_audits (the scheduler's planning of one window, jobs enqueued)"
 
 
 @dataclass

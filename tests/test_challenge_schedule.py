@@ -8,13 +8,14 @@ from sqlalchemy import select
 
 import pytest
 
-from preservation import events, upkeep
+from preservation import events
 from preservation.challenge import challenge_replica
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Event, Job, Package, Replica, utcnow
 from preservation.codes import NOT_REGULAR
 from preservation.ingest import ingest
 from preservation.jobs import kinds, queue
 from preservation.nodes import set_node_status
+from preservation.upkeep import challenges
 
 from .corruption import replace_with_fifo, replace_with_socket
 from .faults.work import run_worker_once
@@ -40,10 +41,10 @@ def _replicas(repo, package_id: str) -> dict[str, Replica]:
 
 def test_fresh_copies_are_not_challenged_and_stale_ones_are_queued_once(repo, sample_delivery):
     package_id = ingest(repo, sample_delivery, "journals")["package_id"]
-    assert upkeep.schedule_challenges(repo)["enqueued"] == 0
-    outcome = upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    assert challenges.schedule_challenges(repo)["enqueued"] == 0
+    outcome = challenges.schedule_challenges(repo, now=utcnow() + LATER)
     assert outcome["enqueued"] == 3
-    again = upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    again = challenges.schedule_challenges(repo, now=utcnow() + LATER)
     assert (again["enqueued"], again["already_queued"]) == (0, 3)
     jobs = _challenge_jobs(repo)
     assert sorted(j.payload["replica_id"] for j in jobs) == sorted(r.id for r in _replicas(repo, package_id).values())
@@ -52,7 +53,7 @@ def test_fresh_copies_are_not_challenged_and_stale_ones_are_queued_once(repo, sa
 
 def test_workers_run_the_challenges_and_record_when(repo, sample_delivery):
     package_id = ingest(repo, sample_delivery, "journals")["package_id"]
-    upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    challenges.schedule_challenges(repo, now=utcnow() + LATER)
     worked = run_worker_once(repo, kinds=(kinds.CHALLENGE,))
     assert worked["succeeded"] == 3
     replicas = _replicas(repo, package_id)
@@ -63,8 +64,8 @@ def test_workers_run_the_challenges_and_record_when(repo, sample_delivery):
         checks = [(e.outcome, e.detail["check"]) for e in proofs]
     assert checks.count((events.SUCCESS, "proof of possession")) == 3
     # just challenged: not due again a day later, due again after another interval
-    assert upkeep.schedule_challenges(repo, now=utcnow() + timedelta(days=1))["enqueued"] == 0
-    assert upkeep.schedule_challenges(repo, now=utcnow() + LATER)["enqueued"] == 3
+    assert challenges.schedule_challenges(repo, now=utcnow() + timedelta(days=1))["enqueued"] == 0
+    assert challenges.schedule_challenges(repo, now=utcnow() + LATER)["enqueued"] == 3
 
 
 def test_a_copy_that_no_longer_holds_its_bytes_fails_and_is_audited(repo, sample_delivery):
@@ -72,7 +73,7 @@ def test_a_copy_that_no_longer_holds_its_bytes_fails_and_is_audited(repo, sample
     for path in (node_root(repo, "cas-nsl") / package_id).rglob("*"):
         if path.is_file():  # same sizes, other bytes: any range of any file now answers wrongly
             path.write_bytes(bytes(b ^ 0x5A for b in path.read_bytes()))
-    upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    challenges.schedule_challenges(repo, now=utcnow() + LATER)
     run_worker_once(repo, kinds=(kinds.CHALLENGE,))
     replicas = _replicas(repo, package_id)
     assert replicas["cas-nsl"].state == "suspect"
@@ -100,7 +101,7 @@ def test_a_copy_without_a_verified_witness_is_not_challenged(repo, sample_delive
     ingest(repo, sample_delivery, "journals")
     set_node_status(repo, "cas-nsl", "offline")
     set_node_status(repo, "inst-istic", "offline")
-    outcome = upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    outcome = challenges.schedule_challenges(repo, now=utcnow() + LATER)
     assert outcome["enqueued"] == 0  # uni-pku's answer could not be checked against any other copy
 
 
@@ -110,11 +111,11 @@ def test_at_most_limit_challenges_per_call_stalest_first(repo, sample_delivery):
     with repo.catalog.session() as s:
         for r in s.scalars(select(Replica).where(Replica.package_id == second)):
             r.last_audit_at = utcnow() - timedelta(days=30)
-    outcome = upkeep.schedule_challenges(repo, now=utcnow() + LATER, limit=2)
+    outcome = challenges.schedule_challenges(repo, now=utcnow() + LATER, limit=2)
     assert outcome["enqueued"] == 2
     stale = {r.id for r in _replicas(repo, second).values()}
     assert {j.payload["replica_id"] for j in _challenge_jobs(repo)} <= stale
-    assert upkeep.schedule_challenges(repo, now=utcnow() + LATER, limit=10)["enqueued"] == 4
+    assert challenges.schedule_challenges(repo, now=utcnow() + LATER, limit=10)["enqueued"] == 4
     assert len({j.payload["replica_id"] for j in _challenge_jobs(repo)}) == 6
     assert first != second
 
@@ -123,12 +124,12 @@ def test_copies_of_a_deaccessioned_package_are_not_challenged(repo, sample_deliv
     package_id = ingest(repo, sample_delivery, "journals")["package_id"]
     with repo.catalog.session() as s:
         s.get(Package, package_id).state = PACKAGE_DEACCESSIONED  # withdrawn: its copies may be going away
-    assert upkeep.schedule_challenges(repo, now=utcnow() + LATER)["enqueued"] == 0
+    assert challenges.schedule_challenges(repo, now=utcnow() + LATER)["enqueued"] == 0
 
 
 def test_a_challenge_queued_before_deaccession_is_skipped(repo, sample_delivery):
     package_id = ingest(repo, sample_delivery, "journals")["package_id"]
-    upkeep.schedule_challenges(repo, now=utcnow() + LATER)
+    challenges.schedule_challenges(repo, now=utcnow() + LATER)
     with repo.catalog.session() as s:
         s.get(Package, package_id).state = PACKAGE_DEACCESSIONED
     worked = run_worker_once(repo, kinds=(kinds.CHALLENGE,))

@@ -80,7 +80,7 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
     upward = {
         # the queue calling the services it queues work for (jobs/handlers.py before issue 15)
         "preservation/jobs/handlers.py": "from preservation.audit import audit_replica\n",
-        "preservation/upkeep.py": "from preservation.runtime import worker\n",
+        "preservation/upkeep/audits.py": "from preservation.runtime import worker\n",
         "storage_adapters/catalogued.py": "from preservation.catalog import models\n",
         "preservation/placement.py": "from devtools import local_s3\n",
         # a service asking for a back end by its class instead of through the interface

@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from preservation import repair as repair_module
 from preservation.access.fixity_api import check_fixity
-from preservation import upkeep
 from preservation.audit import audit, select_replicas
 from preservation.catalog.models import Event, Job, Replica, utcnow
 from preservation.challenge import challenge_replica
@@ -30,6 +29,7 @@ from preservation.repair import repair_replica
 from preservation.replication import replicate_replica
 from preservation.restore import restore
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
+from preservation.upkeep import audits
 
 from .corruption import flip_bit
 from .fixtures import node_root
@@ -171,7 +171,7 @@ def test_which_copies_an_audit_reads(repo, preserved, state, audited, scheduled)
         replica = s.get(Replica, copy)
         replica.state = state
     assert (copy in select_replicas(repo, preserved)) is audited
-    upkeep.schedule_audits(repo, now=utcnow() + timedelta(days=200))  # every copy overdue
+    audits.schedule_audits(repo, now=utcnow() + timedelta(days=200))  # every copy overdue
     with repo.catalog.session() as s:
         queued = s.scalars(select(Job).where(Job.dedupe_key == f"audit:{copy}")).one_or_none()
     assert (queued is not None) is scheduled

@@ -1,4 +1,4 @@
-"""`preserve scheduler`: plan audits, restore replication, requeue repairs — one active, others standby."""
+"""`preserve scheduler`: plan audits, place missing copies, requeue repairs — one active, others standby."""
 
 from __future__ import annotations
 

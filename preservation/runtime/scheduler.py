@@ -27,9 +27,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from preservation import upkeep
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
+from preservation.upkeep import audits, challenges, missing_copies, stalled, sweeping
 
 log = logging.getLogger("preserve.scheduler")
 
@@ -56,11 +56,11 @@ class SchedulerService:
         self._stop = threading.Event()
         every = timedelta(seconds=tick)
         self.tasks = {t.name: t for t in (
-            Task("audit-planning", every, lambda svc: upkeep.schedule_audits(svc.repo)),
-            Task("replication", every, lambda svc: upkeep.restore_replication(svc.repo, agent=svc.agent)),
-            Task("stalled-work", every, lambda svc: upkeep.requeue_stalled(svc.repo)),
-            Task("challenges", every, lambda svc: upkeep.schedule_challenges(svc.repo)),
-            Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: upkeep.sweep(svc.repo, agent=svc.agent)),
+            Task("audit-planning", every, lambda svc: audits.schedule_audits(svc.repo)),
+            Task("replication", every, lambda svc: missing_copies.place_missing_copies(svc.repo, agent=svc.agent)),
+            Task("stalled-work", every, lambda svc: stalled.requeue_stalled(svc.repo)),
+            Task("challenges", every, lambda svc: challenges.schedule_challenges(svc.repo)),
+            Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
         )}
 
     def stop(self) -> None:

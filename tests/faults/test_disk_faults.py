@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from preservation import events, upkeep
+from preservation import events
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, PackageFile, Replica, utcnow
 from preservation.codes import FILE_CHANGED, FILE_UNREADABLE
@@ -19,6 +19,7 @@ from preservation.nodes import add_node, set_node_status
 from preservation.restore import restore
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
+from preservation.upkeep import missing_copies
 from storage_adapters.filesystem import TEMP_DIR
 
 from ..fixtures import node_root
@@ -164,7 +165,7 @@ def test_replication_reads_around_an_unreadable_source(repo, delivery, monkeypat
     add_node(repo, "cas-spare", "cas", "beijing", spare.as_uri())
     set_node_status(repo, "cas-nsl", "offline")
 
-    assert upkeep.restore_replication(repo, agent=AGENT)["placed"] == 1
+    assert missing_copies.place_missing_copies(repo, agent=AGENT)["placed"] == 1
     run_worker_once(repo)
     replica = _replica(repo, package_id, "cas-spare")
     assert replica.state == "verified"

@@ -7,7 +7,6 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from preservation import upkeep
 from preservation.audit import audit
 from preservation.catalog.models import Replica
 from preservation.codes import FILE_MISSING, REPLICA_ABSENT
@@ -15,6 +14,7 @@ from preservation.ingest import ingest
 from preservation.nodes import add_node, set_node_status
 from preservation.restore import restore
 from preservation.status import status
+from preservation.upkeep import missing_copies
 
 from ..fixtures import node_root
 from . import summary
@@ -72,7 +72,7 @@ def test_lost_node_is_reported_and_replaced_by_a_spare(repo, preserved, tmp_path
     # the operator takes the dead node out and registers a spare of the same organisation type
     add_node(repo, "cas-spare", "cas", "beijing", node_root(repo, "cas-spare").as_uri())
     set_node_status(repo, "cas-nsl", "offline")
-    placed = upkeep.restore_replication(repo, agent=AGENT)
+    placed = missing_copies.place_missing_copies(repo, agent=AGENT)
     assert placed["placed"] == PACKAGES and placed["unplaceable"] == 0
     run_worker_once(repo)
 

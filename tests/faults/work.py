@@ -13,11 +13,11 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, make_url, text
 
-from preservation import upkeep
 from preservation.jobs import claim
 from preservation.repository import Repository
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
+from preservation.upkeep import missing_copies, stalled, sweeping
 
 from ..services import POSTGRES_URL, postgres_unusable
 
@@ -124,14 +124,14 @@ def resume_work(repo: Repository) -> dict:
     """What a restarted scheduler and worker do after a crash, once the dead worker's lease has run out.
 
     The scheduler's catch-up tasks run once (sweep interrupted writes and
-    staging, requeue stalled copies, restore replication), then a worker
+    staging, requeue stalled copies, place missing copies), then a worker
     runs everything that is due until the queue is empty.
     """
     with queue_clock_ahead(timedelta(hours=1)):
-        swept = upkeep.sweep(repo, agent=AGENT, temporary_age=timedelta(0), staging_age=timedelta(0))
-        requeued = upkeep.requeue_stalled(repo)
-        placed = upkeep.restore_replication(repo, agent=AGENT)
+        swept = sweeping.sweep(repo, agent=AGENT, temporary_age=timedelta(0), staging_age=timedelta(0))
+        requeued = stalled.requeue_stalled(repo)
+        placed = missing_copies.place_missing_copies(repo, agent=AGENT)
         worked = run_worker_once(repo)
         # the work may itself leave interrupted writes of the crashed process to sweep
-        swept_after = upkeep.sweep(repo, agent=AGENT, temporary_age=timedelta(0), staging_age=timedelta(0))
+        swept_after = sweeping.sweep(repo, agent=AGENT, temporary_age=timedelta(0), staging_age=timedelta(0))
     return {"swept": swept, "requeued": requeued, "placed": placed, "worker": worked, "swept_after": swept_after}

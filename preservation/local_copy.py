@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from preservation import events
+from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import REPLICA_COPYING, REPLICA_PENDING, Replica
 from preservation.concurrency import bounded_map
 from preservation.errors import ChecksumMismatch, NoVerifiedSource, PreservationError, SourceFailed, VerificationFailed
-from preservation.fixity import FileRow, iter_package_files
 from preservation.layout import PackageLayout
 from preservation.package_state import release_staging_if_done
 from preservation.replication import (

@@ -39,10 +39,10 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
+from preservation.catalog.files import iter_package_files
 from preservation.catalog.models import Event, Package
 from preservation.errors import NotFound
 from preservation.events import event_to_dict, iter_events
-from preservation.fixity import iter_package_files
 from preservation.layout import PackageLayout
 from preservation.repository import Repository
 from preservation.text import needs_xml_escape, xml_safe

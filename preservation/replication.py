@@ -24,6 +24,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from preservation import events
+from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import (
     PACKAGE_DEACCESSIONED,
     REPLICA_COPYING,
@@ -42,7 +43,7 @@ from preservation.errors import (
     PreservationError,
     VerificationFailed,
 )
-from preservation.fixity import FileRow, iter_package_files, verify_rows
+from preservation.fixity import verify_rows
 from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources, next_audit_time, release_staging_if_done, update_package_state
 from preservation.repository import Repository

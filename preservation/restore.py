@@ -19,10 +19,10 @@ from typing import Any, Callable
 from sqlalchemy import func, select
 
 from preservation import events
+from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import Package, PackageFile
 from preservation.concurrency import bounded_map
 from preservation.errors import InvalidRequest, NotFound, NoVerifiedSource
-from preservation.fixity import FileRow, iter_package_files
 from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources

@@ -32,6 +32,7 @@ from typing import Callable, Iterator, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import REPLICA_VERIFIED, Node, Replica
 from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import (
@@ -43,7 +44,7 @@ from preservation.errors import (
     SourceFailed,
     StorageUnavailable,
 )
-from preservation.fixity import FileRow, iter_package_files, verify_rows
+from preservation.fixity import verify_rows
 from preservation.layout import PackageLayout
 from preservation.package_state import readable_node
 from preservation.repository import Repository

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from preservation.codes import FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED, NOT_REGULAR, REPLICA_ABSENT, SIZE_CHANGED
 import storage_adapters.filesystem as filesystem
-from preservation import fixity
+from preservation.catalog import files as catalog_files
 from preservation.audit import audit
 from preservation.catalog.models import Job, Package, Replica
 from preservation.errors import InvalidRequest, NotFound
@@ -121,7 +121,7 @@ def test_every_finding_is_reported_not_just_the_first(repo, preserved):
 def test_exactly_the_damage_is_found_whatever_the_batches(repo, preserved, monkeypatch, batch, where):
     """The catalog/listing merge compares batches in one step and falls back to one by one:
     missing, changed and unexpected files at batch edges, in Chinese and in invalid UTF-8."""
-    monkeypatch.setattr(fixity, "BATCH", batch)
+    monkeypatch.setattr(catalog_files, "BATCH", batch)
     if where == "processes":
         monkeypatch.setattr(filesystem, "_PROCESS_MIN_BATCHES", 1)
         monkeypatch.setattr(filesystem, "_PROCESS_START_BATCHES", 1)

@@ -24,9 +24,9 @@ from typing import IO, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile
 from preservation.errors import ChecksumMismatch, NotFound, StorageError
-from preservation.fixity import FileRow, iter_package_files
 from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository

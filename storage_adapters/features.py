@@ -13,7 +13,8 @@ features, so a service asks the adapter it was given, never its class:
                       cross the network)
 ``server_side_copy``  ``copy_from`` copies inside the store; the provider is the
                       store a copy reads from
-``object_lock``       objects can be written under WORM retention
+``object_lock``       objects are written under WORM retention (the node asks for it
+                      and its store allows it)
 ``checksums``         ``stat`` returns checksums stored by the server
 ``local_files``       the objects are files on this host: the provider is a
                       :class:`LocalStore` (checked paths, kernel copies, the

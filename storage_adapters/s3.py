@@ -170,8 +170,10 @@ class S3Adapter(StorageAdapter):
 
     @property
     def abilities(self) -> frozenset[str]:  # type: ignore[override]
+        """Object lock only when this node writes under retention and its bucket allows it (the
+        bucket is asked only then, as before the first write: an audit never asks it)."""
         found = {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS}
-        if self.retention_supported():
+        if self.spec.retention_mode is not None and self.retention_supported():
             found.add(FEATURE_OBJECT_LOCK)
         return frozenset(found)
 

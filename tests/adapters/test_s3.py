@@ -318,6 +318,19 @@ def test_retention_locks_every_write(s3_env, lock_bucket, s3_bucket):
         assert node.read_bytes("w/small") == b"kept"
 
 
+def test_an_audit_of_a_node_without_retention_never_asks_for_the_lock_configuration(node, monkeypatch):
+    node.write("a/f", b"audited")
+
+    def asked():
+        raise AssertionError("GetObjectLockConfiguration was called")
+
+    monkeypatch.setattr(node, "retention_supported", asked)
+    assert FEATURE_OBJECT_LOCK not in node.features
+    assert [key for key, _ in node.inventory("a/")] == ["a/f"]
+    rows = [("f", 7, (hashlib.sha256(b"audited").hexdigest(),))]
+    assert [b.checked for b in node.verify_many("a/", rows)] == [1]
+
+
 def test_retention_is_refused_on_a_bucket_without_object_lock(s3_env, s3_bucket):
     with open_adapter(s3_env.uri(s3_bucket, PREFIX, retention="COMPLIANCE", retention_days="30")) as node:
         assert node.retention_supported() is False

@@ -81,6 +81,8 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
         # the queue calling the services it queues work for (jobs/handlers.py before issue 15)
         "preservation/jobs/handlers.py": "from preservation.audit import audit_replica\n",
         "preservation/upkeep/audits.py": "from preservation.runtime import worker\n",
+        # a shared rule calling back into replication: the hub replication.py was before issue 15
+        "preservation/package_state.py": "from preservation.replication import replicate_replica\n",
         "storage_adapters/catalogued.py": "from preservation.catalog import models\n",
         "preservation/placement.py": "from devtools import local_s3\n",
         # a service asking for a back end by its class instead of through the interface
@@ -93,6 +95,7 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
     assert result.returncode != 0
     for importer, imported in (("preservation.jobs", "preservation.audit"),
                                ("preservation.upkeep", "preservation.runtime"),
+                               ("preservation.package_state", "preservation.replication"),
                                ("storage_adapters", "preservation.catalog"),
                                ("preservation.placement", "devtools")):
         assert f"{importer} is not allowed to import {imported}" in result.stdout, result.stdout

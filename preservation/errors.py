@@ -315,6 +315,19 @@ def all_error_classes() -> list[type[PreservationError]]:
     return seen
 
 
+def storage_error_class(code: object) -> type[StorageError]:
+    """The storage error class whose code is ``code``; StorageError for any other code.
+
+    A report keeps an error as its code and message (a finding's ``error_code``);
+    this gives the class back, and with it whether the failure may pass on a
+    retry, without letting a recorded code stand for an error of another kind.
+    """
+    for cls in all_error_classes():
+        if cls.code == code and issubclass(cls, StorageError):
+            return cls
+    return StorageError
+
+
 # --- access service ----------------------------------------------------------
 
 

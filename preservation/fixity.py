@@ -26,7 +26,7 @@ from preservation.codes import (
     REPLICA_ABSENT,
     SIZE_CHANGED,
 )
-from preservation.errors import NotRegularFile, PreservationError, StorageError
+from preservation.errors import NotRegularFile, PreservationError, StorageError, storage_error_class
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout
 from storage_adapters import StorageAdapter
@@ -64,6 +64,18 @@ class FixityResult:
             "findings": self.findings.to_list(),
         }
 
+    def node_error(self, location: str, doing: str | None = None) -> StorageError:
+        """The error of the node that did not answer (the first A007 finding), as its own class.
+
+        A job that raises it is retried only when the failure may pass (an
+        unreachable node), never for a denied access or a refused key.
+        ``doing`` names what could not be done, for the message.  Call it only
+        when NODE_UNAVAILABLE is among the findings.
+        """
+        finding = next(f for f in self.findings if f.code == NODE_UNAVAILABLE)
+        detail = finding.message if doing is None else f"cannot {doing}: {finding.message}"
+        return storage_error_class(finding.params.get("error_code"))(detail, location=location)
+
 
 def check_replica(
     catalog: Catalog,
@@ -82,7 +94,7 @@ def check_replica(
         for batch in adapter.verify_many(prefix, present, algorithms, workers=workers):
             _record(result, batch)
     except StorageError as e:
-        result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code)
+        result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code, retryable=e.retryable)
     result.bytes_over_network = max(0, adapter.traffic() - traffic_before)
     if result.absent:
         result.findings.add(REPLICA_ABSENT, f"none of the {result.files_expected} files are on the node")
@@ -211,6 +223,6 @@ def verify_rows(
         for batch in adapter.verify_many(prefix, expected, algorithms, workers=workers):
             _record(result, batch)
     except PreservationError as e:
-        result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code)
+        result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code, retryable=e.retryable)
     result.bytes_over_network = max(0, adapter.traffic() - traffic_before)
     return result

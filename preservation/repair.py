@@ -81,8 +81,10 @@ def repair_replica(
     """Repair one corrupt or missing replica; see the module docstring.
 
     Raises NotFound (no such replica), StorageUnavailable (a node did not
-    answer: retry later), NoVerifiedSource (permanent: the package is
-    damaged), VerificationFailed (the repaired copy did not re-audit).
+    answer: retry later), the copy's node's own StorageError when it could
+    not be checked (AccessDenied, InvalidKey …: permanent), NoVerifiedSource
+    (permanent: the package is damaged), VerificationFailed (the repaired
+    copy did not re-audit).
     """
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
@@ -100,8 +102,7 @@ def repair_replica(
 
     check = check_replica(repo.catalog, dest, package_id, ("sha256",), workers=repo.settings.workers)
     if NODE_UNAVAILABLE in check.findings.codes():
-        raise StorageUnavailable(f"cannot check the copy to repair: {check.findings.errors[0].message}",
-                                 location=node_name)
+        raise check.node_error(node_name, "check the copy to repair")
     if check.ok:
         audit = audit_replica(repo, replica_id, agent=agent, job_id=job_id, algorithms=BOTH_DIGESTS)
         if not audit.ok:

@@ -33,7 +33,7 @@ from preservation.catalog.models import (
     Replica,
 )
 from preservation.codes import NODE_UNAVAILABLE
-from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource, StorageUnavailable
+from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource
 from preservation.ingest import register, stage
 from preservation.jobs import kinds
 from preservation.repair import repair_replica
@@ -74,7 +74,7 @@ def run_audit(ctx: JobContext) -> dict[str, Any]:
             return {"replica_id": replica_id, "skipped": f"node {replica.node.name} is offline"}
     outcome = audit_replica(ctx.repo, replica_id, agent=ctx.agent, job_id=ctx.job_id)
     if set(outcome.fixity.findings.codes()) == {NODE_UNAVAILABLE}:
-        raise StorageUnavailable(outcome.fixity.findings.errors[0].message, location=outcome.node)
+        raise outcome.fixity.node_error(outcome.node)
     return {"replica_id": replica_id, "node": outcome.node, "state": outcome.state, "ok": outcome.ok,
             "files_checked": outcome.fixity.files_checked, "findings": len(outcome.fixity.findings)}
 

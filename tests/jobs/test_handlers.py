@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from preservation.catalog.models import Job, Package, Replica
-from preservation.errors import JobError
+from preservation.catalog.models import Event, Job, Package, Replica
+from preservation.codes import NODE_UNAVAILABLE
+from preservation.errors import AccessDenied, InvalidKey, JobError, StorageUnavailable
+from preservation.events import FIXITY_CHECK
 from preservation.jobs import kinds, queue
 from preservation.runtime.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
 from preservation.runtime.registry import JobContext
@@ -54,3 +56,38 @@ def test_replicate_and_audit_run_again_are_harmless(repo, sample_delivery):
     assert run_audit(_ctx(repo, 99, kinds.AUDIT, {"replica_id": replica_id}))["skipped"] == "replica is copying"
     with pytest.raises(JobError, match="no integer replica_id"):
         run_replicate(_ctx(repo, 99, kinds.REPLICATE, {"replica": "x"}))
+
+
+@pytest.mark.parametrize("refusal, retried", [
+    (AccessDenied("permission denied for the package prefix", location="test"), False),
+    (InvalidKey("a name the store refuses", key="x", location="test"), False),
+    (StorageUnavailable("connection refused", location="test"), True),
+])
+def test_an_audit_the_node_cannot_answer_fails_with_the_nodes_own_error(repo, sample_delivery, monkeypatch, refusal,
+                                                                         retried):
+    """A007 keeps the node's error code and whether it may pass (``retryable``), and the audit job
+    fails with that error: a denied access or a refused key is dead at once, an unreachable node
+    is tried again."""
+    with repo.catalog.session() as s:
+        queue.enqueue(s, kinds.INGEST, {"source": str(sample_delivery), "collection": "journals"})
+    _drain(repo)
+    with repo.catalog.session() as s:
+        replica = s.scalars(select(Replica)).first()
+        replica_id, package_id, node = replica.id, replica.package_id, replica.node
+
+    def refuse(*args, **kwargs):
+        raise refusal
+
+    monkeypatch.setattr(repo.adapter(node), "inventory", refuse)
+    with repo.catalog.session() as s:
+        job_id = kinds.enqueue_for_replica(s, kinds.SCHEDULED_AUDIT, replica_id, package_id=package_id).id
+    _drain(repo)
+    with repo.catalog.session() as s:
+        job = s.get(Job, job_id)
+        assert (job.state, job.attempts) == (queue.FAILED if retried else queue.DEAD, 1)
+        assert job.last_error.startswith(f"{refusal.code} {type(refusal).__name__}: ")
+        event = s.scalars(select(Event).where(Event.replica_id == replica_id, Event.event_type == FIXITY_CHECK)
+                          .order_by(Event.seq.desc())).first()
+    [finding] = event.detail["findings"]
+    assert finding["code"] == NODE_UNAVAILABLE
+    assert finding["params"] == {"error_code": refusal.code, "retryable": retried}

@@ -135,7 +135,8 @@ class Blamed:
             self._problems.setdefault(replica_id, problem)
 
     def ids(self) -> list[int]:
-        return sorted(self._problems)
+        with self._lock:
+            return sorted(self._problems)
 
     def problems(self) -> dict[int, str]:
         with self._lock:

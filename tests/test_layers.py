@@ -18,6 +18,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import setuptools
+
 import storage_adapters
 from preservation.settings import REPO_ROOT
 from storage_adapters.base import StorageAdapter
@@ -100,6 +102,14 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
                                ("preservation.placement", "devtools")):
         assert f"{importer} is not allowed to import {imported}" in result.stdout, result.stdout
     assert "preservation.restore -> storage_adapters.filesystem" in result.stdout, result.stdout
+
+
+def test_development_support_stays_out_of_the_wheel():
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = setuptools.find_packages(str(REPO_ROOT), include=include)
+    assert {"preservation", "storage_adapters"} <= set(shipped)
+    assert [p for p in shipped if p.split(".")[0] in ("devtools", "tests", "bench")] == []
 
 
 def _concrete_adapters() -> set[str]:

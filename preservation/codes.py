@@ -23,7 +23,6 @@ from preservation.findings import ERROR, WARNING, Finding, FindingList
 @dataclass(frozen=True)
 class Family:
     prefix: str
-    reported_by: str
     doc: str
     """The document, relative to the project root, whose table lists the family's codes."""
 
@@ -31,13 +30,14 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.prefix: f
     for f in (
-        Family("BAG", "bag validation (BAG0xx bagit.txt and layout, BAG1xx manifests, BAG2xx payload files, "
-                      "BAG3xx tag files, BAG4xx bag-info.txt, BAG5xx fetch.txt)", "docs/bagit-findings.md"),
-        Family("PRF", "BagIt profile checks", "docs/bagit-findings.md"),
-        Family("DLV", "delivery checks before bagging", "docs/bagit-findings.md"),
-        Family("A", "the audit of one copy on its node (audits, repairs, the fixity API)", "docs/concepts.md"),
-        Family("R", "rebuilding a lost catalog from the nodes (`preserve catalog rebuild`)", "docs/findings.md"),
-        Family("I", "bulk imports of entitlements (`preserve entitlement import`)", "docs/findings.md"),
+        # bag validation: BAG0xx bagit.txt and layout, BAG1xx manifests, BAG2xx payload files,
+        # BAG3xx tag files, BAG4xx bag-info.txt, BAG5xx fetch.txt
+        Family("BAG", "docs/bagit-findings.md"),
+        Family("PRF", "docs/bagit-findings.md"),  # BagIt profile checks
+        Family("DLV", "docs/bagit-findings.md"),  # delivery checks before bagging
+        Family("A", "docs/concepts.md"),  # the audit of one copy on its node (audits, repairs, the fixity API)
+        Family("R", "docs/findings.md"),  # rebuilding a lost catalog from the nodes
+        Family("I", "docs/findings.md"),  # bulk imports of entitlements
     )
 }
 

@@ -19,6 +19,12 @@ def test_every_family_table_is_in_its_document() -> None:
         assert rows in doc, f"regenerate the {family.prefix} table in {family.doc} from codes.markdown_table()"
 
 
+def test_the_index_of_families_names_every_family() -> None:
+    index = (REPO_ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    for prefix in FAMILIES:
+        assert re.search(rf"^\| `{prefix}` \|", index, re.M), f"docs/findings.md lists no family {prefix}"
+
+
 def test_every_code_is_in_exactly_one_documented_table() -> None:
     for code, spec in CODES.items():
         doc = (REPO_ROOT / FAMILIES[spec.family].doc).read_text(encoding="utf-8")

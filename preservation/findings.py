@@ -1,6 +1,7 @@
 """Coded findings: what validation and audits report instead of stopping at the first problem.
 
-A finding has a stable ``code`` (tests and scripts assert on it), a severity
+A finding has a stable ``code`` (tests and scripts assert on it; every code is
+defined in :mod:`preservation.codes`), a severity
 (``error`` makes the subject invalid, ``warning`` does not), the path it is
 about, and parameters.  Reports collect every finding before they are shown.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from preservation.runtime.handlers import default_registry
-from preservation.runtime.registry import PLUGIN_ENV
+from preservation.runtime.handler_registry import PLUGIN_ENV
 from preservation.runtime.worker import Worker, WorkerOptions
 
 from .common import emit_json, json_option, repo

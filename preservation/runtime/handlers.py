@@ -1,6 +1,6 @@
 """The built-in job kinds: replicate, audit, repair, ingest, challenge.
 
-Each handler is idempotent (see :mod:`preservation.runtime.registry`):
+Each handler is idempotent (see :mod:`preservation.runtime.handler_registry`):
 
 ``replicate``  replication skips files already on the node with the right
                size and verifies every file before the copy counts.
@@ -38,7 +38,7 @@ from preservation.ingest import register, stage
 from preservation.jobs import kinds
 from preservation.repair import repair_replica
 from preservation.replication import replicate_replica
-from preservation.runtime.registry import HandlerRegistry, JobContext
+from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 
 INGEST_JOB_FIELD = "Preserve-Ingest-Job"
 RESULT_KEYS = ("replica_id", "node", "state", "skipped", "files", "bytes", "files_copied", "bytes_copied",

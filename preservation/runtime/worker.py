@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preservation.errors import JobError, PreservationError
 from preservation.jobs import claim as claims
-from preservation.runtime.registry import HandlerRegistry, JobContext
+from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.worker")

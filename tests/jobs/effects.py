@@ -11,7 +11,7 @@ import os
 import time
 
 from preservation.errors import InvalidRequest, StorageUnavailable
-from preservation.runtime.registry import HandlerRegistry, JobContext
+from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 
 
 def _append(ctx: JobContext, what: str) -> None:

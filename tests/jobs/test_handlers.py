@@ -11,7 +11,7 @@ from preservation.errors import AccessDenied, InvalidKey, JobError, StorageUnava
 from preservation.events import FIXITY_CHECK
 from preservation.jobs import kinds, queue
 from preservation.runtime.handlers import INGEST_JOB_FIELD, default_registry, run_audit, run_ingest, run_replicate
-from preservation.runtime.registry import JobContext
+from preservation.runtime.handler_registry import JobContext
 from preservation.runtime.worker import Worker, WorkerOptions
 
 

@@ -17,7 +17,7 @@ from preservation.jobs import claim as claims
 from preservation.jobs import queue
 from preservation.jobs.admin import cancel_job, list_jobs, retry_job, show_job
 from preservation.runtime.handlers import default_registry
-from preservation.runtime.registry import HandlerRegistry
+from preservation.runtime.handler_registry import HandlerRegistry
 from preservation.runtime.worker import Worker, WorkerOptions
 
 from ..fixtures import make_repo

@@ -17,7 +17,7 @@ from preservation.errors import UnsupportedURI
 from .base import DigestResult, ObjectInfo, StorageAdapter, WriteResult, check_key
 from .features import Features, LocalStore
 
-ADAPTERS: dict[str, str] = {
+BACK_ENDS_BY_SCHEME: dict[str, str] = {
     "file": "storage_adapters.filesystem:FilesystemAdapter",
     "s3": "storage_adapters.s3:S3Adapter",
     "node+http": "storage_adapters.node:NodeAdapter",
@@ -27,9 +27,9 @@ ADAPTERS: dict[str, str] = {
 
 def adapter_class(uri: str) -> type[StorageAdapter]:
     scheme = urlsplit(uri).scheme.lower()
-    target = ADAPTERS.get(scheme)
+    target = BACK_ENDS_BY_SCHEME.get(scheme)
     if target is None:
-        raise UnsupportedURI(f"known schemes are {', '.join(sorted(ADAPTERS))}", uri=uri)
+        raise UnsupportedURI(f"known schemes are {', '.join(sorted(BACK_ENDS_BY_SCHEME))}", uri=uri)
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

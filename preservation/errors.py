@@ -315,17 +315,22 @@ def all_error_classes() -> list[type[PreservationError]]:
     return seen
 
 
-def storage_error_class(code: object) -> type[StorageError]:
-    """The storage error class whose code is ``code``; StorageError for any other code.
+def error_class(
+    code: object,
+    among: tuple[type[PreservationError], ...] = (StorageError,),
+    default: type[PreservationError] = StorageError,
+) -> type[PreservationError]:
+    """The error class whose code is ``code`` when it is one of ``among``; ``default`` otherwise.
 
-    A report keeps an error as its code and message (a finding's ``error_code``);
-    this gives the class back, and with it whether the failure may pass on a
-    retry, without letting a recorded code stand for an error of another kind.
+    A report or a node agent's answer keeps an error as its code and message (a
+    finding's ``error_code``, a response's ``code``); this gives the class back,
+    and with it whether the failure may pass on a retry, without letting a
+    recorded or remote code stand for an error of another kind.
     """
     for cls in all_error_classes():
-        if cls.code == code and issubclass(cls, StorageError):
+        if cls.code == code and issubclass(cls, among):
             return cls
-    return StorageError
+    return default
 
 
 # --- access service ----------------------------------------------------------

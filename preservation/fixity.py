@@ -26,7 +26,7 @@ from preservation.codes import (
     REPLICA_ABSENT,
     SIZE_CHANGED,
 )
-from preservation.errors import NotRegularFile, PreservationError, StorageError, storage_error_class
+from preservation.errors import NotRegularFile, PreservationError, StorageError, error_class
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout
 from storage_adapters import StorageAdapter
@@ -64,7 +64,7 @@ class FixityResult:
             "findings": self.findings.to_list(),
         }
 
-    def node_error(self, location: str, doing: str | None = None) -> StorageError:
+    def node_error(self, location: str, doing: str | None = None) -> PreservationError:
         """The error of the node that did not answer (the first A007 finding), as its own class.
 
         A job that raises it is retried only when the failure may pass (an
@@ -74,7 +74,7 @@ class FixityResult:
         """
         finding = next(f for f in self.findings if f.code == NODE_UNAVAILABLE)
         detail = finding.message if doing is None else f"cannot {doing}: {finding.message}"
-        return storage_error_class(finding.params.get("error_code"))(detail, location=location)
+        return error_class(finding.params.get("error_code"))(detail, location=location)
 
 
 def check_replica(

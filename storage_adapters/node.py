@@ -48,7 +48,7 @@ from preservation.errors import (
     StorageFull,
     StorageUnavailable,
     UnsupportedURI,
-    all_error_classes,
+    error_class,
 )
 
 from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
@@ -79,9 +79,6 @@ _STATUS_ERRORS: dict[int, type[StorageError]] = {
     503: StorageUnavailable,
     504: StorageUnavailable,
     507: StorageFull,
-}
-_ERRORS_BY_CODE: dict[str, type[PreservationError]] = {
-    cls.code: cls for cls in all_error_classes() if issubclass(cls, (StorageError, InvalidRequest))
 }
 
 
@@ -314,7 +311,8 @@ class NodeStore(StorageAdapter):
                 f"are in the agent's keys file and that both clocks agree within {MAX_CLOCK_SKEW} s",
                 location=self.location,
             )
-        cls = _ERRORS_BY_CODE.get(str(document.get("code")), _STATUS_ERRORS.get(status, StorageError))
+        cls = error_class(str(document.get("code")), (StorageError, InvalidRequest),
+                          _STATUS_ERRORS.get(status, StorageError))
         remote_key = (document.get("params") or {}).get("key")
         shown_key = key if key is not None else self._local_key(remote_key) if isinstance(remote_key, str) else ""
         if cls is ObjectNotFound:

@@ -61,6 +61,14 @@ def _timed(action) -> float:
     return time.perf_counter() - start
 
 
+def _shown(path: Path) -> str:
+    """A path for the report: relative to the working directory when inside it (docs carry no machine's paths)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run(size_mib: int, where: Path) -> int:
     weed = seaweed.find_weed()
     if weed is None:
@@ -71,7 +79,7 @@ def run(size_mib: int, where: Path) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-s3-", dir=where))
     try:
         source, local_copy, downloaded = work / "source.bin", work / "copy.bin", work / "downloaded.bin"
-        print(f"generating {size_mib} MiB in {source} …", flush=True)
+        print(f"generating {size_mib} MiB in {_shown(source)} …", flush=True)
         expected = _make_file(source, size)
         with seaweed.running(weed, work / "seaweedfs") as server:
             server.export_credentials(home=work)
@@ -100,7 +108,7 @@ def run(size_mib: int, where: Path) -> int:
     def rate(seconds: float) -> float:
         return size / seconds / 1e6
 
-    print(f"\n{size_mib} MiB, SeaweedFS {server.endpoint}, data under {where}")
+    print(f"\n{size_mib} MiB, SeaweedFS {server.endpoint}, data under {_shown(where)}")
     print(f"  S3 upload   (adapter.write) {rate(up):8.1f} MB/s  {up:6.2f} s")
     print(f"  S3 download (adapter.read)  {rate(down):8.1f} MB/s  {down:6.2f} s")
     print(f"  local copy  (copyfile)      {rate(copy):8.1f} MB/s  {copy:6.2f} s")

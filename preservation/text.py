@@ -28,10 +28,14 @@ from preservation.errors import InvalidRequest, InvalidText
 # can only appear in a Python str as lone surrogates.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What a terminal or a log line must never receive raw: every C0 control, DEL
-# and the C1 controls (U+0080–U+009F, among them the 8-bit CSI U+009B), plus the
-# line and paragraph separators that some viewers break lines on.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_UNPRINTABLE_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# and the C1 controls (U+0080–U+009F, among them the 8-bit CSI U+009B), the
+# line and paragraph separators that some viewers break lines on, and the
+# bidirectional embeddings, overrides and isolates that reorder what is shown.
+_INVISIBLE = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
+_UNPRINTABLE_KEEP_NEWLINES = re.compile(f"[\x00-\x09\x0b-\x1f{_INVISIBLE}]")
+# For machine output (JSON, CSV) whose own syntax keeps TAB, LF and CR apart.
+_UNPRINTABLE_IN_DATA = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_INVISIBLE}]")
 _XML_ESCAPED = re.compile(r"\\(\\|u[0-9A-F]{4})")
 # What may name a node or a collection: it appears in keys, URLs, commands and file names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -106,6 +110,15 @@ def visible_controls(text: str, *, keep_newlines: bool = False) -> str:
     return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def for_data_stream(text: str) -> str:
+    """JSON or CSV text ready for a terminal: what could act on one becomes ``\\uXXXX``.
+
+    Inside a JSON string ``\\uXXXX`` is the same character, so a parser reads
+    the data unchanged; TAB, LF and CR are left to the format's own syntax.
+    """
+    return _UNPRINTABLE_IN_DATA.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def for_terminal(text: object, *, keep_newlines: bool = False) -> str:
     """Outside text ready for a Rich console: control characters visible, markup escaped.
 
@@ -133,6 +146,22 @@ class LogFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         record.message = for_log(record.message)
         return super().formatMessage(record)
+
+
+class VisibleArguments(logging.Filter):
+    """Shows the text arguments of a log record (uvicorn's request target, the client) without letting them act.
+
+    uvicorn's access log prints the request target as the client sent it;
+    with another HTTP parser than h11, or a decoded path, a line break or an
+    escape sequence in it would forge a log line or reach an operator's
+    terminal.  Our own log lines go through :class:`LogFormatter`; this filter
+    does the same for the records of libraries we do not format.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(for_log(a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 def safe_log_handler(stream=None, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> logging.Handler:

@@ -85,7 +85,7 @@ def parse_s3_uri(uri: str) -> S3Location:
     bucket = parts.netloc
     if ":" in bucket:
         raise UnsupportedURI("put the service address in ?endpoint=URL, not after the bucket name", uri=shown)
-    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
         raise UnsupportedURI(f"{bucket!r} is not a valid bucket name (3-63 characters: a-z, 0-9, '.', '-')", uri=shown)
     if parts.fragment:
         raise UnsupportedURI("a fragment (#…) has no meaning here", uri=shown)

@@ -11,7 +11,7 @@ from lxml import etree
 from preservation.errors import InvalidRequest, InvalidText
 from preservation.text import (
     check_name,
-    check_xml_text, for_log, for_terminal, needs_xml_escape, safe_log_handler, xml_forbidden, xml_safe, xml_unescape,
+    check_xml_text, for_data_stream, for_log, for_terminal, needs_xml_escape, safe_log_handler, xml_forbidden, xml_safe, xml_unescape,
 )
 
 # Every class of character XML 1.0 refuses, and the ones next to them that it accepts.
@@ -86,3 +86,11 @@ def test_a_node_or_collection_name_of_letters_digits_and_dot_dash_underscore_is_
 def test_any_other_name_is_refused_naming_what_it_was_for(name):
     with pytest.raises(InvalidRequest, match="collection key .* must be 1-64 letters"):
         check_name(name, "collection key")
+
+
+def test_bidirectional_controls_cannot_reorder_a_row():
+    assert for_terminal("abc\u202edcba\u2066x\u2069") == "abc\\u202edcba\\u2066x\\u2069"
+
+
+def test_data_streams_keep_their_syntax_and_lose_what_acts():
+    assert for_data_stream('{"a": "x\\n\x9b\u202e中"}\r\n') == '{"a": "x\\n\\u009b\\u202e中"}\r\n'

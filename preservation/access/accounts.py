@@ -143,7 +143,7 @@ def add_library(
     repo: Repository, code: str, name: str, *, contacts: Iterable[str] = (), ip_ranges: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Register a member library; raises InvalidRequest, InvalidText, AlreadyExists."""
-    if not LIBRARY_CODE_RE.match(code or ""):
+    if not LIBRARY_CODE_RE.fullmatch(code or ""):
         raise InvalidRequest(f"library code {code!r} must be 1-32 letters, digits, '.', '_' or '-'")
     if not check_xml_text(name, "library name", max_length=300).strip():
         raise InvalidRequest("a library needs a name")
@@ -200,7 +200,7 @@ def add_user(
 
     Raises InvalidRequest, AlreadyExists, NotFound.
     """
-    if not USERNAME_RE.match(username or ""):
+    if not USERNAME_RE.fullmatch(username or ""):
         raise InvalidRequest(f"username {username!r} must be 1-100 letters, digits, '.', '_', '@' or '-'")
     check_password_rules(password)
     password_hash = _hasher.hash(password)

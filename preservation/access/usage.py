@@ -57,7 +57,7 @@ def log_usage(repo: Repository, principal: Principal, **fields: Any) -> None:
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """'2026-01' → [2026-01-01, 2026-02-01); raises InvalidRequest."""
-    match = MONTH_RE.match(month or "")
+    match = MONTH_RE.fullmatch(month or "")
     if not match:
         raise InvalidRequest(f"month {month!r}: use YYYY-MM, e.g. 2026-01")
     year, mon = int(match.group(1)), int(match.group(2))

@@ -40,7 +40,7 @@ _PLAIN_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+([^*%/\\.\x00\s][^%\\\x00\r\n]*)"
 
 def manifest_kind(filename: str) -> tuple[str, str] | None:
     """(PAYLOAD or TAG, algorithm) for a manifest file name, else None."""
-    match = _MANIFEST_NAME.match(filename)
+    match = _MANIFEST_NAME.fullmatch(filename)
     if not match:
         return None
     return (TAG if match.group(1) else PAYLOAD, match.group(2).lower())

@@ -61,7 +61,7 @@ class BagDeclaration:
     @property
     def version_info(self) -> tuple[int, int]:
         """The version as a tuple; a missing or unusable version reads as 1.0 (the strictest rules)."""
-        match = _VERSION.match(self.version or "")
+        match = _VERSION.fullmatch(self.version or "")
         return (int(match.group(1)), int(match.group(2))) if match else NEWEST_VERSION
 
 
@@ -106,7 +106,7 @@ def parse_bagit_txt(data: bytes, findings: FindingList) -> BagDeclaration:
     if version is None:
         codes.note(findings, codes.VERSION_MISSING, "bagit.txt has no BagIt-Version", BAGIT_TXT)
     else:
-        match = _VERSION.match(version)
+        match = _VERSION.fullmatch(version)
         if not match or not OLDEST_VERSION <= (int(match.group(1)), int(match.group(2))) <= NEWEST_VERSION:
             codes.note(
                 findings,
@@ -150,7 +150,7 @@ def _note_loose_lines(numbers: list[int], version: str | None, findings: Finding
     their bags are still read, with a warning.  A missing or unusable
     version is judged by the 1.0 rule.
     """
-    match = _VERSION.match(version or "")
+    match = _VERSION.fullmatch(version or "")
     strict = match is None or (int(match.group(1)), int(match.group(2))) >= NEWEST_VERSION
     for number in numbers:
         codes.note(
@@ -328,7 +328,7 @@ def format_bag_info(items: Iterable[tuple[str, str]]) -> bytes:
 
 def parse_oxum(value: str) -> tuple[int, int] | None:
     """(octets, files) of a Payload-Oxum value, or None when malformed."""
-    match = _OXUM.match(value.strip())
+    match = _OXUM.fullmatch(value.strip())
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 

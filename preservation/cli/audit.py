@@ -24,7 +24,7 @@ def audit(package_id, node_name, as_json) -> None:
         if as_json:
             return
         mark = "[green]ok[/]" if one.ok else "[bold red]FAILED[/]"
-        out.print(f"{mark} {one.package_id} on {for_terminal(one.node)}: {one.fixity.files_checked}/{one.fixity.files_expected} "
+        out.print(f"{mark} {for_terminal(one.package_id)} on {for_terminal(one.node)}: {one.fixity.files_checked}/{one.fixity.files_expected} "
                   f"files, {human_bytes(one.fixity.bytes_read_on_node)} read on node, "
                   f"{human_bytes(one.fixity.bytes_over_network)} over network → {one.state}")
         for f in one.fixity.findings:

@@ -18,7 +18,7 @@ from preservation import units
 from preservation.errors import EXIT_FINDINGS, PreservationError
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
-from preservation.text import for_terminal, visible_controls
+from preservation.text import for_data_stream, for_terminal, visible_controls
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -66,7 +66,7 @@ def _default(o: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_default))
+    click.echo(for_data_stream(json.dumps(data, ensure_ascii=False, indent=2, default=_default)))
 
 
 def console(stderr: bool = False) -> Console:
@@ -114,7 +114,7 @@ def fail(error: PreservationError, *, as_json: bool | None = None) -> None:
     parse failures as they parse results; otherwise a line whose outside text is escaped.
     """
     if as_json if as_json is not None else json_requested():
-        click.echo(json.dumps({"ok": False, "error": error.to_dict()}, ensure_ascii=False), err=True)
+        click.echo(for_data_stream(json.dumps({"ok": False, "error": error.to_dict()}, ensure_ascii=False)), err=True)
     else:
         console(stderr=True).print(f"[bold red]error {error.code}[/]: {for_terminal(error.message)}", markup=True,
                                    highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from preservation.access.usage import report_csv, usage_report
+from preservation.text import for_data_stream
 
 from .common import emit_json, repo
 
@@ -24,4 +25,4 @@ def report(month, fmt, library_code) -> None:
     if fmt == "json":
         emit_json(result)
     else:
-        click.echo(report_csv(result), nl=False)
+        click.echo(for_data_stream(report_csv(result)), nl=False)

@@ -53,7 +53,7 @@ def parse_keys(text: str, source: str) -> dict[str, bytes]:
         raise ConfigError(f"{source} must hold a mapping 'keys:' of key id to secret")
     keys: dict[str, bytes] = {}
     for key_id, secret in document["keys"].items():
-        if not isinstance(key_id, str) or not KEY_ID_PATTERN.match(key_id):
+        if not isinstance(key_id, str) or not KEY_ID_PATTERN.fullmatch(key_id):
             raise ConfigError(f"{source}: key id {key_id!r} must be 1-64 letters, digits, '.', '_' or '-'")
         if not isinstance(secret, str) or len(secret) < MIN_KEY_LENGTH:
             raise ConfigError(f"{source}: the key for {key_id!r} must be a string of at least {MIN_KEY_LENGTH} characters")

@@ -9,29 +9,13 @@ import os
 import uvicorn
 
 from preservation.errors import ConfigError
-from preservation.text import for_log
+from preservation.text import VisibleArguments, safe_log_handler
 from storage_adapters import open_adapter
 
 from .app import create_app
 from .config import AgentConfig
 
 log = logging.getLogger("preservation.node_agent")
-
-
-class VisibleArguments(logging.Filter):
-    """Shows the text arguments of a log record (the request target, the client) without letting them act.
-
-    uvicorn's access log prints the request target as the client sent it;
-    with another HTTP parser than h11, or a decoded path, a line break or an
-    escape sequence in it would forge a log line or reach an operator's
-    terminal.  Our own log lines pass outside text through ``for_log`` where
-    they are written; this filter does the same for uvicorn's.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(for_log(a) if isinstance(a, str) else a for a in record.args)
-        return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -101,7 +85,7 @@ def serve(
     """Serve the storage at ``storage_uri`` until interrupted; raises ConfigError or a StorageError."""
     host, port = parse_listen(listen)
     check_tls(tls_cert, tls_key)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, handlers=[safe_log_handler()])
     if not tls_cert and not _is_loopback(host):
         log.warning(
             "serving %s:%d without TLS: requests are signed, but content crosses the network in the clear",

@@ -57,3 +57,18 @@ def test_encoded_or_repeated_credentials_are_refused_and_never_logged(world, que
     assert len(lines) == 2 and not any(key in line for line in lines), lines
     assert "api_key=***" in lines[1]
 
+
+
+def test_the_access_log_shows_request_targets_as_text(world):
+    from preservation.access.web.auth import ServiceConfig
+    from preservation.access.web.server import build_server
+    from preservation.text import VisibleArguments
+
+    build_server(world.repo, ServiceConfig(secret="s" * 40, cookie_secure=False), "127.0.0.1", 0)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:1", "GET", "/x\n2026 fake\x1b[2J", "1.1", 404), None)
+    access = logging.getLogger("uvicorn.access")
+    assert any(isinstance(f, VisibleArguments) for f in access.filters)
+    for f in access.filters:
+        f.filter(record)
+    assert record.getMessage() == '127.0.0.1:1 - "GET /x\\n2026 fake\\x1b[2J HTTP/1.1" 404'

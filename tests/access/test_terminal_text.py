@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
@@ -42,3 +45,25 @@ def test_error_messages_and_plain_lines_escape_outside_text(world):
     assert result.exit_code != 0
     assert "\x9b" not in result.stderr
     assert "[bold]k\\x9b31m" in result.stderr
+
+
+def test_json_output_escapes_what_would_act_on_a_terminal_and_keeps_the_data(world):
+    reason = "please \x9b31m re\u202eversed \u2028 中文"
+    made = request_access(world.repo, who(world, "alice"), collection_key="trig-b", reason=reason)
+    result = CliRunner().invoke(cli, ["--home", str(world.home), "access", "requests", "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for char in ("\x9b", "\u202e", "\u2028"):
+        assert char not in result.stdout
+    assert "中文" in result.stdout  # Chinese stays readable
+    [listed] = [r for r in json.loads(result.stdout) if r["id"] == made["id"]]
+    assert listed["reason"] == reason
+
+
+@pytest.mark.parametrize("name", ["lib1\n", "bad\nline"])
+def test_library_codes_and_usernames_are_matched_whole(world, run_cli, name):
+    run_cli("library", "add", name, "--name", "x", exit_code=2, home=world.home)
+    assert name not in [x["code"] for x in run_cli("library", "list", "--json", home=world.home).json()]
+    result = CliRunner().invoke(cli, ["--home", str(world.home), "library", "user", "add", "thu", name,
+                                      "--password-stdin"], input="a long enough secret\n", catch_exceptions=False)
+    assert result.exit_code == 2, result.output

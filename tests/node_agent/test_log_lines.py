@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from preservation.node_agent.server import VisibleArguments
+from preservation.text import VisibleArguments
 
 from .agents import raw_request
 from .test_processes import start_agent

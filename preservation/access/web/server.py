@@ -20,6 +20,7 @@ from preservation.access.web.app import SECRET_PARAMETERS, create_app, credentia
 from preservation.access.web.auth import ServiceConfig
 from preservation.errors import ConfigError
 from preservation.repository import Repository
+from preservation.text import VisibleArguments
 
 SECRET_FILE = "access-secret"
 
@@ -80,6 +81,8 @@ def build_server(repo: Repository, config: ServiceConfig, host: str, port: int, 
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, MaskApiKeys) for f in access_log.filters):
         access_log.addFilter(MaskApiKeys())
+    if not any(isinstance(f, VisibleArguments) for f in access_log.filters):
+        access_log.addFilter(VisibleArguments())
     uv_config = uvicorn.Config(
         create_app(repo, config), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
         log_level=log_level, lifespan="off", server_header=False, proxy_headers=False, timeout_graceful_shutdown=30,

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import preservation.catalog.access_models  # noqa: F401  (registers the access tables on Base.metadata)
+import preservation.catalog.library_models  # noqa: F401  (titles, items)
 from preservation.catalog.models import Base
 
 config = context.config

@@ -102,6 +102,14 @@ class InvalidText(InvalidRequest):
     template = "{detail}"
 
 
+class UsageReportRefused(InvalidRequest):
+    """A COUNTER report request that cannot be served as asked; ``counter_code`` is its COUNTER API exception."""
+
+    code = "E114"
+    exit_code = EXIT_USAGE
+    template = "{detail}"
+
+
 # --- catalog -----------------------------------------------------------------
 
 

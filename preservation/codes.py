@@ -38,6 +38,7 @@ FAMILIES: dict[str, Family] = {
         Family("A", "docs/concepts.md"),  # the audit of one copy on its node (audits, repairs, the fixity API)
         Family("R", "docs/findings.md"),  # rebuilding a lost catalog from the nodes
         Family("I", "docs/findings.md"),  # bulk imports of entitlements
+        Family("FMV", "docs/validation.md"),  # format validation of payload files (preservation.formats.validation)
     )
 }
 
@@ -218,6 +219,70 @@ UNKNOWN_FIELD = _code("I007", ERROR, "the row has a field this import does not k
 UNREADABLE_FILE = _code("I008", ERROR, "the file cannot be read as CSV or YAML rows")
 INVALID_TEXT = _code(
     "I009", ERROR, "the value holds characters XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF)"
+)
+
+
+# --- format validation (preservation.formats.validation): warnings; a format policy may make them errors --
+# the engine: limits and crashes (outcome "limit" or "error")
+VALIDATION_TIME_LIMIT = _code("FMV001", WARNING, "validation stopped at the time limit: the file was not checked")
+VALIDATION_MEMORY_LIMIT = _code("FMV002", WARNING, "validation stopped at the memory limit: the file was not checked")
+VALIDATION_CRASHED = _code("FMV003", WARNING, "the validating process died on the file (a crash, or killed)")
+VALIDATION_UNREADABLE = _code(
+    "FMV004", WARNING, "the file could not be opened for validation (missing, unreadable or not a regular file)"
+)
+VALIDATION_FAILED = _code("FMV005", WARNING, "the checker failed unexpectedly, or knows no such kind")
+# PDF (pikepdf / qpdf)
+PDF_NOT_PDF = _code("FMV101", WARNING, "no %PDF- header: the file is not a PDF")
+PDF_UNREADABLE = _code("FMV102", WARNING, "qpdf cannot open the file as a PDF")
+PDF_TRUNCATED = _code("FMV103", WARNING, "no %%EOF at the end: the PDF is truncated")
+PDF_XREF_REPAIRED = _code("FMV104", WARNING, "the cross-reference table is damaged and had to be reconstructed")
+PDF_DAMAGED = _code("FMV105", WARNING, "qpdf reports damage: bad objects, streams that do not decode, unreadable pages")
+PDF_ENCRYPTED = _code("FMV106", WARNING, "the PDF is encrypted (it opens without a password)")
+PDF_PASSWORD = _code("FMV107", WARNING, "the PDF needs a password to open: its content was not checked")
+PDF_RESTRICTED = _code("FMV108", WARNING, "the PDF's permissions restrict printing, copying or changing it (DRM)")
+PDF_NO_PAGES = _code("FMV109", WARNING, "the PDF has no pages, or its page tree cannot be read")
+# XML (lxml; nothing is ever fetched, no DTD loaded, no entity expanded)
+XML_MALFORMED = _code("FMV201", WARNING, "the XML is not well-formed")
+XML_ENTITY_DECLARED = _code(
+    "FMV202", WARNING, "the XML declares entities in its DTD: refused, never expanded or fetched"
+)
+XML_ENTITY_UNDECLARED = _code(
+    "FMV203", WARNING, "the XML uses entities only an external DTD defines, which is never loaded"
+)
+# JATS: the elements the catalog relies on
+JATS_ROOT = _code("FMV301", WARNING, "the root element of a JATS article is not <article>")
+JATS_NO_ARTICLE_META = _code("FMV302", WARNING, "no <front> with <article-meta>")
+JATS_NO_ARTICLE_ID = _code("FMV303", WARNING, "<article-meta> has no <article-id>")
+JATS_DOI = _code("FMV304", WARNING, "a DOI is not of the form 10.NNNN/suffix")
+JATS_NO_JOURNAL_TITLE = _code("FMV305", WARNING, "no <journal-meta> with a <journal-title>")
+JATS_NO_ISSN = _code("FMV306", WARNING, "<journal-meta> has no <issn>")
+JATS_ISSN = _code("FMV307", WARNING, "an ISSN is malformed or its check digit is wrong")
+JATS_NO_PUB_YEAR = _code("FMV308", WARNING, "no <pub-date> with a four-digit year")
+JATS_VOLUME_ISSUE = _code("FMV309", WARNING, "<volume> or <issue> is not a number-like value")
+# ONIX 3: the elements the catalog relies on
+ONIX_ROOT = _code("FMV401", WARNING, "the root is not an ONIX 3 <ONIXMessage release=\"3.x\">")
+ONIX_NO_PRODUCT = _code("FMV402", WARNING, "the ONIX message has no <Product>")
+ONIX_NO_RECORD_REFERENCE = _code("FMV403", WARNING, "a <Product> has no <RecordReference>")
+ONIX_NO_PRODUCT_IDENTIFIER = _code("FMV404", WARNING, "a <Product> has no <ProductIdentifier> with an <IDValue>")
+ONIX_NO_TITLE = _code("FMV405", WARNING, "a <Product> has no title (<TitleText> or <TitleWithoutPrefix>)")
+# EPUB (OCF container)
+EPUB_NOT_ZIP = _code("FMV501", WARNING, "the EPUB is not a readable zip archive")
+EPUB_MIMETYPE_FIRST = _code("FMV502", WARNING, "the first member of the EPUB is not `mimetype`")
+EPUB_MIMETYPE_COMPRESSED = _code("FMV503", WARNING, "`mimetype` is compressed (it must be stored)")
+EPUB_MIMETYPE_CONTENT = _code("FMV504", WARNING, "`mimetype` does not hold exactly application/epub+zip")
+EPUB_NO_CONTAINER = _code("FMV505", WARNING, "META-INF/container.xml is missing or not well-formed")
+EPUB_ROOTFILE = _code("FMV506", WARNING, "container.xml names no rootfile, or one that is not in the archive")
+EPUB_MEMBER_CORRUPT = _code("FMV507", WARNING, "a member of the EPUB fails its CRC check or does not decompress")
+EPUB_ENCRYPTED = _code(
+    "FMV508", WARNING, "the EPUB encrypts content (META-INF/encryption.xml, beyond font obfuscation)"
+)
+EPUB_RIGHTS = _code("FMV509", WARNING, "the EPUB carries DRM rights (META-INF/rights.xml)")
+# images (Pillow)
+IMAGE_UNIDENTIFIED = _code("FMV601", WARNING, "Pillow cannot read the file as an image")
+IMAGE_BROKEN = _code("FMV602", WARNING, "the image fails Pillow's verify (a bad CRC or structure)")
+IMAGE_TRUNCATED = _code("FMV603", WARNING, "the image data is truncated or does not decode")
+IMAGE_TOO_LARGE = _code(
+    "FMV604", WARNING, "the image has more pixels than the limit (a decompression bomb?): not decoded"
 )
 
 

@@ -106,7 +106,7 @@ class UsageReportRefused(InvalidRequest):
     """A COUNTER report request that cannot be served as asked; ``counter_code`` is its COUNTER API exception."""
 
     code = "E114"
-    exit_code = EXIT_USAGE
+    exit_code = 24
     template = "{detail}"
 
 

@@ -39,6 +39,7 @@ FAMILIES: dict[str, Family] = {
         Family("R", "docs/findings.md"),  # rebuilding a lost catalog from the nodes
         Family("I", "docs/findings.md"),  # bulk imports of entitlements
         Family("FMV", "docs/validation.md"),  # format validation of payload files (preservation.formats.validation)
+        Family("CA", "docs/findings.md"),  # content analysis at ingest (what formats and metadata analysers report)
     )
 }
 
@@ -220,6 +221,10 @@ UNREADABLE_FILE = _code("I008", ERROR, "the file cannot be read as CSV or YAML r
 INVALID_TEXT = _code(
     "I009", ERROR, "the value holds characters XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF)"
 )
+
+
+# --- content analysis at ingest (preservation.analysis) ----------------------------
+ANALYSER_FAILED = _code("CA001", WARNING, "an analyser failed on a file; the file is preserved as bytes, unanalysed")
 
 
 # --- format validation (preservation.formats.validation): warnings; a format policy may make them errors --

@@ -17,11 +17,12 @@ import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import func, insert, select
 
 from preservation import events
+from preservation.analysis import Analyser, Analysis
 from preservation.bagit import (
     BagResult,
     DeliveryLimits,
@@ -61,6 +62,20 @@ INLINE_LEASE = timedelta(minutes=5)
 Progress = Callable[[str, int, int], None]
 
 
+class Staged(NamedTuple):
+    """A delivery checked, bagged into staging and analysed, not yet registered."""
+
+    package_id: str
+    bag: BagResult
+    delivery: Any
+    analysis: Analysis
+
+
+def default_analysers(repo: Repository) -> list[Analyser]:
+    """A new set of the analysers every ingest runs (formats, metadata …), as the policy configures them."""
+    return []
+
+
 def _bag_info(package_id: str, collection: dict[str, str], name: str, policy_label: str,
               extra: dict[str, str]) -> dict[str, Any]:
     info: dict[str, Any] = {
@@ -85,8 +100,13 @@ def stage(
     name: str | None = None,
     bag_info: dict[str, str] | None = None,
     progress: Progress | None = None,
-) -> tuple[str, BagResult, Any]:
-    """Check and bag a delivery into staging; returns (package_id, bag, delivery).
+    analysers: Sequence[Analyser] | None = None,
+) -> Staged:
+    """Check, bag and analyse a delivery into staging.
+
+    ``analysers`` (by default :func:`default_analysers`) see each payload
+    file's bytes in the bagging pass; their error findings refuse the
+    delivery, their warnings join the bag's.
 
     Raises DeliveryRejected / BagInvalid with every finding, PolicyError when
     the BagIt profile cannot be loaded (before anything is read or staged);
@@ -111,10 +131,12 @@ def stage(
     target = repo.staging_dir / package_id
     partial = repo.staging_dir / f"{package_id}.partial"
     info = _bag_info(package_id, collection, name, repo.policy.label, bag_info or {})
+    analysis = Analysis(default_analysers(repo) if analysers is None else analysers)
     try:
         bag = create_bag(
             delivery, partial, info, algorithms=("sha256", "sha512"), workers=repo.settings.workers,
             progress=(lambda b, f: progress("bag", b, f)) if progress else None,
+            observe=analysis.observe if analysis.analysers else None,
         )
         # a delivered bag is kept byte-identical, as its maker wrote it; the bags made here satisfy the profile
         if delivery.kind != "bag":
@@ -124,6 +146,13 @@ def stage(
                     f"{len(report.errors)} profile finding(s), first: {report.errors[0]}", report=report,
                     path=str(source_path),
                 )
+        learnt = analysis.finish(str(partial))
+        if not learnt.ok:
+            raise DeliveryRejected(
+                f"{len(learnt.errors)} problem(s) in the content, first: {learnt.errors[0]}", findings=list(learnt),
+                source=str(source_path),
+            )
+        bag.findings.extend(learnt)
         os.replace(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -131,7 +160,7 @@ def stage(
     finally:
         delivery.close()
     bag.path = target
-    return package_id, bag, delivery
+    return Staged(package_id, bag, delivery, analysis)
 
 
 def delivery_limits(policy: Policy) -> DeliveryLimits:
@@ -143,9 +172,12 @@ def delivery_limits(policy: Policy) -> DeliveryLimits:
 
 def register(
     repo: Repository, package_id: str, bag: BagResult, collection_key: str, *, name: str, source: str,
-    source_kind: str, agent: str, holder: claims.Holder | None = None,
+    source_kind: str, agent: str, holder: claims.Holder | None = None, analysis: Analysis | None = None,
 ) -> dict[str, Any]:
     """Register package, files, placed replicas, events and jobs in ONE transaction.
+
+    ``analysis`` (from :func:`stage`) writes what its analysers learnt in
+    the same transaction; its summary and findings join the result.
 
     With ``holder``, the replicate jobs are created already held under its
     lease (the result's ``claims``), so no worker runs them while the holder
@@ -169,6 +201,7 @@ def register(
         s.flush()
         for batch in _file_rows(package_id, bag):
             s.execute(insert(PackageFile.__table__), batch)  # Core insert: no per-row ORM work
+        learnt, found = analysis.register(s, package_id) if analysis is not None else ({}, None)
         label = repo.policy.label
         common = {"agent": agent, "package_id": package_id, "policy": label}
         events.record_event(s, events.INGESTION, events.SUCCESS, **common,
@@ -194,6 +227,11 @@ def register(
                             detail={"state": PACKAGE_REPLICATING, "placement": [n.name for n in chosen]})
         result = {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
                   "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+        warnings = [*bag.findings, *(found or ())]
+        if learnt:
+            result["content"] = learnt
+        if warnings:
+            result["warnings"] = [f.to_dict() for f in warnings]
         if holder is not None:
             result["claims"] = held
         return result
@@ -228,8 +266,11 @@ def ingest(
     agent: str = events.SYSTEM_AGENT,
     replicate: bool = True,
     progress: Progress | None = None,
+    analysers: Sequence[Analyser] | None = None,
 ) -> dict[str, Any]:
     """Stage, bag, register and (with ``replicate``) copy and verify every replica inline.
+
+    ``analysers``: see :func:`stage` (``[]`` bags without content analysis).
 
     Inline, this process owns the replicate jobs it registers: they are
     created under its lease, renewed while it copies, so a running worker
@@ -238,11 +279,13 @@ def ingest(
     """
     if not Path(source).exists():
         raise InvalidRequest(f"the delivery {source} does not exist")
-    package_id, bag, delivery = stage(repo, source, collection_key, name=name, bag_info=bag_info, progress=progress)
+    package_id, bag, delivery, analysis = stage(repo, source, collection_key, name=name, bag_info=bag_info,
+                                                progress=progress, analysers=analysers)
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
     try:
         result = register(repo, package_id, bag, collection_key, name=name or Path(source).name,
-                          source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent, holder=holder)
+                          source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent, holder=holder,
+                          analysis=analysis)
     except BaseException:
         shutil.rmtree(bag.path, ignore_errors=True)
         raise

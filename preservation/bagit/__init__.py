@@ -3,7 +3,8 @@
 Public API::
 
     open_delivery(path, *, strict=True, limits=None) -> Delivery
-    create_bag(delivery, dest_dir, bag_info, *, algorithms=("sha256", "sha512"), workers=2, progress=None) -> BagResult
+    create_bag(delivery, dest_dir, bag_info, *, algorithms=("sha256", "sha512"), workers=2, progress=None,
+               observe=None) -> BagResult
     validate_bag(path, *, workers=2, profile=None, completeness_only=False) -> ValidationReport
     validate_profile(report_or_bag, profile) -> FindingList
     read_bag_metadata(path) / read_bag_metadata_from_adapter(adapter, prefix) / parse_bag_metadata(reader, names)
@@ -13,6 +14,7 @@ Finding codes are listed in :mod:`preservation.codes` and docs/bagit-findings.md
 
 from preservation.codes import CODES
 from .delivery import Delivery, DeliveryEntry, DeliveryLimits, open_delivery
+from .pipeline import Observer
 from .profile import BagItProfile, default_profile, load_profile
 from .records import FileRecord, RecordTable
 from .tagfiles import BagInfo, BagMetadata, parse_bag_metadata, read_bag_metadata, read_bag_metadata_from_adapter
@@ -29,6 +31,7 @@ __all__ = [
     "DeliveryEntry",
     "DeliveryLimits",
     "FileRecord",
+    "Observer",
     "RecordTable",
     "ValidationReport",
     "create_bag",

@@ -37,7 +37,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import partial
-from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
 from preservation.digests import BAGIT_ALGORITHMS, check_algorithms
 from preservation.pagecache import advise_dontneed
@@ -87,6 +87,23 @@ class Job(NamedTuple):
     target: bytes | None = None
     size: int = 0
     open_source: Callable[[], int] | None = None
+    observer: "Observer | None" = None
+    """Sees the file's bytes as they pass (see :class:`Observer`)."""
+
+
+class Observer(Protocol):
+    """Something that learns from a file's bytes in the pass that copies them (formats, metadata …).
+
+    ``feed`` gets the file's bytes in order, chunk by chunk, on whichever
+    thread copies the file; a chunk may be a view of a buffer that is
+    reused as soon as ``feed`` returns, so an observer copies what it keeps.
+    ``close(size)`` follows the last chunk of a file read whole.  When the
+    copy fails neither is called again.  An observer must not raise.
+    """
+
+    def feed(self, chunk: bytes | memoryview) -> None: ...
+
+    def close(self, size: int) -> None: ...
 
 
 class Outcome(NamedTuple):
@@ -192,6 +209,7 @@ class FilePipeline:
                 raw = self._digest(data)
                 if job.target is not None:
                     _write_new(job.target, data)
+                _observe_whole(job.observer, data)
                 return Outcome(job.tag, len(data), raw)
             if job.opener is not None:
                 return self._from_stream(job)
@@ -232,6 +250,7 @@ class FilePipeline:
                     raw = self._digest(first)
                     if job.target is not None:
                         _write_new(job.target, first)
+                    _observe_whole(job.observer, first)
                     return Outcome(job.tag, len(first), raw)
             return self._stream(job, partial(_read_fd, fd), first)
         finally:
@@ -251,6 +270,9 @@ class FilePipeline:
         hashes = [c() for c in self._constructors]
         size = len(first)
         out = None
+        observer = job.observer
+        if observer is not None and first:
+            observer.feed(first)
         try:
             if job.target is not None:
                 try:
@@ -270,6 +292,8 @@ class FilePipeline:
                     break
                 chunk = buffer[:n]
                 self._hash_chunk(hashes, chunk)
+                if observer is not None:
+                    observer.feed(chunk)
                 size += n
                 if out is not None:
                     _write_fd(out, chunk)
@@ -279,6 +303,8 @@ class FilePipeline:
         finally:
             if out is not None:
                 os.close(out)
+        if observer is not None:
+            observer.close(size)
         return Outcome(job.tag, size, b"".join(h.digest() for h in hashes))
 
     def _hash_chunk(self, hashes: list, chunk: bytes | memoryview) -> None:
@@ -353,6 +379,13 @@ class _DropBehind:
                     advise_dontneed(fd, offset, end)
                 finally:
                     os.close(fd)
+
+
+def _observe_whole(observer: Observer | None, data: bytes | memoryview) -> None:
+    if observer is not None:
+        if data:
+            observer.feed(data)
+        observer.close(len(data))
 
 
 def _read_fd(fd: int, buffer: memoryview) -> int:

@@ -17,7 +17,7 @@ import shutil
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from preservation import codes
 from preservation.digests import check_algorithms
@@ -28,7 +28,7 @@ from .delivery_base import Delivery, DeliveryEntry, EntryReplaced, ExpansionLimi
 from .inspection import BagInspection
 from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name
 from .names import shown, unsafe_reason
-from .pipeline import CREATE_FLAGS, READ, FilePipeline, Job, Outcome, Progress, ProgressMeter
+from .pipeline import CREATE_FLAGS, READ, FilePipeline, Job, Observer, Outcome, Progress, ProgressMeter
 from .records import RecordTable
 from .tagfiles import (
     BAG_INFO_TXT,
@@ -99,6 +99,7 @@ def create_bag(
     workers: int = 2,
     progress: Progress | None = None,
     fsync: bool = True,
+    observe: Callable[[str, int], Observer | None] | None = None,
 ) -> BagResult:
     """Bag ``delivery`` into the new local directory ``dest_dir``.
 
@@ -109,7 +110,10 @@ def create_bag(
     unchanged, its digests checked in the copy pass; ``bag_info`` is then
     not used.  ``progress(bytes, files)`` gets running totals.  With
     ``fsync`` the bag is flushed to disk before it appears under
-    ``dest_dir``.
+    ``dest_dir``.  ``observe(path, size)``, called for each payload file
+    (``data/…``) before it is copied, may return an :class:`Observer` that
+    sees the file's bytes in the copying pass (format identification and
+    metadata extraction read nothing twice).
 
     Raises InvalidRequest (bad algorithms or bag_info, destination inside
     the delivery), AlreadyExists (``dest_dir`` exists and is not empty),
@@ -130,9 +134,9 @@ def create_bag(
     try:
         meter = ProgressMeter(progress)
         if delivery.kind == "bag":
-            result = _copy_existing_bag(delivery, staging, algos, workers, meter)
+            result = _copy_existing_bag(delivery, staging, algos, workers, meter, observe)
         else:
-            result = _write_new_bag(delivery, staging, items, algos, workers, meter)
+            result = _write_new_bag(delivery, staging, items, algos, workers, meter, observe)
         meter.finish()
         if fsync:
             os.sync()
@@ -207,6 +211,7 @@ def _write_new_bag(
     algorithms: tuple[str, ...],
     workers: int,
     meter: ProgressMeter,
+    observe: Callable[[str, int], Observer | None] | None = None,
 ) -> BagResult:
     data_root = os.path.join(staging, "data")
     os.mkdir(data_root)
@@ -214,7 +219,7 @@ def _write_new_bag(
     pipeline = FilePipeline(algorithms, workers)
     try:
         # closing() stops the workers before an error leaves here, so none writes while the bag is removed
-        with closing(pipeline.run(_payload_jobs(delivery, os.fsencode(data_root)))) as outcomes:
+        with closing(pipeline.run(_payload_jobs(delivery, os.fsencode(data_root), observe))) as outcomes:
             for outcome in outcomes:
                 entry: DeliveryEntry = outcome.tag
                 if outcome.error is not None:
@@ -272,10 +277,12 @@ class _SourceUnreadable(Exception):
         self.error = error
 
 
-def _payload_jobs(delivery: Delivery, data_root: bytes) -> Iterator[Job]:
+def _payload_jobs(delivery: Delivery, data_root: bytes,
+                  observe: Callable[[str, int], Observer | None] | None = None) -> Iterator[Job]:
     """One job per delivery entry; creates directories on the way (on the calling thread)."""
     made: set[bytes] = {b""}
     for entry in delivery.entries():
+        observer = observe(f"data/{entry.path}", entry.size) if observe is not None else None
         reason = unsafe_reason(entry.path)
         if reason is not None:
             raise delivery.rejected(codes.PATH_TRAVERSAL, f"{reason}: refused", shown(entry.path))
@@ -283,16 +290,16 @@ def _payload_jobs(delivery: Delivery, data_root: bytes) -> Iterator[Job]:
         _ensure_parent(data_root, relative, made)
         target = data_root + b"/" + relative
         if entry.open_fd is not None:
-            yield Job(tag=entry, open_source=entry.open_fd, target=target, size=entry.size)
+            yield Job(tag=entry, open_source=entry.open_fd, target=target, size=entry.size, observer=observer)
         elif delivery.sequential and entry.size <= SMALL_MEMBER:
             try:
                 with entry.open() as member:
                     data = member.read()
             except OSError as e:
                 raise _SourceUnreadable(entry, e) from e
-            yield Job(tag=entry, data=data, target=target, size=len(data))
+            yield Job(tag=entry, data=data, target=target, size=len(data), observer=observer)
         else:
-            yield Job(tag=entry, opener=entry.open, target=target, size=entry.size)
+            yield Job(tag=entry, opener=entry.open, target=target, size=entry.size, observer=observer)
 
 
 def _ensure_parent(root: bytes, relative: bytes, made: set[bytes]) -> None:
@@ -390,7 +397,8 @@ def _size_changed(delivery: Delivery, entry: DeliveryEntry, actual: int) -> Deli
 
 
 def _copy_existing_bag(
-    delivery: Delivery, staging: str, algorithms: tuple[str, ...], workers: int, meter: ProgressMeter
+    delivery: Delivery, staging: str, algorithms: tuple[str, ...], workers: int, meter: ProgressMeter,
+    observe: Callable[[str, int], Observer | None] | None = None,
 ) -> BagResult:
     inspection = BagInspection(delivery.source)
     inspection.check_oxum()
@@ -408,7 +416,9 @@ def _copy_existing_bag(
         for entry in delivery.entries():
             relative = os.fsencode(entry.path)
             _ensure_parent(root, relative, made)
-            yield Job(tag=entry, open_source=entry.open_fd, target=root + b"/" + relative, size=entry.size)
+            observer = observe(entry.path, entry.size) if observe is not None and entry.path.startswith("data/") else None
+            yield Job(tag=entry, open_source=entry.open_fd, target=root + b"/" + relative, size=entry.size,
+                      observer=observer)
 
     copied_payload = copied_tags = 0
     with closing(pipeline.run(jobs())) as outcomes:

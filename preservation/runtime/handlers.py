@@ -111,10 +111,10 @@ def run_ingest(ctx: JobContext) -> dict[str, Any]:
     name = ctx.payload.get("name") or Path(source).name
     info = {str(k): str(v) for k, v in dict(ctx.payload.get("bag_info") or {}).items()}
     info[INGEST_JOB_FIELD] = marker
-    package_id, bag, delivery = stage(ctx.repo, source, collection, name=name, bag_info=info)
+    package_id, bag, delivery, analysis = stage(ctx.repo, source, collection, name=name, bag_info=info)
     try:
         result = register(ctx.repo, package_id, bag, collection, name=name, source=resolved,
-                          source_kind=delivery.kind, agent=ctx.agent)
+                          source_kind=delivery.kind, agent=ctx.agent, analysis=analysis)
     except BaseException:
         shutil.rmtree(bag.path, ignore_errors=True)
         raise

@@ -1,0 +1,125 @@
+"""What ingest learns from a delivery's bytes in the pass that bags them: formats, article metadata …
+
+An :class:`Analyser` is asked, for each payload file and before the file is
+copied, whether it wants to see its bytes (:meth:`Analyser.observer`).  Its
+observer is then fed the file's chunks on the thread that copies them (see
+:class:`preservation.bagit.Observer`), so no file is read twice.  When the
+bag is written, still in staging, :meth:`Analyser.finish` may look at what
+it learnt (and, for the few files it must open whole, such as a PDF to
+validate, read them from the staged bag); its error findings refuse the
+delivery.  Inside the ingest transaction :meth:`Analyser.register` writes
+its rows, so a package and what was learnt of it appear together or not at
+all.
+
+:class:`Analysis` runs several analysers as one: one observer per file
+fanned out to those that want it, each guarded so that an analyser that
+raises loses its analysis of that file (a ``CA001`` warning) and never
+stops the bagging.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol, Sequence
+
+from sqlalchemy.orm import Session
+
+from preservation import codes
+from preservation.bagit import Observer
+from preservation.findings import FindingList
+from preservation.text import for_log
+
+
+class Analyser(Protocol):
+    """One kind of analysis; a new instance for each ingest (it may keep per-delivery state)."""
+
+    name: str
+
+    def observer(self, path: str, size: int) -> Observer | None:
+        """An observer for the payload file ``path`` (``data/…``) of ``size`` bytes, or None to skip it.
+
+        Called on the bagging thread, in delivery order, before the file is copied.
+        """
+
+    def finish(self, bag_root: str, findings: FindingList) -> None:
+        """Called once the bag is written at ``bag_root`` (staging); add findings (errors refuse the delivery)."""
+
+    def register(self, session: Session, package_id: str, findings: FindingList) -> dict[str, Any]:
+        """Write what was learnt, inside the ingest transaction; return a short JSON-safe summary."""
+
+
+class Analysis:
+    """Several analysers run as one over a delivery."""
+
+    def __init__(self, analysers: Sequence[Analyser]) -> None:
+        self.analysers = tuple(analysers)
+        self._failures: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def observe(self, path: str, size: int) -> Observer | None:
+        """The observer for one payload file: None when no analyser wants it."""
+        wanted = []
+        for analyser in self.analysers:
+            try:
+                observer = analyser.observer(path, size)
+            except Exception as e:  # noqa: BLE001 - an analyser's failure costs its analysis, never the ingest
+                self._failed(analyser.name, path, e)
+                continue
+            if observer is not None:
+                wanted.append((analyser.name, observer))
+        if not wanted:
+            return None
+        return _Guarded(self, path, wanted)
+
+    def finish(self, bag_root: str) -> FindingList:
+        findings = FindingList()
+        for analyser in self.analysers:
+            try:
+                analyser.finish(bag_root, findings)
+            except Exception as e:  # noqa: BLE001
+                self._failed(analyser.name, "", e)
+        for name, path, error in self._failures:
+            codes.note(findings, codes.ANALYSER_FAILED, f"the {name} analyser failed: {error}", path or None,
+                       analyser=name)
+        self._failures.clear()
+        return findings
+
+    def register(self, session: Session, package_id: str) -> tuple[dict[str, Any], FindingList]:
+        """Each analyser's rows, in the caller's transaction; a failure here is the ingest's failure."""
+        findings = FindingList()
+        summary = {a.name: a.register(session, package_id, findings) for a in self.analysers}
+        return summary, findings
+
+    def _failed(self, name: str, path: str, error: BaseException) -> None:
+        with self._lock:
+            self._failures.append((name, path, for_log(f"{type(error).__name__}: {error}")))
+
+
+class _Guarded:
+    """Feeds every interested analyser's observer; one that raises is dropped for this file."""
+
+    __slots__ = ("_analysis", "_path", "_observers")
+
+    def __init__(self, analysis: Analysis, path: str, observers: list[tuple[str, Observer]]) -> None:
+        self._analysis = analysis
+        self._path = path
+        self._observers = observers
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        for entry in self._observers:
+            try:
+                entry[1].feed(chunk)
+            except Exception as e:  # noqa: BLE001
+                self._drop(entry, e)
+
+    def close(self, size: int) -> None:
+        for entry in list(self._observers):
+            try:
+                entry[1].close(size)
+            except Exception as e:  # noqa: BLE001
+                self._drop(entry, e)
+
+    def _drop(self, entry: tuple[str, Observer], error: BaseException) -> None:
+        if entry in self._observers:
+            self._observers = [e for e in self._observers if e is not entry]
+            self._analysis._failed(entry[0], self._path, error)

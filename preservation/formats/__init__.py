@@ -1,0 +1,1 @@
+"""What the bytes are: format identification and validation of payload files (issue 17)."""

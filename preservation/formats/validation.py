@@ -1,0 +1,520 @@
+"""Format validation of payload files, in separate processes with time and memory limits.
+
+:func:`kind_for` says which check a file gets from what identification said
+(most files get none, and cost nothing).  A :class:`Validator` keeps a few
+long-lived validating processes (:mod:`preservation.formats.checks.process`) and
+streams files through them: each file has a wall-clock time limit, and each
+process an address-space and a CPU limit, so a file that makes a parser loop,
+explode or crash costs one process, which is killed and replaced.  That file
+gets outcome ``limit`` or ``error`` with a coded finding, and the others go
+on.  Nothing a process answers is trusted: answers are JSON lines, checked
+field by field, their text clipped and made XML-safe.
+
+Outcomes are ``valid``, ``invalid``, ``limit`` and ``error``
+(``docs/validation.md``); findings are ``FMV`` codes, warnings by default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Iterable, Iterator, Sequence
+
+from preservation import codes
+from preservation.errors import ConfigError, InvalidRequest
+from preservation.findings import FindingList
+from preservation.text import xml_safe
+
+VALID, INVALID, LIMIT, ERROR = "valid", "invalid", "limit", "error"
+OUTCOMES = (VALID, INVALID, LIMIT, ERROR)
+KINDS = ("pdf", "xml", "jats", "onix", "epub", "image")
+"""The kinds the validating process checks (``xml`` applies JATS or ONIX rules by the root element)."""
+
+DEFAULT_TIME_LIMIT_S = 30.0
+DEFAULT_MEMORY_LIMIT = 1 << 30
+MIN_MEMORY_LIMIT = 128 << 20
+"""Below this a validating process cannot even load qpdf, libxml2 and Pillow."""
+STARTUP_S = 60.0
+"""How long a new validating process may take to load its libraries (not counted in any file's limit)."""
+FILES_PER_PROCESS = 1000
+"""A process retires after this many files, so its heap never grows with the length of an ingest."""
+MAX_ANSWER = 1 << 20
+MAX_TEXT = 300
+MAX_FINDINGS = 64
+MAX_DETAIL_ITEMS = 20
+
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_BOOTSTRAP = (
+    "import json, sys; hello = json.loads(sys.stdin.buffer.readline()); sys.path[:] = hello['sys_path']; "
+    "from preservation.formats.checks.process import serve; serve(hello)"
+)
+
+# What identification says, mapped to a kind: MIME types first, PRONOM ids when there is no MIME type.
+_MIME_KINDS = {
+    "application/pdf": "pdf", "application/x-pdf": "pdf",
+    "application/xml": "xml", "text/xml": "xml", "application/epub+zip": "epub",
+    "image/png": "image", "image/jpeg": "image", "image/gif": "image", "image/tiff": "image",
+    "image/bmp": "image", "image/webp": "image", "image/jp2": "image",
+}
+_PDF_PUIDS = {f"fmt/{n}" for n in (14, 15, 16, 17, 18, 19, 20, 95, 144, 145, 146, 147, 148, 157, 158, 276, 354, 476,
+                                   477, 478, 479, 480, 481, 488, 489, 490, 491, 492, 493, 1129)}
+_PUID_KINDS = {
+    **{puid: "pdf" for puid in _PDF_PUIDS},
+    "fmt/101": "xml", "fmt/483": "epub", "fmt/11": "image", "fmt/12": "image", "fmt/13": "image",
+    "fmt/41": "image", "fmt/42": "image", "fmt/43": "image", "fmt/44": "image", "x-fmt/398": "image",
+    "x-fmt/390": "image", "x-fmt/391": "image", "fmt/3": "image", "fmt/4": "image", "fmt/353": "image",
+}
+_EXTENSION_KINDS = {
+    ".pdf": "pdf", ".xml": "xml", ".nxml": "xml", ".epub": "epub", ".png": "image", ".jpg": "image",
+    ".jpeg": "image", ".gif": "image", ".tif": "image", ".tiff": "image",
+}
+_ZIP = {"application/zip", "x-fmt/263"}
+_PLAIN = {"text/plain", "x-fmt/111", "application/octet-stream"}
+
+
+def kind_for(puid: str | None, mime: str | None, name: str) -> str | None:
+    """The check a file gets, or None (not validated) — from its identification, its name only as a fallback.
+
+    Identification wins: a file named ``.pdf`` that identification calls a zip
+    is not validated as a PDF.  The name decides only when identification has
+    no answer (no PUID, no MIME type), when it says plain text or bare bytes of
+    a ``.xml`` file, or a plain zip of a ``.epub`` file (a broken EPUB is often
+    identified as a zip).
+    """
+    mime = (mime or "").split(";", 1)[0].strip().lower() or None
+    extension = PurePosixPath(name or "").suffix.lower()
+    by_name = _EXTENSION_KINDS.get(extension)
+    if mime in _MIME_KINDS:
+        return _MIME_KINDS[mime]
+    if puid in _PUID_KINDS:
+        return _PUID_KINDS[puid]
+    if mime is not None and mime.endswith("+xml"):
+        return "xml"
+    if puid is None and mime is None:
+        return by_name
+    if by_name == "xml" and (mime in _PLAIN or puid in _PLAIN):
+        return "xml"
+    if by_name == "epub" and (mime in _ZIP or puid in _ZIP):
+        return "epub"
+    return None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What validation found in one file."""
+
+    kind: str
+    outcome: str
+    encrypted: bool = False
+    drm: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    findings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def codes(self) -> list[str]:
+        return [code for code, _ in self.findings]
+
+    def finding_list(self, path: str | None = None) -> FindingList:
+        """The findings as coded :class:`~preservation.findings.Finding` objects, at the registry's severity."""
+        findings = FindingList()
+        for code, message in self.findings:
+            codes.note(findings, code, message, path, kind=self.kind, outcome=self.outcome)
+        return findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "outcome": self.outcome, "encrypted": self.encrypted, "drm": self.drm,
+                "details": self.details, "findings": [{"code": c, "message": m} for c, m in self.findings]}
+
+
+class ProtocolViolation(Exception):
+    """A validating process answered something that is not a well-formed answer."""
+
+
+def _text(value: Any) -> str:
+    text = xml_safe(str(value))
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _detail(value: Any, depth: int = 0) -> Any:
+    """A detail value made JSON- and XML-safe, clipped (an answer is outside text)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else _text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _text(value)
+    if depth < 2 and isinstance(value, list):
+        return [_detail(v, depth + 1) for v in value[:MAX_DETAIL_ITEMS]]
+    if depth < 2 and isinstance(value, dict):
+        return {_text(k): _detail(v, depth + 1) for k, v in list(value.items())[:MAX_DETAIL_ITEMS]}
+    return _text(value)
+
+
+def _validation_from(answer: dict[str, Any], kind: str) -> Validation:
+    """The :class:`Validation` a process's answer describes; raises ProtocolViolation for a malformed answer."""
+    outcome = answer.get("outcome")
+    findings = answer.get("findings")
+    details = answer.get("details")
+    if outcome not in OUTCOMES or not isinstance(findings, list) or not isinstance(details, dict):
+        raise ProtocolViolation("an answer without outcome, findings or details")
+    checked = []
+    for item in findings[:MAX_FINDINGS]:
+        if not (isinstance(item, list) and len(item) == 2 and item[0] in codes.CODES and isinstance(item[1], str)):
+            raise ProtocolViolation("a finding that is not [known code, message]")
+        checked.append((item[0], _text(item[1])))
+    return Validation(kind=kind, outcome=outcome, encrypted=answer.get("encrypted") is True,
+                      drm=answer.get("drm") is True, details=_detail(details), findings=tuple(checked))
+
+
+def _stopped(kind: str, outcome: str, code: str, message: str, **details: Any) -> Validation:
+    return Validation(kind=kind, outcome=outcome, details=details, findings=((code, message),))
+
+
+def _peak_of(pid: int) -> int:
+    """A live process's peak resident set (VmHWM), in bytes; 0 where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+@dataclass
+class _Request:
+    key: Any
+    path: str
+    kind: str
+    number: int
+    deadline: float
+    sent: float
+
+
+class _Process:
+    """One validating process and the request it is working on."""
+
+    def __init__(self, hello: dict[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOTSTRAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
+        )
+        self.started = time.monotonic()
+        self.ready = False
+        self.done = 0
+        self.peak = 0
+        self.buffer = b""
+        self.request: _Request | None = None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.send(hello)
+
+    @property
+    def fd(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one line; raises BrokenPipeError when the process is gone."""
+        self.proc.stdin.write(json.dumps(message).encode("ascii") + b"\n")
+        self.proc.stdin.flush()
+
+    def read_lines(self) -> tuple[list[bytes], bool]:
+        """The complete lines that have arrived, and whether the process closed its end."""
+        closed = False
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                closed = True
+                break
+            self.buffer += chunk
+            if len(self.buffer) > MAX_ANSWER:
+                raise ProtocolViolation(f"an answer longer than {MAX_ANSWER} bytes")
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return lines, closed
+
+    def kill(self) -> int:
+        """End the process (SIGKILL) and reap it; returns its exit status."""
+        self.peak = max(self.peak, _peak_of(self.proc.pid))
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self._reap()
+
+    def close(self) -> None:
+        """Let the process finish (end of input); kill it if it does not exit promptly."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._reap()
+
+    def _reap(self) -> int:
+        status = self.proc.wait()
+        self.proc.stdout.close()
+        if not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        return status
+
+
+class Validator:
+    """A pool of validating processes; use as a context manager, from one thread.
+
+    ``time_limit_s`` bounds each file's wall-clock time (and its CPU time, in
+    the process); ``memory_limit_bytes`` each process's address space (what
+    qpdf, libxml2 and Pillow may map and allocate, libraries included);
+    ``workers`` is how many files are validated at once.  ``check_modules``
+    are extra modules each process imports, which may register more kinds
+    (:func:`preservation.formats.checks.base.register`).  Processes start on
+    the first file that needs one.  Raises :class:`InvalidRequest` (E112) for
+    limits out of range.
+    """
+
+    def __init__(self, time_limit_s: float = DEFAULT_TIME_LIMIT_S, memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT,
+                 workers: int = 2, *, check_modules: Sequence[str] = (),
+                 files_per_process: int = FILES_PER_PROCESS) -> None:
+        if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) \
+                or not math.isfinite(time_limit_s) or not 0 < time_limit_s <= 86400:
+            raise InvalidRequest(f"the validation time limit must be more than 0 and at most 86400 s: {time_limit_s!r}")
+        if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, int) \
+                or not MIN_MEMORY_LIMIT <= memory_limit_bytes <= 1 << 46:
+            raise InvalidRequest(
+                f"the validation memory limit must be {MIN_MEMORY_LIMIT >> 20} MiB to 64 TiB: {memory_limit_bytes!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
+            raise InvalidRequest(f"validation workers must be 1 to 256: {workers!r}")
+        if isinstance(files_per_process, bool) or not isinstance(files_per_process, int) or files_per_process < 1:
+            raise InvalidRequest(f"files per validating process must be at least 1: {files_per_process!r}")
+        self.time_limit_s = float(time_limit_s)
+        self.memory_limit_bytes = memory_limit_bytes
+        self.workers = workers
+        self.files_per_process = files_per_process
+        self._hello = {
+            "sys_path": [os.path.abspath(p) for p in sys.path if p],
+            "modules": list(check_modules),
+            "memory": memory_limit_bytes,
+            "time": self.time_limit_s,
+            "pixels": memory_limit_bytes // 8,
+        }
+        self._processes: list[_Process] = []
+        self._selector = selectors.DefaultSelector()
+        self._numbers = 0
+        self._outcomes: Counter[str] = Counter()
+        self._started = 0
+        self._killed = 0
+        self._peak = 0
+        self._baseline = 0
+        self._closed = False
+
+    # --- the public face ------------------------------------------------------------------
+
+    def __enter__(self) -> Validator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End every validating process."""
+        for process in list(self._processes):
+            self._retire(process, kill=process.request is not None)
+        self._selector.close()
+        self._closed = True
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        """The highest peak resident set of any validating process so far (bytes)."""
+        return max([self._peak, *(p.peak for p in self._processes)])
+
+    def stats(self) -> dict[str, Any]:
+        """Files validated by outcome, processes started and killed, peak and idle memory of a process."""
+        return {
+            "files": sum(self._outcomes.values()),
+            "outcomes": dict(self._outcomes),
+            "processes_started": self._started,
+            "processes_killed": self._killed,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "idle_rss_bytes": self._baseline,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "time_limit_s": self.time_limit_s,
+        }
+
+    def validate(self, path: str | os.PathLike[str], kind: str) -> Validation:
+        """Validate one file (a convenience over :meth:`validate_many`)."""
+        ((_, validation),) = list(self.validate_many([(None, path, kind)]))
+        return validation
+
+    def validate_many(self, items: Iterable[tuple[Any, str | os.PathLike[str], str]]) -> Iterator[tuple[Any, Validation]]:
+        """``(key, validation)`` for each ``(key, path, kind)``, in the order they finish.
+
+        Streams: at most ``workers`` files are in flight, and ``items`` is
+        consumed only as processes become free.  Raises InvalidRequest (E112)
+        for an item whose kind is not a kind name (check ``kind_for`` first:
+        None is not a kind), before anything is sent for it.
+        """
+        if self._closed:
+            raise InvalidRequest("this validator is closed")
+        pending = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and self._has_room():
+                item = next(pending, None)
+                if item is None:
+                    exhausted = True
+                    break
+                yield from self._submit(*item)
+            if not any(p.request for p in self._processes):
+                return
+            yield from self._wait()
+
+    # --- the pool -----------------------------------------------------------------------------
+
+    def _has_room(self) -> bool:
+        return len(self._processes) < self.workers or any(p.request is None for p in self._processes)
+
+    def _idle(self) -> _Process:
+        """A process free to take a file: an idle one, or a new one (only called when there is room)."""
+        for process in self._processes:
+            if process.request is None:
+                return process
+        return self._spawn()
+
+    def _spawn(self) -> _Process:
+        process = _Process(self._hello)
+        self._processes.append(process)
+        self._selector.register(process.fd, selectors.EVENT_READ, process)
+        self._started += 1
+        return process
+
+    def _retire(self, process: _Process, *, kill: bool) -> int:
+        self._selector.unregister(process.fd)
+        self._processes.remove(process)
+        if kill:
+            status = process.kill()
+            self._killed += 1
+        else:
+            process.close()
+            status = process.proc.returncode
+        self._peak = max(self._peak, process.peak)
+        return status
+
+    def _submit(self, key: Any, path: str | os.PathLike[str], kind: str) -> Iterator[tuple[Any, Validation]]:
+        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+            raise InvalidRequest(f"not a validation kind: {kind!r}")
+        self._numbers += 1
+        now = time.monotonic()
+        request = _Request(key, os.path.abspath(os.fspath(path)), kind, self._numbers, now, now)
+        for attempt in (1, 2):
+            process = self._idle()
+            try:
+                process.send({"id": request.number, "path": request.path, "kind": kind})
+            except OSError:
+                # the process died between files (retired itself, or was killed): a fresh one takes the file
+                self._retire(process, kill=True)
+                if attempt == 2:
+                    yield key, self._finish(_stopped(kind, ERROR, codes.VALIDATION_CRASHED,
+                                                     "two validating processes died before taking the file"))
+                continue
+            request.sent = time.monotonic()
+            allowance = 0.0 if process.ready else max(0.0, process.started + STARTUP_S - request.sent)
+            request.deadline = request.sent + allowance + self.time_limit_s
+            process.request = request
+            return
+
+    def _wait(self) -> Iterator[tuple[Any, Validation]]:
+        busy = [p for p in self._processes if p.request is not None]
+        timeout = max(0.0, min(p.request.deadline for p in busy) - time.monotonic())
+        for selected, _ in self._selector.select(timeout):
+            yield from self._read(selected.data)
+        now = time.monotonic()
+        for process in [p for p in self._processes if p.request is not None and p.request.deadline <= now]:
+            request = process.request
+            self._retire(process, kill=True)
+            if process.ready:
+                yield request.key, self._finish(_stopped(
+                    request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
+                    f"still running after {self.time_limit_s:g} s: stopped", time_limit_s=self.time_limit_s))
+            else:
+                yield request.key, self._finish(_stopped(
+                    request.kind, ERROR, codes.VALIDATION_CRASHED,
+                    f"the validating process did not start within {STARTUP_S:g} s"))
+
+    def _read(self, process: _Process) -> Iterator[tuple[Any, Validation]]:
+        if process not in self._processes:
+            return
+        try:
+            lines, closed = process.read_lines()
+            for line in lines:
+                yield from self._answer(process, json.loads(line))
+        except (ProtocolViolation, ValueError, RecursionError) as e:
+            request = process.request
+            self._retire(process, kill=True)
+            if request is not None:
+                yield request.key, self._finish(_stopped(request.kind, ERROR, codes.VALIDATION_FAILED,
+                                                         f"the validating process answered nonsense: {e}"))
+            return
+        if closed and process in self._processes:
+            request = process.request
+            status = self._retire(process, kill=True)
+            if request is not None:
+                yield request.key, self._finish(self._death(request, status, process.ready))
+
+    def _answer(self, process: _Process, answer: Any) -> Iterator[tuple[Any, Validation]]:
+        if not isinstance(answer, dict):
+            raise ProtocolViolation("an answer that is not an object")
+        rss = answer.get("rss")
+        if isinstance(rss, int) and not isinstance(rss, bool) and rss >= 0:
+            process.peak = max(process.peak, rss)
+        if answer.get("ready") is True and not process.ready:
+            process.ready = True
+            self._baseline = max(self._baseline, process.peak)
+            if process.request is not None:
+                # the file's own limit starts now that the process has loaded its libraries
+                process.request.deadline = time.monotonic() + self.time_limit_s
+            return
+        request = process.request
+        if request is None or answer.get("id") != request.number:
+            raise ProtocolViolation("an answer to no request")
+        validation = _validation_from(answer, request.kind)
+        process.request = None
+        process.done += 1
+        if answer.get("retire") is True or process.done >= self.files_per_process:
+            self._retire(process, kill=answer.get("retire") is True)
+        yield request.key, self._finish(validation)
+
+    def _death(self, request: _Request, status: int, ready: bool) -> Validation:
+        if status == -signal.SIGXCPU:
+            return _stopped(request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
+                            f"stopped by the CPU limit ({self.time_limit_s:g} s)", time_limit_s=self.time_limit_s)
+        if status < 0:
+            name = signal.Signals(-status).name if -status in signal.valid_signals() else str(-status)
+            how = f"killed by {name}"
+        else:
+            how = f"exited with status {status}"
+        if not ready:
+            how += " before it was ready"
+        return _stopped(request.kind, ERROR, codes.VALIDATION_CRASHED, f"the validating process {how}",
+                        exit_status=status)
+
+    def _finish(self, validation: Validation) -> Validation:
+        self._outcomes[validation.outcome] += 1
+        return validation

@@ -110,6 +110,18 @@ class UsageReportRefused(InvalidRequest):
     template = "{detail}"
 
 
+class InvalidIdentifier(InvalidRequest):
+    """An ISSN, ISBN, CN serial number, DOI or publisher title id that is malformed or fails its check digit.
+
+    ``scheme`` names the identifier kind and ``reason`` why it was refused
+    (see :mod:`preservation.identifiers`).
+    """
+
+    code = "E115"
+    exit_code = 19
+    template = "{detail}"
+
+
 # --- catalog -----------------------------------------------------------------
 
 

@@ -1,53 +1,132 @@
-"""Usage: every listing and download, per library, collection and title, and the monthly report.
+"""Usage: every investigation and request of released content, recorded as COUNTER Release 5.1 counts it.
 
-The report follows COUNTER Release 5 in spirit, with a title (a package) in
-place of a journal title and a collection in place of a database:
+:func:`record` writes one :class:`UsageEvent` in the caller's transaction.
+What it stores is what the COUNTER reports (``preservation.access.counter``)
+need and nothing more:
 
-* ``Total_Item_Investigations`` — views (a package's contents listed) plus
-  downloads;
-* ``Total_Item_Requests`` — downloads (a file, a byte range of it, or a whole
-  package as zip);
-* ``Unique_Title_Requests`` — for a title, the number of distinct
-  (user, day) pairs with at least one download: COUNTER counts per user
-  session, a day stands in for a session here.
+* the **metric**: ``request`` when content was sent (a file, a byte range of
+  it, a whole package as zip), ``investigation`` when only an item's page or
+  a listing was shown.  A request is also an investigation: the reports
+  count it under both, so it is recorded once;
+* the **item** and **title** (found from the file's item when the caller
+  does not name them);
+* the **visitor** — the user, or the address and user agent when there is
+  no user — whose clicks the 30-second double-click filter compares, and the
+  **session** (visitor + date + hour, COUNTER's surrogate session id) that
+  the ``Unique_*`` metrics count.  Both are SHA-256 hashes: no address or user
+  agent is stored.
 
-Title rows (``TR``) are per institution and title, database rows (``DR``) per
-institution and collection.
+:func:`usage_report` is the month's summary for staff (the portal page and
+``GET /api/v1/usage``): per institution × title and institution × database,
+with bytes, counted by the same rules as the COUNTER reports.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from preservation.access.accounts import Principal, get_library
-from preservation.catalog.access_models import USAGE_DOWNLOAD, USAGE_KINDS, Library, UsageEvent
-from preservation.catalog.models import Collection, Package, utcnow
+from preservation.access import counter
+from preservation.access.accounts import Principal
+from preservation.catalog.access_models import USAGE_DOWNLOAD, USAGE_KINDS, UsageEvent
+from preservation.catalog.library_models import Item, ItemFile
+from preservation.catalog.models import utcnow
 from preservation.errors import InvalidRequest
 from preservation.repository import Repository
 
-MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+INVESTIGATION = "investigation"  # an item's page, its metadata or a listing was shown
+REQUEST = "request"  # the content itself was sent (also an investigation)
+METRICS = (INVESTIGATION, REQUEST)
+
+MONTH_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 FIRST_YEAR, LAST_YEAR = 1970, 9998  # a month's end must still be a date
 CSV_COLUMNS = ["Report", "Institution_ID", "Institution_Name", "Database", "Title", "Title_ID", "Metric_Type",
                "Reporting_Period_Total"]
+MAX_USER_AGENT = 1000  # longer agents are cut before hashing: still one visitor, never a large string held
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from: only hashed, and only when there is no user to name the visitor."""
+
+    ip: str
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request: Any) -> Client:
+        """The client of a starlette request (address of the connection, User-Agent header)."""
+        ip = request.client.host if request.client else "unknown"
+        return cls(ip=ip, user_agent=request.headers.get("user-agent", "")[:MAX_USER_AGENT])
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def visitor_of(principal: Principal, client: Client | None) -> str:
+    """Who double-clicks: the user when there is one, else address + user agent (COUNTER 7.2), hashed."""
+    if principal.user_id is not None:
+        return f"user:{principal.user_id}"
+    if client is not None:
+        return f"client:{client.ip}|{client.user_agent[:MAX_USER_AGENT]}"
+    return f"library:{principal.library_id}"
+
+
+def session_of(visitor: str, at: datetime) -> str:
+    """COUNTER's surrogate session id: visitor + transaction date + hour of day (COUNTER 7.3), hashed."""
+    return _hash(f"{visitor}|{at:%Y-%m-%d|%H}")
+
+
+def record(
+    session: Session, principal: Principal, *, kind: str, collection_id: int, package_id: str | None,
+    path: str = "", size: int = 0, item_id: int | None = None, title_id: int | None = None,
+    client: Client | None = None, at: datetime | None = None,
+) -> UsageEvent:
+    """Record one investigation or request in the caller's transaction (call it only once access succeeded).
+
+    ``kind`` is :data:`INVESTIGATION` or :data:`REQUEST`.  Without ``item_id``
+    the item is the one the file ``path`` of ``package_id`` belongs to, if
+    any; without ``title_id`` the title is the item's.  Raises ValueError for
+    an unknown kind (a programming error, never outside input).
+    """
+    if kind not in METRICS:
+        raise ValueError(f"usage metric {kind!r}")
+    at = at or utcnow()
+    if item_id is None and package_id and path:
+        item_id = session.execute(
+            select(ItemFile.item_id).where(ItemFile.package_id == package_id, ItemFile.path == path)
+            .order_by(ItemFile.item_id).limit(1)
+        ).scalar_one_or_none()
+    if item_id is not None and title_id is None:
+        title_id = session.execute(select(Item.title_id).where(Item.id == item_id)).scalar_one_or_none()
+    visitor = visitor_of(principal, client)
+    event = UsageEvent(
+        occurred_at=at, library_id=principal.library_id, user_id=principal.user_id, collection_id=collection_id,
+        package_id=package_id, path=path[:1024], bytes=max(0, size), kind=USAGE_DOWNLOAD if kind == REQUEST else "view",
+        metric=kind, item_id=item_id, title_id=title_id, visitor=_hash(visitor), session_id=session_of(visitor, at),
+        month=f"{at:%Y-%m}",
+    )
+    session.add(event)
+    return event
 
 
 def record_usage(
     session: Session, principal: Principal, *, collection_id: int, package_id: str | None, path: str, size: int,
-    kind: str,
+    kind: str, client: Client | None = None,
 ) -> None:
-    """Log one view or download in the caller's transaction."""
+    """Record a ``view`` (an investigation) or a ``download`` (a request) in the caller's transaction."""
     if kind not in USAGE_KINDS:
         raise ValueError(f"usage kind {kind!r}")
-    session.add(UsageEvent(occurred_at=utcnow(), library_id=principal.library_id, user_id=principal.user_id,
-                           collection_id=collection_id, package_id=package_id, path=path[:1024], bytes=size,
-                           kind=kind))
+    record(session, principal, kind=REQUEST if kind == USAGE_DOWNLOAD else INVESTIGATION,
+           collection_id=collection_id, package_id=package_id, path=path, size=size, client=client)
 
 
 def log_usage(repo: Repository, principal: Principal, **fields: Any) -> None:
@@ -69,61 +148,18 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 def usage_report(repo: Repository, month: str, *, library_code: str | None = None) -> dict[str, Any]:
-    """COUNTER-style title and database rows for one month (optionally one library)."""
+    """The month's title and database rows per institution (optionally one library), counted by COUNTER's rules.
+
+    Raises InvalidRequest for a bad month, NotFound for an unknown library.
+    """
     start, end = month_bounds(month)
-    downloads = func.sum(case((UsageEvent.kind == USAGE_DOWNLOAD, 1), else_=0))
-    with repo.catalog.session() as s:
-        where = [UsageEvent.occurred_at >= start, UsageEvent.occurred_at < end]
-        if library_code:
-            where.append(UsageEvent.library_id == get_library(s, library_code).id)
-        titles = s.execute(
-            select(Library.code, Library.name, Collection.key, UsageEvent.package_id, Package.name,
-                   func.count(), downloads, func.coalesce(func.sum(UsageEvent.bytes), 0))
-            .select_from(UsageEvent)
-            .join(Library, Library.id == UsageEvent.library_id)
-            .join(Collection, Collection.id == UsageEvent.collection_id)
-            .outerjoin(Package, Package.id == UsageEvent.package_id)
-            .where(*where)
-            .group_by(Library.code, Library.name, Collection.key, UsageEvent.package_id, Package.name)
-            .order_by(Library.code, Collection.key, Package.name)
-        ).all()
-        day_users = (
-            select(UsageEvent.library_id, UsageEvent.package_id, UsageEvent.user_id,
-                   func.date(UsageEvent.occurred_at).label("day"))
-            .where(*where, UsageEvent.kind == USAGE_DOWNLOAD)
-            .distinct()
-            .subquery()
-        )
-        unique = {
-            (code, package_id): n for code, package_id, n in s.execute(
-                select(Library.code, day_users.c.package_id, func.count())
-                .select_from(day_users).join(Library, Library.id == day_users.c.library_id)
-                .group_by(Library.code, day_users.c.package_id)
-            )
-        }
-        libraries = s.execute(select(func.count(distinct(UsageEvent.library_id))).where(*where)).scalar_one()
-    title_rows = []
-    databases: dict[tuple[str, str], dict[str, Any]] = {}
-    for code, name, collection, package_id, title, total, dl, size in titles:
-        dl = int(dl or 0)
-        title_rows.append({
-            "institution_id": code, "institution_name": name, "database": collection, "title_id": package_id,
-            "title": title or "", "Total_Item_Investigations": total, "Total_Item_Requests": dl,
-            "Unique_Title_Requests": unique.get((code, package_id), 0), "bytes": int(size),
-        })
-        db = databases.setdefault((code, collection), {
-            "institution_id": code, "institution_name": name, "database": collection,
-            "Total_Item_Investigations": 0, "Total_Item_Requests": 0, "bytes": 0,
-        })
-        db["Total_Item_Investigations"] += total
-        db["Total_Item_Requests"] += dl
-        db["bytes"] += int(size)
+    summary = counter.monthly_summary(repo, month, library_code=library_code)
     return {"month": month, "period": {"begin": start.date().isoformat(), "end_exclusive": end.date().isoformat()},
-            "institutions": libraries, "title_report": title_rows, "database_report": list(databases.values())}
+            **summary}
 
 
 def report_csv(report: dict[str, Any]) -> str:
-    """The report as one CSV: a row per institution × title/database × metric."""
+    """The summary as one CSV: a row per institution × title/database × metric."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -197,10 +197,24 @@ class AccessGrant(Base):
 
 
 class UsageEvent(Base):
-    """One view or download by a library: what the COUNTER-style report counts."""
+    """One investigation or request by a library: what the COUNTER Release 5.1 reports count.
+
+    ``metric`` is ``investigation`` (an item's page or a listing was shown) or
+    ``request`` (its content was sent; a request is also an investigation).
+    ``visitor`` and ``session_id`` are SHA-256 hashes, never the raw address or
+    user agent: the visitor is the user (or address + user agent) whose clicks
+    the 30-second double-click filter compares, the session adds the date and
+    hour, as COUNTER's surrogate session id does.  ``item_id`` and
+    ``title_id`` are kept without foreign keys: usage is history and outlives
+    a re-read item.  ``month`` (``YYYY-MM``) is what reports group by.
+    """
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_events_library_occurred", "library_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_usage_events_library_occurred", "library_id", "occurred_at"),
+        Index("ix_usage_events_library_month", "library_id", "month"),
+        Index("ix_usage_events_month", "month"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -211,6 +225,12 @@ class UsageEvent(Base):
     path: Mapped[str] = mapped_column(String(1024), default="")  # "" for a whole package or a listing
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     kind: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(16), default="investigation")
+    item_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), nullable=True)
+    title_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    visitor: Mapped[str] = mapped_column(String(64), default="")
+    session_id: Mapped[str] = mapped_column(String(64), default="")
+    month: Mapped[str] = mapped_column(String(7), default="")
 
 
 class LoginCounter(Base):

@@ -1,0 +1,764 @@
+"""COUNTER Release 5.1: the Title (TR), Item (IR) and Database (DR) reports of one institution.
+
+What is counted (``usage_events``, written by ``preservation.access.usage.record``):
+
+* ``Total_Item_Investigations`` / ``Total_Item_Requests`` — every
+  investigation (a request is one too) / every request, after the
+  double-click filter: two clicks of one visitor on the same target (file or
+  item page) within 30 seconds count once (the later one is kept, COUNTER 7.2);
+* ``Unique_Item_Investigations`` / ``Unique_Item_Requests`` — items with
+  such activity, counted once per session (COUNTER 7.3);
+* ``Unique_Title_Investigations`` / ``Unique_Title_Requests`` — titles with
+  such activity, once per session (COUNTER 7.4); COUNTER defines them for
+  books only, so they appear in rows whose Data_Type is Book.
+
+Our mapping: a **Title** is a ``library_models.Title``, or the package when the
+content has no title; an **Item** is a ``library_models.Item``, or the package
+when the content has no item; a **Database** is a collection.  The platform is
+one configured name.  Sessions are counted per month: a session never spans
+two months (it is an hour).
+
+Aggregation streams the month's events in index order (the double-click filter
+looks one event ahead) and counts distinct sessions in the database, so memory
+grows with the number of report rows, never with the number of events.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import String, cast, distinct, func, literal, select
+from sqlalchemy.orm import Session
+
+from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF, Library, UsageEvent
+from preservation.catalog.library_models import ID_ISBN_ONLINE, ID_ISBN_PRINT, ID_ISSN_ONLINE, ID_ISSN_PRINT, \
+    Item, Title, TitleIdentifier
+from preservation.catalog.models import Collection, Package, utcnow
+from preservation.errors import NotFound, UsageReportRefused
+from preservation.repository import Repository
+
+RELEASE = "5.1"
+DEFAULT_PLATFORM = "preserve"
+DOUBLE_CLICK = timedelta(seconds=30)
+PROPRIETARY_NAMESPACE = "preserve"  # Proprietary ids: "preserve:<id>" (COUNTER: a namespace, a colon, the id)
+
+REPORTS = {
+    "tr": ("TR", "Title Report", "Usage by title, with its Data_Type and, on request, YOP, Access_Type, "
+           "Access_Method"),
+    "ir": ("IR", "Item Report", "Usage by item (article, chapter, or package without items)"),
+    "dr": ("DR", "Database Report", "Usage by database (collection)"),
+}
+ITEM_METRICS = ("Total_Item_Investigations", "Total_Item_Requests", "Unique_Item_Investigations",
+                "Unique_Item_Requests")
+TITLE_METRICS = ("Unique_Title_Investigations", "Unique_Title_Requests")
+METRIC_TYPES = ITEM_METRICS + TITLE_METRICS
+UNSUPPORTED_METRICS = ("Limit_Exceeded", "No_License")  # valid in 5.1, never produced by this service
+ATTRIBUTES = {"tr": ("YOP", "Access_Type", "Access_Method"), "ir": ("YOP", "Access_Type", "Access_Method"),
+              "dr": ("Access_Method",)}
+BOOK_TYPES = ("Book", "Reference_Work")  # the only Data_Types with Unique_Title metrics
+ACCESS_TYPE = "Controlled"  # licensed content, released to entitled libraries
+ACCESS_METHOD = "Regular"  # no text and data mining channel
+UNKNOWN_YOP = "0001"  # COUNTER's year of publication when it is not known
+
+TITLE_DATA_TYPES = {"journal": "Journal", "book": "Book", "database": "Other", "other": "Other"}
+ITEM_DATA_TYPES = {"article": "Article", "chapter": "Book_Segment", "book": "Other", "other": "Other"}
+NO_TITLE_DATA_TYPE = "Unspecified"  # a package without a title or item: we do not know what it holds
+
+# the COUNTER API exceptions this service raises (Appendix F of the Code of Practice)
+EXCEPTION_MESSAGES = {
+    1030: "Insufficient Information to Process Request",
+    2000: "Requestor Not Authorized to Access Service",
+    2010: "Requestor is Not Authorized to Access Usage for Institution",
+    2020: "APIKey Invalid",
+    3020: "Invalid Date Arguments",
+    3030: "No Usage Available for Requested Dates",
+    3031: "Usage Not Ready for Requested Dates",
+    3050: "Parameter Not Recognized in this Context",
+    3060: "Invalid ReportFilter Value",
+    3062: "Invalid ReportAttribute Value",
+}
+HTTP_STATUS = {1030: 400, 3020: 400, 2000: 401, 2020: 401, 2010: 403}
+
+_DATE_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])(?:-([0-9]{2}))?")
+_YOP_RE = re.compile(r"([0-9]{4})(?:-([0-9]{4}))?")
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+MAX_MONTHS = 120  # ten years of months in one report
+
+
+def counter_exception(code: int, data: str = "") -> dict[str, Any]:
+    """One COUNTER API Exception object."""
+    out: dict[str, Any] = {"Code": code, "Message": EXCEPTION_MESSAGES[code]}
+    if data:
+        out["Data"] = data
+    return out
+
+
+def refused(code: int, data: str) -> UsageReportRefused:
+    """A request refused with COUNTER exception ``code`` (its HTTP status in ``params``)."""
+    return UsageReportRefused(f"{EXCEPTION_MESSAGES[code]}: {data}", counter_code=code,
+                              http_status=HTTP_STATUS.get(code, 400), data=data)
+
+
+# --- the period -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole months, first to last."""
+
+    first: date  # the first day of the first month
+    last: date  # the first day of the last month
+
+    @property
+    def months(self) -> list[str]:
+        out, year, month = [], self.first.year, self.first.month
+        while (year, month) <= (self.last.year, self.last.month):
+            out.append(f"{year:04d}-{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return out
+
+    @property
+    def end_date(self) -> date:
+        """The last day of the last month."""
+        following = date(self.last.year + (self.last.month == 12), self.last.month % 12 + 1, 1)
+        return following - timedelta(days=1)
+
+
+def _parse_date(text: str | None, name: str, *, at_end: bool) -> date:
+    if text is None or text == "":
+        raise refused(1030, f"{name} is required (yyyy-mm or yyyy-mm-dd)")
+    match = _DATE_RE.fullmatch(text)
+    if not match:
+        raise refused(3020, f"{name} {text!r}: use yyyy-mm or yyyy-mm-dd")
+    year, month = int(match.group(1)), int(match.group(2))
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise refused(3020, f"{name} {text!r}: the year must be between {FIRST_YEAR} and {LAST_YEAR}")
+    first = date(year, month, 1)
+    if match.group(3) is not None:
+        try:
+            day = date(year, month, int(match.group(3)))
+        except ValueError:
+            raise refused(3020, f"{name} {text!r} is not a date") from None
+        # COUNTER reports whole months: a begin_date must be a month's first day, an end_date its last
+        following = date(year + (month == 12), month % 12 + 1, 1)
+        if (not at_end and day != first) or (at_end and day != following - timedelta(days=1)):
+            raise refused(3020, f"{name} {text!r}: COUNTER reports whole months, give the month's "
+                                f"{'last' if at_end else 'first'} day or yyyy-mm")
+    return first
+
+
+def parse_period(begin: str | None, end: str | None) -> Period:
+    """begin_date and end_date of a COUNTER request (yyyy-mm or yyyy-mm-dd); raises UsageReportRefused."""
+    first = _parse_date(begin, "begin_date", at_end=False)
+    last = _parse_date(end, "end_date", at_end=True)
+    if last < first:
+        raise refused(3020, f"end_date {end} is before begin_date {begin}")
+    if (last.year - first.year) * 12 + last.month - first.month >= MAX_MONTHS:
+        raise refused(3020, f"at most {MAX_MONTHS} months in one report")
+    return Period(first, last)
+
+
+# --- the request ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportRequest:
+    """What a report is asked for: the institution, the months, filters and attributes (all checked)."""
+
+    report: str  # tr, ir or dr
+    library_code: str
+    period: Period
+    metric_types: tuple[str, ...] = METRIC_TYPES
+    data_types: tuple[str, ...] | None = None
+    access_types: tuple[str, ...] | None = None
+    access_methods: tuple[str, ...] | None = None
+    yops: tuple[tuple[int, int], ...] | None = None
+    attributes: tuple[str, ...] = ()
+    platform: str = DEFAULT_PLATFORM
+    exceptions: list[dict[str, Any]] = field(default_factory=list)  # warnings for the header
+    filters_shown: dict[str, Any] = field(default_factory=dict)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split("|") if v.strip()]
+
+
+def build_request(report: str, library_code: str, period: Period, params: dict[str, str], *,
+                  platform: str = DEFAULT_PLATFORM) -> ReportRequest:
+    """Check a report's filters and attributes (COUNTER API parameter names, pipe-separated values).
+
+    Values this service does not support are left out and named in a 3060 or
+    3062 warning, as the COUNTER API asks; raises UsageReportRefused (3020) for
+    a bad year of publication.
+    """
+    req = ReportRequest(report=report, library_code=library_code, period=period, platform=platform)
+    if "metric_type" in params:
+        wanted = _split(params["metric_type"])
+        bad = [m for m in wanted if m not in METRIC_TYPES]
+        if bad:
+            req.exceptions.append(counter_exception(3060, f"metric_type: {'|'.join(bad)}"))
+        req.metric_types = tuple(m for m in METRIC_TYPES if m in wanted)
+        req.filters_shown["Metric_Type"] = list(req.metric_types) or wanted
+    for name, key in (("data_type", "data_types"), ("access_type", "access_types"),
+                      ("access_method", "access_methods")):
+        if name in params:
+            values = tuple(_split(params[name]))
+            setattr(req, key, values)
+            req.filters_shown["_".join(w.capitalize() for w in name.split("_"))] = list(values)
+    if "yop" in params and report != "dr":
+        ranges = []
+        for part in _split(params["yop"]):
+            match = _YOP_RE.fullmatch(part)
+            if not match:
+                raise refused(3020, f"yop {part!r}: use yyyy or yyyy-yyyy")
+            low = int(match.group(1))
+            high = int(match.group(2) or low)
+            if high < low:
+                raise refused(3020, f"yop {part!r}: the range ends before it starts")
+            ranges.append((low, high))
+        req.yops = tuple(ranges)
+        req.filters_shown["YOP"] = _split(params["yop"])
+    if "attributes_to_show" in params:
+        wanted = _split(params["attributes_to_show"])
+        bad = [a for a in wanted if a not in ATTRIBUTES[report]]
+        if bad:
+            req.exceptions.append(counter_exception(3062, f"attributes_to_show: {'|'.join(bad)}"))
+        req.attributes = tuple(a for a in ATTRIBUTES[report] if a in wanted)
+    if params.get("granularity", "Month") != "Month":
+        req.exceptions.append(counter_exception(3062, f"granularity: {params['granularity']} (only Month)"))
+    if report == "ir" and params.get("include_parent_details", "False") != "False":
+        req.exceptions.append(counter_exception(3062, "include_parent_details: only False"))
+    if report == "ir" and params.get("include_component_details", "False") != "False":
+        req.exceptions.append(counter_exception(3062, "include_component_details: only False"))
+    return req
+
+
+# --- counting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The finest grain counted: one item of one title of one collection in one month."""
+
+    library_id: int
+    month: str
+    collection_id: int
+    title_key: str  # "t<id>" for a title, "p<package id>" when there is none
+    item_key: str  # "i<id>" for an item, "p<package id>" when there is none
+
+
+@dataclass
+class Counts:
+    inv: int = 0
+    req: int = 0
+    unique_inv: int = 0
+    unique_req: int = 0
+
+
+def _title_key(title_id: int | None, package_id: str | None) -> str:
+    return f"t{title_id}" if title_id is not None else f"p{package_id}"
+
+
+def _item_key(item_id: int | None, package_id: str | None) -> str:
+    return f"i{item_id}" if item_id is not None else f"p{package_id}"
+
+
+def _where(library_id: int | None, months: list[str]) -> list[Any]:
+    where = [UsageEvent.month.in_(months)]
+    if library_id is not None:
+        where.append(UsageEvent.library_id == library_id)
+    return where
+
+
+def _double_click_filtered(s: Session, where: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """The events that count for Total_*: of two clicks by one visitor on one target within 30 s, the later."""
+    rows = s.execute(
+        select(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
+               UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.month,
+               UsageEvent.collection_id, UsageEvent.title_id)
+        .where(*where)
+        .order_by(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
+                  UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.id)
+        .execution_options(yield_per=1000)
+    )
+    previous = None
+    for row in rows:
+        if previous is not None and not (row[:6] == previous[:6] and row[6] - previous[6] <= DOUBLE_CLICK):
+            yield previous
+        previous = row
+    if previous is not None:
+        yield previous
+
+
+def count_items(s: Session, library_id: int | None, months: list[str]) -> dict[Cell, Counts]:
+    """Total and Unique_Item counts per cell (library, month, collection, title, item)."""
+    where = _where(library_id, months)
+    cells: dict[Cell, Counts] = defaultdict(Counts)
+    for library, _, package_id, _, item_id, metric, _, month, collection_id, title_id in \
+            _double_click_filtered(s, where):
+        counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
+                            _item_key(item_id, package_id))]
+        counts.inv += 1
+        counts.req += metric == "request"
+    for requests_only in (False, True):
+        cell_columns = (UsageEvent.library_id, UsageEvent.month, UsageEvent.collection_id, UsageEvent.title_id,
+                        UsageEvent.item_id, UsageEvent.package_id)
+        distinct_sessions = (
+            select(*cell_columns, UsageEvent.session_id)
+            .where(*where, *((UsageEvent.metric == "request",) if requests_only else ()))
+            .group_by(*cell_columns, UsageEvent.session_id)
+            .subquery()
+        )
+        c = distinct_sessions.c
+        rows = s.execute(
+            select(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id, func.count())
+            .group_by(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id)
+        )
+        for library, month, collection_id, title_id, item_id, package_id, n in rows:
+            counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
+                                _item_key(item_id, package_id))]
+            if requests_only:
+                counts.unique_req += n
+            else:
+                counts.unique_inv += n
+    return cells
+
+
+def count_titles(s: Session, library_id: int | None, months: list[str], *,
+                 by_yop: bool) -> dict[tuple[int, str, str, str], list[int]]:
+    """Unique_Title_Investigations and _Requests per (library, month, title, YOP or ""): distinct sessions."""
+    title_key = func.coalesce(literal("t") + cast(UsageEvent.title_id, String), literal("p") + UsageEvent.package_id)
+    groups = [UsageEvent.library_id, UsageEvent.month, title_key] + ([Item.year] if by_yop else [])
+    out: dict[tuple[int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for index, extra in ((0, ()), (1, (UsageEvent.metric == "request",))):
+        rows = s.execute(
+            select(*groups, func.count(distinct(UsageEvent.session_id)))
+            .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
+            .where(*_where(library_id, months), *extra)
+            .group_by(*groups)
+        )
+        for row in rows:
+            yop = _yop(row[3]) if by_yop else ""
+            out[(row[0], row[1], row[2], yop)][index] = row[-1]
+    return out
+
+
+def _yop(year: int | None) -> str:
+    return f"{year:04d}" if year is not None and 1 <= year <= 9999 else UNKNOWN_YOP
+
+
+# --- what the rows are ------------------------------------------------------------------------
+
+
+@dataclass
+class Catalogue:
+    """Names and identifiers of the titles, items, packages and collections a report mentions."""
+
+    titles: dict[int, Title]
+    title_ids: dict[int, dict[str, str]]
+    items: dict[int, Item]
+    packages: dict[str, Package]
+    collections: dict[int, Collection]
+
+    @classmethod
+    def load(cls, s: Session, cells: Iterable[Cell]) -> Catalogue:
+        title_ids, item_ids, package_ids, collection_ids = set(), set(), set(), set()
+        for cell in cells:
+            collection_ids.add(cell.collection_id)
+            for key in (cell.title_key, cell.item_key):
+                {"t": title_ids, "i": item_ids, "p": package_ids}[key[0]].add(key[1:])
+        items = {i.id: i for i in _in(s, Item, Item.id, [int(x) for x in item_ids])}
+        for item in items.values():
+            package_ids.add(item.package_id)
+        titles = {t.id: t for t in _in(s, Title, Title.id, [int(x) for x in title_ids])}
+        identifiers: dict[int, dict[str, str]] = defaultdict(dict)
+        for ident in _in(s, TitleIdentifier, TitleIdentifier.title_id, list(titles)):
+            identifiers[ident.title_id].setdefault(ident.scheme, ident.value)
+        packages = {p.id: p for p in _in(s, Package, Package.id, list(package_ids))}
+        collections = {c.id: c for c in _in(s, Collection, Collection.id, list(collection_ids))}
+        return cls(titles, identifiers, items, packages, collections)
+
+    def title_name(self, key: str) -> str:
+        if key[0] == "t" and int(key[1:]) in self.titles:
+            return self.titles[int(key[1:])].title
+        package = self.packages.get(key[1:])
+        return package.name if package else key[1:]
+
+    def title_data_type(self, key: str) -> str:
+        if key[0] == "t" and int(key[1:]) in self.titles:
+            return TITLE_DATA_TYPES.get(self.titles[int(key[1:])].kind, "Other")
+        return NO_TITLE_DATA_TYPE
+
+    def title_item_id(self, key: str) -> dict[str, str]:
+        ids = {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{key}"}
+        if key[0] == "t":
+            known = self.title_ids.get(int(key[1:]), {})
+            for scheme, name in ((ID_ISSN_PRINT, "Print_ISSN"), (ID_ISSN_ONLINE, "Online_ISSN")):
+                if scheme in known:
+                    ids[name] = known[scheme]
+        return ids
+
+    def publisher(self, title_key: str, collection_id: int) -> str:
+        if title_key[0] == "t" and int(title_key[1:]) in self.titles and self.titles[int(title_key[1:])].publisher:
+            return self.titles[int(title_key[1:])].publisher
+        collection = self.collections.get(collection_id)
+        return collection.publisher if collection else ""
+
+    def item(self, key: str) -> Item | None:
+        return self.items.get(int(key[1:])) if key[0] == "i" else None
+
+
+def _in(s: Session, model: Any, column: Any, values: list[Any], chunk: int = 500) -> Iterator[Any]:
+    for start in range(0, len(values), chunk):
+        yield from s.scalars(select(model).where(column.in_(values[start:start + chunk])))
+
+
+# --- the reports ------------------------------------------------------------------------------
+
+
+def _performance(monthly: dict[str, dict[str, int]], metrics: Iterable[str]) -> dict[str, dict[str, int]]:
+    """COUNTER Performance: metric → month → count, months with nothing left out, metrics with nothing too."""
+    out = {}
+    for metric in metrics:
+        counts = {month: n for month, n in sorted(monthly.get(metric, {}).items()) if n}
+        if counts:
+            out[metric] = counts
+    return out
+
+
+def _matches(req: ReportRequest, data_type: str, yop: str) -> bool:
+    if req.data_types is not None and data_type not in req.data_types:
+        return False
+    if req.access_types is not None and ACCESS_TYPE not in req.access_types:
+        return False
+    if req.access_methods is not None and ACCESS_METHOD not in req.access_methods:
+        return False
+    if req.yops is not None and not any(low <= int(yop) <= high for low, high in req.yops):
+        return False
+    return True
+
+
+def _attributes(req: ReportRequest, data_type: str, yop: str) -> dict[str, str]:
+    out = {"Data_Type": data_type}
+    if "YOP" in req.attributes:
+        out["YOP"] = yop
+    if "Access_Type" in req.attributes:
+        out["Access_Type"] = ACCESS_TYPE
+    if "Access_Method" in req.attributes:
+        out["Access_Method"] = ACCESS_METHOD
+    return out
+
+
+def _header(req: ReportRequest, library: Library, created_by: str) -> dict[str, Any]:
+    report_id, name, _ = REPORTS[req.report]
+    filters: dict[str, Any] = {"Begin_Date": req.period.first.isoformat(), "End_Date": req.period.end_date.isoformat()}
+    filters.update(req.filters_shown)
+    header: dict[str, Any] = {
+        "Report_Name": name, "Report_ID": report_id, "Release": RELEASE,
+        "Institution_Name": library.name,
+        "Institution_ID": {"Proprietary": [f"{PROPRIETARY_NAMESPACE}:{library.code}"]},
+        "Report_Filters": filters,
+        "Created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Created_By": created_by,
+        "Registry_Record": "",
+    }
+    if req.attributes:
+        header["Report_Attributes"] = {"Attributes_To_Show": list(req.attributes)}
+    return header
+
+
+KEY_SCOPES = (SCOPE_READ, SCOPE_STAFF)  # the API keys a harvester may use
+
+
+def library_by_code(repo: Repository, code: str) -> Library:
+    """The library whose code is ``code`` (detached); raises NotFound."""
+    with repo.catalog.session() as s:
+        library = _library(s, code)
+        s.expunge(library)
+        return library
+
+
+def all_libraries(repo: Repository) -> list[Library]:
+    with repo.catalog.session() as s:
+        libraries = list(s.scalars(select(Library).order_by(Library.code)))
+        s.expunge_all()
+        return libraries
+
+
+def _library(s: Session, code: str) -> Library:
+    library = s.execute(select(Library).where(Library.code == code)).scalar_one_or_none()
+    if library is None:
+        raise NotFound(f"no library {code!r}")
+    return library
+
+
+def build_report(repo: Repository, req: ReportRequest, *, created_by: str = DEFAULT_PLATFORM) -> dict[str, Any]:
+    """The COUNTER 5.1 JSON report (Report_Header, Report_Items) for ``req``; raises NotFound for the library.
+
+    An empty period carries Exception 3030, months after the current one 3031;
+    both with Report_Items empty as far as they go, as the COUNTER API asks.
+    """
+    current = f"{utcnow():%Y-%m}"
+    months = req.period.months
+    not_ready = [m for m in months if m > current]
+    ready = [m for m in months if m <= current]
+    with repo.catalog.session() as s:
+        library = _library(s, req.library_code)
+        by_yop = "YOP" in req.attributes or req.yops is not None
+        cells = count_items(s, library.id, ready) if ready else {}
+        titles = count_titles(s, library.id, ready, by_yop=by_yop) if ready and req.report != "ir" else {}
+        catalogue = Catalogue.load(s, cells)
+        items = {"tr": _title_items, "ir": _item_items, "dr": _database_items}[req.report](req, cells, titles,
+                                                                                           catalogue)
+        header = _header(req, library, created_by)
+    exceptions = list(req.exceptions)
+    if not_ready:
+        exceptions.append(counter_exception(3031, f"months not yet processed: {', '.join(not_ready)}"))
+    if not items:
+        exceptions.append(counter_exception(3030, f"no usage from {months[0]} to {months[-1]}"))
+    if exceptions:
+        header["Exceptions"] = exceptions
+    return {"Report_Header": header, "Report_Items": items}
+
+
+def _metrics_for(req: ReportRequest, data_type: str, with_titles: bool) -> list[str]:
+    allowed = list(ITEM_METRICS) + (list(TITLE_METRICS) if with_titles and data_type in BOOK_TYPES else [])
+    return [m for m in allowed if m in req.metric_types]
+
+
+def _add(monthly: dict[str, dict[str, int]], month: str, counts: Counts) -> None:
+    for metric, n in (("Total_Item_Investigations", counts.inv), ("Total_Item_Requests", counts.req),
+                      ("Unique_Item_Investigations", counts.unique_inv), ("Unique_Item_Requests", counts.unique_req)):
+        monthly[metric][month] = monthly[metric].get(month, 0) + n
+
+
+def _cell_yop(cell: Cell, catalogue: Catalogue) -> str:
+    item = catalogue.item(cell.item_key)
+    return _yop(item.year if item else None)
+
+
+def _title_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, int], dict[tuple[str, str], dict[str, dict[str, int]]]] = defaultdict(dict)
+    by_yop = "YOP" in req.attributes or req.yops is not None
+    for cell, counts in cells.items():
+        data_type = catalogue.title_data_type(cell.title_key)
+        yop = _cell_yop(cell, catalogue)
+        if not _matches(req, data_type, yop):
+            continue
+        group = rows[(cell.title_key, cell.collection_id)]
+        monthly = group.setdefault((data_type, yop if "YOP" in req.attributes else ""), defaultdict(dict))
+        _add(monthly, cell.month, counts)
+    title_counts: dict[str, list[tuple[str, str, int, int]]] = defaultdict(list)
+    for (_, month, key, title_yop), (inv, requests) in titles.items():
+        title_counts[key].append((month, title_yop, inv, requests))
+    out = []
+    for (title_key, collection_id), groups in rows.items():
+        performances = []
+        for (data_type, yop), monthly in sorted(groups.items()):
+            for month, title_yop, inv, requests in title_counts.get(title_key, ()):
+                if "YOP" in req.attributes and title_yop != yop:
+                    continue
+                if by_yop and not _matches(req, data_type, title_yop):
+                    continue
+                for metric, n in (("Unique_Title_Investigations", inv), ("Unique_Title_Requests", requests)):
+                    monthly[metric][month] = monthly[metric].get(month, 0) + n
+            performance = _performance(monthly, _metrics_for(req, data_type, True))
+            if performance:
+                performances.append({**_attributes(req, data_type, yop or UNKNOWN_YOP), "Performance": performance})
+        if performances:
+            out.append({"Title": catalogue.title_name(title_key),
+                        "Publisher": catalogue.publisher(title_key, collection_id), "Platform": req.platform,
+                        "Item_ID": catalogue.title_item_id(title_key), "Attribute_Performance": performances})
+    return sorted(out, key=lambda r: (r["Title"], r["Item_ID"]["Proprietary"]))
+
+
+def _item_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
+    for cell, counts in cells.items():
+        item = catalogue.item(cell.item_key)
+        data_type = ITEM_DATA_TYPES.get(item.kind, "Other") if item else NO_TITLE_DATA_TYPE
+        yop = _yop(item.year if item else None)
+        if not _matches(req, data_type, yop):
+            continue
+        monthly = rows.setdefault((cell.item_key, data_type, cell.collection_id), defaultdict(dict))
+        _add(monthly, cell.month, counts)
+    reported = []
+    for (item_key, data_type, collection_id), monthly in rows.items():
+        performance = _performance(monthly, _metrics_for(req, data_type, False))
+        if not performance:
+            continue
+        item = catalogue.item(item_key)
+        yop = _yop(item.year if item else None)
+        ids = {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{item_key}"}
+        if item is not None and item.doi:
+            ids = {"DOI": item.doi, **ids}
+        entry: dict[str, Any] = {
+            "Item": (item.item_title if item and item.item_title else catalogue.title_name(item_key)),
+            "Publisher": catalogue.publisher(f"t{item.title_id}" if item and item.title_id else item_key,
+                                             collection_id),
+            "Platform": req.platform, "Item_ID": ids,
+            "Attribute_Performance": [{**_attributes(req, data_type, yop), "Performance": performance}],
+        }
+        reported.append(entry)
+    reported.sort(key=lambda r: (r["Item"], r["Item_ID"]["Proprietary"]))
+    return [{"Items": reported}] if reported else []
+
+
+def _database_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
+    rows: dict[int, dict[str, dict[str, dict[str, int]]]] = defaultdict(dict)
+    title_types: dict[str, str] = {}
+    for cell, counts in cells.items():
+        data_type = catalogue.title_data_type(cell.title_key)
+        if not _matches(req, data_type, UNKNOWN_YOP if req.yops is None else _cell_yop(cell, catalogue)):
+            continue
+        title_types[cell.title_key] = data_type
+        monthly = rows[cell.collection_id].setdefault(data_type, defaultdict(dict))
+        _add(monthly, cell.month, counts)
+    collection_of = {cell.title_key: cell.collection_id for cell in cells}
+    for (library, month, key, _), (inv, req_n) in titles.items():
+        data_type = title_types.get(key)
+        if data_type is None or data_type not in BOOK_TYPES:
+            continue
+        monthly = rows[collection_of[key]][data_type]
+        monthly["Unique_Title_Investigations"][month] = monthly["Unique_Title_Investigations"].get(month, 0) + inv
+        monthly["Unique_Title_Requests"][month] = monthly["Unique_Title_Requests"].get(month, 0) + req_n
+    out = []
+    for collection_id, by_type in rows.items():
+        performances = []
+        for data_type, monthly in sorted(by_type.items()):
+            performance = _performance(monthly, _metrics_for(req, data_type, True))
+            if performance:
+                attributes = {"Data_Type": data_type}
+                if "Access_Method" in req.attributes:
+                    attributes["Access_Method"] = ACCESS_METHOD
+                performances.append({**attributes, "Performance": performance})
+        collection = catalogue.collections[collection_id]
+        if performances:
+            out.append({"Database": collection.title, "Publisher": collection.publisher, "Platform": req.platform,
+                        "Item_ID": {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{collection.key}"},
+                        "Attribute_Performance": performances})
+    return sorted(out, key=lambda r: r["Database"])
+
+
+# --- the tabular form -------------------------------------------------------------------------
+
+TABULAR_COLUMNS = {
+    "tr": ["Title", "Publisher", "Publisher_ID", "Platform", "DOI", "Proprietary_ID", "ISBN", "Print_ISSN",
+           "Online_ISSN", "URI", "Data_Type", "YOP", "Access_Type", "Access_Method"],
+    "ir": ["Item", "Publisher", "Publisher_ID", "Platform", "Authors", "Publication_Date", "Article_Version", "DOI",
+           "Proprietary_ID", "ISBN", "Print_ISSN", "Online_ISSN", "URI", "Data_Type", "YOP", "Access_Type",
+           "Access_Method"],
+    "dr": ["Database", "Publisher", "Publisher_ID", "Platform", "Proprietary_ID", "Data_Type", "Access_Method"],
+}
+
+
+def _month_label(month: str) -> str:
+    year, mon = month.split("-")
+    return f"{date(int(year), int(mon), 1):%b}-{year}"
+
+
+def _tabular_rows(report_key: str, report: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    items = report["Report_Items"]
+    if report_key == "ir":
+        items = [entry for parent in items for entry in parent["Items"]]
+    for entry in items:
+        ids = entry.get("Item_ID", {})
+        base = {k: v for k, v in entry.items() if k not in ("Item_ID", "Attribute_Performance")}
+        base.update({"DOI": ids.get("DOI", ""), "Proprietary_ID": ids.get("Proprietary", ""),
+                     "Print_ISSN": ids.get("Print_ISSN", ""), "Online_ISSN": ids.get("Online_ISSN", ""),
+                     "ISBN": ids.get("ISBN", ""), "URI": ids.get("URI", "")})
+        for performance in entry["Attribute_Performance"]:
+            attributes = {k: v for k, v in performance.items() if k != "Performance"}
+            for metric, counts in performance["Performance"].items():
+                yield {**base, **attributes, "Metric_Type": metric, "counts": counts}
+
+
+def report_tsv(report: dict[str, Any]) -> str:
+    """The tabular form of a COUNTER 5.1 report: the 13 header rows, a blank row, the body (tab-separated)."""
+    header = report["Report_Header"]
+    key = header["Report_ID"].lower()
+    filters = header["Report_Filters"]
+    months = Period(date.fromisoformat(filters["Begin_Date"]), date.fromisoformat(filters["End_Date"])).months
+    columns = TABULAR_COLUMNS[key]
+    attributes = header.get("Report_Attributes", {}).get("Attributes_To_Show", [])
+    hidden = {a for a in ATTRIBUTES[key] if a not in attributes}
+    columns = [c for c in columns if c not in hidden]
+    shown_filters = "; ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in filters.items()
+                              if k not in ("Begin_Date", "End_Date"))
+    exceptions = "; ".join(f"{e['Code']}: {e['Message']}" + (f" ({e['Data']})" if e.get("Data") else "")
+                           for e in header.get("Exceptions", []))
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    width = len(columns) + 2 + len(months)
+    for name, value in (
+        ("Report_Name", header["Report_Name"]), ("Report_ID", header["Report_ID"]), ("Release", header["Release"]),
+        ("Institution_Name", header["Institution_Name"]),
+        ("Institution_ID", "; ".join(f"{k}:{v}" for k, vs in header["Institution_ID"].items() for v in vs)),
+        ("Metric_Types", "; ".join(filters.get("Metric_Type", []))),
+        ("Report_Filters", shown_filters),
+        ("Report_Attributes", f"Attributes_To_Show={'|'.join(attributes)}" if attributes else ""),
+        ("Exceptions", exceptions),
+        ("Reporting_Period", f"Begin_Date={filters['Begin_Date']}; End_Date={filters['End_Date']}"),
+        ("Created", header["Created"]), ("Created_By", header["Created_By"]),
+        ("Registry_Record", header.get("Registry_Record", "")),
+    ):
+        writer.writerow([name, value] + [""] * (width - 2))
+    writer.writerow([""] * width)
+    writer.writerow(columns + ["Metric_Type", "Reporting_Period_Total"] + [_month_label(m) for m in months])
+    for row in _tabular_rows(key, report):
+        counts = row["counts"]
+        writer.writerow([row.get(c, "") for c in columns] + [row["Metric_Type"], sum(counts.values())]
+                        + [counts.get(m, 0) for m in months])
+    return out.getvalue()
+
+
+# --- the staff summary ------------------------------------------------------------------------
+
+
+def monthly_summary(repo: Repository, month: str, *, library_code: str | None = None) -> dict[str, Any]:
+    """One month's rows per institution × title and × database (totals, unique title requests, bytes)."""
+    with repo.catalog.session() as s:
+        library_id = _library(s, library_code).id if library_code else None
+        cells = count_items(s, library_id, [month])
+        titles = count_titles(s, library_id, [month], by_yop=False)
+        catalogue = Catalogue.load(s, cells)
+        libraries = {lib.id: lib for lib in s.scalars(select(Library))}
+        sizes: dict[tuple[int, str], int] = defaultdict(int)
+        for lib, title_id, package_id, size in s.execute(
+                select(UsageEvent.library_id, UsageEvent.title_id, UsageEvent.package_id,
+                       func.coalesce(func.sum(UsageEvent.bytes), 0))
+                .where(*_where(library_id, [month]))
+                .group_by(UsageEvent.library_id, UsageEvent.title_id, UsageEvent.package_id)):
+            sizes[(lib, _title_key(title_id, package_id))] += int(size)
+    title_rows: dict[tuple[int, str], dict[str, Any]] = {}
+    databases: dict[tuple[int, int], dict[str, Any]] = {}
+    for cell, counts in cells.items():
+        lib = libraries[cell.library_id]
+        collection = catalogue.collections[cell.collection_id]
+        row = title_rows.setdefault((cell.library_id, cell.title_key), {
+            "institution_id": lib.code, "institution_name": lib.name, "database": collection.key,
+            "title_id": cell.title_key[1:], "title": catalogue.title_name(cell.title_key),
+            "Total_Item_Investigations": 0, "Total_Item_Requests": 0,
+            "Unique_Title_Requests": titles.get((cell.library_id, month, cell.title_key, ""), [0, 0])[1],
+            "bytes": sizes.get((cell.library_id, cell.title_key), 0), "collection_id": cell.collection_id,
+        })
+        row["Total_Item_Investigations"] += counts.inv
+        row["Total_Item_Requests"] += counts.req
+        db = databases.setdefault((cell.library_id, cell.collection_id), {
+            "institution_id": lib.code, "institution_name": lib.name, "database": collection.key,
+            "Total_Item_Investigations": 0, "Total_Item_Requests": 0, "bytes": 0,
+        })
+        db["Total_Item_Investigations"] += counts.inv
+        db["Total_Item_Requests"] += counts.req
+    for (lib_id, _), row in title_rows.items():
+        databases[(lib_id, row.pop("collection_id"))]["bytes"] += row["bytes"]
+    order = lambda r: (r["institution_id"], r["database"], r.get("title", ""))  # noqa: E731
+    return {"institutions": len({k[0] for k in title_rows}),
+            "title_report": sorted(title_rows.values(), key=order),
+            "database_report": sorted(databases.values(), key=order)}

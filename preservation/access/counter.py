@@ -18,35 +18,39 @@ when the content has no item; a **Database** is a collection.  The platform is
 one configured name.  Sessions are counted per month: a session never spans
 two months (it is an hour).
 
-Aggregation streams the month's events in index order (the double-click filter
-looks one event ahead) and counts distinct sessions in the database, so memory
-grows with the number of report rows, never with the number of events.
+The counting is in ``counter_counts``, the tabular form in ``counter_tabular``;
+this module checks a request (its months, filters and attributes) and shapes
+the counts into the Report_Header and Report_Items of the 5.1 JSON schema.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from sqlalchemy import String, cast, distinct, func, literal, select
-from sqlalchemy.orm import Session
-
-from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF, Library, UsageEvent
-from preservation.catalog.library_models import ID_ISBN_ONLINE, ID_ISBN_PRINT, ID_ISSN_ONLINE, ID_ISSN_PRINT, \
-    Item, Title, TitleIdentifier
-from preservation.catalog.models import Collection, Package, utcnow
-from preservation.errors import NotFound, UsageReportRefused
+from preservation.access.counter_counts import (
+    ITEM_DATA_TYPES,
+    NO_TITLE_DATA_TYPE,
+    PROPRIETARY_NAMESPACE,
+    UNKNOWN_YOP,
+    Catalogue,
+    Cell,
+    Counts,
+    count_items,
+    count_titles,
+    find_library,
+    yop_text,
+)
+from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF, Library
+from preservation.catalog.models import utcnow
+from preservation.errors import UsageReportRefused
 from preservation.repository import Repository
 
 RELEASE = "5.1"
 DEFAULT_PLATFORM = "preserve"
-DOUBLE_CLICK = timedelta(seconds=30)
-PROPRIETARY_NAMESPACE = "preserve"  # Proprietary ids: "preserve:<id>" (COUNTER: a namespace, a colon, the id)
 
 REPORTS = {
     "tr": ("TR", "Title Report", "Usage by title, with its Data_Type and, on request, YOP, Access_Type, "
@@ -64,11 +68,7 @@ ATTRIBUTES = {"tr": ("YOP", "Access_Type", "Access_Method"), "ir": ("YOP", "Acce
 BOOK_TYPES = ("Book", "Reference_Work")  # the only Data_Types with Unique_Title metrics
 ACCESS_TYPE = "Controlled"  # licensed content, released to entitled libraries
 ACCESS_METHOD = "Regular"  # no text and data mining channel
-UNKNOWN_YOP = "0001"  # COUNTER's year of publication when it is not known
 
-TITLE_DATA_TYPES = {"journal": "Journal", "book": "Book", "database": "Other", "other": "Other"}
-ITEM_DATA_TYPES = {"article": "Article", "chapter": "Book_Segment", "book": "Other", "other": "Other"}
-NO_TITLE_DATA_TYPE = "Unspecified"  # a package without a title or item: we do not know what it holds
 
 # the COUNTER API exceptions this service raises (Appendix F of the Code of Practice)
 EXCEPTION_MESSAGES = {
@@ -239,186 +239,6 @@ def build_request(report: str, library_code: str, period: Period, params: dict[s
     return req
 
 
-# --- counting ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cell:
-    """The finest grain counted: one item of one title of one collection in one month."""
-
-    library_id: int
-    month: str
-    collection_id: int
-    title_key: str  # "t<id>" for a title, "p<package id>" when there is none
-    item_key: str  # "i<id>" for an item, "p<package id>" when there is none
-
-
-@dataclass
-class Counts:
-    inv: int = 0
-    req: int = 0
-    unique_inv: int = 0
-    unique_req: int = 0
-
-
-def _title_key(title_id: int | None, package_id: str | None) -> str:
-    return f"t{title_id}" if title_id is not None else f"p{package_id}"
-
-
-def _item_key(item_id: int | None, package_id: str | None) -> str:
-    return f"i{item_id}" if item_id is not None else f"p{package_id}"
-
-
-def _where(library_id: int | None, months: list[str]) -> list[Any]:
-    where = [UsageEvent.month.in_(months)]
-    if library_id is not None:
-        where.append(UsageEvent.library_id == library_id)
-    return where
-
-
-def _double_click_filtered(s: Session, where: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The events that count for Total_*: of two clicks by one visitor on one target within 30 s, the later."""
-    rows = s.execute(
-        select(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
-               UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.month,
-               UsageEvent.collection_id, UsageEvent.title_id)
-        .where(*where)
-        .order_by(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
-                  UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.id)
-        .execution_options(yield_per=1000)
-    )
-    previous = None
-    for row in rows:
-        if previous is not None and not (row[:6] == previous[:6] and row[6] - previous[6] <= DOUBLE_CLICK):
-            yield previous
-        previous = row
-    if previous is not None:
-        yield previous
-
-
-def count_items(s: Session, library_id: int | None, months: list[str]) -> dict[Cell, Counts]:
-    """Total and Unique_Item counts per cell (library, month, collection, title, item)."""
-    where = _where(library_id, months)
-    cells: dict[Cell, Counts] = defaultdict(Counts)
-    for library, _, package_id, _, item_id, metric, _, month, collection_id, title_id in \
-            _double_click_filtered(s, where):
-        counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
-                            _item_key(item_id, package_id))]
-        counts.inv += 1
-        counts.req += metric == "request"
-    for requests_only in (False, True):
-        cell_columns = (UsageEvent.library_id, UsageEvent.month, UsageEvent.collection_id, UsageEvent.title_id,
-                        UsageEvent.item_id, UsageEvent.package_id)
-        distinct_sessions = (
-            select(*cell_columns, UsageEvent.session_id)
-            .where(*where, *((UsageEvent.metric == "request",) if requests_only else ()))
-            .group_by(*cell_columns, UsageEvent.session_id)
-            .subquery()
-        )
-        c = distinct_sessions.c
-        rows = s.execute(
-            select(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id, func.count())
-            .group_by(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id)
-        )
-        for library, month, collection_id, title_id, item_id, package_id, n in rows:
-            counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
-                                _item_key(item_id, package_id))]
-            if requests_only:
-                counts.unique_req += n
-            else:
-                counts.unique_inv += n
-    return cells
-
-
-def count_titles(s: Session, library_id: int | None, months: list[str], *,
-                 by_yop: bool) -> dict[tuple[int, str, str, str], list[int]]:
-    """Unique_Title_Investigations and _Requests per (library, month, title, YOP or ""): distinct sessions."""
-    title_key = func.coalesce(literal("t") + cast(UsageEvent.title_id, String), literal("p") + UsageEvent.package_id)
-    groups = [UsageEvent.library_id, UsageEvent.month, title_key] + ([Item.year] if by_yop else [])
-    out: dict[tuple[int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for index, extra in ((0, ()), (1, (UsageEvent.metric == "request",))):
-        rows = s.execute(
-            select(*groups, func.count(distinct(UsageEvent.session_id)))
-            .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
-            .where(*_where(library_id, months), *extra)
-            .group_by(*groups)
-        )
-        for row in rows:
-            yop = _yop(row[3]) if by_yop else ""
-            out[(row[0], row[1], row[2], yop)][index] = row[-1]
-    return out
-
-
-def _yop(year: int | None) -> str:
-    return f"{year:04d}" if year is not None and 1 <= year <= 9999 else UNKNOWN_YOP
-
-
-# --- what the rows are ------------------------------------------------------------------------
-
-
-@dataclass
-class Catalogue:
-    """Names and identifiers of the titles, items, packages and collections a report mentions."""
-
-    titles: dict[int, Title]
-    title_ids: dict[int, dict[str, str]]
-    items: dict[int, Item]
-    packages: dict[str, Package]
-    collections: dict[int, Collection]
-
-    @classmethod
-    def load(cls, s: Session, cells: Iterable[Cell]) -> Catalogue:
-        title_ids, item_ids, package_ids, collection_ids = set(), set(), set(), set()
-        for cell in cells:
-            collection_ids.add(cell.collection_id)
-            for key in (cell.title_key, cell.item_key):
-                {"t": title_ids, "i": item_ids, "p": package_ids}[key[0]].add(key[1:])
-        items = {i.id: i for i in _in(s, Item, Item.id, [int(x) for x in item_ids])}
-        for item in items.values():
-            package_ids.add(item.package_id)
-        titles = {t.id: t for t in _in(s, Title, Title.id, [int(x) for x in title_ids])}
-        identifiers: dict[int, dict[str, str]] = defaultdict(dict)
-        for ident in _in(s, TitleIdentifier, TitleIdentifier.title_id, list(titles)):
-            identifiers[ident.title_id].setdefault(ident.scheme, ident.value)
-        packages = {p.id: p for p in _in(s, Package, Package.id, list(package_ids))}
-        collections = {c.id: c for c in _in(s, Collection, Collection.id, list(collection_ids))}
-        return cls(titles, identifiers, items, packages, collections)
-
-    def title_name(self, key: str) -> str:
-        if key[0] == "t" and int(key[1:]) in self.titles:
-            return self.titles[int(key[1:])].title
-        package = self.packages.get(key[1:])
-        return package.name if package else key[1:]
-
-    def title_data_type(self, key: str) -> str:
-        if key[0] == "t" and int(key[1:]) in self.titles:
-            return TITLE_DATA_TYPES.get(self.titles[int(key[1:])].kind, "Other")
-        return NO_TITLE_DATA_TYPE
-
-    def title_item_id(self, key: str) -> dict[str, str]:
-        ids = {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{key}"}
-        if key[0] == "t":
-            known = self.title_ids.get(int(key[1:]), {})
-            for scheme, name in ((ID_ISSN_PRINT, "Print_ISSN"), (ID_ISSN_ONLINE, "Online_ISSN")):
-                if scheme in known:
-                    ids[name] = known[scheme]
-        return ids
-
-    def publisher(self, title_key: str, collection_id: int) -> str:
-        if title_key[0] == "t" and int(title_key[1:]) in self.titles and self.titles[int(title_key[1:])].publisher:
-            return self.titles[int(title_key[1:])].publisher
-        collection = self.collections.get(collection_id)
-        return collection.publisher if collection else ""
-
-    def item(self, key: str) -> Item | None:
-        return self.items.get(int(key[1:])) if key[0] == "i" else None
-
-
-def _in(s: Session, model: Any, column: Any, values: list[Any], chunk: int = 500) -> Iterator[Any]:
-    for start in range(0, len(values), chunk):
-        yield from s.scalars(select(model).where(column.in_(values[start:start + chunk])))
-
-
 # --- the reports ------------------------------------------------------------------------------
 
 
@@ -476,28 +296,6 @@ def _header(req: ReportRequest, library: Library, created_by: str) -> dict[str, 
 KEY_SCOPES = (SCOPE_READ, SCOPE_STAFF)  # the API keys a harvester may use
 
 
-def library_by_code(repo: Repository, code: str) -> Library:
-    """The library whose code is ``code`` (detached); raises NotFound."""
-    with repo.catalog.session() as s:
-        library = _library(s, code)
-        s.expunge(library)
-        return library
-
-
-def all_libraries(repo: Repository) -> list[Library]:
-    with repo.catalog.session() as s:
-        libraries = list(s.scalars(select(Library).order_by(Library.code)))
-        s.expunge_all()
-        return libraries
-
-
-def _library(s: Session, code: str) -> Library:
-    library = s.execute(select(Library).where(Library.code == code)).scalar_one_or_none()
-    if library is None:
-        raise NotFound(f"no library {code!r}")
-    return library
-
-
 def build_report(repo: Repository, req: ReportRequest, *, created_by: str = DEFAULT_PLATFORM) -> dict[str, Any]:
     """The COUNTER 5.1 JSON report (Report_Header, Report_Items) for ``req``; raises NotFound for the library.
 
@@ -509,7 +307,7 @@ def build_report(repo: Repository, req: ReportRequest, *, created_by: str = DEFA
     not_ready = [m for m in months if m > current]
     ready = [m for m in months if m <= current]
     with repo.catalog.session() as s:
-        library = _library(s, req.library_code)
+        library = find_library(s, req.library_code)
         by_yop = "YOP" in req.attributes or req.yops is not None
         cells = count_items(s, library.id, ready) if ready else {}
         titles = count_titles(s, library.id, ready, by_yop=by_yop) if ready and req.report != "ir" else {}
@@ -540,7 +338,7 @@ def _add(monthly: dict[str, dict[str, int]], month: str, counts: Counts) -> None
 
 def _cell_yop(cell: Cell, catalogue: Catalogue) -> str:
     item = catalogue.item(cell.item_key)
-    return _yop(item.year if item else None)
+    return yop_text(item.year if item else None)
 
 
 def _title_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
@@ -583,7 +381,7 @@ def _item_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
     for cell, counts in cells.items():
         item = catalogue.item(cell.item_key)
         data_type = ITEM_DATA_TYPES.get(item.kind, "Other") if item else NO_TITLE_DATA_TYPE
-        yop = _yop(item.year if item else None)
+        yop = yop_text(item.year if item else None)
         if not _matches(req, data_type, yop):
             continue
         monthly = rows.setdefault((cell.item_key, data_type, cell.collection_id), defaultdict(dict))
@@ -594,7 +392,7 @@ def _item_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
         if not performance:
             continue
         item = catalogue.item(item_key)
-        yop = _yop(item.year if item else None)
+        yop = yop_text(item.year if item else None)
         ids = {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{item_key}"}
         if item is not None and item.doi:
             ids = {"DOI": item.doi, **ids}
@@ -644,121 +442,3 @@ def _database_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
                         "Item_ID": {"Proprietary": f"{PROPRIETARY_NAMESPACE}:{collection.key}"},
                         "Attribute_Performance": performances})
     return sorted(out, key=lambda r: r["Database"])
-
-
-# --- the tabular form -------------------------------------------------------------------------
-
-TABULAR_COLUMNS = {
-    "tr": ["Title", "Publisher", "Publisher_ID", "Platform", "DOI", "Proprietary_ID", "ISBN", "Print_ISSN",
-           "Online_ISSN", "URI", "Data_Type", "YOP", "Access_Type", "Access_Method"],
-    "ir": ["Item", "Publisher", "Publisher_ID", "Platform", "Authors", "Publication_Date", "Article_Version", "DOI",
-           "Proprietary_ID", "ISBN", "Print_ISSN", "Online_ISSN", "URI", "Data_Type", "YOP", "Access_Type",
-           "Access_Method"],
-    "dr": ["Database", "Publisher", "Publisher_ID", "Platform", "Proprietary_ID", "Data_Type", "Access_Method"],
-}
-
-
-def _month_label(month: str) -> str:
-    year, mon = month.split("-")
-    return f"{date(int(year), int(mon), 1):%b}-{year}"
-
-
-def _tabular_rows(report_key: str, report: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    items = report["Report_Items"]
-    if report_key == "ir":
-        items = [entry for parent in items for entry in parent["Items"]]
-    for entry in items:
-        ids = entry.get("Item_ID", {})
-        base = {k: v for k, v in entry.items() if k not in ("Item_ID", "Attribute_Performance")}
-        base.update({"DOI": ids.get("DOI", ""), "Proprietary_ID": ids.get("Proprietary", ""),
-                     "Print_ISSN": ids.get("Print_ISSN", ""), "Online_ISSN": ids.get("Online_ISSN", ""),
-                     "ISBN": ids.get("ISBN", ""), "URI": ids.get("URI", "")})
-        for performance in entry["Attribute_Performance"]:
-            attributes = {k: v for k, v in performance.items() if k != "Performance"}
-            for metric, counts in performance["Performance"].items():
-                yield {**base, **attributes, "Metric_Type": metric, "counts": counts}
-
-
-def report_tsv(report: dict[str, Any]) -> str:
-    """The tabular form of a COUNTER 5.1 report: the 13 header rows, a blank row, the body (tab-separated)."""
-    header = report["Report_Header"]
-    key = header["Report_ID"].lower()
-    filters = header["Report_Filters"]
-    months = Period(date.fromisoformat(filters["Begin_Date"]), date.fromisoformat(filters["End_Date"])).months
-    columns = TABULAR_COLUMNS[key]
-    attributes = header.get("Report_Attributes", {}).get("Attributes_To_Show", [])
-    hidden = {a for a in ATTRIBUTES[key] if a not in attributes}
-    columns = [c for c in columns if c not in hidden]
-    shown_filters = "; ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in filters.items()
-                              if k not in ("Begin_Date", "End_Date"))
-    exceptions = "; ".join(f"{e['Code']}: {e['Message']}" + (f" ({e['Data']})" if e.get("Data") else "")
-                           for e in header.get("Exceptions", []))
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    width = len(columns) + 2 + len(months)
-    for name, value in (
-        ("Report_Name", header["Report_Name"]), ("Report_ID", header["Report_ID"]), ("Release", header["Release"]),
-        ("Institution_Name", header["Institution_Name"]),
-        ("Institution_ID", "; ".join(f"{k}:{v}" for k, vs in header["Institution_ID"].items() for v in vs)),
-        ("Metric_Types", "; ".join(filters.get("Metric_Type", []))),
-        ("Report_Filters", shown_filters),
-        ("Report_Attributes", f"Attributes_To_Show={'|'.join(attributes)}" if attributes else ""),
-        ("Exceptions", exceptions),
-        ("Reporting_Period", f"Begin_Date={filters['Begin_Date']}; End_Date={filters['End_Date']}"),
-        ("Created", header["Created"]), ("Created_By", header["Created_By"]),
-        ("Registry_Record", header.get("Registry_Record", "")),
-    ):
-        writer.writerow([name, value] + [""] * (width - 2))
-    writer.writerow([""] * width)
-    writer.writerow(columns + ["Metric_Type", "Reporting_Period_Total"] + [_month_label(m) for m in months])
-    for row in _tabular_rows(key, report):
-        counts = row["counts"]
-        writer.writerow([row.get(c, "") for c in columns] + [row["Metric_Type"], sum(counts.values())]
-                        + [counts.get(m, 0) for m in months])
-    return out.getvalue()
-
-
-# --- the staff summary ------------------------------------------------------------------------
-
-
-def monthly_summary(repo: Repository, month: str, *, library_code: str | None = None) -> dict[str, Any]:
-    """One month's rows per institution × title and × database (totals, unique title requests, bytes)."""
-    with repo.catalog.session() as s:
-        library_id = _library(s, library_code).id if library_code else None
-        cells = count_items(s, library_id, [month])
-        titles = count_titles(s, library_id, [month], by_yop=False)
-        catalogue = Catalogue.load(s, cells)
-        libraries = {lib.id: lib for lib in s.scalars(select(Library))}
-        sizes: dict[tuple[int, str], int] = defaultdict(int)
-        for lib, title_id, package_id, size in s.execute(
-                select(UsageEvent.library_id, UsageEvent.title_id, UsageEvent.package_id,
-                       func.coalesce(func.sum(UsageEvent.bytes), 0))
-                .where(*_where(library_id, [month]))
-                .group_by(UsageEvent.library_id, UsageEvent.title_id, UsageEvent.package_id)):
-            sizes[(lib, _title_key(title_id, package_id))] += int(size)
-    title_rows: dict[tuple[int, str], dict[str, Any]] = {}
-    databases: dict[tuple[int, int], dict[str, Any]] = {}
-    for cell, counts in cells.items():
-        lib = libraries[cell.library_id]
-        collection = catalogue.collections[cell.collection_id]
-        row = title_rows.setdefault((cell.library_id, cell.title_key), {
-            "institution_id": lib.code, "institution_name": lib.name, "database": collection.key,
-            "title_id": cell.title_key[1:], "title": catalogue.title_name(cell.title_key),
-            "Total_Item_Investigations": 0, "Total_Item_Requests": 0,
-            "Unique_Title_Requests": titles.get((cell.library_id, month, cell.title_key, ""), [0, 0])[1],
-            "bytes": sizes.get((cell.library_id, cell.title_key), 0), "collection_id": cell.collection_id,
-        })
-        row["Total_Item_Investigations"] += counts.inv
-        row["Total_Item_Requests"] += counts.req
-        db = databases.setdefault((cell.library_id, cell.collection_id), {
-            "institution_id": lib.code, "institution_name": lib.name, "database": collection.key,
-            "Total_Item_Investigations": 0, "Total_Item_Requests": 0, "bytes": 0,
-        })
-        db["Total_Item_Investigations"] += counts.inv
-        db["Total_Item_Requests"] += counts.req
-    for (lib_id, _), row in title_rows.items():
-        databases[(lib_id, row.pop("collection_id"))]["bytes"] += row["bytes"]
-    order = lambda r: (r["institution_id"], r["database"], r.get("title", ""))  # noqa: E731
-    return {"institutions": len({k[0] for k in title_rows}),
-            "title_report": sorted(title_rows.values(), key=order),
-            "database_report": sorted(databases.values(), key=order)}

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from preservation.access import counter
+from preservation.access import counter_counts
 from preservation.access.accounts import Principal
 from preservation.catalog.access_models import USAGE_DOWNLOAD, USAGE_KINDS, UsageEvent
 from preservation.catalog.library_models import Item, ItemFile
@@ -153,7 +153,7 @@ def usage_report(repo: Repository, month: str, *, library_code: str | None = Non
     Raises InvalidRequest for a bad month, NotFound for an unknown library.
     """
     start, end = month_bounds(month)
-    summary = counter.monthly_summary(repo, month, library_code=library_code)
+    summary = counter_counts.monthly_summary(repo, month, library_code=library_code)
     return {"month": month, "period": {"begin": start.date().isoformat(), "end_exclusive": end.date().isoformat()},
             **summary}
 

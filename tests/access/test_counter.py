@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from preservation.access import accounts, counter
+from preservation.access import accounts, counter, counter_tabular
 from preservation.access.accounts import Principal
 from preservation.access.usage import INVESTIGATION, REQUEST, Client, record
 from preservation.catalog.access_models import UsageEvent
@@ -244,7 +244,7 @@ def test_tabular_form_has_the_header_rows_then_the_body(world):
     book = add_book(world)
     use(world, principal(world, "alice"), REQUEST, T0, book)
     tr = report(world, "tr", begin="2026-02", end="2026-03", attributes_to_show="YOP")
-    rows = list(csv.reader(io.StringIO(counter.report_tsv(tr)), delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(counter_tabular.report_tsv(tr)), delimiter="\t"))
     names = [r[0] for r in rows[:13]]
     assert names == ["Report_Name", "Report_ID", "Release", "Institution_Name", "Institution_ID", "Metric_Types",
                      "Report_Filters", "Report_Attributes", "Exceptions", "Reporting_Period", "Created", "Created_By",

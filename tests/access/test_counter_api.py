@@ -44,7 +44,8 @@ def test_members_and_reports_list_what_the_key_may_read(client, world):
 
 def test_a_download_appears_in_every_report(client, world):
     download(client, world)
-    for key, path in (("tr", ("Report_Items", 0)), ("dr", ("Report_Items", 0)), ("ir", ("Report_Items", 0, "Items", 0))):
+    paths = {"tr": ("Report_Items", 0), "dr": ("Report_Items", 0), "ir": ("Report_Items", 0, "Items", 0)}
+    for key, path in paths.items():
         answer = client.get(f"/r51/reports/{key}", params=params(world, begin_date=month(), end_date=month()))
         assert answer.status_code == 200, answer.text
         entry = answer.json()

@@ -17,7 +17,7 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from preservation.access import counter
+from preservation.access import counter, counter_counts
 from preservation.access.accounts import Principal, authenticate_token
 from preservation.access.web.auth import client_ip, repo_of
 from preservation.catalog.access_models import Library
@@ -79,7 +79,7 @@ def _authorise(request: Request, params: dict[str, str]) -> tuple[Principal, Lib
     if not principal.is_staff and customer_id != principal.library_code:
         return _exception(2010, "a library's key reads only its own library's usage")
     try:
-        library = counter.library_by_code(repo_of(request), customer_id)
+        library = counter_counts.library_by_code(repo_of(request), customer_id)
     except (NotFound, PreservationError):
         return _exception(2010, "no such customer")
     return principal, library
@@ -100,9 +100,9 @@ def members(request: Request) -> JSONResponse:
     if isinstance(allowed, JSONResponse):
         return allowed
     principal, library = allowed
-    libraries = counter.all_libraries(repo_of(request)) if principal.is_staff else [library]
+    libraries = counter_counts.all_libraries(repo_of(request)) if principal.is_staff else [library]
     return JSONResponse([{"Customer_ID": lib.code, "Institution_Name": lib.name,
-                          "Institution_ID": {"Proprietary": [f"{counter.PROPRIETARY_NAMESPACE}:{lib.code}"]}}
+                          "Institution_ID": {"Proprietary": [f"{counter_counts.PROPRIETARY_NAMESPACE}:{lib.code}"]}}
                          for lib in libraries])
 
 

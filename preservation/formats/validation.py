@@ -341,6 +341,11 @@ class Validator:
         self._closed = True
 
     @property
+    def process_ids(self) -> list[int]:
+        """The process ids of the validating processes now running."""
+        return [p.proc.pid for p in self._processes]
+
+    @property
     def peak_rss_bytes(self) -> int:
         """The highest peak resident set of any validating process so far (bytes)."""
         return max([self._peak, *(p.peak for p in self._processes)])

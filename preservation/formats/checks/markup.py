@@ -39,6 +39,7 @@ _DOI = re.compile(r"10\.\d{4,9}/\S+")
 _ISSN = re.compile(r"(\d{4})-?(\d{3})([\dX])")
 _NUMBER_LIKE = re.compile(r"[A-Za-z0-9 .()/\-\u2013]{1,32}")
 _ROMAN = re.compile(r"[IVXLCDM]+", re.I)
+_BOMB_WORDS = ("amplification", "entity reference loop", "Detected an entity")
 _SHORT_TAGS = {
     "ONIXmessage": "ONIXMessage", "product": "Product", "a001": "RecordReference",
     "productidentifier": "ProductIdentifier", "b244": "IDValue", "b203": "TitleText", "b031": "TitleWithoutPrefix",
@@ -241,7 +242,11 @@ def check_xml(stream: BinaryIO, report: Report, profile: str | None = None) -> N
     except etree.XMLSyntaxError as e:
         if "memory" in str(e).lower():
             raise MemoryError(str(e)) from e
-        report.fault(codes.XML_MALFORMED, f"line {e.lineno}: {e.msg}")
+        if rules is None and any(word in e.msg for word in _BOMB_WORDS):
+            # libxml2 refused the DTD's entities before the root was reached: an expansion bomb
+            report.fault(codes.XML_ENTITY_DECLARED, f"line {e.lineno}: {e.msg}")
+        else:
+            report.fault(codes.XML_MALFORMED, f"line {e.lineno}: {e.msg}")
         return
     undeclared = sorted({m.message for m in context.error_log if m.type_name == "WAR_UNDECLARED_ENTITY"})
     if undeclared:

@@ -30,9 +30,17 @@ _PERMISSIONS = (
 )
 
 
-def _clean(message: str) -> str:
-    """A qpdf message without the name qpdf gives our stream."""
-    return _STREAM_NAME.sub("", str(message)).strip()
+def _clean(message: object) -> str:
+    """A qpdf message without the name qpdf gives our stream.
+
+    Raises MemoryError when qpdf says an allocation failed: qpdf carries on
+    after ``std::bad_alloc`` (a stream "re-processed without filtering"), but
+    the file was stopped by the memory limit, not found damaged.
+    """
+    text = _STREAM_NAME.sub("", str(message)).strip()
+    if "std::bad_alloc" in text:
+        raise MemoryError(text)
+    return text
 
 
 @register("pdf")

@@ -1,0 +1,166 @@
+"""Validation under hostile files: a file that hangs, explodes or crashes its process costs that file only.
+
+Real hostile PDFs first (a decompression bomb that qpdf would hold in memory,
+and one that takes minutes to decode), then test-only kinds
+(``validation_hostile``) that sleep, spin, allocate, abort or exit, so that
+each limit and each way of dying is proved on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from preservation import codes
+from preservation.formats.validation import Validator
+from tests.formats import validation_samples as samples
+
+HOSTILE = "tests.formats.validation_hostile"
+
+
+@pytest.fixture
+def good_pdf(tmp_path):
+    return samples.valid_pdf(tmp_path / "good.pdf")
+
+
+def _run(validator: Validator, items) -> dict:
+    return dict(validator.validate_many(items))
+
+
+def test_a_pdf_that_explodes_in_memory_is_stopped_and_the_next_file_validated(tmp_path, good_pdf):
+    bomb = samples.exploding_pdf(tmp_path / "bomb.pdf")
+    with Validator(time_limit_s=60, memory_limit_bytes=256 << 20, workers=1) as validator:
+        results = _run(validator, [("bomb", bomb, "pdf"), ("good", good_pdf, "pdf")])
+        stats = validator.stats()
+    assert results["bomb"].outcome == "limit" and results["bomb"].codes == [codes.VALIDATION_MEMORY_LIMIT]
+    assert results["good"].outcome == "valid"
+    assert stats["processes_started"] == 2  # the process that met the limit retired; a new one took the next file
+    assert 0 < stats["idle_rss_bytes"] < stats["peak_rss_bytes"] <= 256 << 20
+
+
+def test_a_pdf_that_takes_minutes_to_decode_is_stopped_by_the_time_limit(tmp_path, good_pdf):
+    slow = samples.slow_pdf(tmp_path / "slow.pdf")
+    with Validator(time_limit_s=1.5, memory_limit_bytes=512 << 20, workers=1) as validator:
+        started = time.monotonic()
+        results = _run(validator, [("slow", slow, "pdf"), ("good", good_pdf, "pdf")])
+        elapsed = time.monotonic() - started
+        stats = validator.stats()
+    assert results["slow"].outcome == "limit" and results["slow"].codes == [codes.VALIDATION_TIME_LIMIT]
+    assert results["slow"].details == {"time_limit_s": 1.5}
+    assert results["good"].outcome == "valid"
+    assert stats["processes_killed"] == 1 and stats["processes_started"] == 2
+    assert elapsed < 30  # stopped, not left to decode its 25 GiB
+
+
+@pytest.mark.parametrize("kind, outcome, code, words", [
+    ("sleep", "limit", codes.VALIDATION_TIME_LIMIT, "still running after 1 s"),
+    ("spin", "limit", codes.VALIDATION_TIME_LIMIT, "CPU limit"),
+    ("hog", "limit", codes.VALIDATION_MEMORY_LIMIT, "more memory"),
+    ("abort", "error", codes.VALIDATION_CRASHED, "killed by SIGABRT"),
+    ("exit", "error", codes.VALIDATION_CRASHED, "exited with status 3"),
+    ("liar", "error", codes.VALIDATION_FAILED, "nonsense"),
+])
+def test_each_way_a_check_can_go_wrong_costs_one_file(tmp_path, good_pdf, kind, outcome, code, words):
+    bad = tmp_path / "any.bin"
+    bad.write_bytes(b"\x00" * 64)
+    time_limit = 60 if kind == "spin" else 1  # the spinner must meet the kernel's CPU limit, not the wall clock
+    with Validator(time_limit_s=time_limit, memory_limit_bytes=256 << 20, workers=1,
+                   check_modules=[HOSTILE]) as validator:
+        items = [("before", good_pdf, "pdf"), ("bad", bad, kind), ("after", good_pdf, "pdf")]
+        results = list(validator.validate_many(items))
+        stats = validator.stats()
+    assert [key for key, _ in results] == ["before", "bad", "after"]
+    verdict = dict(results)
+    assert verdict["bad"].outcome == outcome and verdict["bad"].codes == [code]
+    assert words in verdict["bad"].findings[0][1]
+    assert verdict["before"].outcome == verdict["after"].outcome == "valid"
+    assert stats["processes_started"] == 2 and stats["peak_rss_bytes"] <= 256 << 20
+
+
+def test_a_process_killed_from_outside_mid_file_gives_error_and_the_rest_go_on(tmp_path, good_pdf):
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"x")
+    with Validator(time_limit_s=120, memory_limit_bytes=256 << 20, workers=1,
+                   check_modules=[HOSTILE]) as validator:
+
+        def kill_when_started() -> None:
+            started = tmp_path / "victim.bin.started"
+            deadline = time.monotonic() + 60
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.kill(validator.process_ids[0], signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_started)
+        killer.start()
+        started = time.monotonic()
+        results = _run(validator, [("victim", victim, "await_kill"), ("next", good_pdf, "pdf")])
+        killer.join()
+        assert time.monotonic() - started < 60  # not the 120 s limit: the death was seen at once
+    assert results["victim"].outcome == "error" and results["victim"].codes == [codes.VALIDATION_CRASHED]
+    assert "killed by SIGKILL" in results["victim"].findings[0][1]
+    assert results["next"].outcome == "valid"
+
+
+def test_while_one_file_hangs_the_other_process_goes_on(tmp_path):
+    sleeper = tmp_path / "sleeper.bin"
+    sleeper.write_bytes(b"z")
+    pdfs = [samples.valid_pdf(tmp_path / f"{n}.pdf") for n in range(4)]
+    with Validator(time_limit_s=5, memory_limit_bytes=256 << 20, workers=2, check_modules=[HOSTILE]) as validator:
+        order = [key for key, _ in validator.validate_many(
+            [("sleeper", sleeper, "sleep"), *((n, path, "pdf") for n, path in enumerate(pdfs))])]
+    assert order == [0, 1, 2, 3, "sleeper"]
+
+
+def test_validation_streams_with_a_bounded_number_in_flight(tmp_path):
+    path = samples.valid_pdf(tmp_path / "one.pdf")
+    consumed = []
+
+    def items():
+        for n in range(12):
+            consumed.append(n)
+            yield n, path, "pdf"
+
+    with Validator(workers=2) as validator:
+        results = validator.validate_many(items())
+        first_key, _ = next(results)
+        assert len(consumed) <= 3  # two in flight, at most one more taken as the first finished
+        rest = [key for key, _ in results]
+    assert sorted([first_key, *rest]) == list(range(12))
+
+
+def test_processes_retire_after_their_quota_of_files(tmp_path):
+    path = samples.valid_pdf(tmp_path / "one.pdf")
+    with Validator(workers=1, files_per_process=2) as validator:
+        outcomes = [v.outcome for _, v in validator.validate_many((n, path, "pdf") for n in range(5))]
+        stats = validator.stats()
+    assert outcomes == ["valid"] * 5
+    assert stats["processes_started"] == 3 and stats["processes_killed"] == 0
+
+
+def test_what_a_process_answers_is_made_safe(tmp_path):
+    path = tmp_path / "loud.bin"
+    path.write_bytes(b"!")
+    with Validator(workers=1, check_modules=[HOSTILE]) as validator:
+        result = validator.validate(path, "shouty")
+    (code, message), = result.findings
+    assert code == codes.VALIDATION_FAILED and len(message) == 300
+    assert message.startswith("\\u0001\\u001B[31m\u202e")  # XML-safe here; escaped for terminals where shown
+    assert result.details["nested"] == {"deep": "{'deeper': {'deepest': '\\x00'}}"}  # two levels kept, no more
+    assert result.details["huge"] == str(2**80)
+
+
+def test_closing_ends_every_process_even_mid_file(tmp_path, good_pdf):
+    sleeper = tmp_path / "sleeper.bin"
+    sleeper.write_bytes(b"z")
+    with Validator(time_limit_s=600, workers=2, check_modules=[HOSTILE]) as validator:
+        results = validator.validate_many([("sleeper", sleeper, "sleep"), ("good", good_pdf, "pdf")])
+        key, _ = next(results)
+        pids = validator.process_ids
+        assert key == "good" and len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed and reaped, not left running for its 600 s

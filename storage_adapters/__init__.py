@@ -2,6 +2,11 @@
 
 ``open_adapter(uri)`` picks the back end from the URI scheme.  Back ends are
 imported lazily so that, say, boto3 is loaded only for ``s3://`` nodes.
+
+An adapter's methods are the interface (:class:`StorageAdapter`); the
+functions here are conveniences over it (``exists``, ``read_all``) and the
+calls of optional abilities that give a neutral answer where an adapter
+lacks one (``flush``, ``traffic``, ``sweep_temporary``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from urllib.parse import urlsplit
 
 from preservation.errors import UnsupportedURI
 
-from .base import DigestResult, ObjectInfo, StorageAdapter, WriteResult, check_key
-from .features import Features, LocalStore
+from .base import DigestResult, ObjectInfo, StorageAdapter, WriteResult, check_key, exists, read_all
+from .features import Features, LocalStore, flush, sweep_temporary, traffic
 
 BACK_ENDS_BY_SCHEME: dict[str, str] = {
     "file": "storage_adapters.filesystem:FilesystemAdapter",
@@ -52,5 +57,5 @@ def open_local(path: str | os.PathLike[str], *, create: bool = True, fsync: bool
 
 __all__ = [
     "DigestResult", "Features", "LocalStore", "ObjectInfo", "StorageAdapter", "WriteResult", "adapter_class",
-    "check_key", "open_adapter", "open_local",
+    "check_key", "exists", "flush", "open_adapter", "open_local", "read_all", "sweep_temporary", "traffic",
 ]

@@ -4,14 +4,19 @@ Public methods validate the key once, here, before any I/O, then call the
 ``_``-prefixed method that a back end implements.  A back end never sees an
 unchecked key.
 
-What callers use: ``stat``, ``list``, ``read``, ``write``, ``delete``,
-``digest``, ``flush`` and ``close``, the audit and upkeep calls
-(``digest_many``, ``inventory``, ``verify_many``, ``challenge``,
-``copy_from``, ``delete_stray``, ``sweep_temporary``, ``traffic``), each with
-a default here that a back end may make faster, and ``features``: the
-optional abilities (a local path for kernel copies, digests on the node,
-server-side copy, object lock), each asked for by name and never assumed
-from an adapter's class (see :mod:`storage_adapters.features`).
+What callers see is eleven methods, one way to do each thing: ``stat``,
+``list``, ``read``, ``write``, ``delete`` and ``close``; the audit's
+``inventory`` (names, with sizes only where they are free) and
+``verify_many``; ``digest_many`` (one key is a one-element call);
+``challenge``; and ``copy_from`` (server-side copy, where both ends allow it).
+Each has a default here that a back end may make faster.  Conveniences over
+them are functions, not methods: :func:`exists` and :func:`read_all`.
+
+Optional abilities (a local path for kernel copies, digests on the node,
+server-side copy, object lock, deferred syncs, network counters, sweeping
+interrupted writes) are found through ``features``, asked for by name
+however the adapter is wrapped, never from an adapter's class (see
+:mod:`storage_adapters.features`).
 """
 
 from __future__ import annotations
@@ -282,13 +287,6 @@ class StorageAdapter(ABC):
         """Size (and stored checksums, where known) of ``key``; raises ObjectNotFound."""
         return self._stat(check_key(key))
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def list(self, prefix: str = "", *, irregular: bool = False) -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order.
 
@@ -304,9 +302,6 @@ class StorageAdapter(ABC):
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
         return self._read(check_key(key), offset, length)
-
-    def read_bytes(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        return b"".join(self.read(key, offset, length))
 
     def write(
         self,
@@ -331,23 +326,24 @@ class StorageAdapter(ABC):
         self._write(key, stream, size)
         return WriteResult(key=key, size=stream.size, digests=stream.digests())
 
-    def delete(self, key: str) -> None:
-        """Remove ``key``; raises ObjectNotFound when there is none."""
-        self._delete(check_key(key))
+    def delete(self, key: str, *, stray: bool = False) -> None:
+        """Remove ``key``; raises ObjectNotFound when there is none.
 
-    def delete_stray(self, key: str) -> None:
-        """Remove an object that ``inventory`` listed but that belongs to nothing, even one
-        whose name is not UTF-8 (a local file can have such a name; no key can)."""
-        self._delete(check_key(key, allow_undecodable=True))
-
-    def digest(self, key: str, algorithms: Sequence[str] = ("sha256",)) -> DigestResult:
-        """Digests of the whole object, computed here unless the back end can do better."""
-        return self._digest(check_key(key), check_algorithms(algorithms))
+        With ``stray`` the key may be a name that is not UTF-8, as ``inventory``
+        lists a local file that belongs to nothing (no object's key can be one):
+        only to remove such a file.
+        """
+        self._delete(check_key(key, allow_undecodable=stray))
 
     def digest_many(
         self, keys: Iterable[str], algorithms: Sequence[str] = ("sha256",), workers: int = 2
     ) -> Iterator[DigestResult]:
-        """Digest many keys; one result per key (errors included), in any order."""
+        """Digests of whole objects, computed here unless the back end can do better (on the node).
+
+        One result per key, in any order; a key that cannot be digested gets
+        its error in ``DigestResult.error`` rather than raising.  For one key:
+        ``next(adapter.digest_many([key]))``.
+        """
         algos = check_algorithms(algorithms)
         return self._digest_many(keys, algos, workers)
 
@@ -400,17 +396,6 @@ class StorageAdapter(ABC):
     def copy_from(self, source: "StorageAdapter", source_key: str, key: str) -> bool:
         """Server-side copy when both ends allow it; False when the caller must stream."""
         return False
-
-    def traffic(self) -> int:
-        """Bytes this adapter has moved over a network so far (0 for local storage)."""
-        return 0
-
-    def flush(self) -> None:
-        """Make completed writes durable; called before copies are verified."""
-
-    def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove leftovers of interrupted writes older than the given age; returns how many."""
-        return 0
 
     def close(self) -> None:
         """Release connections and pools."""
@@ -507,6 +492,21 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...
+
+
+def exists(adapter: StorageAdapter, key: str) -> bool:
+    """Whether ``adapter`` has an object under ``key`` (its ``stat`` does not raise ObjectNotFound)."""
+    try:
+        adapter.stat(key)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def read_all(adapter: StorageAdapter, key: str, offset: int = 0, length: int | None = None) -> bytes:
+    """The bytes of ``key`` (from ``offset``, at most ``length``) in memory: for small objects only
+    (a package record, a tag file); anything else is streamed with ``read``."""
+    return b"".join(adapter.read(key, offset, length))
 
 
 def _problem_kind(error: PreservationError) -> str:

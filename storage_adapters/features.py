@@ -20,10 +20,20 @@ features, so a service asks the adapter it was given, never its class:
                       :class:`LocalStore` (checked paths, kernel copies, the
                       one-pass fan-out, and the fast local ``inventory`` and
                       ``verify_many``)
+``flush``             writes are made durable together, not one by one: the
+                      provider's ``flush()`` syncs the completed ones (call
+                      :func:`flush`, a no-op where writes are durable at once)
+``traffic``           the provider counts the bytes it moves over a network
+                      (call :func:`traffic`: 0 for storage on this host)
+``temporary_files``   an interrupted write can leave a temporary file or upload
+                      behind: the provider's ``sweep_temporary(older_than_seconds)``
+                      removes old ones (call :func:`sweep_temporary`)
 
-Only ``local_files`` is for services to call directly.  The others are facts
-to ask about (``FEATURE_NODE_DIGEST in adapter.features``) while the calls go
-to the adapter itself, so that its wrappers (retries) still see them.
+``local_files`` is for services to call directly, and the last three through
+the functions here, which give the neutral answer when an adapter lacks the
+ability.  The others are facts to ask about (``FEATURE_NODE_DIGEST in
+adapter.features``) while the calls go to the adapter itself, so that its
+wrappers (retries) still see them.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 if TYPE_CHECKING:
-    from .base import VerifyBatch
+    from .base import StorageAdapter, VerifyBatch
     from .fanout import FanOut
     from .filesystem import PreparedCopy
 
@@ -42,6 +52,9 @@ FEATURE_SERVER_SIDE_COPY = "server_side_copy"
 FEATURE_OBJECT_LOCK = "object_lock"
 FEATURE_CHECKSUMS = "checksums"
 FEATURE_LOCAL_FILES = "local_files"
+FEATURE_FLUSH = "flush"
+FEATURE_TRAFFIC = "traffic"
+FEATURE_TEMPORARY_FILES = "temporary_files"
 
 
 class LocalStore(Protocol):
@@ -107,3 +120,22 @@ class Features:
     def local(self) -> LocalStore | None:
         """The store on this host behind the adapter, for local paths and kernel copies; None if remote."""
         return self._providers.get(FEATURE_LOCAL_FILES)
+
+
+def flush(adapter: "StorageAdapter") -> None:
+    """Make the completed writes of ``adapter`` durable (before copies are verified)."""
+    provider = adapter.features.provider(FEATURE_FLUSH)
+    if provider is not None:
+        provider.flush()
+
+
+def traffic(adapter: "StorageAdapter") -> int:
+    """Bytes ``adapter`` has moved over a network so far (0 for storage on this host)."""
+    provider = adapter.features.provider(FEATURE_TRAFFIC)
+    return 0 if provider is None else provider.traffic()
+
+
+def sweep_temporary(adapter: "StorageAdapter", older_than_seconds: float = 3600.0) -> int:
+    """Remove what interrupted writes to ``adapter`` left, older than the given age; returns how many."""
+    provider = adapter.features.provider(FEATURE_TEMPORARY_FILES)
+    return 0 if provider is None else provider.sweep_temporary(older_than_seconds)

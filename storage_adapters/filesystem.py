@@ -60,7 +60,7 @@ from .base import (
     check_key,
 )
 from .fanout import FanOut
-from .features import FEATURE_LOCAL_FILES
+from .features import FEATURE_FLUSH, FEATURE_LOCAL_FILES, FEATURE_TEMPORARY_FILES
 from .hashing import CHUNK_SIZE
 from .localfiles import (
     EARLY_WRITEBACK,
@@ -98,7 +98,7 @@ def _is_dir(entry: os.DirEntry) -> bool:
 
 class FilesystemAdapter(StorageAdapter):
     scheme = "file"
-    abilities = frozenset({FEATURE_LOCAL_FILES})
+    abilities = frozenset({FEATURE_LOCAL_FILES, FEATURE_FLUSH, FEATURE_TEMPORARY_FILES})
 
     def __init__(self, uri: str, create: bool = True, fsync: bool | None = None) -> None:
         super().__init__(uri)

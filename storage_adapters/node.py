@@ -6,7 +6,7 @@ under it, and listings are relative to it.
 
 Digests are computed on the node (``FEATURE_NODE_DIGEST``): ``digest_many``
 sends key lists and reads back one NDJSON line per key, so an audit moves
-digests over the network, not content.  ``traffic()`` counts the bytes of
+digests over the network, not content.  ``traffic()`` (its ``traffic`` feature) counts the bytes of
 every request and response this adapter sent or received: request lines,
 headers and bodies (TCP and TLS framing are not counted).
 
@@ -52,7 +52,7 @@ from preservation.errors import (
 )
 
 from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
-from .features import FEATURE_NODE_DIGEST
+from .features import FEATURE_NODE_DIGEST, FEATURE_TRAFFIC
 from .hashing import CHUNK_SIZE
 from .wrappers import RetryingAdapter
 from .signing import (
@@ -119,7 +119,7 @@ class NodeStore(StorageAdapter):
     """The node agent at ``uri``, each request made once (callers open :class:`NodeAdapter`)."""
 
     scheme = "node+http"
-    abilities = frozenset({FEATURE_NODE_DIGEST})
+    abilities = frozenset({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC})
 
     def __init__(
         self,

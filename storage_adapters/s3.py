@@ -63,7 +63,13 @@ from preservation.errors import (
 )
 
 from .base import ObjectInfo, StorageAdapter, check_key
-from .features import FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_SERVER_SIDE_COPY
+from .features import (
+    FEATURE_CHECKSUMS,
+    FEATURE_OBJECT_LOCK,
+    FEATURE_SERVER_SIDE_COPY,
+    FEATURE_TEMPORARY_FILES,
+    FEATURE_TRAFFIC,
+)
 from .hashing import CHUNK_SIZE
 from .s3_uri import S3Location, parse_s3_uri, redact
 
@@ -172,8 +178,8 @@ class S3Adapter(StorageAdapter):
     def abilities(self) -> frozenset[str]:  # type: ignore[override]
         """Object lock only when this node writes under retention and its bucket allows it (the
         bucket is asked only then, as before the first write: an audit never asks it)."""
-        found = {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS}
-        if self.spec.retention_mode is not None and self.retention_supported():
+        found = {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS, FEATURE_TRAFFIC, FEATURE_TEMPORARY_FILES}
+        if self.spec.retention_mode is not None and self._retention_supported():
             found.add(FEATURE_OBJECT_LOCK)
         return frozenset(found)
 
@@ -272,7 +278,7 @@ class S3Adapter(StorageAdapter):
             raise self._translate(e, action="HeadBucket") from e
         self._bucket_checked = True
 
-    def retention_supported(self) -> bool:
+    def _retention_supported(self) -> bool:
         """Whether the bucket has Object Lock enabled (asked once, then remembered)."""
         if self._lock_enabled is None:
             try:
@@ -294,7 +300,7 @@ class S3Adapter(StorageAdapter):
         self._check_bucket()
         if self.spec.retention_mode is None:
             return {}
-        if not self.retention_supported():
+        if not self._retention_supported():
             raise UnsupportedURI(
                 f"retention={self.spec.retention_mode} needs Object Lock, but bucket {self.bucket!r} at "
                 f"{self.spec.endpoint or 'AWS'} does not have it enabled: use a bucket created with Object Lock "

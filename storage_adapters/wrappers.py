@@ -82,15 +82,6 @@ class WrappedAdapter(StorageAdapter):
     def copy_from(self, source: StorageAdapter, source_key: str, key: str) -> bool:
         return self.inner.copy_from(source, source_key, key)
 
-    def traffic(self) -> int:
-        return self.inner.traffic()
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
-        return self.inner.sweep_temporary(older_than_seconds)
-
     def close(self) -> None:
         self.inner.close()
 

@@ -15,6 +15,7 @@ import json
 import pytest
 
 from preservation.errors import NotRegularFile
+from storage_adapters import read_all
 from storage_adapters.filesystem import FilesystemAdapter
 from tests.node_agent.agents import ThreadedAgent, raw_request
 
@@ -71,13 +72,14 @@ def test_the_inventory_names_them_without_a_size(store):
 def test_stat_read_digest_and_challenge_refuse_them(store, key):
     for operation in (
         lambda: store.stat(key),
-        lambda: store.read_bytes(key),
-        lambda: store.digest(key, ("sha256",)),
+        lambda: read_all(store, key),
         lambda: store.challenge(key, 0, 1, b"n" * 16),
     ):
         with pytest.raises(NotRegularFile) as caught:
             operation()
         assert caught.value.code == "E310"
+    (result,) = store.digest_many([key], ("sha256",))
+    assert isinstance(result.error, NotRegularFile) and result.error.code == "E310"
 
 
 def test_digest_many_names_them_and_digests_the_rest(store):

@@ -20,7 +20,7 @@ from preservation.errors import (
     StorageUnavailable,
     UnsupportedURI,
 )
-from storage_adapters import open_adapter
+from storage_adapters import exists, open_adapter, read_all, sweep_temporary, traffic
 from storage_adapters.features import FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_SERVER_SIDE_COPY
 from storage_adapters.s3 import MAX_PARTS, MIN_PART_SIZE, MiB, part_size
 from storage_adapters.s3_uri import parse_s3_uri
@@ -154,10 +154,10 @@ def test_ranged_reads_across_part_boundaries(node):
         (total - 50, 500),
         (boundary + 17, None),
     ]:
-        got = node.read_bytes("r/multi", offset, length)
+        got = read_all(node, "r/multi", offset, length)
         end = total if length is None else offset + length
         assert got == data[offset:end], (offset, length)
-    assert node.read_bytes("r/multi", total + 10) == b""
+    assert read_all(node, "r/multi", total + 10) == b""
 
 
 def test_read_of_missing_key_and_empty_range(node):
@@ -174,7 +174,7 @@ def test_read_of_missing_key_and_empty_range(node):
 def test_wrong_expected_digest_aborts_and_leaves_nothing(node, s3_server, s3_bucket, total):
     with pytest.raises(ChecksumMismatch):
         node.write("v/bad", _generated(total), expected={"sha256": "0" * 64})
-    assert not node.exists("v/bad")
+    assert not exists(node, "v/bad")
     assert _names(s3_server, s3_bucket) == []
     assert _uploads(s3_server, s3_bucket) == []
 
@@ -219,8 +219,8 @@ def test_sweep_temporary_aborts_stale_uploads(node, s3_server, s3_bucket):
     client.create_multipart_upload(Bucket=s3_bucket, Key=f"{PREFIX}/left/over")
     client.create_multipart_upload(Bucket=s3_bucket, Key="other-node/left/over")
     client.close()
-    assert node.sweep_temporary(older_than_seconds=3600) == 0
-    assert node.sweep_temporary(older_than_seconds=0) == 1
+    assert sweep_temporary(node, older_than_seconds=3600) == 0
+    assert sweep_temporary(node, older_than_seconds=0) == 1
     assert _uploads(s3_server, s3_bucket) == ["other-node/left/over"]
 
 
@@ -258,8 +258,8 @@ def test_server_side_copy_between_buckets(s3_env, s3_bucket):
             source.write("pkg/file", data)
             assert FEATURE_SERVER_SIDE_COPY in target.features and FEATURE_CHECKSUMS in target.features
             assert target.copy_from(source, "pkg/file", "copied/file") is True
-            assert target.traffic() == 0
-            assert target.read_bytes("copied/file") == data
+            assert traffic(target) == 0
+            assert read_all(target, "copied/file") == data
             with pytest.raises(ObjectNotFound):
                 target.copy_from(source, "pkg/absent", "copied/absent")
     finally:
@@ -272,7 +272,7 @@ def test_multipart_server_side_copy(node, s3_env, s3_bucket):
     node.single_copy_limit = 5 * MiB
     node.copy_part_size = 5 * MiB
     assert node.copy_from(node, "src", "dst") is True
-    assert node.digest("dst").digests["sha256"] == _digest_of(total)
+    assert next(node.digest_many(["dst"])).digests["sha256"] == _digest_of(total)
     client = s3_env.client()
     etag = client.head_object(Bucket=s3_bucket, Key=f"{PREFIX}/dst")["ETag"]
     client.close()
@@ -287,9 +287,9 @@ def test_copy_from_other_back_ends_is_declined(node, tmp_path):
 
 def test_traffic_counts_bytes_both_ways(node):
     node.write("t/x", b"a" * 1000)
-    node.read_bytes("t/x")
-    node.read_bytes("t/x", 100, 10)
-    assert node.traffic() == 2010
+    read_all(node, "t/x")
+    read_all(node, "t/x", 100, 10)
+    assert traffic(node) == 2010
 
 
 # --- retention (Object Lock) ----------------------------------------------------
@@ -298,7 +298,7 @@ def test_traffic_counts_bytes_both_ways(node):
 def test_retention_locks_every_write(s3_env, lock_bucket, s3_bucket):
     uri = s3_env.uri(lock_bucket, PREFIX, retention="GOVERNANCE", retention_days="2")
     with open_adapter(uri) as node, open_adapter(s3_env.uri(s3_bucket)) as plain:
-        assert node.retention_supported()
+        assert node._retention_supported()
         assert FEATURE_OBJECT_LOCK in node.features
         node.write("w/small", b"kept")
         node.write("w/large", _generated(9 * MiB))
@@ -315,7 +315,7 @@ def test_retention_locks_every_write(s3_env, lock_bucket, s3_bucket):
             node.delete("w/small")
         assert "GOVERNANCE retention until" in str(locked.value)
         assert not locked.value.retryable
-        assert node.read_bytes("w/small") == b"kept"
+        assert read_all(node, "w/small") == b"kept"
 
 
 def test_an_audit_of_a_node_without_retention_never_asks_for_the_lock_configuration(node, monkeypatch):
@@ -324,7 +324,7 @@ def test_an_audit_of_a_node_without_retention_never_asks_for_the_lock_configurat
     def asked():
         raise AssertionError("GetObjectLockConfiguration was called")
 
-    monkeypatch.setattr(node, "retention_supported", asked)
+    monkeypatch.setattr(node, "_retention_supported", asked)
     assert FEATURE_OBJECT_LOCK not in node.features
     assert [key for key, _ in node.inventory("a/")] == ["a/f"]
     rows = [("f", 7, (hashlib.sha256(b"audited").hexdigest(),))]
@@ -333,7 +333,7 @@ def test_an_audit_of_a_node_without_retention_never_asks_for_the_lock_configurat
 
 def test_retention_is_refused_on_a_bucket_without_object_lock(s3_env, s3_bucket):
     with open_adapter(s3_env.uri(s3_bucket, PREFIX, retention="COMPLIANCE", retention_days="30")) as node:
-        assert node.retention_supported() is False
+        assert node._retention_supported() is False
         assert FEATURE_OBJECT_LOCK not in node.features
         with pytest.raises(UnsupportedURI) as refused:
             node.write("x", b"must not land unlocked")
@@ -346,10 +346,10 @@ def test_create_bucket_with_object_lock(s3_env):
     try:
         uri = s3_env.uri(name, "", create_bucket="1", retention="GOVERNANCE", retention_days="1")
         with open_adapter(uri) as node:
-            assert node.retention_supported()
+            assert node._retention_supported()
             node.write("k", b"v")
         with open_adapter(uri) as again:  # creating an existing bucket of ours is fine
-            assert again.read_bytes("k") == b"v"
+            assert read_all(again, "k") == b"v"
     finally:
         s3_env.remove_bucket(name)
 
@@ -380,7 +380,7 @@ def test_read_only_identity_can_read_but_not_write(s3_server, s3_bucket, monkeyp
     client.close()
     _apply(monkeypatch, s3_server.credentials_env(s3_server.reader, home=tmp_path))
     with open_adapter(s3_server.uri(s3_bucket, PREFIX)) as node:
-        assert node.read_bytes("there") == b"readable"
+        assert read_all(node, "there") == b"readable"
         with pytest.raises(AccessDenied):
             node.write("new", b"refused")
         with pytest.raises(AccessDenied):
@@ -392,7 +392,7 @@ def test_credentials_from_a_named_profile(s3_server, s3_bucket, monkeypatch, tmp
     _apply(monkeypatch, s3_server.profile_env("preserve-node", tmp_path / "aws"))
     with open_adapter(s3_server.uri(s3_bucket, PREFIX, profile="preserve-node")) as node:
         node.write("via/profile", b"ok")
-        assert node.read_bytes("via/profile") == b"ok"
+        assert read_all(node, "via/profile") == b"ok"
     with pytest.raises(UnsupportedURI, match="profile 'nobody' is not in the AWS config files"):
         open_adapter(s3_server.uri(s3_bucket, PREFIX, profile="nobody"))
 

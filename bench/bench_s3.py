@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from devtools import local_s3 as seaweed
-from storage_adapters import open_adapter
+from storage_adapters import open_adapter, traffic as traffic_of
 
 MiB = 1024 * 1024
 _WRITE_BLOCK = 4 * MiB
@@ -98,7 +98,7 @@ def run(size_mib: int, where: Path) -> int:
 
                 up = _timed(upload)
                 down = _timed(download)
-                traffic = node.traffic()
+                traffic = traffic_of(node)
         copy = _timed(lambda: shutil.copyfile(source, local_copy))
         if _sha256_of(downloaded) != expected:
             raise RuntimeError("the downloaded file differs from the source")

@@ -29,7 +29,7 @@ from preservation.codes import (
 from preservation.errors import NotRegularFile, PreservationError, StorageError, error_class
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout
-from storage_adapters import StorageAdapter
+from storage_adapters import StorageAdapter, traffic
 from storage_adapters.base import VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
 from storage_adapters.hashing import check_algorithms
 
@@ -88,14 +88,14 @@ def check_replica(
     result = FixityResult()
     prefix = PackageLayout(package_id).prefix
     algorithms = check_algorithms(algorithms)
-    traffic_before = adapter.traffic()
+    traffic_before = traffic(adapter)
     try:
         present = _present(result, adapter, prefix, iter_expected(catalog, package_id, algorithms))
         for batch in adapter.verify_many(prefix, present, algorithms, workers=workers):
             _record(result, batch)
     except StorageError as e:
         result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code, retryable=e.retryable)
-    result.bytes_over_network = max(0, adapter.traffic() - traffic_before)
+    result.bytes_over_network = max(0, traffic(adapter) - traffic_before)
     if result.absent:
         result.findings.add(REPLICA_ABSENT, f"none of the {result.files_expected} files are on the node")
     return result
@@ -217,12 +217,12 @@ def verify_rows(
     """Digest exactly ``rows`` (no listing): used right after writing them."""
     result = FixityResult(files_expected=len(rows), bytes_expected=sum(r.size for r in rows))
     algorithms = check_algorithms(algorithms)
-    traffic_before = adapter.traffic()
+    traffic_before = traffic(adapter)
     try:
         expected = [(r.path, r.size, tuple(r.digest(a) for a in algorithms)) for r in rows]
         for batch in adapter.verify_many(prefix, expected, algorithms, workers=workers):
             _record(result, batch)
     except PreservationError as e:
         result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code, retryable=e.retryable)
-    result.bytes_over_network = max(0, adapter.traffic() - traffic_before)
+    result.bytes_over_network = max(0, traffic(adapter) - traffic_before)
     return result

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from storage_adapters import StorageAdapter
+from storage_adapters import StorageAdapter, read_all
 
 RECORD_PREFIX = ".preserve/packages/"
 RECORD_SUFFIX = ".json"
@@ -47,7 +47,7 @@ class PackageLayout:
 
     def read_record(self, adapter: StorageAdapter) -> dict[str, Any]:
         """The package record on ``adapter``; raises ObjectNotFound, and ValueError when it is not JSON."""
-        return json.loads(adapter.read_bytes(self.record_key))
+        return json.loads(read_all(adapter, self.record_key))
 
 
 def recorded_package_ids(adapter: StorageAdapter) -> Iterator[str]:

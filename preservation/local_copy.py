@@ -36,7 +36,7 @@ from preservation.replication import (
     unreadable,
     write_package_record,
 )
-from storage_adapters import StorageAdapter, open_local
+from storage_adapters import StorageAdapter, flush, open_local
 from storage_adapters.localfiles import digest_and_compare
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def replicate_together(
                     stats[i]["bytes"] += row.size
             for i in live():
                 try:
-                    dests[i].flush()
+                    flush(dests[i])
                 except PreservationError as e:
                     fail(i, e)
         for i in live():

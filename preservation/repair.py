@@ -63,6 +63,7 @@ from preservation.package_state import flag_bad_sources, readable_node
 from preservation.replication import write_and_verify, write_package_record
 from preservation.repository import Repository
 from preservation.sources import SourcePlan, plan_from_first_verified, replica_source
+from storage_adapters import flush
 
 log = logging.getLogger("preserve.repair")
 
@@ -187,12 +188,12 @@ def _remove_unexpected(dest, layout: PackageLayout, paths: list[str]) -> int:
     removed = 0
     for path in paths:
         try:
-            dest.delete_stray(layout.key(path))
+            dest.delete(layout.key(path), stray=True)
             removed += 1
         except ObjectNotFound:
             continue
     if removed:
-        dest.flush()
+        flush(dest)
     return removed
 
 

@@ -48,7 +48,7 @@ from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources, next_audit_time, release_staging_if_done, update_package_state
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
-from storage_adapters import LocalStore, StorageAdapter, open_local
+from storage_adapters import LocalStore, StorageAdapter, flush, open_local
 from storage_adapters.localfiles import digest_path, same_content
 
 Progress = Callable[[int, int], None]
@@ -218,7 +218,7 @@ def write_and_verify(
                 stats["bytes_read_on_node"] += row.size
             if progress:
                 progress(row.size, 1)
-        dest.flush()
+        flush(dest)
         return unchecked
 
     for batch in iter_package_files(repo.catalog, package_id):

@@ -26,7 +26,7 @@ from preservation.errors import InvalidRequest, NotFound, NoVerifiedSource
 from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
-from storage_adapters import open_local
+from storage_adapters import flush, open_local
 
 
 def restore(
@@ -72,7 +72,7 @@ def restore(
                 size += row.size
                 if progress:
                     progress(row.size, 1)
-        target.flush()
+        flush(target)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)

@@ -530,7 +530,7 @@ def read_bag_metadata_from_adapter(adapter: StorageAdapter, prefix: str = "") ->
 
     def read(name: str) -> bytes | None:
         try:
-            return adapter.read_bytes(prefix + name)
+            return b"".join(adapter.read(prefix + name))
         except ObjectNotFound:
             return None
 

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from preservation.errors import PreservationError
-from storage_adapters import StorageAdapter
+from storage_adapters import StorageAdapter, exists, sweep_temporary
 
 from .auth import SignatureMiddleware
 from .challenge import answer_challenge
@@ -54,7 +54,7 @@ log = logging.getLogger("preservation.node_agent")
 async def health(request: Request) -> Response:
     adapter = adapter_of(request)
     try:
-        await run_in_threadpool(adapter.exists, HEALTH_PROBE_KEY)
+        await run_in_threadpool(exists, adapter, HEALTH_PROBE_KEY)
     except PreservationError as e:
         log.error("health check: the storage does not answer: %s", e)
         return JSONResponse({"status": "unavailable"}, status_code=503)
@@ -73,7 +73,7 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Every upload holds a worker thread for its whole duration: allow many at once.
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
-        swept = await run_in_threadpool(adapter.sweep_temporary)
+        swept = await run_in_threadpool(sweep_temporary, adapter)
         if swept:
             log.info("removed %d leftovers of interrupted writes in %s", swept, adapter.location)
         log.info("node agent serving %s (delete %s)", adapter.location, "allowed" if config.allow_delete else "refused")

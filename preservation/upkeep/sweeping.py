@@ -16,6 +16,7 @@ from preservation.errors import PreservationError
 from preservation.jobs.claim import expire_leases
 from preservation.package_state import release_staging_if_done
 from preservation.repository import Repository
+from storage_adapters import sweep_temporary
 
 log = logging.getLogger("preserve.upkeep")
 
@@ -32,7 +33,7 @@ def sweep(repo: Repository, *, agent: str = events.SYSTEM_AGENT, temporary_age: 
         nodes = s.scalars(select(Node).where(Node.status != NODE_OFFLINE)).all()
     for node in nodes:
         try:
-            out["temporary_removed"] += repo.adapter(node).sweep_temporary(temporary_age.total_seconds())
+            out["temporary_removed"] += sweep_temporary(repo.adapter(node), temporary_age.total_seconds())
         except PreservationError as e:
             log.warning("could not sweep temporary files on node %s: %s", node.name, e)
     out["staging_removed"] = _sweep_staging(repo, staging_age)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from preservation.errors import AccessDenied, ConfigError, ObjectNotFound, StorageUnavailable, UnsupportedURI
-from storage_adapters import open_adapter
+from storage_adapters import open_adapter, read_all, traffic
 from storage_adapters.features import FEATURE_NODE_DIGEST
 from storage_adapters.node import NodeAdapter
 from tests.services import free_port
@@ -183,7 +183,7 @@ def test_a_read_broken_mid_stream_resumes_where_it_stopped(tmp_path):
     try:
         (tmp_path / "root" / "big").write_bytes(data)
         with agent.adapter(retries=2, backoff=0.01) as node:
-            assert hashlib.sha256(node.read_bytes("big")).digest() == hashlib.sha256(data).digest()
+            assert hashlib.sha256(read_all(node, "big")).digest() == hashlib.sha256(data).digest()
         assert wrapped["app"].cut
     finally:
         agent.stop()
@@ -194,15 +194,15 @@ def test_a_read_broken_mid_stream_resumes_where_it_stopped(tmp_path):
 
 def test_traffic_counts_bodies_both_ways_and_digests_cost_little(node):
     data = os.urandom(2 * 1024 * 1024)
-    assert node.traffic() == 0
+    assert traffic(node) == 0
     node.write("t/big", data)
-    after_write = node.traffic()
+    after_write = traffic(node)
     assert len(data) < after_write < len(data) + 10_000
-    assert node.read_bytes("t/big") == data
-    after_read = node.traffic()
+    assert read_all(node, "t/big") == data
+    after_read = traffic(node)
     assert len(data) < after_read - after_write < len(data) + 10_000
-    node.digest("t/big", ["sha256", "sha512"])
-    assert 0 < node.traffic() - after_read < 5_000
+    list(node.digest_many(["t/big"], ["sha256", "sha512"]))
+    assert 0 < traffic(node) - after_read < 5_000
 
 
 def test_a_large_write_refused_up_front_reports_the_refusal_not_a_broken_pipe(agent):

@@ -23,6 +23,7 @@ from preservation.errors import (
     StorageUnavailable,
 )
 from preservation.node_agent.responses import status_for
+from storage_adapters import read_all
 from storage_adapters.filesystem import FilesystemAdapter
 from storage_adapters.signing import possession_proof
 
@@ -109,7 +110,7 @@ def test_delete_is_refused_unless_the_operator_allows_it(tmp_path):
             node.write("keep", b"precious")
             with pytest.raises(AccessDenied, match="--allow-delete"):
                 node.delete("keep")
-            assert node.read_bytes("keep") == b"precious"
+            assert read_all(node, "keep") == b"precious"
     finally:
         agent.stop()
 
@@ -120,7 +121,7 @@ def test_delete_needs_a_confirmation_naming_the_key(agent, node, confirmation):
     headers = {"X-Preserve-Confirm-Delete": confirmation} if confirmation else {}
     response = raw_request(agent.port, "DELETE", "/v1/objects/keep", headers=headers)
     assert response.status == 400 and json.loads(response.body)["code"] == "E112"
-    assert node.read_bytes("keep") == b"precious"
+    assert read_all(node, "keep") == b"precious"
 
 
 def test_confirmed_delete_of_a_unicode_key(agent, node):
@@ -197,9 +198,8 @@ def test_adapter_digest_many_fills_bytes_read_from_the_node(agent, node):
     for key, content in contents.items():
         assert results[key].digests == {"sha256": hashlib.sha256(content).hexdigest()}
         assert results[key].bytes_read == len(content)
-    assert node.digest("m/0").digests["sha256"] == hashlib.sha256(contents["m/0"]).hexdigest()
-    with pytest.raises(ObjectNotFound):
-        node.digest("m/missing")
+    (one,) = node.digest_many(["m/0"], ["sha256"])
+    assert one.digests["sha256"] == hashlib.sha256(contents["m/0"]).hexdigest()
 
 
 class SlowDisk(FilesystemAdapter):
@@ -219,7 +219,7 @@ def test_digest_keeps_the_connection_alive_while_a_slow_object_is_read(tmp_path)
         assert response.body.startswith(b"\n\n")
         assert [line["key"] for line in ndjson(response.body)[:-1]] == ["slow"]
         with agent.adapter(timeout=0.2) as node:
-            assert node.digest("slow").digests["sha256"] == hashlib.sha256(b"slow bytes").hexdigest()
+            assert next(node.digest_many(["slow"])).digests["sha256"] == hashlib.sha256(b"slow bytes").hexdigest()
     finally:
         agent.stop()
 

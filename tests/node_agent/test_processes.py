@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from preservation.errors import AccessDenied, StorageError, StorageUnavailable
+from storage_adapters import read_all, traffic
 from storage_adapters.node import NodeAdapter
 from storage_adapters.signing import possession_proof
 from tests.services import free_port, service_missing
@@ -60,9 +61,9 @@ def test_an_audit_of_three_nodes_moves_digests_not_content(three_agents):
         with adapter_for(agent, name) as node:
             for key, content in contents.items():
                 node.write(key, content, size=len(content))
-            before = node.traffic()
+            before = traffic(node)
             results = list(node.digest_many(sorted(contents), ["sha256", "sha512"], workers=4))
-            audit_traffic = node.traffic() - before
+            audit_traffic = traffic(node) - before
         assert sorted(r.key for r in results) == sorted(contents)
         for result in results:
             content = contents[result.key]
@@ -128,7 +129,7 @@ def test_agent_killed_mid_write_leaves_nothing_and_the_write_succeeds_after_rest
             assert [o.key for o in node.list()] == []
             result = node.write("pkg/huge.bin", (chunk for _ in range(total_chunks)), size=total_chunks * MiB)
             assert result.size == total_chunks * MiB
-            digest = node.digest("pkg/huge.bin", ["sha256"]).digests["sha256"]
+            digest = next(node.digest_many(["pkg/huge.bin"], ["sha256"])).digests["sha256"]
             assert digest == hashlib.sha256(chunk * total_chunks).hexdigest()
             assert [o.key for o in node.list()] == ["pkg/huge.bin"]
     finally:
@@ -158,8 +159,9 @@ def test_tls_with_a_self_signed_certificate_and_ca_file(tmp_path, certificate):
         assert agent.uri.startswith("node+https://")
         with adapter_for(agent, "institute", ca_file=str(cert)) as node:
             node.write("pkg/over-tls", b"private bytes")
-            assert node.read_bytes("pkg/over-tls") == b"private bytes"
-            assert node.digest("pkg/over-tls").digests["sha256"] == hashlib.sha256(b"private bytes").hexdigest()
+            assert read_all(node, "pkg/over-tls") == b"private bytes"
+            (digested,) = node.digest_many(["pkg/over-tls"])
+            assert digested.digests["sha256"] == hashlib.sha256(b"private bytes").hexdigest()
         with adapter_for(agent, "institute", retries=0) as untrusting:
             with pytest.raises(AccessDenied, match="ca_file"):
                 untrusting.stat("pkg/over-tls")

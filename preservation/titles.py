@@ -215,6 +215,23 @@ def save_title(session: Session, collection_id: int, data: TitleData) -> tuple[T
     return title, created
 
 
+def find_or_create_title(session: Session, collection_id: int, kind: str, title: str,
+                         identifiers: Iterable[tuple[str, str]], publisher: str = "") -> Title:
+    """The title of the collection that any of ``identifiers`` finds, else a new one (for metadata at ingest).
+
+    A found title is not changed: what a publisher's KBART list or an
+    operator said of it outranks one article's metadata.  When the
+    identifiers find several titles, the oldest is used.  Raises
+    InvalidIdentifier, InvalidText or InvalidRequest (see :meth:`TitleData.check`).
+    """
+    pairs = normalise_identifiers(identifiers)
+    found = find_titles(session, collection_id, pairs)
+    if found:
+        return found[0]
+    return save_title(session, collection_id, TitleData(kind=kind, title=title, publisher=publisher,
+                                                        identifiers=pairs))[0]
+
+
 def add_title(repo: Repository, collection_key: str, data: TitleData) -> dict[str, Any]:
     """:func:`save_title` in its own transaction; the title as :func:`title_dict` shows it."""
     with repo.catalog.session() as s:

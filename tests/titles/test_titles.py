@@ -13,6 +13,7 @@ from preservation.titles import (
     add_title,
     date_bounds,
     entitled,
+    find_or_create_title,
     get_title,
     list_titles,
     parse_partial_date,
@@ -180,3 +181,16 @@ def test_a_range_with_no_bounds_is_the_whole_title(repo) -> None:
     _entitle(repo, library_id, title_id)
     with repo.catalog.session() as s:
         assert entitled(s, library_id, s.query(Item).one())
+
+
+def test_find_or_create_title_keeps_what_it_finds(repo) -> None:
+    kept = add_title(repo, "journals", aps())
+    with repo.catalog.session() as s:
+        collection_id = s.get(Title, kept["id"]).collection_id
+        found = find_or_create_title(s, collection_id, "journal", "Acta Physica Sinica (from JATS)",
+                                     [("issn_online", "1000-3290")])
+        assert found.id == kept["id"] and found.title == "物理学报"
+        new = find_or_create_title(s, collection_id, "journal", "Chinese Physics B", [("issn_print", "16741056")])
+        assert new.id != kept["id"] and [(i.scheme, i.value) for i in new.identifiers] == [("issn_print", "1674-1056")]
+        with pytest.raises(InvalidIdentifier):
+            find_or_create_title(s, collection_id, "journal", "x", [("issn_print", "1674-1057")])

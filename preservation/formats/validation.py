@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from preservation import codes
 from preservation.errors import ConfigError, InvalidRequest
 from preservation.findings import FindingList
-from preservation.text import xml_safe
+from preservation.text import for_log, xml_safe
 
 VALID, INVALID, LIMIT, ERROR = "valid", "invalid", "limit", "error"
 OUTCOMES = (VALID, INVALID, LIMIT, ERROR)
@@ -53,6 +53,7 @@ MAX_TEXT = 300
 MAX_FINDINGS = 64
 MAX_DETAIL_ITEMS = 20
 
+_END = object()
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _BOOTSTRAP = (
     "import json, sys; hello = json.loads(sys.stdin.buffer.readline()); sys.path[:] = hello['sys_path']; "
@@ -210,7 +211,7 @@ class _Process:
     def __init__(self, hello: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOTSTRAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
+            stderr=subprocess.PIPE, cwd="/", close_fds=True,
         )
         self.started = time.monotonic()
         self.ready = False
@@ -219,6 +220,7 @@ class _Process:
         self.buffer = b""
         self.request: _Request | None = None
         os.set_blocking(self.proc.stdout.fileno(), False)
+        os.set_blocking(self.proc.stderr.fileno(), False)
         self.send(hello)
 
     @property
@@ -266,9 +268,17 @@ class _Process:
             self.proc.kill()
         self._reap()
 
+    def complaint(self) -> str:
+        """What the process wrote on stderr before it was ready (it sends stderr to /dev/null once ready)."""
+        try:
+            return (self.proc.stderr.read() or b"")[-2000:].decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
     def _reap(self) -> int:
         status = self.proc.wait()
         self.proc.stdout.close()
+        self.proc.stderr.close()
         if not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -380,16 +390,21 @@ class Validator:
             raise InvalidRequest("this validator is closed")
         pending = iter(items)
         exhausted = False
-        while True:
-            while not exhausted and self._has_room():
-                item = next(pending, None)
-                if item is None:
-                    exhausted = True
-                    break
-                yield from self._submit(*item)
-            if not any(p.request for p in self._processes):
-                return
-            yield from self._wait()
+        try:
+            while True:
+                while not exhausted and self._has_room():
+                    item = next(pending, _END)
+                    if item is _END:
+                        exhausted = True
+                        break
+                    yield from self._submit(*item)
+                if not any(p.request for p in self._processes):
+                    return
+                yield from self._wait()
+        finally:
+            # a caller that stops early (or an error) leaves no file in flight for the next call to receive
+            for process in [p for p in self._processes if p.request is not None]:
+                self._retire(process, kill=True)
 
     # --- the pool -----------------------------------------------------------------------------
 
@@ -427,7 +442,7 @@ class Validator:
             raise InvalidRequest(f"not a validation kind: {kind!r}")
         self._numbers += 1
         now = time.monotonic()
-        request = _Request(key, os.path.abspath(os.fspath(path)), kind, self._numbers, now, now)
+        request = _Request(key, os.path.abspath(os.fsdecode(path)), kind, self._numbers, now, now)
         for attempt in (1, 2):
             process = self._idle()
             try:
@@ -479,9 +494,13 @@ class Validator:
             return
         if closed and process in self._processes:
             request = process.request
+            complaint = "" if process.ready else process.complaint()
             status = self._retire(process, kill=True)
+            if not process.ready:
+                raise ConfigError(f"a validating process could not start (exit status {status}): "
+                                  + for_log(complaint.strip().splitlines()[-1] if complaint.strip() else "no message"))
             if request is not None:
-                yield request.key, self._finish(self._death(request, status, process.ready))
+                yield request.key, self._finish(self._death(request, status))
 
     def _answer(self, process: _Process, answer: Any) -> Iterator[tuple[Any, Validation]]:
         if not isinstance(answer, dict):
@@ -506,7 +525,7 @@ class Validator:
             self._retire(process, kill=answer.get("retire") is True)
         yield request.key, self._finish(validation)
 
-    def _death(self, request: _Request, status: int, ready: bool) -> Validation:
+    def _death(self, request: _Request, status: int) -> Validation:
         if status == -signal.SIGXCPU:
             return _stopped(request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
                             f"stopped by the CPU limit ({self.time_limit_s:g} s)", time_limit_s=self.time_limit_s)
@@ -515,8 +534,6 @@ class Validator:
             how = f"killed by {name}"
         else:
             how = f"exited with status {status}"
-        if not ready:
-            how += " before it was ready"
         return _stopped(request.kind, ERROR, codes.VALIDATION_CRASHED, f"the validating process {how}",
                         exit_status=status)
 

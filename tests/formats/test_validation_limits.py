@@ -16,6 +16,7 @@ import time
 import pytest
 
 from preservation import codes
+from preservation.errors import ConfigError
 from preservation.formats.validation import Validator
 from tests.formats import validation_samples as samples
 
@@ -164,3 +165,28 @@ def test_closing_ends_every_process_even_mid_file(tmp_path, good_pdf):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # killed and reaped, not left running for its 600 s
+
+
+def test_a_process_that_cannot_start_is_a_configuration_error(tmp_path, good_pdf):
+    with Validator(workers=1, check_modules=["tests.formats.no_such_module"]) as validator:
+        with pytest.raises(ConfigError, match="could not start.*No module named 'tests.formats.no_such_module'"):
+            list(validator.validate_many([("good", good_pdf, "pdf")]))
+        assert validator.process_ids == []
+
+
+def test_a_caller_that_stops_early_leaves_nothing_in_flight(tmp_path, good_pdf):
+    sleeper = tmp_path / "sleeper.bin"
+    sleeper.write_bytes(b"z")
+    with Validator(time_limit_s=600, workers=2, check_modules=[HOSTILE]) as validator:
+        for key, _ in validator.validate_many([("sleeper", sleeper, "sleep"), ("good", good_pdf, "pdf")]):
+            assert key == "good"
+            break
+        assert len(validator.process_ids) == 1  # the sleeper's process was killed, the idle one kept
+        # the sleeper's answer can never reach the next call as if it were one of its files
+        assert [key for key, _ in validator.validate_many([("again", good_pdf, "pdf")])] == ["again"]
+
+
+def test_a_path_with_a_nul_is_unreadable(good_pdf):
+    with Validator(workers=1) as validator:
+        result = validator.validate(str(good_pdf) + "\x00.pdf", "pdf")
+    assert result.outcome == "error" and result.codes == [codes.VALIDATION_UNREADABLE]

@@ -88,8 +88,8 @@ def validate(path: str, kind: str) -> tuple[Report, bool]:
         return report, False
     try:
         stream = open_regular(path)
-    except OSError as e:
-        report.failed(codes.VALIDATION_UNREADABLE, e.strerror or str(e))
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        report.failed(codes.VALIDATION_UNREADABLE, getattr(e, "strerror", None) or str(e))
         return report, False
     try:
         with stream:
@@ -134,13 +134,15 @@ def serve(hello: dict[str, Any]) -> None:
     answers = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    os.close(devnull)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     for module in hello.get("modules", ()):
         importlib.import_module(module)
     image.set_pixel_limit(int(hello["pixels"]))
     time_limit = float(hello["time"])
     _set_limits(int(hello["memory"]))
+    # stderr told the parent why a start failed; from now on nothing a library says reaches it
+    os.dup2(devnull, 2)
+    os.close(devnull)
     _send(answers, {"ready": True, "rss": peak_rss(), "pid": os.getpid()})
     for line in sys.stdin.buffer:
         request = json.loads(line)

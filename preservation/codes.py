@@ -40,6 +40,7 @@ FAMILIES: dict[str, Family] = {
         Family("I", "docs/findings.md"),  # bulk imports of entitlements
         Family("FMV", "docs/validation.md"),  # format validation of payload files (preservation.formats.validation)
         Family("CA", "docs/findings.md"),  # content analysis at ingest (what formats and metadata analysers report)
+        Family("MD", "docs/metadata.md"),  # article and book metadata read at ingest (preservation.metadata)
     )
 }
 
@@ -225,6 +226,31 @@ INVALID_TEXT = _code(
 
 # --- content analysis at ingest (preservation.analysis) ----------------------------
 ANALYSER_FAILED = _code("CA001", WARNING, "an analyser failed on a file; the file is preserved as bytes, unanalysed")
+
+
+# --- article and book metadata read at ingest (preservation.metadata): warnings, the bytes are preserved anyway --
+MD_MALFORMED = _code("MD001", WARNING, "the XML is not well-formed: no item is read from the point where it breaks")
+MD_ENTITIES = _code(
+    "MD002", WARNING, "the XML declares entities in its DTD (XXE, billion laughs): refused, nothing expanded or fetched"
+)
+MD_UNKNOWN_VOCABULARY = _code("MD003", WARNING, "the XML is not JATS, ONIX 3 or Dublin Core: no item read from it")
+MD_TEXT_REFUSED = _code("MD004", WARNING, "a value holds characters XML 1.0 cannot carry: dropped")
+MD_FIELD_TOO_LONG = _code("MD005", WARNING, "a value is longer than the catalog keeps (or too many authors, files): cut")
+MD_NUMBER = _code("MD006", WARNING, "a year, month, day, volume, issue or page is not a number in range: dropped")
+MD_ISSN = _code("MD007", WARNING, "an ISSN is malformed or its check digit is wrong: not used to find the title")
+MD_ISBN = _code("MD008", WARNING, "an ISBN is malformed or its check digit is wrong: dropped")
+MD_DOI = _code("MD009", WARNING, "a DOI is malformed: the item is stored without a DOI")
+MD_CN = _code("MD010", WARNING, "a CN serial number is malformed: dropped")
+MD_DOI_TAKEN = _code(
+    "MD011", WARNING, "the DOI is already held by another item (another package, or earlier in the delivery): "
+    "the item is stored without it"
+)
+MD_FILE_MISSING = _code("MD012", WARNING, "the metadata names a file the delivery does not hold")
+MD_FILE_OUTSIDE = _code("MD013", WARNING, "the metadata names a file by an absolute path or outside the delivery: ignored")
+MD_NO_TITLE = _code("MD014", WARNING, "a record has neither a title nor a DOI: no item is made of it")
+MD_CSV_ROW = _code("MD015", WARNING, "items.csv: a row (or the file) cannot be read: not UTF-8, wrong field count, "
+                   "no header")
+MD_CSV_COLUMN = _code("MD016", WARNING, "items.csv has a column this format does not know: ignored")
 
 
 # --- format validation (preservation.formats.validation): warnings; a format policy may make them errors --

@@ -46,6 +46,7 @@ from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
 from preservation.jobs import claim as claims
 from preservation.jobs import kinds
+from preservation.metadata.analyser import MetadataAnalyser
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
 from preservation.local_copy import replicate_together
@@ -73,7 +74,7 @@ class Staged(NamedTuple):
 
 def default_analysers(repo: Repository) -> list[Analyser]:
     """A new set of the analysers every ingest runs (formats, metadata …), as the policy configures them."""
-    return []
+    return [MetadataAnalyser()]
 
 
 def _bag_info(package_id: str, collection: dict[str, str], name: str, policy_label: str,

@@ -1,0 +1,190 @@
+"""JATS (and its predecessor, the NLM journal archiving DTDs): one ``<article>`` per file.
+
+Read: the journal (``journal-meta``: journal title, English translated title,
+print and electronic ISSN, publisher), the article (``article-meta``: DOI,
+article title, authors, publication date, volume, issue, first and last
+page), the language (``article/@xml:lang``) and the files the article names
+(``self-uri``: the full text, ``supplementary-material``: its supplements).
+The body is never looked at: its elements are discarded as they end.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from preservation import codes
+from preservation import identifiers as ids
+from preservation.catalog.library_models import ID_ISSN_ONLINE, ID_ISSN_PRINT
+from preservation.metadata.records import LIMITS, MAX_FILES, Checker, ItemRecord
+from preservation.metadata.xmlstream import CLEAR, CLEAR_BEFORE, KEEP, local_name, resolve_href, text_of
+
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ROOT = "article"
+# the elements whose end the reader sees: the two metadata blocks, the links to files, and the bulk of the
+# body and back matter, discarded as soon as each ends
+_FILE_LINKS = ("self-uri", "supplementary-material", "inline-supplementary-material")
+_BULK = ("p", "sec", "ref", "fig", "table-wrap", "disp-formula", "list", "body", "back", "sub-article", "response")
+TAGS = (ROOT, "front", "journal-meta", "article-meta", *_FILE_LINKS, *_BULK)
+# which publication date to believe, best first (JATS 1.x @date-type/@publication-format, NLM 2.x @pub-type)
+_DATE_RANK = {"ppub": 0, "print": 0, "pub": 1, "epub": 2, "electronic": 2, "epub-ppub": 1, "collection": 3}
+_PRINT_ISSN = {"ppub", "print"}
+_ONLINE_ISSN = {"epub", "electronic", "online"}
+
+
+class JatsReader:
+    name = "jats"
+
+    def __init__(self, check: Checker) -> None:
+        self.check = check
+        self.record = ItemRecord(kind="article", source_format="jats", metadata_path=check.path, title_kind="journal")
+        self.record.files.append((check.path, "metadata", True))
+        self._root: etree._Element | None = None
+        self._finished = False
+        self._links = 0
+        self._in_front = False
+
+    def recognised(self) -> bool:
+        return True
+
+    def start(self, element: etree._Element) -> None:
+        if self._root is None and element.getparent() is None:
+            self._root = element
+            self.record.language = self.check.text(element.get(XML_LANG), "language")
+        elif local_name(element) == "front":
+            self._in_front = True
+
+    def end(self, element: etree._Element) -> int:
+        name = local_name(element)
+        if name in _BULK:  # in the front matter (an abstract's paragraphs) its earlier siblings may still be needed
+            return CLEAR if self._in_front else CLEAR_BEFORE
+        if name in _FILE_LINKS:
+            self._file_link(element, name)
+            return CLEAR
+        if name in ("journal-meta", "article-meta") and self._top_level(element):
+            (self._journal if name == "journal-meta" else self._article)(element)
+            return CLEAR
+        if name == "front":
+            self._in_front = False
+        elif element is self._root:
+            self._finished = True
+        return KEEP
+
+    def take(self) -> list[ItemRecord]:
+        return []
+
+    def finish(self) -> list[ItemRecord]:
+        if not self._finished:
+            return []
+        r = self.record
+        if not r.item_title and not r.doi:
+            self.check.note(codes.MD_NO_TITLE, "the article has neither a title nor a DOI: no item made")
+            return []
+        stem = self.check.path.rsplit(".", 1)[0]
+        r.files.append((stem + ".pdf", "fulltext", False))  # a full text beside it, with the same name
+        return [r]
+
+    def _top_level(self, element: etree._Element) -> bool:
+        parent = element.getparent()  # <front> of the root <article>, not of a sub-article
+        return parent is not None and local_name(parent) == "front" and parent.getparent() is self._root
+
+    def _journal(self, meta: etree._Element) -> None:
+        r, check = self.record, self.check
+        title = meta.find("journal-title-group/journal-title")
+        if title is None:
+            title = meta.find("journal-title")  # NLM 2.x
+        r.title = check.text(text_of(title), "title") if title is not None else ""
+        for trans in meta.iterfind("journal-title-group/trans-title-group"):
+            if (trans.get(XML_LANG) or "").lower().startswith("en"):
+                english = trans.find("trans-title")
+                if english is not None:
+                    r.title_english = check.text(text_of(english), "title_english")
+                    break
+        for issn in meta.iterfind("issn"):
+            kind = (issn.get("publication-format") or issn.get("pub-type") or "").lower()
+            value = check.identifier(ids.ISSN, text_of(issn), "issn")
+            if value:
+                r.identifiers.append((ID_ISSN_ONLINE if kind in _ONLINE_ISSN else ID_ISSN_PRINT, value))
+        publisher = meta.find("publisher/publisher-name")
+        if publisher is not None:
+            r.publisher = check.text(text_of(publisher), "publisher")
+
+    def _article(self, meta: etree._Element) -> None:
+        r, check = self.record, self.check
+        for article_id in meta.iterfind("article-id"):
+            if article_id.get("pub-id-type") == "doi":
+                r.doi = check.identifier(ids.DOI, text_of(article_id), "doi")
+                break
+        title = meta.find("title-group/article-title")
+        if title is not None:
+            r.item_title = check.text(text_of(title), "item_title")
+        for group in meta.iterfind("contrib-group"):
+            for contrib in group.iterfind("contrib"):
+                if contrib.get("contrib-type", "author") != "author":
+                    continue
+                if len(r.authors) == LIMITS["authors"]:
+                    check.note(codes.MD_FIELD_TOO_LONG, f"more than {LIMITS['authors']} authors: the rest are left out",
+                               field="authors", limit=LIMITS["authors"])
+                    break
+                author = check.text(_person(contrib), "author")
+                if author:
+                    r.authors.append(author)
+        self._date(meta)
+        for name in ("volume", "issue"):
+            element = meta.find(name)
+            if element is not None:
+                setattr(r, name, check.part(text_of(element), name))
+        for name, field in (("fpage", "first_page"), ("lpage", "last_page")):
+            element = meta.find(name)
+            if element is not None:
+                setattr(r, field, check.part(text_of(element), field))
+
+    def _date(self, meta: etree._Element) -> None:
+        dates = list(meta.iterfind("pub-date"))
+        if not dates:
+            return
+
+        def rank(element: etree._Element) -> int:
+            kind = (element.get("date-type") or element.get("pub-type") or "").lower()
+            form = (element.get("publication-format") or "").lower()
+            return min(_DATE_RANK.get(kind, 4), _DATE_RANK.get(form, 4))
+
+        best = min(dates, key=rank)  # min keeps document order among equals
+        parts = {name: text_of(best.find(name)) if best.find(name) is not None else "" for name in ("year", "month", "day")}
+        self.record.year = self.check.year(parts["year"])
+        self.record.published = self.check.published(self.record.year, parts["month"], parts["day"])
+
+    def _file_link(self, element: etree._Element, name: str) -> None:
+        href = element.get(XLINK_HREF)
+        try:
+            path = resolve_href(self.check.path, href)
+        except ValueError as e:
+            self.check.note(codes.MD_FILE_OUTSIDE, f"<{name}> names a file {e}: ignored", href=(href or "")[:200])
+            return
+        if path is None:
+            return
+        self._links += 1
+        if self._links > MAX_FILES:
+            if self._links == MAX_FILES + 1:
+                self.check.note(codes.MD_FIELD_TOO_LONG, f"the article names more than {MAX_FILES} files: the rest "
+                                "are left out", field="files", limit=MAX_FILES)
+            return
+        role = "fulltext" if name == "self-uri" else "supplementary"
+        self.record.files.append((path, role, True))
+
+
+def _person(contrib: etree._Element) -> str:
+    """``Surname, Given names`` of a contributor (the first of its name alternatives), or its string name."""
+    name = contrib.find("name")
+    if name is None:
+        name = contrib.find("name-alternatives/name")
+    if name is not None:
+        surname, given = name.find("surname"), name.find("given-names")
+        surname_text = text_of(surname).strip() if surname is not None else ""
+        given_text = text_of(given).strip() if given is not None else ""
+        return f"{surname_text}, {given_text}" if surname_text and given_text else surname_text or given_text
+    for path in ("string-name", "name-alternatives/string-name", "collab"):
+        element = contrib.find(path)
+        if element is not None:
+            return text_of(element)
+    return ""

@@ -1,0 +1,195 @@
+"""Reading a metadata XML file as its bytes stream past, once, in bounded memory.
+
+An :class:`XmlObserver` feeds each chunk the bagging pass hands it into an
+incremental lxml parser (``XMLPullParser``) and passes the events of the
+elements its vocabulary cares about to a :class:`VocabularyReader`, which
+takes what it needs and lets the observer discard the element (and the
+siblings before it), so a file of any size costs the element being read.
+
+The parser is built never to reach outside the file: no DTD is loaded, no
+entity is substituted, nothing is fetched from the network, and lxml's
+``huge_tree`` limits stay on.  A file whose DTD declares entities (the
+XXE and "billion laughs" attacks both need one) is refused outright; an
+entity left unresolved (a JATS ``&mdash;`` whose DTD was not loaded) is
+dropped from the text.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Callable, Iterable, Protocol
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from preservation import codes
+from preservation.metadata.records import LIMITS, Checker, ItemRecord, Note
+
+
+class VocabularyReader(Protocol):
+    """What one vocabulary (JATS, ONIX, Dublin Core) makes of the elements of a file."""
+
+    name: str
+
+    def start(self, element: etree._Element) -> None: ...
+
+    def end(self, element: etree._Element) -> int:
+        """Take what is needed of ``element``; say what the observer may discard: KEEP, CLEAR or CLEAR_BEFORE."""
+
+    def take(self) -> list[ItemRecord]:
+        """The records complete so far (each returned once)."""
+
+    def finish(self) -> list[ItemRecord]:
+        """The last records, after the end of the file."""
+
+    def recognised(self) -> bool:
+        """Whether the file was this vocabulary at all."""
+
+
+def local_name(element: etree._Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def text_of(element: etree._Element, limit: int = 4 * LIMITS["item_title"]) -> str:
+    """The text of ``element`` and its descendants, without unresolved entities, at most about ``limit`` characters."""
+    parts: list[str] = []
+    size = 0
+
+    def walk(node: etree._Element) -> None:
+        nonlocal size
+        if size > limit:
+            return
+        if node.text and isinstance(node.tag, str):
+            parts.append(node.text)
+            size += len(node.text)
+        for child in node:
+            if isinstance(child.tag, str):
+                walk(child)
+            if child.tail:  # an entity's or a comment's own text is skipped, the text after it is not
+                parts.append(child.tail)
+                size += len(child.tail)
+
+    walk(element)
+    return "".join(parts)[: limit + 1]
+
+
+def resolve_href(metadata_path: str, href: str | None) -> str | None:
+    """The bag path a metadata file's relative link names, or None for a URL or an empty link.
+
+    Raises ValueError when the link is absolute or climbs out of the payload.
+    """
+    href = (href or "").strip()
+    if not href or urlsplit(href).scheme or href.startswith("#"):
+        return None
+    href = unquote(href)
+    if href.startswith("/") or "\\" in href:
+        raise ValueError("absolute")
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
+    if not joined.startswith("data/") or len(joined) > LIMITS["href"]:
+        raise ValueError("outside the payload")
+    return joined
+
+
+KEEP = 0
+CLEAR = 1
+"""The element is read: its content and attributes may go."""
+CLEAR_BEFORE = 2
+"""The element and every sibling before it are read: all of them may go."""
+
+Emit = Callable[[list[ItemRecord]], None]
+
+
+class XmlObserver:
+    """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
+
+    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done")
+
+    def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
+                 tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
+        self.path = path
+        self.check = Checker(path)
+        self._emit = emit
+        self._notes = notes
+        self._readers = readers
+        self._reader: VocabularyReader | None = None
+        self._done = False
+        self._parser = etree.XMLPullParser(
+            events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
+            huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
+        )
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        if self._done:
+            return
+        try:
+            self._parser.feed(bytes(chunk))  # a copy: the chunk's buffer is reused once feed returns
+            self._drain()
+        except etree.XMLSyntaxError as e:
+            self._malformed(e)
+
+    def close(self, size: int) -> None:
+        if not self._done:
+            try:
+                root = self._parser.close()
+                self._drain()
+                if self._reader is None:
+                    self._choose(root)
+            except etree.XMLSyntaxError as e:
+                self._malformed(e)
+            if not self._done and self._reader is not None:
+                self._emit([*self._reader.take(), *self._reader.finish()])
+                if not self._reader.recognised():
+                    self.check.note(codes.MD_UNKNOWN_VOCABULARY,
+                                    f"the root element <{local_name(root)[:100]}> is not JATS, ONIX 3 or Dublin Core: "
+                                    "no item read", root=local_name(root)[:100])
+        self._done = True
+        self._parser = None
+        self._notes(self.path, self.check.notes)
+
+    def _drain(self) -> None:
+        for event, element in self._parser.read_events():
+            reader = self._reader
+            if reader is None:
+                reader = self._choose(element.getroottree().getroot())
+                if reader is None:
+                    return
+            if event == "start":
+                reader.start(element)
+            else:
+                a = reader.end(element)
+                if a == KEEP:
+                    continue
+                element.clear(keep_tail=False)
+                parent = element.getparent()
+                if a == CLEAR_BEFORE and parent is not None:
+                    while element.getprevious() is not None:
+                        del parent[0]
+        if self._reader is not None:
+            records = self._reader.take()
+            if records:
+                self._emit(records)
+
+    def _choose(self, root: etree._Element) -> VocabularyReader | None:
+        """The reader for the file's root, once its DTD is known to declare no entity."""
+        dtd = root.getroottree().docinfo.internalDTD
+        if dtd is not None and any(True for _ in dtd.iterentities()):
+            self.check.note(codes.MD_ENTITIES, "the XML declares entities in its DTD: refused, nothing expanded or "
+                            "fetched, no item read")
+            self._stop()
+            return None
+        make = self._readers.get(root.tag if isinstance(root.tag, str) else "") or self._readers[""]
+        self._reader = make(self.check)
+        return self._reader
+
+    def _malformed(self, error: etree.XMLSyntaxError) -> None:
+        line = error.position[0] if error.position else None
+        self.check.note(codes.MD_MALFORMED, f"the XML is not well-formed (line {line}): {error.msg[:200]}; "
+                        "no item read from there on", line=line)
+        self._stop()
+
+    def _stop(self) -> None:
+        self._done = True
+        self._reader = None

@@ -40,6 +40,7 @@ FAMILIES: dict[str, Family] = {
         Family("I", "docs/findings.md"),  # bulk imports of entitlements
         Family("FMV", "docs/validation.md"),  # format validation of payload files (preservation.formats.validation)
         Family("CA", "docs/findings.md"),  # content analysis at ingest (what formats and metadata analysers report)
+        Family("K", "docs/findings.md"),  # KBART title lists and library holdings files (preservation.kbart)
         Family("MD", "docs/metadata.md"),  # article and book metadata read at ingest (preservation.metadata)
     )
 }
@@ -251,6 +252,31 @@ MD_NO_TITLE = _code("MD014", WARNING, "a record has neither a title nor a DOI: n
 MD_CSV_ROW = _code("MD015", WARNING, "items.csv: a row (or the file) cannot be read: not UTF-8, wrong field count, "
                    "no header")
 MD_CSV_COLUMN = _code("MD016", WARNING, "items.csv has a column this format does not know: ignored")
+
+
+# --- KBART files: publishers' title lists, libraries' holdings (preservation.kbart) -----------------
+KBART_UNREADABLE = _code("K001", ERROR, "the file cannot be read: not UTF-8, too large, a line too long, no rows or "
+                         "too many")
+KBART_HEADER = _code("K002", ERROR, "the header row is not the 25 KBART Phase II columns in their order")
+KBART_FIELD_COUNT = _code("K003", ERROR, "a row does not have as many fields as the header")
+KBART_TEXT = _code("K004", ERROR, "a field holds control characters or characters XML 1.0 cannot carry")
+KBART_REQUIRED = _code("K005", ERROR, "a required field is empty (publication_title, publication_type)")
+KBART_PUBLICATION_TYPE = _code("K006", ERROR, "publication_type is neither serial nor monograph")
+KBART_DATE = _code("K007", ERROR, "a date is not YYYY, YYYY-MM or YYYY-MM-DD, or not a real date in 1500-2100")
+KBART_REVERSED = _code("K008", ERROR, "the coverage ends before it begins")
+KBART_IDENTIFIER = _code("K009", ERROR, "an identifier is malformed, fails its check digit, or is not of the kind "
+                         "the publication type needs (ISSN for serials, ISBN for monographs)")
+KBART_TOO_LONG = _code("K010", ERROR, "a field is longer than the catalog keeps")
+KBART_CODED_VALUE = _code("K011", ERROR, "a field holds a value its column does not allow (embargo_info, "
+                          "coverage_depth, access_type, title_url, preserve_kind)")
+KBART_TWO_TITLES = _code("K012", ERROR, "the row's identifiers belong to two different titles")
+KBART_REPEATED = _code("K013", WARNING, "the same coverage of a title appears twice: the repeat is skipped")
+KBART_NO_SUCH_TITLE = _code("K014", WARNING, "no title of the repository has the row's identifiers: the row is "
+                            "skipped (a library's file)")
+KBART_NO_IDENTIFIER = _code("K015", ERROR, "the row has no identifier a title can be found by (print_identifier, "
+                            "online_identifier, title_id, preserve_cn)")
+KBART_EXTRA_COLUMN = _code("K016", WARNING, "a column after the standard ones is not one preserve reads: kept "
+                           "with the title (a publisher's list) or ignored (a library's file)")
 
 
 # --- format validation (preservation.formats.validation): warnings; a format policy may make them errors --

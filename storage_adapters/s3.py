@@ -177,10 +177,16 @@ class S3Adapter(StorageAdapter):
     @property
     def abilities(self) -> frozenset[str]:  # type: ignore[override]
         """Object lock only when this node writes under retention and its bucket allows it (the
-        bucket is asked only then, as before the first write: an audit never asks it)."""
+        bucket is asked only then, as before the first write).  A bucket that cannot be asked just
+        now is not said to lock: asking what an adapter can do never fails (an audit asks for its
+        ``traffic``), and the first write asks again and fails with the store's error."""
         found = {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS, FEATURE_TRAFFIC, FEATURE_TEMPORARY_FILES}
-        if self.spec.retention_mode is not None and self._retention_supported():
-            found.add(FEATURE_OBJECT_LOCK)
+        if self.spec.retention_mode is not None:
+            try:
+                if self._retention_supported():
+                    found.add(FEATURE_OBJECT_LOCK)
+            except StorageError:
+                pass
         return frozenset(found)
 
     def close(self) -> None:

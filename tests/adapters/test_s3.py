@@ -331,6 +331,21 @@ def test_an_audit_of_a_node_without_retention_never_asks_for_the_lock_configurat
     assert [b.checked for b in node.verify_many("a/", rows)] == [1]
 
 
+def test_a_bucket_that_cannot_be_asked_about_its_lock_is_not_said_to_lock_and_a_write_fails(
+    s3_env, lock_bucket, monkeypatch
+):
+    with open_adapter(s3_env.uri(lock_bucket, PREFIX, retention="GOVERNANCE", retention_days="2")) as node:
+        def down():
+            raise StorageUnavailable("the store does not answer", location=node.location)
+
+        monkeypatch.setattr(node, "_retention_supported", down)
+        assert FEATURE_OBJECT_LOCK not in node.features
+        assert traffic(node) == 0  # an audit asks this first: it never fails
+        with pytest.raises(StorageUnavailable):
+            node.write("x", b"must not land unlocked")
+    assert f"{PREFIX}/x" not in _names(s3_env, lock_bucket)
+
+
 def test_retention_is_refused_on_a_bucket_without_object_lock(s3_env, s3_bucket):
     with open_adapter(s3_env.uri(s3_bucket, PREFIX, retention="COMPLIANCE", retention_days="30")) as node:
         assert node._retention_supported() is False

@@ -65,7 +65,8 @@ def report_tsv(report: dict[str, Any]) -> str:
     for name, value in (
         ("Report_Name", header["Report_Name"]), ("Report_ID", header["Report_ID"]), ("Release", header["Release"]),
         ("Institution_Name", header["Institution_Name"]),
-        ("Institution_ID", "; ".join(f"{k}:{v}" for k, vs in header["Institution_ID"].items() for v in vs)),
+        ("Institution_ID", "; ".join(v if k == "Proprietary" else f"{k}:{v}"  # a proprietary id carries its namespace
+                                     for k, vs in header["Institution_ID"].items() for v in vs)),
         ("Metric_Types", "; ".join(filters.get("Metric_Type", []))),
         ("Report_Filters", shown_filters),
         ("Report_Attributes", f"Attributes_To_Show={'|'.join(attributes)}" if attributes else ""),

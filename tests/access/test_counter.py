@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -257,3 +258,35 @@ def test_tabular_form_has_the_header_rows_then_the_body(world):
     body = {r[header.index("Metric_Type")]: r for r in rows[15:]}
     assert body["Total_Item_Requests"][-3:] == ["1", "0", "1"]
     assert body["Total_Item_Requests"][0] == "物理学报 Acta"
+
+
+def test_cli_writes_counter_reports_as_tsv_and_json(world, run_cli):
+    book = add_book(world)
+    use(world, principal(world, "alice"), REQUEST, T0, book)
+    tsv = run_cli("usage", "report", "--report", "dr", "--library", "pku", "--begin", "2026-03", home=world.home).output
+    rows = list(csv.reader(io.StringIO(tsv), delimiter="\t"))
+    assert rows[1][:2] == ["Report_ID", "DR"] and rows[15][0] == "Open data"
+    as_json = run_cli("usage", "report", "--report", "ir", "--library", "pku", "--begin", "2026-02", "--end", "2026-03",
+                      "--json", home=world.home).json()
+    assert as_json["Report_Header"]["Report_ID"] == "IR"
+    assert as_json["Report_Items"][0]["Items"][0]["Item"] == "Chapter one"
+    with_yop = run_cli("usage", "report", "--report", "tr", "--library", "pku", "--month", "2026-03",
+                       "--attributes", "YOP", "--format", "json", home=world.home).json()
+    assert with_yop["Report_Items"][0]["Attribute_Performance"][0]["YOP"] == "2019"
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["--report", "tr", "--begin", "2026-03"], 2),  # no library
+    (["--report", "tr", "--library", "pku"], 24),  # no months
+    (["--report", "tr", "--library", "pku", "--begin", "2026-3"], 24),
+    (["--report", "tr", "--library", "pku", "--begin", "2026-04", "--end", "2026-03"], 24),
+    (["--report", "tr", "--library", "nobody", "--begin", "2026-03"], 5),
+    (["--report", "tr", "--library", "pku", "--begin", "2026-03", "--format", "csv"], 2),
+    (["--report", "xr", "--library", "pku", "--begin", "2026-03"], 2),
+    ([], 2),  # neither a report nor a month
+    (["--month", "2026-03", "--format", "tsv"], 2),
+])
+def test_cli_refuses_bad_arguments_with_a_coded_error(world, run_cli, args, code):
+    result = run_cli("usage", "report", *args, "--json", exit_code=code, home=world.home)
+    if args[:2] != ["--report", "xr"]:  # click refuses an unknown choice itself
+        assert json.loads(result.stderr)["error"]["code"] in ("E110", "E112", "E114")

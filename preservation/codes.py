@@ -40,6 +40,7 @@ FAMILIES: dict[str, Family] = {
         Family("I", "docs/findings.md"),  # bulk imports of entitlements
         Family("FMV", "docs/validation.md"),  # format validation of payload files (preservation.formats.validation)
         Family("CA", "docs/findings.md"),  # content analysis at ingest (what formats and metadata analysers report)
+        Family("FMT", "docs/formats.md"),  # format identification of payload files (preservation.formats)
         Family("K", "docs/findings.md"),  # KBART title lists and library holdings files (preservation.kbart)
         Family("MD", "docs/metadata.md"),  # article and book metadata read at ingest (preservation.metadata)
     )
@@ -277,6 +278,20 @@ KBART_NO_IDENTIFIER = _code("K015", ERROR, "the row has no identifier a title ca
                             "online_identifier, title_id, preserve_cn)")
 KBART_EXTRA_COLUMN = _code("K016", WARNING, "a column after the standard ones is not one preserve reads: kept "
                            "with the title (a publisher's list) or ignored (a library's file)")
+
+
+# --- format identification (preservation.formats): PRONOM, by FIDO's signatures ------------------------
+FORMAT_UNIDENTIFIED = _code("FMT001", WARNING, "no signature matches the file's bytes: identified by its name only, "
+                            "or not at all")
+FORMAT_NAME_MISMATCH = _code("FMT002", WARNING, "the file's name says one format and its bytes another")
+FORMAT_LOCKED = _code("FMT003", WARNING, "the file is encrypted or DRM-locked: held, but it may not open later")
+FORMAT_AT_RISK = _code("FMT004", WARNING, "the file's format is at risk under the format policy")
+FORMAT_UNACCEPTABLE = _code("FMT005", ERROR, "the file's format is unacceptable under the format policy: the "
+                            "delivery is refused")
+FORMAT_MORE = _code("FMT006", WARNING, "more files had the same finding: only the first ones are listed (the "
+                    "catalog has them all)")
+FORMAT_UNREAD = _code("FMT007", WARNING, "re-identification could not read the file's head and tail from any "
+                      "verified copy")
 
 
 # --- format validation (preservation.formats.validation): warnings; a format policy may make them errors --

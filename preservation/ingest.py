@@ -44,6 +44,7 @@ from preservation.catalog.models import (
 from preservation.collection import get_collection
 from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
+from preservation.formats.analyser import FormatAnalyser
 from preservation.jobs import claim as claims
 from preservation.jobs import kinds
 from preservation.metadata.analyser import MetadataAnalyser
@@ -74,7 +75,7 @@ class Staged(NamedTuple):
 
 def default_analysers(repo: Repository) -> list[Analyser]:
     """A new set of the analysers every ingest runs (formats, metadata …), as the policy configures them."""
-    return [MetadataAnalyser()]
+    return [FormatAnalyser(repo.policy.formats), MetadataAnalyser()]
 
 
 def _bag_info(package_id: str, collection: dict[str, str], name: str, policy_label: str,

@@ -7,13 +7,15 @@ typo can never silently weaken how content is kept.
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from preservation import codes
 from preservation.errors import PolicyError
 from storage_adapters.hashing import SUPPORTED_ALGORITHMS
 
@@ -86,6 +88,62 @@ class DeliveryPolicy(_Strict):
     """Decompressed bytes one archive may produce in all."""
 
 
+PUID_FORM = r"(?:x-)?[a-z]{3}/[0-9]{1,5}"
+FORMAT_FLAGS = ("unidentified", "extension_only", "encrypted", "drm", "invalid", "withdrawn")
+"""What a format policy may name beside PUIDs: files nothing identified, identified by name only,
+encrypted, DRM-locked, failing validation, or of a PRONOM entry the policy lists as withdrawn."""
+
+
+def _format_or_flag(value: str) -> str:
+    if value in FORMAT_FLAGS or re.fullmatch(PUID_FORM, value):
+        return value
+    raise ValueError(f"{value!r} is neither a PRONOM PUID (fmt/NN, x-fmt/NN) nor one of {', '.join(FORMAT_FLAGS)}")
+
+
+class FormatsPolicy(_Strict):
+    """Format identification and validation at ingest, and which formats are at risk (docs/formats.md)."""
+
+    identify: StrictBool = True
+    """Identify every payload file (PRONOM, with FIDO's signatures) in the bagging pass."""
+    validate_files: StrictBool = True
+    """Check PDF, XML (JATS, ONIX), EPUB and images in child processes, under the limits below."""
+    time_limit_seconds: float = Field(default=30, gt=0, le=3600)
+    memory_limit_mib: int = Field(default=1024, ge=128, le=65536)
+    workers: int = Field(default=2, ge=1, le=64)
+    at_risk: list[str] = Field(default_factory=lambda: ["unidentified", "encrypted", "drm", "invalid", "withdrawn"])
+    """PUIDs or flags the format report counts as at risk."""
+    unacceptable: list[str] = Field(default_factory=list)
+    """PUIDs or flags whose files refuse the delivery."""
+    withdrawn: list[str] = Field(default_factory=list)
+    """PRONOM entries the consortium treats as withdrawn (FIDO's signature files do not mark them)."""
+    refuse: list[str] = Field(default_factory=list)
+    """Finding codes (FMT…, FMV…) that refuse the delivery instead of warning."""
+
+    @field_validator("at_risk", "unacceptable")
+    @classmethod
+    def _formats_or_flags(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("lists an entry twice")
+        return [_format_or_flag(x) for x in v]
+
+    @field_validator("withdrawn")
+    @classmethod
+    def _puids(cls, v: list[str]) -> list[str]:
+        for x in v:
+            if not re.fullmatch(PUID_FORM, x):
+                raise ValueError(f"{x!r} is not a PRONOM PUID (fmt/NN, x-fmt/NN)")
+        return v
+
+    @field_validator("refuse")
+    @classmethod
+    def _format_codes(cls, v: list[str]) -> list[str]:
+        for x in v:
+            spec = codes.CODES.get(x)
+            if spec is None or spec.family not in ("FMT", "FMV"):
+                raise ValueError(f"{x!r} is not a format finding code (FMT…, FMV…; see docs/formats.md)")
+        return v
+
+
 class Policy(_Strict):
     name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
@@ -97,6 +155,7 @@ class Policy(_Strict):
     retention: RetentionPolicy = RetentionPolicy()
     access: AccessPolicy = AccessPolicy()
     delivery: DeliveryPolicy = DeliveryPolicy()
+    formats: FormatsPolicy = FormatsPolicy()
     source_digest: str = ""
 
     @field_validator("digests")

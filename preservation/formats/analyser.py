@@ -1,0 +1,250 @@
+"""The format analyser of ingest: identify every payload file as it is bagged, validate what needs it.
+
+:class:`FormatAnalyser` follows :class:`preservation.analysis.Analyser`:
+
+- its observer keeps a file's first and last 128 KiB (:class:`HeadTail`)
+  from the chunks the bagging pass copies and identifies the file when it
+  is closed, on the copying thread, so no byte is read twice;
+- :meth:`FormatAnalyser.finish` validates, in child processes under the
+  policy's limits, the staged files whose identified kind needs it (PDF,
+  XML/JATS/ONIX, EPUB, images), and applies the format policy: a finding
+  code it names in ``refuse`` and an ``unacceptable`` format refuse the
+  delivery, the rest are warnings;
+- :meth:`FormatAnalyser.register` writes one ``file_formats`` row per
+  payload file (bulk Core inserts) in the ingest transaction, flags
+  encrypted and DRM-locked files with the package named, and records a
+  ``format identification`` event.
+
+Warnings of one kind are listed for the first :data:`LISTED` files only
+(``FMT006`` counts the rest): a delivery of 100,000 unidentified files
+makes a readable ingest result, and the catalog keeps every file's record.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import Any, Iterator
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from preservation import codes, events
+from preservation.catalog.format_models import FileFormat
+from preservation.catalog.models import utcnow
+from preservation.findings import ERROR, Finding, FindingList
+from preservation.formats.identify import EXTENSION, NONE, HeadTail, Identification, Signatures, signatures
+from preservation.formats.validation import Validation, Validator, kind_for
+from preservation.policy import FormatsPolicy
+
+NAME = "formats"
+LISTED = 20
+"""How many files a warning code names in an ingest result before FMT006 counts the rest."""
+INSERT_BATCH = 5000
+FORMAT_IDENTIFICATION = "format identification"
+"""The event type of what identification and validation found (PREMIS: format identification, validation)."""
+
+
+def flags_of(identification: Identification, validation: Validation | None, policy: FormatsPolicy) -> set[str]:
+    """The policy flags (``FORMAT_FLAGS``) a file has: unidentified, extension_only, encrypted, drm …"""
+    flags: set[str] = set()
+    if identification.basis == NONE:
+        flags.add("unidentified")
+    elif identification.basis == EXTENSION:
+        flags.update(("unidentified", "extension_only"))
+    if identification.puid and identification.puid in policy.withdrawn:
+        flags.add("withdrawn")
+    if validation is not None:
+        if validation.encrypted:
+            flags.add("encrypted")
+        if validation.drm:
+            flags.add("drm")
+        if validation.outcome == "invalid":
+            flags.add("invalid")
+    return flags
+
+
+def matches(entries: list[str], puid: str | None, flags: set[str]) -> list[str]:
+    """The entries of a policy list (PUIDs and flags) that a file with ``puid`` and ``flags`` meets."""
+    return [e for e in entries if e == puid or e in flags]
+
+
+class FormatAnalyser:
+    """Identification and validation of one delivery's payload files (a new instance per ingest)."""
+
+    name = NAME
+
+    def __init__(self, policy: FormatsPolicy, known: Signatures | None = None) -> None:
+        self.policy = policy
+        self.signatures = known if known is not None else signatures()
+        self._identified: dict[str, tuple[Identification, int]] = {}
+        self._validated: dict[str, Validation] = {}
+        self._interned: dict[Identification, Identification] = {}
+        self._lock = threading.Lock()
+        self._stats: dict[str, Any] = {}
+        self.identified_at = utcnow()
+
+    # --- the bagging pass -----------------------------------------------------------------------------
+
+    def observer(self, path: str, size: int) -> _Observer | None:
+        if not self.policy.identify:
+            return None
+        return _Observer(self, path)
+
+    def _identify(self, path: str, head_tail: HeadTail, size: int) -> None:
+        found = self.signatures.identify(bytes(head_tail.head), head_tail.tail, size, path.rsplit("/", 1)[-1])
+        with self._lock:
+            found = self._interned.setdefault(found, found)  # a delivery has few distinct answers
+            self._identified[path] = (found, size)
+
+    # --- after bagging, in staging ------------------------------------------------------------------
+
+    def finish(self, bag_root: str, findings: FindingList) -> None:
+        if self.policy.validate_files:
+            self._validate(bag_root)
+        listed: Counter[str] = Counter()
+        for path in sorted(self._identified):
+            identification, _ = self._identified[path]
+            validation = self._validated.get(path)
+            for finding in self._findings_of(path, identification, validation):
+                if finding.is_error:
+                    findings.extend([finding])
+                    continue
+                listed[finding.code] += 1
+                if listed[finding.code] <= LISTED:
+                    findings.extend([finding])
+        for code, count in sorted(listed.items()):
+            if count > LISTED:
+                codes.note(findings, codes.FORMAT_MORE, f"{count - LISTED} more file(s) with {code}", None,
+                           code=code, more=count - LISTED, files=count)
+
+    def _validate(self, bag_root: str) -> None:
+        policy = self.policy
+
+        def wanted() -> Iterator[tuple[str, str, str]]:
+            for path in sorted(self._identified):
+                identification, _ = self._identified[path]
+                puid, mime = (identification.puid, identification.mime or None) if identification.puid else (None, None)
+                kind = kind_for(puid, mime, path.rsplit("/", 1)[-1])
+                if kind is not None:
+                    yield path, os.path.join(bag_root, path), kind
+
+        with Validator(time_limit_s=policy.time_limit_seconds, memory_limit_bytes=policy.memory_limit_mib << 20,
+                       workers=policy.workers) as validator:
+            for path, validation in validator.validate_many(wanted()):
+                self._validated[path] = validation
+            self._stats = validator.stats()
+
+    def _findings_of(self, path: str, identification: Identification, validation: Validation | None
+                     ) -> list[Finding]:
+        policy = self.policy
+        out = FindingList()
+        if not identification.identified:
+            said = f"by its name as {identification.puid}" if identification.puid else "not at all"
+            codes.note(out, codes.FORMAT_UNIDENTIFIED, f"no signature matches; identified {said}", path,
+                       puid=identification.puid, basis=identification.basis)
+        if identification.extension_mismatch:
+            codes.note(out, codes.FORMAT_NAME_MISMATCH,
+                       f"the bytes are {identification.puid} ({identification.format_name}), not what the name says",
+                       path, puid=identification.puid, mime=identification.mime)
+        if validation is not None:
+            for finding in validation.finding_list(path):
+                out.extend([finding])
+        flags = flags_of(identification, validation, policy)
+        unacceptable = matches(policy.unacceptable, identification.puid, flags)
+        if unacceptable:
+            codes.note(out, codes.FORMAT_UNACCEPTABLE,
+                       f"the format policy does not accept {', '.join(unacceptable)}", path,
+                       puid=identification.puid, reasons=unacceptable)
+        at_risk = matches(policy.at_risk, identification.puid, flags)
+        if at_risk and not unacceptable:
+            codes.note(out, codes.FORMAT_AT_RISK, f"at risk: {', '.join(at_risk)}", path,
+                       puid=identification.puid, reasons=at_risk)
+        refused = set(policy.refuse)
+        return [Finding(f.code, f"{f.message} (the format policy refuses it)", f.path, ERROR, f.params)
+                if f.code in refused and not f.is_error else f for f in out]
+
+    # --- in the ingest transaction --------------------------------------------------------------------
+
+    def register(self, session: Session, package_id: str, findings: FindingList) -> dict[str, Any]:
+        signatures_ = self.signatures
+        bases: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        puids: Counter[str] = Counter()
+        locked: list[str] = []
+        batch: list[dict[str, Any]] = []
+        for path in sorted(self._identified):
+            identification, size = self._identified[path]
+            validation = self._validated.get(path)
+            bases[identification.basis] += 1
+            puids[identification.puid or "unidentified"] += 1
+            if validation is not None:
+                outcomes[validation.outcome] += 1
+                if validation.encrypted or validation.drm:
+                    locked.append(path)
+            batch.append(row(package_id, path, size, identification, validation, signatures_, self.identified_at,
+                             self._findings_of(path, identification, validation)))
+            if len(batch) >= INSERT_BATCH:
+                session.execute(insert(FileFormat.__table__), batch)
+                batch = []
+        if batch:
+            session.execute(insert(FileFormat.__table__), batch)
+        for path in locked[:LISTED]:
+            validation = self._validated[path]
+            what = " and ".join(w for w, on in (("encrypted", validation.encrypted), ("DRM-locked", validation.drm)) if on)
+            codes.note(findings, codes.FORMAT_LOCKED, f"package {package_id}: {path} is {what}", path,
+                       package_id=package_id, encrypted=validation.encrypted, drm=validation.drm)
+        if len(locked) > LISTED:
+            codes.note(findings, codes.FORMAT_MORE, f"{len(locked) - LISTED} more encrypted or DRM-locked file(s)",
+                       None, code=codes.FORMAT_LOCKED, more=len(locked) - LISTED, package_id=package_id)
+        summary: dict[str, Any] = {
+            "files": len(self._identified), "tool": f"{signatures_.tool} {signatures_.tool_version}",
+            "signature_version": signatures_.signature_version, "by_basis": dict(sorted(bases.items())),
+            "formats": dict(puids.most_common(20)), "validated": dict(sorted(outcomes.items())),
+            "locked": len(locked),
+        }
+        if self._stats:
+            summary["validation_peak_rss_bytes"] = self._stats.get("peak_rss_bytes", 0)
+        if self._identified:
+            events.record_event(session, FORMAT_IDENTIFICATION, events.WARNING if locked else events.SUCCESS,
+                                agent=f"{signatures_.tool} {signatures_.tool_version}", package_id=package_id,
+                                detail={**summary, "locked_files": locked[:LISTED]})
+        return summary
+
+
+def row(package_id: str, path: str, size: int, identification: Identification, validation: Validation | None,
+        known: Signatures, at: Any, found: list[Finding]) -> dict[str, Any]:
+    """The ``file_formats`` row of one file."""
+    details = identification.details()
+    if validation is not None and validation.details:
+        details["validation"] = validation.details
+    return {
+        "package_id": package_id, "path": path, "size": size, "puid": identification.puid,
+        "mime": identification.mime, "format_name": identification.format_name,
+        "format_version": identification.format_version, "basis": identification.basis, "tool": known.tool,
+        "tool_version": known.tool_version, "signature_version": known.signature_version, "identified_at": at,
+        "validation": validation.outcome if validation is not None else None,
+        "validation_kind": validation.kind if validation is not None else None,
+        "encrypted": bool(validation and validation.encrypted), "drm": bool(validation and validation.drm),
+        "details": details,
+        "findings": [{"code": f.code, "severity": f.severity, "message": f.message} for f in found],
+    }
+
+
+class _Observer:
+    """Keeps one file's head and tail as it is copied; identifies it when it is closed."""
+
+    __slots__ = ("_analyser", "_path", "_kept")
+
+    def __init__(self, analyser: FormatAnalyser, path: str) -> None:
+        self._analyser = analyser
+        self._path = path
+        self._kept = HeadTail()
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        self._kept.feed(chunk)
+
+    def close(self, size: int) -> None:
+        self._analyser._identify(self._path, self._kept, size)
+        self._kept = HeadTail(0)

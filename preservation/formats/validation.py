@@ -68,7 +68,7 @@ _MIME_KINDS = {
     "image/bmp": "image", "image/webp": "image", "image/jp2": "image",
 }
 _PDF_PUIDS = {f"fmt/{n}" for n in (14, 15, 16, 17, 18, 19, 20, 95, 144, 145, 146, 147, 148, 157, 158, 276, 354, 476,
-                                   477, 478, 479, 480, 481, 488, 489, 490, 491, 492, 493, 1129)}
+                                   477, 478, 479, 480, 481, 488, 489, 490, 491, 492, 493, 1129, 1451)}
 _PUID_KINDS = {
     **{puid: "pdf" for puid in _PDF_PUIDS},
     "fmt/101": "xml", "fmt/483": "epub", "fmt/11": "image", "fmt/12": "image", "fmt/13": "image",
@@ -92,7 +92,8 @@ def kind_for(puid: str | None, mime: str | None, name: str) -> str | None:
     a ``.xml`` file, or a plain zip of a ``.epub`` file (a broken EPUB is often
     identified as a zip).
     """
-    mime = (mime or "").split(";", 1)[0].strip().lower() or None
+    # a MIME type may carry parameters (``; charset=…``) or, from PRONOM, alternatives (``application/xml, text/xml``)
+    mime = re.split(r"[;,]", mime or "", maxsplit=1)[0].strip().lower() or None
     extension = PurePosixPath(name or "").suffix.lower()
     by_name = _EXTENSION_KINDS.get(extension)
     if mime in _MIME_KINDS:

@@ -34,6 +34,7 @@ def validate(validator: Validator, path, kind: str):
     ("fmt/354", None, "a.bin", "pdf"),  # PDF/A-1b by its PUID alone
     (None, "application/pdf; charset=binary", "x", "pdf"),
     ("fmt/101", "application/xml", "article.xml", "xml"),
+    ("fmt/101", "application/xml, text/xml", "a.nxml", "xml"),  # PRONOM's own spelling of two MIME types
     (None, "application/jats+xml", "a", "xml"),
     ("x-fmt/111", "text/plain", "article.xml", "xml"),  # a JATS file without an XML declaration
     ("fmt/483", "application/epub+zip", "b.epub", "epub"),

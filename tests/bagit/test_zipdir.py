@@ -373,3 +373,20 @@ def test_bytes_after_the_end_of_a_members_compressed_stream_are_ignored_as_zipfi
     path = tmp_path / "d.zip"
     path.write_bytes(local + packed + central + end_records(1, len(central), len(local) + len(packed)))
     assert contents(path) == {"multi.txt": plain}
+
+
+@pytest.mark.parametrize(("name", "flags", "codes"), [
+    (b"caf\xe9.txt", 0x800, {"DLV007"}),  # flagged UTF-8 but is not: zipfile refused the whole archive
+    (b"caf\xc3\xa9.txt", 0, set()),  # UTF-8 without the flag, as Info-ZIP writes it
+    (b"a.txt\x00.exe", 0, {"DLV006"}),  # zipfile cuts the name at the NUL; the check sees all of it
+])
+def test_names_are_judged_on_their_raw_bytes(tmp_path: Path, name: bytes, flags: int, codes: set[str]) -> None:
+    data = b"x"
+    local = local_header(name, data, crc=zlib.crc32(data), size=1, flags=flags)
+    central = central_entry(name, crc=zlib.crc32(data), compressed=1, size=1, offset=0, flags=flags)
+    other = local_header(b"ok.txt", data, crc=zlib.crc32(data), size=1)
+    other_central = central_entry(b"ok.txt", crc=zlib.crc32(data), compressed=1, size=1, offset=len(local) + 1)
+    body = local + data + other + data
+    path = tmp_path / "d.zip"
+    path.write_bytes(body + central + other_central + end_records(2, len(central) + len(other_central), len(body)))
+    assert codes_of(path) == codes

@@ -1,17 +1,12 @@
-"""Format validation of payload files, in separate processes with time and memory limits.
+"""The pool of validating processes: :class:`Validator`.
 
-:func:`kind_for` says which check a file gets from what identification said
-(most files get none, and cost nothing).  A :class:`Validator` keeps a few
-long-lived validating processes (:mod:`preservation.formats.checks.process`) and
-streams files through them: each file has a wall-clock time limit, and each
-process an address-space and a CPU limit, so a file that makes a parser loop,
-explode or crash costs one process, which is killed and replaced.  That file
-gets outcome ``limit`` or ``error`` with a coded finding, and the others go
-on.  Nothing a process answers is trusted: answers are JSON lines, checked
-field by field, their text clipped and made XML-safe.
-
-Outcomes are ``valid``, ``invalid``, ``limit`` and ``error``
-(``docs/validation.md``); findings are ``FMV`` codes, warnings by default.
+It keeps a few long-lived validating processes
+(:mod:`preservation.formats.checks.process`) and streams files through them:
+each file has a wall-clock time limit, and each process an address-space and
+a CPU limit, so a file that makes a parser loop, explode or crash costs one
+process, which is killed and replaced.  That file gets outcome ``limit`` or
+``error`` with a coded finding, and the others go on.  Answers are JSON lines
+(:mod:`.results` checks them).
 """
 
 from __future__ import annotations
@@ -26,19 +21,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 from preservation import codes
 from preservation.errors import ConfigError, InvalidRequest
-from preservation.findings import FindingList
-from preservation.text import for_log, xml_safe
-
-VALID, INVALID, LIMIT, ERROR = "valid", "invalid", "limit", "error"
-OUTCOMES = (VALID, INVALID, LIMIT, ERROR)
-KINDS = ("pdf", "xml", "jats", "onix", "epub", "image")
-"""The kinds the validating process checks (``xml`` applies JATS or ONIX rules by the root element)."""
+from preservation.formats.validation.results import (
+    ERROR, LIMIT, ProtocolViolation, Validation, stopped, validation_from,
+)
+from preservation.text import for_log
 
 DEFAULT_TIME_LIMIT_S = 30.0
 DEFAULT_MEMORY_LIMIT = 1 << 30
@@ -49,9 +40,6 @@ STARTUP_S = 60.0
 FILES_PER_PROCESS = 1000
 """A process retires after this many files, so its heap never grows with the length of an ingest."""
 MAX_ANSWER = 1 << 20
-MAX_TEXT = 300
-MAX_FINDINGS = 64
-MAX_DETAIL_ITEMS = 20
 
 _END = object()
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -59,129 +47,6 @@ _BOOTSTRAP = (
     "import json, sys; hello = json.loads(sys.stdin.buffer.readline()); sys.path[:] = hello['sys_path']; "
     "from preservation.formats.checks.process import serve; serve(hello)"
 )
-
-# What identification says, mapped to a kind: MIME types first, PRONOM ids when there is no MIME type.
-_MIME_KINDS = {
-    "application/pdf": "pdf", "application/x-pdf": "pdf",
-    "application/xml": "xml", "text/xml": "xml", "application/epub+zip": "epub",
-    "image/png": "image", "image/jpeg": "image", "image/gif": "image", "image/tiff": "image",
-    "image/bmp": "image", "image/webp": "image", "image/jp2": "image",
-}
-_PDF_PUIDS = {f"fmt/{n}" for n in (14, 15, 16, 17, 18, 19, 20, 95, 144, 145, 146, 147, 148, 157, 158, 276, 354, 476,
-                                   477, 478, 479, 480, 481, 488, 489, 490, 491, 492, 493, 1129, 1451)}
-_PUID_KINDS = {
-    **{puid: "pdf" for puid in _PDF_PUIDS},
-    "fmt/101": "xml", "fmt/483": "epub", "fmt/11": "image", "fmt/12": "image", "fmt/13": "image",
-    "fmt/41": "image", "fmt/42": "image", "fmt/43": "image", "fmt/44": "image", "x-fmt/398": "image",
-    "x-fmt/390": "image", "x-fmt/391": "image", "fmt/3": "image", "fmt/4": "image", "fmt/353": "image",
-}
-_EXTENSION_KINDS = {
-    ".pdf": "pdf", ".xml": "xml", ".nxml": "xml", ".epub": "epub", ".png": "image", ".jpg": "image",
-    ".jpeg": "image", ".gif": "image", ".tif": "image", ".tiff": "image",
-}
-_ZIP = {"application/zip", "x-fmt/263"}
-_PLAIN = {"text/plain", "x-fmt/111", "application/octet-stream"}
-
-
-def kind_for(puid: str | None, mime: str | None, name: str) -> str | None:
-    """The check a file gets, or None (not validated) — from its identification, its name only as a fallback.
-
-    Identification wins: a file named ``.pdf`` that identification calls a zip
-    is not validated as a PDF.  The name decides only when identification has
-    no answer (no PUID, no MIME type), when it says plain text or bare bytes of
-    a ``.xml`` file, or a plain zip of a ``.epub`` file (a broken EPUB is often
-    identified as a zip).
-    """
-    # a MIME type may carry parameters (``; charset=…``) or, from PRONOM, alternatives (``application/xml, text/xml``)
-    mime = re.split(r"[;,]", mime or "", maxsplit=1)[0].strip().lower() or None
-    extension = PurePosixPath(name or "").suffix.lower()
-    by_name = _EXTENSION_KINDS.get(extension)
-    if mime in _MIME_KINDS:
-        return _MIME_KINDS[mime]
-    if puid in _PUID_KINDS:
-        return _PUID_KINDS[puid]
-    if mime is not None and mime.endswith("+xml"):
-        return "xml"
-    if puid is None and mime is None:
-        return by_name
-    if by_name == "xml" and (mime in _PLAIN or puid in _PLAIN):
-        return "xml"
-    if by_name == "epub" and (mime in _ZIP or puid in _ZIP):
-        return "epub"
-    return None
-
-
-@dataclass(frozen=True)
-class Validation:
-    """What validation found in one file."""
-
-    kind: str
-    outcome: str
-    encrypted: bool = False
-    drm: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
-    findings: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def codes(self) -> list[str]:
-        return [code for code, _ in self.findings]
-
-    def finding_list(self, path: str | None = None) -> FindingList:
-        """The findings as coded :class:`~preservation.findings.Finding` objects, at the registry's severity."""
-        findings = FindingList()
-        for code, message in self.findings:
-            codes.note(findings, code, message, path, kind=self.kind, outcome=self.outcome)
-        return findings
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "outcome": self.outcome, "encrypted": self.encrypted, "drm": self.drm,
-                "details": self.details, "findings": [{"code": c, "message": m} for c, m in self.findings]}
-
-
-class ProtocolViolation(Exception):
-    """A validating process answered something that is not a well-formed answer."""
-
-
-def _text(value: Any) -> str:
-    text = xml_safe(str(value))
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-def _detail(value: Any, depth: int = 0) -> Any:
-    """A detail value made JSON- and XML-safe, clipped (an answer is outside text)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 2**63 else _text(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return _text(value)
-    if depth < 2 and isinstance(value, list):
-        return [_detail(v, depth + 1) for v in value[:MAX_DETAIL_ITEMS]]
-    if depth < 2 and isinstance(value, dict):
-        return {_text(k): _detail(v, depth + 1) for k, v in list(value.items())[:MAX_DETAIL_ITEMS]}
-    return _text(value)
-
-
-def _validation_from(answer: dict[str, Any], kind: str) -> Validation:
-    """The :class:`Validation` a process's answer describes; raises ProtocolViolation for a malformed answer."""
-    outcome = answer.get("outcome")
-    findings = answer.get("findings")
-    details = answer.get("details")
-    if outcome not in OUTCOMES or not isinstance(findings, list) or not isinstance(details, dict):
-        raise ProtocolViolation("an answer without outcome, findings or details")
-    checked = []
-    for item in findings[:MAX_FINDINGS]:
-        if not (isinstance(item, list) and len(item) == 2 and item[0] in codes.CODES and isinstance(item[1], str)):
-            raise ProtocolViolation("a finding that is not [known code, message]")
-        checked.append((item[0], _text(item[1])))
-    return Validation(kind=kind, outcome=outcome, encrypted=answer.get("encrypted") is True,
-                      drm=answer.get("drm") is True, details=_detail(details), findings=tuple(checked))
-
-
-def _stopped(kind: str, outcome: str, code: str, message: str, **details: Any) -> Validation:
-    return Validation(kind=kind, outcome=outcome, details=details, findings=((code, message),))
 
 
 def _peak_of(pid: int) -> int:
@@ -452,7 +317,7 @@ class Validator:
                 # the process died between files (retired itself, or was killed): a fresh one takes the file
                 self._retire(process, kill=True)
                 if attempt == 2:
-                    yield key, self._finish(_stopped(kind, ERROR, codes.VALIDATION_CRASHED,
+                    yield key, self._finish(stopped(kind, ERROR, codes.VALIDATION_CRASHED,
                                                      "two validating processes died before taking the file"))
                 continue
             request.sent = time.monotonic()
@@ -471,11 +336,11 @@ class Validator:
             request = process.request
             self._retire(process, kill=True)
             if process.ready:
-                yield request.key, self._finish(_stopped(
+                yield request.key, self._finish(stopped(
                     request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
                     f"still running after {self.time_limit_s:g} s: stopped", time_limit_s=self.time_limit_s))
             else:
-                yield request.key, self._finish(_stopped(
+                yield request.key, self._finish(stopped(
                     request.kind, ERROR, codes.VALIDATION_CRASHED,
                     f"the validating process did not start within {STARTUP_S:g} s"))
 
@@ -490,7 +355,7 @@ class Validator:
             request = process.request
             self._retire(process, kill=True)
             if request is not None:
-                yield request.key, self._finish(_stopped(request.kind, ERROR, codes.VALIDATION_FAILED,
+                yield request.key, self._finish(stopped(request.kind, ERROR, codes.VALIDATION_FAILED,
                                                          f"the validating process answered nonsense: {e}"))
             return
         if closed and process in self._processes:
@@ -519,7 +384,7 @@ class Validator:
         request = process.request
         if request is None or answer.get("id") != request.number:
             raise ProtocolViolation("an answer to no request")
-        validation = _validation_from(answer, request.kind)
+        validation = validation_from(answer, request.kind)
         process.request = None
         process.done += 1
         if answer.get("retire") is True or process.done >= self.files_per_process:
@@ -528,14 +393,14 @@ class Validator:
 
     def _death(self, request: _Request, status: int) -> Validation:
         if status == -signal.SIGXCPU:
-            return _stopped(request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
+            return stopped(request.kind, LIMIT, codes.VALIDATION_TIME_LIMIT,
                             f"stopped by the CPU limit ({self.time_limit_s:g} s)", time_limit_s=self.time_limit_s)
         if status < 0:
             name = signal.Signals(-status).name if -status in signal.valid_signals() else str(-status)
             how = f"killed by {name}"
         else:
             how = f"exited with status {status}"
-        return _stopped(request.kind, ERROR, codes.VALIDATION_CRASHED, f"the validating process {how}",
+        return stopped(request.kind, ERROR, codes.VALIDATION_CRASHED, f"the validating process {how}",
                         exit_status=status)
 
     def _finish(self, validation: Validation) -> Validation:

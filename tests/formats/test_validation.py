@@ -139,7 +139,7 @@ def test_jats_rules_forced_on_another_root(validator, tmp_path):
 
 
 def test_a_jats_article_without_front_or_with_a_bad_doi(validator, tmp_path):
-    assert validate(validator, _xml(tmp_path, "<article><body/></article>"), "xml").codes == [
+    assert validate(validator, _xml(tmp_path, '<article dtd-version="1.3"><body/></article>'), "xml").codes == [
         codes.JATS_NO_ARTICLE_META]
     bad_doi = samples.JATS_GOOD.replace("10.1234/jpres.2024.001", "doi:jpres 2024")
     assert validate(validator, _xml(tmp_path, bad_doi), "xml").codes == [codes.JATS_DOI]
@@ -177,6 +177,19 @@ def test_xml_that_is_not_well_formed(validator, tmp_path):
     assert result.outcome == "invalid" and result.codes == [codes.XML_MALFORMED]
     assert "line 1" in result.findings[0][1]
     assert validate(validator, _xml(tmp_path, ""), "xml").codes == [codes.XML_MALFORMED]
+
+
+@pytest.mark.parametrize("text, jats", [
+    ('<!DOCTYPE article PUBLIC "-//NLM//DTD JATS (Z39.96) Journal Publishing DTD v1.2 20190208//EN" "x.dtd">'
+     "<article/>", True),
+    ('<article article-type="editorial"/>', True),
+    ("<article><title>DocBook 4</title></article>", False),
+    ('<article xmlns="http://docbook.org/ns/docbook" version="5.0"><title>DocBook 5</title></article>', False),
+])
+def test_only_an_article_that_says_it_is_jats_gets_the_jats_rules(validator, tmp_path, text, jats):
+    result = validate(validator, _xml(tmp_path, text), "xml")
+    assert (result.details.get("profile") == "jats") is jats
+    assert (result.outcome == "invalid") is jats  # these JATS articles are empty: every rule fails
 
 
 def test_plain_xml_is_only_checked_for_well_formedness(validator, tmp_path):

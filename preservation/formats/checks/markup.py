@@ -9,8 +9,9 @@ as soon as it is parsed, so memory does not grow with the file.
 
 The JATS and ONIX rules are the elements the catalog relies on, written here
 in code; no schema is copied into the repository.  ``xml`` applies the JATS
-rules when the root is ``<article>`` and the ONIX rules when it is
-``<ONIXMessage>``; ``jats`` and ``onix`` apply theirs whatever the root.
+rules to an ``<article>`` that says it is JATS (:func:`looks_like_jats`) and
+the ONIX rules when the root is ``<ONIXMessage>``; ``jats`` and ``onix``
+apply theirs whatever the root.
 """
 
 from __future__ import annotations
@@ -195,9 +196,24 @@ def _check_product(product: etree._Element, number: int, report: Report) -> None
         report.fault(codes.ONIX_NO_TITLE, f"{label} has no <TitleText> or <TitleWithoutPrefix>")
 
 
+def looks_like_jats(root: etree._Element) -> bool:
+    """An un-namespaced ``<article>`` that says it is JATS/NLM (DocBook has ``<article>`` too).
+
+    It says so by a ``dtd-version`` or ``article-type`` attribute, or by a
+    DOCTYPE whose public or system identifier names JATS or NLM.
+    """
+    if local(root) != "article" or etree.QName(root).namespace is not None:
+        return False
+    if root.get("dtd-version") is not None or root.get("article-type") is not None:
+        return True
+    info = root.getroottree().docinfo
+    named = f"{info.public_id or ''} {info.system_url or ''}".upper()
+    return "JATS" in named or "NLM" in named
+
+
 def _rules_for(root: etree._Element, profile: str | None, report: Report) -> _Rules:
     name = local(root)
-    if profile == "jats" or (profile is None and name == "article"):
+    if profile == "jats" or (profile is None and looks_like_jats(root)):
         return _Jats(root, report)
     if profile == "onix" or (profile is None and name == "ONIXMessage"):
         return _Onix(root, report)

@@ -1,0 +1,653 @@
+"""KBART files: a publisher's title list in, a library's holdings file in, preserved holdings out.
+
+The format is NISO KBART Phase II (RP-9-2014): UTF-8 text, one header row
+naming the 25 standard columns in their order, then one tab-separated row
+per title and coverage range.  A library's own file (KBART Automation,
+RP-26-2019) has the same columns, its rows being what the library holds.
+
+Reading is strict and streams (:func:`read_rows`): a byte-order mark is
+skipped, CRLF or LF ends a line, each line is decoded as UTF-8 on its own;
+controls and characters XML cannot carry, wrong field counts, dates that are
+not ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` in 1500-2100, unknown
+``publication_type`` values and bad identifiers are coded findings (family
+``K``) naming the line and field.  An import is all or nothing: it runs in
+one transaction, and one error finding refuses the whole file
+(:class:`~preservation.errors.ImportRejected`, E803).
+
+Columns after the standard ones may follow: ``preserve_kind``,
+``preserve_cn``, ``preserve_doi_prefix``, ``preserve_title_transliterated``
+and ``preserve_title_english`` are read; ``preserve_verification`` and
+``preserve_last_verified`` (what an export adds) are ignored; any other is
+kept in the title's ``kbart`` record (K016 warning).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from preservation import identifiers as ids
+from preservation.access.accounts import get_library
+from preservation.catalog.library_models import (
+    DATE_TEXT,
+    ID_CN,
+    ID_DOI_PREFIX,
+    ID_ISBN_ONLINE,
+    ID_ISBN_PRINT,
+    ID_ISSN_ONLINE,
+    ID_ISSN_PRINT,
+    ID_PUBLISHER,
+    TITLE_KINDS,
+    ExpectedCoverage,
+    Title,
+    TitleEntitlement,
+    TitleIdentifier,
+)
+from preservation.codes import (
+    KBART_CODED_VALUE,
+    KBART_DATE,
+    KBART_EXTRA_COLUMN,
+    KBART_FIELD_COUNT,
+    KBART_HEADER,
+    KBART_IDENTIFIER,
+    KBART_NO_IDENTIFIER,
+    KBART_NO_SUCH_TITLE,
+    KBART_PUBLICATION_TYPE,
+    KBART_REPEATED,
+    KBART_REQUIRED,
+    KBART_REVERSED,
+    KBART_TEXT,
+    KBART_TOO_LONG,
+    KBART_TWO_TITLES,
+    KBART_UNREADABLE,
+)
+from preservation.collection import get_collection
+from preservation.errors import ImportRejected, InvalidIdentifier, InvalidRequest
+from preservation.findings import ERROR, WARNING, FindingList
+from preservation.repository import Repository
+from preservation.titles import MATCH_FAMILY, date_bounds, identifier_index, parse_partial_date, part_number
+
+COLUMNS = (
+    "publication_title", "print_identifier", "online_identifier", "date_first_issue_online", "num_first_vol_online",
+    "num_first_issue_online", "date_last_issue_online", "num_last_vol_online", "num_last_issue_online", "title_url",
+    "first_author", "title_id", "embargo_info", "coverage_depth", "notes", "publisher_name", "publication_type",
+    "date_monograph_published_print", "date_monograph_published_online", "monograph_volume", "monograph_edition",
+    "first_editor", "parent_publication_title_id", "preceding_publication_title_id", "access_type",
+)
+EXTRA_READ = ("preserve_kind", "preserve_cn", "preserve_doi_prefix", "preserve_title_transliterated",
+              "preserve_title_english")
+EXTRA_VERIFICATION = ("preserve_verification", "preserve_last_verified")
+EXTRA_WRITTEN = EXTRA_READ + EXTRA_VERIFICATION
+
+# Title-level columns kept in Title.kbart (the coverage columns have their own table).
+TITLE_KBART = ("title_url", "first_author", "notes", "publication_type", "date_monograph_published_print",
+               "date_monograph_published_online", "monograph_volume", "monograph_edition", "first_editor",
+               "parent_publication_title_id", "preceding_publication_title_id", "access_type")
+DATE_COLUMNS = ("date_first_issue_online", "date_last_issue_online", "date_monograph_published_print",
+                "date_monograph_published_online")
+PART_COLUMNS = ("num_first_vol_online", "num_first_issue_online", "num_last_vol_online", "num_last_issue_online",
+                "monograph_volume", "monograph_edition")
+LIMITS = {"publication_title": 1000, "title_url": 1000, "first_author": 300, "notes": 1000, "publisher_name": 300,
+          "first_editor": 300, "preserve_title_transliterated": 1000, "preserve_title_english": 1000}
+DEFAULT_LIMIT = 200
+PART_LIMIT = 32
+PUBLICATION_TYPES = {"serial": "journal", "monograph": "book"}
+COVERAGE_DEPTHS = ("abstracts", "fulltext", "selected articles")
+ACCESS_TYPES = ("F", "P")
+_EMBARGO = re.compile(r"[RP][0-9]{1,4}[DMY](?:;[RP][0-9]{1,4}[DMY])?")
+_URL = re.compile(r"https?://[^\s]+")
+# Characters no KBART field may hold: C0 (TAB and line ends are syntax), DEL, C1, and what XML cannot carry.
+_BAD_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+MAX_FILE_BYTES = 256 * 2**20
+MAX_ROWS = 1_000_000
+MAX_LINE_BYTES = 64 * 2**10
+MAX_EXTRA_COLUMNS = 20
+MAX_ERRORS = 100  # then checking stops: the file is refused anyway
+BATCH = 5000
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class KbartRow:
+    """One data row, checked: what a title, its identifiers and one coverage range are made of."""
+
+    line: int
+    kind: str
+    title: str
+    publisher: str
+    transliterated: str
+    english: str
+    identifiers: list[tuple[str, str]]
+    coverage: tuple[str, str, str, str, str, str, str, str]  # first date/vol/issue, last date/vol/issue, embargo, depth
+    kbart: dict[str, Any]
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        return {(MATCH_FAMILY[s], v) for s, v in self.identifiers if MATCH_FAMILY[s]}
+
+
+class _Stop(Exception):
+    """Enough errors: the file is refused, checking the rest would only cost time."""
+
+
+@dataclass
+class _Reader:
+    path: Path
+    findings: FindingList = field(default_factory=FindingList)
+    header: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def bad(self, code: str, line: int, column: str | None, message: str, severity: str = ERROR) -> None:
+        where = f"line {line}" + (f", {column}" if column else "")
+        self.findings.add(code, f"{where}: {message}", severity=severity, line=line,
+                          **({"field": column} if column else {}))
+        if severity == ERROR and len(self.findings.errors) >= MAX_ERRORS:
+            raise _Stop
+
+    def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, str | None]]:
+        """``(line number, text)`` of every line, decoded, without its line end; the header is line 1.
+
+        A line that is not UTF-8 gets its finding and comes as ``None``.
+        """
+        number = 0
+        total = 0
+        while True:
+            raw = stream.readline(MAX_LINE_BYTES + 2)
+            if not raw:
+                return
+            number += 1
+            total += len(raw)
+            if total > MAX_FILE_BYTES:
+                self.bad(KBART_UNREADABLE, number, None, f"the file is larger than {MAX_FILE_BYTES} bytes")
+                raise _Stop
+            if not raw.endswith(b"\n") and len(raw) > MAX_LINE_BYTES:
+                self.bad(KBART_UNREADABLE, number, None, f"longer than {MAX_LINE_BYTES} bytes")
+                raise _Stop
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw.rstrip(b"\n")
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                self.bad(KBART_UNREADABLE, number, None, f"not UTF-8 (byte {e.start + 1})")
+                yield number, None
+
+    def read_header(self, line: int, text: str) -> bool:
+        names = text.split("\t")
+        if tuple(names[:len(COLUMNS)]) != COLUMNS:
+            wrong = next((i for i, (a, b) in enumerate(zip(names, COLUMNS)) if a != b), min(len(names), len(COLUMNS)))
+            shown = ascii(names[wrong][:40]) if wrong < len(names) else "nothing"
+            self.bad(KBART_HEADER, line, None, f"column {wrong + 1} should be {COLUMNS[wrong]}, not {shown} "
+                                               "(a KBART Phase II header: the 25 standard columns in order)")
+            return False
+        self.extras = names[len(COLUMNS):]
+        if len(self.extras) > MAX_EXTRA_COLUMNS or len(set(self.extras)) != len(self.extras) \
+                or any(not n or _BAD_CHARS.search(n) or len(n) > 64 for n in self.extras):
+            self.bad(KBART_HEADER, line, None, f"the columns after the standard ones must be at most "
+                                               f"{MAX_EXTRA_COLUMNS} distinct, non-empty names")
+            return False
+        for name in self.extras:
+            if name not in EXTRA_WRITTEN:
+                self.bad(KBART_EXTRA_COLUMN, line, name, "not a column preserve reads", severity=WARNING)
+        self.header = names
+        return True
+
+
+def _text(reader: _Reader, line: int, values: dict[str, str], name: str) -> str:
+    value = values.get(name, "")
+    if not value:
+        return ""
+    limit = PART_LIMIT if name in PART_COLUMNS else LIMITS.get(name, DEFAULT_LIMIT)
+    if len(value) > limit:
+        reader.bad(KBART_TOO_LONG, line, name, f"longer than {limit} characters")
+        return ""
+    return value
+
+
+def _date(reader: _Reader, line: int, values: dict[str, str], name: str) -> str:
+    value = values.get(name, "")
+    if not value:
+        return ""
+    try:
+        return parse_partial_date(value, name)
+    except InvalidRequest as e:
+        reader.bad(KBART_DATE, line, name, str(e))
+        return ""
+
+
+def _identifier(reader: _Reader, line: int, name: str, value: str, parser) -> str | None:
+    if not value:
+        return None
+    try:
+        return parser(value)
+    except InvalidIdentifier as e:
+        reader.bad(KBART_IDENTIFIER, line, name, str(e))
+        return None
+
+
+def _check_row(reader: _Reader, line: int, text: str) -> KbartRow | None:
+    """One data line → a :class:`KbartRow`, or None after its findings."""
+    before = len(reader.findings.errors)
+    fields = text.split("\t")
+    if len(fields) != len(reader.header):
+        reader.bad(KBART_FIELD_COUNT, line, None, f"{len(fields)} fields, the header has {len(reader.header)}")
+        return None
+    bad = _BAD_CHARS.search(text)
+    if bad:
+        column = reader.header[text.count("\t", 0, bad.start())]
+        reader.bad(KBART_TEXT, line, column, f"holds the character U+{ord(bad.group()):04X}")
+        return None
+    values = {name: value.strip(" ") for name, value in zip(reader.header, fields) if value}
+    title = _text(reader, line, values, "publication_title")
+    if not title:
+        if "publication_title" not in values:
+            reader.bad(KBART_REQUIRED, line, "publication_title", "empty")
+    ptype = values.get("publication_type", "").lower()
+    if not ptype:
+        reader.bad(KBART_REQUIRED, line, "publication_type", "empty")
+    elif ptype not in PUBLICATION_TYPES:
+        reader.bad(KBART_PUBLICATION_TYPE, line, "publication_type",
+                   f"{ascii(values['publication_type'][:40])} is neither serial nor monograph")
+    kind = PUBLICATION_TYPES.get(ptype, "other")
+    if values.get("preserve_kind"):
+        if values["preserve_kind"] in TITLE_KINDS:
+            kind = values["preserve_kind"]
+        else:
+            reader.bad(KBART_CODED_VALUE, line, "preserve_kind", f"not one of {', '.join(TITLE_KINDS)}")
+    dates = {name: _date(reader, line, values, name) for name in DATE_COLUMNS}
+    parts = {name: _text(reader, line, values, name) for name in PART_COLUMNS}
+    identifiers: list[tuple[str, str]] = []
+    parser = ids.parse_isbn if ptype == "monograph" else ids.parse_issn
+    schemes = (ID_ISBN_PRINT, ID_ISBN_ONLINE) if ptype == "monograph" else (ID_ISSN_PRINT, ID_ISSN_ONLINE)
+    for name, scheme, parse in (("print_identifier", schemes[0], parser), ("online_identifier", schemes[1], parser),
+                                ("title_id", ID_PUBLISHER, ids.parse_publisher_id),
+                                ("preserve_cn", ID_CN, ids.parse_cn),
+                                ("preserve_doi_prefix", ID_DOI_PREFIX, ids.parse_doi_prefix)):
+        value = _identifier(reader, line, name, values.get(name, ""), parse)
+        if value is not None:
+            identifiers.append((scheme, value))
+    for name in ("parent_publication_title_id", "preceding_publication_title_id"):
+        _identifier(reader, line, name, values.get(name, ""), ids.parse_publisher_id)
+    if not any(MATCH_FAMILY[s] for s, _ in identifiers) and len(reader.findings.errors) == before:
+        reader.bad(KBART_NO_IDENTIFIER, line, None, "no print_identifier, online_identifier, title_id or preserve_cn")
+    embargo = values.get("embargo_info", "")
+    if embargo and not _EMBARGO.fullmatch(embargo):
+        reader.bad(KBART_CODED_VALUE, line, "embargo_info", f"{ascii(embargo[:40])} is not R/P + number + D/M/Y "
+                                                            "(e.g. P1Y, R10Y, P6M;R5Y)")
+    depth = values.get("coverage_depth", "").lower()
+    if depth and depth not in COVERAGE_DEPTHS:
+        reader.bad(KBART_CODED_VALUE, line, "coverage_depth", f"not one of {', '.join(COVERAGE_DEPTHS)}")
+    access = values.get("access_type", "").upper()
+    if access and access not in ACCESS_TYPES:
+        reader.bad(KBART_CODED_VALUE, line, "access_type", "not F (free) or P (paid)")
+    url = _text(reader, line, values, "title_url")
+    if url and not _URL.fullmatch(url):
+        reader.bad(KBART_CODED_VALUE, line, "title_url", "not an http:// or https:// URL")
+    first, last = dates["date_first_issue_online"], dates["date_last_issue_online"]
+    if first and last and date_bounds(first)[0] > date_bounds(last)[1]:
+        reader.bad(KBART_REVERSED, line, "date_last_issue_online", f"{last} is before {first}")
+    first_vol, last_vol = part_number(parts["num_first_vol_online"]), part_number(parts["num_last_vol_online"])
+    if first_vol is not None and last_vol is not None and first_vol > last_vol:
+        reader.bad(KBART_REVERSED, line, "num_last_vol_online", f"volume {last_vol} is before {first_vol}")
+    kbart = {}
+    for name in TITLE_KBART:
+        if name in DATE_COLUMNS:
+            value = dates[name]
+        elif name in PART_COLUMNS:
+            value = parts[name]
+        else:
+            value = _text(reader, line, values, name)
+        if value:
+            kbart[name] = value.lower() if name == "publication_type" else (
+                value.upper() if name == "access_type" else value)
+    extra = {n: values[n] for n in reader.extras if n not in EXTRA_WRITTEN and values.get(n)}
+    if extra:
+        kbart["extra"] = extra
+    names = {n: _text(reader, line, values, n)
+             for n in ("publisher_name", "preserve_title_transliterated", "preserve_title_english")}
+    if len(reader.findings.errors) > before:
+        return None
+    return KbartRow(line, kind, title, names["publisher_name"], names["preserve_title_transliterated"],
+                    names["preserve_title_english"], identifiers,
+                    (first, parts["num_first_vol_online"], parts["num_first_issue_online"], last,
+                     parts["num_last_vol_online"], parts["num_last_issue_online"], embargo, depth), kbart)
+
+
+def read_rows(path: str | Path, reader: _Reader | None = None) -> Iterator[KbartRow]:
+    """Every good row of a KBART file, streamed; the findings collect in ``reader.findings``.
+
+    Stops (quietly: the findings say why) on a header that is not KBART, an
+    over-long line, a file over :data:`MAX_FILE_BYTES` or :data:`MAX_ROWS`,
+    or after :data:`MAX_ERRORS` errors.
+    """
+    reader = reader or _Reader(Path(path))
+    try:
+        with open(reader.path, "rb") as stream:
+            lines = reader.lines(stream)
+            for line, text in lines:
+                if text is None or not reader.read_header(line, text):
+                    return
+                break
+            else:
+                reader.bad(KBART_UNREADABLE, 1, None, "the file is empty: no header row")
+                return
+            for line, text in lines:
+                if text == "":
+                    continue  # a blank line (as a trailing one) carries nothing
+                reader.rows += 1
+                if reader.rows > MAX_ROWS:
+                    reader.bad(KBART_UNREADABLE, line, None, f"more than {MAX_ROWS} rows")
+                    return
+                row = _check_row(reader, line, text) if text is not None else None
+                if row is not None:
+                    yield row
+            if reader.rows == 0:
+                reader.bad(KBART_UNREADABLE, 1, None, "the file holds no rows after its header")
+    except _Stop:
+        return
+    except OSError as e:
+        reader.findings.add(KBART_UNREADABLE, f"cannot read it: {e.strerror or e}", line=0)
+
+
+def check_file(path: str | Path) -> tuple[list[KbartRow], FindingList]:
+    """Every row of a small KBART file and the findings (for ``holdings gaps --against``)."""
+    reader = _Reader(Path(path))
+    rows = list(read_rows(path, reader))
+    return rows, reader.findings
+
+
+def _refuse(reader: _Reader) -> None:
+    if not reader.findings.ok:
+        errors = reader.findings.errors
+        more = " (checking stopped there)" if len(errors) >= MAX_ERRORS else ""
+        raise ImportRejected(f"{len(errors)} problem(s){more}, first: {errors[0].message}",
+                             findings=list(reader.findings), source=str(reader.path))
+
+
+# --- a publisher's title list -------------------------------------------------------------
+
+
+@dataclass
+class _PendingTitle:
+    ref: int  # a catalog id, or a negative number until the title is inserted
+    row: KbartRow
+    known: set[tuple[str, str]] = field(default_factory=set)  # identifiers it has (or will have)
+
+
+class _TitleListImport:
+    """One publisher list into one collection, in batches inside the caller's transaction."""
+
+    def __init__(self, session: Session, collection_id: int, reader: _Reader) -> None:
+        self.s, self.collection_id, self.reader = session, collection_id, reader
+        self.by_key: dict[tuple[str, str], int] = {}
+        self.ambiguous: set[tuple[str, str]] = set()
+        for key, title_ids in identifier_index(session, collection_id=collection_id).items():
+            if len(title_ids) == 1:
+                self.by_key[key] = next(iter(title_ids))
+            else:
+                self.ambiguous.add(key)
+        self.known: dict[int, set[tuple[str, str]]] = {}
+        self.seen_titles: set[int] = set()
+        self.coverage_seen: set[tuple[int, tuple]] = set()
+        self.new_titles: dict[int, KbartRow] = {}
+        self.updated: list[tuple[int, KbartRow]] = []
+        self.identifiers: list[tuple[int, str, str]] = []
+        self.coverage: list[tuple[int, KbartRow]] = []
+        self.clear: list[int] = []
+        self.real: dict[int, int] = {}
+        self.next_ref = -1
+        self.counts = {"titles_added": 0, "titles_updated": 0, "identifiers_added": 0, "coverage_rows": 0}
+
+    def add(self, row: KbartRow) -> None:
+        keys = row.keys
+        if keys & self.ambiguous:
+            self.reader.bad(KBART_TWO_TITLES, row.line, None, "an identifier of the row names two titles of the "
+                                                              "collection already")
+            return
+        refs = {self.by_key[k] for k in keys if k in self.by_key}
+        if len(refs) > 1:
+            self.reader.bad(KBART_TWO_TITLES, row.line, None,
+                            "its identifiers belong to " + " and ".join(self._name(r) for r in sorted(refs)))
+            return
+        if refs:
+            ref = refs.pop()
+        else:
+            ref, self.next_ref = self.next_ref, self.next_ref - 1
+        if ref not in self.seen_titles:
+            self.seen_titles.add(ref)
+            if ref < 0:
+                self.new_titles[ref] = row
+                self.known[ref] = set()
+            else:
+                self.updated.append((ref, row))
+                self.clear.append(ref)
+                self.known[ref] = self._existing_identifiers(ref)
+        for key in keys:
+            self.by_key.setdefault(key, ref)
+        for pair in row.identifiers:
+            if pair not in self.known[ref]:
+                self.known[ref].add(pair)
+                self.identifiers.append((ref, *pair))
+        if (ref, row.coverage) in self.coverage_seen:
+            self.reader.bad(KBART_REPEATED, row.line, None, "repeats an earlier coverage of the same title",
+                            severity=WARNING)
+            return
+        self.coverage_seen.add((ref, row.coverage))
+        self.coverage.append((ref, row))
+
+    def _name(self, ref: int) -> str:
+        return f"title {ref}" if ref > 0 else f"the title of line {self.new_titles[ref].line}"
+
+    def _existing_identifiers(self, title_id: int) -> set[tuple[str, str]]:
+        return set(self.s.execute(select(TitleIdentifier.scheme, TitleIdentifier.value)
+                                  .where(TitleIdentifier.title_id == title_id)).all())
+
+    def pending(self) -> int:
+        return len(self.coverage) + len(self.identifiers)
+
+    def flush(self) -> None:
+        """Write what is pending (only while the file is still good: a refused file is rolled back anyway)."""
+        if not self.reader.findings.ok:
+            self.new_titles.clear(), self.updated.clear(), self.identifiers.clear(), self.coverage.clear()
+            return
+        s = self.s
+        if self.new_titles:
+            refs = list(self.new_titles)
+            result = s.execute(insert(Title).returning(Title.id, sort_by_parameter_order=True),
+                               [self._title_values(self.new_titles[r]) | {"collection_id": self.collection_id}
+                                for r in refs])
+            for ref, (title_id,) in zip(refs, result.all(), strict=True):
+                self.real[ref] = title_id
+            self.counts["titles_added"] += len(refs)
+            self.new_titles.clear()
+        if self.updated:
+            s.execute(update(Title), [{"id": ref, **self._title_values(row)} for ref, row in self.updated])
+            self.counts["titles_updated"] += len(self.updated)
+            self.updated.clear()
+        if self.clear:
+            s.execute(delete(ExpectedCoverage).where(ExpectedCoverage.title_id.in_(self.clear)))
+            self.clear.clear()
+        if self.identifiers:
+            s.execute(insert(TitleIdentifier), [{"title_id": self.real.get(ref, ref), "scheme": scheme, "value": value}
+                                                for ref, scheme, value in self.identifiers])
+            self.counts["identifiers_added"] += len(self.identifiers)
+            self.identifiers.clear()
+        if self.coverage:
+            s.execute(insert(ExpectedCoverage), [_coverage_values(self.real.get(ref, ref), row)
+                                                 for ref, row in self.coverage])
+            self.counts["coverage_rows"] += len(self.coverage)
+            self.coverage.clear()
+
+    @staticmethod
+    def _title_values(row: KbartRow) -> dict[str, Any]:
+        return {"kind": row.kind, "title": row.title, "title_transliterated": row.transliterated,
+                "title_english": row.english, "publisher": row.publisher, "kbart": row.kbart}
+
+
+def _coverage_values(title_id: int, row: KbartRow) -> dict[str, Any]:
+    fd, fv, fi, ld, lv, li, embargo, depth = row.coverage
+    return {"title_id": title_id, "first_date": fd, "first_volume": fv, "first_issue": fi, "last_date": ld,
+            "last_volume": lv, "last_issue": li, "embargo_info": embargo, "coverage_depth": depth,
+            "line_no": row.line}
+
+
+def import_title_list(repo: Repository, path: str | Path, collection_key: str) -> dict[str, Any]:
+    """A publisher's KBART title list as the collection's titles and expected coverage, all or nothing.
+
+    Each row's title is found by any of its identifiers (or created); a
+    title in the file has its fields and its expected coverage replaced by
+    the file's, and gains the file's new identifiers.  Titles the file does
+    not name are left as they are.  Raises NotFound (collection) and
+    ImportRejected (``findings``: every bad line; nothing is changed).
+    """
+    reader = _Reader(Path(path))
+    with repo.catalog.session() as s:
+        collection = get_collection(s, collection_key)
+        work = _TitleListImport(s, collection.id, reader)
+        try:
+            for row in read_rows(path, reader):
+                work.add(row)
+                if work.pending() >= BATCH:
+                    work.flush()
+        except _Stop:
+            pass
+        _refuse(reader)
+        work.flush()
+        return {"file": str(path), "collection": collection.key, "rows": reader.rows, **work.counts,
+                "warnings": [f.to_dict() for f in reader.findings.warnings]}
+
+
+# --- a library's own KBART file -----------------------------------------------------------
+
+
+def _range_values(row: KbartRow) -> tuple[str, str, str, str, str, str]:
+    return row.coverage[:6]
+
+
+def import_library_file(repo: Repository, path: str | Path, library_code: str, *,
+                        collection_key: str | None = None, created_by: str = "") -> dict[str, Any]:
+    """A library's KBART file (KBART Automation) as its title entitlements, all or nothing.
+
+    Each row entitles the library to the titles its identifiers find (in
+    ``collection_key``, or in every collection: the same ISSN in two
+    collections entitles to both) over the row's dates, volumes and issues.
+    The file replaces the library's title entitlements in that scope.  A row
+    no title matches is skipped with a K014 warning.  Raises NotFound and
+    ImportRejected (nothing is changed).
+    """
+    reader = _Reader(Path(path))
+    with repo.catalog.session() as s:
+        library = get_library(s, library_code)
+        collection_id = get_collection(s, collection_key).id if collection_key else None
+        index = identifier_index(s, collection_id=collection_id)
+        collection_of = dict(s.execute(select(Title.id, Title.collection_id).where(
+            *([Title.collection_id == collection_id] if collection_id else []))).all())
+        wanted: dict[tuple, int] = {}
+        skipped = 0
+        try:
+            for row in read_rows(path, reader):
+                matched: set[int] = set()
+                for key in row.keys:
+                    matched |= index.get(key, set())
+                if not matched:
+                    skipped += 1
+                    reader.bad(KBART_NO_SUCH_TITLE, row.line, None, "no title has its identifiers", severity=WARNING)
+                    continue
+                by_collection: dict[int, list[int]] = {}
+                for title_id in matched:
+                    by_collection.setdefault(collection_of[title_id], []).append(title_id)
+                if any(len(v) > 1 for v in by_collection.values()):
+                    reader.bad(KBART_TWO_TITLES, row.line, None, "its identifiers belong to titles "
+                               + ", ".join(str(t) for t in sorted(matched)))
+                    continue
+                for title_id in sorted(matched):
+                    key = (title_id, *_range_values(row))
+                    if key in wanted:
+                        reader.bad(KBART_REPEATED, row.line, None, f"repeats line {wanted[key]}", severity=WARNING)
+                        continue
+                    wanted[key] = row.line
+        except _Stop:
+            pass
+        _refuse(reader)
+        scope = [TitleEntitlement.library_id == library.id]
+        if collection_id is not None:
+            scope.append(TitleEntitlement.title_id.in_(select(Title.id).where(Title.collection_id == collection_id)))
+        columns = (TitleEntitlement.title_id, TitleEntitlement.first_date, TitleEntitlement.first_volume,
+                   TitleEntitlement.first_issue, TitleEntitlement.last_date, TitleEntitlement.last_volume,
+                   TitleEntitlement.last_issue)
+        before = {tuple(r) for r in s.execute(select(*columns).where(*scope))}
+        s.execute(delete(TitleEntitlement).where(*scope))
+        rows = [{"library_id": library.id, "title_id": k[0], "first_date": k[1], "first_volume": k[2],
+                 "first_issue": k[3], "last_date": k[4], "last_volume": k[5], "last_issue": k[6], "line_no": line,
+                 "created_by": created_by} for k, line in wanted.items()]
+        for start in range(0, len(rows), BATCH):
+            s.execute(insert(TitleEntitlement), rows[start:start + BATCH])
+        after = set(wanted)
+        return {"file": str(path), "library": library.code, "collection": collection_key, "rows": reader.rows,
+                "entitlements": len(after), "added": len(after - before), "removed": len(before - after),
+                "unchanged": len(after & before), "skipped_rows": skipped,
+                "warnings": [f.to_dict() for f in reader.findings.warnings]}
+
+
+# --- writing ------------------------------------------------------------------------------
+
+_UNSAFE_IN_TSV = re.compile(r"[\t\r\n]+")
+HEADER = COLUMNS + EXTRA_WRITTEN
+
+
+def tsv_field(value: Any) -> str:
+    """A value as one KBART field: TAB and line ends (which text from metadata may hold) become one space."""
+    return _UNSAFE_IN_TSV.sub(" ", "" if value is None else str(value)).strip(" ")
+
+
+def write_kbart(out: IO[str], rows: Iterable[dict[str, Any]]) -> int:
+    """The header and one line per row (a mapping of :data:`HEADER` names), LF-terminated; returns the rows."""
+    out.write("\t".join(HEADER) + "\n")
+    count = 0
+    for row in rows:
+        out.write("\t".join(tsv_field(row.get(name, "")) for name in HEADER) + "\n")
+        count += 1
+    return count
+
+
+def title_fields(title: Title) -> dict[str, str]:
+    """The title-level KBART fields of a catalog title (coverage and verification are the caller's)."""
+    schemes: dict[str, list[str]] = {}
+    for i in title.identifiers:
+        schemes.setdefault(i.scheme, []).append(i.value)
+    monograph = title.kind == "book" or (title.kbart or {}).get("publication_type") == "monograph"
+    first = {s: v[0] for s, v in schemes.items()}
+    kbart = dict(title.kbart or {})
+    out = {name: kbart.get(name, "") for name in TITLE_KBART}
+    out.update({
+        "publication_title": title.title,
+        "print_identifier": first.get(ID_ISBN_PRINT if monograph else ID_ISSN_PRINT, ""),
+        "online_identifier": first.get(ID_ISBN_ONLINE if monograph else ID_ISSN_ONLINE, ""),
+        "title_id": first.get(ID_PUBLISHER, ""),
+        "publisher_name": title.publisher,
+        "publication_type": kbart.get("publication_type") or ("monograph" if monograph else "serial"),
+        "preserve_kind": title.kind,
+        "preserve_cn": ids.format_cn(first[ID_CN]) if ID_CN in first else "",
+        "preserve_doi_prefix": first.get(ID_DOI_PREFIX, ""),
+        "preserve_title_transliterated": title.title_transliterated,
+        "preserve_title_english": title.title_english,
+    })
+    return out
+
+
+def coverage_fields(first_date: str = "", first_volume: str = "", first_issue: str = "", last_date: str = "",
+                    last_volume: str = "", last_issue: str = "", embargo_info: str = "",
+                    coverage_depth: str = "") -> dict[str, str]:
+    return {"date_first_issue_online": first_date[:DATE_TEXT], "num_first_vol_online": first_volume,
+            "num_first_issue_online": first_issue, "date_last_issue_online": last_date[:DATE_TEXT],
+            "num_last_vol_online": last_volume, "num_last_issue_online": last_issue, "embargo_info": embargo_info,
+            "coverage_depth": coverage_depth}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -55,6 +56,27 @@ def test_a_pdf_that_takes_minutes_to_decode_is_stopped_by_the_time_limit(tmp_pat
     assert results["good"].outcome == "valid"
     assert stats["processes_killed"] == 1 and stats["processes_started"] == 2
     assert elapsed < 30  # stopped, not left to decode its 25 GiB
+
+
+@pytest.mark.parametrize("name", sorted(samples.HOSTILE_STRUCTURES))
+def test_pdf_structures_built_to_make_a_parser_recurse_or_loop_are_found_invalid_in_time(tmp_path, name):
+    path = tmp_path / f"{name}.pdf"
+    path.write_bytes(samples.HOSTILE_STRUCTURES[name])
+    with Validator(time_limit_s=20, memory_limit_bytes=256 << 20, workers=1) as validator:
+        result = validator.validate(path, "pdf")
+        stats = validator.stats()
+    assert result.outcome == "invalid" and set(result.codes) <= {codes.PDF_UNREADABLE, codes.PDF_DAMAGED}, result
+    assert stats["processes_killed"] == 0  # qpdf's own limits answered: nothing had to be stopped
+
+
+def test_a_hand_written_pdf_is_valid():
+    """The writer of the hostile structures makes sound PDFs: what they are found to be is their own doing."""
+    sound = samples.raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", samples.PAGES, samples.PAGE])
+    with Validator(workers=1) as validator, tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(sound)
+        f.flush()
+        result = validator.validate(f.name, "pdf")
+    assert result.outcome == "valid" and result.details["page_count"] == 1, result
 
 
 @pytest.mark.parametrize("kind, outcome, code, words", [

@@ -85,6 +85,38 @@ def slow_pdf(path: Path, streams: int = 200, mib_each: int = 128) -> Path:
     return path
 
 
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF written by hand, object by object (object 1 is the catalog), with a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+CATALOG = b"<< /Type /Catalog /Pages 2 0 R /Extra 4 0 R >>"
+PAGES = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
+PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << >> >>"
+HOSTILE_STRUCTURES = {
+    # 200,000 nested arrays: a recursive parser without a depth limit would exhaust its stack
+    "nested-arrays": raw_pdf([CATALOG, PAGES, PAGE, b"[" * 200_000 + b"]" * 200_000]),
+    "nested-dictionaries": raw_pdf([CATALOG, PAGES, PAGE, b"<< /A " * 100_000 + b">>" * 100_000]),
+    # a page tree that is its own kid: a naive walk never ends
+    "page-tree-loop": raw_pdf([CATALOG, b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>", PAGE, b"null"]),
+    # a stream whose /Length is the stream itself
+    "self-referencing-length": raw_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", PAGES,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << >> /Contents 4 0 R >>",
+        b"<< /Length 4 0 R >>\nstream\nBT ET\nendstream"]),
+}
+
+
 def zip_bytes(members: list[tuple[str, bytes, int]]) -> bytes:
     """A zip of ``(name, data, compression)`` members, in that order."""
     buffer = io.BytesIO()

@@ -23,7 +23,7 @@ HEADER_WINDOW = 1024
 """The PDF header may follow up to a KiB of junk (ISO 32000-1 Annex H); the trailer's %%EOF sits in the last KiB."""
 
 SHOWN_PROBLEMS = 3
-_STREAM_NAME = re.compile(r"stream <[^>]*>:?\s*")
+_STREAM_NAME = re.compile(r"stream <[^>]*>[:,]?\s*")
 _PERMISSIONS = (
     "accessibility", "extract", "modify_annotation", "modify_assembly", "modify_form", "modify_other",
     "print_lowres", "print_highres",

@@ -123,3 +123,34 @@ def test_unknown_parameters_and_empty_months_are_header_exceptions(client, world
 def test_hostile_dates_are_4xx_never_5xx(client, world, value):
     answer = client.get("/r51/reports/ir", params=params(world, begin_date=value, end_date="2026-01"))
     assert 400 <= answer.status_code < 500
+
+
+def test_no_counter_route_but_status_answers_without_credentials(client):
+    from preservation.access.web import counter_api
+
+    checked = 0
+    for route in counter_api.router.routes:
+        if route.path in ("/r51/status", "/r51/reports/{report_id}"):
+            continue
+        answer = client.get(route.path)
+        assert (answer.status_code, answer.json()["Code"]) == (400, 1030), route.path
+        checked += 1
+    assert checked == 5
+
+
+def test_an_unknown_report_is_a_json_404(client, world):
+    answer = client.get("/r51/reports/pr", params=params(world, begin_date="2026-01", end_date="2026-01"))
+    assert answer.status_code == 404 and answer.json()["Code"] == 3000
+
+
+def test_the_harvesting_key_is_masked_in_the_access_log(world):
+    import httpx
+
+    from .live import running_service
+    from .test_credentials_in_urls import logged_lines
+
+    key = world.tokens["alice"]
+    with running_service(world.repo) as url, logged_lines() as lines:
+        answer = httpx.get(f"{url}/r51/reports/tr", params=params(world, begin_date="2026-01", end_date="2026-01"))
+    assert answer.status_code == 200
+    assert lines and not any(key in line for line in lines) and "api_key=***" in lines[0]

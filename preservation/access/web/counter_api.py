@@ -13,6 +13,7 @@ travel in the Report_Header's Exceptions, as the COUNTER API specifies.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +39,17 @@ REPORT_PARAMETERS = {
            "granularity", "database"},
 }
 FIRST_MONTH = "2000-01"
+
+
+def _documented(names: Iterable[str], required: Iterable[str] = ()) -> dict:
+    """The OpenAPI parameters of a route that reads its query itself (to answer COUNTER exceptions, not 422s)."""
+    return {"parameters": [{"name": name, "in": "query", "required": name in required, "schema": {"type": "string"}}
+                           for name in names]}
+
+
+def _report_parameters(key: str) -> dict:
+    return _documented(("customer_id", "requestor_id", "api_key", "platform", *sorted(REPORT_PARAMETERS[key])),
+                       required=("customer_id", "begin_date", "end_date"))
 
 
 def platform_name() -> str:
@@ -91,7 +103,8 @@ def status(request: Request) -> JSONResponse:
                           "Service_Active": True}])
 
 
-@router.get("/members", summary="The institutions this key may harvest")
+@router.get("/members", summary="The institutions this key may harvest",
+            openapi_extra=_documented(CREDENTIALS, required=("customer_id",)))
 def members(request: Request) -> JSONResponse:
     params = _single(request)
     if isinstance(params, JSONResponse):
@@ -106,7 +119,8 @@ def members(request: Request) -> JSONResponse:
                          for lib in libraries])
 
 
-@router.get("/reports", summary="The reports this service supports")
+@router.get("/reports", summary="The reports this service supports",
+            openapi_extra=_documented(CREDENTIALS, required=("customer_id",)))
 def reports(request: Request) -> JSONResponse:
     params = _single(request)
     if isinstance(params, JSONResponse):
@@ -141,16 +155,24 @@ def _report(request: Request, key: str) -> JSONResponse:
     return JSONResponse(counter.build_report(repo_of(request), req, created_by=platform_name()))
 
 
-@router.get("/reports/tr", summary="Title Report")
+@router.get("/reports/tr", summary="Title Report", openapi_extra=_report_parameters("tr"))
 def title_report(request: Request) -> JSONResponse:
     return _report(request, "tr")
 
 
-@router.get("/reports/ir", summary="Item Report")
+@router.get("/reports/ir", summary="Item Report", openapi_extra=_report_parameters("ir"))
 def item_report(request: Request) -> JSONResponse:
     return _report(request, "ir")
 
 
-@router.get("/reports/dr", summary="Database Report")
+@router.get("/reports/dr", summary="Database Report", openapi_extra=_report_parameters("dr"))
 def database_report(request: Request) -> JSONResponse:
     return _report(request, "dr")
+
+
+@router.get("/reports/{report_id}", summary="Any other report: not supported here")
+def other_report(report_id: str) -> JSONResponse:
+    # COUNTER 5.1 names no exception for an unknown report path; Release 5's 3000 says it plainly
+    return JSONResponse({"Code": 3000, "Message": "Report Not Supported",
+                         "Data": "this service delivers tr, ir and dr (GET /r51/reports lists them)"},
+                        status_code=404)

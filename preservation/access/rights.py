@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import AccessGrant, Entitlement, TriggerEvent
+from preservation.catalog.library_models import TitleEntitlement
 from preservation.catalog.models import Collection, Package, utcnow
 from preservation.errors import AccessRefused
 
@@ -202,3 +203,64 @@ def decide_by_policy(
 def _years(ranges: Iterable[YearRange]) -> str:
     return ", ".join(str(r) for r in ranges)
 
+
+
+def _date_within(when: str, first: str, last: str) -> bool:
+    """Whether ISO date text ``when`` (YYYY, YYYY-MM or YYYY-MM-DD) falls in ``first``..``last`` ("" is open).
+
+    Dates of different precision are compared on what both state: an item of
+    ``2019`` is within a range starting ``2019-06``.
+    """
+    if first and when[:len(first)] < first[:len(when)]:
+        return False
+    return not last or when[:len(last)] <= last[:len(when)]
+
+
+def title_entitlement_covering(session: Session, library_id: int, title_id: int | None,
+                               when: str) -> TitleEntitlement | None:
+    """The library's title entitlement (its own KBART row) covering the title at date ``when``, if any.
+
+    ``when`` is ISO date text; "" (an item with no date) is covered only by a
+    row open at both ends.
+    """
+    if title_id is None:
+        return None
+    rows = session.scalars(select(TitleEntitlement).where(
+        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title_id)
+        .order_by(TitleEntitlement.id))
+    for row in rows:
+        if when and _date_within(when, row.first_date, row.last_date):
+            return row
+        if not when and not row.first_date and not row.last_date:
+            return row
+    return None
+
+
+def decide_for_item(session: Session, library_id: int, collection: Collection, package: Package,
+                    item: Any, today: date | None = None) -> PolicyDecision:
+    """:func:`decide_by_policy` for one item of ``package``: in a ``pca`` collection, the library's title
+    entitlement covering the item's title at its publication date approves as well."""
+    decision = decide_by_policy(session, library_id, collection, package, today)
+    if decision.approve or collection.access_mode != MODE_PCA:
+        return decision
+    when = item.published or (str(item.year) if item.year is not None else "")
+    row = title_entitlement_covering(session, library_id, item.title_id, when)
+    if row is None:
+        return decision
+    return PolicyDecision(True, f"title entitlement {row.id} covers this item ({when or 'undated'})", [None])
+
+
+def decide_for_title(session: Session, library_id: int, collection: Collection, title: Any,
+                     today: date | None = None) -> PolicyDecision:
+    """:func:`decide_by_policy` for a whole title: in a ``pca`` collection a title entitlement of the library
+    approves too (for the dates it covers)."""
+    decision = decide_by_policy(session, library_id, collection, None, today)
+    if decision.approve or collection.access_mode != MODE_PCA:
+        return decision
+    row = session.scalars(select(TitleEntitlement).where(
+        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title.id)
+        .order_by(TitleEntitlement.id).limit(1)).first()
+    if row is None:
+        return decision
+    span = f"{row.first_date or '…'} to {row.last_date or 'now'}"
+    return PolicyDecision(True, f"title entitlement {row.id} covers {span}", [None])

@@ -21,6 +21,7 @@ from .library import library
 from .node import node
 from .restore import restore
 from .scheduler import scheduler
+from .search import search_
 from .serve import serve
 from .status import status
 from .trigger import trigger
@@ -62,6 +63,7 @@ COMMANDS: list[click.Command] = [
     init, catalog, node, collection, ingest, audit, challenge, restore, status, events, bag,  # preservation
     jobs, worker, scheduler,  # the system that runs itself
     library, entitlement, trigger, access, usage, serve,  # access to dark content
+    search_,  # titles and items
 ]
 for command in COMMANDS:
     cli.add_command(command)

@@ -7,6 +7,7 @@ import preservation.catalog.access_models  # noqa: F401  (registers the access t
 import preservation.catalog.library_models  # noqa: F401  (titles, items)
 import preservation.catalog.format_models  # noqa: F401  (file formats)
 from preservation.catalog.models import Base
+from preservation.catalog.search_tables import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -15,13 +16,15 @@ target_metadata = Base.metadata
 def run_migrations() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -1,0 +1,74 @@
+"""The search index: database objects that only migration 0007 describes, not the models.
+
+Search (:mod:`preservation.search`) finds titles and items by any run of
+characters of their titles, Chinese included, which no SQLAlchemy type
+describes:
+
+* **SQLite** — two FTS5 tables with the ``trigram`` tokenizer, kept in step
+  with ``items`` and ``titles`` by triggers (so the metadata analyser's bulk
+  Core inserts, cascaded deletes and updates all reach them).  They are
+  *contentless* (``content=''``): the text lives once, in ``items`` and
+  ``titles``; the index holds only trigrams.  Each indexed value ends with
+  :data:`END` so that every two-character run of a value, the last one too,
+  begins some trigram: two-character queries (``物理``) are answered from the
+  index's vocabulary (``*_vocab`` tables) instead of a scan.
+* **PostgreSQL** — ``pg_trgm`` GIN indexes (``gin_trgm_ops``) on the same
+  columns for ``ILIKE`` of three characters or more, and GIN indexes on
+  :data:`BIGRAM_FUNCTION` (the distinct two-character runs of a text, lower
+  case) for two-character queries, which trigrams cannot serve.
+
+``include_object`` tells alembic's comparison (``env.py`` and
+``tests/test_catalog_schema.py``) to leave these objects alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+END = "\ue000"  # a private-use character closing every indexed value (SQLite); never a query character
+END_SQL = "char(57344)"  # the same character in SQLite's SQL
+
+ITEMS_FTS = "search_items"  # columns item_title, authors; rowid = items.id
+TITLES_FTS = "search_titles"  # columns title, title_transliterated, title_english; rowid = titles.id
+ITEM_COLUMNS = ("item_title", "authors")
+TITLE_COLUMNS = ("title", "title_transliterated", "title_english")
+FTS_SHADOW_SUFFIXES = ("_data", "_idx", "_config", "_docsize", "_content")
+
+BIGRAM_FUNCTION = "search_bigrams"
+
+# PostgreSQL indexes: name -> (table, column, kind) with kind "trgm" or "bigram"
+PG_INDEXES = {
+    "ix_search_items_title_trgm": ("items", "item_title", "trgm"),
+    "ix_search_items_authors_trgm": ("items", "authors", "trgm"),
+    "ix_search_items_title_bigram": ("items", "item_title", "bigram"),
+    "ix_search_items_authors_bigram": ("items", "authors", "bigram"),
+    "ix_search_titles_title_trgm": ("titles", "title", "trgm"),
+    "ix_search_titles_translit_trgm": ("titles", "title_transliterated", "trgm"),
+    "ix_search_titles_english_trgm": ("titles", "title_english", "trgm"),
+    "ix_search_titles_title_bigram": ("titles", "title", "bigram"),
+    "ix_search_titles_translit_bigram": ("titles", "title_transliterated", "bigram"),
+    "ix_search_titles_english_bigram": ("titles", "title_english", "bigram"),
+}
+
+
+def _fts_names() -> set[str]:
+    names = set()
+    for base in (ITEMS_FTS, TITLES_FTS):
+        names.add(base)
+        names.add(f"{base}_vocab")
+        names.update(base + suffix for suffix in FTS_SHADOW_SUFFIXES)
+    return names
+
+
+SEARCH_TABLES = frozenset(_fts_names())
+ISBN_INDEX = "ix_search_items_isbn"  # both dialects: a book's exact ISBN lookup
+SEARCH_INDEXES = frozenset(PG_INDEXES) | {ISBN_INDEX}
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """alembic's ``include_object`` hook: False for the search index's own tables and indexes."""
+    if type_ == "table" and name in SEARCH_TABLES:
+        return False
+    if type_ == "index" and name in SEARCH_INDEXES:
+        return False
+    return True

@@ -294,8 +294,12 @@ class ZipDelivery(ArchiveDelivery):
         self._members = ZipMembers()
         with MemberIndex(self, findings, totals) as index:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                directory = find_central_directory(self._fd, os.fstat(self._fd).st_size)
+                # non-blocking: a FIFO put in the archive's place must not hang the open
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                status = os.fstat(self._fd)
+                if not stat.S_ISREG(status.st_mode):
+                    raise ZipFormatError("the archive is no longer a regular file")
+                directory = find_central_directory(self._fd, status.st_size)
                 self._read_directory(index, findings, directory)
                 # a member never produces more than its declared size (zipdir checks): their sum bounds the expansion
                 self._meter().add(totals.bytes)

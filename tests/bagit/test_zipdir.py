@@ -390,3 +390,12 @@ def test_names_are_judged_on_their_raw_bytes(tmp_path: Path, name: bytes, flags:
     path = tmp_path / "d.zip"
     path.write_bytes(body + central + other_central + end_records(2, len(central) + len(other_central), len(body)))
     assert codes_of(path) == codes
+
+
+def test_a_fifo_in_place_of_the_archive_is_refused_without_hanging(tmp_path: Path) -> None:
+    path = tmp_path / "d.zip"
+    path.write_bytes(stored_zip(MEMBERS))
+    with open_delivery(path) as delivery:  # opened as a file, then the file is swapped for a FIFO
+        path.unlink()
+        os.mkfifo(path)
+        assert set(delivery.check().codes()) == UNREADABLE

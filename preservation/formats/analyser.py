@@ -117,7 +117,7 @@ class FormatAnalyser:
         for code, count in sorted(listed.items()):
             if count > LISTED:
                 codes.note(findings, codes.FORMAT_MORE, f"{count - LISTED} more file(s) with {code}", None,
-                           code=code, more=count - LISTED, files=count)
+                           finding=code, more=count - LISTED, files=count)
 
     def _validate(self, bag_root: str) -> None:
         policy = self.policy
@@ -197,7 +197,7 @@ class FormatAnalyser:
                        package_id=package_id, encrypted=validation.encrypted, drm=validation.drm)
         if len(locked) > LISTED:
             codes.note(findings, codes.FORMAT_MORE, f"{len(locked) - LISTED} more encrypted or DRM-locked file(s)",
-                       None, code=codes.FORMAT_LOCKED, more=len(locked) - LISTED, package_id=package_id)
+                       None, finding=codes.FORMAT_LOCKED, more=len(locked) - LISTED, package_id=package_id)
         summary: dict[str, Any] = {
             "files": len(self._identified), "tool": f"{signatures_.tool} {signatures_.tool_version}",
             "signature_version": signatures_.signature_version, "by_basis": dict(sorted(bases.items())),

@@ -111,11 +111,11 @@ def test_a_repeated_parameter_is_refused(client, world):
 
 def test_unknown_parameters_and_empty_months_are_header_exceptions(client, world):
     answer = client.get("/r51/reports/tr", params=params(world, begin_date="2001-01", end_date="2001-01",
-                                                          frobnicate="1"))
+                                                          frobnicate="1", item_id="10.1/x"))
     assert answer.status_code == 200
     header = answer.json()["Report_Header"]
     assert [(e["Code"], e.get("Data")) for e in header["Exceptions"]] == \
-        [(3050, "frobnicate"), (3030, "no usage from 2001-01 to 2001-01")]
+        [(3050, "frobnicate, item_id"), (3030, "no usage from 2001-01 to 2001-01")]
     assert answer.json()["Report_Items"] == []
 
 

@@ -29,14 +29,15 @@ router = APIRouter(prefix="/r51", tags=["COUNTER API 5.1"])
 
 PLATFORM_VARIABLE = "PRESERVE_COUNTER_PLATFORM"  # the platform name reports carry (default "preserve")
 CREDENTIALS = ("customer_id", "requestor_id", "api_key", "platform")
+# the parameters each report understands; any other (item_id, database, author …) is named in a 3050 warning
+# and ignored, as the COUNTER API asks of a parameter a server does not support
 REPORT_PARAMETERS = {
     "tr": {"begin_date", "end_date", "metric_type", "data_type", "access_type", "access_method", "yop",
-           "attributes_to_show", "granularity", "item_id"},
+           "attributes_to_show", "granularity"},
     "ir": {"begin_date", "end_date", "metric_type", "data_type", "access_type", "access_method", "yop",
-           "attributes_to_show", "granularity", "item_id", "include_parent_details", "include_component_details",
-           "author"},
+           "attributes_to_show", "granularity", "include_parent_details", "include_component_details"},
     "dr": {"begin_date", "end_date", "metric_type", "data_type", "access_method", "attributes_to_show",
-           "granularity", "database"},
+           "granularity"},
 }
 FIRST_MONTH = "2000-01"
 

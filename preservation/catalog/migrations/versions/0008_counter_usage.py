@@ -1,7 +1,7 @@
 """usage events carry what COUNTER Release 5.1 counts: metric, item, title, visitor, session, month
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06 04:45:00
 
 ``usage_events`` gains ``metric`` (investigation or request), ``item_id`` and
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

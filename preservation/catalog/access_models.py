@@ -49,6 +49,8 @@ USAGE_VIEW = "view"  # a package's contents were listed
 USAGE_DOWNLOAD = "download"  # bytes of a file (or a whole package as zip) were sent
 USAGE_KINDS = (USAGE_VIEW, USAGE_DOWNLOAD)
 
+ITEM_ID = BigInteger().with_variant(Integer, "sqlite")  # as items.id (library_models)
+
 
 class Library(Base):
     """A member institution."""
@@ -145,7 +147,8 @@ class TriggerEvent(Base):
 
 
 class AccessRequest(Base):
-    """A library asks to read a collection (``package_id`` null) or one package."""
+    """A library asks to read a collection (``package_id`` null), one package, or in library terms a title
+    (``title_id``), one issue of it (``title_id``, ``issue_year``, ``volume`` and ``issue``) or one item."""
 
     __tablename__ = "access_requests"
     __table_args__ = (Index("ix_access_requests_library_state", "library_id", "state"),)
@@ -162,6 +165,12 @@ class AccessRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # item-level scope (migration 0009); all null for a collection or package request
+    title_id: Mapped[int | None] = mapped_column(ForeignKey("titles.id"), nullable=True)
+    item_id: Mapped[int | None] = mapped_column(ITEM_ID, ForeignKey("items.id"), nullable=True, index=True)
+    issue_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    volume: Mapped[str | None] = mapped_column(String(32), nullable=True)  # not null only for an issue
+    issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     library: Mapped[Library] = relationship()
     user: Mapped[AccessUser] = relationship()
@@ -174,6 +183,12 @@ class AccessGrant(Base):
 
     ``from_year``/``to_year`` (both null for no limit) narrow a collection
     grant to the packages of those years, as post-cancellation grants are.
+
+    A grant in library terms (migration 0009) opens only items, never a
+    whole package: ``item_id`` one item; ``title_id`` with ``volume`` and
+    ``issue`` not null one issue (of the year ``from_year`` = ``to_year``);
+    ``title_id`` alone the title's items, narrowed by the years and by
+    ``first_date``/``last_date`` (ISO date text, "" open) when set.
     """
 
     __tablename__ = "access_grants"
@@ -191,6 +206,12 @@ class AccessGrant(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    title_id: Mapped[int | None] = mapped_column(ForeignKey("titles.id"), nullable=True)
+    item_id: Mapped[int | None] = mapped_column(ITEM_ID, ForeignKey("items.id"), nullable=True)
+    volume: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    last_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
     library: Mapped[Library] = relationship()
     collection: Mapped[Collection] = relationship()

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from preservation import codes
-from preservation.errors import ConfigError
+from preservation.errors import ConfigError, InvalidRequest
 from preservation.formats.validation import Validator
 from tests.formats import validation_samples as samples
 
@@ -212,3 +212,14 @@ def test_a_path_with_a_nul_is_unreadable(good_pdf):
     with Validator(workers=1) as validator:
         result = validator.validate(str(good_pdf) + "\x00.pdf", "pdf")
     assert result.outcome == "error" and result.codes == [codes.VALIDATION_UNREADABLE]
+
+
+def test_processes_can_start_ahead_of_the_first_file(good_pdf):
+    with Validator(workers=2) as validator:
+        validator.start()
+        pids = validator.process_ids
+        assert len(pids) == 2
+        assert validator.validate(good_pdf, "pdf").outcome == "valid"
+        assert validator.process_ids == pids and validator.stats()["processes_started"] == 2
+    with pytest.raises(InvalidRequest):
+        validator.start()  # closed

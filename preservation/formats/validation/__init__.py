@@ -12,7 +12,7 @@ Public API::
     kind_for(puid, mime, name) -> str | None
     Validator(time_limit_s, memory_limit_bytes, workers=2, *, check_modules=(), files_per_process=1000)
         .validate_many(iterable of (key, path, kind)) -> iterator of (key, Validation)
-        .validate(path, kind) -> Validation;  .stats();  .peak_rss_bytes;  .process_ids;  .close()
+        .validate(path, kind) -> Validation;  .start();  .stats();  .peak_rss_bytes;  .process_ids;  .close()
     Validation(kind, outcome, encrypted, drm, details, findings); .codes; .finding_list(path); .to_dict()
 """
 

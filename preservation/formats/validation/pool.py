@@ -239,6 +239,18 @@ class Validator:
             "time_limit_s": self.time_limit_s,
         }
 
+    def start(self) -> None:
+        """Start every validating process now, without waiting for them.
+
+        They load their libraries (a few tenths of a second each) while the
+        caller does other work, bagging for instance; otherwise they start
+        on the first file that needs one.
+        """
+        if self._closed:
+            raise InvalidRequest("this validator is closed")
+        while len(self._processes) < self.workers:
+            self._spawn()
+
     def validate(self, path: str | os.PathLike[str], kind: str) -> Validation:
         """Validate one file (a convenience over :meth:`validate_many`)."""
         ((_, validation),) = list(self.validate_many([(None, path, kind)]))

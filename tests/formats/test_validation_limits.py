@@ -223,3 +223,23 @@ def test_processes_can_start_ahead_of_the_first_file(good_pdf):
         assert validator.process_ids == pids and validator.stats()["processes_started"] == 2
     with pytest.raises(InvalidRequest):
         validator.start()  # closed
+
+
+def test_a_ctrl_c_meant_for_the_parent_does_not_end_a_check(tmp_path):
+    waiting = tmp_path / "waiting.bin"
+    waiting.write_bytes(b"x")
+    with Validator(time_limit_s=3, workers=1, check_modules=[HOSTILE]) as validator:
+
+        def interrupt_when_started() -> None:
+            started = tmp_path / "waiting.bin.started"
+            deadline = time.monotonic() + 60
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.kill(validator.process_ids[0], signal.SIGINT)
+
+        interrupter = threading.Thread(target=interrupt_when_started)
+        interrupter.start()
+        result = validator.validate(waiting, "await_kill")
+        interrupter.join()
+    # the process ignored SIGINT and was stopped by the limit, not reported as crashed
+    assert result.outcome == "limit" and result.codes == [codes.VALIDATION_TIME_LIMIT]

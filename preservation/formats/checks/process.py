@@ -31,6 +31,7 @@ import json
 import math
 import os
 import resource
+import signal
 import stat
 import sys
 import time
@@ -131,6 +132,9 @@ def _send(fd: int, answer: dict[str, Any]) -> None:
 
 def serve(hello: dict[str, Any]) -> None:
     """Answer requests on stdin until it closes (called by the parent's bootstrap with its first line)."""
+    # an operator's Ctrl-C is for the parent, which ends its processes itself (a check interrupted here
+    # would be reported as a crash of the file)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

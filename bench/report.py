@@ -132,6 +132,7 @@ def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list
 def render(
     *, command: str, info: dict[str, str], corpora: list[str], comparisons: list[Comparison],
     catalog: list[CatalogScale], skipped: list[Skipped], s3_output: str | None, profiles: list[str],
+    validation_output: str | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -232,6 +233,12 @@ def render(
         ]
     if s3_output:
         out += ["## S3 throughput", "", "Output of `bench/bench_s3.py`:", "", "```", s3_output.strip(), "```", ""]
+    if validation_output:
+        out += ["## Format validation", "",
+                "Output of `bench/bench_validation.py`: wall-clock time per validated file through two validating",
+                "processes started before the clock, and the peak resident set of any validating process (each is",
+                "bounded by its address-space limit). See docs/validation.md.", "",
+                "```", validation_output.strip(), "```", ""]
     if skipped:
         out += ["## Not measured", "", *[f"- {s.benchmark}: {s.reason}" for s in skipped], ""]
     if profiles:

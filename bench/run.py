@@ -2,7 +2,7 @@
 
     python -m bench.run [--size S,M,L] [--scale F] [--only NAME,...] [--rows N] [--profile]
 
-Benchmarks: ingest, bag, audit, catalog, s3.  Defaults finish in a few
+Benchmarks: ingest, bag, audit, catalog, s3, validation.  Defaults finish in a few
 minutes on two cores; ``--scale 1`` runs the full corpora and ``--rows``
 sets the catalog's file rows (1,000,000 by default; `--rows 10000000` for the full figure).
 """
@@ -27,7 +27,7 @@ from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_bus
 from bench.report import headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
-BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3")
+BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation")
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
@@ -80,6 +80,7 @@ class Suite:
         self.catalog: list[CatalogScale] = []
         self.skipped: list[Skipped] = []
         self.s3_output: str | None = None
+        self.validation_output: str | None = None
         self.profiles: list[str] = []
 
     def attempt(self, name: str, work: Callable[[], None]) -> None:
@@ -117,6 +118,16 @@ def _s3(suite: Suite, size_mib: int) -> None:
         suite.skipped.append(Skipped("s3", f"bench_s3 exited {code}"))
     else:
         suite.s3_output = buffer.getvalue()
+
+
+def _validation(suite: Suite) -> None:
+    from bench import bench_validation
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        bench_validation.main([])
+    print(buffer.getvalue(), end="")
+    suite.validation_output = buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,13 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         suite.attempt("catalog scale", catalog)
     if "s3" in args.only:
         suite.attempt("s3", lambda: _s3(suite, args.s3_mib))
+    if "validation" in args.only:
+        suite.attempt("validation", lambda: _validation(suite))
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
     text = render(command=command, info=info,
                   corpora=[f"{c.label}: {human_size(c.total_bytes)}" for c in corpora.values()],
                   comparisons=suite.comparisons, catalog=suite.catalog, skipped=suite.skipped,
-                  s3_output=suite.s3_output, profiles=suite.profiles)
+                  s3_output=suite.s3_output, profiles=suite.profiles,
+                  validation_output=suite.validation_output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     (OUT_DIR / "results.json").write_text(json.dumps({

@@ -203,7 +203,6 @@ def register(
         s.flush()
         for batch in _file_rows(package_id, bag):
             s.execute(insert(PackageFile.__table__), batch)  # Core insert: no per-row ORM work
-        learnt, found = analysis.register(s, package_id) if analysis is not None else ({}, None)
         label = repo.policy.label
         common = {"agent": agent, "package_id": package_id, "policy": label}
         events.record_event(s, events.INGESTION, events.SUCCESS, **common,
@@ -215,6 +214,8 @@ def register(
         events.record_event(s, events.VALIDATION, events.SUCCESS, **common,
                             detail={"bagit_version": bag.version, "payload_oxum": bag.payload_oxum,
                                     "profile": None if source_kind == "bag" else PROFILE.name})
+        # what the analysers learnt (their rows, their events) follows the package's own ingestion events
+        learnt, found = analysis.register(s, package_id) if analysis is not None else ({}, None)
         replicas = []
         held: list[claims.Claim] = []
         for node in chosen:

@@ -38,8 +38,10 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from lxml import etree
+from sqlalchemy import select
 
 from preservation.catalog.files import iter_package_files
+from preservation.catalog.format_models import FileFormat
 from preservation.catalog.models import Event, Package
 from preservation.errors import NotFound
 from preservation.events import event_to_dict, iter_events
@@ -66,6 +68,7 @@ EVENT_TYPE_CODES = {
     "policy assignment": "poa",
     "deletion": "del",
     "metadata modification": "mem",
+    "format identification": "for",
 }
 HASH_FUNCTIONS = {"sha256": ("SHA-256", "sha256"), "sha512": ("SHA-512", "sha512")}
 AGENT_TYPES = {"software": "sof", "person": "per"}
@@ -135,7 +138,9 @@ def package_entity(package: Package) -> etree._Element:
     return obj
 
 
-def file_object(package_id: str, path: str, size: int, digests: dict[str, str]) -> etree._Element:
+def file_object(package_id: str, path: str, size: int, digests: dict[str, str],
+                identified: FileFormat | None = None) -> etree._Element:
+    """A file's PREMIS object; with ``identified`` (its format record) the PRONOM format and its inhibitors."""
     obj = _el("object", **{f"{{{XSI_NS}}}type": "premis:file"})
     _identifier(obj, "objectIdentifier", "local", PackageLayout(package_id).key(path))
     chars = _sub(obj, "objectCharacteristics")
@@ -148,15 +153,43 @@ def file_object(package_id: str, path: str, size: int, digests: dict[str, str]) 
              valueURI=f"{VOCAB}/cryptographicHashFunctions/{code}")
         _sub(fixity, "messageDigest", value)
     _sub(chars, "size", str(size))
-    fmt = _sub(chars, "format")
-    designation = _sub(fmt, "formatDesignation")
-    _sub(designation, "formatName", mimetypes.guess_type(path)[0] or "application/octet-stream")
+    if identified is not None and identified.puid:
+        _format_of(chars, identified)
+    else:
+        fmt = _sub(chars, "format")
+        designation = _sub(fmt, "formatDesignation")
+        _sub(designation, "formatName", mimetypes.guess_type(path)[0] or "application/octet-stream")
+        if identified is not None:
+            _sub(fmt, "formatNote", f"not identified: no PRONOM signature matches ({identified.tool} "
+                                    f"{identified.tool_version}, signatures {identified.signature_version})")
     _sub(obj, "originalName", path)
     rel = _sub(obj, "relationship")
     _sub(rel, "relationshipType", "structural")
     _sub(rel, "relationshipSubType", "is included in")
     _identifier(rel, "relatedObjectIdentifier", "UUID", package_id)
     return obj
+
+
+def _format_of(chars: etree._Element, identified: FileFormat) -> None:
+    """PRONOM's format (name, version, PUID), how and by what it was identified, and what keeps it shut."""
+    fmt = _sub(chars, "format")
+    designation = _sub(fmt, "formatDesignation")
+    _sub(designation, "formatName", identified.format_name or identified.mime or identified.puid)
+    if identified.format_version:
+        _sub(designation, "formatVersion", identified.format_version)
+    registry = _sub(fmt, "formatRegistry")
+    _sub(registry, "formatRegistryName", "PRONOM")
+    _sub(registry, "formatRegistryKey", identified.puid)
+    _sub(registry, "formatRegistryRole", "identification")
+    _sub(fmt, "formatNote", f"MIME type {identified.mime or 'unknown'}; basis: {identified.basis}; by "
+                            f"{identified.tool} {identified.tool_version}, signatures {identified.signature_version}, "
+                            f"{_datetime(identified.identified_at)}")
+    if identified.validation:
+        _sub(fmt, "formatNote", f"validation ({identified.validation_kind}): {identified.validation}")
+    for locked, kind in ((identified.encrypted, "Encryption"), (identified.drm, "DRM: restricted permissions")):
+        if locked:
+            inhibitors = _sub(chars, "inhibitors")
+            _sub(inhibitors, "inhibitorType", kind)
 
 
 def event_element(ev: Event) -> etree._Element:
@@ -238,6 +271,15 @@ def _top(xf: Any, el: etree._Element) -> None:
     _emit(xf, el)
 
 
+def _formats_of(repo: Repository, package_id: str, first: str, last: str) -> dict[str, FileFormat]:
+    """The format records of a batch of the package's files (paths ``first`` to ``last``)."""
+    with repo.catalog.session() as s:
+        found = s.scalars(select(FileFormat).where(FileFormat.package_id == package_id, FileFormat.path >= first,
+                                                   FileFormat.path <= last)).all()
+        s.expunge_all()
+    return {f.path: f for f in found}
+
+
 def write_premis(repo: Repository, package_id: str, out: BinaryIO) -> dict[str, Any]:
     """Write the package's PREMIS document to ``out``; returns counts.  Raises NotFound."""
     with repo.catalog.session() as s:
@@ -254,9 +296,10 @@ def write_premis(repo: Repository, package_id: str, out: BinaryIO) -> dict[str, 
                         nsmap=nsmap):
             _top(xf, entity)
             for batch in iter_package_files(repo.catalog, package_id):
+                identified = _formats_of(repo, package_id, batch[0].path, batch[-1].path) if batch else {}
                 for row in batch:
                     _top(xf, file_object(package_id, row.path, row.size,
-                                         {"sha256": row.sha256, "sha512": row.sha512}))
+                                         {"sha256": row.sha256, "sha512": row.sha512}, identified.get(row.path)))
                     counts["files"] += 1
             with repo.catalog.session() as s:
                 for ev in iter_events(s, package_id=package_id):

@@ -22,6 +22,7 @@ from preservation.catalog.models import (
     Replica,
     utcnow,
 )
+from preservation.formats.report import locked_files
 from preservation.jobs.queue import DEAD, JOB_STATES
 from preservation.repository import Repository
 
@@ -78,6 +79,7 @@ def status(repo: Repository) -> dict[str, Any]:
         for state, count in s.execute(select(Job.state, func.count()).group_by(Job.state)):
             jobs[state] = count
         oldest = s.execute(select(func.min(Replica.verified_at))).scalar_one()
+        locked = locked_files(s)  # encrypted or DRM-locked: held, but they may not open later
         damaged = [
             {"package_id": pid, "name": name}
             for pid, name in s.execute(
@@ -102,5 +104,6 @@ def status(repo: Repository) -> dict[str, Any]:
         "dead_jobs": jobs.get(DEAD, 0),
         "dead_job_list": dead,
         "damaged_packages": damaged,
+        "locked_files": locked,
         "oldest_verification": _iso(oldest),
     }

@@ -15,6 +15,7 @@ from .collection import collection
 from .common import JSON_ERRORS, CLIState, fail
 from .entitlement import entitlement
 from .events import events
+from .formats import formats
 from .ingest import ingest
 from .jobs import jobs
 from .library import library
@@ -63,6 +64,7 @@ COMMANDS: list[click.Command] = [
     init, catalog, node, collection, ingest, audit, challenge, restore, status, events, bag,  # preservation
     jobs, worker, scheduler,  # the system that runs itself
     library, entitlement, trigger, access, usage, serve,  # access to dark content
+    formats,  # what the preserved bytes are
     search_,  # titles and items
 ]
 for command in COMMANDS:

@@ -34,5 +34,9 @@ def status(as_json: bool) -> None:
     if report["dead_job_list"]:
         table("dead jobs", ["id", "kind", "package", "last error"],
               [[j["id"], j["kind"], j["package_id"], (j["last_error"] or "")[:100]] for j in report["dead_job_list"]])
+    if report["locked_files"]["locked"]:
+        locked = report["locked_files"]
+        click.secho(f"{locked['locked']} file(s) encrypted or DRM-locked ({locked['encrypted']} encrypted, "
+                    f"{locked['drm']} DRM): see `preserve formats report`", fg="yellow", err=True)
     if report["dead_jobs"]:
         click.secho(f"{report['dead_jobs']} dead job(s): see `preserve jobs list --state dead`", fg="red", err=True)

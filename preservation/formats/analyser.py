@@ -208,7 +208,8 @@ class FormatAnalyser:
             summary["validation_peak_rss_bytes"] = self._stats.get("peak_rss_bytes", 0)
         if self._identified:
             events.record_event(session, FORMAT_IDENTIFICATION, events.WARNING if locked else events.SUCCESS,
-                                agent=f"{signatures_.tool} {signatures_.tool_version}", package_id=package_id,
+                                agent=f"{events.SYSTEM_AGENT} ({signatures_.tool} {signatures_.tool_version})",
+                                package_id=package_id,
                                 detail={**summary, "locked_files": locked[:LISTED]})
         return summary
 

@@ -137,7 +137,7 @@ def test_an_event_records_what_identification_found(repo, ingested):
         (event,) = s.scalars(select(Event).where(Event.package_id == ingested["package_id"],
                                                  Event.event_type == FORMAT_IDENTIFICATION)).all()
         assert event.outcome == "warning"  # a locked file
-        assert event.agent.startswith("fido ")
+        assert event.agent.startswith("preserve (fido ")  # this system's software agent, naming the tool
         assert event.detail["locked_files"] == ["data/articles/encrypted.pdf"]
         assert event.detail["signature_version"].startswith("v")
 

@@ -39,9 +39,8 @@ from preservation.access.counter_counts import (
     Catalogue,
     Cell,
     Counts,
-    count_items,
-    count_titles,
     find_library,
+    tally,
     yop_text,
 )
 from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF, Library
@@ -89,6 +88,22 @@ _DATE_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])(?:-([0-9]{2}))?")
 _YOP_RE = re.compile(r"([0-9]{4})(?:-([0-9]{4}))?")
 FIRST_YEAR, LAST_YEAR = 1970, 9998
 MAX_MONTHS = 120  # ten years of months in one report
+SHOWN = 60  # characters of a caller's value named back in an exception
+
+# the filter values of COUNTER 5.1 (Data_Type per report; Access_Type; Access_Method)
+DATA_TYPES = {
+    "tr": ("Book", "Conference", "Journal", "Newspaper_or_Newsletter", "Other", "Patent", "Reference_Work", "Report",
+           "Standard", "Thesis_or_Dissertation", "Unspecified"),
+    "ir": ("Article", "Audiovisual", "Book_Segment", "Conference_Item", "Database_Full_Item", "Dataset", "Image",
+           "Interactive_Resource", "Multimedia", "News_Item", "Other", "Patent", "Reference_Item", "Report",
+           "Software", "Sound", "Standard", "Thesis_or_Dissertation", "Unspecified"),
+    "dr": ("Audiovisual", "Book", "Conference", "Database_Full_Item", "Image", "Interactive_Resource", "Journal",
+           "Multimedia", "Newspaper_or_Newsletter", "Other", "Patent", "Reference_Work", "Report", "Sound",
+           "Standard", "Thesis_or_Dissertation", "Unspecified", "Database_Aggregated", "Database_AI",
+           "Database_Full"),
+}
+ACCESS_TYPES = ("Controlled", "Open", "Free_To_Read")
+ACCESS_METHODS = ("Regular", "TDM")
 
 
 def counter_exception(code: int, data: str = "") -> dict[str, Any]:
@@ -135,7 +150,7 @@ def _parse_date(text: str | None, name: str, *, at_end: bool) -> date:
         raise refused(1030, f"{name} is required (yyyy-mm or yyyy-mm-dd)")
     match = _DATE_RE.fullmatch(text)
     if not match:
-        raise refused(3020, f"{name} {text!r}: use yyyy-mm or yyyy-mm-dd")
+        raise refused(3020, f"{name} {_shown([text])!r}: use yyyy-mm or yyyy-mm-dd")
     year, month = int(match.group(1)), int(match.group(2))
     if not FIRST_YEAR <= year <= LAST_YEAR:
         raise refused(3020, f"{name} {text!r}: the year must be between {FIRST_YEAR} and {LAST_YEAR}")
@@ -185,6 +200,12 @@ class ReportRequest:
     filters_shown: dict[str, Any] = field(default_factory=dict)
 
 
+def _shown(values: list[str]) -> str:
+    """Outside values named back in an exception: pipe-joined, cut short (the caller's text is not echoed whole)."""
+    text = "|".join(values)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split("|") if v.strip()]
 
@@ -202,13 +223,18 @@ def build_request(report: str, library_code: str, period: Period, params: dict[s
         wanted = _split(params["metric_type"])
         bad = [m for m in wanted if m not in METRIC_TYPES]
         if bad:
-            req.exceptions.append(counter_exception(3060, f"metric_type: {'|'.join(bad)}"))
+            req.exceptions.append(counter_exception(3060, f"metric_type: {_shown(bad)}"))
         req.metric_types = tuple(m for m in METRIC_TYPES if m in wanted)
-        req.filters_shown["Metric_Type"] = list(req.metric_types) or wanted
-    for name, key in (("data_type", "data_types"), ("access_type", "access_types"),
-                      ("access_method", "access_methods")):
+        req.filters_shown["Metric_Type"] = list(req.metric_types)
+    for name, key, known in (("data_type", "data_types", DATA_TYPES[report]),
+                             ("access_type", "access_types", ACCESS_TYPES),
+                             ("access_method", "access_methods", ACCESS_METHODS)):
         if name in params:
-            values = tuple(_split(params[name]))
+            wanted = _split(params[name])
+            bad = [v for v in wanted if v not in known]
+            if bad:
+                req.exceptions.append(counter_exception(3060, f"{name}: {_shown(bad)}"))
+            values = tuple(v for v in known if v in wanted)
             setattr(req, key, values)
             req.filters_shown["_".join(w.capitalize() for w in name.split("_"))] = list(values)
     if "yop" in params and report != "dr":
@@ -216,22 +242,22 @@ def build_request(report: str, library_code: str, period: Period, params: dict[s
         for part in _split(params["yop"]):
             match = _YOP_RE.fullmatch(part)
             if not match:
-                raise refused(3020, f"yop {part!r}: use yyyy or yyyy-yyyy")
+                raise refused(3020, f"yop {_shown([part])}: use yyyy or yyyy-yyyy")
             low = int(match.group(1))
             high = int(match.group(2) or low)
             if high < low:
-                raise refused(3020, f"yop {part!r}: the range ends before it starts")
+                raise refused(3020, f"yop {_shown([part])}: the range ends before it starts")
             ranges.append((low, high))
         req.yops = tuple(ranges)
-        req.filters_shown["YOP"] = _split(params["yop"])
+        req.filters_shown["YOP"] = [f"{low}" if low == high else f"{low}-{high}" for low, high in ranges]
     if "attributes_to_show" in params:
         wanted = _split(params["attributes_to_show"])
         bad = [a for a in wanted if a not in ATTRIBUTES[report]]
         if bad:
-            req.exceptions.append(counter_exception(3062, f"attributes_to_show: {'|'.join(bad)}"))
+            req.exceptions.append(counter_exception(3062, f"attributes_to_show: {_shown(bad)}"))
         req.attributes = tuple(a for a in ATTRIBUTES[report] if a in wanted)
     if params.get("granularity", "Month") != "Month":
-        req.exceptions.append(counter_exception(3062, f"granularity: {params['granularity']} (only Month)"))
+        req.exceptions.append(counter_exception(3062, f"granularity: {_shown([params['granularity']])} (only Month)"))
     if report == "ir" and params.get("include_parent_details", "False") != "False":
         req.exceptions.append(counter_exception(3062, "include_parent_details: only False"))
     if report == "ir" and params.get("include_component_details", "False") != "False":
@@ -309,8 +335,7 @@ def build_report(repo: Repository, req: ReportRequest, *, created_by: str = DEFA
     with repo.catalog.session() as s:
         library = find_library(s, req.library_code)
         by_yop = "YOP" in req.attributes or req.yops is not None
-        cells = count_items(s, library.id, ready) if ready else {}
-        titles = count_titles(s, library.id, ready, by_yop=by_yop) if ready and req.report != "ir" else {}
+        cells, titles = tally(s, library.id, ready, by_yop=by_yop) if ready else ({}, {})
         catalogue = Catalogue.load(s, cells)
         items = {"tr": _title_items, "ir": _item_items, "dr": _database_items}[req.report](req, cells, titles,
                                                                                            catalogue)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import String, cast, distinct, func, literal, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import Library, UsageEvent
@@ -64,83 +64,81 @@ def _item_key(item_id: int | None, package_id: str | None) -> str:
 
 
 def _where(library_id: int | None, months: list[str]) -> list[Any]:
-    where = [UsageEvent.month.in_(months)]
+    """The events of ``months`` (consecutive, oldest first), of one library or all: a range of occurred_at."""
+    first = datetime.strptime(months[0], "%Y-%m")
+    last = datetime.strptime(months[-1], "%Y-%m")
+    end = datetime(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    where = [UsageEvent.occurred_at >= first, UsageEvent.occurred_at < end]
     if library_id is not None:
         where.append(UsageEvent.library_id == library_id)
     return where
 
 
-def _double_click_filtered(s: Session, where: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The events that count for Total_*: of two clicks by one visitor on one target within 30 s, the later."""
-    rows = s.execute(
-        select(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
-               UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.month,
-               UsageEvent.collection_id, UsageEvent.title_id)
-        .where(*where)
-        .order_by(UsageEvent.library_id, UsageEvent.visitor, UsageEvent.package_id, UsageEvent.path,
-                  UsageEvent.item_id, UsageEvent.metric, UsageEvent.occurred_at, UsageEvent.id)
-        .execution_options(yield_per=1000)
-    )
-    previous = None
-    for row in rows:
-        if previous is not None and not (row[:6] == previous[:6] and row[6] - previous[6] <= DOUBLE_CLICK):
-            yield previous
-        previous = row
-    if previous is not None:
-        yield previous
+TitleCounts = dict[tuple[int, str, str, str], list[int]]  # (library, month, title, YOP or "") → [inv, req]
 
 
-def count_items(s: Session, library_id: int | None, months: list[str]) -> dict[Cell, Counts]:
-    """Total and Unique_Item counts per cell (library, month, collection, title, item)."""
-    where = _where(library_id, months)
+def tally(s: Session, library_id: int | None, months: list[str], *,
+          by_yop: bool = False) -> tuple[dict[Cell, Counts], TitleCounts]:
+    """Every count of the months in one pass over their events, oldest first (the occurred_at index's order).
+
+    Returns the cells' Total and Unique_Item counts, and Unique_Title
+    investigations and requests per (library, month, title, YOP when
+    ``by_yop``).  Memory holds the cells and the current hour's clicks (for
+    the double-click filter) and (session, item) and (session, title) pairs:
+    a session is an hour, so a pair of an earlier hour can never recur.
+    """
+    wanted = set(months)
     cells: dict[Cell, Counts] = defaultdict(Counts)
-    for library, _, package_id, _, item_id, metric, _, month, collection_id, title_id in \
-            _double_click_filtered(s, where):
-        counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
-                            _item_key(item_id, package_id))]
+    titles: TitleCounts = defaultdict(lambda: [0, 0])
+    last_click: dict[tuple[Any, ...], tuple[datetime, Cell, bool]] = {}
+    seen: set[tuple[Any, ...]] = set()
+    hour = None
+    rows = s.execute(
+        select(UsageEvent.library_id, UsageEvent.occurred_at, UsageEvent.visitor, UsageEvent.session_id,
+               UsageEvent.package_id, UsageEvent.path, UsageEvent.item_id, UsageEvent.title_id,
+               UsageEvent.collection_id, UsageEvent.metric, UsageEvent.month, Item.year)
+        .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
+        .where(*_where(library_id, months))
+        .order_by(UsageEvent.occurred_at, UsageEvent.id)
+        .execution_options(yield_per=2000)
+    )
+    for library, at, visitor, session, package_id, path, item_id, title_id, collection_id, metric, month, year \
+            in rows:
+        if month not in wanted:  # recorded in another month than its instant says (never written so)
+            continue
+        this_hour = at.replace(minute=0, second=0, microsecond=0)
+        if this_hour != hour:
+            hour = this_hour
+            seen.clear()
+            horizon = at - DOUBLE_CLICK
+            last_click = {k: v for k, v in last_click.items() if v[0] >= horizon}
+        request = metric == "request"
+        title_key = _title_key(title_id, package_id)
+        cell = Cell(library, month, collection_id, title_key, _item_key(item_id, package_id))
+        counts = cells[cell]
         counts.inv += 1
-        counts.req += metric == "request"
-    for requests_only in (False, True):
-        cell_columns = (UsageEvent.library_id, UsageEvent.month, UsageEvent.collection_id, UsageEvent.title_id,
-                        UsageEvent.item_id, UsageEvent.package_id)
-        distinct_sessions = (
-            select(*cell_columns, UsageEvent.session_id)
-            .where(*where, *((UsageEvent.metric == "request",) if requests_only else ()))
-            .group_by(*cell_columns, UsageEvent.session_id)
-            .subquery()
-        )
-        c = distinct_sessions.c
-        rows = s.execute(
-            select(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id, func.count())
-            .group_by(c.library_id, c.month, c.collection_id, c.title_id, c.item_id, c.package_id)
-        )
-        for library, month, collection_id, title_id, item_id, package_id, n in rows:
-            counts = cells[Cell(library, month, collection_id, _title_key(title_id, package_id),
-                                _item_key(item_id, package_id))]
-            if requests_only:
-                counts.unique_req += n
-            else:
-                counts.unique_inv += n
-    return cells
-
-
-def count_titles(s: Session, library_id: int | None, months: list[str], *,
-                 by_yop: bool) -> dict[tuple[int, str, str, str], list[int]]:
-    """Unique_Title_Investigations and _Requests per (library, month, title, YOP or ""): distinct sessions."""
-    title_key = func.coalesce(literal("t") + cast(UsageEvent.title_id, String), literal("p") + UsageEvent.package_id)
-    groups = [UsageEvent.library_id, UsageEvent.month, title_key] + ([Item.year] if by_yop else [])
-    out: dict[tuple[int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for index, extra in ((0, ()), (1, (UsageEvent.metric == "request",))):
-        rows = s.execute(
-            select(*groups, func.count(distinct(UsageEvent.session_id)))
-            .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
-            .where(*_where(library_id, months), *extra)
-            .group_by(*groups)
-        )
-        for row in rows:
-            yop = yop_text(row[3]) if by_yop else ""
-            out[(row[0], row[1], row[2], yop)][index] = row[-1]
-    return out
+        counts.req += request
+        # the double-click filter: of two clicks within 30 s on one target, the earlier one is taken back
+        click = (library, visitor, package_id, path, item_id, metric)
+        before = last_click.get(click)
+        if before is not None and at - before[0] <= DOUBLE_CLICK:
+            earlier = cells[before[1]]
+            earlier.inv -= 1
+            earlier.req -= before[2]
+        last_click[click] = (at, cell, request)
+        # Unique_Item_* and Unique_Title_*: once per session (a request is an investigation too)
+        title = (library, month, title_key, yop_text(year) if by_yop else "")
+        for as_request in ((False, True) if request else (False,)):
+            if ("item", as_request, session, cell) not in seen:
+                seen.add(("item", as_request, session, cell))
+                if as_request:
+                    counts.unique_req += 1
+                else:
+                    counts.unique_inv += 1
+            if ("title", as_request, session, title) not in seen:
+                seen.add(("title", as_request, session, title))
+                titles[title][as_request] += 1
+    return cells, titles
 
 
 def yop_text(year: int | None) -> str:
@@ -245,8 +243,7 @@ def monthly_summary(repo: Repository, month: str, *, library_code: str | None = 
     """One month's rows per institution × title and × database (totals, unique title requests, bytes)."""
     with repo.catalog.session() as s:
         library_id = find_library(s, library_code).id if library_code else None
-        cells = count_items(s, library_id, [month])
-        titles = count_titles(s, library_id, [month], by_yop=False)
+        cells, titles = tally(s, library_id, [month])
         catalogue = Catalogue.load(s, cells)
         libraries = {lib.id: lib for lib in s.scalars(select(Library))}
         sizes: dict[tuple[int, str], int] = defaultdict(int)

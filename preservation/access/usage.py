@@ -67,7 +67,8 @@ class Client:
         return cls(ip=ip, user_agent=request.headers.get("user-agent", "")[:MAX_USER_AGENT])
 
 
-def _hash(text: str) -> str:
+def pseudonym(text: str) -> str:
+    """A SHA-256 hash of a visitor or session: what is stored instead of an address, user agent or user id."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -82,7 +83,7 @@ def visitor_of(principal: Principal, client: Client | None) -> str:
 
 def session_of(visitor: str, at: datetime) -> str:
     """COUNTER's surrogate session id: visitor + transaction date + hour of day (COUNTER 7.3), hashed."""
-    return _hash(f"{visitor}|{at:%Y-%m-%d|%H}")
+    return pseudonym(f"{visitor}|{at:%Y-%m-%d|%H}")
 
 
 def record(
@@ -111,7 +112,7 @@ def record(
     event = UsageEvent(
         occurred_at=at, library_id=principal.library_id, user_id=principal.user_id, collection_id=collection_id,
         package_id=package_id, path=path[:1024], bytes=max(0, size), kind=USAGE_DOWNLOAD if kind == REQUEST else "view",
-        metric=kind, item_id=item_id, title_id=title_id, visitor=_hash(visitor), session_id=session_of(visitor, at),
+        metric=kind, item_id=item_id, title_id=title_id, visitor=pseudonym(visitor), session_id=session_of(visitor, at),
         month=f"{at:%Y-%m}",
     )
     session.add(event)

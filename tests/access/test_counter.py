@@ -216,6 +216,14 @@ def test_filters_and_unsupported_values(world):
     assert report(world, "tr", yop="2000-2018")["Report_Items"] == []
     odd = report(world, "tr", attributes_to_show="Country_Code")
     assert [e["Code"] for e in odd["Report_Header"]["Exceptions"]] == [3062]
+    unknown = report(world, "tr", data_type="Book|Podcast", access_method="Regular|Telepathy")
+    assert [(e["Code"], e["Data"]) for e in unknown["Report_Header"]["Exceptions"]] == \
+        [(3060, "data_type: Podcast"), (3060, "access_method: Telepathy")]
+    assert unknown["Report_Header"]["Report_Filters"]["Data_Type"] == ["Book"]
+    assert unknown["Report_Items"] != []
+    assert report(world, "tr", access_type="Open")["Report_Items"] == []  # all of ours is Controlled
+    long = report(world, "tr", metric_type="x" * 5000)
+    assert len(long["Report_Header"]["Exceptions"][0]["Data"]) < 100
 
 
 @pytest.mark.parametrize(("begin", "end", "code"), [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from preservation.formats.reidentify import reidentify_due
 from preservation.formats.report import format_report, package_formats, report_csv
 from preservation.text import for_data_stream
 from preservation.units import human_bytes
@@ -63,3 +64,21 @@ def show(package_id: str, as_json: bool) -> None:
     if result["listed"] < result["totals"]["files"]:
         say(f"(the first {result['listed']} of {result['totals']['files']} files; --json for the same list)")
     _profile_table("per format", result)
+
+
+@formats.command("reidentify")
+@click.option("--package", "package_id", default=None, help="Only this package (its id); default: every package "
+              "with records of another signature file.")
+@json_option
+def reidentify(package_id: str | None, as_json: bool) -> None:
+    """Identify again, now, the files recorded with another signature file (heads and tails of verified copies).
+
+    The scheduler does the same within the nodes' read budgets; this runs it at once.
+    """
+    reports = reidentify_due(repo(), package_id)
+    if as_json:
+        emit_json(reports)
+        return
+    table("re-identified", ["package", "files", "changed", "read", "unread"],
+          [[r["package_id"], r["reidentified"], r["changed"], human_bytes(r["bytes_read"]), len(r["findings"])]
+           for r in reports])

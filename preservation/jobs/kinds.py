@@ -23,6 +23,7 @@ REPLICATE = "replicate"
 AUDIT = "audit"
 REPAIR = "repair"
 CHALLENGE = "challenge"
+REIDENTIFY = "reidentify"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ REPLICATE_NEW_COPY = Purpose(REPLICATE, ROUTINE_PRIORITY)
 SCHEDULED_AUDIT = Purpose(AUDIT, 120, max_attempts=3)
 # after audits: a challenge is the cheap check between them
 SCHEDULED_CHALLENGE = Purpose(CHALLENGE, 150, max_attempts=3)
+# last: identifying a package's files again with a newer signature file reads only heads and tails, and can wait
+SCHEDULED_REIDENTIFICATION = Purpose(REIDENTIFY, 170, max_attempts=3)
 
 
 def replica_key_prefix(kind: str) -> str:
@@ -64,6 +67,11 @@ def enqueue_for_replica(
     return enqueue(session, purpose.kind, {"replica_id": replica_id}, package_id=package_id,
                    dedupe_key=replica_key(purpose.kind, replica_id), run_after=run_after,
                    priority=purpose.priority, max_attempts=tries)
+
+
+def package_key(kind: str, package_id: str) -> str:
+    """The dedupe key of the ``kind`` job for one whole package (a package id is never all digits)."""
+    return f"{kind}:{package_id}"
 
 
 def replicas_with_live_job(session: Session, kind: str) -> set[int]:

@@ -34,6 +34,7 @@ from preservation.catalog.models import (
 )
 from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import InvalidRequest, JobError, NotFound, NoVerifiedSource
+from preservation.formats.reidentify import reidentify_package
 from preservation.ingest import register, stage
 from preservation.jobs import kinds
 from preservation.repair import repair_replica
@@ -93,6 +94,17 @@ def run_challenge(ctx: JobContext) -> dict[str, Any]:
     return outcome.to_dict()
 
 
+def run_reidentify(ctx: JobContext) -> dict[str, Any]:
+    """Identify a package's files again with the installed signature file (heads and tails only)."""
+    package_id = ctx.payload.get("package_id")
+    if not isinstance(package_id, str):
+        raise JobError(f"job {ctx.job_id} (reidentify) needs a 'package_id' string in its payload")
+    try:
+        return reidentify_package(ctx.repo, package_id, agent=ctx.agent, job_id=ctx.job_id)
+    except NotFound as e:
+        return {"package_id": package_id, "skipped": str(e)}
+
+
 def run_ingest(ctx: JobContext) -> dict[str, Any]:
     """Stage and register a delivery the worker can read (``source``, ``collection``, optional ``name``).
 
@@ -139,6 +151,7 @@ def default_registry(plugins: str | None = None) -> HandlerRegistry:
     registry.register(kinds.REPAIR, run_repair)
     registry.register(kinds.CHALLENGE, run_challenge)
     registry.register(kinds.INGEST, run_ingest)
+    registry.register(kinds.REIDENTIFY, run_reidentify)
     registry.load_plugins(plugins)
     return registry
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
-from preservation.upkeep import audits, challenges, missing_copies, stalled, sweeping
+from preservation.upkeep import audits, challenges, missing_copies, reidentification, stalled, sweeping
 
 log = logging.getLogger("preserve.scheduler")
 
@@ -60,6 +60,7 @@ class SchedulerService:
             Task("replication", every, lambda svc: missing_copies.place_missing_copies(svc.repo, agent=svc.agent)),
             Task("stalled-work", every, lambda svc: stalled.requeue_stalled(svc.repo)),
             Task("challenges", every, lambda svc: challenges.schedule_challenges(svc.repo)),
+            Task("reidentification", every, lambda svc: reidentification.plan_reidentification(svc.repo)),
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
         )}
 

@@ -17,6 +17,7 @@ from .entitlement import entitlement
 from .events import events
 from .formats import formats
 from .ingest import ingest
+from .item import item
 from .jobs import jobs
 from .library import library
 from .node import node
@@ -64,6 +65,7 @@ COMMANDS: list[click.Command] = [
     init, catalog, node, collection, ingest, audit, challenge, restore, status, events, bag,  # preservation
     jobs, worker, scheduler,  # the system that runs itself
     library, entitlement, trigger, access, usage, serve,  # access to dark content
+    item,  # what the packages hold, in library terms
     formats,  # what the preserved bytes are
     search_,  # titles and items
 ]

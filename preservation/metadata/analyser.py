@@ -27,6 +27,8 @@ from preservation.metadata.xmlstream import XmlObserver
 READERS = {jats.ROOT: jats.JatsReader, **{root: onix.OnixReader for root in onix.ROOTS}, "": dc.DublinCoreReader}
 """The reader for each root element; any other root is tried as Dublin Core, which may find nothing."""
 TAGS = (*jats.TAGS, *onix.TAGS, *dc.TAGS)
+SPOOL_MEMORY = 8 * 1024 * 1024
+"""Records kept in memory before the spool moves to a temporary file (about 15,000 items)."""
 
 
 class MetadataAnalyser:
@@ -34,8 +36,8 @@ class MetadataAnalyser:
 
     name = "metadata"
 
-    def __init__(self) -> None:
-        self._spool = RecordSpool()
+    def __init__(self, spool_memory: int = SPOOL_MEMORY) -> None:
+        self._spool = RecordSpool(spool_memory)
         self._notes: list[tuple[str, Note]] = []
         self._lock = threading.Lock()
 

@@ -29,9 +29,6 @@ from preservation.repository import Repository
 BATCH = 2000
 _IN = 500  # values in one IN (…) list
 
-TitleKey = tuple[str, ...]
-
-
 def _batches(records: Iterable[ItemRecord], size: int = BATCH) -> Iterator[list[ItemRecord]]:
     batch: list[ItemRecord] = []
     for record in records:
@@ -59,7 +56,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         present = _present_files(session, package_id, batch)
         taken = _taken_dois(session, batch)
         rows, item_files = [], []
-        for record in batch:
+        for record, title_id in zip(batch, titles.ids_for(batch)):
             doi = record.doi or None
             if doi is not None and doi in taken:
                 where = f" ({record.where})" if record.where else ""
@@ -70,7 +67,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
             elif doi is not None:
                 taken[doi] = package_id
             rows.append({
-                "package_id": package_id, "title_id": titles.id_for(record), "kind": record.kind, "doi": doi,
+                "package_id": package_id, "title_id": title_id, "kind": record.kind, "doi": doi,
                 "item_title": record.item_title, "authors": "; ".join(record.authors), "language": record.language,
                 "year": record.year, "published": record.published, "volume": record.volume, "issue": record.issue,
                 "first_page": record.first_page, "last_page": record.last_page, "isbn": record.isbn,
@@ -104,7 +101,7 @@ def _taken_dois(session: Session, batch: list[ItemRecord]) -> dict[str, str]:
     dois = sorted({record.doi for record in batch if record.doi})
     taken: dict[str, str] = {}
     for chunk in _chunks(dois):
-        taken.update(session.execute(select(Item.doi, Item.package_id).where(Item.doi.in_(chunk))).tuples().all())
+        taken.update(session.execute(select(Item.doi, Item.package_id).where(Item.doi.in_(chunk))).all())
     return taken
 
 
@@ -121,48 +118,90 @@ def _files_of(record: ItemRecord, present: set[str], findings: FindingList) -> l
 
 
 class _Titles:
-    """The titles of one collection that items link to, found or created once each per ingest."""
+    """The titles of one collection that items link to, found or made a batch of records at a time."""
 
     def __init__(self, session: Session, collection_id: int) -> None:
         self.session = session
         self.collection_id = collection_id
         self.created = 0
-        self._cache: dict[TitleKey, int] = {}
+        self._by_identifier: dict[tuple[str, str], int] = {}
+        self._by_name: dict[tuple[str, str], int] = {}
 
-    def id_for(self, record: ItemRecord) -> int | None:
-        if not record.title_kind or not (record.title or record.identifiers):
-            return None
-        key: TitleKey = tuple(sorted(f"{s}:{v}" for s, v in record.identifiers)) or (record.title_kind, record.title)
-        if key not in self._cache:
-            self._cache[key] = self._find(record) or self._create(record)
-        return self._cache[key]
-
-    def _find(self, record: ItemRecord) -> int | None:
-        if record.identifiers:
-            found = self.session.scalars(
-                select(TitleIdentifier.title_id).join(Title).where(
-                    Title.collection_id == self.collection_id,
-                    tuple_(TitleIdentifier.scheme, TitleIdentifier.value).in_(record.identifiers),
-                ).order_by(TitleIdentifier.title_id)
-            ).first()
+    def ids_for(self, batch: list[ItemRecord]) -> list[int | None]:
+        """The title id of each record (None for a record that names no title), making the titles missing."""
+        wanted = [r for r in batch if r.title_kind and (r.title or r.identifiers)]
+        self._look_up(wanted)
+        new: list[dict[str, Any]] = []  # titles to make, and the identifiers each takes
+        new_identifiers: list[list[tuple[str, str]]] = []
+        added: list[tuple[int, tuple[str, str]]] = []  # identifiers found titles gain
+        pending: dict[tuple[str, tuple[str, str]], int] = {}  # identifier or name -> index in ``new``
+        ids: list[int | None] = []
+        for record in batch:
+            if not (record.title_kind and (record.title or record.identifiers)):
+                ids.append(None)
+                continue
+            name = (record.title_kind, record.title)
+            found = next((self._by_identifier[p] for p in record.identifiers if p in self._by_identifier), None)
+            if found is None and record.title:
+                found = self._by_name.get(name)
             if found is not None:
-                return found
-        if not record.title:
-            return None
-        return self.session.scalars(select(Title.id).where(
-            Title.collection_id == self.collection_id, Title.kind == record.title_kind, Title.title == record.title,
-        ).order_by(Title.id)).first()
+                for pair in record.identifiers:
+                    if pair not in self._by_identifier:
+                        self._by_identifier[pair] = found
+                        added.append((found, pair))
+                ids.append(found)
+                continue
+            index = next((pending[("id", p)] for p in record.identifiers if ("id", p) in pending),
+                         pending.get(("name", name)) if record.title else None)
+            if index is None:
+                index = len(new)
+                new.append({"collection_id": self.collection_id, "kind": record.title_kind,
+                            "title": record.title or record.identifiers[0][1], "title_english": record.title_english,
+                            "title_transliterated": "", "publisher": record.publisher, "kbart": {}})
+                new_identifiers.append([])
+                if record.title:
+                    pending[("name", name)] = index
+            for pair in record.identifiers:
+                if ("id", pair) not in pending:
+                    pending[("id", pair)] = index
+                    new_identifiers[index].append(pair)
+            ids.append(-1 - index)  # made below
+        made = self._make(new)
+        for index, title_id in enumerate(made):
+            for pair in new_identifiers[index]:
+                self._by_identifier[pair] = title_id
+                added.append((title_id, pair))
+            if new[index]["title"]:
+                self._by_name.setdefault((new[index]["kind"], new[index]["title"]), title_id)
+        if added:
+            self.session.execute(insert(TitleIdentifier.__table__),
+                                 [{"title_id": t, "scheme": p[0], "value": p[1]} for t, p in added])
+        return [made[-1 - i] if i is not None and i < 0 else i for i in ids]
 
-    def _create(self, record: ItemRecord) -> int:
-        name = record.title or next((v for _, v in record.identifiers), "")
-        title = Title(collection_id=self.collection_id, kind=record.title_kind, title=name,
-                      title_english=record.title_english, publisher=record.publisher if record.title_kind else "",
-                      kbart={})
-        title.identifiers = [TitleIdentifier(scheme=s, value=v) for s, v in dict.fromkeys(record.identifiers)]
-        self.session.add(title)
-        self.session.flush()
-        self.created += 1
-        return title.id
+    def _look_up(self, records: list[ItemRecord]) -> None:
+        pairs = sorted({p for r in records for p in r.identifiers if p not in self._by_identifier})
+        for chunk in _chunks(pairs):
+            rows = self.session.execute(
+                select(TitleIdentifier.scheme, TitleIdentifier.value, TitleIdentifier.title_id).join(Title).where(
+                    Title.collection_id == self.collection_id,
+                    tuple_(TitleIdentifier.scheme, TitleIdentifier.value).in_(chunk),
+                ).order_by(TitleIdentifier.title_id.desc()))
+            self._by_identifier.update({(scheme, value): title_id for scheme, value, title_id in rows})  # lowest id
+        names = sorted({(r.title_kind, r.title) for r in records if r.title} - self._by_name.keys())
+        for chunk in _chunks(names):
+            rows = self.session.execute(select(Title.kind, Title.title, Title.id).where(
+                Title.collection_id == self.collection_id, tuple_(Title.kind, Title.title).in_(chunk),
+            ).order_by(Title.id.desc()))
+            self._by_name.update({(kind, title): title_id for kind, title, title_id in rows})
+
+    def _make(self, rows: list[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        table = Title.__table__
+        made = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        ids = list(made.scalars())
+        self.created += len(ids)
+        return ids
 
 
 def item_by_doi(repo: Repository, doi: str) -> dict[str, Any]:

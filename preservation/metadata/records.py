@@ -17,6 +17,7 @@ import json
 import re
 import tempfile
 import threading
+import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Iterator
@@ -175,6 +176,8 @@ class RecordSpool:
         self._file = tempfile.SpooledTemporaryFile(max_size=memory, mode="w+", encoding="utf-8")
         self._lock = threading.Lock()
         self.count = 0
+        # an ingest that fails before registering never reads its records: the file goes with the spool
+        self._closer = weakref.finalize(self, self._file.close)
 
     def add(self, records: list[ItemRecord]) -> None:
         lines = "".join(r.to_json() + "\n" for r in records)
@@ -190,4 +193,4 @@ class RecordSpool:
                 yield ItemRecord.from_json(line)
 
     def close(self) -> None:
-        self._file.close()
+        self._closer()

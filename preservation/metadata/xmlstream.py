@@ -99,6 +99,21 @@ CLEAR = 1
 CLEAR_BEFORE = 2
 """The element and every sibling before it are read: all of them may go."""
 
+def _declares_entities(head: bytes) -> bool:
+    """Whether a DOCTYPE's internal subset in ``head`` declares an entity.
+
+    Looked for before lxml sees the bytes: libxml2 reports an entity
+    explosion as a syntax error before any element, which would hide the
+    attack behind "not well-formed".  (The DTD lxml reads is checked again
+    at the root, for what this look misses, such as UTF-16.)
+    """
+    doctype = head.find(b"<!DOCTYPE")
+    if doctype < 0:
+        return False
+    end = head.find(b"]>", doctype)
+    return b"<!ENTITY" in head[doctype:end if end >= 0 else len(head)]
+
+
 Emit = Callable[[list[ItemRecord]], None]
 
 
@@ -124,8 +139,12 @@ class XmlObserver:
     def feed(self, chunk: bytes | memoryview) -> None:
         if self._done:
             return
+        data = bytes(chunk)  # a copy: the chunk's buffer is reused once feed returns
+        if self._reader is None and _declares_entities(data):
+            self._refuse_entities()
+            return
         try:
-            self._parser.feed(bytes(chunk))  # a copy: the chunk's buffer is reused once feed returns
+            self._parser.feed(data)
             self._drain()
         except etree.XMLSyntaxError as e:
             self._malformed(e)
@@ -176,13 +195,16 @@ class XmlObserver:
         """The reader for the file's root, once its DTD is known to declare no entity."""
         dtd = root.getroottree().docinfo.internalDTD
         if dtd is not None and any(True for _ in dtd.iterentities()):
-            self.check.note(codes.MD_ENTITIES, "the XML declares entities in its DTD: refused, nothing expanded or "
-                            "fetched, no item read")
-            self._stop()
+            self._refuse_entities()
             return None
         make = self._readers.get(root.tag if isinstance(root.tag, str) else "") or self._readers[""]
         self._reader = make(self.check)
         return self._reader
+
+    def _refuse_entities(self) -> None:
+        self.check.note(codes.MD_ENTITIES, "the XML declares entities in its DTD: refused, nothing expanded or "
+                        "fetched, no item read")
+        self._stop()
 
     def _malformed(self, error: etree.XMLSyntaxError) -> None:
         line = error.position[0] if error.position else None

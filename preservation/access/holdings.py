@@ -32,11 +32,13 @@ def check_page(offset: int, limit: int) -> None:
 
 
 def _pending(session, library_id: int, collection_id: int) -> dict[str | None, int]:
-    """Pending request ids of the library in the collection, by package id (None: whole collection)."""
+    """Pending request ids of the library in the collection, by package id (None: whole collection);
+    requests in library terms (a title, an issue, an item) are on the title's page, not here."""
     rows = session.execute(
         select(AccessRequest.package_id, AccessRequest.id).where(
             AccessRequest.library_id == library_id, AccessRequest.collection_id == collection_id,
-            AccessRequest.state == REQUEST_PENDING)
+            AccessRequest.state == REQUEST_PENDING, AccessRequest.title_id.is_(None),
+            AccessRequest.item_id.is_(None))
     ).all()
     return {package_id: rid for package_id, rid in rows}
 

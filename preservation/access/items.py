@@ -100,7 +100,7 @@ def item_detail(repo: Repository, principal: Principal, doi: str) -> dict[str, A
     with repo.catalog.session() as s:
         item = find_item(s, doi)
         package = item.package
-        right = read_right(s, principal.library_id, package)
+        right = read_right(s, principal.library_id, package, item=item)  # grants of its title, issue, itself too
         if right.allowed:
             standing, why = READ, right.reason
         else:

@@ -1,6 +1,8 @@
 """Access requests, their decisions and the time-limited grants they produce.
 
-A library asks for a collection or one package, with a reason.  The access
+A library asks for a collection or one package, with a reason, or in library
+terms for a title, one issue of it or one item (:func:`request_in_library_terms`);
+the grant an approval produces has the request's scope.  The access
 policy (:func:`preservation.access.rights.decide_by_policy`) approves at once
 when the collection's mode allows; otherwise the request waits for staff.
 Every decision, automatic or not, is one ``access decision`` event naming
@@ -9,6 +11,7 @@ who decided and why, written in the transaction that creates the grants.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation import events
+from preservation import identifiers as ids
 from preservation.access.accounts import Principal, get_library
-from preservation.access.rights import PolicyDecision, YearRange, decide_by_policy
+from preservation.access.rights import (
+    MAX_YEAR as MAX_ISSUE_YEAR,
+    MIN_YEAR as MIN_ISSUE_YEAR,
+    PolicyDecision,
+    YearRange,
+    decide_by_policy,
+    decide_for_issue,
+    decide_for_item,
+    decide_for_title_request,
+    grant_scope,
+)
 from preservation.catalog.access_models import (
     REQUEST_APPROVED,
     REQUEST_DENIED,
@@ -27,6 +41,7 @@ from preservation.catalog.access_models import (
     AccessRequest,
     Library,
 )
+from preservation.catalog.library_models import PART_TEXT, Item, Title
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, utcnow
 from preservation.collection import get_collection
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound
@@ -40,6 +55,11 @@ GRANT_REVOCATION = "access revocation"
 
 MAX_REASON = 2000
 
+SCOPE_TITLE = "title"
+SCOPE_ISSUE = "issue"
+SCOPE_ITEM = "item"
+LIBRARY_SCOPES = (SCOPE_TITLE, SCOPE_ISSUE, SCOPE_ITEM)
+
 
 def policy_agent(repo: Repository) -> str:
     """The agent of automatic decisions: this software applying the named policy (PREMIS: a software agent)."""
@@ -50,20 +70,44 @@ def _grant_dict(g: AccessGrant) -> dict[str, Any]:
     now = utcnow()
     return {
         "id": g.id, "library": g.library.code, "collection": g.collection.key, "package_id": g.package_id,
-        "scope": "package" if g.package_id else "collection", "from_year": g.from_year, "to_year": g.to_year,
+        "scope": grant_scope(g), "from_year": g.from_year, "to_year": g.to_year,
+        "title_id": g.title_id, "item_id": g.item_id, "volume": g.volume, "issue": g.issue,
+        "first_date": g.first_date, "last_date": g.last_date,
         "granted_by": g.granted_by, "created_at": g.created_at, "expires_at": g.expires_at,
         "revoked_at": g.revoked_at, "active": g.revoked_at is None and g.expires_at > now,
+    }
+
+
+def request_scope(r: AccessRequest) -> str:
+    """``item``, ``issue``, ``title``, ``package`` or ``collection``."""
+    if r.item_id is not None:
+        return SCOPE_ITEM
+    if r.title_id is not None:
+        return SCOPE_ISSUE if r.volume is not None else SCOPE_TITLE
+    return "package" if r.package_id else "collection"
+
+
+def _library_terms(session: Session, r: AccessRequest) -> dict[str, Any]:
+    """What a request in library terms names: its title, issue and item, for pages and the API."""
+    item = session.get(Item, r.item_id) if r.item_id is not None else None
+    title_id = r.title_id if item is None else item.title_id
+    title = session.get(Title, title_id) if title_id is not None else None
+    return {
+        "title_id": title_id, "title": title.title if title else None,
+        "item_id": r.item_id, "doi": item.doi if item else None, "item_title": item.item_title if item else None,
+        "issue_year": r.issue_year, "volume": r.volume, "issue": r.issue,
     }
 
 
 def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
     grants = session.scalars(select(AccessGrant).where(AccessGrant.request_id == r.id).order_by(AccessGrant.id))
     return {
+        **_library_terms(session, r),
         "id": r.id, "library": r.library.code, "library_name": r.library.name, "user": r.user.username,
         "collection": r.collection.key, "collection_title": r.collection.title,
         "access_mode": r.collection.access_mode, "package_id": r.package_id,
         "package_name": r.package.name if r.package else None,
-        "scope": "package" if r.package_id else "collection", "reason": r.reason, "state": r.state,
+        "scope": request_scope(r), "reason": r.reason, "state": r.state,
         "automatic": r.automatic, "decided_by": r.decided_by, "decided_at": r.decided_at,
         "why": r.decision_reason, "created_at": r.created_at, "grants": [_grant_dict(g) for g in grants],
     }
@@ -71,9 +115,14 @@ def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
 
 def _apply(
     repo: Repository, session: Session, request: AccessRequest, *, approve: bool, why: str, by: str, automatic: bool,
-    year_ranges: list[YearRange | None] | None = None,
+    year_ranges: list[YearRange | None] | None = None, date_ranges: list[tuple[str, str]] | None = None,
 ) -> list[AccessGrant]:
-    """Record one decision: state, grants (when approved) and the event, in the caller's transaction."""
+    """Record one decision: state, grants (when approved) and the event, in the caller's transaction.
+
+    Each grant has the request's scope, narrowed by one of ``year_ranges``
+    (None: no limit) or, for a title, one of ``date_ranges``; with neither,
+    one grant of the whole scope.
+    """
     now = utcnow()
     request.state = REQUEST_APPROVED if approve else REQUEST_DENIED
     request.automatic = automatic
@@ -83,12 +132,18 @@ def _apply(
     grants: list[AccessGrant] = []
     if approve:
         expires = now + timedelta(days=repo.policy.access.grant_days)
-        for years in year_ranges or [None]:
+        spans: list[tuple[YearRange | None, tuple[str, str] | None]] = (
+            [(years, None) for years in year_ranges or []] + [(None, dates) for dates in date_ranges or []])
+        for years, dates in spans or [(None, None)]:
             grant = AccessGrant(
                 library_id=request.library_id, collection_id=request.collection_id, package_id=request.package_id,
                 request_id=request.id, from_year=years.start if years else None, to_year=years.end if years else None,
                 granted_by=by, created_at=now, expires_at=expires,
+                title_id=request.title_id, item_id=request.item_id, volume=request.volume, issue=request.issue,
+                first_date=dates[0] if dates else None, last_date=dates[1] if dates else None,
             )
+            if request.volume is not None:  # one issue: of its year
+                grant.from_year = grant.to_year = request.issue_year
             session.add(grant)
             grants.append(grant)
         session.flush()
@@ -98,9 +153,10 @@ def _apply(
         detail={
             "request_id": request.id, "library": request.library.code, "collection": request.collection.key,
             "access_mode": request.collection.access_mode, "decision": request.state, "automatic": automatic,
+            "scope": request_scope(request), "title_id": request.title_id, "item_id": request.item_id,
             "why": why, "requested_by": request.user.username, "reason": request.reason,
-            "grants": [{"id": g.id, "expires_at": g.expires_at, "from_year": g.from_year, "to_year": g.to_year}
-                       for g in grants],
+            "grants": [{"id": g.id, "expires_at": g.expires_at, "from_year": g.from_year, "to_year": g.to_year,
+                        "first_date": g.first_date, "last_date": g.last_date} for g in grants],
         },
     )
     return grants
@@ -193,12 +249,129 @@ def decide_pending_by_policy(repo: Repository, session: Session, collection: Col
                                     AccessRequest.state == REQUEST_PENDING).order_by(AccessRequest.id)
     ).all()
     for request in pending:
-        decision: PolicyDecision = decide_by_policy(session, request.library_id, collection, request.package)
+        decision: PolicyDecision = _policy_on(session, request)
         if decision.approve:
             _apply(repo, session, request, approve=True, why=decision.why, by=policy_agent(repo), automatic=True,
-                   year_ranges=decision.year_ranges)
+                   year_ranges=decision.year_ranges, date_ranges=decision.date_ranges)
             approved.append(request.id)
     return approved
+
+
+def _policy_on(session: Session, request: AccessRequest) -> PolicyDecision:
+    """The access policy's decision on a request of any scope."""
+    collection = request.collection
+    if request.item_id is not None:
+        item = session.get(Item, request.item_id)
+        return decide_for_item(session, request.library_id, collection, item.package, item)
+    if request.title_id is not None and request.volume is not None:
+        return decide_for_issue(session, request.library_id, collection, request.title_id, request.issue_year,
+                                _issue_date(session, request.title_id, request.issue_year, request.volume,
+                                            request.issue or ""))
+    if request.title_id is not None:
+        return decide_for_title_request(session, request.library_id, collection, request.title_id)
+    return decide_by_policy(session, request.library_id, collection, request.package)
+
+
+def _held_items(title_id: int, year: int, volume: str, issue: str):
+    return (select(Item).join(Package, Package.id == Item.package_id)
+            .where(Item.title_id == title_id, Item.year == year, Item.volume == volume, Item.issue == issue,
+                   Package.state != PACKAGE_DEACCESSIONED))
+
+
+def _issue_date(session: Session, title_id: int, year: int, volume: str, issue: str) -> str:
+    """The issue's date: the earliest publication date of its items, else its year."""
+    dates = [d for d in session.scalars(_held_items(title_id, year, volume, issue).with_only_columns(Item.published))
+             if d]
+    return min(dates) if dates else str(year)
+
+
+def _whole_number(value: int | str | None, name: str, low: int, high: int) -> int:
+    """A number from outside: an int, or plain ASCII digits, within [low, high]; raises InvalidRequest."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidRequest(f"{name} is required")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= 19):
+            raise InvalidRequest(f"{name} must be a whole number written with the digits 0-9")
+        value = int(value)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _part(value: str | None, name: str) -> str:
+    """A volume or issue as the catalog stores it ("" when the issue has none)."""
+    text = check_xml_text((value or "").strip(), name, max_length=PART_TEXT)
+    if any(ch.isspace() and ch != " " for ch in text):
+        raise InvalidRequest(f"{name} must be one line")
+    return text
+
+
+def request_in_library_terms(
+    repo: Repository, principal: Principal, *, scope: str, reason: str, title_id: int | str | None = None,
+    year: int | str | None = None, volume: str | None = None, issue: str | None = None,
+    doi: str | None = None, item_id: int | str | None = None,
+) -> dict[str, Any]:
+    """A library asks for a title (``title_id``), one issue (``title_id``, ``year``, ``volume``, ``issue``)
+    or one item (``doi`` or ``item_id``); the policy may approve at once, else staff decide.
+
+    Raises InvalidRequest (bad scope, numbers or reason; an issue the title does not have), InvalidText,
+    InvalidIdentifier (a malformed DOI), NotFound (no such title or item), AlreadyExists (the same request
+    of the library is pending).
+    """
+    reason = _check_reason(reason)
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in reason):
+        raise InvalidRequest("the reason must not contain control characters")
+    if scope not in LIBRARY_SCOPES:
+        raise InvalidRequest(f"scope must be one of {', '.join(LIBRARY_SCOPES)}")
+    with repo.catalog.session() as s:
+        terms: dict[str, Any] = {}
+        if scope == SCOPE_ITEM:
+            if doi:
+                value = ids.parse_doi(doi)
+                item = s.execute(select(Item).where(Item.doi == value)).scalar_one_or_none()
+                missing = f"no item with DOI {ascii(value)}"
+            else:
+                number = _whole_number(item_id, "item_id", 1, 2**63 - 1)
+                item = s.get(Item, number)
+                missing = f"no item {number}"
+            if item is None or item.package.state == PACKAGE_DEACCESSIONED:
+                raise NotFound(missing)
+            collection = item.package.collection
+            terms = {"item_id": item.id}
+        else:
+            number = _whole_number(title_id, "title_id", 1, 2**31 - 1)
+            title = s.get(Title, number)
+            if title is None:
+                raise NotFound(f"no title {number}")
+            collection = title.collection
+            terms = {"title_id": title.id}
+            if scope == SCOPE_ISSUE:
+                terms.update(issue_year=_whole_number(year, "year", MIN_ISSUE_YEAR, MAX_ISSUE_YEAR),
+                             volume=_part(volume, "volume"), issue=_part(issue, "issue"))
+                if s.execute(_held_items(title.id, terms["issue_year"], terms["volume"], terms["issue"])
+                             .limit(1)).first() is None:
+                    raise InvalidRequest(
+                        f"title {title.id} has no preserved issue {terms['issue_year']} "
+                        f"volume {ascii(terms['volume'])} issue {ascii(terms['issue'])}")
+        same = [AccessRequest.library_id == principal.library_id, AccessRequest.state == REQUEST_PENDING]
+        for column in ("title_id", "item_id", "issue_year", "volume", "issue"):
+            value = terms.get(column)
+            attribute = getattr(AccessRequest, column)
+            same.append(attribute.is_(None) if value is None else attribute == value)
+        duplicate = s.execute(select(AccessRequest.id).where(*same).limit(1)).scalar_one_or_none()
+        if duplicate is not None:
+            raise AlreadyExists(f"your library's request {duplicate} for the same content is still pending")
+        request = AccessRequest(library_id=principal.library_id, user_id=principal.user_id,
+                                collection_id=collection.id, reason=reason, state=REQUEST_PENDING, **terms)
+        s.add(request)
+        s.flush()
+        decision = _policy_on(s, request)
+        if decision.approve:
+            _apply(repo, s, request, approve=True, why=decision.why, by=policy_agent(repo), automatic=True,
+                   year_ranges=decision.year_ranges, date_ranges=decision.date_ranges)
+        else:
+            request.decision_reason = decision.why
+        return _request_dict(s, request)
 
 
 def list_requests(

@@ -17,6 +17,11 @@ A package's year is the first four-digit year in its bag-info
 ``Coverage-Year`` field, else ``Year`` (``preserve ingest --info Year=2019``),
 else in its name (``journals-2019-q3``); a package with no year is never
 covered by an entitlement, so post-cancellation requests for it go to staff.
+
+Grants in library terms (a title, one issue, one item: see
+``AccessGrant``) open the files of the items they cover and never a whole
+package: :meth:`ReadRights.for_item`, and :func:`require_read` with the
+path of the file asked for.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import AccessGrant, Entitlement, TriggerEvent
-from preservation.catalog.library_models import TitleEntitlement
+from preservation.catalog.library_models import Item, ItemFile, TitleEntitlement
 from preservation.catalog.models import Collection, Package, utcnow
 from preservation.errors import AccessRefused
 
@@ -108,12 +113,52 @@ def active_grants(
     ))
 
 
+def grant_is_scoped(grant: AccessGrant) -> bool:
+    """Whether the grant is in library terms (a title, an issue, an item), so opens items, not packages."""
+    return grant.title_id is not None or grant.item_id is not None
+
+
+def grant_scope(grant: AccessGrant) -> str:
+    """``item``, ``issue``, ``title``, ``package`` or ``collection``."""
+    if grant.item_id is not None:
+        return "item"
+    if grant.title_id is not None:
+        return "issue" if grant.volume is not None else "title"
+    return "package" if grant.package_id is not None else "collection"
+
+
 def grant_covers(grant: AccessGrant, package_id: str, year: int | None) -> bool:
+    """Whether the grant opens the whole package (of that year); a grant in library terms never does."""
+    if grant_is_scoped(grant):
+        return False
     if grant.package_id is not None:
         return grant.package_id == package_id
     if grant.from_year is None and grant.to_year is None:
         return True
     return year is not None and (grant.from_year or MIN_YEAR) <= year <= (grant.to_year or MAX_YEAR)
+
+
+def item_date(item: Item) -> str:
+    """The item's date as ISO text (``published``, else its year), "" when it has none."""
+    return item.published or (str(item.year) if item.year is not None else "")
+
+
+def grant_covers_item(grant: AccessGrant, item: Item) -> bool:
+    """Whether a grant in library terms covers the item (a package or collection grant: see grant_covers)."""
+    if grant.item_id is not None:
+        return grant.item_id == item.id
+    if grant.title_id is None or grant.title_id != item.title_id:
+        return False
+    if grant.volume is not None:  # one issue
+        return (item.year is not None and item.year == grant.from_year and item.volume == grant.volume
+                and item.issue == (grant.issue or ""))
+    if grant.from_year is not None or grant.to_year is not None:
+        if item.year is None or not (grant.from_year or MIN_YEAR) <= item.year <= (grant.to_year or MAX_YEAR):
+            return False
+    if grant.first_date or grant.last_date:
+        when = item_date(item)
+        return bool(when) and _date_within(when, grant.first_date or "", grant.last_date or "")
+    return True
 
 
 @dataclass
@@ -147,14 +192,40 @@ class ReadRights:
                 return ReadRight(True, f"grant {grant.id}", grant.id, grant.expires_at)
         return ReadRight(False, f"no active grant covers this package ({self.collection.access_mode} collection)")
 
+    def for_item(self, package: Package, item: Item | None) -> ReadRight:
+        """The right on the item's files: the package's, else a grant of its title, its issue or itself."""
+        right = self.for_package(package)
+        if right.allowed or item is None:
+            return right
+        for grant in self.grants:
+            if grant_is_scoped(grant) and grant_covers_item(grant, item):
+                return ReadRight(True, f"grant {grant.id} ({grant_scope(grant)})", grant.id, grant.expires_at)
+        return ReadRight(False, f"no active grant covers this item ({self.collection.access_mode} collection)")
 
-def read_right(session: Session, library_id: int, package: Package) -> ReadRight:
-    return ReadRights(session, library_id, package.collection).for_package(package)
+
+def read_right(session: Session, library_id: int, package: Package, item: Item | None = None) -> ReadRight:
+    """The library's right on the package, or with ``item`` on that item's files."""
+    rights = ReadRights(session, library_id, package.collection)
+    return rights.for_package(package) if item is None else rights.for_item(package, item)
 
 
-def require_read(session: Session, library_id: int, package: Package) -> ReadRight:
-    """The read right of the library on the package; raises AccessRefused when there is none."""
-    right = read_right(session, library_id, package)
+def items_with_file(session: Session, package_id: str, path: str) -> list[Item]:
+    """The items a file of the package belongs to (exact path)."""
+    return list(session.scalars(
+        select(Item).join(ItemFile, ItemFile.item_id == Item.id)
+        .where(ItemFile.package_id == package_id, ItemFile.path == path).order_by(Item.id)))
+
+
+def require_read(session: Session, library_id: int, package: Package, path: str | None = None) -> ReadRight:
+    """The read right of the library on the package, or on its file ``path`` (which a grant of an item
+    holding it also opens); raises AccessRefused when there is none."""
+    rights = ReadRights(session, library_id, package.collection)
+    right = rights.for_package(package)
+    if not right.allowed and path is not None:
+        for item in items_with_file(session, package.id, path):
+            item_right = rights.for_item(package, item)
+            if item_right.allowed:
+                return item_right
     if not right.allowed:
         raise AccessRefused(f"{right.reason}: request access to package {package.id} first")
     return right
@@ -167,6 +238,8 @@ class PolicyDecision:
     approve: bool
     why: str
     year_ranges: list[YearRange | None] = field(default_factory=list)  # None: no year limit
+    # of a title: (first, last) ISO date text of the library's title entitlements ("" open), one grant each
+    date_ranges: list[tuple[str, str]] = field(default_factory=list)
 
 
 def decide_by_policy(
@@ -264,3 +337,39 @@ def decide_for_title(session: Session, library_id: int, collection: Collection, 
         return decision
     span = f"{row.first_date or '…'} to {row.last_date or 'now'}"
     return PolicyDecision(True, f"title entitlement {row.id} covers {span}", [None])
+
+def decide_for_issue(session: Session, library_id: int, collection: Collection, title_id: int, year: int,
+                     when: str, today: date | None = None) -> PolicyDecision:
+    """:func:`decide_by_policy` for one issue of a title (of ``year``, first published ``when``): in a ``pca``
+    collection an entitled year of the collection, or a title entitlement covering ``when``, approves."""
+    decision = decide_by_policy(session, library_id, collection, None, today)
+    if collection.access_mode != MODE_PCA:
+        return decision
+    ranges = entitled_ranges(session, library_id, collection.id)
+    if any(r.covers(year) for r in ranges):
+        return PolicyDecision(True, f"the issue's year {year} is within the entitled years {_years(ranges)}", [None])
+    row = title_entitlement_covering(session, library_id, title_id, when)
+    if row is not None:
+        return PolicyDecision(True, f"title entitlement {row.id} covers this issue ({when})", [None])
+    return PolicyDecision(False, f"no entitlement of the library covers this issue ({when}): staff decide")
+
+
+def decide_for_title_request(session: Session, library_id: int, collection: Collection, title_id: int,
+                             today: date | None = None) -> PolicyDecision:
+    """What the policy says about a request for a whole title: open and triggered collections approve it
+    whole; in a ``pca`` collection it is approved for what the library's entitlements cover — the
+    collection's entitled years and the dates of its title entitlements, one grant each."""
+    decision = decide_by_policy(session, library_id, collection, None, today)
+    if collection.access_mode != MODE_PCA:
+        return decision
+    ranges = entitled_ranges(session, library_id, collection.id)
+    rows = list(session.scalars(select(TitleEntitlement).where(
+        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title_id)
+        .order_by(TitleEntitlement.id)))
+    if not ranges and not rows:
+        return PolicyDecision(False, "the library holds no entitlement to this title or its collection: staff decide")
+    spans = [f"{row.first_date or '…'} to {row.last_date or 'now'}" for row in rows]
+    why = "post-cancellation access to " + "; ".join(
+        ([f"the entitled years {_years(ranges)}"] if ranges else []) +
+        ([f"title entitlement dates {', '.join(spans)}"] if rows else []))
+    return PolicyDecision(True, why, list(ranges), [(row.first_date, row.last_date) for row in rows])

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from preservation.access.web import api, counter_api, fixity, portal, search_api, search_portal, staff
+from preservation.access.web import api, counter_api, fixity, portal, search_api, search_portal, staff, titles
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
 from preservation.access.web.files import RangeNotSatisfiable, not_satisfiable
 from preservation.access.web.pages import STATIC, render
@@ -186,6 +186,7 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.include_router(counter_api.router)
     app.include_router(search_api.router)
     app.include_router(search_portal.router)
+    app.include_router(titles.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SessionMiddleware, secret_key=config.secret, session_cookie=SESSION_COOKIE,
                        max_age=config.session_seconds, same_site="lax", https_only=config.cookie_secure)

@@ -82,7 +82,7 @@ def file_response(
     """The verified bytes of one file; raises NotFound, AccessRefused, NoVerifiedSource."""
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
-        require_read(s, principal.library_id, package)
+        require_read(s, principal.library_id, package, path)  # a grant of an item holding the file opens it
         collection_id = package.collection_id
         row = file_row(s, package.id, path)
     etag = f'"{row.sha256}"'

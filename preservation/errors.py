@@ -313,6 +313,22 @@ class NoVerifiedSource(PreservationError):
     template = "no verified copy of {package} is left to {detail}"
 
 
+class VersionRefused(PreservationError):
+    """A new version of a package cannot be registered as asked (see docs/versions.md)."""
+
+    code = "E503"
+    exit_code = 25
+    template = "cannot make a new version of {package}: {detail}"
+
+
+class VersionInUse(PreservationError):
+    """Removing these versions would remove bytes that a kept version references."""
+
+    code = "E504"
+    exit_code = 26
+    template = "{detail}"
+
+
 class JobError(PreservationError):
     code = "E600"
     exit_code = 14

@@ -54,6 +54,7 @@ from preservation.local_copy import replicate_together
 from preservation.package_state import release_staging_if_done
 from preservation.replication import replicate_replica
 from preservation.repository import Repository
+from preservation import versions
 
 PROFILE = default_profile()
 """The BagIt profile every bag made here satisfies (package data: an installed preserve has it)."""
@@ -175,6 +176,7 @@ def delivery_limits(policy: Policy) -> DeliveryLimits:
 def register(
     repo: Repository, package_id: str, bag: BagResult, collection_key: str, *, name: str, source: str,
     source_kind: str, agent: str, holder: claims.Holder | None = None, analysis: Analysis | None = None,
+    version: versions.VersionPlan | None = None,
 ) -> dict[str, Any]:
     """Register package, files, placed replicas, events and jobs in ONE transaction.
 
@@ -184,6 +186,10 @@ def register(
     With ``holder``, the replicate jobs are created already held under its
     lease (the result's ``claims``), so no worker runs them while the holder
     copies inline.
+
+    With ``version`` (from :func:`versions.plan_version`) the package is the
+    next version of a lineage: its copies go to the previous version's nodes,
+    only the files it stores get ``files`` rows, the rest are its references.
     """
     payload_files = len(bag.payload)
     payload_bytes = bag.payload.total_bytes
@@ -192,7 +198,10 @@ def register(
         collection = get_collection(s, collection_key)
         nodes = s.scalars(select(Node).where(Node.status == NODE_ACTIVE)).all()
         used = dict(s.execute(select(Replica.node_id, func.coalesce(func.sum(Replica.bytes), 0)).group_by(Replica.node_id)).all())
-        chosen = choose_nodes(repo.policy.replication, [Candidate(n, used.get(n.id, 0)) for n in nodes], total)
+        if version is None:
+            chosen = choose_nodes(repo.policy.replication, [Candidate(n, used.get(n.id, 0)) for n in nodes], total)
+        else:
+            chosen = [s.get(Node, node_id) for node_id in version.previous.node_ids]
         package = Package(
             id=package_id, collection_id=collection.id, name=name, state=PACKAGE_REPLICATING, source=source,
             source_kind=source_kind, bagit_version=bag.version, payload_oxum=bag.payload_oxum,
@@ -201,13 +210,16 @@ def register(
         )
         s.add(package)
         s.flush()
-        for batch in _file_rows(package_id, bag):
+        for batch in _file_rows(package_id, bag, version.stores if version is not None else None):
             s.execute(insert(PackageFile.__table__), batch)  # Core insert: no per-row ORM work
+        if version is not None:
+            versions.record_version(s, package_id, version)
         label = repo.policy.label
         common = {"agent": agent, "package_id": package_id, "policy": label}
         events.record_event(s, events.INGESTION, events.SUCCESS, **common,
                             detail={"source": source, "source_kind": source_kind, "collection": collection.key,
-                                    "name": name, "files": payload_files, "bytes": payload_bytes})
+                                    "name": name, "files": payload_files, "bytes": payload_bytes,
+                                    **({"version": version.summary()} if version is not None else {})})
         events.record_event(s, events.MESSAGE_DIGEST_CALCULATION, events.SUCCESS, **common,
                             detail={"algorithms": ["sha256", "sha512"], "files": payload_files,
                                     "computed": "in the pass that copied the bytes"})
@@ -230,6 +242,8 @@ def register(
                             detail={"state": PACKAGE_REPLICATING, "placement": [n.name for n in chosen]})
         result = {"package_id": package_id, "replica_ids": [r.id for r in replicas], "nodes": [n.name for n in chosen],
                   "files": payload_files, "bytes": payload_bytes, "total_bytes": total}
+        if version is not None:
+            result["version"] = version.summary()
         warnings = [*bag.findings, *(found or ())]
         if learnt:
             result["content"] = learnt
@@ -240,11 +254,14 @@ def register(
         return result
 
 
-def _file_rows(package_id: str, bag: BagResult) -> Iterator[list[dict[str, Any]]]:
-    """The bag's file rows for the catalog, in batches."""
+def _file_rows(package_id: str, bag: BagResult,
+               stores: Callable[[str], bool] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The bag's file rows for the catalog (those ``stores`` keeps, when given), in batches."""
     batch: list[dict[str, Any]] = []
     for table, is_tag in ((bag.payload, False), (bag.tag_files, True)):
         for i in range(len(table)):
+            if stores is not None and not stores(table.path_at(i)):
+                continue
             batch.append({"package_id": package_id, "path": table.path_at(i), "size": table.size_at(i),
                           "sha256": table.hexdigest_at(i, "sha256"), "sha512": table.hexdigest_at(i, "sha512"),
                           "is_tag": is_tag})
@@ -270,10 +287,16 @@ def ingest(
     replicate: bool = True,
     progress: Progress | None = None,
     analysers: Sequence[Analyser] | None = None,
+    version_of: str | None = None,
 ) -> dict[str, Any]:
     """Stage, bag, register and (with ``replicate``) copy and verify every replica inline.
 
     ``analysers``: see :func:`stage` (``[]`` bags without content analysis).
+
+    ``version_of`` (a package id) makes the delivery the next version of
+    that package (docs/versions.md): checked before anything is staged,
+    compared with the newest version after bagging, registered with only
+    its added and changed files stored.
 
     Inline, this process owns the replicate jobs it registers: they are
     created under its lease, renewed while it copies, so a running worker
@@ -282,16 +305,26 @@ def ingest(
     """
     if not Path(source).exists():
         raise InvalidRequest(f"the delivery {source} does not exist")
+    previous = None
+    if version_of is not None:
+        with repo.catalog.session() as s:
+            previous = versions.previous_version(s, version_of, collection_key)
     package_id, bag, delivery, analysis = stage(repo, source, collection_key, name=name, bag_info=bag_info,
                                                 progress=progress, analysers=analysers)
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
+    plan = None
     try:
+        if previous is not None:
+            plan = versions.plan_version(repo.catalog, previous, bag)
         result = register(repo, package_id, bag, collection_key, name=name or Path(source).name,
                           source=str(Path(source).resolve()), source_kind=delivery.kind, agent=agent, holder=holder,
-                          analysis=analysis)
+                          analysis=analysis, version=plan)
     except BaseException:
         shutil.rmtree(bag.path, ignore_errors=True)
         raise
+    finally:
+        if plan is not None:
+            plan.discard()
     if holder is None:
         result["state"] = PACKAGE_REPLICATING
         return result

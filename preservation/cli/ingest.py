@@ -30,18 +30,22 @@ def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--collection", "collection_key", required=True, help="Collection key the delivery belongs to.")
 @click.option("--name", default=None, help="Package name (default: the source's name).")
 @click.option("--info", multiple=True, help="Extra bag-info field KEY=VALUE (repeatable).")
+@click.option("--version-of", "version_of", default=None, metavar="PACKAGE_ID",
+              help="The delivery is the next version of this package: only what changed is stored.")
 @click.option("--inline", is_flag=True, help="Write and verify every copy now, in this process (no workers needed).")
 @click.option("--wait", is_flag=True, help="Wait until workers have preserved the package (exit 1 if they do not).")
 @click.option("--timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
               help="With --wait: give up after this long.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_json) -> None:
+def ingest(source, collection_key, name, info, version_of, inline, wait, timeout, quiet, as_json) -> None:
     """Ingest SOURCE (directory, bag, .tar, .tar.gz, .zip) into COLLECTION.
 
     The delivery is checked, bagged and registered here (this host has it);
     its copies are then written and verified by `preserve worker` processes.
     --inline writes them in this process instead; --wait waits for the workers.
+    --version-of PACKAGE_ID records the delivery as the package's next version
+    (its complete new state; unchanged files are referenced, not stored again).
     """
     if inline and wait:
         raise click.UsageError("--inline already waits for the copies; use one of --inline and --wait")
@@ -51,7 +55,7 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
             if name is not None:
                 check_xml_text(name, "--name")
             result = run_ingest(repo(), source, collection_key, name=name, bag_info=bag_info,
-                                replicate=inline, progress=progress)
+                                replicate=inline, progress=progress, version_of=version_of)
     except DeliveryRejected as e:
         if as_json:
             emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
@@ -73,6 +77,11 @@ def ingest(source, collection_key, name, info, inline, wait, timeout, quiet, as_
     else:
         say(f"package {result['package_id']}: {result['files']} files, {human_bytes(result['bytes'])}, "
                    f"state {result['state']}")
+        if "version" in result:
+            v = result["version"]
+            say(f"  version {v['number']} of {v['lineage_id']}: {v['added']} added, {v['changed']} changed, "
+                f"{v['removed']} removed, {v['renamed']} renamed, {v['unchanged']} unchanged; "
+                f"{human_bytes(v['stored_bytes'])} stored, {human_bytes(v['referenced_bytes'])} referenced")
         if queued:
             say(f"  copies queued for workers on {', '.join(result['nodes'])} "
                        "(`preserve worker` writes them; `preserve status` shows progress)")

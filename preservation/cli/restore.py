@@ -14,15 +14,19 @@ from .progress import byte_progress
 @click.command("restore")
 @click.argument("package_id")
 @click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--version", "version", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Restore version N of the package (default: the version PACKAGE_ID is).")
 @click.option("--quiet", "-q", is_flag=True)
 @json_option
-def restore(package_id, dest, quiet, as_json) -> None:
-    """Write the bag of PACKAGE_ID into the new directory DEST."""
+def restore(package_id, dest, version, quiet, as_json) -> None:
+    """Write the bag of PACKAGE_ID (of its version N) into the new directory DEST."""
     with byte_progress(quiet or as_json) as progress:
-        result = run_restore(repo(), package_id, dest,
+        result = run_restore(repo(), package_id, dest, version=version,
                              progress=(lambda b, f: progress("restore", b, f)) if progress else None)
     if as_json:
         emit_json(result)
     else:
+        if "version" in result:
+            say(f"version {result['version']} ({result['package_id']})")
         say(f"restored {result['files']} files ({human_bytes(result['bytes'])}) to {result['dest']}, "
                    f"every file verified (sha256+sha512) while it was read")

@@ -6,6 +6,7 @@ from sqlalchemy import create_engine
 import preservation.catalog.access_models  # noqa: F401  (registers the access tables on Base.metadata)
 import preservation.catalog.library_models  # noqa: F401  (titles, items)
 import preservation.catalog.format_models  # noqa: F401  (file formats)
+import preservation.catalog.version_models  # noqa: F401  (versions)
 from preservation.catalog.models import Base
 from preservation.catalog.search_tables import include_object
 

@@ -1,0 +1,424 @@
+"""Versions of a package: what changed, what is stored again, and what a version references.
+
+A version is a package row of its own, bound to its lineage by
+``package_versions``; its ``files`` rows are what is stored under its own
+prefix, and ``version_files`` references each unchanged payload file where
+an earlier version stored it (docs/versions.md).  This module is the one
+place that compares states, writes a version's ``fetch.txt`` and reads a
+version's complete state back.
+
+Comparisons stream: both states are read in byte order of path and merged;
+memory holds only the changed, added and removed files, and the references
+of a new version go to a file beside its staging bag, not to a dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, NamedTuple
+from urllib.parse import quote
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from preservation.bagit.names import encode_manifest_path
+from preservation.catalog.db import Catalog
+from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED, Package, PackageFile
+from preservation.catalog.version_models import PackageVersion, VersionFile
+from preservation.errors import NotFound, VersionRefused
+
+FETCH_TXT = "fetch.txt"
+REFERENCES = ".preserve-version-references"
+"""Beside the staged bag's tag files, until it is registered: the version's references (never copied to a node)."""
+BATCH = 2000
+INSERT_BATCH = 5000
+CHANGE_KINDS = ("added", "changed", "removed", "renamed", "unchanged")
+
+
+class StateRow(NamedTuple):
+    """One payload file of a version's complete state, and where its bytes are stored."""
+
+    path: str
+    size: int
+    sha256: str
+    sha512: str
+    file_id: int
+    stored_in: str
+    """The package (version) under whose prefix the bytes lie."""
+    stored_path: str
+    """The bag path they lie at there (a renamed file keeps the path it was stored under)."""
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.sha256, self.sha512, self.size
+
+    def digest(self, algorithm: str) -> str:
+        return getattr(self, algorithm)
+
+
+# --- reading a version's state -------------------------------------------------------------
+
+
+def _own_payload(catalog: Catalog, package_id: str, batch: int) -> Iterator[StateRow]:
+    query = (select(PackageFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512, PackageFile.id)
+             .where(PackageFile.package_id == package_id, PackageFile.is_tag.is_(False))
+             .order_by(PackageFile.path).limit(batch))
+    last = None
+    while True:
+        with catalog.engine.connect() as conn:
+            rows = conn.execute(query if last is None else query.where(PackageFile.path > last)).all()
+        for path, size, sha256, sha512, file_id in rows:
+            yield StateRow(path, size, sha256, sha512, file_id, package_id, path)
+        if len(rows) < batch:
+            return
+        last = rows[-1][0]
+
+
+def _referenced(catalog: Catalog, package_id: str, batch: int) -> Iterator[StateRow]:
+    query = (select(VersionFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512, PackageFile.id,
+                    PackageFile.package_id, PackageFile.path)
+             .join(PackageFile, PackageFile.id == VersionFile.file_id)
+             .where(VersionFile.package_id == package_id)
+             .order_by(VersionFile.path).limit(batch))
+    last = None
+    while True:
+        with catalog.engine.connect() as conn:
+            rows = conn.execute(query if last is None else query.where(VersionFile.path > last)).all()
+        for row in rows:
+            yield StateRow(*row)
+        if len(rows) < batch:
+            return
+        last = rows[-1][0]
+
+
+def iter_state(catalog: Catalog, package_id: str, batch: int = BATCH) -> Iterator[StateRow]:
+    """Every payload file of the version ``package_id`` in byte order of path: its own and those it references.
+
+    Each batch is read in a short transaction of its own; nothing is held
+    but the current batches.
+    """
+    return heapq.merge(_own_payload(catalog, package_id, batch), _referenced(catalog, package_id, batch),
+                       key=lambda r: r.path)
+
+
+def iter_version_files(catalog: Catalog, package_id: str, batch: int = BATCH) -> Iterator[list[StateRow]]:
+    """The files a restore of the version writes, in batches: its payload state and its own tag files but fetch.txt."""
+    rows: list[StateRow] = []
+    for row in iter_state(catalog, package_id, batch):
+        rows.append(row)
+        if len(rows) >= batch:
+            yield rows
+            rows = []
+    query = (select(PackageFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512, PackageFile.id)
+             .where(PackageFile.package_id == package_id, PackageFile.is_tag.is_(True), PackageFile.path != FETCH_TXT)
+             .order_by(PackageFile.path))
+    with catalog.engine.connect() as conn:
+        tags = conn.execute(query).all()
+    rows += [StateRow(p, size, a, b, i, package_id, p) for p, size, a, b, i in tags]
+    if rows:
+        yield rows
+
+
+# --- comparing two states ------------------------------------------------------------------
+
+
+class Change(NamedTuple):
+    kind: str
+    """added, changed, removed, renamed or unchanged."""
+    path: str
+    """The path in the new state (in the old one for ``removed``)."""
+    new: Any
+    old: StateRow | None
+    """The old state's row: for a rename, the file it was renamed from."""
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`: counts, and the changes themselves but the unchanged files."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANGE_KINDS, 0))
+    changes: list[Change] = field(default_factory=list)
+
+
+def compare(new: Iterable[Any], old: Iterable[StateRow], on_unchanged=None) -> Comparison:
+    """Compare two states, each in byte order of path (``new`` rows have path, size, sha256, sha512).
+
+    Same path, same size and both digests: unchanged (passed to
+    ``on_unchanged(new_row, old_row)`` and counted, never held).  A removed
+    path and an added path with the same bytes are one rename.
+    """
+    out = Comparison()
+    added: list[tuple[Any, tuple[str, str, int]]] = []
+    removed: dict[tuple[str, str, int], list[StateRow]] = {}
+    new_it, old_it = iter(new), iter(old)
+    a, b = next(new_it, None), next(old_it, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.path < b.path):
+            added.append((a, (a.sha256, a.sha512, a.size)))
+            a = next(new_it, None)
+        elif a is None or b.path < a.path:
+            removed.setdefault(b.key, []).append(b)
+            b = next(old_it, None)
+        else:
+            if (a.sha256, a.sha512, a.size) == b.key:
+                out.counts["unchanged"] += 1
+                if on_unchanged is not None:
+                    on_unchanged(a, b)
+            else:
+                out.counts["changed"] += 1
+                out.changes.append(Change("changed", a.path, a, b))
+            a, b = next(new_it, None), next(old_it, None)
+    for row, key in added:
+        was = removed.get(key)
+        if was:
+            out.counts["renamed"] += 1
+            out.changes.append(Change("renamed", row.path, row, was.pop(0)))
+        else:
+            out.counts["added"] += 1
+            out.changes.append(Change("added", row.path, row, None))
+    for rows in removed.values():
+        for row in rows:
+            out.counts["removed"] += 1
+            out.changes.append(Change("removed", row.path, None, row))
+    out.changes.sort(key=lambda c: c.path)
+    return out
+
+
+# --- a new version ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The version a new delivery follows: the newest of its lineage."""
+
+    lineage_id: str
+    package_id: str
+    number: int
+    node_ids: tuple[int, ...]
+
+
+def previous_version(session: Session, package_id: str, collection_key: str) -> Previous:
+    """The newest version of the lineage ``package_id`` belongs to, checked fit to be followed.
+
+    Raises NotFound (no such package), VersionRefused (another collection,
+    deaccessioned, or not preserved yet: a version's copies go to the nodes
+    of the previous version's verified copies).
+    """
+    package = session.get(Package, package_id)
+    if package is None:
+        raise NotFound(f"no package {package_id!r}")
+    own = session.get(PackageVersion, package_id)
+    lineage_id = own.lineage_id if own is not None else package_id
+    newest = session.scalars(select(PackageVersion).where(PackageVersion.lineage_id == lineage_id)
+                             .order_by(PackageVersion.number.desc()).limit(1)).first()
+    latest = session.get(Package, newest.package_id) if newest is not None else session.get(Package, lineage_id)
+    number = newest.number if newest is not None else 1
+    if latest.collection.key != collection_key:
+        raise VersionRefused(f"it belongs to collection {latest.collection.key!r}, not {collection_key!r}",
+                             package=lineage_id)
+    if latest.state != PACKAGE_PRESERVED:
+        raise VersionRefused(
+            f"its version {number} ({latest.id}) is {latest.state}; a new version is accepted once the one before "
+            "it is preserved (see `preserve status`)", package=lineage_id)
+    nodes = tuple(sorted(r.node_id for r in latest.replicas if r.state == REPLICA_VERIFIED))
+    return Previous(lineage_id, latest.id, number, nodes)
+
+
+@dataclass
+class VersionPlan:
+    """What a staged delivery is as version ``number``: the files it stores and those it references."""
+
+    previous: Previous
+    number: int
+    stored: set[str]
+    """Payload paths stored under the new version's prefix (added and changed)."""
+    references: Path
+    """JSON lines ``[path, file_id]``, one per payload file the version references."""
+    counts: dict[str, int]
+    stored_bytes: int
+    referenced_bytes: int
+
+    def stores(self, path: str) -> bool:
+        return not path.startswith("data/") or path in self.stored
+
+    def summary(self) -> dict[str, Any]:
+        return {"lineage_id": self.previous.lineage_id, "number": self.number,
+                "previous_id": self.previous.package_id, **self.counts, "stored_bytes": self.stored_bytes,
+                "referenced_bytes": self.referenced_bytes}
+
+    def discard(self) -> None:
+        self.references.unlink(missing_ok=True)
+
+
+class _Staged(NamedTuple):
+    path: str
+    size: int
+    sha256: str
+    sha512: str
+
+
+def _staged_payload(bag) -> Iterator[_Staged]:
+    table = bag.payload
+    for i in sorted(range(len(table)), key=table.path_at):
+        yield _Staged(table.path_at(i), table.size_at(i), table.hexdigest_at(i, "sha256"),
+                      table.hexdigest_at(i, "sha512"))
+
+
+def fetch_line(row: StateRow, path: str) -> str:
+    """The fetch.txt line (RFC 8493 §2.2.3) of ``path``, whose bytes lie at ``row``'s place in its package."""
+    url = f"file:../{quote(row.stored_in, safe='')}/{quote(row.stored_path, safe='/')}"
+    return f"{url} {row.size} {encode_manifest_path(path)}\n"
+
+
+def plan_version(catalog: Catalog, previous: Previous, bag) -> VersionPlan:
+    """Compare the staged ``bag`` with ``previous``, write its fetch.txt, and add that to its tag files.
+
+    The references go to a file in the staging bag (:data:`REFERENCES`, not
+    a file of the bag: no catalog row, never copied), one line per referenced
+    file; the caller removes it (``discard``), the staging sweep with the bag.
+    """
+    bag_dir = Path(bag.path)
+    references = bag_dir / REFERENCES
+    if references.exists() or (bag_dir / FETCH_TXT).exists():
+        raise VersionRefused(f"the staged bag already has {REFERENCES} or {FETCH_TXT}", package=previous.lineage_id)
+    fetch_path = bag_dir / FETCH_TXT
+    digests = {a: hashlib.new(a) for a in bag.tag_files.algorithms}
+    referenced = {"bytes": 0}
+    with open(references, "w", encoding="utf-8") as refs, open(fetch_path, "wb") as fetch:
+        def reference(new: _Staged, old: StateRow) -> None:
+            line = fetch_line(old, new.path).encode("utf-8")
+            fetch.write(line)
+            for d in digests.values():
+                d.update(line)
+            refs.write(json.dumps([new.path, old.file_id], ensure_ascii=False) + "\n")
+            referenced["bytes"] += new.size
+
+        comparison = compare(_staged_payload(bag), iter_state(catalog, previous.package_id),
+                             on_unchanged=reference)
+        for change in comparison.changes:  # a renamed file is not stored again: its bytes are where they were
+            if change.kind == "renamed":
+                reference(change.new, change.old)
+        fetch.flush()
+        os.fsync(fetch.fileno())
+        size = fetch.tell()
+    bag.tag_files.append(FETCH_TXT, size, b"".join(d.digest() for d in digests.values()))
+    stored = {c.path for c in comparison.changes if c.kind in ("added", "changed")}
+    stored_bytes = sum(c.new.size for c in comparison.changes if c.kind in ("added", "changed"))
+    return VersionPlan(previous, previous.number + 1, stored, references, comparison.counts, stored_bytes,
+                       referenced["bytes"])
+
+
+def record_version(session: Session, package_id: str, plan: VersionPlan) -> None:
+    """Bind ``package_id`` into its lineage as ``plan.number`` and insert its references, in the caller's transaction.
+
+    Raises VersionRefused when another version took the number meanwhile.
+    """
+    lineage = plan.previous.lineage_id
+    newest = session.scalars(select(PackageVersion.number).where(PackageVersion.lineage_id == lineage)
+                             .order_by(PackageVersion.number.desc()).limit(1)).first()
+    if (newest or 1) != plan.previous.number:
+        raise VersionRefused(f"version {plan.number} was registered by another ingest meanwhile; ingest again",
+                             package=lineage)
+    if newest is None:
+        session.add(PackageVersion(package_id=lineage, lineage_id=lineage, number=1, previous_id=None, changes={}))
+    session.add(PackageVersion(package_id=package_id, lineage_id=lineage, number=plan.number,
+                               previous_id=plan.previous.package_id,
+                               changes={**plan.counts, "stored_bytes": plan.stored_bytes,
+                                        "referenced_bytes": plan.referenced_bytes}))
+    session.flush()
+    batch: list[dict[str, Any]] = []
+    with open(plan.references, encoding="utf-8") as refs:
+        for line in refs:
+            path, file_id = json.loads(line)
+            batch.append({"package_id": package_id, "path": path, "file_id": file_id})
+            if len(batch) >= INSERT_BATCH:
+                session.execute(insert(VersionFile.__table__), batch)
+                batch = []
+    if batch:
+        session.execute(insert(VersionFile.__table__), batch)
+
+
+# --- looking versions up ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    package_id: str
+    lineage_id: str
+    number: int
+    previous_id: str | None
+    changes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"package_id": self.package_id, "lineage_id": self.lineage_id, "number": self.number,
+                "previous_id": self.previous_id, "changes": dict(self.changes)}
+
+
+def _info(row: PackageVersion) -> VersionInfo:
+    return VersionInfo(row.package_id, row.lineage_id, row.number, row.previous_id, dict(row.changes or {}))
+
+
+def version_of(session: Session, package_id: str) -> VersionInfo | None:
+    """The version row of ``package_id``; None for a package that was never versioned."""
+    row = session.get(PackageVersion, package_id)
+    return _info(row) if row is not None else None
+
+
+def lineage_versions(session: Session, package_id: str) -> list[VersionInfo]:
+    """Every version of the lineage ``package_id`` belongs to, oldest first ([] when never versioned)."""
+    own = session.get(PackageVersion, package_id)
+    lineage = own.lineage_id if own is not None else package_id
+    rows = session.scalars(select(PackageVersion).where(PackageVersion.lineage_id == lineage)
+                           .order_by(PackageVersion.number)).all()
+    return [_info(r) for r in rows]
+
+
+def resolve_version(session: Session, package_id: str, number: int) -> str:
+    """The package id of version ``number`` of the lineage of ``package_id``; raises NotFound."""
+    if session.get(Package, package_id) is None:
+        raise NotFound(f"no package {package_id!r}")
+    versions = lineage_versions(session, package_id)
+    if not versions:
+        if number == 1:
+            return package_id
+        raise NotFound(f"package {package_id} has only version 1")
+    for v in versions:
+        if v.number == number:
+            return v.package_id
+    raise NotFound(f"package {versions[0].lineage_id} has versions 1 to {versions[-1].number}, not {number}")
+
+
+def changes(catalog: Catalog, package_id: str) -> dict[str, Any]:
+    """What changed in the version ``package_id`` against the one before: counts and lists of paths."""
+    with catalog.session() as s:
+        info = version_of(s, package_id)
+    if info is None or info.previous_id is None:  # the first version: everything was added (counted, not listed)
+        counts = dict.fromkeys(CHANGE_KINDS, 0)
+        counts["added"] = sum(1 for _ in iter_state(catalog, package_id))
+        return {"package_id": package_id, "number": 1, "previous_id": None, "counts": counts,
+                "added": None, "changed": [], "removed": [], "renamed": []}
+    comparison = compare(iter_state(catalog, package_id), iter_state(catalog, info.previous_id))
+    lists = {k: [] for k in ("added", "changed", "removed", "renamed")}
+    for c in comparison.changes:
+        lists[c.kind].append({"from": c.old.path, "to": c.path} if c.kind == "renamed" else c.path)
+    return {"package_id": package_id, "number": info.number, "previous_id": info.previous_id,
+            "counts": comparison.counts, **lists}
+
+
+def referencing_versions(session: Session, package_ids: Iterable[str]) -> dict[str, int]:
+    """Versions outside ``package_ids`` that reference files stored by them: package id -> number of files."""
+    ids = list(package_ids)
+    rows = session.execute(
+        select(VersionFile.package_id, PackageFile.id)
+        .join(PackageFile, PackageFile.id == VersionFile.file_id)
+        .where(PackageFile.package_id.in_(ids), VersionFile.package_id.not_in(ids))
+    ).all()
+    out: dict[str, int] = {}
+    for pid, _ in rows:
+        out[pid] = out.get(pid, 0) + 1
+    return out

@@ -1,12 +1,14 @@
 """COUNTER counting: the double-click filter, sessions and the catalogue rows a report names.
 
 The finest grain counted is a :class:`Cell` — one item of one title of one
-collection, for one library and month.  ``Total_*`` counts come from the
-month's events streamed in index order (the filter looks one event ahead: of
-two clicks by one visitor on one target within 30 seconds, only the later
-counts, COUNTER 7.2); ``Unique_*`` counts are distinct sessions counted by the
-database (COUNTER 7.3, 7.4).  Memory grows with the number of cells, never
-with the number of events.
+collection, for one library and month.  :func:`tally` reads the months'
+events once, oldest first, in the order of the ``(library_id, occurred_at)``
+index: of two clicks by one visitor on one target within 30 seconds only the
+later counts (COUNTER 7.2), and an item or title counts once per session for
+the ``Unique_*`` metrics (COUNTER 7.3, 7.4).  A session is an hour, so only
+the current hour's clicks and pairs are held: memory grows with the number of
+cells and with one hour's activity, never with the number of events
+(``bench/bench_counter.py`` measures it).
 
 A title is a ``library_models.Title``, or the package when the content has
 none; an item is a ``library_models.Item``, or the package likewise.

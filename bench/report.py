@@ -132,7 +132,7 @@ def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list
 def render(
     *, command: str, info: dict[str, str], corpora: list[str], comparisons: list[Comparison],
     catalog: list[CatalogScale], skipped: list[Skipped], s3_output: str | None, profiles: list[str],
-    validation_output: str | None = None,
+    validation_output: str | None = None, formats_output: str | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -239,6 +239,14 @@ def render(
                 "processes started before the clock, and the peak resident set of any validating process (each is",
                 "bounded by its address-space limit). See docs/validation.md.", "",
                 "```", validation_output.strip(), "```", ""]
+    if formats_output:
+        out += ["## Format identification at ingest", "",
+                "Output of `bench/bench_formats.py`: ingest (bag, register, three verified copies) with no content",
+                "analysis against ingest with the format analyser (identification of every file from its head and",
+                "tail in the bagging pass, validation of what needs it), fastest of 3 each, taking turns. Targets",
+                "(issue 17): at most +15 % on M, +25 % on S. The corpora are random bytes: every file is named by",
+                "its extension only and none is validated. See docs/formats.md.", "",
+                formats_output.strip(), ""]
     if skipped:
         out += ["## Not measured", "", *[f"- {s.benchmark}: {s.reason}" for s in skipped], ""]
     if profiles:

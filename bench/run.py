@@ -2,7 +2,7 @@
 
     python -m bench.run [--size S,M,L] [--scale F] [--only NAME,...] [--rows N] [--profile]
 
-Benchmarks: ingest, bag, audit, catalog, s3, validation.  Defaults finish in a few
+Benchmarks: ingest, bag, audit, catalog, s3, validation, formats.  Defaults finish in a few
 minutes on two cores; ``--scale 1`` runs the full corpora and ``--rows``
 sets the catalog's file rows (1,000,000 by default; `--rows 10000000` for the full figure).
 """
@@ -27,7 +27,7 @@ from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_bus
 from bench.report import headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
-BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation")
+BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats")
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
@@ -81,6 +81,7 @@ class Suite:
         self.skipped: list[Skipped] = []
         self.s3_output: str | None = None
         self.validation_output: str | None = None
+        self.formats_output: str | None = None
         self.profiles: list[str] = []
 
     def attempt(self, name: str, work: Callable[[], None]) -> None:
@@ -130,6 +131,19 @@ def _validation(suite: Suite) -> None:
     suite.validation_output = buffer.getvalue()
 
 
+def _formats(suite: Suite, sizes: list[str], scale: float | None) -> None:
+    from bench import bench_formats
+
+    buffer = io.StringIO()
+    argv = ["--size", ",".join(s for s in sizes if s in bench_formats.TARGETS)]
+    if scale is not None:
+        argv += ["--scale", str(scale)]
+    with redirect_stdout(buffer):
+        bench_formats.main(argv)
+    print(buffer.getvalue(), end="")
+    suite.formats_output = buffer.getvalue()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python -m bench.run", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.attempt("s3", lambda: _s3(suite, args.s3_mib))
     if "validation" in args.only:
         suite.attempt("validation", lambda: _validation(suite))
+    if "formats" in args.only:
+        suite.attempt("formats", lambda: _formats(suite, args.size, args.scale))
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
@@ -177,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                   corpora=[f"{c.label}: {human_size(c.total_bytes)}" for c in corpora.values()],
                   comparisons=suite.comparisons, catalog=suite.catalog, skipped=suite.skipped,
                   s3_output=suite.s3_output, profiles=suite.profiles,
-                  validation_output=suite.validation_output)
+                  validation_output=suite.validation_output, formats_output=suite.formats_output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     (OUT_DIR / "results.json").write_text(json.dumps({

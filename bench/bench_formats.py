@@ -1,0 +1,112 @@
+"""Format identification and validation at ingest: what they add to an ingest, on M and on S.
+
+    python -m bench.bench_formats [--size M,S] [--scale F] [--repeat R]
+
+Each run ingests a corpus (bag, register, three verified local copies, as
+``bench_ingest`` does) in a fresh child, once with no content analysis
+(``analysers=[]``) and once with the format analyser (identification of
+every file from its head and tail as it is bagged, then validation of what
+needs it), taking turns, ``--repeat`` times each; the fastest of each is
+kept.  The signature files are loaded before the clock starts, as a worker
+loads them once for all the deliveries it ingests (the load is timed on its
+own).  Targets (issue 17): at most +15 % on M (1 MiB files) and +25 % on S
+(4 KiB files).
+
+The corpora are random bytes: identification finds no signature and names
+each file by its extension, and nothing is validated (no file has a kind
+``kind_for`` checks); ``bench_validation`` measures validation itself.
+Not a unit test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.corpora import DEFAULT_SCALE, OUT_DIR, ensure_corpus, iter_files, read_through
+from bench.homes import COLLECTION, fresh_repo
+from bench.measure import run_child
+
+TARGETS = {"M": 0.15, "S": 0.25}
+
+
+def run_ingest(delivery: str, home: str, analysis: str) -> dict:
+    """Child entry: ingest ``delivery`` into a fresh home with (``formats``) or without (``off``) the analyser."""
+    from preservation.formats.analyser import FormatAnalyser
+    from preservation.formats.identify import signatures
+    from preservation.ingest import ingest
+
+    repo = fresh_repo(Path(home))
+    read_through(list(iter_files(Path(delivery))))
+    loaded = time.perf_counter()
+    known = signatures()
+    load_seconds = time.perf_counter() - loaded
+    analysers = [] if analysis == "off" else [FormatAnalyser(repo.policy.formats, known)]
+    before = _cpu()
+    start = time.perf_counter()
+    result = ingest(repo, delivery, COLLECTION, analysers=analysers)
+    seconds = time.perf_counter() - start
+    cpu = _cpu() - before
+    repo.close()
+    return {"seconds": seconds, "files": result["files"], "bytes": result["bytes"], "state": result["state"],
+            "signatures_load_seconds": load_seconds, "content": result.get("content", {}), "cpu_seconds": cpu}
+
+
+def _cpu() -> float:
+    """CPU seconds (user + kernel) of this process and of its reaped children (validating processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(size: str, scale: float, repeat: int) -> dict:
+    corpus = ensure_corpus(size, scale)
+    home = OUT_DIR / "homes" / f"formats-{size}"
+    runs: dict[str, list] = {"off": [], "formats": []}
+    for _ in range(repeat):
+        for analysis in ("off", "formats"):
+            runs[analysis].append(run_child("bench.bench_formats:run_ingest", delivery=str(corpus.delivery),
+                                            home=str(home), analysis=analysis))
+    best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
+    off, on = best["off"].seconds, best["formats"].seconds
+    cpu_off = min(m.result["cpu_seconds"] for m in runs["off"])
+    cpu_on = min(m.result["cpu_seconds"] for m in runs["formats"])
+    return {"corpus": corpus.label, "off": off, "on": on, "overhead": on / off - 1, "target": TARGETS.get(size),
+            "cpu_off": cpu_off, "cpu_on": cpu_on, "cpu_overhead": cpu_on / cpu_off - 1,
+            "files": best["formats"].result["files"], "peak_off": max(m.peak_rss for m in runs["off"]),
+            "peak_on": max(m.peak_rss for m in runs["formats"]),
+            "load": best["formats"].result["signatures_load_seconds"],
+            "identified": best["formats"].result["content"].get("formats", {}).get("by_basis", {}),
+            "others": max(m.others for v in runs.values() for m in v),
+            "runs": {k: [round(m.seconds, 3) for m in v] for k, v in runs.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="M,S", help="corpora, comma-separated (M, S)")
+    parser.add_argument("--scale", type=float, default=None, help="shrink factor (default: the suite's)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    missed = False
+    print("| corpus | ingest, no analysis | ingest, formats on | overhead | target | CPU off / on | CPU overhead "
+          "| peak RSS off / on | basis of identification | others' CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in [s.strip() for s in args.size.split(",") if s.strip()]:
+        m = measure(size, args.scale if args.scale is not None else DEFAULT_SCALE[size], args.repeat)
+        target = m["target"]
+        met = target is None or m["overhead"] <= target
+        missed |= not met
+        verdict = "—" if target is None else f"≤ {target:.0%}: {'met' if met else 'MISSED'}"
+        basis = ", ".join(f"{k} {v:,}" for k, v in sorted(m["identified"].items()))
+        print(f"| {m['corpus']} | {m['off']:.3f} s | {m['on']:.3f} s | {m['overhead']:+.1%} | {verdict} "
+              f"| {m['cpu_off']:.2f} / {m['cpu_on']:.2f} s | {m['cpu_overhead']:+.1%} "
+              f"| {m['peak_off'] >> 20} / {m['peak_on'] >> 20} MiB | {basis} | {m['others']:.0%} |")
+        print(f"<!-- {size}: runs {m['runs']}; signatures loaded in {m['load']:.2f} s before the clock -->",
+              file=sys.stderr)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -75,7 +75,7 @@ def build_items_template(home, work) -> tuple[dict, dict, dict[str, list[str]]]:
     try:
         for label, (collection, name, year, volume, count, seed) in DELIVERIES.items():
             root = work / label
-            dois[label] = write_articles(root, count, year=year, volume=volume, xml_bytes=2_000,
+            dois[label] = write_articles(root, count, year=year, volume=volume,
                                          pdf_size=(3_000, 6_000), seed=seed)
             result = ingest(repo, root, collection, name=name, bag_info={"Year": str(year)})
             assert result["state"] == "preserved", result

@@ -11,6 +11,7 @@ only read, inside a process with limits.
 
 from __future__ import annotations
 
+import encodings.cp437  # noqa: F401 - zipfile decodes legacy member names with it: loaded before the limits
 import zipfile
 import zlib
 from typing import BinaryIO

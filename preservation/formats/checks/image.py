@@ -22,8 +22,14 @@ from preservation.formats.checks.base import Report, register
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, TypeError)
 
 
-def set_pixel_limit(pixels: int) -> None:
-    """Refuse to decode images of more than ``pixels`` pixels (Pillow's own bomb check, made an error)."""
+def prepare(pixels: int) -> None:
+    """Load every Pillow plugin now, before the process limits itself, and refuse images over ``pixels`` pixels.
+
+    Pillow imports its format plugins on first use; loaded here, no file
+    pays for it and nothing is imported under the limits.  The pixel limit
+    is Pillow's own bomb check, made an error.
+    """
+    Image.init()
     Image.MAX_IMAGE_PIXELS = pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 

@@ -92,20 +92,22 @@ def validate(path: str, kind: str) -> tuple[Report, bool]:
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
         report.failed(codes.VALIDATION_UNREADABLE, getattr(e, "strerror", None) or str(e))
         return report, False
+    stopped_by = None
     try:
         with stream:
             check(stream, report)
     except MemoryError:
-        report = Report(kind)
-        report.stopped(codes.VALIDATION_MEMORY_LIMIT, "the check needed more memory than the limit allows")
-        return report, True
+        stopped_by = "the check needed more memory than the limit allows"
     except RecursionError:
-        report = Report(kind)
-        report.stopped(codes.VALIDATION_MEMORY_LIMIT, "the check recursed beyond the stack limit")
-        return report, True
+        stopped_by = "the check recursed beyond the stack limit"
     except Exception as e:  # noqa: BLE001 - one file's surprise must not end the process
         report.failed(codes.VALIDATION_FAILED, f"{type(e).__name__}: {e}")
-    return report, False
+    if stopped_by is None:
+        return report, False
+    # answered only here, once the exception and the frames holding what the check allocated are gone
+    report = Report(kind)
+    report.stopped(codes.VALIDATION_MEMORY_LIMIT, stopped_by)
+    return report, True
 
 
 def _set_limits(memory: int) -> None:
@@ -141,7 +143,8 @@ def serve(hello: dict[str, Any]) -> None:
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     for module in hello.get("modules", ()):
         importlib.import_module(module)
-    image.set_pixel_limit(int(hello["pixels"]))
+    sys.dont_write_bytecode = True  # under RLIMIT_FSIZE 0 nothing is written, and nothing need try
+    image.prepare(int(hello["pixels"]))
     time_limit = float(hello["time"])
     _set_limits(int(hello["memory"]))
     # stderr told the parent why a start failed; from now on nothing a library says reaches it

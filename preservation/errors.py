@@ -122,6 +122,30 @@ class InvalidIdentifier(InvalidRequest):
     template = "{detail}"
 
 
+class AmbiguousId(InvalidRequest):
+    """A short id prefix that matches more than one package; ``candidates`` lists them."""
+
+    code = "E116"
+    exit_code = 20
+    template = "{detail}"
+
+
+class NodeInUse(InvalidRequest):
+    """A node cannot be removed while the catalog still counts copies (or jobs) on it."""
+
+    code = "E117"
+    exit_code = 21
+    template = "{detail}"
+
+
+class Interrupted(PreservationError):
+    """The operator pressed Ctrl-C; the message says what state was left and what finishes it."""
+
+    code = "E118"
+    exit_code = 22
+    template = "interrupted: {detail}"
+
+
 # --- catalog -----------------------------------------------------------------
 
 
@@ -326,6 +350,14 @@ class VersionInUse(PreservationError):
 
     code = "E504"
     exit_code = 26
+    template = "{detail}"
+
+
+class DuplicateDelivery(PreservationError):
+    """A delivery whose payload manifest equals a preserved package's (``--allow-duplicate`` to keep both)."""
+
+    code = "E505"
+    exit_code = 23
     template = "{detail}"
 
 

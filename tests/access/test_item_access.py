@@ -404,3 +404,59 @@ def test_staff_see_and_decide_item_requests_in_their_pages(client, items):  # no
     assert download(client, items, "alice", items.dois["aps_2018"][0]).status_code == 403
     with items.repo.catalog.session() as s:
         assert s.get(AccessRequest, issue["id"]).state == "denied"
+
+
+# ------------------------------------------------------------------------------------ on SQLite and PostgreSQL
+
+
+def test_title_page_requests_and_item_grants_on_each_catalog(catalog_url, tmp_path):
+    """The same rules through the library functions, on SQLite and on PostgreSQL (ordering, grouping, scopes)."""
+    from devtools.articles import write_articles
+    from preservation.access import accounts
+    from preservation.access.requests import decide_request, request_in_library_terms
+    from preservation.access.rights import require_read
+    from preservation.access.title_view import collection_titles, title_page
+    from preservation.catalog.library_models import Item, ItemFile
+    from preservation.catalog.models import Package
+    from preservation.collection import add_collection
+    from preservation.errors import AccessRefused, InvalidRequest
+    from preservation.ingest import ingest
+
+    from ..fixtures import make_repo
+
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        add_collection(repo, "aps", "物理学报 backfile", publisher="CPS", access_mode="pca")
+        dois = write_articles(tmp_path / "delivery", 12, year=2019, volume=68, pdf_size=(2_000, 3_000))
+        package_id = ingest(repo, tmp_path / "delivery", "aps", name="aps-2019", bag_info={"Year": "2019"})[
+            "package_id"]
+        accounts.add_library(repo, "pku", "Peking University Library")
+        accounts.add_user(repo, "pku", "alice", "correct horse battery staple")
+        alice = accounts.authenticate_password(repo, "alice", "correct horse battery staple", "127.0.0.1")
+        [listed] = collection_titles(repo, "aps")["titles"]
+        page = title_page(repo, alice, listed["id"])
+        issues = page["volumes"][0]["issues"]
+        # issue numbers in numeric order: 1, 2 … 10, 11, 12 (not 1, 10, 11, 12, 2 …)
+        assert [i["issue"] for i in issues] == [str(n) for n in range(1, 13)]
+        assert {a["standing"] for i in issues for a in i["articles"]} == {"dark"}
+        with pytest.raises(InvalidRequest):
+            request_in_library_terms(repo, alice, scope="issue", reason=REASON, title_id=listed["id"],
+                                     year="2019", volume="68", issue="13")
+        asked = request_in_library_terms(repo, alice, scope="issue", reason=REASON, title_id=str(listed["id"]),
+                                         year="2019", volume="68", issue="10")
+        decided = decide_request(repo, asked["id"], approve=True, by="user:carol", why="thesis")
+        assert decided["grants"][0]["scope"] == "issue"
+        page = title_page(repo, alice, listed["id"])
+        readable = [a["doi"] for i in page["volumes"][0]["issues"] for a in i["articles"] if a["standing"] == "read"]
+        assert readable == [dois[9]]
+        with repo.catalog.session() as s:
+            package = s.get(Package, package_id)
+            paths = dict(s.execute(select(Item.doi, ItemFile.path).join(ItemFile, ItemFile.item_id == Item.id)
+                                   .where(ItemFile.path.like("%.pdf"))).all())
+            assert require_read(s, alice.library_id, package, paths[dois[9]]).allowed
+            with pytest.raises(AccessRefused):
+                require_read(s, alice.library_id, package, paths[dois[8]])
+            with pytest.raises(AccessRefused):
+                require_read(s, alice.library_id, package)
+    finally:
+        repo.close()

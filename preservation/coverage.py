@@ -56,6 +56,7 @@ from preservation.titles import (
 VERIFIED = "verified"
 OVERDUE = "overdue"
 NONE = "none"
+CHUNK = 1000  # titles exported at a time
 _EMBARGO_PART = re.compile(r"([RP])([0-9]+)([DMY])")
 
 
@@ -333,8 +334,7 @@ def _runs(issues: list[HeldIssue]) -> list[list[HeldIssue]]:
     return runs
 
 
-def _selector(session: Session, library_id: int, collection: Collection, titles: list[Title]
-              ) -> Callable[[HeldIssue], bool] | None:
+def _selector(session: Session, library_id: int, collection: Collection) -> Callable[[HeldIssue], bool] | None:
     """What the library may read of the collection, as a test on held issues; None: nothing."""
     if collection.access_mode == MODE_OPEN or (collection.access_mode == MODE_TRIGGER
                                                and active_trigger(session, collection.id) is not None):
@@ -345,9 +345,8 @@ def _selector(session: Session, library_id: int, collection: Collection, titles:
     if collection.access_mode == MODE_PCA:
         year_ranges = [tuple(r) for r in session.execute(select(Entitlement.from_year, Entitlement.to_year).where(
             Entitlement.library_id == library_id, Entitlement.collection_id == collection.id))]
-        for e in session.scalars(select(TitleEntitlement).where(
-                TitleEntitlement.library_id == library_id,
-                TitleEntitlement.title_id.in_([t.id for t in titles]))):
+        for e in session.scalars(select(TitleEntitlement).join(Title).where(
+                TitleEntitlement.library_id == library_id, Title.collection_id == collection.id)):
             by_title.setdefault(e.title_id, []).append(e)
     if not grants and not year_ranges and not by_title:
         return None
@@ -405,25 +404,38 @@ def export(repo: Repository, out: IO[str], *, collection_key: str | None = None,
         raise InvalidRequest("a library's export is of preserved holdings only")
     interval = repo.policy.audit.interval_days
     with repo.catalog.session() as s:
+
+        def rows_of(collection: Collection, readable: Callable[[HeldIssue], bool] | None) -> Iterator[dict[str, Any]]:
+            for titles in _title_chunks(s, collection.id):
+                held = held_issues(s, [t.id for t in titles])
+                standing = package_standing(s, {h.package_id for v in held.values() for h in v}, interval)
+                yield from _rows(s, titles, held, standing, expected, readable)
+
         if collection_key is not None:
             collection = get_collection(s, collection_key)
-            titles = _titles(s, collection.id)
-            held = held_issues(s, collection_id=collection.id)
-            standing = package_standing(s, {h.package_id for v in held.values() for h in v}, interval)
-            count = write_kbart(out, _rows(s, titles, held, standing, expected))
+            count = write_kbart(out, rows_of(collection, None))
             return {"collection": collection.key, "rows": count}
         library = get_library(s, library_code)
+        library_id = library.id
 
         def all_rows() -> Iterator[dict[str, Any]]:
-            for collection in s.scalars(select(Collection).order_by(Collection.key)):
-                titles = _titles(s, collection.id)
-                readable = _selector(s, library.id, collection, titles)
-                if readable is None or not titles:
-                    continue
-                held = held_issues(s, collection_id=collection.id)
-                standing = package_standing(s, {h.package_id for v in held.values() for h in v}, interval)
-                yield from _rows(s, titles, held, standing, False, readable)
+            for collection in list(s.scalars(select(Collection).order_by(Collection.key))):
+                readable = _selector(s, library_id, collection)
+                if readable is not None:
+                    yield from rows_of(collection, readable)
 
         count = write_kbart(out, all_rows())
-        return {"library": library.code, "rows": count}
+        return {"library": library_code, "rows": count}
 
+
+def _title_chunks(session: Session, collection_id: int) -> Iterator[list[Title]]:
+    """The collection's titles in export order, :data:`CHUNK` at a time: memory stays that of one chunk."""
+    ids = list(session.scalars(select(Title.id).where(Title.collection_id == collection_id)
+                               .order_by(Title.title, Title.id)))
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        loaded = {t.id: t for t in session.scalars(
+            select(Title).where(Title.id.in_(part))
+            .options(selectinload(Title.identifiers), selectinload(Title.coverage), selectinload(Title.collection)))}
+        yield [loaded[i] for i in part]
+        session.expunge_all()

@@ -16,6 +16,7 @@ from .common import JSON_ERRORS, CLIState, fail
 from .entitlement import entitlement
 from .events import events
 from .formats import formats
+from .holdings import holdings
 from .ingest import ingest
 from .item import item
 from .jobs import jobs
@@ -26,6 +27,7 @@ from .scheduler import scheduler
 from .search import search_
 from .serve import serve
 from .status import status
+from .title import title
 from .trigger import trigger
 from .usage import usage
 from .worker import worker
@@ -65,6 +67,7 @@ COMMANDS: list[click.Command] = [
     init, catalog, node, collection, ingest, audit, challenge, restore, status, events, bag,  # preservation
     jobs, worker, scheduler,  # the system that runs itself
     library, entitlement, trigger, access, usage, serve,  # access to dark content
+    title, holdings,  # titles, KBART and completeness
     item,  # what the packages hold, in library terms
     formats,  # what the preserved bytes are
     search_,  # titles and items

@@ -108,9 +108,13 @@ def jats_article(doi: str, title: str, authors: list[tuple[str, str]], *, volume
 """.encode("utf-8")
 
 
-def write_articles(root: Path, count: int, *, year: int = 2019, volume: int = 68, xml_bytes: int = 30_000,
-                   pdf_size: tuple[int, int] = (20_000, 40_000), seed: int = 16, folder: str = "期刊/物理学报") -> list[str]:
-    """``count`` articles (XML and PDF of the same name, in one folder per issue) under ``root``; their DOIs."""
+def write_articles(root: Path, count: int, *, year: int = 2019, volume: int = 68,
+                   xml_size: tuple[int, int] = (20_000, 40_000), pdf_size: tuple[int, int] = (20_000, 40_000),
+                   seed: int = 16, folder: str = "期刊/物理学报") -> list[str]:
+    """``count`` articles (XML and PDF of the same name, in one folder per issue) under ``root``; their DOIs.
+
+    Sizes are drawn (seeded) between the bounds of ``xml_size`` and ``pdf_size``, in bytes.
+    """
     rng = random.Random(seed)
     dois = []
     for number in range(1, count + 1):
@@ -122,7 +126,8 @@ def write_articles(root: Path, count: int, *, year: int = 2019, volume: int = 68
         title = f"{rng.choice(_TOPICS)}研究（{number}）"
         stem.with_suffix(".xml").write_bytes(jats_article(
             doi, title, authors, volume=volume, issue=issue, year=year, month=(issue + 1) // 2,
-            pdf=stem.name + ".pdf", body_bytes=xml_bytes, seed=seed + number, first_page=number * 10))
+            pdf=stem.name + ".pdf", body_bytes=rng.randint(*xml_size) - 2_500, seed=seed + number,
+            first_page=number * 10))
         stem.with_suffix(".pdf").write_bytes(pdf_bytes(f"Acta Phys. Sin. {doi}", rng.randint(*pdf_size),
                                                        seed=seed + number))
         dois.append(doi)

@@ -39,6 +39,7 @@ _CONTAINER = ("source", "relation", "isPartOf")
 
 class DublinCoreReader:
     name = "dc"
+    links_after_done: tuple[bytes, ...] = ()
 
     def __init__(self, check: Checker) -> None:
         self.check = check
@@ -62,6 +63,9 @@ class DublinCoreReader:
         if len(values) < LIMITS["authors"]:
             values.append(text_of(element))
         return CLEAR
+
+    def link(self, name: str, href: str) -> None:
+        pass
 
     def take(self) -> list[ItemRecord]:
         if len(self._pending) > 1 or self._records > 1:  # a file of many records: none claims the PDF beside it

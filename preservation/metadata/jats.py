@@ -16,7 +16,7 @@ from preservation import codes
 from preservation import identifiers as ids
 from preservation.catalog.library_models import ID_ISSN_ONLINE, ID_ISSN_PRINT
 from preservation.metadata.records import LIMITS, MAX_FILES, Checker, ItemRecord
-from preservation.metadata.xmlstream import CLEAR, CLEAR_BEFORE, KEEP, local_name, resolve_href, text_of
+from preservation.metadata.xmlstream import CLEAR, CLEAR_BEFORE, DONE, KEEP, local_name, resolve_href, text_of
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -34,6 +34,8 @@ _ONLINE_ISSN = {"epub", "electronic", "online"}
 
 class JatsReader:
     name = "jats"
+    # after the front matter the body is not parsed, only scanned for the supplements it names
+    links_after_done = (b"<supplementary-material", b"<inline-supplementary-material", b"<self-uri")
 
     def __init__(self, check: Checker) -> None:
         self.check = check
@@ -66,12 +68,18 @@ class JatsReader:
             return CLEAR
         if name == "front":
             self._in_front = False
+            if element.getparent() is self._root:  # all the reader needs but the supplements' links in the body
+                self._finished = True
+                return DONE
         elif element is self._root:
             self._finished = True
         return KEEP
 
     def take(self) -> list[ItemRecord]:
         return []
+
+    def link(self, name: str, href: str) -> None:
+        self._add_link(name, href)
 
     def finish(self) -> list[ItemRecord]:
         if not self._finished:
@@ -155,7 +163,9 @@ class JatsReader:
         self.record.published = self.check.published(self.record.year, parts["month"], parts["day"])
 
     def _file_link(self, element: etree._Element, name: str) -> None:
-        href = element.get(XLINK_HREF)
+        self._add_link(name, element.get(XLINK_HREF))
+
+    def _add_link(self, name: str, href: str | None) -> None:
         try:
             path = resolve_href(self.check.path, href)
         except ValueError as e:

@@ -46,6 +46,7 @@ def _value(element: etree._Element | None, path: str) -> str:
 
 class OnixReader:
     name = "onix"
+    links_after_done: tuple[bytes, ...] = ()
 
     def __init__(self, check: Checker) -> None:
         self.check = check
@@ -64,6 +65,9 @@ class OnixReader:
         if record is not None:
             self._ready.append(record)
         return CLEAR_BEFORE
+
+    def link(self, name: str, href: str) -> None:
+        pass
 
     def take(self) -> list[ItemRecord]:
         ready, self._ready = self._ready, []

@@ -18,7 +18,7 @@ import re
 import tempfile
 import threading
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any, Iterator
 
@@ -75,14 +75,17 @@ class ItemRecord:
     """Where in the metadata file the item is (an ONIX record reference, a CSV line), for findings."""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps([getattr(self, name) for name in _FIELDS], ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> "ItemRecord":
-        data = json.loads(line)
-        data["identifiers"] = [tuple(i) for i in data["identifiers"]]
-        data["files"] = [tuple(f) for f in data["files"]]
-        return cls(**data)
+        record = cls(*json.loads(line))
+        record.identifiers = [tuple(i) for i in record.identifiers]
+        record.files = [tuple(f) for f in record.files]
+        return record
+
+
+_FIELDS = tuple(f.name for f in fields(ItemRecord))
 
 
 class Checker:

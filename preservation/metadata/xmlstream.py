@@ -17,6 +17,7 @@ dropped from the text.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +36,12 @@ class VocabularyReader(Protocol):
 
     def end(self, element: etree._Element) -> int:
         """Take what is needed of ``element``; say what the observer may discard: KEEP, CLEAR or CLEAR_BEFORE."""
+
+    links_after_done: tuple[bytes, ...]
+    """Start tags (``b"<name"``) whose links :meth:`link` still wants once :meth:`end` said DONE."""
+
+    def link(self, name: str, href: str) -> None:
+        """A link found by scanning the bytes after DONE (``name`` without ``<``)."""
 
     def take(self) -> list[ItemRecord]:
         """The records complete so far (each returned once)."""
@@ -98,6 +105,20 @@ CLEAR = 1
 """The element is read: its content and attributes may go."""
 CLEAR_BEFORE = 2
 """The element and every sibling before it are read: all of them may go."""
+DONE = 3
+"""The reader needs no more elements, only the links named by its ``links_after_done``: the rest is scanned."""
+SCANNABLE = {"utf-8", "utf8", "us-ascii", "ascii"}
+"""Encodings whose markup the scan after DONE reads as bytes; any other is parsed to its end."""
+_CARRY = 4096
+_SLICE = 8192
+"""Bytes handed to the parser at a time: a reader done with the front matter stops it within a slice."""
+"""Bytes of the last parsed chunk scanned again (a tag lxml had not finished); duplicates are merged later."""
+_HREF = re.compile(rb"""\s[A-Za-z_][\w.-]*:href\s*=\s*(?:"([^"<]*)"|'([^'<]*)')""")
+_REFERENCE = re.compile(r"&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|amp|lt|gt|quot|apos);")
+_LONGEST_NAME = 64
+"""Bytes kept at the end of a scanned chunk, in case a tag's name is cut by it."""
+_DECLARED = re.compile(rb"""(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 def _declares_entities(head: bytes) -> bool:
     """Whether a DOCTYPE's internal subset in ``head`` declares an entity.
@@ -114,13 +135,36 @@ def _declares_entities(head: bytes) -> bool:
     return b"<!ENTITY" in head[doctype:end if end >= 0 else len(head)]
 
 
+def _declared_encoding(head: bytes) -> str:
+    """The encoding the first bytes of an XML file declare (UTF-8 by default); ``utf-16`` for any wide form."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head[:4]:
+        return "utf-16"
+    match = _DECLARED.match(head)
+    return match.group(1).decode("ascii").lower() if match else "utf-8"
+
+
+def _attribute(raw: bytes) -> str:
+    """An attribute value found by the scan, its character references resolved ("" when it is not UTF-8)."""
+    try:
+        return _REFERENCE.sub(_reference, raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return ""
+
+
+def _reference(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name in _NAMED:
+        return _NAMED[name]
+    return chr(int(name[2:], 16) if name[1] == "x" else int(name[1:]))
+
+
 Emit = Callable[[list[ItemRecord]], None]
 
 
 class XmlObserver:
     """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
 
-    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done")
+    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done", "_scanning", "_encoding")
 
     def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
                  tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
@@ -131,6 +175,8 @@ class XmlObserver:
         self._readers = readers
         self._reader: VocabularyReader | None = None
         self._done = False
+        self._scanning: bytes | None = None  # after DONE: the bytes not yet scanned for links
+        self._encoding: str | None = None
         self._parser = etree.XMLPullParser(
             events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
             huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
@@ -140,17 +186,32 @@ class XmlObserver:
         if self._done:
             return
         data = bytes(chunk)  # a copy: the chunk's buffer is reused once feed returns
-        if self._reader is None and _declares_entities(data):
-            self._refuse_entities()
+        if self._scanning is not None:
+            self._scan(self._scanning + data)
             return
+        if self._reader is None:
+            if _declares_entities(data):
+                self._refuse_entities()
+                return
+            if self._encoding is None:
+                self._encoding = _declared_encoding(data)
         try:
-            self._parser.feed(data)
-            self._drain()
+            for start in range(0, len(data), _SLICE):  # so that parsing stops soon after the reader is done
+                piece = data[start:start + _SLICE]
+                self._parser.feed(piece)
+                if self._drain():
+                    self._start_scanning(data[max(start + _SLICE - _CARRY, 0):])
+                    if self._scanning is not None:
+                        self._scan(self._scanning)
+                        return
         except etree.XMLSyntaxError as e:
             self._malformed(e)
 
     def close(self, size: int) -> None:
-        if not self._done:
+        if self._scanning is not None:
+            self._scan(self._scanning, final=True)
+            self._emit([*self._reader.take(), *self._reader.finish()])
+        elif not self._done:
             try:
                 root = self._parser.close()
                 self._drain()
@@ -168,28 +229,66 @@ class XmlObserver:
         self._parser = None
         self._notes(self.path, self.check.notes)
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Hand the parser's events to the reader; True once the reader said DONE."""
+        done = False
         for event, element in self._parser.read_events():
             reader = self._reader
             if reader is None:
                 reader = self._choose(element.getroottree().getroot())
                 if reader is None:
-                    return
+                    return False
             if event == "start":
-                reader.start(element)
-            else:
-                a = reader.end(element)
-                if a == KEEP:
-                    continue
-                element.clear(keep_tail=False)
-                parent = element.getparent()
-                if a == CLEAR_BEFORE and parent is not None:
-                    while element.getprevious() is not None:
-                        del parent[0]
+                if not done:
+                    reader.start(element)
+                continue
+            if done and ("<" + local_name(element)).encode() not in reader.links_after_done:
+                continue  # parsed with the chunk already, but nothing the reader wants now
+            a = reader.end(element)
+            if a == KEEP:
+                continue
+            element.clear(keep_tail=False)
+            parent = element.getparent()
+            if a == CLEAR_BEFORE and parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+            elif a == DONE:
+                done = True
         if self._reader is not None:
             records = self._reader.take()
             if records:
                 self._emit(records)
+        return done
+
+    def _start_scanning(self, rest: bytes) -> None:
+        """Stop parsing: ``rest`` (from a little before where the parser stopped) and what follows are scanned."""
+        if self._encoding not in SCANNABLE or not self._reader.links_after_done:
+            return  # parsed to the end as before (the reader ignores what follows)
+        self._parser = None  # the tree, and the body lxml would have built, go
+        self._scanning = rest
+
+    def _scan(self, data: bytes, final: bool = False) -> None:
+        """Find the reader's links in ``data``; keep an unfinished tag (or a cut name) for the next chunk."""
+        reader = self._reader
+        position, keep = 0, max(len(data) - _LONGEST_NAME, 0)
+        while True:
+            found = [(at, tag) for tag in reader.links_after_done if (at := data.find(tag, position)) >= 0]
+            if not found:
+                break
+            at, tag = min(found)
+            end = data.find(b">", at, at + _CARRY)
+            if end < 0:
+                if len(data) - at < _CARRY:
+                    keep = min(keep, at)  # its end is in the next chunk
+                break  # (a start tag longer than _CARRY is no link: dropped)
+            match = _HREF.search(data, at, end)
+            if match is not None:
+                href = _attribute(match.group(1) if match.group(1) is not None else match.group(2))
+                if href:
+                    reader.link(tag[1:].decode("ascii"), href)
+            position = end + 1
+            keep = max(keep, position)
+        self._scanning = b"" if final else data[keep:]
 
     def _choose(self, root: etree._Element) -> VocabularyReader | None:
         """The reader for the file's root, once its DTD is known to declare no entity."""

@@ -1,0 +1,162 @@
+"""Metadata extraction's cost at ingest: a delivery of JATS articles ingested with and without it.
+
+    python -m bench.bench_extraction [--articles N] [--scale F] [--repeat R] [--write-docs]
+
+Generates (seeded, under ``bench/out/extraction``) a delivery of
+``--articles`` × ``--scale`` articles of 物理学报 (default 10,000 × 1): one
+JATS XML of 20-60 KiB (front matter, a body of Chinese paragraphs, a
+reference list) and one PDF of 200 KiB-1 MiB (a real PDF whose bulk is an
+incompressible image) each, in a folder per issue.  Each run ingests it
+into a fresh repository on three local filesystem nodes, every copy
+written and verified (the whole ``ingest``), in a child process of its own
+with the delivery read into the page cache first: once with
+``analysers=[]`` (no analysis) and once with the metadata analyser only,
+taking turns, ``--repeat`` times each; the fastest of each is kept.  The
+same is done for bagging and registering alone (``replicate=False``),
+where extraction's share of the time is largest.
+
+Target (issue 16): the whole ingest at most 10 % slower with extraction.
+Not a unit test: nothing here asserts a time; the exit status is 1 when the
+target is missed.  ``--write-docs`` puts the section in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench.corpora import OUT_DIR, human_size, iter_files, read_through
+from bench.homes import COLLECTION, fresh_repo
+from bench.measure import REPO_ROOT, Measured, run_child
+from devtools.articles import write_articles
+
+ROOT = OUT_DIR / "extraction"
+ARTICLES = 10_000
+XML_SIZE = (20 * 1024, 60 * 1024)
+PDF_SIZE = (200 * 1024, 1024 * 1024)
+TARGET = 1.10
+DOCS = REPO_ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- extraction: bench/bench_extraction.py -->", "<!-- /extraction -->"
+
+
+def delivery_for(articles: int) -> Path:
+    """The generated delivery of ``articles`` articles (made once, kept for later runs)."""
+    root = ROOT / f"delivery-{articles}"
+    done = root / ".complete"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        write_articles(root / "payload", articles, xml_size=XML_SIZE, pdf_size=PDF_SIZE, seed=16)
+        done.write_text(str(articles), encoding="utf-8")
+    return root / "payload"
+
+
+def run_one(delivery: str, home: str, extract: bool, replicate: bool) -> dict:
+    """Child entry: ingest ``delivery`` into a fresh home, with the metadata analyser or with no analysis."""
+    from preservation.ingest import ingest
+    from preservation.metadata.analyser import MetadataAnalyser
+
+    repo = fresh_repo(Path(home))
+    read_through(list(iter_files(Path(delivery))))
+    analysers = [MetadataAnalyser()] if extract else []
+    start = time.perf_counter()
+    result = ingest(repo, delivery, COLLECTION, analysers=analysers, replicate=replicate)
+    seconds = time.perf_counter() - start
+    repo.close()
+    shutil.rmtree(home, ignore_errors=True)
+    items = result.get("content", {}).get("metadata", {}).get("items", 0)
+    if extract and items != result["files"] // 2:
+        raise RuntimeError(f"{items} items from {result['files']} files")
+    return {"seconds": seconds, "files": result["files"], "bytes": result["bytes"], "items": items,
+            "warnings": len(result.get("warnings", [])), "state": result["state"]}
+
+
+def measure(delivery: Path, repeat: int, replicate: bool) -> tuple[Measured, Measured]:
+    """The fastest ingest without and with extraction, taking turns."""
+    runs: dict[bool, list[Measured]] = {False: [], True: []}
+    for _ in range(repeat):
+        for extract in (False, True):
+            runs[extract].append(run_child("bench.bench_extraction:run_one", delivery=str(delivery),
+                                           home=str(ROOT / "home"), extract=extract, replicate=replicate))
+    best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
+    for k, v in runs.items():
+        best[k].result["runs"] = [round(m.seconds, 3) for m in v]
+        best[k].peak_rss = max(m.peak_rss for m in v)
+    return best[False], best[True]
+
+
+def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Measured]], command: str) -> str:
+    lines = [
+        BEGIN,
+        "## Metadata extraction at ingest",
+        "",
+        f"`{command}`: {articles:,} JATS articles of 物理学报 (XML of 20-60 KiB and a PDF of 200 KiB-1 MiB each, "
+        f"{human_size(total_bytes)}) ingested into three local filesystem nodes, each run in a child process of its "
+        "own with the delivery in the page cache, without analysis (`analysers=[]`) and with the metadata analyser "
+        "only, taking turns; fastest run of each.  Target (issue 16): the whole ingest at most 10 % slower.",
+        "",
+        "| ingest | without extraction | with extraction | ratio | items | peak memory without / with | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, off, on in rows:
+        ratio = on.seconds / off.seconds
+        target = ("met" if ratio <= TARGET else "**missed**") if name.startswith("whole") else "(reported)"
+        lines.append(
+            f"| {name} | {off.seconds:.2f} s (runs {', '.join(map(str, off.result['runs']))}) "
+            f"| {on.seconds:.2f} s (runs {', '.join(map(str, on.result['runs']))}) | {ratio:.3f} "
+            f"| {on.result['items']:,} | {human_size(off.peak_rss)} / {human_size(on.peak_rss)} | {target} |")
+    lines += ["", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(text: str, docs: Path = DOCS) -> None:
+    """Put ``text`` in place of the section already in ``docs``, or at its end."""
+    current = docs.read_text(encoding="utf-8") if docs.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", re.S)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text, current)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    docs.write_text(updated, encoding="utf-8")
+
+
+def compare(articles: int, repeat: int = 2, command: str = "python -m bench.bench_extraction") -> tuple[str, bool]:
+    """The section for docs/benchmarks.md, and whether the target was met."""
+    delivery = delivery_for(articles)
+    total = sum(os.path.getsize(p) for p in iter_files(delivery))
+    rows = []
+    for name, replicate in (("whole (bag, register, 3 verified copies)", True), ("bag and register only", False)):
+        off, on = measure(delivery, repeat, replicate)
+        print(f"   {name}: without {off.seconds:.2f} s, with {on.seconds:.2f} s, ratio {on.seconds / off.seconds:.3f}",
+              flush=True)
+        rows.append((name, off, on))
+    met = rows[0][2].seconds / rows[0][1].seconds <= TARGET
+    return section(articles, total, rows, command), met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_extraction", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=ARTICLES, help=f"articles at scale 1 (default {ARTICLES:,})")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink the delivery by this factor (0, 1]")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each (default 2), the fastest kept")
+    parser.add_argument("--write-docs", action="store_true", help="put the section in docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if not 0 < args.scale <= 1 or args.articles < 1 or args.repeat < 1:
+        parser.error("--scale must be in (0, 1], --articles and --repeat at least 1")
+    articles = max(1, round(args.articles * args.scale))
+    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
+    text, met = compare(articles, args.repeat, command=f"python -m bench.bench_extraction {argv_text}".strip())
+    print(text)
+    (OUT_DIR / "extraction.json").write_text(json.dumps({"articles": articles, "met": met}), encoding="utf-8")
+    if args.write_docs:
+        write_docs(text)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

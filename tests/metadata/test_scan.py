@@ -1,0 +1,64 @@
+"""After the front matter a JATS file is not parsed but scanned for the supplements its body names."""
+
+from __future__ import annotations
+
+import pytest
+
+from preservation.findings import FindingList
+from preservation.metadata.analyser import MetadataAnalyser
+from preservation.metadata.records import ItemRecord
+
+from .samples import jats
+
+PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
+
+
+def _records(data: bytes, chunk: int) -> tuple[list[ItemRecord], list[str]]:
+    analyser = MetadataAnalyser()
+    observer = analyser.observer("data/a/article.xml", len(data))
+    view = memoryview(data)
+    for start in range(0, len(data), chunk):
+        observer.feed(view[start:start + chunk])
+    observer.close(len(data))
+    findings = FindingList()
+    analyser.finish("", findings)
+    return list(analyser._spool), findings.codes()
+
+
+@pytest.mark.parametrize("chunk", [97, 1000, 8191, 65536, 10**7])
+def test_links_in_a_long_body_are_found_whatever_the_chunks(chunk):
+    body = (PARAGRAPH * 20 + '<supplementary-material id="s1" xlink:href="supp/表&#x31;.xlsx"/>' + PARAGRAPH * 30
+            + "<p><inline-supplementary-material xlink:href='supp/a&amp;b.csv'>数据</inline-supplementary-material>"
+            "</p>" + PARAGRAPH * 5 + '<supplementary-material\n  xlink:href = "supp/last.zip"/>')
+    data = jats(body=body).encode()
+    assert len(data) > 150_000
+    [record], found = _records(data, chunk)
+    assert found == []
+    links = [(path, role) for path, role, named in record.files if named]
+    assert links == [("data/a/article.xml", "metadata"), ("data/a/supp/表1.xlsx", "supplementary"),
+                     ("data/a/supp/a&b.csv", "supplementary"), ("data/a/supp/last.zip", "supplementary")]
+    assert record.doi == "10.7498/aps.68.20191234" and record.item_title == "冷原子光晶格中的输运"
+
+
+def test_a_body_that_breaks_after_the_front_still_yields_the_item():
+    """Well-formedness of the body is format validation's business (FMV201); metadata needs the front."""
+    data = jats(body=PARAGRAPH * 10 + "<p>unclosed").encode()
+    [record], found = _records(data, 4096)
+    assert record.doi == "10.7498/aps.68.20191234" and found == []
+
+
+def test_a_utf16_file_is_parsed_to_its_end():
+    body = PARAGRAPH * 10 + '<supplementary-material xlink:href="s.zip"/>'
+    text = jats(body=body).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    [record], found = _records(text.encode("utf-16"), 4096)
+    assert ("data/a/s.zip", "supplementary", True) in record.files and found == []
+
+
+def test_entities_in_a_utf16_file_are_refused_too(tmp_path):
+    """The byte look for <!ENTITY misses UTF-16; the DTD lxml read is checked at the root."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET", encoding="utf-8")
+    article = "<title-group><article-title>&xxe;</article-title></title-group>"
+    text = jats(article=article, doctype=f'<!DOCTYPE article [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>')
+    records, found = _records(text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"), 4096)
+    assert records == [] and found == ["MD002"]

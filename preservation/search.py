@@ -36,10 +36,11 @@ than the page.  Each hit carries the caller's **standing** (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Iterable
 
 from sqlalchemy import and_, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from preservation import identifiers as ids
 from preservation.access import rights
@@ -55,7 +56,7 @@ from preservation.catalog.library_models import (
     TitleIdentifier,
 )
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package
-from preservation.catalog.search_tables import BIGRAM_FUNCTION, END, ITEMS_FTS, TITLES_FTS
+from preservation.catalog.search_tables import BIGRAM_FUNCTION, BIGRAMS, END, ITEMS_FTS, TITLES_FTS
 from preservation.errors import InvalidRequest, NotFound
 from preservation.repository import Repository
 from preservation.text import check_xml_text
@@ -73,9 +74,6 @@ REQUEST = "request"  # not yet readable, but a request would be approved by the 
 DARK = "dark"  # only staff can open it: a request goes to them
 STANDINGS = (READ, REQUEST, DARK)
 
-_ITEM_COLUMNS = "{item_title}"
-_AUTHOR_COLUMNS = "{authors}"
-_TITLE_COLUMNS = "{title title_transliterated title_english}"
 _TITLE_FIELDS = ("title", "title_transliterated", "title_english")
 
 
@@ -166,58 +164,74 @@ def _fts_string(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
+def _bigram_word(word: str) -> bool:
+    """A two-character word that unicode61 reads as one token (letters and digits only)."""
+    return len(word) == 2 and word.isalnum()
+
+
 class _SQLite:
-    """FTS5 trigram MATCH expressions; two-character words through the index vocabulary."""
+    """FTS5 MATCH expressions: trigram tables for three characters and more, bigram tables for two."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _bigram_terms(self, fts: str, columns: Iterable[str], word: str) -> list[str]:
-        names = list(columns)
-        marks = ", ".join(f":c{i}" for i in range(len(names)))
+    def _vocabulary_terms(self, fts: str, columns: list[str], word: str) -> list[str]:
+        marks = ", ".join(f":c{i}" for i in range(len(columns)))
         rows = self.session.execute(
             text(f"SELECT DISTINCT term FROM {fts}_vocab WHERE term >= :low AND term < :high AND col IN ({marks})"),
-            {"low": word, "high": word + "\U0010ffff", **{f"c{i}": c for i, c in enumerate(names)}},
+            {"low": word, "high": word + "\U0010ffff", **{f"c{i}": c for i, c in enumerate(columns)}},
         ).scalars()
         return list(rows)
 
-    def match(self, fts: str, filter_: str, columns: Iterable[str], words: Iterable[str]) -> str | None:
-        """The MATCH expression for all ``words`` in the columns; None when a word cannot match at all."""
-        columns = list(columns)
-        parts = []
+    def _expressions(self, fts: str, columns: list[str], words: Iterable[str]) -> tuple[list[str], list[str]] | None:
+        """(trigram-table expressions, bigram-table expressions) for all ``words``; None when one cannot match."""
+        filter_ = "{" + " ".join(columns) + "}"
+        trigram, bigram = [], []
         for word in words:
-            if len(word) >= 3:
-                parts.append(f"{filter_} : {_fts_string(word)}")
-                continue
-            terms = self._bigram_terms(fts, columns, word)
-            if not terms:
-                return None
-            parts.append(f"{filter_} : (" + " OR ".join(_fts_string(t) for t in terms) + ")")
-        return " AND ".join(parts)
+            if _bigram_word(word):
+                bigram.append(f"{filter_} : {_fts_string(word)}")
+            elif len(word) >= 3:
+                trigram.append(f"{filter_} : {_fts_string(word)}")
+            else:  # two characters with punctuation: the trigrams that begin with them
+                terms = self._vocabulary_terms(fts, columns, word)
+                if not terms:
+                    return None
+                trigram.append(f"{filter_} : (" + " OR ".join(_fts_string(t) for t in terms) + ")")
+        return trigram, bigram
 
-    def item_ids(self, query: Query, *, count_cap: int | None = None) -> list[int] | int:
-        clauses = []
-        if query.words:
-            clauses.append(self.match(ITEMS_FTS, _ITEM_COLUMNS, ["item_title"], query.words))
-        if query.author:
-            clauses.append(self.match(ITEMS_FTS, _AUTHOR_COLUMNS, ["authors"], query.author))
-        if any(c is None for c in clauses):
-            return 0 if count_cap else []
-        params: dict[str, Any] = {"m": " AND ".join(clauses), "gone": PACKAGE_DEACCESSIONED}
-        year = ""
-        if query.year is not None:
-            year, params["year"] = " AND i.year = :year", query.year
-        sql = (f"SELECT f.rowid FROM {ITEMS_FTS} f CROSS JOIN items i ON i.id = f.rowid "
-               f"CROSS JOIN packages p ON p.id = i.package_id "
-               f"WHERE {ITEMS_FTS} MATCH :m AND p.state != :gone{year} ORDER BY f.rowid DESC")
+    def _ids(self, fts: str, parts: list[tuple[list[str], Iterable[str]]], joins: str, where: str,
+             params: dict[str, Any], query: Query, count_cap: int | None) -> list[int] | int:
+        trigram, bigram = [], []
+        for columns, words in parts:
+            found = self._expressions(fts, columns, words)
+            if found is None:
+                return 0 if count_cap else []
+            trigram += found[0]
+            bigram += found[1]
+        # the first table with an expression drives (its rowid order is the page's); the other filters
+        tables = [(fts, trigram), (fts + BIGRAMS, bigram)]
+        (driver, first), *rest = [(t, e) for t, e in tables if e]
+        params = {**params, "m0": " AND ".join(first)}
+        clauses = [f"{driver} MATCH :m0"]
+        for n, (table, expressions) in enumerate(rest, start=1):
+            params[f"m{n}"] = " AND ".join(expressions)
+            clauses.append(f"f.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH :m{n})")
+        sql = (f"SELECT f.rowid FROM {driver} f {joins} WHERE " + " AND ".join(clauses + ([where] if where else []))
+               + " ORDER BY f.rowid DESC")
         return _page_or_count(self.session, sql, params, query, count_cap)
 
+    def item_ids(self, query: Query, *, count_cap: int | None = None) -> list[int] | int:
+        params: dict[str, Any] = {"gone": PACKAGE_DEACCESSIONED}
+        where = "p.state != :gone"
+        if query.year is not None:
+            where += " AND i.year = :year"
+            params["year"] = query.year
+        joins = "CROSS JOIN items i ON i.id = f.rowid CROSS JOIN packages p ON p.id = i.package_id"
+        parts = [(["item_title"], query.words), (["authors"], query.author)]
+        return self._ids(ITEMS_FTS, [(c, w) for c, w in parts if w], joins, where, params, query, count_cap)
+
     def title_ids(self, query: Query, *, count_cap: int | None = None) -> list[int] | int:
-        match = self.match(TITLES_FTS, _TITLE_COLUMNS, _TITLE_FIELDS, query.words)
-        if match is None:
-            return 0 if count_cap else []
-        sql = f"SELECT rowid FROM {TITLES_FTS} WHERE {TITLES_FTS} MATCH :m ORDER BY rowid DESC"
-        return _page_or_count(self.session, sql, {"m": match}, query, count_cap)
+        return self._ids(TITLES_FTS, [(list(_TITLE_FIELDS), query.words)], "", "", {}, query, count_cap)
 
 
 def _like(word: str) -> str:
@@ -225,36 +239,97 @@ def _like(word: str) -> str:
 
 
 class _PostgreSQL:
-    """ILIKE over pg_trgm GIN indexes; two-character words through the bigram GIN indexes."""
+    """ILIKE served by pg_trgm GIN indexes (two-character words by the bigram GIN indexes), with a plan per query.
+
+    Which plan is fast depends on how many rows match, which the planner can
+    only guess (``ILIKE '%…%'`` has no statistics).  So the matches are first
+    counted up to the cap through the GIN indexes alone (a bitmap of the
+    index's postings, rows read only until the cap).  Up to the cap, the page
+    is read the same way and sorted; past it, matches are frequent and the
+    page is found by walking the newest rows backwards, checking only
+    ``ILIKE``, which stops after a page's worth of matches.  The plan is
+    pinned with ``SET LOCAL enable_*`` (JIT and parallel workers off),
+    reset after each statement.
+    """
+
+    _BITMAP_ONLY = ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan")
+    _NEWEST_FIRST = ("enable_seqscan", "enable_bitmapscan")
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._counts: dict[tuple[str, Query], int] = {}
+        self._saved: dict[str, str] | None = None
 
     @staticmethod
-    def _word(columns: Iterable[str], word: str, name: str, params: dict[str, Any]) -> str:
-        if len(word) >= 3:
-            params[name] = _like(word)
-            return "(" + " OR ".join(f"{c} ILIKE :{name} ESCAPE '\\'" for c in columns) + ")"
-        params[name] = [word]
-        return "(" + " OR ".join(f"{BIGRAM_FUNCTION}({c}) @> CAST(:{name} AS text[])" for c in columns) + ")"
+    def _word(columns: Iterable[str], word: str, name: str, params: dict[str, Any], indexed: bool) -> str:
+        params[name] = _like(word)
+        like = "(" + " OR ".join(f"{c} ILIKE :{name} ESCAPE '\\'" for c in columns) + ")"
+        if len(word) >= 3 or not indexed:
+            return like
+        params[name + "b"] = [word]  # trigrams cannot serve two characters: the bigram index finds candidates
+        bigram = " OR ".join(f"{BIGRAM_FUNCTION}({c}) @> CAST(:{name}b AS text[])" for c in columns)
+        return f"({bigram}) AND {like}"
+
+    _SETTINGS = ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan", "jit",
+                 "max_parallel_workers_per_gather", "plan_cache_mode")
+    # never JIT or parallel workers: the bigram function's cost makes plans look large enough for both, which
+    # cost more to start (tens of milliseconds) than these statements take; and always a plan for the words
+    # given, as the driver prepares a statement it has run five times and a generic plan cannot tell
+    # a rare word from a frequent one
+    _FIXED = {"jit": "off", "max_parallel_workers_per_gather": "0", "plan_cache_mode": "force_custom_plan"}
+
+    def _configure(self, values: dict[str, str]) -> None:
+        """Settings for this transaction (``set_config(..., true)`` is ``SET LOCAL``), in one round trip."""
+        calls = ", ".join(f"set_config('{name}', :v{n}, true)" for n, name in enumerate(values))
+        self.session.execute(text(f"SELECT {calls}"), {f"v{n}": v for n, v in enumerate(values.values())})
+
+    def _execute(self, sql: str, params: dict[str, Any], switched_off: tuple[str, ...]):
+        if self._saved is None:
+            calls = ", ".join(f"current_setting('{name}')" for name in self._SETTINGS)
+            self._saved = dict(zip(self._SETTINGS, self.session.execute(text(f"SELECT {calls}")).one()))
+        self._configure({name: ("off" if name in switched_off else self._saved[name]) for name in self._SETTINGS[:4]}
+                        | self._FIXED)
+        try:
+            return self.session.execute(text(sql), params).all()
+        finally:
+            self._configure(self._saved)
+
+    def _search(self, kind: str, query: Query, count_cap: int | None) -> list[int] | int:
+        key = (kind, query)
+        if key not in self._counts:
+            sql, params = self._sql(kind, query, indexed=True)
+            self._counts[key] = self._execute(f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT :cap) AS c",
+                                              {**params, "cap": COUNT_CAP + 1}, self._BITMAP_ONLY)[0][0]
+        count = self._counts[key]
+        if count_cap:
+            return min(count, count_cap)
+        frequent = count > COUNT_CAP
+        sql, params = self._sql(kind, query, indexed=not frequent)
+        rows = self._execute(f"SELECT x.id {sql} ORDER BY x.id DESC LIMIT :limit OFFSET :offset",
+                             {**params, "limit": query.limit, "offset": query.offset},
+                             self._NEWEST_FIRST if frequent else self._BITMAP_ONLY)
+        return [int(r[0]) for r in rows]
+
+    def _sql(self, kind: str, query: Query, *, indexed: bool) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {}
+        if kind == "titles":
+            where = [self._word([f"x.{c}" for c in _TITLE_FIELDS], w, f"w{n}", params, indexed)
+                     for n, w in enumerate(query.words)]
+            return "FROM titles x WHERE " + " AND ".join(where), params
+        where = [self._word(["x.item_title"], w, f"w{n}", params, indexed) for n, w in enumerate(query.words)]
+        where += [self._word(["x.authors"], w, f"a{n}", params, indexed) for n, w in enumerate(query.author)]
+        if query.year is not None:
+            where.append("x.year = :year")
+            params["year"] = query.year
+        params["gone"] = PACKAGE_DEACCESSIONED
+        where.append("x.package_id NOT IN (SELECT id FROM packages WHERE state = :gone)")
+        return "FROM items x WHERE " + " AND ".join(where), params
 
     def item_ids(self, query: Query, *, count_cap: int | None = None) -> list[int] | int:
-        params: dict[str, Any] = {"gone": PACKAGE_DEACCESSIONED}
-        where = [self._word(["i.item_title"], w, f"w{n}", params) for n, w in enumerate(query.words)]
-        where += [self._word(["i.authors"], w, f"a{n}", params) for n, w in enumerate(query.author)]
-        if query.year is not None:
-            where.append("i.year = :year")
-            params["year"] = query.year
-        # materialised: the planner must not walk the primary key backwards hoping to meet matches soon
-        sql = ("WITH m AS MATERIALIZED (SELECT i.id, i.package_id FROM items i WHERE " + " AND ".join(where) + ") "
-               "SELECT m.id FROM m JOIN packages p ON p.id = m.package_id WHERE p.state != :gone ORDER BY m.id DESC")
-        return _page_or_count(self.session, sql, params, query, count_cap)
+        return self._search("items", query, count_cap)
 
     def title_ids(self, query: Query, *, count_cap: int | None = None) -> list[int] | int:
-        params: dict[str, Any] = {}
-        where = [self._word(_TITLE_FIELDS, w, f"w{n}", params) for n, w in enumerate(query.words)]
-        sql = "SELECT id FROM titles WHERE " + " AND ".join(where) + " ORDER BY id DESC"
-        return _page_or_count(self.session, sql, params, query, count_cap)
+        return self._search("titles", query, count_cap)
 
 
 def _page_or_count(session: Session, sql: str, params: dict[str, Any], query: Query,
@@ -317,36 +392,56 @@ def _identifier_hits(session: Session, query: Query) -> tuple[list[int], list[in
 class Standings:
     """The standing of one library on titles and items: read, request or dark, with the reason.
 
-    * **read** — an active grant covers the item's package (or, for a title,
-      its whole collection), or the collection is open;
+    * **read** — an active grant covers the item's package, or the item in
+      library terms (its title, its issue, itself); for a title, a grant of
+      the whole collection or of the whole title; or the collection is open;
     * **request** — not readable yet, but the access policy would approve a
       request at once (a trigger event, a post-cancellation entitlement of the
       collection by year, or of the title by date: :func:`rights.decide_for_item`);
     * **dark** — only staff can open it; a request goes to them.
 
-    Grants and policy decisions are loaded once per collection (and year), so a page
-    of hits costs a few queries, not a few per hit.
+    Grants, policy decisions and title entitlements are loaded once per
+    collection, package and title, so a page of hits costs a few queries, not
+    a few per hit.
     """
 
     def __init__(self, session: Session, library_id: int | None) -> None:
         self.session = session
         self.library_id = library_id
         self._rights: dict[int, rights.ReadRights] = {}
+        self._decisions: dict[tuple[int, str | None], rights.PolicyDecision] = {}
+        self._title_rows: dict[int, list] = {}
+
+    def load_titles(self, title_ids: Iterable[int | None]) -> None:
+        """Load the library's title entitlements of these titles in one query."""
+        if self.library_id is not None:
+            wanted = [t for t in title_ids if t is not None and t not in self._title_rows]
+            self._title_rows.update(rights.title_entitlements(self.session, self.library_id, wanted))
 
     def _read_rights(self, collection: Collection) -> rights.ReadRights:
         if collection.id not in self._rights:
             self._rights[collection.id] = rights.ReadRights(self.session, self.library_id, collection)
         return self._rights[collection.id]
 
+    def _decision(self, collection: Collection, package: Package | None) -> rights.PolicyDecision:
+        key = (collection.id, None if package is None else package.id)
+        if key not in self._decisions:
+            self._decisions[key] = rights.decide_by_policy(self.session, self.library_id, collection, package)
+        return self._decisions[key]
+
     def for_item(self, item: Item) -> tuple[str | None, str]:
         package = item.package
         collection = package.collection
         if self.library_id is None:
             return None, f"{collection.access_mode} collection"
-        right = self._read_rights(collection).for_package(package)
+        right = self._read_rights(collection).for_item(package, item)  # grants of its title, issue or itself too
         if right.allowed:
             return READ, right.reason
-        decision = rights.decide_for_item(self.session, self.library_id, collection, package, item)
+        if item.title_id is not None:
+            self.load_titles([item.title_id])
+        decision = rights.decide_for_item(
+            self.session, self.library_id, collection, package, item,
+            package_decision=self._decision(collection, package), title_rows=self._title_rows.get(item.title_id))
         return (REQUEST if decision.approve else DARK), decision.why
 
     def for_title(self, title: Title) -> tuple[str | None, str]:
@@ -356,10 +451,15 @@ class Standings:
         read = self._read_rights(collection)
         if collection.access_mode == rights.MODE_OPEN:
             return READ, "the collection is open"
-        whole = [g for g in read.grants if g.package_id is None and g.from_year is None and g.to_year is None]
+        whole = [g for g in read.grants if g.package_id is None and g.from_year is None and g.to_year is None
+                 and (not rights.grant_is_scoped(g) or (g.title_id == title.id and rights.grant_scope(g) == "title"
+                                                         and not g.first_date and not g.last_date))]
         if whole:
             return READ, f"grant {whole[0].id}"
-        decision = rights.decide_for_title(self.session, self.library_id, collection, title)
+        self.load_titles([title.id])
+        decision = rights.decide_for_title(self.session, self.library_id, collection, title,
+                                           collection_decision=self._decision(collection, None),
+                                           title_rows=self._title_rows.get(title.id))
         return (REQUEST if decision.approve else DARK), decision.why
 
 
@@ -375,18 +475,17 @@ def library_id_of(session: Session, library_code: str | None) -> int | None:
 # --------------------------------------------------------------------------------------------------------- the search
 
 
-def _title_hit(title: Title, standing: tuple[str | None, str]) -> dict[str, Any]:
+def _title_hit(title: Title, identifiers: list[dict[str, str]], standing: tuple[str | None, str]) -> dict[str, Any]:
     return {
         "type": "title", "id": title.id, "kind": title.kind, "title": title.title,
         "title_transliterated": title.title_transliterated, "title_english": title.title_english,
-        "publisher": title.publisher, "collection": title.collection.key,
-        "identifiers": [{"scheme": i.scheme, "value": i.value} for i in title.identifiers],
+        "publisher": title.publisher, "collection": title.collection.key, "identifiers": identifiers,
         "standing": standing[0], "standing_reason": standing[1],
     }
 
 
-def item_summary(item: Item) -> dict[str, Any]:
-    """What a hit or an item page shows of an item (its files excepted)."""
+def item_summary(item: Any) -> dict[str, Any]:
+    """What a hit or an item page shows of an item (its files excepted): an Item, or a hit's view of one."""
     title = item.title
     return {
         "type": "item", "id": item.id, "kind": item.kind, "doi": item.doi, "title": item.item_title,
@@ -399,11 +498,47 @@ def item_summary(item: Item) -> dict[str, Any]:
     }
 
 
-def _load(session: Session, model, wanted: list[int]) -> list:
+_ITEM_FIELDS = (Item.id, Item.kind, Item.doi, Item.item_title, Item.authors, Item.language, Item.year,
+                Item.published, Item.volume, Item.issue, Item.first_page, Item.last_page, Item.isbn,
+                Item.package_id, Item.title_id)
+
+
+def _packages(session: Session, ids: Iterable[str]) -> dict[str, Package]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {p.id: p for p in session.scalars(
+        select(Package).where(Package.id.in_(wanted)).options(joinedload(Package.collection)))}
+
+
+def _load_items(session: Session, wanted: list[int]) -> list[SimpleNamespace]:
+    """The hits' items in ``wanted`` order, each a view with what a hit shows (one query, plus their packages)."""
     if not wanted:
         return []
-    rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_(wanted)))}
-    return [rows[i] for i in wanted if i in rows]
+    rows = session.execute(
+        select(*_ITEM_FIELDS, Title.title.label("t_title"), Title.title_english.label("t_english"))
+        .outerjoin(Title, Title.id == Item.title_id).where(Item.id.in_(wanted))).all()
+    packages = _packages(session, (r.package_id for r in rows))
+    views = {}
+    for r in rows:
+        title = None if r.title_id is None else SimpleNamespace(id=r.title_id, title=r.t_title,
+                                                                 title_english=r.t_english)
+        views[r.id] = SimpleNamespace(**{f.key: getattr(r, f.key) for f in _ITEM_FIELDS}, title=title,
+                                      package=packages[r.package_id])
+    return [views[i] for i in wanted if i in views]
+
+
+def _load_titles(session: Session, wanted: list[int]) -> list[tuple[Title, list[dict[str, str]]]]:
+    if not wanted:
+        return []
+    titles = {t.id: t for t in session.scalars(
+        select(Title).where(Title.id.in_(wanted)).options(joinedload(Title.collection)))}
+    identifiers: dict[int, list[dict[str, str]]] = {t: [] for t in titles}
+    for title_id, scheme, value in session.execute(
+            select(TitleIdentifier.title_id, TitleIdentifier.scheme, TitleIdentifier.value)
+            .where(TitleIdentifier.title_id.in_(wanted)).order_by(TitleIdentifier.id)):
+        identifiers[title_id].append({"scheme": scheme, "value": value})
+    return [(titles[i], identifiers[i]) for i in wanted if i in titles]
 
 
 def search_in(session: Session, query: Query, library_id: int | None) -> dict[str, Any]:
@@ -417,14 +552,17 @@ def search_in(session: Session, query: Query, library_id: int | None) -> dict[st
         engine = _engine_for(session)
         # titles have no author or year of their own: an author or a year narrows the search to items
         with_titles = bool(query.words) and not query.author and query.year is None
-        title_ids = engine.title_ids(query) if with_titles else []
         titles_total = engine.title_ids(query, count_cap=COUNT_CAP + 1) if with_titles else 0
-        item_ids = engine.item_ids(query)
+        title_ids = engine.title_ids(query) if titles_total else []
         items_total = engine.item_ids(query, count_cap=COUNT_CAP + 1)
+        item_ids = engine.item_ids(query) if items_total else []
     standings = Standings(session, library_id)
-    titles = [_title_hit(t, standings.for_title(t)) for t in _load(session, Title, title_ids)]
+    loaded_titles = _load_titles(session, title_ids)
+    loaded_items = _load_items(session, item_ids)
+    standings.load_titles([t.id for t, _ in loaded_titles] + [i.title_id for i in loaded_items])
+    titles = [_title_hit(t, identifiers, standings.for_title(t)) for t, identifiers in loaded_titles]
     items = []
-    for item in _load(session, Item, item_ids):
+    for item in loaded_items:
         hit = item_summary(item)
         hit["standing"], hit["standing_reason"] = standings.for_item(item)
         items.append(hit)

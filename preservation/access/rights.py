@@ -289,18 +289,22 @@ def _date_within(when: str, first: str, last: str) -> bool:
     return not last or when[:len(last)] <= last[:len(when)]
 
 
-def title_entitlement_covering(session: Session, library_id: int, title_id: int | None,
-                               when: str) -> TitleEntitlement | None:
-    """The library's title entitlement (its own KBART row) covering the title at date ``when``, if any.
+def title_entitlements(
+    session: Session, library_id: int, title_ids: Iterable[int]
+) -> dict[int, list[TitleEntitlement]]:
+    """The library's title entitlements (its own KBART rows) of the given titles, by title id."""
+    wanted = sorted({t for t in title_ids if t is not None})
+    out: dict[int, list[TitleEntitlement]] = {t: [] for t in wanted}
+    if wanted:
+        for row in session.scalars(select(TitleEntitlement).where(
+                TitleEntitlement.library_id == library_id, TitleEntitlement.title_id.in_(wanted))
+                .order_by(TitleEntitlement.id)):
+            out[row.title_id].append(row)
+    return out
 
-    ``when`` is ISO date text; "" (an item with no date) is covered only by a
-    row open at both ends.
-    """
-    if title_id is None:
-        return None
-    rows = session.scalars(select(TitleEntitlement).where(
-        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title_id)
-        .order_by(TitleEntitlement.id))
+
+def covering_entitlement(rows: Iterable[TitleEntitlement], when: str) -> TitleEntitlement | None:
+    """The first row covering ISO date text ``when``; "" (no date) is covered only by a row open at both ends."""
     for row in rows:
         if when and _date_within(when, row.first_date, row.last_date):
             return row
@@ -310,33 +314,42 @@ def title_entitlement_covering(session: Session, library_id: int, title_id: int 
 
 
 def decide_for_item(session: Session, library_id: int, collection: Collection, package: Package,
-                    item: Any, today: date | None = None) -> PolicyDecision:
+                    item: Any, today: date | None = None, *, package_decision: PolicyDecision | None = None,
+                    title_rows: list[TitleEntitlement] | None = None) -> PolicyDecision:
     """:func:`decide_by_policy` for one item of ``package``: in a ``pca`` collection, the library's title
-    entitlement covering the item's title at its publication date approves as well."""
-    decision = decide_by_policy(session, library_id, collection, package, today)
-    if decision.approve or collection.access_mode != MODE_PCA:
+    entitlement covering the item's title at its publication date approves as well.
+
+    ``package_decision`` and ``title_rows`` (the library's entitlements of the item's title) may be given
+    by a caller that judges many items, so each is loaded once.
+    """
+    decision = package_decision or decide_by_policy(session, library_id, collection, package, today)
+    if decision.approve or collection.access_mode != MODE_PCA or item.title_id is None:
         return decision
+    if title_rows is None:
+        title_rows = title_entitlements(session, library_id, [item.title_id])[item.title_id]
     when = item.published or (str(item.year) if item.year is not None else "")
-    row = title_entitlement_covering(session, library_id, item.title_id, when)
+    row = covering_entitlement(title_rows, when)
     if row is None:
         return decision
     return PolicyDecision(True, f"title entitlement {row.id} covers this item ({when or 'undated'})", [None])
 
 
 def decide_for_title(session: Session, library_id: int, collection: Collection, title: Any,
-                     today: date | None = None) -> PolicyDecision:
+                     today: date | None = None, *, collection_decision: PolicyDecision | None = None,
+                     title_rows: list[TitleEntitlement] | None = None) -> PolicyDecision:
     """:func:`decide_by_policy` for a whole title: in a ``pca`` collection a title entitlement of the library
     approves too (for the dates it covers)."""
-    decision = decide_by_policy(session, library_id, collection, None, today)
+    decision = collection_decision or decide_by_policy(session, library_id, collection, None, today)
     if decision.approve or collection.access_mode != MODE_PCA:
         return decision
-    row = session.scalars(select(TitleEntitlement).where(
-        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title.id)
-        .order_by(TitleEntitlement.id).limit(1)).first()
-    if row is None:
+    if title_rows is None:
+        title_rows = title_entitlements(session, library_id, [title.id])[title.id]
+    if not title_rows:
         return decision
+    row = title_rows[0]
     span = f"{row.first_date or '…'} to {row.last_date or 'now'}"
     return PolicyDecision(True, f"title entitlement {row.id} covers {span}", [None])
+
 
 def decide_for_issue(session: Session, library_id: int, collection: Collection, title_id: int, year: int,
                      when: str, today: date | None = None) -> PolicyDecision:
@@ -348,7 +361,7 @@ def decide_for_issue(session: Session, library_id: int, collection: Collection, 
     ranges = entitled_ranges(session, library_id, collection.id)
     if any(r.covers(year) for r in ranges):
         return PolicyDecision(True, f"the issue's year {year} is within the entitled years {_years(ranges)}", [None])
-    row = title_entitlement_covering(session, library_id, title_id, when)
+    row = covering_entitlement(title_entitlements(session, library_id, [title_id])[title_id], when)
     if row is not None:
         return PolicyDecision(True, f"title entitlement {row.id} covers this issue ({when})", [None])
     return PolicyDecision(False, f"no entitlement of the library covers this issue ({when}): staff decide")
@@ -363,9 +376,7 @@ def decide_for_title_request(session: Session, library_id: int, collection: Coll
     if collection.access_mode != MODE_PCA:
         return decision
     ranges = entitled_ranges(session, library_id, collection.id)
-    rows = list(session.scalars(select(TitleEntitlement).where(
-        TitleEntitlement.library_id == library_id, TitleEntitlement.title_id == title_id)
-        .order_by(TitleEntitlement.id)))
+    rows = title_entitlements(session, library_id, [title_id])[title_id]
     if not ranges and not rows:
         return PolicyDecision(False, "the library holds no entitlement to this title or its collection: staff decide")
     spans = [f"{row.first_date or '…'} to {row.last_date or 'now'}" for row in rows]

@@ -10,8 +10,13 @@ describes:
   *contentless* (``content=''``): the text lives once, in ``items`` and
   ``titles``; the index holds only trigrams.  Each indexed value ends with
   :data:`END` so that every two-character run of a value, the last one too,
-  begins some trigram: two-character queries (``物理``) are answered from the
-  index's vocabulary (``*_vocab`` tables) instead of a scan.
+  begins some trigram.  Two-character queries (``物理``) have tables of their
+  own (``*_bigrams``, ``unicode61`` tokens): the triggers write each value's
+  two-character runs there, counting characters with
+  :data:`POSITIONS_TABLE` (a trigger can hold no loop), so ``物理`` is one
+  token with one posting list.  A two-character word holding punctuation
+  (``C+``), which unicode61 would split, is answered from the trigram
+  index's vocabulary (``*_vocab``) instead.
 * **PostgreSQL** — ``pg_trgm`` GIN indexes (``gin_trgm_ops``) on the same
   columns for ``ILIKE`` of three characters or more, and GIN indexes on
   :data:`BIGRAM_FUNCTION` (the distinct two-character runs of a text, lower
@@ -30,6 +35,9 @@ END_SQL = "char(57344)"  # the same character in SQLite's SQL
 
 ITEMS_FTS = "search_items"  # columns item_title, authors; rowid = items.id
 TITLES_FTS = "search_titles"  # columns title, title_transliterated, title_english; rowid = titles.id
+BIGRAMS = "_bigrams"  # suffix of the FTS5 tables of two-character runs (unicode61 tokens)
+POSITIONS_TABLE = "search_positions"  # 1..POSITIONS: the trigger's loop over a value's characters
+POSITIONS = 4096  # two-character runs beyond a value's 4,096th character are not indexed
 ITEM_COLUMNS = ("item_title", "authors")
 TITLE_COLUMNS = ("title", "title_transliterated", "title_english")
 FTS_SHADOW_SUFFIXES = ("_data", "_idx", "_config", "_docsize", "_content")
@@ -52,11 +60,12 @@ PG_INDEXES = {
 
 
 def _fts_names() -> set[str]:
-    names = set()
+    names = {POSITIONS_TABLE}
     for base in (ITEMS_FTS, TITLES_FTS):
-        names.add(base)
         names.add(f"{base}_vocab")
-        names.update(base + suffix for suffix in FTS_SHADOW_SUFFIXES)
+        for table in (base, base + BIGRAMS):
+            names.add(table)
+            names.update(table + suffix for suffix in FTS_SHADOW_SUFFIXES)
     return names
 
 

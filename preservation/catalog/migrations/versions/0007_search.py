@@ -18,11 +18,14 @@ from alembic import op
 
 from preservation.catalog.search_tables import (
     BIGRAM_FUNCTION,
+    BIGRAMS,
     END_SQL,
-    ITEM_COLUMNS,
     ISBN_INDEX,
+    ITEM_COLUMNS,
     ITEMS_FTS,
     PG_INDEXES,
+    POSITIONS,
+    POSITIONS_TABLE,
     TITLE_COLUMNS,
     TITLES_FTS,
 )
@@ -39,18 +42,33 @@ def _values(prefix: str, columns) -> str:
     return ", ".join(f"{prefix}.{c} || {END_SQL}" for c in columns)
 
 
+def _bigrams(prefix: str, columns) -> str:
+    # a value's two-character runs, space separated: unicode61 reads each run of letters or digits as one token
+    return ", ".join(f"(SELECT group_concat(substr({prefix}.{c}, n, 2), ' ') FROM {POSITIONS_TABLE} "
+                     f"WHERE n < length({prefix}.{c}))" for c in columns)
+
+
 def _sqlite_upgrade() -> None:
+    op.execute(f"CREATE TABLE {POSITIONS_TABLE} (n INTEGER PRIMARY KEY)")
+    op.execute(f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {POSITIONS}) "
+               f"INSERT INTO {POSITIONS_TABLE}(n) SELECT n FROM c")
     for fts, (table, columns) in FTS.items():
         names = ", ".join(columns)
+        bigrams = fts + BIGRAMS
         op.execute(f"CREATE VIRTUAL TABLE {fts} USING fts5({names}, content='', tokenize='trigram')")
         op.execute(f"CREATE VIRTUAL TABLE {fts}_vocab USING fts5vocab({fts}, 'col')")
-        insert = f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {_values('new', columns)});"
-        delete = f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {_values('old', columns)});"
+        op.execute(f"CREATE VIRTUAL TABLE {bigrams} USING fts5({names}, content='', "
+                   "tokenize='unicode61 remove_diacritics 0')")
+        insert = (f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {_values('new', columns)}); "
+                  f"INSERT INTO {bigrams}(rowid, {names}) VALUES (new.id, {_bigrams('new', columns)});")
+        delete = (f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {_values('old', columns)}); "
+                  f"INSERT INTO {bigrams}({bigrams}, rowid, {names}) "
+                  f"VALUES ('delete', old.id, {_bigrams('old', columns)});")
         op.execute(f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN {insert} END")
         op.execute(f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN {delete} END")
         op.execute(f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {names} ON {table} BEGIN {delete} {insert} END")
-        ends = ", ".join(f"{c} || {END_SQL}" for c in columns)
-        op.execute(f"INSERT INTO {fts}(rowid, {names}) SELECT id, {ends} FROM {table}")
+        op.execute(f"INSERT INTO {fts}(rowid, {names}) SELECT id, {_values(table, columns)} FROM {table}")
+        op.execute(f"INSERT INTO {bigrams}(rowid, {names}) SELECT id, {_bigrams(table, columns)} FROM {table}")
 
 
 def _sqlite_downgrade() -> None:
@@ -59,6 +77,8 @@ def _sqlite_downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
         op.execute(f"DROP TABLE IF EXISTS {fts}_vocab")
         op.execute(f"DROP TABLE IF EXISTS {fts}")
+        op.execute(f"DROP TABLE IF EXISTS {fts}{BIGRAMS}")
+    op.execute(f"DROP TABLE IF EXISTS {POSITIONS_TABLE}")
 
 
 def _pg_trgm_schema(conn) -> str | None:
@@ -83,10 +103,11 @@ def _postgresql_upgrade() -> None:
             raise RuntimeError("the pg_trgm extension could not be created: ask the database owner to run "
                                "CREATE EXTENSION pg_trgm")
     opclass = f'"{schema}".gin_trgm_ops'
+    # costly per row (a set-returning SQL body): the planner must prefer the index to calling it in a scan
     op.execute(
-        f"CREATE FUNCTION {BIGRAM_FUNCTION}(value text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE "
+        f"CREATE FUNCTION {BIGRAM_FUNCTION}(value text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE COST 10000 "
         "AS $$ SELECT ARRAY(SELECT DISTINCT substr(lower(value), i, 2) FROM generate_series(1, char_length(value) - 1) i "
-        "WHERE substr(value, i, 2) !~ '[[:space:]]') $$")
+        "WHERE strpos(substr(value, i, 2), ' ') = 0) $$")
     for name, (table, column, kind) in PG_INDEXES.items():
         expression = f"{column} {opclass}" if kind == "trgm" else f"{BIGRAM_FUNCTION}({column})"
         op.execute(f"CREATE INDEX {name} ON {table} USING gin ({expression})")

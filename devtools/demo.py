@@ -1,4 +1,4 @@
-"""`make demo`: a one-machine network, a sample delivery, ingest, audit, status.
+"""`make demo`: a one-machine network, a sample delivery, ingest, audit, status, holdings.
 
 Runs the real commands in-process against a home directory (default
 ``demo-home/``): three filesystem nodes, one per organisation type, in two
@@ -55,6 +55,26 @@ def make_sample_delivery(root: Path, seed: int = 8493, megabytes: int = 3) -> Pa
     return root
 
 
+def write_sample_kbart(path: Path) -> Path:
+    """The publisher's KBART title list of the demo collection (NISO RP-9-2014, one extra preserve_cn column)."""
+    from preservation.kbart import COLUMNS
+
+    rows = [
+        dict(publication_title="物理学报", print_identifier="1000-3290", date_first_issue_online="2019-01",
+             num_first_vol_online="68", num_first_issue_online="1", title_url="https://wulixb.iphy.ac.cn/",
+             title_id="wlxb", coverage_depth="fulltext", publisher_name="中国物理学会", publication_type="serial",
+             preserve_cn="CN 11-1958/O4"),
+        dict(publication_title="Chinese Physics B", print_identifier="1674-1056", online_identifier="1741-4199",
+             date_first_issue_online="2008", num_first_vol_online="17", title_id="cpb", coverage_depth="fulltext",
+             publisher_name="中国物理学会", publication_type="serial", preserve_cn="CN 11-5639/O4"),
+    ]
+    header = [*COLUMNS, "preserve_cn"]
+    lines = ["\t".join(header)] + ["\t".join(row.get(name, "") for name in header) for row in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def _run(home: Path, *args: str, expect: tuple[int, ...] = (0,)) -> str:
     runner = CliRunner()
     result = runner.invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
@@ -108,8 +128,13 @@ def run_demo(home: Path, uris: dict[str, str]) -> int:
         print(f"   copy on {copy['node']}: {copy['state']}")
     print("== audit")
     print(_run(home, "audit", "--package", result["package_id"]), end="")
+    kbart = write_sample_kbart(home / "deliveries" / "cnki-journals-kbart.txt")
+    print("== title import", kbart)
+    print(_run(home, "title", "import", str(kbart), "--collection", COLLECTION), end="")
     print("== status")
     print(_run(home, "status"), end="")
+    print("== holdings report")
+    print(_run(home, "holdings", "report", "--collection", COLLECTION), end="")
     print(f"== done. Try: .venv/bin/preserve --home {home} status --json")
     return 0
 

@@ -99,6 +99,19 @@ def _library_terms(session: Session, r: AccessRequest) -> dict[str, Any]:
     }
 
 
+def asked_for(request: dict[str, Any]) -> str:
+    """What a request (as :func:`list_requests` gives it) asks for, in a few words for a table."""
+    scope = request["scope"]
+    if scope == SCOPE_ITEM:
+        return f"article {request['doi'] or request['item_id']}: {request['item_title']}"
+    if scope == SCOPE_ISSUE:
+        return (f"issue {request['title']} {request['issue_year']}, vol. {request['volume'] or '-'}, "
+                f"no. {request['issue'] or '-'}")
+    if scope == SCOPE_TITLE:
+        return f"title {request['title']}"
+    return f"package {request['package_name']}" if scope == "package" else "(all)"
+
+
 def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
     grants = session.scalars(select(AccessGrant).where(AccessGrant.request_id == r.id).order_by(AccessGrant.id))
     return {

@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from preservation.access.requests import decide_request, list_grants, list_requests, revoke_grant
+from preservation.access.requests import asked_for, decide_request, list_grants, list_requests, revoke_grant
 from preservation.catalog.access_models import REQUEST_STATES
 
 from .common import emit_json, json_option, repo, say, table
@@ -35,9 +35,9 @@ def requests_(state, library_code, as_json) -> None:
     if as_json:
         emit_json(items)
         return
-    columns = ["id", "library", "user", "collection", "package", "mode", "reason", "policy / decision"]
+    columns = ["id", "library", "user", "collection", "asks for", "mode", "reason", "policy / decision"]
     table(f"{state} requests", columns,
-          [[r["id"], r["library"], r["user"], r["collection"], r["package_name"] or "(all)", r["access_mode"],
+          [[r["id"], r["library"], r["user"], r["collection"], asked_for(r), r["access_mode"],
             r["reason"], r["why"]] for r in items])
 
 

@@ -406,6 +406,21 @@ def test_staff_see_and_decide_item_requests_in_their_pages(client, items):  # no
         assert s.get(AccessRequest, issue["id"]).state == "denied"
 
 
+def test_operators_see_and_approve_item_requests_with_the_cli(client, items, run_cli, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per request
+    doi = items.dois["aps_2019"][2]
+    created = api_request(client, items, "alice", scope="item", doi=doi).json()
+    issue = api_request(client, items, "alice", scope="issue", title_id=items.title_id(), year=2018, volume="67",
+                        issue="2").json()
+    listed = {r["id"]: r for r in run_cli("access", "requests", "--json", home=items.world.home).json()}
+    assert listed[created["id"]]["scope"] == "item" and listed[created["id"]]["doi"] == doi
+    assert listed[issue["id"]]["scope"] == "issue"
+    shown = run_cli("access", "requests", home=items.world.home).output
+    assert f"article {doi}: " in shown and "issue 物理学报 2018, vol. 67, no. 2" in shown
+    run_cli("access", "approve", created["id"], "--why", "thesis", home=items.world.home)
+    assert download(client, items, "alice", doi).status_code == 200
+
+
 # ------------------------------------------------------------------------------------ on SQLite and PostgreSQL
 
 

@@ -245,3 +245,21 @@ def test_a_ctrl_c_meant_for_the_parent_does_not_end_a_check(tmp_path):
         interrupter.join()
     # the process ignored SIGINT and was stopped by the limit, not reported as crashed
     assert result.outcome == "limit" and result.codes == [codes.VALIDATION_TIME_LIMIT]
+
+
+def test_a_slow_caller_does_not_make_a_finished_file_late(tmp_path, good_pdf):
+    """An answer that arrived while the caller dwelt on another result is read before any deadline is judged."""
+    napper = tmp_path / "nap.bin"
+    napper.write_bytes(b"z")
+    with Validator(time_limit_s=1, workers=2, check_modules=[HOSTILE]) as validator:
+        # both processes ready and their first answers read, so the deadlines below are the files' own
+        assert len(list(validator.validate_many([(1, good_pdf, "pdf"), (2, good_pdf, "pdf")]))) == 2
+        assert len(validator.process_ids) == 2
+        results = {}
+        for key, validation in validator.validate_many([("quick", good_pdf, "pdf"), ("nap", napper, "nap")]):
+            results[key] = validation
+            if key == "quick":
+                time.sleep(2.5)  # the napper answers 0.3 s in; its deadline passes while we sleep
+        stats = validator.stats()
+    assert results["quick"].outcome == results["nap"].outcome == "valid"
+    assert stats["processes_killed"] == 0

@@ -26,6 +26,11 @@ def sleep_forever(stream: BinaryIO, report: Report) -> None:
     time.sleep(3600)
 
 
+@register("nap")
+def answer_after_a_nap(stream: BinaryIO, report: Report) -> None:
+    time.sleep(0.3)
+
+
 @register("spin")
 def spin_on_the_cpu(stream: BinaryIO, report: Report) -> None:
     """Spin, under a CPU limit of one more second than used (the kernel's SIGXCPU, not the wall clock, ends it)."""

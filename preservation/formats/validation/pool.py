@@ -346,6 +346,10 @@ class Validator:
         now = time.monotonic()
         for process in [p for p in self._processes if p.request is not None and p.request.deadline <= now]:
             request = process.request
+            # its answer may have arrived while the caller was busy with another file's result
+            yield from self._read(process)
+            if process not in self._processes or process.request is not request:
+                continue
             self._retire(process, kill=True)
             if process.ready:
                 yield request.key, self._finish(stopped(

@@ -262,7 +262,12 @@ class Validator:
         Streams: at most ``workers`` files are in flight, and ``items`` is
         consumed only as processes become free.  Raises InvalidRequest (E112)
         for an item whose kind is not a kind name (check ``kind_for`` first:
-        None is not a kind), before anything is sent for it.
+        None is not a kind), before anything is sent for it, and
+        ConfigError (E100) when a validating process cannot start at all (a
+        missing library or check module: never something a file can cause).
+        A file that hangs, explodes or crashes its process is an outcome,
+        never an exception.  A caller that stops early leaves no file in
+        flight: those processes are killed.
         """
         if self._closed:
             raise InvalidRequest("this validator is closed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.models import ChainHead, Event, utcnow
+
+incident_log = logging.getLogger("preserve.incidents")
 
 # PREMIS 3 event types (id.loc.gov/vocabulary/preservation/eventType) used here.
 INGESTION = "ingestion"
@@ -115,7 +118,34 @@ def record_event(
     head.seq = ev.seq
     head.hash = ev.hash
     session.flush()
+    if outcome == FAILURE or (isinstance(ev.detail, dict) and ev.detail.get("findings")):
+        log_incident(ev)
     return ev
+
+
+INCIDENT_LINES = 20  # findings logged per event; the event keeps its own list
+
+
+def log_incident(ev: Event) -> None:
+    """Log each finding of an event at WARNING, naming node, package and file (an event without findings: one line)."""
+    detail = ev.detail if isinstance(ev.detail, dict) else {}
+    findings = [f for f in detail.get("findings") or [] if isinstance(f, dict)]
+    for f in findings[:INCIDENT_LINES]:
+        context = {"package": ev.package_id, "node": ev.node_name, "path": f.get("path"), "code": f.get("code")}
+        incident_log.warning("%s finding %s: node %s, package %s, file %s: %s", ev.event_type, f.get("code"),
+                             ev.node_name or "-", ev.package_id or "-", f.get("path") or "-", f.get("message"),
+                             extra=context)
+    if len(findings) > INCIDENT_LINES:
+        incident_log.warning("%s: %d more finding(s) on node %s, package %s: see `preserve events list --package %s`",
+                             ev.event_type, len(findings) - INCIDENT_LINES, ev.node_name or "-", ev.package_id or "-",
+                             ev.package_id or "-", extra={"package": ev.package_id, "node": ev.node_name})
+    if not findings:
+        paths = detail.get("paths") or []
+        incident_log.warning("%s %s: node %s, package %s, file %s: %s", ev.event_type, ev.outcome, ev.node_name or "-",
+                             ev.package_id or "-", paths[0] if paths else "-",
+                             detail.get("reason") or detail.get("error") or detail.get("state") or "",
+                             extra={"package": ev.package_id, "node": ev.node_name,
+                                    "path": paths[0] if paths else None})
 
 
 @dataclass(frozen=True)
@@ -182,10 +212,23 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
     return ChainReport(events_checked=checked, head_seq=head_seq, breaks=breaks)
 
 
-def iter_events(session: Session, package_id: str | None = None, limit: int | None = None) -> Iterator[Event]:
+def iter_events(session: Session, package_id: str | None = None, limit: int | None = None, *,
+                outcome: str | None = None, event_type: str | None = None, node_name: str | None = None,
+                since: datetime | None = None, until: datetime | None = None) -> Iterator[Event]:
+    """Events in chain order, those that match every filter given (``since`` inclusive, ``until`` exclusive)."""
     stmt = select(Event).order_by(Event.seq)
     if package_id:
         stmt = stmt.where(Event.package_id == package_id)
+    if outcome:
+        stmt = stmt.where(Event.outcome == outcome)
+    if event_type:
+        stmt = stmt.where(Event.event_type == event_type)
+    if node_name:
+        stmt = stmt.where(Event.node_name == node_name)
+    if since is not None:
+        stmt = stmt.where(Event.occurred_at >= since)
+    if until is not None:
+        stmt = stmt.where(Event.occurred_at < until)
     if limit:
         stmt = stmt.limit(limit)
     yield from session.scalars(stmt.execution_options(yield_per=1000))

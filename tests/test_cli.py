@@ -20,7 +20,7 @@ def _network(run_cli, tmp_path):
 
 def test_tour(run_cli, tmp_path):
     _network(run_cli, tmp_path)
-    assert [n["name"] for n in run_cli("node", "list", "--json").json()] == ["cas-nsl", "inst-istic", "uni-pku"]
+    assert [n["name"] for n in run_cli("node", "list", "--json").json()["nodes"]] == ["cas-nsl", "inst-istic", "uni-pku"]
     assert run_cli("collection", "list", "--json").json()[0]["key"] == "journals"
     delivery = make_sample_delivery(tmp_path / "delivery", megabytes=1)
     ingested = run_cli("ingest", str(delivery), "--collection", "journals", "--inline", "--json").json()
@@ -32,7 +32,7 @@ def test_tour(run_cli, tmp_path):
     assert run_cli("audit", "--json").json()["ok"]
     assert run_cli("events", "verify", "--json").json()["ok"]
     events = run_cli("events", "list", "--package", ingested["package_id"], "--json").json()
-    assert events[0]["event_type"] == "ingestion"
+    assert events["events"][0]["event_type"] == "ingestion" and events["count"] == len(events["events"])
     pid = ingested["package_id"]
     target = tmp_path / "cas-nsl" / pid / "data/期刊/物理学报/2024/元数据.xml"
     flip_bit(target)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -14,8 +15,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from preservation import units
-from preservation.errors import EXIT_FINDINGS, PreservationError
+from preservation import logsetup, units
+from preservation.catalog.models import utcnow
+from preservation.errors import EXIT_FINDINGS, Interrupted, InvalidRequest, PreservationError
+from preservation.packages import resolve_package_id
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
 from preservation.text import for_data_stream, for_terminal, visible_controls
@@ -26,6 +29,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @dataclass
 class CLIState:
     home: str | None
+    log_level: str | None = None  # None: the command's default (warnings; info for services)
+    log_file: str | None = None
+    log_format: str = "text"
+
+    def configure_logging(self, default_level: str = "warning", *, access_log: bool = True) -> None:
+        """Log as the top-level options say (``--log-level``, ``--log-file``, ``--log-format``)."""
+        logsetup.configure(self.log_level or default_level, log_file=self.log_file, log_format=self.log_format,
+                           access_log=access_log)
 
     @cached_property
     def settings(self) -> Settings:
@@ -69,8 +80,84 @@ def emit_json(data: Any) -> None:
     click.echo(for_data_stream(json.dumps(data, ensure_ascii=False, indent=2, default=_default)))
 
 
+PIPE_WIDTH = 10_000  # a table printed to a pipe or file keeps every column whole (rich would cut at 80)
+
+
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """A Rich console; when it does not print to a terminal, wide enough that no cell is ever cut."""
+    out = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = PIPE_WIDTH
+    return out
+
+
+def emit_list(key: str, items: list[Any], **counts: Any) -> None:
+    """A list as JSON in the one shape lists have: ``{key: [...], "count": n, **counts}``."""
+    emit_json({key: items, "count": len(items), **counts})
+
+
+class PackageIdType(click.ParamType):
+    """A package id or a unique prefix of it (at least 4 characters), resolved to the full id.
+
+    The one resolver (:func:`preservation.packages.resolve_package_id`) for every command that takes a package id:
+    an unknown id is NotFound, an ambiguous prefix AmbiguousId listing the candidates.
+    """
+
+    name = "package_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        with state(ctx).repo.catalog.session() as s:
+            return resolve_package_id(s, value)
+
+
+class JobIdType(click.ParamType):
+    """A job id: a whole number from 1, digits only (no sign, no spaces, no underscores)."""
+
+    name = "job_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        text = str(value)
+        if not (text.isascii() and text.isdigit()) or int(text) < 1 or len(text) > 18:
+            raise InvalidRequest(f"{for_terminal(text)!r} is not a job id (a whole number from 1): "
+                                 "see `preserve jobs list`")
+        return int(text)
+
+
+class TimeType(click.ParamType):
+    """A point in time, naive UTC as the catalog stores it: ISO 8601 (UTC unless it names a zone) or ``N[mhd]``
+    for that long ago (``30m``, ``24h``, ``7d``; at most 36,500 days)."""
+
+    name = "time"
+    _AGO = re.compile(r"([0-9]{1,6})([mhd])")
+    _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        ago = self._AGO.fullmatch(text)
+        if ago:
+            delta = timedelta(**{self._UNITS[ago.group(2)]: int(ago.group(1))})
+            if delta > timedelta(days=36_500):
+                raise InvalidRequest(f"{for_terminal(text)!r} is too long ago (at most 36500d)")
+            return utcnow() - delta
+        try:
+            when = datetime.fromisoformat(text) if text.isascii() and len(text) <= 40 else None
+        except ValueError:
+            when = None
+        if when is None:
+            raise InvalidRequest(f"{for_terminal(text)!r} is not a time: use ISO 8601 (2026-12-01, "
+                                 "2026-12-01T08:00:00+08:00) or an age (30m, 24h, 7d)")
+        if when.tzinfo is not None:
+            when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        return when
+
+
+TIME = TimeType()
+PACKAGE_ID = PackageIdType()
+JOB_ID = JobIdType()
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -105,6 +192,44 @@ def json_requested() -> bool:
     """True when the command line asked for ``--json`` (the top group notes it before parsing)."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.meta.get(JSON_ERRORS))
+
+
+COMMAND_ARGS = "preserve.command_args"  # ctx.meta key: the command line as typed (to name what Ctrl-C stopped)
+
+# What an interrupted command leaves behind and what finishes it (the default covers every other command:
+# each commits in whole transactions, so an interruption leaves the catalog as it was before or after one).
+INTERRUPT_NOTES = {
+    "ingest": "a delivery not yet registered left nothing in the catalog and its staging copy was removed; "
+              "one already registered (see `preserve package list`) has its copies pending: workers "
+              "(`preserve worker`) write them once this command's lease has expired (5 minutes)",
+    "restore": "the partial restore (DEST.partial) was removed and the destination left as it was; "
+               "run the restore again",
+    "audit": "copies audited before the interruption keep their results; the others keep their previous state "
+             "and are audited by the scheduler in turn, or by running `preserve audit` again",
+    "challenge": "challenges answered before the interruption are recorded; the others run at their next turn",
+    "catalog rebuild": "the catalog is as the last completed step left it: run `preserve catalog rebuild` again",
+    "bag": "no bag was completed at the destination (partial output is removed); run the command again",
+}
+DEFAULT_INTERRUPT_NOTE = ("work the catalog had recorded stays, nothing half-done was registered; queued jobs are "
+                          "finished by workers (`preserve status` shows what is pending)")
+
+
+def interrupted(ctx: click.Context) -> "Interrupted":
+    """The error Ctrl-C becomes: which command stopped, what state it left and what will finish it."""
+    group = ctx.command if isinstance(ctx.command, click.Group) else None
+    words: list[str] = []
+    args = ctx.meta.get(COMMAND_ARGS, [])
+    name = ctx.invoked_subcommand
+    if name and name in args:
+        words.append(name)
+        sub = group.get_command(ctx, name) if group else None
+        rest = [a for a in args[args.index(name) + 1:] if not a.startswith("-")]
+        if isinstance(sub, click.Group) and rest:
+            words.append(rest[0])
+    path = " ".join(words)
+    note = INTERRUPT_NOTES.get(path) or INTERRUPT_NOTES.get(words[0] if words else "") or DEFAULT_INTERRUPT_NOTE
+    return Interrupted(f"`preserve {path}` stopped by Ctrl-C: {note}" if path else f"stopped by Ctrl-C: {note}",
+                       command=path)
 
 
 def fail(error: PreservationError, *, as_json: bool | None = None) -> None:

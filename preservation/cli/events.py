@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from preservation import events as events_module
+from preservation.errors import InvalidRequest
 from preservation.events import event_to_dict, iter_events, verify_chain
 from preservation.premis import write_premis
-
 from preservation.text import visible_controls
 
-from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain
+from .common import (PACKAGE_ID, TIME, console, emit_json, emit_list, exit_on_findings, json_option, repo, say,
+                     say_plain)
 
 
 @click.group("events")
@@ -20,16 +22,29 @@ def events() -> None:
     """The PREMIS event log (hash-chained)."""
 
 
+OUTCOMES = (events_module.SUCCESS, events_module.FAILURE, events_module.WARNING, "started")
+
+
 @events.command("list")
-@click.option("--package", "package_id", default=None)
-@click.option("--limit", type=int, default=None)
+@click.option("--package", "package_id", type=PACKAGE_ID, default=None, help="Only this package (id or prefix).")
+@click.option("--outcome", type=click.Choice(OUTCOMES), default=None, help="Only events with this outcome.")
+@click.option("--type", "event_type", default=None, help="Only this event type, e.g. 'fixity check', repair.")
+@click.option("--node", "node_name", default=None, help="Only events about this node.")
+@click.option("--since", type=TIME, default=None, metavar="TIME",
+              help="From this time on (ISO 8601, UTC unless a zone is given; or 24h, 7d ago).")
+@click.option("--until", type=TIME, default=None, metavar="TIME", help="Before this time (same forms as --since).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many events.")
 @json_option
-def list_(package_id, limit, as_json) -> None:
-    """List events, oldest first."""
+def list_(package_id, outcome, event_type, node_name, since, until, limit, as_json) -> None:
+    """List events, oldest first; filters combine (all must match)."""
+    if since is not None and until is not None and since >= until:
+        raise InvalidRequest("--since must be before --until")
     with repo().catalog.session() as s:
-        items = [event_to_dict(e) for e in iter_events(s, package_id=package_id, limit=limit)]
+        items = [event_to_dict(e) for e in iter_events(s, package_id=package_id, limit=limit, outcome=outcome,
+                                                       event_type=event_type, node_name=node_name, since=since,
+                                                       until=until)]
     if as_json:
-        emit_json(items)
+        emit_list("events", items)
         return
     out = console()
     for e in items:
@@ -58,15 +73,21 @@ def verify(as_json: bool) -> None:
 
 
 @events.command("export")
-@click.argument("package_id")
+@click.argument("package_id", type=PACKAGE_ID)
 @click.option("--premis", "as_premis", is_flag=True, help="PREMIS 3 XML (the only format so far).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="File to write (default: standard output).")
-def export(package_id: str, as_premis: bool, output: str | None) -> None:
-    """Export PACKAGE_ID's objects, events and agents (each event with its place in the hash chain)."""
+@json_option
+def export(package_id: str, as_premis: bool, output: str | None, as_json: bool) -> None:
+    """Export PACKAGE_ID's objects, events and agents (each event with its place in the hash chain).
+
+    With --json (which needs --output: the XML is the file's) the counts written are printed as JSON.
+    """
     if not as_premis:
         raise click.UsageError("choose the export format: --premis")
     if output is None:
+        if as_json:
+            raise click.UsageError("--json prints what was written: give the file with --output")
         with click.open_file("-", "wb") as out:
             write_premis(repo(), package_id, out)
         return
@@ -77,5 +98,8 @@ def export(package_id: str, as_premis: bool, output: str | None) -> None:
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+    if as_json:
+        emit_json({"package_id": package_id, "output": output, **counts})
+        return
     say(f"wrote {output}: {counts['files']} files, {counts['events']} events, {counts['agents']} agents",
-               err=True)
+        err=True)

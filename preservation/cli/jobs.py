@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from preservation.jobs.admin import cancel_job, list_jobs, retry_job, show_job
 from preservation.jobs.queue import JOB_STATES
 
-from .common import console, emit_json, json_option, repo, say, say_plain, table
+from .common import JOB_ID, console, emit_json, emit_list, json_option, repo, say, say_plain, table
 
 
 @click.group("jobs")
@@ -21,10 +23,10 @@ def jobs() -> None:
 @click.option("--limit", type=click.IntRange(1), default=200, show_default=True)
 @json_option
 def list_(state, kind, limit, as_json) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (the short package ids are accepted wherever a package id is)."""
     items = list_jobs(repo().catalog, state=state, kind=kind, limit=limit)
     if as_json:
-        emit_json(items)
+        emit_list("jobs", items)
         return
     table("jobs", ["id", "kind", "state", "attempts", "run after", "package", "last error"], [
         [j["id"], j["kind"], j["state"], f"{j['attempts']}/{j['max_attempts']}", j["run_after"],
@@ -33,7 +35,7 @@ def list_(state, kind, limit, as_json) -> None:
 
 
 @jobs.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def show(job_id: int, as_json: bool) -> None:
     """Show one job in full, with the events it caused."""
@@ -42,9 +44,11 @@ def show(job_id: int, as_json: bool) -> None:
         emit_json(job)
         return
     out = console()
-    for key in ("id", "kind", "state", "attempts", "max_attempts", "priority", "package_id", "payload", "run_after",
-                "lease_owner", "lease_expires_at", "created_at", "finished_at", "result"):
-        say_plain(out, f"{key:<17} {job[key]}")
+    for key in ("id", "kind", "state", "attempts", "max_attempts", "priority", "package_id", "run_after",
+                "lease_owner", "lease_expires_at", "created_at", "finished_at"):
+        say_plain(out, f"{key:<17} {'' if job[key] is None else job[key]}")
+    for key in ("payload", "result"):
+        say_plain(out, f"{key:<17} {_fields(job[key])}")
     if job["last_error"]:
         say_plain(out, "last error:")
         say_plain(out, job["last_error"])
@@ -52,8 +56,18 @@ def show(job_id: int, as_json: bool) -> None:
         say_plain(out, f"  event {e['seq']} {e['occurred_at']} {e['event_type']} {e['outcome']}")
 
 
+def _fields(value) -> str:
+    """A job's payload or result for a person: ``key=value`` pairs, nested values as JSON (never a Python repr)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return "  ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)}"
+                         for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 @jobs.command("retry")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def retry(job_id: int, as_json: bool) -> None:
     """Queue a dead or failed job again now, attempts reset."""
@@ -65,7 +79,7 @@ def retry(job_id: int, as_json: bool) -> None:
 
 
 @jobs.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def cancel(job_id: int, as_json: bool) -> None:
     """Cancel a queued or failed job."""

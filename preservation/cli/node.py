@@ -8,7 +8,7 @@ from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
 from preservation.nodes import add_node, list_nodes, set_node_status
 from preservation.units import human_bytes
 
-from .common import emit_json, json_option, parse_size, repo, say, table
+from .common import emit_json, emit_list, json_option, parse_size, repo, say, table
 from .node_serve import serve
 
 
@@ -48,7 +48,7 @@ def list_(as_json: bool) -> None:
     """List nodes with their replicas and usage."""
     nodes = list_nodes(repo())
     if as_json:
-        emit_json(nodes)
+        emit_list("nodes", nodes)
         return
     table("nodes", ["name", "type", "region", "status", "replicas", "used", "capacity", "uri"], [
         [n["name"], n["org_type"], n["region"], n["status"], n["replicas"], human_bytes(n["used_bytes"]),

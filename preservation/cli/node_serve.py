@@ -11,6 +11,7 @@ from preservation.node_agent import AgentConfig, load_keys
 from preservation.node_agent import serve as serve_agent
 
 from .common import say
+from .service import configure_logging
 
 
 @click.command("serve")
@@ -30,6 +31,8 @@ from .common import say
     "--digest-workers", type=click.IntRange(1, 64), default=4, show_default=True,
     help="Most threads one digest request may use on this node.",
 )
+@click.option("--access-log", is_flag=True,
+              help="Log every request (off by default: one line per file stored or read would bury the rest).")
 def serve(
     storage_uri: str,
     listen: str,
@@ -38,11 +41,13 @@ def serve(
     tls_key: str | None,
     allow_delete: bool,
     digest_workers: int,
+    access_log: bool,
 ) -> None:
     """Serve this node's storage to the coordinator: reads, atomic writes, node-side digests, challenges.
 
     Every request but GET /v1/health must be signed with one of the keys.
     """
+    configure_logging(access_log=access_log)
     config = AgentConfig(keys=load_keys(keys_file), allow_delete=allow_delete, max_digest_workers=digest_workers)
     serve_agent(storage_uri, listen, config, tls_cert=tls_cert, tls_key=tls_key)
 

@@ -7,6 +7,7 @@ import click
 from preservation.access.web.server import serve as run_service
 
 from .common import repo
+from .service import configure_logging
 
 
 @click.command("serve")
@@ -16,5 +17,6 @@ from .common import repo
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="PEM certificate (chain) for HTTPS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="PEM private key of --tls-cert.")
 def serve(listen, cookie_secure, tls_cert, tls_key) -> None:
-    """Serve the access portal and APIs until interrupted."""
+    """Serve the access portal and APIs until interrupted (an access log line per request, dated)."""
+    configure_logging()
     run_service(repo(), listen, cookie_secure=cookie_secure, tls_cert=tls_cert, tls_key=tls_key)

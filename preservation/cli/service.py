@@ -5,21 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import sys
 from typing import Callable, Iterator
 
-from preservation.text import safe_log_handler
+import click
+
+from .common import CLIState, state
 
 
-def configure_logging(verbose: bool) -> None:
-    """Log lines with time and level to stderr, outside text in them escaped.
+def configure_logging(verbose: bool = False, *, access_log: bool = True) -> None:
+    """Log lines with a UTC time and the level, outside text in them escaped (:mod:`preservation.logsetup`).
 
-    APScheduler's and Alembic's chatter is logged only from warnings up.
+    Info and up unless ``--log-level`` (or ``-v``: debug) says otherwise; per-request lines
+    of HTTP libraries, APScheduler's and Alembic's chatter only from warnings up.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[safe_log_handler(sys.stderr)],
-                        force=True)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx = click.get_current_context(silent=True)
+    (ctx and state(ctx) or CLIState(home=None)).configure_logging("debug" if verbose else "info", access_log=access_log)
 
 
 @contextlib.contextmanager

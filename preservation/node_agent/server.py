@@ -67,6 +67,7 @@ def build_server(
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=30,
+        log_config=None,  # its records reach our handler (dated lines): preservation.logsetup
     )
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, VisibleArguments) for f in access.filters):

@@ -18,9 +18,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Mapping
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+
+from preservation.catalog.models import Node, Replica
 
 from preservation.errors import JobError, PreservationError
 from preservation.jobs import claim as claims
@@ -72,6 +75,7 @@ class Worker:
         self._release_now = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._subjects: dict[int, dict[str, Any]] = {}  # job id -> what its log lines name
         self._active: dict[int, claims.Claim] = {}
         self._slots_taken = 0
         self._last_activity = time.monotonic()
@@ -182,7 +186,9 @@ class Worker:
         ctx = JobContext(self.repo, claim.job_id, claim.kind, claim.payload, claim.package_id, claim.attempt,
                          self.agent)
         handler = self.registry.get(claim.kind)
-        log.info("job %d (%s) attempt %d/%d started", claim.job_id, claim.kind, claim.attempt, claim.max_attempts)
+        subject = self._subjects.setdefault(claim.job_id, job_subject(self.repo, claim))
+        log.info("job %d (%s%s) attempt %d/%d started", claim.job_id, claim.kind, _where(subject), claim.attempt,
+                 claim.max_attempts, extra=subject)
         try:
             if handler is None:
                 raise JobError(f"no handler for job kind {claim.kind!r} on this worker "
@@ -195,12 +201,15 @@ class Worker:
             self._failed(claim, f"unexpected {type(e).__name__}: {e}\n{tail}", "unexpected", True)
         else:
             self._succeeded(claim, result)
+        finally:
+            self._subjects.pop(claim.job_id, None)
 
     def _succeeded(self, claim: claims.Claim, result: dict[str, Any] | None) -> None:
         if claims.complete(self.repo.catalog, claim, _jsonable(result), agent=self.agent):
             with self._lock:
                 self.report.succeeded += 1
-            log.info("job %d (%s) succeeded", claim.job_id, claim.kind)
+            subject = self._subjects.get(claim.job_id, {})
+            log.info("job %d (%s%s) succeeded", claim.job_id, claim.kind, _where(subject), extra=subject)
         else:
             self._lease_lost(claim)
 
@@ -218,8 +227,10 @@ class Worker:
             else:
                 self.report.retried += 1
         level = logging.ERROR if state == "dead" else logging.WARNING
-        log.log(level, "job %d (%s) %s: %s", claim.job_id, claim.kind,
-                "is dead" if state == "dead" else f"will be retried in {delay:.1f}s", error.splitlines()[0])
+        subject = self._subjects.get(claim.job_id, {})
+        log.log(level, "job %d (%s%s) %s: %s", claim.job_id, claim.kind, _where(subject),
+                "is dead" if state == "dead" else f"will be retried in {delay:.1f}s", error.splitlines()[0],
+                extra=subject)
 
     def _lease_lost(self, claim: claims.Claim) -> None:
         with self._lock:
@@ -238,6 +249,26 @@ class Worker:
                     log.info("job %d (%s) released unfinished", claim.job_id, claim.kind)
             except (SQLAlchemyError, PreservationError) as e:
                 log.warning("job %d could not be released (its lease will expire): %s", claim.job_id, e)
+
+
+def job_subject(repo: Repository, claim: claims.Claim) -> dict[str, Any]:
+    """What a job's log lines name: its id, kind, package and (for a job on one copy) node."""
+    subject: dict[str, Any] = {"job": claim.job_id, "kind": claim.kind, "package": claim.package_id, "node": None}
+    replica_id = claim.payload.get("replica_id") if isinstance(claim.payload, Mapping) else None
+    if isinstance(replica_id, int):
+        try:
+            with repo.catalog.session() as s:
+                subject["node"] = s.scalar(select(Node.name).join(Replica, Replica.node_id == Node.id)
+                                           .where(Replica.id == replica_id))
+        except SQLAlchemyError:
+            pass  # a log line without the node is better than a job that does not run
+    return subject
+
+
+def _where(subject: dict[str, Any]) -> str:
+    parts = [f"package {subject['package']}" if subject.get("package") else "",
+             f"node {subject['node']}" if subject.get("node") else ""]
+    return "".join(f", {p}" for p in parts if p)
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,7 +15,7 @@ def test_ingest_queues_copies_for_workers_and_jobs_can_be_inspected(run_cli, sam
     make_repo(run_cli.home).close()
     queued = run_cli("ingest", str(sample_delivery), "--collection", "journals", "--json").json()
     assert queued["ok"] and queued["state"] == "replicating" and len(queued["replica_ids"]) == 3
-    listed = run_cli("jobs", "list", "--json").json()
+    listed = run_cli("jobs", "list", "--json").json()["jobs"]
     assert sorted(j["kind"] for j in listed) == ["replicate"] * 3 and {j["state"] for j in listed} == {"queued"}
     assert "copies queued for workers" in run_cli("ingest", str(sample_delivery), "--collection", "journals").output
     report = run_cli("worker", "--once", "--concurrency", "2", "--json").json()
@@ -40,7 +40,7 @@ def test_retry_and_cancel_from_the_command_line(run_cli):
         Worker(repo, default_registry(), WorkerOptions(once=True, max_jobs=1)).run()
     finally:
         repo.close()
-    assert run_cli("jobs", "list", "--state", "dead", "--json").json()[0]["id"] == dead
+    assert run_cli("jobs", "list", "--state", "dead", "--json").json()["jobs"][0]["id"] == dead
     out = run_cli("jobs", "cancel", str(dead), exit_code=2)
     assert "only queued or failed jobs can be cancelled" in out.stderr
     assert run_cli("jobs", "retry", str(dead), "--json").json()["state"] == "queued"

@@ -86,6 +86,7 @@ def build_server(repo: Repository, config: ServiceConfig, host: str, port: int, 
     uv_config = uvicorn.Config(
         create_app(repo, config), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
         log_level=log_level, lifespan="off", server_header=False, proxy_headers=False, timeout_graceful_shutdown=30,
+        log_config=None,  # its records reach our handler (dated lines): preservation.logsetup
     )
     return uvicorn.Server(uv_config)
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 
 from preservation import events
 from preservation.audit import audit_replica
-from preservation.bagit.tagfiles import read_bag_metadata_from_adapter
+from preservation.bagit.tagfiles import parse_oxum, read_bag_metadata_from_adapter
 from preservation.catalog.models import (
     PACKAGE_REPLICATING,
     REPLICA_SUSPECT,
@@ -39,6 +39,7 @@ from preservation.findings import FindingList
 from preservation.layout import PackageLayout, recorded_package_ids
 from preservation.package_state import readable_node
 from preservation.repository import Repository
+from preservation.versions import rebind_version
 from storage_adapters import StorageAdapter
 
 BATCH = 5000
@@ -166,6 +167,7 @@ def rebuild_from_nodes(
         except PreservationError as e:
             report.findings.add(REBUILD_NODE_FAILED, str(e), path=node.name)
     replica_ids: list[int] = []
+    versioned: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for package_id in sorted(holders):
         first = holders[package_id][0]
         adapter = repo.adapter(first)
@@ -183,13 +185,15 @@ def rebuild_from_nodes(
             if collection is None:
                 continue
             payload = [r for r in rows if not r["is_tag"]]
+            oxum = parse_oxum(info.get("Payload-Oxum") or "") if record.get("version") else None
             package = Package(
                 id=package_id, collection_id=collection.id,
                 name=record.get("name") or info.get("Internal-Sender-Identifier") or package_id,
                 state=PACKAGE_REPLICATING, source=f"rebuilt from node {first.name}",
                 source_kind=record.get("source_kind", "bag"), bagit_version=metadata.version or "1.0",
                 payload_oxum=info.get("Payload-Oxum") or f"{sum(r['size'] for r in payload)}.{len(payload)}",
-                payload_files=len(payload), payload_bytes=sum(r["size"] for r in payload),
+                payload_files=oxum[1] if oxum else len(payload),
+                payload_bytes=oxum[0] if oxum else sum(r["size"] for r in payload),
                 total_bytes=sum(r["size"] for r in rows), bag_info=info.as_dict(),
                 policy=record.get("policy") or repo.policy.label,
             )
@@ -210,10 +214,16 @@ def rebuild_from_nodes(
                 detail={"action": "catalog rebuilt from nodes", "read_from": first.name,
                         "copies_found_on": [n.name for n in holders[package_id]], "files": len(rows)},
             )
+        if record.get("version"):
+            versioned[package_id] = (record, metadata.fetch or [])
         report.packages.append(package_id)
         report.files += len(rows)
         if progress:
             progress(package_id)
+    for package_id, (record, fetch) in sorted(versioned.items(), key=lambda kv: kv[1][0]["version"].get("number", 0)):
+        with repo.catalog.session() as s:  # every package is registered: bind the versions to what they reference
+            for problem in rebind_version(s, package_id, record, fetch):
+                report.findings.add(REBUILD_BAG_PROBLEM, problem, path=package_id)
     if audit:
         for rid in replica_ids:
             one = audit_replica(repo, rid, agent=agent)

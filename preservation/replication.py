@@ -48,6 +48,7 @@ from preservation.layout import PackageLayout
 from preservation.package_state import flag_bad_sources, next_audit_time, release_staging_if_done, update_package_state
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
+from preservation.versions import version_of
 from storage_adapters import LocalStore, StorageAdapter, flush, open_local
 from storage_adapters.localfiles import digest_path, same_content
 
@@ -269,6 +270,10 @@ def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str
                 "access_mode": c.access_mode,
             },
         }
+        version = version_of(s, package_id)
+        if version is not None:  # which lineage it belongs to: the rebuild binds the versions again from it
+            record["version"] = {"lineage_id": version.lineage_id, "number": version.number,
+                                 "previous_id": version.previous_id, "changes": version.changes}
     PackageLayout(package_id).write_record(dest, record)
 
 

@@ -19,9 +19,10 @@ import heapq
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -422,3 +423,87 @@ def referencing_versions(session: Session, package_ids: Iterable[str]) -> dict[s
     for pid, _ in rows:
         out[pid] = out.get(pid, 0) + 1
     return out
+
+
+def locate(session: Session, package_id: str, path: str) -> StateRow | None:
+    """Where the file ``path`` of the version ``package_id`` is stored (its own file, or a reference); None if absent."""
+    own = session.execute(select(PackageFile.size, PackageFile.sha256, PackageFile.sha512, PackageFile.id)
+                          .where(PackageFile.package_id == package_id, PackageFile.path == path)).first()
+    if own is not None:
+        return StateRow(path, *own, package_id, path)
+    ref = session.execute(select(VersionFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512,
+                                 PackageFile.id, PackageFile.package_id, PackageFile.path)
+                          .join(PackageFile, PackageFile.id == VersionFile.file_id)
+                          .where(VersionFile.package_id == package_id, VersionFile.path == path)).first()
+    return StateRow(*ref) if ref is not None else None
+
+
+def version_as_of(session: Session, package_id: str, until: datetime) -> VersionInfo | None:
+    """The newest version of the lineage of ``package_id`` delivered (registered) at or before ``until``.
+
+    A package never versioned is its own version 1.  None when nothing of
+    the lineage had been delivered by then.
+    """
+    own = session.get(PackageVersion, package_id)
+    lineage = own.lineage_id if own is not None else package_id
+    row = session.scalars(
+        select(PackageVersion).join(Package, Package.id == PackageVersion.package_id)
+        .where(PackageVersion.lineage_id == lineage, Package.created_at <= until)
+        .order_by(PackageVersion.number.desc()).limit(1)).first()
+    if row is not None:
+        return _info(row)
+    package = session.get(Package, lineage)
+    if package is None or package.created_at > until:
+        return None
+    if own is None and session.scalar(select(PackageVersion.package_id).where(PackageVersion.lineage_id == lineage)
+                                      .limit(1)) is None:
+        return VersionInfo(lineage, lineage, 1, None, {})
+    return None
+
+
+def rebind_version(session: Session, package_id: str, record: dict[str, Any], fetch: Iterable[Any]) -> list[str]:
+    """Bind a package rebuilt from the nodes into its lineage again (its record's ``version``, its fetch.txt).
+
+    Every package of the lineage must be registered already.  Returns the
+    problems found (a reference to a file no package stores, a malformed
+    record); what could be bound is bound.
+    """
+    version = record.get("version") or {}
+    lineage, number, previous = version.get("lineage_id"), version.get("number"), version.get("previous_id")
+    if not isinstance(lineage, str) or not isinstance(number, int) or isinstance(number, bool) or number < 2:
+        return [f"the package record's version is not understood: {version!r}"]
+    problems = []
+    if session.get(PackageVersion, lineage) is None and session.get(Package, lineage) is not None:
+        session.add(PackageVersion(package_id=lineage, lineage_id=lineage, number=1, previous_id=None, changes={}))
+    session.add(PackageVersion(package_id=package_id, lineage_id=lineage, number=number,
+                               previous_id=previous if isinstance(previous, str) else None,
+                               changes=version.get("changes") if isinstance(version.get("changes"), dict) else {}))
+    session.flush()
+    batch: list[dict[str, Any]] = []
+    for entry in fetch:
+        target = _fetch_target(entry.url)
+        file_id = None
+        if target is not None:
+            file_id = session.scalar(select(PackageFile.id).where(PackageFile.package_id == target[0],
+                                                                  PackageFile.path == target[1]))
+        if file_id is None:
+            problems.append(f"fetch.txt: {entry.path} refers to {entry.url}, which no rebuilt package stores")
+            continue
+        batch.append({"package_id": package_id, "path": entry.path, "file_id": file_id})
+        if len(batch) >= INSERT_BATCH:
+            session.execute(insert(VersionFile.__table__), batch)
+            batch = []
+    if batch:
+        session.execute(insert(VersionFile.__table__), batch)
+    return problems
+
+
+def _fetch_target(url: str) -> tuple[str, str] | None:
+    """(package id, bag path) of a URL :func:`fetch_line` wrote; None for any other URL."""
+    prefix = "file:../"
+    if not url.startswith(prefix):
+        return None
+    package_id, sep, path = url[len(prefix):].partition("/")
+    if not sep:
+        return None
+    return unquote(package_id), unquote(path)

@@ -3,7 +3,9 @@
 Runs the real commands in-process against a home directory (default
 ``demo-home/``): three filesystem nodes, one per organisation type, in two
 regions; a collection; a generated delivery with nested folders, Chinese and
-accented names and an empty file.  Running it again adds another package.
+accented names, an empty file, and a few articles of 物理学报 with their JATS
+metadata, read at ingest into items (``preserve item show``).  Running it
+again adds another package (whose articles' DOIs are then taken: MD011).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from devtools import local_s3
+from devtools.articles import write_articles
 from preservation.cli.main import cli
 
 NODES = [
@@ -27,10 +30,16 @@ NODES = [
     ("istic-wuhan", "institute", "wuhan"),
 ]
 COLLECTION = "cnki-journals"
+ARTICLES = 4
+DEMO_DOI = "10.7498/aps.68.20190001"
 
 
-def make_sample_delivery(root: Path, seed: int = 8493, megabytes: int = 3) -> Path:
-    """A realistic small delivery: nested folders, Unicode names, an empty file, a few MB."""
+def make_sample_delivery(root: Path, seed: int = 8493, megabytes: int = 3, articles: int = 0) -> Path:
+    """A realistic small delivery: nested folders, Unicode names, an empty file, a few MB.
+
+    With ``articles``, also that many articles of 物理学报 (2019, volume 68): a JATS XML with a Chinese
+    title and a small real PDF each, DOIs ``10.7498/aps.68.2019NNNN`` (see :mod:`devtools.articles`).
+    """
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     files = {
@@ -52,6 +61,9 @@ def make_sample_delivery(root: Path, seed: int = 8493, megabytes: int = 3) -> Pa
             path.write_text(text, encoding="utf-8")
         else:
             path.write_bytes(rng.randbytes(size))
+    if articles:
+        write_articles(root, articles, year=2019, volume=68, xml_size=(6_000, 12_000), pdf_size=(30_000, 60_000),
+                       seed=seed)
     return root
 
 
@@ -120,12 +132,19 @@ def run_demo(home: Path, uris: dict[str, str]) -> int:
              "CNKI", "--licence", "NSTL-2024-017", "--access-mode", "pca")
     delivery = home / "deliveries" / "物理学报-2024"
     shutil.rmtree(delivery, ignore_errors=True)
-    make_sample_delivery(delivery)
+    make_sample_delivery(delivery, articles=ARTICLES)
     print("== ingest", delivery)
     result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--inline", "--json"))
     print(f"   package {result['package_id']}: {result['files']} files, state {result['state']}")
     for copy in result["copies"]:
         print(f"   copy on {copy['node']}: {copy['state']}")
+    metadata = result.get("content", {}).get("metadata", {})
+    print(f"   {metadata.get('items', 0)} items read from the delivery's metadata ({metadata.get('sources', {})})")
+    for warning in result.get("warnings", []):
+        if warning["code"].startswith("MD"):  # what metadata extraction found wrong (docs/metadata.md)
+            print(f"   warning {warning['code']} {warning['path'] or ''}: {warning['message']}")
+    print("== item show", DEMO_DOI)
+    print(_run(home, "item", "show", DEMO_DOI), end="")
     print("== audit")
     print(_run(home, "audit", "--package", result["package_id"]), end="")
     kbart = write_sample_kbart(home / "deliveries" / "cnki-journals-kbart.txt")

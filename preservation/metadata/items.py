@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session
 
 from preservation import codes
 from preservation import identifiers as ids
-from preservation.catalog.library_models import Item, ItemFile, Title, TitleIdentifier
+from preservation.catalog.library_models import (
+    ID_ISBN_ONLINE,
+    ID_ISBN_PRINT,
+    ID_ISSN_ONLINE,
+    ID_ISSN_PRINT,
+    Item,
+    ItemFile,
+    Title,
+    TitleIdentifier,
+)
 from preservation.catalog.models import Package, PackageFile, Replica
 from preservation.errors import NotFound
 from preservation.findings import FindingList
@@ -117,6 +126,15 @@ def _files_of(record: ItemRecord, present: set[str], findings: FindingList) -> l
     return list(own.items())
 
 
+_FAMILIES = {ID_ISSN_PRINT: "issn", ID_ISSN_ONLINE: "issn", ID_ISBN_PRINT: "isbn", ID_ISBN_ONLINE: "isbn"}
+_SCHEMES = {"issn": (ID_ISSN_PRINT, ID_ISSN_ONLINE), "isbn": (ID_ISBN_PRINT, ID_ISBN_ONLINE)}
+
+
+def _key(pair: tuple[str, str]) -> tuple[str, str]:
+    """What identifies a title: an ISSN is one whether the title list calls it print or online (ISBN alike)."""
+    return _FAMILIES.get(pair[0], pair[0]), pair[1]
+
+
 class _Titles:
     """The titles of one collection that items link to, found or made a batch of records at a time."""
 
@@ -141,17 +159,18 @@ class _Titles:
                 ids.append(None)
                 continue
             name = (record.title_kind, record.title)
-            found = next((self._by_identifier[p] for p in record.identifiers if p in self._by_identifier), None)
+            found = next((self._by_identifier[_key(p)] for p in record.identifiers if _key(p) in self._by_identifier),
+                         None)
             if found is None and record.title:
                 found = self._by_name.get(name)
             if found is not None:
                 for pair in record.identifiers:
-                    if pair not in self._by_identifier:
-                        self._by_identifier[pair] = found
+                    if _key(pair) not in self._by_identifier:
+                        self._by_identifier[_key(pair)] = found
                         added.append((found, pair))
                 ids.append(found)
                 continue
-            index = next((pending[("id", p)] for p in record.identifiers if ("id", p) in pending),
+            index = next((pending[("id", _key(p))] for p in record.identifiers if ("id", _key(p)) in pending),
                          pending.get(("name", name)) if record.title else None)
             if index is None:
                 index = len(new)
@@ -162,14 +181,14 @@ class _Titles:
                 if record.title:
                     pending[("name", name)] = index
             for pair in record.identifiers:
-                if ("id", pair) not in pending:
-                    pending[("id", pair)] = index
+                if ("id", _key(pair)) not in pending:
+                    pending[("id", _key(pair))] = index
                     new_identifiers[index].append(pair)
             ids.append(-1 - index)  # made below
         made = self._make(new)
         for index, title_id in enumerate(made):
             for pair in new_identifiers[index]:
-                self._by_identifier[pair] = title_id
+                self._by_identifier[_key(pair)] = title_id
                 added.append((title_id, pair))
             if new[index]["title"]:
                 self._by_name.setdefault((new[index]["kind"], new[index]["title"]), title_id)
@@ -179,14 +198,15 @@ class _Titles:
         return [made[-1 - i] if i is not None and i < 0 else i for i in ids]
 
     def _look_up(self, records: list[ItemRecord]) -> None:
-        pairs = sorted({p for r in records for p in r.identifiers if p not in self._by_identifier})
+        keys = {_key(p) for r in records for p in r.identifiers} - self._by_identifier.keys()
+        pairs = sorted({(scheme, value) for family, value in keys for scheme in _SCHEMES.get(family, (family,))})
         for chunk in _chunks(pairs):
             rows = self.session.execute(
                 select(TitleIdentifier.scheme, TitleIdentifier.value, TitleIdentifier.title_id).join(Title).where(
                     Title.collection_id == self.collection_id,
                     tuple_(TitleIdentifier.scheme, TitleIdentifier.value).in_(chunk),
                 ).order_by(TitleIdentifier.title_id.desc()))
-            self._by_identifier.update({(scheme, value): title_id for scheme, value, title_id in rows})  # lowest id
+            self._by_identifier.update({_key((scheme, value)): title_id for scheme, value, title_id in rows})  # lowest
         names = sorted({(r.title_kind, r.title) for r in records if r.title} - self._by_name.keys())
         for chunk in _chunks(names):
             rows = self.session.execute(select(Title.kind, Title.title, Title.id).where(

@@ -248,3 +248,27 @@ def test_on_sqlite_and_postgresql(catalog_url, tmp_path):
             assert s.scalars(select(TitleIdentifier.value)).all() == ["1000-3290"]
     finally:
         repo.close()
+
+
+def test_an_existing_title_is_found_by_its_issn_print_or_online(repo, tmp_path):
+    """A title a KBART list made (its ISSN as online) holds the articles whose JATS calls the ISSN print."""
+    from preservation.catalog.models import Collection
+
+    with repo.catalog.session() as s:
+        collection = s.scalars(select(Collection).where(Collection.key == "journals")).one()
+        title = Title(collection_id=collection.id, kind="journal", title="Acta Physica Sinica", kbart={},
+                      identifiers=[TitleIdentifier(scheme="issn_online", value="1000-3290")])
+        named = Title(collection_id=collection.id, kind="journal", title="中国物理", kbart={})
+        s.add_all([title, named])
+        s.commit()
+        title_id, named_id = title.id, named.id
+    root = tmp_path / "delivery"
+    jats_delivery(root, 2)
+    journal = ('<journal-title-group><journal-title>中国物理</journal-title></journal-title-group>'
+               '<issn pub-type="epub">1009-1963</issn>')
+    write(root, "other.xml", jats(journal=journal))
+    result = ingest(repo, root, "journals")
+    assert result["content"]["metadata"]["titles_created"] == 0
+    assert sorted(i.title_id for i in _items(repo, result["package_id"])) == [title_id, title_id, named_id]
+    with repo.catalog.session() as s:  # the title found by its name gains the ISSN the metadata gives
+        assert [(i.scheme, i.value) for i in s.get(Title, named_id).identifiers] == [("issn_online", "1009-1963")]

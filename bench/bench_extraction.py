@@ -41,6 +41,8 @@ ARTICLES = 10_000
 XML_SIZE = (20 * 1024, 60 * 1024)
 PDF_SIZE = (200 * 1024, 1024 * 1024)
 TARGET = 1.10
+DEFAULT_SCALE = 0.1
+"""In the suite (``python -m bench.run --only extraction``) without ``--scale``: 1,000 articles."""
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- extraction: bench/bench_extraction.py -->", "<!-- /extraction -->"
 
@@ -114,6 +116,12 @@ def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Mea
     return "\n".join(lines) + "\n"
 
 
+def read_section() -> str | None:
+    """The section the last run wrote to bench/out (for bench.run's report)."""
+    path = OUT_DIR / "extraction.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("section") if path.exists() else None
+
+
 def write_docs(text: str, docs: Path = DOCS) -> None:
     """Put ``text`` in place of the section already in ``docs``, or at its end."""
     current = docs.read_text(encoding="utf-8") if docs.exists() else "# Benchmarks\n"
@@ -152,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     text, met = compare(articles, args.repeat, command=f"python -m bench.bench_extraction {argv_text}".strip())
     print(text)
-    (OUT_DIR / "extraction.json").write_text(json.dumps({"articles": articles, "met": met}), encoding="utf-8")
+    (OUT_DIR / "extraction.json").write_text(json.dumps({"articles": articles, "met": met, "section": text}),
+                                             encoding="utf-8")
     if args.write_docs:
         write_docs(text)
     return 0 if met else 1

@@ -132,7 +132,7 @@ def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list
 def render(
     *, command: str, info: dict[str, str], corpora: list[str], comparisons: list[Comparison],
     catalog: list[CatalogScale], skipped: list[Skipped], s3_output: str | None, profiles: list[str],
-    validation_output: str | None = None, formats_output: str | None = None,
+    validation_output: str | None = None, formats_output: str | None = None, extraction_output: str | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -247,6 +247,8 @@ def render(
                 "(issue 17): at most +15 % on M, +25 % on S. The corpora are random bytes: every file is named by",
                 "its extension only and none is validated. See docs/formats.md.", "",
                 formats_output.strip(), ""]
+    if extraction_output:  # bench/bench_extraction.py's own section (its heading and table)
+        out += [extraction_output.strip(), ""]
     if skipped:
         out += ["## Not measured", "", *[f"- {s.benchmark}: {s.reason}" for s in skipped], ""]
     if profiles:

@@ -2,7 +2,7 @@
 
     python -m bench.run [--size S,M,L] [--scale F] [--only NAME,...] [--rows N] [--profile]
 
-Benchmarks: ingest, bag, audit, catalog, s3, validation, formats.  Defaults finish in a few
+Benchmarks: ingest, bag, audit, catalog, s3, validation, formats, extraction.  Defaults finish in a few
 minutes on two cores; ``--scale 1`` runs the full corpora and ``--rows``
 sets the catalog's file rows (1,000,000 by default; `--rows 10000000` for the full figure).
 """
@@ -27,7 +27,7 @@ from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_bus
 from bench.report import headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
-BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats")
+BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction")
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
@@ -82,6 +82,7 @@ class Suite:
         self.s3_output: str | None = None
         self.validation_output: str | None = None
         self.formats_output: str | None = None
+        self.extraction_output: str | None = None
         self.profiles: list[str] = []
 
     def attempt(self, name: str, work: Callable[[], None]) -> None:
@@ -144,6 +145,16 @@ def _formats(suite: Suite, sizes: list[str], scale: float | None) -> None:
     suite.formats_output = buffer.getvalue()
 
 
+def _extraction(suite: Suite, scale: float | None) -> None:
+    from bench import bench_extraction
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        bench_extraction.main(["--scale", str(scale if scale is not None else bench_extraction.DEFAULT_SCALE)])
+    print(buffer.getvalue(), end="")
+    suite.extraction_output = bench_extraction.read_section()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python -m bench.run", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
@@ -186,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.attempt("validation", lambda: _validation(suite))
     if "formats" in args.only:
         suite.attempt("formats", lambda: _formats(suite, args.size, args.scale))
+    if "extraction" in args.only:
+        suite.attempt("extraction", lambda: _extraction(suite, args.scale))
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
@@ -193,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                   corpora=[f"{c.label}: {human_size(c.total_bytes)}" for c in corpora.values()],
                   comparisons=suite.comparisons, catalog=suite.catalog, skipped=suite.skipped,
                   s3_output=suite.s3_output, profiles=suite.profiles,
-                  validation_output=suite.validation_output, formats_output=suite.formats_output)
+                  validation_output=suite.validation_output, formats_output=suite.formats_output,
+                  extraction_output=suite.extraction_output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     (OUT_DIR / "results.json").write_text(json.dumps({

@@ -93,7 +93,9 @@ class FormatAnalyser:
         return _Observer(self, path)
 
     def _identify(self, path: str, head_tail: HeadTail, size: int) -> None:
-        found = self.signatures.identify(bytes(head_tail.head), head_tail.tail, size, path.rsplit("/", 1)[-1])
+        head = bytes(head_tail.head)
+        tail = head if size <= len(head) else head_tail.tail  # a small file: its head is its tail
+        found = self.signatures.identify(head, tail, size, path.rsplit("/", 1)[-1])
         with self._lock:
             found = self._interned.setdefault(found, found)  # a delivery has few distinct answers
             self._identified[path] = (found, size)

@@ -12,14 +12,18 @@ query that is itself a valid DOI, ISSN, ISBN or CN serial number
 
 The index (:mod:`preservation.catalog.search_tables`, migration 0007):
 
-* SQLite: FTS5 ``trigram`` tables.  A word of three characters or more is a
-  quoted phrase (its trigrams in a row: a substring); a word of two
-  characters is the set of indexed trigrams that begin with it, read from
-  the index's vocabulary, OR-ed.  Every indexed value ends with a marker
-  character, so a value's last two characters begin a trigram too.
+* SQLite: FTS5 ``trigram`` tables; a word of three characters or more is a
+  quoted phrase (its trigrams in a row: a substring).  A two-character word
+  of letters or digits is one token of the bigram tables (``unicode61``
+  tokens of each value's two-character runs), so ``物理`` reads one posting
+  list; a two-character word with punctuation (``C+``) is the set of indexed
+  trigrams that begin with it, read from the trigram index's vocabulary and
+  OR-ed (every indexed value ends with a marker character, so a value's last
+  two characters begin a trigram too).
 * PostgreSQL: ``ILIKE`` served by ``pg_trgm`` GIN indexes for three
-  characters or more; two-character words by a GIN index of each value's
-  two-character runs.
+  characters or more, and by GIN indexes of each value's two-character runs
+  for two; each query counts its matches first and picks its plan by the
+  count (see :class:`_PostgreSQL`).
 
 Nothing of the query reaches SQL but bound parameters and quoted FTS5
 strings (``"`` doubled), so FTS5 operators (``NEAR``, ``AND``, ``*``, ``^``,

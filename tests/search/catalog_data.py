@@ -21,6 +21,7 @@ ITEMS = [
     ('Rates of 50% growth_in "quoted" text * NEAR AND ^caret {item_title}: back\\slash', "Odd, Author", 2017,
      "10.1063/odd.2017.3"),
     ("Ab initio rates of 50 growth", "Even, Author", 2017, "10.1063/even.2017.4"),
+    ("Templates in C+", "Stroustrup, B", 2016, "10.1063/cpp.2016.5"),
 ]
 # (title, transliterated, english, identifiers)
 TITLES = [

@@ -57,6 +57,13 @@ def test_two_character_chinese_words_anywhere_in_a_title(catalog, data):
     assert run(catalog, "化物")["items"]["hits"] == []
 
 
+def test_two_characters_with_punctuation_even_at_the_end(catalog, data):
+    """``c+`` is no unicode61 token: the trigrams that begin with it (the last two characters too) find it."""
+    assert item_titles(run(catalog, "c+")) == ["Templates in C+"]
+    assert item_titles(run(catalog, "C+ templates")) == ["Templates in C+"]
+    assert run(catalog, "+x")["items"]["hits"] == []
+
+
 def test_every_word_must_occur(catalog, data):
     assert item_titles(run(catalog, "物理 历史")) == ["中国物理学报的历史"]
     assert item_titles(run(catalog, "物理\u3000高能")) == ["高能物理"]  # a full-width space splits too

@@ -163,6 +163,20 @@ def test_article_request_approved_by_staff_opens_that_article_only(client, items
     assert download(client, items, "bob", doi).status_code == 403
 
 
+def test_search_hits_show_an_item_grant_as_read(client, items):  # noqa: F811
+    doi = items.dois["aps_2019"][0]
+
+    def standing():
+        found = client.get("/api/v1/search", params={"doi": doi}, headers=items.world.auth("alice")).json()
+        [hit] = found["items"]["hits"]
+        return hit["standing"]
+
+    assert standing() == "dark"
+    created = api_request(client, items, "alice", scope="item", doi=doi).json()
+    approve(client, items, created["id"])
+    assert standing() == "read"
+
+
 def test_portal_download_link_honours_an_item_grant(client, items):  # noqa: F811
     doi = items.dois["aps_2018"][2]
     package_id, path, size, sha256 = items.fulltext(doi)

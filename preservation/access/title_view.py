@@ -24,8 +24,10 @@ from preservation.access.rights import (
     ReadRights,
     decide_for_issue,
     decide_for_item,
+    decide_by_policy,
     decide_for_title_request,
     item_date,
+    title_entitlements,
 )
 from preservation.catalog.access_models import REQUEST_PENDING, AccessRequest
 from preservation.catalog.library_models import Item, Title
@@ -59,24 +61,26 @@ def _title_dict(title: Title) -> dict[str, Any]:
 
 
 class _Standings:
-    """The library's standing on items of one collection; policy decisions cached by what they depend on."""
+    """The library's standing on items of one title: grants, the policy's decision per package and the
+    library's title entitlements are loaded once, not once per article."""
 
-    def __init__(self, session: Session, library_id: int, collection: Collection) -> None:
+    def __init__(self, session: Session, library_id: int, title: Title) -> None:
         self.session = session
         self.library_id = library_id
-        self.collection = collection
-        self.rights = ReadRights(session, library_id, collection)
-        self._decisions: dict[tuple[Any, ...], PolicyDecision] = {}
+        self.collection = title.collection
+        self.rights = ReadRights(session, library_id, self.collection)
+        self.title_rows = title_entitlements(session, library_id, [title.id])[title.id]
+        self._by_package: dict[str, PolicyDecision] = {}
 
     def for_item(self, item: Item) -> tuple[str, str]:
         right = self.rights.for_item(item.package, item)
         if right.allowed:
             return READ, right.reason
-        key = ("item", item.package_id, item.title_id, item_date(item))
-        if key not in self._decisions:
-            self._decisions[key] = decide_for_item(self.session, self.library_id, self.collection, item.package,
-                                                   item)
-        decision = self._decisions[key]
+        if item.package_id not in self._by_package:
+            self._by_package[item.package_id] = decide_by_policy(self.session, self.library_id, self.collection,
+                                                                 item.package)
+        decision = decide_for_item(self.session, self.library_id, self.collection, item.package, item,
+                                   package_decision=self._by_package[item.package_id], title_rows=self.title_rows)
         return (REQUEST if decision.approve else DARK), decision.why
 
     def for_issue(self, title_id: int, year: int, when: str) -> tuple[str, str]:
@@ -135,7 +139,7 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
                        func.count(func.distinct(held.c.volume + "/" + held.c.issue)), func.count())
                 .group_by(held.c.year).order_by(held.c.year.desc().nulls_last()))
         ]
-        standings = _Standings(s, principal.library_id, title.collection)
+        standings = _Standings(s, principal.library_id, title)
         title_standing = standings.for_title(title.id)
         out: dict[str, Any] = {
             "title": _title_dict(title), "years": years, "standing": title_standing[0],

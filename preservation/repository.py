@@ -6,6 +6,7 @@ services each open one and hand it down.
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import Node
 from preservation.policy import Policy, load_policy
-from preservation.settings import Settings, load_settings
+from preservation.errors import ConfigError
+from preservation.settings import CONFIG_NAME, Settings, load_settings
 from storage_adapters import StorageAdapter, adapter_class
 
 
@@ -43,6 +45,9 @@ class Repository:
     def adapter_options(self, node_name: str, uri: str) -> dict:
         creds = self.settings.node_credentials.get(node_name)
         scheme = uri.split(":", 1)[0].lower()
+        if scheme.startswith("node+") and not creds and not os.environ.get("PRESERVE_NODE_KEY"):
+            raise ConfigError(f"node {node_name}: no key for its node agent; add one under node_credentials in "
+                              f"{self.settings.home / CONFIG_NAME} ({node_name}: {{key_id: coordinator, key: …}})")
         if creds and scheme.startswith("node+"):
             options = {"key_id": creds.key_id, "key": creds.key}
             if creds.ca_file:

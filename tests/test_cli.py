@@ -14,7 +14,8 @@ NODES = [("uni-pku", "university", "beijing"), ("cas-nsl", "cas", "beijing"), ("
 def _network(run_cli, tmp_path):
     run_cli("init")
     for name, org_type, region in NODES:
-        run_cli("node", "add", name, "--type", org_type, "--region", region, "--uri", (tmp_path / name).as_uri())
+        run_cli("node", "add", name, "--type", org_type, "--region", region, "--uri", (tmp_path / name).as_uri(),
+                "--create")
     run_cli("collection", "add", "journals", "--title", "期刊", "--publisher", "P", "--licence", "L")
 
 

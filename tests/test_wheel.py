@@ -126,7 +126,7 @@ def test_the_wheel_alone_runs_the_whole_tour(tmp_path: Path) -> None:
     _run(bin_dir, *preserve, "init", cwd=work)
     for name, org_type, region in NODES:
         _run(bin_dir, *preserve, "node", "add", name, "--type", org_type, "--region", region,
-             "--uri", (tmp_path / "nodes" / name).as_uri(), cwd=work)
+             "--uri", (tmp_path / "nodes" / name).as_uri(), "--create", cwd=work)
     _run(bin_dir, *preserve, "collection", "add", "journals", "--title", "期刊", "--publisher", "P",
          "--licence", "L", cwd=work)
     delivery = tmp_path / "delivery"

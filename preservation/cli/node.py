@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
-from preservation.nodes import add_node, list_nodes, set_node_status
+from preservation.nodes import add_node, list_nodes, remove_node, rename_node, set_node_status, set_node_uri
 from preservation.units import human_bytes
 
 from .common import emit_json, emit_list, json_option, parse_size, repo, say, table
@@ -14,7 +14,7 @@ from .node_serve import serve
 
 @click.group("node")
 def node() -> None:
-    """Preservation nodes: register, list, change status, serve."""
+    """Preservation nodes: register, list, change status, re-point, rename, remove, serve."""
 
 
 node.add_command(serve)
@@ -29,12 +29,13 @@ node.add_command(serve)
 @click.option("--capacity", default=None, help="Capacity (e.g. 500T); unlimited if omitted.")
 @click.option("--read-budget", default=None, help="Audit read budget per day (e.g. 2T); the policy's if omitted.")
 @click.option("--no-probe", is_flag=True, help="Do not check that the storage answers.")
+@click.option("--create", is_flag=True, help="Create a file:// root that does not exist (refused otherwise).")
 @json_option
-def add(name, org_type, region, uri, organisation, capacity, read_budget, no_probe, as_json) -> None:
+def add(name, org_type, region, uri, organisation, capacity, read_budget, no_probe, create, as_json) -> None:
     """Register node NAME after checking that its storage answers."""
     result = add_node(
         repo(), name, org_type, region, uri, organisation=organisation, capacity_bytes=parse_size(capacity),
-        read_budget_bytes_per_day=parse_size(read_budget), probe=not no_probe,
+        read_budget_bytes_per_day=parse_size(read_budget), probe=not no_probe, create=create,
     )
     if as_json:
         emit_json(result)
@@ -68,3 +69,45 @@ def set_status(name: str, status: str, as_json: bool) -> None:
         emit_json(result)
     else:
         say(f"node {name} is now {status}")
+
+
+@node.command("set-uri")
+@click.argument("name")
+@click.argument("uri")
+@click.option("--no-probe", is_flag=True, help="Do not check that the storage answers.")
+@click.option("--create", is_flag=True, help="Create a file:// root that does not exist (refused otherwise).")
+@json_option
+def set_uri(name: str, uri: str, no_probe: bool, create: bool, as_json: bool) -> None:
+    """Point node NAME at URI (its copies moved or re-mounted there); the next audits check them."""
+    result = set_node_uri(repo(), name, uri, probe=not no_probe, create=create)
+    if as_json:
+        emit_json(result)
+    else:
+        say(f"node {name} now at {result['uri']}")
+
+
+@node.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@json_option
+def rename(name: str, new_name: str, as_json: bool) -> None:
+    """Rename node NAME to NEW_NAME (its copies follow; past events keep the old name)."""
+    result = rename_node(repo(), name, new_name)
+    if as_json:
+        emit_json(result)
+        return
+    say(f"node {name} is now {new_name}")
+    if result["credentials_to_rename"]:
+        say(f"rename its entry under node_credentials in preserve.yaml from {name} to {new_name}", err=True)
+
+
+@node.command("remove")
+@click.argument("name")
+@json_option
+def remove(name: str, as_json: bool) -> None:
+    """Remove drained node NAME: refused while a copy on it is still needed or a job works on it."""
+    result = remove_node(repo(), name)
+    if as_json:
+        emit_json(result)
+    else:
+        say(f"node {name} removed ({result['copies_forgotten']} copy record(s) forgotten; its storage is untouched)")

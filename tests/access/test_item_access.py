@@ -266,6 +266,29 @@ def test_dark_article_is_refused_until_staff_approve(client, items):  # noqa: F8
     assert download(client, items, "bob", doi).status_code == 200
 
 
+def test_a_trigger_event_lets_waiting_item_requests_in(client, items):  # noqa: F811
+    from preservation.catalog.models import Collection
+
+    with items.repo.catalog.session() as s:
+        s.execute(Collection.__table__.update().where(Collection.key == "journals").values(access_mode="trigger"))
+    doi, other = items.dois["aps_dark"]
+    article = api_request(client, items, "bob", scope="item", doi=doi).json()
+    issue = api_request(client, items, "alice", scope="issue", title_id=items.title_id("journals"), year=2020,
+                        volume="69", issue="2").json()
+    assert article["state"] == issue["state"] == "pending" and "no trigger event" in article["why"]
+    r = client.post("/api/v1/triggers", headers=items.world.auth("carol"), json={
+        "collection": "journals", "kind": "publisher_ceased", "date": "2026-01-01", "evidence": "Gazette 2026/1"})
+    assert r.status_code == 201, r.text
+    for created in (article, issue):
+        after = client.get(f"/api/v1/requests/{created['id']}", headers=items.world.auth("carol")).json()
+        assert after["state"] == "approved" and after["automatic"]
+        assert after["grants"][0]["scope"] == created["scope"]
+    assert download(client, items, "bob", doi).status_code == 200
+    assert download(client, items, "bob", other).status_code == 403  # bob asked for one article
+    assert download(client, items, "alice", other).status_code == 200  # issue 2 of volume 69
+    assert download(client, items, "alice", doi).status_code == 403
+
+
 def test_revoked_item_grant_no_longer_opens_the_article(client, items):  # noqa: F811
     doi = items.dois["aps_2019"][4]
     created = api_request(client, items, "alice", scope="item", doi=doi).json()

@@ -29,7 +29,13 @@ from sqlalchemy.orm import Session
 
 from preservation.bagit.names import encode_manifest_path
 from preservation.catalog.db import Catalog
-from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED, Package, PackageFile
+from preservation.catalog.models import (
+    PACKAGE_DEACCESSIONED,
+    PACKAGE_PRESERVED,
+    REPLICA_VERIFIED,
+    Package,
+    PackageFile,
+)
 from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound, VersionRefused
 
@@ -195,12 +201,18 @@ def compare(new: Iterable[Any], old: Iterable[StateRow], on_unchanged=None) -> C
 
 @dataclass(frozen=True)
 class Previous:
-    """The version a new delivery follows: the newest of its lineage."""
+    """The version a new delivery follows: the newest of its lineage that is not deaccessioned."""
 
     lineage_id: str
     package_id: str
     number: int
     node_ids: tuple[int, ...]
+    newest: int
+    """The highest number the lineage has used (a deaccessioned version keeps its number)."""
+
+    @property
+    def next_number(self) -> int:
+        return self.newest + 1
 
 
 def previous_version(session: Session, package_id: str, collection_key: str) -> Previous:
@@ -215,10 +227,15 @@ def previous_version(session: Session, package_id: str, collection_key: str) -> 
         raise NotFound(f"no package {package_id!r}")
     own = session.get(PackageVersion, package_id)
     lineage_id = own.lineage_id if own is not None else package_id
-    newest = session.scalars(select(PackageVersion).where(PackageVersion.lineage_id == lineage_id)
-                             .order_by(PackageVersion.number.desc()).limit(1)).first()
-    latest = session.get(Package, newest.package_id) if newest is not None else session.get(Package, lineage_id)
-    number = newest.number if newest is not None else 1
+    rows = session.scalars(select(PackageVersion).where(PackageVersion.lineage_id == lineage_id)
+                           .order_by(PackageVersion.number.desc())).all()
+    newest = rows[0].number if rows else 1
+    kept = [r for r in rows if session.get(Package, r.package_id).state != PACKAGE_DEACCESSIONED]
+    if rows and not kept:
+        raise VersionRefused("every version of it was deaccessioned; ingest the delivery as a new package",
+                             package=lineage_id)
+    latest = session.get(Package, kept[0].package_id) if rows else session.get(Package, lineage_id)
+    number = kept[0].number if rows else 1
     if latest.collection.key != collection_key:
         raise VersionRefused(f"it belongs to collection {latest.collection.key!r}, not {collection_key!r}",
                              package=lineage_id)
@@ -227,7 +244,7 @@ def previous_version(session: Session, package_id: str, collection_key: str) -> 
             f"its version {number} ({latest.id}) is {latest.state}; a new version is accepted once the one before "
             "it is preserved (see `preserve status`)", package=lineage_id)
     nodes = tuple(sorted(r.node_id for r in latest.replicas if r.state == REPLICA_VERIFIED))
-    return Previous(lineage_id, latest.id, number, nodes)
+    return Previous(lineage_id, latest.id, number, nodes, newest)
 
 
 @dataclass
@@ -310,7 +327,7 @@ def plan_version(catalog: Catalog, previous: Previous, bag) -> VersionPlan:
     bag.tag_files.append(FETCH_TXT, size, b"".join(d.digest() for d in digests.values()))
     stored = {c.path for c in comparison.changes if c.kind in ("added", "changed")}
     stored_bytes = sum(c.new.size for c in comparison.changes if c.kind in ("added", "changed"))
-    return VersionPlan(previous, previous.number + 1, stored, references, comparison.counts, stored_bytes,
+    return VersionPlan(previous, previous.next_number, stored, references, comparison.counts, stored_bytes,
                        referenced["bytes"])
 
 
@@ -322,7 +339,7 @@ def record_version(session: Session, package_id: str, plan: VersionPlan) -> None
     lineage = plan.previous.lineage_id
     newest = session.scalars(select(PackageVersion.number).where(PackageVersion.lineage_id == lineage)
                              .order_by(PackageVersion.number.desc()).limit(1)).first()
-    if (newest or 1) != plan.previous.number:
+    if (newest or 1) != plan.previous.newest:
         raise VersionRefused(f"version {plan.number} was registered by another ingest meanwhile; ingest again",
                              package=lineage)
     if newest is None:

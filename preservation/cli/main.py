@@ -14,6 +14,7 @@ from .catalog import catalog, init
 from .challenge import challenge
 from .collection import collection
 from .common import COMMAND_ARGS, JSON_ERRORS, CLIState, fail, interrupted, json_requested
+from .deaccession import deaccession
 from .entitlement import entitlement
 from .events import events
 from .formats import formats
@@ -32,6 +33,7 @@ from .status import status
 from .title import title
 from .trigger import trigger
 from .usage import usage
+from .version import version
 from .worker import worker
 
 
@@ -90,6 +92,7 @@ COMMANDS: list[click.Command] = [
     item,  # what the packages hold, in library terms
     formats,  # what the preserved bytes are
     search_,  # titles and items
+    version, deaccession,  # versions of a package, and withdrawing them
 ]
 for command in COMMANDS:
     cli.add_command(command)

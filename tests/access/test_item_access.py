@@ -106,6 +106,17 @@ def test_title_page_in_the_portal_is_reached_from_collection_search_and_item(cli
     assert 'href="/portal/titles/%d?year=2018"' % title_id in html
 
 
+def test_title_page_pages_through_a_year(client, items):  # noqa: F811
+    url = f"/api/v1/titles/{items.title_id()}?year=2019&limit=2"
+    first = client.get(url, headers=items.world.auth("alice")).json()
+    second = client.get(url + "&offset=2", headers=items.world.auth("alice")).json()
+    assert first["total"] == second["total"] == 6
+    assert [i["issue"] for i in first["volumes"][0]["issues"]] == ["1", "2"]
+    assert [a["doi"] for i in second["volumes"][0]["issues"] for a in i["articles"]] == items.dois["aps_2019"][2:4]
+    past = client.get(url + "&offset=6", headers=items.world.auth("alice")).json()
+    assert past["volumes"] == [] and past["total"] == 6
+
+
 def test_title_page_escapes_catalog_text(client, items):  # noqa: F811
     from preservation.catalog.library_models import Item
 

@@ -81,6 +81,7 @@ class FormatAnalyser:
         self._identified: dict[str, tuple[Identification, int]] = {}
         self._validated: dict[str, Validation] = {}
         self._interned: dict[Identification, Identification] = {}
+        self._templates: dict[Identification, list[Finding]] = {}
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {}
         self.identified_at = utcnow()
@@ -124,11 +125,18 @@ class FormatAnalyser:
     def _validate(self, bag_root: str) -> None:
         policy = self.policy
 
+        kinds: dict[tuple[Identification, str], str | None] = {}
+
         def wanted() -> Iterator[tuple[str, str, str]]:
             for path in sorted(self._identified):
                 identification, _ = self._identified[path]
-                puid, mime = (identification.puid, identification.mime or None) if identification.puid else (None, None)
-                kind = kind_for(puid, mime, path.rsplit("/", 1)[-1])
+                suffix = os.path.splitext(path.rsplit("/", 1)[-1])[1].lower()
+                key = (identification, suffix)
+                if key not in kinds:  # the check depends on what the file is and its extension only
+                    puid, mime = ((identification.puid, identification.mime or None) if identification.puid
+                                  else (None, None))
+                    kinds[key] = kind_for(puid, mime, "file" + suffix)
+                kind = kinds[key]
                 if kind is not None:
                     yield path, os.path.join(bag_root, path), kind
 
@@ -140,6 +148,16 @@ class FormatAnalyser:
 
     def _findings_of(self, path: str, identification: Identification, validation: Validation | None
                      ) -> list[Finding]:
+        """The file's findings under the policy; those of an unvalidated file depend only on its identification."""
+        if validation is not None:
+            return self._judge(path, identification, validation)
+        template = self._templates.get(identification)
+        if template is None:
+            template = self._templates[identification] = self._judge(None, identification, None)
+        return [Finding(f.code, f.message, path, f.severity, f.params) for f in template]
+
+    def _judge(self, path: str | None, identification: Identification, validation: Validation | None
+               ) -> list[Finding]:
         policy = self.policy
         out = FindingList()
         if not identification.identified:

@@ -57,6 +57,7 @@ BASES = (SIGNATURE, CONTAINER, EXTENSION, NONE)
 
 _BOF, _EOF, _VAR, _IFB = "BOF", "EOF", "VAR", "IFB"
 _MAX_SET = 64  # a character set wider than this is not worth indexing
+_CACHED = 10_000  # distinct extensions, and distinct answers, remembered at most
 _MIN_SCANNED = 3  # literals at least this long are looked for in one scan of the head; shorter ones by find()
 _MAX_SPREAD = 8  # `.{a,b}` before a byte: indexed at each of the offsets a..b when b - a is at most this
 
@@ -195,6 +196,7 @@ class Signatures:
                 else:
                     always.append(si)
         self._plan_unindexed(always)
+        self._offsets = sorted(self._by_offset.items())
         self._by_extension: dict[str, list[int]] = {}
         for fi, f in enumerate(self._formats):
             for ext in sorted(f.extensions):
@@ -203,6 +205,9 @@ class Signatures:
         self._zip_signatures = fido.extract_signatures(tree, signature_type="ZIP")
         self._ole_signatures = fido.extract_signatures(tree, signature_type="OLE2")
         self._fido = fido
+        # answers that depend on nothing but their key, kept (up to _CACHED) as a delivery repeats them
+        self._extension_cache: dict[str, list[int]] = {}
+        self._result_cache: dict[tuple[tuple[int, ...], str, str], Identification] = {}
 
     # --- FIDO's decision, on the head and tail of a file ---------------------------------------
 
@@ -267,11 +272,12 @@ class Signatures:
             if eof.find(needed, 0 if reach is None else max(0, len(eof) - reach)) >= 0:
                 candidates.update(sis)
         length = len(bof)
-        for offset, table in self._by_offset.items():
-            if offset < length:
-                hit = table.get(bof[offset])
-                if hit:
-                    candidates.update(hit)
+        for offset, table in self._offsets:
+            if offset >= length:
+                break
+            hit = table.get(bof[offset])
+            if hit:
+                candidates.update(hit)
         result: list[tuple[int, int]] = []
         current = -1
         good = False
@@ -291,8 +297,13 @@ class Signatures:
         ext = os.path.splitext(name)[1].lower().lstrip(".")
         if not ext:
             return []
-        hits = [(fi, -1) for fi in self._by_extension.get(ext, ())]
-        return [fi for fi, _ in hits if self._as_good_as_any(fi, hits)]
+        found = self._extension_cache.get(ext)
+        if found is None:
+            hits = [(fi, -1) for fi in self._by_extension.get(ext, ())]
+            found = [fi for fi, _ in hits if self._as_good_as_any(fi, hits)]
+            if len(self._extension_cache) < _CACHED:
+                self._extension_cache[ext] = found
+        return found
 
     def format_of(self, puid: str) -> _Format | None:
         index = self._index_of.get(puid)
@@ -326,8 +337,19 @@ class Signatures:
         return [self._index_of[p] for p in dict.fromkeys(puids) if p in self._index_of], ""
 
     def _result(self, matches: list[int], basis: str, name: str, notes: list[str]) -> Identification:
-        first = self._formats[matches[0]]
         ext = os.path.splitext(name)[1].lower().lstrip(".")
+        key = (tuple(matches), basis, ext)
+        if not notes:
+            known = self._result_cache.get(key)
+            if known is not None:
+                return known
+        found = self._new_result(matches, basis, ext, notes)
+        if not notes and len(self._result_cache) < _CACHED:
+            self._result_cache[key] = found
+        return found
+
+    def _new_result(self, matches: list[int], basis: str, ext: str, notes: list[str]) -> Identification:
+        first = self._formats[matches[0]]
         mismatch = basis in (SIGNATURE, CONTAINER) and bool(ext) and not any(
             ext in self._formats[fi].extensions for fi in matches)
         return Identification(

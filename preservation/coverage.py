@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import IO, Any
 
 from sqlalchemy import and_, case, func, select
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 from preservation.access.accounts import get_library
 from preservation.access.rights import MODE_OPEN, MODE_PCA, MODE_TRIGGER, active_grants, active_trigger, grant_covers
 from preservation.catalog.access_models import Entitlement
-from preservation.catalog.library_models import Title, TitleEntitlement
+from preservation.catalog.library_models import ExpectedCoverage, Title, TitleEntitlement, TitleIdentifier
 from preservation.catalog.models import REPLICA_VERIFIED, Collection, Replica, utcnow
 from preservation.collection import get_collection
 from preservation.errors import ImportRejected, InvalidRequest
@@ -361,7 +362,7 @@ def _selector(session: Session, library_id: int, collection: Collection) -> Call
     return readable
 
 
-def _rows(session: Session, titles: list[Title], held: dict[int, list[HeldIssue]], standing: dict[str, Any],
+def _rows(session: Session, titles: list[Any], held: dict[int, list[HeldIssue]], standing: dict[str, Any],
           expected: bool, select_issue: Callable[[HeldIssue], bool] | None = None) -> Iterator[dict[str, Any]]:
     for t in titles:
         fields = title_fields(t)
@@ -428,14 +429,24 @@ def export(repo: Repository, out: IO[str], *, collection_key: str | None = None,
         return {"library": library_code, "rows": count}
 
 
-def _title_chunks(session: Session, collection_id: int) -> Iterator[list[Title]]:
-    """The collection's titles in export order, :data:`CHUNK` at a time: memory stays that of one chunk."""
-    ids = list(session.scalars(select(Title.id).where(Title.collection_id == collection_id)
-                               .order_by(Title.title, Title.id)))
+def _title_chunks(session: Session, collection_id: int) -> Iterator[list[SimpleNamespace]]:
+    """The collection's titles in export order, :data:`CHUNK` at a time: memory stays that of one chunk.
+
+    Each is a plain record with a title's columns, its ``identifiers`` and its
+    ``coverage`` rows (what :func:`~preservation.kbart.title_fields` reads):
+    Core rows, because building ORM objects would cost more than the export.
+    """
+    titles, idents, cover = Title.__table__, TitleIdentifier.__table__, ExpectedCoverage.__table__
+    ids = list(session.scalars(select(titles.c.id).where(titles.c.collection_id == collection_id)
+                               .order_by(titles.c.title, titles.c.id)))
     for start in range(0, len(ids), CHUNK):
         part = ids[start:start + CHUNK]
-        loaded = {t.id: t for t in session.scalars(
-            select(Title).where(Title.id.in_(part))
-            .options(selectinload(Title.identifiers), selectinload(Title.coverage), selectinload(Title.collection)))}
-        yield [loaded[i] for i in part]
-        session.expunge_all()
+        rows = {r.id: r for r in session.execute(select(titles).where(titles.c.id.in_(part)))}
+        identifiers: dict[int, list] = {}
+        for r in session.execute(select(idents).where(idents.c.title_id.in_(part)).order_by(idents.c.id)):
+            identifiers.setdefault(r.title_id, []).append(r)
+        coverage: dict[int, list] = {}
+        for r in session.execute(select(cover).where(cover.c.title_id.in_(part)).order_by(cover.c.id)):
+            coverage.setdefault(r.title_id, []).append(r)
+        yield [SimpleNamespace(**rows[i]._mapping, identifiers=identifiers.get(i, []), coverage=coverage.get(i, []))
+               for i in part]

@@ -405,18 +405,37 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
                 values[i] = process(values[i])
             changed.append(tuple(values))
         rows = changed
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
     preparer = dialect.identifier_preparer
-    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)}) "
-           f"VALUES ({', '.join([marker] * len(columns))})")
-    conn.exec_driver_sql(sql, rows)
+    names = ", ".join(preparer.quote(c) for c in columns)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        # COPY, on the connection (and in the transaction) SQLAlchemy holds: row by row INSERTs cost a round trip each
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {preparer.format_table(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {preparer.format_table(table)} ({names}) "
+                         f"VALUES ({', '.join([marker] * len(columns))})", rows)
 
 
-@dataclass
-class _PendingTitle:
-    ref: int  # a catalog id, or a negative number until the title is inserted
-    row: KbartRow
-    known: set[tuple[str, str]] = field(default_factory=set)  # identifiers it has (or will have)
+def new_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
+    """``count`` ids for new rows of ``table`` (its integer ``id``), or None where the database cannot give them.
+
+    PostgreSQL draws them from the column's sequence, as its own INSERTs
+    would.  SQLite counts on from the largest id: safe, because a writer that
+    commits in between makes this transaction's first write fail
+    (SQLITE_BUSY), it cannot interleave ids.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return list(conn.execute(
+            select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+                func.generate_series(1, count))).scalars())
+    if dialect == "sqlite":
+        first = (conn.execute(select(func.max(table.c.id))).scalar_one() or 0) + 1
+        return list(range(first, first + count))
+    return None
 
 
 class _TitleListImport:
@@ -504,14 +523,9 @@ class _TitleListImport:
             table = Title.__table__
             rows = [self._title_values(self.new_titles[r], now) | {"collection_id": self.collection_id,
                                                                     "created_at": now} for r in refs]
-            if conn.dialect.name == "sqlite":
-                # SQLite cannot promise RETURNING order for a many-row insert, and SQLAlchemy then inserts row
-                # by row; the ids are given instead.  Safe: a writer that commits in between makes this
-                # transaction's first write fail (SQLITE_BUSY), it cannot interleave ids.
-                first = (conn.execute(select(func.max(table.c.id))).scalar_one() or 0) + 1
-                ids_ = list(range(first, first + len(rows)))
-                columns = ("id", *rows[0])
-                insert_rows(conn, table, columns, [(i, *row.values()) for i, row in zip(ids_, rows)])
+            ids_ = new_ids(conn, table, len(rows))
+            if ids_ is not None:  # RETURNING in parameter order would insert row by row on SQLite
+                insert_rows(conn, table, ("id", *rows[0]), [(i, *row.values()) for i, row in zip(ids_, rows)])
             else:
                 result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
                 ids_ = [title_id for (title_id,) in result.all()]
@@ -657,7 +671,10 @@ HEADER = COLUMNS + EXTRA_WRITTEN
 
 def tsv_field(value: Any) -> str:
     """A value as one KBART field: TAB and line ends (which text from metadata may hold) become one space."""
-    return _UNSAFE_IN_TSV.sub(" ", "" if value is None else str(value)).strip(" ")
+    text = "" if value is None else str(value)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _UNSAFE_IN_TSV.sub(" ", text)
+    return text.strip(" ")
 
 
 def write_kbart(out: IO[str], rows: Iterable[dict[str, Any]]) -> int:
@@ -670,8 +687,11 @@ def write_kbart(out: IO[str], rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def title_fields(title: Title) -> dict[str, str]:
-    """The title-level KBART fields of a catalog title (coverage and verification are the caller's)."""
+def title_fields(title: Any) -> dict[str, str]:
+    """The title-level KBART fields of a catalog title (coverage and verification are the caller's).
+
+    ``title`` is a :class:`Title` or a record with its columns and ``identifiers`` (``scheme``, ``value``).
+    """
     schemes: dict[str, list[str]] = {}
     for i in title.identifiers:
         schemes.setdefault(i.scheme, []).append(i.value)

@@ -269,21 +269,21 @@ def test_case_of_coded_values_is_normalised(repo, tmp_path) -> None:
 # --- a library's own file ----------------------------------------------------------------
 
 
-def test_a_library_file_becomes_title_entitlements_and_replaces_the_last_one(repo, tmp_path) -> None:
-    import_title_list(repo, write(tmp_path, kbart_text(PUBLISHER_ROWS)), "journals")
-    add_library(repo, "PKU", "北京大学图书馆")
+def test_a_library_file_becomes_title_entitlements_and_replaces_the_last_one(any_repo, tmp_path) -> None:
+    import_title_list(any_repo, write(tmp_path, kbart_text(PUBLISHER_ROWS)), "journals")
+    add_library(any_repo, "PKU", "北京大学图书馆")
     unknown = dict(APS, print_identifier="0031-9007", title_id="prl", publication_title="Physical Review Letters")
     rows = [kbart_row(**dict(APS, title_id=""), date_first_issue_online="2015", date_last_issue_online="2018"),
             kbart_row(**dict(CPB, title_id=""), date_first_issue_online="2010", num_first_vol_online="19"),
             kbart_row(**unknown)]
-    result = import_library_file(repo, write(tmp_path, kbart_text(rows), "pku.tsv"), "PKU", created_by="test")
+    result = import_library_file(any_repo, write(tmp_path, kbart_text(rows), "pku.tsv"), "PKU", created_by="test")
     assert (result["added"], result["removed"], result["skipped_rows"]) == (2, 0, 1)
     assert [w["code"] for w in result["warnings"]] == ["K014"]
-    with repo.catalog.session() as s:
+    with any_repo.catalog.session() as s:
         ents = {(e.title.title, e.first_date, e.last_date, e.first_volume) for e in s.scalars(select(TitleEntitlement))}
     assert ents == {("物理学报", "2015", "2018", ""), ("Chinese Physics B", "2010", "", "19")}
     # the library's next file replaces the last one
-    result = import_library_file(repo, write(tmp_path, kbart_text(rows[:1]), "pku2.tsv"), "PKU")
+    result = import_library_file(any_repo, write(tmp_path, kbart_text(rows[:1]), "pku2.tsv"), "PKU")
     assert (result["added"], result["removed"], result["unchanged"]) == (0, 1, 1)
 
 

@@ -25,6 +25,7 @@ from preservation.catalog.models import (
 from preservation.formats.report import locked_files
 from preservation.jobs.queue import DEAD, JOB_STATES
 from preservation.repository import Repository
+from preservation.versions import storage_summary
 
 LISTED = 50  # damaged packages and dead jobs named in the report (the counts are complete)
 
@@ -80,6 +81,7 @@ def status(repo: Repository) -> dict[str, Any]:
             jobs[state] = count
         oldest = s.execute(select(func.min(Replica.verified_at))).scalar_one()
         locked = locked_files(s)  # encrypted or DRM-locked: held, but they may not open later
+        versioned = storage_summary(s)  # versions per package, bytes each node did not store again
         damaged = [
             {"package_id": pid, "name": name}
             for pid, name in s.execute(
@@ -106,4 +108,5 @@ def status(repo: Repository) -> dict[str, Any]:
         "damaged_packages": damaged,
         "locked_files": locked,
         "oldest_verification": _iso(oldest),
+        "versions": versioned,
     }

@@ -10,6 +10,16 @@ from preservation.units import human_bytes
 from .common import emit_json, json_option, repo, table
 
 
+def _versions(found: dict) -> None:
+    """Versioned packages (docs/versions.md): how many versions, and what each node did not store again."""
+    if not found["versions"]:
+        return
+    table(f"versions: {found['versions']} of {found['versioned_packages']} versioned package(s)",
+          ["package", "versions"], [[p["package_id"], p["versions"]] for p in found["per_package"]])
+    table("bytes saved by versions (referenced, not stored again)", ["node", "saved"],
+          [[node, human_bytes(saved)] for node, saved in found["bytes_saved_per_node"].items()])
+
+
 @click.command("status")
 @json_option
 def status(as_json: bool) -> None:
@@ -28,6 +38,7 @@ def status(as_json: bool) -> None:
             n["verified"], f"{n['audit_coverage']:.0%}", n["oldest_verified"], n["next_audit"]]
            for n in report["nodes"]])
     table("jobs", ["state", "count"], [[k, v] for k, v in report["jobs"].items() if v])
+    _versions(report["versions"])
     if report["damaged_packages"]:
         table("DAMAGED packages: no verified copy of some files is left", ["package", "name"],
               [[p["package_id"], p["name"]] for p in report["damaged_packages"]])

@@ -48,6 +48,7 @@ from preservation.events import event_to_dict, iter_events
 from preservation.layout import PackageLayout
 from preservation.repository import Repository
 from preservation.text import needs_xml_escape, xml_safe
+from preservation.versions import lineage_versions, referenced_packages, version_of
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -136,6 +137,28 @@ def package_entity(package: Package) -> etree._Element:
     _sub(sig, "significantPropertiesValue", package.payload_oxum)
     _sub(obj, "originalName", package.name)
     return obj
+
+
+def version_relationships(session, package_id: str, entity: etree._Element) -> None:
+    """A version's place in its lineage (docs/versions.md): its number as a significant property, and
+    relationships to the version it follows (derivation: has source), the one that follows it (is source
+    of), and every earlier version whose stored files it references (reference: references)."""
+    version = version_of(session, package_id)
+    if version is None:
+        return
+    sig = _el("significantProperties")
+    _sub(sig, "significantPropertiesType", "Version")
+    _sub(sig, "significantPropertiesValue", str(version.number))
+    entity.insert(entity.index(entity.find(P + "significantProperties")) + 1, sig)
+    following = [v.package_id for v in lineage_versions(session, package_id) if v.previous_id == package_id]
+    links = [("derivation", "has source", version.previous_id)] if version.previous_id else []
+    links += [("derivation", "is source of", pid) for pid in following]
+    links += [("reference", "references", pid) for pid in referenced_packages(session, package_id)]
+    for kind, sub, related in links:
+        rel = _sub(entity, "relationship")
+        _sub(rel, "relationshipType", kind)
+        _sub(rel, "relationshipSubType", sub)
+        _identifier(rel, "relatedObjectIdentifier", "UUID", related)
 
 
 def file_object(package_id: str, path: str, size: int, digests: dict[str, str],
@@ -287,6 +310,7 @@ def write_premis(repo: Repository, package_id: str, out: BinaryIO) -> dict[str, 
         if package is None:
             raise NotFound(f"no package {package_id!r}: see `preserve status --json` or `preserve events list`")
         entity = package_entity(package)
+        version_relationships(s, package_id, entity)
     counts = {"package_id": package_id, "files": 0, "events": 0, "agents": 0}
     agents: set[str] = set()
     nsmap = {"premis": PREMIS_NS, "xsi": XSI_NS, "chain": CHAIN_NS}

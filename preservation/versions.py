@@ -552,3 +552,10 @@ def storage_summary(session: Session, listed: int = 50) -> dict[str, Any]:
     return {"versioned_packages": len(per_lineage), "versions": sum(per_lineage.values()),
             "per_package": [{"package_id": k, "versions": v} for k, v in most],
             "bytes_saved_per_node": dict(sorted(saved.items()))}
+
+
+def referenced_packages(session: Session, package_id: str) -> list[str]:
+    """The earlier versions whose stored files the version ``package_id`` references, in id order."""
+    return sorted(session.scalars(
+        select(PackageFile.package_id).join(VersionFile, VersionFile.file_id == PackageFile.id)
+        .where(VersionFile.package_id == package_id).distinct()))

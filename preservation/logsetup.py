@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from preservation.errors import ConfigError
 from preservation.text import LogFormatter, VisibleArguments, for_log
@@ -125,18 +125,23 @@ def handler(*, log_file: str | Path | None = None, log_format: str = "text", str
 
 
 def configure(level: str = "info", *, log_file: str | Path | None = None, log_format: str = "text",
-              access_log: bool = True, stream: IO[str] | None = None) -> None:
+              access_log: bool = True, stream: IO[str] | None = None) -> Callable[[], None]:
     """Send every log record at ``level`` or above to one handler; raises ConfigError for a bad option.
 
     ``access_log`` False keeps uvicorn's access lines to warnings (a node agent
-    would log one line per file it stores or reads).
+    would log one line per file it stores or reads).  Returns a function that
+    takes the handler away again and restores the root level (for a command
+    run in-process, as tests do).
     """
     numeric = parse_level(level)
     new = handler(log_file=log_file, log_format=log_format, stream=stream)
     root = logging.getLogger()
+    previous_level = root.level
     for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
+        if getattr(old, OURS, False) or type(old) in (logging.StreamHandler, logging.FileHandler):
+            root.removeHandler(old)  # ours from an earlier call, or a basicConfig's: one line per record
+            old.close()
+    setattr(new, OURS, True)
     new.addFilter(QuietLibraries(per_request=numeric <= logging.DEBUG, access_log=access_log))
     root.addHandler(new)
     root.setLevel(numeric)
@@ -154,3 +159,11 @@ def configure(level: str = "info", *, log_file: str | Path | None = None, log_fo
         for old in list(logging.getLogger(name).handlers):
             logging.getLogger(name).removeHandler(old)
         logging.getLogger(name).propagate = True
+
+    def restore() -> None:
+        if new in root.handlers:
+            root.removeHandler(new)
+            new.close()
+            root.setLevel(previous_level)
+
+    return restore

@@ -6,16 +6,19 @@ nothing here scans the file table, so status stays fast at 10^7 files.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
+
+from preservation import events
 
 from preservation.catalog.models import (
     PACKAGE_DAMAGED,
     PACKAGE_STATES,
     REPLICA_STATES,
     REPLICA_VERIFIED,
+    Event,
     Job,
     Node,
     Package,
@@ -24,6 +27,7 @@ from preservation.catalog.models import (
 )
 from preservation.formats.report import locked_files
 from preservation.jobs.queue import DEAD, JOB_STATES
+from preservation.liveness import liveness_report
 from preservation.repository import Repository
 from preservation.versions import storage_summary
 
@@ -34,7 +38,67 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def status(repo: Repository) -> dict[str, Any]:
+INCIDENT_WINDOW = timedelta(days=7)
+INCIDENTS_LISTED = 20
+DAMAGE_STATES = ("corrupt", "missing")
+
+
+def incidents(session, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+    """What went wrong (and was put right) since ``since``: from the event log and the dead jobs.
+
+    ``damage_found``: audits and challenges that found a copy corrupt or missing; ``repaired``: copies repaired;
+    ``unrepairable``: repairs that found no verified source; ``repair_failed``: other failed repairs;
+    ``dead_jobs``: jobs that died; ``nodes_unreachable``: nodes whose copies could not be read, since when.
+    Only failure events are read one by one (few); successes are counted in the query.
+    """
+    window = [Event.occurred_at >= since] + ([Event.occurred_at < until] if until is not None else [])
+    repaired = session.scalar(select(func.count()).select_from(Event).where(
+        Event.event_type == events.REPAIR, Event.outcome == events.SUCCESS, *window))
+    counts = {"damage_found": 0, "unrepairable": 0, "repair_failed": 0}
+    unreachable: dict[str, dict[str, Any]] = {}
+    recent: list[dict[str, Any]] = []
+    failures = select(Event).where(Event.outcome == events.FAILURE, *window).order_by(Event.seq.desc())
+    for ev in session.scalars(failures.execution_options(yield_per=500)):
+        detail = ev.detail if isinstance(ev.detail, dict) else {}
+        kind = _incident_kind(ev.event_type, detail)
+        if kind == "node_unreachable" and ev.node_name:
+            seen = unreachable.setdefault(ev.node_name, {"node": ev.node_name, "since": _iso(ev.occurred_at),
+                                                         "last": _iso(ev.occurred_at), "failures": 0})
+            seen["since"] = _iso(ev.occurred_at)  # newest first: the last one seen is the earliest
+            seen["failures"] += 1
+        if kind in counts:
+            counts[kind] += 1
+        if kind and len(recent) < INCIDENTS_LISTED:
+            findings = detail.get("findings") or []
+            first = findings[0] if findings and isinstance(findings[0], dict) else {}
+            paths = detail.get("paths") or []
+            recent.append({"seq": ev.seq, "occurred_at": _iso(ev.occurred_at), "incident": kind,
+                           "event_type": ev.event_type, "node": ev.node_name, "package_id": ev.package_id,
+                           "path": first.get("path") or (paths[0] if paths else None),
+                           "code": first.get("code"),
+                           "reason": first.get("message") or detail.get("reason") or detail.get("state")})
+    dead_since = [Job.state == DEAD, Job.finished_at >= since] + ([Job.finished_at < until] if until else [])
+    dead = session.scalar(select(func.count()).select_from(Job).where(*dead_since))
+    return {"since": _iso(since), "until": _iso(until), **counts, "repaired": int(repaired or 0),
+            "dead_jobs": int(dead or 0), "nodes_unreachable": sorted(unreachable.values(), key=lambda n: n["node"]),
+            "recent": recent}
+
+
+def _incident_kind(event_type: str, detail: dict[str, Any]) -> str | None:
+    """Which incident a failure event is: damage found, a node that did not answer, a repair that failed."""
+    if event_type == events.FIXITY_CHECK:
+        if detail.get("check") == "proof of possession":  # a challenge: a finding is about the bytes
+            return "damage_found" if detail.get("finding") else "node_unreachable"
+        if detail.get("state") in DAMAGE_STATES:
+            return "damage_found"
+        return "node_unreachable"  # the audit could not read the copy: it is suspect, not damaged
+    if event_type == events.REPAIR:
+        return "unrepairable" if "files_without_verified_copy" in detail or "paths" in detail else "repair_failed"
+    return None
+
+
+def status(repo: Repository, *, incidents_since: datetime | None = None) -> dict[str, Any]:
+    """The report ``preserve status`` shows; ``incidents_since`` (default a week ago) starts its incident window."""
     now = utcnow()
     interval = timedelta(days=repo.policy.audit.interval_days)
     window_start = now - interval
@@ -63,6 +127,7 @@ def status(repo: Repository) -> dict[str, Any]:
                 ).group_by(Replica.node_id)
             )
         }
+        live = liveness_report(s, repo.settings.monitoring, now)  # who is alive, which nodes answer
         nodes = []
         for n in s.scalars(select(Node).order_by(Node.name)):
             row = per_node.get(n.id)
@@ -75,6 +140,7 @@ def status(repo: Repository) -> dict[str, Any]:
                 "audit_coverage": round((row.verified_in_interval or 0) / count, 4) if count else 1.0,
                 "oldest_verified": _iso(row.oldest_verified) if row else None,
                 "next_audit": _iso(row.next_audit) if row else None,
+                "reachability": live["nodes"].get(n.name),
             })
         jobs = {state: 0 for state in JOB_STATES}
         for state, count in s.execute(select(Job.state, func.count()).group_by(Job.state)):
@@ -94,10 +160,12 @@ def status(repo: Repository) -> dict[str, Any]:
              "last_error": j.last_error.splitlines()[0] if j.last_error else None}
             for j in s.scalars(select(Job).where(Job.state == DEAD).order_by(Job.id.desc()).limit(LISTED))
         ]
+        recent_incidents = incidents(s, incidents_since if incidents_since is not None else now - INCIDENT_WINDOW)
     return {
         "generated_at": _iso(now),
         "catalog": repo.catalog.display_url,
         "policy": repo.policy.label,
+        "liveness": live,
         "audit_interval_days": repo.policy.audit.interval_days,
         "packages": packages,
         "replicas": replicas,
@@ -109,4 +177,5 @@ def status(repo: Repository) -> dict[str, Any]:
         "locked_files": locked,
         "oldest_verification": _iso(oldest),
         "versions": versioned,
+        "incidents": recent_incidents,
     }

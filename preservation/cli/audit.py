@@ -9,11 +9,11 @@ from preservation.units import human_bytes
 
 from preservation.text import for_terminal
 
-from .common import console, emit_json, exit_on_findings, json_option, repo, say_plain
+from .common import PACKAGE_ID, console, emit_json, exit_on_findings, json_option, repo, say_plain
 
 
 @click.command("audit")
-@click.option("--package", "package_id", default=None, help="Only this package.")
+@click.option("--package", "package_id", type=PACKAGE_ID, default=None, help="Only this package (id or prefix).")
 @click.option("--node", "node_name", default=None, help="Only copies on this node.")
 @json_option
 def audit(package_id, node_name, as_json) -> None:

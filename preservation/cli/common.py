@@ -35,8 +35,11 @@ class CLIState:
 
     def configure_logging(self, default_level: str = "warning", *, access_log: bool = True) -> None:
         """Log as the top-level options say (``--log-level``, ``--log-file``, ``--log-format``)."""
-        logsetup.configure(self.log_level or default_level, log_file=self.log_file, log_format=self.log_format,
-                           access_log=access_log)
+        restore = logsetup.configure(self.log_level or default_level, log_file=self.log_file,
+                                     log_format=self.log_format, access_log=access_log)
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.find_root().call_on_close(restore)
 
     @cached_property
     def settings(self) -> Settings:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 from urllib.parse import quote, unquote
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from preservation.bagit.names import encode_manifest_path
@@ -38,6 +38,7 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.catalog.access_models import Entitlement
 from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound, VersionRefused
 
@@ -460,19 +461,20 @@ def locate(session: Session, package_id: str, path: str) -> StateRow | None:
 def version_as_of(session: Session, package_id: str, until: datetime) -> VersionInfo | None:
     """The newest version of the lineage of ``package_id`` delivered (registered) at or before ``until``.
 
-    A package never versioned is its own version 1.  None when nothing of
-    the lineage had been delivered by then.
+    A package never versioned is its own version 1; deaccessioned versions
+    are passed over.  None when nothing of the lineage had been delivered by then.
     """
     own = session.get(PackageVersion, package_id)
     lineage = own.lineage_id if own is not None else package_id
     row = session.scalars(
         select(PackageVersion).join(Package, Package.id == PackageVersion.package_id)
-        .where(PackageVersion.lineage_id == lineage, Package.created_at <= until)
+        .where(PackageVersion.lineage_id == lineage, Package.created_at <= until,
+               Package.state != PACKAGE_DEACCESSIONED)
         .order_by(PackageVersion.number.desc()).limit(1)).first()
     if row is not None:
         return _info(row)
     package = session.get(Package, lineage)
-    if package is None or package.created_at > until:
+    if package is None or package.created_at > until or package.state == PACKAGE_DEACCESSIONED:
         return None
     if own is None and session.scalar(select(PackageVersion.package_id).where(PackageVersion.lineage_id == lineage)
                                       .limit(1)) is None:
@@ -559,3 +561,38 @@ def referenced_packages(session: Session, package_id: str) -> list[str]:
     return sorted(session.scalars(
         select(PackageFile.package_id).join(VersionFile, VersionFile.file_id == PackageFile.id)
         .where(VersionFile.package_id == package_id).distinct()))
+
+
+MODE_PCA = "pca"
+
+
+def entitled_until(session: Session, library_id: int, collection_id: int) -> datetime | None:
+    """The end of the last year a library paid for in a collection (its entitlements); None without any."""
+    last = session.scalar(select(func.max(Entitlement.to_year)).where(Entitlement.library_id == library_id,
+                                                                       Entitlement.collection_id == collection_id))
+    if last is None:
+        return None
+    return datetime(min(int(last), 9998), 12, 31, 23, 59, 59, 999999)
+
+
+def version_for_library(session: Session, library_id: int, package_id: str,
+                        until: datetime | None = None) -> VersionInfo | None:
+    """The version of the lineage of ``package_id`` a library reads ("as of" access, docs/versions.md).
+
+    In a ``pca`` collection it is the state delivered up to the end of the
+    library's entitled years (a library that cancelled in 2022 reads what
+    was delivered by the end of 2022); ``until`` (a grant's last date) ends
+    the period earlier.  Elsewhere it is the newest version kept.  None when
+    nothing was delivered within the period.  Whether the library may read
+    at all is the access rules' decision (preservation.access.rights).
+    """
+    package = session.get(Package, package_id)
+    if package is None:
+        raise NotFound(f"no package {package_id!r}")
+    ends = [until] if until is not None else []
+    if package.collection.access_mode == MODE_PCA:
+        paid = entitled_until(session, library_id, package.collection_id)
+        if paid is None:
+            return None
+        ends.append(paid)
+    return version_as_of(session, package_id, min(ends) if ends else datetime.max)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from preservation import codes
@@ -84,8 +84,10 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
             })
             item_files.append(_files_of(record, present, findings))
             sources[record.source_format] += 1
-        table = Item.__table__
-        ids_ = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids_ = _new_item_ids(session, len(rows))
+        for row, item_id in zip(rows, ids_):
+            row["id"] = item_id
+        session.execute(insert(Item.__table__), rows)  # one executemany: RETURNING would cost a statement a row
         file_rows = [{"item_id": item_id, "package_id": package_id, "path": path, "role": role}
                      for item_id, own in zip(ids_, item_files) for path, role in own]
         if file_rows:
@@ -93,6 +95,20 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         items += len(rows)
         files += len(file_rows)
     return {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
+
+
+def _new_item_ids(session: Session, count: int) -> list[int]:
+    """``count`` ids for new items, taken before they are inserted.
+
+    PostgreSQL hands them out from the column's sequence; SQLite lets one
+    transaction write at a time, and this one has written its package
+    already, so the ids after the largest are its own until it commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(text("SELECT nextval(pg_get_serial_sequence('items', 'id')) "
+                                         "FROM generate_series(1, :n)"), {"n": count}))
+    first = (session.scalar(select(func.max(Item.id))) or 0) + 1
+    return list(range(first, first + count))
 
 
 def _present_files(session: Session, package_id: str, batch: list[ItemRecord]) -> set[str]:

@@ -35,14 +35,14 @@ def _iso(value: datetime | None) -> str | None:
 def resolve_package_id(session: Session, text: str) -> str:
     """The full id of the one package whose id is ``text`` or starts with it.
 
-    Raises InvalidRequest for text that cannot be (a part of) an id or is
-    shorter than :data:`MIN_PREFIX`, NotFound when no package matches and
+    Raises NotFound for text that cannot be (a part of) an id or that no
+    package matches, InvalidRequest for a prefix shorter than :data:`MIN_PREFIX`, and
     AmbiguousId (listing the candidates) when several do.
     """
     wanted = str(text).strip().lower()
     if not _ID_TEXT.fullmatch(wanted):
-        raise InvalidRequest(f"{for_log(text)!r} is not a package id (hexadecimal digits and dashes, "
-                             f"at least {MIN_PREFIX}): see `preserve package list`")
+        raise NotFound(f"no package {for_log(text)!r} (an id is hexadecimal digits and dashes; a prefix at least "
+                       f"{MIN_PREFIX} of them): see `preserve package list`")
     if session.get(Package, wanted) is not None:
         return wanted
     if len(wanted) < MIN_PREFIX:

@@ -72,9 +72,16 @@ def verify(as_json: bool) -> None:
     exit_on_findings(report.ok)
 
 
+def _format_chosen(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if not value and not ctx.resilient_parsing:
+        raise click.UsageError("choose the export format: --premis", ctx=ctx)
+    return value
+
+
 @events.command("export")
 @click.argument("package_id", type=PACKAGE_ID)
-@click.option("--premis", "as_premis", is_flag=True, help="PREMIS 3 XML (the only format so far).")
+@click.option("--premis", "as_premis", is_flag=True, is_eager=True, callback=_format_chosen,
+              help="PREMIS 3 XML (the only format so far).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="File to write (default: standard output).")
 @json_option
@@ -83,8 +90,6 @@ def export(package_id: str, as_premis: bool, output: str | None, as_json: bool) 
 
     With --json (which needs --output: the XML is the file's) the counts written are printed as JSON.
     """
-    if not as_premis:
-        raise click.UsageError("choose the export format: --premis")
     if output is None:
         if as_json:
             raise click.UsageError("--json prints what was written: give the file with --output")

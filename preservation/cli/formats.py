@@ -9,7 +9,7 @@ from preservation.formats.report import format_report, package_formats, report_c
 from preservation.text import for_data_stream
 from preservation.units import human_bytes
 
-from .common import emit_json, json_option, repo, say, table
+from .common import PACKAGE_ID, emit_json, json_option, repo, say, table
 
 
 @click.group("formats")
@@ -47,7 +47,7 @@ def report(collection: str | None, fmt: str, as_json: bool) -> None:
 
 
 @formats.command("show")
-@click.argument("package_id")
+@click.argument("package_id", type=PACKAGE_ID)
 @json_option
 def show(package_id: str, as_json: bool) -> None:
     """One package's files with their formats and validation, and its per-format summary."""
@@ -67,7 +67,7 @@ def show(package_id: str, as_json: bool) -> None:
 
 
 @formats.command("reidentify")
-@click.option("--package", "package_id", default=None, help="Only this package (its id); default: every package "
+@click.option("--package", "package_id", type=PACKAGE_ID, default=None, help="Only this package (its id); default: every package "
               "with records of another signature file.")
 @json_option
 def reidentify(package_id: str | None, as_json: bool) -> None:

@@ -10,7 +10,7 @@ from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
 from preservation.units import human_bytes
 
-from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain
+from .common import PACKAGE_ID, console, emit_json, exit_on_findings, json_option, repo, say, say_plain
 from .progress import byte_progress
 
 
@@ -30,7 +30,7 @@ def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--collection", "collection_key", required=True, help="Collection key the delivery belongs to.")
 @click.option("--name", default=None, help="Package name (default: the source's name).")
 @click.option("--info", multiple=True, help="Extra bag-info field KEY=VALUE (repeatable).")
-@click.option("--version-of", "version_of", default=None, metavar="PACKAGE_ID",
+@click.option("--version-of", "version_of", type=PACKAGE_ID, default=None, metavar="PACKAGE_ID",
               help="The delivery is the next version of this package: only what changed is stored.")
 @click.option("--inline", is_flag=True, help="Write and verify every copy now, in this process (no workers needed).")
 @click.option("--wait", is_flag=True, help="Wait until workers have preserved the package (exit 1 if they do not).")

@@ -7,12 +7,12 @@ import click
 from preservation.restore import restore as run_restore
 from preservation.units import human_bytes
 
-from .common import emit_json, json_option, repo, say
+from .common import PACKAGE_ID, emit_json, json_option, repo, say
 from .progress import byte_progress
 
 
 @click.command("restore")
-@click.argument("package_id")
+@click.argument("package_id", type=PACKAGE_ID)
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None, metavar="N",
               help="Restore version N of the package (default: the version PACKAGE_ID is).")

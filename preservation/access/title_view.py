@@ -120,9 +120,10 @@ def _check_page(year: int | None, offset: int, limit: int) -> None:
 
 
 def title_page(repo: Repository, principal: Principal, title_id: int, *, year: int | None = None,
-               offset: int = 0, limit: int = MAX_ARTICLES) -> dict[str, Any]:
+               undated: bool = False, offset: int = 0, limit: int = MAX_ARTICLES) -> dict[str, Any]:
     """The title, its years (with counts of volumes, issues and articles), and for ``year`` (by default
-    the latest) one page of its articles grouped by volume and issue, each with the library's standing.
+    the latest; with ``undated`` its articles of no known year, which is also the default when it has
+    no other) one page of its articles grouped by volume and issue, each with the library's standing.
 
     Raises NotFound (no such title), InvalidRequest (year, offset or limit out of range).
     """
@@ -144,16 +145,22 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
         out: dict[str, Any] = {
             "title": _title_dict(title), "years": years, "standing": title_standing[0],
             "standing_reason": title_standing[1], "year": None, "volumes": [], "offset": offset, "limit": limit,
-            "total": 0, "pending_request": None,
+            "total": 0, "pending_request": None, "undated": False,
         }
         dated = [y["year"] for y in years if y["year"] is not None]
-        if year is None and dated:
-            year = dated[0]
-        if year is None:
+        has_undated = len(dated) < len(years)
+        if undated and year is not None:
+            raise InvalidRequest("ask for a year or for the undated articles, not both")
+        if year is None and not undated:
+            undated = not dated and has_undated
+            year = dated[0] if dated else None
+        if undated and not has_undated:
+            raise NotFound(f"title {title.id} has no undated articles preserved")
+        if year is None and not undated:
             return out
-        if year not in dated:
+        if year is not None and year not in dated:
             raise NotFound(f"title {title.id} has nothing preserved of {year}")
-        in_year = (Item.title_id == title.id, Item.year == year)
+        in_year = (Item.title_id == title.id, Item.year.is_(None) if undated else Item.year == year)
         total = s.execute(_held(*in_year).with_only_columns(func.count())).scalar_one()
         items = list(s.scalars(
             _held(*in_year).options(joinedload(Item.package))
@@ -180,10 +187,13 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
                 standing_of = {a["standing"] for a in issue["articles"]}
                 if standing_of == {READ}:
                     issue["standing"], issue["standing_reason"] = READ, "every article of the issue is readable"
+                elif undated:  # an issue is asked for by its year: undated articles one by one
+                    issue["standing"] = REQUEST if REQUEST in standing_of else DARK
+                    issue["standing_reason"] = "an issue of no known year is requested article by article"
                 else:
                     issue["standing"], issue["standing_reason"] = standings.for_issue(
                         title.id, year, issue["first_date"])
-        out.update(year=year, volumes=volumes, total=total, pending_request=pending.get(("title",)))
+        out.update(year=year, undated=undated, volumes=volumes, total=total, pending_request=pending.get(("title",)))
         return out
 
 

@@ -117,6 +117,30 @@ def test_title_page_pages_through_a_year(client, items):  # noqa: F811
     assert past["volumes"] == [] and past["total"] == 6
 
 
+def test_title_page_lists_undated_articles_apart(client, items):  # noqa: F811
+    from preservation.catalog.library_models import Item
+
+    undated = items.dois["aps_2018"]
+    with items.repo.catalog.session() as s:
+        s.execute(Item.__table__.update().where(Item.doi.in_(undated)).values(year=None, published=""))
+    url = f"/api/v1/titles/{items.title_id()}"
+    page = client.get(url, headers=items.world.auth("bob")).json()
+    assert [y["year"] for y in page["years"]] == [2019, None] and page["year"] == 2019 and not page["undated"]
+    apart = client.get(url + "?undated=true", headers=items.world.auth("bob")).json()
+    assert apart["undated"] and apart["year"] is None and apart["total"] == 3
+    assert [a["doi"] for i in apart["volumes"][0]["issues"] for a in i["articles"]] == undated
+    # bob's entitled years cover the package's year (2018): each article may be requested, not the issue
+    assert {a["standing"] for i in apart["volumes"][0]["issues"] for a in i["articles"]} == {"request"}
+    both = client.get(url + "?undated=true&year=2019", headers=items.world.auth("bob"))
+    assert both.status_code == 400
+    portal_login(client, "bob")
+    html = client.get(f"/portal/titles/{items.title_id()}?undated=true").text
+    assert 'id="undated-link"' in html and "request-issue-" not in html and 'class="inline request-item"' in html
+    created = client.post("/portal/item-requests", data=portal_form(
+        client, items, scope="item", item_id=str(items.item(undated[0])["id"])))
+    assert created.status_code == 303
+
+
 def test_title_page_escapes_catalog_text(client, items):  # noqa: F811
     from preservation.catalog.library_models import Item
 

@@ -29,6 +29,7 @@ router = APIRouter()
 User = Annotated[Principal, Depends(portal_principal)]
 Reader = Annotated[Principal, Depends(api_principal)]
 Year = Annotated[int | None, WholeNumber, Query(ge=MIN_YEAR, le=MAX_YEAR, description="The year shown")]
+Undated = Annotated[bool, Query(description="The title's articles of no known year instead of a year's")]
 ArticleLimit = Annotated[int, WholeNumber, Query(ge=1, le=MAX_ARTICLES, description="Articles per page")]
 TitleLimit = Annotated[int, WholeNumber, Query(ge=1, le=MAX_TITLES, description="Titles per page")]
 FormText = Annotated[str, Form(max_length=5000)]
@@ -42,9 +43,9 @@ def titles_page(request: Request, key: str, principal: User, offset: Offset = 0)
 
 
 @router.get("/portal/titles/{title_id}", include_in_schema=False)
-def title(request: Request, title_id: RowId, principal: User, year: Year = None,
+def title(request: Request, title_id: RowId, principal: User, year: Year = None, undated: Undated = False,
           offset: Annotated[int, WholeNumber, Query(ge=0, le=MAX_OFFSET)] = 0) -> Response:
-    page = title_page(repo_of(request), principal, title_id, year=year, offset=offset)
+    page = title_page(repo_of(request), principal, title_id, year=year, undated=undated, offset=offset)
     return render(request, "title.html", principal, page=page)
 
 
@@ -80,10 +81,11 @@ def api_collection_titles(request: Request, key: str, principal: Reader, offset:
 
 @router.get("/api/v1/titles/{title_id}", tags=["holdings"],
             summary="A title: its years, and one year's volumes, issues and articles with the caller's standing")
-def api_title(request: Request, title_id: RowId, principal: Reader, year: Year = None,
+def api_title(request: Request, title_id: RowId, principal: Reader, year: Year = None, undated: Undated = False,
               offset: Annotated[int, WholeNumber, Query(ge=0, le=MAX_OFFSET)] = 0,
               limit: ArticleLimit = MAX_ARTICLES) -> dict[str, Any]:
-    return title_page(repo_of(request), principal, title_id, year=year, offset=offset, limit=limit)
+    return title_page(repo_of(request), principal, title_id, year=year, undated=undated, offset=offset,
+                      limit=limit)
 
 
 @router.post("/api/v1/item-requests", tags=["requests"], status_code=201,

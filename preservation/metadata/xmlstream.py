@@ -111,6 +111,8 @@ SCANNABLE = {"utf-8", "utf8", "us-ascii", "ascii"}
 """Encodings whose markup the scan after DONE reads as bytes; any other is parsed to its end."""
 _CARRY = 4096
 _SLICE = 8192
+_PROLOGUE = 64 * 1024
+"""How far into a file a DOCTYPE is looked for (what comes before the root element)."""
 """Bytes handed to the parser at a time: a reader done with the front matter stops it within a slice."""
 """Bytes of the last parsed chunk scanned again (a tag lxml had not finished); duplicates are merged later."""
 _HREF = re.compile(rb"""\s[A-Za-z_][\w.-]*:href\s*=\s*(?:"([^"<]*)"|'([^'<]*)')""")
@@ -128,11 +130,14 @@ def _declares_entities(head: bytes) -> bool:
     attack behind "not well-formed".  (The DTD lxml reads is checked again
     at the root, for what this look misses, such as UTF-16.)
     """
-    doctype = head.find(b"<!DOCTYPE")
+    doctype = head.find(b"<!DOCTYPE", 0, _PROLOGUE)
     if doctype < 0:
         return False
-    end = head.find(b"]>", doctype)
-    return b"<!ENTITY" in head[doctype:end if end >= 0 else len(head)]
+    subset = head.find(b"[", doctype)  # an internal subset opens before the DOCTYPE's first ">"
+    if subset < 0 or 0 <= head.find(b">", doctype, subset) < subset:
+        return False
+    end = head.find(b"]>", subset)
+    return head.find(b"<!ENTITY", subset, end if end >= 0 else len(head)) >= 0
 
 
 def _declared_encoding(head: bytes) -> str:

@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import func, insert, select
 
@@ -34,6 +35,7 @@ from preservation.bagit import (
 )
 from preservation.catalog.models import (
     NODE_ACTIVE,
+    PACKAGE_DEACCESSIONED,
     PACKAGE_REPLICATING,
     REPLICA_PENDING,
     Node,
@@ -43,7 +45,7 @@ from preservation.catalog.models import (
 )
 from preservation.collection import get_collection
 from preservation.concurrency import bounded_map
-from preservation.errors import BagInvalid, DeliveryRejected, InvalidRequest, PreservationError
+from preservation.errors import BagInvalid, DeliveryRejected, DuplicateDelivery, InvalidRequest, PreservationError
 from preservation.formats.analyser import FormatAnalyser
 from preservation.jobs import claim as claims
 from preservation.jobs import kinds
@@ -276,6 +278,46 @@ def _jsonable_info(info: Any) -> dict[str, Any]:
     return {str(k): (list(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in dict(info or {}).items()}
 
 
+def payload_manifest_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """One digest of a payload manifest, whatever the order of its (path, sha256) entries.
+
+    The sum modulo 2^256 of each entry's SHA-256: computed while streaming the
+    catalog's rows in any order, in constant memory.
+    """
+    total = 0
+    for path, sha256 in entries:
+        total = (total + int.from_bytes(hashlib.sha256(f"{path}\0{sha256}".encode()).digest(), "big")) % (1 << 256)
+    return f"{total:064x}"
+
+
+def find_duplicate(session, payload_oxum: str, digest: str) -> str | None:
+    """The id of a package (not deaccessioned) whose payload has this Payload-Oxum and manifest digest, if any.
+
+    The oxum (bytes.files) narrows the candidates to packages of the same size; their manifests are then
+    compared by :func:`payload_manifest_digest` over their catalog rows.
+    """
+    candidates = session.scalars(select(Package.id).where(Package.payload_oxum == payload_oxum,
+                                                          Package.state != PACKAGE_DEACCESSIONED)).all()
+    for candidate in candidates:
+        rows = session.execute(select(PackageFile.path, PackageFile.sha256).where(
+            PackageFile.package_id == candidate, PackageFile.is_tag.is_(False)).execution_options(yield_per=5000))
+        if payload_manifest_digest((path, sha) for path, sha in rows) == digest:
+            return candidate
+    return None
+
+
+def check_not_duplicate(repo: Repository, bag: BagResult) -> None:
+    """Refuse a bag whose payload (every path and its SHA-256) is a package's already held: raises DuplicateDelivery."""
+    table = bag.payload
+    digest = payload_manifest_digest((table.path_at(i), table.hexdigest_at(i, "sha256")) for i in range(len(table)))
+    with repo.catalog.session() as s:
+        found = find_duplicate(s, bag.payload_oxum, digest)
+    if found is not None:
+        raise DuplicateDelivery(f"this delivery is identical to package {found} (same files, same SHA-256 digests): "
+                                "nothing was registered; to keep a second copy anyway use --allow-duplicate",
+                                package=found)
+
+
 def ingest(
     repo: Repository,
     source: str | os.PathLike,
@@ -288,8 +330,12 @@ def ingest(
     progress: Progress | None = None,
     analysers: Sequence[Analyser] | None = None,
     version_of: str | None = None,
+    allow_duplicate: bool = True,
 ) -> dict[str, Any]:
     """Stage, bag, register and (with ``replicate``) copy and verify every replica inline.
+
+    ``allow_duplicate`` False refuses (DuplicateDelivery, nothing registered, staging removed) a delivery
+    whose payload is that of a package already held (:func:`check_not_duplicate`); the CLI asks for that.
 
     ``analysers``: see :func:`stage` (``[]`` bags without content analysis).
 
@@ -314,6 +360,8 @@ def ingest(
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
     plan = None
     try:
+        if not allow_duplicate and previous is None:
+            check_not_duplicate(repo, bag)
         if previous is not None:
             plan = versions.plan_version(repo.catalog, previous, bag)
         result = register(repo, package_id, bag, collection_key, name=name or Path(source).name,

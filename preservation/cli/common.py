@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from rich.table import Table
 from preservation import logsetup, units
 from preservation.catalog.models import utcnow
 from preservation.errors import EXIT_FINDINGS, Interrupted, InvalidRequest, PreservationError
+from preservation.home import exposed_config, require_catalog
 from preservation.packages import resolve_package_id
 from preservation.repository import Repository
 from preservation.settings import Settings, load_settings
@@ -43,11 +45,18 @@ class CLIState:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.home)
+        settings = load_settings(self.home)
+        exposed = exposed_config(settings)
+        if exposed is not None:
+            logging.getLogger("preserve.config").warning(
+                "%s holds node keys and others than its owner may read it (mode %o): chmod 600 %s",
+                exposed, exposed.stat().st_mode & 0o777, exposed)
+        return settings
 
     @cached_property
     def repo(self) -> Repository:
-        """The repository, its catalog checked to be at the current schema."""
+        """The repository, its catalog checked to exist (nothing is created) and to be at the current schema."""
+        require_catalog(self.settings)
         return Repository(self.settings)
 
 

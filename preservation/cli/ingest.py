@@ -32,13 +32,16 @@ def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--info", multiple=True, help="Extra bag-info field KEY=VALUE (repeatable).")
 @click.option("--version-of", "version_of", type=PACKAGE_ID, default=None, metavar="PACKAGE_ID",
               help="The delivery is the next version of this package: only what changed is stored.")
+@click.option("--allow-duplicate", is_flag=True,
+              help="Ingest even when a held package has the same payload (same files, same digests).")
 @click.option("--inline", is_flag=True, help="Write and verify every copy now, in this process (no workers needed).")
 @click.option("--wait", is_flag=True, help="Wait until workers have preserved the package (exit 1 if they do not).")
 @click.option("--timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
               help="With --wait: give up after this long.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def ingest(source, collection_key, name, info, version_of, inline, wait, timeout, quiet, as_json) -> None:
+def ingest(source, collection_key, name, info, version_of, allow_duplicate, inline, wait, timeout, quiet,
+           as_json) -> None:
     """Ingest SOURCE (directory, bag, .tar, .tar.gz, .zip) into COLLECTION.
 
     The delivery is checked, bagged and registered here (this host has it);
@@ -46,6 +49,7 @@ def ingest(source, collection_key, name, info, version_of, inline, wait, timeout
     --inline writes them in this process instead; --wait waits for the workers.
     --version-of PACKAGE_ID records the delivery as the package's next version
     (its complete new state; unchanged files are referenced, not stored again).
+    A delivery identical to a package already held is refused unless --allow-duplicate.
     """
     if inline and wait:
         raise click.UsageError("--inline already waits for the copies; use one of --inline and --wait")
@@ -55,7 +59,8 @@ def ingest(source, collection_key, name, info, version_of, inline, wait, timeout
             if name is not None:
                 check_xml_text(name, "--name")
             result = run_ingest(repo(), source, collection_key, name=name, bag_info=bag_info,
-                                replicate=inline, progress=progress, version_of=version_of)
+                                replicate=inline, progress=progress, version_of=version_of,
+                                allow_duplicate=allow_duplicate)
     except DeliveryRejected as e:
         if as_json:
             emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})

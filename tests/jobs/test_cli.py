@@ -17,7 +17,8 @@ def test_ingest_queues_copies_for_workers_and_jobs_can_be_inspected(run_cli, sam
     assert queued["ok"] and queued["state"] == "replicating" and len(queued["replica_ids"]) == 3
     listed = run_cli("jobs", "list", "--json").json()["jobs"]
     assert sorted(j["kind"] for j in listed) == ["replicate"] * 3 and {j["state"] for j in listed} == {"queued"}
-    assert "copies queued for workers" in run_cli("ingest", str(sample_delivery), "--collection", "journals").output
+    assert "copies queued for workers" in run_cli("ingest", str(sample_delivery), "--collection", "journals",
+                                                  "--allow-duplicate").output
     report = run_cli("worker", "--once", "--concurrency", "2", "--json").json()
     assert report["succeeded"] == 6 and report["dead"] == 0
     status = run_cli("status", "--json").json()

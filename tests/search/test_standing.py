@@ -73,3 +73,15 @@ def test_title_hits_have_a_standing_too(library):
 
 def test_without_a_library_there_is_no_standing(library):
     assert set(s for s, _ in standings(library.world, None).values()) == {None}
+
+
+def test_a_grant_of_one_article_makes_that_article_readable(library):
+    """A request in library terms (one article), approved by the policy, opens that item only."""
+    world = library.world
+    requests.request_in_library_terms(world.repo, principal(world, "alice"), scope="item", reason="one article",
+                                      doi="10.7498/aps.61.1")
+    pku = standings(world, "pku")
+    assert pku["10.7498/aps.61.1"][0] == "read"
+    assert pku["10.7498/aps.68.1"][0] == "dark"  # the same title, another year: not opened
+    titles = search.search(world.repo, search.make_query("acta physica"), library_code="pku")
+    assert titles["titles"]["hits"][0]["standing"] == "request"  # an article's grant is not the title's

@@ -1,0 +1,189 @@
+"""Looking versions up: a version's number and lineage, what changed, what it references, "as of" a date,
+and the figures ``status`` shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from preservation.catalog.access_models import Entitlement
+from preservation.catalog.db import Catalog
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Node, Package, PackageFile, Replica
+from preservation.catalog.version_models import PackageVersion, VersionFile
+from preservation.errors import NotFound
+
+from .state import CHANGE_KINDS, compare, iter_state
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    package_id: str
+    lineage_id: str
+    number: int
+    previous_id: str | None
+    changes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"package_id": self.package_id, "lineage_id": self.lineage_id, "number": self.number,
+                "previous_id": self.previous_id, "changes": dict(self.changes)}
+
+
+def _info(row: PackageVersion) -> VersionInfo:
+    return VersionInfo(row.package_id, row.lineage_id, row.number, row.previous_id, dict(row.changes or {}))
+
+
+def version_of(session: Session, package_id: str) -> VersionInfo | None:
+    """The version row of ``package_id``; None for a package that was never versioned."""
+    row = session.get(PackageVersion, package_id)
+    return _info(row) if row is not None else None
+
+
+def lineage_versions(session: Session, package_id: str) -> list[VersionInfo]:
+    """Every version of the lineage ``package_id`` belongs to, oldest first ([] when never versioned)."""
+    own = session.get(PackageVersion, package_id)
+    lineage = own.lineage_id if own is not None else package_id
+    rows = session.scalars(select(PackageVersion).where(PackageVersion.lineage_id == lineage)
+                           .order_by(PackageVersion.number)).all()
+    return [_info(r) for r in rows]
+
+
+def resolve_version(session: Session, package_id: str, number: int) -> str:
+    """The package id of version ``number`` of the lineage of ``package_id``; raises NotFound."""
+    if session.get(Package, package_id) is None:
+        raise NotFound(f"no package {package_id!r}")
+    versions = lineage_versions(session, package_id)
+    if not versions:
+        if number == 1:
+            return package_id
+        raise NotFound(f"package {package_id} has only version 1")
+    for v in versions:
+        if v.number == number:
+            return v.package_id
+    raise NotFound(f"package {versions[0].lineage_id} has versions 1 to {versions[-1].number}, not {number}")
+
+
+def changes(catalog: Catalog, package_id: str) -> dict[str, Any]:
+    """What changed in the version ``package_id`` against the one before: counts and lists of paths."""
+    with catalog.session() as s:
+        info = version_of(s, package_id)
+    if info is None or info.previous_id is None:  # the first version: everything was added (counted, not listed)
+        counts = dict.fromkeys(CHANGE_KINDS, 0)
+        counts["added"] = sum(1 for _ in iter_state(catalog, package_id))
+        return {"package_id": package_id, "number": 1, "previous_id": None, "counts": counts,
+                "added": None, "changed": [], "removed": [], "renamed": []}
+    comparison = compare(iter_state(catalog, package_id), iter_state(catalog, info.previous_id))
+    lists = {k: [] for k in ("added", "changed", "removed", "renamed")}
+    for c in comparison.changes:
+        lists[c.kind].append({"from": c.old.path, "to": c.path} if c.kind == "renamed" else c.path)
+    return {"package_id": package_id, "number": info.number, "previous_id": info.previous_id,
+            "counts": comparison.counts, **lists}
+
+
+def referencing_versions(session: Session, package_ids: Iterable[str]) -> dict[str, int]:
+    """Versions outside ``package_ids`` that reference files stored by them: package id -> number of files."""
+    ids = list(package_ids)
+    rows = session.execute(
+        select(VersionFile.package_id, PackageFile.id)
+        .join(PackageFile, PackageFile.id == VersionFile.file_id)
+        .where(PackageFile.package_id.in_(ids), VersionFile.package_id.not_in(ids))
+    ).all()
+    out: dict[str, int] = {}
+    for pid, _ in rows:
+        out[pid] = out.get(pid, 0) + 1
+    return out
+
+
+def version_as_of(session: Session, package_id: str, until: datetime) -> VersionInfo | None:
+    """The newest version of the lineage of ``package_id`` delivered (registered) at or before ``until``.
+
+    A package never versioned is its own version 1; deaccessioned versions
+    are passed over.  None when nothing of the lineage had been delivered by then.
+    """
+    own = session.get(PackageVersion, package_id)
+    lineage = own.lineage_id if own is not None else package_id
+    row = session.scalars(
+        select(PackageVersion).join(Package, Package.id == PackageVersion.package_id)
+        .where(PackageVersion.lineage_id == lineage, Package.created_at <= until,
+               Package.state != PACKAGE_DEACCESSIONED)
+        .order_by(PackageVersion.number.desc()).limit(1)).first()
+    if row is not None:
+        return _info(row)
+    package = session.get(Package, lineage)
+    if package is None or package.created_at > until or package.state == PACKAGE_DEACCESSIONED:
+        return None
+    if own is None and session.scalar(select(PackageVersion.package_id).where(PackageVersion.lineage_id == lineage)
+                                      .limit(1)) is None:
+        return VersionInfo(lineage, lineage, 1, None, {})
+    return None
+
+
+def storage_summary(session: Session, listed: int = 50) -> dict[str, Any]:
+    """For ``status``: the versions per package and the bytes each node did not store again.
+
+    Reads one row per version (never the file tables): a version's
+    ``referenced_bytes`` are bytes its copies reference instead of storing,
+    on every node that holds a copy of it.
+    """
+    per_lineage: dict[str, int] = {}
+    saved: dict[str, int] = {}
+    rows = session.execute(select(PackageVersion.lineage_id, PackageVersion.package_id, PackageVersion.changes)).all()
+    holders: dict[str, list[str]] = {}
+    if rows:
+        for package_id, node in session.execute(select(Replica.package_id, Node.name).join(Node)
+                                                .join(PackageVersion, PackageVersion.package_id == Replica.package_id)):
+            holders.setdefault(package_id, []).append(node)
+    for lineage, package_id, changes in rows:
+        per_lineage[lineage] = per_lineage.get(lineage, 0) + 1
+        referenced = int((changes or {}).get("referenced_bytes") or 0)
+        for node in holders.get(package_id, ()):
+            saved[node] = saved.get(node, 0) + referenced
+    most = sorted(per_lineage.items(), key=lambda kv: (-kv[1], kv[0]))[:listed]
+    return {"versioned_packages": len(per_lineage), "versions": sum(per_lineage.values()),
+            "per_package": [{"package_id": k, "versions": v} for k, v in most],
+            "bytes_saved_per_node": dict(sorted(saved.items()))}
+
+
+def referenced_packages(session: Session, package_id: str) -> list[str]:
+    """The earlier versions whose stored files the version ``package_id`` references, in id order."""
+    return sorted(session.scalars(
+        select(PackageFile.package_id).join(VersionFile, VersionFile.file_id == PackageFile.id)
+        .where(VersionFile.package_id == package_id).distinct()))
+
+
+MODE_PCA = "pca"
+
+
+def entitled_until(session: Session, library_id: int, collection_id: int) -> datetime | None:
+    """The end of the last year a library paid for in a collection (its entitlements); None without any."""
+    last = session.scalar(select(func.max(Entitlement.to_year)).where(Entitlement.library_id == library_id,
+                                                                       Entitlement.collection_id == collection_id))
+    if last is None:
+        return None
+    return datetime(min(int(last), 9998), 12, 31, 23, 59, 59, 999999)
+
+
+def version_for_library(session: Session, library_id: int, package_id: str,
+                        until: datetime | None = None) -> VersionInfo | None:
+    """The version of the lineage of ``package_id`` a library reads ("as of" access, docs/versions.md).
+
+    In a ``pca`` collection it is the state delivered up to the end of the
+    library's entitled years (a library that cancelled in 2022 reads what
+    was delivered by the end of 2022); ``until`` (a grant's last date) ends
+    the period earlier.  Elsewhere it is the newest version kept.  None when
+    nothing was delivered within the period.  Whether the library may read
+    at all is the access rules' decision (preservation.access.rights).
+    """
+    package = session.get(Package, package_id)
+    if package is None:
+        raise NotFound(f"no package {package_id!r}")
+    ends = [until] if until is not None else []
+    if package.collection.access_mode == MODE_PCA:
+        paid = entitled_until(session, library_id, package.collection_id)
+        if paid is None:
+            return None
+        ends.append(paid)
+    return version_as_of(session, package_id, min(ends) if ends else datetime.max)

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from preservation.errors import ConfigError
+from preservation.monitoring_settings import AlertSettings, MonitoringSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # package data, so that an installed wheel has it too (the checkout's policies/ links to these files)
@@ -42,6 +43,8 @@ class Settings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64)
     node_credentials: dict[str, NodeCredentials] = Field(default_factory=dict)
     access_secret: str | None = None
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.catalog_url:

@@ -18,6 +18,7 @@ import preservation.catalog.access_models  # noqa: F401  (registers the tables o
 import preservation.catalog.library_models  # noqa: F401
 import preservation.catalog.format_models  # noqa: F401
 import preservation.catalog.version_models  # noqa: F401
+import preservation.catalog.monitoring_models  # noqa: F401
 from preservation.catalog import db
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import Base

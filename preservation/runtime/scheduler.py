@@ -15,6 +15,7 @@ process's active scheduler in ``_ACTIVE``.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from preservation import liveness
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
 from preservation.upkeep import audits, challenges, missing_copies, reidentification, stalled, sweeping
@@ -62,6 +64,7 @@ class SchedulerService:
             Task("challenges", every, lambda svc: challenges.schedule_challenges(svc.repo)),
             Task("reidentification", every, lambda svc: reidentification.plan_reidentification(svc.repo)),
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
+            Task("node-probes", every, lambda svc: liveness.probe_nodes(svc.repo)),
         )}
 
     def stop(self) -> None:
@@ -70,6 +73,10 @@ class SchedulerService:
     def run(self) -> None:
         """Be a standby until the lock is free, then the active scheduler, until stopped."""
         standby_logged = False
+        heartbeat = liveness.HeartbeatWriter(
+            self.repo.catalog, "scheduler", f"{socket.gethostname()}:{os.getpid()}",
+            interval=self.repo.settings.monitoring.heartbeat_seconds, doing=lambda: {"active": self.active},
+        ).start()
         try:
             while not self._stop.is_set():
                 if not self.lock.acquire():
@@ -88,6 +95,7 @@ class SchedulerService:
                     self._stop.wait(self.standby_retry)
         finally:
             self.lock.release()
+            heartbeat.stop()
 
     def _lead(self) -> None:
         global _ACTIVE

@@ -27,6 +27,7 @@ from preservation.catalog.models import Node, Replica
 
 from preservation.errors import JobError, PreservationError
 from preservation.jobs import claim as claims
+from preservation.liveness import HeartbeatWriter
 from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 from preservation.repository import Repository
 
@@ -95,6 +96,8 @@ class Worker:
                    for i in range(max(1, self.options.concurrency))]
         heartbeat = threading.Thread(target=self._heartbeat, name="preserve-heartbeat", daemon=True)
         heartbeat.start()
+        liveness = HeartbeatWriter(self.repo.catalog, "worker", self.owner, doing=self._doing,
+                                   interval=self.repo.settings.monitoring.heartbeat_seconds).start()
         for t in runners:
             t.start()
         log.info("worker %s started: %d thread(s), kinds %s", self.owner, len(runners),
@@ -110,8 +113,15 @@ class Worker:
             for t in runners:
                 t.join(timeout=0.1)
         self._done.set()
+        liveness.stop()
         log.info("worker %s done: %s", self.owner, self.report.to_dict())
         return self.report
+
+    def _doing(self) -> dict[str, Any]:
+        """What the liveness heartbeat says this worker is doing: its running jobs."""
+        with self._lock:
+            ids = list(self._active)
+        return {"jobs": [dict(self._subjects.get(i) or {"job": i}) for i in ids]}
 
     # --- threads ------------------------------------------------------------
 

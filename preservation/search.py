@@ -133,7 +133,8 @@ def make_query(
     Raises InvalidText (E113) for characters XML cannot carry or an overlong
     text, InvalidIdentifier (E115) for a malformed identifier or a wrong
     check digit, InvalidRequest (E112) for anything else: two identifiers,
-    nothing to look for, a year, offset or limit out of range.
+    an identifier with words or an author, nothing to look for, a year,
+    offset or limit out of range.
     """
     given = {scheme: value for scheme, value in
              ((ids.ISSN, issn), (ids.ISBN, isbn), (ids.CN, cn), (ids.DOI, doi)) if value not in (None, "")}
@@ -152,6 +153,8 @@ def make_query(
         else:
             words = _words(q, "query")
     authors = _words(author, "author") if author else ()
+    if identifier is not None and (words or authors):
+        raise InvalidRequest("an identifier is looked up alone (a year may narrow it): leave out words and author")
     if not (words or authors or identifier):
         raise InvalidRequest("give words of a title, an author or an identifier (ISSN, ISBN, CN, DOI)")
     return Query(

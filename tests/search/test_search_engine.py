@@ -173,6 +173,8 @@ def test_pages_and_capped_totals(catalog, data, monkeypatch):
     ({"cn": "CN 99-1958/O4"}, InvalidIdentifier),
     ({"doi": "not a doi"}, InvalidIdentifier),
     ({"issn": "1000-3290", "doi": "10.7498/x"}, InvalidRequest),
+    ({"q": "物理", "issn": "1000-3290"}, InvalidRequest),  # words are not looked for beside an identifier
+    ({"author": "张伟", "doi": "10.7498/aps.68.20190001"}, InvalidRequest),
     ({"q": "物理", "year": 999}, InvalidRequest),
     ({"q": "物理", "year": "20 19"}, InvalidRequest),
     ({"q": "物理", "year": True}, InvalidRequest),

@@ -74,6 +74,22 @@ def package_key(kind: str, package_id: str) -> str:
     return f"{kind}:{package_id}"
 
 
+def enqueue_for_package(
+    session: Session, purpose: Purpose, package_id: str, payload: dict, *, run_after: datetime | None = None,
+) -> Job:
+    """Queue ``purpose``'s job for one whole package in the caller's transaction (or return the live one)."""
+    return enqueue(session, purpose.kind, {**payload, "package_id": package_id}, package_id=package_id,
+                   dedupe_key=package_key(purpose.kind, package_id), run_after=run_after,
+                   priority=purpose.priority, max_attempts=purpose.max_attempts)
+
+
+def packages_with_live_job(session: Session, kind: str) -> set[str]:
+    """Package ids that have a live whole-package ``kind`` job."""
+    prefix = package_key(kind, "")
+    keys = session.scalars(select(Job.dedupe_key).where(Job.state.in_(LIVE_STATES), Job.dedupe_key.like(f"{prefix}%")))
+    return {k[len(prefix):] for k in keys}
+
+
 def replicas_with_live_job(session: Session, kind: str) -> set[int]:
     """Replica ids that have a live ``kind`` job."""
     prefix = replica_key_prefix(kind)

@@ -62,7 +62,9 @@ class SchedulerService:
             Task("replication", every, lambda svc: missing_copies.place_missing_copies(svc.repo, agent=svc.agent)),
             Task("stalled-work", every, lambda svc: stalled.requeue_stalled(svc.repo)),
             Task("challenges", every, lambda svc: challenges.schedule_challenges(svc.repo)),
-            Task("reidentification", every, lambda svc: reidentification.plan_reidentification(svc.repo)),
+            # a new signature file is a rare event: looking for older records need not be frequent
+            Task("reidentification", every * SWEEP_EVERY_TICKS,
+                 lambda svc: reidentification.plan_reidentification(svc.repo)),
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
             Task("node-probes", every, lambda svc: liveness.probe_nodes(svc.repo)),
         )}

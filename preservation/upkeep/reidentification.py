@@ -13,14 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from preservation.catalog.format_models import FileFormat
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, REPLICA_VERIFIED, Job, Node, Package, Replica, utcnow
 from preservation.formats.identify import Signatures, signatures
 from preservation.formats.reidentify import read_estimate
 from preservation.jobs import kinds
-from preservation.jobs.queue import LIVE_STATES, enqueue
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 
@@ -51,13 +49,15 @@ def plan_reidentification(repo: Repository, *, now: datetime | None = None, know
             node_id, size = payload.get("node_id"), payload.get("bytes")
             if isinstance(node_id, int) and isinstance(size, int):
                 planned[node_id] = planned.get(node_id, 0) + size
+        # the versions in use first (one pass over their index), then the packages of each older one by the index
+        older = [v for (v,) in s.execute(select(FileFormat.signature_version).distinct()) if v != current]
         stale = (select(FileFormat.package_id, func.count().label("files"))
                  .join(Package, Package.id == FileFormat.package_id)
-                 .where(FileFormat.signature_version != current, Package.state != PACKAGE_DEACCESSIONED)
+                 .where(FileFormat.signature_version.in_(older), Package.state != PACKAGE_DEACCESSIONED)
                  .group_by(FileFormat.package_id).order_by(FileFormat.package_id))
-        live = _packages_with_live_job(s)
+        live = kinds.packages_with_live_job(s, kinds.REIDENTIFY)
         enqueued, waiting = 0, 0
-        for package_id, files in s.execute(stale):
+        for package_id, files in (s.execute(stale) if older else ()):
             if package_id in live:
                 continue
             if enqueued >= limit:
@@ -70,31 +70,17 @@ def plan_reidentification(repo: Repository, *, now: datetime | None = None, know
                 waiting += 1
                 continue
             sizes = list(s.scalars(select(FileFormat.size).where(FileFormat.package_id == package_id,
-                                                                 FileFormat.signature_version != current)))
+                                                                 FileFormat.signature_version.in_(older))))
             cost = read_estimate(sizes)
             share = int((replica.node.read_budget_bytes_per_day or audit_budget) * BUDGET_SHARE)
             used = planned.get(replica.node_id, 0)
             if used + cost > share and used > 0:
                 waiting += 1
                 continue
-            enqueue(s, kinds.REIDENTIFY, {"package_id": package_id, "node_id": replica.node_id, "bytes": cost,
-                                          "files": files, "signature_version": current},
-                    package_id=package_id, dedupe_key=kinds.package_key(kinds.REIDENTIFY, package_id),
-                    priority=kinds.SCHEDULED_REIDENTIFICATION.priority,
-                    max_attempts=kinds.SCHEDULED_REIDENTIFICATION.max_attempts)
+            kinds.enqueue_for_package(s, kinds.SCHEDULED_REIDENTIFICATION, package_id, {
+                "node_id": replica.node_id, "bytes": cost, "files": files, "signature_version": current})
             planned[replica.node_id] = used + cost
             enqueued += 1
     return {"signature_version": current, "enqueued": enqueued, "waiting": waiting,
             "planned_bytes_today": {str(k): v for k, v in sorted(planned.items())}}
 
-
-def _packages_with_live_job(s: Session) -> set[str]:
-    prefix = kinds.package_key(kinds.REIDENTIFY, "")
-    keys = s.scalars(select(Job.dedupe_key).where(Job.state.in_(LIVE_STATES), Job.dedupe_key.like(f"{prefix}%")))
-    return {key[len(prefix):] for key in keys}
-
-
-def _packages_with_live_job(s: Session) -> set[str]:
-    prefix = kinds.package_key(kinds.REIDENTIFY, "")
-    keys = s.scalars(select(Job.dedupe_key).where(Job.state.in_(LIVE_STATES), Job.dedupe_key.like(f"{prefix}%")))
-    return {key[len(prefix):] for key in keys}

@@ -35,7 +35,8 @@ def test_no_product_module_spells_a_priority_or_dedupe_key_itself():
 
 def test_damage_runs_before_routine_work():
     order = [kinds.AUDIT_AFTER_FAILED_CHALLENGE, kinds.REPAIR_DAMAGED, kinds.AUDIT_SUSPECT_AGAIN,
-             kinds.REPLICATE_NEW_COPY, kinds.SCHEDULED_AUDIT, kinds.SCHEDULED_CHALLENGE]
+             kinds.REPLICATE_NEW_COPY, kinds.SCHEDULED_AUDIT, kinds.SCHEDULED_CHALLENGE,
+             kinds.SCHEDULED_REIDENTIFICATION]
     assert [p.priority for p in order] == sorted(p.priority for p in order)
     assert len({p.priority for p in order}) == len(order)
     assert kinds.AUDIT_AFTER_BAD_READ.priority < kinds.AUDIT_SUSPECT_AGAIN.priority

@@ -210,7 +210,7 @@ def test_registry_plugins():
                          ("tests.jobs.effects:nothing", "has no function")):
         with pytest.raises(ConfigError, match=message):
             HandlerRegistry().load_plugins(bad)
-    assert set(default_registry().kinds()) == {"replicate", "audit", "repair", "ingest", "challenge"}
+    assert set(default_registry().kinds()) == {"replicate", "audit", "repair", "ingest", "challenge", "reidentify"}
 
 
 def test_retry_delay_grows_exponentially_with_jitter_and_is_capped():

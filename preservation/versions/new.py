@@ -212,11 +212,15 @@ def rebind_version(session: Session, package_id: str, record: dict[str, Any], fe
     lineage, number, previous = version.get("lineage_id"), version.get("number"), version.get("previous_id")
     if not isinstance(lineage, str) or not isinstance(number, int) or isinstance(number, bool) or number < 2:
         return [f"the package record's version is not understood: {version!r}"]
+    if session.get(Package, lineage) is None:
+        return [f"its record names version {number} of {lineage!r}, a package no node holds"]
+    if not isinstance(previous, str) or session.get(Package, previous) is None:
+        previous = None
     problems = []
-    if session.get(PackageVersion, lineage) is None and session.get(Package, lineage) is not None:
+    if session.get(PackageVersion, lineage) is None:
         session.add(PackageVersion(package_id=lineage, lineage_id=lineage, number=1, previous_id=None, changes={}))
     session.add(PackageVersion(package_id=package_id, lineage_id=lineage, number=number,
-                               previous_id=previous if isinstance(previous, str) else None,
+                               previous_id=previous,
                                changes=version.get("changes") if isinstance(version.get("changes"), dict) else {}))
     session.flush()
     batch: list[dict[str, Any]] = []

@@ -538,10 +538,6 @@ def title_entitlements(repo: Repository, library_code: str, *, collection_key: s
                  "last_issue": e.last_issue, "line": e.line_no} for e in s.scalars(stmt)]
 
 
-def collection_title_ids(session: Session, collection_id: int) -> list[int]:
-    return list(session.scalars(select(Title.id).where(Title.collection_id == collection_id).order_by(Title.id)))
-
-
 def identifier_index(session: Session, *, collection_id: int | None = None) -> dict[tuple[str, str], set[int]]:
     """``(family, value)`` → title ids, for every identifying identifier (of one collection, or all)."""
     stmt = select(TitleIdentifier.scheme, TitleIdentifier.value, TitleIdentifier.title_id)

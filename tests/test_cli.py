@@ -22,7 +22,7 @@ def _network(run_cli, tmp_path):
 def test_tour(run_cli, tmp_path):
     _network(run_cli, tmp_path)
     assert [n["name"] for n in run_cli("node", "list", "--json").json()["nodes"]] == ["cas-nsl", "inst-istic", "uni-pku"]
-    assert run_cli("collection", "list", "--json").json()[0]["key"] == "journals"
+    assert run_cli("collection", "list", "--json").json()["collections"][0]["key"] == "journals"
     delivery = make_sample_delivery(tmp_path / "delivery", megabytes=1)
     ingested = run_cli("ingest", str(delivery), "--collection", "journals", "--inline", "--json").json()
     assert ingested["ok"] and ingested["state"] == "preserved"

@@ -16,7 +16,7 @@ def test_collection_text_xml_cannot_carry_is_refused(run_cli, tmp_path, field, v
     args = {"--title": "t", "--publisher": "p", "--licence": "l", "--description": "d", field: value}
     out = run_cli("collection", "add", "c2", *[x for kv in args.items() for x in kv], exit_code=2)
     assert "E113" in out.stderr and field.lstrip("-") in out.stderr
-    assert [c["key"] for c in run_cli("collection", "list", "--json").json()] == ["journals"]
+    assert [c["key"] for c in run_cli("collection", "list", "--json").json()["collections"]] == ["journals"]
 
 
 @pytest.mark.parametrize("name", ["n9\n", "n9\nother"])

@@ -9,7 +9,7 @@ import click
 from preservation.access.requests import asked_for, decide_request, list_grants, list_requests, revoke_grant
 from preservation.catalog.access_models import REQUEST_STATES
 
-from .common import emit_json, json_option, repo, say, table
+from .common import emit_json, emit_list, json_option, repo, say, table
 
 
 def operator_agent() -> str:
@@ -33,7 +33,7 @@ def requests_(state, library_code, as_json) -> None:
     """List access requests."""
     items = list_requests(repo(), state=state, library_code=library_code)
     if as_json:
-        emit_json(items)
+        emit_list("requests", items)
         return
     columns = ["id", "library", "user", "collection", "asks for", "mode", "reason", "policy / decision"]
     table(f"{state} requests", columns,
@@ -79,7 +79,7 @@ def grants(library_code, include_ended, as_json) -> None:
     """List grants."""
     items = list_grants(repo(), library_code=library_code, active_only=not include_ended)
     if as_json:
-        emit_json(items)
+        emit_list("grants", items)
         return
     table("grants", ["id", "library", "collection", "package", "years", "until", "by", "active"],
           [[g["id"], g["library"], g["collection"], g["package_id"] or "(all)",

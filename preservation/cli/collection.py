@@ -6,7 +6,7 @@ import click
 
 from preservation.collection import ACCESS_MODES, add_collection, list_collections
 
-from .common import emit_json, json_option, repo, say, table
+from .common import emit_json, emit_list, json_option, repo, say, table
 
 
 @click.group("collection")
@@ -38,7 +38,7 @@ def list_(as_json: bool) -> None:
     """List collections."""
     items = list_collections(repo())
     if as_json:
-        emit_json(items)
+        emit_list("collections", items)
         return
     table("collections", ["key", "title", "publisher", "licence", "access", "packages"], [
         [c["key"], c["title"], c["publisher"], c["licence"], c["access_mode"], c["packages"]] for c in items

@@ -8,7 +8,7 @@ from preservation.access.entitlements import add_entitlement, import_entitlement
 from preservation.errors import ImportRejected
 
 from .access import operator_agent
-from .common import console, emit_json, json_option, repo, say, say_plain, table
+from .common import console, emit_json, emit_list, json_option, repo, say, say_plain, table
 
 
 @click.group("entitlement")
@@ -41,7 +41,7 @@ def list_(library_code, collection_key, as_json) -> None:
     """List entitlements."""
     items = list_entitlements(repo(), library_code=library_code, collection_key=collection_key)
     if as_json:
-        emit_json(items)
+        emit_list("entitlements", items)
         return
     table("entitlements", ["library", "collection", "years", "note"],
           [[e["library"], e["collection"], f"{e['from_year']}-{e['to_year']}", e["note"]] for e in items])

@@ -17,7 +17,7 @@ from preservation.access.accounts import (
 )
 from preservation.catalog.access_models import SCOPE_READ, SCOPES
 
-from .common import emit_json, json_option, repo, say, table
+from .common import emit_json, emit_list, json_option, repo, say, table
 
 
 @click.group("library")
@@ -47,7 +47,7 @@ def list_(as_json) -> None:
     """List libraries."""
     items = list_libraries(repo())
     if as_json:
-        emit_json(items)
+        emit_list("libraries", items)
         return
     table("libraries", ["code", "name", "users", "ip ranges", "contacts"], [
         [i["code"], i["name"], i["users"], ", ".join(i["ip_ranges"]) or "any", ", ".join(i["contacts"])]
@@ -88,7 +88,7 @@ def user_list(library_code, as_json) -> None:
     """List users (of one library)."""
     items = list_users(repo(), library_code)
     if as_json:
-        emit_json(items)
+        emit_list("users", items)
         return
     table("users", ["username", "library", "role", "active", "last login"],
           [[u["username"], u["library"], u["role"], u["active"], u["last_login_at"]] for u in items])
@@ -126,7 +126,7 @@ def token_list(username, as_json) -> None:
     """List API keys (never the keys themselves)."""
     items = list_tokens(repo(), username)
     if as_json:
-        emit_json(items)
+        emit_list("tokens", items)
         return
     table("API keys", ["id", "user", "scope", "name", "prefix", "created", "expires", "last used", "revoked"],
           [[t["id"], t["username"], t["scope"], t["name"], t["prefix"] + "…", t["created_at"], t["expires_at"],

@@ -10,7 +10,7 @@ from preservation.errors import PreservationError
 from preservation.node_agent import AgentConfig, load_keys
 from preservation.node_agent import serve as serve_agent
 
-from .common import say
+from .common import fail, json_option
 from .service import configure_logging
 
 
@@ -33,6 +33,7 @@ from .service import configure_logging
 )
 @click.option("--access-log", is_flag=True,
               help="Log every request (off by default: one line per file stored or read would bury the rest).")
+@json_option
 def serve(
     storage_uri: str,
     listen: str,
@@ -42,12 +43,13 @@ def serve(
     allow_delete: bool,
     digest_workers: int,
     access_log: bool,
+    as_json: bool,
 ) -> None:
     """Serve this node's storage to the coordinator: reads, atomic writes, node-side digests, challenges.
 
     Every request but GET /v1/health must be signed with one of the keys.
     """
-    configure_logging(access_log=access_log)
+    configure_logging(access_log=access_log, as_json=as_json)
     config = AgentConfig(keys=load_keys(keys_file), allow_delete=allow_delete, max_digest_workers=digest_workers)
     serve_agent(storage_uri, listen, config, tls_cert=tls_cert, tls_key=tls_key)
 
@@ -61,8 +63,7 @@ def main() -> None:
     try:
         serve.main(prog_name="preserve node serve")
     except PreservationError as e:
-        say(f"error {e.code}: {e.message}", err=True)
-        sys.exit(e.exit_code)
+        fail(e, as_json="--json" in sys.argv[1:])
 
 
 if __name__ == "__main__":

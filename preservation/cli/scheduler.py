@@ -6,7 +6,7 @@ import click
 
 from preservation.runtime.scheduler import SchedulerService
 
-from .common import repo
+from .common import json_option, repo
 from .service import configure_logging, stop_signals
 
 
@@ -16,9 +16,10 @@ from .service import configure_logging, stop_signals
 @click.option("--standby-retry", type=click.FloatRange(0.1), default=5, show_default=True, metavar="SECONDS",
               help="How often a standby tries to become the active scheduler.")
 @click.option("--verbose", "-v", is_flag=True)
-def scheduler(tick: float, standby_retry: float, verbose: bool) -> None:
+@json_option
+def scheduler(tick: float, standby_retry: float, verbose: bool, as_json: bool) -> None:
     """Run the periodic tasks while this is the active scheduler; wait as a standby otherwise."""
-    configure_logging(verbose)
+    configure_logging(verbose, as_json=as_json)
     service = SchedulerService(repo(), tick=tick, standby_retry=standby_retry)
     with stop_signals(service.stop, service.stop):
         service.run()

@@ -6,7 +6,7 @@ import click
 
 from preservation.access.web.server import serve as run_service
 
-from .common import repo
+from .common import json_option, repo
 from .service import configure_logging
 
 
@@ -16,7 +16,8 @@ from .service import configure_logging
               help="Mark the session cookie Secure (HTTPS only); turn off only for plain HTTP on 127.0.0.1.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="PEM certificate (chain) for HTTPS.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="PEM private key of --tls-cert.")
-def serve(listen, cookie_secure, tls_cert, tls_key) -> None:
+@json_option
+def serve(listen, cookie_secure, tls_cert, tls_key, as_json) -> None:
     """Serve the access portal and APIs until interrupted (an access log line per request, dated)."""
-    configure_logging()
+    configure_logging(as_json=as_json)
     run_service(repo(), listen, cookie_secure=cookie_secure, tls_cert=tls_cert, tls_key=tls_key)

@@ -12,14 +12,17 @@ import click
 from .common import CLIState, state
 
 
-def configure_logging(verbose: bool = False, *, access_log: bool = True) -> None:
+def configure_logging(verbose: bool = False, *, access_log: bool = True, as_json: bool = False) -> None:
     """Log lines with a UTC time and the level, outside text in them escaped (:mod:`preservation.logsetup`).
 
     Info and up unless ``--log-level`` (or ``-v``: debug) says otherwise; per-request lines
     of HTTP libraries, APScheduler's and Alembic's chatter only from warnings up.
     """
     ctx = click.get_current_context(silent=True)
-    (ctx and state(ctx) or CLIState(home=None)).configure_logging("debug" if verbose else "info", access_log=access_log)
+    cli_state = ctx and state(ctx) or CLIState(home=None)
+    if as_json:  # a service's --json: its log lines are JSON objects (as --log-format json)
+        cli_state.log_format = "json"
+    cli_state.configure_logging("debug" if verbose else "info", access_log=access_log)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from preservation.kbart import import_library_file, import_title_list
 from preservation.titles import list_titles, show_title, title_entitlements
 
 from .access import operator_agent
-from .common import console, emit_json, json_option, repo, say, say_plain, table
+from .common import console, emit_json, emit_list, json_option, repo, say, say_plain, table
 
 
 @click.group("title")
@@ -85,7 +85,7 @@ def entitlements(library_code, collection_key, as_json) -> None:
     """List a library's title entitlements (the rows of its KBART file)."""
     items = title_entitlements(repo(), library_code, collection_key=collection_key)
     if as_json:
-        emit_json(items)
+        emit_list("entitlements", items)
         return
     table(f"title entitlements of {library_code}", ["collection", "title", "from", "to"],
           [[e["collection"], e["title"], _end(e["first_date"], e["first_volume"], e["first_issue"]),

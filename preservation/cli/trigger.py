@@ -8,7 +8,7 @@ from preservation.access.triggers import list_triggers, parse_date, record_trigg
 from preservation.catalog.access_models import TRIGGER_KINDS
 
 from .access import operator_agent
-from .common import emit_json, json_option, repo, say, table
+from .common import emit_json, emit_list, json_option, repo, say, table
 
 
 @click.group("trigger")
@@ -44,7 +44,7 @@ def list_(collection_key, as_json) -> None:
     """List trigger events."""
     items = list_triggers(repo(), collection_key)
     if as_json:
-        emit_json(items)
+        emit_list("triggers", items)
         return
     table("trigger events", ["id", "date", "collection", "kind", "evidence", "recorded by"],
           [[t["id"], t["date"], t["collection"], t["kind"], t["evidence"], t["recorded_by"]] for t in items])

@@ -24,7 +24,7 @@ def add_user_from_stdin(world, *args: str, password: str):
 def test_library_user_and_key_lifecycle(world, run_cli):
     run_cli("library", "add", "fdu", "--name", "Fudan University Library", "--contact", "ill@fudan.example",
             "--ip-range", "10.20.0.0/16", "--ip-range", "2001:db8::1", home=world.home)
-    libs = {x["code"]: x for x in run_cli("library", "list", "--json", home=world.home).json()}
+    libs = {x["code"]: x for x in run_cli("library", "list", "--json", home=world.home).json()["libraries"]}
     assert libs["fdu"]["ip_ranges"] == ["10.20.0.0/16", "2001:db8::1/128"]
     run_cli("library", "add", "bad", "--name", "x", "--ip-range", "10.0.0.300/8", exit_code=2, home=world.home)
     run_cli("library", "add", "fdu", "--name", "again", exit_code=6, home=world.home)
@@ -45,21 +45,21 @@ def test_library_user_and_key_lifecycle(world, run_cli):
         stored = s.get(ApiToken, created["id"])
         assert stored.token_hash != created["token"] and created["token"] not in stored.token_hash
         assert len(stored.token_hash) == 64
-    listed = run_cli("library", "token", "list", "frank", "--json", home=world.home).json()
+    listed = run_cli("library", "token", "list", "frank", "--json", home=world.home).json()["tokens"]
     assert "token" not in listed[0] and listed[0]["prefix"] == created["token"][:8]
     run_cli("library", "token", "revoke", str(created["id"]), home=world.home)
-    assert run_cli("library", "token", "list", "frank", "--json", home=world.home).json()[0]["revoked_at"]
+    assert run_cli("library", "token", "list", "frank", "--json", home=world.home).json()["tokens"][0]["revoked_at"]
 
 
 def test_entitlement_trigger_and_decisions(world, run_cli):
     run_cli("entitlement", "add", "thu", "journals", "--from-year", "2001", "--to-year", "2002", home=world.home)
     assert ["thu"] == [e["library"] for e in run_cli("entitlement", "list", "--collection", "journals", "--json",
-                                                      home=world.home).json()]
+                                                      home=world.home).json()["entitlements"]]
     pending = request_access(world.repo, who(world, "alice"), collection_key="trig-b", reason="is it gone?")
     denied = request_access(world.repo, who(world, "bob"), collection_key="journals", reason="please")
-    listed = run_cli("access", "requests", "--json", home=world.home).json()
+    listed = run_cli("access", "requests", "--json", home=world.home).json()["requests"]
     assert {r["id"] for r in listed} == {pending["id"], denied["id"]}
-    assert [r["id"] for r in run_cli("access", "requests", "--library", "thu", "--json", home=world.home).json()] \
+    assert [r["id"] for r in run_cli("access", "requests", "--library", "thu", "--json", home=world.home).json()["requests"]] \
         == [denied["id"]]
     run_cli("access", "deny", str(denied["id"]), "--why", "dark: no trigger", home=world.home)
     run_cli("access", "deny", str(denied["id"]), "--why", "again", exit_code=2, home=world.home)
@@ -68,14 +68,14 @@ def test_entitlement_trigger_and_decisions(world, run_cli):
     assert out["requests_approved"] == [pending["id"]]
     run_cli("trigger", "record", "trig-b", "--kind", "publisher_ceased", "--date", "31.12.2025", "--evidence", "x",
             exit_code=2, home=world.home)
-    grants = run_cli("access", "grants", "--json", home=world.home).json()
+    grants = run_cli("access", "grants", "--json", home=world.home).json()["grants"]
     assert [(g["library"], g["collection"]) for g in grants] == [("pku", "trig-b")]
     other = request_access(world.repo, who(world, "bob"), package_id=world.packages["dark"], reason="r")
     approved = run_cli("access", "approve", str(other["id"]), "--why", "board", "--by", "staff:carol", "--json",
                        home=world.home).json()
     assert approved["state"] == "approved" and approved["decided_by"] == "staff:carol"
     run_cli("access", "revoke", str(approved["grants"][0]["id"]), "--why", "mistake", home=world.home)
-    assert len(run_cli("access", "grants", "--all", "--json", home=world.home).json()) == 2
+    assert run_cli("access", "grants", "--all", "--json", home=world.home).json()["count"] == 2
 
 
 def test_serve_refuses_bad_listen_addresses(world, run_cli):

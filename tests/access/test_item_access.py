@@ -484,7 +484,7 @@ def test_operators_see_and_approve_item_requests_with_the_cli(client, items, run
     created = api_request(client, items, "alice", scope="item", doi=doi).json()
     issue = api_request(client, items, "alice", scope="issue", title_id=items.title_id(), year=2018, volume="67",
                         issue="2").json()
-    listed = {r["id"]: r for r in run_cli("access", "requests", "--json", home=items.world.home).json()}
+    listed = {r["id"]: r for r in run_cli("access", "requests", "--json", home=items.world.home).json()["requests"]}
     assert listed[created["id"]]["scope"] == "item" and listed[created["id"]]["doi"] == doi
     assert listed[issue["id"]]["scope"] == "issue"
     shown = run_cli("access", "requests", home=items.world.home).output

@@ -75,7 +75,7 @@ def test_keys_are_least_privilege_by_default_and_staff_scopes_need_staff(world, 
         refused = run_cli("library", "token", "create", "alice", "--scope", scope, exit_code=2, home=world.home)
         assert "E112" in refused.stderr and "needs a staff user" in refused.stderr
     run_cli("library", "token", "create", "carol", "--scope", "admin", exit_code=2, home=world.home)
-    listed = {t["id"]: t["scope"] for t in run_cli("library", "token", "list", "--json", home=world.home).json()}
+    listed = {t["id"]: t["scope"] for t in run_cli("library", "token", "list", "--json", home=world.home).json()["tokens"]}
     assert listed[created["id"]] == "read" and listed[fixity["id"]] == "fixity"
     with pytest.raises(InvalidRequest):
         create_token(world.repo, "carol", scope="everything")

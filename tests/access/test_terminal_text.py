@@ -56,14 +56,14 @@ def test_json_output_escapes_what_would_act_on_a_terminal_and_keeps_the_data(wor
     for char in ("\x9b", "\u202e", "\u2028"):
         assert char not in result.stdout
     assert "中文" in result.stdout  # Chinese stays readable
-    [listed] = [r for r in json.loads(result.stdout) if r["id"] == made["id"]]
+    [listed] = [r for r in json.loads(result.stdout)["requests"] if r["id"] == made["id"]]
     assert listed["reason"] == reason
 
 
 @pytest.mark.parametrize("name", ["lib1\n", "bad\nline"])
 def test_library_codes_and_usernames_are_matched_whole(world, run_cli, name):
     run_cli("library", "add", name, "--name", "x", exit_code=2, home=world.home)
-    assert name not in [x["code"] for x in run_cli("library", "list", "--json", home=world.home).json()]
+    assert name not in [x["code"] for x in run_cli("library", "list", "--json", home=world.home).json()["libraries"]]
     result = CliRunner().invoke(cli, ["--home", str(world.home), "library", "user", "add", "thu", name,
                                       "--password-stdin"], input="a long enough secret\n", catch_exceptions=False)
     assert result.exit_code == 2, result.output

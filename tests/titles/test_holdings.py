@@ -199,7 +199,7 @@ def test_cli_library_file_and_entitlements(run_cli, repo, tmp_path) -> None:
                     encoding="utf-8")
     result = run_cli("title", "entitle", mine, "--library", "PKU", "--json").json()
     assert result["ok"] and result["added"] == 1
-    listed = run_cli("title", "entitlements", "--library", "PKU", "--json").json()
+    listed = run_cli("title", "entitlements", "--library", "PKU", "--json").json()["entitlements"]
     assert [(e["title"], e["first_date"], e["last_date"]) for e in listed] == [("物理学报", "2015", "2018")]
     assert "2015" in run_cli("title", "entitlements", "--library", "PKU").output
 

@@ -118,7 +118,7 @@ def list_(collection_key, offset, limit, as_json) -> None:
     """List titles with what is preserved of them."""
     result = list_titles(repo(), collection_key=collection_key, offset=offset, limit=limit)
     if as_json:
-        emit_json(result)
+        emit_list("titles", result["titles"], total=result["total"], offset=offset, limit=limit)
         return
     table(f"titles {offset + 1}-{offset + len(result['titles'])} of {result['total']}",
           ["id", "collection", "kind", "title", "identifier", "expected", "preserved", "items"],

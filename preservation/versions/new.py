@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 from urllib.parse import quote, unquote
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from preservation.bagit.names import encode_manifest_path
@@ -188,7 +189,11 @@ def record_version(session: Session, package_id: str, plan: VersionPlan) -> None
                                previous_id=plan.previous.package_id,
                                changes={**plan.counts, "stored_bytes": plan.stored_bytes,
                                         "referenced_bytes": plan.referenced_bytes}))
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as e:  # another ingest's transaction took the number (PostgreSQL waits for it, then refuses)
+        raise VersionRefused(f"version {plan.number} was registered by another ingest meanwhile; ingest again",
+                             package=lineage) from e
     batch: list[dict[str, Any]] = []
     with open(plan.references, encoding="utf-8") as refs:
         for line in refs:

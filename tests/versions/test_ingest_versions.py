@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import bagit
 import pytest
@@ -14,7 +15,7 @@ from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound, VersionRefused
 from preservation.ingest import ingest
 
-from ..fixtures import node_root
+from ..fixtures import make_repo, node_root
 from .helpers import FIRST, fetch_into, node_files, package_ids, second, write_delivery
 
 NODES = ("uni-pku", "cas-nsl", "inst-istic")
@@ -174,3 +175,39 @@ def test_the_cli_ingests_a_version_and_says_what_changed(repo, run_cli, tmp_path
     shown = run_cli("ingest", str(tmp_path / "v3"), "--collection", "journals", "--version-of", "nope\x1b[31m",
                     exit_code=5, home=home).stderr
     assert "E110" in shown and "\x1b" not in shown  # the outside text is escaped on the terminal
+
+
+def test_two_ingests_racing_for_the_same_number_on_either_catalog_register_one(catalog_url, tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        v1 = ingest(repo, write_delivery(tmp_path / "v1", FIRST), "journals")["package_id"]
+        real = versions.plan_version
+        barrier = threading.Barrier(2, timeout=60)
+
+        def together(catalog, previous, bag):  # both compare with version 1, then both register
+            plan = real(catalog, previous, bag)
+            barrier.wait()
+            return plan
+
+        monkeypatch.setattr(versions, "plan_version", together)
+        outcomes: list[object] = []
+
+        def one(n: int) -> None:
+            try:
+                outcomes.append(ingest(repo, write_delivery(tmp_path / f"race-{n}", second(FIRST)), "journals",
+                                       version_of=v1, replicate=False))
+            except VersionRefused as e:
+                outcomes.append(e)
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert sorted(type(o).__name__ for o in outcomes) == ["VersionRefused", "dict"]
+        with repo.catalog.session() as s:
+            assert [v.number for v in versions.lineage_versions(s, v1)] == [1, 2]
+        registered = next(o for o in outcomes if isinstance(o, dict))["package_id"]
+        assert sorted(p.name for p in repo.staging_dir.iterdir()) == [registered]  # the refused one left nothing
+    finally:
+        repo.close()

@@ -121,12 +121,13 @@ def main(argv: list[str] | None = None) -> int:
 def run_demo(home: Path, uris: dict[str, str]) -> int:
     print(f"== preserve demo in {home}")
     _run(home, "init")
-    existing = {n["name"] for n in json.loads(_run(home, "node", "list", "--json"))}
+    existing = {n["name"] for n in json.loads(_run(home, "node", "list", "--json"))["nodes"]}
     for name, org_type, region in NODES:
         if name not in existing:
             uri = uris.get(name) or (home / "nodes" / name).as_uri()
-            _run(home, "node", "add", name, "--type", org_type, "--region", region, "--uri", uri)
-    collections = {c["key"] for c in json.loads(_run(home, "collection", "list", "--json"))}
+            _run(home, "node", "add", name, "--type", org_type, "--region", region, "--uri", uri,
+                 *(["--create"] if uris.get(name) is None else []))
+    collections = {c["key"] for c in json.loads(_run(home, "collection", "list", "--json"))["collections"]}
     if COLLECTION not in collections:
         _run(home, "collection", "add", COLLECTION, "--title", "中国学术期刊 (sample)", "--publisher",
              "CNKI", "--licence", "NSTL-2024-017", "--access-mode", "pca")

@@ -8,6 +8,7 @@ webhook URL, which often carries a token, and webhook headers) are
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from email.utils import parseaddr
 from typing import Literal
@@ -50,6 +51,26 @@ class MonitoringSettings(_Strict):
                                       description="alert when a node's copies audited within the interval fall below")
     forget_stopped_after_days: float = Field(default=7.0, gt=0, le=3650,
                                              description="heartbeat rows of stopped or silent processes kept this long")
+    metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"], max_length=100,
+                                     description="networks whose clients may read `preserve serve`'s /metrics")
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8 ({e})") from None
+        return value
+
+    def metrics_allowed(self, host: str | None) -> bool:
+        """Whether a client at ``host`` may read the catalog's metrics."""
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(n) for n in self.metrics_allow)
 
     @field_validator("silent_after_seconds")
     @classmethod

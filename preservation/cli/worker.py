@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from preservation.errors import ConfigError
+from preservation.metrics import WorkerMetrics
+from preservation.units import parse_decimal
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.handler_registry import PLUGIN_ENV
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -31,18 +34,46 @@ from .service import configure_logging, stop_signals
               metavar="SECONDS", help="On SIGTERM, how long running jobs may finish before they are released.")
 @click.option("--handlers", "plugins", default=None, envvar=PLUGIN_ENV, metavar="MODULE:FUNCTION,…",
               help=f"Register more job kinds (env {PLUGIN_ENV}).")
+@click.option("--metrics-listen", default=None, envvar="PRESERVE_WORKER_METRICS", metavar="HOST:PORT",
+              help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics (one port per worker process).")
 @click.option("--verbose", "-v", is_flag=True)
 @json_option
-def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_base, grace, plugins, verbose,
-           as_json) -> None:
+def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_base, grace, plugins, metrics_listen,
+           verbose, as_json) -> None:
     """Claim jobs from the catalog and run them until stopped (SIGTERM/SIGINT: finish, then exit 0)."""
     configure_logging(verbose)
     options = WorkerOptions(
         concurrency=concurrency, once=once, max_jobs=max_jobs, idle_exit=idle_exit, lease_seconds=lease,
         poll_seconds=poll, retry_base_seconds=retry_base, grace_seconds=grace, kinds=tuple(kinds) or None,
     )
-    running = Worker(repo(), default_registry(plugins), options)
-    with stop_signals(running.stop, lambda: running.stop(release_now=True)):
-        report = running.run()
+    metrics = server = None
+    if metrics_listen is not None:
+        host, port = parse_metrics_listen(metrics_listen)
+        metrics = WorkerMetrics()
+        try:
+            server = metrics.serve(host, port)
+        except OSError as e:
+            raise ConfigError(f"--metrics-listen {metrics_listen!r}: cannot listen there ({e.strerror})") from e
+    running = Worker(repo(), default_registry(plugins), options, metrics=metrics)
+    try:
+        with stop_signals(running.stop, lambda: running.stop(release_now=True)):
+            report = running.run()
+    finally:
+        if server is not None:
+            server.shutdown()
     if as_json:
         emit_json(report.to_dict())
+
+
+def parse_metrics_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT``) with a port of ASCII digits in 1-65535; raises ConfigError."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = parse_decimal(port_text, maximum=65_535)
+    except ValueError:
+        port = 0
+    if not sep or not host or not host.isascii() or not host.isprintable() or " " in host or port == 0:
+        raise ConfigError(f"--metrics-listen {text!r}: use HOST:PORT with a port in 1-65535, e.g. 127.0.0.1:9101")
+    return host, port

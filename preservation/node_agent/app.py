@@ -4,6 +4,8 @@ Routes (all but the health check need a signed request, see
 :mod:`preservation.node_agent.auth`)::
 
     GET    /v1/health              is the agent up and its storage reachable (no details)
+    GET    /healthz, /readyz       process up; process and storage up (see .monitoring; unsigned)
+    GET    /metrics                Prometheus metrics: bytes read and written, digests, requests (unsigned)
     GET    /v1/objects/{key}       read, with HTTP Range
     HEAD   /v1/objects/{key}       size and modification time as headers
     PUT    /v1/objects/{key}       streaming atomic write (body = payload + trailer)
@@ -34,12 +36,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from preservation.errors import PreservationError
+from preservation.http_metrics import RequestMetrics
 from storage_adapters import StorageAdapter, exists, sweep_temporary
 
 from .auth import SignatureMiddleware
 from .challenge import answer_challenge
 from .config import AgentConfig
 from .digest import digest_objects
+from .monitoring import HEALTHZ, METRICS, PUBLIC_PATHS, READYZ, AgentMetrics, healthz, metrics, readyz
 from .objects import delete_object, head_object, list_objects, read_object, stat_object
 from .responses import adapter_of, preservation_error_handler, unexpected_error_handler
 from .upload import write_object
@@ -89,12 +93,19 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
         Route("/v1/list", list_objects, methods=["GET"]),
         Route("/v1/digest", digest_objects, methods=["POST"]),
         Route("/v1/challenge", answer_challenge, methods=["POST"]),
+        Route(METRICS, metrics, methods=["GET"]),
+        Route(HEALTHZ, healthz, methods=["GET"]),
+        Route(READYZ, readyz, methods=["GET"]),
     ]
+    agent_metrics = AgentMetrics()
     middleware = [
+        # outermost: requests refused by the signature check are counted too
+        Middleware(RequestMetrics, registry=agent_metrics.registry, service="node_agent", routes=routes,
+                   on_bytes=agent_metrics.on_bytes),
         Middleware(
             SignatureMiddleware,
             keys=config.keys,
-            public_paths=frozenset({HEALTH_PATH}),
+            public_paths=frozenset({HEALTH_PATH}) | PUBLIC_PATHS,
             max_clock_skew=config.max_clock_skew,
             nonce_capacity=config.nonce_capacity,
             max_body=config.max_json_body,
@@ -111,4 +122,5 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
     )
     app.state.adapter = adapter
     app.state.config = config
+    app.state.metrics = agent_metrics
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -40,7 +40,8 @@ def _offer(results: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 
 def digest_lines(
-    adapter: StorageAdapter, keys: Sequence[str], algorithms: Sequence[str], workers: int, heartbeat: float
+    adapter: StorageAdapter, keys: Sequence[str], algorithms: Sequence[str], workers: int, heartbeat: float,
+    on_done: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[bytes]:
     """NDJSON lines of digest results; a blank line every ``heartbeat`` seconds without a result.
 
@@ -89,6 +90,8 @@ def digest_lines(
         yield ndjson_line({"end": True, "count": count, "errors": errors, "bytes_read": total_read})
     finally:
         stop.set()
+        if on_done is not None:  # the agent's metrics: what was digested, even on a stream cut short
+            on_done(count, errors, total_read)
 
 
 async def digest_objects(request: Request) -> Response:
@@ -116,5 +119,6 @@ async def digest_objects(request: Request) -> Response:
     except ValueError as e:
         raise InvalidRequest(str(e)) from e
     workers = min(int_field(document, "workers", config.max_digest_workers, minimum=1), config.max_digest_workers)
-    lines = digest_lines(adapter_of(request), keys, algorithms, workers, config.digest_heartbeat)
+    lines = digest_lines(adapter_of(request), keys, algorithms, workers, config.digest_heartbeat,
+                         on_done=request.app.state.metrics.digested)
     return StreamingResponse(iterate_in_threads(lines), media_type=NDJSON)

@@ -28,6 +28,7 @@ from preservation.catalog.models import Node, Replica
 from preservation.errors import JobError, PreservationError
 from preservation.jobs import claim as claims
 from preservation.liveness import HeartbeatWriter
+from preservation.metrics import WorkerMetrics
 from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 from preservation.repository import Repository
 
@@ -64,8 +65,10 @@ class WorkerReport:
 
 class Worker:
     def __init__(self, repo: Repository, registry: HandlerRegistry, options: WorkerOptions,
-                 *, owner: str | None = None, agent: str | None = None) -> None:
+                 *, owner: str | None = None, agent: str | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.repo = repo
+        self.metrics = metrics
         self.registry = registry
         self.options = options
         self.owner = owner or claims.new_lease_owner()
@@ -116,6 +119,10 @@ class Worker:
         liveness.stop()
         log.info("worker %s done: %s", self.owner, self.report.to_dict())
         return self.report
+
+    def _count(self, kind: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.finished(kind, outcome)
 
     def _doing(self) -> dict[str, Any]:
         """What the liveness heartbeat says this worker is doing: its running jobs."""
@@ -199,6 +206,9 @@ class Worker:
         subject = self._subjects.setdefault(claim.job_id, job_subject(self.repo, claim))
         log.info("job %d (%s%s) attempt %d/%d started", claim.job_id, claim.kind, _where(subject), claim.attempt,
                  claim.max_attempts, extra=subject)
+        started = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.running.inc()
         try:
             if handler is None:
                 raise JobError(f"no handler for job kind {claim.kind!r} on this worker "
@@ -213,11 +223,15 @@ class Worker:
             self._succeeded(claim, result)
         finally:
             self._subjects.pop(claim.job_id, None)
+            if self.metrics is not None:
+                self.metrics.running.dec()
+                self.metrics.seconds.labels(claim.kind).observe(time.monotonic() - started)
 
     def _succeeded(self, claim: claims.Claim, result: dict[str, Any] | None) -> None:
         if claims.complete(self.repo.catalog, claim, _jsonable(result), agent=self.agent):
             with self._lock:
                 self.report.succeeded += 1
+            self._count(claim.kind, "succeeded")
             subject = self._subjects.get(claim.job_id, {})
             log.info("job %d (%s%s) succeeded", claim.job_id, claim.kind, _where(subject), extra=subject)
         else:
@@ -236,6 +250,7 @@ class Worker:
                 self.report.dead += 1
             else:
                 self.report.retried += 1
+        self._count(claim.kind, "dead" if state == "dead" else "retried")
         level = logging.ERROR if state == "dead" else logging.WARNING
         subject = self._subjects.get(claim.job_id, {})
         log.log(level, "job %d (%s%s) %s: %s", claim.job_id, claim.kind, _where(subject),
@@ -245,6 +260,7 @@ class Worker:
     def _lease_lost(self, claim: claims.Claim) -> None:
         with self._lock:
             self.report.lost += 1
+        self._count(claim.kind, "lost")
         log.warning("job %d (%s) finished but its lease had been taken over; outcome not recorded",
                     claim.job_id, claim.kind)
 

@@ -17,7 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from preservation.access.web import api, counter_api, fixity, portal, search_api, search_portal, staff, titles
+from preservation.access.web import (
+    api, counter_api, fixity, monitoring, portal, search_api, search_portal, staff, titles,
+)
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
 from preservation.access.web.files import RangeNotSatisfiable, not_satisfiable
 from preservation.access.web.pages import STATIC, render
@@ -33,6 +35,7 @@ from preservation.errors import (
     StorageError,
     TooManyAttempts,
 )
+from preservation.http_metrics import RequestMetrics
 from preservation.repository import Repository
 
 SESSION_COOKIE = "preserve_session"
@@ -187,12 +190,16 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.include_router(search_api.router)
     app.include_router(search_portal.router)
     app.include_router(titles.router)
+    app.include_router(monitoring.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SessionMiddleware, secret_key=config.secret, session_cookie=SESSION_COOKIE,
                        max_age=config.session_seconds, same_site="lax", https_only=config.cookie_secure)
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RefuseAmbiguousCredentials)
     app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)
+    # outermost: requests refused by the checks above are counted too, under their route's template
+    app.state.metrics_registry = monitoring.metrics_registry(repo)
+    app.add_middleware(RequestMetrics, registry=app.state.metrics_registry, service="access", routes=app.routes)
 
     @app.exception_handler(PreservationError)
     async def preservation_error(request: Request, error: PreservationError) -> Response:

@@ -37,6 +37,7 @@ from preservation.findings import ERROR, Finding, FindingList
 from preservation.formats.identify import EXTENSION, NONE, HeadTail, Identification, Signatures, signatures
 from preservation.formats.validation import Validation, Validator, kind_for
 from preservation.policy import FormatsPolicy
+from preservation.text import for_log
 
 NAME = "formats"
 LISTED = 20
@@ -77,7 +78,15 @@ class FormatAnalyser:
 
     def __init__(self, policy: FormatsPolicy, known: Signatures | None = None) -> None:
         self.policy = policy
-        self.signatures = known if known is not None else signatures()
+        self.unavailable = ""
+        """Why identification cannot run (FIDO's signature files would not load): the delivery is then
+        preserved unanalysed, with one CA001 warning, as an analyser that fails always is."""
+        if known is None and policy.identify:
+            try:
+                known = signatures()
+            except Exception as e:  # noqa: BLE001 - a broken signature install costs the analysis, never ingest
+                self.unavailable = for_log(f"{type(e).__name__}: {e}")
+        self.signatures = known
         self._identified: dict[str, tuple[Identification, int]] = {}
         self._validated: dict[str, Validation] = {}
         self._interned: dict[Identification, Identification] = {}
@@ -89,7 +98,7 @@ class FormatAnalyser:
     # --- the bagging pass -----------------------------------------------------------------------------
 
     def observer(self, path: str, size: int) -> _Observer | None:
-        if not self.policy.identify:
+        if not self.policy.identify or self.signatures is None:
             return None
         return _Observer(self, path)
 
@@ -104,6 +113,10 @@ class FormatAnalyser:
     # --- after bagging, in staging ------------------------------------------------------------------
 
     def finish(self, bag_root: str, findings: FindingList) -> None:
+        if self.unavailable:
+            codes.note(findings, codes.ANALYSER_FAILED, f"format identification is unavailable: {self.unavailable}",
+                       None, analyser=NAME)
+            return
         if self.policy.validate_files:
             self._validate(bag_root)
         listed: Counter[str] = Counter()
@@ -189,6 +202,8 @@ class FormatAnalyser:
 
     def register(self, session: Session, package_id: str, findings: FindingList) -> dict[str, Any]:
         signatures_ = self.signatures
+        if signatures_ is None:
+            return {"files": 0, "unavailable": self.unavailable} if self.unavailable else {"files": 0, "identify": False}
         bases: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         puids: Counter[str] = Counter()

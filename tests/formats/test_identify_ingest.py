@@ -171,6 +171,21 @@ def test_the_policy_can_make_a_validation_finding_refuse_the_delivery(tmp_path):
         repo.close()
 
 
+def test_signature_files_that_do_not_load_cost_the_analysis_never_the_package(repo, tmp_path, monkeypatch):
+    from preservation.formats import analyser
+
+    def broken():
+        raise OSError("formats-v109.xml: no such file\x1b[31m")
+
+    monkeypatch.setattr(analyser, "signatures", broken)
+    result = ingest(repo, format_delivery(tmp_path / "delivery"), "journals")
+    assert result["state"] == "preserved"
+    (failed,) = [w for w in result["warnings"] if w["code"] == "CA001"]
+    assert "format identification is unavailable" in failed["message"] and "\x1b" not in failed["message"]
+    assert rows(repo, result["package_id"]) == {}
+    assert result["content"]["formats"]["files"] == 0
+
+
 def test_identification_off_records_nothing(tmp_path):
     repo = make_repo(tmp_path / "home", policy=policy_with(tmp_path, identify=False))
     try:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation.catalog.evidence_models import append_leaf
 from preservation.catalog.models import ChainHead, Event, utcnow
 
 incident_log = logging.getLogger("preserve.incidents")
@@ -118,6 +119,7 @@ def record_event(
     head.seq = ev.seq
     head.hash = ev.hash
     session.flush()
+    append_leaf(session, ev.seq, ev.hash, ev.prev_hash)  # the Merkle tree over the log (preservation.merkle)
     if outcome == FAILURE or (isinstance(ev.detail, dict) and ev.detail.get("findings")):
         log_incident(ev)
     return ev

@@ -13,6 +13,7 @@ from preservation.catalog.models import (
     NODE_ACTIVE,
     PACKAGE_DEACCESSIONED,
     PACKAGE_PRESERVED,
+    REPLICA_MISSING,
     REPLICA_PENDING,
     REPLICA_VERIFIED,
     Node,
@@ -24,6 +25,7 @@ from preservation.jobs import kinds
 from preservation.package_state import update_package_state
 from preservation.placement import Candidate, choose_nodes, unmet_requirements
 from preservation.repository import Repository
+from preservation.versions import referenced_packages
 
 log = logging.getLogger("preserve.upkeep")
 
@@ -81,6 +83,12 @@ def _ensure_placement(repo: Repository, package_id: str, agent: str) -> dict[str
             used = dict(s.execute(select(Replica.node_id, func.coalesce(func.sum(Replica.bytes), 0))
                                   .group_by(Replica.node_id)).all())
             candidates = [Candidate(n, int(used.get(n.id, 0))) for n in nodes if n.id not in held]
+            needed = referenced_packages(s, package_id)
+            if needed:  # a version's fetch.txt points at earlier versions' bytes on the same node
+                holding = set(s.scalars(
+                    select(Replica.node_id).where(Replica.package_id.in_(needed), Replica.state != REPLICA_MISSING)
+                    .group_by(Replica.node_id).having(func.count(func.distinct(Replica.package_id)) == len(needed))))
+                candidates = [c for c in candidates if c.node.id in holding]  # none yet: placed in a later round
             chosen = choose_nodes(policy.replication, candidates, package.total_bytes, existing=prospective)
             for node in chosen:
                 replica = Replica(package_id=package_id, node_id=node.id, state=REPLICA_PENDING)

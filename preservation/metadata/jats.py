@@ -55,14 +55,15 @@ class JatsReader:
             self.record.language = self.check.text(element.get(XML_LANG), "language")
         elif local_name(element) == "front":
             self._in_front = True
+        elif local_name(element) in _FILE_LINKS:  # its attributes are complete at its start tag
+            self._add_link(local_name(element), element.get(XLINK_HREF))
 
     def end(self, element: etree._Element) -> int:
         name = local_name(element)
         if name in _BULK:  # in the front matter (an abstract's paragraphs) its earlier siblings may still be needed
             return CLEAR if self._in_front else CLEAR_BEFORE
         if name in _FILE_LINKS:
-            self._file_link(element, name)
-            return CLEAR
+            return CLEAR  # read at its start
         if name in ("journal-meta", "article-meta") and self._top_level(element):
             (self._journal if name == "journal-meta" else self._article)(element)
             return CLEAR
@@ -161,9 +162,6 @@ class JatsReader:
         parts = {name: text_of(best.find(name)) if best.find(name) is not None else "" for name in ("year", "month", "day")}
         self.record.year = self.check.year(parts["year"])
         self.record.published = self.check.published(self.record.year, parts["month"], parts["day"])
-
-    def _file_link(self, element: etree._Element, name: str) -> None:
-        self._add_link(name, element.get(XLINK_HREF))
 
     def _add_link(self, name: str, href: str | None) -> None:
         try:

@@ -38,7 +38,8 @@ class VocabularyReader(Protocol):
         """Take what is needed of ``element``; say what the observer may discard: KEEP, CLEAR or CLEAR_BEFORE."""
 
     links_after_done: tuple[bytes, ...]
-    """Start tags (``b"<name"``) whose links :meth:`link` still wants once :meth:`end` said DONE."""
+    """Start tags (``b"<name"``) the reader still wants once :meth:`end` said DONE: those parsed already
+    go to :meth:`start`, those after the parser stopped to :meth:`link`."""
 
     def link(self, name: str, href: str) -> None:
         """A link found by scanning the bytes after DONE (``name`` without ``<``)."""
@@ -169,7 +170,7 @@ Emit = Callable[[list[ItemRecord]], None]
 class XmlObserver:
     """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
 
-    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done", "_scanning", "_encoding")
+    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done", "_scanning", "_encoding", "_tail")
 
     def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
                  tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
@@ -182,6 +183,7 @@ class XmlObserver:
         self._done = False
         self._scanning: bytes | None = None  # after DONE: the bytes not yet scanned for links
         self._encoding: str | None = None
+        self._tail = b""  # the last bytes the parser was fed: a tag cut there has given lxml no event yet
         self._parser = etree.XMLPullParser(
             events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
             huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
@@ -204,8 +206,9 @@ class XmlObserver:
             for start in range(0, len(data), _SLICE):  # so that parsing stops soon after the reader is done
                 piece = data[start:start + _SLICE]
                 self._parser.feed(piece)
+                self._tail = (self._tail + piece)[-_CARRY:]
                 if self._drain():
-                    self._start_scanning(data[max(start + _SLICE - _CARRY, 0):])
+                    self._start_scanning(self._tail + data[start + _SLICE:])
                     if self._scanning is not None:
                         self._scan(self._scanning)
                         return
@@ -243,12 +246,13 @@ class XmlObserver:
                 reader = self._choose(element.getroottree().getroot())
                 if reader is None:
                     return False
-            if event == "start":
-                if not done:
+            if done:  # parsed with the slice already: only the start tags of links are still wanted
+                if event == "start" and ("<" + local_name(element)).encode() in reader.links_after_done:
                     reader.start(element)
                 continue
-            if done and ("<" + local_name(element)).encode() not in reader.links_after_done:
-                continue  # parsed with the chunk already, but nothing the reader wants now
+            if event == "start":
+                reader.start(element)
+                continue
             a = reader.end(element)
             if a == KEEP:
                 continue

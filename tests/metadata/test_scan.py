@@ -62,3 +62,21 @@ def test_entities_in_a_utf16_file_are_refused_too(tmp_path):
     text = jats(article=article, doctype=f'<!DOCTYPE article [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>')
     records, found = _records(text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"), 4096)
     assert records == [] and found == ["MD002"]
+
+
+@pytest.mark.parametrize("chunk", [97, 8192, 10**7])
+def test_a_link_whose_element_ends_far_after_the_parser_stopped(chunk):
+    """Its start tag was parsed with the front matter's slice, its end tag never is: read at the start."""
+    body = ('<supplementary-material xlink:href="supp/long.zip"><caption><p>' + "说明" * 6000
+            + "</p></caption></supplementary-material>" + PARAGRAPH * 3)
+    [record], found = _records(jats(body=body).encode(), chunk)
+    assert ("data/a/supp/long.zip", "supplementary", True) in record.files and found == []
+
+
+@pytest.mark.parametrize("chunk", [7, 31, 97, 1000])
+def test_a_link_cut_by_small_chunks_right_after_the_front(chunk):
+    body = '<supplementary-material xlink:href="supp/first.zip"/>' + PARAGRAPH * 3
+    for shift in range(0, chunk, max(chunk // 7, 1)):  # every cut of the start tag
+        data = jats(front=" " * shift, body=body).encode()
+        [record], found = _records(data, chunk)
+        assert ("data/a/supp/first.zip", "supplementary", True) in record.files, shift

@@ -133,6 +133,7 @@ def render(
     *, command: str, info: dict[str, str], corpora: list[str], comparisons: list[Comparison],
     catalog: list[CatalogScale], skipped: list[Skipped], s3_output: str | None, profiles: list[str],
     validation_output: str | None = None, formats_output: str | None = None, extraction_output: str | None = None,
+    search_output: str | None = None,
 ) -> str:
     out = [
         "# Benchmarks",
@@ -249,6 +250,8 @@ def render(
                 formats_output.strip(), ""]
     if extraction_output:  # bench/bench_extraction.py's own section (its heading and table)
         out += [extraction_output.strip(), ""]
+    if search_output:  # bench/bench_search.py's own section (its heading and table)
+        out += [search_output.strip(), ""]
     if skipped:
         out += ["## Not measured", "", *[f"- {s.benchmark}: {s.reason}" for s in skipped], ""]
     if profiles:

@@ -2,7 +2,7 @@
 
     python -m bench.run [--size S,M,L] [--scale F] [--only NAME,...] [--rows N] [--profile]
 
-Benchmarks: ingest, bag, audit, catalog, s3, validation, formats, extraction.  Defaults finish in a few
+Benchmarks: ingest, bag, audit, catalog, s3, validation, formats, extraction, search.  Defaults finish in a few
 minutes on two cores; ``--scale 1`` runs the full corpora and ``--rows``
 sets the catalog's file rows (1,000,000 by default; `--rows 10000000` for the full figure).
 """
@@ -27,7 +27,7 @@ from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_bus
 from bench.report import headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
-BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction")
+BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction", "search")
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"benchmarks to run (default all: {','.join(BENCHMARKS)})")
     parser.add_argument("--rows", type=int, default=bench_catalog.DEFAULT_ROWS,
                         help="file rows for the catalog benchmark (default 1,000,000; the issue's figure is 10,000,000)")
+    parser.add_argument("--search-items", type=int, default=1_000_000,
+                        help="items for the search benchmark (default 1,000,000)")
     parser.add_argument("--s3-mib", type=int, default=S3_MIB, help=f"size of the S3 test file (default {S3_MIB})")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one ingest of M and S (reports under bench/out/)")
@@ -83,6 +85,7 @@ class Suite:
         self.validation_output: str | None = None
         self.formats_output: str | None = None
         self.extraction_output: str | None = None
+        self.search_output: str | None = None
         self.profiles: list[str] = []
 
     def attempt(self, name: str, work: Callable[[], None]) -> None:
@@ -155,6 +158,16 @@ def _extraction(suite: Suite, scale: float | None) -> None:
     suite.extraction_output = bench_extraction.read_section()
 
 
+def _search(suite: Suite, items: int) -> None:
+    from bench import bench_search
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        bench_search.main(["--items", str(items), "--no-docs"])
+    print(buffer.getvalue(), end="")
+    suite.search_output = bench_search.read_section()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python -m bench.run", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
@@ -199,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.attempt("formats", lambda: _formats(suite, args.size, args.scale))
     if "extraction" in args.only:
         suite.attempt("extraction", lambda: _extraction(suite, args.scale))
+    if "search" in args.only:
+        suite.attempt("search", lambda: _search(suite, args.search_items))
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
@@ -207,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                   comparisons=suite.comparisons, catalog=suite.catalog, skipped=suite.skipped,
                   s3_output=suite.s3_output, profiles=suite.profiles,
                   validation_output=suite.validation_output, formats_output=suite.formats_output,
-                  extraction_output=suite.extraction_output)
+                  extraction_output=suite.extraction_output, search_output=suite.search_output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     (OUT_DIR / "results.json").write_text(json.dumps({

@@ -431,3 +431,30 @@ class ImportRejected(PreservationError):
     def __init__(self, detail: str = "", findings: Any = None, **params: Any) -> None:
         self.findings = list(findings or [])
         super().__init__(detail, **params)
+
+
+# --- evidence: the event log's signed checkpoints (docs/evidence.md) ----------------
+
+
+class CheckpointKeyMissing(ConfigError):
+    """No signing key configured, or its file is missing or unreadable."""
+
+    code = "E700"
+    exit_code = 40
+    template = "no checkpoint signing key: {detail} (`preserve init` creates one; see docs/evidence.md)"
+
+
+class NotCheckpointed(PreservationError):
+    """An event, or the log, is not yet under a signed checkpoint."""
+
+    code = "E701"
+    exit_code = 41
+    template = "{detail}: run `preserve events checkpoint` first"
+
+
+class CheckpointInvalid(PreservationError):
+    """A checkpoint note that cannot be read, is signed by no known key, or whose signature is wrong."""
+
+    code = "E702"
+    exit_code = 42
+    template = "checkpoint refused: {detail}"

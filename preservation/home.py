@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from preservation.catalog.db import Catalog
+from preservation.signing_keys import generate_key, new_origin
 from preservation.errors import CatalogNotInitialised
 from preservation.settings import CONFIG_NAME, Settings, load_settings
 
@@ -27,13 +28,15 @@ def init_home(home: str | Path | None) -> dict[str, Any]:
     config = settings.home / CONFIG_NAME
     if not config.exists():
         config.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    new_key = ensure_checkpoint_key(settings)
     catalog = Catalog(settings.catalog_url)
     try:
         before = catalog.current_revision()
         after = catalog.upgrade()
     finally:
         catalog.dispose()
-    return {"home": str(settings.home), "catalog": catalog.display_url, "revision_before": before, "revision": after}
+    return {"home": str(settings.home), "catalog": catalog.display_url, "revision_before": before, "revision": after,
+            "checkpoint_key_created": new_key}
 
 
 def sqlite_path(catalog_url: str) -> Path | None:
@@ -64,3 +67,31 @@ def exposed_config(settings: Settings) -> Path | None:
     except OSError:
         return None
     return config if mode & (stat.S_IRWXG | stat.S_IRWXO) else None
+
+
+CHECKPOINT_KEY = "keys/checkpoint.key"
+
+
+def ensure_checkpoint_key(settings: Settings) -> str | None:
+    """Give the home its checkpoint signing key (docs/evidence.md) unless the config names one.
+
+    Writes ``keys/checkpoint.key`` (0600) and its public key beside it, and appends ``checkpoints.key`` and
+    ``checkpoints.origin`` to the config; a configured key whose file is missing is made where the config says.
+    Returns the new key's verifier key, or None when nothing was made.
+    """
+    cfg = settings.checkpoints
+    if cfg.key is not None:
+        if cfg.key.exists() or not cfg.origin:
+            return None
+        return generate_key(cfg.key, cfg.origin)
+    if "checkpoints" in settings.model_fields_set:
+        return None  # the operator configured checkpoints without a key: `preserve events checkpoint` says so
+    origin = new_origin()
+    vkey = generate_key(settings.home / CHECKPOINT_KEY, origin)
+    config = settings.home / CONFIG_NAME
+    text = config.read_text(encoding="utf-8")
+    lead = "" if not text or text.endswith("\n") else "\n"
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f"{lead}# the event log's signing key (docs/evidence.md): keep it 0600 and back it up apart\n"
+                f"checkpoints:\n  key: {CHECKPOINT_KEY}\n  origin: {origin}\n")
+    return vkey

@@ -32,6 +32,17 @@ class NodeCredentials(BaseModel):
     ca_file: str | None = None
 
 
+class CheckpointSettings(BaseModel):
+    """The signed checkpoints of the event log (docs/evidence.md); ``preserve init`` writes ``key`` and ``origin``."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: Path | None = None
+    """The coordinator's Ed25519 private key file (0600), relative to the home; its public keys lie beside it."""
+    origin: str = Field(default="", max_length=200, pattern=r"^[A-Za-z0-9._/:-]*$")
+    every_events: int = Field(default=10000, ge=1, le=1_000_000_000)
+    every_seconds: int = Field(default=3600, ge=60, le=31 * 86400)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +56,7 @@ class Settings(BaseModel):
     access_secret: str | None = None
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.catalog_url:
@@ -53,6 +65,8 @@ class Settings(BaseModel):
             self.staging_dir = self.home / "staging"
         if self.policy is not None and not self.policy.is_absolute():
             self.policy = (self.home / self.policy).resolve()
+        if self.checkpoints.key is not None and not self.checkpoints.key.is_absolute():
+            self.checkpoints.key = (self.home / self.checkpoints.key).resolve()
 
 
     @property

@@ -60,7 +60,8 @@ def test_ingest_wait_reports_what_the_workers_did(run_cli, sample_delivery):
         runner = threading.Thread(target=worker.run)
         runner.start()
         try:
-            waited = run_cli("ingest", str(sample_delivery), "--collection", "journals", "--wait", "--json").json()
+            waited = run_cli("ingest", str(sample_delivery), "--collection", "journals", "--wait", "--allow-duplicate",
+                             "--json").json()
         finally:
             worker.stop()
             runner.join(30)

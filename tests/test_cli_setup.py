@@ -113,3 +113,21 @@ def test_an_ambiguous_prefix_lists_the_candidates(run_cli, sample_delivery, monk
     assert ids[1] in error["message"] and "more characters" in error["message"]
     run_cli("restore", "abcd", "/nonexistent/x", exit_code=20)
     assert run_cli("package", "show", ids[1].upper(), "--json").json()["package_id"] == ids[1]
+
+
+def test_packages_events_and_incidents_on_both_catalogs(run_cli, sample_delivery, catalog_url):
+    repo = make_repo(run_cli.home, catalog_url)
+    try:
+        ids = [ingest(repo, str(sample_delivery), "journals", name=f"文献_{i}%")["package_id"] for i in range(2)]
+    finally:
+        repo.close()
+    page = run_cli("package", "list", "--name", "_1%", "--json").json()
+    assert [p["package_id"] for p in page["packages"]] == [ids[1]] and page["total"] == 1
+    assert run_cli("package", "list", "--collection", "journals", "--limit", "1", "--json").json()["total"] == 2
+    assert run_cli("package", "show", ids[0][:8].upper(), "--json").json()["verified_copies"] == 3
+    ingestion = run_cli("events", "list", "--package", ids[1][:10], "--type", "ingestion", "--since", "1h",
+                        "--json").json()
+    assert ingestion["count"] == 1 and ingestion["events"][0]["package_id"] == ids[1]
+    assert run_cli("events", "list", "--outcome", "failure", "--json").json()["count"] == 0
+    found = run_cli("status", "--since", "2000-01-01", "--json").json()["incidents"]
+    assert found["damage_found"] == found["dead_jobs"] == found["repaired"] == 0 and found["recent"] == []

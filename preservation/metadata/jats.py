@@ -45,6 +45,7 @@ class JatsReader:
         self._finished = False
         self._links = 0
         self._in_front = False
+        self._seen: set[tuple[str, str | None]] = set()
 
     def recognised(self) -> bool:
         return True
@@ -164,6 +165,10 @@ class JatsReader:
         self.record.published = self.check.published(self.record.year, parts["month"], parts["day"])
 
     def _add_link(self, name: str, href: str | None) -> None:
+        if (name, href) in self._seen:  # parsed, then met again by the scan of the last bytes parsed
+            return
+        if len(self._seen) <= MAX_FILES:
+            self._seen.add((name, href))
         try:
             path = resolve_href(self.check.path, href)
         except ValueError as e:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from preservation.catalog.models import PACKAGE_STATES, REPLICA_VERIFIED, Collection, Event, Job, Node, Package, Replica
 from preservation.errors import AmbiguousId, InvalidRequest, NotFound
+from preservation.formats.report import format_summary
 from preservation.jobs.queue import DEAD, LIVE_STATES
 from preservation.repository import Repository
 from preservation.text import for_log
@@ -147,5 +148,6 @@ def show_package(repo: Repository, text: str) -> dict[str, Any]:
             "source": package.source, "source_kind": package.source_kind, "policy": package.policy,
             "payload_oxum": package.payload_oxum, "bag_info": package.bag_info,
             "replicas": copies, "jobs": jobs, "events": event_count,
+            "formats": format_summary(s, package.id),  # files and bytes per PRONOM format (docs/formats.md)
         })
         return out

@@ -59,6 +59,10 @@ def show(package_id: str, as_json: bool) -> None:
     table("copies", ["node", "state", "size", "verified", "next audit", "last error"],
           [[c["node"], c["state"], human_bytes(c["bytes"]), c["verified_at"], c["next_audit_at"], c["last_error"]]
            for c in info["replicas"]])
+    if info["formats"]:
+        table("formats (preserve formats show for each file)", ["PUID", "format", "files", "size"],
+              [[f["puid"] or "(unidentified)", f"{f['format_name']} {f['format_version']}".strip(), f["files"],
+                human_bytes(f["bytes"])] for f in info["formats"]])
     if info["jobs"]:
         table("jobs (live and dead)", ["id", "kind", "state", "attempts", "last error"],
               [[j["id"], j["kind"], j["state"], j["attempts"], j["last_error"]] for j in info["jobs"]])

@@ -131,6 +131,17 @@ def package_formats(repo: Repository, package_id: str) -> dict[str, Any]:
             "at_risk_means": list(policy.at_risk), **profile}
 
 
+def format_summary(s: Session, package_id: str) -> list[dict[str, Any]]:
+    """One package's files and bytes per format (for ``preserve package show``), most files first."""
+    rows = s.execute(select(FileFormat.puid, FileFormat.format_name, FileFormat.format_version, func.count(),
+                            func.coalesce(func.sum(FileFormat.size), 0))
+                     .where(FileFormat.package_id == package_id)
+                     .group_by(FileFormat.puid, FileFormat.format_name, FileFormat.format_version))
+    out = [{"puid": puid, "format_name": name, "format_version": version, "files": files, "bytes": int(size)}
+           for puid, name, version, files, size in rows]
+    return sorted(out, key=lambda f: (-f["files"], f["puid"] or "", f["format_name"], f["format_version"]))
+
+
 def locked_files(s: Session) -> dict[str, int]:
     """How many preserved files are encrypted, DRM-locked, either (for ``preserve status``)."""
     row = s.execute(select(_count(FileFormat.encrypted.is_(True)), _count(FileFormat.drm.is_(True)),

@@ -115,6 +115,15 @@ def test_formats_show_lists_a_packages_files(home, run_cli):
     assert json.loads(missing.stderr)["error"]["code"] == "E110"
 
 
+def test_package_show_summarises_formats(home, run_cli):
+    path, package_id = home
+    shown = run_cli("package", "show", package_id, "--json", home=path).json()
+    formats = {f["puid"]: f for f in shown["formats"]}
+    assert formats["fmt/11"]["files"] == 2 and sum(f["files"] for f in shown["formats"]) == 10
+    assert formats[None]["files"] == 1  # the file nothing identified
+    assert "formats" in run_cli("package", "show", package_id, home=path).output
+
+
 def test_status_counts_encrypted_and_drm_locked_files(home, run_cli):
     path, _ = home
     report = run_cli("status", "--json", home=path).json()

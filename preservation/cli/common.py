@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterable
 
 import click
 from rich.console import Console
@@ -106,6 +106,21 @@ def console(stderr: bool = False) -> Console:
 def emit_list(key: str, items: list[Any], **counts: Any) -> None:
     """A list as JSON in the one shape lists have: ``{key: [...], "count": n, **counts}``."""
     emit_json({key: items, "count": len(items), **counts})
+
+
+def stream_list(key: str, items: Iterable[Any]) -> int:
+    """:func:`emit_list` for a list too long to hold: each item printed as it comes, the count last.
+
+    Returns the count.
+    """
+    count = 0
+    click.echo(f'{{"{key}": [', nl=False)
+    for item in items:
+        body = json.dumps(item, ensure_ascii=False, default=_default)
+        click.echo(("," if count else "") + "\n  " + for_data_stream(body), nl=False)
+        count += 1
+    click.echo(f'{chr(10) if count else ""}], "count": {count}}}')
+    return count
 
 
 class PackageIdType(click.ParamType):

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import click
 
+from preservation import checkpoints as checkpoint_log
 from preservation import events as events_module
 from preservation.errors import InvalidRequest
 from preservation.events import event_to_dict, iter_events, verify_chain
 from preservation.premis import write_premis
 from preservation.text import visible_controls
 
-from .common import (PACKAGE_ID, TIME, console, emit_json, emit_list, exit_on_findings, json_option, repo, say,
-                     say_plain)
+from .common import (PACKAGE_ID, TIME, console, emit_json, exit_on_findings, json_option, repo, say, say_plain,
+                     stream_list)
 
 
 @click.group("events")
@@ -39,18 +41,23 @@ def list_(package_id, outcome, event_type, node_name, since, until, limit, as_js
     """List events, oldest first; filters combine (all must match)."""
     if since is not None and until is not None and since >= until:
         raise InvalidRequest("--since must be before --until")
-    with repo().catalog.session() as s:
-        items = [event_to_dict(e) for e in iter_events(s, package_id=package_id, limit=limit, outcome=outcome,
-                                                       event_type=event_type, node_name=node_name, since=since,
-                                                       until=until)]
-    if as_json:
-        emit_list("events", items)
-        return
-    out = console()
-    for e in items:
-        where = f" node={e['node_name']}" if e["node_name"] else ""
-        say_plain(out, f"{e['seq']:>6} {e['occurred_at'][:19]} {e['event_type']:<28} {e['outcome']:<8} "
-                       f"{e['package_id'] or '-'}{where}")
+    with repo().catalog.session() as s:  # streamed: memory does not grow with the log
+        items = _dicts(s, iter_events(s, package_id=package_id, limit=limit, outcome=outcome, event_type=event_type,
+                                      node_name=node_name, since=since, until=until))
+        if as_json:
+            stream_list("events", items)
+            return
+        out = console()
+        for e in items:
+            where = f" node={e['node_name']}" if e["node_name"] else ""
+            say_plain(out, f"{e['seq']:>6} {e['occurred_at'][:19]} {e['event_type']:<28} {e['outcome']:<8} "
+                           f"{e['package_id'] or '-'}{where}")
+
+
+def _dicts(session, found):
+    for event in found:
+        yield event_to_dict(event)
+        session.expunge(event)  # the session keeps no event it has printed
 
 
 @events.command("verify")
@@ -108,3 +115,54 @@ def export(package_id: str, as_premis: bool, output: str | None, as_json: bool) 
         return
     say(f"wrote {output}: {counts['files']} files, {counts['events']} events, {counts['agents']} agents",
         err=True)
+
+
+
+@events.command("checkpoint")
+@click.option("--rotate-key", is_flag=True,
+              help="First replace the signing key (the old one is retired, its public key kept for old checkpoints).")
+@json_option
+def checkpoint(rotate_key: bool, as_json: bool) -> None:
+    """Sign a checkpoint of the event log now (tree size, Merkle root, time): see docs/evidence.md."""
+    r = repo()
+    rotated = checkpoint_log.rotate_key(r.settings) if rotate_key else None
+    with r.catalog.session() as s:
+        made = checkpoint_log.make_checkpoint(s, r.settings)
+    if rotated is not None:
+        made["rotated"] = rotated
+    if as_json:
+        emit_json(made)
+        return
+    if rotated is not None:
+        say(f"new signing key {rotated['key']} (key {rotated['retired']} retired); public key: {rotated['verifier_key']}")
+    state = "signed" if made["new"] else "unchanged since the last checkpoint"
+    say(f"checkpoint at {made['size']} events, {state} (key {made['key_id']}):")
+    click.echo(made["note"], nl=False)
+
+
+@events.command("prove")
+@click.argument("event_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="File to write the proof to (default: standard output).")
+@json_option
+def prove(event_id: str, output: str | None, as_json: bool) -> None:
+    """Print an inclusion proof of EVENT_ID against the latest signed checkpoint (JSON; check it with
+    tools/verify_proof.py and the public key alone)."""
+    if len(event_id) > 64:
+        raise InvalidRequest("an event id is at most 64 characters")
+    with repo().catalog.session() as s:
+        proof = checkpoint_log.prove_event(s, event_id)
+    text = json.dumps(proof, ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    partial = Path(f"{output}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    if as_json:
+        emit_json({"event_id": event_id, "output": output, "tree_size": proof["tree_size"]})
+    else:
+        say(f"wrote {output}: event {proof['event']['seq']} in the checkpoint of {proof['tree_size']} events", err=True)

@@ -111,10 +111,14 @@ def _body(origin: str, size: int, root: bytes, time: datetime) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
 
 
+def _signature_line(key: SigningKey, body: str) -> str:
+    sig = key.private.sign(body.encode("utf-8"))
+    return f"{DASH} {key.name} {base64.b64encode(bytes.fromhex(key.key_id) + sig).decode()}\n"
+
+
 def sign_note(key: SigningKey, size: int, root: bytes, time: datetime) -> str:
     body = _body(key.name, size, root, time)
-    sig = key.private.sign(body.encode("utf-8"))
-    return f"{body}\n{DASH} {key.name} {base64.b64encode(bytes.fromhex(key.key_id) + sig).decode()}\n"
+    return f"{body}\n{_signature_line(key, body)}"
 
 
 def verify_note(text: str, keys: dict[str, tuple[str, Ed25519PublicKey]]) -> Note:
@@ -159,12 +163,22 @@ def verify_note(text: str, keys: dict[str, tuple[str, Ed25519PublicKey]]) -> Not
 # --- checkpoints in the catalog --------------------------------------------------------------------------------
 
 def make_checkpoint(session: Session, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """Sign the log as it is now (the chain head locked, so no append slips in); the latest one if nothing changed."""
+    """Sign the log as it is now (the chain head locked, so no append slips in).
+
+    When nothing was appended since the latest checkpoint, that one is returned; if a new key signs now (after a
+    rotation) it adds its signature to that checkpoint's note, so that the new key is introduced by a checkpoint
+    it signed beside the old key.
+    """
     key = signing_key(settings)
     head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
     size = head.seq
     latest = latest_checkpoint(session)
     if latest is not None and latest.size == size:
+        if latest.key_id != key.key_id:
+            body = latest.note.partition("\n\n")[0] + "\n"
+            latest.note = latest.note + _signature_line(key, body)
+            latest.key_id = key.key_id
+            session.flush()
         return {**_row(latest), "new": False}
     root = compute(session, lambda lk: merkle.root_hash(size, lk))
     if latest is not None:

@@ -9,7 +9,7 @@ from preservation.formats.report import format_report, package_formats, report_c
 from preservation.text import for_data_stream
 from preservation.units import human_bytes
 
-from .common import PACKAGE_ID, emit_json, json_option, repo, say, table
+from .common import PACKAGE_ID, emit_json, emit_list, json_option, repo, say, table
 
 
 @click.group("formats")
@@ -50,7 +50,7 @@ def report(collection: str | None, fmt: str, as_json: bool) -> None:
 @click.argument("package_id", type=PACKAGE_ID)
 @json_option
 def show(package_id: str, as_json: bool) -> None:
-    """One package's files with their formats and validation, and its per-format summary."""
+    """One package's files with their formats and validation, and its per-format summary (an id or a prefix)."""
     result = package_formats(repo(), package_id)
     if as_json:
         emit_json(result)
@@ -77,7 +77,7 @@ def reidentify(package_id: str | None, as_json: bool) -> None:
     """
     reports = reidentify_due(repo(), package_id)
     if as_json:
-        emit_json(reports)
+        emit_list("packages", reports)
         return
     table("re-identified", ["package", "files", "changed", "read", "unread"],
           [[r["package_id"], r["reidentified"], r["changed"], human_bytes(r["bytes_read"]), len(r["findings"])]

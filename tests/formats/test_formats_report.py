@@ -111,6 +111,7 @@ def test_formats_show_lists_a_packages_files(home, run_cli):
     assert "FMV103" in files["data/articles/truncated.pdf"]["findings"]
     table = run_cli("formats", "show", package_id, home=path).output
     assert "encrypted" in table and "10 file(s)" in table
+    assert run_cli("formats", "show", package_id[:8], "--json", home=path).json()["package_id"] == package_id
     missing = run_cli("formats", "show", "no-such-package", "--json", home=path, exit_code=5)
     assert json.loads(missing.stderr)["error"]["code"] == "E110"
 

@@ -142,7 +142,10 @@ def test_a_file_no_copy_gives_is_left_as_it_was_with_a_finding(repo, tmp_path):
 def test_the_cli_reidentifies_at_once(repo, tmp_path, run_cli):
     package_id = _ingest(repo, tmp_path)
     _age(repo, package_id, **{"data/images/good.png": {"puid": "fmt/12"}})
-    (report,) = run_cli("formats", "reidentify", "--json").json()
-    assert report["package_id"] == package_id and report["changed"] == 1
-    assert run_cli("formats", "reidentify", "--json").json() == []
+    listed = run_cli("formats", "reidentify", "--json").json()
+    (report,) = listed["packages"]
+    assert listed["count"] == 1 and report["package_id"] == package_id and report["changed"] == 1
+    assert run_cli("formats", "reidentify", "--json").json() == {"packages": [], "count": 0}
+    again = run_cli("formats", "reidentify", "--package", package_id[:8], "--json").json()  # a prefix will do
+    assert again["packages"][0]["package_id"] == package_id and again["packages"][0]["files"] == 0
     assert run_cli("formats", "reidentify", "--package", "nope", "--json", exit_code=5)

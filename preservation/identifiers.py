@@ -200,7 +200,10 @@ def _doi_text(scheme: str, value: str) -> str:
     if url:
         text = text[url.end():]
         if url.group().lower().startswith("http"):
-            text = unquote(text, errors="strict")
+            try:
+                text = unquote(text, errors="strict")
+            except UnicodeDecodeError as e:
+                raise _refuse(scheme, value, "its percent-encoding is not UTF-8") from e
             try:
                 check_xml_text(text, _NAMES[scheme])
             except InvalidText as e:

@@ -118,7 +118,8 @@ def test_doi_suffix_keeps_its_punctuation() -> None:
 
 @pytest.mark.parametrize("bad", ["10.7498", "10.7498/", "11.7498/aps", "10.74/aps", "10.7498/aps 68",
                                  "10.7498/aps\u200b68", "10.7498/aps\x0b68", "https://doi.org/10.7498/aps%0068",
-                                 "https://doi.org/10.7498/aps%1b68", "10.7498/" + "a" * 300, "doi:", "aps.68.20190001"])
+                                 "https://doi.org/10.7498/aps%1b68", "https://doi.org/10.1234/%ff", "https://doi.org/10.1234/%C3",
+                                 "10.7498/" + "a" * 300, "doi:", "aps.68.20190001"])
 def test_bad_dois_are_refused(bad: str) -> None:
     refused(ids.parse_doi, bad)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, and_, insert, or_, select
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from preservation import merkle
@@ -46,6 +46,9 @@ class Checkpoint(Base):
     note: Mapped[str] = mapped_column(Text)
 
 
+_NODES = MerkleNode.__table__
+
+
 def _leaf_hash(event_hash_hex: str) -> bytes:
     return merkle.leaf_hash(bytes.fromhex(event_hash_hex))
 
@@ -61,15 +64,21 @@ def append_leaf(session: Session, seq: int, event_hash_hex: str, prev_hash_hex: 
         known.update(_stored(session, wanted))
     rows = [{"level": lv, "index": ix, "hash": h}
             for lv, ix, h in merkle.completed_nodes(index, _leaf_hash(event_hash_hex), lambda lv, ix: known[(lv, ix)])]
-    session.execute(insert(MerkleNode), rows)
+    session.connection().execute(_NODES.insert(), rows)  # Core: the ORM's bulk path costs more than the row
 
 
 def _stored(session: Session, places: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     places = list(places)
     if not places:
         return {}
-    cond = or_(*(and_(MerkleNode.level == lv, MerkleNode.index == ix) for lv, ix in places))
-    return {(lv, ix): h for lv, ix, h in session.execute(select(MerkleNode.level, MerkleNode.index, MerkleNode.hash).where(cond))}
+    # plain SQL: building an expression of dozens of terms costs more than the query (see bench/bench_merkle.py)
+    cond = " OR ".join(f'(level = :l{n} AND "index" = :i{n})' for n in range(len(places)))
+    params = {}
+    for n, (lv, ix) in enumerate(places):
+        params[f"l{n}"] = lv
+        params[f"i{n}"] = ix
+    rows = session.connection().execute(text(f'SELECT level, "index", hash FROM merkle_nodes WHERE {cond}'), params)
+    return {(lv, ix): bytes(h) for lv, ix, h in rows}
 
 
 class MissingNode(LookupError):
@@ -81,7 +90,8 @@ def fetch(session: Session, places: set[tuple[int, int]]) -> dict[tuple[int, int
     leaves = sorted(ix for lv, ix in places if lv == 0)
     found: dict[tuple[int, int], bytes] = {}
     if leaves:
-        for seq, h in session.execute(select(Event.seq, Event.hash).where(Event.seq.in_([i + 1 for i in leaves]))):
+        ev = Event.__table__.c
+        for seq, h in session.connection().execute(select(ev.seq, ev.hash).where(ev.seq.in_([i + 1 for i in leaves]))):
             found[(0, seq - 1)] = _leaf_hash(h)
     found.update(_stored(session, [p for p in places if p[0] > 0]))
     missing = places - found.keys()

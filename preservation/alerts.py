@@ -34,9 +34,10 @@ from typing import Any, Callable
 import httpx
 from sqlalchemy import and_, case, delete, func, select
 
+from preservation import events
 from preservation.catalog.models import (
     NODE_OFFLINE, PACKAGE_DAMAGED, PACKAGE_DEGRADED, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_VERIFIED,
-    Job, Node, Package, Replica, utcnow,
+    Event, Job, Node, Package, Replica, utcnow,
 )
 from preservation.catalog.monitoring_models import Alert, AlertDelivery, Heartbeat
 from preservation.jobs.queue import DEAD
@@ -50,6 +51,7 @@ from preservation.text import for_log
 
 log = logging.getLogger("preserve.alerts")
 
+DAMAGE_LOOKBACK = timedelta(days=1)  # damage found by an audit stays an alert condition this long, repaired or not
 LISTED = 500  # conditions of one kind read per tick (the oldest first); more are seen once these clear
 DIGEST_KEY = "digest"
 KEEP_DELIVERIES = timedelta(days=2)
@@ -74,6 +76,7 @@ def current_conditions(repo: Repository, session, now: datetime) -> list[Conditi
     kinds = set(settings.kinds)
     out: list[Condition] = []
     if ALERT_COPY_DAMAGED in kinds:
+        out.extend(_damage_found(session, now))
         rows = session.execute(
             select(Replica.id, Replica.state, Replica.last_error, Package.id, Package.name, Node.name)
             .join(Package, Package.id == Replica.package_id).join(Node, Node.id == Replica.node_id)
@@ -110,6 +113,32 @@ def current_conditions(repo: Repository, session, now: datetime) -> list[Conditi
                                      f"{row.role} {row.name} on {row.host} is silent since {_iso(row.last_seen_at)}",
                                      {"role": row.role, "name": row.name, "host": row.host, "pid": row.pid,
                                       "last_seen_at": _iso(row.last_seen_at)}))
+    unique: dict[str, Condition] = {}
+    for c in out:
+        unique[c.key] = c  # a key from both the event log and the copy's state: the latter, listed later, wins
+    return list(unique.values())
+
+
+def _damage_found(session, now: datetime) -> list[Condition]:
+    """Copies an audit found corrupt or missing in the last day, from the event log: damage that a worker
+    repaired before the next tick is still an incident worth telling (under the same key as the copy's state,
+    so a copy still damaged is one alert, not two)."""
+    out = []
+    rows = session.execute(
+        select(Event.replica_id, Event.node_name, Event.package_id, Event.detail, Event.occurred_at, Package.name)
+        .join(Package, Package.id == Event.package_id)
+        .where(Event.occurred_at >= now - DAMAGE_LOOKBACK, Event.event_type == events.FIXITY_CHECK,
+               Event.outcome == events.FAILURE, Event.replica_id.is_not(None))
+        .order_by(Event.seq).limit(LISTED))
+    for replica_id, node, package_id, detail, when, name in rows:
+        state = detail.get("state") if isinstance(detail, dict) else None
+        if state not in (REPLICA_CORRUPT, REPLICA_MISSING):
+            continue
+        findings = [f for f in detail.get("findings") or [] if isinstance(f, dict)][:5]
+        out.append(Condition(f"copy:{replica_id}:{state}", ALERT_COPY_DAMAGED,
+                             f"copy of package {name} on node {node} is {state}",
+                             {"package_id": package_id, "node": node, "state": state, "found_at": _iso(when),
+                              "findings": [{"code": f.get("code"), "path": f.get("path")} for f in findings]}))
     return out
 
 

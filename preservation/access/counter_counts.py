@@ -4,10 +4,11 @@ The finest grain counted is a :class:`Cell` — one item of one title of one
 collection, for one library and month.  :func:`tally` reads the months'
 events once, oldest first, in the order of the ``(library_id, occurred_at)``
 index: of two clicks by one visitor on one target within 30 seconds only the
-later counts (COUNTER 7.2), and an item or title counts once per session for
-the ``Unique_*`` metrics (COUNTER 7.3, 7.4).  A session is an hour, so only
-the current hour's clicks and pairs are held: memory grows with the number of
-cells and with one hour's activity, never with the number of events
+later counts (COUNTER 7.2) — filtered on the raw events first — and a
+surviving click's item or title counts once per session for the ``Unique_*``
+metrics (COUNTER 7.3, 7.4).  A session is an hour, so only the last 30
+seconds' clicks and the current hour's pairs are held: memory grows with the
+number of cells and with one hour's activity, never with the number of events
 (``bench/bench_counter.py`` measures it).
 
 A title is a ``library_models.Title``, or the package when the content has
@@ -17,7 +18,7 @@ none; an item is a ``library_models.Item``, or the package likewise.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator
@@ -67,9 +68,7 @@ def _item_key(item_id: int | None, package_id: str | None) -> str:
 
 def _where(library_id: int | None, months: list[str]) -> list[Any]:
     """The events of ``months`` (consecutive, oldest first), of one library or all: a range of occurred_at."""
-    first = datetime.strptime(months[0], "%Y-%m")
-    last = datetime.strptime(months[-1], "%Y-%m")
-    end = datetime(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    first, end = _bounds(months)
     where = [UsageEvent.occurred_at >= first, UsageEvent.occurred_at < end]
     if library_id is not None:
         where.append(UsageEvent.library_id == library_id)
@@ -85,49 +84,42 @@ def tally(s: Session, library_id: int | None, months: list[str], *,
 
     Returns the cells' Total and Unique_Item counts, and Unique_Title
     investigations and requests per (library, month, title, YOP when
-    ``by_yop``).  Memory holds the cells and the current hour's clicks (for
-    the double-click filter) and (session, item) and (session, title) pairs:
-    a session is an hour, so a pair of an earlier hour can never recur.
+    ``by_yop``).  The double-click filter runs first, on the raw events: a
+    click is held for 30 seconds, dropped if the same visitor clicks the same
+    target again within them, and only a surviving click is counted — in
+    Total_* and, once per session, in Unique_* (COUNTER 5.1, 7.2 before 7.3).
+    The events of the 30 seconds after the period are read too, only to
+    drop the period's last clicks they supersede, so a month's numbers do not
+    depend on whether the next month is in the period.  Memory holds the
+    cells, the clicks of the last 30 seconds and the current hour's
+    (session, item) and (session, title) pairs: a session is an hour, so a
+    pair of an earlier hour can never recur.
     """
     wanted = set(months)
     cells: dict[Cell, Counts] = defaultdict(Counts)
     titles: TitleCounts = defaultdict(lambda: [0, 0])
-    last_click: dict[tuple[Any, ...], tuple[datetime, Cell, bool]] = {}
     seen: set[tuple[Any, ...]] = set()
-    hour = None
-    rows = s.execute(
-        select(UsageEvent.library_id, UsageEvent.occurred_at, UsageEvent.visitor, UsageEvent.session_id,
-               UsageEvent.package_id, UsageEvent.path, UsageEvent.item_id, UsageEvent.title_id,
-               UsageEvent.collection_id, UsageEvent.metric, UsageEvent.month, Item.year)
-        .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
-        .where(*_where(library_id, months))
-        .order_by(UsageEvent.occurred_at, UsageEvent.id)
-        .execution_options(yield_per=2000)
-    )
-    for library, at, visitor, session, package_id, path, item_id, title_id, collection_id, metric, month, year \
-            in rows:
-        if month not in wanted:  # recorded in another month than its instant says (never written so)
-            continue
+    hour: datetime | None = None
+    # clicks not yet known to survive, oldest first: [at, click key, row, dropped]
+    pending: deque[list[Any]] = deque()
+    last_click: dict[tuple[Any, ...], list[Any]] = {}
+
+    def count(row: tuple[Any, ...]) -> None:
+        nonlocal hour
+        library, at, _visitor, session, package_id, _path, item_id, title_id, collection_id, metric, month, \
+            year = row
         this_hour = at.replace(minute=0, second=0, microsecond=0)
         if this_hour != hour:
             hour = this_hour
             seen.clear()
-            horizon = at - DOUBLE_CLICK
-            last_click = {k: v for k, v in last_click.items() if v[0] >= horizon}
+        if month not in wanted:  # after the period (read only to filter double clicks), or misrecorded
+            return
         request = metric == "request"
         title_key = _title_key(title_id, package_id)
         cell = Cell(library, month, collection_id, title_key, _item_key(item_id, package_id))
         counts = cells[cell]
         counts.inv += 1
         counts.req += request
-        # the double-click filter: of two clicks within 30 s on one target, the earlier one is taken back
-        click = (library, visitor, package_id, path, item_id, metric)
-        before = last_click.get(click)
-        if before is not None and at - before[0] <= DOUBLE_CLICK:
-            earlier = cells[before[1]]
-            earlier.inv -= 1
-            earlier.req -= before[2]
-        last_click[click] = (at, cell, request)
         # Unique_Item_* and Unique_Title_*: once per session (a request is an investigation too)
         title = (library, month, title_key, yop_text(year) if by_yop else "")
         for as_request in ((False, True) if request else (False,)):
@@ -140,7 +132,51 @@ def tally(s: Session, library_id: int | None, months: list[str], *,
             if ("title", as_request, session, title) not in seen:
                 seen.add(("title", as_request, session, title))
                 titles[title][as_request] += 1
+
+    def settle(now: datetime | None) -> None:
+        """Count the held clicks that no click can supersede any more (all of them when ``now`` is None)."""
+        while pending and (now is None or now - pending[0][0] > DOUBLE_CLICK):
+            entry = pending.popleft()
+            if last_click.get(entry[1]) is entry:
+                del last_click[entry[1]]
+            if not entry[3]:
+                count(entry[2])
+
+    first, end = _bounds(months)
+    where = [UsageEvent.occurred_at >= first, UsageEvent.occurred_at <= end + DOUBLE_CLICK]
+    if library_id is not None:
+        where.append(UsageEvent.library_id == library_id)
+    rows = s.execute(
+        select(UsageEvent.library_id, UsageEvent.occurred_at, UsageEvent.visitor, UsageEvent.session_id,
+               UsageEvent.package_id, UsageEvent.path, UsageEvent.item_id, UsageEvent.title_id,
+               UsageEvent.collection_id, UsageEvent.metric, UsageEvent.month, Item.year)
+        .select_from(UsageEvent).outerjoin(Item, Item.id == UsageEvent.item_id)
+        .where(*where)
+        .order_by(UsageEvent.occurred_at, UsageEvent.id)
+        .execution_options(yield_per=2000)
+    )
+    for row in rows:
+        row = tuple(row)
+        library, at, visitor, _session, package_id, path, item_id = row[:7]
+        metric = row[9]
+        settle(at)
+        # the double-click filter: of two clicks within 30 s on one target, the earlier one is dropped
+        click = (library, visitor, package_id, path, item_id, metric)
+        before = last_click.get(click)
+        if before is not None and at - before[0] <= DOUBLE_CLICK:
+            before[3] = True
+        entry = [at, click, row, at >= end]  # a click after the period only supersedes
+        pending.append(entry)
+        last_click[click] = entry
+    settle(None)
     return cells, titles
+
+
+def _bounds(months: list[str]) -> tuple[datetime, datetime]:
+    """The first instant of ``months`` (consecutive, oldest first) and the first one after them."""
+    first = datetime.strptime(months[0], "%Y-%m")
+    last = datetime.strptime(months[-1], "%Y-%m")
+    return first, datetime(last.year + (last.month == 12), last.month % 12 + 1, 1)
 
 
 def yop_text(year: int | None) -> str:

@@ -110,6 +110,36 @@ def test_double_clicks_within_30_seconds_count_once(world):
     assert counts["Unique_Item_Requests"] == {"2026-03": 1}
 
 
+def test_a_double_click_across_an_hour_counts_only_the_later_click_in_unique_metrics(world):
+    """The filter runs on the raw events first: the dropped 09:59:50 click leaves no Unique count in its hour."""
+    book = add_book(world)
+    alice = principal(world, "alice")
+    use(world, alice, REQUEST, datetime(2026, 3, 10, 9, 59, 50), book)
+    use(world, alice, REQUEST, datetime(2026, 3, 10, 10, 0, 5), book)
+    counts = performance(report(world, "tr")["Report_Items"][0])
+    assert counts == {
+        "Total_Item_Investigations": {"2026-03": 1}, "Total_Item_Requests": {"2026-03": 1},
+        "Unique_Item_Investigations": {"2026-03": 1}, "Unique_Item_Requests": {"2026-03": 1},
+        "Unique_Title_Investigations": {"2026-03": 1}, "Unique_Title_Requests": {"2026-03": 1},
+    }
+
+
+def test_a_double_click_across_a_month_counts_in_the_later_month_whatever_the_period(world):
+    book = add_book(world)
+    alice = principal(world, "alice")
+    use(world, alice, REQUEST, datetime(2026, 1, 31, 23, 59, 50), book)
+    use(world, alice, REQUEST, datetime(2026, 2, 1, 0, 0, 5), book)
+    use(world, alice, INVESTIGATION, datetime(2026, 1, 10, 8, 0, 0), book)  # January has activity of its own
+    january_alone = performance(report(world, "tr", begin="2026-01", end="2026-01")["Report_Items"][0])
+    both = performance(report(world, "tr", begin="2026-01", end="2026-02")["Report_Items"][0])
+    assert january_alone["Total_Item_Investigations"] == {"2026-01": 1}
+    assert "Total_Item_Requests" not in january_alone or january_alone["Total_Item_Requests"] == {}
+    assert both["Total_Item_Investigations"] == {"2026-01": 1, "2026-02": 1}
+    assert both["Total_Item_Requests"] == {"2026-02": 1}
+    assert both["Unique_Item_Requests"] == {"2026-02": 1}
+    assert both["Unique_Item_Investigations"] == {"2026-01": 1, "2026-02": 1}
+
+
 def test_another_user_or_another_hour_is_another_session(world):
     book = add_book(world)
     alice = principal(world, "alice")

@@ -68,3 +68,20 @@ def test_a_missing_stored_hash_is_an_error_not_a_wrong_proof(catalog):
             compute(s, lambda lk: merkle.root_hash(8, lk))
         with pytest.raises(MissingNode):
             fetch(s, {(0, 99)})
+
+
+def test_migration_0012_builds_the_tree_of_the_events_already_held(catalog, catalog_url):
+    from alembic import command
+
+    from preservation.catalog import db
+
+    for i in range(45):
+        with catalog.session() as s:
+            record_event(s, FIXITY_CHECK, SUCCESS, detail={"i": i})
+    with catalog.session() as s:
+        built = _nodes(s)
+    config = db._alembic_config(catalog_url)
+    command.downgrade(config, "0011")
+    command.upgrade(config, "head")
+    with catalog.session() as s:
+        assert _nodes(s) == built and len(built) == 22 + 11 + 5 + 2 + 1

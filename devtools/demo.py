@@ -5,7 +5,8 @@ Runs the real commands in-process against a home directory (default
 regions; a collection; a generated delivery with nested folders, Chinese and
 accented names, an empty file, and a few articles of 物理学报 with their JATS
 metadata, read at ingest into items (``preserve item show``).  Running it
-again adds another package (whose articles' DOIs are then taken: MD011).
+again ingests the delivery, with an erratum added, as the package's next
+version: only what changed is stored.
 """
 
 from __future__ import annotations
@@ -134,8 +135,17 @@ def run_demo(home: Path, uris: dict[str, str]) -> int:
     delivery = home / "deliveries" / "物理学报-2024"
     shutil.rmtree(delivery, ignore_errors=True)
     make_sample_delivery(delivery, articles=ARTICLES)
-    print("== ingest", delivery)
-    result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--inline", "--json"))
+    held = json.loads(_run(home, "package", "list", "--collection", COLLECTION, "--name", delivery.name,
+                           "--json"))["packages"]
+    version_of: list[str] = []
+    if held:
+        # run again: the same delivery with an erratum is the package's next version, stored once (docs/versions.md)
+        erratum = delivery / "期刊" / "物理学报" / "2024" / f"勘误-{len(held):03d}.txt"
+        erratum.write_text(f"勘误 {len(held)}: 第01期 论文-002 图2 的坐标单位应为 nm。\n", encoding="utf-8")
+        version_of = ["--version-of", held[-1]["package_id"]]
+    print("== ingest", delivery, *version_of)
+    result = json.loads(_run(home, "ingest", str(delivery), "--collection", COLLECTION, "--inline", "--json",
+                             *version_of))
     print(f"   package {result['package_id']}: {result['files']} files, state {result['state']}")
     for copy in result["copies"]:
         print(f"   copy on {copy['node']}: {copy['state']}")

@@ -7,14 +7,22 @@ holds one of its ISSNs or ISBNs, else the title of the same kind and name,
 else a new title.  A DOI names one item: a DOI already held by another
 item (of another package, or earlier in the same delivery) is a finding,
 and the item is stored without it.
+
+A new version (docs/versions.md) holds the same articles as the versions
+before it: a DOI held by an item of an earlier version of the SAME lineage
+is that item, which is kept (it points at the version that stored its
+files) and, when the new metadata differs, has its descriptive fields
+updated in place.  An item of a deaccessioned package holds no DOI: it is
+released to the new item.  The files a version references rather than
+stores (``version_files``) are files of its delivery like the rest.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from preservation import codes
@@ -29,7 +37,8 @@ from preservation.catalog.library_models import (
     Title,
     TitleIdentifier,
 )
-from preservation.catalog.models import Package, PackageFile, Replica
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile, Replica
+from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound
 from preservation.findings import FindingList
 from preservation.metadata.records import ItemRecord
@@ -37,6 +46,11 @@ from preservation.repository import Repository
 
 BATCH = 2000
 _IN = 500  # values in one IN (…) list
+
+DESCRIPTIVE = ("kind", "item_title", "authors", "language", "year", "published", "volume", "issue", "first_page",
+               "last_page", "isbn")
+"""The fields a later version's metadata updates in the item of an earlier version."""
+
 
 def _batches(records: Iterable[ItemRecord], size: int = BATCH) -> Iterator[list[ItemRecord]]:
     batch: list[ItemRecord] = []
@@ -59,7 +73,9 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     """Write ``records`` as items of ``package_id`` (already flushed in ``session``); a short summary."""
     collection_id = session.get(Package, package_id).collection_id
     titles = _Titles(session, collection_id)
-    items = files = 0
+    lineage = _lineage(session, package_id)
+    items = files = kept = updated = 0
+    claimed: set[str] = set()  # DOIs of earlier versions' items this delivery has kept
     sources: Counter[str] = Counter()
     for batch in _batches(records):
         present = _present_files(session, package_id, batch)
@@ -67,23 +83,41 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         rows, item_files = [], []
         for record, title_id in zip(batch, titles.ids_for(batch)):
             doi = record.doi or None
-            if doi is not None and doi in taken:
-                where = f" ({record.where})" if record.where else ""
-                codes.note(findings, codes.MD_DOI_TAKEN, f"the DOI {doi} is already held by the item of package "
-                           f"{taken[doi]}{where}: this item is stored without it", record.metadata_path,
-                           doi=doi, package_id=taken[doi])
-                doi = None
-            elif doi is not None:
-                taken[doi] = package_id
-            rows.append({
+            row = {
                 "package_id": package_id, "title_id": title_id, "kind": record.kind, "doi": doi,
                 "item_title": record.item_title, "authors": "; ".join(record.authors), "language": record.language,
                 "year": record.year, "published": record.published, "volume": record.volume, "issue": record.issue,
                 "first_page": record.first_page, "last_page": record.last_page, "isbn": record.isbn,
                 "source_format": record.source_format, "metadata_path": record.metadata_path,
-            })
+            }
+            holder = taken.get(doi) if doi is not None else None
+            if holder is not None and holder.state == PACKAGE_DEACCESSIONED and holder.item_id is not None:
+                # a deaccessioned package holds no DOI: its item lets go of it
+                session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(doi=None))
+                holder = None
+            if holder is not None and holder.package_id in lineage and doi not in claimed:
+                # the same article in an earlier version of this lineage: keep its item, bring it up to date
+                claimed.add(doi)
+                changes = {f: row[f] for f in DESCRIPTIVE if holder.fields.get(f) != row[f]}
+                if changes:
+                    session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(**changes))
+                    updated += 1
+                kept += 1
+                _files_of(record, present, findings)  # the files it names are checked all the same
+                continue
+            if holder is not None:
+                where = f" ({record.where})" if record.where else ""
+                codes.note(findings, codes.MD_DOI_TAKEN, f"the DOI {doi} is already held by the item of package "
+                           f"{holder.package_id}{where}: this item is stored without it", record.metadata_path,
+                           doi=doi, package_id=holder.package_id)
+                row["doi"] = None
+            elif doi is not None:
+                taken[doi] = _Holder(None, package_id, "")
+            rows.append(row)
             item_files.append(_files_of(record, present, findings))
             sources[record.source_format] += 1
+        if not rows:
+            continue
         ids_ = _new_item_ids(session, len(rows))
         for row, item_id in zip(rows, ids_):
             row["id"] = item_id
@@ -94,7 +128,20 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
             session.execute(insert(ItemFile.__table__), file_rows)
         items += len(rows)
         files += len(file_rows)
-    return {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
+    summary = {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
+    if lineage:
+        summary["earlier_items_kept"] = kept
+        summary["earlier_items_updated"] = updated
+    return summary
+
+
+def _lineage(session: Session, package_id: str) -> set[str]:
+    """The other packages of ``package_id``'s lineage (none when it is no version of another)."""
+    own = session.get(PackageVersion, package_id)
+    if own is None:
+        return set()
+    return set(session.scalars(select(PackageVersion.package_id).where(
+        PackageVersion.lineage_id == own.lineage_id, PackageVersion.package_id != package_id)))
 
 
 def _new_item_ids(session: Session, count: int) -> list[int]:
@@ -112,21 +159,35 @@ def _new_item_ids(session: Session, count: int) -> list[int]:
 
 
 def _present_files(session: Session, package_id: str, batch: list[ItemRecord]) -> set[str]:
-    """Which of the paths the batch's records name are files of the package."""
+    """Which of the paths the batch's records name are files of the package: stored, or referenced by a version."""
     wanted = sorted({path for record in batch for path, _, _ in record.files})
     present: set[str] = set()
     for chunk in _chunks(wanted):
         present.update(session.scalars(select(PackageFile.path).where(
             PackageFile.package_id == package_id, PackageFile.path.in_(chunk))))
+        present.update(session.scalars(select(VersionFile.path).where(
+            VersionFile.package_id == package_id, VersionFile.path.in_(chunk))))
     return present
 
 
-def _taken_dois(session: Session, batch: list[ItemRecord]) -> dict[str, str]:
-    """The batch's DOIs that an item already holds, with that item's package."""
+class _Holder(NamedTuple):
+    """The item that holds a DOI (``item_id`` None: an item of this delivery, not written yet)."""
+
+    item_id: int | None
+    package_id: str
+    state: str
+    fields: dict[str, Any] = {}
+
+
+def _taken_dois(session: Session, batch: list[ItemRecord]) -> dict[str, _Holder]:
+    """The batch's DOIs that an item already holds: that item, its package and state, its descriptive fields."""
     dois = sorted({record.doi for record in batch if record.doi})
-    taken: dict[str, str] = {}
+    taken: dict[str, _Holder] = {}
+    columns = [getattr(Item, f) for f in DESCRIPTIVE]
     for chunk in _chunks(dois):
-        taken.update(session.execute(select(Item.doi, Item.package_id).where(Item.doi.in_(chunk))).all())
+        for row in session.execute(select(Item.doi, Item.id, Item.package_id, Package.state, *columns)
+                                   .join(Package, Package.id == Item.package_id).where(Item.doi.in_(chunk))):
+            taken[row[0]] = _Holder(row[1], row[2], row[3], dict(zip(DESCRIPTIVE, row[4:])))
     return taken
 
 

@@ -105,6 +105,7 @@ class AgentProcess:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_delete: bool = False
+    access_log: bool = False
     process: subprocess.Popen | None = None
 
     @property
@@ -122,6 +123,8 @@ class AgentProcess:
             cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         if self.allow_delete:
             cmd.append("--allow-delete")
+        if self.access_log:
+            cmd.append("--access-log")
         return cmd
 
     def start(self) -> "AgentProcess":

@@ -32,7 +32,7 @@ def test_a_path_with_a_line_break_and_escapes_is_one_visible_line(agent, caplog)
 
 
 def test_the_agent_process_log_has_one_line_per_request(tmp_path):
-    agent = start_agent(tmp_path, "logged").wait_ready()
+    agent = start_agent(tmp_path, "logged", access_log=True).wait_ready()
     try:
         for _ in range(3):
             assert raw_request(agent.port, "GET", ATTACK, sign=False).status == 401
@@ -55,3 +55,15 @@ def test_the_access_log_filter_shows_control_characters():
     )
     assert VisibleArguments().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "GET /v1/objects/x\\nFORGED\\x1b[2J HTTP/1.1" 401'
+
+
+def test_without_access_log_only_the_refusals_are_logged(tmp_path):
+    agent = start_agent(tmp_path, "quiet").wait_ready()
+    try:
+        for _ in range(3):
+            assert raw_request(agent.port, "GET", ATTACK, sign=False).status == 401
+    finally:
+        agent.stop()
+    lines = agent.log_path.read_bytes().decode("utf-8").splitlines()
+    assert len([line for line in lines if "refused GET" in line]) == 3
+    assert not [line for line in lines if '"GET /v1/objects/x' in line]

@@ -36,9 +36,20 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from preservation.access.accounts import get_library
-from preservation.access.rights import MODE_OPEN, MODE_PCA, MODE_TRIGGER, active_grants, active_trigger, grant_covers
+from preservation.access.rights import (
+    MAX_YEAR,
+    MIN_YEAR,
+    MODE_OPEN,
+    MODE_PCA,
+    MODE_TRIGGER,
+    active_grants,
+    active_trigger,
+    grant_bounds,
+    grant_covers,
+    grant_is_scoped,
+)
 from preservation.catalog.access_models import Entitlement
-from preservation.catalog.library_models import ExpectedCoverage, Title, TitleEntitlement, TitleIdentifier
+from preservation.catalog.library_models import ExpectedCoverage, Item, Title, TitleEntitlement, TitleIdentifier
 from preservation.catalog.models import REPLICA_VERIFIED, Collection, Replica, utcnow
 from preservation.collection import get_collection
 from preservation.errors import ImportRejected, InvalidRequest
@@ -351,9 +362,31 @@ def _selector(session: Session, library_id: int, collection: Collection) -> Call
             by_title.setdefault(e.title_id, []).append(e)
     if not grants and not year_ranges and not by_title:
         return None
+    # an item grant opens the issue that holds the item: (title, year, volume, issue, package) of each
+    granted_items = {g.item_id for g in grants if g.item_id is not None}
+    item_issues = {(t, y, v or "", i or "", p) for t, y, v, i, p in session.execute(
+        select(Item.title_id, Item.year, Item.volume, Item.issue, Item.package_id)
+        .where(Item.id.in_(granted_items)))} if granted_items else set()
+
+    def grant_opens(g: Any, h: HeldIssue) -> bool:
+        if not grant_is_scoped(g):
+            return grant_covers(g, h.package_id, h.year)
+        if g.item_id is not None:
+            return (h.title_id, h.year, h.volume or "", h.issue or "", h.package_id) in item_issues
+        if g.title_id != h.title_id:
+            return False
+        if g.volume is not None:  # one issue
+            return h.year is not None and h.year == g.from_year and h.volume == g.volume and h.issue == (g.issue or "")
+        if g.from_year is not None or g.to_year is not None:
+            if h.year is None or not (g.from_year or MIN_YEAR) <= h.year <= (g.to_year or MAX_YEAR):
+                return False
+        if g.first_date or g.last_date:
+            bound = grant_bounds(g)
+            return range_covers(bound, h.first_date) and range_covers(bound, h.last_date)
+        return True
 
     def readable(h: HeldIssue) -> bool:
-        if any(grant_covers(g, h.package_id, h.year) for g in grants):
+        if any(grant_opens(g, h) for g in grants):
             return True
         if h.year is not None and any(a <= h.year <= b for a, b in year_ranges):
             return True

@@ -467,7 +467,8 @@ def range_covers(bound: Any, when: str = "", volume: str = "", issue: str = "") 
     return checked
 
 
-def _item_when(item: Item) -> str:
+def item_when(item: Item) -> str:
+    """The item's date as partial ISO text (``published``, else its year), "" when it has none."""
     if item.published:
         try:
             return parse_partial_date(item.published)
@@ -494,7 +495,7 @@ def entitled(session: Session, library_id: int, target: Item | Title, *, when: s
     """
     if isinstance(target, Item):
         title_id, collection_id = target.title_id, None
-        when, volume, issue = _item_when(target), target.volume or "", target.issue or ""
+        when, volume, issue = item_when(target), target.volume or "", target.issue or ""
         if title_id is None:
             package = session.get(Package, target.package_id)
             collection_id = package.collection_id if package is not None else None

@@ -27,6 +27,7 @@ path of the file asked for.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable
@@ -156,9 +157,33 @@ def grant_covers_item(grant: AccessGrant, item: Item) -> bool:
         if item.year is None or not (grant.from_year or MIN_YEAR) <= item.year <= (grant.to_year or MAX_YEAR):
             return False
     if grant.first_date or grant.last_date:
-        when = item_date(item)
-        return bool(when) and _date_within(when, grant.first_date or "", grant.last_date or "")
+        return _range_covers(grant_bounds(grant), _item_when(item))
     return True
+
+
+def grant_bounds(grant: AccessGrant) -> Any:
+    """A title grant's dates as a range :func:`preservation.titles.range_covers` reads (grants carry no
+    volume bounds: a title request approves no entitlement that has them, see decide_for_title_request)."""
+    return SimpleNamespace(first_date=grant.first_date or "", last_date=grant.last_date or "",
+                           first_volume="", first_issue="", last_volume="", last_issue="")
+
+
+def _range_covers(bound: Any, when: str, volume: str = "", issue: str = "") -> bool:
+    """The one rule of what a title range covers: :func:`preservation.titles.range_covers`."""
+    from preservation.titles import range_covers  # titles imports this module, so imported when used
+
+    return range_covers(bound, when, volume, issue)
+
+
+def _item_when(item: Item) -> str:
+    from preservation.titles import item_when
+
+    return item_when(item)
+
+
+def _numbered(row: Any) -> bool:
+    """Whether a title entitlement names volume bounds (which a grant cannot carry)."""
+    return bool((row.first_volume or "").strip() or (row.last_volume or "").strip())
 
 
 @dataclass
@@ -278,17 +303,6 @@ def _years(ranges: Iterable[YearRange]) -> str:
 
 
 
-def _date_within(when: str, first: str, last: str) -> bool:
-    """Whether ISO date text ``when`` (YYYY, YYYY-MM or YYYY-MM-DD) falls in ``first``..``last`` ("" is open).
-
-    Dates of different precision are compared on what both state: an item of
-    ``2019`` is within a range starting ``2019-06``.
-    """
-    if first and when[:len(first)] < first[:len(when)]:
-        return False
-    return not last or when[:len(last)] <= last[:len(when)]
-
-
 def title_entitlements(
     session: Session, library_id: int, title_ids: Iterable[int]
 ) -> dict[int, list[TitleEntitlement]]:
@@ -303,12 +317,13 @@ def title_entitlements(
     return out
 
 
-def covering_entitlement(rows: Iterable[TitleEntitlement], when: str) -> TitleEntitlement | None:
-    """The first row covering ISO date text ``when``; "" (no date) is covered only by a row open at both ends."""
+def covering_entitlement(rows: Iterable[TitleEntitlement], when: str, volume: str = "",
+                         issue: str = "") -> TitleEntitlement | None:
+    """The first row covering an item or issue at ISO date text ``when``, ``volume`` and ``issue`` by the
+    one rule, :func:`preservation.titles.range_covers`: every bound both name must hold and one must be
+    checkable (a row with volume bounds only never covers what has no volume)."""
     for row in rows:
-        if when and _date_within(when, row.first_date, row.last_date):
-            return row
-        if not when and not row.first_date and not row.last_date:
+        if _range_covers(row, when, volume, issue):
             return row
     return None
 
@@ -327,8 +342,8 @@ def decide_for_item(session: Session, library_id: int, collection: Collection, p
         return decision
     if title_rows is None:
         title_rows = title_entitlements(session, library_id, [item.title_id])[item.title_id]
-    when = item.published or (str(item.year) if item.year is not None else "")
-    row = covering_entitlement(title_rows, when)
+    when = _item_when(item)
+    row = covering_entitlement(title_rows, when, item.volume or "", item.issue or "")
     if row is None:
         return decision
     return PolicyDecision(True, f"title entitlement {row.id} covers this item ({when or 'undated'})", [None])
@@ -344,6 +359,7 @@ def decide_for_title(session: Session, library_id: int, collection: Collection, 
         return decision
     if title_rows is None:
         title_rows = title_entitlements(session, library_id, [title.id])[title.id]
+    title_rows = [row for row in title_rows if not _numbered(row)]  # as decide_for_title_request grants
     if not title_rows:
         return decision
     row = title_rows[0]
@@ -352,16 +368,25 @@ def decide_for_title(session: Session, library_id: int, collection: Collection, 
 
 
 def decide_for_issue(session: Session, library_id: int, collection: Collection, title_id: int, year: int,
-                     when: str, today: date | None = None) -> PolicyDecision:
-    """:func:`decide_by_policy` for one issue of a title (of ``year``, first published ``when``): in a ``pca``
-    collection an entitled year of the collection, or a title entitlement covering ``when``, approves."""
-    decision = decide_by_policy(session, library_id, collection, None, today)
+                     when: str, today: date | None = None, *, volume: str = "", issue: str = "",
+                     collection_decision: PolicyDecision | None = None, ranges: list[YearRange] | None = None,
+                     title_rows: list[TitleEntitlement] | None = None) -> PolicyDecision:
+    """:func:`decide_by_policy` for one issue of a title (of ``year``, first published ``when``, ``volume``,
+    ``issue``): in a ``pca`` collection an entitled year of the collection, or a title entitlement
+    covering the issue (:func:`covering_entitlement`), approves.
+
+    ``collection_decision``, ``ranges`` (the library's entitled years of the collection) and
+    ``title_rows`` may be given by a caller that judges many issues, so each is loaded once.
+    """
     if collection.access_mode != MODE_PCA:
-        return decision
-    ranges = entitled_ranges(session, library_id, collection.id)
+        return collection_decision or decide_by_policy(session, library_id, collection, None, today)
+    if ranges is None:
+        ranges = entitled_ranges(session, library_id, collection.id)
     if any(r.covers(year) for r in ranges):
         return PolicyDecision(True, f"the issue's year {year} is within the entitled years {_years(ranges)}", [None])
-    row = covering_entitlement(title_entitlements(session, library_id, [title_id])[title_id], when)
+    if title_rows is None:
+        title_rows = title_entitlements(session, library_id, [title_id])[title_id]
+    row = covering_entitlement(title_rows, when, volume, issue)
     if row is not None:
         return PolicyDecision(True, f"title entitlement {row.id} covers this issue ({when})", [None])
     return PolicyDecision(False, f"no entitlement of the library covers this issue ({when}): staff decide")
@@ -371,13 +396,19 @@ def decide_for_title_request(session: Session, library_id: int, collection: Coll
                              today: date | None = None) -> PolicyDecision:
     """What the policy says about a request for a whole title: open and triggered collections approve it
     whole; in a ``pca`` collection it is approved for what the library's entitlements cover — the
-    collection's entitled years and the dates of its title entitlements, one grant each."""
+    collection's entitled years and the dates of its title entitlements that name no volume bounds, one grant
+    each."""
     decision = decide_by_policy(session, library_id, collection, None, today)
     if collection.access_mode != MODE_PCA:
         return decision
     ranges = entitled_ranges(session, library_id, collection.id)
-    rows = title_entitlements(session, library_id, [title_id])[title_id]
+    every_row = title_entitlements(session, library_id, [title_id])[title_id]
+    # a grant carries dates, not volume bounds: an entitlement bounded by volume is for staff to decide
+    rows = [row for row in every_row if not _numbered(row)]
     if not ranges and not rows:
+        if every_row:
+            return PolicyDecision(False, "the library's entitlements to this title are bounded by volume, which "
+                                         "a grant cannot carry: staff decide")
         return PolicyDecision(False, "the library holds no entitlement to this title or its collection: staff decide")
     spans = [f"{row.first_date or '…'} to {row.last_date or 'now'}" for row in rows]
     why = "post-cancellation access to " + "; ".join(

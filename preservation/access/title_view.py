@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session, joinedload
 from preservation.access.accounts import Principal
 from preservation.access.rights import (
     MODE_OPEN,
+    MODE_PCA,
     PolicyDecision,
     ReadRights,
+    YearRange,
     decide_for_issue,
     decide_for_item,
     decide_by_policy,
     decide_for_title_request,
+    entitled_ranges,
     item_date,
     title_entitlements,
 )
@@ -61,8 +64,9 @@ def _title_dict(title: Title) -> dict[str, Any]:
 
 
 class _Standings:
-    """The library's standing on items of one title: grants, the policy's decision per package and the
-    library's title entitlements are loaded once, not once per article."""
+    """The library's standing on items and issues of one title: grants, the policy's decision per package
+    and on the collection, its entitled years and its title entitlements are loaded once, not once per
+    article or issue."""
 
     def __init__(self, session: Session, library_id: int, title: Title) -> None:
         self.session = session
@@ -71,6 +75,8 @@ class _Standings:
         self.rights = ReadRights(session, library_id, self.collection)
         self.title_rows = title_entitlements(session, library_id, [title.id])[title.id]
         self._by_package: dict[str, PolicyDecision] = {}
+        self._collection_decision: PolicyDecision | None = None
+        self._ranges: list[YearRange] | None = None
 
     def for_item(self, item: Item) -> tuple[str, str]:
         right = self.rights.for_item(item.package, item)
@@ -83,8 +89,15 @@ class _Standings:
                                    package_decision=self._by_package[item.package_id], title_rows=self.title_rows)
         return (REQUEST if decision.approve else DARK), decision.why
 
-    def for_issue(self, title_id: int, year: int, when: str) -> tuple[str, str]:
-        decision = decide_for_issue(self.session, self.library_id, self.collection, title_id, year, when)
+    def for_issue(self, title_id: int, year: int, when: str, volume: str = "", issue: str = "") -> tuple[str, str]:
+        if self.collection.access_mode == MODE_PCA:
+            if self._ranges is None:
+                self._ranges = entitled_ranges(self.session, self.library_id, self.collection.id)
+        elif self._collection_decision is None:
+            self._collection_decision = decide_by_policy(self.session, self.library_id, self.collection, None)
+        decision = decide_for_issue(self.session, self.library_id, self.collection, title_id, year, when,
+                                    volume=volume, issue=issue, collection_decision=self._collection_decision,
+                                    ranges=self._ranges, title_rows=self.title_rows)
         return (REQUEST if decision.approve else DARK), decision.why
 
     def for_title(self, title_id: int) -> tuple[str, str]:
@@ -192,7 +205,7 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
                     issue["standing_reason"] = "an issue of no known year is requested article by article"
                 else:
                     issue["standing"], issue["standing_reason"] = standings.for_issue(
-                        title.id, year, issue["first_date"])
+                        title.id, year, issue["first_date"], volume["volume"] or "", issue["issue"] or "")
         out.update(year=year, undated=undated, volumes=volumes, total=total, pending_request=pending.get(("title",)))
         return out
 

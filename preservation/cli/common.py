@@ -273,6 +273,17 @@ def fail(error: PreservationError, *, as_json: bool | None = None) -> None:
     raise SystemExit(error.exit_code)
 
 
+def show_findings_of(error: PreservationError, as_json: bool) -> None:
+    """Before a refusal that carries findings is raised: every finding (JSON with --json), not only the first."""
+    findings = getattr(error, "findings", None) or []
+    if as_json:
+        emit_json({"ok": False, "error": error.to_dict(), "findings": [f.to_dict() for f in findings]})
+    else:
+        err = console(stderr=True)
+        for f in findings:
+            say_plain(err, f"  {f}")
+
+
 def exit_on_findings(ok: bool) -> None:
     """End a command whose report holds findings: exit 1 unless ``ok``, so that scripts see the failure."""
     if not ok:

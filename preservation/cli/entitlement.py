@@ -8,7 +8,7 @@ from preservation.access.entitlements import add_entitlement, import_entitlement
 from preservation.errors import ImportRejected
 
 from .access import operator_agent
-from .common import console, emit_json, emit_list, json_option, repo, say, say_plain, table
+from .common import emit_json, emit_list, json_option, repo, say, show_findings_of, table
 
 
 @click.group("entitlement")
@@ -55,12 +55,7 @@ def import_(path, as_json) -> None:
     try:
         result = import_entitlements(repo(), path, created_by=operator_agent())
     except ImportRejected as e:
-        if as_json:
-            emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
-        else:
-            err = console(stderr=True)
-            for f in e.findings:
-                say_plain(err, f"  {f}")
+        show_findings_of(e, as_json)
         raise
     if as_json:
         emit_json({"ok": True, **result})

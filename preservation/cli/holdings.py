@@ -15,7 +15,7 @@ from preservation.coverage import REPORT_CSV_COLUMNS, export, gaps, report, repo
 from preservation.errors import ImportRejected, InvalidRequest
 from preservation.text import for_data_stream
 
-from .common import console, emit_json, exit_on_findings, json_option, repo, say, say_plain, table
+from .common import emit_json, exit_on_findings, json_option, repo, say, show_findings_of, table
 
 
 @click.group("holdings")
@@ -58,12 +58,7 @@ def gaps_(collection_key, against, as_json) -> None:
     try:
         result = gaps(repo(), collection_key, against=against)
     except ImportRejected as e:
-        if as_json:
-            emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
-        else:
-            err = console(stderr=True)
-            for f in e.findings:
-                say_plain(err, f"  {f}")
+        show_findings_of(e, as_json)
         raise
     if as_json:
         emit_json(result)

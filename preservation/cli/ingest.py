@@ -10,7 +10,7 @@ from preservation.ingest import ingest as run_ingest
 from preservation.jobs.admin import wait_for_package
 from preservation.units import human_bytes
 
-from .common import PACKAGE_ID, console, emit_json, exit_on_findings, json_option, repo, say, say_plain
+from .common import PACKAGE_ID, emit_json, exit_on_findings, json_option, repo, say, show_findings_of
 from .progress import byte_progress
 
 
@@ -62,12 +62,7 @@ def ingest(source, collection_key, name, info, version_of, allow_duplicate, inli
                                 replicate=inline, progress=progress, version_of=version_of,
                                 allow_duplicate=allow_duplicate)
     except DeliveryRejected as e:
-        if as_json:
-            emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
-        else:
-            err = console(stderr=True)
-            for f in e.findings:
-                say_plain(err, f"  {f}")
+        show_findings_of(e, as_json)
         raise
     if wait:
         if not as_json:

@@ -9,7 +9,7 @@ from preservation.kbart import import_library_file, import_title_list
 from preservation.titles import list_titles, show_title, title_entitlements
 
 from .access import operator_agent
-from .common import console, emit_json, emit_list, json_option, repo, say, say_plain, table
+from .common import console, emit_json, emit_list, json_option, repo, say, say_plain, table, show_findings_of
 
 
 @click.group("title")
@@ -22,12 +22,7 @@ def _import(run, as_json: bool) -> dict:
     try:
         result = run()
     except ImportRejected as e:
-        if as_json:
-            emit_json({"ok": False, "error": e.to_dict(), "findings": [f.to_dict() for f in e.findings]})
-        else:
-            err = console(stderr=True)
-            for f in e.findings:
-                say_plain(err, f"  {f}")
+        show_findings_of(e, as_json)
         raise
     if not as_json:
         err = console(stderr=True)

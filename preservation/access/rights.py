@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from preservation.catalog.access_models import AccessGrant, Entitlement, TriggerEvent
 from preservation.catalog.library_models import Item, ItemFile, TitleEntitlement
 from preservation.catalog.models import Collection, Package, utcnow
-from preservation.errors import AccessRefused
+from preservation.errors import AccessRefused, InvalidRequest
 
 MODE_DARK = "dark"
 MODE_TRIGGER = "trigger"
@@ -169,9 +169,19 @@ def grant_bounds(grant: AccessGrant) -> Any:
 
 
 def _range_covers(bound: Any, when: str, volume: str = "", issue: str = "") -> bool:
-    """The one rule of what a title range covers: :func:`preservation.titles.range_covers`."""
-    from preservation.titles import range_covers  # titles imports this module, so imported when used
+    """The one rule of what a title range covers: :func:`preservation.titles.range_covers`.
 
+    ``when`` comes from the catalog (an item's ``published``): a date that is not a real partial ISO date
+    is read as its year when that is one, else as no date at all, never as an error.
+    """
+    from preservation.titles import parse_partial_date, range_covers  # titles imports this module
+
+    for text in (when, when[:4]):
+        try:
+            when = parse_partial_date(text) if text else ""
+            break
+        except InvalidRequest:
+            when = ""
     return range_covers(bound, when, volume, issue)
 
 

@@ -60,6 +60,10 @@ def test_an_item_of_a_year_is_not_within_a_range_ending_in_that_years_middle():
     row = bound(first_date="2019-01", last_date="2019-12")
     assert rights.covering_entitlement([row], "2019") is row
     assert rights.covering_entitlement([row], "2019-06-03") is row
+    # a catalog date that is no real date is read as its year, or as no date, never as an error
+    assert rights.covering_entitlement([row], "2019-13-45") is row
+    assert rights.covering_entitlement([row], "Spring") is None
+    assert rights.covering_entitlement([bound()], "Spring") is not None
 
 
 def test_a_volume_only_entitlement_covers_its_volumes_and_nothing_undated_or_unnumbered():

@@ -91,6 +91,14 @@ def rotate_key(settings: Settings) -> dict[str, str]:
     return {"retired": current.key_id, "key": parse_verifier_key(vkey)[1], "verifier_key": vkey}
 
 
+def undo_rotation(settings: Settings, rotated: dict[str, str]) -> None:
+    """Put the retired key back and remove the new one's public key (a rotation whose first checkpoint failed)."""
+    path = settings.checkpoints.key
+    for f in path.parent.glob(f"*+{rotated['key']}.pub"):
+        f.unlink()
+    os.replace(path.with_name(f"{path.name}.retired-{rotated['retired']}"), path)
+
+
 # --- notes -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

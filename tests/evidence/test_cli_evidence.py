@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
+from preservation.catalog.evidence_models import rebuild
 from preservation.events import FIXITY_CHECK, SUCCESS, record_event
 from preservation.repository import Repository
 from preservation.settings import REPO_ROOT
@@ -145,3 +147,21 @@ def test_bad_requests_are_coded_errors(home):
     key.unlink()
     out = home("events", "checkpoint", "--json", exit_code=40)
     assert json.loads(out.stderr)["error"]["code"] == "E700"
+
+
+def test_a_rotation_whose_checkpoint_fails_keeps_the_old_key(home):
+    home("events", "checkpoint")
+    key = home.home / "keys" / "checkpoint.key"
+    before, pubs = key.read_bytes(), _pubs(home)
+    repo = Repository.open(home.home)
+    try:
+        with repo.catalog.session() as s:  # a rewritten log: the next checkpoint is refused
+            s.execute(text("UPDATE events SET hash = :h WHERE seq = 3"), {"h": "ab" * 32})
+            rebuild(s)
+            record_event(s, FIXITY_CHECK, SUCCESS)
+    finally:
+        repo.close()
+    out = home("events", "checkpoint", "--rotate-key", "--json", exit_code=42)
+    assert json.loads(out.stderr)["error"]["code"] == "E702"
+    assert key.read_bytes() == before and _pubs(home) == pubs
+    assert not list(key.parent.glob("*.retired-*"))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import json
 import os
 from pathlib import Path
 
 import click
 
-from preservation import checkpoints as checkpoint_log
 from preservation import checkpoints as checkpoint_log
 from preservation import events as events_module
 from preservation.errors import InvalidRequest
@@ -128,59 +126,13 @@ def checkpoint(rotate_key: bool, as_json: bool) -> None:
     """Sign a checkpoint of the event log now (tree size, Merkle root, time): see docs/evidence.md."""
     r = repo()
     rotated = checkpoint_log.rotate_key(r.settings) if rotate_key else None
-    with r.catalog.session() as s:
-        made = checkpoint_log.make_checkpoint(s, r.settings)
-    if rotated is not None:
-        made["rotated"] = rotated
-    if as_json:
-        emit_json(made)
-        return
-    if rotated is not None:
-        say(f"new signing key {rotated['key']} (key {rotated['retired']} retired); public key: {rotated['verifier_key']}")
-    state = "signed" if made["new"] else "unchanged since the last checkpoint"
-    say(f"checkpoint at {made['size']} events, {state} (key {made['key_id']}):")
-    click.echo(made["note"], nl=False)
-
-
-@events.command("prove")
-@click.argument("event_id")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="File to write the proof to (default: standard output).")
-@json_option
-def prove(event_id: str, output: str | None, as_json: bool) -> None:
-    """Print an inclusion proof of EVENT_ID against the latest signed checkpoint (JSON; check it with
-    tools/verify_proof.py and the public key alone)."""
-    if len(event_id) > 64:
-        raise InvalidRequest("an event id is at most 64 characters")
-    with repo().catalog.session() as s:
-        proof = checkpoint_log.prove_event(s, event_id)
-    text = json.dumps(proof, ensure_ascii=False, indent=1) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    partial = Path(f"{output}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
-    if as_json:
-        emit_json({"event_id": event_id, "output": output, "tree_size": proof["tree_size"]})
-    else:
-        say(f"wrote {output}: event {proof['event']['seq']} in the checkpoint of {proof['tree_size']} events", err=True)
-
-
-
-@events.command("checkpoint")
-@click.option("--rotate-key", is_flag=True,
-              help="First replace the signing key (the old one is retired, its public key kept for old checkpoints).")
-@json_option
-def checkpoint(rotate_key: bool, as_json: bool) -> None:
-    """Sign a checkpoint of the event log now (tree size, Merkle root, time): see docs/evidence.md."""
-    r = repo()
-    rotated = checkpoint_log.rotate_key(r.settings) if rotate_key else None
-    with r.catalog.session() as s:
-        made = checkpoint_log.make_checkpoint(s, r.settings)
+        with r.catalog.session() as s:
+            made = checkpoint_log.make_checkpoint(s, r.settings)
+    except Exception:
+        if rotated is not None:  # all or nothing: no new key without the checkpoint it signs
+            checkpoint_log.undo_rotation(r.settings, rotated)
+        raise
     if rotated is not None:
         made["rotated"] = rotated
     if as_json:

@@ -30,7 +30,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import alerts, liveness
 from preservation import checkpoints
-from preservation import checkpoints
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
 from preservation.upkeep import audits, challenges, missing_copies, reidentification, stalled, sweeping
@@ -69,8 +68,6 @@ class SchedulerService:
                  lambda svc: reidentification.plan_reidentification(svc.repo)),
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
             Task("node-probes", every, lambda svc: liveness.probe_nodes(svc.repo)),
-            # signs the event log after checkpoints.every_events events or every_seconds (docs/evidence.md)
-            Task("checkpoints", every, lambda svc: checkpoints.checkpoint_if_due(svc.repo)),
             # signs the event log after checkpoints.every_events events or every_seconds (docs/evidence.md)
             Task("checkpoints", every, lambda svc: checkpoints.checkpoint_if_due(svc.repo)),
             Task("alerts", every, lambda svc: alerts.evaluate(svc.repo)),

@@ -19,7 +19,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
@@ -32,7 +32,7 @@ from preservation.package_state import flag_bad_sources
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
 from preservation.versions import StateRow, iter_version_files, resolve_version, version_of
-from storage_adapters import flush, open_local
+from storage_adapters import StorageAdapter, flush, open_local
 
 
 def restore(
@@ -59,41 +59,69 @@ def restore(
         return _restore_version(repo, package_id, versioned.number, dest, agent=agent, progress=progress)
     if not sources:
         raise NoVerifiedSource("restore from", package=package_id)
+    blamed = Blamed()
+    used = _Used()
+
+    def fetch(target: StorageAdapter, row: FileRow) -> FileRow:
+        def write(src: CopySource) -> None:
+            target.write(row.path, src.stream(row.path), size=row.size,
+                         expected={"sha256": row.sha256, "sha512": row.sha512})
+
+        src, _ = from_first_verified(sources, write, blamed, doing=f"restore {row.path}", package_id=package_id)
+        used.add(src.label)
+        return row
+
+    written = _Written()
+    try:
+        _write_bag(repo, dest, iter_package_files(repo.catalog, package_id), fetch, progress, written)
+    finally:
+        _record_restore(repo, package_id, dest, written.files, written.size, used.counts, blamed.ids(), agent)
+    return {"package_id": package_id, "dest": str(dest), "files": written.files, "bytes": written.size,
+            "sources": used.counts, "bad_copies": blamed.ids()}
+
+
+class _Used:
+    """How many files each copy gave, counted from the fetching threads."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, label: str) -> None:
+        with self._lock:
+            self.counts[label] = self.counts.get(label, 0) + 1
+
+
+class _Written:
+    files = 0
+    size = 0
+    complete = False
+
+
+def _write_bag(repo: Repository, dest: Path, batches: Iterable[list], fetch: Callable[[StorageAdapter, Any], Any],
+               progress: Callable[[int, int], None] | None, written: _Written) -> None:
+    """Fetch every row into a new directory beside ``dest``, made ``dest`` by one rename once complete.
+
+    ``written`` counts what was written, also when this raises (after removing the partial bag).
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.restoring-{uuid.uuid4().hex[:8]}"
     target = open_local(tmp, fsync=True)
-    blamed = Blamed()
-    used: dict[str, int] = {}
-
-    def write(row: FileRow, src: CopySource) -> None:
-        target.write(row.path, src.stream(row.path), size=row.size,
-                     expected={"sha256": row.sha256, "sha512": row.sha512})
-
-    def fetch(row: FileRow) -> FileRow:
-        src, _ = from_first_verified(sources, lambda src: write(row, src), blamed, doing=f"restore {row.path}",
-                                     package_id=package_id)
-        used[src.label] = used.get(src.label, 0) + 1
-        return row
-
-    files = size = 0
     try:
-        for batch in iter_package_files(repo.catalog, package_id):
-            for row in bounded_map(fetch, batch, workers=max(2, repo.settings.workers * 2)):
-                files += 1
-                size += row.size
+        for batch in batches:
+            for row in bounded_map(lambda row: fetch(target, row), batch, workers=max(2, repo.settings.workers * 2)):
+                written.files += 1
+                written.size += row.size
                 if progress:
                     progress(row.size, 1)
         flush(target)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)
+        written.complete = True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        _record_restore(repo, package_id, dest, files, size, used, blamed.ids(), agent)
-    return {"package_id": package_id, "dest": str(dest), "files": files, "bytes": size,
-            "sources": used, "bad_copies": blamed.ids()}
 
 
 def _record_restore(repo, package_id, dest, files, size, used, bad, agent) -> None:
@@ -130,51 +158,34 @@ def _restore_version(repo: Repository, package_id: str, number: int, dest: Path,
                     raise NoVerifiedSource("restore from", package=stored_in)
             return by_package[stored_in]
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.restoring-{uuid.uuid4().hex[:8]}"
-    target = open_local(tmp, fsync=True)
     blamed = Blamed()
-    used: dict[str, int] = {}
+    used = _Used()
 
-    def fetch(row: StateRow) -> StateRow:
+    def fetch(target: StorageAdapter, row: StateRow) -> StateRow:
         def write(src: CopySource) -> None:
             target.write(row.path, src.stream(row.stored_path), size=row.size,
                          expected={"sha256": row.sha256, "sha512": row.sha512})
 
         src, _ = from_first_verified(sources_of(row.stored_in), write, blamed, doing=f"restore {row.path}",
                                      package_id=row.stored_in)
-        with lock:
-            used[src.label] = used.get(src.label, 0) + 1
+        used.add(src.label)
         return row
 
-    files = size = 0
-    complete = False
+    written = _Written()
     try:
-        for batch in iter_version_files(repo.catalog, package_id):
-            for row in bounded_map(fetch, batch, workers=max(2, repo.settings.workers * 2)):
-                files += 1
-                size += row.size
-                if progress:
-                    progress(row.size, 1)
-        flush(target)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
-        complete = True
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_bag(repo, dest, iter_version_files(repo.catalog, package_id), fetch, progress, written)
     finally:
         with repo.catalog.session() as s:
             events.record_event(
-                s, events.DISSEMINATION, events.SUCCESS if complete else events.FAILURE, agent=agent,
+                s, events.DISSEMINATION, events.SUCCESS if written.complete else events.FAILURE, agent=agent,
                 package_id=package_id, policy=repo.policy.label,
-                detail={"restored_to": str(dest), "version": number, "files": files, "bytes": size, "sources": used,
+                detail={"restored_to": str(dest), "version": number, "files": written.files, "bytes": written.size,
+                        "sources": used.counts,
                         "verified": ["sha256", "sha512"], "bad_copies": blamed.ids()},
             )
             for rid in blamed.ids():  # a blamed copy may be another version's: flag it with its own package
                 replica = s.get(Replica, rid)
                 if replica is not None:
                     flag_bad_sources(repo.policy, s, replica.package, [rid], agent)
-    return {"package_id": package_id, "version": number, "dest": str(dest), "files": files, "bytes": size,
-            "sources": used, "bad_copies": blamed.ids()}
+    return {"package_id": package_id, "version": number, "dest": str(dest), "files": written.files,
+            "bytes": written.size, "sources": used.counts, "bad_copies": blamed.ids()}

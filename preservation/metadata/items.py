@@ -23,6 +23,8 @@ from collections import Counter
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from preservation import codes
@@ -80,7 +82,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     for batch in _batches(records):
         present = _present_files(session, package_id, batch)
         taken = _taken_dois(session, batch)
-        rows, item_files = [], []
+        rows, item_files, placed = [], [], []
         for record, title_id in zip(batch, titles.ids_for(batch)):
             doi = record.doi or None
             row = {
@@ -114,6 +116,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
             elif doi is not None:
                 taken[doi] = _Holder(None, package_id, "")
             rows.append(row)
+            placed.append(record)
             item_files.append(_files_of(record, present, findings))
             sources[record.source_format] += 1
         if not rows:
@@ -121,7 +124,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         ids_ = _new_item_ids(session, len(rows))
         for row, item_id in zip(rows, ids_):
             row["id"] = item_id
-        session.execute(insert(Item.__table__), rows)  # one executemany: RETURNING would cost a statement a row
+        _insert_items(session, rows, placed, findings)
         file_rows = [{"item_id": item_id, "package_id": package_id, "path": path, "role": role}
                      for item_id, own in zip(ids_, item_files) for path, role in own]
         if file_rows:
@@ -133,6 +136,43 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         summary["earlier_items_kept"] = kept
         summary["earlier_items_updated"] = updated
     return summary
+
+
+def _insert_items(session: Session, rows: list[dict[str, Any]], records: list[ItemRecord],
+                  findings: FindingList) -> None:
+    """Insert ``rows`` (ids given); a DOI another ingest committed meanwhile is MD011 and the item goes without it.
+
+    ``ON CONFLICT DO NOTHING`` on the partial unique index of ``doi``: on
+    PostgreSQL a concurrent ingest's uncommitted item with the same DOI
+    makes this insert wait for it, then skip the row, instead of failing
+    the whole ingest on ``uq_items_doi``.  The skipped rows are inserted
+    again without their DOI.
+    """
+    table = Item.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        session.execute(insert(table), rows)
+        return
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = make(table).on_conflict_do_nothing(index_elements=[table.c.doi], index_where=table.c.doi.is_not(None))
+    session.execute(statement, rows)  # one executemany: RETURNING would cost a statement a row
+    with_doi = [row["id"] for row in rows if row["doi"] is not None]
+    written: set[int] = set()
+    for chunk in _chunks(with_doi):
+        written.update(session.scalars(select(Item.id).where(Item.id.in_(chunk))))
+    lost = [(row, record) for row, record in zip(rows, records) if row["doi"] is not None and row["id"] not in written]
+    if not lost:
+        return
+    holders = dict(session.execute(select(Item.doi, Item.package_id).where(
+        Item.doi.in_([row["doi"] for row, _ in lost]))).all())
+    for row, record in lost:
+        doi, holder = row["doi"], holders.get(row["doi"], "")
+        where = f" ({record.where})" if record.where else ""
+        codes.note(findings, codes.MD_DOI_TAKEN, f"the DOI {doi} is already held by the item of package "
+                   f"{holder}{where}: this item is stored without it", record.metadata_path,
+                   doi=doi, package_id=holder)
+        row["doi"] = None
+    session.execute(insert(table), [row for row, _ in lost])
 
 
 def _lineage(session: Session, package_id: str) -> set[str]:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
 
 from devtools.articles import jats_article
 from preservation.catalog.library_models import Item
 from preservation.catalog.models import Package
 from preservation.deaccession import deaccession
+from preservation.findings import FindingList
 from preservation.ingest import ingest
+from preservation.metadata.items import register_items
+from preservation.metadata.records import ItemRecord
 from preservation.titles import held_issues
 
+from ..fixtures import _drop_schema, _postgres_url, make_repo
 from ..metadata.samples import AUTHORS, jats_delivery, write
 
 
@@ -100,3 +107,60 @@ def test_a_deaccessioned_package_holds_no_doi(repo, tmp_path):
     assert _md(again) == []
     with repo.catalog.session() as s:
         assert s.scalar(select(Item.package_id).where(Item.doi == dois[0])) == again["package_id"]
+
+
+def test_two_concurrent_ingests_claiming_one_doi_on_postgresql(tmp_path):
+    """The second transaction waits on the first's uncommitted item, then stores its own without the DOI (MD011)."""
+    url, schema = _postgres_url()
+    repo = make_repo(tmp_path / "home", url)
+    first = None
+    try:
+        write(tmp_path / "a", "a.txt", "a\n")
+        write(tmp_path / "b", "b.txt", "b\n")
+        a = ingest(repo, tmp_path / "a", "journals")["package_id"]
+        b = ingest(repo, tmp_path / "b", "journals")["package_id"]
+        doi = "10.7498/aps.68.20199999"
+
+        def record() -> ItemRecord:
+            return ItemRecord(kind="article", source_format="jats", metadata_path="data/x.xml", doi=doi,
+                              item_title="同一篇文章")
+
+        first = Session(repo.catalog.engine)
+        other = create_engine(url)  # connections of its own: the catalog's pool is small
+        register_items(first, a, [record()], FindingList())  # uncommitted: the second cannot see it
+        outcome: dict = {}
+
+        def second() -> None:
+            with Session(other) as s:
+                try:
+                    findings = FindingList()
+                    register_items(s, b, [record()], findings)
+                    s.commit()
+                    outcome["codes"] = [f.code for f in findings]
+                except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                    outcome["error"] = e
+
+        thread = threading.Thread(target=second, daemon=True)
+        thread.start()
+        with other.connect() as watch:  # until the second insert waits on the first's row
+            for _ in range(200):
+                if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                     "AND query ILIKE '%INSERT INTO items%'")):
+                    break
+                watch.rollback()  # pg_stat_activity is a snapshot per transaction
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"the second ingest never waited on the first: {outcome}")
+        first.commit()
+        first.close()
+        thread.join(30)
+        other.dispose()
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["codes"] == ["MD011"]
+        with repo.catalog.session() as s:
+            assert s.execute(select(Item.package_id, Item.doi).order_by(Item.id)).all() == [(a, doi), (b, None)]
+    finally:
+        if first is not None:
+            first.close()  # a failed test must not leave its transaction holding the schema
+        repo.close()
+        _drop_schema(schema)

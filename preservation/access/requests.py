@@ -279,7 +279,8 @@ def _policy_on(session: Session, request: AccessRequest) -> PolicyDecision:
     if request.title_id is not None and request.volume is not None:
         return decide_for_issue(session, request.library_id, collection, request.title_id, request.issue_year,
                                 _issue_date(session, request.title_id, request.issue_year, request.volume,
-                                            request.issue or ""))
+                                            request.issue or ""),
+                                volume=request.volume, issue=request.issue or "")
     if request.title_id is not None:
         return decide_for_title_request(session, request.library_id, collection, request.title_id)
     return decide_by_policy(session, request.library_id, collection, request.package)

@@ -113,6 +113,17 @@ def test_a_title_request_does_not_turn_a_volume_only_row_into_an_open_grant(item
         assert r.status_code == 403
 
 
+def test_an_issue_request_is_judged_by_its_volume_against_a_volume_only_row(items):  # noqa: F811
+    entitle_volumes(items, "pku", "68", "68")
+    with make_client(items.world) as client:
+        inside = request(client, items, "alice", scope="issue", title_id=items.title_id(), year=2019, volume="68",
+                         issue="2")
+        assert inside["state"] == "approved" and inside["automatic"]  # as the title page says: volume 68 is entitled
+        outside = request(client, items, "alice", scope="issue", title_id=items.title_id(), year=2018, volume="67",
+                          issue="1")
+        assert outside["state"] == "pending" and not outside["automatic"]
+
+
 # ------------------------------------------------------------------------------------------------- the KBART export
 
 

@@ -150,7 +150,9 @@ def run_demo(home: Path, uris: dict[str, str]) -> int:
     for copy in result["copies"]:
         print(f"   copy on {copy['node']}: {copy['state']}")
     metadata = result.get("content", {}).get("metadata", {})
-    print(f"   {metadata.get('items', 0)} items read from the delivery's metadata ({metadata.get('sources', {})})")
+    print(f"   {metadata.get('items', 0)} items read from the delivery's metadata ({metadata.get('sources', {})})"
+          + (f", {metadata['earlier_items_kept']} kept from the earlier version" if metadata.get("earlier_items_kept")
+             else ""))
     for warning in result.get("warnings", []):
         if warning["code"].startswith("MD"):  # what metadata extraction found wrong (docs/metadata.md)
             print(f"   warning {warning['code']} {warning['path'] or ''}: {warning['message']}")

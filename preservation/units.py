@@ -47,3 +47,20 @@ def parse_decimal(text: str, *, maximum: int = MAX_INT64) -> int:
     if value > maximum:
         raise ValueError(f"more than {maximum}")
     return value
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port).
+
+    The host is printable ASCII without spaces; the port is ASCII digits in
+    1-65535 (:func:`parse_decimal`: no '８０８０', no '+80').  Raises ValueError.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not host.isascii() or not host.isprintable() or " " in host:
+        raise ValueError("not HOST:PORT")
+    port = parse_decimal(port_text, maximum=65_535)
+    if port == 0:
+        raise ValueError("port 0")
+    return host, port

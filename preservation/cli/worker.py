@@ -6,7 +6,7 @@ import click
 
 from preservation.errors import ConfigError
 from preservation.metrics import WorkerMetrics
-from preservation.units import parse_decimal
+from preservation.units import parse_listen
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.handler_registry import PLUGIN_ENV
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -67,13 +67,7 @@ def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_bas
 
 def parse_metrics_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT``) with a port of ASCII digits in 1-65535; raises ConfigError."""
-    host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
     try:
-        port = parse_decimal(port_text, maximum=65_535)
-    except ValueError:
-        port = 0
-    if not sep or not host or not host.isascii() or not host.isprintable() or " " in host or port == 0:
-        raise ConfigError(f"--metrics-listen {text!r}: use HOST:PORT with a port in 1-65535, e.g. 127.0.0.1:9101")
-    return host, port
+        return parse_listen(text)
+    except ValueError as e:
+        raise ConfigError(f"--metrics-listen {text!r}: use HOST:PORT with a port in 1-65535, e.g. 127.0.0.1:9101") from e

@@ -8,6 +8,7 @@ import os
 
 import uvicorn
 
+from preservation import units
 from preservation.errors import ConfigError
 from preservation.text import VisibleArguments, safe_log_handler
 from storage_adapters import open_adapter
@@ -27,12 +28,10 @@ def _is_loopback(host: str) -> bool:
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port); raises ConfigError."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8101")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+    try:
+        return units.parse_listen(text)
+    except ValueError as e:
+        raise ConfigError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8101") from e
 
 
 def check_tls(tls_cert: str | None, tls_key: str | None) -> None:

@@ -47,7 +47,8 @@ def test_no_keys_at_all_is_refused():
         load_keys(None, {})
 
 
-@pytest.mark.parametrize("listen", ["8101", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":8101"])
+@pytest.mark.parametrize("listen", ["8101", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":8101",
+                                    "127.0.0.1:８１０１", "127.0.0.1:+8101", "127.0.0.1:0", "host name:8101"])
 def test_bad_listen_addresses(listen):
     with pytest.raises(ConfigError, match="HOST:PORT"):
         parse_listen(listen)

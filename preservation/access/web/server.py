@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from preservation import units
 from preservation.access.web.app import SECRET_PARAMETERS, create_app, credential_name
 from preservation.access.web.auth import ServiceConfig
 from preservation.errors import ConfigError
@@ -27,12 +28,10 @@ SECRET_FILE = "access-secret"
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port); raises ConfigError."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8200")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+    try:
+        return units.parse_listen(text)
+    except ValueError as e:
+        raise ConfigError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8200") from e
 
 
 def session_secret(repo: Repository) -> str:

@@ -257,3 +257,37 @@ def render(
     if profiles:
         out += ["## Profiles", "", *[f"- `{p}`" for p in profiles], ""]
     return "\n".join(out)
+
+
+def _sections(text: str) -> dict[str, str]:
+    """A document's ``## `` sections by heading, each with its heading line."""
+    sections: dict[str, str] = {}
+    heading = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            sections[heading] = ""
+        if heading is not None:
+            sections[heading] += line
+    return sections
+
+
+def carry_over(previous: str, rendered: str) -> str:
+    """``rendered`` plus the sections of the ``previous`` document this run did not write.
+
+    Benchmarks run on their own (KBART import, the Merkle tree, versions …)
+    write their section into docs/benchmarks.md themselves; a later
+    ``make bench`` keeps those sections, marked as from an earlier run, rather
+    than dropping their figures.
+    """
+    ours = _sections(rendered)
+    kept = [body for heading, body in _sections(previous).items() if heading not in ours]
+    if not kept:
+        return rendered
+    note = "_Kept from an earlier run (a benchmark run on its own; not re-measured by this command)._\n\n"
+    out = rendered.rstrip("\n") + "\n"
+    for body in kept:
+        head, _, rest = body.partition("\n")
+        rest = rest.replace(note, "")
+        out += "\n" + head + "\n\n" + note + rest.lstrip("\n").rstrip("\n") + "\n"
+    return out

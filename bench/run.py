@@ -24,7 +24,7 @@ from typing import Callable
 from bench import bench_audit, bench_catalog, bench_ingest
 from bench.corpora import DEFAULT_SCALE, OUT_DIR, SHAPES, Corpus, ensure_corpus, human_size
 from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_busy
-from bench.report import headline, machine, render
+from bench.report import carry_over, headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
 BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction", "search")
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                   validation_output=suite.validation_output, formats_output=suite.formats_output,
                   extraction_output=suite.extraction_output, search_output=suite.search_output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    args.output.write_text(carry_over(previous, text), encoding="utf-8")
     (OUT_DIR / "results.json").write_text(json.dumps({
         "command": command, "machine": info,
         "comparisons": [c.to_dict() for c in suite.comparisons],

@@ -1,7 +1,7 @@
 """Run by `make test` before pytest: make sure what the tests need is installed.
 
 Idempotent and quick when everything is already there.  Installs Debian's
-chromium for the browser tests when it is missing (CI machines start without
+chromium and a CJK font (fonts-noto-cjk) for the browser tests when they are missing (CI machines start without
 it) and reports the services the tests will use.
 """
 
@@ -15,19 +15,27 @@ import sys
 from tests.services import ON_CI, port_open
 
 CHROMIUM = "/usr/bin/chromium"
+# the portal's CSS names "Noto Sans CJK SC"; without a CJK font a bare machine renders Chinese as boxes
+CJK_FONT_PACKAGE = "fonts-noto-cjk"
+CJK_FONT_FILE = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 
-def ensure_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
+def _apt_install(packages: list[str], why: str) -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        print("prepare: chromium missing and cannot be installed here; browser tests will "
+        print(f"prepare: {' '.join(packages)} missing and cannot be installed here; {why} will "
               + ("fail (CI)" if ON_CI else "skip"), file=sys.stderr)
         return
-    print("prepare: installing Debian chromium for the browser tests", file=sys.stderr)
+    print(f"prepare: installing Debian {' '.join(packages)} for {why}", file=sys.stderr)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=False, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=False, env=env)
+
+
+def ensure_browser() -> None:
+    missing = [package for package, path in (("chromium", CHROMIUM), (CJK_FONT_PACKAGE, CJK_FONT_FILE))
+               if not os.path.exists(path)]
+    if missing:
+        _apt_install(missing, "the browser tests")
 
 
 def report_services() -> None:
@@ -38,7 +46,7 @@ def report_services() -> None:
 
 
 def main() -> int:
-    ensure_chromium()
+    ensure_browser()
     report_services()
     return 0
 

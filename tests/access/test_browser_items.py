@@ -46,6 +46,22 @@ def deliver_article(repo, root: Path) -> str:
     return doi
 
 
+def assert_drawn_in_cjk_font(page, selector: str, text: str) -> None:
+    """Every glyph of ``text`` at ``selector`` is drawn from the CJK font the portal's CSS names, not a fallback.
+
+    Chromium's DevTools protocol reports the platform fonts that rendered a node; on a machine without
+    fonts-noto-cjk the Chinese glyphs come from another font (or none), and this fails.
+    """
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cjk = sum(font["glyphCount"] for font in fonts if font["familyName"] == "Noto Sans CJK SC")
+    assert cjk == len(text), fonts
+
+
 def test_search_request_approve_download_an_article_in_chromium(items, tmp_path):  # noqa: F811
     if sync_playwright is None:
         service_missing("playwright (pip install playwright)")
@@ -67,6 +83,7 @@ def test_search_request_approve_download_an_article_in_chromium(items, tmp_path)
             library.wait_for_url("**/portal/search?q=*")
             hit = library.locator(f'#item-hits a.item-link[data-doi="{doi}"]')
             assert hit.inner_text() == ARTICLE_TITLE
+            assert_drawn_in_cjk_font(library, f'#item-hits a.item-link[data-doi="{doi}"]', ARTICLE_TITLE)
             hit.click()
             library.wait_for_url(f"**/portal/items/{doi}")
             assert library.locator("#item-standing").get_attribute("data-standing") == "dark"

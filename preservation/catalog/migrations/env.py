@@ -9,6 +9,7 @@ import preservation.catalog.format_models  # noqa: F401  (file formats)
 import preservation.catalog.version_models  # noqa: F401  (versions)
 import preservation.catalog.monitoring_models  # noqa: F401  (heartbeats, probes, alerts)
 import preservation.catalog.evidence_models  # noqa: F401  (merkle_nodes, checkpoints)
+import preservation.catalog.sample_models  # noqa: F401  (monitoring_samples)
 from preservation.catalog.models import Base
 from preservation.catalog.search_tables import include_object
 

@@ -1,0 +1,199 @@
+"""The staff dashboard's series: per day and per node, what an operator would otherwise read in tables.
+
+* audit coverage: the share of each node's copies verified within the policy's audit interval, from
+  the samples the scheduler takes (:func:`take_sample`; the catalog keeps no history of it);
+* bytes verified per day on each node (``bytes_read_on_node`` of its fixity checks), beside its read
+  budget;
+* findings: the findings of each node's failed fixity checks, per day;
+* repairs: each node's repairs that succeeded and failed, per day;
+* queue depth: the most jobs waiting or running at any sample of the day, and the dead jobs.
+
+Every series is one aggregate query over an index (``ix_events_occurred_at``,
+``ix_monitoring_samples_series_sampled_at``), grouped by day in the database: a page of 90 days costs
+the same whatever the number of events.  Days are UTC calendar days, the newest last (today so far).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select
+
+from preservation import events
+from preservation.catalog.models import REPLICA_VERIFIED, Event, Job, Node, Replica, utcnow
+from preservation.catalog.sample_models import SERIES_COVERAGE, SERIES_QUEUE, MonitoringSample
+from preservation.errors import InvalidRequest
+from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING
+from preservation.repository import Repository
+
+WINDOWS = (7, 30, 90)  # the periods the page offers
+MAX_DAYS = 366
+SAMPLE_SECONDS = 600  # the scheduler samples at most this often
+SAMPLE_RETENTION = timedelta(days=400)
+WAITING = (QUEUED, RUNNING, FAILED)
+
+
+@dataclass
+class NodeSeries:
+    name: str
+    status: str
+    read_budget: int
+    coverage: list[float | None]  # share 0..1 at the day's last sample; None: no sample that day
+    bytes_verified: list[int]
+    audits: list[int]
+    findings: list[int]
+    repairs_succeeded: list[int]
+    repairs_failed: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Dashboard:
+    days: list[date]
+    audit_interval_days: float
+    nodes: list[NodeSeries]
+    queue_depth: list[int | None]  # most jobs waiting or running at one sample of the day; None: no sample
+    dead_jobs: list[int | None]  # dead jobs at the day's last sample
+    queue_now: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> {state: count}, from the jobs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"days": [d.isoformat() for d in self.days], "audit_interval_days": self.audit_interval_days,
+                "nodes": [n.to_dict() for n in self.nodes], "queue_depth": self.queue_depth,
+                "dead_jobs": self.dead_jobs, "queue_now": self.queue_now}
+
+
+def parse_days(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
+        raise InvalidRequest(f"days must be a whole number from 1 to {MAX_DAYS}")
+    return value
+
+
+def _day(value: Any) -> date:
+    """A database's DATE(...) as a date: SQLite returns text, PostgreSQL a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) -> Dashboard:
+    """The series of the last ``days`` UTC days, today included."""
+    days = parse_days(days)
+    now = now or utcnow()
+    first = now.date() - timedelta(days=days - 1)
+    start = datetime.combine(first, time())
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    index = {d: i for i, d in enumerate(day_list)}
+    policy = repo.policy
+    with repo.catalog.session() as s:
+        node_rows = s.execute(select(Node.name, Node.status, Node.read_budget_bytes_per_day).order_by(Node.name)).all()
+        nodes = {name: NodeSeries(name, status, int(budget or policy.audit.read_budget_bytes_per_day),
+                                  [None] * days, [0] * days, [0] * days, [0] * days, [0] * days, [0] * days)
+                 for name, status, budget in node_rows}
+
+        day = func.date(Event.occurred_at)
+        read = Event.detail["bytes_read_on_node"].as_integer()
+        found = Event.detail["findings_total"].as_integer()
+        failed = case((Event.outcome == events.FAILURE, 1), else_=0)
+        for d, node, checks, read_bytes, findings in s.execute(
+                select(day, Event.node_name, func.count(), func.coalesce(func.sum(read), 0),
+                       func.coalesce(func.sum(case((Event.outcome == events.FAILURE, found), else_=0)), 0))
+                .where(Event.occurred_at >= start, Event.event_type == events.FIXITY_CHECK,
+                       Event.node_name.is_not(None))
+                .group_by(day, Event.node_name)):
+            series, i = nodes.get(node), index.get(_day(d))
+            if series is not None and i is not None:
+                series.audits[i] = int(checks)
+                series.bytes_verified[i] = int(read_bytes)
+                series.findings[i] = int(findings)
+        for d, node, ok, bad in s.execute(
+                select(day, Event.node_name, func.sum(case((Event.outcome == events.SUCCESS, 1), else_=0)),
+                       func.sum(failed))
+                .where(Event.occurred_at >= start, Event.event_type == events.REPAIR, Event.node_name.is_not(None))
+                .group_by(day, Event.node_name)):
+            series, i = nodes.get(node), index.get(_day(d))
+            if series is not None and i is not None:
+                series.repairs_succeeded[i] = int(ok or 0)
+                series.repairs_failed[i] = int(bad or 0)
+
+        for at, node, value, total in _last_of_each_day(s, SERIES_COVERAGE, start):
+            series, i = nodes.get(node), index.get(at.date())
+            if series is not None and i is not None:
+                series.coverage[i] = (value / total) if total else 1.0
+
+        queue_depth: list[int | None] = [None] * days
+        dead_jobs: list[int | None] = [None] * days
+        sample_day = func.date(MonitoringSample.sampled_at)
+        per_sample = (select(MonitoringSample.sampled_at.label("at"), func.sum(MonitoringSample.value).label("waiting"))
+                      .where(MonitoringSample.series == SERIES_QUEUE, MonitoringSample.sampled_at >= start)
+                      .group_by(MonitoringSample.sampled_at).subquery())
+        for d, most in s.execute(select(func.date(per_sample.c.at), func.max(per_sample.c.waiting))
+                                 .group_by(func.date(per_sample.c.at))):
+            i = index.get(_day(d))
+            if i is not None:
+                queue_depth[i] = int(most or 0)
+        last = (select(func.max(MonitoringSample.sampled_at).label("at"))
+                .where(MonitoringSample.series == SERIES_QUEUE, MonitoringSample.sampled_at >= start)
+                .group_by(sample_day).subquery())
+        for at, dead in s.execute(select(MonitoringSample.sampled_at, func.sum(MonitoringSample.total))
+                                  .join(last, MonitoringSample.sampled_at == last.c.at)
+                                  .where(MonitoringSample.series == SERIES_QUEUE)
+                                  .group_by(MonitoringSample.sampled_at)):
+            i = index.get(at.date())
+            if i is not None:
+                dead_jobs[i] = int(dead or 0)
+
+        queue_now: dict[str, dict[str, int]] = {}
+        for kind, state, count in s.execute(select(Job.kind, Job.state, func.count())
+                                            .where(Job.state.in_((*WAITING, DEAD))).group_by(Job.kind, Job.state)):
+            queue_now.setdefault(kind, {}).update({state: int(count)})
+    return Dashboard(day_list, policy.audit.interval_days, list(nodes.values()), queue_depth, dead_jobs,
+                     dict(sorted(queue_now.items())))
+
+
+def _last_of_each_day(s, series: str, start: datetime):
+    """(sampled_at, label, value, total) of the last sample of each day and label."""
+    day = func.date(MonitoringSample.sampled_at)
+    last = (select(MonitoringSample.label, func.max(MonitoringSample.sampled_at).label("at"))
+            .where(MonitoringSample.series == series, MonitoringSample.sampled_at >= start)
+            .group_by(MonitoringSample.label, day).subquery())
+    return s.execute(
+        select(MonitoringSample.sampled_at, MonitoringSample.label, MonitoringSample.value, MonitoringSample.total)
+        .join(last, and_(MonitoringSample.label == last.c.label, MonitoringSample.sampled_at == last.c.at))
+        .where(MonitoringSample.series == series)).all()
+
+
+def take_sample(repo: Repository, *, now: datetime | None = None, every: float = SAMPLE_SECONDS) -> dict[str, Any]:
+    """Record queue depth by kind and audit coverage by node, unless a sample is younger than ``every`` seconds.
+
+    Called by the scheduler at each tick; deletes samples older than :data:`SAMPLE_RETENTION`.
+    """
+    now = now or utcnow()
+    interval_start = now - timedelta(days=repo.policy.audit.interval_days)
+    with repo.catalog.session() as s:
+        newest = s.scalar(select(func.max(MonitoringSample.sampled_at)))
+        if newest is not None and (now - newest).total_seconds() < every:
+            return {"sampled": False, "newest": newest.isoformat()}
+        rows = []
+        waiting = case((Job.state.in_(WAITING), 1), else_=0)
+        dead = case((Job.state == DEAD, 1), else_=0)
+        for kind, w, d in s.execute(select(Job.kind, func.sum(waiting), func.sum(dead))
+                                    .where(Job.state.in_((*WAITING, DEAD))).group_by(Job.kind)):
+            rows.append(MonitoringSample(sampled_at=now, series=SERIES_QUEUE, label=kind, value=int(w or 0),
+                                         total=int(d or 0)))
+        if not rows:  # an empty queue is a sample too (depth 0), not a gap
+            rows.append(MonitoringSample(sampled_at=now, series=SERIES_QUEUE, label="", value=0, total=0))
+        audited = case((and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= interval_start), 1), else_=0)
+        for name, copies, ok in s.execute(select(Node.name, func.count(Replica.id), func.sum(audited))
+                                          .join(Replica, Replica.node_id == Node.id, isouter=True)
+                                          .group_by(Node.name)):
+            rows.append(MonitoringSample(sampled_at=now, series=SERIES_COVERAGE, label=name, value=int(ok or 0),
+                                         total=int(copies or 0)))
+        s.add_all(rows)
+        pruned = s.execute(delete(MonitoringSample).where(MonitoringSample.sampled_at < now - SAMPLE_RETENTION))
+    return {"sampled": True, "rows": len(rows), "pruned": pruned.rowcount or 0}

@@ -1,0 +1,121 @@
+"""The staff dashboard's series (preservation.dashboard) against the catalog, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from devtools.demo import make_sample_delivery
+from preservation import dashboard, events
+from preservation.audit import audit
+from preservation.catalog.models import Job, Replica, utcnow
+from preservation.catalog.sample_models import MonitoringSample
+from preservation.errors import InvalidRequest
+from preservation.ingest import ingest
+from preservation.repair import repair_replica
+
+from ..corruption import flip_bit
+from ..fixtures import make_repo, node_root
+
+TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
+
+
+@pytest.fixture
+def damaged_and_repaired(catalog_url, tmp_path):
+    """A package preserved on three nodes, audited, one copy corrupted, found, repaired and audited again."""
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        package_id = ingest(repo, make_sample_delivery(tmp_path / "delivery", megabytes=1), "journals")["package_id"]
+        audit(repo)
+        flip_bit(node_root(repo, "cas-nsl") / package_id / TARGET, rng=random.Random(3))
+        audit(repo, node_name="cas-nsl")
+        with repo.catalog.session() as s:
+            bad = s.scalar(select(Replica.id).where(Replica.state == "corrupt"))
+        repair_replica(repo, bad)
+        yield repo, package_id
+    finally:
+        repo.close()
+
+
+def _from_events(repo, day):
+    """Per node: (fixity checks, bytes read on node, findings of failed checks, repairs ok, repairs failed) of ``day``."""
+    out: dict[str, list[int]] = {}
+    with repo.catalog.session() as s:
+        for ev in events.iter_events(s):
+            if ev.occurred_at.date() != day or ev.node_name is None:
+                continue
+            row = out.setdefault(ev.node_name, [0, 0, 0, 0, 0])
+            if ev.event_type == events.FIXITY_CHECK:
+                row[0] += 1
+                row[1] += ev.detail.get("bytes_read_on_node", 0)
+                if ev.outcome == events.FAILURE:
+                    row[2] += ev.detail["findings_total"]
+            elif ev.event_type == events.REPAIR:
+                row[3] += ev.outcome == events.SUCCESS
+                row[4] += ev.outcome == events.FAILURE
+    return out
+
+
+def test_series_match_the_event_log_and_samples(damaged_and_repaired):
+    repo, package_id = damaged_and_repaired
+    sampled = dashboard.take_sample(repo)
+    assert sampled["sampled"] is True
+    board = dashboard.dashboard(repo, 30)
+    today = utcnow().date()
+    assert len(board.days) == 30 and board.days[-1] == today
+    expected = _from_events(repo, today)
+    assert set(expected) == {n.name for n in board.nodes}
+    for node in board.nodes:
+        checks, read, found, ok, failed = expected[node.name]
+        assert (node.audits[-1], node.bytes_verified[-1], node.findings[-1]) == (checks, read, found)
+        assert (node.repairs_succeeded[-1], node.repairs_failed[-1]) == (ok, failed)
+        assert node.bytes_verified[-1] > 0 and sum(node.bytes_verified[:-1]) == 0
+        assert node.coverage[-1] == 1.0 and node.coverage[:-1] == [None] * 29  # all verified again; one sample
+        assert node.read_budget == repo.policy.audit.read_budget_bytes_per_day
+    cas = next(n for n in board.nodes if n.name == "cas-nsl")
+    assert cas.findings[-1] == 1 and cas.repairs_succeeded[-1] == 1
+    with repo.catalog.session() as s:
+        waiting = s.scalar(select(func.count()).select_from(Job).where(Job.state.in_(dashboard.WAITING)))
+    assert board.queue_depth[-1] == waiting and board.dead_jobs[-1] == 0
+    assert board.queue_depth[:-1] == [None] * 29
+
+
+def test_daily_samples_keep_each_days_last_coverage_and_its_largest_queue(damaged_and_repaired):
+    repo, _ = damaged_and_repaired
+    now = utcnow().replace(hour=12)
+    yesterday = now - timedelta(days=1)
+    with repo.catalog.session() as s:
+        s.add_all([
+            # yesterday morning: two of four copies audited, 7 jobs waiting; evening: three of four, 2 waiting, 1 dead
+            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="coverage", label="uni-pku", value=2, total=4),
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="coverage", label="uni-pku", value=3, total=4),
+            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue", label="audit", value=5, total=0),
+            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue", label="repair", value=2, total=0),
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue", label="audit", value=2, total=1),
+        ])
+    board = dashboard.dashboard(repo, 7, now=now)
+    pku = next(n for n in board.nodes if n.name == "uni-pku")
+    assert pku.coverage[-2] == 0.75
+    assert board.queue_depth[-2] == 7 and board.dead_jobs[-2] == 1
+
+
+def test_samples_are_throttled_and_old_ones_pruned(repo):
+    now = utcnow()
+    old = now - dashboard.SAMPLE_RETENTION - timedelta(days=1)
+    assert dashboard.take_sample(repo, now=old)["sampled"] is True
+    assert dashboard.take_sample(repo, now=old + timedelta(seconds=10))["sampled"] is False
+    result = dashboard.take_sample(repo, now=now)
+    assert result["sampled"] is True and result["pruned"] == result["rows"]  # the old sample had as many rows
+    with repo.catalog.session() as s:
+        assert s.scalar(select(func.min(MonitoringSample.sampled_at))) == now
+        labels = set(s.scalars(select(MonitoringSample.label).where(MonitoringSample.series == "coverage")))
+    assert labels == {"uni-pku", "cas-nsl", "inst-istic"}  # a node without copies is sampled too (0 of 0)
+
+
+@pytest.mark.parametrize("days", [0, -1, 367, True, 3.5])
+def test_a_period_out_of_range_is_refused(repo, days):
+    with pytest.raises(InvalidRequest):
+        dashboard.dashboard(repo, days)

@@ -18,7 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preservation.access.web import (
-    api, counter_api, fixity, monitoring, portal, search_api, search_portal, staff, titles,
+    api, counter_api, dashboard, fixity, monitoring, portal, search_api, search_portal, staff, titles,
 )
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
 from preservation.access.web.files import RangeNotSatisfiable, not_satisfiable
@@ -186,6 +186,7 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.include_router(fixity.router)
     app.include_router(portal.router)
     app.include_router(staff.router)
+    app.include_router(dashboard.router)
     app.include_router(counter_api.router)
     app.include_router(search_api.router)
     app.include_router(search_portal.router)

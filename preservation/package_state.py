@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.orm import Session
 
 from preservation import events
@@ -32,9 +32,11 @@ from preservation.catalog.models import (
     Node,
     Package,
     Replica,
+    UnrepairableFile,
     utcnow,
 )
 from preservation.jobs import kinds
+from preservation.jobs.admin import close_superseded
 from preservation.placement import unmet_requirements
 from preservation.policy import Policy
 
@@ -76,15 +78,31 @@ def next_audit_time(policy: Policy) -> datetime:
 def update_package_state(
     policy: Policy, session: Session, package: Package, *, agent: str, job_id: int | None = None
 ) -> str:
-    """Derive the package state from its replicas; record an event when it changes."""
+    """Derive the package state from its replicas; record an event when it changes.
+
+    A verified copy holds every file right, so once one exists the package's
+    unrepairable files are not (their records go) and the dead jobs of every
+    copy verified since they died are closed as superseded.  A package with
+    unrepairable files is damaged.
+    """
     if package.state == PACKAGE_DEACCESSIONED:
         return package.state
     session.flush()
     replicas = session.scalars(select(Replica).where(Replica.package_id == package.id)).all()
     verified_active = [r.node for r in replicas if r.state == REPLICA_VERIFIED and r.node.status == NODE_ACTIVE]
+    verified_at = {r.id: r.verified_at for r in replicas if r.state == REPLICA_VERIFIED and r.verified_at}
     any_verified = any(r.state == REPLICA_VERIFIED for r in replicas)
     staged = bool(package.staging_path and Path(package.staging_path).is_dir())
-    if unmet_requirements(policy.replication, verified_active):
+    lost_files = False
+    if any_verified:
+        session.execute(delete(UnrepairableFile).where(UnrepairableFile.package_id == package.id))
+        close_superseded(session, package.id, verified_at, agent=agent)
+    else:
+        lost_files = session.scalar(select(UnrepairableFile.id).where(UnrepairableFile.package_id == package.id)
+                                    .limit(1)) is not None
+    if lost_files:
+        new = PACKAGE_DAMAGED
+    elif unmet_requirements(policy.replication, verified_active):
         if any_verified or staged:
             new = PACKAGE_REPLICATING if package.state == PACKAGE_REPLICATING else PACKAGE_DEGRADED
         else:
@@ -107,6 +125,38 @@ def update_package_state(
             },
         )
     return new
+
+
+def record_unrepairable(session: Session, replica: Replica, paths: Iterable[str], *, job_id: int | None = None) -> None:
+    """Record the files of ``replica`` that no copy holds right (replacing what its last repair recorded)."""
+    session.execute(delete(UnrepairableFile).where(UnrepairableFile.replica_id == replica.id))
+    now = utcnow()
+    session.add_all(UnrepairableFile(package_id=replica.package_id, replica_id=replica.id, path=path, found_at=now,
+                                     job_id=job_id) for path in sorted(set(paths)))
+    session.flush()
+
+
+def clear_unrepairable(session: Session, package_id: str, paths: Iterable[str]) -> int:
+    """Forget ``paths`` as unrepairable on every copy of the package (they were re-supplied); returns rows removed."""
+    paths = sorted(set(paths))
+    if not paths:
+        return 0
+    result = session.execute(delete(UnrepairableFile).where(UnrepairableFile.package_id == package_id,
+                                                            UnrepairableFile.path.in_(paths)))
+    return result.rowcount or 0
+
+
+def unrepairable_files(session: Session, package_id: str, *, limit: int | None = None) -> dict[str, list[str]]:
+    """The package's files that no copy holds right: path -> the nodes whose copy lacks it, paths in order."""
+    stmt = (select(UnrepairableFile.path, Node.name).join(Replica, Replica.id == UnrepairableFile.replica_id)
+            .join(Node, Node.id == Replica.node_id).where(UnrepairableFile.package_id == package_id)
+            .order_by(UnrepairableFile.path, Node.name))
+    out: dict[str, list[str]] = {}
+    for path, node in session.execute(stmt):
+        if path not in out and limit is not None and len(out) >= limit:
+            break
+        out.setdefault(path, []).append(node)
+    return out
 
 
 def flag_bad_sources(

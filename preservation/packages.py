@@ -19,6 +19,7 @@ from preservation.catalog.models import PACKAGE_STATES, REPLICA_VERIFIED, Collec
 from preservation.errors import AmbiguousId, InvalidRequest, NotFound
 from preservation.formats.report import format_summary
 from preservation.jobs.queue import DEAD, LIVE_STATES
+from preservation.package_state import unrepairable_files
 from preservation.repository import Repository
 from preservation.text import for_log
 
@@ -143,11 +144,14 @@ def show_package(repo: Repository, text: str) -> dict[str, Any]:
                 for j in s.scalars(select(Job).where(Job.package_id == package.id,
                                                      Job.state.in_((*LIVE_STATES, DEAD))).order_by(Job.id))]
         event_count = s.scalar(select(func.count()).select_from(Event).where(Event.package_id == package.id))
+        lost = unrepairable_files(s, package.id)
         out = _summary(package, key, len(copies), sum(1 for c in copies if c["state"] == REPLICA_VERIFIED))
         out.update({
             "source": package.source, "source_kind": package.source_kind, "policy": package.policy,
             "payload_oxum": package.payload_oxum, "bag_info": package.bag_info,
             "replicas": copies, "jobs": jobs, "events": event_count,
+            # files no copy holds right, and the copies lacking each (docs/operations.md, "Partial damage")
+            "unrepairable": [{"path": path, "nodes": nodes} for path, nodes in lost.items()],
             "formats": format_summary(s, package.id),  # files and bytes per PRONOM format (docs/formats.md)
         })
         return out

@@ -18,9 +18,16 @@
 4. The replica is audited again in full, and a ``repair`` event records the
    outcome, the files repaired and where they came from.
 
-When some damaged file has no verified copy anywhere, nothing is written:
-the package becomes ``damaged``, a failure event names what is lost, and
-NoVerifiedSource (permanent) is raised so the job is dead-lettered.
+When some damaged files have no verified copy anywhere, every other damaged
+file is still rewritten (step 3).  The files without a source are recorded
+unrepairable for this copy (``unrepairable_files``, listed by ``status`` and
+``package show``), the copy stays ``corrupt``, the package becomes
+``damaged``, a failure event names what is lost, and the repair ends without
+error: trying again cannot help until a source exists (another copy
+verified, or the file re-supplied from the original delivery:
+:mod:`preservation.resupply`).  When a node that did not answer may hold the
+bytes, nothing is declared lost: StorageUnavailable is raised and the job
+tries again.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from preservation.catalog.models import (
     Node,
     Package,
     Replica,
+    utcnow,
 )
 from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import (
@@ -59,10 +67,16 @@ from preservation.errors import (
 )
 from preservation.fixity import check_replica
 from preservation.layout import PackageLayout
-from preservation.package_state import flag_bad_sources, readable_node
+from preservation.package_state import (
+    flag_bad_sources,
+    next_audit_time,
+    readable_node,
+    record_unrepairable,
+    update_package_state,
+)
 from preservation.replication import write_and_verify, write_package_record
 from preservation.repository import Repository
-from preservation.sources import SourcePlan, plan_from_first_verified, replica_source
+from preservation.sources import Blamed, SourcePlan, plan_from_first_verified, replica_source
 from storage_adapters import flush
 
 log = logging.getLogger("preserve.repair")
@@ -118,8 +132,6 @@ def repair_replica(
     _mark_repairing(repo, replica_id, agent, job_id, len(damaged), len(unexpected))
 
     plan = plan_sources(repo, package_id, replica_id, damaged)
-    if plan.unsourced:
-        _no_source(repo, replica_id, fallback_state, plan, agent, job_id)
     if plan.blamed:
         with repo.catalog.session() as s:
             flag_bad_sources(repo.policy, s, s.get(Package, package_id), plan.blamed.ids(), agent)
@@ -136,6 +148,12 @@ def repair_replica(
             raise VerificationFailed(f"a source changed while it was copied ({e}); the next attempt re-verifies",
                                      package=package_id, node=node_name) from e
         raise
+
+    repaired = sorted(damaged - set(plan.unsourced))
+    if plan.unsourced:
+        # every file that had a source is whole again; the others wait for one (or for the operator)
+        state = REPLICA_CORRUPT if repaired or not check.absent else fallback_state
+        return _partly_repaired(repo, replica_id, state, plan, repaired, removed, copied, agent, job_id)
 
     audit = audit_replica(repo, replica_id, agent=agent, job_id=job_id, algorithms=BOTH_DIGESTS)
     detail = {
@@ -176,10 +194,17 @@ def plan_sources(repo: Repository, package_id: str, replica_id: int, damaged: se
 
 
 def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
+    """Copy each assigned file from its source; a source blamed in the plan for *other* files still gives these
+    (each was just verified there), and one whose bytes fail now is added to ``plan.blamed``."""
     copied = 0
     for source_id, paths in plan.assigned.items():
-        stats = write_and_verify(repo, package_id, dest, [plan.sources[source_id]], only_paths=paths,
-                                 blamed=plan.blamed)
+        blamed = Blamed()
+        try:
+            stats = write_and_verify(repo, package_id, dest, [plan.sources[source_id]], only_paths=paths,
+                                     blamed=blamed)
+        finally:
+            for rid, problem in blamed.problems().items():
+                plan.blamed.add(rid, problem)
         copied += stats["bytes_copied"]
     return copied
 
@@ -225,45 +250,55 @@ def _failed(repo: Repository, replica_id: int, state: str, agent: str, job_id: i
         )
 
 
-def _no_source(repo: Repository, replica_id: int, state: str, plan: SourcePlan, agent: str,
-               job_id: int | None) -> None:
-    """Give up: a damaged file has no verified copy.  Raises StorageUnavailable or NoVerifiedSource."""
+def _partly_repaired(repo: Repository, replica_id: int, state: str, plan: SourcePlan, repaired: list[str],
+                     removed: int, copied: int, agent: str, job_id: int | None) -> dict[str, Any]:
+    """Some damaged files have no verified copy: the others were rewritten; record what is left.
+
+    When a node that may hold the missing bytes did not answer, nothing is
+    declared lost: StorageUnavailable (retryable) is raised so the job tries
+    again.  Otherwise the files are recorded unrepairable for this copy
+    (:func:`~preservation.package_state.record_unrepairable`), the package is
+    damaged, and the repair ends: trying again cannot help until a source
+    exists (another copy verified, or the file re-supplied).
+    """
     lost = sorted(plan.unsourced)
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
-        package = replica.package
-        flag_bad_sources(repo.policy, s, package, plan.blamed.ids(), agent)
+        package, node_name = replica.package, replica.node.name
         replica.state = state
+        common = dict(agent=agent, package_id=package.id, replica_id=replica_id, node_name=node_name, job_id=job_id,
+                      policy=repo.policy.label)
+        if repaired:
+            events.record_event(s, events.REPAIR, events.SUCCESS, **common, detail={
+                "state": state, "partial": True, "files_repaired": len(repaired), "files_removed": removed,
+                "bytes_copied": copied, "sources": plan.by_node(), "paths": repaired[:MAX_PATHS_IN_EVENT]})
         if plan.unreachable:
             reason = (f"{len(lost)} damaged file(s) could not be verified on any reachable copy; "
                       f"nodes not answering: {', '.join(sorted(set(plan.unreachable)))}")
             replica.last_error = reason
-            events.record_event(
-                s, events.REPAIR, events.FAILURE, agent=agent, package_id=package.id, replica_id=replica_id,
-                node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
-                detail={"state": state, "reason": reason, "paths": lost[:MAX_PATHS_IN_EVENT]},
-            )
+            events.record_event(s, events.REPAIR, events.FAILURE, **common,
+                                detail={"state": state, "reason": reason, "files_unverified": len(lost),
+                                        "unverified_paths": lost[:MAX_PATHS_IN_EVENT]})
         else:
-            reason = (f"{len(lost)} damaged file(s) have no verified copy on any node; "
-                      f"first: {lost[0]}. The package is damaged: restore these files from outside the network")
+            reason = (f"{len(lost)} damaged file(s) have no verified copy on any node (first: {lost[0]}): "
+                      f"re-supply them from the original delivery (preserve repair {package.id} --from-file PATH=FILE)")
             replica.last_error = reason
-            events.record_event(
-                s, events.REPAIR, events.FAILURE, agent=agent, package_id=package.id, replica_id=replica_id,
-                node_name=replica.node.name, job_id=job_id, policy=repo.policy.label,
-                detail={"state": state, "reason": reason, "files_without_verified_copy": len(lost),
-                        "paths": lost[:MAX_PATHS_IN_EVENT], "copies_failed": len(plan.blamed.ids())},
-            )
-            if package.state != PACKAGE_DAMAGED:
-                previous = package.state
-                package.state = PACKAGE_DAMAGED
-                events.record_event(
-                    s, events.POLICY_ASSIGNMENT, events.FAILURE, agent=agent, package_id=package.id, job_id=job_id,
-                    policy=repo.policy.label,
-                    detail={"package_state": PACKAGE_DAMAGED, "previous_state": previous,
-                            "reason": "files without any verified copy", "files": len(lost)},
-                )
+            replica.last_audit_at = utcnow()  # the repair's check re-read every file of this copy
+            replica.next_audit_at = next_audit_time(repo.policy)
+            record_unrepairable(s, replica, lost, job_id=job_id)
+            events.record_event(s, events.REPAIR, events.FAILURE, **common, detail={
+                "state": state, "reason": reason, "files_repaired": len(repaired),
+                "files_without_verified_copy": len(lost), "paths": lost[:MAX_PATHS_IN_EVENT],
+                "copies_failed": len(plan.blamed.ids())})
+            previous = package.state
+            if update_package_state(repo.policy, s, package, agent=agent, job_id=job_id) == PACKAGE_DAMAGED \
+                    and previous != PACKAGE_DAMAGED:
+                log.error("package %s is DAMAGED: %s", package.id, reason)
     if plan.unreachable:
         raise StorageUnavailable(reason, location=", ".join(sorted(set(plan.unreachable))))
-    log.error("package %s is DAMAGED: %s", replica.package_id, reason)
-    raise NoVerifiedSource(f"repair {len(lost)} file(s) of replica {replica_id} (first: {lost[0]})",
-                           package=package.id)
+    log.warning("repair of replica %d of %s on %s: %d file(s) rewritten, %d without any verified copy (first: %s)",
+                replica_id, package.id, node_name, len(repaired), len(lost), lost[0])
+    return {"replica_id": replica_id, "node": node_name, "state": state, "files_repaired": len(repaired),
+            "files_removed": removed, "bytes_copied": copied, "sources": plan.by_node(),
+            "paths": repaired[:MAX_PATHS_IN_EVENT], "unrepairable": len(lost),
+            "unrepairable_paths": lost[:MAX_PATHS_IN_EVENT]}

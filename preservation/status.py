@@ -23,15 +23,18 @@ from preservation.catalog.models import (
     Node,
     Package,
     Replica,
+    UnrepairableFile,
     utcnow,
 )
 from preservation.formats.report import locked_files
 from preservation.jobs.queue import DEAD, JOB_STATES
 from preservation.liveness import liveness_report
+from preservation.package_state import unrepairable_files
 from preservation.repository import Repository
 from preservation.versions import storage_summary
 
 LISTED = 50  # damaged packages and dead jobs named in the report (the counts are complete)
+UNREPAIRABLE_LISTED = 10  # unrepairable files named per damaged package (`preserve package show` names them all)
 
 
 def _iso(value) -> str | None:
@@ -97,6 +100,15 @@ def _incident_kind(event_type: str, detail: dict[str, Any]) -> str | None:
     return None
 
 
+def _lost_files(session, package_id: str) -> dict[str, Any]:
+    """A damaged package's files that no copy holds right (the first few, and how many), with the copies lacking each."""
+    lost = unrepairable_files(session, package_id, limit=UNREPAIRABLE_LISTED)
+    total = session.scalar(select(func.count(func.distinct(UnrepairableFile.path)))
+                           .where(UnrepairableFile.package_id == package_id))
+    return {"unrepairable_files": int(total or 0),
+            "unrepairable": [{"path": path, "nodes": nodes} for path, nodes in lost.items()]}
+
+
 def status(repo: Repository, *, incidents_since: datetime | None = None) -> dict[str, Any]:
     """The report ``preserve status`` shows; ``incidents_since`` (default a week ago) starts its incident window."""
     now = utcnow()
@@ -149,7 +161,7 @@ def status(repo: Repository, *, incidents_since: datetime | None = None) -> dict
         locked = locked_files(s)  # encrypted or DRM-locked: held, but they may not open later
         versioned = storage_summary(s)  # versions per package, bytes each node did not store again
         damaged = [
-            {"package_id": pid, "name": name}
+            {"package_id": pid, "name": name, **_lost_files(s, pid)}
             for pid, name in s.execute(
                 select(Package.id, Package.name).where(Package.state == PACKAGE_DAMAGED)
                 .order_by(Package.created_at).limit(LISTED)

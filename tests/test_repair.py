@@ -10,10 +10,12 @@ from preservation.audit import audit, audit_replica
 from preservation.catalog.models import NODE_OFFLINE, Event, Job, Node, Package, Replica
 from preservation.errors import NoVerifiedSource, StorageUnavailable, VerificationFailed
 from preservation.events import verify_chain
+from preservation.package_state import unrepairable_files
 from preservation.jobs import kinds, queue
 from preservation.repair import repair_replica
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
+from preservation.upkeep.stalled import requeue_stalled
 
 from .corruption import add_file, flip_bit
 from .fixtures import node_root
@@ -110,7 +112,7 @@ def test_a_copy_whose_bytes_fail_during_the_repair_is_not_used_and_becomes_suspe
     assert audit_job.state == queue.QUEUED and audit_job.priority == 10
 
 
-def test_a_file_corrupt_on_every_copy_makes_the_package_damaged_and_the_jobs_dead(repo, preserved, run_cli):
+def test_a_file_corrupt_on_every_copy_is_recorded_unrepairable_and_the_package_damaged(repo, preserved, run_cli):
     nodes = ("uni-pku", "cas-nsl", "inst-istic")
     for bit, node in enumerate(nodes):
         flip_bit(node_root(repo, node) / preserved / TARGET, offset=11, bit=bit)
@@ -119,20 +121,89 @@ def test_a_file_corrupt_on_every_copy_makes_the_package_damaged_and_the_jobs_dea
     assert _package_state(repo, preserved) == "damaged"
     with repo.catalog.session() as s:
         repairs = s.scalars(select(Job).where(Job.kind == kinds.REPAIR)).all()
-    assert len(repairs) == 3 and {j.state for j in repairs} == {queue.DEAD}
-    assert all(j.last_error.startswith("E502 NoVerifiedSource") and j.attempts == 1 for j in repairs)
+        lost = unrepairable_files(s, preserved)
+    # the repair did all it could: it ends, and the record (not a dead job) says what is lost
+    assert len(repairs) == 3 and {j.state for j in repairs} == {queue.SUCCEEDED}
+    assert all(j.result["unrepairable"] == 1 and j.attempts == 1 for j in repairs)
+    assert lost == {TARGET: sorted(nodes)}
     failures = [e for e in _events(repo, preserved, "repair") if e.outcome == "failure"]
-    assert failures and all(e.detail["files_without_verified_copy"] == 1 and e.detail["paths"] == [TARGET]
-                            for e in failures)
+    assert len(failures) == 3 and all(e.detail["files_without_verified_copy"] == 1 and e.detail["paths"] == [TARGET]
+                                      for e in failures)
     assert all(r.state == "corrupt" for r in _replicas(repo, preserved).values())
     report = run_cli("status", "--json").json()
-    assert report["damaged_packages"] == [{"package_id": preserved, "name": "delivery"}]
-    assert report["dead_jobs"] == 3 and {j["kind"] for j in report["dead_job_list"]} == {"repair"}
+    [damaged] = report["damaged_packages"]
+    assert damaged["package_id"] == preserved and damaged["unrepairable_files"] == 1
+    assert damaged["unrepairable"] == [{"path": TARGET, "nodes": sorted(nodes)}]
+    assert report["dead_jobs"] == 0 and report["incidents"]["unrepairable"] == 3
     table = run_cli("status")
-    assert "DAMAGED" in table.output and preserved in table.output and "3 dead job(s)" in table.stderr
+    assert "DAMAGED" in table.output and preserved in table.output and TARGET in table.output
+    shown = run_cli("package", "show", preserved, "--json").json()
+    assert shown["unrepairable"] == [{"path": TARGET, "nodes": sorted(nodes)}]
+    assert TARGET in run_cli("package", "show", preserved[:8]).output
+    # upkeep does not run the repairs again at every tick: nothing can be done until a source exists
+    assert requeue_stalled(repo)["repair"] == 0
     run_cli("audit", exit_code=1)
     # nothing was written: every copy still holds its own damaged bytes
     assert len({(node_root(repo, n) / preserved / TARGET).read_bytes() for n in nodes}) == 3
+
+
+def test_files_with_a_verified_source_are_repaired_and_only_the_others_recorded(repo, preserved):
+    lost_everywhere = OTHER
+    for bit, node in enumerate(("uni-pku", "cas-nsl", "inst-istic")):
+        flip_bit(node_root(repo, node) / preserved / lost_everywhere, offset=5, bit=bit)
+    (node_root(repo, "cas-nsl") / preserved / TARGET).unlink()  # two good copies of it elsewhere
+    good = (node_root(repo, "uni-pku") / preserved / TARGET).read_bytes()
+    assert not audit(repo, package_id=preserved).ok
+    replica_id = _replicas(repo, preserved)["cas-nsl"].id
+    out = repair_replica(repo, replica_id, agent="test")
+    assert out["files_repaired"] == 1 and out["paths"] == [TARGET]
+    assert out["unrepairable"] == 1 and out["unrepairable_paths"] == [lost_everywhere]
+    assert (node_root(repo, "cas-nsl") / preserved / TARGET).read_bytes() == good
+    replica = _replicas(repo, preserved)["cas-nsl"]
+    assert replica.state == "corrupt" and "re-supply" in replica.last_error and replica.next_audit_at is not None
+    with repo.catalog.session() as s:
+        assert unrepairable_files(s, preserved) == {lost_everywhere: ["cas-nsl"]}
+    assert _package_state(repo, preserved) == "damaged"
+    outcomes = [(e.outcome, e.detail.get("partial")) for e in _events(repo, preserved, "repair")]
+    assert outcomes[-2:] == [("success", True), ("failure", None)]
+    again = repair_replica(repo, replica_id, agent="test")  # the record is replaced, not doubled
+    assert again["files_repaired"] == 0 and again["unrepairable"] == 1
+    with repo.catalog.session() as s:
+        assert unrepairable_files(s, preserved) == {lost_everywhere: ["cas-nsl"]}
+        assert verify_chain(s).ok
+
+
+def test_a_copy_verified_again_clears_the_unrepairable_records_and_supersedes_its_dead_jobs(repo, preserved, run_cli):
+    damaged = node_root(repo, "uni-pku") / preserved / TARGET
+    original = damaged.read_bytes()
+    for bit, node in enumerate(("uni-pku", "cas-nsl", "inst-istic")):
+        flip_bit(node_root(repo, node) / preserved / TARGET, offset=11, bit=bit)
+    assert not audit(repo, package_id=preserved).ok
+    replicas = _replicas(repo, preserved)
+    for node in ("uni-pku", "cas-nsl"):
+        repair_replica(repo, replicas[node].id)
+    with repo.catalog.session() as s:  # a repair that died before this release (or out of attempts)
+        dead = s.scalars(select(Job).where(Job.dedupe_key == f"repair:{replicas['inst-istic'].id}")).one()
+        dead.state, dead.finished_at = queue.DEAD, dead.updated_at
+        dead_id = dead.id
+    assert run_cli("status", "--json").json()["dead_jobs"] == 1
+    damaged.write_bytes(original)  # the operator put the file back by hand on one node
+    assert audit_replica(repo, replicas["uni-pku"].id).ok
+    with repo.catalog.session() as s:
+        assert unrepairable_files(s, preserved) == {}
+        assert s.get(Job, dead_id).state == queue.DEAD  # its own copy is not verified yet
+    # a source exists now: the dead repair is tried again (cas-nsl's repair job, run by hand above, is still queued)
+    assert requeue_stalled(repo)["repair"] == 1
+    _run_worker(repo)
+    states = {n: r.state for n, r in _replicas(repo, preserved).items()}
+    assert states == {"uni-pku": "verified", "cas-nsl": "verified", "inst-istic": "verified"}
+    assert _package_state(repo, preserved) == "preserved"
+    with repo.catalog.session() as s:
+        assert s.get(Job, dead_id).state == queue.SUPERSEDED
+        closing = s.scalars(select(Event).where(Event.job_id == dead_id, Event.outcome == "superseded")).one()
+        assert closing.detail["previous_state"] == "dead"
+    report = run_cli("status", "--json").json()
+    assert report["dead_jobs"] == 0 and report["dead_job_list"] == [] and report["damaged_packages"] == []
 
 
 def test_copies_on_offline_nodes_make_the_repair_wait_instead_of_declaring_damage(repo, preserved):

@@ -226,3 +226,22 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class UnrepairableFile(Base):
+    """A file of a copy that its repair found wrong and no other copy holds right (docs/operations.md).
+
+    Written by the repair of that copy, one row per file; every row of a
+    package goes when one of its copies verifies again (it then holds every
+    file right) or when the file is re-supplied from outside the network.
+    """
+
+    __tablename__ = "unrepairable_files"
+    __table_args__ = (UniqueConstraint("replica_id", "path", name="uq_unrepairable_files_replica_path"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), index=True)
+    replica_id: Mapped[int] = mapped_column(ForeignKey("replicas.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024).with_variant(String(1024, collation="C"), "postgresql"))
+    found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

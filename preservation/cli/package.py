@@ -59,6 +59,10 @@ def show(package_id: str, as_json: bool) -> None:
     table("copies", ["node", "state", "size", "verified", "next audit", "last error"],
           [[c["node"], c["state"], human_bytes(c["bytes"]), c["verified_at"], c["next_audit_at"], c["last_error"]]
            for c in info["replicas"]])
+    if info["unrepairable"]:
+        table(f"{len(info['unrepairable'])} file(s) without any verified copy: re-supply them "
+              f"(preserve repair {info['package_id']} --from-file PATH=FILE)", ["file", "copies lacking it"],
+              [[f["path"], ", ".join(f["nodes"])] for f in info["unrepairable"]])
     if info["formats"]:
         table("formats (preserve formats show for each file)", ["PUID", "format", "files", "size"],
               [[f["puid"] or "(unidentified)", f"{f['format_name']} {f['format_version']}".strip(), f["files"],

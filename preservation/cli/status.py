@@ -78,8 +78,13 @@ def status(since, as_json: bool) -> None:
     _liveness(report["liveness"])
     _versions(report["versions"])
     if report["damaged_packages"]:
-        table("DAMAGED packages: no verified copy of some files is left", ["package", "name"],
-              [[p["package_id"], p["name"]] for p in report["damaged_packages"]])
+        table("DAMAGED packages: no verified copy of some files is left", ["package", "name", "files lost"],
+              [[p["package_id"], p["name"], p["unrepairable_files"]] for p in report["damaged_packages"]])
+        lost = [[p["package_id"][:8], f["path"], ", ".join(f["nodes"])]
+                for p in report["damaged_packages"] for f in p["unrepairable"]]
+        if lost:
+            table("files without any verified copy (`preserve package show`; re-supply: `preserve repair --from-file`)",
+                  ["package", "file", "copies lacking it"], lost)
     if report["dead_job_list"]:
         table("dead jobs", ["id", "kind", "package", "last error"],
               [[j["id"], j["kind"], j["package_id"], (j["last_error"] or "")[:100]] for j in report["dead_job_list"]])

@@ -1,19 +1,31 @@
-"""What operators do with the queue: look at jobs, retry dead ones, cancel queued ones, wait for work."""
+"""What operators do with the queue: look at jobs, retry dead ones, cancel queued ones, acknowledge dead ones,
+wait for work; and the closing of dead jobs that a copy verified since has made moot."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from preservation import events
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import PACKAGE_DAMAGED, PACKAGE_PRESERVED, Event, Job, Package, utcnow
 from preservation.errors import InvalidRequest, NotFound
 from preservation.jobs.claim import record_job_event
-from preservation.jobs.queue import CANCELLED, DEAD, FAILED, JOB_STATES, LIVE_STATES, QUEUED
+from preservation.text import check_xml_text
+from preservation.jobs.queue import (
+    ACKNOWLEDGED,
+    CANCELLED,
+    DEAD,
+    FAILED,
+    JOB_STATES,
+    LIVE_STATES,
+    QUEUED,
+    SUPERSEDED,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -99,6 +111,54 @@ def cancel_job(catalog: Catalog, job_id: int, *, agent: str = events.SYSTEM_AGEN
         job.finished_at = utcnow()
         record_job_event(s, job, "cancelled", agent=agent, previous_state=previous, by="operator")
         return job_to_dict(job)
+
+
+MAX_NOTE_CHARS = 500
+
+
+def acknowledge_job(catalog: Catalog, job_id: int, *, note: str = "", agent: str = events.SYSTEM_AGENT
+                    ) -> dict[str, Any]:
+    """Close a dead job an operator has seen (``acknowledged``), with an event carrying ``note``.
+
+    The job's copy is still tried again once a source may exist (see
+    ``upkeep.stalled``); ``status`` and the alerts stop counting it as dead.
+    Raises NotFound, InvalidRequest (the job is not dead, or the note is
+    longer than 500 characters or holds text XML cannot carry).
+    """
+    note = check_xml_text(note, "the note", max_length=MAX_NOTE_CHARS)
+    with catalog.session() as s:
+        job = _locked(s, job_id)
+        if job.state != DEAD:
+            raise InvalidRequest(f"job {job_id} is {job.state}: only dead jobs can be acknowledged")
+        job.state = ACKNOWLEDGED
+        record_job_event(s, job, "acknowledged", agent=agent, previous_state=DEAD, by="operator",
+                         **({"note": note} if note else {}))
+        return job_to_dict(job)
+
+
+def close_superseded(session: Session, package_id: str, verified_at: Mapping[int, datetime], *,
+                     agent: str = events.SYSTEM_AGENT) -> list[int]:
+    """Close the package's dead jobs for copies verified since the job died (``superseded``); returns their ids.
+
+    ``verified_at`` maps the package's verified replica ids to when they were
+    verified.  A dead job for one copy (its payload names the replica) is
+    moot once that copy has been read back whole and right; jobs for a whole
+    package are left to the operator.
+    """
+    if not verified_at:
+        return []
+    closed = []
+    for job in session.scalars(select(Job).where(Job.package_id == package_id, Job.state == DEAD)
+                               .order_by(Job.id).with_for_update()):
+        replica_id = job.payload.get("replica_id") if isinstance(job.payload, dict) else None
+        when = verified_at.get(replica_id) if isinstance(replica_id, int) else None
+        if when is None or (job.finished_at is not None and when < job.finished_at):
+            continue
+        job.state = SUPERSEDED
+        record_job_event(session, job, "superseded", agent=agent, previous_state=DEAD,
+                         reason="its copy has been verified since it died", verified_at=_iso(when))
+        closed.append(job.id)
+    return closed
 
 
 def _locked(s, job_id: int) -> Job:

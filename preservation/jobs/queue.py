@@ -22,7 +22,10 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"  # waiting for a retry
 DEAD = "dead"
 CANCELLED = "cancelled"
-JOB_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, CANCELLED)
+# a dead job closed: by an operator who has seen it, or by the system once its copy verified again
+ACKNOWLEDGED = "acknowledged"
+SUPERSEDED = "superseded"
+JOB_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, CANCELLED, ACKNOWLEDGED, SUPERSEDED)
 LIVE_STATES = (QUEUED, RUNNING, FAILED)
 ROUTINE_PRIORITY = 100  # lower runs first; the purposes of preservation.jobs.kinds are ranked around it
 DEFAULT_MAX_ATTEMPTS = 5

@@ -43,7 +43,7 @@ from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 
 INGEST_JOB_FIELD = "Preserve-Ingest-Job"
 RESULT_KEYS = ("replica_id", "node", "state", "skipped", "files", "bytes", "files_copied", "bytes_copied",
-               "sources", "files_repaired", "files_removed", "note")
+               "sources", "files_repaired", "files_removed", "unrepairable", "note")
 
 
 def _replica_id(ctx: JobContext) -> int:

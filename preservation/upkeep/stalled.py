@@ -19,6 +19,8 @@ from preservation.catalog.models import (
     Node,
     Package,
     Replica,
+    UnrepairableFile,
+    utcnow,
 )
 from preservation.jobs import kinds, queue
 from preservation.repository import Repository
@@ -29,9 +31,12 @@ def requeue_stalled(repo: Repository) -> dict[str, int]:
 
     Pending or copying copies get a ``replicate`` job, corrupt, missing or
     repairing ones a ``repair`` job — unless one is live, or the last one was
-    cancelled or is dead.  A dead repair is tried again once another copy of
-    the package has been verified since it died (a source may exist now);
-    otherwise an operator decides (``preserve jobs retry``).
+    cancelled or is dead.  A dead (or acknowledged) repair is tried again once
+    another copy of the package has been verified since it died (a source may
+    exist now); otherwise an operator decides (``preserve jobs retry``).  A
+    repair that left files recorded unrepairable is run again when the copy's
+    next audit is due (its check is that audit: the copy's other files are
+    still read once per interval), not at every tick.
     """
     counts = {"replicate": 0, "repair": 0}
     plans = (
@@ -49,16 +54,27 @@ def requeue_stalled(repo: Repository) -> dict[str, int]:
                 .where(Replica.state.in_(states), Node.status != NODE_OFFLINE,
                        Package.state != PACKAGE_DEACCESSIONED)
             ).all()
+            waiting = _waiting_for_a_source(s) if kind == kinds.REPAIR else set()
             for replica_id, package_id, job_state, finished_at in rows:
-                if job_state == queue.DEAD and kind == kinds.REPAIR:
+                if job_state in (queue.DEAD, queue.ACKNOWLEDGED) and kind == kinds.REPAIR:
                     if not _verified_since(s, package_id, replica_id, finished_at):
                         continue
-                elif job_state is not None and job_state != queue.SUCCEEDED:
+                elif job_state is not None and job_state not in (queue.SUCCEEDED, queue.SUPERSEDED):
+                    continue
+                elif replica_id in waiting:
                     continue
                 kinds.enqueue_for_replica(s, purpose, replica_id, package_id=package_id,
                                           max_attempts=repo.policy.repair.max_attempts if kind == kinds.REPAIR else None)
                 counts[kind] += 1
     return counts
+
+
+def _waiting_for_a_source(s) -> set[int]:
+    """Copies with files recorded unrepairable whose next audit is not yet due."""
+    return set(s.scalars(
+        select(UnrepairableFile.replica_id).join(Replica, Replica.id == UnrepairableFile.replica_id)
+        .where(Replica.next_audit_at > utcnow()).distinct()
+    ))
 
 
 def _verified_since(s, package_id: str, replica_id: int, when: datetime | None) -> bool:

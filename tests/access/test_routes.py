@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from preservation.access.web import api, fixity, portal, staff
+from preservation.access.web import api, dashboard, fixity, portal, staff
 
 PUBLIC = {("GET", "/"), ("GET", "/login"), ("POST", "/login")}
 
@@ -21,7 +21,8 @@ def concrete(path: str) -> str:
 
 def test_no_route_answers_without_authentication(client):
     checked = 0
-    for route in [r for router in (api.router, fixity.router, portal.router, staff.router) for r in router.routes]:
+    routers = (api.router, fixity.router, portal.router, staff.router, dashboard.router)
+    for route in [r for router in routers for r in router.routes]:
         for method in route.methods:
             if (method, route.path) in PUBLIC:
                 continue

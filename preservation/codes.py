@@ -253,6 +253,8 @@ MD_NO_TITLE = _code("MD014", WARNING, "a record has neither a title nor a DOI: n
 MD_CSV_ROW = _code("MD015", WARNING, "items.csv: a row (or the file) cannot be read: not UTF-8, wrong field count, "
                    "no header")
 MD_CSV_COLUMN = _code("MD016", WARNING, "items.csv has a column this format does not know: ignored")
+MD_FILE_CLAIMED = _code("MD017", WARNING, "the metadata names a file that belongs to another item (the one of the "
+                        "same name beside it, or the first to name it): the claim is dropped")
 
 
 # --- KBART files: publishers' title lists, libraries' holdings (preservation.kbart) -----------------

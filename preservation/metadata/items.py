@@ -43,6 +43,7 @@ from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageF
 from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound
 from preservation.findings import FindingList
+from preservation.metadata.claims import Claims
 from preservation.metadata.records import ItemRecord
 from preservation.repository import Repository
 
@@ -79,8 +80,10 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     items = files = kept = updated = 0
     claimed: set[str] = set()  # DOIs of earlier versions' items this delivery has kept
     sources: Counter[str] = Counter()
+    claims = Claims(session, package_id)  # which item each file belongs to: the one rule (metadata/claims.py)
     for batch in _batches(records):
         present = _present_files(session, package_id, batch)
+        claims.prepare(batch)
         taken = _taken_dois(session, batch)
         rows, item_files, placed = [], [], []
         for record, title_id in zip(batch, titles.ids_for(batch)):
@@ -105,7 +108,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
                     session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(**changes))
                     updated += 1
                 kept += 1
-                _files_of(record, present, findings)  # the files it names are checked all the same
+                claims.files_of(record, present, findings, claim=False)  # its files are checked all the same
                 continue
             if holder is not None:
                 where = f" ({record.where})" if record.where else ""
@@ -117,7 +120,7 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
                 taken[doi] = _Holder(None, package_id, "")
             rows.append(row)
             placed.append(record)
-            item_files.append(_files_of(record, present, findings))
+            item_files.append(claims.files_of(record, present, findings))
             sources[record.source_format] += 1
         if not rows:
             continue
@@ -229,18 +232,6 @@ def _taken_dois(session: Session, batch: list[ItemRecord]) -> dict[str, _Holder]
                                    .join(Package, Package.id == Item.package_id).where(Item.doi.in_(chunk))):
             taken[row[0]] = _Holder(row[1], row[2], row[3], dict(zip(DESCRIPTIVE, row[4:])))
     return taken
-
-
-def _files_of(record: ItemRecord, present: set[str], findings: FindingList) -> list[tuple[str, str]]:
-    """The record's files that the package holds, each once (its first role wins); a named absent file is a finding."""
-    own: dict[str, str] = {}
-    for path, role, named in record.files:
-        if path in present:
-            own.setdefault(path, role)
-        elif named:
-            codes.note(findings, codes.MD_FILE_MISSING, f"the metadata names {path}, which the delivery does not "
-                       "hold", record.metadata_path, file=path)
-    return list(own.items())
 
 
 _FAMILIES = {ID_ISSN_PRINT: "issn", ID_ISSN_ONLINE: "issn", ID_ISBN_PRINT: "isbn", ID_ISBN_ONLINE: "isbn"}

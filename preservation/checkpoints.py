@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import base64
 import os
-import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, select
@@ -42,18 +39,12 @@ from preservation.errors import CheckpointInvalid, CheckpointKeyMissing, NotChec
 from preservation.events import event_to_dict
 from preservation.repository import Repository
 from preservation.settings import Settings
+from preservation.notes import MAX_NOTE, Note, SigningKey, body_of, sign_note, signature_line, verify_note
 from preservation.signing_keys import generate_key, key_id, parse_verifier_key, raw_public
 
-DASH = "\u2014"
-MAX_NOTE = 64 * 1024
+__all__ = ["MAX_NOTE", "Note", "SigningKey", "verify_note"]
+
 PROOF_FORMAT = "preserve-inclusion-proof/1"
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    name: str
-    key_id: str
-    private: Ed25519PrivateKey
 
 
 def signing_key(settings: Settings) -> SigningKey:
@@ -99,92 +90,24 @@ def undo_rotation(settings: Settings, rotated: dict[str, str]) -> None:
     os.replace(path.with_name(f"{path.name}.retired-{rotated['retired']}"), path)
 
 
-# --- notes -----------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Note:
-    origin: str
-    size: int
-    root: bytes
-    time: datetime
-    key_id: str
-    text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"origin": self.origin, "size": self.size, "root": base64.b64encode(self.root).decode(),
-                "time": self.time.isoformat(), "key_id": self.key_id, "note": self.text}
-
-
-def _body(origin: str, size: int, root: bytes, time: datetime) -> str:
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
-
-
-def _signature_line(key: SigningKey, body: str) -> str:
-    sig = key.private.sign(body.encode("utf-8"))
-    return f"{DASH} {key.name} {base64.b64encode(bytes.fromhex(key.key_id) + sig).decode()}\n"
-
-
-def sign_note(key: SigningKey, size: int, root: bytes, time: datetime) -> str:
-    body = _body(key.name, size, root, time)
-    return f"{body}\n{_signature_line(key, body)}"
-
-
-def verify_note(text: str, keys: dict[str, tuple[str, Ed25519PublicKey]]) -> Note:
-    """Parse a checkpoint note and check its signature by a known key; CheckpointInvalid otherwise."""
-    if len(text) > MAX_NOTE:
-        raise CheckpointInvalid("the note is too long")
-    body, sep, sigs = text.partition("\n\n")
-    if not sep:
-        raise CheckpointInvalid("no blank line between the checkpoint and its signatures")
-    body += "\n"
-    lines = body.split("\n")[:-1]
-    if len(lines) != 4 or not lines[3].startswith("time "):
-        raise CheckpointInvalid("a checkpoint has four lines: origin, size, root hash, time")
-    origin, size_s, root_s, time_s = lines[0], lines[1], lines[2], lines[3][5:]
-    if not re.fullmatch(r"0|[1-9][0-9]{0,18}", size_s):
-        raise CheckpointInvalid("the tree size is not a decimal number")
-    try:
-        root = base64.b64decode(root_s, validate=True)
-        time = datetime.strptime(time_s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError as e:
-        raise CheckpointInvalid("the root hash or the time cannot be read") from e
-    if len(root) != merkle.HASH_SIZE:
-        raise CheckpointInvalid("the root hash is not 32 bytes")
-    for line in sigs.split("\n"):
-        if not line:
-            continue
-        m = re.fullmatch(DASH + r" (\S+) ([A-Za-z0-9+/=]+)", line)
-        if not m:
-            raise CheckpointInvalid("a signature line must read '— <name> <base64 signature>'")
-        raw = base64.b64decode(m.group(2))
-        kid = raw[:4].hex()
-        if kid not in keys or keys[kid][0] != m.group(1) or m.group(1) != origin:
-            continue
-        try:
-            keys[kid][1].verify(raw[4:], body.encode("utf-8"))
-        except InvalidSignature as e:
-            raise CheckpointInvalid(f"the signature of key {kid} is wrong") from e
-        return Note(origin, int(size_s), root, time, kid, text)
-    raise CheckpointInvalid("no signature by a known key")
-
-
 # --- checkpoints in the catalog --------------------------------------------------------------------------------
 
-def make_checkpoint(session: Session, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
+def make_checkpoint(session: Session, settings: Settings, *, now: datetime | None = None,
+                    key: SigningKey | None = None, introduces: str | None = None) -> dict[str, Any]:
     """Sign the log as it is now (the chain head locked, so no append slips in).
 
     When nothing was appended since the latest checkpoint, that one is returned; if a new key signs now (after a
     rotation) it adds its signature to that checkpoint's note, so that the new key is introduced by a checkpoint
-    it signed beside the old key.
+    it signed beside the old key.  ``key`` and ``introduces`` sign with a key not installed yet, naming it in the
+    note (a key-introduction checkpoint after a lost key: ``witness.introduce_key``).
     """
-    key = signing_key(settings)
+    key = key or signing_key(settings)
     head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
     size = head.seq
     latest = latest_checkpoint(session)
-    if latest is not None and latest.size == size:
+    if latest is not None and latest.size == size and introduces is None:
         if latest.key_id != key.key_id:
-            body = latest.note.partition("\n\n")[0] + "\n"
-            latest.note = latest.note + _signature_line(key, body)
+            latest.note = latest.note + signature_line(key, body_of(latest.note))
             latest.key_id = key.key_id
             session.flush()
         return {**_row(latest), "new": False}
@@ -195,7 +118,7 @@ def make_checkpoint(session: Session, settings: Settings, *, now: datetime | Non
             raise CheckpointInvalid(f"the log is not consistent with the checkpoint of size {latest.size}: "
                                     "it was rewritten or truncated (see `preserve events verify`)")
     time = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-    note = sign_note(key, size, root, time)
+    note = sign_note(key, size, root, time, introduces)
     row = Checkpoint(size=size, root=root, made_at=time.replace(tzinfo=None), key_id=key.key_id, note=note)
     session.add(row)
     session.flush()

@@ -361,6 +361,23 @@ class DuplicateDelivery(PreservationError):
     template = "{detail}"
 
 
+class ResuppliedFileMismatch(PreservationError):
+    """A file offered to replace a lost one is not the file the catalog holds (size or a digest differs)."""
+
+    code = "E506"
+    exit_code = 27
+    template = ("{detail}: nothing was written. Find the file of the original delivery whose size, sha256 and "
+                "sha512 are the catalog's (`preserve package show`, the bag's manifests)")
+
+
+class RestoreIncomplete(PreservationError):
+    """``restore --partial`` wrote every intact file, but some files have no copy holding them right."""
+
+    code = "E507"
+    exit_code = 28
+    template = "{detail}"
+
+
 class JobError(PreservationError):
     code = "E600"
     exit_code = 14
@@ -458,3 +475,20 @@ class CheckpointInvalid(PreservationError):
     code = "E702"
     exit_code = 42
     template = "checkpoint refused: {detail}"
+
+
+class WitnessRefused(PreservationError):
+    """A witness refuses a checkpoint that does not extend the last one it holds (a fork, truncation or rewrite)."""
+
+    code = "E703"
+    exit_code = 43
+    template = "witness refused the checkpoint: {detail}"
+
+
+class QuorumNotReached(PreservationError):
+    """Too few witnesses co-signed a key-introduction checkpoint for the new key to count."""
+
+    code = "E704"
+    exit_code = 44
+    retryable = True
+    template = "{detail}: run the command again when more nodes answer (docs/evidence.md)"

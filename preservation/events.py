@@ -41,6 +41,8 @@ METADATA_MODIFICATION = "metadata modification"
 POLICY_ASSIGNMENT = "policy assignment"
 DELETION = "deletion"
 DISSEMINATION = "dissemination"
+# the coordinator's checkpoint signing key replaced after it was lost (docs/evidence.md): not a PREMIS term
+KEY_INTRODUCTION = "key introduction"
 
 SUCCESS = "success"
 FAILURE = "failure"

@@ -41,6 +41,9 @@ class CheckpointSettings(BaseModel):
     origin: str = Field(default="", max_length=200, pattern=r"^[A-Za-z0-9._/:-]*$")
     every_events: int = Field(default=10000, ge=1, le=1_000_000_000)
     every_seconds: int = Field(default=3600, ge=60, le=31 * 86400)
+    quorum: int | None = Field(default=None, ge=1, le=1000)
+    """Witness co-signatures a key-introduction checkpoint needs (after a lost key); None: a majority of the
+    witness keys known (docs/evidence.md)."""
 
 
 class Settings(BaseModel):

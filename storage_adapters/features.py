@@ -25,11 +25,15 @@ features, so a service asks the adapter it was given, never its class:
                       :func:`flush`, a no-op where writes are durable at once)
 ``traffic``           the provider counts the bytes it moves over a network
                       (call :func:`traffic`: 0 for storage on this host)
+``witness``           the node co-signs checkpoints of the coordinator's event log: the
+                      provider's ``witness(document)`` sends one and returns the node's
+                      answer (docs/evidence.md)
 ``temporary_files``   an interrupted write can leave a temporary file or upload
                       behind: the provider's ``sweep_temporary(older_than_seconds)``
                       removes old ones (call :func:`sweep_temporary`)
 
-``local_files`` is for services to call directly, and the last three through
+``local_files`` and ``witness`` are for services to call directly, and ``flush``, ``traffic`` and
+``temporary_files`` through
 the functions here, which give the neutral answer when an adapter lacks the
 ability.  The others are facts to ask about (``FEATURE_NODE_DIGEST in
 adapter.features``) while the calls go to the adapter itself, so that its
@@ -55,6 +59,7 @@ FEATURE_LOCAL_FILES = "local_files"
 FEATURE_FLUSH = "flush"
 FEATURE_TRAFFIC = "traffic"
 FEATURE_TEMPORARY_FILES = "temporary_files"
+FEATURE_WITNESS = "witness"
 
 
 class LocalStore(Protocol):

@@ -38,6 +38,7 @@ import httpx
 
 from preservation.errors import (
     AccessDenied,
+    CheckpointInvalid,
     ChecksumMismatch,
     ConfigError,
     InvalidKey,
@@ -48,11 +49,12 @@ from preservation.errors import (
     StorageFull,
     StorageUnavailable,
     UnsupportedURI,
+    WitnessRefused,
     error_class,
 )
 
 from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
-from .features import FEATURE_NODE_DIGEST, FEATURE_TRAFFIC
+from .features import FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS
 from .hashing import CHUNK_SIZE
 from .wrappers import RetryingAdapter
 from .signing import (
@@ -119,7 +121,7 @@ class NodeStore(StorageAdapter):
     """The node agent at ``uri``, each request made once (callers open :class:`NodeAdapter`)."""
 
     scheme = "node+http"
-    abilities = frozenset({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC})
+    abilities = frozenset({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS})
 
     def __init__(
         self,
@@ -454,6 +456,33 @@ class NodeStore(StorageAdapter):
         return DigestResult(
             key=key, size=document["size"], digests=dict(document["digests"]), bytes_read=bytes_read
         )
+
+    def witness(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a checkpoint to the agent to witness (``POST /v1/witness``); its answer, with its co-signed note.
+
+        Raises the agent's coded error: WitnessRefused (E703) for a checkpoint that does not extend the last
+        one the node signed, CheckpointInvalid, InvalidRequest; StorageUnavailable when it cannot be reached.
+        """
+        content = json.dumps(document).encode("utf-8")
+        request = self._signed("POST", "/v1/witness", headers={"Content-Type": "application/json"}, content=content)
+        try:
+            response = self._client.send(request)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        self._count_response(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code >= 400 or not isinstance(answer, dict):
+            if response.status_code in (401, 502, 503, 504) or not isinstance(answer, dict):
+                raise self._error_from_document(answer if isinstance(answer, dict) else {}, None,
+                                                response.status_code)
+            cls = error_class(str(answer.get("code")), (WitnessRefused, CheckpointInvalid, InvalidRequest),
+                              StorageError)
+            detail = str(answer.get("detail") or answer.get("message") or f"HTTP {response.status_code}")
+            raise cls(detail, location=self.location)
+        return answer
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         """sha256(nonce ‖ bytes[offset:offset+length]) of ``key``, computed on the node.

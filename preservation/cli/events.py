@@ -10,6 +10,7 @@ import click
 
 from preservation import checkpoints as checkpoint_log
 from preservation import events as events_module
+from preservation import witness
 from preservation.errors import InvalidRequest
 from preservation.events import event_to_dict, iter_events, verify_chain
 from preservation.premis import write_premis
@@ -61,9 +62,15 @@ def _dicts(session, found):
 
 
 @events.command("verify")
+@click.option("--witnesses", "against_witnesses", is_flag=True,
+              help="Also check the log against every checkpoint every node holds; name the first event that is "
+                   "not what a node witnessed.")
 @json_option
-def verify(as_json: bool) -> None:
+def verify(against_witnesses: bool, as_json: bool) -> None:
     """Recompute the whole hash chain; exit 1 and name the first broken link."""
+    if against_witnesses:
+        _verify_witnesses(as_json)
+        return
     with repo().catalog.session() as s:
         report = verify_chain(s)
     if as_json:
@@ -77,6 +84,34 @@ def verify(as_json: bool) -> None:
         for b in report.breaks[1:20]:
             say(f"  also event {b.seq}: {b.reason}", err=True)
     exit_on_findings(report.ok)
+
+
+def _verify_witnesses(as_json: bool) -> None:
+    report = witness.verify_witnesses(repo())
+    if as_json:
+        emit_json(report)
+        exit_on_findings(report["ok"])
+        return
+    chain = report["chain"]
+    if chain["ok"]:
+        say(f"event chain intact: {chain['events_checked']} events")
+    else:
+        first = chain["first_break"]
+        say(f"event chain BROKEN at event {first['seq']} ({first['event_id']}): {first['reason']}", err=True)
+    for n in report["nodes"]:
+        state = "consistent" if n["ok"] else "NOT CONSISTENT"
+        say(f"node {n['node']}: {n['checkpoints']} checkpoints held (latest {n.get('latest', 0)} events): {state}")
+        for problem in n["problems"][:20]:
+            say(f"  {problem}", err=True)
+        if n.get("first_bad"):
+            say(f"  {n['first_bad']['reason']}", err=True)
+    first = report["first_bad_event"]
+    if first is not None:
+        click.secho(visible_controls(f"first event not as witnessed: event {first['seq']} ({first['event_id']}) "
+                                     f"on node {first['node']}: {first['reason']}"), fg="red", err=True)
+    elif report["ok"]:
+        say(f"the log is consistent with every checkpoint held by {report['count']} nodes")
+    exit_on_findings(report["ok"])
 
 
 def _format_chosen(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -123,7 +158,8 @@ def export(package_id: str, as_premis: bool, output: str | None, as_json: bool) 
               help="First replace the signing key (the old one is retired, its public key kept for old checkpoints).")
 @json_option
 def checkpoint(rotate_key: bool, as_json: bool) -> None:
-    """Sign a checkpoint of the event log now (tree size, Merkle root, time): see docs/evidence.md."""
+    """Sign a checkpoint of the event log now (tree size, Merkle root, time) and have every node witness it;
+    exit 1 when a node refuses it (see docs/evidence.md)."""
     r = repo()
     rotated = checkpoint_log.rotate_key(r.settings) if rotate_key else None
     try:
@@ -135,14 +171,46 @@ def checkpoint(rotate_key: bool, as_json: bool) -> None:
         raise
     if rotated is not None:
         made["rotated"] = rotated
+    made["witnesses"] = witness.witness_nodes(r)
     if as_json:
         emit_json(made)
+        exit_on_findings(not made["witnesses"]["refused"])
         return
     if rotated is not None:
         say(f"new signing key {rotated['key']} (key {rotated['retired']} retired); public key: {rotated['verifier_key']}")
     state = "signed" if made["new"] else "unchanged since the last checkpoint"
     say(f"checkpoint at {made['size']} events, {state} (key {made['key_id']}):")
     click.echo(made["note"], nl=False)
+    _say_witnesses(made["witnesses"])
+    exit_on_findings(not made["witnesses"]["refused"])
+
+
+def _say_witnesses(witnessed: dict) -> None:
+    for n in witnessed["nodes"]:
+        line = f"node {n['node']} ({n['witness']}): {n['status']}"
+        if "size" in n:
+            line += f" at {n['size']} events"
+        if "error" in n:
+            line += f": {n['error'].get('message')}"
+        say(line, err=n["status"] in ("refused", "failed"))
+
+
+@events.command("rotate-key")
+@click.option("--lost", is_flag=True, required=True,
+              help="The signing key is lost: a new key signs a checkpoint naming it, and is installed once a "
+                   "quorum of witness nodes co-signed it.")
+@json_option
+def rotate_key(lost: bool, as_json: bool) -> None:
+    """Replace a lost checkpoint signing key with the nodes' help (docs/evidence.md); with the old key at hand
+    use `preserve events checkpoint --rotate-key`.  Exit 44 (E704) until a quorum co-signed: run it again."""
+    result = witness.introduce_key(repo())
+    if as_json:
+        emit_json(result)
+        return
+    say(f"new signing key {result['key_id']} installed: its checkpoint of {result['checkpoint']} events is "
+        f"co-signed by {result['cosigned_by']} witnesses (quorum {result['quorum']}); public key:")
+    click.echo(result["verifier_key"])
+    _say_witnesses(result["witnesses"])
 
 
 @events.command("prove")

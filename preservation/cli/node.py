@@ -9,7 +9,7 @@ from preservation.nodes import add_node, list_nodes, remove_node, rename_node, s
 from preservation.units import human_bytes
 
 from .common import emit_json, emit_list, json_option, parse_size, repo, say, table
-from .node_serve import serve
+from .node_serve import serve, witness_key
 
 
 @click.group("node")
@@ -18,6 +18,7 @@ def node() -> None:
 
 
 node.add_command(serve)
+node.add_command(witness_key)
 
 
 @node.command("add")

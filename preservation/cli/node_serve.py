@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from preservation.errors import PreservationError
-from preservation.node_agent import AgentConfig, load_keys
+from preservation.errors import AlreadyExists, InvalidRequest, PreservationError
+from preservation.node_agent import AgentConfig, load_keys, load_witness_key
 from preservation.node_agent import serve as serve_agent
+from preservation.signing_keys import KEY_NAME, generate_key, parse_verifier_key
 
-from .common import fail, json_option
+from .common import emit_json, fail, json_option, say
 from .service import configure_logging
 
 
@@ -33,6 +35,9 @@ from .service import configure_logging
 )
 @click.option("--access-log", is_flag=True,
               help="Log every request (off by default: one line per file stored or read would bury the rest).")
+@click.option("--witness-key", type=click.Path(dir_okay=False), default=None, envvar="PRESERVE_AGENT_WITNESS_KEY",
+              help="This node's Ed25519 key (0600) for co-signing the event log's checkpoints "
+                   "(`preserve node witness-key` makes one); without it the agent is no witness.")
 @json_option
 def serve(
     storage_uri: str,
@@ -43,6 +48,7 @@ def serve(
     allow_delete: bool,
     digest_workers: int,
     access_log: bool,
+    witness_key: str | None,
     as_json: bool,
 ) -> None:
     """Serve this node's storage to the coordinator: reads, atomic writes, node-side digests, challenges.
@@ -50,8 +56,30 @@ def serve(
     Every request but GET /v1/health must be signed with one of the keys.
     """
     configure_logging(access_log=access_log, as_json=as_json)
-    config = AgentConfig(keys=load_keys(keys_file), allow_delete=allow_delete, max_digest_workers=digest_workers)
+    config = AgentConfig(keys=load_keys(keys_file), allow_delete=allow_delete, max_digest_workers=digest_workers,
+                         witness_key=load_witness_key(witness_key) if witness_key else None)
     serve_agent(storage_uri, listen, config, tls_cert=tls_cert, tls_key=tls_key)
+
+
+@click.command("witness-key")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="This witness's name, e.g. witness.cas-wuhan (letters, digits, . _ - : /).")
+@json_option
+def witness_key(path: str, name: str, as_json: bool) -> None:
+    """Make this node's witness key at PATH (mode 0600) and its public key beside it; give the public key
+    (printed) to the coordinator's operator, and start the agent with --witness-key PATH."""
+    if not KEY_NAME.match(name):
+        raise InvalidRequest("--name: 1-200 letters, digits or . _ - : /")
+    target = Path(path)
+    if target.exists():
+        raise AlreadyExists(f"{target} exists: a witness keeps its key (remove it first to make a new one)")
+    vkey = generate_key(target, name)
+    key_id = parse_verifier_key(vkey)[1]
+    if as_json:
+        emit_json({"path": str(target), "name": name, "key_id": key_id, "verifier_key": vkey})
+    else:
+        say(f"witness key {key_id} written to {target}; its public key:")
+        click.echo(vkey)
 
 
 def main() -> None:

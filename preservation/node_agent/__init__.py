@@ -8,5 +8,6 @@ side is :class:`storage_adapters.node.NodeAdapter`.
 from .app import create_app
 from .config import AgentConfig, load_keys
 from .server import build_server, parse_listen, serve
+from .witness import load_witness_key
 
-__all__ = ["AgentConfig", "build_server", "create_app", "load_keys", "parse_listen", "serve"]
+__all__ = ["AgentConfig", "build_server", "create_app", "load_keys", "load_witness_key", "parse_listen", "serve"]

@@ -16,12 +16,15 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import yaml
 
 from preservation.errors import ConfigError
 from storage_adapters.signing import KEY_ID_PATTERN, MAX_CLOCK_SKEW, MIN_KEY_LENGTH
+
+if TYPE_CHECKING:
+    from preservation.notes import SigningKey
 
 KEYS_ENV = "PRESERVE_AGENT_KEYS"
 
@@ -41,6 +44,8 @@ class AgentConfig:
     max_digest_keys: int = 10_000
     digest_heartbeat: float = 10.0
     worker_threads: int = 128
+    witness_key: "SigningKey | None" = None
+    """The agent's own Ed25519 key for co-signing checkpoints (``--witness-key``); None: not a witness."""
 
 
 def parse_keys(text: str, source: str) -> dict[str, bytes]:

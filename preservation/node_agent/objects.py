@@ -16,6 +16,7 @@ from storage_adapters import ObjectInfo, StorageAdapter, check_key
 from storage_adapters.signing import HEADER_CONFIRM_DELETE, HEADER_SIZE
 
 from .responses import NDJSON, adapter_of, iterate_in_threads, json_response, ndjson_line, path_key
+from .witness import refuse_witness_key
 
 HEADER_MODIFIED = "X-Preserve-Modified"
 
@@ -135,6 +136,7 @@ async def stat_object(request: Request) -> Response:
 
 async def delete_object(request: Request) -> Response:
     key = path_key(request)
+    refuse_witness_key(key)
     if not request.app.state.config.allow_delete:
         raise AccessDenied(
             "deleting is disabled on this node agent (its operator can start it with --allow-delete)",

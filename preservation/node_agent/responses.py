@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from preservation.errors import (
     AccessDenied,
+    CheckpointInvalid,
     ChecksumMismatch,
     InvalidKey,
     InvalidRequest,
@@ -23,6 +24,7 @@ from preservation.errors import (
     StorageError,
     StorageFull,
     StorageUnavailable,
+    WitnessRefused,
 )
 from preservation.text import for_log
 from preservation.units import MAX_INT64
@@ -49,6 +51,8 @@ _STATUS: tuple[tuple[type[PreservationError], int], ...] = (
     (ReadOnlyStorage, 403),
     (RetentionLocked, 409),
     (StorageUnavailable, 503),
+    (WitnessRefused, 409),
+    (CheckpointInvalid, 400),
 )
 
 

@@ -28,6 +28,7 @@ from storage_adapters.signing import HEADER_SIZE, TRAILER_LENGTH, SignatureRefus
 
 from .auth import error_body, log_refusal, refusal, verified_request
 from .responses import adapter_of, json_response, path_key
+from .witness import refuse_witness_key
 
 log = logging.getLogger("preservation.node_agent")
 
@@ -114,6 +115,7 @@ def _algorithms(request: Request) -> tuple[str, ...]:
 
 async def write_object(request: Request) -> Response:
     key = path_key(request)
+    refuse_witness_key(key)
     size = _size_header(request)
     algorithms = _algorithms(request)
     auth = verified_request(request.scope)

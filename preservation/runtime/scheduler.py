@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import alerts, liveness
-from preservation import checkpoints, dashboard
+from preservation import dashboard, witness
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.repository import Repository
 from preservation.upkeep import audits, challenges, missing_copies, reidentification, stalled, sweeping
@@ -69,7 +69,7 @@ class SchedulerService:
             Task("sweep", every * SWEEP_EVERY_TICKS, lambda svc: sweeping.sweep(svc.repo, agent=svc.agent)),
             Task("node-probes", every, lambda svc: liveness.probe_nodes(svc.repo)),
             # signs the event log after checkpoints.every_events events or every_seconds (docs/evidence.md)
-            Task("checkpoints", every, lambda svc: checkpoints.checkpoint_if_due(svc.repo)),
+            Task("checkpoints", every, lambda svc: witness.checkpoint_and_witness_if_due(svc.repo)),
             Task("alerts", every, lambda svc: alerts.evaluate(svc.repo)),
             # queue depth and audit coverage for the staff dashboard, at most every dashboard.SAMPLE_SECONDS
             Task("samples", every, lambda svc: dashboard.take_sample(svc.repo)),

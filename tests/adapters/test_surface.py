@@ -27,6 +27,7 @@ from storage_adapters.features import (
     FEATURE_SERVER_SIDE_COPY,
     FEATURE_TEMPORARY_FILES,
     FEATURE_TRAFFIC,
+    FEATURE_WITNESS,
     LocalStore,
 )
 from storage_adapters.filesystem import FilesystemAdapter
@@ -50,6 +51,7 @@ ABILITY_METHODS = {
     FEATURE_SERVER_SIDE_COPY: set(),  # copy_from
     FEATURE_CHECKSUMS: set(),  # stat's checksums
     FEATURE_OBJECT_LOCK: set(),  # a fact about writes
+    FEATURE_WITNESS: {"witness"},  # the node agent co-signs checkpoints (docs/evidence.md)
 }
 
 # class: (the abilities it may provide itself, its own public names beyond them)
@@ -63,7 +65,7 @@ ADAPTERS: dict[type[StorageAdapter], tuple[set[str], set[str]]] = {
         {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_TRAFFIC, FEATURE_TEMPORARY_FILES},
         set(),
     ),
-    NodeStore: ({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC}, set()),
+    NodeStore: ({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS}, set()),
     NodeAdapter: (set(), set()),
     WrappedAdapter: (set(), set()),
     RetryingAdapter: (set(), set()),

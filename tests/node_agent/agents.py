@@ -106,6 +106,7 @@ class AgentProcess:
     tls_key: Path | None = None
     allow_delete: bool = False
     access_log: bool = False
+    witness_key: Path | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -125,6 +126,8 @@ class AgentProcess:
             cmd.append("--allow-delete")
         if self.access_log:
             cmd.append("--access-log")
+        if self.witness_key:
+            cmd += ["--witness-key", str(self.witness_key)]
         return cmd
 
     def start(self) -> "AgentProcess":

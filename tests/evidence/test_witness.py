@@ -1,0 +1,254 @@
+"""Nodes witness the event log: agents (real processes) co-sign and keep checkpoints, refuse forks, truncations
+and rewrites; `events verify --witnesses` names the first event that is not what a node witnessed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+
+import pytest
+from sqlalchemy import select
+
+from preservation import checkpoints, witness
+from preservation.catalog.evidence_models import Checkpoint
+from preservation.catalog.models import Node
+from preservation.repository import Repository
+from preservation.errors import CheckpointInvalid, InvalidRequest, ReadOnlyStorage, WitnessRefused
+from preservation.notes import cosigners, signatures
+from preservation.witness_records import latest_key, log_prefix, read_latest
+from storage_adapters.features import FEATURE_WITNESS
+
+from ..node_agent.agents import ThreadedAgent
+from .witnesses import (
+    AGENTS,
+    append_events,
+    forget_checkpoints_after,
+    make_network,
+    rewrite_outcome,
+    start_witnesses,
+    truncate,
+)
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory):
+    """Three node agents with witness keys, as processes; each test's log has its own origin, so its own records."""
+    running = start_witnesses(tmp_path_factory.mktemp("witnesses"))
+    try:
+        yield running
+    finally:
+        for agent in running.values():
+            agent.stop()
+
+
+@pytest.fixture
+def network(tmp_path, agents):
+    repo = make_network(tmp_path / "home", agents)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def _node(repo, name):
+    with repo.catalog.session() as s:
+        node = s.scalars(select(Node).where(Node.name == name)).one()
+        s.expunge(node)
+    return node
+
+
+def _checkpoint(repo):
+    return witness.checkpoint_and_witness(repo)
+
+
+def _statuses(result):
+    return {n["node"]: n["status"] for n in result["witnesses"]["nodes"]}
+
+
+def test_agents_co_sign_and_keep_each_checkpoint_and_file_nodes_get_a_record(network, agents):
+    append_events(network, 12)
+    made = _checkpoint(network)
+    assert _statuses(made) == {"uni": "witnessed", "cas": "witnessed", "inst": "witnessed", "archive": "witnessed"}
+    kinds = {n["node"]: n["witness"] for n in made["witnesses"]["nodes"]}
+    assert kinds == {"uni": "agent", "cas": "agent", "inst": "agent", "archive": "record"}
+    keys = witness.witness_keys(network.settings)
+    assert sorted(keys) == ["cas", "inst", "uni"]
+    with network.catalog.session() as s:
+        note = s.get(Checkpoint, 12).note
+    known = {k["key_id"]: (k["name"], k["key"]) for k in keys.values()}
+    assert len(cosigners(note, known)) == 3  # the catalog's note carries the three co-signatures
+    origin = network.settings.checkpoints.origin
+    for name, _, _ in AGENTS:
+        # kept on the agent's own storage, co-signed with its key; its private key is 0600
+        record = json.loads((agents[name].root / latest_key(origin)).read_text())
+        assert record["size"] == 12 and keys[name]["key_id"] in cosigners(record["note"], known)
+        assert stat.S_IMODE(agents[name].witness_key.stat().st_mode) == 0o600
+    record = read_latest(network.adapter(_node(network, "archive")), origin)
+    assert record["size"] == 12 and not cosigners(record["note"], known)  # the coordinator's copy: no co-signature
+    # a node catches up through the checkpoints it missed, each step with a consistency proof from its last
+    append_events(network, 5, start=12)
+    _checkpoint(network)
+    append_events(network, 5, start=17)
+    again = _checkpoint(network)
+    assert set(_statuses(again).values()) == {"witnessed"}
+    assert {n["node"]: n["held_before"] for n in again["witnesses"]["nodes"]} == dict.fromkeys(
+        ["uni", "cas", "inst", "archive"], 17)
+    assert {n["size"] for n in again["witnesses"]["nodes"]} == {22}
+    report = witness.verify_witnesses(network)
+    assert report["ok"] and report["first_bad_event"] is None
+    assert {n["node"]: n["checkpoints"] for n in report["nodes"]} == dict.fromkeys(["uni", "cas", "inst", "archive"], 3)
+
+
+def test_a_consistent_rewrite_passes_the_chain_but_not_the_witnesses(tmp_path, agents, run_cli, catalog_url):
+    repo = make_network(run_cli.home, agents, catalog_url)
+    try:
+        ids = append_events(repo, 25)
+        _checkpoint(repo)
+        append_events(repo, 10, start=25)
+        _checkpoint(repo)
+        rewrite_outcome(repo, 9, "failure")
+    finally:
+        repo.close()
+    assert run_cli("events", "verify", "--json").json()["ok"]  # the chain alone: intact
+    out = run_cli("events", "verify", "--witnesses", "--json", exit_code=1).json()
+    assert not out["ok"] and out["chain"]["ok"]
+    assert out["first_bad_event"]["seq"] == 9 and out["first_bad_event"]["event_id"] == ids[8]
+    assert "rewritten" in out["first_bad_event"]["reason"]
+    assert {n["node"] for n in out["nodes"] if not n["ok"]} == {"uni", "cas", "inst", "archive"}
+    text = run_cli("events", "verify", "--witnesses", exit_code=1)
+    assert f"event 9 ({ids[8]})" in text.stderr
+    # and the agents refuse the rewritten log: its next checkpoint is not consistent with what they signed
+    repo = Repository.open(run_cli.home)
+    try:
+        forget_checkpoints_after(repo, 0)  # the administrator also hides the old checkpoints, to sign anew
+        append_events(repo, 1, start=35)
+        made = _checkpoint(repo)
+    finally:
+        repo.close()
+    refused = {n["node"]: n for n in made["witnesses"]["nodes"]}
+    for name in ("uni", "cas", "inst", "archive"):
+        assert refused[name]["status"] == "refused" and refused[name]["error"]["code"] == "E703"
+
+
+def test_truncation_is_detected_and_refused(network):
+    ids = append_events(network, 30)
+    _checkpoint(network)
+    truncate(network, 20)
+    report = witness.verify_witnesses(network)
+    assert not report["ok"] and report["chain"]["ok"]
+    assert report["first_bad_event"]["seq"] == 21 and report["first_bad_event"]["event_id"] is None
+    assert "truncated" in report["first_bad_event"]["reason"]
+    made = _checkpoint(network)  # a checkpoint of the shorter log: every node refuses it
+    assert set(_statuses(made).values()) == {"refused"}
+    assert all("truncated" in n["error"]["message"] for n in made["witnesses"]["nodes"])
+    # a log grown again past what the nodes hold, with other events 21..: a rewrite, refused too
+    append_events(network, 15, start=100)
+    made = _checkpoint(network)
+    assert set(_statuses(made).values()) == {"refused"}
+    assert ids[20] not in json.dumps(report)  # the missing event is named by its number only
+
+
+def test_a_fork_shown_to_two_nodes_is_detected(network):
+    uni, cas = _node(network, "uni"), _node(network, "cas")
+    ids = append_events(network, 16)
+    with network.catalog.session() as s:
+        checkpoints.make_checkpoint(s, network.settings)
+    assert witness.witness_node(network, uni)["status"] == "witnessed"  # history A, shown to uni only
+    rewrite_outcome(network, 5, "failure")  # history B …
+    forget_checkpoints_after(network, 0)
+    with network.catalog.session() as s:
+        checkpoints.make_checkpoint(s, network.settings)
+    assert witness.witness_node(network, cas)["status"] == "witnessed"  # … shown to cas
+    refused = witness.witness_node(network, uni)  # uni refuses B: same size, another root
+    assert refused["status"] == "refused" and "fork" in refused["error"]["message"]
+    report = witness.verify_witnesses(network)
+    by_node = {n["node"]: n for n in report["nodes"]}
+    assert by_node["cas"]["ok"] and not by_node["uni"]["ok"]
+    assert report["first_bad_event"]["node"] == "uni" and report["first_bad_event"]["event_id"] == ids[4]
+
+
+def _agent(network, name):
+    adapter = network.adapter(_node(network, name))
+    return adapter, adapter.features.provider(FEATURE_WITNESS)
+
+
+def _document(network, size, leaves, proof=(), note=None):
+    with network.catalog.session() as s:
+        note = note or s.get(Checkpoint, size).note
+    return {"note": note, "consistency": [base64.b64encode(p).decode() for p in proof],
+            "leaves": base64.b64encode(leaves).decode(), "log_keys": witness._log_keys(network.settings), "introduce": False}
+
+
+def test_an_agent_refuses_what_does_not_extend_its_last_checkpoint(network):
+    append_events(network, 8)
+    with network.catalog.session() as s:
+        checkpoints.make_checkpoint(s, network.settings)
+        hashes = witness._event_hashes(s, 0, 8)
+    _, agent = _agent(network, "inst")
+    wrong = bytearray(hashes)
+    wrong[5 * 32] ^= 1  # one bit of event 6
+    with pytest.raises(WitnessRefused, match="do not lead to the signed root"):
+        agent.witness(_document(network, 8, bytes(wrong)))
+    with pytest.raises(WitnessRefused, match="event hashes sent"):
+        agent.witness(_document(network, 8, hashes[:-32]))
+    assert agent.witness(_document(network, 8, hashes))["size"] == 8
+    # taken once, the same size with another root is a fork; a smaller one a truncation
+    with network.catalog.session() as s:
+        note = s.get(Checkpoint, 8).note
+    forged = note.replace(note.split("\n")[2], base64.b64encode(b"\1" * 32).decode())
+    with pytest.raises(CheckpointInvalid):  # not signed by the log's key: refused before anything else
+        agent.witness(_document(network, 8, b"", note=forged))
+
+
+def test_hostile_witness_requests_are_refused_with_coded_4xx(network):
+    append_events(network, 3)
+    with network.catalog.session() as s:
+        checkpoints.make_checkpoint(s, network.settings)
+    adapter, agent = _agent(network, "cas")
+    good = _document(network, 3, b"\0" * 96)
+    for bad, error in [
+        ({**good, "note": 5}, InvalidRequest),
+        ({**good, "note": "x" * 70000}, CheckpointInvalid),
+        ({**good, "note": "a\nb\n\n"}, CheckpointInvalid),
+        ({**good, "leaves": "***"}, InvalidRequest),
+        ({**good, "leaves": base64.b64encode(b"\0" * 33).decode()}, InvalidRequest),
+        ({**good, "consistency": ["AA=="]}, InvalidRequest),
+        ({**good, "consistency": "AA=="}, InvalidRequest),
+        ({**good, "log_keys": []}, InvalidRequest),
+        ({**good, "log_keys": ["not+a+key"]}, CheckpointInvalid),
+    ]:
+        with pytest.raises(error):
+            agent.witness(bad)
+    assert read_latest(adapter, network.settings.checkpoints.origin) is None  # nothing was kept
+    # and nobody writes or deletes the witness records through the object API
+    with pytest.raises(ReadOnlyStorage):
+        adapter.write(latest_key(network.settings.checkpoints.origin), b"{}")
+    with pytest.raises(ReadOnlyStorage):
+        adapter.write(log_prefix("x") + "anything", b"{}")
+
+
+def test_a_node_that_is_no_witness_says_so(network, tmp_path):
+    plain = ThreadedAgent(tmp_path / "plain", allow_delete=False)
+    plain.start()
+    try:
+        with plain.adapter(retries=1, backoff=0.01) as adapter:
+            with pytest.raises(InvalidRequest, match="not a witness"):
+                adapter.features.provider(FEATURE_WITNESS).witness({"note": "x"})
+    finally:
+        plain.stop()
+
+
+def test_the_cli_checkpoint_is_witnessed(run_cli, agents):
+    repo = make_network(run_cli.home, agents)
+    try:
+        append_events(repo, 4)
+    finally:
+        repo.close()
+    out = run_cli("events", "checkpoint", "--json").json()
+    assert out["size"] == 4 and out["witnesses"]["count"] == 4 and out["witnesses"]["refused"] == 0
+    assert len(list(signatures(out["note"]))) == 1  # the note as signed; the catalog's row gains the co-signatures
+    text = run_cli("events", "checkpoint")
+    assert "node uni (agent): up to date at 4 events" in text.output
+    out = run_cli("events", "verify", "--witnesses", "--json").json()
+    assert out["ok"] and out["count"] == 4

@@ -24,6 +24,7 @@ from typing import IO, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation import versions
 from preservation.catalog.files import FileRow, iter_package_files
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile
 from preservation.errors import ChecksumMismatch, NotFound, StorageError
@@ -185,25 +186,44 @@ class _Sink:
         return data
 
 
-def iter_package_zip(repo: Repository, package_id: str, *, agent: str) -> Iterator[bytes]:
+def _zip_rows(repo: Repository, package_id: str, versioned: bool) -> Iterator[list[tuple[str, str, FileRow]]]:
+    """Batches of (bag path, package holding the bytes, their row) of the files the zip of ``package_id`` holds:
+    its files, or a version's delivered state (every payload file where it is stored, its tag files but
+    fetch.txt, as a restore writes them: docs/versions.md)."""
+    if not versioned:
+        for batch in iter_package_files(repo.catalog, package_id):
+            yield [(row.path, package_id, row) for row in batch]
+        return
+    for batch in versions.iter_version_files(repo.catalog, package_id):
+        yield [(r.path, r.stored_in, FileRow(r.stored_path, r.size, r.sha256, r.sha512)) for r in batch]
+
+
+def iter_package_zip(repo: Repository, package_id: str, *, agent: str, versioned: bool = False) -> Iterator[bytes]:
     """The whole bag as a zip (``<package id>/…``), streamed: each file verified, then sent.
 
-    Nothing larger than one file's spool and one chunk is held.  If a file has
-    no good copy left the stream stops with NoVerifiedSource, so the reader
+    ``versioned``: the package is a version, whose unchanged files lie where
+    earlier versions stored them; the zip holds its complete state.  Nothing
+    larger than one file's spool and one chunk is held.  If a file has no
+    good copy left the stream stops with NoVerifiedSource, so the reader
     gets an incomplete zip rather than a wrong byte.
     """
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
         stamp = package.created_at.timetuple()[:6]
-        sources = verified_sources(repo, s, package_id)
-    blamed = Blamed()
+    sources: dict[str, list[CopySource]] = {}
+    blamed: dict[str, Blamed] = {}
     layout = PackageLayout(package_id)
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for batch in iter_package_files(repo.catalog, package_id):
-            for row in batch:
-                with fetch_verified(repo, package_id, row, agent=agent, sources=sources, blamed=blamed) as verified:
-                    info = zipfile.ZipInfo(layout.key(row.path), date_time=stamp)
+        for batch in _zip_rows(repo, package_id, versioned):
+            for path, holder, row in batch:
+                if holder not in sources:
+                    with repo.catalog.session() as s:
+                        sources[holder] = verified_sources(repo, s, holder)
+                    blamed[holder] = Blamed()
+                with fetch_verified(repo, holder, row, agent=agent, sources=sources[holder],
+                                    blamed=blamed[holder]) as verified:
+                    info = zipfile.ZipInfo(layout.key(path), date_time=stamp)
                     info.compress_type = zipfile.ZIP_STORED
                     info.file_size = row.size
                     with zf.open(info, "w") as member:
@@ -218,4 +238,3 @@ def iter_package_zip(repo: Repository, package_id: str, *, agent: str) -> Iterat
     data = sink.take()
     if data:
         yield data
-

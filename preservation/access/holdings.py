@@ -13,14 +13,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from preservation import versions
 from preservation.access.accounts import Principal
+from preservation.access.as_of import reading
 from preservation.access.delivery import get_package, list_files
-from preservation.access.rights import ReadRights, active_trigger, entitled_ranges, package_year, read_right
+from preservation.access.rights import ReadRights, active_trigger, entitled_ranges, package_year
 from preservation.access.usage import record_usage
 from preservation.catalog.access_models import REQUEST_PENDING, USAGE_VIEW, AccessRequest
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, PackageFile
 from preservation.collection import get_collection
-from preservation.errors import AccessRefused, InvalidRequest
+from preservation.errors import InvalidRequest
 from preservation.repository import Repository
 
 MAX_PAGE = 500
@@ -96,28 +98,33 @@ def collection_packages(
 
 
 def package_detail(repo: Repository, principal: Principal, package_id: str) -> dict[str, Any]:
+    """The package, the caller's read right, and the version it reads (``as_of``)."""
     with repo.catalog.session() as s:
         p = get_package(s, package_id)
-        return _package_dict(p, read_right(s, principal.library_id, p))
+        state = reading(s, principal, p, need_right=False)
+        return {**_package_dict(p, state.right), "version": state.to_dict()}
 
 
 def package_files(
     repo: Repository, principal: Principal, package_id: str, *, offset: int = 0, limit: int = MAX_PAGE
 ) -> dict[str, Any]:
-    """One page of the package's files; raises AccessRefused without a read right (staff excepted)."""
+    """One page of the files of the state the caller reads (a versioned package's version, ``as_of``);
+    raises AccessRefused without a read right (staff excepted)."""
     check_page(offset, limit)
     with repo.catalog.session() as s:
         p = get_package(s, package_id)
-        right = read_right(s, principal.library_id, p)
-        if not right.allowed and not principal.is_staff:
-            raise AccessRefused(f"{right.reason}: request access to package {p.id} first")
-        files = list_files(s, p.id, offset=offset, limit=limit)
+        state = reading(s, principal, p, need_right=not principal.is_staff)
+        right = state.right
+        if state.versioned:
+            total, files = versions.state_files(s, state.version_id, offset=offset, limit=limit)
+        else:
+            files = list_files(s, p.id, offset=offset, limit=limit)
+            total = s.execute(
+                select(func.count()).select_from(PackageFile).where(PackageFile.package_id == p.id)).scalar_one()
         if right.allowed:  # staff judging a request is not usage
-            record_usage(s, principal, collection_id=p.collection_id, package_id=p.id, path="", size=0,
+            record_usage(s, principal, collection_id=p.collection_id, package_id=state.version_id, path="", size=0,
                          kind=USAGE_VIEW)
         out = _package_dict(p, right)
-        total = s.execute(
-            select(func.count()).select_from(PackageFile).where(PackageFile.package_id == p.id)).scalar_one()
-        out.update(offset=offset, limit=limit, total=total, files=files)
+        out.update(offset=offset, limit=limit, total=total, files=files, version=state.to_dict())
         return out
 

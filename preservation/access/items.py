@@ -22,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation import identifiers as ids
+from preservation import versions
 from preservation.access.accounts import Principal
+from preservation.access.as_of import Reading, reading
 from preservation.access.rights import decide_for_item, read_right
 from preservation.access.usage import INVESTIGATION, record
 from preservation.catalog.library_models import Item, ItemFile
@@ -82,7 +84,16 @@ def split_item_path(session: Session, doi: str, path: str) -> tuple[Item, str | 
     raise NotFound(f"no item file {ascii(whole[:400])}")
 
 
-def _files(session: Session, item: Item) -> list[dict[str, Any]]:
+def _files(session: Session, item: Item, state: Reading) -> list[dict[str, Any]]:
+    """The item's files in the state the reader reads: of a versioned package, those its version holds."""
+    if state.versioned:
+        out = []
+        for path, role in session.execute(select(ItemFile.path, ItemFile.role).where(ItemFile.item_id == item.id)
+                                          .order_by(ItemFile.id)).all():
+            found = versions.locate(session, state.version_id, path)
+            if found is not None:
+                out.append({"path": path, "role": role, "size": found.size, "sha256": found.sha256})
+        return out
     rows = session.execute(
         select(ItemFile.path, ItemFile.role, PackageFile.size, PackageFile.sha256)
         .join(PackageFile, (PackageFile.package_id == ItemFile.package_id) & (PackageFile.path == ItemFile.path),
@@ -107,8 +118,9 @@ def item_detail(repo: Repository, principal: Principal, doi: str) -> dict[str, A
             decision = decide_for_item(s, principal.library_id, package.collection, package, item)
             standing, why = (REQUEST if decision.approve else DARK), decision.why
         out = item_summary(item)
-        out.update(standing=standing, standing_reason=why,
-                   files=_files(s, item) if right.allowed or principal.is_staff else None)
+        state = reading(s, principal, package, exact=False, need_right=False)  # the version its files are of
+        out.update(standing=standing, standing_reason=why, version=state.to_dict(),
+                   files=_files(s, item, state) if right.allowed or principal.is_staff else None)
         if right.allowed:
             record(s, principal, kind=INVESTIGATION, collection_id=package.collection_id, package_id=package.id,
                    item_id=item.id)

@@ -244,20 +244,22 @@ def read_right(session: Session, library_id: int, package: Package, item: Item |
     return rights.for_package(package) if item is None else rights.for_item(package, item)
 
 
-def items_with_file(session: Session, package_id: str, path: str) -> list[Item]:
-    """The items a file of the package belongs to (exact path)."""
+def items_with_file(session: Session, package_ids: Iterable[str], path: str) -> list[Item]:
+    """The items a file of the packages belongs to (exact path)."""
     return list(session.scalars(
         select(Item).join(ItemFile, ItemFile.item_id == Item.id)
-        .where(ItemFile.package_id == package_id, ItemFile.path == path).order_by(Item.id)))
+        .where(ItemFile.package_id.in_(list(package_ids)), ItemFile.path == path).order_by(Item.id)))
 
 
-def require_read(session: Session, library_id: int, package: Package, path: str | None = None) -> ReadRight:
+def require_read(session: Session, library_id: int, package: Package, path: str | None = None,
+                 holders: Iterable[str] = ()) -> ReadRight:
     """The read right of the library on the package, or on its file ``path`` (which a grant of an item
-    holding it also opens); raises AccessRefused when there is none."""
+    holding it also opens: an item of the package, or of the other versions of it named by ``holders``,
+    see preservation.access.as_of); raises AccessRefused when there is none."""
     rights = ReadRights(session, library_id, package.collection)
     right = rights.for_package(package)
     if not right.allowed and path is not None:
-        for item in items_with_file(session, package.id, path):
+        for item in items_with_file(session, {package.id, *holders}, path):
             item_right = rights.for_item(package, item)
             if item_right.allowed:
                 return item_right

@@ -6,7 +6,7 @@ prefix, and ``version_files`` references each unchanged payload file where
 an earlier version stored it (docs/versions.md).  This package is the one
 place that compares states (:mod:`.state`), plans and registers a new
 version and writes its ``fetch.txt`` (:mod:`.new`), and looks versions up
-(:mod:`.lookup`).
+(:mod:`.lookup`) and lists a version's files and changes a page at a time (:mod:`.paged`).
 """
 
 from .lookup import (
@@ -14,7 +14,10 @@ from .lookup import (
     VersionInfo,
     changes,
     entitled_until,
+    first_kept,
     lineage_versions,
+    newest_kept,
+    period_end,
     referenced_packages,
     referencing_versions,
     resolve_version,
@@ -23,6 +26,7 @@ from .lookup import (
     version_for_library,
     version_of,
 )
+from .paged import LISTED_KINDS, changes_page, state_files, versions_listed
 from .new import (
     REFERENCES,
     Previous,
@@ -51,5 +55,6 @@ __all__ = [
     "VersionInfo", "VersionPlan", "changes", "compare", "entitled_until", "fetch_line", "iter_state",
     "iter_version_files", "lineage_versions", "locate", "plan_version", "previous_version", "rebind_version",
     "record_version", "referenced_packages", "referencing_versions", "resolve_version", "storage_summary",
-    "version_as_of", "version_for_library", "version_of",
+    "version_as_of", "version_for_library", "version_of", "first_kept", "newest_kept", "period_end", "LISTED_KINDS",
+    "changes_page", "state_files", "versions_listed",
 ]

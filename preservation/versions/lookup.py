@@ -170,20 +170,51 @@ def version_for_library(session: Session, library_id: int, package_id: str,
                         until: datetime | None = None) -> VersionInfo | None:
     """The version of the lineage of ``package_id`` a library reads ("as of" access, docs/versions.md).
 
-    In a ``pca`` collection it is the state delivered up to the end of the
-    library's entitled years (a library that cancelled in 2022 reads what
-    was delivered by the end of 2022); ``until`` (a grant's last date) ends
-    the period earlier.  Elsewhere it is the newest version kept.  None when
-    nothing was delivered within the period.  Whether the library may read
-    at all is the access rules' decision (preservation.access.rights).
+    The library's period ends at ``until`` (the last day of the grant that
+    opens it, if the grant names years) and, in a ``pca`` collection, at the
+    end of the last year its entitlements cover (a library that cancelled in
+    2022 reads what was delivered by the end of 2022).  It reads the newest
+    version delivered by the end of its period, or the newest kept when the
+    period has no end; when nothing was delivered by then (the content it
+    paid for came later), the first version kept, the earliest state there
+    is.  Deaccessioned versions are passed over; None when every version
+    was.  Whether the library may read at all is the access rules' decision
+    (preservation.access.rights).  Raises NotFound.
     """
+    end = period_end(session, library_id, package_id, until)
+    found = version_as_of(session, package_id, end or datetime.max)
+    if found is None and end is not None:
+        found = first_kept(session, package_id)
+    return found
+
+
+def period_end(session: Session, library_id: int, package_id: str, until: datetime | None = None) -> datetime | None:
+    """The end of the period a library reads ``package_id`` as of: ``until``, and in a ``pca`` collection the
+    end of the last year its entitlements cover, whichever comes first; None when unbounded.  Raises NotFound."""
     package = session.get(Package, package_id)
     if package is None:
         raise NotFound(f"no package {package_id!r}")
     ends = [until] if until is not None else []
     if package.collection.access_mode == MODE_PCA:
         paid = entitled_until(session, library_id, package.collection_id)
-        if paid is None:
+        if paid is not None:
+            ends.append(paid)
+    return min(ends) if ends else None
+
+
+def first_kept(session: Session, package_id: str) -> VersionInfo | None:
+    """The oldest version of the lineage of ``package_id`` that is not deaccessioned; None when none is."""
+    versions = lineage_versions(session, package_id)
+    if not versions:
+        package = session.get(Package, package_id)
+        if package is None or package.state == PACKAGE_DEACCESSIONED:
             return None
-        ends.append(paid)
-    return version_as_of(session, package_id, min(ends) if ends else datetime.max)
+        return VersionInfo(package_id, package_id, 1, None, {})
+    states = dict(session.execute(select(Package.id, Package.state).where(
+        Package.id.in_([v.package_id for v in versions]))).all())
+    return next((v for v in versions if states.get(v.package_id) != PACKAGE_DEACCESSIONED), None)
+
+
+def newest_kept(session: Session, package_id: str) -> VersionInfo | None:
+    """The newest version of the lineage of ``package_id`` that is not deaccessioned; None when none is."""
+    return version_as_of(session, package_id, datetime.max)

@@ -63,13 +63,15 @@ def test_what_it_reads_is_that_state(repo, monthly, tmp_path):
     assert (tmp_path / "as-of-2022" / "data/b.txt").read_bytes() == b"bravo, corrected\n"
 
 
-def test_without_entitlement_nothing_and_before_the_first_delivery_nothing(repo, monthly):
+def test_without_entitlement_the_newest_and_before_the_first_delivery_the_first(repo, monthly):
     library = _library(repo, "pku")
-    with repo.catalog.session() as s:
-        assert versions.version_for_library(s, library, monthly[0]) is None
+    with repo.catalog.session() as s:  # no entitlement: a staff grant opens it, and the period has no end
+        assert versions.version_for_library(s, library, monthly[0]).number == 3
+        assert versions.version_for_library(s, library, monthly[0], until=datetime(2022, 12, 31)).number == 2
     add_entitlement(repo, "pku", "journals", 2010, 2020)
-    with repo.catalog.session() as s:
-        assert versions.version_for_library(s, library, monthly[0]) is None
+    with repo.catalog.session() as s:  # paid up to 2020, delivered from 2021: the earliest state there is
+        assert versions.version_for_library(s, library, monthly[2]).number == 1
+        assert versions.period_end(s, library, monthly[2]) == datetime(2020, 12, 31, 23, 59, 59, 999999)
         with pytest.raises(NotFound):
             versions.version_for_library(s, library, "no-such-package")
 

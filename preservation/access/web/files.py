@@ -16,8 +16,8 @@ from urllib.parse import quote
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from preservation.access.accounts import Principal
-from preservation.access.delivery import fetch_verified, file_row, get_package, iter_package_zip
-from preservation.access.rights import require_read
+from preservation.access.as_of import reading, served_file
+from preservation.access.delivery import fetch_verified, get_package, iter_package_zip
 from preservation.access.usage import log_usage
 from preservation.catalog.access_models import USAGE_DOWNLOAD
 from preservation.errors import InvalidRequest
@@ -77,29 +77,31 @@ def content_disposition(name: str) -> str:
 
 def file_response(
     repo: Repository, principal: Principal, package_id: str, path: str, *, range_header: str | None,
-    if_range: str | None,
+    if_range: str | None, exact: bool = True,
 ) -> Response:
-    """The verified bytes of one file; raises NotFound, AccessRefused, NoVerifiedSource."""
+    """The verified bytes of one file of the state the reader reads (``as_of.reading``: ``exact`` False for an
+    item's file, which staff get from the newest version kept); raises NotFound, AccessRefused, NoVerifiedSource."""
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
-        require_read(s, principal.library_id, package, path)  # a grant of an item holding the file opens it
+        state = reading(s, principal, package, path=path, exact=exact)  # a grant of an item holding it opens it
         collection_id = package.collection_id
-        row = file_row(s, package.id, path)
+        holder, row = served_file(s, state, path)
     etag = f'"{row.sha256}"'
     if if_range is not None and if_range.strip() != etag:
         range_header = None
     wanted = parse_range(range_header, row.size)
-    verified = fetch_verified(repo, package_id, row, agent=principal.agent)
+    verified = fetch_verified(repo, holder, row, agent=principal.agent)
     start, end = wanted or (0, row.size)
-    log_usage(repo, principal, collection_id=collection_id, package_id=package_id, path=row.path, size=end - start,
-              kind=USAGE_DOWNLOAD)
+    log_usage(repo, principal, collection_id=collection_id, package_id=state.version_id, path=path,
+              size=end - start, kind=USAGE_DOWNLOAD)
     headers = {
         "Content-Length": str(end - start),
         "Accept-Ranges": "bytes",
         "ETag": etag,
-        "Content-Disposition": content_disposition(row.path.rsplit("/", 1)[-1]),
+        "Content-Disposition": content_disposition(path.rsplit("/", 1)[-1]),
         "Content-Security-Policy": FILE_CSP,
         "X-Preserve-Source": verified.source,
+        "X-Preserve-Version": str(state.number),
     }
     if wanted is None:
         headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(row.sha256)).decode()}:"
@@ -125,9 +127,10 @@ def zip_response(repo: Repository, principal: Principal, package_id: str) -> Res
     """The whole package as a streamed zip; the first file is verified before the response starts."""
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
-        require_read(s, principal.library_id, package)
+        state = reading(s, principal, package)
         collection_id = package.collection_id
-    chunks = iter_package_zip(repo, package_id, agent=principal.agent)
+    served = state.version_id
+    chunks = iter_package_zip(repo, served, agent=principal.agent, versioned=state.versioned)
     first = next(chunks, b"")  # errors before any byte is sent become a proper error response
     sent = 0
 
@@ -141,8 +144,9 @@ def zip_response(repo: Repository, principal: Principal, package_id: str) -> Res
                 yield chunk
         finally:
             chunks.close()
-            log_usage(repo, principal, collection_id=collection_id, package_id=package_id, path="", size=sent,
+            log_usage(repo, principal, collection_id=collection_id, package_id=served, path="", size=sent,
                       kind=USAGE_DOWNLOAD)
 
-    headers = {"Content-Disposition": content_disposition(f"{package_id}.zip"), "Content-Security-Policy": FILE_CSP}
+    headers = {"Content-Disposition": content_disposition(f"{served}.zip"), "Content-Security-Policy": FILE_CSP,
+               "X-Preserve-Version": str(state.number)}
     return StreamingResponse(body(), media_type="application/zip", headers=headers)

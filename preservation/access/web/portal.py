@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from preservation.access import holdings, requests
 from preservation.access.accounts import Principal, authenticate_password
+from preservation.access.version_view import package_versions
 from preservation.access.web.auth import (
     check_csrf,
     client_ip,
@@ -99,8 +100,10 @@ def my_requests(request: Request, principal: User) -> Response:
 
 @router.get("/portal/packages/{package_id}")
 def package(request: Request, package_id: str, principal: User, offset: Offset = 0) -> Response:
-    page = holdings.package_files(repo_of(request), principal, package_id, offset=offset, limit=500)
-    return render(request, "package.html", principal, page=page)
+    repo = repo_of(request)
+    page = holdings.package_files(repo, principal, package_id, offset=offset, limit=500)
+    listed = package_versions(repo, principal, package_id) if page["version"]["versions"] > 1 else None
+    return render(request, "package.html", principal, page=page, versions=listed)
 
 
 @router.get("/portal/packages/{package_id}/zip")

@@ -68,7 +68,8 @@ def download_item_file(request: Request, doi: str, path: str, principal: Reader,
     package_id, file_path, item_doi = item_file(repo, doi, path)
     if file_path is None:  # a DOI that holds "/files/" itself: its item
         return JSONResponse(jsonable_encoder(item_detail(repo, principal, item_doi)))
-    return file_response(repo, principal, package_id, file_path, range_header=range_, if_range=if_range)
+    return file_response(repo, principal, package_id, file_path, range_header=range_, if_range=if_range,
+                         exact=False)
 
 
 @router.get(

@@ -36,6 +36,12 @@ class Repository:
     def policy(self) -> Policy:
         return load_policy(self.settings.policy_source)
 
+    def use_policy(self, policy: Policy) -> Policy:
+        """Put a newly loaded policy in force (preservation.runtime.policy_reload); returns the old one."""
+        old = self.policy
+        self.__dict__["policy"] = policy  # what the cached property reads from now on (one atomic store)
+        return old
+
     @property
     def staging_dir(self) -> Path:
         path = Path(self.settings.staging_dir)

@@ -7,7 +7,7 @@ import click
 from preservation.runtime.scheduler import SchedulerService
 
 from .common import json_option, repo
-from .service import configure_logging, stop_signals
+from .service import configure_logging, hangup_signal, stop_signals
 
 
 @click.command("scheduler")
@@ -18,8 +18,11 @@ from .service import configure_logging, stop_signals
 @click.option("--verbose", "-v", is_flag=True)
 @json_option
 def scheduler(tick: float, standby_retry: float, verbose: bool, as_json: bool) -> None:
-    """Run the periodic tasks while this is the active scheduler; wait as a standby otherwise."""
+    """Run the periodic tasks while this is the active scheduler; wait as a standby otherwise.
+
+    SIGHUP, or a change of the policy file, reloads the policy without a restart (a bad one is refused).
+    """
     configure_logging(verbose, as_json=as_json)
     service = SchedulerService(repo(), tick=tick, standby_retry=standby_retry)
-    with stop_signals(service.stop, service.stop):
+    with stop_signals(service.stop, service.stop), hangup_signal(service.reload_policy):
         service.run()

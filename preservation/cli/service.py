@@ -26,6 +26,21 @@ def configure_logging(verbose: bool = False, *, access_log: bool = True, as_json
 
 
 @contextlib.contextmanager
+def hangup_signal(reload: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGHUP calls ``reload`` (it must only set a flag); the old handler comes back after."""
+
+    def handle(signum, _frame) -> None:
+        logging.getLogger("preserve").info("received SIGHUP: reloading the policy")
+        reload()
+
+    previous = signal.signal(signal.SIGHUP, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@contextlib.contextmanager
 def stop_signals(first: Callable[[], None], again: Callable[[], None]) -> Iterator[None]:
     """While inside, SIGTERM/SIGINT call ``first`` and any further one ``again``; the old handlers come back after."""
     received = []

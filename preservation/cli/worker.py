@@ -12,7 +12,7 @@ from preservation.runtime.handler_registry import PLUGIN_ENV
 from preservation.runtime.worker import Worker, WorkerOptions
 
 from .common import emit_json, json_option, repo
-from .service import configure_logging, stop_signals
+from .service import configure_logging, hangup_signal, stop_signals
 
 
 @click.command("worker")
@@ -40,7 +40,10 @@ from .service import configure_logging, stop_signals
 @json_option
 def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_base, grace, plugins, metrics_listen,
            verbose, as_json) -> None:
-    """Claim jobs from the catalog and run them until stopped (SIGTERM/SIGINT: finish, then exit 0)."""
+    """Claim jobs from the catalog and run them until stopped (SIGTERM/SIGINT: finish, then exit 0).
+
+    SIGHUP, or a change of the policy file, reloads the policy without a restart (a bad one is refused).
+    """
     configure_logging(verbose)
     options = WorkerOptions(
         concurrency=concurrency, once=once, max_jobs=max_jobs, idle_exit=idle_exit, lease_seconds=lease,
@@ -56,7 +59,8 @@ def worker(concurrency, once, max_jobs, idle_exit, kinds, lease, poll, retry_bas
             raise ConfigError(f"--metrics-listen {metrics_listen!r}: cannot listen there ({e.strerror})") from e
     running = Worker(repo(), default_registry(plugins), options, metrics=metrics)
     try:
-        with stop_signals(running.stop, lambda: running.stop(release_now=True)):
+        with stop_signals(running.stop, lambda: running.stop(release_now=True)), \
+                hangup_signal(running.reload_policy):
             report = running.run()
     finally:
         if server is not None:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from preservation import alerts, liveness
 from preservation import dashboard, witness
 from preservation.runtime.leader import LeaderLock, leader_lock
+from preservation.runtime.policy_reload import PolicyWatcher
 from preservation.repository import Repository
 from preservation.upkeep import audits, challenges, missing_copies, reidentification, stalled, sweeping
 
@@ -57,6 +58,9 @@ class SchedulerService:
         self.agent = agent or f"preserve-scheduler@{socket.gethostname()}"
         self.active = False
         self._stop = threading.Event()
+        # SIGHUP (reload_policy) or a changed policy file, looked at each tick: docs/operations.md
+        self.policy_watcher = PolicyWatcher(repo, agent=self.agent, process="scheduler",
+                                            every=min(tick, standby_retry))
         every = timedelta(seconds=tick)
         self.tasks = {t.name: t for t in (
             Task("audit-planning", every, lambda svc: audits.schedule_audits(svc.repo)),
@@ -78,6 +82,10 @@ class SchedulerService:
     def stop(self) -> None:
         self._stop.set()
 
+    def reload_policy(self) -> None:
+        """Reload the policy file at the next tick (safe from a signal handler)."""
+        self.policy_watcher.request()
+
     def run(self) -> None:
         """Be a standby until the lock is free, then the active scheduler, until stopped."""
         standby_logged = False
@@ -93,6 +101,7 @@ class SchedulerService:
                                  self.standby_retry)
                         standby_logged = True
                     self._stop.wait(self.standby_retry)
+                    self.policy_watcher.tick()
                     continue
                 standby_logged = False
                 try:
@@ -122,6 +131,7 @@ class SchedulerService:
             self._reconcile(scheduler)
             scheduler.resume()
             while not self._stop.wait(min(self.tick, self.standby_retry)):
+                self.policy_watcher.tick()
                 if not self.lock.held():
                     log.error("scheduler lost its leader lock: stopping its tasks and going back to standby")
                     break

@@ -30,6 +30,7 @@ from preservation.jobs import claim as claims
 from preservation.liveness import HeartbeatWriter
 from preservation.metrics import WorkerMetrics
 from preservation.runtime.handler_registry import HandlerRegistry, JobContext
+from preservation.runtime.policy_reload import PolicyWatcher
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.worker")
@@ -84,6 +85,9 @@ class Worker:
         self._slots_taken = 0
         self._last_activity = time.monotonic()
         self._rng = random.Random()
+        # SIGHUP (reload_policy) or a changed policy file, looked at every poll: docs/operations.md
+        self.policy_watcher = PolicyWatcher(repo, agent=self.agent, process="worker",
+                                            every=max(options.poll_seconds, 0.5))
 
     # --- control ----------------------------------------------------------
 
@@ -92,6 +96,10 @@ class Worker:
         self._stopping.set()
         if release_now:
             self._release_now.set()
+
+    def reload_policy(self) -> None:
+        """Reload the policy file at the next look (safe from a signal handler)."""
+        self.policy_watcher.request()
 
     def run(self) -> WorkerReport:
         """Run until told to stop or an exit condition (once, max-jobs, idle) is met."""
@@ -113,6 +121,7 @@ class Worker:
             if deadline is not None and (time.monotonic() >= deadline or self._release_now.is_set()):
                 self._release_all()
                 break
+            self.policy_watcher.tick()
             for t in runners:
                 t.join(timeout=0.1)
         self._done.set()

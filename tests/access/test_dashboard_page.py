@@ -54,7 +54,8 @@ def test_the_page_draws_what_the_catalog_says(audited, client):
         assert float(point.get("data-value")) == round(node.coverage[-1], 4)
     rows = doc.xpath('//table[@data-chart="queue"]//tbody/tr')
     assert len(rows) == 7
-    assert [td.get("data-value") for td in rows[-1].xpath("td")] == [str(board.queue_depth[-1]), str(board.dead_jobs[-1])]
+    newest = [td.get("data-value") for td in rows[-1].xpath("td")]
+    assert newest == [str(board.queue_depth[-1]), str(board.dead_jobs[-1])]
     assert [td.get("data-value") for td in rows[0].xpath("td")] == ["", ""]  # no sample that day: no number invented
 
 

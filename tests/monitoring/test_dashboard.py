@@ -41,7 +41,7 @@ def damaged_and_repaired(catalog_url, tmp_path):
 
 
 def _from_events(repo, day):
-    """Per node: (fixity checks, bytes read on node, findings of failed checks, repairs ok, repairs failed) of ``day``."""
+    """Per node of ``day``: fixity checks, bytes read on node, findings of failed checks, repairs ok and failed."""
     out: dict[str, list[int]] = {}
     with repo.catalog.session() as s:
         for ev in events.iter_events(s):
@@ -90,8 +90,10 @@ def test_daily_samples_keep_each_days_last_coverage_and_its_largest_queue(damage
     with repo.catalog.session() as s:
         s.add_all([
             # yesterday morning: two of four copies audited, 7 jobs waiting; evening: three of four, 2 waiting, 1 dead
-            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="coverage", label="uni-pku", value=2, total=4),
-            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="coverage", label="uni-pku", value=3, total=4),
+            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="coverage", label="uni-pku", value=2,
+                             total=4),
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="coverage", label="uni-pku", value=3,
+                             total=4),
             MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue", label="audit", value=5, total=0),
             MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue", label="repair", value=2, total=0),
             MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue", label="audit", value=2, total=1),

@@ -148,6 +148,11 @@ def checkpoint_due(session: Session, settings: Settings, now: datetime | None = 
     return (now - latest.made_at).total_seconds() >= settings.checkpoints.every_seconds
 
 
+def inclusion_path(session: Session, seq: int, size: int) -> list[bytes]:
+    """The RFC 9162 audit path of event ``seq`` in the tree of ``size`` events, from the stored hashes."""
+    return compute(session, lambda lk: merkle.inclusion_proof(seq - 1, size, lk))
+
+
 def prove_event(session: Session, event_id: str) -> dict[str, Any]:
     """An inclusion proof of one event against the latest checkpoint: what ``tools/verify_proof.py`` checks."""
     ev = session.scalars(select(Event).where(Event.event_id == event_id)).first()
@@ -157,7 +162,7 @@ def prove_event(session: Session, event_id: str) -> dict[str, Any]:
     if latest is None or latest.size < ev.seq:
         raise NotCheckpointed(f"event {event_id} is not under a signed checkpoint yet")
     index, size = ev.seq - 1, latest.size
-    proof = compute(session, lambda lk: merkle.inclusion_proof(index, size, lk))
+    proof = inclusion_path(session, ev.seq, size)
     return {
         "format": PROOF_FORMAT,
         "event": event_to_dict(ev),

@@ -10,7 +10,12 @@ Event types keep this repository's words; where the Library of Congress
 preservation vocabulary has the same term, ``eventType`` also carries its
 ``valueURI``.  Each event keeps its place in the hash chain in an
 ``eventDetailExtension`` (seq, previous hash, hash and every hashed field), so
-anyone holding the export can recompute each event's hash.
+anyone holding the export can recompute each event's hash.  Beside it, an event
+under a signed checkpoint carries ``chain:inclusionProof``: its leaf index, the
+tree size, the RFC 9162 audit path (``chain:hash``, base64, bottom-up) and the
+checkpoint's signed note (``chain:checkpoint``, with the witnesses'
+co-signatures), so that the event can be checked against the log's public key
+alone (docs/evidence.md); an event appended after the latest checkpoint has none.
 
 The export never fails on stored text, even text XML 1.0 cannot carry (a
 C0 control, U+FFFE, U+FFFF, a lone surrogate) that entered before the
@@ -32,6 +37,7 @@ Text that XML can carry is written as it is, unmarked.
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 from datetime import datetime
@@ -42,6 +48,7 @@ from sqlalchemy import select
 
 from preservation.catalog.files import iter_package_files
 from preservation.catalog.format_models import FileFormat
+from preservation import checkpoints
 from preservation.catalog.models import Event, Package
 from preservation.errors import NotFound
 from preservation.events import event_to_dict, iter_events
@@ -215,7 +222,16 @@ def _format_of(chars: etree._Element, identified: FileFormat) -> None:
             _sub(inhibitors, "inhibitorType", kind)
 
 
-def event_element(ev: Event) -> etree._Element:
+def inclusion_element(seq: int, size: int, path: list[bytes], note: str) -> etree._Element:
+    """The evidence that event ``seq`` is in the log a checkpoint signed (docs/evidence.md)."""
+    el = etree.Element(C + "inclusionProof", {"leafIndex": str(seq - 1), "treeSize": str(size)})
+    for h in path:
+        etree.SubElement(el, C + "hash").text = base64.b64encode(h).decode()
+    etree.SubElement(el, C + "checkpoint").text = note
+    return el
+
+
+def event_element(ev: Event, evidence: etree._Element | None = None) -> etree._Element:
     record = event_to_dict(ev)
     el = _el("event")
     _identifier(el, "eventIdentifier", "UUID", ev.event_id)
@@ -241,6 +257,8 @@ def event_element(ev: Event) -> etree._Element:
             chain.set(_camel(key), value)
     if escaped:
         chain.set("escaped", " ".join(escaped))
+    if evidence is not None:
+        ext.append(evidence)
     outcome = _sub(el, "eventOutcomeInformation")
     _sub(outcome, "eventOutcome", ev.outcome)
     note = _sub(outcome, "eventOutcomeDetail")
@@ -311,7 +329,7 @@ def write_premis(repo: Repository, package_id: str, out: BinaryIO) -> dict[str, 
             raise NotFound(f"no package {package_id!r}: see `preserve status --json` or `preserve events list`")
         entity = package_entity(package)
         version_relationships(s, package_id, entity)
-    counts = {"package_id": package_id, "files": 0, "events": 0, "agents": 0}
+    counts = {"package_id": package_id, "files": 0, "events": 0, "agents": 0, "proven": 0}
     agents: set[str] = set()
     nsmap = {"premis": PREMIS_NS, "xsi": XSI_NS, "chain": CHAIN_NS}
     with etree.xmlfile(out, encoding="utf-8") as xf:
@@ -326,8 +344,14 @@ def write_premis(repo: Repository, package_id: str, out: BinaryIO) -> dict[str, 
                                          {"sha256": row.sha256, "sha512": row.sha512}, identified.get(row.path)))
                     counts["files"] += 1
             with repo.catalog.session() as s:
+                latest = checkpoints.latest_checkpoint(s)
+                size, note = (latest.size, latest.note) if latest is not None else (0, "")
                 for ev in iter_events(s, package_id=package_id):
-                    _top(xf, event_element(ev))
+                    evidence = None
+                    if ev.seq <= size:
+                        evidence = inclusion_element(ev.seq, size, checkpoints.inclusion_path(s, ev.seq, size), note)
+                        counts["proven"] += 1
+                    _top(xf, event_element(ev, evidence))
                     agents.add(ev.agent)
                     counts["events"] += 1
                     s.expunge(ev)

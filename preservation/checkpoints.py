@@ -27,8 +27,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -40,7 +39,7 @@ from preservation.events import event_to_dict
 from preservation.repository import Repository
 from preservation.settings import Settings
 from preservation.notes import MAX_NOTE, Note, SigningKey, body_of, sign_note, signature_line, verify_note
-from preservation.signing_keys import generate_key, key_id, parse_verifier_key, raw_public
+from preservation.signing_keys import generate_key, key_id, load_private_key, parse_verifier_key, raw_public
 
 __all__ = ["MAX_NOTE", "Note", "SigningKey", "verify_note"]
 
@@ -51,12 +50,7 @@ def signing_key(settings: Settings) -> SigningKey:
     cfg = settings.checkpoints
     if cfg.key is None or not cfg.origin:
         raise CheckpointKeyMissing("checkpoints.key and checkpoints.origin are not both set in the config")
-    try:
-        key = serialization.load_pem_private_key(cfg.key.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise CheckpointKeyMissing(f"{cfg.key} cannot be read as a private key ({type(e).__name__})") from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CheckpointKeyMissing(f"{cfg.key} is not an Ed25519 key")
+    key = load_private_key(cfg.key)  # the same key signs package evidence (node_records.evidence_signer)
     return SigningKey(cfg.origin, key_id(cfg.origin, raw_public(key.public_key())), key)
 
 

@@ -211,6 +211,19 @@ REBUILD_BAG_PROBLEM = _code("R002", ERROR, "the bag's tag files on the node have
 REBUILD_DIGEST_MISMATCH = _code("R003", ERROR, "a digest computed on the node differs from the bag's manifest")
 REBUILD_NODE_FAILED = _code("R004", ERROR, "a node, or a file on it, could not be read")
 REBUILD_NO_COLLECTION = _code("R005", ERROR, "neither a package record nor Bag-Group-Identifier names a collection")
+REBUILD_RECORD_UNTRUSTED = _code(
+    "R006", ERROR, "a package record's evidence is not signed by a known coordinator key: the record is not trusted"
+)
+REBUILD_EVENT_ALTERED = _code(
+    "R007", ERROR, "a node's events file of a package differs from its hashes or its signed digest: not used"
+)
+REBUILD_EVENT_UNCONFIRMED = _code(
+    "R008", ERROR, "restored events disagree between nodes or break the chain's links: the unconfirmed are not restored"
+)
+REBUILD_EVIDENCE_MISMATCH = _code(
+    "R009", ERROR, "a file on the node, or the checkpoint, differs from what the package's signed evidence states"
+)
+REBUILD_NO_EVIDENCE = _code("R010", WARNING, "a package record carries no signed evidence (written without a key)")
 
 # --- entitlement imports ------------------------------------------------------------------
 FIELD_MISSING = _code("I001", ERROR, "a required field is missing or empty")

@@ -96,10 +96,11 @@ def _delete_stored(repo: Repository, package_id: str, agent: str) -> int:
                         count += 1
                     except ObjectNotFound:
                         pass
-            try:
-                adapter.delete(layout.record_key)
-            except ObjectNotFound:
-                pass
+            for key in (layout.record_key, layout.events_key):
+                try:
+                    adapter.delete(key)
+                except ObjectNotFound:
+                    pass
         except PreservationError as e:
             with repo.catalog.session() as s:
                 events.record_event(s, events.DELETION, events.FAILURE, agent=agent, package_id=package_id,

@@ -67,21 +67,23 @@ def event_hash(fields: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + body).encode("utf-8")).hexdigest()
 
 
+HASHED_FIELDS = ("seq", "event_id", "event_type", "occurred_at", "outcome", "agent", "package_id", "replica_id",
+                 "node_name", "job_id", "policy", "detail")
+"""What an event's hash covers, beside the previous event's hash."""
+
+
 def _hashed_fields(ev: Event) -> dict[str, Any]:
-    return {
-        "seq": ev.seq,
-        "event_id": ev.event_id,
-        "event_type": ev.event_type,
-        "occurred_at": ev.occurred_at,
-        "outcome": ev.outcome,
-        "agent": ev.agent,
-        "package_id": ev.package_id,
-        "replica_id": ev.replica_id,
-        "node_name": ev.node_name,
-        "job_id": ev.job_id,
-        "policy": ev.policy,
-        "detail": ev.detail or {},
-    }
+    fields = {name: getattr(ev, name) for name in HASHED_FIELDS}
+    fields["detail"] = ev.detail or {}
+    return fields
+
+
+def hash_of_exported(exported: dict[str, Any]) -> str | None:
+    """The hash an event exported by :func:`event_to_dict` must carry, recomputed from its fields and
+    ``prev_hash``; None when it does not have exactly those fields."""
+    if set(exported) != {*HASHED_FIELDS, "prev_hash", "hash"} or not isinstance(exported["prev_hash"], str):
+        return None
+    return event_hash({name: exported[name] for name in HASHED_FIELDS}, exported["prev_hash"])
 
 
 def record_event(

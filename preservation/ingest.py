@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -53,6 +54,7 @@ from preservation.metadata.analyser import MetadataAnalyser
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
 from preservation.local_copy import replicate_together
+from preservation.node_records import flush_events
 from preservation.package_state import release_staging_if_done
 from preservation.replication import replicate_replica
 from preservation.repository import Repository
@@ -65,6 +67,7 @@ INLINE_LEASE = timedelta(minutes=5)
 """How long an inline ingest's hold on its replicate jobs outlives its last renewal (a worker's default lease)."""
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger("preserve.ingest")
 
 
 class Staged(NamedTuple):
@@ -380,6 +383,10 @@ def ingest(
     with claims.LeaseKeeper(repo.catalog, holder, held) as keeper:
         copies = _replicate_new_package(repo, held, keeper, holder, progress=progress)
     release_staging_if_done(repo.catalog, package_id)
+    try:  # the copies' own events (verified, preserved) came after their records: one more write per node
+        flush_events(repo, package_id)
+    except PreservationError as e:
+        log.warning("package %s: the events files on the nodes were not brought up to date: %s", package_id, e)
     with repo.catalog.session() as s:
         result["state"] = s.get(Package, package_id).state
     result["copies"] = copies

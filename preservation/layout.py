@@ -2,7 +2,9 @@
 
 A package's bag sits under ``<package id>/`` on every node, and beside the
 bags, under ``.preserve/packages/``, a small JSON record of what the catalog
-knows of each package (``catalog rebuild`` reads it back).  Everything that
+knows of each package with its signed evidence (``<package id>.json``) and the
+package's events, one JSON object a line (``<package id>.events.jsonl``):
+``catalog rebuild`` reads both back (:mod:`preservation.node_records`).  Everything that
 builds or parses one of those keys goes through :class:`PackageLayout`, so
 the layout can only ever change in one place.
 """
@@ -17,6 +19,7 @@ from storage_adapters import StorageAdapter, read_all
 
 RECORD_PREFIX = ".preserve/packages/"
 RECORD_SUFFIX = ".json"
+EVENTS_SUFFIX = ".events.jsonl"
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,24 @@ class PackageLayout:
     def record_key(self) -> str:
         return f"{RECORD_PREFIX}{self.package_id}{RECORD_SUFFIX}"
 
+    @property
+    def events_key(self) -> str:
+        return f"{RECORD_PREFIX}{self.package_id}{EVENTS_SUFFIX}"
+
     def write_record(self, adapter: StorageAdapter, record: dict[str, Any]) -> None:
         adapter.write(self.record_key, json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
 
     def read_record(self, adapter: StorageAdapter) -> dict[str, Any]:
         """The package record on ``adapter``; raises ObjectNotFound, and ValueError when it is not JSON."""
         return json.loads(read_all(adapter, self.record_key))
+
+    def write_events(self, adapter: StorageAdapter, lines: bytes) -> None:
+        """Replace the package's events file on ``adapter`` (atomic: a reader sees the old file or the new)."""
+        adapter.write(self.events_key, lines)
+
+    def read_events(self, adapter: StorageAdapter) -> bytes:
+        """The package's events file on ``adapter``; raises ObjectNotFound."""
+        return read_all(adapter, self.events_key)
 
 
 def recorded_package_ids(adapter: StorageAdapter) -> Iterator[str]:

@@ -6,17 +6,31 @@ the bag's tag files give the collection, the bag-info and every payload
 digest; sizes come from the node's listing; digests a foreign bag's manifests
 lack are computed on the node.  Each copy is registered ``suspect`` and then
 audited in full, so the rebuilt catalog trusts nothing it has not re-read.
+
+The package records and events files are checked first on every node that
+holds the package (:mod:`preservation.package_evidence`, with the
+coordinator's public keys beside ``checkpoints.key``): a record whose signed
+evidence does not verify is not used, and neither is an events file that
+differs from its hashes or its signature.  The events of the files that hold
+are merged by ``seq``: copies that disagree, or neighbours whose chain link
+breaks, are restored only where a verified signature covers them (``R008``
+otherwise).  The restored events are appended to the new catalog's log in
+their old order, each with its old ``seq``, ``hash`` and ``prev_hash`` under
+``detail.restored``: the new log verifies on its own, and the old hashes can
+still be checked against the old checkpoints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 from sqlalchemy import func, insert, select
 
 from preservation import events
 from preservation.audit import audit_replica
+from preservation.checkpoints import public_keys
 from preservation.bagit.tagfiles import parse_oxum, read_bag_metadata_from_adapter
 from preservation.catalog.models import (
     PACKAGE_REPLICATING,
@@ -28,15 +42,18 @@ from preservation.catalog.models import (
     Replica,
 )
 from preservation.codes import (
+    note,
     REBUILD_BAG_PROBLEM,
     REBUILD_DIGEST_MISMATCH,
+    REBUILD_EVENT_UNCONFIRMED,
     REBUILD_NODE_FAILED,
     REBUILD_NO_BAGIT,
     REBUILD_NO_COLLECTION,
 )
-from preservation.errors import InvalidRequest, ObjectNotFound, PreservationError
+from preservation.errors import InvalidRequest, PreservationError
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout, recorded_package_ids
+from preservation.package_evidence import Keys, RecordCheck, check_record
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 from preservation.versions import rebind_version
@@ -53,6 +70,7 @@ class RebuildReport:
     files: int = 0
     audited_ok: int = 0
     audited_failed: int = 0
+    events_restored: int = 0
     findings: FindingList = field(default_factory=FindingList)
 
     @property
@@ -63,6 +81,7 @@ class RebuildReport:
         return {
             "ok": self.ok, "packages": len(self.packages), "package_ids": self.packages, "replicas": self.replicas,
             "files": self.files, "audited_ok": self.audited_ok, "audited_failed": self.audited_failed,
+            "events_restored": self.events_restored,
             "findings": self.findings.to_list(),
         }
 
@@ -77,11 +96,70 @@ def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
     return ids
 
 
-def _record(adapter: StorageAdapter, package_id: str) -> dict[str, Any]:
-    try:
-        return PackageLayout(package_id).read_record(adapter)
-    except (ObjectNotFound, ValueError):
+def _coordinator_keys(repo: Repository) -> Keys:
+    """The public keys beside ``checkpoints.key`` (none without one: every signed record is then untrusted)."""
+    if repo.settings.checkpoints.key is None:
         return {}
+    return public_keys(repo.settings)
+
+
+@dataclass
+class _Version:
+    event: dict[str, Any]
+    nodes: list[str]
+    signed: bool
+
+
+def merge_events(checks: list[RecordCheck], findings: FindingList) -> list[dict[str, Any]]:
+    """The events to restore, in ``seq`` order, from the events files that held (see the module's text)."""
+    by_seq: dict[int, dict[str, _Version]] = {}
+    for check in checks:
+        for i, ev in enumerate(check.events):
+            version = by_seq.setdefault(ev["seq"], {}).setdefault(ev["hash"], _Version(ev, [], False))
+            version.nodes.append(check.node)
+            version.signed = version.signed or i < check.signed_events
+    chosen: dict[int, _Version] = {}
+    for seq, versions in by_seq.items():
+        if len(versions) == 1:
+            chosen[seq] = next(iter(versions.values()))
+            continue
+        signed = [v for v in versions.values() if v.signed]
+        said = "; ".join(f"{', '.join(v.nodes)}: {h[:12]}" for h, v in versions.items())
+        if len(signed) == 1:
+            chosen[seq] = signed[0]
+            note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}): the one the "
+                                                    f"evidence signed on {', '.join(signed[0].nodes)} is restored",
+                         path=signed[0].event["package_id"])
+        else:
+            note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}) and no single "
+                                                    "signed copy settles it: not restored",
+                         path=next(iter(versions.values())).event["package_id"])
+    seqs = sorted(chosen)
+    unconfirmed: set[int] = set()
+    for a, b in zip(seqs, seqs[1:]):
+        if b == a + 1 and chosen[b].event["prev_hash"] != chosen[a].event["hash"]:
+            dropped = [s for s in (a, b) if not chosen[s].signed]
+            unconfirmed.update(dropped)
+            note(findings, REBUILD_EVENT_UNCONFIRMED, f"the chain link from event {a} to event {b} is broken: "
+                                                    + (f"event(s) {', '.join(map(str, dropped))} not restored"
+                                                       if dropped else "both are signed, both restored"),
+                         path=chosen[b].event["package_id"])
+    return [chosen[s].event for s in seqs if s not in unconfirmed]
+
+
+def _restore_events(repo: Repository, restored: list[dict[str, Any]]) -> None:
+    """Append the old events to the new log in their old order, their old chain under ``detail.restored``."""
+    for start in range(0, len(restored), BATCH):
+        with repo.catalog.session() as s:
+            for ev in restored[start:start + BATCH]:
+                detail = ev["detail"] if isinstance(ev["detail"], dict) else {"value": ev["detail"]}
+                events.record_event(
+                    s, ev["event_type"], ev["outcome"], agent=ev["agent"], package_id=ev["package_id"],
+                    node_name=ev["node_name"], policy=ev["policy"],
+                    occurred_at=datetime.fromisoformat(ev["occurred_at"]),
+                    detail={**detail, "restored": {k: ev[k] for k in ("seq", "event_id", "hash", "prev_hash",
+                                                                       "replica_id", "job_id")}},
+                )
 
 
 def _collection(session, record: dict[str, Any], info, findings: FindingList, package_id: str) -> Collection | None:
@@ -166,6 +244,15 @@ def rebuild_from_nodes(
                 holders.setdefault(pid, []).append(node)
         except PreservationError as e:
             report.findings.add(REBUILD_NODE_FAILED, str(e), path=node.name)
+    keys = _coordinator_keys(repo)
+    checks: dict[str, list[RecordCheck]] = {}
+    for package_id in sorted(holders):
+        checks[package_id] = [check_record(repo.adapter(n), package_id, keys, node=n.name) for n in holders[package_id]]
+        for check in checks[package_id]:
+            report.findings.extend(check.findings)
+    restored = merge_events([c for cs in checks.values() for c in cs], report.findings)
+    _restore_events(repo, restored)
+    report.events_restored = len(restored)
     replica_ids: list[int] = []
     versioned: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for package_id in sorted(holders):
@@ -177,7 +264,7 @@ def rebuild_from_nodes(
             continue
         for f in metadata.findings.errors:
             report.findings.add(REBUILD_BAG_PROBLEM, str(f), path=package_id)
-        record = _record(adapter, package_id)
+        record = next((c.record for c in checks[package_id] if c.record is not None), {})
         rows = _file_rows(adapter, package_id, metadata, report.findings)
         info = metadata.bag_info
         with repo.catalog.session() as s:

@@ -45,10 +45,10 @@ from preservation.errors import (
 )
 from preservation.fixity import verify_rows
 from preservation.layout import PackageLayout
+from preservation.node_records import write_package_record
 from preservation.package_state import flag_bad_sources, next_audit_time, release_staging_if_done, update_package_state
 from preservation.repository import Repository
 from preservation.sources import Blamed, CopySource, from_first_verified, verified_sources
-from preservation.versions import version_of
 from storage_adapters import LocalStore, StorageAdapter, flush, open_local
 from storage_adapters.localfiles import digest_path, same_content
 
@@ -251,30 +251,6 @@ def write_and_verify(
     if verified_by[COMPARED]:
         stats["compared_with"] = source_name(reference)
     return stats
-
-
-
-def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str) -> None:
-    """Store what the catalog knows of the package beside its bag, for `catalog rebuild`.
-
-    Our own bags carry this in bag-info too; a bag ingested as-is (kept
-    byte-identical) does not, so the record is what ties it to its collection.
-    """
-    with repo.catalog.session() as s:
-        p = s.get(Package, package_id)
-        c = p.collection
-        record = {
-            "package_id": p.id, "name": p.name, "source_kind": p.source_kind, "policy": p.policy,
-            "created_at": p.created_at.isoformat(), "collection": {
-                "key": c.key, "title": c.title, "publisher": c.publisher, "licence": c.licence,
-                "access_mode": c.access_mode,
-            },
-        }
-        version = version_of(s, package_id)
-        if version is not None:  # which lineage it belongs to: the rebuild binds the versions again from it
-            record["version"] = {"lineage_id": version.lineage_id, "number": version.number,
-                                 "previous_id": version.previous_id, "changes": version.changes}
-    PackageLayout(package_id).write_record(dest, record)
 
 
 

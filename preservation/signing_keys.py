@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from preservation.errors import CheckpointInvalid
+from preservation.errors import CheckpointInvalid, CheckpointKeyMissing
 
 ED25519 = b"\x01"
 KEY_NAME = re.compile(r"^[A-Za-z0-9._/:-]{1,200}$")
@@ -52,6 +52,17 @@ def parse_verifier_key(text: str) -> tuple[str, str, Ed25519PublicKey]:
     if len(raw) != 33 or raw[:1] != ED25519 or key_id(name, raw[1:]) != kid:
         raise CheckpointInvalid(f"public key {name}+{kid} does not match its key id")
     return name, kid, Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in the PEM file ``path``; raises CheckpointKeyMissing when there is none."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointKeyMissing(f"{path} cannot be read as a private key ({type(e).__name__})") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointKeyMissing(f"{path} is not an Ed25519 key")
+    return key
 
 
 def _write_private(path: Path, key: Ed25519PrivateKey) -> None:

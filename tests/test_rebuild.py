@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import bagit
 import pytest
 from sqlalchemy import select
 
-from preservation.catalog.models import Package, PackageFile
+from preservation.audit import audit
+from preservation.catalog.models import Event, Package, PackageFile
 from preservation.errors import InvalidRequest
-from preservation.events import verify_chain
+from preservation.events import HASHED_FIELDS, event_hash, event_to_dict, verify_chain
+from preservation.findings import FindingList
 from preservation.home import init_home
 from preservation.ingest import ingest
+from preservation.layout import PackageLayout
 from preservation.nodes import add_node
-from preservation.rebuild import rebuild_from_nodes
+from preservation.package_evidence import RecordCheck
+from preservation.rebuild import merge_events, rebuild_from_nodes
 from preservation.repository import Repository
+from preservation.runtime.handlers import default_registry
+from preservation.runtime.worker import Worker, WorkerOptions
 
-from .fixtures import NODES, node_root
+from .corruption import flip_bit
+from .fixtures import NODES, node_root, replicas_by_node
 
 
 def _snapshot(repo):
@@ -59,3 +67,130 @@ def test_rebuild_from_nodes_restores_an_auditable_catalog(repo, sample_delivery,
             rebuild_from_nodes(fresh)
     finally:
         fresh.close()
+
+
+# --- the package's events travel with its copies (issue 19.11) ---------------------------------------------------
+
+TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
+
+
+def _package_events(repo, package_id):
+    with repo.catalog.session() as s:
+        return [event_to_dict(e) for e in s.scalars(select(Event).where(Event.package_id == package_id)
+                                                   .order_by(Event.seq))]
+
+
+def _lose_catalog_and_rebuild(repo):
+    """Delete the catalog, make a fresh one with the same nodes (the keys of the home stay) and rebuild."""
+    home = repo.settings.home
+    repo.close()
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    fresh = Repository.open(home)
+    for name, org_type, region in NODES:
+        add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+    return fresh, rebuild_from_nodes(fresh)
+
+
+def _restored(repo, package_id):
+    """The restored events of the package by their old event id: (type, outcome, old hash)."""
+    with repo.catalog.session() as s:
+        return {e.detail["restored"]["event_id"]: (e.event_type, e.outcome, e.detail["restored"]["hash"])
+                for e in s.scalars(select(Event).where(Event.package_id == package_id).order_by(Event.seq))
+                if "restored" in e.detail}
+
+
+def _events_file(repo, node, package_id):
+    return node_root(repo, node) / PackageLayout(package_id).events_key
+
+
+def test_events_of_ingest_audit_and_repair_come_back_with_a_rebuilt_catalog(repo, preserved, run_cli):
+    flip_bit(node_root(repo, "cas-nsl") / preserved / TARGET)
+    assert not audit(repo, package_id=preserved).ok
+    Worker(repo, default_registry(), WorkerOptions(concurrency=1, once=True, retry_base_seconds=0)).run()
+    assert {r.state for r in replicas_by_node(repo, preserved).values()} == {"verified"}
+    before = _package_events(repo, preserved)
+    assert {"ingestion", "fixity check", "repair"} <= {e["event_type"] for e in before}
+    # the repaired copy's node has every event (its record rewritten, then its job's events flushed)
+    on_node = [json.loads(line) for line in _events_file(repo, "cas-nsl", preserved).read_text("utf-8").splitlines()]
+    assert on_node == before
+
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert report.ok, report.to_dict()
+        assert report.events_restored == len(before)
+        assert _restored(fresh, preserved) == {e["event_id"]: (e["event_type"], e["outcome"], e["hash"])
+                                               for e in before}
+        with fresh.catalog.session() as s:
+            assert verify_chain(s).ok
+            restored = [e for e in s.scalars(select(Event).order_by(Event.seq)) if "restored" in e.detail]
+        assert [e.detail["restored"]["seq"] for e in restored] == [e["seq"] for e in before]  # the old order
+        assert [e.occurred_at.isoformat(timespec="microseconds") for e in restored] == [e["occurred_at"]
+                                                                                        for e in before]
+    finally:
+        fresh.close()
+    assert run_cli("events", "verify", "--json", home=repo.settings.home).json()["ok"] is True
+
+
+def _rewrite_line(path, index, change, *, rehash):
+    lines = path.read_text("utf-8").splitlines()
+    ev = json.loads(lines[index])
+    change(ev)
+    if rehash:  # a forger who knows the hash rule
+        ev["hash"] = event_hash({k: ev[k] for k in HASHED_FIELDS}, ev["prev_hash"])
+    lines[index] = json.dumps(ev, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    path.write_text("".join(line + "\n" for line in lines), "utf-8")
+    return ev
+
+
+def test_a_tampered_events_file_is_refused_and_the_good_copy_on_another_node_used(repo, preserved):
+    before = _package_events(repo, preserved)
+    ingestion = next(i for i, e in enumerate(before) if e["event_type"] == "ingestion")
+
+    def failed(ev):
+        ev["outcome"] = "failure"
+
+    forged = _rewrite_line(_events_file(repo, "uni-pku", preserved), ingestion, failed, rehash=True)
+    _rewrite_line(_events_file(repo, "inst-istic", preserved), ingestion, failed, rehash=False)
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        altered = [f for f in report.findings if f.code == "R007"]
+        assert sorted(f.path.split(":")[0] for f in altered) == ["inst-istic", "uni-pku"], report.to_dict()
+        assert report.events_restored == len(before)  # all of them, from cas-nsl
+        restored = _restored(fresh, preserved)
+        assert restored[forged["event_id"]] == ("ingestion", "success", before[ingestion]["hash"])
+        with fresh.catalog.session() as s:
+            assert verify_chain(s).ok
+    finally:
+        fresh.close()
+
+
+def test_a_forged_event_after_the_signed_lines_is_not_restored(repo, preserved):
+    before = _package_events(repo, preserved)
+    last = len(before) - 1  # written by the flush after the copies were verified: no signature covers it
+
+    def failed(ev):
+        ev["outcome"] = "failure"
+
+    forged = _rewrite_line(_events_file(repo, "uni-pku", preserved), last, failed, rehash=True)
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        codes = {f.code for f in report.findings}
+        assert "R008" in codes and "R007" not in codes, report.to_dict()
+        assert forged["event_id"] not in _restored(fresh, preserved)  # neither version: nothing settles it
+        assert report.events_restored == len(before) - 1
+    finally:
+        fresh.close()
+
+
+def test_a_broken_link_between_unsigned_events_drops_them_with_a_finding():
+    def ev(seq, prev, h):
+        return {"seq": seq, "hash": h, "prev_hash": prev, "package_id": "p"}
+
+    good = RecordCheck("p", "a", events=[ev(1, "0" * 64, "h1"), ev(2, "h1", "h2"), ev(3, "x", "h3")],
+                       signed_events=2)
+    findings = FindingList()
+    kept = merge_events([good], findings)
+    assert [e["seq"] for e in kept] == [1, 2]  # 3 does not link to 2 and no signature covers it
+    assert [f.code for f in findings] == ["R008"]

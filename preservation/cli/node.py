@@ -10,6 +10,7 @@ from preservation.units import human_bytes
 
 from .common import emit_json, emit_list, json_option, parse_size, repo, say, table
 from .node_serve import serve, witness_key
+from .node_verify import verify_package
 
 
 @click.group("node")
@@ -18,6 +19,7 @@ def node() -> None:
 
 
 node.add_command(serve)
+node.add_command(verify_package)
 node.add_command(witness_key)
 
 

@@ -29,6 +29,7 @@ from preservation.errors import JobError, PreservationError
 from preservation.jobs import claim as claims
 from preservation.liveness import HeartbeatWriter
 from preservation.metrics import WorkerMetrics
+from preservation.node_records import flush_events
 from preservation.runtime.handler_registry import HandlerRegistry, JobContext
 from preservation.runtime.policy_reload import PolicyWatcher
 from preservation.repository import Repository
@@ -231,10 +232,24 @@ class Worker:
         else:
             self._succeeded(claim, result)
         finally:
+            self._flush_events(claim)
             self._subjects.pop(claim.job_id, None)
             if self.metrics is not None:
                 self.metrics.running.dec()
                 self.metrics.seconds.labels(claim.kind).observe(time.monotonic() - started)
+
+    def _flush_events(self, claim: claims.Claim) -> None:
+        """Write the job's events to its copy's events file on the node (every copy's, for a job on a package):
+        one write per job, whatever number of events it made; the other copies catch up at their own jobs."""
+        if claim.package_id is None:
+            return
+        replica_id = claim.payload.get("replica_id") if isinstance(claim.payload, Mapping) else None
+        try:
+            flush_events(self.repo, claim.package_id, replica_id if isinstance(replica_id, int) else None)
+        except (PreservationError, SQLAlchemyError) as e:
+            subject = self._subjects.get(claim.job_id, {})
+            log.warning("job %d (%s%s): the events file on the node was not brought up to date: %s", claim.job_id,
+                        claim.kind, _where(subject), e, extra=subject)
 
     def _succeeded(self, claim: claims.Claim, result: dict[str, Any] | None) -> None:
         if claims.complete(self.repo.catalog, claim, _jsonable(result), agent=self.agent):

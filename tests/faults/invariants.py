@@ -34,8 +34,9 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
-from preservation.events import verify_chain
+from preservation.events import hash_of_exported, verify_chain
 from preservation.jobs.queue import DEAD, LIVE_STATES
+from preservation.layout import EVENTS_SUFFIX
 from preservation.placement import unmet_requirements
 from preservation.repository import Repository
 from storage_adapters.filesystem import TEMP_DIR
@@ -206,6 +207,24 @@ def check_catalog_against_nodes(repo: Repository, damage: Damage | None = None,
     return violations
 
 
+def _events_file_problems(node: str, path: str, full: Path, package_id: str, view: CatalogView) -> list[str]:
+    if package_id not in view.packages:
+        return [f"{node}: events file {path} of no catalogued package"]
+    data = full.read_bytes()
+    if data and not data.endswith(b"\n"):
+        return [f"{node}: events file {path} ends in a partial line"]
+    last = 0
+    for n, line in enumerate(data.splitlines(), 1):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return [f"{node}: events file {path} line {n} is not JSON"]
+        if hash_of_exported(ev) != ev.get("hash") or ev["package_id"] != package_id or ev["seq"] <= last:
+            return [f"{node}: events file {path} line {n} is not an event of the package in order"]
+        last = ev["seq"]
+    return []
+
+
 def _objects_on_nodes(view: CatalogView, damage: Damage) -> list[str]:
     violations = []
     for node, root in view.roots.items():
@@ -217,6 +236,10 @@ def _objects_on_nodes(view: CatalogView, damage: Damage) -> list[str]:
                 continue
             if path.startswith(RECORDS + "/"):
                 name = path[len(RECORDS) + 1:]
+                if name.endswith(EVENTS_SUFFIX):  # the package's events: every line its own hash, in order
+                    violations.extend(_events_file_problems(node, path, full, name.removesuffix(EVENTS_SUFFIX),
+                                                            view))
+                    continue
                 package_id = name.removesuffix(".json")
                 if package_id not in view.packages or not name.endswith(".json"):
                     violations.append(f"{node}: record {path} of no catalogued package")

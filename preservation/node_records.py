@@ -1,0 +1,196 @@
+"""The package record on each node: what the catalog knows of a package, its events and its signed evidence.
+
+Beside each bag (keys from :class:`~preservation.layout.PackageLayout`):
+
+* ``.preserve/packages/<id>.json``: the package, its collection and version,
+  and ``evidence``: the sha256 of every tag file of the bag (``bagit.txt``,
+  ``bag-info.txt``, the manifests and tag manifests, whose lines pin every
+  payload file), the package's events as far as they go at that moment
+  (their count, last event and the sha256 of those lines) and the latest
+  signed checkpoint of the event log, with an inclusion proof of the
+  package's latest event under it when it covers one.  The coordinator signs
+  that body with its checkpoint key (``checkpoints.key``): once per copy
+  written or repaired, never per event.
+* ``.preserve/packages/<id>.events.jsonl``: every event of the package, one
+  JSON object a line (:func:`preservation.events.event_to_dict`, with its
+  ``prev_hash`` and ``hash``) in chain order.  It is written whole from the
+  catalog, atomically, by the copy or repair of that copy and after every job
+  on that copy (the worker calls :func:`flush_events`): one write per job, not
+  per event.  Its lines only ever grow, so the lines the evidence signed stay
+  byte for byte the first lines of the file.
+
+``catalog rebuild --from-nodes`` reads both back (:mod:`preservation.package_evidence`
+checks them); a node agent checks the evidence against its own storage
+without the catalog (``preserve node verify-package``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from preservation import merkle
+from preservation.catalog.evidence_models import Checkpoint, compute
+from preservation.catalog.models import (
+    REPLICA_CORRUPT,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Event,
+    Node,
+    Package,
+    PackageFile,
+    Replica,
+)
+from preservation.events import event_to_dict
+from preservation.layout import PackageLayout
+from preservation.package_state import readable_node
+from preservation.repository import Repository
+from preservation.settings import Settings
+from preservation.signing_keys import key_id, load_private_key, raw_public
+from preservation.versions import version_of
+from storage_adapters import StorageAdapter
+
+EVIDENCE_FORMAT = "preserve-package-evidence/1"
+HELD = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT)
+"""Copies whose node holds the bag: their events file is kept up to date."""
+
+
+def canonical(value: Any) -> bytes:
+    """The bytes a signature covers: JSON with sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def event_line(ev: Event) -> bytes:
+    return canonical(event_to_dict(ev)) + b"\n"
+
+
+@dataclass(frozen=True)
+class EventsFile:
+    data: bytes
+    count: int
+    last_seq: int
+    last_hash: str | None
+
+
+def events_file(session: Session, package_id: str) -> EventsFile:
+    """The package's events file as the catalog has it now."""
+    lines: list[bytes] = []
+    last: Event | None = None
+    stmt = select(Event).where(Event.package_id == package_id).order_by(Event.seq)
+    for ev in session.scalars(stmt.execution_options(yield_per=1000)):
+        lines.append(event_line(ev))
+        last = ev
+    return EventsFile(b"".join(lines), len(lines), last.seq if last else 0, last.hash if last else None)
+
+
+# --- evidence ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvidenceSigner:
+    name: str
+    key_id: str
+    private: Ed25519PrivateKey
+
+
+def evidence_signer(settings: Settings) -> EvidenceSigner | None:
+    """The coordinator's checkpoint key, or None when the home has none (records are then unsigned)."""
+    cfg = settings.checkpoints
+    if cfg.key is None or not cfg.origin:
+        return None
+    key = load_private_key(cfg.key)
+    return EvidenceSigner(cfg.origin, key_id(cfg.origin, raw_public(key.public_key())), key)
+
+
+def _checkpoint(session: Session, last_seq: int, last_hash: str | None) -> dict[str, Any] | None:
+    cp = session.scalars(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)).first()
+    if cp is None:
+        return None
+    out: dict[str, Any] = {"size": cp.size, "root": base64.b64encode(cp.root).decode(), "note": cp.note}
+    if last_hash is not None and 0 < last_seq <= cp.size:
+        proof = compute(session, lambda lk: merkle.inclusion_proof(last_seq - 1, cp.size, lk))
+        out["inclusion"] = {"seq": last_seq, "proof": [base64.b64encode(p).decode() for p in proof]}
+    return out
+
+
+def evidence_body(session: Session, package_id: str, events: EventsFile, *,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """What the coordinator signs for one package: tag files, events so far, the latest checkpoint."""
+    package = session.get(Package, package_id)
+    tag_files = dict(session.execute(select(PackageFile.path, PackageFile.sha256)
+                                     .where(PackageFile.package_id == package_id, PackageFile.is_tag)).all())
+    return {
+        "format": EVIDENCE_FORMAT,
+        "package_id": package_id,
+        "payload_oxum": package.payload_oxum,
+        "tag_files": dict(sorted(tag_files.items())),
+        "events": {"count": events.count, "through_seq": events.last_seq, "through_hash": events.last_hash,
+                   "sha256": hashlib.sha256(events.data).hexdigest()},
+        "checkpoint": _checkpoint(session, events.last_seq, events.last_hash),
+        "signed_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def sign_evidence(signer: EvidenceSigner, body: dict[str, Any]) -> dict[str, Any]:
+    return {"body": body, "key": signer.name, "key_id": signer.key_id,
+            "signature": base64.b64encode(signer.private.sign(canonical(body))).decode()}
+
+
+# --- writing ---------------------------------------------------------------------------------------------------
+
+def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str) -> None:
+    """Write the package's events file and its record, signed, beside a copy just written or repaired.
+
+    Our own bags carry the collection in bag-info too; a bag ingested as-is
+    (kept byte-identical) does not, so the record is what ties it to its
+    collection.  Raises CheckpointKeyMissing when a configured key cannot be
+    read, and the adapter's errors.
+    """
+    signer = evidence_signer(repo.settings)
+    with repo.catalog.session() as s:
+        p = s.get(Package, package_id)
+        c = p.collection
+        record: dict[str, Any] = {
+            "package_id": p.id, "name": p.name, "source_kind": p.source_kind, "policy": p.policy,
+            "created_at": p.created_at.isoformat(), "collection": {
+                "key": c.key, "title": c.title, "publisher": c.publisher, "licence": c.licence,
+                "access_mode": c.access_mode,
+            },
+        }
+        version = version_of(s, package_id)
+        if version is not None:  # which lineage it belongs to: the rebuild binds the versions again from it
+            record["version"] = {"lineage_id": version.lineage_id, "number": version.number,
+                                 "previous_id": version.previous_id, "changes": version.changes}
+        events = events_file(s, package_id)
+        if signer is not None:
+            record["evidence"] = sign_evidence(signer, evidence_body(s, package_id, events))
+    layout = PackageLayout(package_id)
+    layout.write_events(dest, events.data)  # first: the evidence signs lines that must be there
+    layout.write_record(dest, record)
+
+
+def flush_events(repo: Repository, package_id: str, replica_id: int | None = None) -> list[str]:
+    """Bring the events file of the package up to date on the node of ``replica_id`` (else on every node
+    holding a copy); returns the nodes written.  Raises the adapter's errors."""
+    with repo.catalog.session() as s:
+        stmt = (select(Node).join(Replica, Replica.node_id == Node.id)
+                .where(Replica.package_id == package_id, Replica.state.in_(HELD), readable_node()))
+        if replica_id is not None:
+            stmt = stmt.where(Replica.id == replica_id)
+        nodes = s.scalars(stmt).all()
+        if not nodes:
+            return []
+        for node in nodes:
+            s.expunge(node)
+        events = events_file(s, package_id)
+    layout = PackageLayout(package_id)
+    for node in nodes:
+        layout.write_events(repo.adapter(node), events.data)
+    return [n.name for n in nodes]

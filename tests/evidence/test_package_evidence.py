@@ -1,0 +1,164 @@
+"""Per-package evidence on the nodes (issue 20.5): each copy's record is signed by the coordinator, and a node
+checks what it holds against it without the catalog; `catalog rebuild --from-nodes` refuses a forged record."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from preservation.catalog.models import Replica
+from preservation.checkpoints import make_checkpoint, public_keys
+from preservation.home import init_home
+from preservation.layout import PackageLayout
+from preservation.node_records import EvidenceSigner, canonical, evidence_signer, sign_evidence, write_package_record
+from preservation.nodes import add_node
+from preservation.package_evidence import check_record
+from preservation.rebuild import rebuild_from_nodes
+from preservation.repository import Repository
+from preservation.signing_keys import key_id, raw_public
+from storage_adapters import open_local
+
+from ..fixtures import NODES, node_root
+
+
+def _record_path(repo, node, package_id):
+    return node_root(repo, node) / PackageLayout(package_id).record_key
+
+
+def _check(repo, node, package_id, keys=None):
+    adapter = open_local(node_root(repo, node), create=False)
+    return check_record(adapter, package_id, keys if keys is not None else public_keys(repo.settings), node=node)
+
+
+def _pub_files(repo):
+    return sorted(repo.settings.checkpoints.key.parent.glob("*.pub"))
+
+
+def _forge(repo, node, package_id, change, signer):
+    """Change the record's evidence body on ``node`` and sign it again with ``signer``."""
+    path = _record_path(repo, node, package_id)
+    record = json.loads(path.read_text("utf-8"))
+    body = record["evidence"]["body"]
+    change(body)
+    record["evidence"] = sign_evidence(signer, body)
+    path.write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    return record
+
+
+def _other_key(name):
+    key = Ed25519PrivateKey.generate()
+    return EvidenceSigner(name, key_id(name, raw_public(key.public_key())), key)
+
+
+def test_each_copy_carries_evidence_signed_by_the_coordinator_that_the_node_checks_alone(repo, preserved, run_cli):
+    for name, _, _ in NODES:
+        check = _check(repo, name, preserved)
+        assert check.ok and check.signed, check.to_dict()
+        body = json.loads(_record_path(repo, name, preserved).read_text("utf-8"))["evidence"]["body"]
+        assert {"bagit.txt", "bag-info.txt", "manifest-sha512.txt", "tagmanifest-sha512.txt"} <= set(body["tag_files"])
+        assert 0 < check.signed_events <= len(check.events) and body["events"]["count"] == check.signed_events
+    keys = [a for f in _pub_files(repo) for a in ("--coordinator-key", f)]
+    out = run_cli("node", "verify-package", "--storage", node_root(repo, "cas-nsl").as_uri(), *keys, "--json",
+                  home=repo.settings.home).json()
+    assert out["count"] == 1 and out["ok"] is True and out["packages"][0]["package_id"] == preserved
+
+
+def test_a_forged_record_resigned_with_another_key_is_refused(repo, preserved, run_cli, tmp_path):
+    manifest = node_root(repo, "uni-pku") / preserved / "manifest-sha512.txt"
+    manifest.write_bytes(manifest.read_bytes() + b"0" * 128 + b"  data/extra.pdf\n")  # a forged manifest
+    forged_digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    signer = public_keys(repo.settings)  # the real key's id, to pretend to be it
+    real_kid = next(iter(signer))
+
+    def new_manifest(body):
+        body["tag_files"]["manifest-sha512.txt"] = forged_digest
+
+    _forge(repo, "uni-pku", preserved, new_manifest, _other_key(repo.settings.checkpoints.origin))
+    check = _check(repo, "uni-pku", preserved)
+    assert [f.code for f in check.findings] == ["R006"] and check.record is None
+    assert "not a key of this coordinator" in check.findings.errors[0].message
+
+    # the same forgery claiming the real key's id: its signature does not verify
+    record = json.loads(_record_path(repo, "uni-pku", preserved).read_text("utf-8"))
+    record["evidence"]["key_id"] = real_kid
+    _record_path(repo, "uni-pku", preserved).write_text(json.dumps(record), "utf-8")
+    check = _check(repo, "uni-pku", preserved)
+    assert [f.code for f in check.findings] == ["R006"] and "does not verify" in check.findings.errors[0].message
+
+    keys = [a for f in _pub_files(repo) for a in ("--coordinator-key", f)]
+    out = run_cli("node", "verify-package", "--storage", node_root(repo, "uni-pku").as_uri(), *keys, preserved,
+                  "--json", exit_code=1, home=repo.settings.home).json()
+    assert out["ok"] is False and [f["code"] for f in out["packages"][0]["findings"]] == ["R006"]
+
+    home = repo.settings.home
+    repo.close()
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    with Repository.open(home) as fresh:
+        for name, org_type, region in NODES:
+            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+        report = rebuild_from_nodes(fresh, audit=False)
+        assert [(f.code, f.path.split(":")[0]) for f in report.findings] == [("R006", "uni-pku")]
+        assert report.packages == [preserved] and report.events_restored > 0  # from the two trusted nodes
+
+
+def test_a_file_changed_under_a_good_signature_is_found(repo, preserved):
+    bag_info = node_root(repo, "inst-istic") / preserved / "bag-info.txt"
+    bag_info.write_bytes(bag_info.read_bytes().replace(b"Publisher Ltd", b"Publisher Lte"))
+    check = _check(repo, "inst-istic", preserved)
+    assert [(f.code, f.path) for f in check.findings] == [("R009", f"inst-istic:{preserved}/bag-info.txt")]
+    assert check.record is not None  # the record itself is genuine; the copy is what differs
+
+
+def test_evidence_written_after_a_checkpoint_proves_the_package_events_are_under_it(repo, preserved):
+    with repo.catalog.session() as s:
+        made = make_checkpoint(s, repo.settings)
+        replica = s.scalars(select(Replica).where(Replica.package_id == preserved)).first()
+        node = replica.node.name
+    adapter = open_local(node_root(repo, node), create=False)
+    write_package_record(repo, adapter, preserved)  # what a repair or a new copy writes
+    cp = json.loads(_record_path(repo, node, preserved).read_text("utf-8"))["evidence"]["body"]["checkpoint"]
+    assert cp["size"] == made["size"] and cp["inclusion"]["seq"] <= made["size"]
+    assert _check(repo, node, preserved).ok
+
+    def wrong_proof(body):
+        proof = body["checkpoint"]["inclusion"]["proof"]
+        proof[0] = base64.b64encode(bytes(32)).decode()
+
+    _forge(repo, node, preserved, wrong_proof, evidence_signer(repo.settings))  # signed by the real key, even
+    check = _check(repo, node, preserved)
+    assert [f.code for f in check.findings] == ["R009"]
+    assert "not under the checkpoint" in check.findings.errors[0].message
+
+
+def test_a_record_without_a_trusted_key_is_not_trusted(repo, preserved):
+    check = _check(repo, "cas-nsl", preserved, keys={})
+    assert [f.code for f in check.findings] == ["R006"] and check.record is None
+
+
+def test_the_signature_covers_the_canonical_body(repo, preserved):
+    record = json.loads(_record_path(repo, "cas-nsl", preserved).read_text("utf-8"))
+    name, key = public_keys(repo.settings)[record["evidence"]["key_id"]]
+    key.verify(base64.b64decode(record["evidence"]["signature"]), canonical(record["evidence"]["body"]))
+    assert name == repo.settings.checkpoints.origin
+
+
+def test_bad_input_to_verify_package_is_a_coded_error_and_changes_nothing(repo, preserved, run_cli, tmp_path):
+    bad_key = tmp_path / "bad.pub"
+    bad_key.write_text("not a key\n", "utf-8")
+    storage = node_root(repo, "cas-nsl").as_uri()
+    out = run_cli("node", "verify-package", "--storage", storage, "--coordinator-key", bad_key, preserved, "--json",
+                  exit_code=None, home=repo.settings.home)
+    assert out.exit_code not in (0, 1) and json.loads(out.stderr or out.stdout)["error"]["code"]
+    keys = [a for f in _pub_files(repo) for a in ("--coordinator-key", f)]
+    out = run_cli("node", "verify-package", "--storage", storage, *keys, "../../etc", "--json", exit_code=None,
+                  home=repo.settings.home)
+    assert out.exit_code not in (0, 1) and json.loads(out.stderr or out.stdout)["error"]["code"]
+    out = run_cli("node", "verify-package", "--storage", storage, *keys, "no-such-package", "--json", exit_code=1,
+                  home=repo.settings.home).json()
+    assert [f["code"] for f in out["packages"][0]["findings"]] == ["R004"]

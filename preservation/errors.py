@@ -345,6 +345,14 @@ class VersionRefused(PreservationError):
     template = "cannot make a new version of {package}: {detail}"
 
 
+class AmbiguousVersionMatch(VersionRefused):
+    """The policy's matching rule finds more than one package the delivery could be the next version of."""
+
+    code = "E508"
+    template = ("the delivery matches {count} packages on {rule} ({detail}): nothing was registered; name the one "
+                "it follows with --version-of")
+
+
 class VersionInUse(PreservationError):
     """Removing these versions would remove bytes that a kept version references."""
 

@@ -53,6 +53,7 @@ from preservation.jobs import kinds
 from preservation.metadata.analyser import MetadataAnalyser
 from preservation.placement import Candidate, choose_nodes
 from preservation.policy import Policy
+from preservation.version_match import match_delivery
 from preservation.local_copy import replicate_together
 from preservation.node_records import flush_events
 from preservation.package_state import release_staging_if_done
@@ -345,7 +346,10 @@ def ingest(
     ``version_of`` (a package id) makes the delivery the next version of
     that package (docs/versions.md): checked before anything is staged,
     compared with the newest version after bagging, registered with only
-    its added and changed files stored.
+    its added and changed files stored.  Without it, the policy's
+    ``versions.match_on`` rules may find the package it follows
+    (:mod:`preservation.version_match`; the result's ``matched`` says which
+    and on what).
 
     Inline, this process owns the replicate jobs it registers: they are
     created under its lease, renewed while it copies, so a running worker
@@ -361,8 +365,13 @@ def ingest(
     package_id, bag, delivery, analysis = stage(repo, source, collection_key, name=name, bag_info=bag_info,
                                                 progress=progress, analysers=analysers)
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
-    plan = None
+    plan = matched = None
     try:
+        if previous is None:  # the policy may know which package it follows (version_match)
+            matched = match_delivery(repo, collection_key, bag.bag_info, name or Path(source).name)
+            if matched is not None:
+                with repo.catalog.session() as s:
+                    previous = versions.previous_version(s, matched.lineage_id, collection_key)
         if not allow_duplicate and previous is None:
             check_not_duplicate(repo, bag)
         if previous is not None:
@@ -376,6 +385,8 @@ def ingest(
     finally:
         if plan is not None:
             plan.discard()
+    if matched is not None:
+        result["matched"] = matched.to_dict()
     if holder is None:
         result["state"] = PACKAGE_REPLICATING
         return result

@@ -88,6 +88,27 @@ class DeliveryPolicy(_Strict):
     """Decompressed bytes one archive may produce in all."""
 
 
+MATCH_RULES = ("identifier", "title_year")
+BAG_INFO_LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class VersionsPolicy(_Strict):
+    """How ``preserve ingest`` finds, without ``--version-of``, the package a delivery is the next version of."""
+
+    match_on: list[Literal[MATCH_RULES]] = Field(default_factory=list, max_length=2)  # type: ignore[valid-type]
+    """The rules tried in order (docs/versions.md): ``identifier`` (the same value of ``identifier_field`` in
+    bag-info), ``title_year`` (the same ``title_field`` and year); none by default."""
+    identifier_field: str = Field(default="External-Identifier", pattern=BAG_INFO_LABEL)
+    title_field: str = Field(default="Title", pattern=BAG_INFO_LABEL)
+
+    @field_validator("match_on")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("match_on names a rule twice")
+        return v
+
+
 PUID_FORM = r"(?:x-)?[a-z]{3}/[0-9]{1,5}"
 FORMAT_FLAGS = ("unidentified", "extension_only", "encrypted", "drm", "invalid", "withdrawn")
 """What a format policy may name beside PUIDs: files nothing identified, identified by name only,
@@ -156,6 +177,7 @@ class Policy(_Strict):
     access: AccessPolicy = AccessPolicy()
     delivery: DeliveryPolicy = DeliveryPolicy()
     formats: FormatsPolicy = FormatsPolicy()
+    versions: VersionsPolicy = VersionsPolicy()
     source_digest: str = ""
 
     @field_validator("digests")

@@ -48,7 +48,9 @@ def ingest(source, collection_key, name, info, version_of, allow_duplicate, inli
     its copies are then written and verified by `preserve worker` processes.
     --inline writes them in this process instead; --wait waits for the workers.
     --version-of PACKAGE_ID records the delivery as the package's next version
-    (its complete new state; unchanged files are referenced, not stored again).
+    (its complete new state; unchanged files are referenced, not stored again);
+    without it, the policy's versions.match_on rules may find that package
+    (on a bag-info identifier, or on title and year): the output says so.
     A delivery identical to a package already held is refused unless --allow-duplicate.
     """
     if inline and wait:
@@ -77,6 +79,9 @@ def ingest(source, collection_key, name, info, version_of, allow_duplicate, inli
     else:
         say(f"package {result['package_id']}: {result['files']} files, {human_bytes(result['bytes'])}, "
                    f"state {result['state']}")
+        if "matched" in result:  # the policy's versions.match_on found the package it follows
+            m = result["matched"]
+            say(f"  matched package {m['package_id']} on {m['field']} = {m['value']!r} (rule {m['on']})")
         if "version" in result:
             v = result["version"]
             say(f"  version {v['number']} of {v['lineage_id']}: {v['added']} added, {v['changed']} changed, "

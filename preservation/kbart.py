@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from preservation import identifiers as ids
 from preservation.access.accounts import get_library
+from preservation.catalog.bulk import insert_rows
 from preservation.catalog.library_models import (
     DATE_TEXT,
     ID_CN,
@@ -382,41 +383,6 @@ def _refuse(reader: _Reader) -> None:
 
 
 # --- a publisher's title list -------------------------------------------------------------
-
-
-def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT ``rows`` (tuples in the order of ``columns``) through the driver's ``executemany``.
-
-    The values go through each column type's own bind processor (JSON,
-    dates), as SQLAlchemy would send them; what is skipped is its per-row
-    statement bookkeeping, which costs more than the database does for the
-    hundreds of thousands of rows of a KBART file.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    processors = [(i, process) for i, c in enumerate(columns)
-                  if (process := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
-    if processors:
-        changed = []
-        for row in rows:
-            values = list(row)
-            for i, process in processors:
-                values[i] = process(values[i])
-            changed.append(tuple(values))
-        rows = changed
-    preparer = dialect.identifier_preparer
-    names = ", ".join(preparer.quote(c) for c in columns)
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        # COPY, on the connection (and in the transaction) SQLAlchemy holds: row by row INSERTs cost a round trip each
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {preparer.format_table(table)} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(f"INSERT INTO {preparer.format_table(table)} ({names}) "
-                         f"VALUES ({', '.join([marker] * len(columns))})", rows)
 
 
 def new_ids(conn: Connection, table: Table, count: int) -> list[int] | None:

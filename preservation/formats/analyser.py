@@ -27,10 +27,10 @@ import threading
 from collections import Counter
 from typing import Any, Iterator
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from preservation import codes, events
+from preservation.catalog.bulk import insert_rows
 from preservation.catalog.format_models import FileFormat
 from preservation.catalog.models import utcnow
 from preservation.findings import ERROR, Finding, FindingList
@@ -123,13 +123,15 @@ class FormatAnalyser:
         for path in sorted(self._identified):
             identification, _ = self._identified[path]
             validation = self._validated.get(path)
-            for finding in self._findings_of(path, identification, validation):
-                if finding.is_error:
-                    findings.extend([finding])
-                    continue
-                listed[finding.code] += 1
-                if listed[finding.code] <= LISTED:
-                    findings.extend([finding])
+            # an unvalidated file's findings are its identification's, named only when listed
+            found = self._judge(path, identification, validation) if validation is not None else self._template(
+                identification)
+            for finding in found:
+                if not finding.is_error:
+                    listed[finding.code] += 1
+                    if listed[finding.code] > LISTED:
+                        continue
+                findings.extend([finding if validation is not None else _at(finding, path)])
         for code, count in sorted(listed.items()):
             if count > LISTED:
                 codes.note(findings, codes.FORMAT_MORE, f"{count - LISTED} more file(s) with {code}", None,
@@ -164,10 +166,14 @@ class FormatAnalyser:
         """The file's findings under the policy; those of an unvalidated file depend only on its identification."""
         if validation is not None:
             return self._judge(path, identification, validation)
+        return [_at(f, path) for f in self._template(identification)]
+
+    def _template(self, identification: Identification) -> list[Finding]:
+        """The findings of an unvalidated file so identified, with no path."""
         template = self._templates.get(identification)
         if template is None:
             template = self._templates[identification] = self._judge(None, identification, None)
-        return [Finding(f.code, f.message, path, f.severity, f.params) for f in template]
+        return template
 
     def _judge(self, path: str | None, identification: Identification, validation: Validation | None
                ) -> list[Finding]:
@@ -208,7 +214,10 @@ class FormatAnalyser:
         outcomes: Counter[str] = Counter()
         puids: Counter[str] = Counter()
         locked: list[str] = []
-        batch: list[dict[str, Any]] = []
+        batch: list[tuple[Any, ...]] = []
+        table = FileFormat.__table__
+        same: dict[Identification, tuple[Any, ...]] = {}  # the columns of an unvalidated file, but its path and size
+        connection = session.connection()
         for path in sorted(self._identified):
             identification, size = self._identified[path]
             validation = self._validated.get(path)
@@ -218,13 +227,18 @@ class FormatAnalyser:
                 outcomes[validation.outcome] += 1
                 if validation.encrypted or validation.drm:
                     locked.append(path)
-            batch.append(row(package_id, path, size, identification, validation, signatures_, self.identified_at,
-                             self._findings_of(path, identification, validation)))
+                middle = _middle(identification, validation, signatures_, self.identified_at,
+                                 self._findings_of(path, identification, validation))
+            else:
+                middle = same.get(identification)
+                if middle is None:
+                    middle = same[identification] = _middle(identification, None, signatures_, self.identified_at,
+                                                            self._findings_of(path, identification, None))
+            batch.append((package_id, path, *middle, size))
             if len(batch) >= INSERT_BATCH:
-                session.execute(insert(FileFormat.__table__), batch)
+                insert_rows(connection, table, COLUMNS, batch)
                 batch = []
-        if batch:
-            session.execute(insert(FileFormat.__table__), batch)
+        insert_rows(connection, table, COLUMNS, batch)
         for path in locked[:LISTED]:
             validation = self._validated[path]
             what = " and ".join(w for w, on in (("encrypted", validation.encrypted), ("DRM-locked", validation.drm)) if on)
@@ -249,23 +263,28 @@ class FormatAnalyser:
         return summary
 
 
-def row(package_id: str, path: str, size: int, identification: Identification, validation: Validation | None,
-        known: Signatures, at: Any, found: list[Finding]) -> dict[str, Any]:
-    """The ``file_formats`` row of one file."""
+def _at(finding: Finding, path: str) -> Finding:
+    return Finding(finding.code, finding.message, path, finding.severity, finding.params)
+
+
+COLUMNS = ("package_id", "path", "puid", "mime", "format_name", "format_version", "basis", "tool", "tool_version",
+           "signature_version", "identified_at", "validation", "validation_kind", "encrypted", "drm", "details",
+           "findings", "size")
+"""The ``file_formats`` columns :meth:`FormatAnalyser.register` writes, in the order of its rows."""
+
+
+def _middle(identification: Identification, validation: Validation | None, known: Signatures, at: Any,
+            found: list[Finding]) -> tuple[Any, ...]:
+    """The columns of a file's row between its path and its size (:data:`COLUMNS`)."""
     details = identification.details()
     if validation is not None and validation.details:
         details["validation"] = validation.details
-    return {
-        "package_id": package_id, "path": path, "size": size, "puid": identification.puid,
-        "mime": identification.mime, "format_name": identification.format_name,
-        "format_version": identification.format_version, "basis": identification.basis, "tool": known.tool,
-        "tool_version": known.tool_version, "signature_version": known.signature_version, "identified_at": at,
-        "validation": validation.outcome if validation is not None else None,
-        "validation_kind": validation.kind if validation is not None else None,
-        "encrypted": bool(validation and validation.encrypted), "drm": bool(validation and validation.drm),
-        "details": details,
-        "findings": [{"code": f.code, "severity": f.severity, "message": f.message} for f in found],
-    }
+    return (identification.puid, identification.mime, identification.format_name, identification.format_version,
+            identification.basis, known.tool, known.tool_version, known.signature_version, at,
+            validation.outcome if validation is not None else None,
+            validation.kind if validation is not None else None,
+            bool(validation and validation.encrypted), bool(validation and validation.drm), details,
+            [{"code": f.code, "severity": f.severity, "message": f.message} for f in found])
 
 
 class _Observer:

@@ -7,13 +7,20 @@ ElementTree look-ups, several milliseconds a file: far too slow for ingest,
 where a file of 4 KiB costs well under a millisecond to bag.  This module
 keeps FIDO's signatures, its priorities and its decision order (signature,
 then container, then extension) and only changes how the signatures are
-tried: each regular expression is compiled once, and a signature whose
-``BOF`` pattern needs a byte at a fixed offset is tried only when the
-file's first bytes have it there (an index built from the parsed
-expression; a signature the index cannot describe is always tried, so the
-index can make identification faster, never different).
-``tests/formats/test_identify.py`` checks the result against FIDO's own
-``match_formats``.
+tried, from a table planned once per signature install and kept in the
+user's cache (:mod:`preservation.formats.signature_table`):
+
+- a signature whose ``BOF`` pattern needs fixed bytes at a fixed offset
+  (``%PDF`` at 0) is tried only when the file's head has them there: one
+  dictionary look-up per (offset, length) for all such signatures;
+- a signature with no such key waits for a string it needs anywhere in the
+  head, and all of those are looked for in one Aho-Corasick scan;
+- the rest (a dozen) are tried on every file, each expression compiled
+  the first time it runs.
+
+Each condition is necessary for a match, so the plan makes identification
+faster, never different: ``tests/formats/test_identify.py`` checks the
+result against FIDO's own ``match_formats``.
 
 What FIDO reads of a file is its first and its last ``bufsize`` bytes
 (128 KiB): :class:`HeadTail` keeps exactly those from the chunks the
@@ -32,16 +39,15 @@ import os
 import re
 import threading
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
-from xml.etree import ElementTree
 
 import ahocorasick_rs
 import olefile
 from fido import CONFIG_DIR
 from fido import __version__ as FIDO_VERSION
-from fido.fido import Fido
-from fido.versions import get_local_versions
+
+from preservation.formats import signature_table
 
 TOOL = "fido"
 BUFSIZE = 128 * 1024
@@ -56,10 +62,8 @@ NONE = "none"
 BASES = (SIGNATURE, CONTAINER, EXTENSION, NONE)
 
 _BOF, _EOF, _VAR, _IFB = "BOF", "EOF", "VAR", "IFB"
-_MAX_SET = 64  # a character set wider than this is not worth indexing
 _CACHED = 10_000  # distinct extensions, and distinct answers, remembered at most
-_MIN_SCANNED = 3  # literals at least this long are looked for in one scan of the head; shorter ones by find()
-_MAX_SPREAD = 8  # `.{a,b}` before a byte: indexed at each of the offsets a..b when b - a is at most this
+_SCANNED_PREFIX = 8  # how much of each string a signature waits for the scan of the head looks for
 
 
 @dataclass(frozen=True)
@@ -107,14 +111,27 @@ class _Format:
     container: str  # "zip", "tar", "ole" or ""
 
 
-@dataclass
 class _Signature:
-    format_index: int
-    name: str
-    patterns: list[tuple[str, re.Pattern[bytes], int | None]] = field(default_factory=list)
-    """(position, expression, where an ``EOF`` search may start from the end: None for anywhere)."""
-    needs: list[tuple[bool, bytes, int | None]] = field(default_factory=list)
-    """Bytes each pattern cannot match without: (in the tail?, the bytes, how far into the buffer)."""
+    """One signature: its patterns (compiled when first tried) and the substrings they cannot match without."""
+
+    __slots__ = ("format_index", "name", "_sources", "_patterns", "needs")
+
+    def __init__(self, planned: dict[str, Any]) -> None:
+        self.format_index: int = planned["format"]
+        self.name: str = planned["name"]
+        self._sources = [(position, _bytes(source), reach) for position, source, reach in planned["patterns"]]
+        self._patterns: list[tuple[str, re.Pattern[bytes], int | None]] | None = None
+        self.needs = [(in_tail, _bytes(needed), reach) for in_tail, needed, reach in planned["needs"]]
+        """Bytes each pattern cannot match without: (in the tail?, the bytes, how far into the buffer)."""
+
+    @property
+    def patterns(self) -> list[tuple[str, re.Pattern[bytes], int | None]]:
+        """(position, expression, where an ``EOF`` search may start from the end: None for anywhere)."""
+        patterns = self._patterns
+        if patterns is None:  # two threads may both compile: the same result, whichever is kept
+            patterns = self._patterns = [(position, re.compile(source), reach)
+                                         for position, source, reach in self._sources]
+        return patterns
 
     def matches(self, bof: bytes, eof: bytes) -> bool:
         for in_tail, needed, reach in self.needs:  # a substring search is far cheaper than the expression
@@ -136,78 +153,83 @@ class _Signature:
         return True
 
 
-class Signatures:
-    """FIDO's installed signature files, compiled for fast matching; one per process (:func:`signatures`)."""
+def _bytes(text: str) -> bytes:
+    return text.encode("latin-1")
 
-    def __init__(self, conf_dir: str = CONFIG_DIR) -> None:
-        versions = get_local_versions(conf_dir)
+
+class Signatures:
+    """FIDO's installed signature files, planned for fast matching; one per process (:func:`signatures`).
+
+    Built from the table :func:`signature_table.load` keeps in the user's
+    cache: a process loads it in milliseconds and compiles only the
+    expressions of the signatures that some file's bytes make it try.
+    """
+
+    def __init__(self, conf_dir: str = CONFIG_DIR, table: dict[str, Any] | None = None) -> None:
+        if table is None:
+            table = signature_table.load(conf_dir)
         self.conf_dir = conf_dir
         self.tool = TOOL
         self.tool_version = FIDO_VERSION
-        pronom = str(versions.pronom_version)
-        container_file = str(versions.pronom_container_signature)
-        container_date = re.sub(r"\D", "", container_file) or container_file
-        self.signature_version = f"v{pronom} container-{container_date}"
+        self.signature_version: str = table["signature_version"]
         """Which PRONOM signature file (and container signature file) said what a file is."""
-        fido = Fido(quiet=True, conf_dir=conf_dir, handle_matches=lambda *a, **k: None,
-                    format_files=[versions.pronom_signature, versions.fido_extension_signature])
-        self._formats: list[_Format] = []
-        index_of: dict[str, int] = {}
-        for element in fido.formats:
-            puid = element.findtext("puid") or ""
-            index_of[puid] = len(self._formats)
-            self._formats.append(_Format(
-                puid=puid, mime=element.findtext("mime") or "", name=element.findtext("name") or "",
-                version=element.findtext("version") or "",
-                extensions=frozenset((e.text or "").lower() for e in element.findall("extension")),
-                container=element.findtext("container") or ("ole" if puid == "fmt/111" else ""),
-            ))
-        self._index_of = index_of
+        self._formats = [_Format(puid=puid, mime=mime, name=name, version=version, extensions=frozenset(extensions),
+                                 container=container)
+                         for puid, mime, name, version, extensions, container in table["formats"]]
+        self._index_of = {f.puid: i for i, f in enumerate(self._formats)}
         # priority[i]: the formats format i has priority over (FIDO's has_priority_over)
-        self._priority: list[frozenset[int]] = [
-            frozenset(index_of[p] for p in fido.puid_has_priority_over_map.get(f.puid, ()) if p in index_of)
-            for f in self._formats
-        ]
-        self._signatures: list[_Signature] = []
-        self._by_offset: dict[int, dict[int, list[int]]] = {}
-        always: list[int] = []
-        for fi, element in enumerate(fido.formats):
-            for sig in element.findall("signature"):
-                si = len(self._signatures)
-                signature = _Signature(fi, sig.findtext("name") or "")
-                keys: set[tuple[int, int]] | None = None
-                for pat in sig.findall("pattern"):
-                    position = pat.findtext("position") or ""
-                    source = (pat.findtext("regex") or "").encode("utf-8")
-                    expression = re.compile(source)
-                    reach = _tail_reach(source) if position == _EOF else None
-                    signature.patterns.append((position, expression, reach))
-                    needed = _needed_bytes(source)
-                    if needed is not None:
-                        if position == _BOF:
-                            reach = _head_reach(source)
-                        signature.needs.append((position == _EOF, needed, reach))
-                    if position == _BOF and keys is None:
-                        keys = _leading_bytes(source)
-                self._signatures.append(signature)
-                if keys:
-                    for offset, byte in keys:
-                        self._by_offset.setdefault(offset, {}).setdefault(byte, []).append(si)
-                else:
-                    always.append(si)
-        self._plan_unindexed(always)
-        self._offsets = sorted(self._by_offset.items())
+        self._priority: list[frozenset[int]] = [frozenset(p) for p in table["priority"]]
+        self._signatures = [_Signature(planned) for planned in table["signatures"]]
+        by_key: dict[int, dict[int, dict[int, dict[bytes, list[int]]]]] = {}  # offset, first byte, length, key
+        waiting: list[tuple[int, list[bytes], int | None]] = []
+        unplanned: list[int] = []
+        when_empty: list[int] = []
+        for si, planned in enumerate(table["signatures"]):
+            if planned["empty"]:
+                when_empty.append(si)
+            elif planned["keys"]:
+                offsets, keys = planned["keys"]
+                for offset in offsets:
+                    for key in map(_bytes, keys):
+                        (by_key.setdefault(offset, {}).setdefault(key[0], {}).setdefault(len(key), {})
+                         .setdefault(key, []).append(si))
+            elif planned["wait"]:
+                strings, reach = planned["wait"]
+                waiting.append((si, [_bytes(s) for s in strings], reach))
+            else:
+                unplanned.append(si)
+        # per offset, in order: first byte -> (signatures keyed by that byte alone, longer keys by length)
+        self._keyed = [
+            (offset, {byte: (tuple(by_length.get(1, {}).get(bytes((byte,)), ())),
+                             tuple((length, {k: tuple(v) for k, v in keys.items()})
+                                   for length, keys in sorted(by_length.items()) if length > 1))
+                      for byte, by_length in by_byte.items()})
+            for offset, by_byte in sorted(by_key.items())]
+        self._when_empty = tuple(when_empty)
+        self._plan_unkeyed(waiting, unplanned)
         self._by_extension: dict[str, list[int]] = {}
         for fi, f in enumerate(self._formats):
             for ext in sorted(f.extensions):
                 self._by_extension.setdefault(ext, []).append(fi)
-        tree = ElementTree.parse(os.path.join(os.path.abspath(conf_dir), str(container_file)))
-        self._zip_signatures = fido.extract_signatures(tree, signature_type="ZIP")
-        self._ole_signatures = fido.extract_signatures(tree, signature_type="OLE2")
-        self._fido = fido
+        self._containers = {kind: {path: {puid: [_bytes(s) for s in sigs] for puid, sigs in by_puid.items()}
+                                   for path, by_puid in found.items()}
+                            for kind, found in table["containers"].items()}
+        self._fido_matcher: Any = None
         # answers that depend on nothing but their key, kept (up to _CACHED) as a delivery repeats them
         self._extension_cache: dict[str, list[int]] = {}
         self._result_cache: dict[tuple[tuple[int, ...], str, str], Identification] = {}
+
+    @property
+    def _fido(self) -> Any:
+        """FIDO's own matcher on the same signature files (slow to load: for comparing answers only)."""
+        if self._fido_matcher is None:
+            from fido.fido import Fido
+            from fido.versions import get_local_versions
+
+            versions = get_local_versions(self.conf_dir)
+            self._fido_matcher = Fido(quiet=True, conf_dir=self.conf_dir, handle_matches=lambda *a, **k: None,
+                                      format_files=[versions.pronom_signature, versions.fido_extension_signature])
+        return self._fido_matcher
 
     # --- FIDO's decision, on the head and tail of a file ---------------------------------------
 
@@ -234,34 +256,42 @@ class Signatures:
             return self._result(by_name, EXTENSION, name, notes)
         return UNIDENTIFIED
 
-    def _plan_unindexed(self, unindexed: list[int]) -> None:
-        """Signatures the byte index cannot place wait for one literal they need, all found in one scan."""
+    def _plan_unkeyed(self, waiting: list[tuple[int, list[bytes], int | None]], unplanned: list[int]) -> None:
+        """Signatures with no key wait for a string they need, all found in one scan of the head."""
         in_head: dict[bytes, list[tuple[int, int | None]]] = {}
+        for si, strings, reach in waiting:
+            for string in strings:
+                # the scan looks for a prefix (a smaller automaton, a faster scan): it ends that much earlier
+                prefix = string[:_SCANNED_PREFIX]
+                ends_by = None if reach is None else reach - (len(string) - len(prefix))
+                waiters = in_head.setdefault(prefix, [])
+                if (si, ends_by) not in waiters:
+                    waiters.append((si, ends_by))
         in_tail: dict[tuple[bytes, int | None], list[int]] = {}
         always: list[int] = []
-        for si in unindexed:
-            needs = [n for n in self._signatures[si].needs if len(n[1]) >= _MIN_SCANNED]
-            head = next((n for n in needs if not n[0]), None)
-            if head is not None:
-                in_head.setdefault(head[1], []).append((si, head[2]))
-            elif needs:
-                in_tail.setdefault((needs[0][1], needs[0][2]), []).append(si)
+        for si in unplanned:
+            tail = next((n for n in self._signatures[si].needs if n[0] and len(n[1]) >= signature_table.MIN_WAITED),
+                        None)
+            if tail is not None:
+                in_tail.setdefault((tail[1], tail[2]), []).append(si)
             else:
                 always.append(si)
         self._always = tuple(always)
-        self._head_literals = list(in_head)
-        self._head_waiting = [in_head[lit] for lit in self._head_literals]
-        self._head_scan = (ahocorasick_rs.BytesAhoCorasick(self._head_literals,
-                                                           implementation=ahocorasick_rs.Implementation.DFA)
-                           if self._head_literals else None)
+        self._head_strings = list(in_head)
+        self._head_waiting = [in_head[s] for s in self._head_strings]
+        self._head_scan = (ahocorasick_rs.BytesAhoCorasick(self._head_strings, implementation=ahocorasick_rs.Implementation.DFA)
+                           if self._head_strings else None)
         self._tail_waiting = [(lit, reach, tuple(sis)) for (lit, reach), sis in in_tail.items()]
 
     def match(self, bof: bytes, eof: bytes) -> list[int]:
         """The indices of the formats whose signatures match, inferior matches removed (FIDO's rules)."""
         candidates = set(self._always)
-        if self._head_scan is not None:
+        if not bof:
+            candidates.update(self._when_empty)
+        scan = self._head_scan
+        if scan is not None and scan.find_matches_as_indexes(bof):  # a quick look first: most heads have none
             first_end: dict[int, int] = {}
-            for li, _, end in self._head_scan.find_matches_as_indexes(bof, overlapping=True):
+            for li, _, end in scan.find_matches_as_indexes(bof, overlapping=True):
                 if end < first_end.get(li, end + 1):
                     first_end[li] = end
             for li, end in first_end.items():
@@ -272,12 +302,19 @@ class Signatures:
             if eof.find(needed, 0 if reach is None else max(0, len(eof) - reach)) >= 0:
                 candidates.update(sis)
         length = len(bof)
-        for offset, table in self._offsets:
+        for offset, by_byte in self._keyed:
             if offset >= length:
                 break
-            hit = table.get(bof[offset])
-            if hit:
-                candidates.update(hit)
+            entry = by_byte.get(bof[offset])
+            if entry is not None:
+                alone, longer = entry
+                candidates.update(alone)
+                for size, keys in longer:
+                    hit = keys.get(bof[offset:offset + size])
+                    if hit:
+                        candidates.update(hit)
+        if not candidates:
+            return []
         result: list[tuple[int, int]] = []
         current = -1
         good = False
@@ -325,9 +362,9 @@ class Signatures:
         view = _HeadTailFile(head, tail, size)
         try:
             if kind == "zip":
-                puids = _zip_container_formats(view, self._zip_signatures)
+                puids = _zip_container_formats(view, self._containers["zip"])
             elif view.whole is not None:
-                puids = _ole_container_formats(view.whole, self._ole_signatures)
+                puids = _ole_container_formats(view.whole, self._containers["ole"])
             else:
                 return [], "container: undecided (an OLE2 directory needs the whole file)"
         except _Undecided:
@@ -468,7 +505,7 @@ class _HeadTailFile(io.RawIOBase):
         return len(data)
 
 
-def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, list[dict]]]) -> list[str]:
+def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, list[bytes]]]) -> list[str]:
     """FIDO's ``ZipPackage.detect_formats`` on the head and tail, reading no member over its size limit."""
     found: list[str] = []
     with zipfile.ZipFile(view) as archive:
@@ -482,12 +519,12 @@ def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, 
             with archive.open(info) as member:
                 contents = member.read(MAX_CONTAINER_MEMBER + 1)
             for puid, sigs in by_puid.items():
-                if any(re.search(s["signature"], contents) for s in sigs):
+                if any(re.search(s, contents) for s in sigs):
                     found.append(puid)
     return found
 
 
-def _ole_container_formats(whole: bytes, signatures: dict[str, dict[str, list[dict]]]) -> list[str]:
+def _ole_container_formats(whole: bytes, signatures: dict[str, dict[str, list[bytes]]]) -> list[str]:
     """FIDO's ``OlePackage.detect_formats`` on a file held whole."""
     found: list[str] = []
     with olefile.OleFileIO(whole) as ole:
@@ -499,149 +536,6 @@ def _ole_container_formats(whole: bytes, signatures: dict[str, dict[str, list[di
             with ole.openstream(match) as stream:
                 contents = stream.read()
             for puid, sigs in by_puid.items():
-                if any(re.search(s["signature"], contents) for s in sigs):
+                if any(re.search(s, contents) for s in sigs):
                     found.append(puid)
     return found
-
-
-# --- the index: which byte a BOF expression needs where --------------------------------------------
-
-
-def _leading_bytes(source: bytes) -> set[tuple[int, int]] | None:
-    """(offset, byte) pairs one of which the head must have for ``source`` to match at its start, or None.
-
-    None when the expression does not reduce to such a rule (it is then tried on every file).
-    """
-    try:
-        from re import _constants as C
-        from re import _parser
-    except ImportError:  # a Python without the parser: no index, every signature is tried
-        return None
-    try:
-        parsed = _parser.parse(source)
-    except re.error:
-        return None
-    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
-        return None
-    offsets = {0}
-    for op, av in parsed:
-        if op is C.AT:
-            if av is C.AT_BEGINNING_STRING:
-                continue
-            return None
-        if op is C.ANY:
-            offsets = {o + 1 for o in offsets}
-            continue
-        if op in (C.MAX_REPEAT, C.MIN_REPEAT):
-            low, high, sub = av
-            if len(sub) == 1 and sub[0][0] is C.ANY and high - low <= _MAX_SPREAD:
-                offsets = {o + k for o in offsets for k in range(low, high + 1)}
-                if len(offsets) > _MAX_SPREAD + 1:
-                    return None
-                continue
-            return None
-        first = _first_bytes(C, op, av)
-        if first is None:
-            return None
-        return {(o, b) for o in offsets for b in first}
-    return None
-
-
-def _first_bytes(C: Any, op: Any, av: Any) -> set[int] | None:
-    if op is C.LITERAL:
-        return {av}
-    if op is C.IN:
-        out: set[int] = set()
-        for kind, value in av:
-            if kind is C.LITERAL:
-                out.add(value)
-            elif kind is C.RANGE:
-                out.update(range(value[0], value[1] + 1))
-            else:  # NEGATE, CATEGORY …
-                return None
-        return out if len(out) <= _MAX_SET else None
-    if op is C.BRANCH:
-        out = set()
-        for alternative in av[1]:
-            if not alternative:
-                return None
-            first = _first_bytes(C, *alternative[0])
-            if first is None:
-                return None
-            out |= first
-        return out if len(out) <= _MAX_SET else None
-    if op is C.SUBPATTERN and len(av[3]) > 0:
-        return _first_bytes(C, *av[3][0])
-    return None
-
-
-def _tail_reach(source: bytes) -> int | None:
-    """How far from the end an expression anchored at the end (``…\\Z``) can start, or None."""
-    try:
-        from re import _constants as C
-        from re import _parser
-        parsed = _parser.parse(source)
-    except (ImportError, re.error):
-        return None
-    items = list(parsed)
-    if not items or items[-1] != (C.AT, C.AT_END_STRING):
-        return None
-    if _looks_around(C, items[:-1]):
-        return None
-    low, high = parsed.getwidth()
-    return high if high < C.MAXREPEAT else None
-
-
-def _looks_around(C: Any, items: Any) -> bool:
-    """Whether parsed items anchor or look anywhere (then a search must start where FIDO's does)."""
-    for op, av in items:
-        if op in (C.AT, C.ASSERT, C.ASSERT_NOT, C.GROUPREF, C.GROUPREF_EXISTS):
-            return True
-        if op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT) and _looks_around(C, av[2]):
-            return True
-        if op is C.SUBPATTERN and _looks_around(C, av[3]):
-            return True
-        if op is C.ATOMIC_GROUP and _looks_around(C, av):
-            return True
-        if op is C.BRANCH and any(_looks_around(C, alternative) for alternative in av[1]):
-            return True
-    return False
-
-
-def _parsed(source: bytes) -> tuple[Any, Any] | None:
-    try:
-        from re import _constants as C
-        from re import _parser
-        parsed = _parser.parse(source)
-    except (ImportError, re.error):
-        return None
-    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
-        return None
-    return C, parsed
-
-
-def _needed_bytes(source: bytes) -> bytes | None:
-    """The longest run of literal bytes (two or more) every match of ``source`` contains, or None."""
-    found = _parsed(source)
-    if found is None:
-        return None
-    C, parsed = found
-    best = run = b""
-    for op, av in list(parsed) + [(None, None)]:
-        if op is C.LITERAL:
-            run += bytes((av,))
-            continue
-        if len(run) > len(best):
-            best = run
-        run = b""
-    return best if len(best) >= 2 else None
-
-
-def _head_reach(source: bytes) -> int | None:
-    """How far into the head a match anchored at the start can reach (its widest width), or None."""
-    found = _parsed(source)
-    if found is None:
-        return None
-    C, parsed = found
-    high = parsed.getwidth()[1]
-    return high if high < C.MAXREPEAT else None

@@ -2,7 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, and every
 transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue
-instead of failing half-way; PostgreSQL needs nothing special.
+instead of failing half-way, and ends by writing the search index of the
+rows it changed (:mod:`preservation.catalog.search_index`); PostgreSQL needs
+nothing special.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from preservation.catalog.search_index import index_pending
 from preservation.errors import (
     CatalogDriverMissing,
     CatalogError,
@@ -45,6 +48,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn):  # pragma: no cover - exercised by every SQLite test that commits
+        index_pending(conn)  # the search index of the rows this transaction wrote, set-based (search_index)
 
 
 _DRIVER_REMEDY = {

@@ -5,15 +5,17 @@ characters of their titles, Chinese included, which no SQLAlchemy type
 describes:
 
 * **SQLite** — two FTS5 tables with the ``trigram`` tokenizer, kept in step
-  with ``items`` and ``titles`` by triggers (so the metadata analyser's bulk
-  Core inserts, cascaded deletes and updates all reach them).  They are
+  with ``items`` and ``titles`` by triggers that note what changed and by a
+  set-based update of the noted rows before each commit
+  (:mod:`preservation.catalog.search_index`), so the metadata analyser's bulk
+  Core inserts, cascaded deletes and updates all reach them.  They are
   *contentless* (``content=''``): the text lives once, in ``items`` and
   ``titles``; the index holds only trigrams.  Each indexed value ends with
   :data:`END` so that every two-character run of a value, the last one too,
   begins some trigram.  Two-character queries (``物理``) have tables of their
-  own (``*_bigrams``, ``unicode61`` tokens): the triggers write each value's
-  two-character runs there, counting characters with
-  :data:`POSITIONS_TABLE` (a trigger can hold no loop), so ``物理`` is one
+  own (``*_bigrams``, ``unicode61`` tokens) holding each value's
+  two-character runs, counted out in SQL with :data:`POSITIONS_TABLE` (a
+  trigger can hold no loop), so ``物理`` is one
   token with one posting list.  A two-character word holding punctuation
   (``C+``), which unicode61 would split, is answered from the trigram
   index's vocabulary (``*_vocab``) instead.
@@ -36,7 +38,8 @@ END_SQL = "char(57344)"  # the same character in SQLite's SQL
 ITEMS_FTS = "search_items"  # columns item_title, authors; rowid = items.id
 TITLES_FTS = "search_titles"  # columns title, title_transliterated, title_english; rowid = titles.id
 BIGRAMS = "_bigrams"  # suffix of the FTS5 tables of two-character runs (unicode61 tokens)
-POSITIONS_TABLE = "search_positions"  # 1..POSITIONS: the trigger's loop over a value's characters
+POSITIONS_TABLE = "search_positions"  # 1..POSITIONS: the loop over a value's characters, in SQL
+PENDING = "_pending"  # suffix of the lists of rows to index at commit (search_index, migration 0015)
 POSITIONS = 4096  # two-character runs beyond a value's 4,096th character are not indexed
 ITEM_COLUMNS = ("item_title", "authors")
 TITLE_COLUMNS = ("title", "title_transliterated", "title_english")
@@ -63,6 +66,7 @@ def _fts_names() -> set[str]:
     names = {POSITIONS_TABLE}
     for base in (ITEMS_FTS, TITLES_FTS):
         names.add(f"{base}_vocab")
+        names.add(base + PENDING)
         for table in (base, base + BIGRAMS):
             names.add(table)
             names.update(table + suffix for suffix in FTS_SHADOW_SUFFIXES)

@@ -164,6 +164,10 @@ def prove_event(session: Session, event_id: str) -> dict[str, Any]:
         "tree_size": size,
         "inclusion": [base64.b64encode(p).decode() for p in proof],
         "checkpoint": latest.note,
+        # the checkpoints that brought in a key after a lost one: a verifier trusts such a key only with a quorum
+        # of witness co-signatures (witness.introduce_key)
+        "key_introductions": list(session.scalars(select(Checkpoint.note).where(Checkpoint.note.contains("\nkey "))
+                                                  .order_by(Checkpoint.size))),
     }
 
 

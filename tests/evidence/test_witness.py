@@ -26,20 +26,8 @@ from .witnesses import (
     forget_checkpoints_after,
     make_network,
     rewrite_outcome,
-    start_witnesses,
     truncate,
 )
-
-
-@pytest.fixture(scope="module")
-def agents(tmp_path_factory):
-    """Three node agents with witness keys, as processes; each test's log has its own origin, so its own records."""
-    running = start_witnesses(tmp_path_factory.mktemp("witnesses"))
-    try:
-        yield running
-    finally:
-        for agent in running.values():
-            agent.stop()
 
 
 @pytest.fixture

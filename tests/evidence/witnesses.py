@@ -30,7 +30,7 @@ def start_witnesses(base: Path) -> dict[str, AgentProcess]:
         generate_key(key, f"witness.{name}")
         agents[name] = AgentProcess(root, keys, free_port(), base / f"{name}.log", witness_key=key).start()
     for agent in agents.values():
-        agent.wait_ready()
+        agent.wait_ready(timeout=120)  # three interpreters starting at once on a busy machine
     return agents
 
 

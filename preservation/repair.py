@@ -72,21 +72,18 @@ from preservation.package_state import (
     next_audit_time,
     readable_node,
     record_unrepairable,
+    unrepairable_files,
     update_package_state,
 )
 from preservation.replication import write_and_verify, write_package_record
 from preservation.repository import Repository
-from preservation.sources import Blamed, SourcePlan, plan_from_first_verified, replica_source
+from preservation.sources import SOURCE_STATES, Blamed, SourcePlan, plan_from_first_verified, replica_source
 from storage_adapters import flush
 
 log = logging.getLogger("preserve.repair")
 
 MAX_PATHS_IN_EVENT = 50
 BOTH_DIGESTS = ("sha256", "sha512")
-# copies that may hold good bytes: every file used is verified against the catalog first.  A copy
-# under repair counts too (its files are replaced atomically, so each is either the old or the new
-# version, and both are checked); two copies of one package repaired at once can then serve each other.
-SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING)
 EPOCH = datetime(1970, 1, 1)
 
 
@@ -302,3 +299,31 @@ def _partly_repaired(repo: Repository, replica_id: int, state: str, plan: Source
             "files_removed": removed, "bytes_copied": copied, "sources": plan.by_node(),
             "paths": repaired[:MAX_PATHS_IN_EVENT], "unrepairable": len(lost),
             "unrepairable_paths": lost[:MAX_PATHS_IN_EVENT]}
+
+
+def repair_package(repo: Repository, package_id: str, *, agent: str = events.SYSTEM_AGENT) -> dict[str, Any]:
+    """Repair now every copy of ``package_id`` that is suspect, corrupt or missing (`preserve repair PKG`).
+
+    Each copy is repaired as its job would (:func:`repair_replica`); an error
+    of one copy is reported beside the others' results rather than raised.
+    Raises NotFound for an unknown package.
+    """
+    with repo.catalog.session() as s:
+        if s.get(Package, package_id) is None:
+            raise NotFound(f"no package {package_id!r}: see `preserve package list`")
+        targets = list(s.execute(
+            select(Replica.id, Node.name).join(Node, Node.id == Replica.node_id)
+            .where(Replica.package_id == package_id,
+                   Replica.state.in_((REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING)))
+            .order_by(Node.name)))
+    copies = []
+    for replica_id, node_name in targets:
+        try:
+            copies.append(repair_replica(repo, replica_id, agent=agent))
+        except PreservationError as e:
+            copies.append({"replica_id": replica_id, "node": node_name, "error": e.to_dict()})
+    with repo.catalog.session() as s:
+        state = s.get(Package, package_id).state
+        from_state = unrepairable_files(s, package_id)
+    return {"package_id": package_id, "package_state": state, "copies": copies,
+            "unrepairable": [{"path": path, "nodes": nodes} for path, nodes in from_state.items()]}

@@ -33,7 +33,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.files import FileRow, iter_package_files
-from preservation.catalog.models import REPLICA_VERIFIED, Node, Replica
+from preservation.catalog.models import (
+    REPLICA_CORRUPT,
+    REPLICA_MISSING,
+    REPLICA_REPAIRING,
+    REPLICA_SUSPECT,
+    REPLICA_VERIFIED,
+    Node,
+    Replica,
+)
 from preservation.codes import NODE_UNAVAILABLE
 from preservation.errors import (
     AccessDenied,
@@ -96,6 +104,26 @@ def verified_sources(
         stmt = stmt.where(Replica.id != exclude_replica_id)
     if exclude_node_id is not None:
         stmt = stmt.where(Replica.node_id != exclude_node_id)
+    return [replica_source(repo, r) for r in session.scalars(stmt)]
+
+
+# copies that may hold good bytes of some files: whatever is read from them is verified against the catalog
+# first.  A copy under repair counts too (its files are replaced atomically, each old or new, both checked).
+SOURCE_STATES = (REPLICA_VERIFIED, REPLICA_SUSPECT, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_REPAIRING)
+
+
+def any_copy_sources(repo: Repository, session: Session, package_id: str) -> list[CopySource]:
+    """Every copy of a package on a readable node that may hold some files right, verified ones first.
+
+    For work that takes each file from wherever it is right (a partial
+    restore of a damaged package): a copy that is corrupt in one file may
+    hold the others intact.
+    """
+    stmt = (
+        select(Replica).join(Node)
+        .where(Replica.package_id == package_id, Replica.state.in_(SOURCE_STATES), readable_node())
+        .order_by((Replica.state != REPLICA_VERIFIED), Replica.verified_at.desc(), Replica.id)
+    )
     return [replica_source(repo, r) for r in session.scalars(stmt)]
 
 

@@ -1,4 +1,4 @@
-"""`preserve jobs …`: look at the queue, retry dead jobs, cancel queued ones."""
+"""`preserve jobs …`: look at the queue, retry dead jobs, cancel queued ones, acknowledge dead ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import click
 
-from preservation.jobs.admin import cancel_job, list_jobs, retry_job, show_job
+from preservation.jobs.admin import acknowledge_job, cancel_job, list_jobs, retry_job, show_job
 from preservation.jobs.queue import JOB_STATES
 
 from .common import JOB_ID, console, emit_json, emit_list, json_option, repo, say, say_plain, table
@@ -88,3 +88,16 @@ def cancel(job_id: int, as_json: bool) -> None:
         emit_json(job)
     else:
         say(f"job {job_id} ({job['kind']}) cancelled")
+
+
+@jobs.command("ack")
+@click.argument("job_id", type=JOB_ID)
+@click.option("--note", default="", help="Why it may be left (kept in the job's event), e.g. a ticket number.")
+@json_option
+def ack(job_id: int, note: str, as_json: bool) -> None:
+    """Acknowledge a dead job: status and alerts stop counting it; its copy is still retried once a source exists."""
+    job = acknowledge_job(repo().catalog, job_id, note=note)
+    if as_json:
+        emit_json(job)
+    else:
+        say(f"job {job_id} ({job['kind']}) acknowledged")

@@ -25,6 +25,7 @@ from .jobs import jobs
 from .library import library
 from .node import node
 from .package import package
+from .repair import repair
 from .restore import restore
 from .scheduler import scheduler
 from .search import search_
@@ -85,7 +86,7 @@ def cli(ctx: click.Context, home: str | None, log_level: str | None, log_file: s
 
 # Command groups: one module each, attached here (add one line per group).
 COMMANDS: list[click.Command] = [
-    init, catalog, node, collection, package, ingest, audit, challenge, restore, status, events, bag,  # preservation
+    init, catalog, node, collection, package, ingest, audit, challenge, repair, restore, status, events, bag,  # preservation
     jobs, worker, scheduler,  # the system that runs itself
     library, entitlement, trigger, access, usage, serve,  # access to dark content
     title, holdings,  # titles, KBART and completeness

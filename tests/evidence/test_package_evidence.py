@@ -162,3 +162,22 @@ def test_bad_input_to_verify_package_is_a_coded_error_and_changes_nothing(repo, 
     out = run_cli("node", "verify-package", "--storage", storage, *keys, "no-such-package", "--json", exit_code=1,
                   home=repo.settings.home).json()
     assert [f["code"] for f in out["packages"][0]["findings"]] == ["R004"]
+
+
+def test_hostile_lines_in_an_events_file_make_that_file_unused(repo, preserved):
+    path = node_root(repo, "uni-pku") / PackageLayout(preserved).events_key
+    good = path.read_bytes()
+    first = json.loads(good.splitlines()[0])
+    cases = {
+        b"not json\n": "is not JSON",
+        (json.dumps({**first, "package_id": "another"}) + "\n").encode(): "does not match its hash",
+        (json.dumps({**first, "extra": 1}) + "\n").encode(): "does not match its hash",
+        good.splitlines(keepends=True)[0]: "out of order",  # an old line again, after the newest
+    }
+    for tail, message in cases.items():
+        path.write_bytes(good + tail)
+        check = _check(repo, "uni-pku", preserved)
+        assert [f.code for f in check.findings] == ["R007"] and message in check.findings.errors[0].message, tail
+        assert check.events == [] and check.record is not None  # the record stays usable, the events do not
+    path.write_bytes(good)
+    assert _check(repo, "uni-pku", preserved).ok

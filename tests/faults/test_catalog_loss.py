@@ -1,4 +1,5 @@
-"""Catalog loss: the catalog file is deleted, rebuilt from the bags on four nodes; audits clean, restores exact."""
+"""Catalog loss: the catalog file is deleted, rebuilt from the bags on four nodes; audits clean, restores exact,
+and every event of every package comes back from the nodes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from preservation.audit import audit
-from preservation.catalog.models import Package, PackageFile, Replica
+from preservation.catalog.models import Event, Package, PackageFile, Replica
 from preservation.events import verify_chain
 from preservation.home import init_home
 from preservation.ingest import ingest
@@ -35,6 +36,20 @@ def _snapshot(repo):
     return files, packages, holders
 
 
+def _history(repo):
+    """Every event of a package: its id, type, outcome and hash."""
+    with repo.catalog.session() as s:
+        return {e.event_id: (e.package_id, e.event_type, e.outcome, e.hash)
+                for e in s.scalars(select(Event).where(Event.package_id.is_not(None)))}
+
+
+def _restored_history(repo):
+    """The events restored from the nodes, as :func:`_history` gave them before the catalog was lost."""
+    with repo.catalog.session() as s:
+        return {e.detail["restored"]["event_id"]: (e.package_id, e.event_type, e.outcome, e.detail["restored"]["hash"])
+                for e in s.scalars(select(Event)) if "restored" in (e.detail or {})}
+
+
 @pytest.mark.slow
 def test_catalog_rebuilt_from_the_nodes_audits_clean_and_restores_exactly(tmp_path):
     home = tmp_path / "home"
@@ -47,6 +62,7 @@ def test_catalog_rebuilt_from_the_nodes_audits_clean_and_restores_exactly(tmp_pa
         ids = [ingest(repo, d, "journals")["package_id"] for d in deliveries]
         ids.append(ingest(repo, foreign, "journals")["package_id"])
         before = _snapshot(repo)
+        history = _history(repo)
         restored_before = {}
         for package_id in ids:
             restore(repo, package_id, tmp_path / "before" / package_id)
@@ -67,6 +83,7 @@ def test_catalog_rebuilt_from_the_nodes_audits_clean_and_restores_exactly(tmp_pa
         assert report.replicas == len(ids) * 3 == report.audited_ok and report.audited_failed == 0
         after = _snapshot(fresh)
         assert after == before
+        assert report.events_restored == len(history) and _restored_history(fresh) == history
         assert audit(fresh).ok
         assert check_settled(fresh, staging=fresh.staging_dir) == []
         with fresh.catalog.session() as s:
@@ -77,4 +94,4 @@ def test_catalog_rebuilt_from_the_nodes_audits_clean_and_restores_exactly(tmp_pa
             assert {p: f.read_bytes() for p, f in tree(out).items()} == restored_before[package_id]
     summary.report(f"catalog loss: {len(ids)} packages (1 foreign md5-only bag) over {len(NETWORK)} nodes rebuilt "
                    f"from the nodes: {report.replicas} copies, {report.files} files, identical rows, "
-                   "audits clean, restores byte-identical")
+                   f"{report.events_restored} package events restored, audits clean, restores byte-identical")

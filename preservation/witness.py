@@ -124,9 +124,14 @@ def _event_hashes(session: Session, after: int, upto: int) -> bytes:
     return bytes(out)
 
 
-def _steps(session: Session, held: int, held_note: str | None) -> list[Checkpoint]:
+def _log_signatures(note: str, origin: str) -> set[tuple[str, str, bytes]]:
+    return {sig for sig in signatures(note) if sig[0] == origin}
+
+
+def _steps(session: Session, held: int, held_note: str | None, origin: str) -> list[Checkpoint]:
     """The catalog's checkpoints to send a node holding ``held`` events: the latest, reached in steps that add
-    at most MAX_LEAVES events each; the latest again if it gained a signature the node's copy lacks."""
+    at most MAX_LEAVES events each; the latest again if it gained a log key's signature the node's copy lacks
+    (a rotation: the new key signs the same checkpoint)."""
     rows = list(session.scalars(select(Checkpoint).where(Checkpoint.size >= held).order_by(Checkpoint.size)))
     latest = checkpoints.latest_checkpoint(session)
     if latest is not None and latest.size < held:
@@ -135,7 +140,8 @@ def _steps(session: Session, held: int, held_note: str | None) -> list[Checkpoin
     at = held
     for i, cp in enumerate(rows):
         if cp.size == held:
-            if held_note is not None and set(signatures(cp.note)) - set(signatures(held_note)) and cp is latest:
+            if held_note is not None and cp is latest and (_log_signatures(cp.note, origin)
+                                                           - _log_signatures(held_note, origin)):
                 steps.append(cp)
             continue
         nxt = rows[i + 1] if i + 1 < len(rows) else None
@@ -166,7 +172,7 @@ def witness_node(repo: Repository, node: Node, *, introduce: bool = False) -> di
         held = read_latest(adapter, origin)
         report["held_before"] = size = held["size"] if held else 0
         with repo.catalog.session() as s:
-            steps = [(cp.size, cp.note) for cp in _steps(s, size, held["note"] if held else None)]
+            steps = [(cp.size, cp.note) for cp in _steps(s, size, held["note"] if held else None, origin)]
         for step_size, note_text in steps:
             with repo.catalog.session() as s:
                 proof = (compute(s, lambda lk: merkle.consistency_proof(size, step_size, lk))

@@ -236,6 +236,9 @@ def test_the_cli_checkpoint_is_witnessed(run_cli, agents):
     out = run_cli("events", "checkpoint", "--json").json()
     assert out["size"] == 4 and out["witnesses"]["count"] == 4 and out["witnesses"]["refused"] == 0
     assert len(list(signatures(out["note"]))) == 1  # the note as signed; the catalog's row gains the co-signatures
+    again = run_cli("events", "checkpoint", "--json").json()  # nothing new: no node is sent anything again
+    assert {n["node"]: n["status"] for n in again["witnesses"]["nodes"]} == dict.fromkeys(
+        ["archive", "cas", "inst", "uni"], "up to date")
     text = run_cli("events", "checkpoint")
     assert "node uni (agent): up to date at 4 events" in text.output
     out = run_cli("events", "verify", "--witnesses", "--json").json()

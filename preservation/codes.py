@@ -43,6 +43,7 @@ FAMILIES: dict[str, Family] = {
         Family("FMT", "docs/formats.md"),  # format identification of payload files (preservation.formats)
         Family("K", "docs/findings.md"),  # KBART title lists and library holdings files (preservation.kbart)
         Family("MD", "docs/metadata.md"),  # article and book metadata read at ingest (preservation.metadata)
+        Family("CFG", "docs/operations.md"),  # `preserve config check` (preservation.config_check)
     )
 }
 
@@ -224,6 +225,24 @@ REBUILD_EVIDENCE_MISMATCH = _code(
     "R009", ERROR, "a file on the node, or the checkpoint, differs from what the package's signed evidence states"
 )
 REBUILD_NO_EVIDENCE = _code("R010", WARNING, "a package record carries no signed evidence (written without a key)")
+
+# --- preserve config check (preservation.config_check) -----------------------------------
+CONFIG_UNREADABLE = _code("CFG001", ERROR, "the home or its config file cannot be read, or a setting in it is refused")
+CONFIG_ABSENT = _code("CFG002", WARNING, "the home has no preserve.yaml: every setting is its default")
+CONFIG_READABLE = _code("CFG003", WARNING, "the config file holds node keys or the access secret and others may read it")
+CONFIG_WRITABLE = _code("CFG004", ERROR, "others than its owner may change the config file")
+CONFIG_POLICY = _code("CFG005", ERROR, "the policy file cannot be read or is refused")
+KEY_NOT_CONFIGURED = _code("CFG010", WARNING, "no checkpoint signing key is configured: the event log is not signed")
+KEY_MISSING = _code("CFG011", ERROR, "the configured checkpoint key file cannot be read")
+KEY_EXPOSED = _code("CFG012", ERROR, "a key file has group or other permissions (it must be 0600)")
+SPACE_SHORT = _code("CFG020", ERROR, "free space (or a node's capacity) is below what must be received plus the margin")
+SPACE_LOW = _code("CFG021", WARNING, "free space is less than twice the margin above what must be received")
+CATALOG_UNREACHABLE = _code("CFG030", ERROR, "the catalog does not exist or cannot be reached")
+CATALOG_NOT_AT_HEAD = _code("CFG031", ERROR, "the catalog's schema is not at the migrations' head (preserve init)")
+NODE_NONE = _code("CFG040", WARNING, "the catalog has no nodes")
+NODE_NO_CREDENTIALS = _code("CFG041", ERROR, "a node agent has no key under node_credentials")
+NODE_NOT_ANSWERING = _code("CFG042", ERROR, "a node's storage does not answer, or its root is not mounted")
+NODE_NOT_WRITABLE = _code("CFG043", ERROR, "a probe object could not be written, read back and deleted on a node")
 
 # --- entitlement imports ------------------------------------------------------------------
 FIELD_MISSING = _code("I001", ERROR, "a required field is missing or empty")

@@ -6,6 +6,8 @@ This module imports nothing of the project: every layer may use it.
 
 from __future__ import annotations
 
+import re
+
 MAX_INT64 = 2**63 - 1
 
 _UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
@@ -23,13 +25,29 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+_SIZE_FORM = re.compile(r"([0-9]{1,19})(?:\.([0-9]{1,9}))?")  # [0-9]: ASCII digits only
+
+
 def parse_size(text: str) -> int:
-    """'500G', '2T', '1.5TiB', '1000000' → bytes (decimal units, binary with 'i'); raises ValueError."""
+    """'500G', '2T', '1.5TiB', '1000000' → bytes (decimal units, binary with 'i'); raises ValueError.
+
+    The number is ASCII digits with an optional fraction: no sign, exponent, 'inf', '1_000' or '５'
+    (which ``float`` would all take); the result is at most :data:`MAX_INT64`.
+    """
     t = text.strip().upper().removesuffix("B")
+    factor = 1
     for suffix in sorted(_UNITS, key=len, reverse=True):
         if t.endswith(suffix):
-            return int(float(t[: -len(suffix)]) * _UNITS[suffix])
-    return int(t)
+            t, factor = t[: -len(suffix)], _UNITS[suffix]
+            break
+    form = _SIZE_FORM.fullmatch(t)
+    if form is None:
+        raise ValueError(f"{text!r} is not a size: ASCII digits, then an optional unit (500G, 2T, 1.5TiB)")
+    whole, fraction = form.groups()
+    value = int(whole) * factor + (int(fraction) * factor // 10 ** len(fraction) if fraction else 0)
+    if value > MAX_INT64:
+        raise ValueError(f"{text!r} is more than {MAX_INT64} bytes")
+    return value
 
 
 def parse_decimal(text: str, *, maximum: int = MAX_INT64) -> int:

@@ -13,6 +13,7 @@ from .bag import bag
 from .catalog import catalog, init
 from .challenge import challenge
 from .collection import collection
+from .config import config
 from .common import COMMAND_ARGS, JSON_ERRORS, CLIState, fail, interrupted, json_requested
 from .deaccession import deaccession
 from .entitlement import entitlement
@@ -87,7 +88,7 @@ def cli(ctx: click.Context, home: str | None, log_level: str | None, log_file: s
 # Command groups: one module each, attached here (add one line per group).
 COMMANDS: list[click.Command] = [
     init, catalog, node, collection, package, ingest, audit, challenge, repair, restore, status, events, bag,  # preservation
-    jobs, worker, scheduler,  # the system that runs itself
+    jobs, worker, scheduler, config,  # the system that runs itself, and checking its configuration
     library, entitlement, trigger, access, usage, serve,  # access to dark content
     title, holdings,  # titles, KBART and completeness
     item,  # what the packages hold, in library terms

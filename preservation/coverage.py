@@ -37,16 +37,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from preservation.access.accounts import get_library
 from preservation.access.rights import (
-    MAX_YEAR,
-    MIN_YEAR,
     MODE_OPEN,
     MODE_PCA,
     MODE_TRIGGER,
     active_grants,
     active_trigger,
-    grant_bounds,
     grant_covers,
     grant_is_scoped,
+    title_grant_covers,
 )
 from preservation.catalog.access_models import Entitlement
 from preservation.catalog.library_models import ExpectedCoverage, Item, Title, TitleEntitlement, TitleIdentifier
@@ -373,17 +371,8 @@ def _selector(session: Session, library_id: int, collection: Collection) -> Call
             return grant_covers(g, h.package_id, h.year)
         if g.item_id is not None:
             return (h.title_id, h.year, h.volume or "", h.issue or "", h.package_id) in item_issues
-        if g.title_id != h.title_id:
-            return False
-        if g.volume is not None:  # one issue
-            return h.year is not None and h.year == g.from_year and h.volume == g.volume and h.issue == (g.issue or "")
-        if g.from_year is not None or g.to_year is not None:
-            if h.year is None or not (g.from_year or MIN_YEAR) <= h.year <= (g.to_year or MAX_YEAR):
-                return False
-        if g.first_date or g.last_date:
-            bound = grant_bounds(g)
-            return range_covers(bound, h.first_date) and range_covers(bound, h.last_date)
-        return True
+        # a title, its volumes or one issue: the one rule, on the issue's first and last date
+        return title_grant_covers(g, h.title_id, h.year, h.volume or "", h.issue or "", (h.first_date, h.last_date))
 
     def readable(h: HeldIssue) -> bool:
         if any(grant_opens(g, h) for g in grants):

@@ -30,7 +30,9 @@ from preservation.access.rights import (
     decide_for_issue,
     decide_for_item,
     decide_for_title_request,
+    decide_for_volume_request,
     grant_scope,
+    row_span,
 )
 from preservation.catalog.access_models import (
     REQUEST_APPROVED,
@@ -43,6 +45,7 @@ from preservation.catalog.access_models import (
 )
 from preservation.catalog.library_models import PART_TEXT, Item, Title
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, utcnow
+from preservation.titles import part_number
 from preservation.collection import get_collection
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound
 from preservation.repository import Repository
@@ -56,9 +59,10 @@ GRANT_REVOCATION = "access revocation"
 MAX_REASON = 2000
 
 SCOPE_TITLE = "title"
+SCOPE_VOLUME = "volume"  # volumes of a title: one volume, or a range of them
 SCOPE_ISSUE = "issue"
 SCOPE_ITEM = "item"
-LIBRARY_SCOPES = (SCOPE_TITLE, SCOPE_ISSUE, SCOPE_ITEM)
+LIBRARY_SCOPES = (SCOPE_TITLE, SCOPE_VOLUME, SCOPE_ISSUE, SCOPE_ITEM)
 
 
 def policy_agent(repo: Repository) -> str:
@@ -72,18 +76,39 @@ def _grant_dict(g: AccessGrant) -> dict[str, Any]:
         "id": g.id, "library": g.library.code, "collection": g.collection.key, "package_id": g.package_id,
         "scope": grant_scope(g), "from_year": g.from_year, "to_year": g.to_year,
         "title_id": g.title_id, "item_id": g.item_id, "volume": g.volume, "issue": g.issue,
-        "first_date": g.first_date, "last_date": g.last_date,
+        "first_date": g.first_date, "last_date": g.last_date, "first_volume": g.first_volume,
+        "first_issue": g.first_issue, "last_volume": g.last_volume, "last_issue": g.last_issue,
+        "covers": _grant_covers_text(g),
         "granted_by": g.granted_by, "created_at": g.created_at, "expires_at": g.expires_at,
         "revoked_at": g.revoked_at, "active": g.revoked_at is None and g.expires_at > now,
     }
 
 
+def _grant_covers_text(g: AccessGrant) -> str:
+    """What a grant opens, in a few words for pages and tables (its scope and bounds)."""
+    scope = grant_scope(g)
+    if scope == "issue":
+        return f"issue {g.from_year}, vol. {g.volume or '-'}, no. {g.issue or '-'}"
+    if scope in ("title", "volume"):
+        text = row_span(g) if (scope == "volume" or g.first_date or g.last_date) else "the whole title"
+        if g.from_year is not None or g.to_year is not None:
+            text += f", years {g.from_year or '…'}-{g.to_year or '…'}"
+        return text
+    if scope == "item":
+        return f"item {g.item_id}"
+    if g.from_year is not None or g.to_year is not None:
+        return f"years {g.from_year or '…'}-{g.to_year or '…'}"
+    return "the whole package" if scope == "package" else "the whole collection"
+
+
 def request_scope(r: AccessRequest) -> str:
-    """``item``, ``issue``, ``title``, ``package`` or ``collection``."""
+    """``item``, ``issue``, ``volume``, ``title``, ``package`` or ``collection``."""
     if r.item_id is not None:
         return SCOPE_ITEM
     if r.title_id is not None:
-        return SCOPE_ISSUE if r.volume is not None else SCOPE_TITLE
+        if r.volume is not None:
+            return SCOPE_ISSUE
+        return SCOPE_VOLUME if r.first_volume is not None else SCOPE_TITLE
     return "package" if r.package_id else "collection"
 
 
@@ -96,6 +121,7 @@ def _library_terms(session: Session, r: AccessRequest) -> dict[str, Any]:
         "title_id": title_id, "title": title.title if title else None,
         "item_id": r.item_id, "doi": item.doi if item else None, "item_title": item.item_title if item else None,
         "issue_year": r.issue_year, "volume": r.volume, "issue": r.issue,
+        "first_volume": r.first_volume, "last_volume": r.last_volume,
     }
 
 
@@ -107,6 +133,9 @@ def asked_for(request: dict[str, Any]) -> str:
     if scope == SCOPE_ISSUE:
         return (f"issue {request['title']} {request['issue_year']}, vol. {request['volume'] or '-'}, "
                 f"no. {request['issue'] or '-'}")
+    if scope == SCOPE_VOLUME:
+        first, last = request["first_volume"], request["last_volume"]
+        return f"{request['title']} vol. {first}" + (f"-{last}" if last != first else "")
     if scope == SCOPE_TITLE:
         return f"title {request['title']}"
     return f"package {request['package_name']}" if scope == "package" else "(all)"
@@ -128,13 +157,14 @@ def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
 
 def _apply(
     repo: Repository, session: Session, request: AccessRequest, *, approve: bool, why: str, by: str, automatic: bool,
-    year_ranges: list[YearRange | None] | None = None, date_ranges: list[tuple[str, str]] | None = None,
+    year_ranges: list[YearRange | None] | None = None, date_ranges: list[tuple[str, ...]] | None = None,
 ) -> list[AccessGrant]:
     """Record one decision: state, grants (when approved) and the event, in the caller's transaction.
 
     Each grant has the request's scope, narrowed by one of ``year_ranges``
-    (None: no limit) or, for a title, one of ``date_ranges``; with neither,
-    one grant of the whole scope.
+    (None: no limit) or, for a title, one of ``date_ranges`` (the dates and
+    volume bounds of a title entitlement); with neither, one grant of the
+    whole scope.  A request of volumes gives its grants its volume bounds.
     """
     now = utcnow()
     request.state = REQUEST_APPROVED if approve else REQUEST_DENIED
@@ -145,7 +175,7 @@ def _apply(
     grants: list[AccessGrant] = []
     if approve:
         expires = now + timedelta(days=repo.policy.access.grant_days)
-        spans: list[tuple[YearRange | None, tuple[str, str] | None]] = (
+        spans: list[tuple[YearRange | None, tuple[str, ...] | None]] = (
             [(years, None) for years in year_ranges or []] + [(None, dates) for dates in date_ranges or []])
         for years, dates in spans or [(None, None)]:
             grant = AccessGrant(
@@ -153,8 +183,13 @@ def _apply(
                 request_id=request.id, from_year=years.start if years else None, to_year=years.end if years else None,
                 granted_by=by, created_at=now, expires_at=expires,
                 title_id=request.title_id, item_id=request.item_id, volume=request.volume, issue=request.issue,
-                first_date=dates[0] if dates else None, last_date=dates[1] if dates else None,
+                first_date=(dates[0] or None) if dates else None, last_date=(dates[1] or None) if dates else None,
             )
+            if dates and len(dates) == 6:  # a title entitlement's volume bounds
+                grant.first_volume, grant.first_issue, grant.last_volume, grant.last_issue = (
+                    value or None for value in dates[2:])
+            if request.first_volume is not None:  # volumes of the title
+                grant.first_volume, grant.last_volume = request.first_volume, request.last_volume
             if request.volume is not None:  # one issue: of its year
                 grant.from_year = grant.to_year = request.issue_year
             session.add(grant)
@@ -169,7 +204,9 @@ def _apply(
             "scope": request_scope(request), "title_id": request.title_id, "item_id": request.item_id,
             "why": why, "requested_by": request.user.username, "reason": request.reason,
             "grants": [{"id": g.id, "expires_at": g.expires_at, "from_year": g.from_year, "to_year": g.to_year,
-                        "first_date": g.first_date, "last_date": g.last_date} for g in grants],
+                        "first_date": g.first_date, "last_date": g.last_date, "first_volume": g.first_volume,
+                        "first_issue": g.first_issue, "last_volume": g.last_volume, "last_issue": g.last_issue}
+                       for g in grants],
         },
     )
     return grants
@@ -281,6 +318,9 @@ def _policy_on(session: Session, request: AccessRequest) -> PolicyDecision:
                                 _issue_date(session, request.title_id, request.issue_year, request.volume,
                                             request.issue or ""),
                                 volume=request.volume, issue=request.issue or "")
+    if request.title_id is not None and request.first_volume is not None:
+        return decide_for_volume_request(session, request.library_id, collection, request.title_id,
+                                         request.first_volume, request.last_volume or request.first_volume)
     if request.title_id is not None:
         return decide_for_title_request(session, request.library_id, collection, request.title_id)
     return decide_by_policy(session, request.library_id, collection, request.package)
@@ -320,15 +360,35 @@ def _part(value: str | None, name: str) -> str:
     return text
 
 
+def _volume_number(value: str | None, name: str) -> str:
+    """A volume bound of a request: a volume as the catalog stores it, that starts with a number."""
+    text = _part(value, name)
+    if not text:
+        raise InvalidRequest(f"{name} is required for a request of volumes")
+    if part_number(text) is None:
+        raise InvalidRequest(f"{name} {ascii(text)} is not a volume number: volumes are requested by number "
+                             "(ask for an issue or an article otherwise)")
+    return text
+
+
+def _held_volume_numbers(session: Session, title_id: int) -> set[int]:
+    volumes = session.scalars(select(Item.volume).join(Package, Package.id == Item.package_id)
+                              .where(Item.title_id == title_id, Package.state != PACKAGE_DEACCESSIONED)
+                              .distinct())
+    return {n for n in (part_number(v or "") for v in volumes) if n is not None}
+
+
 def request_in_library_terms(
     repo: Repository, principal: Principal, *, scope: str, reason: str, title_id: int | str | None = None,
     year: int | str | None = None, volume: str | None = None, issue: str | None = None,
-    doi: str | None = None, item_id: int | str | None = None,
+    doi: str | None = None, item_id: int | str | None = None, last_volume: str | None = None,
 ) -> dict[str, Any]:
-    """A library asks for a title (``title_id``), one issue (``title_id``, ``year``, ``volume``, ``issue``)
-    or one item (``doi`` or ``item_id``); the policy may approve at once, else staff decide.
+    """A library asks for a title (``title_id``), volumes of it (``title_id``, ``volume`` and optionally
+    ``last_volume``: a range), one issue (``title_id``, ``year``, ``volume``, ``issue``) or one item
+    (``doi`` or ``item_id``); the policy may approve at once, else staff decide.
 
-    Raises InvalidRequest (bad scope, numbers or reason; an issue the title does not have), InvalidText,
+    Raises InvalidRequest (bad scope, numbers or reason; an issue or volumes the title does not have),
+    InvalidText,
     InvalidIdentifier (a malformed DOI), NotFound (no such title or item), AlreadyExists (the same request
     of the library is pending).
     """
@@ -359,7 +419,17 @@ def request_in_library_terms(
                 raise NotFound(f"no title {number}")
             collection = title.collection
             terms = {"title_id": title.id}
-            if scope == SCOPE_ISSUE:
+            if scope == SCOPE_VOLUME:
+                first = _volume_number(volume, "volume")
+                last = _volume_number(last_volume, "last_volume") if (last_volume or "").strip() else first
+                low, high = part_number(first), part_number(last)
+                if high < low:  # type: ignore[operator]
+                    raise InvalidRequest(f"last_volume {ascii(last)} comes before volume {ascii(first)}")
+                if not any(low <= n <= high for n in _held_volume_numbers(s, title.id)):  # type: ignore[operator]
+                    raise InvalidRequest(f"title {title.id} has nothing preserved of volume "
+                                         f"{ascii(first)}" + (f" to {ascii(last)}" if last != first else ""))
+                terms.update(first_volume=first, last_volume=last)
+            elif scope == SCOPE_ISSUE:
                 terms.update(issue_year=_whole_number(year, "year", MIN_ISSUE_YEAR, MAX_ISSUE_YEAR),
                              volume=_part(volume, "volume"), issue=_part(issue, "issue"))
                 if s.execute(_held_items(title.id, terms["issue_year"], terms["volume"], terms["issue"])
@@ -368,7 +438,7 @@ def request_in_library_terms(
                         f"title {title.id} has no preserved issue {terms['issue_year']} "
                         f"volume {ascii(terms['volume'])} issue {ascii(terms['issue'])}")
         same = [AccessRequest.library_id == principal.library_id, AccessRequest.state == REQUEST_PENDING]
-        for column in ("title_id", "item_id", "issue_year", "volume", "issue"):
+        for column in ("title_id", "item_id", "issue_year", "volume", "issue", "first_volume", "last_volume"):
             value = terms.get(column)
             attribute = getattr(AccessRequest, column)
             same.append(attribute.is_(None) if value is None else attribute == value)

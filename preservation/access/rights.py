@@ -120,12 +120,20 @@ def grant_is_scoped(grant: AccessGrant) -> bool:
 
 
 def grant_scope(grant: AccessGrant) -> str:
-    """``item``, ``issue``, ``title``, ``package`` or ``collection``."""
+    """``item``, ``issue``, ``volume`` (a title's volumes), ``title``, ``package`` or ``collection``."""
     if grant.item_id is not None:
         return "item"
     if grant.title_id is not None:
-        return "issue" if grant.volume is not None else "title"
+        if grant.volume is not None:
+            return "issue"
+        return "volume" if grant_volumes(grant) else "title"
     return "package" if grant.package_id is not None else "collection"
+
+
+def grant_volumes(grant: Any) -> bool:
+    """Whether a title grant is bounded by volume (and maybe issue)."""
+    return bool((getattr(grant, "first_volume", None) or "").strip() or (getattr(grant, "last_volume", None) or "")
+                .strip())
 
 
 def grant_covers(grant: AccessGrant, package_id: str, year: int | None) -> bool:
@@ -144,28 +152,44 @@ def item_date(item: Item) -> str:
     return item.published or (str(item.year) if item.year is not None else "")
 
 
+def title_grant_covers(grant: Any, title_id: int | None, year: int | None, volume: str, issue: str,
+                       dates: Iterable[str]) -> bool:
+    """The one rule of what a grant of a title, of its volumes or of one of its issues opens: content of
+    ``title_id`` of ``year``, ``volume`` and ``issue`` published at each of ``dates`` (an item: its date; a
+    held issue: its first and last).
+
+    One issue: that year, volume and issue exactly.  A title grant: within its years, then within its dates
+    and volume bounds by :func:`preservation.titles.range_covers` — so a grant of volume 68 opens what is
+    numbered volume 68 (any issue, or the issues its issue bounds name) and nothing unnumbered.
+    """
+    if grant.title_id is None or grant.title_id != title_id:
+        return False
+    if grant.volume is not None:  # one issue
+        return year is not None and year == grant.from_year and volume == grant.volume and issue == (grant.issue or "")
+    if grant.from_year is not None or grant.to_year is not None:
+        if year is None or not (grant.from_year or MIN_YEAR) <= year <= (grant.to_year or MAX_YEAR):
+            return False
+    if grant.first_date or grant.last_date or grant_volumes(grant):
+        bound = grant_bounds(grant)
+        return all(_range_covers(bound, when, volume, issue) for when in dates)
+    return True
+
+
 def grant_covers_item(grant: AccessGrant, item: Item) -> bool:
     """Whether a grant in library terms covers the item (a package or collection grant: see grant_covers)."""
     if grant.item_id is not None:
         return grant.item_id == item.id
-    if grant.title_id is None or grant.title_id != item.title_id:
-        return False
-    if grant.volume is not None:  # one issue
-        return (item.year is not None and item.year == grant.from_year and item.volume == grant.volume
-                and item.issue == (grant.issue or ""))
-    if grant.from_year is not None or grant.to_year is not None:
-        if item.year is None or not (grant.from_year or MIN_YEAR) <= item.year <= (grant.to_year or MAX_YEAR):
-            return False
-    if grant.first_date or grant.last_date:
-        return _range_covers(grant_bounds(grant), _item_when(item))
-    return True
+    return title_grant_covers(grant, item.title_id, item.year, item.volume or "", item.issue or "",
+                              (_item_when(item),))
 
 
 def grant_bounds(grant: AccessGrant) -> Any:
-    """A title grant's dates as a range :func:`preservation.titles.range_covers` reads (grants carry no
-    volume bounds: a title request approves no entitlement that has them, see decide_for_title_request)."""
+    """A title grant's dates and volume bounds as a range :func:`preservation.titles.range_covers` reads."""
     return SimpleNamespace(first_date=grant.first_date or "", last_date=grant.last_date or "",
-                           first_volume="", first_issue="", last_volume="", last_issue="")
+                           first_volume=getattr(grant, "first_volume", None) or "",
+                           first_issue=getattr(grant, "first_issue", None) or "",
+                           last_volume=getattr(grant, "last_volume", None) or "",
+                           last_issue=getattr(grant, "last_issue", None) or "")
 
 
 def _range_covers(bound: Any, when: str, volume: str = "", issue: str = "") -> bool:
@@ -189,11 +213,6 @@ def _item_when(item: Item) -> str:
     from preservation.titles import item_when
 
     return item_when(item)
-
-
-def _numbered(row: Any) -> bool:
-    """Whether a title entitlement names volume bounds (which a grant cannot carry)."""
-    return bool((row.first_volume or "").strip() or (row.last_volume or "").strip())
 
 
 @dataclass
@@ -275,8 +294,9 @@ class PolicyDecision:
     approve: bool
     why: str
     year_ranges: list[YearRange | None] = field(default_factory=list)  # None: no year limit
-    # of a title: (first, last) ISO date text of the library's title entitlements ("" open), one grant each
-    date_ranges: list[tuple[str, str]] = field(default_factory=list)
+    # of a title: the bounds of the library's title entitlements, one grant each: (first_date, last_date,
+    # first_volume, first_issue, last_volume, last_issue), "" open
+    date_ranges: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def decide_by_policy(
@@ -371,12 +391,10 @@ def decide_for_title(session: Session, library_id: int, collection: Collection, 
         return decision
     if title_rows is None:
         title_rows = title_entitlements(session, library_id, [title.id])[title.id]
-    title_rows = [row for row in title_rows if not _numbered(row)]  # as decide_for_title_request grants
     if not title_rows:
         return decision
     row = title_rows[0]
-    span = f"{row.first_date or '…'} to {row.last_date or 'now'}"
-    return PolicyDecision(True, f"title entitlement {row.id} covers {span}", [None])
+    return PolicyDecision(True, f"title entitlement {row.id} covers {row_span(row)}", [None])
 
 
 def decide_for_issue(session: Session, library_id: int, collection: Collection, title_id: int, year: int,
@@ -404,26 +422,55 @@ def decide_for_issue(session: Session, library_id: int, collection: Collection, 
     return PolicyDecision(False, f"no entitlement of the library covers this issue ({when}): staff decide")
 
 
+def row_span(row: Any) -> str:
+    """What a title entitlement or grant covers, in words: its dates and its volumes."""
+    parts = []
+    if row.first_date or row.last_date:
+        parts.append(f"{row.first_date or '…'} to {row.last_date or 'now'}")
+    if grant_volumes(row):
+        def end(volume: str | None, issue: str | None) -> str:
+            return f"{volume or '…'}" + (f"({issue})" if issue else "")
+        first, last = end(row.first_volume, row.first_issue), end(row.last_volume, row.last_issue)
+        parts.append(f"volume {first}" if first == last else f"volumes {first}-{last}")
+    return ", ".join(parts) or "the whole title"
+
+
+def _bounds_of(row: Any) -> tuple[str, ...]:
+    return (row.first_date or "", row.last_date or "", row.first_volume or "", row.first_issue or "",
+            row.last_volume or "", row.last_issue or "")
+
+
 def decide_for_title_request(session: Session, library_id: int, collection: Collection, title_id: int,
                              today: date | None = None) -> PolicyDecision:
     """What the policy says about a request for a whole title: open and triggered collections approve it
     whole; in a ``pca`` collection it is approved for what the library's entitlements cover — the
-    collection's entitled years and the dates of its title entitlements that name no volume bounds, one grant
+    collection's entitled years and each of its title entitlements, dates and volume bounds alike, one grant
     each."""
     decision = decide_by_policy(session, library_id, collection, None, today)
     if collection.access_mode != MODE_PCA:
         return decision
     ranges = entitled_ranges(session, library_id, collection.id)
-    every_row = title_entitlements(session, library_id, [title_id])[title_id]
-    # a grant carries dates, not volume bounds: an entitlement bounded by volume is for staff to decide
-    rows = [row for row in every_row if not _numbered(row)]
+    rows = title_entitlements(session, library_id, [title_id])[title_id]
     if not ranges and not rows:
-        if every_row:
-            return PolicyDecision(False, "the library's entitlements to this title are bounded by volume, which "
-                                         "a grant cannot carry: staff decide")
         return PolicyDecision(False, "the library holds no entitlement to this title or its collection: staff decide")
-    spans = [f"{row.first_date or '…'} to {row.last_date or 'now'}" for row in rows]
     why = "post-cancellation access to " + "; ".join(
         ([f"the entitled years {_years(ranges)}"] if ranges else []) +
-        ([f"title entitlement dates {', '.join(spans)}"] if rows else []))
-    return PolicyDecision(True, why, list(ranges), [(row.first_date, row.last_date) for row in rows])
+        ([f"title entitlements: {', '.join(row_span(row) for row in rows)}"] if rows else []))
+    return PolicyDecision(True, why, list(ranges), [_bounds_of(row) for row in rows])
+
+
+def decide_for_volume_request(session: Session, library_id: int, collection: Collection, title_id: int,
+                              first_volume: str, last_volume: str, today: date | None = None) -> PolicyDecision:
+    """What the policy says about a request for volumes ``first_volume``-``last_volume`` of a title: open and
+    triggered collections approve it; in a ``pca`` collection a title entitlement of the library covering
+    both its first and its last volume (:func:`covering_entitlement`, by volume alone) approves it; anything
+    else goes to staff."""
+    decision = decide_by_policy(session, library_id, collection, None, today)
+    if collection.access_mode != MODE_PCA:
+        return decision
+    rows = title_entitlements(session, library_id, [title_id])[title_id]
+    for row in rows:
+        if _range_covers(row, "", first_volume) and _range_covers(row, "", last_volume):
+            return PolicyDecision(True, f"title entitlement {row.id} covers {row_span(row)}", [None])
+    span = first_volume if first_volume == last_volume else f"{first_volume}-{last_volume}"
+    return PolicyDecision(False, f"no title entitlement of the library covers volume {span}: staff decide")

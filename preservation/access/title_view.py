@@ -37,6 +37,7 @@ from preservation.catalog.library_models import Item, Title
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package
 from preservation.errors import InvalidRequest, NotFound
 from preservation.repository import Repository
+from preservation.titles import part_number
 
 READ, REQUEST, DARK = "read", "request", "dark"
 MAX_ARTICLES = 500  # articles on one page of a year
@@ -111,13 +112,15 @@ def _pending(session: Session, library_id: int, title_id: int, item_ids: list[in
     """The library's pending requests for the title, its issues and these items, by what they name."""
     rows = session.execute(
         select(AccessRequest.id, AccessRequest.title_id, AccessRequest.item_id, AccessRequest.issue_year,
-               AccessRequest.volume, AccessRequest.issue)
+               AccessRequest.volume, AccessRequest.issue, AccessRequest.first_volume, AccessRequest.last_volume)
         .where(AccessRequest.library_id == library_id, AccessRequest.state == REQUEST_PENDING,
                or_(AccessRequest.title_id == title_id, AccessRequest.item_id.in_(item_ids or [-1])))).all()
     out: dict[tuple[Any, ...], int] = {}
-    for rid, t_id, i_id, year, volume, issue in rows:
+    for rid, t_id, i_id, year, volume, issue, first_volume, last_volume in rows:
         if i_id is not None:
             out[("item", i_id)] = rid
+        elif first_volume is not None:
+            out[("volume", first_volume, last_volume)] = rid
         elif volume is not None:
             out[("issue", year, volume, issue or "")] = rid
         else:
@@ -183,7 +186,9 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
         volumes: list[dict[str, Any]] = []
         for item in items:
             if not volumes or volumes[-1]["volume"] != item.volume:
-                volumes.append({"volume": item.volume, "issues": []})
+                volumes.append({"volume": item.volume, "issues": [],
+                                "requestable": part_number(item.volume or "") is not None,
+                                "pending_request": pending.get(("volume", item.volume, item.volume))})
             issues = volumes[-1]["issues"]
             if not issues or issues[-1]["issue"] != item.issue:
                 issues.append({"issue": item.issue, "articles": [], "first_date": item_date(item),

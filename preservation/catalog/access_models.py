@@ -171,6 +171,9 @@ class AccessRequest(Base):
     issue_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     volume: Mapped[str | None] = mapped_column(String(32), nullable=True)  # not null only for an issue
     issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # volumes of a title (``title_id``): first and last volume number, both not null only for a volume request
+    first_volume: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_volume: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     library: Mapped[Library] = relationship()
     user: Mapped[AccessUser] = relationship()
@@ -187,8 +190,12 @@ class AccessGrant(Base):
     A grant in library terms (migration 0009) opens only items, never a
     whole package: ``item_id`` one item; ``title_id`` with ``volume`` and
     ``issue`` not null one issue (of the year ``from_year`` = ``to_year``);
-    ``title_id`` alone the title's items, narrowed by the years and by
-    ``first_date``/``last_date`` (ISO date text, "" open) when set.
+    ``title_id`` alone the title's items, narrowed by the years, by
+    ``first_date``/``last_date`` (ISO date text, "" open) and by
+    ``first_volume``/``first_issue``/``last_volume``/``last_issue`` (a
+    volume or volume range, optionally to the issue, as a KBART row bounds
+    it) when set: what they open is decided by the one title-range rule,
+    ``preservation.titles.range_covers`` (``rights.title_grant_covers``).
     """
 
     __tablename__ = "access_grants"
@@ -212,6 +219,10 @@ class AccessGrant(Base):
     issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
     first_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
     last_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    first_volume: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_volume: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     library: Mapped[Library] = relationship()
     collection: Mapped[Collection] = relationship()

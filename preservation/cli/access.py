@@ -48,7 +48,7 @@ def _decide(request_id: int, approve: bool, why: str, by: str | None, as_json: b
         return
     say(f"request {result['id']} {result['state']}")
     for g in result["grants"]:
-        say(f"  grant {g['id']} until {g['expires_at']:%Y-%m-%d %H:%M} UTC")
+        say(f"  grant {g['id']} ({g['covers']}) until {g['expires_at']:%Y-%m-%d %H:%M} UTC")
 
 
 @access.command("approve")
@@ -81,10 +81,9 @@ def grants(library_code, include_ended, as_json) -> None:
     if as_json:
         emit_list("grants", items)
         return
-    table("grants", ["id", "library", "collection", "package", "years", "until", "by", "active"],
-          [[g["id"], g["library"], g["collection"], g["package_id"] or "(all)",
-            f"{g['from_year']}-{g['to_year']}" if g["from_year"] else "", g["expires_at"], g["granted_by"], g["active"]]
-           for g in items])
+    table("grants", ["id", "library", "collection", "package", "scope", "covers", "until", "by", "active"],
+          [[g["id"], g["library"], g["collection"], g["package_id"] or "(all)", g["scope"], g["covers"],
+            g["expires_at"], g["granted_by"], g["active"]] for g in items])
 
 
 @access.command("revoke")

@@ -104,9 +104,10 @@ def test_a_title_request_does_not_turn_a_volume_only_row_into_an_open_grant(item
     entitle_volumes(items, "pku", "68", "68")
     with make_client(items.world) as client:
         created = request(client, items, "alice", scope="title", title_id=items.title_id())
-        assert created["state"] == "approved"  # for pku's entitled years 2010-2015, not for the volume row
-        spans = [(g["from_year"], g["to_year"], g["first_date"], g["last_date"]) for g in created["grants"]]
-        assert spans == [(2010, 2015, None, None)]
+        assert created["state"] == "approved"  # for pku's entitled years 2010-2015, and for volume 68 only
+        spans = [(g["from_year"], g["to_year"], g["first_date"], g["last_date"], g["first_volume"], g["last_volume"])
+                 for g in created["grants"]]
+        assert spans == [(2010, 2015, None, None, None, None), (None, None, None, None, "68", "68")]
         doi = items.dois["aps_2018"][0]
         path = items.fulltext(doi)[1]
         r = client.get(f"/api/v1/items/{doi}/files/{path}", headers=items.world.auth("alice"))

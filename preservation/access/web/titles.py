@@ -1,5 +1,5 @@
 """Titles in the portal and the API: a collection's titles, a title's years, volumes, issues and articles,
-and requests in library terms (a title, an issue, an article).
+and requests in library terms (a title, volumes of it, an issue, an article).
 
 A request form posts its scope and what it names as text; the library
 function parses every number strictly and refuses what it cannot read
@@ -52,21 +52,25 @@ def title(request: Request, title_id: RowId, principal: User, year: Year = None,
 @router.post("/portal/item-requests", include_in_schema=False)
 def create_item_request(request: Request, principal: User, csrf: FormText = "", reason: FormText = "",
                         scope: Annotated[str, Form(max_length=16)] = "", title_id: FormPart = "",
-                        year: FormPart = "", volume: FormPart = "", issue: FormPart = "",
+                        year: FormPart = "", volume: FormPart = "", issue: FormPart = "", last_volume: FormPart = "",
                         doi: Annotated[str, Form(max_length=400)] = "", item_id: FormPart = "") -> Response:
     check_csrf(request, csrf)
     created = requests.request_in_library_terms(
         repo_of(request), principal, scope=scope, reason=reason, title_id=title_id or None, year=year or None,
-        volume=volume, issue=issue, doi=doi or None, item_id=item_id or None)
+        volume=volume, issue=issue, doi=doi or None, item_id=item_id or None, last_volume=last_volume or None)
     return RedirectResponse(f"/portal/requests#request-{created['id']}", status_code=303)
 
 
 class ItemRequestIn(BaseModel):
-    scope: Literal["title", "issue", "item"] = Field(description="A whole title, one issue of it, or one item")
+    scope: Literal["title", "volume", "issue", "item"] = Field(
+        description="A whole title, volumes of it (volume, last_volume), one issue of it, or one item")
     reason: str = Field(min_length=1, max_length=2000, description="Why the library needs access")
     title_id: StrictInt | None = Field(default=None, ge=1, le=MAX_ROW_ID, description="The title (title, issue)")
     year: StrictInt | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR, description="The issue's year")
-    volume: str | None = Field(default=None, max_length=32, description="The issue's volume (\"\" for none)")
+    volume: str | None = Field(default=None, max_length=32,
+                               description="The issue's volume (\"\" for none); of volumes, the first")
+    last_volume: str | None = Field(default=None, max_length=32,
+                                    description="Of volumes, the last (the first alone when left out)")
     issue: str | None = Field(default=None, max_length=32, description="The issue's number (\"\" for none)")
     doi: str | None = Field(default=None, max_length=400, description="The item's DOI (item)")
     item_id: StrictInt | None = Field(default=None, ge=1, le=MAX_ROW_ID, description="The item, if it has no DOI")
@@ -89,8 +93,9 @@ def api_title(request: Request, title_id: RowId, principal: Reader, year: Year =
 
 
 @router.post("/api/v1/item-requests", tags=["requests"], status_code=201,
-             summary="Ask for a title, one issue (title_id, year, volume, issue) or one item (doi or item_id)")
+             summary="Ask for a title, its volumes (title_id, volume, last_volume), one issue (title_id, year, "
+                     "volume, issue) or one item (doi or item_id)")
 def api_item_request(request: Request, body: ItemRequestIn, principal: Reader) -> dict[str, Any]:
     return requests.request_in_library_terms(
         repo_of(request), principal, scope=body.scope, reason=body.reason, title_id=body.title_id, year=body.year,
-        volume=body.volume, issue=body.issue, doi=body.doi, item_id=body.item_id)
+        volume=body.volume, issue=body.issue, doi=body.doi, item_id=body.item_id, last_volume=body.last_volume)

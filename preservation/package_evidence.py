@@ -29,12 +29,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from preservation import merkle
 from preservation.codes import (
-    note,
     REBUILD_EVENT_ALTERED,
     REBUILD_EVIDENCE_MISMATCH,
     REBUILD_NO_EVIDENCE,
     REBUILD_NODE_FAILED,
     REBUILD_RECORD_UNTRUSTED,
+    note,
 )
 from preservation.errors import CheckpointInvalid, ConfigError, InvalidKey, ObjectNotFound, PreservationError
 from preservation.events import hash_of_exported

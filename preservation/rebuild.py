@@ -12,9 +12,12 @@ holds the package (:mod:`preservation.package_evidence`, with the
 coordinator's public keys beside ``checkpoints.key``): a record whose signed
 evidence does not verify is not used, and neither is an events file that
 differs from its hashes or its signature.  The events of the files that hold
-are merged by ``seq``: copies that disagree, or neighbours whose chain link
-breaks, are restored only where a verified signature covers them (``R008``
-otherwise).  The restored events are appended to the new catalog's log in
+are merged by ``seq``.  An event is confirmed when a verified signature covers
+it or when its hash is the one the nodes witnessed (the event hashes each
+witnessed checkpoint added, under ``.preserve/witness/``); a copy whose hash
+differs from the witnessed one is dropped, and copies that disagree, or
+neighbours whose chain link breaks, are restored only where confirmed
+(``R008`` otherwise).  The restored events are appended to the new catalog's log in
 their old order, each with its old ``seq``, ``hash`` and ``prev_hash`` under
 ``detail.restored``: the new log verifies on its own, and the old hashes can
 still be checked against the old checkpoints.
@@ -28,9 +31,8 @@ from typing import Any, Callable
 
 from sqlalchemy import func, insert, select
 
-from preservation import events
+from preservation import events, merkle
 from preservation.audit import audit_replica
-from preservation.checkpoints import public_keys
 from preservation.bagit.tagfiles import parse_oxum, read_bag_metadata_from_adapter
 from preservation.catalog.models import (
     PACKAGE_REPLICATING,
@@ -41,22 +43,25 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.checkpoints import public_keys
 from preservation.codes import (
-    note,
     REBUILD_BAG_PROBLEM,
     REBUILD_DIGEST_MISMATCH,
     REBUILD_EVENT_UNCONFIRMED,
     REBUILD_NODE_FAILED,
     REBUILD_NO_BAGIT,
     REBUILD_NO_COLLECTION,
+    note,
 )
 from preservation.errors import InvalidRequest, PreservationError
 from preservation.findings import FindingList
 from preservation.layout import PackageLayout, recorded_package_ids
+from preservation.notes import verify_note
 from preservation.package_evidence import Keys, RecordCheck, check_record
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 from preservation.versions import rebind_version
+from preservation.witness_records import held_records, read_leaves
 from storage_adapters import StorageAdapter
 
 BATCH = 5000
@@ -110,8 +115,45 @@ class _Version:
     signed: bool
 
 
-def merge_events(checks: list[RecordCheck], findings: FindingList) -> list[dict[str, Any]]:
-    """The events to restore, in ``seq`` order, from the events files that held (see the module's text)."""
+def witnessed_hashes(repo: Repository, nodes: list[Node], wanted: set[int], keys: Keys,
+                     findings: FindingList) -> dict[int, str]:
+    """The hashes of events ``wanted`` as the nodes witnessed them (``.preserve/witness/``: each checkpoint's
+    note, signed by a coordinator key, and the event hashes it added); a seq two nodes witnessed differently
+    (a fork shown to them) is left out, with a finding."""
+    origin = repo.settings.checkpoints.origin
+    if not origin or not wanted:
+        return {}
+    low, high = min(wanted), max(wanted)
+    seen: dict[int, set[str]] = {}
+    for node in nodes:
+        adapter = repo.adapter(node)
+        try:
+            for record in held_records(adapter, origin):
+                start, size = int(record["from"]), int(record["size"])
+                if size <= start or size < low or start >= high:
+                    continue
+                signed = verify_note(str(record["note"]), keys)
+                if signed.size != size:
+                    raise ValueError(f"the witness record of size {size} holds a note of size {signed.size}")
+                leaves = read_leaves(adapter, origin, size)
+                for i in range(min(len(leaves) // merkle.HASH_SIZE, size - start)):
+                    if start + 1 + i in wanted:
+                        seen.setdefault(start + 1 + i, set()).add(leaves[i * 32:(i + 1) * 32].hex())
+        except (PreservationError, ValueError, KeyError, TypeError) as e:
+            note(findings, REBUILD_NODE_FAILED, f"its witness records cannot be used: {e}", path=node.name)
+    for seq in sorted(s for s, hashes in seen.items() if len(hashes) > 1):
+        note(findings, REBUILD_EVENT_UNCONFIRMED, f"nodes witnessed different hashes for event {seq} (a fork)",
+             path=f"seq {seq}")
+    return {seq: next(iter(hashes)) for seq, hashes in seen.items() if len(hashes) == 1}
+
+
+def merge_events(checks: list[RecordCheck], findings: FindingList,
+                 witnessed: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """The events to restore, in ``seq`` order, from the events files that held (see the module's text).
+
+    An event is confirmed when a verified signature covers it or its hash is the one the nodes witnessed;
+    a copy whose hash differs from the witnessed one is dropped."""
+    witnessed = witnessed or {}
     by_seq: dict[int, dict[str, _Version]] = {}
     for check in checks:
         for i, ev in enumerate(check.events):
@@ -120,20 +162,30 @@ def merge_events(checks: list[RecordCheck], findings: FindingList) -> list[dict[
             version.signed = version.signed or i < check.signed_events
     chosen: dict[int, _Version] = {}
     for seq, versions in by_seq.items():
+        if seq in witnessed:
+            for h in [h for h in versions if h != witnessed[seq]]:
+                note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} on {', '.join(versions[h].nodes)} differs "
+                                                          "from the hash the nodes witnessed: not restored",
+                     path=versions[h].event["package_id"])
+                del versions[h]
+            for v in versions.values():
+                v.signed = True  # the witnesses vouch for it
         if len(versions) == 1:
             chosen[seq] = next(iter(versions.values()))
+            continue
+        if not versions:
             continue
         signed = [v for v in versions.values() if v.signed]
         said = "; ".join(f"{', '.join(v.nodes)}: {h[:12]}" for h, v in versions.items())
         if len(signed) == 1:
             chosen[seq] = signed[0]
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}): the one the "
-                                                    f"evidence signed on {', '.join(signed[0].nodes)} is restored",
-                         path=signed[0].event["package_id"])
+                                                      f"evidence signed on {', '.join(signed[0].nodes)} is restored",
+                 path=signed[0].event["package_id"])
         else:
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}) and no single "
-                                                    "signed copy settles it: not restored",
-                         path=next(iter(versions.values())).event["package_id"])
+                                                      "signed copy settles it: not restored",
+                 path=next(iter(versions.values())).event["package_id"])
     seqs = sorted(chosen)
     unconfirmed: set[int] = set()
     for a, b in zip(seqs, seqs[1:]):
@@ -141,9 +193,9 @@ def merge_events(checks: list[RecordCheck], findings: FindingList) -> list[dict[
             dropped = [s for s in (a, b) if not chosen[s].signed]
             unconfirmed.update(dropped)
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"the chain link from event {a} to event {b} is broken: "
-                                                    + (f"event(s) {', '.join(map(str, dropped))} not restored"
-                                                       if dropped else "both are signed, both restored"),
-                         path=chosen[b].event["package_id"])
+                                                      + (f"event(s) {', '.join(map(str, dropped))} not restored"
+                                                         if dropped else "both are confirmed, both restored"),
+                 path=chosen[b].event["package_id"])
     return [chosen[s].event for s in seqs if s not in unconfirmed]
 
 
@@ -250,7 +302,10 @@ def rebuild_from_nodes(
         checks[package_id] = [check_record(repo.adapter(n), package_id, keys, node=n.name) for n in holders[package_id]]
         for check in checks[package_id]:
             report.findings.extend(check.findings)
-    restored = merge_events([c for cs in checks.values() for c in cs], report.findings)
+    every_check = [c for cs in checks.values() for c in cs]
+    witnessed = witnessed_hashes(repo, nodes, {ev["seq"] for c in every_check for ev in c.events}, keys,
+                                 report.findings)
+    restored = merge_events(every_check, report.findings, witnessed)
     _restore_events(repo, restored)
     report.events_restored = len(restored)
     replica_ids: list[int] = []

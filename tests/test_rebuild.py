@@ -23,6 +23,7 @@ from preservation.rebuild import merge_events, rebuild_from_nodes
 from preservation.repository import Repository
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
+from preservation.witness import checkpoint_and_witness
 
 from .corruption import flip_bit
 from .fixtures import NODES, node_root, replicas_by_node
@@ -194,3 +195,23 @@ def test_a_broken_link_between_unsigned_events_drops_them_with_a_finding():
     kept = merge_events([good], findings)
     assert [e["seq"] for e in kept] == [1, 2]  # 3 does not link to 2 and no signature covers it
     assert [f.code for f in findings] == ["R008"]
+
+
+def test_the_nodes_witness_records_settle_a_forged_event_no_signature_covers(repo, preserved):
+    checkpoint_and_witness(repo)  # file:// nodes: the coordinator writes each witnessed checkpoint and its events
+    before = _package_events(repo, preserved)
+    last = len(before) - 1
+
+    def failed(ev):
+        ev["outcome"] = "failure"
+
+    forged = _rewrite_line(_events_file(repo, "uni-pku", preserved), last, failed, rehash=True)
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert [f.code for f in report.findings] == ["R008"], report.to_dict()
+        assert "differs from the hash the nodes witnessed" in report.findings.errors[0].message
+        assert report.events_restored == len(before)  # the genuine one, from the other nodes
+        assert _restored(fresh, preserved)[forged["event_id"]] == (before[last]["event_type"], before[last]["outcome"],
+                                                                   before[last]["hash"])
+    finally:
+        fresh.close()

@@ -258,3 +258,33 @@ def test_a_dead_job_is_acknowledged_with_a_note_and_leaves_the_status(repo, pack
     again = json.loads(run_cli("jobs", "ack", job_id, "--json", exit_code=2).stderr)
     assert "only dead jobs" in again["error"]["message"]
     run_cli("jobs", "ack", "424242", exit_code=5)
+
+
+@small
+def test_repair_now_repairs_what_has_a_source_and_exits_1_while_files_are_lost(repo, package, delivery, run_cli):
+    flip_bit(node_root(repo, "uni-pku") / package / PDF, offset=100)
+    run_cli("audit", exit_code=1)
+    out = run_cli("repair", package[:8], "--json").json()
+    assert [(c["node"], c["state"], c["files_repaired"]) for c in out["copies"]] == [("uni-pku", "verified", 1)]
+    assert out["package_state"] == "preserved" and out["unrepairable"] == []
+    for bit, node in enumerate(NODES):
+        flip_bit(node_root(repo, node) / package / XML, offset=40, bit=bit)
+    run_cli("audit", exit_code=1)
+    out = run_cli("repair", package, "--json", exit_code=1).json()
+    assert out["package_state"] == "damaged" and out["unrepairable"] == [{"path": XML, "nodes": list(NODES)}]
+    assert "re-supply" in run_cli("repair", package, exit_code=1).output
+
+
+@small
+def test_an_acknowledged_dead_job_no_longer_raises_an_alert(repo, package, run_cli):
+    from preservation.alerts import current_conditions
+    from preservation.catalog.models import utcnow
+
+    with repo.catalog.session() as s:
+        job_id = queue.enqueue(s, kinds.AUDIT, {"replica_id": 999_999}, package_id=package, max_attempts=1).id
+    _run_worker(repo)
+    with repo.catalog.session() as s:
+        assert f"job:{job_id}" in {c.key for c in current_conditions(repo, s, utcnow())}
+    run_cli("jobs", "ack", job_id)
+    with repo.catalog.session() as s:
+        assert f"job:{job_id}" not in {c.key for c in current_conditions(repo, s, utcnow())}

@@ -22,8 +22,9 @@ from .fixtures import make_repo
 
 def _leaves(command: click.Command, path: tuple[str, ...] = ()):
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from _leaves(sub, (*path, name))
+        ctx = click.Context(command)  # the root loads its command groups on demand (cli/main.py COMMANDS)
+        for name in command.list_commands(ctx):
+            yield from _leaves(command.get_command(ctx, name), (*path, name))
     else:
         yield path, command
 

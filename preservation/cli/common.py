@@ -10,20 +10,19 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from preservation import logsetup, units
-from preservation.catalog.models import utcnow
 from preservation.errors import EXIT_FINDINGS, Interrupted, InvalidRequest, PreservationError
-from preservation.home import exposed_config, require_catalog
-from preservation.packages import resolve_package_id
-from preservation.repository import Repository
-from preservation.settings import Settings, load_settings
 from preservation.text import for_data_stream, for_terminal, visible_controls
+
+if TYPE_CHECKING:  # the catalog, the settings and Rich are imported by the commands that use them (a fast start)
+    from rich.console import Console
+
+    from preservation.repository import Repository
+    from preservation.settings import Settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -45,6 +44,9 @@ class CLIState:
 
     @cached_property
     def settings(self) -> Settings:
+        from preservation.home import exposed_config
+        from preservation.settings import load_settings
+
         settings = load_settings(self.home)
         exposed = exposed_config(settings)
         if exposed is not None:
@@ -56,6 +58,9 @@ class CLIState:
     @cached_property
     def repo(self) -> Repository:
         """The repository, its catalog checked to exist (nothing is created) and to be at the current schema."""
+        from preservation.home import require_catalog
+        from preservation.repository import Repository
+
         require_catalog(self.settings)
         return Repository(self.settings)
 
@@ -97,6 +102,8 @@ PIPE_WIDTH = 10_000  # a table printed to a pipe or file keeps every column whol
 
 def console(stderr: bool = False) -> Console:
     """A Rich console; when it does not print to a terminal, wide enough that no cell is ever cut."""
+    from rich.console import Console
+
     out = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out.width = PIPE_WIDTH
@@ -133,6 +140,8 @@ class PackageIdType(click.ParamType):
     name = "package_id"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from preservation.packages import resolve_package_id
+
         with state(ctx).repo.catalog.session() as s:
             return resolve_package_id(s, value)
 
@@ -169,6 +178,8 @@ class TimeType(click.ParamType):
             delta = timedelta(**{self._UNITS[ago.group(2)]: int(ago.group(1))})
             if delta > timedelta(days=36_500):
                 raise InvalidRequest(f"{for_terminal(text)!r} is too long ago (at most 36500d)")
+            from preservation.catalog.models import utcnow
+
             return utcnow() - delta
         try:
             when = datetime.fromisoformat(text) if text.isascii() and len(text) <= 40 else None
@@ -204,6 +215,8 @@ def say_plain(out: Console, text: str) -> None:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     """A table of cells that are data, never markup: ``[bold]`` shows as typed, controls as ``\\xNN``."""
+    from rich.table import Table
+
     t = Table(title=None if title is None else for_terminal(title), show_lines=False)
     for c in columns:
         t.add_column(c)

@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from preservation.errors import AlreadyExists, InvalidRequest, PreservationError
-from preservation.node_agent import AgentConfig, load_keys, load_witness_key
-from preservation.node_agent import serve as serve_agent
 from preservation.signing_keys import KEY_NAME, generate_key, parse_verifier_key
 
 from .common import emit_json, fail, json_option, say
@@ -56,6 +54,9 @@ def serve(
     Every request but GET /v1/health must be signed with one of the keys.
     """
     configure_logging(access_log=access_log, as_json=as_json)
+    from preservation.node_agent import AgentConfig, load_keys, load_witness_key  # the web stack: only to serve
+    from preservation.node_agent import serve as serve_agent
+
     config = AgentConfig(keys=load_keys(keys_file), allow_delete=allow_delete, max_digest_workers=digest_workers,
                          witness_key=load_witness_key(witness_key) if witness_key else None)
     serve_agent(storage_uri, listen, config, tls_cert=tls_cert, tls_key=tls_key)

@@ -77,7 +77,9 @@ def serve() -> None:
     os.environ["PRESERVE_NO_PROGRESS"] = "1"
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401 - or each child on PostgreSQL imports it (0.2 s)
 
-    import preservation.cli.main  # noqa: F401 - the imports are what the children inherit
+    import preservation.cli.main
+
+    preservation.cli.main.cli.load_all()  # every command group imported once: what the children inherit
     import tests.faults.disk  # noqa: F401
 
     reply = sys.stdout

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from preservation import checkpoints, witness
 from preservation.catalog.evidence_models import Checkpoint
 from preservation.catalog.models import Node
-from preservation.repository import Repository
 from preservation.errors import CheckpointInvalid, InvalidRequest, ReadOnlyStorage, WitnessRefused
+from preservation.home import init_home
+from preservation.nodes import add_node
 from preservation.notes import cosigners, signatures
+from preservation.repository import Repository
 from preservation.witness_records import latest_key, log_prefix, read_latest
 from storage_adapters.features import FEATURE_WITNESS
 
@@ -243,3 +245,23 @@ def test_the_cli_checkpoint_is_witnessed(run_cli, agents):
     assert "node uni (agent): up to date at 4 events" in text.output
     out = run_cli("events", "verify", "--witnesses", "--json").json()
     assert out["ok"] and out["count"] == 4
+
+
+def test_an_s3_node_keeps_the_coordinators_record_and_shows_a_rewrite(tmp_path, s3_env, s3_bucket):
+    home = tmp_path / "home"
+    init_home(home)
+    repo = Repository.open(home)
+    try:
+        add_node(repo, "inst-s3", "institute", "wuhan", s3_env.uri(s3_bucket, "inst"))
+        ids = append_events(repo, 9)
+        made = _checkpoint(repo)
+        assert _statuses(made) == {"inst-s3": "witnessed"}
+        assert made["witnesses"]["nodes"][0]["witness"] == "record"
+        record = read_latest(repo.adapter(_node(repo, "inst-s3")), repo.settings.checkpoints.origin)
+        assert record["size"] == 9 and record["note"] == made["note"]
+        assert witness.verify_witnesses(repo)["ok"]
+        rewrite_outcome(repo, 4, "failure")
+        report = witness.verify_witnesses(repo)
+        assert report["first_bad_event"]["event_id"] == ids[3] and report["first_bad_event"]["node"] == "inst-s3"
+    finally:
+        repo.close()

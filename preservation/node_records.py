@@ -10,7 +10,8 @@ Beside each bag (keys from :class:`~preservation.layout.PackageLayout`):
   signed checkpoint of the event log, with an inclusion proof of the
   package's latest event under it when it covers one.  The coordinator signs
   that body with its checkpoint key (``checkpoints.key``): once per copy
-  written or repaired, never per event.
+  written or repaired, never per event, and once more when a later checkpoint
+  covers the package's events (at the first job on that copy after it).
 * ``.preserve/packages/<id>.events.jsonl``: every event of the package, one
   JSON object a line (:func:`preservation.events.event_to_dict`, with its
   ``prev_hash`` and ``hash``) in chain order.  It is written whole from the
@@ -49,6 +50,7 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.errors import ObjectNotFound
 from preservation.events import event_to_dict
 from preservation.layout import PackageLayout
 from preservation.package_state import readable_node
@@ -190,7 +192,28 @@ def flush_events(repo: Repository, package_id: str, replica_id: int | None = Non
         for node in nodes:
             s.expunge(node)
         events = events_file(s, package_id)
+        covered = repo.settings.checkpoints.key is not None and _covering_checkpoint(s, package_id)
     layout = PackageLayout(package_id)
     for node in nodes:
-        layout.write_events(repo.adapter(node), events.data)
+        adapter = repo.adapter(node)
+        if covered and not _record_proves_inclusion(layout, adapter):
+            write_package_record(repo, adapter, package_id)  # signed again: now under a checkpoint that covers it
+        else:
+            layout.write_events(adapter, events.data)
     return [n.name for n in nodes]
+
+
+def _covering_checkpoint(session: Session, package_id: str) -> bool:
+    """Whether the latest checkpoint covers the package's first event (its ingestion)."""
+    size = session.scalar(select(Checkpoint.size).order_by(Checkpoint.size.desc()).limit(1))
+    first = session.scalar(select(Event.seq).where(Event.package_id == package_id).order_by(Event.seq).limit(1))
+    return size is not None and first is not None and size >= first
+
+
+def _record_proves_inclusion(layout: PackageLayout, adapter: StorageAdapter) -> bool:
+    """Whether the record on the node already carries a checkpoint with an inclusion proof (a small read)."""
+    try:
+        body = layout.read_record(adapter)["evidence"]["body"]
+        return bool(body["checkpoint"]["inclusion"])
+    except (ObjectNotFound, ValueError, KeyError, TypeError):
+        return False

@@ -14,7 +14,14 @@ from preservation.catalog.models import Replica
 from preservation.checkpoints import make_checkpoint, public_keys
 from preservation.home import init_home
 from preservation.layout import PackageLayout
-from preservation.node_records import EvidenceSigner, canonical, evidence_signer, sign_evidence, write_package_record
+from preservation.node_records import (
+    EvidenceSigner,
+    canonical,
+    evidence_signer,
+    flush_events,
+    sign_evidence,
+    write_package_record,
+)
 from preservation.nodes import add_node
 from preservation.package_evidence import check_record
 from preservation.rebuild import rebuild_from_nodes
@@ -181,3 +188,21 @@ def test_hostile_lines_in_an_events_file_make_that_file_unused(repo, preserved):
         assert check.events == [] and check.record is not None  # the record stays usable, the events do not
     path.write_bytes(good)
     assert _check(repo, "uni-pku", preserved).ok
+
+
+def test_a_copy_job_after_a_checkpoint_signs_its_record_again_under_it_once(repo, preserved):
+    before = {name: _record_path(repo, name, preserved).read_bytes() for name, _, _ in NODES}
+    assert all(json.loads(b)["evidence"]["body"]["checkpoint"] is None for b in before.values())  # none yet
+    with repo.catalog.session() as s:
+        made = make_checkpoint(s, repo.settings)
+        replica = s.scalars(select(Replica).where(Replica.package_id == preserved)).first()
+        replica_id, node = replica.id, replica.node.name
+    assert flush_events(repo, preserved, replica_id) == [node]  # what the worker does after a job on that copy
+    upgraded = _record_path(repo, node, preserved).read_bytes()
+    cp = json.loads(upgraded)["evidence"]["body"]["checkpoint"]
+    assert cp["size"] == made["size"] and cp["inclusion"]["seq"] <= made["size"]
+    assert _check(repo, node, preserved).ok
+    for other in {name for name, _, _ in NODES} - {node}:  # their own jobs will do the same
+        assert _record_path(repo, other, preserved).read_bytes() == before[other]
+    flush_events(repo, preserved, replica_id)
+    assert _record_path(repo, node, preserved).read_bytes() == upgraded  # signed once, not at every job

@@ -9,8 +9,9 @@
 * queue depth: the most jobs waiting or running at any sample of the day, and the dead jobs.
 
 Every series is one aggregate query over an index (``ix_events_occurred_at``,
-``ix_monitoring_samples_series_sampled_at``), grouped by day in the database: a page reads the events of its
-period through the index, never the whole log, and no row reaches Python but one per day and node.  Days are UTC calendar days, the newest last (today so far).
+``ix_monitoring_samples_series_sampled_at``), grouped by day in the database: a page reads the events of
+its period through the index, never the whole log, and gets back one row per day and node.  Days are UTC
+calendar days, the newest last (today so far).
 """
 
 from __future__ import annotations

@@ -118,14 +118,15 @@ class _Version:
 def witnessed_hashes(repo: Repository, nodes: list[Node], wanted: set[int], keys: Keys,
                      findings: FindingList) -> dict[int, str]:
     """The hashes of events ``wanted`` as the nodes witnessed them (``.preserve/witness/``: each checkpoint's
-    note, signed by a coordinator key, and the event hashes it added); a seq two nodes witnessed differently
+    note, signed by a coordinator key, and the event hashes it added), for the log of every key's name (the
+    old log's too when the rebuilt one was given an origin of its own); a seq two nodes witnessed differently
     (a fork shown to them) is left out, with a finding."""
-    origin = repo.settings.checkpoints.origin
-    if not origin or not wanted:
+    origins = sorted({name for name, _key in keys.values()})
+    if not origins or not wanted:
         return {}
     low, high = min(wanted), max(wanted)
     seen: dict[int, set[str]] = {}
-    for node in nodes:
+    for node, origin in ((n, o) for n in nodes for o in origins):
         adapter = repo.adapter(node)
         try:
             for record in held_records(adapter, origin):

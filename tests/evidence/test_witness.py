@@ -15,7 +15,7 @@ from preservation.catalog.evidence_models import Checkpoint
 from preservation.catalog.models import Node
 from preservation.errors import CheckpointInvalid, InvalidRequest, ReadOnlyStorage, WitnessRefused
 from preservation.home import init_home
-from preservation.nodes import add_node
+from preservation.nodes import add_node, set_node_status
 from preservation.notes import cosigners, signatures
 from preservation.repository import Repository
 from preservation.witness_records import latest_key, log_prefix, read_latest
@@ -265,3 +265,17 @@ def test_an_s3_node_keeps_the_coordinators_record_and_shows_a_rewrite(tmp_path, 
         assert report["first_bad_event"]["event_id"] == ids[3] and report["first_bad_event"]["node"] == "inst-s3"
     finally:
         repo.close()
+
+
+def test_the_scheduler_task_signs_when_due_and_brings_lagging_nodes_up(repo):
+    append_events(repo, 6)
+    done = witness.checkpoint_and_witness_if_due(repo)
+    assert done["checkpoint"] == 6 and done["witnessed"] == 3 and done["refused"] == 0
+    set_node_status(repo, "cas-nsl", "offline")
+    append_events(repo, 2, start=6)
+    assert _statuses(_checkpoint(repo)) == {"uni-pku": "witnessed", "inst-istic": "witnessed"}  # cas-nsl away
+    set_node_status(repo, "cas-nsl", "active")
+    done = witness.checkpoint_and_witness_if_due(repo)  # nothing due (8 events < every_events), cas-nsl catches up
+    assert done["checkpoint"] is None and done["witnessed"] == 1
+    assert read_latest(repo.adapter(_node(repo, "cas-nsl")), repo.settings.checkpoints.origin)["size"] == 8
+    assert witness.checkpoint_and_witness_if_due(repo)["witnessed"] == 0

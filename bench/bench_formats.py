@@ -36,17 +36,17 @@ TARGETS = {"M": 0.15, "S": 0.25}
 def run_ingest(delivery: str, home: str, analysis: str) -> dict:
     """Child entry: ingest ``delivery`` into a fresh home with (``formats``) or without (``off``) the analyser."""
     from preservation.formats.analyser import FormatAnalyser
-    from preservation.formats.identify import signatures
     from preservation.ingest import ingest
 
     repo = fresh_repo(Path(home))
     read_through(list(iter_files(Path(delivery))))
-    loaded = time.perf_counter()
-    known = signatures()
-    load_seconds = time.perf_counter() - loaded
-    analysers = [] if analysis == "off" else [_timed(FormatAnalyser)(repo.policy.formats, known)]
     before = _cpu()
     start = time.perf_counter()
+    # the analyser loads the signatures inside the clock, as `preserve ingest` does in its process (from the
+    # table cached in the user's cache dir: see the `cached` warm-up in measure)
+    loaded = time.perf_counter()
+    analysers = [] if analysis == "off" else [_timed(FormatAnalyser)(repo.policy.formats)]
+    load_seconds = time.perf_counter() - loaded
     result = ingest(repo, delivery, COLLECTION, analysers=analysers)
     seconds = time.perf_counter() - start
     cpu = _cpu() - before
@@ -55,6 +55,26 @@ def run_ingest(delivery: str, home: str, analysis: str) -> dict:
     return {"seconds": seconds, "files": result["files"], "bytes": result["bytes"], "state": result["state"],
             "signatures_load_seconds": load_seconds, "content": result.get("content", {}), "cpu_seconds": cpu,
             "analyser_cpu_seconds": spent}
+
+
+def build_table() -> dict:
+    """Child entry: plan FIDO's signatures from scratch (what the first process after an install pays once)."""
+    from fido import CONFIG_DIR
+
+    from preservation.formats import signature_table
+
+    started = time.perf_counter()
+    signature_table.build(CONFIG_DIR)
+    return {"seconds": time.perf_counter() - started}
+
+
+def load_table() -> dict:
+    """Child entry: load the planned signatures as an ingest process does (from the cache; built if missing)."""
+    started = time.perf_counter()
+    from preservation.formats.identify import signatures
+
+    signatures()
+    return {"seconds": time.perf_counter() - started}
 
 
 def _timed(cls: type) -> type:
@@ -102,8 +122,17 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def measure_loading(repeat: int) -> dict:
+    """Seconds to plan the signatures from scratch (once per install) and to load them from the cache (per process)."""
+    build = min(run_child("bench.bench_formats:build_table").result["seconds"] for _ in range(repeat))
+    run_child("bench.bench_formats:load_table")  # the cache is written if it was missing
+    load = min(run_child("bench.bench_formats:load_table").result["seconds"] for _ in range(repeat))
+    return {"build": build, "load": load}
+
+
 def measure(size: str, scale: float, repeat: int) -> dict:
     corpus = ensure_corpus(size, scale)
+    run_child("bench.bench_formats:load_table")  # the planned table in the cache, as after any first use
     home = OUT_DIR / "homes" / f"formats-{size}"
     runs: dict[str, list] = {"off": [], "formats": []}
     for _ in range(repeat):
@@ -147,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
               f"| {m['cpu_off']:.2f} / {m['cpu_on']:.2f} s | {m['cpu_overhead']:+.1%} "
               f"| {m['analyser']:.2f} s ({1e6 * m['analyser'] / m['files']:.0f} µs; {m['analyser_share']:.1%}) "
               f"| {m['peak_off'] >> 20} / {m['peak_on'] >> 20} MiB | {basis} | {m['others']:.0%} |")
-        print(f"<!-- {size}: runs {m['runs']}; signatures loaded in {m['load']:.2f} s before the clock -->",
+        print(f"<!-- {size}: runs {m['runs']}; signatures loaded in {m['load']:.2f} s inside the clock -->",
               file=sys.stderr)
+    loading = measure_loading(args.repeat)
+    print(f"\nSignatures: planned from FIDO's files in {loading['build']:.2f} s (once per signature install, then "
+          f"cached); loaded from the cache in {loading['load']:.2f} s per process (interpreter start and imports "
+          f"included), fastest of {args.repeat}.")
     return 1 if missed else 0
 
 

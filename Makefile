@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= demo-home
+# pytest processes: both cores of the CI machine; a test file runs whole in one process (--dist loadfile)
+TEST_WORKERS ?= 2
 S3 ?= 0
 
 .PHONY: demo test smoke bench venv clean
@@ -26,7 +28,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.prepare
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # the wheel on its own, in a fresh venv outside the checkout (also part of `make test`)
 smoke: $(VENV)/.installed-test

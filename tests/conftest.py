@@ -6,6 +6,7 @@ pytest_plugins = ["tests.fixtures"]
 import pytest  # noqa: E402
 
 from devtools import local_s3 as seaweed  # noqa: E402
+from tests.faults import summary as fault_summary  # noqa: E402
 from tests.services import service_missing  # noqa: E402
 
 
@@ -36,3 +37,25 @@ def s3_env(s3_server, monkeypatch, tmp_path):
         else:
             monkeypatch.setenv(name, value)
     return s3_server
+
+
+# The fault suite's one line per fault class (tests/faults/summary.py). These hooks live here, not in
+# tests/faults/conftest.py, because with pytest-xdist only the process that prints loads this file.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if fault_summary.PENDING:
+        report = outcome.get_result()
+        report.user_properties.extend((fault_summary.PROPERTY, line) for line in fault_summary.PENDING)
+        fault_summary.PENDING.clear()
+
+
+def pytest_runtest_logreport(report):
+    fault_summary.LINES.extend(line for name, line in report.user_properties if name == fault_summary.PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if fault_summary.LINES:
+        terminalreporter.section("fault injection")
+        for line in fault_summary.LINES:
+            terminalreporter.write_line(line)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from . import summary
 from .forkserver import ForkServer
 
 
@@ -15,10 +14,3 @@ def forkserver():
         yield server
     finally:
         server.close()
-
-
-def pytest_terminal_summary(terminalreporter):
-    if summary.LINES:
-        terminalreporter.section("fault injection")
-        for line in summary.LINES:
-            terminalreporter.write_line(line)

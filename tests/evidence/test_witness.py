@@ -279,3 +279,22 @@ def test_the_scheduler_task_signs_when_due_and_brings_lagging_nodes_up(repo):
     assert done["checkpoint"] is None and done["witnessed"] == 1
     assert read_latest(repo.adapter(_node(repo, "cas-nsl")), repo.settings.checkpoints.origin)["size"] == 8
     assert witness.checkpoint_and_witness_if_due(repo)["witnessed"] == 0
+
+
+def test_a_rotated_key_is_taken_by_the_agents_from_a_note_both_keys_signed(run_cli, agents):
+    repo = make_network(run_cli.home, agents, file_node=False)
+    try:
+        append_events(repo, 5)
+        _checkpoint(repo)
+    finally:
+        repo.close()
+    rotated = run_cli("events", "checkpoint", "--rotate-key", "--json").json()
+    assert rotated["new"] is False and set(_statuses(rotated).values()) == {"witnessed"}  # the countersigned note
+    repo = Repository.open(run_cli.home)
+    try:
+        append_events(repo, 3, start=5)
+        made = _checkpoint(repo)  # signed by the new key alone
+        assert made["key_id"] == rotated["key_id"] and set(_statuses(made).values()) == {"witnessed"}
+        assert witness.verify_witnesses(repo)["ok"]
+    finally:
+        repo.close()

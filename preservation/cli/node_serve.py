@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from preservation.errors import AlreadyExists, InvalidRequest, PreservationError
-from preservation.signing_keys import KEY_NAME, generate_key, parse_verifier_key
 
 from .common import emit_json, fail, json_option, say
 from .service import configure_logging
@@ -69,6 +68,8 @@ def serve(
 def witness_key(path: str, name: str, as_json: bool) -> None:
     """Make this node's witness key at PATH (mode 0600) and its public key beside it; give the public key
     (printed) to the coordinator's operator, and start the agent with --witness-key PATH."""
+    from preservation.signing_keys import KEY_NAME, generate_key, parse_verifier_key  # cryptography: only here
+
     if not KEY_NAME.match(name):
         raise InvalidRequest("--name: 1-200 letters, digits or . _ - : /")
     target = Path(path)

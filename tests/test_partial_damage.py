@@ -288,3 +288,22 @@ def test_an_acknowledged_dead_job_no_longer_raises_an_alert(repo, package, run_c
     run_cli("jobs", "ack", job_id)
     with repo.catalog.session() as s:
         assert f"job:{job_id}" not in {c.key for c in current_conditions(repo, s, utcnow())}
+
+
+def test_a_partial_restore_of_a_version_reports_a_file_an_earlier_version_stored_and_lost(repo, tmp_path, run_cli):
+    from .versions.helpers import FIRST, write_delivery
+
+    first = ingest(repo, write_delivery(tmp_path / "m1", FIRST), "journals")["package_id"]
+    files = {**FIRST, "b.txt": b"bravo, corrected\n"}
+    second = ingest(repo, write_delivery(tmp_path / "m2", files), "journals", version_of=first)["package_id"]
+    shared = "data/data-a.txt"  # stored by the first version, referenced by the second
+    for bit, node in enumerate(NODES):
+        flip_bit(node_root(repo, node) / first / shared, offset=1, bit=bit)
+    run_cli("audit", exit_code=1)
+    run_cli("restore", second, tmp_path / "refused", exit_code=13)  # without --partial: refused as before
+    assert not (tmp_path / "refused").exists()
+    dest = tmp_path / "v2"
+    result = run_cli("restore", "--partial", second, dest, "--json", exit_code=28).json()
+    assert [m["path"] for m in result["missing"]] == [shared] and result["version"] == 2
+    assert (dest / "data" / "b.txt").read_bytes() == b"bravo, corrected\n" and not (dest / shared).exists()
+    assert _payload_files(dest) == len(files) - 1

@@ -165,3 +165,34 @@ def test_a_rotation_whose_checkpoint_fails_keeps_the_old_key(home):
     assert json.loads(out.stderr)["error"]["code"] == "E702"
     assert key.read_bytes() == before and _pubs(home) == pubs
     assert not list(key.parent.glob("*.retired-*"))
+
+
+def test_flipping_any_byte_of_the_serialized_event_fails_the_proof(home, tmp_path):
+    """Every byte position of the event as the proof file holds it (UTF-8 JSON), first and last included: with
+    one bit flipped the file either no longer reads or no longer verifies."""
+    home("events", "checkpoint")
+    proof = json.loads(home("events", "prove", home.ids[3]).output)
+    verifier = _verifier()
+    keys = verifier.read_keys([str(p) for p in _pubs(home)])
+    event_bytes = json.dumps(proof["event"], ensure_ascii=False).encode("utf-8")
+    rest = {k: v for k, v in proof.items() if k != "event"}
+    assert verifier.verify({**rest, "event": json.loads(event_bytes)}, keys).startswith("OK")
+    accepted = []
+    for i in range(len(event_bytes)):
+        flipped = event_bytes[:i] + bytes([event_bytes[i] ^ 0x01]) + event_bytes[i + 1:]
+        try:
+            event = json.loads(flipped.decode("utf-8"))
+        except ValueError:
+            continue  # the file does not read: the verifier exits 2
+        try:
+            verifier.verify({**rest, "event": event}, keys)
+        except (verifier.Failed, KeyError, TypeError, ValueError, AttributeError):
+            continue
+        accepted.append(i)
+    assert accepted == []
+    # the first and last bytes, as a third party runs it: never exit 0
+    for i in (0, len(event_bytes) - 1):
+        flipped = event_bytes[:i] + bytes([event_bytes[i] ^ 0x01]) + event_bytes[i + 1:]
+        text = json.dumps(rest, ensure_ascii=False)[:-1] + ', "event": ' + flipped.decode("utf-8", "replace") + "}"
+        (tmp_path / f"flip-{i}.json").write_text(text, encoding="utf-8")
+        assert _run_verifier(tmp_path / f"flip-{i}.json", *_pubs(home)).returncode in (1, 2)

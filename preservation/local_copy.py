@@ -20,6 +20,7 @@ from preservation.catalog.models import REPLICA_COPYING, REPLICA_PENDING, Replic
 from preservation.concurrency import bounded_map
 from preservation.errors import ChecksumMismatch, NoVerifiedSource, PreservationError, SourceFailed, VerificationFailed
 from preservation.layout import PackageLayout
+from preservation.node_records import package_record
 from preservation.package_state import release_staging_if_done
 from preservation.replication import (
     COMPARED,
@@ -34,7 +35,6 @@ from preservation.replication import (
     mismatch,
     new_stats,
     unreadable,
-    write_package_record,
 )
 from storage_adapters import StorageAdapter, flush, open_local
 from storage_adapters.localfiles import digest_and_compare
@@ -138,9 +138,11 @@ def replicate_together(
                     flush(dests[i])
                 except PreservationError as e:
                     fail(i, e)
+        record = None  # made once (one catalog read, one signature) for every copy of the pass
         for i in live():
             try:
-                write_package_record(repo, dests[i], package_id)
+                record = record or package_record(repo, package_id)
+                record.write_to(dests[i])
             except PreservationError as e:
                 fail(i, e)
     except PreservationError as e:  # the staging bag itself, or a copy that does not read back: none verified

@@ -147,13 +147,27 @@ def sign_evidence(signer: EvidenceSigner, body: dict[str, Any]) -> dict[str, Any
 
 # --- writing ---------------------------------------------------------------------------------------------------
 
-def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str) -> None:
-    """Write the package's events file and its record, signed, beside a copy just written or repaired.
+@dataclass(frozen=True)
+class PackageRecord:
+    """What goes beside each copy of a package, made once for every copy written in one pass."""
+
+    package_id: str
+    record: dict[str, Any]
+    events: EventsFile
+
+    def write_to(self, dest: StorageAdapter) -> None:
+        """Write the events file, then the record (whose evidence signs lines that must be there first)."""
+        layout = PackageLayout(self.package_id)
+        layout.write_events(dest, self.events.data)
+        layout.write_record(dest, self.record)
+
+
+def package_record(repo: Repository, package_id: str) -> PackageRecord:
+    """The package's record (signed when the home has a checkpoint key) and events file, from the catalog.
 
     Our own bags carry the collection in bag-info too; a bag ingested as-is
     (kept byte-identical) does not, so the record is what ties it to its
-    collection.  Raises CheckpointKeyMissing when a configured key cannot be
-    read, and the adapter's errors.
+    collection.  Raises CheckpointKeyMissing when a configured key cannot be read.
     """
     signer = evidence_signer(repo.settings)
     with repo.catalog.session() as s:
@@ -173,9 +187,15 @@ def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str
         events = events_file(s, package_id)
         if signer is not None:
             record["evidence"] = sign_evidence(signer, evidence_body(s, package_id, events))
-    layout = PackageLayout(package_id)
-    layout.write_events(dest, events.data)  # first: the evidence signs lines that must be there
-    layout.write_record(dest, record)
+    return PackageRecord(package_id, record, events)
+
+
+def write_package_record(repo: Repository, dest: StorageAdapter, package_id: str) -> None:
+    """Write the package's events file and its record, signed, beside a copy just written or repaired.
+
+    Raises CheckpointKeyMissing when a configured key cannot be read, and the adapter's errors.
+    """
+    package_record(repo, package_id).write_to(dest)
 
 
 def flush_events(repo: Repository, package_id: str, replica_id: int | None = None) -> list[str]:

@@ -33,6 +33,7 @@ from preservation.catalog.models import (
 )
 from preservation.errors import CatalogError, PreservationError
 from preservation.home import exposed_config, sqlite_path
+from preservation.layout import SCRATCH_PREFIX
 from preservation.policy import load_policy
 from preservation.repository import Repository
 from preservation.settings import CONFIG_NAME, Settings, load_settings
@@ -40,7 +41,7 @@ from preservation.units import human_bytes
 from storage_adapters.base import read_all
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-PROBE_PREFIX = ".preserve/tmp/config-check-"
+PROBE_PREFIX = SCRATCH_PREFIX + "config-check-"
 PROBE_BYTES = b"preserve config check: safe to delete\n"
 DEFAULT_MIN_FREE = 1024**3  # bytes every place that is written to should keep free, beyond what it must receive
 TO_BE_WRITTEN = (REPLICA_PENDING, REPLICA_COPYING, REPLICA_REPAIRING)

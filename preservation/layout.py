@@ -18,6 +18,9 @@ from typing import Any, Iterator
 from storage_adapters import StorageAdapter, read_all
 
 RECORD_PREFIX = ".preserve/packages/"
+# scratch objects (`preserve config check` probes): any node deletes them, even an agent started without
+# --allow-delete, and nothing the catalog knows ever lies there
+SCRATCH_PREFIX = ".preserve/tmp/"
 RECORD_SUFFIX = ".json"
 EVENTS_SUFFIX = ".events.jsonl"
 

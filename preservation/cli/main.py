@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Claim jobs from the catalog and run them until stopped (SIGTERM/SIGINT: finish, then exit 0)."),
     "scheduler": ("preservation.cli.scheduler:scheduler",
                   "Run the periodic tasks while this is the active scheduler; wait as a standby otherwise."),
+    "config": ("preservation.cli.config:config", "Check this home's configuration."),
     # access to dark content
     "library": ("preservation.cli.library:library", "Member libraries, their users and API keys."),
     "entitlement": ("preservation.cli.entitlement:entitlement", "Entitlements: library × collection × year range."),

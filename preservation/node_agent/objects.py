@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from preservation.errors import AccessDenied, InvalidRequest
+from preservation.layout import SCRATCH_PREFIX
 from preservation.units import parse_decimal
 from storage_adapters import ObjectInfo, StorageAdapter, check_key
 from storage_adapters.signing import HEADER_CONFIRM_DELETE, HEADER_SIZE
@@ -137,7 +138,7 @@ async def stat_object(request: Request) -> Response:
 async def delete_object(request: Request) -> Response:
     key = path_key(request)
     refuse_witness_key(key)
-    if not request.app.state.config.allow_delete:
+    if not request.app.state.config.allow_delete and not key.startswith(SCRATCH_PREFIX):
         raise AccessDenied(
             "deleting is disabled on this node agent (its operator can start it with --allow-delete)",
             location="node agent",

@@ -268,7 +268,7 @@ def _node_writable(report: ConfigReport, repo: Repository, node: Node) -> None:
             try:
                 adapter.delete(key)
             except (PreservationError, OSError):
-                pass  # reported above; the sweep removes what is left
+                pass  # reported above; it lies in the scratch area (.preserve/tmp/)
     report.add("node writable", OK, "probe written, read back and deleted", subject=node.name)
 
 

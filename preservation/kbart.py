@@ -24,7 +24,9 @@ kept in the title's ``kbart`` record (K016 warning).
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -51,6 +53,7 @@ from preservation.catalog.library_models import (
     TitleIdentifier,
 )
 from preservation.catalog.models import utcnow
+from preservation.catalog.search_index import index_pending
 from preservation.codes import (
     KBART_CODED_VALUE,
     KBART_DATE,
@@ -212,7 +215,19 @@ def _limit(name: str) -> int:
     return PART_LIMIT if name in PART_COLUMNS else LIMITS.get(name, DEFAULT_LIMIT)
 
 
+@lru_cache(maxsize=1 << 16)
+def _good_date(value: str) -> bool:
+    """Whether ``value`` is a partial date (remembered: a list of 100,000 rows holds a few thousand dates)."""
+    try:
+        parse_partial_date(value)
+    except InvalidRequest:
+        return False
+    return True
+
+
 def _date(reader: _Reader, line: int, name: str, value: str) -> str:
+    if _good_date(value):
+        return value
     try:
         return parse_partial_date(value, name)
     except InvalidRequest as e:
@@ -236,6 +251,7 @@ _ID_COLUMNS = (("print_identifier", 0), ("online_identifier", 1), ("title_id", I
 _ID_PARSERS = {ID_PUBLISHER: ids.parse_publisher_id, ID_CN: ids.parse_cn, ID_DOI_PREFIX: ids.parse_doi_prefix}
 _SCHEMES = {"monograph": (ID_ISBN_PRINT, ID_ISBN_ONLINE), "serial": (ID_ISSN_PRINT, ID_ISSN_ONLINE)}
 _LIMITS = {name: _limit(name) for name in COLUMNS + EXTRA_WRITTEN}
+_SHORTEST_LIMIT = min(*_LIMITS.values(), DEFAULT_LIMIT)
 
 
 def _check_row(reader: _Reader, line: int, text: str) -> KbartRow | None:
@@ -253,9 +269,10 @@ def _check_row(reader: _Reader, line: int, text: str) -> KbartRow | None:
     if text[:1] == " " or text[-1:] == " " or " \t" in text or "\t " in text:
         fields = [f.strip(" ") for f in fields]
     values = {name: value for name, value in zip(reader.header, fields) if value}
-    for name, value in values.items():
-        if len(value) > _LIMITS.get(name, DEFAULT_LIMIT):
-            reader.bad(KBART_TOO_LONG, line, name, f"longer than {_LIMITS.get(name, DEFAULT_LIMIT)} characters")
+    if max(map(len, fields)) > _SHORTEST_LIMIT:  # most rows need no field by field look
+        for name, value in values.items():
+            if len(value) > _LIMITS.get(name, DEFAULT_LIMIT):
+                reader.bad(KBART_TOO_LONG, line, name, f"longer than {_LIMITS.get(name, DEFAULT_LIMIT)} characters")
     get = values.get
     title = get("publication_title", "")
     if not title:
@@ -404,11 +421,31 @@ def new_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
     return None
 
 
+@dataclass
+class _Batch:
+    """What one flush writes, handed whole from the checking thread to the writing one."""
+
+    new_titles: list[tuple[int, KbartRow]]
+    updated: list[tuple[int, KbartRow]]
+    clear: list[int]
+    identifiers: list[tuple[int, str, str]]
+    coverage: list[tuple[int, KbartRow]]
+
+
 class _TitleListImport:
-    """One publisher list into one collection, in batches inside the caller's transaction."""
+    """One publisher list into one collection, in batches inside the caller's transaction.
+
+    Rows are checked and matched to titles on the calling thread while the
+    batch before them is written on a thread of its own, one batch at a time:
+    SQLite and the PostgreSQL driver let go of the GIL while they work, so
+    writing and checking overlap.  They never use the connection at once:
+    what matching needs from the catalog (the collection's identifiers) is
+    read before the first batch, and :meth:`close` waits for the last write
+    before the transaction ends.
+    """
 
     def __init__(self, session: Session, collection_id: int, reader: _Reader) -> None:
-        self.s, self.collection_id, self.reader = session, collection_id, reader
+        self.conn, self.collection_id, self.reader = session.connection(), collection_id, reader
         self.by_key: dict[tuple[str, str], int] = {}
         self.ambiguous: set[tuple[str, str]] = set()
         for key, title_ids in identifier_index(session, collection_id=collection_id).items():
@@ -416,8 +453,13 @@ class _TitleListImport:
                 self.by_key[key] = next(iter(title_ids))
             else:
                 self.ambiguous.add(key)
+        self.existing: dict[int, set[tuple[str, str]]] = {}
+        for title_id, scheme, value in session.execute(
+                select(TitleIdentifier.title_id, TitleIdentifier.scheme, TitleIdentifier.value)
+                .join(Title).where(Title.collection_id == collection_id)):
+            self.existing.setdefault(title_id, set()).add((scheme, value))
         self.known: dict[int, set[tuple[str, str]]] = {}
-        self.seen_titles: set[int] = set()
+        self.first_line: dict[int, int] = {}
         self.coverage_seen: set[tuple[int, tuple]] = set()
         self.new_titles: dict[int, KbartRow] = {}
         self.updated: list[tuple[int, KbartRow]] = []
@@ -427,6 +469,8 @@ class _TitleListImport:
         self.real: dict[int, int] = {}
         self.next_ref = -1
         self.counts = {"titles_added": 0, "titles_updated": 0, "identifiers_added": 0, "coverage_rows": 0}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbart-writer")
+        self._writing: Future | None = None
 
     def add(self, row: KbartRow) -> None:
         keys = row.keys
@@ -437,21 +481,21 @@ class _TitleListImport:
         refs = {self.by_key[k] for k in keys if k in self.by_key}
         if len(refs) > 1:
             self.reader.bad(KBART_TWO_TITLES, row.line, None,
-                            "its identifiers belong to " + " and ".join(self._name(r) for r in sorted(refs)))
+                            "its identifiers belong to " + " and ".join(self._name(r) for r in sorted(refs, key=lambda r: (r < 0, abs(r)))))
             return
         if refs:
             ref = refs.pop()
         else:
             ref, self.next_ref = self.next_ref, self.next_ref - 1
-        if ref not in self.seen_titles:
-            self.seen_titles.add(ref)
+        if ref not in self.first_line:
+            self.first_line[ref] = row.line
             if ref < 0:
                 self.new_titles[ref] = row
                 self.known[ref] = set()
             else:
                 self.updated.append((ref, row))
                 self.clear.append(ref)
-                self.known[ref] = self._existing_identifiers(ref)
+                self.known[ref] = self.existing.get(ref, set())
         for key in keys:
             self.by_key.setdefault(key, ref)
         for pair in row.identifiers:
@@ -466,59 +510,67 @@ class _TitleListImport:
         self.coverage.append((ref, row))
 
     def _name(self, ref: int) -> str:
-        return f"title {ref}" if ref > 0 else f"the title of line {self.new_titles[ref].line}"
-
-    def _existing_identifiers(self, title_id: int) -> set[tuple[str, str]]:
-        return set(self.s.execute(select(TitleIdentifier.scheme, TitleIdentifier.value)
-                                  .where(TitleIdentifier.title_id == title_id)).all())
+        return f"title {ref}" if ref > 0 else f"the title of line {self.first_line[ref]}"
 
     def pending(self) -> int:
         return len(self.coverage) + len(self.identifiers)
 
     def flush(self) -> None:
-        """Write what is pending (only while the file is still good: a refused file is rolled back anyway)."""
-        if not self.reader.findings.ok:
-            self.new_titles.clear(), self.updated.clear(), self.identifiers.clear(), self.coverage.clear()
-            return
+        """Hand what is pending to the writer once the batch before it is written (nothing once the file is bad)."""
+        self.wait()
+        batch = _Batch(list(self.new_titles.items()), self.updated, self.clear, self.identifiers, self.coverage)
+        self.new_titles, self.updated, self.clear, self.identifiers, self.coverage = {}, [], [], [], []
+        if self.reader.findings.ok:  # a refused file is rolled back: writing more of it would only cost time
+            self._writing = self._writer.submit(self._write, batch)
+
+    def wait(self) -> None:
+        """Wait for the batch being written; an error of its writing is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def close(self) -> None:
+        """Wait for the last write (before the transaction commits or rolls back) and stop the writer."""
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown()
+
+    def _write(self, batch: _Batch) -> None:
         # Core inserts on the session's connection (same transaction): the ORM's per-row bookkeeping would
         # cost more than the database does at 100,000 rows.
-        conn = self.s.connection()
+        conn = self.conn
         now = utcnow()
-        if self.new_titles:
-            refs = list(self.new_titles)
-            table = Title.__table__
-            rows = [self._title_values(self.new_titles[r], now) | {"collection_id": self.collection_id,
-                                                                    "created_at": now} for r in refs]
+        table = Title.__table__
+        if batch.new_titles:
+            rows = [self._title_values(row, now) | {"collection_id": self.collection_id, "created_at": now}
+                    for _, row in batch.new_titles]
             ids_ = new_ids(conn, table, len(rows))
             if ids_ is not None:  # RETURNING in parameter order would insert row by row on SQLite
                 insert_rows(conn, table, ("id", *rows[0]), [(i, *row.values()) for i, row in zip(ids_, rows)])
             else:
                 result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
                 ids_ = [title_id for (title_id,) in result.all()]
-            for ref, title_id in zip(refs, ids_, strict=True):
+            for (ref, _), title_id in zip(batch.new_titles, ids_, strict=True):
                 self.real[ref] = title_id
-            self.counts["titles_added"] += len(refs)
-            self.new_titles.clear()
-        if self.updated:
-            table = Title.__table__
+            self.counts["titles_added"] += len(rows)
+        if batch.updated:
             conn.execute(table.update().where(table.c.id == bindparam("title_id")),
-                         [{"title_id": ref, **self._title_values(row, now)} for ref, row in self.updated])
-            self.counts["titles_updated"] += len(self.updated)
-            self.updated.clear()
-        if self.clear:
-            conn.execute(delete(ExpectedCoverage.__table__).where(ExpectedCoverage.__table__.c.title_id.in_(self.clear)))
-            self.clear.clear()
-        if self.identifiers:
-            real = self.real
+                         [{"title_id": ref, **self._title_values(row, now)} for ref, row in batch.updated])
+            self.counts["titles_updated"] += len(batch.updated)
+        if batch.clear:
+            coverage = ExpectedCoverage.__table__
+            conn.execute(delete(coverage).where(coverage.c.title_id.in_(batch.clear)))
+        real = self.real
+        if batch.identifiers:
             insert_rows(conn, TitleIdentifier.__table__, ("title_id", "scheme", "value"),
-                        [(real.get(ref, ref), scheme, value) for ref, scheme, value in self.identifiers])
-            self.counts["identifiers_added"] += len(self.identifiers)
-            self.identifiers.clear()
-        if self.coverage:
+                        [(real.get(ref, ref), scheme, value) for ref, scheme, value in batch.identifiers])
+            self.counts["identifiers_added"] += len(batch.identifiers)
+        if batch.coverage:
             insert_rows(conn, ExpectedCoverage.__table__, COVERAGE_COLUMNS,
-                        [(self.real.get(ref, ref), *row.coverage, row.line) for ref, row in self.coverage])
-            self.counts["coverage_rows"] += len(self.coverage)
-            self.coverage.clear()
+                        [(real.get(ref, ref), *row.coverage, row.line) for ref, row in batch.coverage])
+            self.counts["coverage_rows"] += len(batch.coverage)
+        index_pending(conn)  # the batch's titles into the search index here, overlapping the checking too
 
     @staticmethod
     def _title_values(row: KbartRow, now: datetime) -> dict[str, Any]:
@@ -544,14 +596,17 @@ def import_title_list(repo: Repository, path: str | Path, collection_key: str) -
         collection = get_collection(s, collection_key)
         work = _TitleListImport(s, collection.id, reader)
         try:
-            for row in read_rows(path, reader):
-                work.add(row)
-                if work.pending() >= BATCH:
-                    work.flush()
-        except _Stop:
-            pass
-        _refuse(reader)
-        work.flush()
+            try:
+                for row in read_rows(path, reader):
+                    work.add(row)
+                    if work.pending() >= BATCH:
+                        work.flush()
+            except _Stop:
+                pass
+            _refuse(reader)
+            work.flush()
+        finally:
+            work.close()
         return {"file": str(path), "collection": collection.key, "rows": reader.rows, **work.counts,
                 "warnings": [f.to_dict() for f in reader.findings.warnings]}
 

@@ -249,6 +249,40 @@ def test_identifiers_of_two_titles_are_refused(repo, tmp_path) -> None:
     assert [f.code for f in caught.value.findings] == ["K012"]
 
 
+def test_two_titles_of_batches_already_written_are_named_by_their_lines(repo, tmp_path, monkeypatch) -> None:
+    """A row joining two titles the file made in earlier, written batches is K012 naming their lines (no crash)."""
+    monkeypatch.setattr(kbart, "BATCH", 2)
+    rows = [kbart_row(**dict(APS, title_id="")), kbart_row(**dict(CPB, online_identifier="")),
+            *(kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
+              for n in range(4)),
+            kbart_row(**dict(APS, title_id="cpb"))]
+    with pytest.raises(ImportRejected) as caught:
+        import_title_list(repo, write(tmp_path, kbart_text(rows)), "journals")
+    assert [(f.code, f.params["line"]) for f in caught.value.findings] == [("K012", 8)]
+    assert "the title of line 2 and the title of line 3" in caught.value.findings[0].message
+    assert counts(repo) == (0, 0, 0)
+
+
+def test_a_failed_write_of_a_batch_keeps_nothing(repo, tmp_path, monkeypatch) -> None:
+    """A batch written beside the checking fails: its error reaches the caller and the transaction rolls back."""
+    monkeypatch.setattr(kbart, "BATCH", 2)
+    written = []
+    real_insert = kbart.insert_rows
+
+    def insert_then_fail(conn, table, columns, rows):
+        real_insert(conn, table, columns, rows)
+        written.append(table.name)
+        if len(written) == 5:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(kbart, "insert_rows", insert_then_fail)
+    rows = [kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
+            for n in range(10)]
+    with pytest.raises(OSError, match="disk full"):
+        import_title_list(repo, write(tmp_path, kbart_text(rows)), "journals")
+    assert len(written) == 5 and counts(repo) == (0, 0, 0)
+
+
 def test_repeated_rows_and_unknown_extra_columns_are_warnings(repo, tmp_path) -> None:
     header = [*KBART_HEADER, "package_name", "preserve_verification"]
     rows = [kbart_row(**APS) + ["物理学报全库", "verified"], kbart_row(**APS) + ["物理学报全库", "verified"]]

@@ -1,4 +1,4 @@
-"""Crash anywhere: SIGKILL ingest, replication, audit and repair at 30 random instants each.
+"""Crash anywhere: SIGKILL ingest, version ingest, replication, audit and repair at random instants.
 
 Each operation runs as a real `preserve` command in its own process (forked
 from tests.faults.forkserver, so it starts working at once) and is killed
@@ -10,6 +10,14 @@ everything must end preserved, exact and tidy.  Every operation is crashed
 with its catalog on SQLite and again on PostgreSQL (a database of its own,
 recreated from a template before each run), where the killed process's open
 transaction and locks die with its connection.
+
+The 30 kills of an ingest are split: 15 of a first delivery (``ingest``)
+and 15 of a version ingest (``version-ingest``, docs/versions.md: a second
+delivery of the corpus with files changed, removed, renamed and added,
+matched to the first by the policy's bag-info identifier).  Right after each kill of a version ingest,
+nothing of the version is half-visible (its version row, references and
+stored files all there, or none); after resuming, version 2's state is the
+second delivery.
 """
 
 from __future__ import annotations
@@ -22,12 +30,16 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from sqlalchemy import select
+import yaml
+from sqlalchemy import func, select
 
+from preservation import versions
 from preservation.audit import audit
 from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED, Package, PackageFile, Replica, utcnow
+from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.ingest import ingest
 from preservation.repository import Repository
+from preservation.settings import REPO_ROOT
 from storage_adapters.filesystem import TEMP_DIR
 
 from ..corruption import add_file, delete, flip_bit, truncate
@@ -41,14 +53,35 @@ KILLS = 30
 MIN_LANDED = 20  # kills that must hit the operation while it works (not after it finished, on a loaded machine)
 CLEAN_RUNS = 3
 CORPUS_FILES = 100
+IDENTIFIER = "External-Identifier=crash-corpus-monthly"  # how the policy matches the second delivery to the first
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("crash-corpus") / "delivery", CORPUS_FILES, seed=7)
+    """The first delivery (``delivery``) and, beside it, the second (``delivery-v2``): 6 files changed,
+    3 removed, 3 renamed, 4 added."""
+    first = make_corpus(tmp_path_factory.mktemp("crash-corpus") / "delivery", CORPUS_FILES, seed=7)
+    second = _second(first)
+    shutil.copytree(first, second)
+    files = sorted(p for p in second.rglob("*") if p.is_file())
+    rng = random.Random(18)
+    for p in files[:6]:
+        p.write_bytes(rng.randbytes(3000))
+    for p in files[6:9]:
+        p.unlink()
+    for p in files[9:12]:
+        p.rename(p.with_name("renamed-" + p.name))
+    (second / "added").mkdir()
+    for i in range(4):
+        (second / "added" / f"new-{i}.bin").write_bytes(rng.randbytes(5000))
+    return first
 
 
-# --- the four operations --------------------------------------------------------------
+def _second(corpus: Path) -> Path:
+    return corpus.with_name("delivery-v2")
+
+
+# --- the five operations --------------------------------------------------------------
 
 
 def _registered(home: Path, corpus: Path, catalog_url: str | None) -> None:
@@ -89,6 +122,20 @@ def _damaged(home: Path, corpus: Path, catalog_url: str | None) -> Damage:
     return damage
 
 
+def _first_preserved(home: Path, corpus: Path, catalog_url: str | None) -> None:
+    """The first delivery preserved, under a policy that matches a delivery to it by its bag-info identifier."""
+    home.mkdir(parents=True)
+    policy = yaml.safe_load((REPO_ROOT / "policies" / "default.yaml").read_text(encoding="utf-8"))
+    policy["versions"] = {"match_on": ["identifier"]}
+    (home / "policy.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    repo = make_repo(home, catalog_url, policy=home / "policy.yaml")
+    try:
+        label, value = IDENTIFIER.split("=")
+        assert ingest(repo, corpus, "journals", bag_info={label: value})["state"] == PACKAGE_PRESERVED
+    finally:
+        repo.close()
+
+
 def _audited(home: Path, corpus: Path, catalog_url: str | None) -> Damage:
     """The damaged package after an audit: two copies corrupt, their repairs queued."""
     damage = _damaged(home, corpus, catalog_url)
@@ -107,6 +154,9 @@ class Operation:
     incomplete: Callable[[Repository, Damage | None], bool]
     resume: Callable[[Repository, Path], None]
     open_delay: float = 0.0  # a slower disk under the node roots, so that a short operation can be hit inside
+    kills: int = KILLS
+    after_kill: Callable[[Repository], list[str]] | None = None  # what must hold the moment it was killed
+    after_resume: Callable[[Repository, Path], list[str]] | None = None  # what the finished work must be
 
 
 def _replicas(repo: Repository) -> list[Replica]:
@@ -139,6 +189,72 @@ def _resume_ingest(repo: Repository, corpus: Path) -> None:
         ingest(repo, corpus, "journals")
 
 
+def _version_two(repo: Repository) -> str | None:
+    with repo.catalog.session() as s:
+        return s.scalar(select(PackageVersion.package_id).where(PackageVersion.number == 2))
+
+
+def _version_two_unfinished(repo: Repository, _damage) -> bool:
+    v2 = _version_two(repo)
+    with repo.catalog.session() as s:
+        return v2 is None or s.get(Package, v2).state != PACKAGE_PRESERVED
+
+
+def _resume_version_ingest(repo: Repository, corpus: Path) -> None:
+    resume_work(repo)
+    if _version_two(repo) is None:  # killed before registration: the operator runs the command again
+        label, value = IDENTIFIER.split("=")
+        ingest(repo, _second(corpus), "journals", bag_info={label: value})
+
+
+def _half_visible(repo: Repository) -> list[str]:
+    """A version row without its package, references or stored files; a new package without its version row."""
+    problems = []
+    with repo.catalog.session() as s:
+        rows = {v.package_id: v for v in s.scalars(select(PackageVersion))}
+        packages = list(s.scalars(select(Package.id)))
+        for pid in packages:
+            v = rows.get(pid)
+            if v is None:
+                if len(packages) > 1 and rows:
+                    problems.append(f"package {pid} has no version row")
+                continue
+            if v.number == 1:
+                continue
+            refs = s.scalar(select(func.count()).select_from(VersionFile).where(VersionFile.package_id == pid))
+            if refs != v.changes["unchanged"] + v.changes["renamed"]:
+                problems.append(f"version {pid} has {refs} references, not {v.changes}")
+            stored = s.scalar(select(func.count()).select_from(PackageFile)
+                              .where(PackageFile.package_id == pid, PackageFile.path.like("data/%")))
+            if stored != v.changes["added"] + v.changes["changed"]:
+                problems.append(f"version {pid} stores {stored} payload files, not {v.changes}")
+        if len(packages) > 1 and len(rows) != len(packages):
+            problems.append(f"{len(packages)} packages but {len(rows)} version rows")
+        if len(packages) == 1 and rows:
+            problems.append(f"version rows without their packages: {sorted(rows)}")
+    return problems
+
+
+def _version_two_is_the_delivery(repo: Repository, corpus: Path) -> list[str]:
+    v2 = _version_two(repo)
+    with repo.catalog.session() as s:
+        count = s.scalar(select(func.count()).select_from(Package))
+    if v2 is None or count != 2:
+        return [f"{count} packages and version 2 {v2}: the second delivery is not the first's version 2"]
+    state = {row.path: row.sha256 for row in versions.iter_state(repo.catalog, v2)}
+    return [] if state == payload_digests(_second(corpus)) else ["version 2's state is not the second delivery"]
+
+
+def _one_package_holding(repo: Repository, corpus: Path) -> list[str]:
+    with repo.catalog.session() as s:
+        ids = list(s.scalars(select(Package.id)))
+        if len(ids) != 1:
+            return [f"{len(ids)} packages registered for one delivery"]
+        rows = {f.path: f.sha256 for f in s.scalars(select(PackageFile).where(PackageFile.package_id == ids[0],
+                                                                              PackageFile.is_tag.is_(False)))}
+    return [] if rows == payload_digests(corpus) else ["the package's payload is not the delivery"]
+
+
 def _resume_audit(repo: Repository, corpus: Path) -> None:
     audit(repo)  # the interrupted command, run again
     resume_work(repo)
@@ -148,7 +264,13 @@ OPERATIONS = {
     op.name: op for op in (
         Operation("ingest", lambda home, corpus, url: make_repo(home, url).close(),
                   lambda corpus: ["ingest", str(corpus), "--collection", "journals", "--inline", "-q"], 0,
-                  _not_one_preserved, _resume_ingest),
+                  _not_one_preserved, _resume_ingest, kills=15,
+                  after_resume=_one_package_holding),
+        Operation("version-ingest", _first_preserved,
+                  lambda corpus: ["ingest", str(_second(corpus)), "--collection", "journals", "--info", IDENTIFIER,
+                                  "--inline", "-q"], 0,
+                  _version_two_unfinished, _resume_version_ingest, kills=15, after_kill=_half_visible,
+                  after_resume=_version_two_is_the_delivery),
         Operation("replication", _registered, lambda corpus: ["worker", "--once", "--kind", "replicate"], 0,
                   _not_all_verified, lambda repo, corpus: resume_work(repo)),
         Operation("audit", _damaged, lambda corpus: ["audit"], 1, _not_all_audited, _resume_audit,
@@ -176,6 +298,8 @@ def _after_crash(home: Path, corpus: Path, op: Operation, damage: Damage | None,
     """What a kill left behind (checked at once), then the same home after the work was resumed."""
     with Repository.open(home) as repo:
         violations = [f"after the kill: {v}" for v in check_catalog_against_nodes(repo, damage)]
+        if op.after_kill is not None:
+            violations += [f"after the kill: {v}" for v in op.after_kill(repo)]
         held = {(r.package_id, r.node_id) for r in _replicas(repo)}
         violations += [f"after the kill: verified copy {c} is gone from the catalog" for c in verified_before - held]
         unfinished = op.incomplete(repo, damage)
@@ -185,19 +309,9 @@ def _after_crash(home: Path, corpus: Path, op: Operation, damage: Damage | None,
         violations += [f"after resuming: {v}" for v in check_settled(repo, staging=home / "staging")]
         violations += [f"after resuming: copy {c} verified before is not verified"
                        for c in verified_before - _verified_copies(repo)]
-        if op.name == "ingest":
-            violations += _one_package_holding(repo, corpus)
+        if op.after_resume is not None:
+            violations += [f"after resuming: {v}" for v in op.after_resume(repo, corpus)]
     return Aftermath(violations, unfinished, verified, temporary)
-
-
-def _one_package_holding(repo: Repository, corpus: Path) -> list[str]:
-    with repo.catalog.session() as s:
-        ids = list(s.scalars(select(Package.id)))
-        if len(ids) != 1:
-            return [f"{len(ids)} packages registered for one delivery"]
-        rows = {f.path: f.sha256 for f in s.scalars(select(PackageFile).where(PackageFile.package_id == ids[0],
-                                                                              PackageFile.is_tag.is_(False)))}
-    return [] if rows == payload_digests(corpus) else ["the package's payload is not the delivery"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -235,7 +349,7 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, saved_home, tmp_pat
     rng = random.Random(f"crash-{name}")
     landed = with_temporary = 0
     verified_counts: list[int] = []
-    for i in range(KILLS):
+    for i in range(op.kills):
         saved_home.restore(saved, home)
         delay = rng.uniform(0.02, 0.9) * duration
         result = forkserver.run(argv, tmp_path / f"kill-{i}.log", env=env, kill_after=delay)
@@ -249,7 +363,8 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, saved_home, tmp_pat
         verified_counts.append(after.verified_copies)
     spread = ", ".join(f"{n}:{verified_counts.count(n)}" for n in sorted(set(verified_counts)))
     slow = f", {op.open_delay * 1000:g} ms per file opened on the nodes" if op.open_delay else ""
-    summary.report(f"crash/{name} ({saved_home.backend}): {landed}/{KILLS} kills landed mid-operation "
+    summary.report(f"crash/{name} ({saved_home.backend}): {landed}/{op.kills} kills landed mid-operation "
                    f"(operation {duration:.2f}s, {CORPUS_FILES} files{slow}; verified copies at the kill {{{spread}}}; {with_temporary} kills "
                    "left temporary files, swept), all invariants hold after each kill and after resuming")
-    assert landed >= MIN_LANDED, f"only {landed}/{KILLS} kills hit {name} while it was working"
+    wanted = MIN_LANDED * op.kills // KILLS
+    assert landed >= wanted, f"only {landed}/{op.kills} kills hit {name} while it was working"

@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from preservation.catalog.models import Replica
 from preservation.checkpoints import make_checkpoint, public_keys
+from preservation.collection import add_collection
 from preservation.home import init_home
+from preservation.ingest import ingest
 from preservation.layout import PackageLayout
 from preservation.node_records import (
     EvidenceSigner,
@@ -206,3 +208,30 @@ def test_a_copy_job_after_a_checkpoint_signs_its_record_again_under_it_once(repo
         assert _record_path(repo, other, preserved).read_bytes() == before[other]
     flush_events(repo, preserved, replica_id)
     assert _record_path(repo, node, preserved).read_bytes() == upgraded  # signed once, not at every job
+
+
+def test_a_home_without_a_key_writes_unsigned_records_that_a_rebuild_uses_with_a_warning(tmp_path, sample_delivery):
+    home = tmp_path / "keyless"
+    home.mkdir()
+    (home / "preserve.yaml").write_text("checkpoints:\n  every_events: 10000\n", "utf-8")  # no key: nothing signs
+    init_home(home)
+    with Repository.open(home) as repo:
+        for name, org_type, region in NODES:
+            add_node(repo, name, org_type, region, node_root(repo, name).as_uri())
+        add_collection(repo, "journals", "Journals", publisher="P", licence="L")
+        package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+        record = json.loads(_record_path(repo, "uni-pku", package_id).read_text("utf-8"))
+        assert "evidence" not in record
+        check = _check(repo, "uni-pku", package_id, keys={})
+        assert [(f.code, f.severity) for f in check.findings] == [("R010", "warning")]
+        assert check.record is not None and check.events and check.signed_events == 0
+        count = len(check.events)
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    with Repository.open(home) as fresh:
+        for name, org_type, region in NODES:
+            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+        report = rebuild_from_nodes(fresh, audit=False)
+        assert report.ok and {f.code for f in report.findings} == {"R010"}
+        assert report.events_restored == count

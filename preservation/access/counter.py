@@ -10,7 +10,11 @@ What is counted (``usage_events``, written by ``preservation.access.usage.record
   such activity, counted once per session (COUNTER 7.3);
 * ``Unique_Title_Investigations`` / ``Unique_Title_Requests`` — titles with
   such activity, once per session (COUNTER 7.4); COUNTER defines them for
-  books only, so they appear in rows whose Data_Type is Book.
+  books only, so they appear in rows whose Data_Type is Book;
+* ``Searches_Regular`` / ``Searches_Automated`` / ``Searches_Federated``
+  (DR only, ``search_events``) — each search, credited to every database it
+  covered, in a row of the database's own Data_Type ``Database_Full``
+  (``counter_counts.tally_searches``, ``search_metric``).
 
 Our mapping: a **Title** is a ``library_models.Title``, or the package when the
 content has no title; an **Item** is a ``library_models.Item``, or the package
@@ -35,12 +39,15 @@ from preservation.access.counter_counts import (
     ITEM_DATA_TYPES,
     NO_TITLE_DATA_TYPE,
     PROPRIETARY_NAMESPACE,
+    SEARCH_METRICS,
     UNKNOWN_YOP,
     Catalogue,
     Cell,
     Counts,
+    SearchCounts,
     find_library,
     tally,
+    tally_searches,
     yop_text,
 )
 from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF, Library
@@ -61,6 +68,8 @@ ITEM_METRICS = ("Total_Item_Investigations", "Total_Item_Requests", "Unique_Item
                 "Unique_Item_Requests")
 TITLE_METRICS = ("Unique_Title_Investigations", "Unique_Title_Requests")
 METRIC_TYPES = ITEM_METRICS + TITLE_METRICS
+REPORT_METRICS = {"tr": METRIC_TYPES, "ir": METRIC_TYPES, "dr": METRIC_TYPES + SEARCH_METRICS}
+SEARCH_DATA_TYPE = "Database_Full"  # a database's own row, where its searches are: our databases hold full content
 UNSUPPORTED_METRICS = ("Limit_Exceeded", "No_License")  # valid in 5.1, never produced by this service
 ATTRIBUTES = {"tr": ("YOP", "Access_Type", "Access_Method"), "ir": ("YOP", "Access_Type", "Access_Method"),
               "dr": ("Access_Method",)}
@@ -218,13 +227,14 @@ def build_request(report: str, library_code: str, period: Period, params: dict[s
     3062 warning, as the COUNTER API asks; raises UsageReportRefused (3020) for
     a bad year of publication.
     """
-    req = ReportRequest(report=report, library_code=library_code, period=period, platform=platform)
+    req = ReportRequest(report=report, library_code=library_code, period=period, platform=platform,
+                        metric_types=REPORT_METRICS[report])
     if "metric_type" in params:
         wanted = _split(params["metric_type"])
-        bad = [m for m in wanted if m not in METRIC_TYPES]
+        bad = [m for m in wanted if m not in REPORT_METRICS[report]]
         if bad:
             req.exceptions.append(counter_exception(3060, f"metric_type: {_shown(bad)}"))
-        req.metric_types = tuple(m for m in METRIC_TYPES if m in wanted)
+        req.metric_types = tuple(m for m in REPORT_METRICS[report] if m in wanted)
         req.filters_shown["Metric_Type"] = list(req.metric_types)
     for name, key, known in (("data_type", "data_types", DATA_TYPES[report]),
                              ("access_type", "access_types", ACCESS_TYPES),
@@ -337,8 +347,12 @@ def build_report(repo: Repository, req: ReportRequest, *, created_by: str = DEFA
         by_yop = "YOP" in req.attributes or req.yops is not None
         cells, titles = tally(s, library.id, ready, by_yop=by_yop) if ready else ({}, {})
         catalogue = Catalogue.load(s, cells)
-        items = {"tr": _title_items, "ir": _item_items, "dr": _database_items}[req.report](req, cells, titles,
-                                                                                           catalogue)
+        if req.report == "dr":
+            searches = tally_searches(s, library.id, ready) if ready else {}
+            catalogue.add_collections(s, {collection_id for collection_id, _, _ in searches})
+            items = _database_items(req, cells, titles, catalogue, searches)
+        else:
+            items = {"tr": _title_items, "ir": _item_items}[req.report](req, cells, titles, catalogue)
         header = _header(req, library, created_by)
     exceptions = list(req.exceptions)
     if not_ready:
@@ -433,7 +447,27 @@ def _item_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
     return [{"Items": reported}] if reported else []
 
 
-def _database_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
+def _search_performance(req: ReportRequest, searches: SearchCounts) -> dict[int, dict[str, Any]]:
+    """Each database's searches as one Attribute_Performance entry of its own Data_Type (Database_Full)."""
+    if req.data_types is not None and SEARCH_DATA_TYPE not in req.data_types:
+        return {}
+    if req.access_methods is not None and ACCESS_METHOD not in req.access_methods:
+        return {}
+    monthly: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for (collection_id, month, metric), n in searches.items():
+        monthly[collection_id][metric][month] = n
+    out = {}
+    for collection_id, counts in monthly.items():
+        performance = _performance(counts, [m for m in SEARCH_METRICS if m in req.metric_types])
+        if performance:
+            attributes = {"Data_Type": SEARCH_DATA_TYPE}
+            if "Access_Method" in req.attributes:
+                attributes["Access_Method"] = ACCESS_METHOD
+            out[collection_id] = {**attributes, "Performance": performance}
+    return out
+
+
+def _database_items(req, cells, titles, catalogue, searches: SearchCounts | None = None) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, dict[str, dict[str, int]]]] = defaultdict(dict)
     title_types: dict[str, str] = {}
     for cell, counts in cells.items():
@@ -451,8 +485,10 @@ def _database_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
         monthly = rows[collection_of[key]][data_type]
         monthly["Unique_Title_Investigations"][month] = monthly["Unique_Title_Investigations"].get(month, 0) + inv
         monthly["Unique_Title_Requests"][month] = monthly["Unique_Title_Requests"].get(month, 0) + req_n
+    search_rows = _search_performance(req, searches or {})
     out = []
-    for collection_id, by_type in rows.items():
+    for collection_id in sorted(set(rows) | set(search_rows)):
+        by_type = rows.get(collection_id, {})
         performances = []
         for data_type, monthly in sorted(by_type.items()):
             performance = _performance(monthly, _metrics_for(req, data_type, True))
@@ -461,6 +497,8 @@ def _database_items(req, cells, titles, catalogue) -> list[dict[str, Any]]:
                 if "Access_Method" in req.attributes:
                     attributes["Access_Method"] = ACCESS_METHOD
                 performances.append({**attributes, "Performance": performance})
+        if collection_id in search_rows:
+            performances.append(search_rows[collection_id])
         collection = catalogue.collections[collection_id]
         if performances:
             out.append({"Database": collection.title, "Publisher": collection.publisher, "Platform": req.platform,

@@ -16,6 +16,9 @@ need and nothing more:
   the ``Unique_*`` metrics count.  Both are SHA-256 hashes: no address or user
   agent is stored.
 
+:func:`record_search` writes one :class:`SearchEvent` per search a library
+runs through the portal or the API (the Database Report's ``Searches_*``).
+
 :func:`usage_report` is the month's summary for staff (the portal page and
 ``GET /api/v1/usage``): per institution × title and institution × database,
 with bytes, counted by the same rules as the COUNTER reports.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +40,13 @@ from sqlalchemy.orm import Session
 
 from preservation.access import counter_counts
 from preservation.access.accounts import Principal
-from preservation.catalog.access_models import USAGE_DOWNLOAD, USAGE_KINDS, UsageEvent
+from preservation.catalog.access_models import (
+    SEARCH_CHANNELS,
+    USAGE_DOWNLOAD,
+    USAGE_KINDS,
+    SearchEvent,
+    UsageEvent,
+)
 from preservation.catalog.library_models import Item, ItemFile
 from preservation.catalog.models import utcnow
 from preservation.errors import InvalidRequest
@@ -128,6 +138,37 @@ def record_usage(
         raise ValueError(f"usage kind {kind!r}")
     record(session, principal, kind=REQUEST if kind == USAGE_DOWNLOAD else INVESTIGATION,
            collection_id=collection_id, package_id=package_id, path=path, size=size, client=client)
+
+
+def query_key(query: Any) -> str:
+    """A SHA-256 of what a search looks for (words, author, identifier, year), not of which page of it."""
+    wanted = {k: v for k, v in query.to_dict().items() if k not in ("offset", "limit")}
+    return pseudonym(json.dumps(wanted, ensure_ascii=False, sort_keys=True))
+
+
+def record_search(repo: Repository, principal: Principal, query: Any, *, channel: str,
+                  client: Client | None = None, at: datetime | None = None) -> SearchEvent | None:
+    """Record one search a library ran (call it once the search has answered), in a transaction of its own.
+
+    ``query`` is a checked ``preservation.search.Query``; ``channel`` is
+    ``portal`` (results shown in our interface) or ``api`` (results sent to
+    another system).  A later page of the same results (``offset`` > 0) is
+    not a new search (COUNTER 5.1, 7.6: a search retrieves a new set of
+    results) and is not recorded; neither is a search without a library.
+    Raises ValueError for an unknown channel (a programming error).
+    """
+    if channel not in SEARCH_CHANNELS:
+        raise ValueError(f"search channel {channel!r}")
+    if query.offset or principal.library_id is None:
+        return None
+    at = at or utcnow()
+    visitor = visitor_of(principal, client)
+    event = SearchEvent(occurred_at=at, library_id=principal.library_id, user_id=principal.user_id, channel=channel,
+                        query=query_key(query), visitor=pseudonym(visitor), session_id=session_of(visitor, at),
+                        month=f"{at:%Y-%m}")
+    with repo.catalog.session() as s:
+        s.add(event)
+    return event
 
 
 def log_usage(repo: Repository, principal: Principal, **fields: Any) -> None:

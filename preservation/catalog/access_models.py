@@ -265,6 +265,37 @@ class UsageEvent(Base):
     month: Mapped[str] = mapped_column(String(7), default="")
 
 
+SEARCH_PORTAL = "portal"  # the portal's search page: results shown in our own interface
+SEARCH_API = "api"  # GET /api/v1/search with an API key: results go to another system
+SEARCH_CHANNELS = (SEARCH_PORTAL, SEARCH_API)
+
+
+class SearchEvent(Base):
+    """One search a library ran (a new set of results: a later page of the same results is not one).
+
+    What COUNTER 5.1's Database Report counts as Searches_Regular, _Automated
+    and _Federated (``preservation.access.counter_counts.tally_searches``
+    decides which from ``channel`` and from the databases the search covered:
+    every collection of the catalog at ``occurred_at``).  ``visitor`` and
+    ``session_id`` are hashed as in ``usage_events``; ``query`` is a SHA-256
+    of the query (words, author, identifier, year), never the words, and is
+    what the 30-second double-click filter compares.
+    """
+
+    __tablename__ = "search_events"
+    __table_args__ = (Index("ix_search_events_library_occurred", "library_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    query: Mapped[str] = mapped_column(String(64))
+    visitor: Mapped[str] = mapped_column(String(64), default="")
+    session_id: Mapped[str] = mapped_column(String(64), default="")
+    month: Mapped[str] = mapped_column(String(7), default="")
+
+
 class LoginCounter(Base):
     """Login attempts in the current window: per username and address, and per username from any address.
 

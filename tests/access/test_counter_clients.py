@@ -1,5 +1,5 @@
 """Real COUNTER clients against a running access service: celus-nigiri harvests TR, IR and DR over the COUNTER API
-5.1, celus-nibbler reads our tabular reports, and both see exactly the downloads this test made.
+5.1, celus-nibbler reads our tabular reports, and both see exactly the downloads and searches this test made.
 
 The clients pin click < 8.2, lxml < 5.4 and pydantic 2.10, which cannot share an environment with preserve's own
 tests, so they are installed (once, from the ``counter-clients`` extra of pyproject.toml) into a virtual
@@ -82,7 +82,7 @@ def totals(records: list[list]) -> dict[tuple[str, str], int]:
     return dict(out)
 
 
-def test_real_clients_harvest_and_read_exactly_the_downloads_made(world, clients_python, run_cli, tmp_path):
+def test_real_clients_harvest_and_read_exactly_the_downloads_and_searches_made(world, clients_python, run_cli, tmp_path):
     add_book(world)  # a book whose one chapter is the package's PAYLOAD_FILE
     accounts.add_user(world.repo, "pku", "dora", PASSWORD)
     dora_key = accounts.create_token(world.repo, "dora", name="tests")["token"]
@@ -96,6 +96,10 @@ def test_real_clients_harvest_and_read_exactly_the_downloads_made(world, clients
             assert http.get(file_url, headers=alice).status_code == 200  # a double click: counted once
             assert http.get(file_url, headers={"Authorization": f"Bearer {dora_key}"}).status_code == 200
             assert http.get(f"/api/v1/packages/{package}/zip", headers=alice).status_code == 200
+            # searches through the API: Searches_Federated of every database; the same one again is a double click
+            for _ in range(2):
+                assert http.get("/api/v1/search", params={"q": "物理"}, headers=alice).status_code == 200
+            assert http.get("/api/v1/search", params={"q": "拓扑 绝缘"}, headers=alice).status_code == 200
             time.sleep(0.2)  # the zip's usage is written when its stream ends
         end = f"{utcnow():%Y-%m}"  # the month may have turned during the test: harvest both, totals are summed
         harvested = run_client(clients_python, "harvest", base, "pku", world.tokens["alice"], month, end)
@@ -119,6 +123,10 @@ def test_real_clients_harvest_and_read_exactly_the_downloads_made(world, clients
     dr = totals(harvested["dr"]["records"])
     assert dr[("Open data", "Total_Item_Requests")] == 3
     assert dr[("Open data", "Unique_Title_Requests")] == 2
+    databases = {name for name, _ in dr} | {"中文期刊 Journals", "Post-cancellation journals", "Triggered books"}
+    assert {name: count for (name, metric), count in dr.items() if metric.startswith("Searches_")} == {
+        name: 2 for name in databases}  # two searches after the double-click filter, in every database
+    assert {metric for _, metric in dr if metric.startswith("Searches_")} == {"Searches_Federated"}
 
     files = []
     for report in ("tr", "ir", "dr"):

@@ -16,11 +16,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
+from preservation.access import usage
 from preservation.access.accounts import Principal
 from preservation.access.items import item_detail, item_file
 from preservation.access.web.auth import api_principal, repo_of
 from preservation.access.web.files import file_response
 from preservation.access.web.params import WholeNumber
+from preservation.catalog.access_models import SEARCH_API
 from preservation.search import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY, MAX_YEAR, MIN_YEAR, make_query
 from preservation.search import search as run_search
 
@@ -50,7 +52,10 @@ def search(request: Request, principal: Reader, q: Words = None, issn: Identifie
            limit: SearchLimit = DEFAULT_LIMIT) -> dict[str, Any]:
     query = make_query(q, issn=issn, isbn=isbn, cn=cn, doi=doi, author=author, year=year, offset=offset,
                        limit=limit)
-    return run_search(repo_of(request), query, library_id=principal.library_id)
+    result = run_search(repo_of(request), query, library_id=principal.library_id)
+    usage.record_search(repo_of(request), principal, query, channel=SEARCH_API,
+                        client=usage.Client.from_request(request))
+    return result
 
 
 @router.get(

@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from preservation.access import usage
 from preservation.access.accounts import Principal
 from preservation.access.items import item_detail
 from preservation.access.web.auth import portal_principal, repo_of
 from preservation.access.web.pages import render
 from preservation.access.web.params import WholeNumber
+from preservation.catalog.access_models import SEARCH_PORTAL
 from preservation.errors import InvalidRequest
 from preservation.search import DEFAULT_LIMIT, MAX_OFFSET, MAX_QUERY, make_query, search
 
@@ -30,6 +32,8 @@ def search_page(request: Request, principal: User, q: Annotated[str, Query(max_l
     except InvalidRequest as e:
         return render(request, "search.html", principal, status=400, q=q, result=None, error=e.message)
     result = search(repo_of(request), query, library_id=principal.library_id)
+    usage.record_search(repo_of(request), principal, query, channel=SEARCH_PORTAL,
+                        client=usage.Client.from_request(request))
     return render(request, "search.html", principal, q=q, result=result, offset=offset, limit=DEFAULT_LIMIT)
 
 

@@ -12,9 +12,10 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from preservation.errors import ConfigError
 from preservation.monitoring_settings import AlertSettings, MonitoringSettings
@@ -57,6 +58,18 @@ class Settings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64)
     node_credentials: dict[str, NodeCredentials] = Field(default_factory=dict)
     access_secret: str | None = None
+    access_timezone: str = Field(default="Asia/Shanghai", max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")
+    """The IANA time zone the portal shows times in (the zone is named beside every time)."""
+
+    @field_validator("access_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from e
+        return value
+
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)

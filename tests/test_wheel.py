@@ -34,7 +34,7 @@ from packaging.requirements import Requirement
 
 from preservation.settings import REPO_ROOT
 
-SOURCES = ("pyproject.toml", "README.md", "preservation", "storage_adapters")
+SOURCES = ("pyproject.toml", "README.md", "build_hooks.py", "preservation", "storage_adapters")
 NODES = (("uni-pku", "university", "beijing"), ("cas-nsl", "cas", "beijing"), ("inst-istic", "institute", "wuhan"))
 
 
@@ -101,6 +101,9 @@ def test_the_wheel_alone_runs_the_whole_tour(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
     assert {"preservation/policies/default.yaml", "preservation/policies/bagit-profile.json"} <= names
+    # the portal's Chinese messages, compiled by the build (build_hooks.py), beside their source
+    assert {"preservation/access/locale/zh_Hans_CN/LC_MESSAGES/portal.po",
+            "preservation/access/locale/zh_Hans_CN/LC_MESSAGES/portal.mo"} <= names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)

@@ -18,8 +18,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preservation.access.web import (
-    api, counter_api, dashboard, fixity, monitoring, portal, search_api, search_portal, staff, titles, versions_web,
+    api, counter_api, dashboard, fixity, language, monitoring, portal, search_api, search_portal, staff, titles,
+    versions_web,
 )
+from preservation.access.web.i18n import LanguageMiddleware
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
 from preservation.access.web.files import RangeNotSatisfiable, not_satisfiable
 from preservation.access.web.pages import STATIC, render
@@ -192,11 +194,13 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.include_router(search_portal.router)
     app.include_router(titles.router)
     app.include_router(monitoring.router)
+    app.include_router(language.router)
     app.include_router(versions_web.router)
     app.include_router(versions_web.portal_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SessionMiddleware, secret_key=config.secret, session_cookie=SESSION_COOKIE,
                        max_age=config.session_seconds, same_site="lax", https_only=config.cookie_secure)
+    app.add_middleware(LanguageMiddleware, timezone_name=config.timezone)
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RefuseAmbiguousCredentials)
     app.add_middleware(SecurityHeaders, hsts=config.cookie_secure)

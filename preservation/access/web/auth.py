@@ -46,6 +46,7 @@ class ServiceConfig:
     login_account_max_failures: int = LOGIN_ACCOUNT_MAX_FAILURES  # per username, from any address
     login_window: timedelta = LOGIN_WINDOW
     fixity_page_size: int = 20
+    timezone: str = "Asia/Shanghai"  # the portal's times are shown in this zone, named
 
     @property
     def login_limits(self) -> LoginLimits:

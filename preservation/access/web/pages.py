@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from preservation.access.accounts import Principal
+from preservation.access.web import i18n
 from preservation.access.web.auth import csrf_token
 from preservation.units import human_bytes
 
@@ -19,20 +20,21 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
 
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None and hasattr(value, "strftime") else ""
-
-
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                          undefined=jinja2.StrictUndefined)
+                          undefined=jinja2.StrictUndefined, extensions=["jinja2.ext.i18n"])
+# newstyle: {{ _("… %(name)s …", name=value) }} — the value is escaped, the translation looked up per request
+_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 _env.filters["size"] = human_bytes
-_env.filters["when"] = _when
+_env.filters["when"] = i18n.format_when
+_env.filters["number"] = i18n.format_number
 _env.filters["urlpath"] = lambda path: quote(path, safe="/")
 templates = Jinja2Templates(env=_env)
 
 
 def render(request: Request, name: str, principal: Principal | None, *, status: int = 200,
            **context: Any) -> HTMLResponse:
+    language = i18n.current_language()
     context.update(principal=principal, csrf=csrf_token(request), message=context.get("message"),
-                   error=context.get("error"))
+                   error=context.get("error"), html_lang=i18n.HTML_LANG[language], language=language,
+                   languages=i18n.LANGUAGE_NAMES, here=request.url.path)
     return templates.TemplateResponse(request, name, context, status_code=status)

@@ -94,5 +94,6 @@ def serve(repo: Repository, listen: str, *, cookie_secure: bool = True, tls_cert
           tls_key: str | None = None) -> None:
     """Run the access service until interrupted; raises ConfigError for a bad address or TLS files."""
     host, port = parse_listen(listen)
-    config = ServiceConfig(secret=session_secret(repo), cookie_secure=cookie_secure)
+    config = ServiceConfig(secret=session_secret(repo), cookie_secure=cookie_secure,
+                           timezone=repo.settings.access_timezone)
     build_server(repo, config, host, port, tls_cert=tls_cert, tls_key=tls_key).run()

@@ -32,16 +32,17 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Callable
 
 import httpx
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import case, delete, func, select
 
 from preservation import events
 from preservation.catalog.models import (
-    NODE_OFFLINE, PACKAGE_DAMAGED, PACKAGE_DEGRADED, REPLICA_CORRUPT, REPLICA_MISSING, REPLICA_VERIFIED,
+    NODE_OFFLINE, PACKAGE_DAMAGED, PACKAGE_DEGRADED, REPLICA_CORRUPT, REPLICA_MISSING,
     Event, Job, Node, Package, Replica, utcnow,
 )
 from preservation.catalog.monitoring_models import Alert, AlertDelivery, Heartbeat
 from preservation.jobs.queue import DEAD
 from preservation.liveness import SILENT, node_reachability, process_state
+from preservation.package_state import verified_within
 from preservation.monitoring_settings import (
     ALERT_AUDIT_COVERAGE, ALERT_COPY_DAMAGED, ALERT_DEAD_JOB, ALERT_NODE_UNREACHABLE, ALERT_PACKAGE_AT_RISK,
     ALERT_PROCESS_SILENT, AlertSettings, EmailChannel, WebhookChannel,
@@ -146,7 +147,7 @@ def _coverage(repo: Repository, session, now: datetime, minimum: float) -> list[
     start = now - timedelta(days=repo.policy.audit.interval_days)
     rows = session.execute(
         select(Node.id, Node.name, func.count(Replica.id),
-               func.sum(case((and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= start), 1), else_=0)))
+               func.sum(case((verified_within(start), 1), else_=0)))
         .join(Replica, Replica.node_id == Node.id).where(Node.status != NODE_OFFLINE).group_by(Node.id, Node.name))
     out = []
     for node_id, name, copies, audited in rows:

@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select
 
 from preservation import events
-from preservation.catalog.models import REPLICA_VERIFIED, Event, Job, Node, Replica, utcnow
+from preservation.catalog.models import Event, Job, Node, Replica, utcnow
 from preservation.catalog.sample_models import SERIES_COVERAGE, SERIES_QUEUE, MonitoringSample
 from preservation.errors import InvalidRequest
 from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING
+from preservation.package_state import verified_within
 from preservation.repository import Repository
 
 WINDOWS = (7, 30, 90)  # the periods the page offers
@@ -189,7 +190,7 @@ def take_sample(repo: Repository, *, now: datetime | None = None, every: float =
                                          total=int(d or 0)))
         if not rows:  # an empty queue is a sample too (depth 0), not a gap
             rows.append(MonitoringSample(sampled_at=now, series=SERIES_QUEUE, label="", value=0, total=0))
-        audited = case((and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= interval_start), 1), else_=0)
+        audited = case((verified_within(interval_start), 1), else_=0)
         for name, copies, ok in s.execute(select(Node.name, func.count(Replica.id), func.sum(audited))
                                           .join(Replica, Replica.node_id == Node.id, isouter=True)
                                           .group_by(Node.name)):

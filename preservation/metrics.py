@@ -29,12 +29,13 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import events
-from preservation.catalog.models import PACKAGE_STATES, REPLICA_STATES, REPLICA_VERIFIED, Event, Job, Node, Package
+from preservation.catalog.models import PACKAGE_STATES, REPLICA_STATES, Event, Job, Node, Package
 from preservation.catalog.models import Replica, utcnow
 from preservation.catalog.monitoring_models import Alert, Heartbeat
 from preservation.errors import PreservationError
 from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING
 from preservation.liveness import node_reachability, process_state
+from preservation.package_state import verified_within
 from preservation.repository import Repository
 
 log = logging.getLogger("preserve.metrics")
@@ -94,11 +95,10 @@ class CatalogCollector(Collector):
 
     def _nodes(self, s, now, since, interval_start, default_budget, monitoring) -> list[GaugeMetricFamily]:
         nodes = s.execute(select(Node.id, Node.name, Node.status, Node.read_budget_bytes_per_day)).all()
-        in_interval = case((Replica.verified_at >= interval_start, 1), else_=0)
         per_node = {
             row.node_id: row for row in s.execute(
                 select(Replica.node_id, func.count().label("copies"),
-                       func.sum(case((Replica.state == REPLICA_VERIFIED, in_interval), else_=0)).label("audited"))
+                       func.sum(case((verified_within(interval_start), 1), else_=0)).label("audited"))
                 .group_by(Replica.node_id))
         }
         audited_bytes = dict(s.execute(

@@ -65,6 +65,12 @@ def may_be_audited() -> ColumnElement[bool]:
     return and_(Replica.state.in_(AUDITABLE_STATES), readable_node(), Package.state != PACKAGE_DEACCESSIONED)
 
 
+def verified_within(start: datetime) -> ColumnElement[bool]:
+    """The one rule of audit coverage: a copy counts as audited when it is verified and was last verified at or
+    after ``start`` (now less the policy's audit interval).  Status, metrics, alerts and the dashboard use it."""
+    return and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= start)
+
+
 def next_audit_time(policy: Policy) -> datetime:
     """The deadline of the next full audit: one interval after this verification.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 
 from preservation import events
 
@@ -29,7 +29,7 @@ from preservation.catalog.models import (
 from preservation.formats.report import locked_files
 from preservation.jobs.queue import DEAD, JOB_STATES
 from preservation.liveness import liveness_report
-from preservation.package_state import unrepairable_files
+from preservation.package_state import unrepairable_files, verified_within
 from preservation.repository import Repository
 from preservation.versions import storage_summary
 
@@ -123,7 +123,7 @@ def status(repo: Repository, *, incidents_since: datetime | None = None) -> dict
         replicas = {state: 0 for state in REPLICA_STATES}
         for state, count in s.execute(select(Replica.state, func.count()).group_by(Replica.state)):
             replicas[state] = count
-        in_window = case((and_(Replica.state == REPLICA_VERIFIED, Replica.verified_at >= window_start), 1), else_=0)
+        in_window = case((verified_within(window_start), 1), else_=0)
         is_verified = case((Replica.state == REPLICA_VERIFIED, 1), else_=0)
         per_node = {
             row.node_id: row

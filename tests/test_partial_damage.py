@@ -255,6 +255,9 @@ def test_a_dead_job_is_acknowledged_with_a_note_and_leaves_the_status(repo, pack
     with repo.catalog.session() as s:
         ack = s.scalars(select(Event).where(Event.job_id == job_id, Event.outcome == "acknowledged")).one()
         assert ack.detail["note"] == "工单 #4711: copy removed" and ack.detail["previous_state"] == "dead"
+    shown = run_cli("jobs", "show", job_id, "--json").json()
+    assert shown["state"] == "acknowledged" and shown["events"][-1]["note"] == "工单 #4711: copy removed"
+    assert "note: 工单 #4711: copy removed" in run_cli("jobs", "show", job_id).output
     again = json.loads(run_cli("jobs", "ack", job_id, "--json", exit_code=2).stderr)
     assert "only dead jobs" in again["error"]["message"]
     run_cli("jobs", "ack", "424242", exit_code=5)

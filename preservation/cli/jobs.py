@@ -53,7 +53,8 @@ def show(job_id: int, as_json: bool) -> None:
         say_plain(out, "last error:")
         say_plain(out, job["last_error"])
     for e in job["events"]:
-        say_plain(out, f"  event {e['seq']} {e['occurred_at']} {e['event_type']} {e['outcome']}")
+        note = f"  note: {e['note']}" if e.get("note") else ""
+        say_plain(out, f"  event {e['seq']} {e['occurred_at']} {e['event_type']} {e['outcome']}{note}")
 
 
 def _fields(value) -> str:

@@ -78,7 +78,8 @@ def show_job(catalog: Catalog, job_id: int) -> dict[str, Any]:
             raise NotFound(f"no job {job_id}: see `preserve jobs list`")
         out = job_to_dict(job, full=True)
         out["events"] = [
-            {"seq": e.seq, "occurred_at": _iso(e.occurred_at), "event_type": e.event_type, "outcome": e.outcome}
+            {"seq": e.seq, "occurred_at": _iso(e.occurred_at), "event_type": e.event_type, "outcome": e.outcome,
+             "note": e.detail.get("note") if isinstance(e.detail, dict) else None}
             for e in s.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.seq))
         ]
         return out

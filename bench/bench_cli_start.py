@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 from bench.corpora import OUT_DIR
+from bench.measure import REPO_ROOT
 
 TARGET_SECONDS = 0.3
 
@@ -95,6 +96,7 @@ def measure(runs: int, packages: int) -> dict:
     build_seconds = time.perf_counter() - built
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PRESERVE_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)  # this tree
     preserve = _preserve()
     contenders = {
         "python -c pass (reference)": [sys.executable, "-c", "pass"],

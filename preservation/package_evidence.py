@@ -176,7 +176,10 @@ def check_record(adapter: StorageAdapter, package_id: str, keys: Keys, *, node: 
     except PreservationError as e:
         note(out.findings, REBUILD_NODE_FAILED, str(e), path=where)
         return out
-    evidence = record.get("evidence") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        note(out.findings, REBUILD_RECORD_UNTRUSTED, "the package record is not a JSON object", path=where)
+        return out
+    evidence = record.get("evidence")
     body: dict[str, Any] = {}
     if evidence is None:
         note(out.findings, REBUILD_NO_EVIDENCE, "the package record is not signed", path=where)

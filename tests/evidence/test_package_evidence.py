@@ -148,6 +148,12 @@ def test_evidence_written_after_a_checkpoint_proves_the_package_events_are_under
 def test_a_record_without_a_trusted_key_is_not_trusted(repo, preserved):
     check = _check(repo, "cas-nsl", preserved, keys={})
     assert [f.code for f in check.findings] == ["R006"] and check.record is None
+    path = _record_path(repo, "cas-nsl", preserved)
+    for hostile, message in ((b"[1, 2]", "not a JSON object"), (b"{not json", "not JSON")):
+        path.write_bytes(hostile)
+        check = _check(repo, "cas-nsl", preserved)
+        assert [f.code for f in check.findings] == ["R006"] and message in check.findings.errors[0].message
+        assert check.record is None
 
 
 def test_the_signature_covers_the_canonical_body(repo, preserved):

@@ -101,6 +101,18 @@ def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
     return ids
 
 
+_RECORD_FIELDS = {"name": str, "source_kind": str, "policy": str, "collection": dict, "version": dict}
+
+
+def _well_formed(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's fields of the right type (an unsigned record is outside text: one of the wrong type is
+    left out, and the bag's own tag files say instead)."""
+    out = {k: v for k, v in record.items() if k in _RECORD_FIELDS and isinstance(v, _RECORD_FIELDS[k])}
+    if "collection" in out:
+        out["collection"] = {k: v for k, v in out["collection"].items() if isinstance(v, str)}
+    return out
+
+
 def _coordinator_keys(repo: Repository) -> Keys:
     """The public keys beside ``checkpoints.key`` (none without one: every signed record is then untrusted)."""
     if repo.settings.checkpoints.key is None:
@@ -320,7 +332,7 @@ def rebuild_from_nodes(
             continue
         for f in metadata.findings.errors:
             report.findings.add(REBUILD_BAG_PROBLEM, str(f), path=package_id)
-        record = next((c.record for c in checks[package_id] if c.record is not None), {})
+        record = _well_formed(next((c.record for c in checks[package_id] if c.record is not None), {}))
         rows = _file_rows(adapter, package_id, metadata, report.findings)
         info = metadata.bag_info
         with repo.catalog.session() as s:

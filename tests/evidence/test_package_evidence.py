@@ -10,7 +10,7 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from preservation.catalog.models import Replica
+from preservation.catalog.models import Package, Replica
 from preservation.checkpoints import make_checkpoint, public_keys
 from preservation.collection import add_collection
 from preservation.home import init_home
@@ -232,6 +232,10 @@ def test_a_home_without_a_key_writes_unsigned_records_that_a_rebuild_uses_with_a
         assert [(f.code, f.severity) for f in check.findings] == [("R010", "warning")]
         assert check.record is not None and check.events and check.signed_events == 0
         count = len(check.events)
+    # an unsigned record is outside text: fields of the wrong type are left out, the bag says instead
+    hostile = {**record, "name": ["x"], "collection": "journals", "policy": 7, "version": "v2"}
+    for name, _, _ in NODES:
+        _record_path(repo, name, package_id).write_text(json.dumps(hostile), "utf-8")
     for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
         (home / name).unlink(missing_ok=True)
     init_home(home)
@@ -241,3 +245,6 @@ def test_a_home_without_a_key_writes_unsigned_records_that_a_rebuild_uses_with_a
         report = rebuild_from_nodes(fresh, audit=False)
         assert report.ok and {f.code for f in report.findings} == {"R010"}
         assert report.events_restored == count
+        with fresh.catalog.session() as s:
+            package = s.get(Package, package_id)
+            assert package.collection.key == "journals" and isinstance(package.name, str)

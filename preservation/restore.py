@@ -219,7 +219,8 @@ def _record_restore(repo, package_id, dest, written: _Written, fetching: _Fetchi
         complete = dest.exists() and written.files == _file_count(s, package_id)
         outcome = events.SUCCESS if complete else events.FAILURE
         detail = {"restored_to": str(dest), "files": written.files, "bytes": written.size,
-                  "sources": fetching.used.counts, "verified": ["sha256", "sha512"], "bad_copies": fetching.blamed.ids()}
+                  "sources": fetching.used.counts, "verified": ["sha256", "sha512"],
+                  "bad_copies": fetching.blamed.ids()}
         if fetching.partial:
             outcome = events.WARNING if written.complete and fetching.missing else outcome
             detail.update(partial=True, files_missing=len(fetching.missing),

@@ -101,7 +101,7 @@ def _incident_kind(event_type: str, detail: dict[str, Any]) -> str | None:
 
 
 def _lost_files(session, package_id: str) -> dict[str, Any]:
-    """A damaged package's files that no copy holds right (the first few, and how many), with the copies lacking each."""
+    """A damaged package's files that no copy holds right (the first few, how many), the copies lacking each."""
     lost = unrepairable_files(session, package_id, limit=UNREPAIRABLE_LISTED)
     total = session.scalar(select(func.count(func.distinct(UnrepairableFile.path)))
                            .where(UnrepairableFile.package_id == package_id))

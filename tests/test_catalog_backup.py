@@ -79,7 +79,8 @@ def test_backup_wipe_and_restore_give_back_the_same_catalog(filled, catalog_url,
     assert made["dest"] == str(dest) and dest.stat().st_size == made["bytes"] > 0
     assert made["rows"]["libraries"] == 1 and made["rows"]["access_users"] == 1 and made["rows"]["entitlements"] == 1
     assert made["rows"]["events"] == before[2] and made["revision"]
-    assert made["method"] == ("sqlite online backup API" if catalog_url.startswith("sqlite") else "pg_dump --format=custom")
+    sqlite = catalog_url.startswith("sqlite")
+    assert made["method"] == ("sqlite online backup API" if sqlite else "pg_dump --format=custom")
     assert [p.name for p in dest.parent.iterdir()] == ["catalog.backup"]  # no temporary file left
     _wipe(repo, catalog_url)
     run_cli("status", "--json", home=home, exit_code=None)

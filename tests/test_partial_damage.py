@@ -204,7 +204,8 @@ def test_a_wrong_file_is_refused_with_a_coded_error_and_nothing_changes(repo, pa
     for wrong, differs in ((same_size, ["sha256", "sha512"]), (longer, ["size", "sha256", "sha512"])):
         out = run_cli("repair", package, "--from-file", f"{XML}={wrong}", "--json", exit_code=27)
         error = json.loads(out.stderr)["error"]
-        assert error["code"] == "E506" and error["params"]["differs"] == differs and "nothing was written" in error["message"]
+        assert error["code"] == "E506" and error["params"]["differs"] == differs
+        assert "nothing was written" in error["message"]
     # several files at once are all checked before any is written
     out = run_cli("repair", package, "--from-file", f"{PDF}={_original(delivery, PDF)}",
                   "--from-file", f"{XML}={same_size}", exit_code=27)

@@ -101,7 +101,8 @@ def backup(dest: str, force: bool, as_json: bool) -> None:
 
 @catalog.command("restore")
 @click.argument("src", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Replace a catalog that holds tables (stop workers, scheduler, serve first).")
+@click.option("--force", is_flag=True,
+              help="Replace a catalog that holds tables (stop workers, scheduler, serve first).")
 @json_option
 def restore(src: str, force: bool, as_json: bool) -> None:
     """Replace the catalog with the backup SRC (made by `preserve catalog backup`)."""

@@ -173,7 +173,7 @@ def wait_for_package(
     catalog: Catalog, package_id: str, *, timeout: float | None = None, poll: float = 1.0,
     on_change: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Wait until workers have preserved the package, it is damaged, or no live job for it is left.
+    """Wait until no live job for the package is left (it is then preserved, or not), or it is damaged.
 
     Returns the package state, its live and dead job counts and whether the
     wait timed out; raises NotFound for an unknown package.
@@ -194,7 +194,9 @@ def wait_for_package(
             on_change(state)
         last_state = state
         timed_out = timeout is not None and time.monotonic() - started >= timeout
-        if state in (PACKAGE_PRESERVED, PACKAGE_DAMAGED) or live == 0 or timed_out:
+        # preserved counts once its jobs have ended too: a replicate job marks the package preserved, then
+        # still writes the copy's record and events file on its node before it ends
+        if state == PACKAGE_DAMAGED or live == 0 or timed_out:
             return {"package_id": package_id, "state": state, "live_jobs": live, "dead_jobs": counts.get(DEAD, 0),
                     "timed_out": timed_out and state not in (PACKAGE_PRESERVED, PACKAGE_DAMAGED) and live > 0}
         time.sleep(poll)

@@ -386,23 +386,6 @@ class RestoreIncomplete(PreservationError):
     template = "{detail}"
 
 
-class ResuppliedFileMismatch(PreservationError):
-    """A file offered to replace a lost one is not the file the catalog holds (size or a digest differs)."""
-
-    code = "E506"
-    exit_code = 27
-    template = ("{detail}: nothing was written. Find the file of the original delivery whose size, sha256 and "
-                "sha512 are the catalog's (`preserve package show`, the bag's manifests)")
-
-
-class RestoreIncomplete(PreservationError):
-    """``restore --partial`` wrote every intact file, but some files have no copy holding them right."""
-
-    code = "E507"
-    exit_code = 28
-    template = "{detail}"
-
-
 class JobError(PreservationError):
     code = "E600"
     exit_code = 14

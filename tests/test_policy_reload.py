@@ -26,6 +26,17 @@ def _policy_text(version: int, copies: int = 3) -> str:
     return text.replace("\nversion: 1\n", f"\nversion: {version}\n").replace("copies: 3", f"copies: {copies}")
 
 
+def _replace(path: Path, text: str) -> None:
+    """Change the policy as an operator's tools should: a whole new file renamed over the old one.
+
+    (A file written in place can be read half-written by a tick; that read is refused and recorded as a
+    failure, which is right, but it is not what these tests are about.)
+    """
+    new = path.with_name(path.name + ".new")
+    new.write_text(text, encoding="utf-8")
+    os.replace(new, path)
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -79,14 +90,14 @@ def test_sighup_and_a_changed_file_reload_and_a_bad_policy_is_refused(tmp_path, 
 
         # a change seen at a tick, without any signal
         v3 = _policy_text(3)
-        policy.write_text(v3, encoding="utf-8")
+        _replace(policy, v3)
         ev = _wait_for(repo, 2, log)
         assert ev.outcome == events.SUCCESS and ev.detail["trigger"] == "file change"
         assert (ev.detail["old_digest"], ev.detail["new_digest"]) == (_sha(v2), _sha(v3))
 
         # a bad policy: refused once (not at every tick), logged with its code, recorded; v3 stays in force
         bad = _policy_text(4, copies=0)
-        policy.write_text(bad, encoding="utf-8")
+        _replace(policy, bad)
         ev = _wait_for(repo, 3, log)
         assert ev.outcome == events.FAILURE and ev.policy == "default@3"
         assert ev.detail["kept_policy"] == "default@3" and ev.detail["new_digest"] == _sha(bad)
@@ -97,7 +108,7 @@ def test_sighup_and_a_changed_file_reload_and_a_bad_policy_is_refused(tmp_path, 
 
         # fixed: the next reload replaces v3 (the bad one never was in force)
         v5 = _policy_text(5)
-        policy.write_text(v5, encoding="utf-8")
+        _replace(policy, v5)
         ev = _wait_for(repo, 4, log)
         assert ev.outcome == events.SUCCESS and ev.policy == "default@5"
         assert (ev.detail["old_digest"], ev.detail["new_digest"]) == (_sha(v3), _sha(v5))

@@ -70,17 +70,20 @@ def grant_period_end(session: Session, right: ReadRight) -> datetime | None:
 
 
 def reading(session: Session, principal: Principal, package: Package, *, path: str | None = None,
-            exact: bool = True, need_right: bool = True) -> Reading:
+            exact: bool = True, need_right: bool = True, right: ReadRight | None = None) -> Reading:
     """The state of ``package`` that ``principal`` reads (module docstring).
 
     ``path``: the file asked for (a grant of an item holding it, in any
     version, opens it).  ``exact``: staff get the version named rather than
     the newest kept.  ``need_right``: raise AccessRefused without a read
     right (else the right says no and the state is the one the reader would
-    get).  Raises NotFound when no version of the package is kept.
+    get).  ``right``: the reader's right already decided by the caller (an
+    item's page decides it with the item's own grants), whose period bounds
+    the version.  Raises NotFound when no version of the package is kept.
     """
     lineage = versions.lineage_versions(session, package.id)
-    right = _right(session, principal, package, path, [v.package_id for v in lineage], need_right)
+    if right is None:
+        right = _right(session, principal, package, path, [v.package_id for v in lineage], need_right)
     if not lineage:
         return Reading(package.id, package.id, 1, package.id, 1, right, None)
     end = None

@@ -118,7 +118,9 @@ def item_detail(repo: Repository, principal: Principal, doi: str) -> dict[str, A
             decision = decide_for_item(s, principal.library_id, package.collection, package, item)
             standing, why = (REQUEST if decision.approve else DARK), decision.why
         out = item_summary(item)
-        state = reading(s, principal, package, exact=False, need_right=False)  # the version its files are of
+        # the version its files are of, bounded by the same right (an item or title grant ending in 2022 shows
+        # the files as delivered by 2022, the ones its download links serve)
+        state = reading(s, principal, package, exact=False, need_right=False, right=right)
         out.update(standing=standing, standing_reason=why, version=state.to_dict(),
                    files=_files(s, item, state) if right.allowed or principal.is_staff else None)
         if right.allowed:

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,7 +39,9 @@ from preservation.errors import (
     StorageError,
 )
 from preservation.events import KEY_INTRODUCTION, SUCCESS, record_event, verify_chain
-from preservation.notes import SigningKey, cosigners, parse_body, signatures, verify_note
+from preservation.notes import (
+    MAX_NOTE, MAX_SIGNATURES, SigningKey, body_of, cosigners, parse_body, signatures, verify_note,
+)
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 from preservation.settings import Settings
@@ -151,14 +154,37 @@ def _steps(session: Session, held: int, held_note: str | None, origin: str) -> l
     return steps
 
 
-def _add_cosignature(session: Session, size: int, cosigned: str) -> None:
+def _add_cosignature(session: Session, size: int, cosigned: str, witness_key: str) -> bool:
+    """Add to the catalog's checkpoint of ``size`` the one co-signature line of ``cosigned`` made by the node's
+    pinned ``witness_key`` over that checkpoint; nothing else of the agent's answer is kept. Whether one was."""
     row = session.get(Checkpoint, size, with_for_update=True)
-    if row is None or row.note.partition("\n\n")[0] != cosigned.partition("\n\n")[0]:
-        return
+    if row is None or len(cosigned) > MAX_NOTE or body_of(row.note) != body_of(cosigned):
+        return False
+    name, kid, key = parse_verifier_key(witness_key)
+    body = body_of(row.note).encode("utf-8")
     have = set(row.note.partition("\n\n")[2].splitlines())
-    extra = [line for line in cosigned.partition("\n\n")[2].splitlines() if line and line not in have]
-    if extra:
-        row.note = row.note + "".join(line + "\n" for line in extra)
+    for line in cosigned.partition("\n\n")[2].split("\n")[:MAX_SIGNATURES]:
+        for signer, signer_kid, signature in signatures("\n\n" + line):
+            if (signer, signer_kid) != (name, kid):
+                continue
+            try:
+                key.verify(signature, body)
+            except InvalidSignature:
+                continue
+            if line not in have:
+                row.note = row.note + line + "\n"
+            return True
+    return False
+
+
+def _agent_answer(answer: Any) -> dict[str, str]:
+    """The agent's answer to a witness request, its fields checked; CheckpointInvalid when it is not one."""
+    fields = ("note", "witness_key", "witness_key_id")
+    if not isinstance(answer, dict) or not all(isinstance(answer.get(f), str) for f in fields):
+        raise CheckpointInvalid("the node's answer to the witness request is not a witness document")
+    if len(answer["note"]) > MAX_NOTE:
+        raise CheckpointInvalid("the node's co-signed note is too long")
+    return {f: answer[f] for f in fields}
 
 
 def witness_node(repo: Repository, node: Node, *, introduce: bool = False) -> dict[str, Any]:
@@ -183,12 +209,14 @@ def witness_node(repo: Repository, node: Node, *, introduce: bool = False) -> di
                         "log_keys": _log_keys(settings, (_introduced(note_text),) if introduce else ()),
                         "introduce": introduce}
             if agent is not None:
-                answer = agent.witness(document)
+                answer = _agent_answer(agent.witness(document))
                 report["witness_key"] = answer["witness_key_id"]
                 if _pin_witness_key(settings, node.name, answer["witness_key"]):
                     report["witness_key_pinned"] = True
                 with repo.catalog.session() as s:
-                    _add_cosignature(s, step_size, answer["note"])
+                    if not _add_cosignature(s, step_size, answer["note"], answer["witness_key"]):
+                        raise CheckpointInvalid(f"node {node.name} answered without a valid co-signature by its "
+                                                "witness key")
             else:
                 held = _write_record(settings, adapter, held, note_text, proof, leaves, introduce)
             size = step_size

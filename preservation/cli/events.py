@@ -180,7 +180,7 @@ def checkpoint(rotate_key: bool, as_json: bool) -> None:
         say(f"new signing key {rotated['key']} (key {rotated['retired']} retired); public key: {rotated['verifier_key']}")
     state = "signed" if made["new"] else "unchanged since the last checkpoint"
     say(f"checkpoint at {made['size']} events, {state} (key {made['key_id']}):")
-    click.echo(made["note"], nl=False)
+    click.echo(visible_controls(made["note"], keep_newlines=True), nl=False)
     _say_witnesses(made["witnesses"])
     exit_on_findings(not made["witnesses"]["refused"])
 

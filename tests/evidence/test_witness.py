@@ -298,3 +298,41 @@ def test_a_rotated_key_is_taken_by_the_agents_from_a_note_both_keys_signed(run_c
         assert witness.verify_witnesses(repo)["ok"]
     finally:
         repo.close()
+
+
+def test_only_the_nodes_own_valid_co_signature_is_kept_from_its_answer(network, monkeypatch):
+    """An agent's answer is outside input: junk lines, terminal escapes, a line by another key, a wrong
+    signature or a document of the wrong shape never reach the catalog's note (review)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from preservation.notes import SigningKey, body_of, signature_line
+    from preservation.signing_keys import key_id, raw_public
+    from storage_adapters.node import NodeStore
+
+    stranger_key = Ed25519PrivateKey.generate()
+    stranger = SigningKey("witness.uni", key_id("witness.uni", raw_public(stranger_key.public_key())), stranger_key)
+    real = NodeStore.witness
+
+    def noisy(self, document):
+        answer = real(self, document)
+        body = body_of(answer["note"])
+        bad = signature_line(stranger, body)  # a well-formed line by a key that is not the node's
+        answer["note"] += "".join(f"\x1b[31mjunk {i}\x1b[0m\n" for i in range(500)) + bad
+        return answer
+
+    monkeypatch.setattr(NodeStore, "witness", noisy)
+    append_events(network, 5)
+    made = _checkpoint(network)
+    assert set(_statuses(made).values()) <= {"witnessed", "up to date"}
+    with network.catalog.session() as s:
+        note = s.scalars(select(Checkpoint).order_by(Checkpoint.size.desc())).first().note
+    assert "\x1b" not in note and "junk" not in note and stranger.key_id not in {k for _, k, _ in signatures(note)}
+    assert len([1 for _ in signatures(note)]) == 1 + len(AGENTS)  # the log's own line and one per agent
+
+    monkeypatch.setattr(NodeStore, "witness", lambda self, document: {"note": 7, "witness_key": None})
+    append_events(network, 2, start=5)
+    made = _checkpoint(network)
+    assert {_statuses(made)[name] for name, _, _ in AGENTS} == {"refused"}
+    with network.catalog.session() as s:
+        latest = s.scalars(select(Checkpoint).order_by(Checkpoint.size.desc())).first().note
+    assert len([1 for _ in signatures(latest)]) == 1  # nothing of a malformed answer was kept

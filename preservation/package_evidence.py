@@ -5,14 +5,15 @@ catalog, by ``catalog rebuild --from-nodes`` and by a node agent
 (``preserve node verify-package``):
 
 1. the evidence's Ed25519 signature, by a key of the coordinator given by its
-   public key (a record whose signature does not verify is not trusted:
-   ``R006``);
+   public key (a record whose signature does not verify, or that has none
+   though keys are given, is not trusted: ``R006``);
 2. the checkpoint it carries: its note signed by such a key, and the
    inclusion proof of the package's latest event under its root (``R009``);
 3. every tag file it names, recomputed on the node (``R009``): the tag
    manifests and manifests pin every payload file, which an audit checks;
 4. the events file: its first lines hash to what the evidence signed, and
-   every line to its own ``hash`` (``R007``: the file is not used).
+   every line to its own ``hash`` with fields a catalog can hold (``R007``:
+   the file is not used).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,7 +59,8 @@ class RecordCheck:
     package_id: str
     node: str
     record: dict[str, Any] | None = None
-    """The record when it can be used: signed by a known key, or unsigned (with an R010 warning)."""
+    """The record when it can be used: signed by a known key, or unsigned (an R010 warning) only where no key is
+    given or unsigned records are allowed explicitly."""
     signed: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     """Every event of the events file, each matching its hash; empty when the file is not used."""
@@ -138,8 +142,41 @@ def _check_tag_files(adapter: StorageAdapter, layout: PackageLayout, body: dict[
                  path=f"{node}:{layout.key(path)}")
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TEXT = {"event_id": 36, "event_type": 64, "outcome": 16, "agent": 200}
+"""The string fields of an event and their longest length (the catalog's columns)."""
+_OPTIONAL_TEXT = {"node_name": 64, "policy": 100}
+_OPTIONAL_INT = ("replica_id", "job_id")
+
+
+def _field_problem(ev: dict[str, Any]) -> str | None:
+    """Why an event's fields cannot go into a catalog (a wrong type, format or length), or None."""
+    for name in ("seq", *_OPTIONAL_INT):
+        value = ev[name]
+        if (value is not None or name == "seq") and (type(value) is not int or not 0 < value < 2 ** 63):
+            return f"its {name} is not a positive integer"
+    for name, longest in {**_TEXT, **_OPTIONAL_TEXT}.items():
+        value = ev[name]
+        if value is None and name in _OPTIONAL_TEXT:
+            continue
+        if not isinstance(value, str) or not value or len(value) > longest:
+            return f"its {name} is not a string of 1 to {longest} characters"
+    if not isinstance(ev["occurred_at"], str) or len(ev["occurred_at"]) > 40:
+        return "its occurred_at is not a date"
+    try:
+        datetime.fromisoformat(ev["occurred_at"])
+    except ValueError:
+        return "its occurred_at is not a date"
+    if not isinstance(ev["detail"], dict):
+        return "its detail is not an object"
+    if not _HEX64.fullmatch(ev["prev_hash"]):
+        return "its prev_hash is not a sha256"
+    return None
+
+
 def _read_events(data: bytes, package_id: str) -> tuple[list[dict[str, Any]], str | None]:
-    """The events of a file, or why it cannot be used (the first line that does not hold)."""
+    """The events of a file, or why it cannot be used (the first line that does not hold): every line must
+    match its hash and carry fields a catalog can hold, of the package, in ``seq`` order."""
     out: list[dict[str, Any]] = []
     last = 0
     for n, line in enumerate(data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"), 1):
@@ -149,7 +186,10 @@ def _read_events(data: bytes, package_id: str) -> tuple[list[dict[str, Any]], st
             return [], f"line {n} is not JSON"
         if not isinstance(ev, dict) or hash_of_exported(ev) != ev.get("hash"):
             return [], f"line {n} does not match its hash (altered)"
-        if ev["package_id"] != package_id or not isinstance(ev["seq"], int) or ev["seq"] <= last:
+        problem = _field_problem(ev)
+        if problem is not None:
+            return [], f"line {n} cannot be restored: {problem}"
+        if ev["package_id"] != package_id or ev["seq"] <= last:
             return [], f"line {n} is of another package or out of order"
         last = ev["seq"]
         out.append(ev)
@@ -157,10 +197,12 @@ def _read_events(data: bytes, package_id: str) -> tuple[list[dict[str, Any]], st
 
 
 def check_record(adapter: StorageAdapter, package_id: str, keys: Keys, *, node: str,
-                 check_files: bool = True) -> RecordCheck:
+                 check_files: bool = True, allow_unsigned: bool = False) -> RecordCheck:
     """Check the record and events file of ``package_id`` on ``adapter`` (node ``node``) with ``keys``.
 
-    What it finds is in the result's findings; raises InvalidKey for a package id that is no key."""
+    With keys, a record without evidence is not trusted (R006: anyone can strip a signature) unless
+    ``allow_unsigned`` (then an R010 warning); with no key at all (a home that never signed) it is an R010
+    warning.  What it finds is in the result's findings; raises InvalidKey for a package id that is no key."""
     layout = PackageLayout(package_id)
     out = RecordCheck(package_id, node)
     where = f"{node}:{layout.record_key}"
@@ -181,6 +223,10 @@ def check_record(adapter: StorageAdapter, package_id: str, keys: Keys, *, node: 
         return out
     evidence = record.get("evidence")
     body: dict[str, Any] = {}
+    if evidence is None and keys and not allow_unsigned:
+        note(out.findings, REBUILD_RECORD_UNTRUSTED, "the package record is not signed, though the coordinator "
+                                                     "signs with a key: its evidence was removed", path=where)
+        return out
     if evidence is None:
         note(out.findings, REBUILD_NO_EVIDENCE, "the package record is not signed", path=where)
     else:
@@ -248,12 +294,13 @@ def load_verifier_keys(paths: list[Path]) -> dict[str, tuple[str, Ed25519PublicK
 
 
 def verify_packages(adapter: StorageAdapter, package_ids: list[str], keys: Keys, *, node: str,
-                    check_files: bool = True) -> list[RecordCheck]:
+                    check_files: bool = True, allow_unsigned: bool = False) -> list[RecordCheck]:
     """Check the records of ``package_ids`` (every package recorded on ``adapter`` when empty): a package
     without a record there is an R004 finding.  Raises the adapter's errors (and InvalidKey for a bad id)."""
     checks = []
     for package_id in package_ids or sorted(recorded_package_ids(adapter)):
-        check = check_record(adapter, package_id, keys, node=node, check_files=check_files)
+        check = check_record(adapter, package_id, keys, node=node, check_files=check_files,
+                             allow_unsigned=allow_unsigned)
         if check.record is None and check.findings.ok:
             note(check.findings, REBUILD_NODE_FAILED, "there is no package record of it on this node",
                  path=f"{node}:{PackageLayout(package_id).record_key}")

@@ -17,8 +17,11 @@ it or when its hash is the one the nodes witnessed (the event hashes each
 witnessed checkpoint added, under ``.preserve/witness/``); a copy whose hash
 differs from the witnessed one is dropped, and copies that disagree, or
 neighbours whose chain link breaks, are restored only where confirmed
-(``R008`` otherwise).  The restored events are appended to the new catalog's log in
-their old order, each with its old ``seq``, ``hash`` and ``prev_hash`` under
+(``R008`` otherwise).  With keys, an unconfirmed event is restored only when it
+links to a restored event just before it (no gap in ``seq``), and a witness
+record's event hashes only when they lead to the root its note signs.  The
+restored events are appended to the new catalog's log in their old order, in
+one transaction, each with its old ``seq``, ``hash`` and ``prev_hash`` under
 ``detail.restored``: the new log verifies on its own, and the old hashes can
 still be checked against the old checkpoints.
 """
@@ -61,7 +64,7 @@ from preservation.package_evidence import Keys, RecordCheck, check_record
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 from preservation.versions import rebind_version
-from preservation.witness_records import held_records, read_leaves
+from preservation.witness_records import edge_root, extend, held_records, read_leaves
 from storage_adapters import StorageAdapter
 
 BATCH = 5000
@@ -104,13 +107,22 @@ def _package_ids(adapter: StorageAdapter, scan: bool) -> set[str]:
 _RECORD_FIELDS = {"name": str, "source_kind": str, "policy": str, "collection": dict, "version": dict}
 
 
-def _well_formed(record: dict[str, Any]) -> dict[str, Any]:
+def _well_formed(record: dict[str, Any], *, signed: bool) -> dict[str, Any]:
     """The record's fields of the right type (an unsigned record is outside text: one of the wrong type is
-    left out, and the bag's own tag files say instead)."""
+    left out, and the bag's own tag files say instead).  Who may read a collection is never taken from an
+    unsigned record: without a signed one the collection is rebuilt ``dark``."""
     out = {k: v for k, v in record.items() if k in _RECORD_FIELDS and isinstance(v, _RECORD_FIELDS[k])}
     if "collection" in out:
-        out["collection"] = {k: v for k, v in out["collection"].items() if isinstance(v, str)}
+        out["collection"] = {k: v for k, v in out["collection"].items()
+                             if isinstance(v, str) and (signed or k != "access_mode")}
     return out
+
+
+def _chosen_record(checks: list[RecordCheck]) -> dict[str, Any]:
+    """The package's record to register it from: a signed one first, else an unsigned one (only usable when
+    the home has no key, see :func:`check_record`), else nothing (the bag says)."""
+    usable = sorted((c for c in checks if c.record is not None), key=lambda c: not c.signed)
+    return _well_formed(usable[0].record, signed=usable[0].signed) if usable else {}
 
 
 def _coordinator_keys(repo: Repository) -> Keys:
@@ -141,15 +153,18 @@ def witnessed_hashes(repo: Repository, nodes: list[Node], wanted: set[int], keys
     for node, origin in ((n, o) for n in nodes for o in origins):
         adapter = repo.adapter(node)
         try:
-            for record in held_records(adapter, origin):
-                start, size = int(record["from"]), int(record["size"])
+            records = {int(r["size"]): r for r in held_records(adapter, origin)}
+            for size, record in sorted(records.items()):
+                start = int(record["from"])
                 if size <= start or size < low or start >= high:
                     continue
-                signed = verify_note(str(record["note"]), keys)
-                if signed.size != size:
-                    raise ValueError(f"the witness record of size {size} holds a note of size {signed.size}")
                 leaves = read_leaves(adapter, origin, size)
-                for i in range(min(len(leaves) // merkle.HASH_SIZE, size - start)):
+                if not _leaves_give_the_signed_root(records, start, size, leaves, keys):
+                    note(findings, REBUILD_EVENT_UNCONFIRMED,
+                         f"the event hashes of its witness record of size {size} do not lead to the signed root: "
+                         "not used", path=node.name)
+                    continue
+                for i in range(size - start):
                     if start + 1 + i in wanted:
                         seen.setdefault(start + 1 + i, set()).add(leaves[i * 32:(i + 1) * 32].hex())
         except (PreservationError, ValueError, KeyError, TypeError) as e:
@@ -160,12 +175,43 @@ def witnessed_hashes(repo: Repository, nodes: list[Node], wanted: set[int], keys
     return {seq: next(iter(hashes)) for seq, hashes in seen.items() if len(hashes) == 1}
 
 
-def merge_events(checks: list[RecordCheck], findings: FindingList,
-                 witnessed: dict[int, str] | None = None) -> list[dict[str, Any]]:
+def _signed_edge(records: dict[int, dict[str, Any]], size: int, keys: Keys) -> list[bytes] | None:
+    """The tree's right edge at ``size`` as the record of that size holds it, when it gives the root the
+    record's note signs (the empty tree's edge for 0); None otherwise."""
+    if size == 0:
+        return []
+    record = records.get(size)
+    if record is None:
+        return None
+    signed = verify_note(str(record["note"]), keys)
+    edge = list(record["frontier"])
+    if signed.size != size or len(edge) != bin(size).count("1") or edge_root(edge) != signed.root:
+        return None
+    return edge
+
+
+def _leaves_give_the_signed_root(records: dict[int, dict[str, Any]], start: int, size: int, leaves: bytes,
+                                 keys: Keys) -> bool:
+    """Whether the event hashes a witness record added, folded onto the previous record's signed right edge,
+    give the root its own note signs (a file:// or s3:// node's leaves are written by whoever can write there).
+    Raises CheckpointInvalid for a note no key signs."""
+    before = _signed_edge(records, start, keys)
+    if before is None or len(leaves) != (size - start) * merkle.HASH_SIZE:
+        return False
+    signed = verify_note(str(records[size]["note"]), keys)
+    after = extend(before, start, leaves)
+    return signed.size == size and edge_root(after) == signed.root
+
+
+def merge_events(checks: list[RecordCheck], findings: FindingList, witnessed: dict[int, str] | None = None, *,
+                 keyed: bool = True) -> list[dict[str, Any]]:
     """The events to restore, in ``seq`` order, from the events files that held (see the module's text).
 
     An event is confirmed when a verified signature covers it or its hash is the one the nodes witnessed;
-    a copy whose hash differs from the witnessed one is dropped."""
+    a copy whose hash differs from the witnessed one is dropped.  When the coordinator has keys
+    (``keyed``), an event no signature or witness confirms is restored only when it links to the event just
+    before it (``seq - 1``, no gap) and that one is restored: anyone who can write to a node can append lines
+    that hash well."""
     witnessed = witnessed or {}
     by_seq: dict[int, dict[str, _Version]] = {}
     for check in checks:
@@ -209,22 +255,43 @@ def merge_events(checks: list[RecordCheck], findings: FindingList,
                                                       + (f"event(s) {', '.join(map(str, dropped))} not restored"
                                                          if dropped else "both are confirmed, both restored"),
                  path=chosen[b].event["package_id"])
-    return [chosen[s].event for s in seqs if s not in unconfirmed]
+    kept = [s for s in seqs if s not in unconfirmed]
+    if keyed:
+        kept = _chained_from_confirmed(kept, chosen, findings)
+    return [chosen[s].event for s in kept]
+
+
+def _chained_from_confirmed(seqs: list[int], chosen: dict[int, _Version], findings: FindingList) -> list[int]:
+    """``seqs`` less every unconfirmed event that does not link, without a gap, to a restored event."""
+    kept: list[int] = []
+    restored: dict[int, str] = {}
+    for seq in seqs:
+        ev = chosen[seq].event
+        if chosen[seq].signed or restored.get(seq - 1) == ev["prev_hash"]:
+            kept.append(seq)
+            restored[seq] = ev["hash"]
+        else:
+            note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} on {', '.join(chosen[seq].nodes)} is covered by "
+                                                      "no signature or witness record and does not follow a restored "
+                                                      "event: not restored", path=ev["package_id"])
+    return kept
 
 
 def _restore_events(repo: Repository, restored: list[dict[str, Any]]) -> None:
-    """Append the old events to the new log in their old order, their old chain under ``detail.restored``."""
-    for start in range(0, len(restored), BATCH):
-        with repo.catalog.session() as s:
+    """Append the old events to the new log in their old order, their old chain under ``detail.restored``, in
+    one transaction: all of them or none (their fields were checked when the events file was read)."""
+    with repo.catalog.session() as s:
+        for start in range(0, len(restored), BATCH):
             for ev in restored[start:start + BATCH]:
-                detail = ev["detail"] if isinstance(ev["detail"], dict) else {"value": ev["detail"]}
                 events.record_event(
                     s, ev["event_type"], ev["outcome"], agent=ev["agent"], package_id=ev["package_id"],
                     node_name=ev["node_name"], policy=ev["policy"],
                     occurred_at=datetime.fromisoformat(ev["occurred_at"]),
-                    detail={**detail, "restored": {k: ev[k] for k in ("seq", "event_id", "hash", "prev_hash",
-                                                                       "replica_id", "job_id")}},
+                    detail={**ev["detail"], "restored": {k: ev[k] for k in ("seq", "event_id", "hash", "prev_hash",
+                                                                             "replica_id", "job_id")}},
                 )
+            s.flush()
+            s.expunge_all()  # written to the transaction: the session need not hold every restored event
 
 
 def _collection(session, record: dict[str, Any], info, findings: FindingList, package_id: str) -> Collection | None:
@@ -318,7 +385,7 @@ def rebuild_from_nodes(
     every_check = [c for cs in checks.values() for c in cs]
     witnessed = witnessed_hashes(repo, nodes, {ev["seq"] for c in every_check for ev in c.events}, keys,
                                  report.findings)
-    restored = merge_events(every_check, report.findings, witnessed)
+    restored = merge_events(every_check, report.findings, witnessed, keyed=bool(keys))
     _restore_events(repo, restored)
     report.events_restored = len(restored)
     replica_ids: list[int] = []
@@ -332,7 +399,7 @@ def rebuild_from_nodes(
             continue
         for f in metadata.findings.errors:
             report.findings.add(REBUILD_BAG_PROBLEM, str(f), path=package_id)
-        record = _well_formed(next((c.record for c in checks[package_id] if c.record is not None), {}))
+        record = _chosen_record(checks[package_id])
         rows = _file_rows(adapter, package_id, metadata, report.findings)
         info = metadata.bag_info
         with repo.catalog.session() as s:

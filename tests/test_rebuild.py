@@ -24,6 +24,7 @@ from preservation.repository import Repository
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
 from preservation.witness import checkpoint_and_witness
+from preservation.witness_records import leaves_key, log_prefix
 
 from .corruption import flip_bit
 from .fixtures import NODES, node_root, replicas_by_node
@@ -213,5 +214,93 @@ def test_the_nodes_witness_records_settle_a_forged_event_no_signature_covers(rep
         assert report.events_restored == len(before)  # the genuine one, from the other nodes
         assert _restored(fresh, preserved)[forged["event_id"]] == (before[last]["event_type"], before[last]["outcome"],
                                                                    before[last]["hash"])
+    finally:
+        fresh.close()
+
+
+def _append_line(path, change):
+    """Append a line after the file's last, hashed by the rule (a forger who can write to the node)."""
+    last = json.loads(path.read_text("utf-8").splitlines()[-1])
+    ev = {**last, "event_id": "f" * 8 + last["event_id"][8:]}
+    change(ev, last)
+    ev["hash"] = event_hash({k: ev[k] for k in HASHED_FIELDS}, ev["prev_hash"])
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(ev, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return ev
+
+
+def test_a_forged_event_after_a_gap_in_seq_is_not_restored(repo, preserved):
+    before = _package_events(repo, preserved)
+
+    def deaccession(ev, last):
+        ev.update(seq=last["seq"] + 1000, prev_hash="f" * 64, event_type="deaccession")
+
+    forged = _append_line(_events_file(repo, "uni-pku", preserved), deaccession)
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert [f.code for f in report.findings] == ["R008"], report.to_dict()
+        assert f"event {forged['seq']}" in report.findings.errors[0].message
+        assert forged["event_id"] not in _restored(fresh, preserved)
+        assert report.events_restored == len(before)
+    finally:
+        fresh.close()
+
+
+def test_an_unconfirmed_event_is_restored_only_when_it_follows_a_restored_one_without_a_gap():
+    def ev(seq, prev, h):
+        return {"seq": seq, "hash": h, "prev_hash": prev, "package_id": "p"}
+
+    events = [ev(1, "0" * 64, "h1"), ev(2, "h1", "h2"), ev(3, "h2", "h3"), ev(5, "h4", "h5"), ev(6, "h5", "h6")]
+    findings = FindingList()
+    kept = merge_events([RecordCheck("p", "a", events=events, signed_events=2)], findings)
+    assert [e["seq"] for e in kept] == [1, 2, 3]  # 3 follows signed 2; 5 and 6 follow a gap
+    assert [f.code for f in findings] == ["R008", "R008"]
+    findings = FindingList()
+    kept = merge_events([RecordCheck("p", "a", events=events)], findings, keyed=False)  # a home that never signed
+    assert [e["seq"] for e in kept] == [1, 2, 3, 5, 6] and findings.ok
+
+
+def test_an_event_line_whose_fields_a_catalog_cannot_hold_is_refused_and_the_rebuild_goes_on(repo, preserved):
+    before = _package_events(repo, preserved)
+
+    def not_a_date(ev, last):
+        ev.update(seq=last["seq"] + 1, prev_hash=last["hash"], occurred_at="not a date")
+
+    _append_line(_events_file(repo, "uni-pku", preserved), not_a_date)
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert [(f.code, f.path.split(":")[0]) for f in report.findings] == [("R007", "uni-pku")], report.to_dict()
+        assert report.events_restored == len(before) and report.packages == [preserved]
+        with fresh.catalog.session() as s:
+            assert verify_chain(s).ok
+    finally:
+        fresh.close()
+
+
+def test_witness_leaves_that_do_not_lead_to_the_signed_root_are_not_used(repo, preserved):
+    checkpoint_and_witness(repo)
+    before = _package_events(repo, preserved)
+    last = len(before) - 1
+
+    def failed(ev):
+        ev["outcome"] = "failure"
+
+    forged = _rewrite_line(_events_file(repo, "uni-pku", preserved), last, failed, rehash=True)
+    origin = repo.settings.checkpoints.origin
+    for name, _, _ in NODES:  # whoever can write to the nodes puts the forged hash in every node's leaves
+        for path in (node_root(repo, name) / log_prefix(origin) / "checkpoints").glob("*.json"):
+            record = json.loads(path.read_text("utf-8"))
+            index = forged["seq"] - 1 - record["from"]
+            if 0 <= index < record["size"] - record["from"]:
+                leaves_path = node_root(repo, name) / leaves_key(origin, record["size"])
+                leaves = bytearray(leaves_path.read_bytes())
+                leaves[index * 32:(index + 1) * 32] = bytes.fromhex(forged["hash"])
+                leaves_path.write_bytes(bytes(leaves))
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert {f.code for f in report.findings} == {"R008"}, report.to_dict()
+        assert sum("do not lead to the signed root" in f.message for f in report.findings) == len(NODES)
+        assert forged["event_id"] not in _restored(fresh, preserved)  # neither version: nothing settles it
+        assert report.events_restored == len(before) - 1
     finally:
         fresh.close()

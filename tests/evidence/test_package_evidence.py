@@ -7,12 +7,14 @@ import base64
 import hashlib
 import json
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from preservation.catalog.models import Package, Replica
 from preservation.checkpoints import make_checkpoint, public_keys
 from preservation.collection import add_collection
+from preservation.events import HASHED_FIELDS, event_hash
 from preservation.home import init_home
 from preservation.ingest import ingest
 from preservation.layout import PackageLayout
@@ -248,3 +250,116 @@ def test_a_home_without_a_key_writes_unsigned_records_that_a_rebuild_uses_with_a
         with fresh.catalog.session() as s:
             package = s.get(Package, package_id)
             assert package.collection.key == "journals" and isinstance(package.name, str)
+
+
+def _strip_evidence(repo, node, package_id, **collection):
+    path = _record_path(repo, node, package_id)
+    record = json.loads(path.read_text("utf-8"))
+    del record["evidence"]
+    record["collection"].update(collection)
+    path.write_text(json.dumps(record), "utf-8")
+
+
+def test_a_stripped_signature_is_untrusted_when_the_coordinator_has_keys(repo, preserved, run_cli):
+    bag_info = node_root(repo, "cas-nsl") / preserved / "bag-info.txt"
+    bag_info.write_bytes(bag_info.read_bytes().replace(b"Publisher Ltd", b"Publisher Lte"))  # tampered, too
+    _strip_evidence(repo, "cas-nsl", preserved)
+    check = _check(repo, "cas-nsl", preserved)
+    assert [f.code for f in check.findings] == ["R006"] and check.record is None
+    assert "not signed" in check.findings.errors[0].message
+    keys = [a for f in _pub_files(repo) for a in ("--coordinator-key", f)]
+    storage = node_root(repo, "cas-nsl").as_uri()
+    out = run_cli("node", "verify-package", "--storage", storage, *keys, preserved, "--json", exit_code=1,
+                  home=repo.settings.home).json()
+    assert out["ok"] is False and [f["code"] for f in out["packages"][0]["findings"]] == ["R006"]
+    out = run_cli("node", "verify-package", "--storage", storage, *keys, "--allow-unsigned", preserved, "--json",
+                  exit_code=None, home=repo.settings.home).json()
+    assert [(f["code"], f["severity"]) for f in out["packages"][0]["findings"]] == [("R010", "warning")]
+
+
+def test_a_stripped_record_cannot_open_a_dark_collection_in_a_rebuild(repo, preserved):
+    with repo.catalog.session() as s:
+        assert s.get(Package, preserved).collection.access_mode == "dark"
+    for name in ("cas-nsl", "inst-istic"):  # the first nodes read; uni-pku keeps its signed record
+        _strip_evidence(repo, name, preserved, access_mode="open")
+    home = repo.settings.home
+    repo.close()
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    with Repository.open(home) as fresh:
+        for name, org_type, region in NODES:
+            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+        report = rebuild_from_nodes(fresh, audit=False)
+        assert not report.ok
+        assert sorted((f.code, f.path.split(":")[0]) for f in report.findings) == [("R006", "cas-nsl"),
+                                                                                    ("R006", "inst-istic")]
+        with fresh.catalog.session() as s:
+            assert s.get(Package, preserved).collection.access_mode == "dark"
+
+
+def test_an_unsigned_record_never_names_who_may_read_a_collection(tmp_path, sample_delivery):
+    home = tmp_path / "keyless"
+    home.mkdir()
+    (home / "preserve.yaml").write_text("checkpoints:\n  every_events: 10000\n", "utf-8")
+    init_home(home)
+    with Repository.open(home) as repo:
+        for name, org_type, region in NODES:
+            add_node(repo, name, org_type, region, node_root(repo, name).as_uri())
+        add_collection(repo, "journals", "Journals", publisher="P", licence="L")
+        package_id = ingest(repo, sample_delivery, "journals")["package_id"]
+        for name, _, _ in NODES:
+            path = _record_path(repo, name, package_id)
+            record = json.loads(path.read_text("utf-8"))
+            record["collection"]["access_mode"] = "open"
+            path.write_text(json.dumps(record), "utf-8")
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    with Repository.open(home) as fresh:
+        for name, org_type, region in NODES:
+            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+        report = rebuild_from_nodes(fresh, audit=False)
+        assert {f.code for f in report.findings} == {"R010"}
+        with fresh.catalog.session() as s:
+            package = s.get(Package, package_id)
+            assert package.collection.key == "journals" and package.collection.access_mode == "dark"
+
+
+def _next_line(good, change):
+    """A line after the file's last, linked to it and hashed by the rule, with ``change`` made to its fields."""
+    last = json.loads(good.splitlines()[-1])
+    ev = {**last, "seq": last["seq"] + 1, "event_id": "0" * 8 + last["event_id"][8:], "prev_hash": last["hash"]}
+    change(ev)
+    ev["hash"] = event_hash({k: ev[k] for k in HASHED_FIELDS}, ev["prev_hash"])
+    return (json.dumps(ev, ensure_ascii=False) + "\n").encode()
+
+
+BAD_FIELDS = {
+    "occurred_at not a date": lambda ev: ev.update(occurred_at="not a date"),
+    "occurred_at not a string": lambda ev: ev.update(occurred_at=20261206),
+    "seq a bool": lambda ev: ev.update(seq=True),
+    "seq a string": lambda ev: ev.update(seq=str(ev["seq"])),
+    "detail a string": lambda ev: ev.update(detail="x"),
+    "detail a list": lambda ev: ev.update(detail=[1]),
+    "agent too long": lambda ev: ev.update(agent="a" * 201),
+    "event type too long": lambda ev: ev.update(event_type="t" * 65),
+    "outcome empty": lambda ev: ev.update(outcome=""),
+    "event id too long": lambda ev: ev.update(event_id="e" * 37),
+    "node name not a string": lambda ev: ev.update(node_name=5),
+    "policy too long": lambda ev: ev.update(policy="p" * 101),
+    "replica id a string": lambda ev: ev.update(replica_id="1"),
+    "job id negative": lambda ev: ev.update(job_id=-1),
+    "prev_hash not a sha256": lambda ev: ev.update(prev_hash="zz"),
+}
+
+
+@pytest.mark.parametrize("change", BAD_FIELDS.values(), ids=BAD_FIELDS.keys())
+def test_an_event_line_with_a_good_hash_and_a_bad_field_makes_the_file_unused(repo, preserved, change):
+    path = node_root(repo, "uni-pku") / PackageLayout(preserved).events_key
+    good = path.read_bytes()
+    path.write_bytes(good + _next_line(good, change))
+    check = _check(repo, "uni-pku", preserved)
+    assert [f.code for f in check.findings] == ["R007"], check.to_dict()
+    assert "cannot be restored" in check.findings.errors[0].message
+    assert check.events == [] and check.record is not None

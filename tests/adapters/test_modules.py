@@ -14,6 +14,7 @@ from storage_adapters.features import (
     FEATURE_NODE_DIGEST,
     FEATURE_TEMPORARY_FILES,
     FEATURE_TRAFFIC,
+    FEATURE_WITNESS,
 )
 from storage_adapters.wrappers import RetryingAdapter
 
@@ -50,5 +51,5 @@ def test_only_the_retry_wrapper_waits_to_try_again():
 
 def test_back_ends_declare_their_abilities_and_the_fan_out_needs_no_store_class():
     assert filesystem.FilesystemAdapter.abilities == {FEATURE_LOCAL_FILES, FEATURE_FLUSH, FEATURE_TEMPORARY_FILES}
-    assert node.NodeStore.abilities == {FEATURE_NODE_DIGEST, FEATURE_TRAFFIC}
+    assert node.NodeStore.abilities == {FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS}
     assert not hasattr(fanout, "FilesystemAdapter")  # named in annotations only: the store passes itself in

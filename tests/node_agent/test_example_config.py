@@ -27,4 +27,4 @@ def test_run_agents_script_parses_and_names_the_three_ports():
     script = EXAMPLE / "run-agents.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
-    assert "port=8101" in text and all(node in text for node in NODES)
+    assert "ports=(8101 8102 8103)" in text and all(node in text for node in NODES)  # the defaults

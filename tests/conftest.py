@@ -59,3 +59,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("fault injection")
         for line in fault_summary.LINES:
             terminalreporter.write_line(line)
+
+
+# Files holding tests marked slow are collected first, the most slow tests first: with pytest-xdist's
+# --dist loadfile (make test) each file runs whole in one process, so the long ones (the crash runs, the
+# OpenAPI fuzz, the wheel) start at once on different processes instead of trailing at the end on one.
+def pytest_collection_modifyitems(config, items):
+    slow: dict[str, int] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            file = item.nodeid.split("::", 1)[0]
+            slow[file] = slow.get(file, 0) + 1
+    items.sort(key=lambda item: -slow.get(item.nodeid.split("::", 1)[0], 0))  # stable: order kept within

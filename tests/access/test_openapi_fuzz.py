@@ -36,6 +36,7 @@ def operations(world):
     return [result.ok() for result in api.get_all_operations()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user", ["alice", "carol"])
 def test_no_input_causes_a_server_error(world, user):
     ops = operations(world)

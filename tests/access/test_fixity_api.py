@@ -105,7 +105,8 @@ def test_check_fixity_is_a_real_audit(client, world):
 @pytest.fixture(scope="session")
 def fixity_tool() -> Path:
     """The `fixity` command, in a venv cached under this interpreter's prefix (.venv/cache/)."""
-    venv = Path(sys.prefix) / "cache" / FIXITY_SPEC.replace("==", "-")
+    # the real path: its scripts name their interpreter by the path the venv was made at
+    venv = Path(sys.prefix).resolve() / "cache" / FIXITY_SPEC.replace("==", "-")
     exe = venv / "bin" / "fixity"
     marker = venv / ".installed"
     if not marker.exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -129,9 +130,11 @@ def test_restore_refuses_what_is_not_a_catalog_backup_and_leaves_the_catalog_alo
         assert verify_chain(s).ok and s.scalar(select(func.count()).select_from(Event)) > 0
 
 
-def test_a_sqlite_backup_taken_while_a_worker_writes_is_one_consistent_instant(repo, tmp_path):
+@contextmanager
+def _a_worker_writing(repo, first: int):
+    """A thread recording events through ``repo`` until the block ends; yields (stop, written) after ``first``."""
     stop = threading.Event()
-    written = []
+    written: list[int] = []
 
     def writer() -> None:
         while not stop.is_set():
@@ -142,8 +145,16 @@ def test_a_sqlite_backup_taken_while_a_worker_writes_is_one_consistent_instant(r
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        while len(written) < 20:
+        while len(written) < first:
             stop.wait(0.01)
+        yield stop, written
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_sqlite_backup_taken_while_a_worker_writes_is_one_consistent_instant(repo, tmp_path):
+    with _a_worker_writing(repo, 20) as (stop, _written):
         counts = []
         for n in range(3):
             dest = tmp_path / f"backup-{n}.sqlite"
@@ -160,9 +171,6 @@ def test_a_sqlite_backup_taken_while_a_worker_writes_is_one_consistent_instant(r
                 assert verify_chain(s).ok
             backup.dispose()
             stop.wait(0.05)
-    finally:
-        stop.set()
-        thread.join()
     with repo.catalog.session() as s:
         final = s.scalar(select(func.count()).select_from(Event))
     assert counts == sorted(counts) and counts[-1] < final  # each backup an instant while the writes went on
@@ -172,27 +180,13 @@ def test_a_sqlite_backup_taken_while_a_worker_writes_is_one_consistent_instant(r
 def test_a_backup_taken_while_a_worker_writes_restores_to_that_instant(tmp_path, catalog_url):
     """On SQLite and PostgreSQL: restored, the backup holds exactly the rows it counted, and its chain is whole."""
     repo = make_repo(tmp_path / "home", catalog_url)
-    stop = threading.Event()
-    written = []
-
-    def writer() -> None:
-        while not stop.is_set():
-            with repo.catalog.session() as s:
-                record_event(s, "job", "started", agent="writer", detail={"n": len(written)})
-            written.append(1)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
     try:
-        while len(written) < 10:
-            stop.wait(0.01)
-        made = backup_catalog(repo.catalog, tmp_path / "catalog.backup")
-        at_backup = len(written)
-        while len(written) < at_backup + 10:  # the writes go on after the backup
-            stop.wait(0.01)
+        with _a_worker_writing(repo, 10) as (stop, written):
+            made = backup_catalog(repo.catalog, tmp_path / "catalog.backup")
+            at_backup = len(written)
+            while len(written) < at_backup + 10:  # the writes go on after the backup
+                stop.wait(0.01)
     finally:
-        stop.set()
-        thread.join()
         repo.close()
     catalog = Catalog(catalog_url)
     try:

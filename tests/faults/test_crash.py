@@ -272,7 +272,7 @@ OPERATIONS = {
                   _version_two_unfinished, _resume_version_ingest, kills=15, after_kill=_half_visible,
                   after_resume=_version_two_is_the_delivery),
         Operation("replication", _registered, lambda corpus: ["worker", "--once", "--kind", "replicate"], 0,
-                  _not_all_verified, lambda repo, corpus: resume_work(repo)),
+                  _not_all_verified, lambda repo, corpus: resume_work(repo), open_delay=0.002),
         Operation("audit", _damaged, lambda corpus: ["audit"], 1, _not_all_audited, _resume_audit,
                   open_delay=0.003),
         Operation("repair", _audited, lambda corpus: ["worker", "--once", "--kind", "repair"], 0,
@@ -344,7 +344,7 @@ def test_kill_anywhere_then_resume(name, forkserver, corpus, saved_home, tmp_pat
         timings.append(clean.seconds)
     clean_after = _after_crash(home, corpus, op, damage, verified_before)
     assert clean_after.violations == [], f"the uninterrupted run broke an invariant: {clean_after.violations[:5]}"
-    duration = statistics.median(timings)
+    duration = min(timings)  # a loaded machine slows some clean runs; the shortest keeps the kills inside
 
     rng = random.Random(f"crash-{name}")
     landed = with_temporary = 0

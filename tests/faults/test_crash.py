@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -65,6 +65,11 @@ class Library(Base):
     ip_ranges: Mapped[list[Any]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # migration 0018: where decisions and expiring grants are mailed, the zone its pages show times in
+    # (null: the access_timezone setting) and the language of its mails (null: Chinese)
+    contact_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     users: Mapped[list["AccessUser"]] = relationship(back_populates="library")
 
@@ -82,6 +87,10 @@ class AccessUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # migration 0018: where a password reset link is mailed; a session is valid only while it carries the
+    # user's current epoch, which disabling the user or resetting the password moves on
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     library: Mapped[Library] = relationship(back_populates="users")
 
@@ -310,3 +319,40 @@ class LoginCounter(Base):
     client_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PasswordReset(Base):
+    """A password reset link sent by mail (or printed by the CLI): single use, expiring, only its sha256 kept."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("access_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Notification(Base):
+    """One e-mail to a person or a library, queued in the transaction that knows it is due, sent once.
+
+    ``key`` names what it tells (``request:17:new``, ``grant:4:expiring``), so the same news is never
+    queued twice, also after a restart; ``sent_at`` is set when the SMTP server accepted it.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_unsent", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -9,8 +9,9 @@ sent with one PutObject only after the source stream has been consumed (and
 verified); anything larger goes through a multipart upload that becomes
 visible only on completion and is aborted on any failure.  Every object and
 every part carries its SHA-256 (``x-amz-checksum-sha256``), so the server
-refuses bytes damaged on the way.  Memory stays at about two parts whatever
-the object size: one part is sent by a worker thread while the next fills.
+refuses bytes damaged on the way.  Memory stays at about five parts whatever
+the object size: up to four parts are sent by worker threads while the next
+fills.
 
 Listing walks the key space one '/' level at a time and merges files and
 sub-prefixes itself, so keys come out in byte order even from stores whose
@@ -27,12 +28,13 @@ older versions stay until the bucket's lifecycle rules expire them.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
 import heapq
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
@@ -83,6 +85,8 @@ MAX_PARTS = 10_000
 PARTS_PER_STEP = 1000
 SINGLE_COPY_LIMIT = 5 * GiB
 COPY_PART_SIZE = 512 * MiB
+# parts of one object sent at once, as boto3's TransferManager does (it sends 10); each holds a part in memory
+UPLOAD_CONCURRENCY = 4
 
 _NOT_FOUND = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
 _DENIED = {
@@ -419,19 +423,20 @@ class S3Adapter(StorageAdapter):
         self._write_multipart(key, _handed_over(early, parts), lock)
 
     def _write_multipart(self, key: str, parts: Iterator[tuple[int, bytearray]], lock: dict[str, Any]) -> None:
+        """Send the parts UPLOAD_CONCURRENCY at a time while the next fills (memory: that many parts plus one)."""
         name = self._name(key)
         upload = self._call("create_multipart_upload", key, Key=name, ChecksumAlgorithm="SHA256", **lock)["UploadId"]
         done: list[dict[str, Any]] = []
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-s3-part") as sender:
-                in_flight = None
+            with ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY, thread_name_prefix="preserve-s3-part") as sender:
+                in_flight: collections.deque[Future[dict[str, Any]]] = collections.deque()
                 for number, part in parts:
-                    if in_flight is not None:
-                        done.append(in_flight.result())
-                    in_flight = sender.submit(self._upload_part, key, upload, number, part)
+                    if len(in_flight) >= UPLOAD_CONCURRENCY:
+                        done.append(in_flight.popleft().result())
+                    in_flight.append(sender.submit(self._upload_part, key, upload, number, part))
                     del part
-                if in_flight is not None:
-                    done.append(in_flight.result())
+                while in_flight:
+                    done.append(in_flight.popleft().result())
             self._call("complete_multipart_upload", key, Key=name, UploadId=upload, MultipartUpload={"Parts": done})
         except BaseException:
             self._abort(name, upload)

@@ -6,7 +6,8 @@
   budget;
 * findings: the findings of each node's failed fixity checks, per day;
 * repairs: each node's repairs that succeeded and failed, per day;
-* queue depth: the most jobs waiting or running at any sample of the day, and the dead jobs.
+* queue depth: the most jobs waiting or running at any sample of the day, and the dead jobs, overall and per
+  node (the node of the copy a job is for; jobs for no copy, such as an ingest, are a row of their own).
 
 Every series is one aggregate query over an index (``ix_events_occurred_at``,
 ``ix_monitoring_samples_series_sampled_at``), grouped by day in the database: a page reads the events of
@@ -24,7 +25,13 @@ from sqlalchemy import and_, case, delete, func, select
 
 from preservation import events
 from preservation.catalog.models import Event, Job, Node, Replica, utcnow
-from preservation.catalog.sample_models import SERIES_COVERAGE, SERIES_QUEUE, MonitoringSample
+from preservation.catalog.sample_models import (
+    NO_NODE,
+    SERIES_COVERAGE,
+    SERIES_QUEUE,
+    SERIES_QUEUE_BY_NODE,
+    MonitoringSample,
+)
 from preservation.errors import InvalidRequest
 from preservation.jobs.queue import DEAD, FAILED, QUEUED, RUNNING
 from preservation.package_state import verified_within
@@ -48,6 +55,8 @@ class NodeSeries:
     findings: list[int]
     repairs_succeeded: list[int]
     repairs_failed: list[int]
+    queue_depth: list[int | None]  # most jobs for its copies waiting or running at one sample of the day
+    dead_jobs: list[int | None]  # dead jobs for its copies at the day's last sample
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -61,11 +70,15 @@ class Dashboard:
     queue_depth: list[int | None]  # most jobs waiting or running at one sample of the day; None: no sample
     dead_jobs: list[int | None]  # dead jobs at the day's last sample
     queue_now: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> {state: count}, from the jobs
+    # jobs for no copy (an ingest, a whole package): queue depth and dead jobs as in NodeSeries
+    unbound_queue_depth: list[int | None] = field(default_factory=list)
+    unbound_dead_jobs: list[int | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"days": [d.isoformat() for d in self.days], "audit_interval_days": self.audit_interval_days,
                 "nodes": [n.to_dict() for n in self.nodes], "queue_depth": self.queue_depth,
-                "dead_jobs": self.dead_jobs, "queue_now": self.queue_now}
+                "dead_jobs": self.dead_jobs, "queue_now": self.queue_now,
+                "unbound_queue_depth": self.unbound_queue_depth, "unbound_dead_jobs": self.unbound_dead_jobs}
 
 
 def parse_days(value: int) -> int:
@@ -95,8 +108,13 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
     with repo.catalog.session() as s:
         node_rows = s.execute(select(Node.name, Node.status, Node.read_budget_bytes_per_day).order_by(Node.name)).all()
         nodes = {name: NodeSeries(name, status, int(budget or policy.audit.read_budget_bytes_per_day),
-                                  [None] * days, [0] * days, [0] * days, [0] * days, [0] * days, [0] * days)
+                                  [None] * days, [0] * days, [0] * days, [0] * days, [0] * days, [0] * days,
+                                  [None] * days, [None] * days)
                  for name, status, budget in node_rows}
+        unbound_depth: list[int | None] = [None] * days
+        unbound_dead: list[int | None] = [None] * days
+        by_label = {name: (series.queue_depth, series.dead_jobs) for name, series in nodes.items()}
+        by_label[NO_NODE] = (unbound_depth, unbound_dead)
 
         day = func.date(Event.occurred_at)
         read = Event.detail["bytes_read_on_node"].as_integer()
@@ -150,12 +168,24 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
             if i is not None:
                 dead_jobs[i] = int(dead or 0)
 
+        for d, label, most in s.execute(
+                select(sample_day, MonitoringSample.label, func.max(MonitoringSample.value))
+                .where(MonitoringSample.series == SERIES_QUEUE_BY_NODE, MonitoringSample.sampled_at >= start)
+                .group_by(sample_day, MonitoringSample.label)):
+            lists, i = by_label.get(label), index.get(_day(d))
+            if lists is not None and i is not None:
+                lists[0][i] = int(most or 0)
+        for at, label, _waiting, dead in _last_of_each_day(s, SERIES_QUEUE_BY_NODE, start):
+            lists, i = by_label.get(label), index.get(at.date())
+            if lists is not None and i is not None:
+                lists[1][i] = int(dead or 0)
+
         queue_now: dict[str, dict[str, int]] = {}
         for kind, state, count in s.execute(select(Job.kind, Job.state, func.count())
                                             .where(Job.state.in_((*WAITING, DEAD))).group_by(Job.kind, Job.state)):
             queue_now.setdefault(kind, {}).update({state: int(count)})
     return Dashboard(day_list, policy.audit.interval_days, list(nodes.values()), queue_depth, dead_jobs,
-                     dict(sorted(queue_now.items())))
+                     dict(sorted(queue_now.items())), unbound_depth, unbound_dead)
 
 
 def _last_of_each_day(s, series: str, start: datetime):
@@ -171,7 +201,12 @@ def _last_of_each_day(s, series: str, start: datetime):
 
 
 def take_sample(repo: Repository, *, now: datetime | None = None, every: float = SAMPLE_SECONDS) -> dict[str, Any]:
-    """Record queue depth by kind and audit coverage by node, unless a sample is younger than ``every`` seconds.
+    """Record queue depth by kind and by node, and audit coverage by node, unless a sample is younger than
+    ``every`` seconds.
+
+    A job's node is the node of the copy its payload names (``replica_id``); a job for no copy is counted
+    under :data:`NO_NODE`.  Every node and :data:`NO_NODE` get a row at each sample, 0 when they have no job,
+    so a day with a sample never shows a gap for them.
 
     Called by the scheduler at each tick; deletes samples older than :data:`SAMPLE_RETENTION`.
     """
@@ -190,6 +225,17 @@ def take_sample(repo: Repository, *, now: datetime | None = None, every: float =
                                          total=int(d or 0)))
         if not rows:  # an empty queue is a sample too (depth 0), not a gap
             rows.append(MonitoringSample(sampled_at=now, series=SERIES_QUEUE, label="", value=0, total=0))
+        by_node = {name: (0, 0) for name in s.scalars(select(Node.name))}
+        by_node[NO_NODE] = (0, 0)
+        replica_id = Job.payload["replica_id"].as_integer()
+        for name, w, d in s.execute(select(Node.name, func.sum(waiting), func.sum(dead))
+                                    .select_from(Job)
+                                    .join(Replica, Replica.id == replica_id, isouter=True)
+                                    .join(Node, Node.id == Replica.node_id, isouter=True)
+                                    .where(Job.state.in_((*WAITING, DEAD))).group_by(Node.name)):
+            by_node[NO_NODE if name is None else name] = (int(w or 0), int(d or 0))
+        rows.extend(MonitoringSample(sampled_at=now, series=SERIES_QUEUE_BY_NODE, label=label, value=w, total=d)
+                    for label, (w, d) in by_node.items())
         audited = case((verified_within(interval_start), 1), else_=0)
         for name, copies, ok in s.execute(select(Node.name, func.count(Replica.id), func.sum(audited))
                                           .join(Replica, Replica.node_id == Node.id, isouter=True)

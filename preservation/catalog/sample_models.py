@@ -4,6 +4,8 @@ The scheduler writes one sample every few minutes (``preservation.dashboard.take
 
 * ``series = "queue"``: ``label`` a job kind, ``value`` its jobs waiting or running (queued, running,
   failed and due for a retry), ``total`` its dead jobs;
+* ``series = "queue-node"``: ``label`` a node (the node of the copy a job is for), or ``""`` for jobs for no
+  copy (an ingest, a whole package), ``value`` and ``total`` as for ``queue``;
 * ``series = "coverage"``: ``label`` a node, ``value`` its copies verified within the policy's audit
   interval, ``total`` all its copies.
 
@@ -22,6 +24,9 @@ from preservation.catalog.models import Base
 
 SERIES_QUEUE = "queue"
 SERIES_COVERAGE = "coverage"
+SERIES_QUEUE_BY_NODE = "queue-node"
+NO_NODE = ""
+"""The ``queue-node`` label of jobs for no copy (a node's name is never empty)."""
 
 
 class MonitoringSample(Base):

@@ -117,6 +117,10 @@ def test_dashboard_in_chromium(world, tmp_path):
             fill = page.locator(f'#findings-{k}-svg rect.bar[data-day="{today}"]').evaluate(
                 "e => getComputedStyle(e).fill")
             assert fill == "rgb(47, 109, 181)"
+            # queue depth per node: the damaged node's chart is drawn with today's sampled depth
+            depth = page.locator(f'#queue-{k}-svg circle[data-series="waiting or running"][data-day="{today}"]')
+            assert int(depth.get_attribute("data-value")) == board.nodes[k].queue_depth[-1]
+            assert page.locator(f"#queue-{k}-svg").bounding_box()["height"] > 50
         finally:
             browser.close()
     assert not [m for m in console if "Content Security Policy" in m], console

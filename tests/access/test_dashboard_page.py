@@ -52,6 +52,13 @@ def test_the_page_draws_what_the_catalog_says(audited, client):
         assert int(cell.get("data-value")) == node.bytes_verified[-1]
         point = doc.xpath(f'//svg[@id="coverage-svg"]//circle[@data-series="{node.name}"][@data-day="{today}"]')[0]
         assert float(point.get("data-value")) == round(node.coverage[-1], 4)
+        queued = doc.get_element_by_id(f"queue-{k}-svg")
+        assert node.name in queued.findtext("title")
+        [waiting] = queued.xpath(f'.//circle[@data-series="waiting or running"][@data-day="{today}"]')
+        assert int(waiting.get("data-value")) == node.queue_depth[-1] is not None
+    unbound = doc.xpath(f'//svg[@id="queue-unbound-svg"]//circle[@data-series="dead"][@data-day="{today}"]')
+    assert [int(p.get("data-value")) for p in unbound] == [board.unbound_dead_jobs[-1]]
+    assert doc.get_element_by_id("queue-depth-by-node").text == "Queue depth per node"
     rows = doc.xpath('//table[@data-chart="queue"]//tbody/tr')
     assert len(rows) == 7
     newest = [td.get("data-value") for td in rows[-1].xpath("td")]

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from devtools.demo import make_sample_delivery
 from preservation import dashboard, events
 from preservation.audit import audit
-from preservation.catalog.models import Job, Replica, utcnow
+from preservation.catalog.models import Job, Node, Replica, utcnow
 from preservation.catalog.sample_models import MonitoringSample
 from preservation.errors import InvalidRequest
 from preservation.ingest import ingest
+from preservation.jobs import kinds, queue
 from preservation.repair import repair_replica
 
 from ..corruption import flip_bit
@@ -115,6 +116,68 @@ def test_samples_are_throttled_and_old_ones_pruned(repo):
         assert s.scalar(select(func.min(MonitoringSample.sampled_at))) == now
         labels = set(s.scalars(select(MonitoringSample.label).where(MonitoringSample.series == "coverage")))
     assert labels == {"uni-pku", "cas-nsl", "inst-istic"}  # a node without copies is sampled too (0 of 0)
+    with repo.catalog.session() as s:
+        per_node = dict(s.execute(select(MonitoringSample.label, MonitoringSample.value)
+                                  .where(MonitoringSample.series == "queue-node")).all())
+    assert per_node == {"uni-pku": 0, "cas-nsl": 0, "inst-istic": 0, "": 0}  # an empty queue is 0, not a gap
+
+
+def _queue_by_node_from_jobs(repo) -> dict[str, tuple[int, int]]:
+    """Per node (``""``: jobs for no copy), jobs waiting or running and dead, counted in Python from each job."""
+    out: dict[str, list[int]] = {}
+    with repo.catalog.session() as s:
+        node_of = dict(s.execute(select(Replica.id, Node.name).join(Node, Node.id == Replica.node_id)).all())
+        for job in s.scalars(select(Job)):
+            label = node_of.get(job.payload.get("replica_id"), "")
+            row = out.setdefault(label, [0, 0])
+            row[0] += job.state in dashboard.WAITING
+            row[1] += job.state == "dead"
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def test_queue_depth_is_sampled_per_node_with_jobs_for_no_copy_on_their_own(damaged_and_repaired):
+    repo, package_id = damaged_and_repaired
+    with repo.catalog.session() as s:
+        copies = dict(s.execute(select(Node.name, Replica.id).join(Replica, Replica.node_id == Node.id)).all())
+        for name in ("cas-nsl", "uni-pku"):
+            kinds.enqueue_for_replica(s, kinds.SCHEDULED_AUDIT, copies[name], package_id=package_id)
+        kinds.enqueue_for_replica(s, kinds.SCHEDULED_CHALLENGE, copies["cas-nsl"], package_id=package_id)
+        dead = kinds.enqueue_for_replica(s, kinds.REPAIR_DAMAGED, copies["inst-istic"], package_id=package_id)
+        dead.state = "dead"
+        queue.enqueue(s, kinds.INGEST, {"delivery": "x"})
+        queue.enqueue(s, kinds.REIDENTIFY, {"package_id": package_id}, package_id=package_id)
+    expected = _queue_by_node_from_jobs(repo)
+    assert expected["cas-nsl"][0] >= 2 and expected["inst-istic"][1] == 1 and expected[""][0] >= 2
+    assert dashboard.take_sample(repo)["sampled"] is True
+    board = dashboard.dashboard(repo, 7)
+    for node in board.nodes:
+        assert (node.queue_depth[-1], node.dead_jobs[-1]) == expected.get(node.name, (0, 0)), node.name
+        assert node.queue_depth[:-1] == [None] * 6  # no sample before today: no number invented
+    assert (board.unbound_queue_depth[-1], board.unbound_dead_jobs[-1]) == expected[""]
+    assert sum(n.queue_depth[-1] for n in board.nodes) + board.unbound_queue_depth[-1] == board.queue_depth[-1]
+    assert sum(n.dead_jobs[-1] for n in board.nodes) + board.unbound_dead_jobs[-1] == board.dead_jobs[-1]
+
+
+def test_per_node_queue_depth_keeps_each_days_largest_and_its_last_dead_count(repo):
+    now = utcnow().replace(hour=12)
+    yesterday = now - timedelta(days=1)
+    with repo.catalog.session() as s:
+        s.add_all([
+            MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue-node", label="uni-pku", value=9,
+                             total=3),
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue-node", label="uni-pku", value=4,
+                             total=1),
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue-node", label="", value=6, total=0),
+            # a node that has since been removed: its samples are not drawn on any node still registered
+            MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue-node", label="gone", value=50,
+                             total=0),
+        ])
+    board = dashboard.dashboard(repo, 7, now=now)
+    pku = next(n for n in board.nodes if n.name == "uni-pku")
+    assert (pku.queue_depth[-2], pku.dead_jobs[-2]) == (9, 1)
+    assert (board.unbound_queue_depth[-2], board.unbound_dead_jobs[-2]) == (6, 0)
+    cas = next(n for n in board.nodes if n.name == "cas-nsl")
+    assert cas.queue_depth == [None] * 7 and "gone" not in {n.name for n in board.nodes}
 
 
 @pytest.mark.parametrize("days", [0, -1, 367, True, 3.5])

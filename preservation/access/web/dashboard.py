@@ -44,7 +44,7 @@ def charts(board: dashboard.Dashboard) -> dict[str, list[Chart]]:
         f"at the last sample of each day, over {span}.",
         days, [Series(n.name, [None if v is None else round(v, 4) for v in n.coverage]) for n in board.nodes],
         _share, y_max=1.0)]
-    verified, findings, repairs = [], [], []
+    verified, findings, repairs, queue_by_node = [], [], [], []
     for k, n in enumerate(board.nodes):
         verified.append(bar_chart(
             f"verified-{k}", f"Bytes verified per day on {n.name}",
@@ -61,12 +61,24 @@ def charts(board: dashboard.Dashboard) -> dict[str, list[Chart]]:
             f"Repairs of copies on node {n.name} that succeeded and failed each day over {span}.",
             days, [Series("succeeded", n.repairs_succeeded), Series("failed", n.repairs_failed)], _count,
             width=SMALL))
+        queue_by_node.append(line_chart(
+            f"queue-{k}", f"Queue depth on {n.name}",
+            f"The most jobs for copies on node {n.name} waiting or running at one sample of each day, and its dead "
+            f"jobs at the day's last sample, over {span}.",
+            days, [Series("waiting or running", n.queue_depth), Series("dead", n.dead_jobs)], _count, width=SMALL))
+    queue_by_node.append(line_chart(
+        "queue-unbound", "Queue depth of jobs for no node",
+        f"Jobs for no copy (an ingest, a whole package): the most waiting or running at one sample of each day, "
+        f"and the dead ones at the day's last sample, over {span}.",
+        days, [Series("waiting or running", board.unbound_queue_depth), Series("dead", board.unbound_dead_jobs)],
+        _count, width=SMALL))
     queue = [line_chart(
         "queue", "Queue depth",
         f"The most jobs waiting or running at one sample of each day, and the dead jobs at the day's last "
         f"sample, over {span}.",
         days, [Series("waiting or running", board.queue_depth), Series("dead", board.dead_jobs)], _count)]
-    return {"coverage": coverage, "verified": verified, "findings": findings, "repairs": repairs, "queue": queue}
+    return {"coverage": coverage, "verified": verified, "findings": findings, "repairs": repairs, "queue": queue,
+            "queue_by_node": queue_by_node}
 
 
 @router.get("/dashboard")

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from preservation.catalog import revisions
 from preservation.catalog.search_index import index_pending
 from preservation.errors import (
     CatalogDriverMissing,
@@ -31,7 +28,11 @@ from preservation.errors import (
     CatalogTooNew,
 )
 
+if TYPE_CHECKING:  # alembic (and mako under it) is imported only to migrate: every command checks the schema
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_VERSION = "alembic_version"  # alembic's table of the applied revision (its default name; env.py keeps it)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -83,6 +84,8 @@ def _make_engine(url: str) -> Engine:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -90,11 +93,10 @@ def _alembic_config(url: str) -> Config:
 
 
 def _head_revision(url: str) -> str:
+    """The migrations' head as alembic reads it (catalog.revisions reads the same without importing alembic)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config(url)).get_current_head() or ""
-
-
-def _known_revisions(url: str) -> set[str]:
-    return {s.revision for s in ScriptDirectory.from_config(_alembic_config(url)).walk_revisions()}
 
 
 def _safe_url(url: str) -> str:
@@ -127,14 +129,25 @@ class Catalog:
             session.close()
 
     def current_revision(self) -> str | None:
+        """The revision the catalog is at (None before its first migration); one query, no alembic import.
+
+        Raises CatalogError when the database cannot be opened or holds more than one revision.
+        """
         try:
             with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                if not inspect(conn).has_table(ALEMBIC_VERSION):
+                    return None
+                found = [row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM {ALEMBIC_VERSION}")]
         except OperationalError as e:
             raise CatalogError(f"cannot open the catalog at {self.display_url}: {e.orig}") from e
+        if len(found) > 1:
+            raise CatalogError(f"the catalog at {self.display_url} is at several revisions at once: {sorted(found)}")
+        return found[0] if found else None
 
     def upgrade(self) -> str:
         """Apply every pending migration; returns the new revision."""
+        from alembic import command
+
         cfg = _alembic_config(self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -144,7 +157,7 @@ class Catalog:
     def check_schema(self) -> None:
         """Raise unless the catalog is at the revision this code expects."""
         current = self.current_revision()
-        head = _head_revision(self.url)
+        head = revisions.head()
         if current is None:
             with self.engine.connect() as conn:
                 has_tables = bool(inspect(conn).get_table_names())
@@ -153,7 +166,7 @@ class Catalog:
             raise CatalogOutdated(url=self.display_url, current="(none)", head=head)
         if current == head:
             return
-        if current in _known_revisions(self.url):
+        if current in revisions.known():
             raise CatalogOutdated(url=self.display_url, current=current, head=head)
         raise CatalogTooNew(url=self.display_url, current=current, head=head)
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from preservation import events
 from preservation import identifiers as ids
@@ -72,8 +72,16 @@ def policy_agent(repo: Repository) -> str:
 
 def _grant_dict(g: AccessGrant) -> dict[str, Any]:
     now = utcnow()
+    session = object_session(g)
+    package = session.get(Package, g.package_id) if session is not None and g.package_id else None
+    title = session.get(Title, g.title_id) if session is not None and g.title_id is not None else None
+    item = session.get(Item, g.item_id) if session is not None and g.item_id is not None else None
     return {
         "id": g.id, "library": g.library.code, "collection": g.collection.key, "package_id": g.package_id,
+        # names for pages: librarians read names and titles, ids only in a details line
+        "collection_title": g.collection.title, "package_name": package.name if package else None,
+        "title": title.title if title else None, "item_title": item.item_title if item else None,
+        "doi": item.doi if item else None,
         "scope": grant_scope(g), "from_year": g.from_year, "to_year": g.to_year,
         "title_id": g.title_id, "item_id": g.item_id, "volume": g.volume, "issue": g.issue,
         "first_date": g.first_date, "last_date": g.last_date, "first_volume": g.first_volume,

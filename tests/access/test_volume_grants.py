@@ -179,5 +179,5 @@ def test_the_portal_offers_volumes_and_shows_what_a_grant_covers(items):  # noqa
         [pending] = client.get("/api/v1/requests", headers=items.world.auth("alice")).json()
         decide_request(items.repo, pending["id"], approve=True, by="carol", why="volume 68")
         mine = client.get("/portal/requests")
-        assert 'class="asked-volume"' in mine.text and "vol. · 卷 68" in mine.text
-        assert 'class="grant-covers">volume 68<' in mine.text
+        assert 'class="asked-volume"' in mine.text and "vol. 68" in mine.text
+        assert 'class="grant-covers">vol. 68<' in mine.text

@@ -170,7 +170,7 @@ def _error_page(request: Request, status: int, code: str, message: str) -> Respo
         principal = portal_principal(request)
     except LoginRequired:
         principal = None
-    return render(request, "error.html", principal, status=status, code=code, detail=message)
+    return render(request, "error.html", principal, status=status, http_status=status, code=code, detail=message)
 
 
 def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:

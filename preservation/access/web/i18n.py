@@ -192,6 +192,11 @@ def zone_label(zone: ZoneInfo, locale: Locale) -> str:
     return f"{name} ({key})" if name and name != key else key
 
 
+def current_zone_label() -> str:
+    """The reader's time zone as pages name it: 中国时间 (Asia/Shanghai)."""
+    return zone_label(ZoneInfo(_zone.get()), Locale.parse(_language.get()))
+
+
 def format_number(value: Any) -> str:
     if value is None:
         return ""

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from preservation.access.accounts import Principal
-from preservation.access.web import i18n
+from preservation.access.web import flash, i18n
 from preservation.access.web.auth import csrf_token
 from preservation.units import human_bytes
 
@@ -34,7 +34,8 @@ templates = Jinja2Templates(env=_env)
 def render(request: Request, name: str, principal: Principal | None, *, status: int = 200,
            **context: Any) -> HTMLResponse:
     language = i18n.current_language()
-    context.update(principal=principal, csrf=csrf_token(request), message=context.get("message"),
+    context.update(principal=principal, csrf=csrf_token(request),
+                   message=context.get("message") or flash.take(request),
                    error=context.get("error"), html_lang=i18n.HTML_LANG[language], language=language,
-                   languages=i18n.LANGUAGE_NAMES, here=request.url.path)
+                   languages=i18n.LANGUAGE_NAMES, here=request.url.path, zone=i18n.current_zone_label())
     return templates.TemplateResponse(request, name, context, status_code=status)

@@ -25,6 +25,7 @@ from preservation.access.web.auth import (
     start_session,
 )
 from preservation.access.web.files import file_response, zip_response
+from preservation.access.web.flash import confirm, confirm_request
 from preservation.access.web.params import Offset
 from preservation.access.web.pages import render
 from preservation.errors import AuthenticationFailed, TooManyAttempts
@@ -66,6 +67,7 @@ def login(request: Request, username: Annotated[str, Form(max_length=100)] = "",
 def logout(request: Request, csrf: FormText = "") -> Response:
     check_csrf(request, csrf)
     request.session.clear()
+    confirm(request, "logged_out")
     return RedirectResponse("/login", status_code=303)
 
 
@@ -87,6 +89,7 @@ def create_request(request: Request, principal: User, csrf: FormText = "", reaso
     check_csrf(request, csrf)
     created = requests.request_access(repo_of(request), principal, reason=reason, collection_key=collection or None,
                                       package_id=package_id or None)
+    confirm_request(request, created)
     return RedirectResponse(f"/portal/requests#request-{created['id']}", status_code=303)
 
 

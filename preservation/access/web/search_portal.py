@@ -11,6 +11,7 @@ from preservation.access import usage
 from preservation.access.accounts import Principal
 from preservation.access.items import item_detail
 from preservation.access.web.auth import portal_principal, repo_of
+from preservation.access.web.i18n import gettext
 from preservation.access.web.pages import render
 from preservation.access.web.params import WholeNumber
 from preservation.catalog.access_models import SEARCH_PORTAL
@@ -30,7 +31,8 @@ def search_page(request: Request, principal: User, q: Annotated[str, Query(max_l
     try:
         query = make_query(q, offset=offset, limit=DEFAULT_LIMIT)
     except InvalidRequest as e:
-        return render(request, "search.html", principal, status=400, q=q, result=None, error=e.message)
+        return render(request, "search.html", principal, status=400, q=q, result=None,
+                      error=gettext("The search words could not be used: %(detail)s", detail=e.message))
     result = search(repo_of(request), query, library_id=principal.library_id)
     usage.record_search(repo_of(request), principal, query, channel=SEARCH_PORTAL,
                         client=usage.Client.from_request(request))

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from preservation.access import requests, triggers, usage
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import check_csrf, portal_staff, repo_of
+from preservation.access.web.flash import confirm
 from preservation.access.web.pages import render
 from preservation.access.web.params import RowId
 from preservation.catalog.access_models import REQUEST_PENDING, TRIGGER_KINDS
@@ -34,7 +35,16 @@ def decide(request: Request, request_id: RowId, principal: Staff, csrf: FormText
            decision: Annotated[Literal["approve", "deny"], Form()] = "deny") -> Response:
     check_csrf(request, csrf)
     requests.decide_request(repo_of(request), request_id, approve=decision == "approve", by=principal.agent, why=why)
+    confirm(request, "approved" if decision == "approve" else "denied", id=request_id)
     return RedirectResponse("/staff/requests", status_code=303)
+
+
+@router.post("/grants/{grant_id}/revoke")
+def revoke(request: Request, grant_id: RowId, principal: Staff, csrf: FormText = "", why: FormText = "") -> Response:
+    check_csrf(request, csrf)
+    requests.revoke_grant(repo_of(request), grant_id, by=principal.agent, why=why)
+    confirm(request, "revoked", id=grant_id)
+    return RedirectResponse("/staff/requests?state=approved", status_code=303)
 
 
 @router.get("/triggers")
@@ -50,8 +60,13 @@ def record_trigger(request: Request, principal: Staff, csrf: FormText = "", evid
                    kind: Annotated[str, Form(max_length=32)] = "",
                    date: Annotated[str, Form(max_length=10)] = "") -> Response:
     check_csrf(request, csrf)
-    triggers.record_trigger(repo_of(request), collection, kind=kind, occurred_on=triggers.parse_date(date),
-                            evidence=evidence, recorded_by=principal.agent)
+    recorded = triggers.record_trigger(repo_of(request), collection, kind=kind,
+                                       occurred_on=triggers.parse_date(date), evidence=evidence,
+                                       recorded_by=principal.agent)
+    if recorded["opens_collection"]:
+        confirm(request, "trigger_opened", id=recorded["id"], approved=len(recorded["requests_approved"]))
+    else:
+        confirm(request, "trigger_recorded", id=recorded["id"])
     return RedirectResponse("/staff/triggers", status_code=303)
 
 

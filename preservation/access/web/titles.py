@@ -21,6 +21,7 @@ from preservation.access.accounts import Principal
 from preservation.access.rights import MAX_YEAR, MIN_YEAR
 from preservation.access.title_view import MAX_ARTICLES, MAX_TITLES, collection_titles, title_page
 from preservation.access.web.auth import api_principal, check_csrf, portal_principal, repo_of
+from preservation.access.web.flash import confirm_request
 from preservation.access.web.pages import render
 from preservation.access.web.params import MAX_OFFSET, MAX_ROW_ID, Offset, RowId, WholeNumber
 
@@ -58,6 +59,7 @@ def create_item_request(request: Request, principal: User, csrf: FormText = "", 
     created = requests.request_in_library_terms(
         repo_of(request), principal, scope=scope, reason=reason, title_id=title_id or None, year=year or None,
         volume=volume, issue=issue, doi=doi or None, item_id=item_id or None, last_volume=last_volume or None)
+    confirm_request(request, created)
     return RedirectResponse(f"/portal/requests#request-{created['id']}", status_code=303)
 
 

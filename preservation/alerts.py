@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any, Callable
 
 import httpx
 from sqlalchemy import case, delete, func, select
 
-from preservation import events
+from preservation import events, mail
 from preservation.catalog.models import (
     NODE_OFFLINE, PACKAGE_DAMAGED, PACKAGE_DEGRADED, REPLICA_CORRUPT, REPLICA_MISSING,
     Event, Job, Node, Package, Replica, utcnow,
@@ -163,33 +160,9 @@ def _coverage(repo: Repository, session, now: datetime, minimum: float) -> list[
 # --- channels ---------------------------------------------------------------------------------------
 
 
-def _header_text(text: str, limit: int = 200) -> str:
-    """Catalog text made safe for a mail header: controls escaped (no CR/LF), cut to ``limit``."""
-    safe = for_log(text)
-    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
-
-
 def send_email(channel: EmailChannel, subject: str, body: str) -> None:
-    """Send one message; raises smtplib.SMTPException or OSError (their text never holds the password)."""
-    message = EmailMessage()
-    message["From"] = channel.sender
-    message["To"] = ", ".join(channel.recipients)
-    message["Subject"] = _header_text(f"[preserve] {subject}")
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=channel.sender.rpartition("@")[2])
-    message.set_content(body)
-    context = ssl.create_default_context()
-    if channel.security == "tls":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(channel.host, channel.port, timeout=channel.timeout_seconds,
-                                                context=context)
-    else:
-        client = smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout_seconds)
-    with client:
-        if channel.security == "starttls":
-            client.starttls(context=context)
-        if channel.username:
-            client.login(channel.username, channel.password.get_secret_value() if channel.password else "")
-        client.send_message(message)
+    """Send one alert to the channel's recipients; raises smtplib.SMTPException or OSError (never with the password)."""
+    mail.send(channel, channel.recipients, f"[preserve] {subject}", body)
 
 
 def send_webhook(channel: WebhookChannel, payload: dict[str, Any]) -> None:

@@ -81,7 +81,8 @@ class MonitoringSettings(_Strict):
         return value
 
 
-def _address(value: str) -> str:
+def plain_address(value: str) -> str:
+    """``value`` when it is one plain address such as ops@example.org; raises ValueError otherwise."""
     if _CONTROL.search(value):
         raise ValueError("an e-mail address cannot hold control characters")
     name, address = parseaddr(value)
@@ -118,12 +119,12 @@ class EmailChannel(_Strict):
     @field_validator("sender")
     @classmethod
     def _sender(cls, value: str) -> str:
-        return _address(value)
+        return plain_address(value)
 
     @field_validator("recipients")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
-        return [_address(v) for v in value]
+        return [plain_address(v) for v in value]
 
 
 class WebhookChannel(_Strict):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from preservation.errors import ConfigError
 from preservation.monitoring_settings import AlertSettings, MonitoringSettings
+from preservation.notification_settings import NotificationSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # package data, so that an installed wheel has it too (the checkout's policies/ links to these files)
@@ -72,6 +73,7 @@ class Settings(BaseModel):
 
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
 
     def model_post_init(self, __context: Any) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 import secrets
 import threading
@@ -51,15 +52,18 @@ from preservation.catalog.access_models import (
     Library,
     LoginCounter,
 )
+from preservation.access.localisation import CHINESE, ENGLISH, LANGUAGES, valid_timezone
 from preservation.catalog.models import utcnow
 from preservation.errors import (
     AccessRefused,
+    AccountDisabled,
     AlreadyExists,
     AuthenticationFailed,
     InvalidRequest,
     NotFound,
     TooManyAttempts,
 )
+from preservation.monitoring_settings import plain_address
 from preservation.repository import Repository
 from preservation.text import check_xml_text
 
@@ -72,6 +76,9 @@ LOGIN_MAX_FAILURES = 5  # attempts per username and address in a window
 LOGIN_ACCOUNT_MAX_FAILURES = 20  # attempts per username from any address in a window
 LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_REFUSED = "wrong username or password (or this account may not log in from your address)"
+DISABLED = "ask your library's administrator or the consortium office to enable it again"
+LANGUAGE_ALIASES = {"zh": CHINESE, "zh-cn": CHINESE, "zh_cn": CHINESE, "zh-hans": CHINESE, CHINESE.lower(): CHINESE,
+                    "en": ENGLISH}
 ANY_ADDRESS = "*"  # the client_ip of a username's account-wide counter
 _COUNTERS = LoginCounter.__table__
 STAFF_ONLY_SCOPES = (SCOPE_STAFF, SCOPE_FIXITY)
@@ -92,6 +99,8 @@ class Principal:
     library_code: str
     library_name: str
     scope: str | None = None  # the API key's scope; None for a portal login (the whole role)
+    timezone: str | None = None  # the library's time zone; None: the access_timezone setting
+    session_epoch: int = 0  # a portal session carries it; disabling or a new password moves it on
 
     @property
     def is_staff(self) -> bool:
@@ -114,7 +123,8 @@ class Principal:
 
 def _principal(user: AccessUser, scope: str | None = None) -> Principal:
     lib = user.library
-    return Principal(user.id, user.username, user.role, lib.id, lib.code, lib.name, scope)
+    return Principal(user.id, user.username, user.role, lib.id, lib.code, lib.name, scope, lib.timezone,
+                     user.session_epoch or 0)
 
 
 # --- libraries -------------------------------------------------------------------
@@ -136,11 +146,58 @@ def parse_ip_ranges(values: Iterable[str]) -> list[str]:
 
 def _library_dict(lib: Library, users: int = 0) -> dict[str, Any]:
     return {"code": lib.code, "name": lib.name, "contacts": lib.contacts or [], "ip_ranges": lib.ip_ranges or [],
-            "active": lib.active, "users": users, "created_at": lib.created_at}
+            "active": lib.active, "users": users, "created_at": lib.created_at, "contact_email": lib.contact_email,
+            "timezone": lib.timezone, "language": lib.language or CHINESE}
+
+
+def check_email(value: str, what: str = "e-mail address") -> str:
+    """One plain address (``access@pku.example.org``), or InvalidRequest: nothing that could shape a mail header."""
+    try:
+        return plain_address(value or "")
+    except ValueError as e:
+        raise InvalidRequest(f"{what} {value!r}: {e}") from None
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name this machine knows, or InvalidRequest."""
+    if not valid_timezone(value):
+        raise InvalidRequest(f"unknown time zone {value!r}: give an IANA name such as Asia/Shanghai or Europe/Berlin")
+    return value
+
+
+def check_language(value: str) -> str:
+    """The language code of a library's mails (zh or en), or InvalidRequest."""
+    language = LANGUAGE_ALIASES.get((value or "").strip().lower())
+    if language not in LANGUAGES:
+        raise InvalidRequest(f"unknown language {value!r}: choose zh (Simplified Chinese) or en (English)")
+    return language
+
+
+UNCHANGED: Any = object()  # edit_library's default: leave this field as it is
+
+
+def edit_library(repo: Repository, code: str, *, contact_email: str | None = UNCHANGED,
+                 timezone: str | None = UNCHANGED, language: str | None = UNCHANGED) -> dict[str, Any]:
+    """Change a library's contact address, time zone or mail language (None clears: no mail, the default zone,
+    Chinese).  Everything is checked before anything changes; raises NotFound, InvalidRequest."""
+    changes: dict[str, Any] = {}
+    if contact_email is not UNCHANGED:
+        changes["contact_email"] = None if contact_email is None else check_email(contact_email, "contact address")
+    if timezone is not UNCHANGED:
+        changes["timezone"] = None if timezone is None else check_timezone(timezone)
+    if language is not UNCHANGED:
+        changes["language"] = None if language is None else check_language(language)
+    with repo.catalog.session() as s:
+        lib = get_library(s, code)
+        for name, value in changes.items():
+            setattr(lib, name, value)
+        s.flush()
+        return _library_dict(lib)
 
 
 def add_library(
-    repo: Repository, code: str, name: str, *, contacts: Iterable[str] = (), ip_ranges: Iterable[str] = ()
+    repo: Repository, code: str, name: str, *, contacts: Iterable[str] = (), ip_ranges: Iterable[str] = (),
+    contact_email: str | None = None,
 ) -> dict[str, Any]:
     """Register a member library; raises InvalidRequest, InvalidText, AlreadyExists."""
     if not LIBRARY_CODE_RE.fullmatch(code or ""):
@@ -149,11 +206,12 @@ def add_library(
         raise InvalidRequest("a library needs a name")
     contacts = [check_xml_text(c, "contact", max_length=300) for c in contacts]
     ranges = parse_ip_ranges(ip_ranges)
+    address = check_email(contact_email, "contact address") if contact_email else None
     with repo.catalog.session() as s:
         if s.execute(select(Library.id).where(Library.code == code)).scalar_one_or_none() is not None:
             raise AlreadyExists(f"a library with code {code!r} exists already")
         lib = Library(code=code, name=name.strip(), contacts=[c.strip() for c in contacts if c.strip()],
-                      ip_ranges=ranges, active=True)
+                      ip_ranges=ranges, active=True, contact_email=address)
         s.add(lib)
         s.flush()
         return _library_dict(lib)
@@ -193,26 +251,33 @@ def check_password_rules(password: str) -> None:
         raise InvalidRequest(f"the password must have at most {MAX_PASSWORD} characters")
 
 
+def hash_password(password: str) -> str:
+    """The argon2id hash of a password that meets the rules; raises InvalidRequest."""
+    check_password_rules(password)
+    return _hasher.hash(password)
+
+
 def add_user(
-    repo: Repository, library_code: str, username: str, password: str, *, staff: bool = False
+    repo: Repository, library_code: str, username: str, password: str, *, staff: bool = False,
+    email: str | None = None,
 ) -> dict[str, Any]:
-    """Add a portal user to a library (``staff``: consortium staff).
+    """Add a portal user to a library (``staff``: consortium staff; ``email``: where reset links go).
 
     Raises InvalidRequest, AlreadyExists, NotFound.
     """
     if not USERNAME_RE.fullmatch(username or ""):
         raise InvalidRequest(f"username {username!r} must be 1-100 letters, digits, '.', '_', '@' or '-'")
-    check_password_rules(password)
-    password_hash = _hasher.hash(password)
+    address = check_email(email) if email else None
+    password_hash = hash_password(password)
     with repo.catalog.session() as s:
         lib = get_library(s, library_code)
         if s.execute(select(AccessUser.id).where(AccessUser.username == username)).scalar_one_or_none() is not None:
             raise AlreadyExists(f"a user named {username!r} exists already")
         user = AccessUser(library_id=lib.id, username=username, role=ROLE_STAFF if staff else ROLE_LIBRARY,
-                          password_hash=password_hash, active=True)
+                          password_hash=password_hash, active=True, email=address)
         s.add(user)
         s.flush()
-        return {"username": user.username, "role": user.role, "library": lib.code}
+        return {"username": user.username, "role": user.role, "library": lib.code, "email": address}
 
 
 def list_users(repo: Repository, library_code: str | None = None) -> list[dict[str, Any]]:
@@ -220,8 +285,39 @@ def list_users(repo: Repository, library_code: str | None = None) -> list[dict[s
         stmt = select(AccessUser).join(Library).order_by(Library.code, AccessUser.username)
         if library_code:
             stmt = stmt.where(Library.id == get_library(s, library_code).id)
-        return [{"username": u.username, "role": u.role, "library": u.library.code, "active": u.active,
-                 "last_login_at": u.last_login_at} for u in s.scalars(stmt)]
+        return [_user_dict(u) for u in s.scalars(stmt)]
+
+
+def _user_dict(user: AccessUser) -> dict[str, Any]:
+    return {"username": user.username, "role": user.role, "library": user.library.code, "active": user.active,
+            "email": user.email, "last_login_at": user.last_login_at}
+
+
+def set_user_email(repo: Repository, username: str, email: str | None) -> dict[str, Any]:
+    """Set (None: clear) where a user's password reset links are mailed; raises NotFound, InvalidRequest."""
+    address = check_email(email) if email else None
+    with repo.catalog.session() as s:
+        user = _get_user(s, username)
+        user.email = address
+        return _user_dict(user)
+
+
+def set_user_active(repo: Repository, username: str, active: bool) -> dict[str, Any]:
+    """Enable or disable a user.  Disabling ends every portal session of the user at once (their epoch moves
+    on, so an old session cookie stays dead after the user is enabled again) and the user's API keys stop
+    working while disabled.  Raises NotFound."""
+    with repo.catalog.session() as s:
+        user = _get_user(s, username)
+        changed = user.active != active
+        user.active = active
+        if not active:
+            end_sessions(user)
+        return {**_user_dict(user), "changed": changed}
+
+
+def end_sessions(user: AccessUser) -> None:
+    """Every portal session of ``user`` ends at its next request."""
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 def _get_user(session: Session, username: str) -> AccessUser:
@@ -321,6 +417,14 @@ def authenticate_token(repo: Repository, token: str, *, scopes: Collection[str],
         return _principal(user, scope=row.scope)
 
 
+@dataclass(frozen=True)
+class Count:
+    """Attempts counted in a window, and when the window began."""
+
+    attempts: int
+    window_start: datetime
+
+
 class _UnknownNameAttempts:
     """Login attempts on usernames the catalog does not know, counted in this process.
 
@@ -336,19 +440,19 @@ class _UnknownNameAttempts:
         self._lock = threading.Lock()
 
     def reserve(self, catalog_url: str, username: str, client_ip: str, now: datetime,
-                window: timedelta) -> tuple[int, int]:
+                window: timedelta) -> tuple[Count, Count]:
         with self._lock:
             return (self._count((catalog_url, username, ANY_ADDRESS), now, window),
                     self._count((catalog_url, username, client_ip), now, window))
 
-    def _count(self, key: tuple[str, str, str], now: datetime, window: timedelta) -> int:
+    def _count(self, key: tuple[str, str, str], now: datetime, window: timedelta) -> Count:
         start, attempts = self._counts.pop(key, (now, 0))
         if start <= now - window:
             start, attempts = now, 0
         self._counts[key] = (start, attempts + 1)
         while len(self._counts) > self._capacity:
             self._counts.popitem(last=False)
-        return attempts + 1
+        return Count(attempts + 1, start)
 
 
 _unknown_names = _UnknownNameAttempts()
@@ -360,7 +464,7 @@ def _insert_counter(session: Session, username: str, client_ip: str, now: dateti
                     .on_conflict_do_nothing())
 
 
-def _count_attempt(session: Session, username: str, client_ip: str, now: datetime, window: timedelta) -> int:
+def count_attempt(session: Session, username: str, client_ip: str, now: datetime, window: timedelta) -> Count:
     """Add one attempt to a counter (restarting its window when it has passed); returns the new count.
 
     The row lock of the UPDATE serialises concurrent attempts on PostgreSQL
@@ -368,13 +472,14 @@ def _count_attempt(session: Session, username: str, client_ip: str, now: datetim
     """
     _insert_counter(session, username, client_ip, now)
     passed = _COUNTERS.c.window_start <= now - window
-    return session.execute(
+    attempts, start = session.execute(
         update(_COUNTERS)
         .where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip)
         .values(attempts=case((passed, 1), else_=_COUNTERS.c.attempts + 1),
                 window_start=case((passed, now), else_=_COUNTERS.c.window_start))
-        .returning(_COUNTERS.c.attempts)
-    ).scalar_one()
+        .returning(_COUNTERS.c.attempts, _COUNTERS.c.window_start)
+    ).one()
+    return Count(attempts, start)
 
 
 @dataclass(frozen=True)
@@ -386,12 +491,20 @@ class LoginLimits:
     window: timedelta = LOGIN_WINDOW
 
 
-def _refuse_over_limit(username: str, client_ip: str, account: int, address: int, limits: LoginLimits) -> None:
-    minutes = int(limits.window.total_seconds() // 60)
-    if address > limits.per_address:
-        raise TooManyAttempts(username=username, client_ip=client_ip, minutes=minutes)
-    if account > limits.per_account:
-        raise TooManyAttempts(username=username, client_ip="any address", minutes=minutes)
+def locked_until(count: Count, window: timedelta, now: datetime) -> tuple[datetime, int]:
+    """When a locked counter's window ends, and the whole minutes left until then (at least 1)."""
+    until = count.window_start + window
+    return until, max(1, math.ceil((until - now).total_seconds() / 60))
+
+
+def _refuse_over_limit(username: str, client_ip: str, account: Count, address: Count, limits: LoginLimits,
+                       now: datetime) -> None:
+    """Raise TooManyAttempts (its ``until`` param: when the lock ends) when either limit is passed."""
+    for count, limit, where in ((address, limits.per_address, client_ip), (account, limits.per_account,
+                                                                            "any address")):
+        if count.attempts > limit:
+            until, minutes = locked_until(count, limits.window, now)
+            raise TooManyAttempts(username=username, client_ip=where, minutes=minutes, until=until)
 
 
 def _reserve_attempt(repo: Repository, username: str, client_ip: str, now: datetime, limits: LoginLimits) -> None:
@@ -402,9 +515,9 @@ def _reserve_attempt(repo: Repository, username: str, client_ip: str, now: datet
     with repo.catalog.session() as s:
         # Every transaction on a username's counters locks its account row first, so
         # concurrent ones queue there and can never deadlock (PostgreSQL).
-        account = _count_attempt(s, username, ANY_ADDRESS, now, limits.window)
-        address = _count_attempt(s, username, client_ip, now, limits.window)
-        _refuse_over_limit(username, client_ip, account, address, limits)
+        account = count_attempt(s, username, ANY_ADDRESS, now, limits.window)
+        address = count_attempt(s, username, client_ip, now, limits.window)
+        _refuse_over_limit(username, client_ip, account, address, limits, now)
         s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username,
                                           _COUNTERS.c.window_start < now - 4 * limits.window))
 
@@ -421,6 +534,7 @@ class _LoginRow:
     user_id: int
     password_hash: str
     may_log_in: bool  # active user of an active library, at an address its library allows
+    disabled: bool  # the user or the library is disabled (told only to who gives the right password)
 
 
 def _look_up(repo: Repository, username: str, client_ip: str) -> _LoginRow | None:
@@ -428,21 +542,23 @@ def _look_up(repo: Repository, username: str, client_ip: str) -> _LoginRow | Non
         user = s.execute(select(AccessUser).where(AccessUser.username == username)).scalar_one_or_none()
         if user is None:
             return None
-        may = user.active and user.library.active and (
-            user.is_staff or address_allowed(user.library.ip_ranges or [], client_ip))
-        return _LoginRow(user.id, user.password_hash, bool(may))
+        disabled = not (user.active and user.library.active)
+        may = not disabled and (user.is_staff or address_allowed(user.library.ip_ranges or [], client_ip))
+        return _LoginRow(user.id, user.password_hash, bool(may), disabled)
 
 
 def authenticate_password(
     repo: Repository, username: str, password: str, client_ip: str, *, limits: LoginLimits = LoginLimits(),
 ) -> Principal:
-    """Check a login; raises TooManyAttempts (before looking at the password) or AuthenticationFailed.
+    """Check a login; raises TooManyAttempts (before looking at the password), AccountDisabled or
+    AuthenticationFailed.
 
     The argon2 verification (~0.2 s) runs outside every catalog transaction:
     one short read finds the user, one short write counts the attempt, and
     one short write records a success.  Every refusal is the same 401, whether
     the username is unknown, the password wrong, the user disabled or the
-    address outside the library's ranges, so a login never tells which.
+    address outside the library's ranges, so a login never tells which.  Only the right password of a
+    disabled user is told that the account is disabled (AccountDisabled): it reveals nothing to a guesser.
     """
     username = (username or "")[:100]
     client_ip = (client_ip or "unknown")[:64]
@@ -450,12 +566,14 @@ def authenticate_password(
     row = _look_up(repo, username, client_ip)
     if row is None:
         account, address = _unknown_names.reserve(repo.catalog.url, username, client_ip, now, limits.window)
-        _refuse_over_limit(username, client_ip, account, address, limits)
+        _refuse_over_limit(username, client_ip, account, address, limits, now)
     else:
         _reserve_attempt(repo, username, client_ip, now, limits)
     # an unknown user, or one who may not log in from here, costs the same verification
-    target = row.password_hash if row is not None and row.may_log_in else _DUMMY_HASH
+    target = row.password_hash if row is not None and (row.may_log_in or row.disabled) else _DUMMY_HASH
     ok = bool(password) and len(password) <= MAX_PASSWORD and _verify_password(target, password)
+    if ok and row is not None and row.disabled:
+        raise AccountDisabled(DISABLED)
     if not ok or row is None or not row.may_log_in:
         raise AuthenticationFailed(LOGIN_REFUSED)
     new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(row.password_hash) else None
@@ -475,7 +593,11 @@ def authenticate_password(
         return _principal(_usable(user, client_ip))
 
 
-def load_principal(repo: Repository, user_id: int, client_ip: str | None) -> Principal:
-    """Re-check a logged-in user on every request: still active, still at an allowed address."""
+def load_principal(repo: Repository, user_id: int, client_ip: str | None, session_epoch: int | None = None) -> Principal:
+    """Re-check a logged-in user on every request: still active, still at an allowed address, and (given the
+    session's ``session_epoch``) no session-ending change since the login.  Raises AuthenticationFailed."""
     with repo.catalog.session() as s:
-        return _principal(_usable(s.get(AccessUser, user_id), client_ip))
+        principal = _principal(_usable(s.get(AccessUser, user_id), client_ip))
+        if session_epoch is not None and session_epoch != principal.session_epoch:
+            raise AuthenticationFailed("this session has ended (the account was disabled or its password reset)")
+        return principal

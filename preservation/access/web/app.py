@@ -18,8 +18,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preservation.access.web import (
-    api, counter_api, dashboard, fixity, language, monitoring, portal, search_api, search_portal, staff, titles,
-    versions_web,
+    account_pages, api, counter_api, dashboard, fixity, language, monitoring, portal, search_api, search_portal, staff,
+    titles, versions_web,
 )
 from preservation.access.web.i18n import LanguageMiddleware
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
@@ -195,6 +195,7 @@ def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:
     app.include_router(titles.router)
     app.include_router(monitoring.router)
     app.include_router(language.router)
+    app.include_router(account_pages.router)
     app.include_router(versions_web.router)
     app.include_router(versions_web.portal_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

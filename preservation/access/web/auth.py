@@ -5,7 +5,8 @@ cookies, so a page on another site cannot make a browser call it.  The portal
 uses a signed, HttpOnly, SameSite=Lax session cookie and a per-session CSRF
 token that every form must send back.  Each request re-reads the user from
 the catalog, so disabling a user or library, or moving outside a library's
-address ranges, takes effect at once.
+address ranges, takes effect at once; a session also carries the user's
+session epoch, so one ended by disabling or a password reset stays ended.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from preservation.repository import Repository
 SESSION_USER = "uid"
 SESSION_CSRF = "csrf"
 SESSION_LOGIN_AT = "at"
+SESSION_EPOCH = "ep"  # the user's session epoch at login: disabling or a password reset ends the session
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ def portal_principal(request: Request) -> Principal:
     if time.time() - login_at > config_of(request).session_seconds:
         request.session.clear()
         raise LoginRequired(request.url.path)
+    epoch = request.session.get(SESSION_EPOCH, 0)
     try:
-        return load_principal(repo_of(request), uid, client_ip(request))
+        return load_principal(repo_of(request), uid, client_ip(request), epoch if isinstance(epoch, int) else -1)
     except AuthenticationFailed:
         request.session.clear()
         raise LoginRequired(request.url.path) from None
@@ -104,6 +107,7 @@ def start_session(request: Request, principal: Principal) -> None:
     request.session.clear()
     request.session[SESSION_USER] = principal.user_id
     request.session[SESSION_LOGIN_AT] = int(time.time())
+    request.session[SESSION_EPOCH] = principal.session_epoch
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
 
 
@@ -139,6 +143,13 @@ def api_staff(principal: Principal = Depends(api_principal)) -> Principal:
 
 def portal_staff(principal: Principal = Depends(portal_principal)) -> Principal:
     return require_staff(principal)
+
+
+def reader_zone(principal: Principal | None) -> str | None:
+    """The time zone a reader's pages show: their library's, when set; staff and visitors see the setting's."""
+    if principal is None or principal.is_staff:
+        return None
+    return principal.timezone
 
 
 def safe_next(target: str | None) -> str:

@@ -16,56 +16,33 @@ The CLI's messages stay English and never pass through here.
 from __future__ import annotations
 
 import contextvars
-from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_datetime as _babel_datetime
-from babel.dates import get_timezone_name
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from babel.support import NullTranslations, Translations
 
-LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
-DOMAIN = "portal"
-CHINESE = "zh_Hans_CN"
-ENGLISH = "en"
-LANGUAGES = (CHINESE, ENGLISH)
+from preservation.access.localisation import (  # noqa: F401  (catalog_path, translations: devtools, tests)
+    CHINESE,
+    DEFAULT_TIMEZONE,
+    DOMAIN,
+    ENGLISH,
+    LANGUAGES,
+    LOCALE_DIR,
+    catalog_path,
+    format_time,
+    translations,
+    valid_timezone,
+    zone_label,
+)
+
 FALLBACK = ENGLISH  # when Accept-Language names neither
 LANGUAGE_NAMES = {CHINESE: "中文", ENGLISH: "English"}
 HTML_LANG = {CHINESE: "zh-CN", ENGLISH: "en"}
 COOKIE = "preserve_lang"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("portal_language", default=FALLBACK)
 _zone: contextvars.ContextVar[str] = contextvars.ContextVar("portal_timezone", default=DEFAULT_TIMEZONE)
-
-
-def catalog_path(language: str, suffix: str = ".po") -> Path:
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}{suffix}"
-
-
-@lru_cache(maxsize=None)
-def translations(language: str) -> NullTranslations:
-    """The language's messages: the compiled ``.mo`` when it is as new as the ``.po``, else the ``.po`` read."""
-    if language == ENGLISH:
-        return NullTranslations()  # the templates are written in English
-    po, mo = catalog_path(language), catalog_path(language, ".mo")
-    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
-        with mo.open("rb") as f:
-            return Translations(f, domain=DOMAIN)
-    import io
-
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=language, domain=DOMAIN)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(buffer, domain=DOMAIN)
 
 
 def accepted(header: str | None) -> list[str]:
@@ -127,14 +104,6 @@ class LanguageMiddleware:
             await self.app(scope, receive, send)
 
 
-def valid_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 class use:
     """``with use(language, zone):`` — the language and time zone of the request being answered."""
 
@@ -170,26 +139,9 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     return text % dict(variables, num=n)
 
 
-def format_when(value: Any) -> str:
-    """A stored UTC time in the reader's zone and language, with the zone named; '' for none."""
-    if value is None or not hasattr(value, "astimezone"):
-        return ""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)  # the catalog keeps naive UTC
-    zone = ZoneInfo(_zone.get())
-    locale = Locale.parse(_language.get())
-    shown = _babel_datetime(value, "yyyy-MM-dd HH:mm", tzinfo=zone, locale=locale)
-    return f"{shown} {zone_label(zone, locale)}"
-
-
-def zone_label(zone: ZoneInfo, locale: Locale) -> str:
-    """The zone as readers name it: 中国时间 (Asia/Shanghai), China Time (Asia/Shanghai) …"""
-    try:
-        name = get_timezone_name(zone, width="long", zone_variant="generic", locale=locale)
-    except (LookupError, ValueError):
-        name = ""
-    key = getattr(zone, "key", str(zone))
-    return f"{name} ({key})" if name and name != key else key
+def format_when(value: Any, zone: str | None = None) -> str:
+    """A stored UTC time in ``zone`` (default: the reader's) and the reader's language, zone named; '' for none."""
+    return format_time(value, _language.get(), zone or _zone.get())
 
 
 def current_zone_label() -> str:

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from preservation.access.accounts import Principal
 from preservation.access.web import flash, i18n
-from preservation.access.web.auth import csrf_token
+from preservation.access.web.auth import csrf_token, reader_zone
 from preservation.units import human_bytes
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -33,6 +33,13 @@ templates = Jinja2Templates(env=_env)
 
 def render(request: Request, name: str, principal: Principal | None, *, status: int = 200,
            **context: Any) -> HTMLResponse:
+    """A page in the reader's language, its times in the reader's zone (a library's own, or the setting)."""
+    with i18n.use(i18n.current_language(), reader_zone(principal) or i18n.current_timezone()):
+        return _render(request, name, principal, status=status, **context)
+
+
+def _render(request: Request, name: str, principal: Principal | None, *, status: int,
+            **context: Any) -> HTMLResponse:
     language = i18n.current_language()
     context.update(principal=principal, csrf=csrf_token(request),
                    message=context.get("message") or flash.take(request),

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from preservation.access import holdings, requests
 from preservation.access.accounts import Principal, authenticate_password
 from preservation.access.version_view import package_versions
+from preservation.access.web.account_pages import login_refused
 from preservation.access.web.auth import (
     check_csrf,
     client_ip,
@@ -55,10 +56,8 @@ def login(request: Request, username: Annotated[str, Form(max_length=100)] = "",
     try:
         principal = authenticate_password(repo_of(request), username, password, client_ip(request),
                                           limits=config.login_limits)
-    except TooManyAttempts as e:
-        return render(request, "login.html", None, status=429, error=e.message, next=safe_next(next))
-    except AuthenticationFailed as e:
-        return render(request, "login.html", None, status=401, error=e.message, next=safe_next(next))
+    except (TooManyAttempts, AuthenticationFailed) as e:  # locked (until when), disabled or refused
+        return login_refused(request, e, next, username)
     start_session(request, principal)
     return RedirectResponse(safe_next(next), status_code=303)
 

@@ -4,9 +4,11 @@ A package's bag sits under ``<package id>/`` on every node, and beside the
 bags, under ``.preserve/packages/``, a small JSON record of what the catalog
 knows of each package with its signed evidence (``<package id>.json``) and the
 package's events, one JSON object a line (``<package id>.events.jsonl``):
-``catalog rebuild`` reads both back (:mod:`preservation.node_records`).  Everything that
-builds or parses one of those keys goes through :class:`PackageLayout`, so
-the layout can only ever change in one place.
+``catalog rebuild`` reads both back (:mod:`preservation.node_records`).  The
+events that name no package are kept the same way under
+``.preserve/repository/`` (:class:`RepositoryLayout`).  Everything that
+builds or parses one of those keys goes through these classes, so the layout
+can only ever change in one place.
 """
 
 from __future__ import annotations
@@ -21,12 +23,40 @@ RECORD_PREFIX = ".preserve/packages/"
 # scratch objects (`preserve config check` probes): any node deletes them, even an agent started without
 # --allow-delete, and nothing the catalog knows ever lies there
 SCRATCH_PREFIX = ".preserve/tmp/"
+REPOSITORY_PREFIX = ".preserve/repository/"
 RECORD_SUFFIX = ".json"
 EVENTS_SUFFIX = ".events.jsonl"
 
 
+class _RecordKeys:
+    """Reading and writing a record and its events file, at the keys a subclass names."""
+
+    @property
+    def record_key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def events_key(self) -> str:
+        raise NotImplementedError
+
+    def write_record(self, adapter: StorageAdapter, record: dict[str, Any]) -> None:
+        adapter.write(self.record_key, json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
+
+    def read_record(self, adapter: StorageAdapter) -> dict[str, Any]:
+        """The record on ``adapter``; raises ObjectNotFound, and ValueError when it is not JSON."""
+        return json.loads(read_all(adapter, self.record_key))
+
+    def write_events(self, adapter: StorageAdapter, lines: bytes) -> None:
+        """Replace the events file on ``adapter`` (atomic: a reader sees the old file or the new)."""
+        adapter.write(self.events_key, lines)
+
+    def read_events(self, adapter: StorageAdapter) -> bytes:
+        """The events file on ``adapter``; raises ObjectNotFound."""
+        return read_all(adapter, self.events_key)
+
+
 @dataclass(frozen=True)
-class PackageLayout:
+class PackageLayout(_RecordKeys):
     """The keys of one package on a node."""
 
     package_id: str
@@ -52,20 +82,22 @@ class PackageLayout:
     def events_key(self) -> str:
         return f"{RECORD_PREFIX}{self.package_id}{EVENTS_SUFFIX}"
 
-    def write_record(self, adapter: StorageAdapter, record: dict[str, Any]) -> None:
-        adapter.write(self.record_key, json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
 
-    def read_record(self, adapter: StorageAdapter) -> dict[str, Any]:
-        """The package record on ``adapter``; raises ObjectNotFound, and ValueError when it is not JSON."""
-        return json.loads(read_all(adapter, self.record_key))
+@dataclass(frozen=True)
+class RepositoryLayout(_RecordKeys):
+    """The keys of the repository record on a node: the events that name no package (nodes changed, policy
+    reloads, trigger events, key introductions …) and their signed evidence, as a package's are kept beside it
+    (:mod:`preservation.node_records`).  Its ``package_id`` is None, as those events' is."""
 
-    def write_events(self, adapter: StorageAdapter, lines: bytes) -> None:
-        """Replace the package's events file on ``adapter`` (atomic: a reader sees the old file or the new)."""
-        adapter.write(self.events_key, lines)
+    package_id: None = None
 
-    def read_events(self, adapter: StorageAdapter) -> bytes:
-        """The package's events file on ``adapter``; raises ObjectNotFound."""
-        return read_all(adapter, self.events_key)
+    @property
+    def record_key(self) -> str:
+        return f"{REPOSITORY_PREFIX}repository{RECORD_SUFFIX}"
+
+    @property
+    def events_key(self) -> str:
+        return f"{REPOSITORY_PREFIX}repository{EVENTS_SUFFIX}"
 
 
 def recorded_package_ids(adapter: StorageAdapter) -> Iterator[str]:

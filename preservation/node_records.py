@@ -20,6 +20,13 @@ Beside each bag (keys from :class:`~preservation.layout.PackageLayout`):
   per event.  Its lines only ever grow, so the lines the evidence signed stay
   byte for byte the first lines of the file.
 
+The events that name no package (a node re-pointed, renamed or removed, a policy reloaded, a trigger event, a
+signing key introduced …) are kept on every node in the same way, under ``.preserve/repository/``
+(:class:`~preservation.layout.RepositoryLayout`): ``repository.events.jsonl``, every such event in chain
+order, and ``repository.json``, a record whose evidence is the same body with ``package_id`` null and no tag
+files, signed by the same key.  The scheduler brings them up to date on every node at its ticks
+(:func:`flush_repository_events`), rewriting them only on a node whose record is behind the catalog.
+
 ``catalog rebuild --from-nodes`` reads both back (:mod:`preservation.package_evidence`
 checks them); a node agent checks the evidence against its own storage
 without the catalog (``preserve node verify-package``).
@@ -35,7 +42,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from preservation import merkle
@@ -50,9 +57,9 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
-from preservation.errors import ObjectNotFound
+from preservation.errors import ObjectNotFound, PreservationError
 from preservation.events import event_to_dict
-from preservation.layout import PackageLayout
+from preservation.layout import PackageLayout, RepositoryLayout
 from preservation.package_state import readable_node
 from preservation.repository import Repository
 from preservation.settings import Settings
@@ -82,11 +89,12 @@ class EventsFile:
     last_hash: str | None
 
 
-def events_file(session: Session, package_id: str) -> EventsFile:
-    """The package's events file as the catalog has it now."""
+def events_file(session: Session, package_id: str | None) -> EventsFile:
+    """The package's events file as the catalog has it now (``None``: the events that name no package)."""
     lines: list[bytes] = []
     last: Event | None = None
-    stmt = select(Event).where(Event.package_id == package_id).order_by(Event.seq)
+    stmt = select(Event).where(Event.package_id.is_(None) if package_id is None else Event.package_id == package_id)
+    stmt = stmt.order_by(Event.seq)
     for ev in session.scalars(stmt.execution_options(yield_per=1000)):
         lines.append(event_line(ev))
         last = ev
@@ -122,22 +130,30 @@ def _checkpoint(session: Session, last_seq: int, last_hash: str | None) -> dict[
     return out
 
 
+def _events_evidence(session: Session, events: EventsFile, now: datetime | None) -> dict[str, Any]:
+    """The part of a body that pins an events file: its lines so far, the latest checkpoint, the time."""
+    return {
+        "events": {"count": events.count, "through_seq": events.last_seq, "through_hash": events.last_hash,
+                   "sha256": hashlib.sha256(events.data).hexdigest()},
+        "checkpoint": _checkpoint(session, events.last_seq, events.last_hash),
+        "signed_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def evidence_body(session: Session, package_id: str, events: EventsFile, *,
                   now: datetime | None = None) -> dict[str, Any]:
     """What the coordinator signs for one package: tag files, events so far, the latest checkpoint."""
     package = session.get(Package, package_id)
     tag_files = dict(session.execute(select(PackageFile.path, PackageFile.sha256)
                                      .where(PackageFile.package_id == package_id, PackageFile.is_tag)).all())
-    return {
-        "format": EVIDENCE_FORMAT,
-        "package_id": package_id,
-        "payload_oxum": package.payload_oxum,
-        "tag_files": dict(sorted(tag_files.items())),
-        "events": {"count": events.count, "through_seq": events.last_seq, "through_hash": events.last_hash,
-                   "sha256": hashlib.sha256(events.data).hexdigest()},
-        "checkpoint": _checkpoint(session, events.last_seq, events.last_hash),
-        "signed_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    return {"format": EVIDENCE_FORMAT, "package_id": package_id, "payload_oxum": package.payload_oxum,
+            "tag_files": dict(sorted(tag_files.items())), **_events_evidence(session, events, now)}
+
+
+def repository_evidence_body(session: Session, events: EventsFile, *, now: datetime | None = None) -> dict[str, Any]:
+    """What the coordinator signs for the events that name no package: a package's body with no package."""
+    return {"format": EVIDENCE_FORMAT, "package_id": None, "payload_oxum": None, "tag_files": {},
+            **_events_evidence(session, events, now)}
 
 
 def sign_evidence(signer: EvidenceSigner, body: dict[str, Any]) -> dict[str, Any]:
@@ -237,3 +253,63 @@ def _record_proves_inclusion(layout: PackageLayout, adapter: StorageAdapter) -> 
         return bool(body["checkpoint"]["inclusion"])
     except (ObjectNotFound, ValueError, KeyError, TypeError):
         return False
+
+
+# --- the repository record: the events that name no package --------------------------------------------------
+
+def _repository_through(session: Session) -> tuple[int, int]:
+    """(count, last seq) of the events that name no package, by one aggregate query."""
+    count, last = session.execute(select(func.count(), func.max(Event.seq)).where(Event.package_id.is_(None))).one()
+    return int(count or 0), int(last or 0)
+
+
+def _recorded_through(layout: RepositoryLayout, adapter: StorageAdapter) -> tuple[int, int] | None:
+    """(count, last seq) the repository record on the node says its events file holds; None when unreadable."""
+    try:
+        events = layout.read_record(adapter)["events"]
+        return int(events["count"]), int(events["through_seq"])
+    except (ObjectNotFound, ValueError, KeyError, TypeError):
+        return None
+
+
+def flush_repository_events(repo: Repository) -> dict[str, Any]:
+    """Bring the repository record and its events file up to date on every readable node that is behind.
+
+    One aggregate query and one small read per node when nothing changed; otherwise the file is written whole
+    from the catalog (its lines only grow), then the record (signed when the home has a checkpoint key).  A node
+    that cannot be written is reported under ``failed`` and tried again at the next call.  Raises
+    CheckpointKeyMissing when a configured key cannot be read.
+    """
+    layout = RepositoryLayout()
+    with repo.catalog.session() as s:
+        nodes = s.scalars(select(Node).where(readable_node()).order_by(Node.name)).all()
+        for node in nodes:
+            s.expunge(node)
+        through = _repository_through(s)
+    out: dict[str, Any] = {"events": through[0], "written": [], "failed": {}}
+    if through[0] == 0:
+        return out
+    behind = []
+    for node in nodes:
+        try:
+            if _recorded_through(layout, repo.adapter(node)) != through:
+                behind.append(node)
+        except PreservationError as e:
+            out["failed"][node.name] = f"{e.code} {e}"
+    if not behind:
+        return out
+    signer = evidence_signer(repo.settings)
+    with repo.catalog.session() as s:
+        events = events_file(s, None)
+        record: dict[str, Any] = {"events": {"count": events.count, "through_seq": events.last_seq}}
+        if signer is not None:
+            record["evidence"] = sign_evidence(signer, repository_evidence_body(s, events))
+    for node in behind:
+        try:
+            adapter = repo.adapter(node)
+            layout.write_events(adapter, events.data)  # first: the record's evidence signs lines that must be there
+            layout.write_record(adapter, record)
+            out["written"].append(node.name)
+        except PreservationError as e:
+            out["failed"][node.name] = f"{e.code} {e}"
+    return out

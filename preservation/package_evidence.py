@@ -42,7 +42,7 @@ from preservation.codes import (
 from preservation.errors import CheckpointInvalid, ConfigError, InvalidKey, ObjectNotFound, PreservationError
 from preservation.events import hash_of_exported
 from preservation.findings import FindingList
-from preservation.layout import PackageLayout, recorded_package_ids
+from preservation.layout import PackageLayout, RepositoryLayout, recorded_package_ids
 from preservation.node_records import EVIDENCE_FORMAT, canonical
 from preservation.notes import verify_note
 from preservation.signing_keys import parse_verifier_key
@@ -56,7 +56,7 @@ Keys = Mapping[str, tuple[str, Ed25519PublicKey]]
 class RecordCheck:
     """What one node holds of one package, checked."""
 
-    package_id: str
+    package_id: str | None  # None: the repository record (the events that name no package)
     node: str
     record: dict[str, Any] | None = None
     """The record when it can be used: signed by a known key, or unsigned (an R010 warning) only where no key is
@@ -174,7 +174,7 @@ def _field_problem(ev: dict[str, Any]) -> str | None:
     return None
 
 
-def _read_events(data: bytes, package_id: str) -> tuple[list[dict[str, Any]], str | None]:
+def _read_events(data: bytes, package_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """The events of a file, or why it cannot be used (the first line that does not hold): every line must
     match its hash and carry fields a catalog can hold, of the package, in ``seq`` order."""
     out: list[dict[str, Any]] = []
@@ -196,14 +196,16 @@ def _read_events(data: bytes, package_id: str) -> tuple[list[dict[str, Any]], st
     return out, None
 
 
-def check_record(adapter: StorageAdapter, package_id: str, keys: Keys, *, node: str,
+def check_record(adapter: StorageAdapter, package_id: str | None, keys: Keys, *, node: str,
                  check_files: bool = True, allow_unsigned: bool = False) -> RecordCheck:
-    """Check the record and events file of ``package_id`` on ``adapter`` (node ``node``) with ``keys``.
+    """Check the record and events file of ``package_id`` on ``adapter`` (node ``node``) with ``keys``;
+    ``package_id`` None checks the repository record (the events that name no package: no tag files).
 
     With keys, a record without evidence is not trusted (R006: anyone can strip a signature) unless
     ``allow_unsigned`` (then an R010 warning); with no key at all (a home that never signed) it is an R010
     warning.  What it finds is in the result's findings; raises InvalidKey for a package id that is no key."""
-    layout = PackageLayout(package_id)
+    layout: PackageLayout | RepositoryLayout = RepositoryLayout() if package_id is None else PackageLayout(package_id)
+    check_files = check_files and package_id is not None
     out = RecordCheck(package_id, node)
     where = f"{node}:{layout.record_key}"
     try:
@@ -244,7 +246,7 @@ def check_record(adapter: StorageAdapter, package_id: str, keys: Keys, *, node: 
     return out
 
 
-def _check_events(adapter: StorageAdapter, layout: PackageLayout, body: dict[str, Any], node: str,
+def _check_events(adapter: StorageAdapter, layout: PackageLayout | RepositoryLayout, body: dict[str, Any], node: str,
                   out: RecordCheck) -> None:
     where = f"{node}:{layout.events_key}"
     signed = body.get("events") or {}

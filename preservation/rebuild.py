@@ -79,6 +79,7 @@ class RebuildReport:
     audited_ok: int = 0
     audited_failed: int = 0
     events_restored: int = 0
+    repository_events_restored: int = 0  # of events_restored: those that name no package
     findings: FindingList = field(default_factory=FindingList)
 
     @property
@@ -89,7 +90,7 @@ class RebuildReport:
         return {
             "ok": self.ok, "packages": len(self.packages), "package_ids": self.packages, "replicas": self.replicas,
             "files": self.files, "audited_ok": self.audited_ok, "audited_failed": self.audited_failed,
-            "events_restored": self.events_restored,
+            "events_restored": self.events_restored, "repository_events_restored": self.repository_events_restored,
             "findings": self.findings.to_list(),
         }
 
@@ -203,6 +204,11 @@ def _leaves_give_the_signed_root(records: dict[int, dict[str, Any]], start: int,
     return signed.size == size and edge_root(after) == signed.root
 
 
+def _subject(ev: dict[str, Any]) -> str:
+    """What a finding about an event names: its package, or the repository record for one that names none."""
+    return ev["package_id"] or "repository events"
+
+
 def merge_events(checks: list[RecordCheck], findings: FindingList, witnessed: dict[int, str] | None = None, *,
                  keyed: bool = True) -> list[dict[str, Any]]:
     """The events to restore, in ``seq`` order, from the events files that held (see the module's text).
@@ -225,7 +231,7 @@ def merge_events(checks: list[RecordCheck], findings: FindingList, witnessed: di
             for h in [h for h in versions if h != witnessed[seq]]:
                 note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} on {', '.join(versions[h].nodes)} differs "
                                                           "from the hash the nodes witnessed: not restored",
-                     path=versions[h].event["package_id"])
+                     path=_subject(versions[h].event))
                 del versions[h]
             for v in versions.values():
                 v.signed = True  # the witnesses vouch for it
@@ -240,11 +246,11 @@ def merge_events(checks: list[RecordCheck], findings: FindingList, witnessed: di
             chosen[seq] = signed[0]
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}): the one the "
                                                       f"evidence signed on {', '.join(signed[0].nodes)} is restored",
-                 path=signed[0].event["package_id"])
+                 path=_subject(signed[0].event))
         else:
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} differs between nodes ({said}) and no single "
                                                       "signed copy settles it: not restored",
-                 path=next(iter(versions.values())).event["package_id"])
+                 path=_subject(next(iter(versions.values())).event))
     seqs = sorted(chosen)
     unconfirmed: set[int] = set()
     for a, b in zip(seqs, seqs[1:]):
@@ -254,7 +260,7 @@ def merge_events(checks: list[RecordCheck], findings: FindingList, witnessed: di
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"the chain link from event {a} to event {b} is broken: "
                                                       + (f"event(s) {', '.join(map(str, dropped))} not restored"
                                                          if dropped else "both are confirmed, both restored"),
-                 path=chosen[b].event["package_id"])
+                 path=_subject(chosen[b].event))
     kept = [s for s in seqs if s not in unconfirmed]
     if keyed:
         kept = _chained_from_confirmed(kept, chosen, findings)
@@ -273,7 +279,7 @@ def _chained_from_confirmed(seqs: list[int], chosen: dict[int, _Version], findin
         else:
             note(findings, REBUILD_EVENT_UNCONFIRMED, f"event {seq} on {', '.join(chosen[seq].nodes)} is covered by "
                                                       "no signature or witness record and does not follow a restored "
-                                                      "event: not restored", path=ev["package_id"])
+                                                      "event: not restored", path=_subject(ev))
     return kept
 
 
@@ -382,12 +388,23 @@ def rebuild_from_nodes(
         checks[package_id] = [check_record(repo.adapter(n), package_id, keys, node=n.name) for n in holders[package_id]]
         for check in checks[package_id]:
             report.findings.extend(check.findings)
-    every_check = [c for cs in checks.values() for c in cs]
+    # the events that name no package (nodes changed, policy reloads, trigger events …): each node's
+    # repository record, checked like a package's, its events merged with theirs so the chain links across both
+    repository_checks = []
+    for node in nodes:
+        try:
+            repository_checks.append(check_record(repo.adapter(node), None, keys, node=node.name))
+        except PreservationError as e:
+            report.findings.add(REBUILD_NODE_FAILED, str(e), path=node.name)
+    for check in repository_checks:
+        report.findings.extend(check.findings)
+    every_check = [c for cs in checks.values() for c in cs] + repository_checks
     witnessed = witnessed_hashes(repo, nodes, {ev["seq"] for c in every_check for ev in c.events}, keys,
                                  report.findings)
     restored = merge_events(every_check, report.findings, witnessed, keyed=bool(keys))
     _restore_events(repo, restored)
     report.events_restored = len(restored)
+    report.repository_events_restored = sum(1 for ev in restored if ev["package_id"] is None)
     replica_ids: list[int] = []
     versioned: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for package_id in sorted(holders):

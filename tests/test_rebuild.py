@@ -12,16 +12,18 @@ from sqlalchemy import select
 from preservation.audit import audit
 from preservation.catalog.models import Event, Package, PackageFile
 from preservation.errors import InvalidRequest
-from preservation.events import HASHED_FIELDS, event_hash, event_to_dict, verify_chain
+from preservation.events import GENESIS_HASH, HASHED_FIELDS, event_hash, event_to_dict, verify_chain
 from preservation.findings import FindingList
 from preservation.home import init_home
 from preservation.ingest import ingest
-from preservation.layout import PackageLayout
-from preservation.nodes import add_node
+from preservation.layout import PackageLayout, RepositoryLayout
+from preservation.node_records import flush_events
+from preservation.nodes import add_node, set_node_uri
 from preservation.package_evidence import RecordCheck
 from preservation.rebuild import merge_events, rebuild_from_nodes
 from preservation.repository import Repository
 from preservation.runtime.handlers import default_registry
+from preservation.runtime.scheduler import SchedulerService
 from preservation.runtime.worker import Worker, WorkerOptions
 from preservation.witness import checkpoint_and_witness
 from preservation.witness_records import leaves_key, log_prefix
@@ -302,5 +304,89 @@ def test_witness_leaves_that_do_not_lead_to_the_signed_root_are_not_used(repo, p
         assert sum("do not lead to the signed root" in f.message for f in report.findings) == len(NODES)
         assert forged["event_id"] not in _restored(fresh, preserved)  # neither version: nothing settles it
         assert report.events_restored == len(before) - 1
+    finally:
+        fresh.close()
+
+
+# --- the events that name no package travel in every node's repository record -------------------------------------
+
+def _whole_log(repo):
+    with repo.catalog.session() as s:
+        return [event_to_dict(e) for e in s.scalars(select(Event).order_by(Event.seq))]
+
+
+def _repository_events_file(repo, node):
+    return node_root(repo, node) / RepositoryLayout().events_key
+
+
+def _name_no_package_then_flush(repo, preserved):
+    """Events that name no package (two nodes re-pointed at their own roots, a checkpoint signed), every events
+    file of the package brought up to date, then the scheduler's task writes the repository record."""
+    for name in ("uni-pku", "cas-nsl"):
+        set_node_uri(repo, name, node_root(repo, name).as_uri())
+    checkpoint_and_witness(repo)
+    flush_events(repo, preserved)
+    scheduler = SchedulerService(repo)
+    flushed = scheduler.run_task("repository-events")
+    assert sorted(flushed["written"]) == sorted(n for n, *_ in NODES) and flushed["failed"] == {}
+    assert scheduler.run_task("repository-events")["written"] == []  # up to date: nothing rewritten
+    return _whole_log(repo)
+
+
+def test_events_that_name_no_package_come_back_and_the_whole_chain_is_verified(repo, preserved):
+    whole = _name_no_package_then_flush(repo, preserved)
+    repository_events = [e for e in whole if e["package_id"] is None]
+    assert len(repository_events) >= 2 and {e["node_name"] for e in repository_events} >= {"uni-pku", "cas-nsl"}
+    for name, *_ in NODES:
+        lines = _repository_events_file(repo, name).read_text("utf-8").splitlines()
+        assert [json.loads(line) for line in lines] == repository_events
+    record = json.loads((node_root(repo, "inst-istic") / RepositoryLayout().record_key).read_text("utf-8"))
+    assert record["evidence"]["body"]["package_id"] is None and record["evidence"]["signature"]
+
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        assert report.ok, report.to_dict()
+        assert report.repository_events_restored == len(repository_events)
+        assert report.events_restored == len(whole)
+        assert not [f for f in report.findings if f.code in ("R006", "R007", "R008")], report.to_dict()
+        with fresh.catalog.session() as s:
+            assert verify_chain(s).ok
+            restored = [e for e in s.scalars(select(Event).order_by(Event.seq)) if "restored" in e.detail]
+        # the old log whole, in its order, and every old hash recomputed from the restored fields and the link
+        # to the event before it: the chain of the lost catalog, verified end to end
+        old = [e.detail["restored"] for e in restored]
+        assert [r["seq"] for r in old] == list(range(1, len(whole) + 1))
+        previous = GENESIS_HASH
+        for ev, was in zip(restored, old):
+            assert was["prev_hash"] == previous
+            fields = {"seq": was["seq"], "event_id": was["event_id"], "event_type": ev.event_type,
+                      "occurred_at": ev.occurred_at, "outcome": ev.outcome, "agent": ev.agent,
+                      "package_id": ev.package_id, "replica_id": was["replica_id"], "node_name": ev.node_name,
+                      "job_id": was["job_id"], "policy": ev.policy,
+                      "detail": {k: v for k, v in ev.detail.items() if k != "restored"}}
+            assert event_hash(fields, previous) == was["hash"]
+            previous = was["hash"]
+        assert previous == whole[-1]["hash"]
+    finally:
+        fresh.close()
+
+
+def test_a_forged_repository_event_is_refused_and_the_other_nodes_copy_restored(repo, preserved):
+    whole = _name_no_package_then_flush(repo, preserved)
+    original = next(e for e in whole if e["package_id"] is None)
+
+    def elsewhere(ev):
+        ev["detail"]["uri"] = "file:///mnt/elsewhere"
+
+    _rewrite_line(_repository_events_file(repo, "uni-pku"), 0, elsewhere, rehash=True)  # a forger who knows the rule
+    fresh, report = _lose_catalog_and_rebuild(repo)
+    try:
+        altered = [f for f in report.findings if f.code == "R007"]
+        assert [f.path for f in altered] == [f"uni-pku:{RepositoryLayout().events_key}"], report.to_dict()
+        assert report.events_restored == len(whole)
+        with fresh.catalog.session() as s:
+            [back] = [e for e in s.scalars(select(Event)) if e.detail.get("restored", {}).get("event_id")
+                      == original["event_id"]]
+        assert back.detail["uri"] == original["detail"]["uri"] and back.package_id is None
     finally:
         fresh.close()

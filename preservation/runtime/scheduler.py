@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import alerts, liveness
 from preservation.access import notifications
-from preservation import dashboard, witness
+from preservation import dashboard, node_records, witness
 from preservation.runtime.leader import LeaderLock, leader_lock
 from preservation.runtime.policy_reload import PolicyWatcher
 from preservation.repository import Repository
@@ -75,6 +75,9 @@ class SchedulerService:
             Task("node-probes", every, lambda svc: liveness.probe_nodes(svc.repo)),
             # signs the event log after checkpoints.every_events events or every_seconds (docs/evidence.md)
             Task("checkpoints", every, lambda svc: witness.checkpoint_and_witness_if_due(svc.repo)),
+            # the events that name no package, to every node's repository record: what
+            # `catalog rebuild --from-nodes` restores of them (docs/evidence.md)
+            Task("repository-events", every, lambda svc: node_records.flush_repository_events(svc.repo)),
             Task("alerts", every, lambda svc: alerts.evaluate(svc.repo)),
             # e-mail to staff and libraries: new requests, decisions, grants about to expire (docs/access.md)
             Task("notifications", every, lambda svc: notifications.tick(svc.repo)),

@@ -1,4 +1,5 @@
-"""In a real browser: a library asks for post-cancellation content, staff approve, the library downloads it.
+"""In a real browser: a library asks for post-cancellation content, staff approve, the library downloads it,
+once in Chinese and once in English (the browser's language).
 
 Debian's chromium, driven headless by Playwright (never `playwright install`), against the service
 running on a free 127.0.0.1 port.  The downloaded file's sha256 must equal the catalog's.
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from preservation.access.web import i18n
+
 from ..services import service_missing
+from .browser_checks import Axe, PageChecks, artefacts_dir
 from .live import running_service
 from .test_api import catalog_file
 from .world import PASSWORD, PAYLOAD_FILE
@@ -39,11 +43,27 @@ def log_in(page, url: str, username: str) -> None:
     page.wait_for_url(url + "/portal")
 
 
-def test_request_approve_download_in_chromium(world):
+LOCALES = {"zh-CN": i18n.CHINESE, "en": i18n.ENGLISH}
+
+
+def open_folders(page, parts: list[str]) -> None:
+    """From a package's page, down its folder tree by clicking each folder's link."""
+    for part in parts:
+        page.click(f'a.folder-link:has-text("{part}/")')
+        page.wait_for_load_state("load")
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_request_approve_download_in_chromium(world, locale, tmp_path, request):
+    """The whole flow in the browser's language; every page saved as a screenshot, and on the Chinese run no
+    English catalog label left on any of them; axe-core finds no serious or critical violation on any."""
     if sync_playwright is None:
         service_missing("playwright (pip install playwright)")
     if not os.path.exists(CHROMIUM):
         service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
+    if Axe is None:
+        service_missing("axe-playwright-python (pip install -e .[test])")
+    checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
     pid = world.packages["pca_2019"]  # 2019 is outside pku's entitled 2010-2015: staff must approve
     size, sha256 = catalog_file(world, "pca_2019")
     with running_service(world.repo) as url, sync_playwright() as pw:
@@ -52,30 +72,47 @@ def test_request_approve_download_in_chromium(world):
         except PlaywrightError as e:
             service_missing(f"a working headless chromium ({e})")
         try:
-            library = browser.new_context(accept_downloads=True).new_page()
+            library = browser.new_context(accept_downloads=True, locale=locale).new_page()
+            library.goto(url + "/portal")
+            library.wait_for_url("**/login?next=/portal")
+            checks.seen(library, "login")
             log_in(library, url, "alice")
+            checks.seen(library, "holdings")
             library.click('a.collection-link[data-key="pca-j"]')
+            checks.seen(library, "collection")
             row = library.locator(f"#package-{pid}")
             row.locator('input[name="reason"]').fill("Subscription cancelled in 2016; a reader needs the 2019 issues")
             row.locator("button").click()
             library.wait_for_url("**/portal/requests*")
+            checks.seen(library, "requests-pending")
             request_row = library.locator("tr.request").first
             request_id = request_row.get_attribute("id").removeprefix("request-")
-            assert request_row.locator("td.state").inner_text() == "pending"
+            assert request_row.get_attribute("data-state") == "pending"
+            assert request_row.locator(".state-word").inner_text() == {"zh-CN": "待工作人员审批",
+                                                                       "en": "Waiting for staff"}[locale]
+            assert library.locator('p.message[role="status"]').count() == 1  # the request is confirmed
             assert "outside the entitled years" in request_row.inner_text()
 
-            staff = browser.new_context().new_page()
+            staff = browser.new_context(locale=locale).new_page()
             log_in(staff, url, "carol")
             staff.goto(url + "/staff/requests")
+            checks.seen(staff, "staff-requests")
             decision = staff.locator(f"#request-{request_id}")
             decision.locator('input[name="why"]').fill("Cancelled 2016; the consortium extends access to 2019")
             decision.locator("button.approve").click()
             staff.wait_for_url(url + "/staff/requests")
             assert staff.locator(f"#request-{request_id}").count() == 0  # no longer pending
+            assert request_id in staff.locator('p.message[role="status"]').inner_text()  # the approval confirmed
+            checks.seen(staff, "staff-approved")
 
             library.reload()
-            assert library.locator(f"#request-{request_id} td.state").inner_text() == "approved"
-            library.goto(f"{url}/portal/packages/{pid}")
+            assert library.locator(f"#request-{request_id}").get_attribute("data-state") == "approved"
+            checks.seen(library, "requests-approved")
+            library.click(f"#request-{request_id} a.open-package")
+            library.wait_for_url(f"**/portal/packages/{pid}*")
+            checks.seen(library, "package")
+            open_folders(library, PAYLOAD_FILE.split("/")[1:-1])
+            checks.seen(library, "folder")
             with library.expect_download() as info:
                 library.click(f'a.file-link[data-path="{PAYLOAD_FILE}"]')
             download = info.value
@@ -85,3 +122,4 @@ def test_request_approve_download_in_chromium(world):
             browser.close()
     assert len(data) == size
     assert hashlib.sha256(data).hexdigest() == sha256
+    checks.assert_clean()

@@ -107,3 +107,12 @@ def test_access_modes_are_explained_in_plain_words(world):
     assert 'data-mode="pca"' in page and ">停订后访问</span>" in page
     assert "停订后，仍可阅读其已付费年份的内容" in page  # the explanation rides along as the title
     assert ">pca<" not in page
+
+
+def test_the_browser_check_catches_an_english_label_on_a_chinese_page():
+    from .browser_checks import untranslated_labels
+
+    texts = ["批准", "Approve", "Your request 12 was sent. Staff will decide; its state is below.",
+             "Post-cancellation journals", "alice", "Open data"]
+    assert sorted(msgid for msgid, _ in untranslated_labels(texts)) == [
+        "Approve", "Your request %(id)s was sent. Staff will decide; its state is below."]

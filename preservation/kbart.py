@@ -24,7 +24,6 @@ kept in the title's ``kbart`` record (K016 warning).
 from __future__ import annotations
 
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
@@ -89,6 +88,7 @@ EXTRA_READ = ("preserve_kind", "preserve_cn", "preserve_doi_prefix", "preserve_t
               "preserve_title_english")
 EXTRA_VERIFICATION = ("preserve_verification", "preserve_last_verified")
 EXTRA_WRITTEN = EXTRA_READ + EXTRA_VERIFICATION
+_STANDARD_NAMES = frozenset(COLUMNS)
 
 # Title-level columns kept in Title.kbart (the coverage columns have their own table).
 TITLE_KBART = ("title_url", "first_author", "notes", "publication_type", "date_monograph_published_print",
@@ -200,9 +200,11 @@ class _Reader:
             return False
         self.extras = names[len(COLUMNS):]
         if len(self.extras) > MAX_EXTRA_COLUMNS or len(set(self.extras)) != len(self.extras) \
+                or not _STANDARD_NAMES.isdisjoint(self.extras) \
                 or any(not n or _BAD_CHARS.search(n) or len(n) > 64 for n in self.extras):
             self.bad(KBART_HEADER, line, None, f"the columns after the standard ones must be at most "
-                                               f"{MAX_EXTRA_COLUMNS} distinct, non-empty names")
+                                               f"{MAX_EXTRA_COLUMNS} distinct, non-empty names, none of them "
+                                               "a standard column's")
             return False
         for name in self.extras:
             if name not in EXTRA_WRITTEN:
@@ -246,106 +248,120 @@ def _identifier(reader: _Reader, line: int, name: str, value: str, parser) -> st
 # A partial date as the first day it can mean, and as a string no later day of its span exceeds.
 _FIRST_DAY = {4: "-01-01", 7: "-01", 10: ""}
 _LAST_DAY = {4: "-12-31", 7: "-31", 10: ""}
-_ID_COLUMNS = (("print_identifier", 0), ("online_identifier", 1), ("title_id", ID_PUBLISHER),
-               ("preserve_cn", ID_CN), ("preserve_doi_prefix", ID_DOI_PREFIX))
-_ID_PARSERS = {ID_PUBLISHER: ids.parse_publisher_id, ID_CN: ids.parse_cn, ID_DOI_PREFIX: ids.parse_doi_prefix}
 _SCHEMES = {"monograph": (ID_ISBN_PRINT, ID_ISBN_ONLINE), "serial": (ID_ISSN_PRINT, ID_ISSN_ONLINE)}
 _LIMITS = {name: _limit(name) for name in COLUMNS + EXTRA_WRITTEN}
 _SHORTEST_LIMIT = min(*_LIMITS.values(), DEFAULT_LIMIT)
+_STANDARD = len(COLUMNS)
+_TITLE_KBART_AT = tuple((name, COLUMNS.index(name)) for name in TITLE_KBART)
+_NO_EXTRAS: dict[str, str] = {}
+_part_number = lru_cache(maxsize=1 << 12)(part_number)  # a list repeats its volume numbers
 
 
 def _check_row(reader: _Reader, line: int, text: str) -> KbartRow | None:
-    """One data line → a :class:`KbartRow`, or None after its findings.  Written for speed: it runs per row."""
+    """One data line → a :class:`KbartRow`, or None after its findings.
+
+    Written for speed, as it runs per row: the standard columns are read by
+    their place (the header starts with them, in order), fields left empty
+    cost nothing, and each rule is one comparison when the value is good.
+    """
     before = reader.errors
+    header = reader.header
     fields = text.split("\t")
-    if len(fields) != len(reader.header):
-        reader.bad(KBART_FIELD_COUNT, line, None, f"{len(fields)} fields, the header has {len(reader.header)}")
+    if len(fields) != len(header):
+        reader.bad(KBART_FIELD_COUNT, line, None, f"{len(fields)} fields, the header has {len(header)}")
         return None
     bad = _BAD_CHARS.search(text)
     if bad:
-        column = reader.header[text.count("\t", 0, bad.start())]
+        column = header[text.count("\t", 0, bad.start())]
         reader.bad(KBART_TEXT, line, column, f"holds the character U+{ord(bad.group()):04X}")
         return None
     if text[:1] == " " or text[-1:] == " " or " \t" in text or "\t " in text:
         fields = [f.strip(" ") for f in fields]
-    values = {name: value for name, value in zip(reader.header, fields) if value}
     if max(map(len, fields)) > _SHORTEST_LIMIT:  # most rows need no field by field look
-        for name, value in values.items():
+        for name, value in zip(header, fields):
             if len(value) > _LIMITS.get(name, DEFAULT_LIMIT):
                 reader.bad(KBART_TOO_LONG, line, name, f"longer than {_LIMITS.get(name, DEFAULT_LIMIT)} characters")
-    get = values.get
-    title = get("publication_title", "")
+    (title, print_id, online_id, first, first_vol, first_issue, last, last_vol, last_issue, url, _author,
+     title_id, embargo, depth, _notes, publisher, ptype, print_date, online_date, _volume, _edition, _editor,
+     parent, preceding, access) = fields[:_STANDARD]
+    extra = dict(zip(header[_STANDARD:], fields[_STANDARD:])) if len(fields) > _STANDARD else _NO_EXTRAS
     if not title:
         reader.bad(KBART_REQUIRED, line, "publication_title", "empty")
-    ptype = get("publication_type", "").lower()
+    ptype_given, ptype = ptype, ptype.lower()
     if not ptype:
         reader.bad(KBART_REQUIRED, line, "publication_type", "empty")
     elif ptype not in PUBLICATION_TYPES:
         reader.bad(KBART_PUBLICATION_TYPE, line, "publication_type",
-                   f"{ascii(values['publication_type'][:40])} is neither serial nor monograph")
+                   f"{ascii(ptype_given[:40])} is neither serial nor monograph")
     kind = PUBLICATION_TYPES.get(ptype, "other")
-    if "preserve_kind" in values:
-        if values["preserve_kind"] in TITLE_KINDS:
-            kind = values["preserve_kind"]
+    preserve_kind = extra.get("preserve_kind")
+    if preserve_kind:
+        if preserve_kind in TITLE_KINDS:
+            kind = preserve_kind
         else:
             reader.bad(KBART_CODED_VALUE, line, "preserve_kind", f"not one of {', '.join(TITLE_KINDS)}")
-    dates = {name: _date(reader, line, name, values[name]) for name in DATE_COLUMNS if name in values}
+    if first and not _good_date(first):
+        first = _date(reader, line, "date_first_issue_online", first)
+    if last and not _good_date(last):
+        last = _date(reader, line, "date_last_issue_online", last)
+    if print_date and not _good_date(print_date):
+        _date(reader, line, "date_monograph_published_print", print_date)
+    if online_date and not _good_date(online_date):
+        _date(reader, line, "date_monograph_published_online", online_date)
     identifiers: list[tuple[str, str]] = []
-    monograph = ptype == "monograph"
-    schemes = _SCHEMES["monograph" if monograph else "serial"]
-    standard = ids.parse_isbn if monograph else ids.parse_issn
     identifying = False
-    for name, scheme in _ID_COLUMNS:
-        raw = get(name)
-        if raw is None:
-            continue
-        if isinstance(scheme, int):
-            value, scheme = _identifier(reader, line, name, raw, standard), schemes[scheme]
-        else:
-            value = _identifier(reader, line, name, raw, _ID_PARSERS[scheme])
-        if value is not None:
-            identifiers.append((scheme, value))
-            identifying = identifying or scheme != ID_DOI_PREFIX
-    for name in ("parent_publication_title_id", "preceding_publication_title_id"):
-        if name in values:
-            _identifier(reader, line, name, values[name], ids.parse_publisher_id)
+    if ptype == "monograph":
+        standard, (print_scheme, online_scheme) = ids.parse_isbn, _SCHEMES["monograph"]
+    else:
+        standard, (print_scheme, online_scheme) = ids.parse_issn, _SCHEMES["serial"]
+    for name, scheme, raw, parse in (("print_identifier", print_scheme, print_id, standard),
+                                     ("online_identifier", online_scheme, online_id, standard),
+                                     ("title_id", ID_PUBLISHER, title_id, ids.parse_publisher_id),
+                                     ("preserve_cn", ID_CN, extra.get("preserve_cn"), ids.parse_cn),
+                                     ("preserve_doi_prefix", ID_DOI_PREFIX, extra.get("preserve_doi_prefix"),
+                                      ids.parse_doi_prefix)):
+        if raw:
+            value = _identifier(reader, line, name, raw, parse)
+            if value is not None:
+                identifiers.append((scheme, value))
+                identifying = identifying or scheme != ID_DOI_PREFIX
+    if parent:
+        _identifier(reader, line, "parent_publication_title_id", parent, ids.parse_publisher_id)
+    if preceding:
+        _identifier(reader, line, "preceding_publication_title_id", preceding, ids.parse_publisher_id)
     if not identifying and reader.errors == before:
         reader.bad(KBART_NO_IDENTIFIER, line, None, "no print_identifier, online_identifier, title_id or preserve_cn")
-    embargo = get("embargo_info", "")
     if embargo and not _EMBARGO.fullmatch(embargo):
         reader.bad(KBART_CODED_VALUE, line, "embargo_info", f"{ascii(embargo[:40])} is not R/P + number + D/M/Y "
                                                             "(e.g. P1Y, R10Y, P6M;R5Y)")
-    depth = get("coverage_depth", "").lower()
+    depth = depth.lower()
     if depth and depth not in COVERAGE_DEPTHS:
         reader.bad(KBART_CODED_VALUE, line, "coverage_depth", f"not one of {', '.join(COVERAGE_DEPTHS)}")
-    access = get("access_type", "").upper()
+    access = access.upper()
     if access and access not in ACCESS_TYPES:
         reader.bad(KBART_CODED_VALUE, line, "access_type", "not F (free) or P (paid)")
-    url = get("title_url", "")
     if url and not _URL.fullmatch(url):
         reader.bad(KBART_CODED_VALUE, line, "title_url", "not an http:// or https:// URL")
-    first, last = dates.get("date_first_issue_online", ""), dates.get("date_last_issue_online", "")
     if first and last and first + _FIRST_DAY[len(first)] > last + _LAST_DAY[len(last)]:
         reader.bad(KBART_REVERSED, line, "date_last_issue_online", f"{last} is before {first}")
-    first_vol = part_number(get("num_first_vol_online", ""))
-    last_vol = part_number(get("num_last_vol_online", ""))
-    if first_vol is not None and last_vol is not None and first_vol > last_vol:
-        reader.bad(KBART_REVERSED, line, "num_last_vol_online", f"volume {last_vol} is before {first_vol}")
+    if first_vol and last_vol:
+        first_number, last_number = _part_number(first_vol), _part_number(last_vol)
+        if first_number is not None and last_number is not None and first_number > last_number:
+            reader.bad(KBART_REVERSED, line, "num_last_vol_online", f"volume {last_number} is before {first_number}")
     if reader.errors > before:
         return None
-    kbart = {name: values[name] for name in TITLE_KBART if name in values}
+    kbart = {name: fields[i] for name, i in _TITLE_KBART_AT if fields[i]}
     if ptype:
         kbart["publication_type"] = ptype
     if access:
         kbart["access_type"] = access
-    if reader.extras:
-        extra = {n: values[n] for n in reader.extras if n not in EXTRA_WRITTEN and n in values}
-        if extra:
-            kbart["extra"] = extra
-    return KbartRow(line, kind, title, get("publisher_name", ""), get("preserve_title_transliterated", ""),
-                    get("preserve_title_english", ""), identifiers,
-                    (first, get("num_first_vol_online", ""), get("num_first_issue_online", ""), last,
-                     get("num_last_vol_online", ""), get("num_last_issue_online", ""), embargo, depth), kbart)
+    if extra:
+        kept = {n: v for n, v in extra.items() if v and n not in EXTRA_WRITTEN}
+        if kept:
+            kbart["extra"] = kept
+    return KbartRow(line, kind, title, publisher, extra.get("preserve_title_transliterated") or "",
+                    extra.get("preserve_title_english") or "", identifiers,
+                    (first, first_vol, first_issue, last, last_vol, last_issue, embargo, depth), kbart)
 
 
 def read_rows(path: str | Path, reader: _Reader | None = None) -> Iterator[KbartRow]:
@@ -423,7 +439,7 @@ def new_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
 
 @dataclass
 class _Batch:
-    """What one flush writes, handed whole from the checking thread to the writing one."""
+    """What one flush writes."""
 
     new_titles: list[tuple[int, KbartRow]]
     updated: list[tuple[int, KbartRow]]
@@ -435,13 +451,12 @@ class _Batch:
 class _TitleListImport:
     """One publisher list into one collection, in batches inside the caller's transaction.
 
-    Rows are checked and matched to titles on the calling thread while the
-    batch before them is written on a thread of its own, one batch at a time:
-    SQLite and the PostgreSQL driver let go of the GIL while they work, so
-    writing and checking overlap.  They never use the connection at once:
-    what matching needs from the catalog (the collection's identifiers) is
-    read before the first batch, and :meth:`close` waits for the last write
-    before the transaction ends.
+    What matching needs from the catalog (the collection's identifiers) is
+    read once, before the first row; rows are then checked, matched to
+    titles and written a batch at a time, on one thread.  (A writer thread
+    beside the checking bought nothing: each row SQLite's ``executemany``
+    steps gives the GIL away and waits to get it back from the checking
+    thread, so the two took turns, slower than one thread alone.)
     """
 
     def __init__(self, session: Session, collection_id: int, reader: _Reader) -> None:
@@ -469,8 +484,6 @@ class _TitleListImport:
         self.real: dict[int, int] = {}
         self.next_ref = -1
         self.counts = {"titles_added": 0, "titles_updated": 0, "identifiers_added": 0, "coverage_rows": 0}
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbart-writer")
-        self._writing: Future | None = None
 
     def add(self, row: KbartRow) -> None:
         keys = row.keys
@@ -516,25 +529,11 @@ class _TitleListImport:
         return len(self.coverage) + len(self.identifiers)
 
     def flush(self) -> None:
-        """Hand what is pending to the writer once the batch before it is written (nothing once the file is bad)."""
-        self.wait()
+        """Write what is pending (nothing once the file is bad: it is rolled back, writing would only cost time)."""
         batch = _Batch(list(self.new_titles.items()), self.updated, self.clear, self.identifiers, self.coverage)
         self.new_titles, self.updated, self.clear, self.identifiers, self.coverage = {}, [], [], [], []
-        if self.reader.findings.ok:  # a refused file is rolled back: writing more of it would only cost time
-            self._writing = self._writer.submit(self._write, batch)
-
-    def wait(self) -> None:
-        """Wait for the batch being written; an error of its writing is raised here."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing.result()
-
-    def close(self) -> None:
-        """Wait for the last write (before the transaction commits or rolls back) and stop the writer."""
-        try:
-            self.wait()
-        finally:
-            self._writer.shutdown()
+        if self.reader.findings.ok:
+            self._write(batch)
 
     def _write(self, batch: _Batch) -> None:
         # Core inserts on the session's connection (same transaction): the ORM's per-row bookkeeping would
@@ -570,7 +569,7 @@ class _TitleListImport:
             insert_rows(conn, ExpectedCoverage.__table__, COVERAGE_COLUMNS,
                         [(real.get(ref, ref), *row.coverage, row.line) for ref, row in batch.coverage])
             self.counts["coverage_rows"] += len(batch.coverage)
-        index_pending(conn)  # the batch's titles into the search index here, overlapping the checking too
+        index_pending(conn)  # the batch's titles into the search index (SQLite), while its pages are at hand
 
     @staticmethod
     def _title_values(row: KbartRow, now: datetime) -> dict[str, Any]:
@@ -596,17 +595,14 @@ def import_title_list(repo: Repository, path: str | Path, collection_key: str) -
         collection = get_collection(s, collection_key)
         work = _TitleListImport(s, collection.id, reader)
         try:
-            try:
-                for row in read_rows(path, reader):
-                    work.add(row)
-                    if work.pending() >= BATCH:
-                        work.flush()
-            except _Stop:
-                pass
-            _refuse(reader)
-            work.flush()
-        finally:
-            work.close()
+            for row in read_rows(path, reader):
+                work.add(row)
+                if work.pending() >= BATCH:
+                    work.flush()
+        except _Stop:
+            pass
+        _refuse(reader)
+        work.flush()
         return {"file": str(path), "collection": collection.key, "rows": reader.rows, **work.counts,
                 "warnings": [f.to_dict() for f in reader.findings.warnings]}
 

@@ -169,6 +169,7 @@ def test_a_bad_row_refuses_the_whole_file_with_its_line_and_field(repo, tmp_path
     (lambda h: [h[1], h[0], *h[2:]], "column 1"),  # two swapped
     (lambda h: ["Publication_Title", *h[1:]], "column 1"),
     (lambda h: [*h, "notes2", "notes2"], "distinct"),
+    (lambda h: [*h, "publication_title"], "standard column"),  # a second column of the same name
 ])
 def test_a_header_that_is_not_kbart_is_refused(repo, tmp_path, change, message) -> None:
     header = change(list(KBART_HEADER))
@@ -264,7 +265,7 @@ def test_two_titles_of_batches_already_written_are_named_by_their_lines(repo, tm
 
 
 def test_a_failed_write_of_a_batch_keeps_nothing(repo, tmp_path, monkeypatch) -> None:
-    """A batch written beside the checking fails: its error reaches the caller and the transaction rolls back."""
+    """The write of a later batch fails: its error reaches the caller and the transaction rolls back."""
     monkeypatch.setattr(kbart, "BATCH", 2)
     written = []
     real_insert = kbart.insert_rows

@@ -392,6 +392,22 @@ class JobError(PreservationError):
     template = "{detail}"
 
 
+class WaitTimedOut(JobError):
+    """``ingest --wait --timeout`` ended before the package's replication jobs did; they go on."""
+
+    code = "E601"
+    exit_code = 31
+    template = "{detail}: the workers go on writing its copies; `preserve package show` follows them"
+
+
+class NotPreserved(JobError):
+    """The package's replication jobs ended and it is not preserved (a copy could not be written or verified)."""
+
+    code = "E602"
+    exit_code = 32
+    template = "{detail}: see `preserve jobs list --state dead` for why, then `preserve jobs retry`"
+
+
 class AccessRefused(PreservationError):
     code = "E800"
     exit_code = 15
@@ -444,29 +460,6 @@ class TooManyAttempts(AccessRefused):
     exit_code = 17
     retryable = True
     template = "too many failed logins for {username!r} from {client_ip}: try again in {minutes} minutes"
-
-
-class AccountDisabled(AuthenticationFailed):
-    """The right password of a user (or library) an operator has disabled: told only to who knows the password."""
-
-    code = "E804"
-    template = "this account is disabled: {detail}"
-
-
-class TooManyResetRequests(TooManyAttempts):
-    """Password reset links asked for too often from one address."""
-
-    code = "E805"
-    template = "too many password reset requests from {client_ip}: try again in {minutes} minutes"
-
-
-class MailNotSent(PreservationError):
-    """The SMTP server of ``notifications.email`` could not be reached or refused the message."""
-
-    code = "E806"
-    exit_code = 29
-    retryable = True
-    template = "the e-mail was not sent: {detail} (check notifications.email in preserve.yaml)"
 
 
 class ImportRejected(PreservationError):

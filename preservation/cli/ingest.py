@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from preservation.errors import DeliveryRejected
+from preservation.errors import DeliveryRejected, NotPreserved, WaitTimedOut
 from preservation.text import check_xml_text
 from preservation.ingest import ingest as run_ingest
-from preservation.jobs.admin import wait_for_package
+from preservation.jobs.admin import WAIT_PRESERVED, WAIT_TIMED_OUT, wait_for_package
 from preservation.units import human_bytes
 
-from .common import PACKAGE_ID, emit_json, exit_on_findings, json_option, repo, say, show_findings_of
+from .common import PACKAGE_ID, emit_json, exit_on_findings, fail, json_option, repo, say, show_findings_of
 from .progress import byte_progress
 
 
@@ -35,9 +35,11 @@ def _parse_info(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--allow-duplicate", is_flag=True,
               help="Ingest even when a held package has the same payload (same files, same digests).")
 @click.option("--inline", is_flag=True, help="Write and verify every copy now, in this process (no workers needed).")
-@click.option("--wait", is_flag=True, help="Wait until workers have preserved the package (exit 1 if they do not).")
+@click.option("--wait", is_flag=True,
+              help="Wait until the workers' replication jobs have ended, showing progress: exit 0 when the package "
+                   "is preserved, 32 (E602) when it is not.")
 @click.option("--timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
-              help="With --wait: give up after this long.")
+              help="With --wait: stop waiting after this long (exit 31, E601); the jobs go on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def ingest(source, collection_key, name, info, version_of, allow_duplicate, inline, wait, timeout, quiet,
@@ -66,12 +68,14 @@ def ingest(source, collection_key, name, info, version_of, allow_duplicate, inli
     except DeliveryRejected as e:
         show_findings_of(e, as_json)
         raise
+    waited = None
     if wait:
         if not as_json:
             say(f"package {result['package_id']} registered; waiting for workers to write its copies …")
-        waited = wait_for_package(repo().catalog, result["package_id"], timeout=timeout)
+        waited = wait_for_package(repo().catalog, result["package_id"], timeout=timeout,
+                                  on_progress=None if quiet or as_json else _show_progress)
         result.update(state=waited["state"], live_jobs=waited["live_jobs"], dead_jobs=waited["dead_jobs"],
-                      timed_out=waited["timed_out"])
+                      timed_out=waited["outcome"] == WAIT_TIMED_OUT, wait=waited)
     queued = not inline and not wait
     ok = queued or result.get("state") == "preserved"
     if as_json:
@@ -98,7 +102,23 @@ def ingest(source, collection_key, name, info, version_of, allow_duplicate, inli
             else:
                 say(f"  copy on {c['node']}: {c['state']} ({c['files_copied']} files written, "
                            "re-read and verified)")
-        if wait and not ok:
-            why = "timed out" if result["timed_out"] else f"{result['dead_jobs']} dead job(s)"
-            say(f"  not preserved ({why}): see `preserve jobs list --state dead`")
+    if waited is not None and waited["outcome"] != WAIT_PRESERVED:
+        fail(_wait_error(waited, timeout))
     exit_on_findings(ok)
+
+
+def _show_progress(snapshot: dict) -> None:
+    jobs = ", ".join(f"{n} {state}" for state, n in snapshot["replication_jobs"].items()) or "none"
+    say(f"  {snapshot['copies_verified']} of {snapshot['copies']} copies verified; replication jobs: {jobs}; "
+        f"package {snapshot['state']}", err=True)
+
+
+def _wait_error(waited: dict, timeout: float | None) -> WaitTimedOut | NotPreserved:
+    """What the wait left, as the coded error the command ends with (its params: the state, in JSON too)."""
+    left = {k: waited[k] for k in ("package_id", "state", "copies", "copies_verified", "live_jobs", "dead_jobs")}
+    where = (f"package {waited['package_id']} is {waited['state']}, {waited['copies_verified']} of "
+             f"{waited['copies']} copies verified")
+    if waited["outcome"] == WAIT_TIMED_OUT:
+        return WaitTimedOut(f"{where} after {timeout:g} s, {waited['live_jobs']} replication job(s) still live",
+                            **left)
+    return NotPreserved(f"{where}; its replication jobs have ended ({waited['dead_jobs']} dead)", **left)

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from preservation import events
 from preservation.catalog.db import Catalog
-from preservation.catalog.models import PACKAGE_DAMAGED, PACKAGE_PRESERVED, Event, Job, Package, utcnow
+from preservation.catalog.models import PACKAGE_PRESERVED, REPLICA_VERIFIED, Event, Job, Package, Replica, utcnow
 from preservation.errors import InvalidRequest, NotFound
 from preservation.jobs.claim import record_job_event
+from preservation.jobs.kinds import REPLICATE
 from preservation.text import check_xml_text
 from preservation.jobs.queue import (
     ACKNOWLEDGED,
@@ -169,34 +170,54 @@ def _locked(s, job_id: int) -> Job:
     return job
 
 
+WAIT_PRESERVED = "preserved"
+WAIT_FAILED = "failed"
+WAIT_TIMED_OUT = "timed out"
+
+
+def _replication(session: Session, package_id: str) -> dict[str, Any]:
+    """The package's state, its copies (all, verified) and its replication jobs by state, as the catalog says."""
+    package = session.get(Package, package_id)
+    if package is None:
+        raise NotFound(f"no package {package_id!r}")
+    jobs = dict(session.execute(select(Job.state, func.count())
+                                .where(Job.package_id == package_id, Job.kind == REPLICATE).group_by(Job.state)).all())
+    copies = dict(session.execute(select(Replica.state, func.count())
+                                  .where(Replica.package_id == package_id).group_by(Replica.state)).all())
+    return {"package_id": package_id, "state": package.state, "copies": sum(copies.values()),
+            "copies_verified": copies.get(REPLICA_VERIFIED, 0),
+            "replication_jobs": {k: int(v) for k, v in sorted(jobs.items())},
+            "live_jobs": sum(jobs.get(st, 0) for st in LIVE_STATES), "dead_jobs": jobs.get(DEAD, 0)}
+
+
 def wait_for_package(
     catalog: Catalog, package_id: str, *, timeout: float | None = None, poll: float = 1.0,
-    on_change: Callable[[str], None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Wait until no live job for the package is left (it is then preserved, or not), or it is damaged.
+    """Wait until every replication job of the package has ended, or ``timeout`` seconds have passed.
 
-    Returns the package state, its live and dead job counts and whether the
-    wait timed out; raises NotFound for an unknown package.
+    The package is then preserved (every copy written and verified) or has failed (a job dead or cancelled
+    before its copy was verified); a replicate job marks the package preserved and then still writes the copy's
+    record and events file on its node, so the wait ends only once the jobs have.  ``on_progress`` is called
+    with the first snapshot and with each one that differs from the one before.  Returns the last snapshot
+    (package state, copies and copies verified, replication jobs by state, live and dead counts) with
+    ``outcome`` (:data:`WAIT_PRESERVED`, :data:`WAIT_FAILED` or :data:`WAIT_TIMED_OUT`) and ``waited_seconds``.
+    Raises NotFound for an unknown package.
     """
     started = time.monotonic()
-    last_state = None
+    last: dict[str, Any] | None = None
     while True:
         with catalog.session() as s:
-            package = s.get(Package, package_id)
-            if package is None:
-                raise NotFound(f"no package {package_id!r}")
-            state = package.state
-            counts = dict(s.execute(
-                select(Job.state, func.count()).where(Job.package_id == package_id).group_by(Job.state)
-            ).all())
-        live = sum(counts.get(st, 0) for st in LIVE_STATES)
-        if state != last_state and on_change:
-            on_change(state)
-        last_state = state
-        timed_out = timeout is not None and time.monotonic() - started >= timeout
-        # preserved counts once its jobs have ended too: a replicate job marks the package preserved, then
-        # still writes the copy's record and events file on its node before it ends
-        if state == PACKAGE_DAMAGED or live == 0 or timed_out:
-            return {"package_id": package_id, "state": state, "live_jobs": live, "dead_jobs": counts.get(DEAD, 0),
-                    "timed_out": timed_out and state not in (PACKAGE_PRESERVED, PACKAGE_DAMAGED) and live > 0}
-        time.sleep(poll)
+            snapshot = _replication(s, package_id)
+        if snapshot != last and on_progress is not None:
+            on_progress(snapshot)
+        last = snapshot
+        waited = time.monotonic() - started
+        if snapshot["live_jobs"] == 0:
+            outcome = WAIT_PRESERVED if snapshot["state"] == PACKAGE_PRESERVED else WAIT_FAILED
+        elif timeout is not None and waited >= timeout:
+            outcome = WAIT_TIMED_OUT
+        else:
+            time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
+            continue
+        return {**snapshot, "outcome": outcome, "waited_seconds": round(waited, 3)}

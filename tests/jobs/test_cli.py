@@ -54,7 +54,7 @@ def test_ingest_wait_reports_what_the_workers_did(run_cli, sample_delivery):
     repo = make_repo(run_cli.home)
     try:
         timed_out = run_cli("ingest", str(sample_delivery), "--collection", "journals", "--wait", "--timeout", "0.3",
-                            "--json", exit_code=1).json()
+                            "--json", exit_code=31).json()
         assert timed_out["timed_out"] and timed_out["state"] == "replicating" and timed_out["live_jobs"] == 3
         worker = Worker(repo, default_registry(), WorkerOptions(concurrency=2, poll_seconds=0.05))
         runner = threading.Thread(target=worker.run)

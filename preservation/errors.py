@@ -462,6 +462,29 @@ class TooManyAttempts(AccessRefused):
     template = "too many failed logins for {username!r} from {client_ip}: try again in {minutes} minutes"
 
 
+class AccountDisabled(AuthenticationFailed):
+    """The right password of a user (or library) an operator has disabled: told only to who knows the password."""
+
+    code = "E804"
+    template = "this account is disabled: {detail}"
+
+
+class TooManyResetRequests(TooManyAttempts):
+    """Password reset links asked for too often from one address."""
+
+    code = "E805"
+    template = "too many password reset requests from {client_ip}: try again in {minutes} minutes"
+
+
+class MailNotSent(PreservationError):
+    """The SMTP server of ``notifications.email`` could not be reached or refused the message."""
+
+    code = "E806"
+    exit_code = 29
+    retryable = True
+    template = "the e-mail was not sent: {detail} (check notifications.email in preserve.yaml)"
+
+
 class ImportRejected(PreservationError):
     """A bulk import was refused as a whole; ``findings`` names every bad row and field."""
 

@@ -26,7 +26,7 @@ from .lookup import (
     version_for_library,
     version_of,
 )
-from .paged import LISTED_KINDS, changes_page, state_files, versions_listed
+from .paged import LISTED_KINDS, changes_page, state_files, state_rows, versions_listed
 from .new import (
     REFERENCES,
     Previous,
@@ -56,5 +56,5 @@ __all__ = [
     "iter_version_files", "lineage_versions", "locate", "plan_version", "previous_version", "rebind_version",
     "record_version", "referenced_packages", "referencing_versions", "resolve_version", "storage_summary",
     "version_as_of", "version_for_library", "version_of", "first_kept", "newest_kept", "period_end", "LISTED_KINDS",
-    "changes_page", "state_files", "versions_listed",
+    "changes_page", "state_files", "state_rows", "versions_listed",
 ]

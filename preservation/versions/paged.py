@@ -27,8 +27,8 @@ from .state import CHANGE_KINDS, FETCH_TXT, compare, iter_state
 LISTED_KINDS = ("added", "changed", "removed", "renamed")
 
 
-def state_files(session: Session, package_id: str, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(total, one page) of the files of the version ``package_id`` as delivered, in byte order of path."""
+def state_rows(package_id: str) -> Any:
+    """The files of the version ``package_id`` as delivered, as a selectable of (path, size, sha256, is_tag)."""
     own = (select(PackageFile.path.label("path"), PackageFile.size.label("size"), PackageFile.sha256.label("sha256"),
                   PackageFile.is_tag.label("is_tag"))
            .where(PackageFile.package_id == package_id, PackageFile.path != FETCH_TXT))
@@ -36,7 +36,12 @@ def state_files(session: Session, package_id: str, *, offset: int, limit: int) -
                          PackageFile.sha256.label("sha256"), false().label("is_tag"))
                   .join(PackageFile, PackageFile.id == VersionFile.file_id)
                   .where(VersionFile.package_id == package_id))
-    both = union_all(own, referenced).subquery()
+    return union_all(own, referenced)
+
+
+def state_files(session: Session, package_id: str, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(total, one page) of the files of the version ``package_id`` as delivered, in byte order of path."""
+    both = state_rows(package_id).subquery()
     total = session.scalar(select(func.count()).select_from(both)) or 0
     rows = session.execute(select(both.c.path, both.c.size, both.c.sha256, both.c.is_tag)
                            .order_by(both.c.path).offset(offset).limit(limit)).all()

@@ -220,7 +220,7 @@ def test_portal_flow_pca_outside_years_staff_approval_download(world):
                        data={"csrf": form_token(staff, "/staff/requests"), "decision": "approve",
                              "why": "cancelled 2016"})
         assert r.status_code == 303
-        listing = library.get(f"/portal/packages/{pid}")
+        listing = library.get(f"/portal/packages/{pid}", params={"path": "articles/中文"})  # the file's folder
         assert listing.status_code == 200 and "b.bin" in listing.text
         got = library.get(f"/portal/packages/{pid}/files/{quote(PAYLOAD_FILE)}")
         assert got.status_code == 200

@@ -4,6 +4,13 @@ Authorization comes first, then the catalog row, then the Range header is
 checked against the catalog's size, and only then are bytes read — verified
 in full before the response starts, so a failure is still an error status
 and never a partial or wrong body.
+
+A file opens in the browser (``inline``) only when the catalog identified it
+as a PDF, a raster image or plain text (:mod:`preservation.access.viewing`);
+it is then sent with its type, ``nosniff`` and a sandboxing CSP, so the
+document has an opaque origin and runs no script of the portal's.  Anything
+else (HTML, SVG, XML, unknown) is an attachment of type
+``application/octet-stream``.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from preservation.access.accounts import Principal
 from preservation.access.as_of import reading, served_file
 from preservation.access.delivery import fetch_verified, get_package, iter_package_zip
 from preservation.access.usage import log_usage
+from preservation.access.viewing import ATTACHMENT, stored_viewing
 from preservation.catalog.access_models import USAGE_DOWNLOAD
 from preservation.errors import InvalidRequest
 from preservation.repository import Repository
 
 _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
-# a served file must never run as a page of this site
+# a served file must never run as a page of this site: sandboxed (an opaque origin, no scripts, no forms), and
+# fetching nothing; an image or text shown inline may style itself inline and show its own pixels
 FILE_CSP = "default-src 'none'; sandbox"
+INLINE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 class RangeNotSatisfiable(Exception):
@@ -70,22 +80,24 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def content_disposition(name: str) -> str:
+def content_disposition(name: str, disposition: str = "attachment") -> str:
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in name) or "file"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def file_response(
     repo: Repository, principal: Principal, package_id: str, path: str, *, range_header: str | None,
-    if_range: str | None, exact: bool = True,
+    if_range: str | None, exact: bool = True, inline: bool = False,
 ) -> Response:
     """The verified bytes of one file of the state the reader reads (``as_of.reading``: ``exact`` False for an
-    item's file, which staff get from the newest version kept); raises NotFound, AccessRefused, NoVerifiedSource."""
+    item's file, which staff get from the newest version kept); ``inline``: a file the browser may show opens in
+    it (the portal's links; the API always sends attachments).  Raises NotFound, AccessRefused, NoVerifiedSource."""
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
         state = reading(s, principal, package, path=path, exact=exact)  # a grant of an item holding it opens it
         collection_id = package.collection_id
         holder, row = served_file(s, state, path)
+        viewing = stored_viewing(s, holder, row.path) if inline else ATTACHMENT
     etag = f'"{row.sha256}"'
     if if_range is not None and if_range.strip() != etag:
         range_header = None
@@ -98,8 +110,9 @@ def file_response(
         "Content-Length": str(end - start),
         "Accept-Ranges": "bytes",
         "ETag": etag,
-        "Content-Disposition": content_disposition(path.rsplit("/", 1)[-1]),
-        "Content-Security-Policy": FILE_CSP,
+        "Content-Disposition": content_disposition(path.rsplit("/", 1)[-1], viewing.disposition),
+        "Content-Security-Policy": INLINE_CSP if viewing.inline else FILE_CSP,
+        "X-Content-Type-Options": "nosniff",
         "X-Preserve-Source": verified.source,
         "X-Preserve-Version": str(state.number),
     }
@@ -115,7 +128,7 @@ def file_response(
             verified.close()
 
     return StreamingResponse(body(), status_code=206 if wanted else 200, headers=headers,
-                             media_type="application/octet-stream")
+                             media_type=viewing.media_type)
 
 
 def not_satisfiable(size: int) -> Response:

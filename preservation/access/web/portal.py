@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from preservation.access import holdings, requests
 from preservation.access.accounts import Principal, authenticate_password
+from preservation.access.payload_tree import package_tree
 from preservation.access.version_view import package_versions
 from preservation.access.web.account_pages import login_refused
 from preservation.access.web.auth import (
@@ -101,11 +102,14 @@ def my_requests(request: Request, principal: User) -> Response:
 
 
 @router.get("/portal/packages/{package_id}")
-def package(request: Request, package_id: str, principal: User, offset: Offset = 0) -> Response:
+def package(request: Request, package_id: str, principal: User, path: str = "", q: str = "", page: str = "",
+            tags: str = "") -> Response:
+    """One folder of the package's content (``path``), or a file name search (``q``), a page at a time; staff may
+    add the bag's tag files (``tags=1``).  The parameters are text, checked by ``package_tree`` (a 400)."""
     repo = repo_of(request)
-    page = holdings.package_files(repo, principal, package_id, offset=offset, limit=500)
-    listed = package_versions(repo, principal, package_id) if page["version"]["versions"] > 1 else None
-    return render(request, "package.html", principal, page=page, versions=listed)
+    tree = package_tree(repo, principal, package_id, folder=path, query=q, page=page, tag_files=tags)
+    listed = package_versions(repo, principal, package_id) if tree["version"]["versions"] > 1 else None
+    return render(request, "package.html", principal, page=tree, versions=listed)
 
 
 @router.get("/portal/packages/{package_id}/zip")
@@ -117,4 +121,5 @@ def package_zip(request: Request, package_id: str, principal: User) -> Response:
 def download(request: Request, package_id: str, path: str, principal: User,
              range_: Annotated[str | None, Header(alias="range")] = None,
              if_range: Annotated[str | None, Header(alias="if-range")] = None) -> Response:
-    return file_response(repo_of(request), principal, package_id, path, range_header=range_, if_range=if_range)
+    return file_response(repo_of(request), principal, package_id, path, range_header=range_, if_range=if_range,
+                         inline=True)

@@ -12,6 +12,7 @@ from preservation import dashboard
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import portal_staff, repo_of
 from preservation.access.web.charts import SMALL, Chart, Number, Series, bar_chart, line_chart
+from preservation.access.web.i18n import gettext as _
 from preservation.access.web.pages import render
 from preservation.units import human_bytes
 
@@ -22,61 +23,65 @@ Period = Literal[tuple(str(w) for w in dashboard.WINDOWS)]  # the windows offere
 
 
 def _bytes(value: Number) -> str:
-    return "no data" if value is None else human_bytes(int(value))
+    return _("no data") if value is None else human_bytes(int(value))
 
 
 def _count(value: Number) -> str:
     if value is None:
-        return "no data"
+        return _("no data")
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _share(value: Number) -> str:
-    return "no sample" if value is None else f"{value:.0%}"
+    return _("no sample") if value is None else f"{value:.0%}"
 
 
 def charts(board: dashboard.Dashboard) -> dict[str, list[Chart]]:
     days = board.days
-    span = f"the last {len(days)} days (UTC), today last"
+    span = _("the last %(days)s days (UTC), today last", days=len(days))
     coverage = [line_chart(
-        "coverage", "Audit coverage by node",
-        f"Share of each node's copies verified within the {board.audit_interval_days:g}-day audit interval, "
-        f"at the last sample of each day, over {span}.",
+        "coverage", _("Audit coverage by node"),
+        _("Share of each node's copies verified within the %(interval)s-day audit interval, at the last sample of "
+          "each day, over %(span)s.", interval=format(board.audit_interval_days, "g"), span=span),
         days, [Series(n.name, [None if v is None else round(v, 4) for v in n.coverage]) for n in board.nodes],
         _share, y_max=1.0)]
     verified, findings, repairs, queue_by_node = [], [], [], []
     for k, n in enumerate(board.nodes):
         verified.append(bar_chart(
-            f"verified-{k}", f"Bytes verified per day on {n.name}",
-            f"Bytes the audits read on node {n.name} each day over {span}, against its read budget of "
-            f"{human_bytes(n.read_budget)} a day (a dashed line; named in the legend when far above the bars).",
-            days, [Series("bytes verified", n.bytes_verified)], _bytes, limit=n.read_budget, limit_name="read budget",
-            width=SMALL))
+            f"verified-{k}", _("Bytes verified per day on %(node)s", node=n.name),
+            _("Bytes the audits read on node %(node)s each day over %(span)s, against its read budget of %(budget)s a "
+              "day (a dashed line; named in the legend when far above the bars).", node=n.name, span=span,
+              budget=human_bytes(n.read_budget)),
+            days, [Series(_("bytes verified"), n.bytes_verified)], _bytes, limit=n.read_budget,
+            limit_name=_("read budget"), width=SMALL))
         findings.append(bar_chart(
-            f"findings-{k}", f"Findings per day on {n.name}",
-            f"Findings of the failed fixity checks on node {n.name} each day over {span}.",
-            days, [Series("findings", n.findings)], _count, width=SMALL))
+            f"findings-{k}", _("Findings per day on %(node)s", node=n.name),
+            _("Findings of the failed fixity checks on node %(node)s each day over %(span)s.", node=n.name, span=span),
+            days, [Series(_("findings"), n.findings)], _count, width=SMALL))
         repairs.append(bar_chart(
-            f"repairs-{k}", f"Repairs per day on {n.name}",
-            f"Repairs of copies on node {n.name} that succeeded and failed each day over {span}.",
-            days, [Series("succeeded", n.repairs_succeeded), Series("failed", n.repairs_failed)], _count,
+            f"repairs-{k}", _("Repairs per day on %(node)s", node=n.name),
+            _("Repairs of copies on node %(node)s that succeeded and failed each day over %(span)s.", node=n.name,
+              span=span),
+            days, [Series(_("succeeded"), n.repairs_succeeded), Series(_("failed"), n.repairs_failed)], _count,
             width=SMALL))
         queue_by_node.append(line_chart(
-            f"queue-{k}", f"Queue depth on {n.name}",
-            f"The most jobs for copies on node {n.name} waiting or running at one sample of each day, and its dead "
-            f"jobs at the day's last sample, over {span}.",
-            days, [Series("waiting or running", n.queue_depth), Series("dead", n.dead_jobs)], _count, width=SMALL))
+            f"queue-{k}", _("Queue depth on %(node)s", node=n.name),
+            _("The most jobs for copies on node %(node)s waiting or running at one sample of each day, and its dead "
+              "jobs at the day's last sample, over %(span)s.", node=n.name, span=span),
+            days, [Series(_("waiting or running"), n.queue_depth), Series(_("dead"), n.dead_jobs)], _count,
+            width=SMALL))
     queue_by_node.append(line_chart(
-        "queue-unbound", "Queue depth of jobs for no node",
-        f"Jobs for no copy (an ingest, a whole package): the most waiting or running at one sample of each day, "
-        f"and the dead ones at the day's last sample, over {span}.",
-        days, [Series("waiting or running", board.unbound_queue_depth), Series("dead", board.unbound_dead_jobs)],
+        "queue-unbound", _("Queue depth of jobs for no node"),
+        _("Jobs for no copy (an ingest, a whole package): the most waiting or running at one sample of each day, "
+          "and the dead ones at the day's last sample, over %(span)s.", span=span),
+        days, [Series(_("waiting or running"), board.unbound_queue_depth),
+               Series(_("dead"), board.unbound_dead_jobs)],
         _count, width=SMALL))
     queue = [line_chart(
-        "queue", "Queue depth",
-        f"The most jobs waiting or running at one sample of each day, and the dead jobs at the day's last "
-        f"sample, over {span}.",
-        days, [Series("waiting or running", board.queue_depth), Series("dead", board.dead_jobs)], _count)]
+        "queue", _("Queue depth"),
+        _("The most jobs waiting or running at one sample of each day, and the dead jobs at the day's last "
+          "sample, over %(span)s.", span=span),
+        days, [Series(_("waiting or running"), board.queue_depth), Series(_("dead"), board.dead_jobs)], _count)]
     return {"coverage": coverage, "verified": verified, "findings": findings, "repairs": repairs, "queue": queue,
             "queue_by_node": queue_by_node}
 

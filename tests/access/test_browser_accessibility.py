@@ -1,0 +1,173 @@
+"""Accessibility of the portal in a real browser (issue 21 point 5): axe-core on every portal page, library and
+staff, in Chinese and in English, with no serious or critical violation; and forms that work by keyboard alone.
+
+Debian's chromium driven headless by Playwright; axe-core comes with the ``axe-playwright-python`` wheel.  Every
+page is saved as a screenshot with axe's findings beside it (``browser_checks``), and on the Chinese run no
+English catalog label may remain on any page.  Skipped locally without a browser; on CI a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+import pytest
+
+from preservation.access.requests import decide_request, get_request
+from preservation.access.web import i18n
+
+from ..services import service_missing
+from .browser_checks import Axe, PageChecks, artefacts_dir
+from .conftest import csrf_of, login, make_client
+from .items_world import items, items_template  # noqa: F401  (fixtures)
+from .live import running_service
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, log_in
+from .world import PASSWORD
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:  # reported by the test itself: skipped locally, a failure on CI
+    sync_playwright = None
+
+pytestmark = pytest.mark.browser
+
+LOCALES = {"zh-CN": i18n.CHINESE, "en": i18n.ENGLISH}
+
+
+def need_browser() -> None:
+    if sync_playwright is None:
+        service_missing("playwright (pip install playwright)")
+    if not os.path.exists(CHROMIUM):
+        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
+    if Axe is None:
+        service_missing("axe-playwright-python (pip install -e .[test])")
+
+
+def launch(pw):
+    try:
+        return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    except PlaywrightError as e:
+        service_missing(f"a working headless chromium ({e})")
+
+
+def requests_in_every_state(world) -> None:
+    """A pending, an approved and a denied request of pku, so the request pages show all their parts."""
+    with make_client(world) as library:
+        login(library, "alice")
+        ids = []
+        for fields in ({"package_id": world.packages["pca_2019"]}, {"package_id": world.packages["pca_noyear"]},
+                       {"collection": "journals"}):
+            r = library.post("/portal/requests", data={"csrf": csrf_of(library.get("/portal").text),
+                                                       "reason": "读者需要 (a reader needs it)", **fields})
+            assert r.status_code == 303, r.text
+            ids.append(int(r.headers["location"].rsplit("-", 1)[1]))
+    decide_request(world.repo, ids[0], approve=True, by="user:carol", why="cancelled 2016")
+    decide_request(world.repo, ids[2], approve=False, by="user:carol", why="no trigger event yet")
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_every_portal_page_passes_axe_without_serious_violations(items, locale, tmp_path, request):  # noqa: F811
+    need_browser()
+    world = items.world
+    requests_in_every_state(world)
+    title_id = items.title_id()
+    doi = items.dois["aps_2019"][0]
+    readable = world.packages["open"]
+    library_pages = {
+        "holdings": "/portal",
+        "collection": "/portal/collections/pca-j",
+        "titles": "/portal/collections/pca-j/titles",
+        "title": f"/portal/titles/{title_id}",
+        "title-year": f"/portal/titles/{title_id}?year=2019",
+        "search": "/portal/search",
+        "search-results": "/portal/search?q=" + quote("物理"),
+        "item": f"/portal/items/{doi}",
+        "requests": "/portal/requests",
+        "package": f"/portal/packages/{readable}",
+        "package-folder": f"/portal/packages/{readable}?path=articles",
+        "package-versions": f"/portal/packages/{readable}/versions/1",
+        "not-found": "/portal/collections/no-such-collection",
+    }
+    staff_pages = {
+        "staff-pending": "/staff/requests",
+        "staff-approved": "/staff/requests?state=approved",
+        "staff-denied": "/staff/requests?state=denied",
+        "staff-triggers": "/staff/triggers",
+        "staff-usage": "/staff/usage",
+        "staff-dashboard": "/staff/dashboard",
+    }
+    checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
+    with running_service(world.repo) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            anonymous = browser.new_context(locale=locale).new_page()
+            for name, path in {"login": "/login", "forgot": "/login/forgot"}.items():
+                anonymous.goto(url + path)
+                checks.seen(anonymous, name)
+            library = browser.new_context(locale=locale).new_page()
+            log_in(library, url, "alice")
+            for name, path in library_pages.items():
+                library.goto(url + path)
+                checks.seen(library, name)
+            staff = browser.new_context(locale=locale).new_page()
+            log_in(staff, url, "carol")
+            for name, path in staff_pages.items():
+                staff.goto(url + path)
+                checks.seen(staff, name)
+        finally:
+            browser.close()
+    assert len(checks.visited) == 2 + len(library_pages) + len(staff_pages)
+    checks.assert_clean()
+
+
+def tab_to(page, selector: str, limit: int = 80) -> None:
+    """Press Tab until the element ``selector`` names has the keyboard focus (as a keyboard user would)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement !== null && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def test_log_in_ask_and_approve_with_the_keyboard_alone(items, tmp_path):  # noqa: F811
+    """No click anywhere: Tab to each field, type, Enter; the library's request and staff's approval land."""
+    need_browser()
+    world = items.world
+    pid = world.packages["pca_2019"]
+    with running_service(world.repo) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            library = browser.new_context(locale="zh-CN").new_page()
+            library.goto(url + "/login?next=/portal/collections/pca-j")
+            tab_to(library, "#username")
+            library.keyboard.type("alice")
+            tab_to(library, "#password")
+            library.keyboard.type(PASSWORD)
+            library.keyboard.press("Enter")
+            library.wait_for_url(url + "/portal/collections/pca-j")
+            tab_to(library, f'#package-{pid} input[name="reason"]')
+            library.keyboard.type("键盘提交的申请 (asked with the keyboard)")
+            library.keyboard.press("Enter")
+            library.wait_for_url("**/portal/requests#request-*")
+            request_id = library.url.rsplit("#request-", 1)[1]
+            assert library.locator(f"#request-{request_id}").get_attribute("data-state") == "pending"
+            assert "已提交" in library.locator('p.message[role="status"]').inner_text()
+
+            staff = browser.new_context(locale="en").new_page()
+            staff.goto(url + "/login?next=/staff/requests")
+            tab_to(staff, "#username")
+            staff.keyboard.type("carol")
+            tab_to(staff, "#password")
+            staff.keyboard.type(PASSWORD)
+            staff.keyboard.press("Enter")
+            staff.wait_for_url(url + "/staff/requests")
+            tab_to(staff, f'#request-{request_id} input[name="why"]')
+            staff.keyboard.type("Cancelled 2016; approved from the keyboard")
+            tab_to(staff, f"#request-{request_id} button.approve")
+            staff.keyboard.press("Enter")
+            staff.wait_for_url(url + "/staff/requests")
+            assert f"Request {request_id} approved" in staff.locator('p.message[role="status"]').inner_text()
+        finally:
+            browser.close()
+    assert get_request(world.repo, int(request_id))["state"] == "approved"

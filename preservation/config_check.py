@@ -8,7 +8,9 @@
 * the catalog: reachable, its schema at the migrations' head (nothing is created on a wrong home);
 * every node not offline: its credentials (``node_credentials`` for a node agent), reachable (the
   scheduler's probe, :func:`preservation.liveness.probe_node`), writable (a small object written, read
-  back and deleted under ``.preserve/tmp/``), and free space against what it still has to receive.
+  back and deleted under ``.preserve/tmp/``), and free space against what it still has to receive: measured
+  here for a storage on this host, asked of a node agent (its health answer), and an ``info`` row for a store
+  that reports none (S3).
 
 Each problem carries a ``CFG`` finding code (docs/operations.md).  Nothing here changes the catalog.
 """
@@ -39,8 +41,9 @@ from preservation.repository import Repository
 from preservation.settings import CONFIG_NAME, Settings, load_settings
 from preservation.units import human_bytes
 from storage_adapters.base import read_all
+from storage_adapters.features import free_space
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 PROBE_PREFIX = SCRATCH_PREFIX + "config-check-"
 PROBE_BYTES = b"preserve config check: safe to delete\n"
 DEFAULT_MIN_FREE = 1024**3  # bytes every place that is written to should keep free, beyond what it must receive
@@ -75,7 +78,7 @@ class ConfigReport:
         return all(c.status != FAIL for c in self.checks)
 
     def counts(self) -> dict[str, int]:
-        return {s: sum(1 for c in self.checks if c.status == s) for s in (OK, WARN, FAIL)}
+        return {s: sum(1 for c in self.checks if c.status == s) for s in (OK, INFO, WARN, FAIL)}
 
 
 def check_config(home: str | os.PathLike | None, *, min_free_bytes: int = DEFAULT_MIN_FREE,
@@ -162,20 +165,26 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _space(report: ConfigReport, check: str, path: Path, need: int, min_free: int) -> None:
-    """fail below ``need`` + ``min_free`` free, warn below twice ``min_free`` beyond ``need``."""
+    """Free space on this host at ``path``, judged by :func:`_judge_space`."""
     try:
         free = shutil.disk_usage(_nearest_existing(path)).free
     except OSError as e:
         report.add(check, FAIL, f"cannot measure free space ({e.strerror})", codes.SPACE_SHORT, str(path))
         return
+    _judge_space(report, check, str(path), free, need, min_free)
+
+
+def _judge_space(report: ConfigReport, check: str, subject: str, free: int, need: int, min_free: int,
+                 where: str = "") -> None:
+    """fail below ``need`` + ``min_free`` free, warn below twice ``min_free`` beyond ``need``."""
     wanted = f"{human_bytes(need)} to receive + {human_bytes(min_free)} margin" if need else \
         f"{human_bytes(min_free)} margin"
     if free < need + min_free:
-        report.add(check, FAIL, f"{human_bytes(free)} free, below {wanted}", codes.SPACE_SHORT, str(path))
+        report.add(check, FAIL, f"{human_bytes(free)} free{where}, below {wanted}", codes.SPACE_SHORT, subject)
     elif free < need + 2 * min_free:
-        report.add(check, WARN, f"{human_bytes(free)} free, close to {wanted}", codes.SPACE_LOW, str(path))
+        report.add(check, WARN, f"{human_bytes(free)} free{where}, close to {wanted}", codes.SPACE_LOW, subject)
     else:
-        report.add(check, OK, f"{human_bytes(free)} free ({wanted})", subject=str(path))
+        report.add(check, OK, f"{human_bytes(free)} free{where} ({wanted})", subject=subject)
 
 
 def _local_space(report: ConfigReport, settings: Settings, min_free: int) -> None:
@@ -276,11 +285,25 @@ def _node_space(report: ConfigReport, repo: Repository, node: Node, used: int, i
     if node.capacity_bytes is not None and used + min(min_free, node.capacity_bytes // 10) > node.capacity_bytes:
         report.add("node capacity", FAIL, f"{human_bytes(used)} of copies against a capacity of "
                    f"{human_bytes(node.capacity_bytes)}", codes.SPACE_SHORT, node.name)
-    local = repo.adapter(node).features.local
-    if local is None:
-        report.add("node free space", OK, "not reported by this storage"
-                   + (f"; capacity {human_bytes(node.capacity_bytes)}, {human_bytes(used)} used"
-                      if node.capacity_bytes is not None else ""), subject=node.name)
+    adapter = repo.adapter(node)
+    local = adapter.features.local
+    if local is not None:
+        _space(report, "node free space", Path(local.root), incoming, min_free)
+        report.checks[-1].subject = node.name
         return
-    _space(report, "node free space", Path(local.root), incoming, min_free)
-    report.checks[-1].subject = node.name
+    try:
+        space = free_space(adapter)  # a node agent's disk, from its health answer
+    except PreservationError as e:
+        report.add("node free space", FAIL, f"the node did not say: {e.code} {e}", codes.NODE_NOT_ANSWERING,
+                   node.name)
+        return
+    if space is None:  # S3 has no such figure (a bucket's quota, where a store has one, is not in the API)
+        report.add("node free space", INFO, "not reported by the backend"
+                   + (f"; capacity {human_bytes(node.capacity_bytes)}, {human_bytes(used)} used"
+                      if node.capacity_bytes is not None else
+                      "; the catalog sets it no capacity either, so nothing bounds what is placed there"),
+                   subject=node.name)
+        return
+    free, total = space
+    _judge_space(report, "node free space", node.name, free, incoming, min_free,
+                 f" of {human_bytes(total)} (reported by the node)")

@@ -31,9 +31,13 @@ features, so a service asks the adapter it was given, never its class:
 ``temporary_files``   an interrupted write can leave a temporary file or upload
                       behind: the provider's ``sweep_temporary(older_than_seconds)``
                       removes old ones (call :func:`sweep_temporary`)
+``free_space``        the store reports the free space where it writes: the provider's
+                      ``free_space()`` gives ``(free, total)`` bytes, or None when it
+                      knows none at the moment (call :func:`free_space`: None for a store
+                      without the ability, such as S3, which has no such figure)
 
-``local_files`` and ``witness`` are for services to call directly, and ``flush``, ``traffic`` and
-``temporary_files`` through
+``local_files`` and ``witness`` are for services to call directly, and ``flush``, ``traffic``,
+``temporary_files`` and ``free_space`` through
 the functions here, which give the neutral answer when an adapter lacks the
 ability.  The others are facts to ask about (``FEATURE_NODE_DIGEST in
 adapter.features``) while the calls go to the adapter itself, so that its
@@ -60,6 +64,7 @@ FEATURE_FLUSH = "flush"
 FEATURE_TRAFFIC = "traffic"
 FEATURE_TEMPORARY_FILES = "temporary_files"
 FEATURE_WITNESS = "witness"
+FEATURE_FREE_SPACE = "free_space"
 
 
 class LocalStore(Protocol):
@@ -144,3 +149,11 @@ def sweep_temporary(adapter: "StorageAdapter", older_than_seconds: float = 3600.
     """Remove what interrupted writes to ``adapter`` left, older than the given age; returns how many."""
     provider = adapter.features.provider(FEATURE_TEMPORARY_FILES)
     return 0 if provider is None else provider.sweep_temporary(older_than_seconds)
+
+
+def free_space(adapter: "StorageAdapter") -> tuple[int, int] | None:
+    """``(free, total)`` bytes where ``adapter`` writes, as its store reports them; None when it reports none.
+
+    Raises the adapter's errors (StorageUnavailable when a remote store does not answer)."""
+    provider = adapter.features.provider(FEATURE_FREE_SPACE)
+    return None if provider is None else provider.free_space()

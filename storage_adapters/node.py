@@ -54,7 +54,7 @@ from preservation.errors import (
 )
 
 from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
-from .features import FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS
+from .features import FEATURE_FREE_SPACE, FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS
 from .hashing import CHUNK_SIZE
 from .wrappers import RetryingAdapter
 from .signing import (
@@ -121,7 +121,7 @@ class NodeStore(StorageAdapter):
     """The node agent at ``uri``, each request made once (callers open :class:`NodeAdapter`)."""
 
     scheme = "node+http"
-    abilities = frozenset({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS})
+    abilities = frozenset({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS, FEATURE_FREE_SPACE})
 
     def __init__(
         self,
@@ -195,6 +195,30 @@ class NodeStore(StorageAdapter):
 
     def traffic(self) -> int:
         return self._traffic
+
+    def free_space(self) -> tuple[int, int] | None:
+        """``(free, total)`` bytes under the agent's storage, from its health answer (``GET /v1/health``); None
+        when the agent reports none (its storage is not files on its host, or an agent older than the field).
+
+        The answer is outside text: anything but two whole numbers with free <= total is no answer (None).
+        Raises StorageUnavailable when the agent does not answer or is not healthy."""
+        request = self._signed("GET", "/v1/health")
+        try:
+            response = self._client.send(request)
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        self._count_response(response)
+        if response.status_code != 200:
+            raise StorageUnavailable(f"the node agent at {self._agent} is not healthy (HTTP {response.status_code})",
+                                     location=self.location)
+        try:
+            answer = response.json()
+            free, total = answer.get("free_bytes"), answer.get("total_bytes")
+        except (ValueError, AttributeError):
+            return None
+        if type(free) is not int or type(total) is not int or not 0 <= free <= total:
+            return None
+        return free, total
 
     def close(self) -> None:
         self._client.close()

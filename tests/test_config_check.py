@@ -3,17 +3,25 @@ makes the command exit 1 (warnings do not); nothing is created on a wrong home, 
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import threading
 
 import pytest
 import yaml
 from sqlalchemy import text
 
 from preservation import codes
+from preservation.errors import StorageUnavailable
+from preservation.nodes import add_node
+from preservation.repository import Repository
 from preservation.settings import DEFAULT_POLICY
+from storage_adapters.features import free_space
+from storage_adapters.node import NodeStore
 
 from .fixtures import make_repo
+from .node_agent.agents import KEY, KEY_ID
 
 SMALL = "1M"  # the free-space margin of these tests (the machine's disk need not hold the default 1 GiB)
 
@@ -188,3 +196,68 @@ def test_a_bad_margin_is_a_usage_error_in_json(run_cli, home, size):
     assert result.exit_code == 2
     assert json.loads(result.stderr)["error"]["code"] == "E112" and result.output == ""
 
+
+
+# --- free space of stores not on this host: S3 reports none, a node agent says its own ------------------------
+
+def test_an_s3_node_reports_no_free_space_and_says_so_as_an_info_row(run_cli, home, s3_env, s3_bucket):
+    repo = Repository.open(home)
+    try:
+        add_node(repo, "inst-s3", "institute", "wuhan", s3_env.uri(s3_bucket, "inst"))
+        add_node(repo, "uni-s3", "university", "beijing", s3_env.uri(s3_bucket, "uni"), capacity_bytes=5 * 10 ** 12)
+    finally:
+        repo.close()
+    report = _check(run_cli, home)
+    assert report["passed"] is True and report["counts"]["info"] == 2
+    rows = {c["subject"]: c for c in report["checks"] if c["check"] == "node free space"}
+    for name in ("inst-s3", "uni-s3"):
+        assert rows[name]["status"] == "info" and rows[name]["code"] is None
+        assert rows[name]["message"].startswith("not reported by the backend")
+    assert "nothing bounds what is placed there" in rows["inst-s3"]["message"]
+    assert "capacity 5.0 TB, 0 B used" in rows["uni-s3"]["message"]
+    text_out = run_cli("config", "check", "--min-free", SMALL, home=home).output
+    assert "2 info" in text_out and "not reported by the backend" in text_out
+
+
+class _HealthAnswers(http.server.BaseHTTPRequestHandler):
+    """A stand-in for a node agent whose health answer the test chooses (what a hostile or broken agent sends)."""
+
+    answer: tuple[int, bytes] = (200, b"{}")
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        status, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"status": "ok", "free_bytes": 10, "total_bytes": 20}', (10, 20)),
+    (b'{"status": "ok"}', None),  # a storage not on the agent's host, or an agent older than the field
+    (b'{"status": "ok", "free_bytes": -1, "total_bytes": 20}', None),
+    (b'{"status": "ok", "free_bytes": 30, "total_bytes": 20}', None),
+    (b'{"status": "ok", "free_bytes": "10", "total_bytes": 20}', None),
+    (b'{"status": "ok", "free_bytes": 1.5, "total_bytes": 20}', None),
+    (b'{"status": "ok", "free_bytes": true, "total_bytes": 20}', None),
+    (b'[1, 2]', None),
+    (b'not json \x1b[31m', None),
+])
+def test_an_agents_health_answer_is_outside_text(body, expected):
+    handler = type("Answers", (_HealthAnswers,), {"answer": (200, body)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = NodeStore(f"node+http://127.0.0.1:{server.server_address[1]}", key_id=KEY_ID, key=KEY)
+    try:
+        assert free_space(store) == expected
+        handler.answer = (503, b'{"status": "unavailable"}')
+        with pytest.raises(StorageUnavailable):
+            free_space(store)
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()

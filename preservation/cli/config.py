@@ -25,7 +25,8 @@ def check(min_free: str | None, no_probe: bool, as_json: bool) -> None:
     """Check the config, policy, key files, free space, the catalog and every node; exit 1 when a check fails.
 
     Each node not offline is probed: reachable, a small object written, read back and deleted under
-    .preserve/tmp/, and free space against the copies it has still to receive.  Nothing else changes.
+    .preserve/tmp/, and free space against the copies it has still to receive (measured here, asked of a
+    node agent; an info row for a store that reports none, such as S3).  Nothing else changes.
     """
     margin = parse_size(min_free)
     report = check_config(state().home, min_free_bytes=DEFAULT_MIN_FREE if margin is None else margin,
@@ -38,5 +39,5 @@ def check(min_free: str | None, no_probe: bool, as_json: bool) -> None:
               [[r["check"], r["subject"], r["status"].upper() if r["status"] in (WARN, FAIL) else r["status"],
                 r["code"] or "", r["message"]] for r in rows])
         counts = report.counts()
-        say(f"{counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail")
+        say(f"{counts['ok']} ok, {counts['info']} info, {counts['warn']} warn, {counts['fail']} fail")
     exit_on_findings(report.ok)

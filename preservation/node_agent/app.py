@@ -3,7 +3,8 @@
 Routes (all but the health check need a signed request, see
 :mod:`preservation.node_agent.auth`)::
 
-    GET    /v1/health              is the agent up and its storage reachable (no details)
+    GET    /v1/health              is the agent up and its storage reachable, and the free space under a storage
+                                   on this host (``free_bytes``, ``total_bytes``)
     GET    /healthz, /readyz       process up; process and storage up (see .monitoring; unsigned)
     GET    /metrics                Prometheus metrics: bytes read and written, digests, requests (unsigned)
     GET    /v1/objects/{key}       read, with HTTP Range
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -64,7 +66,21 @@ async def health(request: Request) -> Response:
     except PreservationError as e:
         log.error("health check: the storage does not answer: %s", e)
         return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", **await run_in_threadpool(_storage_space, adapter)})
+
+
+def _storage_space(adapter: StorageAdapter) -> dict[str, Any]:
+    """``free_bytes`` and ``total_bytes`` of the filesystem under a storage on this host (what `preserve config
+    check` weighs against the copies still to come); nothing for a storage that is not files here."""
+    local = adapter.features.local
+    if local is None:
+        return {}
+    try:
+        usage = shutil.disk_usage(local.root)
+    except OSError as e:
+        log.error("health check: cannot measure the free space of %s: %s", local.root, e)
+        return {}
+    return {"free_bytes": usage.free, "total_bytes": usage.total}
 
 
 async def object_endpoint(request: Request) -> Response:

@@ -21,6 +21,7 @@ from storage_adapters.base import ObjectInfo, StorageAdapter
 from storage_adapters.features import (
     FEATURE_CHECKSUMS,
     FEATURE_FLUSH,
+    FEATURE_FREE_SPACE,
     FEATURE_LOCAL_FILES,
     FEATURE_NODE_DIGEST,
     FEATURE_OBJECT_LOCK,
@@ -52,6 +53,7 @@ ABILITY_METHODS = {
     FEATURE_CHECKSUMS: set(),  # stat's checksums
     FEATURE_OBJECT_LOCK: set(),  # a fact about writes
     FEATURE_WITNESS: {"witness"},  # the node agent co-signs checkpoints (docs/evidence.md)
+    FEATURE_FREE_SPACE: {"free_space"},  # the node agent reports its disk's free space (`preserve config check`)
 }
 
 # class: (the abilities it may provide itself, its own public names beyond them)
@@ -65,7 +67,7 @@ ADAPTERS: dict[type[StorageAdapter], tuple[set[str], set[str]]] = {
         {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_TRAFFIC, FEATURE_TEMPORARY_FILES},
         set(),
     ),
-    NodeStore: ({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS}, set()),
+    NodeStore: ({FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS, FEATURE_FREE_SPACE}, set()),
     NodeAdapter: (set(), set()),
     WrappedAdapter: (set(), set()),
     RetryingAdapter: (set(), set()),

@@ -97,7 +97,10 @@ def test_a_correct_signature_is_accepted(agent):
 def test_health_needs_no_signature_and_says_nothing_more(agent):
     response = raw_request(agent.port, "GET", "/v1/health", sign=False)
     assert response.status == 200
-    assert json.loads(response.body) == {"status": "ok"}
+    answer = json.loads(response.body)
+    # the disk's free and total bytes under a storage on the agent's host (`preserve config check`), nothing else
+    assert set(answer) == {"status", "free_bytes", "total_bytes"} and answer["status"] == "ok"
+    assert 0 < answer["free_bytes"] <= answer["total_bytes"]
 
 
 def test_unsigned_request_is_refused(agent, caplog):

@@ -19,8 +19,9 @@ from preservation.ingest import ingest
 
 from ..services import service_missing
 from .items_world import items, items_template  # noqa: F401  (fixtures)
+from .browser_checks import Axe, PageChecks, artefacts_dir
 from .live import running_service
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, log_in
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, LOCALES, log_in
 
 try:
     from playwright.sync_api import Error as PlaywrightError
@@ -62,11 +63,16 @@ def assert_drawn_in_cjk_font(page, selector: str, text: str) -> None:
     assert cjk == len(text), fonts
 
 
-def test_search_request_approve_download_an_article_in_chromium(items, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_search_request_approve_download_an_article_in_chromium(items, tmp_path, locale, request):  # noqa: F811
+    """In the browser's language (zh-CN, en): every page saved, no English label left on a Chinese one, axe."""
     if sync_playwright is None:
         service_missing("playwright (pip install playwright)")
     if not os.path.exists(CHROMIUM):
         service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
+    if Axe is None:
+        service_missing("axe-playwright-python (pip install -e .[test])")
+    checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
     doi = deliver_article(items.repo, tmp_path / "delivery")
     _, pdf_path, size, sha256 = items.fulltext(doi)  # the catalog's PackageFile row
     with running_service(items.repo) as url, sync_playwright() as pw:
@@ -75,30 +81,35 @@ def test_search_request_approve_download_an_article_in_chromium(items, tmp_path)
         except PlaywrightError as e:
             service_missing(f"a working headless chromium ({e})")
         try:
-            library = browser.new_context(accept_downloads=True).new_page()
+            library = browser.new_context(accept_downloads=True, locale=locale).new_page()
             log_in(library, url, "alice")  # pku: entitled 2010-2015 only, so a 2019 article needs staff
+            checks.seen(library, "holdings")
             box = library.locator('form.search-box input[name="q"]')
             box.fill("物理")
             box.press("Enter")
             library.wait_for_url("**/portal/search?q=*")
+            checks.seen(library, "search-results")
             hit = library.locator(f'#item-hits a.item-link[data-doi="{doi}"]')
             assert hit.inner_text() == ARTICLE_TITLE
             assert_drawn_in_cjk_font(library, f'#item-hits a.item-link[data-doi="{doi}"]', ARTICLE_TITLE)
             hit.click()
             library.wait_for_url(f"**/portal/items/{doi}")
+            checks.seen(library, "item-dark")
             assert library.locator("#item-standing").get_attribute("data-standing") == "dark"
             assert library.locator("a.file-link").count() == 0
             library.fill("form#request-item textarea[name=reason]", "读者撰写学位论文需要这篇文章 (thesis)")
             library.click("form#request-item button[type=submit]")
             library.wait_for_url("**/portal/requests#request-*")
             request_id = library.url.rsplit("#request-", 1)[1]
+            checks.seen(library, "requests-pending")
             row = library.locator(f"#request-{request_id}")
-            assert row.locator("td.state").inner_text() == "pending"
+            assert row.get_attribute("data-state") == "pending"
             assert ARTICLE_TITLE in row.inner_text() and doi in row.inner_text()
 
-            staff = browser.new_context().new_page()
+            staff = browser.new_context(locale=locale).new_page()
             log_in(staff, url, "carol")
             staff.goto(url + "/staff/requests")
+            checks.seen(staff, "staff-requests")
             decision = staff.locator(f"#request-{request_id}")
             assert ARTICLE_TITLE in decision.inner_text()
             decision.locator('input[name="why"]').fill("Thesis use; one article")
@@ -107,9 +118,11 @@ def test_search_request_approve_download_an_article_in_chromium(items, tmp_path)
             assert staff.locator(f"#request-{request_id}").count() == 0  # no longer pending
 
             library.reload()
-            assert library.locator(f"#request-{request_id} td.state").inner_text() == "approved"
+            assert library.locator(f"#request-{request_id}").get_attribute("data-state") == "approved"
+            checks.seen(library, "requests-approved")
             library.click(f"#request-{request_id} a.open-item")
             library.wait_for_url(f"**/portal/items/{doi}")
+            checks.seen(library, "item-readable")
             assert library.locator("#item-standing").get_attribute("data-standing") == "read"
             with library.expect_download() as info:
                 library.click(f'a.file-link[data-path="{pdf_path}"]')
@@ -120,3 +133,4 @@ def test_search_request_approve_download_an_article_in_chromium(items, tmp_path)
             browser.close()
     assert len(data) == size
     assert hashlib.sha256(data).hexdigest() == sha256
+    checks.assert_clean()

@@ -29,6 +29,7 @@ import re
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.corpora import OUT_DIR, human_size, iter_files, read_through
@@ -47,14 +48,33 @@ DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- extraction: bench/bench_extraction.py -->", "<!-- /extraction -->"
 
 
+GENERATION_PART = 250
+"""Articles per generating task: the parts are written by a process per core."""
+
+
+def _write_part(payload: str, first: int, count: int) -> None:
+    write_articles(Path(payload), count, xml_size=XML_SIZE, pdf_size=PDF_SIZE, seed=16, first=first)
+
+
 def delivery_for(articles: int) -> Path:
-    """The generated delivery of ``articles`` articles (made once, kept for later runs)."""
+    """The generated delivery of ``articles`` articles (made once, kept for later runs).
+
+    Written in parts of :data:`GENERATION_PART` articles by a process per
+    core: 10,000 articles (6.2 GiB) took about 8 minutes on one.
+    """
     root = ROOT / f"delivery-{articles}"
     done = root / ".complete"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
-        write_articles(root / "payload", articles, xml_size=XML_SIZE, pdf_size=PDF_SIZE, seed=16)
+        payload = root / "payload"
+        started = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            parts = [pool.submit(_write_part, str(payload), first, min(GENERATION_PART, articles - first + 1))
+                     for first in range(1, articles + 1, GENERATION_PART)]
+            for part in parts:
+                part.result()
         done.write_text(str(articles), encoding="utf-8")
+        print(f"   {articles:,} articles generated in {time.perf_counter() - started:.1f} s", flush=True)
     return root / "payload"
 
 

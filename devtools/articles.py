@@ -34,26 +34,29 @@ def pdf_bytes(text: str, size: int = 0, seed: int = 0) -> bytes:
     content = b"BT /F1 12 Tf 72 720 Td (" + words + b") Tj ET"
     filler = rng.randbytes(max(size - 900, 0))
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        (b"<< /Type /Catalog /Pages 2 0 R >>",),
+        (b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",),
+        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+         b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",),
+        (b"<< /Length %d >>\nstream\n" % len(content), content, b"\nendstream"),
+        (b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",),
         # an image the page does not draw: the bulk of a scanned article, as incompressible as a real one
-        b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Length %d >>\nstream\n" % len(filler) + filler + b"\nendstream",
+        (b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+         b"/Length %d >>\nstream\n" % len(filler), filler, b"\nendstream"),
     ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    # the parts are joined once at the end: the filler (most of the bytes) is copied once, not per object
+    parts = [b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"]
+    length = len(parts[0])
     offsets = []
     for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+        offsets.append(length)
+        for part in (b"%d 0 obj\n" % number, *body, b"\nendobj\n"):
+            parts.append(part)
+            length += len(part)
+    parts.append(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    parts += [b"%010d 00000 n \n" % offset for offset in offsets]
+    parts.append(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, length))
+    return b"".join(parts)
 
 
 def jats_article(doi: str, title: str, authors: list[tuple[str, str]], *, volume: int, issue: int, year: int,
@@ -110,14 +113,15 @@ def jats_article(doi: str, title: str, authors: list[tuple[str, str]], *, volume
 
 def write_articles(root: Path, count: int, *, year: int = 2019, volume: int = 68,
                    xml_size: tuple[int, int] = (20_000, 40_000), pdf_size: tuple[int, int] = (20_000, 40_000),
-                   seed: int = 16, folder: str = "期刊/物理学报") -> list[str]:
+                   seed: int = 16, folder: str = "期刊/物理学报", first: int = 1) -> list[str]:
     """``count`` articles (XML and PDF of the same name, in one folder per issue) under ``root``; their DOIs.
 
-    Sizes are drawn (seeded) between the bounds of ``xml_size`` and ``pdf_size``, in bytes.
+    Sizes are drawn (seeded) between the bounds of ``xml_size`` and ``pdf_size``, in bytes.  The articles
+    are numbered from ``first`` (so that several processes can each write a part of one delivery).
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed if first == 1 else f"{seed}/{first}")
     dois = []
-    for number in range(1, count + 1):
+    for number in range(first, first + count):
         issue = (number - 1) % 24 + 1
         doi = doi_for(volume, year, number)
         stem = root / folder / str(year) / f"第{issue:02d}期" / f"aps-{volume}-{number:05d}"

@@ -487,11 +487,12 @@ class _TitleListImport:
 
     def add(self, row: KbartRow) -> None:
         keys = row.keys
-        if keys & self.ambiguous:
+        if self.ambiguous and not keys.isdisjoint(self.ambiguous):
             self.reader.bad(KBART_TWO_TITLES, row.line, None, "an identifier of the row names two titles of the "
                                                               "collection already")
             return
-        refs = {self.by_key[k] for k in keys if k in self.by_key}
+        by_key = self.by_key
+        refs = {by_key[k] for k in keys if k in by_key}
         if len(refs) > 1:
             self.reader.bad(KBART_TWO_TITLES, row.line, None,
                             "its identifiers belong to " + " and ".join(self._name(r) for r in sorted(refs, key=lambda r: (r < 0, abs(r)))))
@@ -500,26 +501,28 @@ class _TitleListImport:
             ref = refs.pop()
         else:
             ref, self.next_ref = self.next_ref, self.next_ref - 1
-        if ref not in self.first_line:
+        known = self.known.get(ref)
+        if known is None:  # the title's first row in the file
             self.first_line[ref] = row.line
             if ref < 0:
                 self.new_titles[ref] = row
-                self.known[ref] = set()
+                known = self.known[ref] = set()
             else:
                 self.updated.append((ref, row))
                 self.clear.append(ref)
-                self.known[ref] = self.existing.get(ref, set())
+                known = self.known[ref] = self.existing.get(ref, set())
         for key in keys:
-            self.by_key.setdefault(key, ref)
+            by_key.setdefault(key, ref)
         for pair in row.identifiers:
-            if pair not in self.known[ref]:
-                self.known[ref].add(pair)
+            if pair not in known:
+                known.add(pair)
                 self.identifiers.append((ref, *pair))
-        if (ref, row.coverage) in self.coverage_seen:
+        seen = (ref, row.coverage)
+        if seen in self.coverage_seen:
             self.reader.bad(KBART_REPEATED, row.line, None, "repeats an earlier coverage of the same title",
                             severity=WARNING)
             return
-        self.coverage_seen.add((ref, row.coverage))
+        self.coverage_seen.add(seen)
         self.coverage.append((ref, row))
 
     def _name(self, ref: int) -> str:
@@ -542,17 +545,21 @@ class _TitleListImport:
         now = utcnow()
         table = Title.__table__
         if batch.new_titles:
-            rows = [self._title_values(row, now) | {"collection_id": self.collection_id, "created_at": now}
-                    for _, row in batch.new_titles]
-            ids_ = new_ids(conn, table, len(rows))
+            ids_ = new_ids(conn, table, len(batch.new_titles))
+            collection_id = self.collection_id
             if ids_ is not None:  # RETURNING in parameter order would insert row by row on SQLite
-                insert_rows(conn, table, ("id", *rows[0]), [(i, *row.values()) for i, row in zip(ids_, rows)])
+                insert_rows(conn, table, _NEW_TITLE_COLUMNS,
+                            [(title_id, collection_id, row.kind, row.title, row.transliterated, row.english,
+                              row.publisher, row.kbart, now, now)
+                             for title_id, (_, row) in zip(ids_, batch.new_titles, strict=True)])
             else:
+                rows = [self._title_values(row, now) | {"collection_id": collection_id, "created_at": now}
+                        for _, row in batch.new_titles]
                 result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
                 ids_ = [title_id for (title_id,) in result.all()]
             for (ref, _), title_id in zip(batch.new_titles, ids_, strict=True):
                 self.real[ref] = title_id
-            self.counts["titles_added"] += len(rows)
+            self.counts["titles_added"] += len(ids_)
         if batch.updated:
             conn.execute(table.update().where(table.c.id == bindparam("title_id")),
                          [{"title_id": ref, **self._title_values(row, now)} for ref, row in batch.updated])
@@ -577,6 +584,8 @@ class _TitleListImport:
                 "title_english": row.english, "publisher": row.publisher, "kbart": row.kbart, "updated_at": now}
 
 
+_NEW_TITLE_COLUMNS = ("id", "collection_id", "kind", "title", "title_transliterated", "title_english", "publisher",
+                      "kbart", "created_at", "updated_at")
 COVERAGE_COLUMNS = ("title_id", "first_date", "first_volume", "first_issue", "last_date", "last_volume", "last_issue",
                     "embargo_info", "coverage_depth", "line_no")  # in the order of KbartRow.coverage
 

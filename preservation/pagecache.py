@@ -37,6 +37,50 @@ def advise_willneed(fd: int, offset: int, end: int) -> None:
         FADVISE(fd, offset, end - offset, os.POSIX_FADV_WILLNEED)
 
 
+def _libc_calls():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        mmap, munmap, mincore = libc.mmap, libc.munmap, libc.mincore
+    except (AttributeError, OSError):
+        return None
+    mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64]
+    mmap.restype = ctypes.c_void_p
+    munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    return mmap, munmap, mincore
+
+
+_MINCORE = _libc_calls()
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def resident_bytes(path: str) -> int | None:
+    """How many bytes of the file at ``path`` are in the page cache now (mincore), without reading any;
+    None where that cannot be asked.  For checks and benchmarks of what reading leaves cached."""
+    if _MINCORE is None:
+        return None
+    mmap, munmap, mincore = _MINCORE
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return 0
+        address = mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: maps, touches no page
+        if address in (None, _MAP_FAILED):
+            return None
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            pages = (size + page - 1) // page
+            vector = (ctypes.c_ubyte * pages)()
+            if mincore(address, size, vector) != 0:
+                return None
+            return min(size, sum(v & 1 for v in vector) * page)
+        finally:
+            munmap(address, size)
+    finally:
+        os.close(fd)
+
+
 def _sync_file_range():
     try:
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range

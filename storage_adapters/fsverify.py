@@ -17,7 +17,16 @@ Python steps per file as it can:
   and a FIFO or device gives no bytes or the wrong number of them, which is
   when the file's type is looked at (an empty file costs one ``fstat``, no
   other file does);
-* the digest is compared here; only problems travel back.
+* the digest is compared here; only problems travel back;
+* a few files ahead of the one being hashed are opened early and their
+  pages asked for (``POSIX_FADV_WILLNEED``; within a file, the next step),
+  so that a cold disk always has reads outstanding while a core hashes:
+  a disk answers several requests at once far faster than one at a time;
+* once read, a file's pages are dropped from the page cache
+  (``POSIX_FADV_DONTNEED``): an audit reads every copy in full, and must
+  not evict the working set of the host to hold bytes it will not read again.
+  What is asked for ahead is bounded (``PREFETCH_FILES``, ``PREFETCH_BYTES``
+  per batch being checked), so the cache holds at most that much more.
 
 :func:`verify_batch` is a plain function of plain values so that it can run
 in worker processes (:func:`process_pool`), where two cores check files side
@@ -41,6 +50,8 @@ import time
 import types
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
+
+from preservation.pagecache import advise_dontneed, advise_willneed
 
 # what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms)
 Row = tuple[str, int, tuple[str, ...]]
@@ -75,6 +86,8 @@ _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 _OUTSIDE = -2  # a directory that resolves outside the root
 _REFUSED = -3  # a directory path with an empty, '.' or '..' segment (never a key: refused, not resolved)
 _NOT_NAMES = frozenset({"", ".", ".."})
+PREFETCH_FILES = 16  # files of a batch opened and asked for ahead of the one being hashed …
+PREFETCH_BYTES = 8 * 1024 * 1024  # … as long as their bytes stay within this (the first is always asked for)
 
 
 def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[str, ...]) -> tuple[int, int, list]:
@@ -94,15 +107,53 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
     dirs: dict[str, int | None] = {}
     last_parent, dir_fd = None, None
     buffer = None
+    base = prefix.rstrip("/")
+    ahead: dict[int, int] = {}  # row index -> its file, opened early with its pages asked for
+    hinted = 0  # rows before this one have been asked for (or were not to be)
+    hinted_bytes = 0  # bytes of the rows asked for and not yet read
+    cold: bool | None = None  # whether this batch reads from the disk: asked of the first file's first page
+
+    def directory(within: str) -> int | None:
+        parent = f"{base}/{within}" if base and within else base or within
+        if parent not in dirs:
+            dirs[parent] = _REFUSED if _bad_segments(within) else _open_dir(root, parent)
+        return dirs[parent]
+
+    ask_within, ask_folder = None, None
+
+    def ask_for(index: int) -> int:
+        """Open row ``index``'s file now and ask for its pages; the bytes asked for (0: on any trouble,
+        the file is left to its turn)."""
+        nonlocal ask_within, ask_folder
+        path, size, _ = rows[index]
+        within, _, name = path.rpartition("/")
+        if within != ask_within:
+            ask_within, ask_folder = within, directory(within)
+        if ask_folder is None or ask_folder < 0 or name in _NOT_NAMES or not size:
+            return 0
+        try:
+            fd = sys_open(name, flags, dir_fd=ask_folder)
+        except OSError:
+            return 0
+        ahead[index] = fd
+        size = min(size, PREFETCH_BYTES)
+        advise_willneed(fd, 0, size)
+        return size
+
+    count = len(rows)
     try:
-        base = prefix.rstrip("/")
-        for path, size, expected in rows:
+        for index, (path, size, expected) in enumerate(rows):
+            if index in ahead:
+                hinted_bytes -= min(size, PREFETCH_BYTES)
+            elif hinted <= index:
+                hinted = index + 1
+            while cold and hinted < count and hinted - index <= PREFETCH_FILES and (
+                    hinted == index + 1 or hinted_bytes + rows[hinted][1] <= PREFETCH_BYTES):
+                hinted_bytes += ask_for(hinted)
+                hinted += 1
             within, _, name = path.rpartition("/")
             if within != last_parent:
-                parent = f"{base}/{within}" if base and within else base or within
-                if parent not in dirs:
-                    dirs[parent] = _REFUSED if _bad_segments(within) else _open_dir(root, parent)
-                last_parent, dir_fd = within, dirs[parent]
+                last_parent, dir_fd = within, directory(within)
             if dir_fd is None:
                 problems.append((path, MISSING, ()))
                 continue
@@ -115,8 +166,10 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             if name in _NOT_NAMES:
                 problems.append((path, REFUSED, (f"segment {name!r} is not allowed",)))
                 continue
+            fd = ahead.pop(index, None)
             try:
-                fd = sys_open(name, flags, dir_fd=dir_fd)
+                if fd is None:
+                    fd = sys_open(name, flags, dir_fd=dir_fd)
             except PermissionError as e:
                 if not flags & _NOATIME:
                     problems.append(_open_failed(path, e, name, dir_fd))
@@ -130,6 +183,8 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             except OSError as e:
                 problems.append(_open_failed(path, e, name, dir_fd))
                 continue
+            if cold is None and size:
+                cold = _uncached(fd)
             try:
                 if size < _READ_STEP:
                     data = sys_read(fd, size + 1)
@@ -162,6 +217,7 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                 problems.append(_read_failed(path, e))
                 continue
             finally:
+                advise_dontneed(fd)
                 sys_close(fd)
             for algorithm, h, want in zip(algorithms, hashes, expected):
                 actual = h.hexdigest()
@@ -171,10 +227,32 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             else:
                 matched += 1
     finally:
+        for fd in ahead.values():
+            sys_close(fd)
         for fd in dirs.values():
             if fd is not None and fd >= 0:
                 os.close(fd)
     return matched, bytes_read, problems
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+def _uncached(fd: int) -> bool:
+    """Whether the first page of ``fd`` must come from the disk: a read that may not wait gets EAGAIN.
+
+    Asked once per batch, so that files already in the page cache (a copy just written, a warm host)
+    cost no advice per file, and a cold disk gets reads ahead.  False where the question cannot be put.
+    """
+    if _NOWAIT is None:
+        return False
+    try:
+        os.preadv(fd, [bytearray(1)], 0, _NOWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:  # a FIFO, a device, a filesystem without the flag: its turn will tell
+        return False
+    return False
 
 
 def irregular_kind(mode: int) -> str | None:
@@ -227,6 +305,7 @@ def _read_large(fd: int, size: int, constructors: list, buffer: bytearray) -> tu
         if not n:
             break
         got += n
+        advise_willneed(fd, got, min(got + len(buffer), limit))  # the next step is read while this one hashes
         chunk = view[:n]
         for h in hashes:
             h.update(chunk)

@@ -15,6 +15,8 @@ import os
 import threading
 from typing import Sequence
 
+from preservation.pagecache import advise_dontneed
+
 from . import fsverify
 from .hashing import CHUNK_SIZE, MultiHasher
 
@@ -51,20 +53,27 @@ def no_follow(path: str, flags: int) -> int:
 
 def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
     """Size and digests of the file at ``path`` (not following a final symbolic link); raises
-    OSError, NotRegularPath for a FIFO, socket or device."""
+    OSError, NotRegularPath for a FIFO, socket or device.
+
+    The file's pages leave the page cache once it is digested (``POSIX_FADV_DONTNEED``): a copy is
+    checked to be kept, not read again soon, and a node agent's audit must not evict its host's
+    working set."""
     hasher = MultiHasher(algorithms)
     with open(path, "rb", buffering=0, opener=no_follow) as f:
-        size = regular_size(f.fileno())
-        if size < CHUNK_SIZE:
-            # small files (most files of most bags): one read, no 4 MiB buffer to allocate
-            hasher.update(f.read(size + 1))
-        buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            hasher.update(view[:n])
+        try:
+            size = regular_size(f.fileno())
+            if size < CHUNK_SIZE:
+                # small files (most files of most bags): one read, no 4 MiB buffer to allocate
+                hasher.update(f.read(size + 1))
+            buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
+            view = memoryview(buf)
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                hasher.update(view[:n])
+        finally:
+            advise_dontneed(f.fileno())
     return hasher.size, hasher.hexdigests()
 
 

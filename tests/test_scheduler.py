@@ -43,7 +43,7 @@ def test_one_scheduler_is_active_and_a_standby_takes_over_when_it_dies(tmp_path,
         with repo.catalog.engine.connect() as conn:
             stored = set(conn.execute(text("SELECT id FROM apscheduler_jobs")).scalars())
         assert stored == {"audit-planning", "replication", "stalled-work", "challenges", "reidentification", "sweep",
-                          "node-probes", "checkpoints", "alerts", "samples"}
+                          "node-probes", "checkpoints", "alerts", "notifications", "samples", "repository-events"}
         kill(first)
         killed_at = time.monotonic()
         wait_until(lambda: "scheduler active" in _log(logs[1]), 60, 0.1, "the standby to take over")

@@ -27,6 +27,7 @@ from preservation.access.accounts import Principal
 from preservation.access.as_of import Reading, reading
 from preservation.access.rights import decide_for_item, read_right
 from preservation.access.usage import INVESTIGATION, record
+from preservation.access.viewing import viewings
 from preservation.catalog.library_models import Item, ItemFile
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, PackageFile
 from preservation.errors import InvalidIdentifier, NotFound
@@ -85,7 +86,16 @@ def split_item_path(session: Session, doi: str, path: str) -> tuple[Item, str | 
 
 
 def _files(session: Session, item: Item, state: Reading) -> list[dict[str, Any]]:
-    """The item's files in the state the reader reads: of a versioned package, those its version holds."""
+    """The item's files in the state the reader reads (of a versioned package, those its version holds), each
+    saying whether a browser may show it (``inline``, :mod:`preservation.access.viewing`)."""
+    files = _state_files(session, item, state)
+    shown = viewings(session, state.version_id, [f["path"] for f in files])
+    for f in files:
+        f["inline"] = shown[f["path"]].inline
+    return files
+
+
+def _state_files(session: Session, item: Item, state: Reading) -> list[dict[str, Any]]:
     if state.versioned:
         out = []
         for path, role in session.execute(select(ItemFile.path, ItemFile.role).where(ItemFile.item_id == item.id)

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from preservation.access.accounts import (
@@ -30,7 +30,7 @@ from preservation.access.accounts import (
     end_sessions,
     locked_until,
 )
-from preservation.catalog.access_models import AccessUser, PasswordReset
+from preservation.catalog.access_models import AccessUser, LoginCounter, PasswordReset
 from preservation.catalog.models import utcnow
 from preservation.errors import AuthenticationFailed, NotFound, TooManyResetRequests
 from preservation.repository import Repository
@@ -90,6 +90,8 @@ def request_reset(repo: Repository, username: str, client_ip: str) -> ResetLink 
     client_ip = (client_ip or "unknown")[:64]
     with repo.catalog.session() as s:
         count: Count = count_attempt(s, RESET_COUNTER, client_ip, now, HOUR)
+        s.execute(delete(LoginCounter).where(LoginCounter.username == RESET_COUNTER,
+                                             LoginCounter.window_start < now - 4 * HOUR))
         if count.attempts > settings.reset_requests_per_hour:
             _, minutes = locked_until(count, HOUR, now)
             raise TooManyResetRequests(client_ip=client_ip, minutes=minutes)

@@ -42,6 +42,7 @@ def content_files() -> dict[str, bytes]:
         f"{ISSUE}/anim.gif": _image("GIF"),
         f"{ISSUE}/pic.webp": _image("WEBP"),
         f"{ISSUE}/说明.txt": "《物理学报》第68卷第7期 目录\n".encode() * 40,
+        f"{ISSUE}/目录-GB18030.txt": "《物理学报》第68卷第7期 目录\n".encode("gb18030") * 40,
         "hostile/page.html": HTML,
         "hostile/drawing.svg": SVG,
         "hostile/report.pdf": HTML,  # a name that says PDF, bytes that are HTML

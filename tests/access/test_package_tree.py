@@ -208,7 +208,7 @@ def test_the_page_speaks_chinese(content):
 
 INLINE = [(PDF, "application/pdf"), (f"{ISSUE}/图1.png", "image/png"), (f"{ISSUE}/photo.JPG", "image/jpeg"),
           (f"{ISSUE}/anim.gif", "image/gif"), (f"{ISSUE}/pic.webp", "image/webp"),
-          (f"{ISSUE}/说明.txt", "text/plain")]
+          (f"{ISSUE}/说明.txt", "text/plain"), (f"{ISSUE}/目录-GB18030.txt", "text/plain")]
 ATTACHED = ["hostile/page.html", "hostile/drawing.svg", "hostile/report.pdf", "hostile/notes.txt", "hostile/data.xml",
             "bulk/file-007.dat"]
 
@@ -226,6 +226,11 @@ def test_pdfs_images_and_text_open_in_the_browser_sandboxed(reader, content, pat
     csp = [part.strip() for part in r.headers["content-security-policy"].split(";")]
     assert "sandbox" in csp and "default-src 'none'" in csp and not any("allow-" in part for part in csp)
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_plain_text_names_utf_8_only_when_its_bytes_are(reader, content):
+    assert reader.get(file_url(content, f"{ISSUE}/说明.txt")).headers["content-type"] == "text/plain; charset=utf-8"
+    assert reader.get(file_url(content, f"{ISSUE}/目录-GB18030.txt")).headers["content-type"] == "text/plain"
 
 
 @pytest.mark.parametrize("path", ATTACHED)

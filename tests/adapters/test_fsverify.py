@@ -16,6 +16,7 @@ import time
 import pytest
 
 import storage_adapters.filesystem as filesystem
+from preservation.pagecache import resident_bytes
 from storage_adapters import fsverify
 from storage_adapters.base import (
     VERIFY_DIGEST,
@@ -142,9 +143,24 @@ def mode(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["warm", "reading ahead"])
+def ahead(request, monkeypatch):
+    """Files in the page cache, or a batch taken for cold: files opened and asked for ahead of their turn
+    (in this process; checker processes ask the disk themselves)."""
+    if request.param == "reading ahead":
+        monkeypatch.setattr(fsverify, "_uncached", lambda fd: True)
+        monkeypatch.setattr(fsverify, "PREFETCH_BYTES", 4096)  # a window of a few small files, the big ones alone
+    return request.param
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
 @pytest.mark.parametrize("algorithms", [("sha256",), ("sha256", "sha512"), ("sha512",)])
-def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, algorithms):
+def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, ahead, algorithms):
     adapter, rows, expected = damaged
+    fds_before = _open_fds()
     rows = _by_algorithm(rows, algorithms)
     checked, bytes_read, found = _check(adapter, rows, algorithms)
     assert {path: p.kind for path, p in found.items()} == expected
@@ -162,6 +178,40 @@ def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, algo
     assert found["data/socket"].error.code == "E310"
     assert found["data/out/secret.bin"].error.code == "E301"  # refused: leads outside
     assert found["data/gone.bin"].error.code == "E302"  # not found
+    if mode == "threads":
+        assert _open_fds() <= fds_before  # the files opened ahead are all closed
+
+
+def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
+    """Files out of the page cache: the checker sees the batch is cold, asks for files ahead of their turn,
+    and drops every page it read, so none of the files stays cached."""
+    root = tmp_path / "root"
+    rows = []
+    for i in range(24):
+        data = os.urandom(256 * 1024 + i)
+        path = root / "pkg" / "data" / f"f{i:02d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        rows.append((f"data/f{i:02d}.bin", len(data), (hashlib.sha256(data).hexdigest(),)))
+    paths = [root / "pkg" / r[0] for r in rows]
+    for path in paths:
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    with open(paths[-1], "rb") as f:  # the last: asking may bring its first pages in
+        if not fsverify._uncached(f.fileno()):
+            pytest.skip("this filesystem keeps the files in memory or cannot say (tmpfs, no RWF_NOWAIT)")
+    asked = []
+    real = fsverify.advise_willneed
+    fsverify.advise_willneed = lambda fd, start, end: (asked.append((start, end)), real(fd, start, end))
+    try:
+        matched, bytes_read, problems = fsverify.verify_batch(os.path.realpath(root), "pkg/", rows, ("sha256",))
+    finally:
+        fsverify.advise_willneed = real
+    assert (matched, problems) == (len(rows), []) and bytes_read == sum(r[1] for r in rows)
+    # every file after the first two (the first tells that the batch is cold, the second is then due)
+    assert sorted(end for start, end in asked if start == 0) == [r[1] for r in rows[2:]]
+    assert sum(resident_bytes(str(p)) for p in paths) == 0
 
 
 def test_the_three_ways_agree(damaged, monkeypatch):

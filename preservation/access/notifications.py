@@ -77,10 +77,11 @@ def queue(session: Session, key: str, kind: str, recipient: str, subject: str, b
     """Queue one mail in the caller's transaction; False when news with this key was queued before."""
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    result = session.execute(insert(_NOTIFICATIONS).values(
+    # RETURNING says whether the row went in; rowcount after ON CONFLICT DO NOTHING did not, on one catalog
+    inserted = session.execute(insert(_NOTIFICATIONS).values(
         key=key[:200], kind=kind, recipient=recipient, subject=mail.header_text(subject), body=body,
-        created_at=now, next_attempt_at=now, attempts=0).on_conflict_do_nothing())
-    return bool(result.rowcount)
+        created_at=now, next_attempt_at=now, attempts=0).on_conflict_do_nothing().returning(_NOTIFICATIONS.c.id))
+    return inserted.scalar_one_or_none() is not None
 
 
 # --- what the mails say ---------------------------------------------------------------------------------

@@ -86,3 +86,35 @@ def test_without_mail_settings_no_reset_is_offered(world, client):
     page = client.get("/login/forgot")
     assert page.status_code == 200 and "not set up here" in page.text
     assert ask_reset(client, "alice").status_code == 503
+
+
+def test_reset_and_the_mail_queue_work_on_both_catalogs(tmp_path, catalog_url):
+    from preservation.access import notifications, password_reset
+    from preservation.repository import Repository
+
+    from ..fixtures import make_repo
+    from ..monitoring.receivers import smtp_server
+    from .mailing import notifications_yaml
+
+    home = tmp_path / "home"
+    make_repo(home, catalog_url).close()
+    with smtp_server() as (mailbox, port):
+        config = home / "preserve.yaml"
+        config.write_text(config.read_text(encoding="utf-8") + notifications_yaml(port), encoding="utf-8")
+        repo = Repository.open(home)
+        try:
+            accounts.add_library(repo, "pku", "PKU", contact_email="access@pku.example.org")
+            accounts.add_user(repo, "pku", "alice", "an old long password", email="alice@pku.example.org")
+            link = password_reset.request_reset(repo, "alice", "10.0.0.1")
+            notifications.send_reset_link(repo, link, "en")
+            token = reset_token(to(mailbox, "alice@pku.example.org")[0])
+            assert password_reset.reset_password(repo, token, NEW_PASSWORD) == "alice"
+            assert accounts.authenticate_password(repo, "alice", NEW_PASSWORD, "10.0.0.1").username == "alice"
+            with repo.catalog.session() as s:
+                assert notifications.queue(s, "test:1", "test", "access@pku.example.org", "Subject\r\nBcc: x@y", "body")
+                assert not notifications.queue(s, "test:1", "test", "access@pku.example.org", "again", "body")
+            assert notifications.deliver_due(repo) == {"sent": 1, "failed": 0}
+            assert notifications.deliver_due(repo) == {"sent": 0, "failed": 0}
+            assert [m["Subject"] for m in to(mailbox, "access@pku.example.org")] == ["Subject\\r\\nBcc: x@y"]
+        finally:
+            repo.close()

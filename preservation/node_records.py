@@ -25,7 +25,8 @@ signing key introduced …) are kept on every node in the same way, under ``.pre
 (:class:`~preservation.layout.RepositoryLayout`): ``repository.events.jsonl``, every such event in chain
 order, and ``repository.json``, a record whose evidence is the same body with ``package_id`` null and no tag
 files, signed by the same key.  The scheduler brings them up to date on every node at its ticks
-(:func:`flush_repository_events`), rewriting them only on a node whose record is behind the catalog.
+(:func:`flush_repository_events`), rewriting them only on a node whose record is behind the catalog, and
+never over a longer history the catalog does not continue (a catalog restored from an older backup).
 
 ``catalog rebuild --from-nodes`` reads both back (:mod:`preservation.package_evidence`
 checks them); a node agent checks the evidence against its own storage
@@ -257,28 +258,49 @@ def _record_proves_inclusion(layout: PackageLayout, adapter: StorageAdapter) -> 
 
 # --- the repository record: the events that name no package --------------------------------------------------
 
-def _repository_through(session: Session) -> tuple[int, int]:
-    """(count, last seq) of the events that name no package, by one aggregate query."""
+def _repository_through(session: Session) -> tuple[int, int, str | None]:
+    """(count, last seq, last hash) of the events that name no package: one aggregate query and one by key."""
     count, last = session.execute(select(func.count(), func.max(Event.seq)).where(Event.package_id.is_(None))).one()
-    return int(count or 0), int(last or 0)
+    hashed = session.scalar(select(Event.hash).where(Event.seq == last)) if last else None
+    return int(count or 0), int(last or 0), hashed
 
 
-def _recorded_through(layout: RepositoryLayout, adapter: StorageAdapter) -> tuple[int, int] | None:
-    """(count, last seq) the repository record on the node says its events file holds; None when unreadable."""
+def _recorded_through(layout: RepositoryLayout, adapter: StorageAdapter) -> tuple[int, int, str] | None:
+    """(count, last seq, last hash) the repository record on the node says its events file holds; None when there
+    is none or it cannot be read (it is then written again)."""
     try:
         events = layout.read_record(adapter)["events"]
-        return int(events["count"]), int(events["through_seq"])
+        count, seq, last = events["count"], events["through_seq"], events["through_hash"]
     except (ObjectNotFound, ValueError, KeyError, TypeError):
         return None
+    if type(count) is not int or type(seq) is not int or not isinstance(last, str):
+        return None
+    return count, seq, last
+
+
+def _continues(session: Session, recorded: tuple[int, int, str]) -> bool:
+    """Whether the catalog's log goes on from what the node's file holds: the event at the recorded last seq is
+    the recorded one, with as many events that name no package up to it (a rewrite then only appends), or the
+    catalog was rebuilt from the nodes and restored that event (its old hash under ``detail.restored``)."""
+    count, seq, last = recorded
+    held = session.scalar(select(Event.hash).where(Event.seq == seq, Event.package_id.is_(None)))
+    before = session.scalar(select(func.count()).select_from(Event)
+                            .where(Event.package_id.is_(None), Event.seq <= seq))
+    if held == last and before == count:
+        return True
+    restored = Event.detail["restored"]["hash"].as_string()  # a scan, made only for a node that does not follow
+    return session.scalar(select(Event.seq).where(Event.package_id.is_(None), restored == last).limit(1)) is not None
 
 
 def flush_repository_events(repo: Repository) -> dict[str, Any]:
     """Bring the repository record and its events file up to date on every readable node that is behind.
 
     One aggregate query and one small read per node when nothing changed; otherwise the file is written whole
-    from the catalog (its lines only grow), then the record (signed when the home has a checkpoint key).  A node
-    that cannot be written is reported under ``failed`` and tried again at the next call.  Raises
-    CheckpointKeyMissing when a configured key cannot be read.
+    from the catalog, then the record (signed when the home has a checkpoint key).  The file only ever grows: a
+    node whose record names events this catalog's log does not continue (a catalog restored from an older
+    backup, or another home's) is not overwritten but reported under ``refused``.  A node that cannot be
+    written is reported under ``failed``; both are tried again at the next call.  Raises CheckpointKeyMissing
+    when a configured key cannot be read.
     """
     layout = RepositoryLayout()
     with repo.catalog.session() as s:
@@ -286,9 +308,42 @@ def flush_repository_events(repo: Repository) -> dict[str, Any]:
         for node in nodes:
             s.expunge(node)
         through = _repository_through(s)
-    out: dict[str, Any] = {"events": through[0], "written": [], "failed": {}}
+    out: dict[str, Any] = {"events": through[0], "written": [], "refused": {}, "failed": {}}
     if through[0] == 0:
         return out
+    recorded: dict[str, tuple[int, int, str] | None] = {}
+    for node in nodes:
+        try:
+            recorded[node.name] = _recorded_through(layout, repo.adapter(node))
+        except PreservationError as e:
+            out["failed"][node.name] = f"{e.code} {e}"
+    behind = [n for n in nodes if n.name in recorded and recorded[n.name] != through]
+    if not behind:
+        return out
+    signer = evidence_signer(repo.settings)
+    with repo.catalog.session() as s:
+        for node in list(behind):
+            mine = recorded[node.name]
+            if mine is not None and not _continues(s, mine):
+                out["refused"][node.name] = (f"its repository record holds {mine[0]} events through seq {mine[1]}, "
+                                             "which this catalog's log does not continue: not overwritten")
+                behind.remove(node)
+        if not behind:
+            return out
+        events = events_file(s, None)
+        record: dict[str, Any] = {"events": {"count": events.count, "through_seq": events.last_seq,
+                                             "through_hash": events.last_hash}}
+        if signer is not None:
+            record["evidence"] = sign_evidence(signer, repository_evidence_body(s, events))
+    for node in behind:
+        try:
+            adapter = repo.adapter(node)
+            layout.write_events(adapter, events.data)  # first: the record's evidence signs lines that must be there
+            layout.write_record(adapter, record)
+            out["written"].append(node.name)
+        except PreservationError as e:
+            out["failed"][node.name] = f"{e.code} {e}"
+    return out
     behind = []
     for node in nodes:
         try:

@@ -17,7 +17,7 @@ from preservation.findings import FindingList
 from preservation.home import init_home
 from preservation.ingest import ingest
 from preservation.layout import PackageLayout, RepositoryLayout
-from preservation.node_records import flush_events
+from preservation.node_records import flush_events, flush_repository_events
 from preservation.nodes import add_node, set_node_uri
 from preservation.package_evidence import RecordCheck
 from preservation.rebuild import merge_events, rebuild_from_nodes
@@ -29,7 +29,7 @@ from preservation.witness import checkpoint_and_witness
 from preservation.witness_records import leaves_key, log_prefix
 
 from .corruption import flip_bit
-from .fixtures import NODES, node_root, replicas_by_node
+from .fixtures import NODES, make_repo, node_root, replicas_by_node
 
 
 def _snapshot(repo):
@@ -367,6 +367,9 @@ def test_events_that_name_no_package_come_back_and_the_whole_chain_is_verified(r
             assert event_hash(fields, previous) == was["hash"]
             previous = was["hash"]
         assert previous == whole[-1]["hash"]
+        # the rebuilt catalog's log goes on from the old one (it restored its last event): the nodes take it
+        flushed = flush_repository_events(fresh)
+        assert sorted(flushed["written"]) == sorted(n for n, *_ in NODES), flushed
     finally:
         fresh.close()
 
@@ -390,3 +393,22 @@ def test_a_forged_repository_event_is_refused_and_the_other_nodes_copy_restored(
         assert back.detail["uri"] == original["detail"]["uri"] and back.package_id is None
     finally:
         fresh.close()
+
+
+def test_a_catalog_that_does_not_continue_a_nodes_repository_record_never_overwrites_it(repo, preserved, tmp_path):
+    _name_no_package_then_flush(repo, preserved)
+    set_node_uri(repo, "inst-istic", node_root(repo, "inst-istic").as_uri())  # one more: the file only grows
+    assert sorted(flush_repository_events(repo)["written"]) == sorted(n for n, *_ in NODES)
+    held = {name: _repository_events_file(repo, name).read_bytes() for name, *_ in NODES}
+    # another home's catalog (or one restored from an older backup) over the same nodes: its log is not theirs
+    other = make_repo(tmp_path / "other", nodes=[])
+    try:
+        for name, org_type, region in NODES:
+            add_node(other, name, org_type, region, node_root(repo, name).as_uri())
+        set_node_uri(other, "uni-pku", node_root(repo, "uni-pku").as_uri())
+        flushed = flush_repository_events(other)
+        assert flushed["written"] == [] and sorted(flushed["refused"]) == sorted(n for n, *_ in NODES)
+        assert "not overwritten" in flushed["refused"]["uni-pku"]
+    finally:
+        other.close()
+    assert {name: _repository_events_file(repo, name).read_bytes() for name, *_ in NODES} == held

@@ -17,7 +17,17 @@ Login attempts are counted in the catalog before the password is checked,
 per username and address (5 per 15 minutes, so a flood from one address
 cannot lock the owner out from another) and per username from any address
 (20 per 15 minutes, so many addresses cannot guess together).  A success
-clears its address's count and gives the account its attempt back.
+clears its address's count and gives the account its attempt back.  A refusal
+over a limit carries when the lock ends (``TooManyAttempts`` param ``until``),
+the same for a username that does not exist; only the right password of a
+disabled user is told it is disabled (``AccountDisabled``).
+
+A library has a contact address (decisions and expiring grants are mailed
+there), a time zone (its readers' pages; none: the ``access_timezone``
+setting) and a mail language (Chinese unless English).  A user has an e-mail
+address (reset links, lockout notices) and a session epoch: a portal session
+is valid only while it carries the current one, and disabling the user or
+resetting the password moves it on.
 """
 
 from __future__ import annotations
@@ -593,7 +603,8 @@ def authenticate_password(
         return _principal(_usable(user, client_ip))
 
 
-def load_principal(repo: Repository, user_id: int, client_ip: str | None, session_epoch: int | None = None) -> Principal:
+def load_principal(repo: Repository, user_id: int, client_ip: str | None,
+                   session_epoch: int | None = None) -> Principal:
     """Re-check a logged-in user on every request: still active, still at an allowed address, and (given the
     session's ``session_epoch``) no session-ending change since the login.  Raises AuthenticationFailed."""
     with repo.catalog.session() as s:

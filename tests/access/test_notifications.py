@@ -21,6 +21,10 @@ from .test_rights import who
 HOSTILE = "we need it\r\nBcc: thief@evil.example\r\nSubject: free\n\x85red\u202e\u2028"
 
 
+def _ask(world) -> int:
+    return request_access(world.repo, who(world, "alice"), reason="teaching", package_id=world.packages["dark"])["id"]
+
+
 def _sent(world) -> int:
     return notifications.tick(world.repo)["sent"]
 
@@ -65,7 +69,7 @@ def test_the_library_is_told_of_a_decision_in_its_language_and_zone(world):
 def test_a_grant_about_to_expire_is_told_once_even_after_a_restart(world):
     accounts.edit_library(world.repo, "pku", contact_email="access@pku.example.org")
     with mailing(world, grant_expiry_days=3) as mailbox:
-        rid = request_access(world.repo, who(world, "alice"), reason="teaching", package_id=world.packages["dark"])["id"]
+        rid = _ask(world)
         decide_request(world.repo, rid, approve=True, by="carol", why="ok")
         notifications.tick(world.repo)  # the decision
         assert len(to(mailbox, "access@pku.example.org")) == 1
@@ -87,7 +91,7 @@ def test_a_grant_about_to_expire_is_told_once_even_after_a_restart(world):
 def test_a_refused_mail_is_kept_and_retried_and_never_sent_twice(world):
     accounts.edit_library(world.repo, "pku", contact_email="access@pku.example.org")
     with mailing(world) as mailbox:
-        rid = request_access(world.repo, who(world, "alice"), reason="teaching", package_id=world.packages["dark"])["id"]
+        rid = _ask(world)
         decide_request(world.repo, rid, approve=True, by="carol", why="ok")
     # the SMTP server is gone: the mail waits, with what went wrong
     result = notifications.tick(world.repo)

@@ -24,7 +24,7 @@ import smtplib
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -302,10 +302,25 @@ def deliver_due(repo: Repository, *, limit: int = BATCH) -> dict[str, int]:
     return {"sent": sent, "failed": failed}
 
 
+def sweep(repo: Repository, now: datetime | None = None) -> int:
+    """Forget rows no scan can ask about again: older than the grant notice's lead time plus a week, and sent,
+    given up or a marker; returns how many.  (A row younger than that still keeps its news from being re-sent.)"""
+    settings = repo.settings.notifications
+    now = now or utcnow()
+    keep = timedelta(days=settings.grant_expiry_days + 7) + 2 * LOOKBACK
+    with repo.catalog.session() as s:
+        return s.execute(delete(_NOTIFICATIONS).where(
+            _NOTIFICATIONS.c.created_at < now - keep,
+            or_(_NOTIFICATIONS.c.sent_at.is_not(None), _NOTIFICATIONS.c.recipient == "",
+                _NOTIFICATIONS.c.attempts >= settings.max_attempts))).rowcount
+
+
 def tick(repo: Repository) -> dict[str, int]:
-    """The scheduler's task: queue what is new, then send what is due."""
+    """The scheduler's task: queue what is new, send what is due, forget what is long done."""
+    if not repo.settings.notifications.enabled:
+        return {"queued": 0, "sent": 0, "failed": 0, "forgotten": 0}
     queued = scan(repo)
-    return {"queued": queued, **deliver_due(repo)}
+    return {"queued": queued, **deliver_due(repo), "forgotten": sweep(repo)}
 
 
 def send_reset_link(repo: Repository, link: ResetLink, language: str | None = None) -> None:

@@ -107,3 +107,17 @@ def test_a_contact_address_that_could_shape_a_header_is_refused(world, address):
     with pytest.raises(accounts.InvalidRequest):
         accounts.edit_library(world.repo, "pku", contact_email=address)
     assert {lib["code"]: lib for lib in accounts.list_libraries(world.repo)}["pku"]["contact_email"] is None
+
+
+def test_rows_long_done_are_forgotten_and_recent_ones_kept(world):
+    with mailing(world, grant_expiry_days=3) as mailbox:
+        with world.repo.catalog.session() as s:
+            for key, age, sent in (("old:sent", 30, True), ("old:unsent", 30, False), ("new:sent", 5, True)):
+                notifications.queue(s, key, "test", STAFF_DESK, key, "body")
+                s.execute(update(Notification).where(Notification.key == key).values(
+                    created_at=utcnow() - timedelta(days=age), sent_at=utcnow() if sent else None,
+                    next_attempt_at=utcnow() + timedelta(days=1)))
+        assert notifications.tick(world.repo)["forgotten"] == 1
+        with world.repo.catalog.session() as s:
+            assert set(s.scalars(select(Notification.key))) == {"old:unsent", "new:sent"}
+        assert mailbox.messages == []

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from preservation.catalog.db import Catalog
-from preservation.signing_keys import generate_key, new_origin
 from preservation.errors import CatalogNotInitialised
 from preservation.settings import CONFIG_NAME, Settings, load_settings
 
@@ -79,6 +78,9 @@ def ensure_checkpoint_key(settings: Settings) -> str | None:
     ``checkpoints.origin`` to the config; a configured key whose file is missing is made where the config says.
     Returns the new key's verifier key, or None when nothing was made.
     """
+    # imported here: every command opens the home (require_catalog), only init makes keys (cryptography is slow to load)
+    from preservation.signing_keys import generate_key, new_origin
+
     cfg = settings.checkpoints
     if cfg.key is not None:
         if cfg.key.exists() or not cfg.origin:

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if "bag" in args.only:
             suite.attempt(f"bag {size}", lambda: _bag(suite, corpus))
         if "audit" in args.only:
-            suite.attempt(f"audit {size}", lambda: suite.add(bench_audit.compare(corpus)))
+            suite.attempt(f"audit {size}", lambda: [suite.add(c) for c in bench_audit.compare(corpus)])
         if args.profile and size in ("M", "S"):
             suite.attempt(f"profile ingest {size}",
                           lambda: suite.profiles.append(str(bench_ingest.profile(corpus).relative_to(REPO_ROOT))))

@@ -241,7 +241,8 @@ COMMAND_ARGS = "preserve.command_args"  # ctx.meta key: the command line as type
 INTERRUPT_NOTES = {
     "ingest": "a delivery not yet registered left nothing in the catalog and its staging copy was removed; "
               "one already registered (see `preserve package list`) has its copies pending: workers "
-              "(`preserve worker`) write them once this command's lease has expired (5 minutes)",
+              "(`preserve worker`) write them, at once when they were queued for workers (as with --wait, which "
+              "only stopped waiting), once this command's lease has expired (5 minutes) under --inline",
     "restore": "the partial restore (DEST.partial) was removed and the destination left as it was; "
                "run the restore again",
     "audit": "copies audited before the interruption keep their results; the others keep their previous state "

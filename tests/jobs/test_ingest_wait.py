@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from preservation.catalog.models import Job, utcnow
+from preservation.catalog.models import Job, Package, utcnow
+from preservation.cli import ingest as ingest_command
 from preservation.errors import NotPreserved, WaitTimedOut
 
 from ..fixtures import make_repo, node_root
@@ -104,4 +105,20 @@ def test_replication_that_fails_ends_the_wait_with_its_own_exit_code(run_cli, sa
     finally:
         if worker is not None:
             stop(worker)
+        repo.close()
+
+
+def test_ctrl_c_while_waiting_leaves_the_jobs_to_the_workers_and_says_so(run_cli, sample_delivery, monkeypatch):
+    repo = make_repo(run_cli.home)
+    try:
+        def interrupted(_snapshot):
+            raise KeyboardInterrupt  # in the wait, after the package is registered and its jobs queued
+
+        monkeypatch.setattr(ingest_command, "_show_progress", interrupted)
+        out = run_cli("ingest", str(sample_delivery), "--collection", "journals", "--wait", exit_code=22)
+        assert "stopped by Ctrl-C" in out.stderr and "at once when they were queued for workers" in out.stderr
+        with repo.catalog.session() as s:
+            [package_id] = s.scalars(select(Package.id)).all()
+        assert sorted(state for state, _ in _replication_jobs(repo, package_id)) == ["queued"] * 3  # none cancelled
+    finally:
         repo.close()

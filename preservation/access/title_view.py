@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from preservation.access.accounts import Principal
+from preservation.access.payload_tree import PAYLOAD
 from preservation.access.rights import (
     MODE_OPEN,
     MODE_PCA,
@@ -30,10 +31,11 @@ from preservation.access.rights import (
     decide_for_title_request,
     entitled_ranges,
     item_date,
+    read_right,
     title_entitlements,
 )
 from preservation.catalog.access_models import REQUEST_PENDING, AccessRequest
-from preservation.catalog.library_models import Item, Title
+from preservation.catalog.library_models import Item, ItemFile, Title
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package
 from preservation.errors import InvalidRequest, NotFound
 from preservation.repository import Repository
@@ -211,8 +213,49 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
                 else:
                     issue["standing"], issue["standing_reason"] = standings.for_issue(
                         title.id, year, issue["first_date"], volume["volume"] or "", issue["issue"] or "")
+        _issue_folders(s, principal, volumes, {item.package_id: item.package for item in items})
         out.update(year=year, undated=undated, volumes=volumes, total=total, pending_request=pending.get(("title",)))
         return out
+
+
+def _common_folder(paths: list[str]) -> str | None:
+    """The deepest folder under ``data/`` that holds every one of ``paths`` ("" for the top), None if any
+    lies outside ``data/``."""
+    if not paths or not all(p.startswith(PAYLOAD) for p in paths):
+        return None
+    parts = [p[len(PAYLOAD):].split("/")[:-1] for p in paths]
+    common: list[str] = []
+    for names in zip(*parts):
+        if len(set(names)) != 1:
+            break
+        common.append(names[0])
+    return "/".join(common)
+
+
+def _issue_folders(session: Session, principal: Principal, volumes: list[dict[str, Any]],
+                   packages: dict[str, Package]) -> None:
+    """Give each issue the package folder that holds its articles' files (``folder``: package id and path
+    relative to ``data/``), when they lie in one package that the reader may list (staff, or a read right on
+    the whole package: an issue's own grant opens its articles, not the package's folders); else None."""
+    item_ids = [a["id"] for v in volumes for i in v["issues"] for a in i["articles"]]
+    paths: dict[int, list[str]] = {}
+    for item_id, path in session.execute(select(ItemFile.item_id, ItemFile.path)
+                                         .where(ItemFile.item_id.in_(item_ids or [-1]))):
+        paths.setdefault(item_id, []).append(path)
+    listable: dict[str, bool] = {}
+    for volume in volumes:
+        for issue in volume["issues"]:
+            issue["folder"] = None
+            held_in = {a["package_id"] for a in issue["articles"]}
+            if len(held_in) != 1:
+                continue
+            package_id = held_in.pop()
+            if package_id not in listable:
+                listable[package_id] = principal.is_staff or read_right(
+                    session, principal.library_id, packages[package_id]).allowed
+            folder = _common_folder([p for a in issue["articles"] for p in paths.get(a["id"], [])])
+            if listable[package_id] and folder is not None:
+                issue["folder"] = {"package_id": package_id, "path": folder}
 
 
 def collection_titles(repo: Repository, key: str, *, offset: int = 0, limit: int = MAX_TITLES) -> dict[str, Any]:

@@ -9,7 +9,8 @@ The world (items_world): pca-j is post-cancellation, pku (alice) entitled 2010-2
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import quote
+import re
+from urllib.parse import quote, unquote
 
 import pytest
 from sqlalchemy import func, select
@@ -98,12 +99,40 @@ def test_title_page_in_the_portal_is_reached_from_collection_search_and_item(cli
     page = client.get(f"/portal/titles/{title_id}")
     assert page.status_code == 200
     html = page.text
-    assert "物理学报" in html and "Volume · 卷 68" in html and "Issue · 期 2" in html
-    assert html.index("Issue · 期 1") < html.index("Issue · 期 2") < html.index("Issue · 期 6")
+    assert "物理学报" in html and "Volume 68" in html and "Issue 2" in html
+    assert html.index("Issue 1") < html.index("Issue 2") < html.index("Issue 6")
     assert f'data-doi="{doi}"' in html and 'data-standing="dark"' in html
     assert 'id="request-title"' in html and 'id="request-issue-68-2"' in html
     assert html.count('class="inline request-item"') == 6
     assert 'href="/portal/titles/%d?year=2018"' % title_id in html
+
+
+def test_an_issue_links_to_its_folder_for_whoever_may_list_the_package(client, items):  # noqa: F811
+    title_id = items.title_id()
+    portal_login(client, "carol")  # staff list any package
+    page = client.get(f"/portal/titles/{title_id}?year=2019").text
+    folders = re.findall(r'href="/portal/packages/([^"?]+)\?path=([^"]+)" class="issue-folder" data-path="([^"]+)"', page)
+    assert [unquote(path) for _, path, _ in folders] == [f"期刊/物理学报/2019/第{n:02d}期" for n in range(1, 7)]
+    package_id, path, _ = folders[1]
+    listing = client.get(f"/portal/packages/{package_id}?path={path}")
+    assert listing.status_code == 200 and "aps-68-00002.pdf" in listing.text  # article 2 is in issue 2
+    with make_client(items.world) as library:
+        portal_login(library, "alice")  # pku is not entitled to 2019: no folder to open
+        assert 'class="issue-folder"' not in library.get(f"/portal/titles/{title_id}?year=2019").text
+        created = api_request(library, items, "alice", scope="issue", title_id=title_id, year=2019, volume="68",
+                              issue="2").json()
+        approve(library, items, created["id"])  # the issue opens its articles, not the package's folders
+        assert 'class="issue-folder"' not in library.get(f"/portal/titles/{title_id}?year=2019").text
+
+
+def test_title_page_speaks_chinese(items):  # noqa: F811
+    with make_client(items.world) as c:
+        c.cookies.set("preserve_lang", "zh_Hans_CN")
+        portal_login(c, "carol")
+        html = c.get(f"/portal/titles/{items.title_id()}?year=2019").text
+    assert "第 68 卷" in html and "第 2 期" in html and "浏览本期文件" in html and "页码" in html
+    for english in ("Volume 68", "Issue 2", "Browse the issue", "Page range", "Years"):
+        assert english not in html
 
 
 def test_title_page_pages_through_a_year(client, items):  # noqa: F811

@@ -17,10 +17,21 @@ from pathlib import Path
 from devtools import translations
 from preservation.access.web import i18n
 
+from ..services import service_missing
+
 try:
     from axe_playwright_python.sync_playwright import Axe
 except ImportError:  # reported by the tests that need it: skipped locally, a failure on CI
     Axe = None
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:  # reported by the tests that need it: skipped locally, a failure on CI
+    sync_playwright = None
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 BLOCKING = ("serious", "critical")
@@ -45,6 +56,24 @@ VISIBLE_TEXT = """() => {
   out.push(document.title);
   return out;
 }"""
+
+
+def need_browser() -> None:
+    """Skip (locally) or fail (CI=true) unless Playwright, Debian's chromium and axe-core are here."""
+    if sync_playwright is None:
+        service_missing("playwright (pip install playwright)")
+    if not os.path.exists(CHROMIUM):
+        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
+    if Axe is None:
+        service_missing("axe-playwright-python (pip install -e .[test])")
+
+
+def launch(pw):
+    """Debian's chromium, headless, driven by Playwright (never `playwright install`)."""
+    try:
+        return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    except PlaywrightError as e:
+        service_missing(f"a working headless chromium ({e})")
 
 
 def artefacts_dir(tmp_path: Path, test_name: str) -> Path:

@@ -8,30 +8,26 @@ running on a free 127.0.0.1 port.  The downloaded file's sha256 must equal the c
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
 from preservation.access.web import i18n
 
-from ..services import service_missing
-from .browser_checks import Axe, PageChecks, artefacts_dir
+from .browser_checks import (  # noqa: F401  (CHROMIUM, CHROMIUM_ARGS: imported from here by other browser tests)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PageChecks,
+    artefacts_dir,
+    launch,
+    need_browser,
+    sync_playwright,
+)
 from .live import running_service
 from .test_api import catalog_file
 from .world import PASSWORD, PAYLOAD_FILE
 
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-except ImportError:  # reported by the test itself: skipped locally, a failure on CI
-    sync_playwright = None
-
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 def log_in(page, url: str, username: str) -> None:
@@ -57,20 +53,12 @@ def open_folders(page, parts: list[str]) -> None:
 def test_request_approve_download_in_chromium(world, locale, tmp_path, request):
     """The whole flow in the browser's language; every page saved as a screenshot, and on the Chinese run no
     English catalog label left on any of them; axe-core finds no serious or critical violation on any."""
-    if sync_playwright is None:
-        service_missing("playwright (pip install playwright)")
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
-    if Axe is None:
-        service_missing("axe-playwright-python (pip install -e .[test])")
+    need_browser()
     checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
     pid = world.packages["pca_2019"]  # 2019 is outside pku's entitled 2010-2015: staff must approve
     size, sha256 = catalog_file(world, "pca_2019")
     with running_service(world.repo) as url, sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        except PlaywrightError as e:
-            service_missing(f"a working headless chromium ({e})")
+        browser = launch(pw)
         try:
             library = browser.new_context(accept_downloads=True, locale=locale).new_page()
             library.goto(url + "/portal")

@@ -8,47 +8,20 @@ English catalog label may remain on any page.  Skipped locally without a browser
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote
 
 import pytest
 
 from preservation.access.requests import decide_request, get_request
-from preservation.access.web import i18n
 
-from ..services import service_missing
-from .browser_checks import Axe, PageChecks, artefacts_dir
+from .browser_checks import PageChecks, artefacts_dir, launch, need_browser, sync_playwright
 from .conftest import csrf_of, login, make_client
 from .items_world import items, items_template  # noqa: F401  (fixtures)
 from .live import running_service
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, log_in
+from .test_browser import LOCALES, log_in
 from .world import PASSWORD
 
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-except ImportError:  # reported by the test itself: skipped locally, a failure on CI
-    sync_playwright = None
-
 pytestmark = pytest.mark.browser
-
-LOCALES = {"zh-CN": i18n.CHINESE, "en": i18n.ENGLISH}
-
-
-def need_browser() -> None:
-    if sync_playwright is None:
-        service_missing("playwright (pip install playwright)")
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
-    if Axe is None:
-        service_missing("axe-playwright-python (pip install -e .[test])")
-
-
-def launch(pw):
-    try:
-        return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    except PlaywrightError as e:
-        service_missing(f"a working headless chromium ({e})")
 
 
 def requests_in_every_state(world) -> None:
@@ -130,6 +103,17 @@ def tab_to(page, selector: str, limit: int = 80) -> None:
     raise AssertionError(f"{selector} cannot be reached with the Tab key")
 
 
+def keyboard_log_in(page, url: str, username: str, then: str) -> None:
+    """The login form filled and sent with Tab, typing and Enter; lands on ``then``."""
+    page.goto(f"{url}/login?next={then}")
+    tab_to(page, "#username")
+    page.keyboard.type(username)
+    tab_to(page, "#password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(url + then)
+
+
 def test_log_in_ask_and_approve_with_the_keyboard_alone(items, tmp_path):  # noqa: F811
     """No click anywhere: Tab to each field, type, Enter; the library's request and staff's approval land."""
     need_browser()
@@ -139,13 +123,7 @@ def test_log_in_ask_and_approve_with_the_keyboard_alone(items, tmp_path):  # noq
         browser = launch(pw)
         try:
             library = browser.new_context(locale="zh-CN").new_page()
-            library.goto(url + "/login?next=/portal/collections/pca-j")
-            tab_to(library, "#username")
-            library.keyboard.type("alice")
-            tab_to(library, "#password")
-            library.keyboard.type(PASSWORD)
-            library.keyboard.press("Enter")
-            library.wait_for_url(url + "/portal/collections/pca-j")
+            keyboard_log_in(library, url, "alice", "/portal/collections/pca-j")
             tab_to(library, f'#package-{pid} input[name="reason"]')
             library.keyboard.type("键盘提交的申请 (asked with the keyboard)")
             library.keyboard.press("Enter")
@@ -155,13 +133,7 @@ def test_log_in_ask_and_approve_with_the_keyboard_alone(items, tmp_path):  # noq
             assert "已提交" in library.locator('p.message[role="status"]').inner_text()
 
             staff = browser.new_context(locale="en").new_page()
-            staff.goto(url + "/login?next=/staff/requests")
-            tab_to(staff, "#username")
-            staff.keyboard.type("carol")
-            tab_to(staff, "#password")
-            staff.keyboard.type(PASSWORD)
-            staff.keyboard.press("Enter")
-            staff.wait_for_url(url + "/staff/requests")
+            keyboard_log_in(staff, url, "carol", "/staff/requests")
             tab_to(staff, f'#request-{request_id} input[name="why"]')
             staff.keyboard.type("Cancelled 2016; approved from the keyboard")
             tab_to(staff, f"#request-{request_id} button.approve")

@@ -9,7 +9,6 @@ browser; on CI (CI=true) a missing browser is a failure.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,10 @@ import pytest
 from devtools.articles import doi_for, jats_article, pdf_bytes
 from preservation.ingest import ingest
 
-from ..services import service_missing
+from .browser_checks import PageChecks, artefacts_dir, launch, need_browser, sync_playwright
 from .items_world import items, items_template  # noqa: F401  (fixtures)
-from .browser_checks import Axe, PageChecks, artefacts_dir
 from .live import running_service
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, LOCALES, log_in
-
-try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-except ImportError:  # reported by the test itself: skipped locally, a failure on CI
-    sync_playwright = None
+from .test_browser import LOCALES, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -66,20 +58,12 @@ def assert_drawn_in_cjk_font(page, selector: str, text: str) -> None:
 @pytest.mark.parametrize("locale", list(LOCALES))
 def test_search_request_approve_download_an_article_in_chromium(items, tmp_path, locale, request):  # noqa: F811
     """In the browser's language (zh-CN, en): every page saved, no English label left on a Chinese one, axe."""
-    if sync_playwright is None:
-        service_missing("playwright (pip install playwright)")
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
-    if Axe is None:
-        service_missing("axe-playwright-python (pip install -e .[test])")
+    need_browser()
     checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
     doi = deliver_article(items.repo, tmp_path / "delivery")
     _, pdf_path, size, sha256 = items.fulltext(doi)  # the catalog's PackageFile row
     with running_service(items.repo) as url, sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        except PlaywrightError as e:
-            service_missing(f"a working headless chromium ({e})")
+        browser = launch(pw)
         try:
             library = browser.new_context(accept_downloads=True, locale=locale).new_page()
             log_in(library, url, "alice")  # pku: entitled 2010-2015 only, so a 2019 article needs staff

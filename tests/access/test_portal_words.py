@@ -3,6 +3,7 @@ and status, a confirmation after every action, and the service's own messages in
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -25,6 +26,14 @@ def ask(client, **fields) -> int:
     return int(r.headers["location"].rsplit("-", 1)[1])
 
 
+@contextlib.contextmanager
+def alice_asked(world, **fields):
+    """alice's logged-in client once she asked for the 2019 package of pca-j (or ``fields``): (client, request id)."""
+    with make_client(world) as library:
+        login(library, "alice")
+        yield library, ask(library, **(fields or {"package_id": world.packages["pca_2019"]}))
+
+
 def decide(staff, rid: int, decision: str, why: str, headers=EN):
     token = csrf_of(staff.get("/staff/requests", headers=headers).text)
     return staff.post(f"/staff/requests/{rid}/decide", data={"csrf": token, "decision": decision, "why": why},
@@ -37,10 +46,7 @@ def status_line(html: str) -> str | None:
 
 
 def test_a_request_is_confirmed_once_on_the_page_the_library_lands_on(world):
-    pid = world.packages["pca_2019"]
-    with make_client(world) as library:
-        login(library, "alice")
-        rid = ask(library, package_id=pid)
+    with alice_asked(world) as (library, rid):
         landed = library.get("/portal/requests", headers=ZH).text
         assert status_line(landed) == f"您的申请 {rid} 已提交，将由工作人员审批；其状态见下方。"
         assert status_line(library.get("/portal/requests", headers=ZH).text) is None  # shown once
@@ -48,9 +54,7 @@ def test_a_request_is_confirmed_once_on_the_page_the_library_lands_on(world):
 
 def test_the_request_list_names_what_was_asked_who_asked_when_why_and_its_status(world):
     pid = world.packages["pca_2019"]
-    with make_client(world) as library:
-        login(library, "alice")
-        rid = ask(library, package_id=pid)
+    with alice_asked(world) as (library, rid):
         page = library.get("/portal/requests", headers=ZH).text
     row = page[page.index(f'id="request-{rid}"'):]
     row = row[:row.index("</tr>")]
@@ -66,9 +70,7 @@ def test_the_request_list_names_what_was_asked_who_asked_when_why_and_its_status
 
 def test_staff_see_names_the_policy_explained_and_a_confirmation_after_approving(world):
     pid = world.packages["pca_2019"]
-    with make_client(world) as library, make_client(world) as staff:
-        login(library, "alice")
-        rid = ask(library, package_id=pid)
+    with alice_asked(world) as (library, rid), make_client(world) as staff:
         login(staff, "carol")
         pending = staff.get("/staff/requests", headers=EN).text
         assert "Policy said" not in pending and ">pca<" not in pending
@@ -85,9 +87,7 @@ def test_staff_see_names_the_policy_explained_and_a_confirmation_after_approving
 
 
 def test_denying_is_confirmed_in_the_staff_members_language(world):
-    with make_client(world) as library, make_client(world) as staff:
-        login(library, "alice")
-        rid = ask(library, collection="journals")
+    with alice_asked(world, collection="journals") as (library, rid), make_client(world) as staff:
         login(staff, "carol")
         r = decide(staff, rid, "deny", "no trigger event yet", headers=ZH)
         landed = staff.get("/staff/requests", headers=ZH).text
@@ -96,9 +96,7 @@ def test_denying_is_confirmed_in_the_staff_members_language(world):
 
 def test_staff_revoke_a_grant_from_the_approved_list_and_are_told(world):
     pid = world.packages["pca_2019"]
-    with make_client(world) as library, make_client(world) as staff:
-        login(library, "alice")
-        rid = ask(library, package_id=pid)
+    with alice_asked(world) as (library, rid), make_client(world) as staff:
         login(staff, "carol")
         decide(staff, rid, "approve", "cancelled 2016")
         approved = staff.get("/staff/requests?state=approved", headers=EN).text
@@ -116,9 +114,7 @@ def test_staff_revoke_a_grant_from_the_approved_list_and_are_told(world):
 @pytest.mark.parametrize("why", ["", "  ", "bad\x00text"])
 def test_a_revoke_without_a_usable_reason_is_refused_and_changes_nothing(world, why):
     pid = world.packages["pca_2019"]
-    with make_client(world) as library, make_client(world) as staff:
-        login(library, "alice")
-        rid = ask(library, package_id=pid)
+    with alice_asked(world) as (library, rid), make_client(world) as staff:
         login(staff, "carol")
         decide(staff, rid, "approve", "cancelled 2016")
         approved = staff.get("/staff/requests?state=approved").text

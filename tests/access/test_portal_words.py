@@ -178,6 +178,9 @@ def test_a_trigger_event_is_confirmed_with_what_it_opened(world):
                                                 "evidence": "The publisher's notice of 2024-01-02"})
         assert r.status_code == 303
         landed = staff.get("/staff/triggers", headers=EN).text
+        holdings = staff.get("/portal", headers=ZH).text
+    assert "出版商停业 (2024-01-02)" in holdings  # the holdings name the trigger in words too
+    assert ">carol<" in landed  # who recorded it, by name
     assert re.search(r"Trigger event \d+ recorded: the collection is now open to every member library "
                      r"\(0 waiting requests approved\)\.", status_line(landed))
     assert "Triggered books" in landed  # the collection's name in the list, its key only beside it

@@ -13,13 +13,9 @@ Each key has a scope, least privilege by default:
   the key in URLs; staff users only.  No other scope is accepted there, so a
   key that can decide never travels in a URL.
 
-Login attempts are counted in the catalog before the password is checked,
-per username and address (5 per 15 minutes, so a flood from one address
-cannot lock the owner out from another) and per username from any address
-(20 per 15 minutes, so many addresses cannot guess together).  A success
-clears its address's count and gives the account its attempt back.  A refusal
-over a limit carries when the lock ends (``TooManyAttempts`` param ``until``),
-the same for a username that does not exist; only the right password of a
+Login attempts are counted before the password is checked
+(:mod:`preservation.access.login_limits`); a success clears its address's
+count and gives the account its attempt back.  Only the right password of a
 disabled user is told it is disabled (``AccountDisabled``).
 
 A library has a contact address (decisions and expiring grants are mailed
@@ -34,20 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import re
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Collection, Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import (
@@ -60,9 +51,15 @@ from preservation.catalog.access_models import (
     AccessUser,
     ApiToken,
     Library,
-    LoginCounter,
 )
 from preservation.access.localisation import CHINESE, ENGLISH, LANGUAGES, valid_timezone
+from preservation.access.login_limits import (
+    LoginLimits,
+    forgive_attempt,
+    refuse_over_limit,
+    reserve_attempt,
+    unknown_names,
+)
 from preservation.catalog.models import utcnow
 from preservation.errors import (
     AccessRefused,
@@ -71,7 +68,6 @@ from preservation.errors import (
     AuthenticationFailed,
     InvalidRequest,
     NotFound,
-    TooManyAttempts,
 )
 from preservation.monitoring_settings import plain_address
 from preservation.repository import Repository
@@ -82,15 +78,10 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 hashes anything, but a megabyte "password" is an attack, not a password
 
-LOGIN_MAX_FAILURES = 5  # attempts per username and address in a window
-LOGIN_ACCOUNT_MAX_FAILURES = 20  # attempts per username from any address in a window
-LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_REFUSED = "wrong username or password (or this account may not log in from your address)"
 DISABLED = "ask your library's administrator or the consortium office to enable it again"
 LANGUAGE_ALIASES = {"zh": CHINESE, "zh-cn": CHINESE, "zh_cn": CHINESE, "zh-hans": CHINESE, CHINESE.lower(): CHINESE,
                     "en": ENGLISH}
-ANY_ADDRESS = "*"  # the client_ip of a username's account-wide counter
-_COUNTERS = LoginCounter.__table__
 STAFF_ONLY_SCOPES = (SCOPE_STAFF, SCOPE_FIXITY)
 
 _hasher = PasswordHasher()
@@ -427,111 +418,6 @@ def authenticate_token(repo: Repository, token: str, *, scopes: Collection[str],
         return _principal(user, scope=row.scope)
 
 
-@dataclass(frozen=True)
-class Count:
-    """Attempts counted in a window, and when the window began."""
-
-    attempts: int
-    window_start: datetime
-
-
-class _UnknownNameAttempts:
-    """Login attempts on usernames the catalog does not know, counted in this process.
-
-    They meet the same limits as real accounts, or a 429 would tell an
-    attacker which usernames exist; but they are never written to the
-    catalog, so a flood of made-up names never takes its write lock (nor
-    fills a table).  Bounded: the oldest names are forgotten first.
-    """
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
-        self._counts: OrderedDict[tuple[str, str, str], tuple[datetime, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def reserve(self, catalog_url: str, username: str, client_ip: str, now: datetime,
-                window: timedelta) -> tuple[Count, Count]:
-        with self._lock:
-            return (self._count((catalog_url, username, ANY_ADDRESS), now, window),
-                    self._count((catalog_url, username, client_ip), now, window))
-
-    def _count(self, key: tuple[str, str, str], now: datetime, window: timedelta) -> Count:
-        start, attempts = self._counts.pop(key, (now, 0))
-        if start <= now - window:
-            start, attempts = now, 0
-        self._counts[key] = (start, attempts + 1)
-        while len(self._counts) > self._capacity:
-            self._counts.popitem(last=False)
-        return Count(attempts + 1, start)
-
-
-_unknown_names = _UnknownNameAttempts()
-
-
-def _insert_counter(session: Session, username: str, client_ip: str, now: datetime) -> None:
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(_COUNTERS).values(username=username, client_ip=client_ip, window_start=now, attempts=0)
-                    .on_conflict_do_nothing())
-
-
-def count_attempt(session: Session, username: str, client_ip: str, now: datetime, window: timedelta) -> Count:
-    """Add one attempt to a counter (restarting its window when it has passed); returns the new count.
-
-    The row lock of the UPDATE serialises concurrent attempts on PostgreSQL
-    as ``BEGIN IMMEDIATE`` does on SQLite, so each sees every earlier one.
-    """
-    _insert_counter(session, username, client_ip, now)
-    passed = _COUNTERS.c.window_start <= now - window
-    attempts, start = session.execute(
-        update(_COUNTERS)
-        .where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip)
-        .values(attempts=case((passed, 1), else_=_COUNTERS.c.attempts + 1),
-                window_start=case((passed, now), else_=_COUNTERS.c.window_start))
-        .returning(_COUNTERS.c.attempts, _COUNTERS.c.window_start)
-    ).one()
-    return Count(attempts, start)
-
-
-@dataclass(frozen=True)
-class LoginLimits:
-    """How many login attempts a window allows: per username and address, and per username from anywhere."""
-
-    per_address: int = LOGIN_MAX_FAILURES
-    per_account: int = LOGIN_ACCOUNT_MAX_FAILURES
-    window: timedelta = LOGIN_WINDOW
-
-
-def locked_until(count: Count, window: timedelta, now: datetime) -> tuple[datetime, int]:
-    """When a locked counter's window ends, and the whole minutes left until then (at least 1)."""
-    until = count.window_start + window
-    return until, max(1, math.ceil((until - now).total_seconds() / 60))
-
-
-def _refuse_over_limit(username: str, client_ip: str, account: Count, address: Count, limits: LoginLimits,
-                       now: datetime) -> None:
-    """Raise TooManyAttempts (its ``until`` param: when the lock ends) when either limit is passed."""
-    for count, limit, where in ((address, limits.per_address, client_ip), (account, limits.per_account,
-                                                                            "any address")):
-        if count.attempts > limit:
-            until, minutes = locked_until(count, limits.window, now)
-            raise TooManyAttempts(username=username, client_ip=where, minutes=minutes, until=until)
-
-
-def _reserve_attempt(repo: Repository, username: str, client_ip: str, now: datetime, limits: LoginLimits) -> None:
-    """Count this attempt in its own short transaction, before any password is looked at.
-
-    Raises TooManyAttempts (and counts nothing) when either limit is reached.
-    """
-    with repo.catalog.session() as s:
-        # Every transaction on a username's counters locks its account row first, so
-        # concurrent ones queue there and can never deadlock (PostgreSQL).
-        account = count_attempt(s, username, ANY_ADDRESS, now, limits.window)
-        address = count_attempt(s, username, client_ip, now, limits.window)
-        _refuse_over_limit(username, client_ip, account, address, limits, now)
-        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username,
-                                          _COUNTERS.c.window_start < now - 4 * limits.window))
-
-
 def _verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
@@ -575,10 +461,11 @@ def authenticate_password(
     now = utcnow()
     row = _look_up(repo, username, client_ip)
     if row is None:
-        account, address = _unknown_names.reserve(repo.catalog.url, username, client_ip, now, limits.window)
-        _refuse_over_limit(username, client_ip, account, address, limits, now)
+        account, address = unknown_names.reserve(repo.catalog.url, username, client_ip, now, limits.window)
+        refuse_over_limit(username, client_ip, account, address, limits, now)
     else:
-        _reserve_attempt(repo, username, client_ip, now, limits)
+        with repo.catalog.session() as s:
+            reserve_attempt(s, username, client_ip, now, limits)
     # an unknown user, or one who may not log in from here, costs the same verification
     target = row.password_hash if row is not None and (row.may_log_in or row.disabled) else _DUMMY_HASH
     ok = bool(password) and len(password) <= MAX_PASSWORD and _verify_password(target, password)
@@ -594,12 +481,7 @@ def authenticate_password(
         if new_hash:
             user.password_hash = new_hash
         user.last_login_at = now
-        # the attempt was not a failure: give the account its attempt back, clear this address
-        # (the account row first: the lock order of _reserve_attempt)
-        s.execute(update(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == ANY_ADDRESS,
-                                          _COUNTERS.c.attempts > 0)
-                  .values(attempts=_COUNTERS.c.attempts - 1))
-        s.execute(delete(_COUNTERS).where(_COUNTERS.c.username == username, _COUNTERS.c.client_ip == client_ip))
+        forgive_attempt(s, username, client_ip)
         return _principal(_usable(user, client_ip))
 
 

@@ -22,14 +22,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from preservation.access.accounts import (
-    USERNAME_RE,
-    Count,
-    hash_password,
-    count_attempt,
-    end_sessions,
-    locked_until,
-)
+from preservation.access.accounts import USERNAME_RE, end_sessions, hash_password
+from preservation.access.login_limits import Count, count_attempt, locked_until
 from preservation.catalog.access_models import AccessUser, LoginCounter, PasswordReset
 from preservation.catalog.models import utcnow
 from preservation.errors import AuthenticationFailed, NotFound, TooManyResetRequests

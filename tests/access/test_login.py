@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select, update
 
-from preservation.access import accounts
+from preservation.access import accounts, login_limits
 from preservation.catalog.access_models import Library, LoginCounter
 from preservation.errors import AuthenticationFailed, TooManyAttempts
 
@@ -120,19 +120,19 @@ def alice_repo(tmp_path, catalog_url):
 
 def test_concurrent_guesses_from_one_address_are_counted_before_checking(alice_repo, monkeypatch):
     verified, outcomes = _flood(alice_repo, ["10.0.0.1"] * 40, monkeypatch)
-    assert verified == accounts.LOGIN_MAX_FAILURES
-    assert outcomes.count("AuthenticationFailed") == accounts.LOGIN_MAX_FAILURES
-    assert outcomes.count("TooManyAttempts") == 40 - accounts.LOGIN_MAX_FAILURES
+    assert verified == login_limits.LOGIN_MAX_FAILURES
+    assert outcomes.count("AuthenticationFailed") == login_limits.LOGIN_MAX_FAILURES
+    assert outcomes.count("TooManyAttempts") == 40 - login_limits.LOGIN_MAX_FAILURES
 
 
 def test_concurrent_guesses_from_many_addresses_meet_the_account_limit(alice_repo, monkeypatch):
     verified, outcomes = _flood(alice_repo, [f"10.0.1.{i}" for i in range(40)], monkeypatch)
-    assert verified == accounts.LOGIN_ACCOUNT_MAX_FAILURES
-    assert outcomes.count("TooManyAttempts") == 40 - accounts.LOGIN_ACCOUNT_MAX_FAILURES
+    assert verified == login_limits.LOGIN_ACCOUNT_MAX_FAILURES
+    assert outcomes.count("TooManyAttempts") == 40 - login_limits.LOGIN_ACCOUNT_MAX_FAILURES
     # the account is closed for the window, from a fresh address too, before any password is checked
     with pytest.raises(TooManyAttempts, match="any address"):
         accounts.authenticate_password(alice_repo, "alice", PASSWORD, "10.0.2.1")
-    assert verified == accounts.LOGIN_ACCOUNT_MAX_FAILURES
+    assert verified == login_limits.LOGIN_ACCOUNT_MAX_FAILURES
 
 
 def _answer(response) -> tuple[int, str]:

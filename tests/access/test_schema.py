@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
-from preservation.access import accounts, entitlements, requests
+from preservation.access import accounts, entitlements, login_limits, requests
 from preservation.access.delivery import fetch_verified, file_row
 from preservation.access.usage import log_usage, usage_report
 from preservation.catalog.db import Catalog, _alembic_config, _head_revision
@@ -60,7 +60,7 @@ def test_access_flow_on_both_databases(tmp_path, catalog_url):
         log_usage(repo, principal, collection_id=1, package_id=pid, path=PAYLOAD_FILE, size=row.size, kind="download")
         report = usage_report(repo, utcnow().strftime("%Y-%m"))
         assert [(r["Total_Item_Requests"], r["Unique_Title_Requests"]) for r in report["title_report"]] == [(1, 1)]
-        limits = accounts.LoginLimits(per_address=2, window=timedelta(minutes=15))
+        limits = login_limits.LoginLimits(per_address=2, window=timedelta(minutes=15))
         for _ in range(2):
             with pytest.raises(AuthenticationFailed):
                 accounts.authenticate_password(repo, "alice", "wrong one", "10.0.0.1", limits=limits)

@@ -18,15 +18,8 @@ from datetime import timedelta
 
 from fastapi import Depends, Request
 
-from preservation.access.accounts import (
-    LOGIN_ACCOUNT_MAX_FAILURES,
-    LOGIN_MAX_FAILURES,
-    LOGIN_WINDOW,
-    LoginLimits,
-    Principal,
-    authenticate_token,
-    load_principal,
-)
+from preservation.access.accounts import Principal, authenticate_token, load_principal
+from preservation.access.login_limits import LOGIN_ACCOUNT_MAX_FAILURES, LOGIN_MAX_FAILURES, LOGIN_WINDOW, LoginLimits
 from preservation.catalog.access_models import SCOPE_READ, SCOPE_STAFF
 from preservation.errors import AccessRefused, AuthenticationFailed
 from preservation.repository import Repository

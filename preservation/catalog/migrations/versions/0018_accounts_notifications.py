@@ -66,14 +66,22 @@ def upgrade() -> None:
     op.create_index("ix_notifications_unsent", "notifications", ["sent_at", "next_attempt_at"])
 
 
+def _drop_columns(table: str, names: list[str]) -> None:
+    """Drop plain columns in place.  On SQLite a batch copy would drop and re-create ``libraries`` and
+    ``access_users``, which other tables' rows reference: refused while foreign keys are enforced."""
+    if op.get_bind().dialect.name == "sqlite":
+        for name in names:  # SQLite 3.35+ drops a column with no index or constraint in place
+            op.execute(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+        return
+    with op.batch_alter_table(table) as batch:
+        for name in names:
+            batch.drop_column(name)
+
+
 def downgrade() -> None:
     op.drop_index("ix_notifications_unsent", table_name="notifications")
     op.drop_table("notifications")
     op.drop_index(op.f("ix_password_resets_user_id"), table_name="password_resets")
     op.drop_table("password_resets")
-    with op.batch_alter_table("access_users") as batch:
-        batch.drop_column("session_epoch")
-        batch.drop_column("email")
-    with op.batch_alter_table("libraries") as batch:
-        for name, _ in reversed(LIBRARY_COLUMNS):
-            batch.drop_column(name)
+    _drop_columns("access_users", ["session_epoch", "email"])
+    _drop_columns("libraries", [name for name, _ in reversed(LIBRARY_COLUMNS)])

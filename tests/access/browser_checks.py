@@ -76,6 +76,30 @@ def launch(pw):
         service_missing(f"a working headless chromium ({e})")
 
 
+MARK_CONTROLS = """() => {
+  const controls = [...document.querySelectorAll('input:not([type=hidden]), textarea, select, button')]
+    .filter(e => !e.disabled && (e.checkVisibility ? e.checkVisibility() : e.getClientRects().length > 0));
+  controls.forEach((e, i) => e.setAttribute('data-keyboard-check', String(i)));
+  return controls.map(e => e.outerHTML.slice(0, 120));
+}"""
+FOCUSED_CONTROL = "() => document.activeElement ? document.activeElement.getAttribute('data-keyboard-check') : null"
+
+
+def unreachable_controls(page, limit: int = 400) -> list[str]:
+    """The page's visible form controls that pressing Tab, from the top, never focuses (empty: all reachable)."""
+    controls = page.evaluate(MARK_CONTROLS)
+    reached: set[str] = set()
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        index = page.evaluate(FOCUSED_CONTROL)
+        if index is not None:
+            reached.add(index)
+            if len(reached) == len(controls):
+                break
+    return [html for i, html in enumerate(controls) if str(i) not in reached]
+
+
 def artefacts_dir(tmp_path: Path, test_name: str) -> Path:
     folder = Path(os.environ.get("PRESERVE_TEST_ARTEFACTS") or tmp_path) / re.sub(r"[^\w.-]+", "-", test_name)
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,14 @@ Python steps per file as it can:
   pages asked for (``POSIX_FADV_WILLNEED``; within a file, the next step),
   so that a cold disk always has reads outstanding while a core hashes:
   a disk answers several requests at once far faster than one at a time;
-* once read, a file's pages are dropped from the page cache
-  (``POSIX_FADV_DONTNEED``): an audit reads every copy in full, and must
-  not evict the working set of the host to hold bytes it will not read again.
-  What is asked for ahead is bounded (``PREFETCH_FILES``, ``PREFETCH_BYTES``
-  per batch being checked), so the cache holds at most that much more.
+* once read, a file that came from the disk has its pages dropped from the
+  page cache (``POSIX_FADV_DONTNEED``): an audit reads every copy in full,
+  and must not evict the working set of the host to hold bytes it will not
+  read again, nor drop what was cached before it came.  Whether a batch
+  comes from the disk is asked of its first file (:func:`first_page_uncached`),
+  and of every file of ``PROBE_EACH`` bytes or more; what is asked for ahead
+  is bounded (``PREFETCH_FILES``, ``PREFETCH_BYTES`` per batch being
+  checked), so the cache holds at most that much more.
 
 :func:`verify_batch` is a plain function of plain values so that it can run
 in worker processes (:func:`process_pool`), where two cores check files side
@@ -88,6 +91,7 @@ _REFUSED = -3  # a directory path with an empty, '.' or '..' segment (never a ke
 _NOT_NAMES = frozenset({"", ".", ".."})
 PREFETCH_FILES = 16  # files of a batch opened and asked for ahead of the one being hashed …
 PREFETCH_BYTES = 8 * 1024 * 1024  # … as long as their bytes stay within this (the first is always asked for)
+PROBE_EACH = 1024 * 1024  # files this big are each asked whether they come from the disk (one syscall: cheap to them)
 
 
 def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[str, ...]) -> tuple[int, int, list]:
@@ -183,8 +187,11 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
             except OSError as e:
                 problems.append(_open_failed(path, e, name, dir_fd))
                 continue
+            drop = cold  # pages this audit brought in are dropped after; what was cached stays
             if cold is None and size:
-                cold = _uncached(fd)
+                cold = drop = first_page_uncached(fd)
+            elif not cold and size >= PROBE_EACH:
+                drop = first_page_uncached(fd)
             try:
                 if size < _READ_STEP:
                     data = sys_read(fd, size + 1)
@@ -217,7 +224,8 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                 problems.append(_read_failed(path, e))
                 continue
             finally:
-                advise_dontneed(fd)
+                if drop:
+                    advise_dontneed(fd)
                 sys_close(fd)
             for algorithm, h, want in zip(algorithms, hashes, expected):
                 actual = h.hexdigest()
@@ -238,11 +246,12 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
-def _uncached(fd: int) -> bool:
+def first_page_uncached(fd: int) -> bool:
     """Whether the first page of ``fd`` must come from the disk: a read that may not wait gets EAGAIN.
 
-    Asked once per batch, so that files already in the page cache (a copy just written, a warm host)
-    cost no advice per file, and a cold disk gets reads ahead.  False where the question cannot be put.
+    Asked once per batch of small files, so that files already in the page cache (a copy just written,
+    a warm host) cost no advice per file and stay cached, and a cold disk gets reads ahead and its pages
+    dropped behind.  False where the question cannot be put (nothing is then advised).
     """
     if _NOWAIT is None:
         return False

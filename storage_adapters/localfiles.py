@@ -55,13 +55,15 @@ def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, st
     """Size and digests of the file at ``path`` (not following a final symbolic link); raises
     OSError, NotRegularPath for a FIFO, socket or device.
 
-    The file's pages leave the page cache once it is digested (``POSIX_FADV_DONTNEED``): a copy is
-    checked to be kept, not read again soon, and a node agent's audit must not evict its host's
-    working set."""
+    A file that came from the disk leaves the page cache once it is digested (``POSIX_FADV_DONTNEED``):
+    a copy is checked to be kept, not read again soon, and a node agent's audit must not evict its
+    host's working set; a file that was cached stays so."""
     hasher = MultiHasher(algorithms)
     with open(path, "rb", buffering=0, opener=no_follow) as f:
+        drop = False
         try:
             size = regular_size(f.fileno())
+            drop = fsverify.first_page_uncached(f.fileno())  # asked of a regular file only
             if size < CHUNK_SIZE:
                 # small files (most files of most bags): one read, no 4 MiB buffer to allocate
                 hasher.update(f.read(size + 1))
@@ -73,7 +75,8 @@ def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, st
                     break
                 hasher.update(view[:n])
         finally:
-            advise_dontneed(f.fileno())
+            if drop:
+                advise_dontneed(f.fileno())
     return hasher.size, hasher.hexdigests()
 
 

@@ -3,8 +3,9 @@ no more than 64 MiB larger, on a filesystem node and through a node agent's dige
 
 The files are put out of the page cache first (written, synced, dropped with POSIX_FADV_DONTNEED, no root
 needed), then checked the way an audit reads them (``verify_many``, what ``fixity.check_replica`` calls).  What
-is asserted: the bytes of those files still cached afterwards (mincore), and the growth of ``Cached:`` in
-/proc/meminfo, which other processes on the host can also move.
+is asserted: the bytes of those files still cached afterwards (mincore), after every audit, and the growth of
+``Cached:`` in /proc/meminfo, which other processes on the host also move (a test run on the next core writes
+files): the smallest growth of up to three audits of the cold files must be under the limit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,32 @@ def _cached() -> int:
             if line.startswith("Cached:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("/proc/meminfo has no Cached: line")
+
+
+ATTEMPTS = 3
+
+
+def _drop(paths: list[Path]) -> None:
+    for path in paths:
+        with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _audited_growth(adapter, rows, paths) -> int:
+    """Audit the cold files up to ATTEMPTS times; each time none of them may stay cached.  The smallest growth
+    of Cached: seen (the first under the limit ends it)."""
+    smallest = None
+    for _ in range(ATTEMPTS):
+        _drop(paths)
+        before = _cached()
+        assert _audit(adapter, rows) == len(rows)
+        grown = _cached() - before
+        still = sum(resident_bytes(str(p)) or 0 for p in paths)
+        assert still < LIMIT, f"{still // MIB} MiB of the audited files stayed in the page cache"
+        smallest = grown if smallest is None else min(smallest, grown)
+        if smallest < LIMIT:
+            break
+    return smallest
 
 
 def _cold_package(root: Path, files: int, size: int) -> tuple[list[tuple[str, int, tuple[str]]], list[Path]]:
@@ -69,11 +96,7 @@ def _audit(adapter, rows) -> int:
 def test_an_audit_of_a_filesystem_node_leaves_the_page_cache_as_it_found_it(tmp_path, shape):
     rows, paths = _cold_package(tmp_path / "root", *shape)
     adapter = FilesystemAdapter((tmp_path / "root").as_uri())
-    before = _cached()
-    assert _audit(adapter, rows) == len(rows)
-    grown = _cached() - before
-    still = sum(resident_bytes(str(p)) or 0 for p in paths)
-    assert still < LIMIT, f"{still // MIB} MiB of the audited files stayed in the page cache"
+    grown = _audited_growth(adapter, rows, paths)
     assert grown < LIMIT, f"the page cache grew by {grown // MIB} MiB over an audit of 200 MiB"
 
 
@@ -82,12 +105,8 @@ def test_an_audit_through_a_node_agent_leaves_its_page_cache_as_it_found_it(tmp_
     agent = ThreadedAgent(tmp_path / "root").start()
     node = agent.adapter(retries=1, backoff=0.01)
     try:
-        before = _cached()
-        assert _audit(node, rows) == len(rows)
-        grown = _cached() - before
+        grown = _audited_growth(node, rows, paths)
     finally:
         node.close()
         agent.stop()
-    still = sum(resident_bytes(str(p)) or 0 for p in paths)
-    assert still < LIMIT, f"{still // MIB} MiB of the files the agent digested stayed in the page cache"
     assert grown < LIMIT, f"the page cache grew by {grown // MIB} MiB over an audit of 200 MiB through the agent"

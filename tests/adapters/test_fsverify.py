@@ -148,7 +148,7 @@ def ahead(request, monkeypatch):
     """Files in the page cache, or a batch taken for cold: files opened and asked for ahead of their turn
     (in this process; checker processes ask the disk themselves)."""
     if request.param == "reading ahead":
-        monkeypatch.setattr(fsverify, "_uncached", lambda fd: True)
+        monkeypatch.setattr(fsverify, "first_page_uncached", lambda fd: True)
         monkeypatch.setattr(fsverify, "PREFETCH_BYTES", 4096)  # a window of a few small files, the big ones alone
     return request.param
 
@@ -199,7 +199,7 @@ def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
             os.fsync(f.fileno())
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     with open(paths[-1], "rb") as f:  # the last: asking may bring its first pages in
-        if not fsverify._uncached(f.fileno()):
+        if not fsverify.first_page_uncached(f.fileno()):
             pytest.skip("this filesystem keeps the files in memory or cannot say (tmpfs, no RWF_NOWAIT)")
     asked = []
     real = fsverify.advise_willneed

@@ -128,8 +128,18 @@ def _within(rows: Any, prefix: str) -> tuple[Any, Any]:
     return rows.c.path >= prefix, rows.c.path < prefix[:-1] + "0"
 
 
+def _folder_counts(session: Session, rows: Any, prefix: str) -> dict[str, int]:
+    """How many files and bytes lie under ``prefix`` (an index range, nothing grouped)."""
+    files, size = session.execute(select(func.count(), func.sum(rows.c.size)).where(*_within(rows, prefix))).one()
+    return {"files": int(files or 0), "bytes": int(size or 0)}
+
+
 def _folder_entries(session: Session, rows: Any, prefix: str, offset: int) -> tuple[dict[str, int], list[Any]]:
-    """(counts of the folder: entries, files, bytes; one page of its entries, folders first) under ``prefix``."""
+    """(counts of the folder: entries, files, bytes; one page of its entries, folders first) under ``prefix``.
+
+    One grouping query, read through to its end for the counts while only the page is kept: grouping is
+    the cost (every path under the folder), so it is done once, not again for a count.
+    """
     rest = func.substr(rows.c.path, len(prefix) + 1)
     slash = _slash_position(rest)
     named = (select(case((slash > 0, func.substr(rest, 1, slash - 1)), else_=rest).label("name"),
@@ -138,11 +148,15 @@ def _folder_entries(session: Session, rows: Any, prefix: str, offset: int) -> tu
     grouped = (select(named.c.name, named.c.folder, func.count().label("files"), func.sum(named.c.size).label("bytes"),
                       func.max(named.c.path).label("path"), func.max(named.c.sha256).label("sha256"))
                .group_by(named.c.name, named.c.folder).subquery())
-    entries, files, size = session.execute(select(func.count(), func.sum(grouped.c.files),
-                                                  func.sum(grouped.c.bytes))).one()
-    counts = {"entries": entries or 0, "files": int(files or 0), "bytes": int(size or 0)}
-    page = session.execute(select(grouped).order_by(grouped.c.folder.desc(), grouped.c.name)
-                           .offset(offset).limit(PAGE_SIZE)).all()
+    counts = {"entries": 0, "files": 0, "bytes": 0}
+    page = []
+    for row in session.execute(select(grouped).order_by(grouped.c.folder.desc(), grouped.c.name)
+                               .execution_options(yield_per=_STREAMED)):
+        if offset <= counts["entries"] < offset + PAGE_SIZE:
+            page.append(row)
+        counts["entries"] += 1
+        counts["files"] += row.files
+        counts["bytes"] += int(row.bytes or 0)
     return counts, page
 
 
@@ -199,7 +213,7 @@ def package_tree(repo: Repository, principal: Principal, package_id: str, *, fol
         package = get_package(s, package_id)
         state = reading(s, principal, package, need_right=not principal.is_staff)
         rows = versions.state_rows(state.version_id).subquery()
-        counts, listed = _folder_entries(s, rows, prefix, 0 if query else offset)
+        counts, listed = (_folder_counts(s, rows, prefix), []) if query else _folder_entries(s, rows, prefix, offset)
         if folder and counts["files"] == 0:
             raise NotFound(f"package {package.id} has no folder {folder[:200]!r}")
         if query:

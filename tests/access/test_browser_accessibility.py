@@ -40,6 +40,7 @@ def requests_in_every_state(world) -> None:
     decide_request(world.repo, ids[2], approve=False, by="user:carol", why="no trigger event yet")
 
 
+@pytest.mark.slow  # about 21 pages, each with axe and (English) a walk of its tab order: collected first
 @pytest.mark.parametrize("locale", list(LOCALES))
 def test_every_portal_page_passes_axe_without_serious_violations(items, locale, tmp_path, request):  # noqa: F811
     need_browser()

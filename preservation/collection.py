@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from preservation.catalog import lineages
 from preservation.catalog.models import Collection, Package
 from preservation.errors import AlreadyExists, InvalidRequest, NotFound
 from preservation.repository import Repository
@@ -63,7 +64,5 @@ def get_collection(session, key: str) -> Collection:
 
 def list_collections(repo: Repository) -> list[dict[str, Any]]:
     with repo.catalog.session() as s:
-        counts = dict(
-            s.execute(select(Package.collection_id, func.count(Package.id)).group_by(Package.collection_id)).all()
-        )
+        counts = lineages.count_by(s, Package.collection_id)  # packages, not versions (docs/versions.md)
         return [_collection_dict(c, counts.get(c.id, 0)) for c in s.scalars(select(Collection).order_by(Collection.key))]

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from preservation.catalog import lineages
 from preservation.catalog.models import PACKAGE_STATES, REPLICA_VERIFIED, Collection, Event, Job, Node, Package, Replica
 from preservation.errors import AmbiguousId, InvalidRequest, NotFound
 from preservation.formats.report import format_summary
@@ -78,10 +79,18 @@ def _summary(package: Package, collection_key: str, copies: int, verified: int) 
     }
 
 
+def _lineage(lineage_id: str, number: int, summary: dict[str, Any]) -> dict[str, Any]:
+    """What a listing row says of the package's versions: it shows version ``version`` of a lineage of
+    ``versions``, the newest of which is ``latest_version`` (``preserve version list`` lists them)."""
+    return {"lineage_id": lineage_id, "version": number, "versions": summary["versions"],
+            "latest_version": summary["latest"], "latest_version_id": summary["latest_id"]}
+
+
 def list_packages(repo: Repository, *, state: str | None = None, collection: str | None = None,
                   node: str | None = None, name: str | None = None, limit: int = 50,
                   offset: int = 0) -> dict[str, Any]:
-    """One page of packages, oldest first, with the total that match.
+    """One page of packages, oldest first, with the total that match: one row per package, however many
+    versions it has (``catalog.lineages``: the row shows its newest version that matches the filters).
 
     Raises InvalidRequest for an unknown state or a page out of range and
     NotFound for an unknown collection or node.
@@ -109,19 +118,21 @@ def list_packages(repo: Repository, *, state: str | None = None, collection: str
         if name:
             escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(Package.name.like(f"%{escaped}%", escape="\\"))
-        total = s.scalar(select(func.count()).select_from(Package).where(*where))
+        total = lineages.count(s, where)  # one row per package, not per version (docs/versions.md)
         rows = s.execute(
-            select(Package, Collection.key).join(Collection, Collection.id == Package.collection_id).where(*where)
-            .order_by(Package.created_at, Package.id).limit(limit).offset(offset)
+            lineages.head_packages(where, order_by=(Package.created_at, Package.id)).add_columns(Collection.key)
+            .join(Collection, Collection.id == Package.collection_id).limit(limit).offset(offset)
         ).all()
-        ids = [p.id for p, _ in rows]
+        ids = [p.id for p, *_ in rows]
+        lines = lineages.lineage_summaries(s, [lineage for _, lineage, *_ in rows])
         copies: dict[str, tuple[int, int]] = {}
         if ids:
             verified = func.sum(case((Replica.state == REPLICA_VERIFIED, 1), else_=0))
             for pid, count, good in s.execute(select(Replica.package_id, func.count(), verified)
                                                .where(Replica.package_id.in_(ids)).group_by(Replica.package_id)):
                 copies[pid] = (count, int(good or 0))
-        packages = [_summary(p, key, *copies.get(p.id, (0, 0))) for p, key in rows]
+        packages = [{**_summary(p, key, *copies.get(p.id, (0, 0))), **_lineage(lineage, number, lines[lineage])}
+                    for p, lineage, number, key in rows]
     return {"packages": packages, "count": len(packages), "total": total, "offset": offset, "limit": limit}
 
 

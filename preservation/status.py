@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from preservation import events
-
+from preservation.catalog import lineages
 from preservation.catalog.models import (
     PACKAGE_DAMAGED,
     PACKAGE_STATES,
@@ -115,11 +115,17 @@ def status(repo: Repository, *, incidents_since: datetime | None = None) -> dict
     interval = timedelta(days=repo.policy.audit.interval_days)
     window_start = now - interval
     with repo.catalog.session() as s:
-        packages = {state: {"count": 0, "bytes": 0} for state in PACKAGE_STATES}
+        # a package delivered in versions counts once per state its versions are in, with the size of its
+        # newest version in that state; "versions" counts every version (catalog.lineages)
+        packages = {state: {"count": 0, "bytes": 0, "versions": 0} for state in PACKAGE_STATES}
+        heads = lineages.heads(by=[Package.state])
         for state, count, size in s.execute(
-            select(Package.state, func.count(), func.coalesce(func.sum(Package.total_bytes), 0)).group_by(Package.state)
+            select(Package.state, func.count(), func.coalesce(func.sum(Package.total_bytes), 0))
+            .join(heads, heads.c.id == Package.id).group_by(Package.state)
         ):
-            packages[state] = {"count": count, "bytes": int(size)}
+            packages[state].update(count=count, bytes=int(size))
+        for state, count in s.execute(select(Package.state, func.count()).group_by(Package.state)):
+            packages[state]["versions"] = count
         replicas = {state: 0 for state in REPLICA_STATES}
         for state, count in s.execute(select(Replica.state, func.count()).group_by(Replica.state)):
             replicas[state] = count

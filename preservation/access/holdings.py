@@ -19,6 +19,7 @@ from preservation.access.as_of import reading
 from preservation.access.delivery import get_package, list_files
 from preservation.access.rights import ReadRights, active_trigger, entitled_ranges, package_year
 from preservation.access.usage import record_usage
+from preservation.catalog import lineages
 from preservation.catalog.access_models import REQUEST_PENDING, USAGE_VIEW, AccessRequest
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Collection, Package, PackageFile
 from preservation.collection import get_collection
@@ -48,9 +49,7 @@ def _pending(session, library_id: int, collection_id: int) -> dict[str | None, i
 def holdings(repo: Repository, principal: Principal) -> list[dict[str, Any]]:
     """Every collection with the principal's library's standing in it."""
     with repo.catalog.session() as s:
-        counts = dict(s.execute(
-            select(Package.collection_id, func.count()).where(Package.state != PACKAGE_DEACCESSIONED)
-            .group_by(Package.collection_id)).all())
+        counts = lineages.count_by(s, Package.collection_id, [Package.state != PACKAGE_DEACCESSIONED])
         out = []
         for c in s.scalars(select(Collection).order_by(Collection.key)):
             rights = ReadRights(s, principal.library_id, c)
@@ -82,14 +81,21 @@ def collection_packages(
         c = get_collection(s, collection_key)
         rights = ReadRights(s, principal.library_id, c)
         where = (Package.collection_id == c.id, Package.state != PACKAGE_DEACCESSIONED)
-        total = s.execute(select(func.count()).select_from(Package).where(*where)).scalar_one()
-        packages = s.scalars(select(Package).where(*where).order_by(Package.name, Package.id)
-                             .offset(offset).limit(limit)).all()
+        # one row per package however many versions it has, shown by its newest kept version
+        total = lineages.count(s, where)
+        rows = s.execute(lineages.head_packages(where, order_by=(Package.name, Package.id))
+                         .offset(offset).limit(limit)).all()
+        summaries = lineages.lineage_summaries(s, [lineage for _, lineage, _ in rows], kept=True)
         pending = _pending(s, principal.library_id, c.id)
         items = []
-        for p in packages:
-            d = _package_dict(p, rights.for_package(p))
-            d["pending_request"] = pending.get(p.id)
+        for p, lineage, number in rows:
+            right = rights.for_package(p)
+            if not right.allowed and summaries[lineage]["versions"] > 1:  # a right on another version opens it
+                right = reading(s, principal, p, need_right=False).right
+            d = _package_dict(p, right)
+            d["pending_request"] = pending.get(p.id) or pending.get(lineage)
+            d.update(lineage_id=lineage, version=number, versions=summaries[lineage]["versions"],
+                     latest_version=summaries[lineage]["latest"])
             items.append(d)
         return {"collection": {"key": c.key, "title": c.title, "access_mode": c.access_mode,
                                "entitled_years": [str(r) for r in entitled_ranges(s, principal.library_id, c.id)],

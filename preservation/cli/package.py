@@ -27,18 +27,29 @@ def package() -> None:
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Packages to skip.")
 @json_option
 def list_(state, collection, node, name, limit, offset, as_json) -> None:
-    """List packages, oldest first, a page at a time (the short ids are accepted wherever an id is)."""
+    """List packages, oldest first, a page at a time (the short ids are accepted wherever an id is).
+
+    A package delivered in versions is one row, shown by its newest version that matches the filters;
+    `preserve version list ID` lists its versions."""
     page = list_packages(repo(), state=state, collection=collection, node=node, name=name, limit=limit,
                          offset=offset)
     if as_json:
         emit_json(page)
         return
     table(f"packages {offset + 1 if page['count'] else offset}-{offset + page['count']} of {page['total']}",
-          ["id", "name", "collection", "state", "files", "size", "copies"],
+          ["id", "name", "collection", "state", "files", "size", "copies", "versions"],
           [[p["short_id"], p["name"], p["collection"], p["state"], p["files"], human_bytes(p["total_bytes"]),
-            f"{p['verified_copies']}/{p['copies']} verified"] for p in page["packages"]])
+            f"{p['verified_copies']}/{p['copies']} verified", _versions(p)] for p in page["packages"]])
     if offset + page["count"] < page["total"]:
         say_plain(console(), f"more: --offset {offset + page['count']}")
+
+
+def _versions(p: dict) -> str:
+    """``1`` for a package never versioned; else how many, and which one the row shows when not the latest."""
+    if p["versions"] == 1:
+        return "1"
+    shown = "" if p["version"] == p["latest_version"] else f" (row: v{p['version']})"
+    return f"{p['versions']}, latest v{p['latest_version']}{shown}"
 
 
 @package.command("show")

@@ -65,8 +65,9 @@ def status(since, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    table("packages", ["state", "count", "bytes"],
-          [[k, v["count"], human_bytes(v["bytes"])] for k, v in report["packages"].items() if v["count"]])
+    table("packages", ["state", "count", "versions", "bytes"],
+          [[k, v["count"], v["versions"], human_bytes(v["bytes"])] for k, v in report["packages"].items()
+           if v["count"]])
     table("replicas", ["state", "count"], [[k, v] for k, v in report["replicas"].items() if v])
     table(f"nodes (audit interval {report['audit_interval_days']} days)",
           ["node", "type", "region", "status", "replicas", "bytes", "verified", "verified in interval",

@@ -237,3 +237,43 @@ def test_a_real_http_service_serves_version_2_to_the_cancelled_library(world, li
         got = http.get(_url(v3, "articles/a.txt"))  # revised in version 3
         assert got.status_code == 200 and got.content == V2["articles/a.txt"] != V3["articles/a.txt"]
         assert http.get(_url(v3, "late/e.txt")).status_code == 404
+
+
+def test_a_collection_lists_a_versioned_package_once_with_its_versions(client, world, lineage):
+    v1, v2, v3 = lineage
+    before = len(world.packages)  # the world's own packages: one version each
+    pca = [p for label, p in world.packages.items() if label.startswith("pca_")]
+    body = client.get("/api/v1/collections/pca-j/packages", headers=world.auth("bob")).json()
+    rows = {p["lineage_id"]: p for p in body["packages"]}
+    assert body["total"] == len(pca) + 1 == len(body["packages"]) and set(rows) == {*pca, v1}
+    row = rows[v1]
+    assert (row["id"], row["version"], row["versions"], row["latest_version"]) == (v3, 3, 3, 3)
+    assert not row["readable"]  # no grant yet
+    _grant(client, world, v1)  # a grant of version 1's id opens the package, shown by version 3
+    row = {p["lineage_id"]: p for p in client.get("/api/v1/collections/pca-j/packages",
+                                                   headers=world.auth("bob")).json()["packages"]}[v1]
+    assert row["readable"] and row["id"] == v3
+    assert all(p["versions"] == 1 and p["lineage_id"] == p["id"] for p in rows.values() if p["lineage_id"] != v1)
+    held = {c["key"]: c["packages"] for c in client.get("/api/v1/collections", headers=world.auth("bob")).json()}
+    assert held["pca-j"] == len(pca) + 1 and sum(held.values()) == before + 1
+    with make_client(world) as c:
+        assert login(c, "bob").status_code == 303
+        page = c.get("/portal/collections/pca-j")
+        assert page.status_code == 200
+        assert page.text.count('id="package-') == len(pca) + 1 and f'id="package-{v3}"' in page.text
+        assert f'id="package-{v1}"' not in page.text and f'id="package-{v2}"' not in page.text
+        assert f'<a href="/portal/packages/{v3}#versions">3, latest 3</a>' in page.text
+        assert f"({len(pca) + 1})" in page.text  # the heading's count
+        versions_page = c.get(f"/portal/packages/{v3}")
+        assert versions_page.status_code == 200 and f'href="/portal/packages/{v3}/versions/2"' in versions_page.text
+
+
+def test_a_deaccessioned_newest_version_leaves_the_package_listed_by_the_newest_kept(client, world, lineage):
+    from preservation.deaccession import deaccession
+
+    v1, v2, v3 = lineage
+    deaccession(world.repo, v1, versions=[3], reason="withdrawn by the publisher")
+    rows = {p["lineage_id"]: p for p in client.get("/api/v1/collections/pca-j/packages",
+                                                   headers=world.auth("carol")).json()["packages"]}
+    # a reader is shown the versions kept; `preserve package list` counts the withdrawn one too
+    assert (rows[v1]["id"], rows[v1]["version"], rows[v1]["versions"], rows[v1]["latest_version"]) == (v2, 2, 2, 2)

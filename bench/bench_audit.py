@@ -38,6 +38,7 @@ from bench.measure import REPEAT, run_child
 from bench.results import Comparison, Contender
 from preservation.audit import audit_replica
 from preservation.catalog.models import REPLICA_VERIFIED, Node, Replica
+from preservation.home import init_home
 from preservation.pagecache import resident_bytes
 from preservation.repository import Repository
 from storage_adapters import StorageAdapter, fsverify
@@ -224,6 +225,7 @@ def _ingested(corpus: Corpus, home: Path | None = None) -> tuple[Path, str]:
     """The home holding an ingested copy of ``corpus`` (ingesting it now if needed) and the package id."""
     home = home or bench_ingest.home_for(corpus)
     if (home / "catalog.sqlite").exists():
+        init_home(home)  # a catalog kept from an earlier run is brought to the current schema
         with Repository.open(home) as repo:
             found = _replica_on(repo, NODE)
         if found is not None:

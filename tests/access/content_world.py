@@ -55,6 +55,7 @@ def content_files() -> dict[str, bytes]:
         "names/a_b.txt": b"e\n",
         "names/abc.txt": b"f\n",
         "names/<img src=x onerror=alert(1)>.txt": b"g\n",
+        "特殊 & #1+2 50%/文件?.txt": b"h\n",  # a folder whose name a URL must encode
     }
     for n in range(BULK):
         files[f"bulk/file-{n:03d}.dat"] = bytes([n % 256]) * (n + 1)

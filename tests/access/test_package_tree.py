@@ -16,6 +16,7 @@ import pytest
 from .conftest import login, make_client
 from .content_world import BULK, ISSUE, PDF, content, content_files, content_template  # noqa: F401
 
+SPECIAL = "特殊 & #1+2 50%"  # no "%XX" in it: Starlette's test client decodes a URL's path twice
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt", "tagmanifest-sha256.txt")
 
 
@@ -65,7 +66,7 @@ def page_of(content, **params) -> str:
 def test_the_top_lists_folders_without_data_or_tag_files(reader, content):
     r = reader.get(page_of(content))
     assert r.status_code == 200
-    assert entries(r.text) == ["bulk", "hostile", "names", "期刊"]
+    assert entries(r.text) == ["bulk", "hostile", "names", "期刊", SPECIAL]
     text = seen(r.text)
     assert "data/" not in text
     for name in TAG_FILES:
@@ -86,6 +87,19 @@ def test_folders_open_by_their_chinese_path(reader, content):
     crumbs = re.findall(r'class="crumb"[^>]*data-path="([^"]*)"', r.text)
     assert crumbs == ["", "期刊", "期刊/物理学报", "期刊/物理学报/2019", ISSUE]
     assert "文章-001.pdf" in seen(r.text) and "data/" not in seen(r.text)
+
+
+def test_a_folder_link_carries_any_name_through_its_url(reader, content):
+    top = reader.get(page_of(content)).text
+    href = unescape(re.search(r'<a href="([^"]+)" class="folder-link" data-path="特殊', top).group(1))
+    assert "&" not in href.split("?", 1)[1] and "#" not in href and "+" not in href
+    inside = reader.get(href)
+    assert inside.status_code == 200 and entries(inside.text) == [f"data/{SPECIAL}/文件?.txt"]
+    crumb = re.findall(r'class="crumb" aria-current="page" data-path="([^"]*)"', inside.text)
+    assert [unescape(c) for c in crumb] == [SPECIAL]
+    download = re.search(r'<a href="([^"]+)" class="file-(?:open|link)"', inside.text).group(1)
+    got = reader.get(unescape(download))
+    assert got.status_code == 200 and got.content == b"h\n"
 
 
 def test_a_big_folder_comes_a_page_at_a_time(reader, content):

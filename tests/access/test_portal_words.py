@@ -200,5 +200,7 @@ def test_version_and_dashboard_pages_speak_chinese(world):
     with make_client(world) as staff:
         login(staff, "carol")
         board = staff.get("/staff/dashboard", headers=ZH).text
-    assert "<h1>仪表盘</h1>" in board or "仪表盘" in board
-    assert "审计覆盖率" in board and "Audit coverage</a>" not in board
+        version = staff.get(f"/portal/packages/{world.packages['open']}/versions/1", headers=ZH).text
+    assert "<h1>运行看板</h1>" in board and "审计覆盖率" in board and "Audit coverage" not in board
+    assert "各节点的审计覆盖率" in board  # the charts' own titles too
+    assert "<h1>第 1 版：变更内容</h1>" in version and "data/" in version and "what changed" not in version

@@ -94,8 +94,6 @@ _STANDARD_NAMES = frozenset(COLUMNS)
 TITLE_KBART = ("title_url", "first_author", "notes", "publication_type", "date_monograph_published_print",
                "date_monograph_published_online", "monograph_volume", "monograph_edition", "first_editor",
                "parent_publication_title_id", "preceding_publication_title_id", "access_type")
-DATE_COLUMNS = ("date_first_issue_online", "date_last_issue_online", "date_monograph_published_print",
-                "date_monograph_published_online")
 PART_COLUMNS = ("num_first_vol_online", "num_first_issue_online", "num_last_vol_online", "num_last_issue_online",
                 "monograph_volume", "monograph_edition")
 LIMITS = {"publication_title": 1000, "title_url": 1000, "first_author": 300, "notes": 1000, "publisher_name": 300,

@@ -44,6 +44,7 @@ from preservation.catalog.models import (
     PackageFile,
     Replica,
 )
+from preservation.chunks import ChunkAnalyser
 from preservation.collection import get_collection
 from preservation.concurrency import bounded_map
 from preservation.errors import BagInvalid, DeliveryRejected, DuplicateDelivery, InvalidRequest, PreservationError
@@ -82,7 +83,7 @@ class Staged(NamedTuple):
 
 def default_analysers(repo: Repository) -> list[Analyser]:
     """A new set of the analysers every ingest runs (formats, metadata …), as the policy configures them."""
-    return [FormatAnalyser(repo.policy.formats), MetadataAnalyser()]
+    return [FormatAnalyser(repo.policy.formats), MetadataAnalyser(), ChunkAnalyser()]
 
 
 def _bag_info(package_id: str, collection: dict[str, str], name: str, policy_label: str,

@@ -20,6 +20,7 @@ import preservation.catalog.format_models  # noqa: F401
 import preservation.catalog.version_models  # noqa: F401
 import preservation.catalog.monitoring_models  # noqa: F401
 import preservation.catalog.sample_models  # noqa: F401
+import preservation.catalog.chunk_models  # noqa: F401
 from preservation.catalog import db
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import Base

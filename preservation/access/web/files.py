@@ -1,9 +1,11 @@
 """HTTP responses that carry package bytes: one file (with Range) or a whole package as zip.
 
 Authorization comes first, then the catalog row, then the Range header is
-checked against the catalog's size, and only then are bytes read — verified
-in full before the response starts, so a failure is still an error status
-and never a partial or wrong body.
+checked against the catalog's size, and only then are bytes read, each chunk
+verified before it is sent (:mod:`preservation.access.delivery`): the first
+one before the response starts, so a failure there is still an error status;
+when no copy has a later chunk right the response is cut short, never
+continued with a wrong byte.
 
 A file opens in the browser (``inline``) only when the catalog identified it
 as a PDF, a raster image or plain text (:mod:`preservation.access.viewing`);
@@ -25,7 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from preservation.access.accounts import Principal
 from preservation.access.as_of import reading, served_file
-from preservation.access.delivery import VerifiedFile, fetch_verified, get_package, iter_package_zip
+from preservation.access.delivery import ChunkedFile, VerifiedFile, get_package, iter_package_zip, open_verified
 from preservation.access.usage import log_usage
 from preservation.access.viewing import ATTACHMENT, Viewing, stored_viewing
 from preservation.catalog.access_models import USAGE_DOWNLOAD
@@ -82,14 +84,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _content_type(viewing: Viewing, verified: VerifiedFile) -> str:
+def _content_type(viewing: Viewing, verified: VerifiedFile | ChunkedFile) -> str:
     """The type sent; plain text says UTF-8 only when its first 64 KiB are UTF-8 (else the browser guesses,
     as it does for a GB18030 file, rather than being told a wrong charset)."""
     if viewing.media_type != "text/plain":
         return viewing.media_type
-    verified.file.seek(0)
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(verified.file.read(TEXT_SNIFF), final=False)
+        codecs.getincrementaldecoder("utf-8")().decode(verified.head(TEXT_SNIFF), final=False)
     except UnicodeDecodeError:
         return "text/plain"
     return "text/plain; charset=utf-8"
@@ -117,8 +118,8 @@ def file_response(
     if if_range is not None and if_range.strip() != etag:
         range_header = None
     wanted = parse_range(range_header, row.size)
-    verified = fetch_verified(repo, holder, row, agent=principal.agent)
     start, end = wanted or (0, row.size)
+    verified = open_verified(repo, holder, row, agent=principal.agent, start=start, end=end)
     log_usage(repo, principal, collection_id=collection_id, package_id=state.version_id, path=path,
               size=end - start, kind=USAGE_DOWNLOAD)
     headers = {

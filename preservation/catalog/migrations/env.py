@@ -10,6 +10,7 @@ import preservation.catalog.version_models  # noqa: F401  (versions)
 import preservation.catalog.monitoring_models  # noqa: F401  (heartbeats, probes, alerts)
 import preservation.catalog.evidence_models  # noqa: F401  (merkle_nodes, checkpoints)
 import preservation.catalog.sample_models  # noqa: F401  (monitoring_samples)
+import preservation.catalog.chunk_models  # noqa: F401  (file_chunks)
 from preservation.catalog.models import Base
 from preservation.catalog.search_tables import include_object
 

@@ -539,3 +539,12 @@ class QuorumNotReached(PreservationError):
     exit_code = 44
     retryable = True
     template = "{detail}: run the command again when more nodes answer (docs/evidence.md)"
+
+
+class WitnessKeyRefused(PreservationError):
+    """A witness key an operator would import or rotate to: a bad key file, a fingerprint that differs, a node
+    that is no witness agent, or a key that is not new."""
+
+    code = "E705"
+    exit_code = 45
+    template = "witness key refused: {detail} (docs/evidence.md)"

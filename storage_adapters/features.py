@@ -27,7 +27,7 @@ features, so a service asks the adapter it was given, never its class:
                       (call :func:`traffic`: 0 for storage on this host)
 ``witness``           the node co-signs checkpoints of the coordinator's event log: the
                       provider's ``witness(document)`` sends one and returns the node's
-                      answer (docs/evidence.md)
+                      answer, ``witness_key()`` its public key (docs/evidence.md)
 ``temporary_files``   an interrupted write can leave a temporary file or upload
                       behind: the provider's ``sweep_temporary(older_than_seconds)``
                       removes old ones (call :func:`sweep_temporary`)

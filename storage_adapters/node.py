@@ -488,7 +488,17 @@ class NodeStore(StorageAdapter):
         one the node signed, CheckpointInvalid, InvalidRequest; StorageUnavailable when it cannot be reached.
         """
         content = json.dumps(document).encode("utf-8")
-        request = self._signed("POST", "/v1/witness", headers={"Content-Type": "application/json"}, content=content)
+        return self._witness_call(self._signed("POST", "/v1/witness", headers={"Content-Type": "application/json"},
+                                               content=content))
+
+    def witness_key(self) -> dict[str, Any]:
+        """The agent's witness public key (``GET /v1/witness/key``): its ``witness_key`` and ``witness_key_id``.
+
+        Raises InvalidRequest when the agent is no witness, StorageUnavailable when it cannot be reached.
+        """
+        return self._witness_call(self._signed("GET", "/v1/witness/key"))
+
+    def _witness_call(self, request: httpx.Request) -> dict[str, Any]:
         try:
             response = self._client.send(request)
         except httpx.TransportError as e:

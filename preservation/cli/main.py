@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("preservation.cli.status:status",
                "Show what is preserved, where, how recently it was verified, and the recent incidents."),
     "events": ("preservation.cli.events:events", "The PREMIS event log (hash-chained)."),
+    "witness-keys": ("preservation.cli.witness_keys:witness_keys",
+                     "The nodes' witness keys: list, show, trust (import) and rotate them."),
     "bag": ("preservation.cli.bag:bag", "Build and validate BagIt (RFC 8493) bags."),
     # the system that runs itself
     "jobs": ("preservation.cli.jobs:jobs", "The job queue workers take their work from."),

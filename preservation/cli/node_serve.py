@@ -69,6 +69,7 @@ def witness_key(path: str, name: str, as_json: bool) -> None:
     """Make this node's witness key at PATH (mode 0600) and its public key beside it; give the public key
     (printed) to the coordinator's operator, and start the agent with --witness-key PATH."""
     from preservation.signing_keys import KEY_NAME, generate_key, parse_verifier_key  # cryptography: only here
+    from preservation.witness.keyring import fingerprint as fingerprint_of
 
     if not KEY_NAME.match(name):
         raise InvalidRequest("--name: 1-200 letters, digits or . _ - : /")
@@ -77,11 +78,14 @@ def witness_key(path: str, name: str, as_json: bool) -> None:
         raise AlreadyExists(f"{target} exists: a witness keeps its key (remove it first to make a new one)")
     vkey = generate_key(target, name)
     key_id = parse_verifier_key(vkey)[1]
+    fingerprint = fingerprint_of(vkey)  # what the coordinator's operator confirms (`preserve witness-keys trust`)
     if as_json:
-        emit_json({"path": str(target), "name": name, "key_id": key_id, "verifier_key": vkey})
+        emit_json({"path": str(target), "name": name, "key_id": key_id, "verifier_key": vkey,
+                   "fingerprint": fingerprint})
     else:
         say(f"witness key {key_id} written to {target}; its public key:")
         click.echo(vkey)
+        say(f"fingerprint (read it out to the coordinator's operator): {fingerprint}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ Routes (all but the health check need a signed request, see
     POST   /v1/digest              digests computed on the node, streamed back as NDJSON
     POST   /v1/challenge           proof of possession: sha256(nonce ‖ byte range)
     POST   /v1/witness             check, co-sign and keep a checkpoint of the event log (see .witness)
+    GET    /v1/witness/key         the agent's witness public key (its operator confirms the fingerprint)
 
 Every key passes the storage layer's key check before any I/O (400 with the
 reason otherwise); errors come back as JSON carrying the PreservationError
@@ -50,7 +51,7 @@ from .monitoring import HEALTHZ, METRICS, PUBLIC_PATHS, READYZ, AgentMetrics, he
 from .objects import delete_object, head_object, list_objects, read_object, stat_object
 from .responses import adapter_of, preservation_error_handler, unexpected_error_handler
 from .upload import write_object
-from .witness import witness_checkpoint
+from .witness import witness_checkpoint, witness_public_key
 
 HEALTH_PATH = "/v1/health"
 # A key that is never written: stat-ing it proves the storage answers.
@@ -112,6 +113,7 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
         Route("/v1/digest", digest_objects, methods=["POST"]),
         Route("/v1/challenge", answer_challenge, methods=["POST"]),
         Route("/v1/witness", witness_checkpoint, methods=["POST"]),
+        Route("/v1/witness/key", witness_public_key, methods=["GET"]),
         Route(METRICS, metrics, methods=["GET"]),
         Route(HEALTHZ, healthz, methods=["GET"]),
         Route(READYZ, readyz, methods=["GET"]),

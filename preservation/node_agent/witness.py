@@ -168,3 +168,14 @@ async def witness_checkpoint(request: Request) -> Response:
     document = await json_body(request)
     answer = await run_in_threadpool(take_checkpoint, adapter_of(request), witness, document)
     return json_response(answer)
+
+
+async def witness_public_key(request: Request) -> Response:
+    """``GET /v1/witness/key``: this agent's witness public key, which the coordinator's operator imports after
+    confirming its fingerprint with this node's operator (``preserve witness-keys trust``)."""
+    witness = request.app.state.config.witness_key
+    if witness is None:
+        raise InvalidRequest("this node agent is not a witness: its operator starts it with --witness-key")
+    public = raw_public(witness.private.public_key())
+    return json_response({"witness_key": verifier_key(witness.name, public),
+                          "witness_key_id": key_id(witness.name, public)})

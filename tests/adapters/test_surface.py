@@ -52,7 +52,7 @@ ABILITY_METHODS = {
     FEATURE_SERVER_SIDE_COPY: set(),  # copy_from
     FEATURE_CHECKSUMS: set(),  # stat's checksums
     FEATURE_OBJECT_LOCK: set(),  # a fact about writes
-    FEATURE_WITNESS: {"witness"},  # the node agent co-signs checkpoints (docs/evidence.md)
+    FEATURE_WITNESS: {"witness", "witness_key"},  # the node agent co-signs checkpoints (docs/evidence.md)
     FEATURE_FREE_SPACE: {"free_space"},  # the node agent reports its disk's free space (`preserve config check`)
 }
 

@@ -4,9 +4,9 @@
 - :func:`witness_nodes` brings every node (not offline) up to the catalog's latest
   checkpoint.  A node agent with a witness key checks each checkpoint against the last
   one it holds, co-signs it and keeps it; its co-signature is added to the checkpoint's
-  note in the catalog, and its public key is kept in ``keys/witnesses/<node>.pub`` the
-  first time it answers.  For a ``file://`` or ``s3://`` node the coordinator writes the
-  same record itself, after the same check: a copy of the checkpoints held outside the
+  note in the catalog; its public key is the one an operator imported
+  (:mod:`preservation.witness.keys`), else the one it gave the first time it answered.
+  For a ``file://`` or ``s3://`` node the coordinator writes the same record itself, after the same check: a copy of the checkpoints held outside the
   catalog, which the node's own operator can compare, but no co-signature.
 - :func:`verify_witnesses` recomputes the tree from the events (one pass) and compares its
   root at the size of every checkpoint every node holds; the first that differs names the
@@ -47,6 +47,7 @@ from preservation.repository import Repository
 from preservation.settings import Settings
 from preservation.signing_keys import generate_key, key_id, parse_verifier_key, raw_public
 from preservation.text import for_log
+from preservation.witness.keyring import current_keys, keys_dir, keys_for, pin_on_first_answer
 from preservation.witness_records import (
     MAX_LEAVES,
     extend,
@@ -62,47 +63,15 @@ from storage_adapters.features import FEATURE_WITNESS
 
 log = logging.getLogger("preservation.witness")
 
-WITNESSES_DIR = "witnesses"
 INTRODUCING_DIR = "introducing"
+witness_keys = current_keys
+"""The witness keys the coordinator trusts now, by node name (:mod:`.keyring`)."""
 
 
 # --- keys ------------------------------------------------------------------------------------------------------
 
-def _keys_dir(settings: Settings) -> Path:
-    if settings.checkpoints.key is None or not settings.checkpoints.origin:
-        raise CheckpointKeyMissing("checkpoints.key and checkpoints.origin are not both set in the config")
-    return settings.checkpoints.key.parent
-
-
-def witness_keys(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The witness keys the coordinator knows, by node name: {"name", "key_id", "key", "verifier_key"}."""
-    out = {}
-    directory = _keys_dir(settings) / WITNESSES_DIR
-    for f in sorted(directory.glob("*.pub")) if directory.is_dir() else ():
-        vkey = f.read_text(encoding="utf-8").strip()
-        name, kid, key = parse_verifier_key(vkey)
-        out[f.name[:-len(".pub")]] = {"name": name, "key_id": kid, "key": key, "verifier_key": vkey}
-    return out
-
-
-def _pin_witness_key(settings: Settings, node: str, vkey: str) -> str | None:
-    """Keep a node's witness key the first time it answers; the key it gave must match the one kept after."""
-    parse_verifier_key(vkey)
-    known = witness_keys(settings).get(node)
-    if known is not None:
-        if known["verifier_key"] != vkey:
-            raise CheckpointInvalid(f"node {node} co-signed with key {parse_verifier_key(vkey)[1]}, not with its "
-                                    f"known witness key {known['key_id']} (keys/{WITNESSES_DIR}/{node}.pub)")
-        return None
-    directory = _keys_dir(settings) / WITNESSES_DIR
-    directory.mkdir(exist_ok=True)
-    (directory / f"{node}.pub").write_text(vkey + "\n", encoding="utf-8")
-    log.info("node %s: witness key %s kept in keys/%s", for_log(node), parse_verifier_key(vkey)[1], WITNESSES_DIR)
-    return parse_verifier_key(vkey)[1]
-
-
 def _log_keys(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
-    keys = {f.read_text(encoding="utf-8").strip() for f in _keys_dir(settings).glob("*.pub")}
+    keys = {f.read_text(encoding="utf-8").strip() for f in keys_dir(settings).glob("*.pub")}
     return sorted(keys | set(extra))
 
 
@@ -211,7 +180,7 @@ def witness_node(repo: Repository, node: Node, *, introduce: bool = False) -> di
             if agent is not None:
                 answer = _agent_answer(agent.witness(document))
                 report["witness_key"] = answer["witness_key_id"]
-                if _pin_witness_key(settings, node.name, answer["witness_key"]):
+                if pin_on_first_answer(settings, node.name, answer["witness_key"]):
                     report["witness_key_pinned"] = True
                 with repo.catalog.session() as s:
                     if not _add_cosignature(s, step_size, answer["note"], answer["witness_key"]):
@@ -283,7 +252,7 @@ def checkpoint_and_witness_if_due(repo: Repository) -> dict[str, Any]:
 
 # --- checking the log against what the nodes hold --------------------------------------------------------------
 
-def _held(repo: Repository, node: Node, log_keys, known_witness) -> tuple[list[dict[str, Any]], list[str]]:
+def _held(repo: Repository, node: Node, log_keys) -> tuple[list[dict[str, Any]], list[str]]:
     adapter = repo.adapter(node)
     agent = adapter.features.provider(FEATURE_WITNESS) is not None
     problems = []
@@ -297,12 +266,10 @@ def _held(repo: Repository, node: Node, log_keys, known_witness) -> tuple[list[d
         if note.size != record["size"] or base64.b64encode(note.root).decode() != record["root"]:
             problems.append(f"checkpoint {record['size']}: the record differs from its signed note")
             continue
-        if agent:
-            key = known_witness.get(node.name)
-            if key is None or key["key_id"] not in cosigners(record["note"], {key["key_id"]: (key["name"],
-                                                                                               key["key"])}):
-                problems.append(f"checkpoint {record['size']}: not co-signed by the node's witness key")
-                continue
+        if agent and not cosigners(record["note"], keys_for(repo.settings, node.name, note.size)):
+            # its current key, or a key it used before a rotation on checkpoints up to then
+            problems.append(f"checkpoint {record['size']}: not co-signed by the node's witness key")
+            continue
         records.append({"size": note.size, "root": note.root, "from": record.get("from", 0)})
     return records, problems
 
@@ -312,13 +279,12 @@ def verify_witnesses(repo: Repository) -> dict[str, Any]:
     holds.  ``first_bad_event`` names the first event that is not what a node witnessed."""
     settings = repo.settings
     log_keys = dict(checkpoints.public_keys(settings))
-    known = witness_keys(settings)
     nodes = _witnessing_nodes(repo)
     per_node: dict[str, dict[str, Any]] = {}
     wanted: dict[int, list[tuple[str, bytes]]] = {}
     for node in nodes:
         try:
-            records, problems = _held(repo, node, log_keys, known)
+            records, problems = _held(repo, node, log_keys)
         except (StorageError, ValueError, KeyError) as e:
             per_node[node.name] = {"node": node.name, "ok": False, "checkpoints": 0,
                                    "problems": [f"its witness records cannot be read: {e}"]}
@@ -405,8 +371,8 @@ def introduce_key(repo: Repository) -> dict[str, Any]:
     QuorumNotReached: the same new key and checkpoint are sent again."""
     settings = repo.settings
     cfg = settings.checkpoints
-    keys_dir = _keys_dir(settings)
-    pending_path = keys_dir / INTRODUCING_DIR / cfg.key.name
+    keys = keys_dir(settings)
+    pending_path = keys / INTRODUCING_DIR / cfg.key.name
     if not pending_path.exists():
         generate_key(pending_path, cfg.origin)
     pending = _pending_key(pending_path, cfg.origin)
@@ -438,7 +404,7 @@ def introduce_key(repo: Repository) -> dict[str, Any]:
         os.replace(cfg.key, cfg.key.with_name(f"{cfg.key.name}.retired-{old.key_id}"))
     os.replace(pending_path, cfg.key)
     for pub in pending_path.parent.glob(f"*+{pending.key_id}.pub"):
-        os.replace(pub, keys_dir / pub.name)
+        os.replace(pub, keys / pub.name)
     log.warning("signing key %s installed after a lost key, co-signed by %d witnesses", pending.key_id, got)
     return {**result, "retired": retired, "installed": True}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, insert, select, text
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from preservation import merkle
@@ -67,17 +67,27 @@ def append_leaf(session: Session, seq: int, event_hash_hex: str, prev_hash_hex: 
     session.connection().execute(_NODES.insert(), rows)  # Core: the ORM's bulk path costs more than the row
 
 
+def _driver_sql(session: Session, sql: str, params: list):
+    """Run ``sql`` (``?`` placeholders) on the DB-API cursor: no SQLAlchemy compilation of a statement whose
+    shape changes with every proof (it cost more than the query itself: bench/bench_merkle.py)."""
+    conn = session.connection()
+    if conn.dialect.paramstyle != "qmark":  # psycopg: %s
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, tuple(params))
+
+
+def _nodes_condition(places: list[tuple[int, int]], params: list) -> str:
+    params.extend(v for place in places for v in place)
+    return " OR ".join(['(level = ? AND "index" = ?)'] * len(places))
+
+
 def _stored(session: Session, places: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     places = list(places)
     if not places:
         return {}
-    # plain SQL: building an expression of dozens of terms costs more than the query (see bench/bench_merkle.py)
-    cond = " OR ".join(f'(level = :l{n} AND "index" = :i{n})' for n in range(len(places)))
-    params = {}
-    for n, (lv, ix) in enumerate(places):
-        params[f"l{n}"] = lv
-        params[f"i{n}"] = ix
-    rows = session.connection().execute(text(f'SELECT level, "index", hash FROM merkle_nodes WHERE {cond}'), params)
+    params: list = []
+    cond = _nodes_condition(places, params)
+    rows = _driver_sql(session, f'SELECT level, "index", hash FROM merkle_nodes WHERE {cond}', params)
     return {(lv, ix): bytes(h) for lv, ix, h in rows}
 
 
@@ -86,14 +96,20 @@ class MissingNode(LookupError):
 
 
 def fetch(session: Session, places: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """The hashes at ``places``: leaves from ``events``, the rest from ``merkle_nodes``, in two queries."""
-    leaves = sorted(ix for lv, ix in places if lv == 0)
-    found: dict[tuple[int, int], bytes] = {}
+    """The hashes at ``places``, in one query: leaves from ``events`` (by ``seq``), the rest from ``merkle_nodes``."""
+    leaves = sorted(ix + 1 for lv, ix in places if lv == 0)
+    nodes = sorted(p for p in places if p[0] > 0)
+    params: list = []
+    parts = []
     if leaves:
-        ev = Event.__table__.c
-        for seq, h in session.connection().execute(select(ev.seq, ev.hash).where(ev.seq.in_([i + 1 for i in leaves]))):
-            found[(0, seq - 1)] = _leaf_hash(h)
-    found.update(_stored(session, [p for p in places if p[0] > 0]))
+        params.extend(leaves)
+        parts.append(f"SELECT 0, seq - 1, hash, NULL FROM events WHERE seq IN ({', '.join('?' * len(leaves))})")
+    if nodes:
+        parts.append(f'SELECT level, "index", NULL, hash FROM merkle_nodes WHERE {_nodes_condition(nodes, params)}')
+    found: dict[tuple[int, int], bytes] = {}
+    if parts:
+        for lv, ix, leaf, node in _driver_sql(session, " UNION ALL ".join(parts), params):
+            found[(lv, ix)] = _leaf_hash(leaf) if lv == 0 else bytes(node)
     missing = places - found.keys()
     if missing:
         raise MissingNode(f"the event tree lacks {len(missing)} stored hash(es), e.g. level {min(missing)[0]} index {min(missing)[1]}")

@@ -5,7 +5,7 @@ The files are put out of the page cache first (written, synced, dropped with POS
 needed), then checked the way an audit reads them (``verify_many``, what ``fixity.check_replica`` calls).  What
 is asserted: the bytes of those files still cached afterwards (mincore), after every audit, and the growth of
 ``Cached:`` in /proc/meminfo, which other processes on the host also move (a test run on the next core writes
-files): the smallest growth of up to three audits of the cold files must be under the limit.
+files): the smallest growth of up to five audits of the cold files must be under the limit.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _cached() -> int:
     raise AssertionError("/proc/meminfo has no Cached: line")
 
 
-ATTEMPTS = 3
+ATTEMPTS = 5  # other processes writing files meanwhile grow Cached: too; the audit is judged by its best
 
 
 def _drop(paths: list[Path]) -> None:

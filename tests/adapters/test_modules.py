@@ -9,6 +9,7 @@ from pathlib import Path
 import storage_adapters
 from storage_adapters import fanout, filesystem, node
 from storage_adapters.features import (
+    FEATURE_FREE_SPACE,
     FEATURE_FLUSH,
     FEATURE_LOCAL_FILES,
     FEATURE_NODE_DIGEST,
@@ -51,5 +52,5 @@ def test_only_the_retry_wrapper_waits_to_try_again():
 
 def test_back_ends_declare_their_abilities_and_the_fan_out_needs_no_store_class():
     assert filesystem.FilesystemAdapter.abilities == {FEATURE_LOCAL_FILES, FEATURE_FLUSH, FEATURE_TEMPORARY_FILES}
-    assert node.NodeStore.abilities == {FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS}
+    assert node.NodeStore.abilities == {FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS, FEATURE_FREE_SPACE}
     assert not hasattr(fanout, "FilesystemAdapter")  # named in annotations only: the store passes itself in

@@ -219,14 +219,14 @@ class ChunkedFile:
     """
 
     def __init__(self, repo: Repository, package_id: str, row: FileRow, digests: bytes | None,
-                 sources: list[CopySource], *, agent: str) -> None:
+                 sources: list[CopySource], *, agent: str, blamed: Blamed | None = None) -> None:
         self.repo = repo
         self.package_id = package_id
         self.row = row
         self.agent = agent
         self._digests = digests
         self._sources = sources
-        self._blamed = Blamed()
+        self._blamed = Blamed() if blamed is None else blamed
         self._skipped: set[int] = set()
         self._errors: list[str] = []
         self._ready: tuple[int, bytes] | None = None
@@ -240,8 +240,8 @@ class ChunkedFile:
         """Read and check the first chunk ``start``..``end`` touches, so that a failure is known before
         a response starts.  Raises NoVerifiedSource."""
         span = chunk_span(start, end)
-        if span:
-            self._ready = (span[0], bytes(next(self._read(span[0], span[0]))))
+        first = span[0] if span else 0  # an empty file: its one empty "chunk" is checked against its sha256
+        self._ready = (first, bytes(next(self._read(first, first))))
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``start``..``end`` (exclusive), one checked chunk (or the part of it asked for) at a time."""
@@ -374,6 +374,7 @@ def _stream_range(src: CopySource, path: str, offset: int, length: int) -> Itera
 
 def open_verified(
     repo: Repository, package_id: str, row: FileRow, *, agent: str, start: int = 0, end: int | None = None,
+    sources: list[CopySource] | None = None, blamed: Blamed | None = None,
 ) -> VerifiedFile | ChunkedFile:
     """The file ``row`` of ``package_id`` (the package storing its bytes), ready to hand on bytes ``start``..``end``.
 
@@ -381,17 +382,21 @@ def open_verified(
     chunk already read and checked; without them it is spooled and verified
     whole, and its chunk digests recorded.  Use ``chunks(start, end)`` and
     ``close()``; the file's ``source`` names the copy that gave the first
-    chunk.  Raises NoVerifiedSource when no copy has the first chunk right
+    chunk.  ``sources`` and ``blamed`` may be shared by the files of one
+    piece of work (a zip), so that a copy blamed for one file is not read for
+    the next.  Raises NoVerifiedSource when no copy has the first chunk right
     (then nothing has been handed on); ``chunks`` raises it mid-stream when
     no copy has a later chunk right.
     """
     end = row.size if end is None else end
-    with repo.catalog.session() as s:
-        digests = chunks.load(s, package_id, row.path, row.size) if needs_chunks(row.size) else None
-        sources = verified_sources(repo, s, package_id)
+    digests = None
+    if needs_chunks(row.size) or sources is None:
+        with repo.catalog.session() as s:
+            digests = chunks.load(s, package_id, row.path, row.size) if needs_chunks(row.size) else None
+            sources = verified_sources(repo, s, package_id) if sources is None else sources
     if digests is None and needs_chunks(row.size):
-        return fetch_verified(repo, package_id, row, agent=agent, sources=sources, keep_chunks=True)
-    streamed = ChunkedFile(repo, package_id, row, digests, sources, agent=agent)
+        return fetch_verified(repo, package_id, row, agent=agent, sources=sources, blamed=blamed, keep_chunks=True)
+    streamed = ChunkedFile(repo, package_id, row, digests, sources, agent=agent, blamed=blamed)
     streamed.prepare(start, end)
     return streamed
 
@@ -428,13 +433,15 @@ def _zip_rows(repo: Repository, package_id: str, versioned: bool) -> Iterator[li
 
 
 def iter_package_zip(repo: Repository, package_id: str, *, agent: str, versioned: bool = False) -> Iterator[bytes]:
-    """The whole bag as a zip (``<package id>/…``), streamed: each file verified, then sent.
+    """The whole bag as a zip (``<package id>/…``), streamed: each file's bytes verified before they are sent,
+    chunk by chunk as :func:`open_verified` reads them.
 
     ``versioned``: the package is a version, whose unchanged files lie where
     earlier versions stored them; the zip holds its complete state.  Nothing
-    larger than one file's spool and one chunk is held.  If a file has no
-    good copy left the stream stops with NoVerifiedSource, so the reader
-    gets an incomplete zip rather than a wrong byte.
+    larger than one chunk is held (or one file's spool, for a file without
+    chunk digests).  If a chunk has no good copy left the stream stops with
+    NoVerifiedSource, so the reader gets an incomplete zip rather than a
+    wrong byte.
     """
     with repo.catalog.session() as s:
         package = get_package(s, package_id)
@@ -450,8 +457,8 @@ def iter_package_zip(repo: Repository, package_id: str, *, agent: str, versioned
                     with repo.catalog.session() as s:
                         sources[holder] = verified_sources(repo, s, holder)
                     blamed[holder] = Blamed()
-                with fetch_verified(repo, holder, row, agent=agent, sources=sources[holder],
-                                    blamed=blamed[holder]) as verified:
+                with open_verified(repo, holder, row, agent=agent, sources=sources[holder],
+                                   blamed=blamed[holder]) as verified:
                     info = zipfile.ZipInfo(layout.key(path), date_time=stamp)
                     info.compress_type = zipfile.ZIP_STORED
                     info.file_size = row.size

@@ -42,6 +42,7 @@ def big(world, tmp_path):
     delivery.mkdir()
     (delivery / "big.bin").write_bytes(data)
     (delivery / "small.txt").write_bytes(b"small\n")
+    (delivery / "empty.txt").write_bytes(b"")
     result = ingest(world.repo, delivery, "open-d", name="open-big")
     assert result["state"] == "preserved", result
     world.packages["big"] = result["package_id"]
@@ -178,3 +179,11 @@ def test_a_new_version_reuses_the_chunk_digests_of_its_unchanged_files(client, w
                                                                          "Range": f"bytes={4 * CHUNK_BYTES}-"})
     assert r.status_code == 206 and r.content == big[4 * CHUNK_BYTES:]
     assert r.headers["x-preserve-version"] == "2" and replica_state(world, rid) == "suspect"
+
+
+def test_an_empty_file_is_checked_on_a_copy_and_sent_empty(client, world, big):
+    rid = make_first_choice(world, "big", "cas-nsl")
+    (node_root(world.repo, "cas-nsl") / world.packages["big"] / "data/empty.txt").unlink()
+    r = client.get(f"/api/v1/packages/{world.packages['big']}/files/data/empty.txt", headers=world.auth("alice"))
+    assert r.status_code == 200 and r.content == b"" and r.headers["x-preserve-source"] not in ("", "cas-nsl")
+    assert replica_state(world, rid) == "suspect"

@@ -291,7 +291,8 @@ def section(r: dict, command: str) -> str:
             f"| ingest of {i['corpus']} ({human_size(i['bytes'])}), with / without chunk digests "
             f"| {', '.join(map(str, i['with']))} s (CPU {', '.join(map(str, i['cpu_with']))} s) "
             f"| without: {', '.join(map(str, i['without']))} s (CPU {', '.join(map(str, i['cpu_without']))} s) "
-            f"| {spread(i['ratios'])}; fastest against fastest {i['best_ratio']:.3f} "
+            f"| {spread(i['ratios'])}; fastest against fastest {i['best_ratio']:.3f}; CPU (median) "
+            f"{statistics.median(i['cpu_with']) / statistics.median(i['cpu_without']):.3f} "
             f"| ≤ {INGEST_TARGET:.2f}: {'met' if i['best_ratio'] <= INGEST_TARGET else '**missed**'} (fastest) |")
     return "\n".join(lines) + "\n"
 

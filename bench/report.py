@@ -114,6 +114,10 @@ def headline(comparisons: list[Comparison], catalog: list[CatalogScale]) -> list
     for ingest in ingests:
         lines.append(f"ingest on {ingest.corpus}: {ingest.normalised:.2f} of the hashing limit normalised "
                      f"(raw {ingest.ratio:.2f}), {_mb(ingest.ours.bytes_per_s)} MB/s with three verified copies")
+    for floor in (c for c in comparisons if c.benchmark == "ingest floor" and c.corpus.startswith("S")):
+        lines.append(f"ingest on {floor.corpus}: {floor.ratio:.2f} of the copy floor ({floor.ours.seconds:.1f} s "
+                     f"against {floor.reference.seconds:.1f} s, {floor.ours.files_per_s:,.0f} files/s, "
+                     "three verified copies)")
     for kind in ("bag create", "bag validate"):
         bag = find(kind, "S") or next((c for c in comparisons if c.benchmark == kind), None)
         if bag:
@@ -190,6 +194,20 @@ def render(
             "the normalised limit is 4 × the limit's time on every core.",
             "",
             *comparison_table(ingest, "ingest", "limit"),
+            "",
+        ]
+    floor = [c for c in comparisons if c.benchmark == "ingest floor"]
+    if floor:
+        out += [
+            "## Ingest against the copy floor",
+            "",
+            "The same ingest against the plainest version of its work on the same corpus and disk, measured in",
+            "the same run (`bench/bench_ingest.py`, `run_floor`): the delivery copied to a staging directory",
+            "(`cp -r`), three `cp -r` of it, `sync`, and one sha256 + sha512 pass (hashlib) over the staged",
+            "files. Ingest and floor take turns `--repeat` times; each side's fastest run is in the table and",
+            "every turn in the note below it. The target (≥ 0.8 of the floor) is on S.",
+            "",
+            *comparison_table(floor, "ingest", "floor"),
             "",
         ]
     bag = [c for c in comparisons if c.benchmark.startswith("bag")]

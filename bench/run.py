@@ -2,7 +2,7 @@
 
     python -m bench.run [--size S,M,L] [--scale F] [--only NAME,...] [--rows N] [--profile]
 
-Benchmarks: ingest, bag, audit, catalog, s3, validation, formats, extraction, search.  Defaults finish in a few
+Benchmarks: ingest, bag, audit, catalog, s3, validation, formats, extraction, search, streaming.  Defaults finish in a few
 minutes on two cores; ``--scale 1`` runs the full corpora and ``--rows``
 sets the catalog's file rows (1,000,000 by default; `--rows 10000000` for the full figure).
 """
@@ -27,7 +27,7 @@ from bench.measure import QUIET, REPEAT, REPO_ROOT, ContenderFailed, machine_bus
 from bench.report import carry_over, headline, machine, render
 from bench.results import CatalogScale, Comparison, Skipped
 
-BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction", "search")
+BENCHMARKS = ("ingest", "bag", "audit", "catalog", "s3", "validation", "formats", "extraction", "search", "streaming")
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 S3_MIB = 256
 
@@ -86,6 +86,7 @@ class Suite:
         self.formats_output: str | None = None
         self.extraction_output: str | None = None
         self.search_output: str | None = None
+        self.streaming_output: str | None = None
         self.profiles: list[str] = []
 
     def attempt(self, name: str, work: Callable[[], None]) -> None:
@@ -168,6 +169,17 @@ def _search(suite: Suite, items: int) -> None:
     suite.search_output = bench_search.read_section()
 
 
+def _streaming(suite: Suite, scale: float | None, repeat: int) -> None:
+    from bench import bench_streaming
+
+    buffer = io.StringIO()
+    argv = ["--repeat", str(repeat)] + (["--file-mib", "1024", "--ingest-scale", "1"] if scale == 1 else [])
+    with redirect_stdout(buffer):
+        bench_streaming.main(argv)
+    print(buffer.getvalue(), end="")
+    suite.streaming_output = bench_streaming.read_section()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python -m bench.run", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
@@ -186,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({time.perf_counter() - start:.1f} s)", flush=True)
     for size, corpus in corpora.items():
         if "ingest" in args.only:
-            suite.attempt(f"ingest {size}", lambda: suite.add(bench_ingest.compare(corpus)))
+            suite.attempt(f"ingest {size}", lambda: [suite.add(c) for c in bench_ingest.compare(corpus)])
         if "bag" in args.only:
             suite.attempt(f"bag {size}", lambda: _bag(suite, corpus))
         if "audit" in args.only:
@@ -214,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.attempt("extraction", lambda: _extraction(suite, args.scale))
     if "search" in args.only:
         suite.attempt("search", lambda: _search(suite, args.search_items))
+    if "streaming" in args.only:
+        suite.attempt("streaming", lambda: _streaming(suite, args.scale, args.repeat))
     shutil.rmtree(OUT_DIR / "homes", ignore_errors=True)
 
     info = machine()
@@ -226,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     args.output.write_text(carry_over(previous, text), encoding="utf-8")
+    if suite.streaming_output:  # bench/bench_streaming.py's own section, in place of an earlier run's
+        from bench import bench_streaming
+
+        bench_streaming.write_docs(suite.streaming_output, args.output)
     (OUT_DIR / "results.json").write_text(json.dumps({
         "command": command, "machine": info,
         "comparisons": [c.to_dict() for c in suite.comparisons],

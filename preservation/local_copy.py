@@ -129,7 +129,7 @@ def replicate_together(
 
     try:
         for batch in iter_package_files(repo.catalog, package_id):
-            for row in bounded_map(copy, batch, workers=max(2, repo.settings.workers)):
+            for row in bounded_map(copy, batch, workers=_workers(repo, batch)):
                 for i in live():
                     stats[i]["files"] += 1
                     stats[i]["bytes"] += row.size
@@ -161,6 +161,21 @@ def replicate_together(
         outcomes.append(copy_verified(repo, started, stats[i], agent=agent, job_id=None))
     release_staging_if_done(repo.catalog, package_id)
     return outcomes
+
+
+SMALL_FILES = 256 * 1024
+"""A batch of files this small on average is copied on :data:`SMALL_FILE_WORKERS` threads."""
+SMALL_FILE_WORKERS = 8
+"""Small files cost the copy more in file system calls (create, rename, each waiting on the
+journal) than in bytes, and the waits of several threads overlap: 10,000 files of 4 KiB to
+three nodes took XX s on two threads, YY s on eight."""
+
+
+def _workers(repo: Repository, batch: list[FileRow]) -> int:
+    workers = max(2, repo.settings.workers)
+    if batch and sum(row.size for row in batch) < SMALL_FILES * len(batch):
+        return max(workers, SMALL_FILE_WORKERS)
+    return workers
 
 
 def _judge_fanned(

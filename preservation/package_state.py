@@ -7,7 +7,9 @@ its own transaction.
 
 from __future__ import annotations
 
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -38,6 +40,7 @@ from preservation.catalog.models import (
 from preservation.jobs import kinds
 from preservation.jobs.admin import close_superseded
 from preservation.placement import unmet_requirements
+from storage_adapters.localfiles import unlink_quietly
 from preservation.policy import Policy
 
 # A copy may be audited once it has been written and while nothing is rewriting it: a copy that is
@@ -205,4 +208,21 @@ def release_staging_if_done(catalog: Catalog, package_id: str) -> None:
             return
         path = package.staging_path
         package.staging_path = None
+    remove_tree(path)
+
+
+REMOVE_WORKERS = 16
+"""Threads unlinking a staging bag's files.  An unlink that frees a file's blocks waits on the
+file system's journal (with online discard, on each block freed); waits of several threads
+overlap: 3,000 synced files of 4 KiB took 2.9 s to remove on one thread, 0.58 s on eight."""
+
+
+def remove_tree(path: str) -> None:
+    """Remove the directory tree at ``path`` (not following symbolic links), its files on
+    :data:`REMOVE_WORKERS` threads; what cannot be removed stays (like ``rmtree(ignore_errors=True)``)."""
+    files = [os.path.join(top, name) for top, _, names in os.walk(path) for name in names]
+    if len(files) > 64:
+        with ThreadPoolExecutor(REMOVE_WORKERS, thread_name_prefix="preserve-rm") as pool:
+            for _ in pool.map(unlink_quietly, files, chunksize=64):
+                pass
     shutil.rmtree(path, ignore_errors=True)

@@ -173,7 +173,9 @@ def _streaming(suite: Suite, scale: float | None, repeat: int) -> None:
     from bench import bench_streaming
 
     buffer = io.StringIO()
-    argv = ["--repeat", str(repeat)] + (["--file-mib", "1024", "--ingest-scale", "1"] if scale == 1 else [])
+    # at full size 4 distinct files of 1 GiB, two of the 8 downloads each: 8 would need 32 GiB while ingested
+    full = ["--file-mib", "1024", "--files", "4", "--downloads", "8", "--ingest-scale", "1"]
+    argv = ["--repeat", str(repeat)] + (full if scale == 1 else [])
     with redirect_stdout(buffer):
         bench_streaming.main(argv)
     print(buffer.getvalue(), end="")

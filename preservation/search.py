@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from preservation import identifiers as ids
 from preservation.access import rights
+from preservation.access.reasons import Reason, word
 from preservation.catalog.access_models import Library
 from preservation.catalog.library_models import (
     ID_CN,
@@ -440,7 +441,7 @@ class Standings:
         package = item.package
         collection = package.collection
         if self.library_id is None:
-            return None, f"{collection.access_mode} collection"
+            return None, Reason("mode-collection", mode=word("mode", collection.access_mode))
         right = self._read_rights(collection).for_item(package, item)  # grants of its title, issue or itself too
         if right.allowed:
             return READ, right.reason
@@ -454,15 +455,15 @@ class Standings:
     def for_title(self, title: Title) -> tuple[str | None, str]:
         collection = title.collection
         if self.library_id is None:
-            return None, f"{collection.access_mode} collection"
+            return None, Reason("mode-collection", mode=word("mode", collection.access_mode))
         read = self._read_rights(collection)
         if collection.access_mode == rights.MODE_OPEN:
-            return READ, "the collection is open"
+            return READ, Reason("collection-open")
         whole = [g for g in read.grants if g.package_id is None and g.from_year is None and g.to_year is None
                  and (not rights.grant_is_scoped(g) or (g.title_id == title.id and rights.grant_scope(g) == "title"
                                                          and not g.first_date and not g.last_date))]
         if whole:
-            return READ, f"grant {whole[0].id}"
+            return READ, Reason("grant", grant=whole[0].id)
         self.load_titles([title.id])
         decision = rights.decide_for_title(self.session, self.library_id, collection, title,
                                            collection_decision=self._decision(collection, None),

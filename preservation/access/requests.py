@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, object_session
 
 from preservation import events
 from preservation import identifiers as ids
+from preservation.access import reasons
 from preservation.access.accounts import Principal, get_library
+from preservation.access.reasons import Reason
 from preservation.access.rights import (
     MAX_YEAR as MAX_ISSUE_YEAR,
     MIN_YEAR as MIN_ISSUE_YEAR,
@@ -98,10 +100,10 @@ def _grant_covers_text(g: AccessGrant) -> str:
     if scope == "issue":
         return f"issue {g.from_year}, vol. {g.volume or '-'}, no. {g.issue or '-'}"
     if scope in ("title", "volume"):
-        text = row_span(g) if (scope == "volume" or g.first_date or g.last_date) else "the whole title"
+        span = row_span(g) if (scope == "volume" or g.first_date or g.last_date) else Reason("span-whole-title")
         if g.from_year is not None or g.to_year is not None:
-            text += f", years {g.from_year or '…'}-{g.to_year or '…'}"
-        return text
+            return Reason("span-years", span=span, first=g.from_year or "…", last=g.to_year or "…")
+        return span
     if scope == "item":
         return f"item {g.item_id}"
     if g.from_year is not None or g.to_year is not None:
@@ -151,6 +153,8 @@ def asked_for(request: dict[str, Any]) -> str:
 
 def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
     grants = session.scalars(select(AccessGrant).where(AccessGrant.request_id == r.id).order_by(AccessGrant.id))
+    why = reasons.restore(r.decision_reason, r.decision_coded)
+    coded = reasons.coded(why)
     return {
         **_library_terms(session, r),
         "id": r.id, "library": r.library.code, "library_name": r.library.name, "user": r.user.username,
@@ -159,7 +163,8 @@ def _request_dict(session: Session, r: AccessRequest) -> dict[str, Any]:
         "package_name": r.package.name if r.package else None,
         "scope": request_scope(r), "reason": r.reason, "state": r.state,
         "automatic": r.automatic, "decided_by": r.decided_by, "decided_at": r.decided_at,
-        "why": r.decision_reason, "created_at": r.created_at, "grants": [_grant_dict(g) for g in grants],
+        "why": why, "why_code": coded["code"] if coded else None, "why_params": coded["params"] if coded else None,
+        "created_at": r.created_at, "grants": [_grant_dict(g) for g in grants],
     }
 
 
@@ -180,6 +185,7 @@ def _apply(
     request.decided_by = by
     request.decided_at = now
     request.decision_reason = why
+    request.decision_coded = reasons.coded(why)
     grants: list[AccessGrant] = []
     if approve:
         expires = now + timedelta(days=repo.policy.access.grant_days)
@@ -276,6 +282,7 @@ def request_access(
                    year_ranges=decision.year_ranges)
         else:
             request.decision_reason = decision.why
+            request.decision_coded = reasons.coded(decision.why)
         return _request_dict(s, request)
 
 
@@ -463,6 +470,7 @@ def request_in_library_terms(
                    year_ranges=decision.year_ranges, date_ranges=decision.date_ranges)
         else:
             request.decision_reason = decision.why
+            request.decision_coded = reasons.coded(decision.why)
         return _request_dict(s, request)
 
 

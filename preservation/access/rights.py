@@ -35,6 +35,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from preservation.access.reasons import Reason, word
 from preservation.catalog.access_models import AccessGrant, Entitlement, TriggerEvent
 from preservation.catalog.library_models import Item, ItemFile, TitleEntitlement
 from preservation.catalog.models import Collection, Package, utcnow
@@ -220,7 +221,7 @@ class ReadRight:
     """Whether one library may read one package now, and on what ground."""
 
     allowed: bool
-    reason: str
+    reason: str  # a Reason (preservation.access.reasons): English text with its code
     grant_id: int | None = None
     expires_at: datetime | None = None
 
@@ -239,12 +240,12 @@ class ReadRights:
 
     def for_package(self, package: Package) -> ReadRight:
         if self.collection.access_mode == MODE_OPEN:
-            return ReadRight(True, "the collection is open")
+            return ReadRight(True, Reason("collection-open"))
         year = package_year(package)
         for grant in self.grants:
             if grant_covers(grant, package.id, year):
-                return ReadRight(True, f"grant {grant.id}", grant.id, grant.expires_at)
-        return ReadRight(False, f"no active grant covers this package ({self.collection.access_mode} collection)")
+                return ReadRight(True, Reason("grant", grant=grant.id), grant.id, grant.expires_at)
+        return ReadRight(False, Reason("no-grant-package", mode=word("mode", self.collection.access_mode)))
 
     def for_item(self, package: Package, item: Item | None) -> ReadRight:
         """The right on the item's files: the package's, else a grant of its title, its issue or itself."""
@@ -253,8 +254,9 @@ class ReadRights:
             return right
         for grant in self.grants:
             if grant_is_scoped(grant) and grant_covers_item(grant, item):
-                return ReadRight(True, f"grant {grant.id} ({grant_scope(grant)})", grant.id, grant.expires_at)
-        return ReadRight(False, f"no active grant covers this item ({self.collection.access_mode} collection)")
+                return ReadRight(True, Reason("grant-scoped", grant=grant.id, scope=word("scope", grant_scope(grant))),
+                                 grant.id, grant.expires_at)
+        return ReadRight(False, Reason("no-grant-item", mode=word("mode", self.collection.access_mode)))
 
 
 def read_right(session: Session, library_id: int, package: Package, item: Item | None = None) -> ReadRight:
@@ -292,7 +294,7 @@ class PolicyDecision:
     """What the access policy says about a request: approve (with which year ranges) or ask staff."""
 
     approve: bool
-    why: str
+    why: str  # a Reason (preservation.access.reasons): English text with its code
     year_ranges: list[YearRange | None] = field(default_factory=list)  # None: no year limit
     # of a title: the bounds of the library's title entitlements, one grant each: (first_date, last_date,
     # first_volume, first_issue, last_volume, last_issue), "" open
@@ -304,30 +306,26 @@ def decide_by_policy(
 ) -> PolicyDecision:
     mode = collection.access_mode
     if mode == MODE_OPEN:
-        return PolicyDecision(True, "the collection is open to every member library", [None])
+        return PolicyDecision(True, Reason("open-to-all"), [None])
     if mode == MODE_TRIGGER:
         trigger = active_trigger(session, collection.id, today)
         if trigger is None:
-            return PolicyDecision(False, "no trigger event is recorded for this collection: staff decide")
-        when = trigger.occurred_on.isoformat()
-        return PolicyDecision(True, f"trigger event {trigger.id} ({trigger.kind}, {when}) opened the collection",
-                              [None])
+            return PolicyDecision(False, Reason("no-trigger"))
+        return PolicyDecision(True, Reason("trigger-opened", event=trigger.id, kind=word("kind", trigger.kind),
+                                           date=trigger.occurred_on.isoformat()), [None])
     if mode == MODE_PCA:
         ranges = entitled_ranges(session, library_id, collection.id)
         if not ranges:
-            return PolicyDecision(False, "the library holds no entitlement to this collection: staff decide")
+            return PolicyDecision(False, Reason("no-entitlement"))
         if package is None:
-            return PolicyDecision(True, f"post-cancellation access to the entitled years {_years(ranges)}",
-                                  list(ranges))
+            return PolicyDecision(True, Reason("pca-years", years=_years(ranges)), list(ranges))
         year = package_year(package)
         if year is None:
-            return PolicyDecision(False, "the package's year is unknown, so no entitlement can cover it: staff decide")
+            return PolicyDecision(False, Reason("year-unknown"))
         if any(r.covers(year) for r in ranges):
-            return PolicyDecision(True, f"the package's year {year} is within the entitled years {_years(ranges)}",
-                                  [None])
-        return PolicyDecision(False, f"the package's year {year} is outside the entitled years {_years(ranges)}: "
-                                     "staff decide")
-    return PolicyDecision(False, "the collection is dark: only staff can open it")
+            return PolicyDecision(True, Reason("year-within-entitlement", year=year, years=_years(ranges)), [None])
+        return PolicyDecision(False, Reason("year-outside-entitlement", year=year, years=_years(ranges)))
+    return PolicyDecision(False, Reason("dark"))
 
 
 def _years(ranges: Iterable[YearRange]) -> str:
@@ -378,7 +376,8 @@ def decide_for_item(session: Session, library_id: int, collection: Collection, p
     row = covering_entitlement(title_rows, when, item.volume or "", item.issue or "")
     if row is None:
         return decision
-    return PolicyDecision(True, f"title entitlement {row.id} covers this item ({when or 'undated'})", [None])
+    return PolicyDecision(True, Reason("title-entitlement-item", entitlement=row.id, date=when or Reason("undated")),
+                          [None])
 
 
 def decide_for_title(session: Session, library_id: int, collection: Collection, title: Any,
@@ -394,7 +393,7 @@ def decide_for_title(session: Session, library_id: int, collection: Collection, 
     if not title_rows:
         return decision
     row = title_rows[0]
-    return PolicyDecision(True, f"title entitlement {row.id} covers {row_span(row)}", [None])
+    return PolicyDecision(True, Reason("title-entitlement-covers", entitlement=row.id, span=row_span(row)), [None])
 
 
 def decide_for_issue(session: Session, library_id: int, collection: Collection, title_id: int, year: int,
@@ -413,26 +412,29 @@ def decide_for_issue(session: Session, library_id: int, collection: Collection, 
     if ranges is None:
         ranges = entitled_ranges(session, library_id, collection.id)
     if any(r.covers(year) for r in ranges):
-        return PolicyDecision(True, f"the issue's year {year} is within the entitled years {_years(ranges)}", [None])
+        return PolicyDecision(True, Reason("issue-year-within-entitlement", year=year, years=_years(ranges)), [None])
     if title_rows is None:
         title_rows = title_entitlements(session, library_id, [title_id])[title_id]
     row = covering_entitlement(title_rows, when, volume, issue)
     if row is not None:
-        return PolicyDecision(True, f"title entitlement {row.id} covers this issue ({when})", [None])
-    return PolicyDecision(False, f"no entitlement of the library covers this issue ({when}): staff decide")
+        return PolicyDecision(True, Reason("title-entitlement-issue", entitlement=row.id, date=when), [None])
+    return PolicyDecision(False, Reason("no-entitlement-issue", date=when))
 
 
-def row_span(row: Any) -> str:
+def row_span(row: Any) -> Reason:
     """What a title entitlement or grant covers, in words: its dates and its volumes."""
-    parts = []
+    dates = volumes = None
     if row.first_date or row.last_date:
-        parts.append(f"{row.first_date or '…'} to {row.last_date or 'now'}")
+        dates = Reason("span-dates", first=row.first_date or "…", last=row.last_date or Reason("span-now"))
     if grant_volumes(row):
         def end(volume: str | None, issue: str | None) -> str:
             return f"{volume or '…'}" + (f"({issue})" if issue else "")
         first, last = end(row.first_volume, row.first_issue), end(row.last_volume, row.last_issue)
-        parts.append(f"volume {first}" if first == last else f"volumes {first}-{last}")
-    return ", ".join(parts) or "the whole title"
+        volumes = Reason("span-volume", volume=first) if first == last else Reason("span-volumes", first=first,
+                                                                                    last=last)
+    if dates is not None and volumes is not None:
+        return Reason("span-dates-volumes", dates=dates, volumes=volumes)
+    return dates or volumes or Reason("span-whole-title")
 
 
 def _bounds_of(row: Any) -> tuple[str, ...]:
@@ -452,10 +454,10 @@ def decide_for_title_request(session: Session, library_id: int, collection: Coll
     ranges = entitled_ranges(session, library_id, collection.id)
     rows = title_entitlements(session, library_id, [title_id])[title_id]
     if not ranges and not rows:
-        return PolicyDecision(False, "the library holds no entitlement to this title or its collection: staff decide")
-    why = "post-cancellation access to " + "; ".join(
-        ([f"the entitled years {_years(ranges)}"] if ranges else []) +
-        ([f"title entitlements: {', '.join(row_span(row) for row in rows)}"] if rows else []))
+        return PolicyDecision(False, Reason("no-entitlement-title"))
+    spans = [row_span(row) for row in rows]
+    why = (Reason("pca-years-title-entitlements", years=_years(ranges), spans=spans) if ranges and rows
+           else Reason("pca-years", years=_years(ranges)) if ranges else Reason("pca-title-entitlements", spans=spans))
     return PolicyDecision(True, why, list(ranges), [_bounds_of(row) for row in rows])
 
 
@@ -471,6 +473,7 @@ def decide_for_volume_request(session: Session, library_id: int, collection: Col
     rows = title_entitlements(session, library_id, [title_id])[title_id]
     for row in rows:
         if _range_covers(row, "", first_volume) and _range_covers(row, "", last_volume):
-            return PolicyDecision(True, f"title entitlement {row.id} covers {row_span(row)}", [None])
+            return PolicyDecision(True, Reason("title-entitlement-covers", entitlement=row.id, span=row_span(row)),
+                                  [None])
     span = first_volume if first_volume == last_volume else f"{first_volume}-{last_volume}"
-    return PolicyDecision(False, f"no title entitlement of the library covers volume {span}: staff decide")
+    return PolicyDecision(False, Reason("no-entitlement-volumes", volumes=span))

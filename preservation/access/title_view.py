@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from preservation.access.accounts import Principal
 from preservation.access.payload_tree import PAYLOAD
+from preservation.access.reasons import Reason
 from preservation.access.rights import (
     MODE_OPEN,
     MODE_PCA,
@@ -105,7 +106,7 @@ class _Standings:
 
     def for_title(self, title_id: int) -> tuple[str, str]:
         if self.collection.access_mode == MODE_OPEN:
-            return READ, "the collection is open"
+            return READ, Reason("collection-open")
         decision = decide_for_title_request(self.session, self.library_id, self.collection, title_id)
         return (REQUEST if decision.approve else DARK), decision.why
 
@@ -206,10 +207,10 @@ def title_page(repo: Repository, principal: Principal, title_id: int, *, year: i
             for issue in volume["issues"]:
                 standing_of = {a["standing"] for a in issue["articles"]}
                 if standing_of == {READ}:
-                    issue["standing"], issue["standing_reason"] = READ, "every article of the issue is readable"
+                    issue["standing"], issue["standing_reason"] = READ, Reason("issue-readable")
                 elif undated:  # an issue is asked for by its year: undated articles one by one
                     issue["standing"] = REQUEST if REQUEST in standing_of else DARK
-                    issue["standing_reason"] = "an issue of no known year is requested article by article"
+                    issue["standing_reason"] = Reason("issue-undated")
                 else:
                     issue["standing"], issue["standing_reason"] = standings.for_issue(
                         title.id, year, issue["first_date"], volume["volume"] or "", issue["issue"] or "")

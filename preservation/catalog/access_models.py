@@ -173,6 +173,9 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the policy's reason as its code and parameters (preservation.access.reasons, migration 0020); null for
+    # a staff member's own words and for rows from before
+    decision_coded: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # item-level scope (migration 0009); all null for a collection or package request
     title_id: Mapped[int | None] = mapped_column(ForeignKey("titles.id"), nullable=True)

@@ -64,7 +64,9 @@ def test_the_request_list_names_what_was_asked_who_asked_when_why_and_its_status
     assert "alice" in row and REASON in row
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} 中国时间 \(Asia/Shanghai\)", row)  # the date, zone named
     assert 'data-state="pending">待工作人员审批<' in row
-    assert '<span class="why" lang="en">' in row  # the access policy's own words are marked English
+    # the access policy's reason in the reader's language, with its numbers (a coded reason, issue 21)
+    assert ('<span class="why" data-reason="year-outside-entitlement">数据包的年份 2019 不在已付费年份 2010-2015 之内：'
+            '由工作人员决定</span>') in row
     assert "时间均为 中国时间 (Asia/Shanghai)。" in page
 
 

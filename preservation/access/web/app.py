@@ -18,8 +18,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preservation.access.web import (
-    account_pages, api, counter_api, dashboard, fixity, language, monitoring, portal, search_api, search_portal, staff,
-    titles, versions_web,
+    account_pages, api, counter_api, dashboard, error_words, fixity, language, monitoring, portal, search_api,
+    search_portal, staff, titles, versions_web,
 )
 from preservation.access.web.i18n import LanguageMiddleware
 from preservation.access.web.auth import LoginRequired, ServiceConfig, portal_principal
@@ -170,7 +170,8 @@ def _error_page(request: Request, status: int, code: str, message: str) -> Respo
         principal = portal_principal(request)
     except LoginRequired:
         principal = None
-    return render(request, "error.html", principal, status=status, http_status=status, code=code, detail=message)
+    return render(request, "error.html", principal, status=status, http_status=status, code=code, detail=message,
+                  meaning=error_words.meaning(code))
 
 
 def create_app(repo: Repository, config: ServiceConfig) -> FastAPI:

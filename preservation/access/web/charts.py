@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 from markupsafe import Markup, escape
 
+from preservation.access.web.i18n import gettext as _
+
 WIDTH, HEIGHT = 640, 190  # wide charts; small multiples (one per node) are SMALL wide
 SMALL = 420
 LEFT, RIGHT, TOP, BOTTOM = 70, 12, 20, 28
@@ -125,7 +127,9 @@ def bar_chart(chart_id: str, title: str, description: str, days: Sequence[date],
         shown = "" if off_scale else f' x1="{LEFT}" x2="{width - RIGHT}" y1="{_num(y)}" y2="{_num(y)}"'
         out.append(f'<line class="limit"{shown} data-value="{_attr(limit)}" data-off-scale="{str(off_scale).lower()}">'
                    f'<title>{escape(limit_name)}: {escape(fmt(limit))}</title></line>')
-        legend_limit = f"{limit_name} {fmt(limit)}" + (" (above the scale)" if off_scale else "")
+        legend_limit = f"{limit_name} {fmt(limit)}"
+        if off_scale:
+            legend_limit = _("%(limit)s (above the scale)", limit=legend_limit)
     out.append(_legend(series, legend_limit))
     out.append("</svg>")
     headers = [s.name for s in series]

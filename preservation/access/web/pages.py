@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from preservation.access.accounts import Principal
-from preservation.access.web import flash, i18n
+from preservation.access.web import flash, i18n, reason_words
 from preservation.access.web.auth import csrf_token, reader_zone
 from preservation.units import human_bytes
 
@@ -28,6 +28,7 @@ _env.filters["size"] = human_bytes
 _env.filters["when"] = i18n.format_when
 _env.filters["number"] = i18n.format_number
 _env.filters["urlpath"] = lambda path: quote(path, safe="/")
+_env.globals["reason"] = reason_words.say  # the service's reasons in the reader's language
 templates = Jinja2Templates(env=_env)
 
 

@@ -79,7 +79,10 @@ def test_request_approve_download_in_chromium(world, locale, tmp_path, request):
             assert request_row.locator(".state-word").inner_text() == {"zh-CN": "待工作人员审批",
                                                                        "en": "Waiting for staff"}[locale]
             assert library.locator('p.message[role="status"]').count() == 1  # the request is confirmed
-            assert "outside the entitled years" in request_row.inner_text()
+            # the access policy's reason in the page's language, with its numbers (coded reasons)
+            assert {"zh-CN": "数据包的年份 2019 不在已付费年份 2010-2015 之内：由工作人员决定",
+                    "en": "the package's year 2019 is outside the entitled years 2010-2015: staff decide"}[locale] in (
+                request_row.inner_text())
 
             staff = browser.new_context(locale=locale).new_page()
             log_in(staff, url, "carol")

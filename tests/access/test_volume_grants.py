@@ -175,7 +175,7 @@ def test_the_portal_offers_volumes_and_shows_what_a_grant_covers(items):  # noqa
             "reason": REASON})
         assert r.status_code == 303
         page = client.get(f"/portal/titles/{title_id}?year=2019")
-        assert 'id="request-volume-68"' not in page.text and "for volume 68 is pending" in page.text
+        assert 'id="request-volume-68"' not in page.text and "for this volume is pending." in page.text
         [pending] = client.get("/api/v1/requests", headers=items.world.auth("alice")).json()
         decide_request(items.repo, pending["id"], approve=True, by="carol", why="volume 68")
         mine = client.get("/portal/requests")

@@ -22,6 +22,7 @@ Not a unit test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import sys
 import time
@@ -30,12 +31,14 @@ from pathlib import Path
 from bench.corpora import DEFAULT_SCALE, OUT_DIR, ensure_corpus, iter_files, read_through
 from bench.homes import COLLECTION, fresh_repo
 from bench.measure import run_child
+from bench.profiling import profiled
 
 TARGETS = {"M": 0.15, "S": 0.25}
 
 
-def run_ingest(delivery: str, home: str, analysis: str) -> dict:
-    """Child entry: ingest ``delivery`` into a fresh home with (``formats``) or without (``off``) the analyser."""
+def run_ingest(delivery: str, home: str, analysis: str, profile: str | None = None) -> dict:
+    """Child entry: ingest ``delivery`` into a fresh home with (``formats``) or without (``off``) the analyser;
+    with ``profile``, the ingest's profile (every thread) is written there."""
     from preservation.formats.analyser import FormatAnalyser
     from preservation.ingest import ingest
 
@@ -48,7 +51,8 @@ def run_ingest(delivery: str, home: str, analysis: str) -> dict:
     loaded = time.perf_counter()
     analysers = [] if analysis == "off" else [_timed(FormatAnalyser)(repo.policy.formats)]
     load_seconds = time.perf_counter() - loaded
-    result = ingest(repo, delivery, COLLECTION, analysers=analysers)
+    with profiled(Path(profile), cpu=True) if profile else contextlib.nullcontext():
+        result = ingest(repo, delivery, COLLECTION, analysers=analysers)
     seconds = time.perf_counter() - start
     cpu = _cpu() - before
     repo.close()
@@ -156,17 +160,38 @@ def measure(size: str, scale: float, repeat: int) -> dict:
             "runs": {k: [round(m.seconds, 3) for m in v] for k, v in runs.items()}}
 
 
+def profile(size: str, scale: float) -> list[Path]:
+    """Profile one ingest of the corpus in each mode; returns the two reports' paths (diff them)."""
+    corpus = ensure_corpus(size, scale)
+    run_child("bench.bench_formats:load_table")
+    reports = []
+    for analysis in ("off", "formats"):
+        report = OUT_DIR / f"profile-formats-{size}-{analysis}.txt"
+        run_child("bench.bench_formats:run_ingest", delivery=str(corpus.delivery),
+                  home=str(OUT_DIR / "homes" / f"formats-{size}"), analysis=analysis, profile=str(report))
+        reports.append(report)
+    return reports
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="M,S", help="corpora, comma-separated (M, S)")
     parser.add_argument("--scale", type=float, default=None, help="shrink factor (default: the suite's)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one ingest of each corpus with and without the analyser instead of timing")
     args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.size.split(",") if s.strip()]
+    if args.profile:
+        for size in sizes:
+            for report in profile(size, args.scale if args.scale is not None else DEFAULT_SCALE[size]):
+                print(report)
+        return 0
     missed = False
     print("| corpus | ingest, no analysis | ingest, formats on | overhead | target | CPU off / on | CPU overhead "
           "| analyser's own CPU (per file; / CPU off) | peak RSS off / on | basis of identification | others' CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for size in [s.strip() for s in args.size.split(",") if s.strip()]:
+    for size in sizes:
         m = measure(size, args.scale if args.scale is not None else DEFAULT_SCALE[size], args.repeat)
         target = m["target"]
         met = target is None or m["overhead"] <= target

@@ -57,8 +57,14 @@ class Analysis:
         self._lock = threading.Lock()
 
     def observe(self, path: str, size: int) -> Observer | None:
-        """The observer for one payload file: None when no analyser wants it."""
-        wanted = []
+        """The observer for one payload file: None when no analyser wants it.
+
+        One object per interested analyser and file, and a fan-out only when
+        several want it: these live as long as the pipeline's batch of files,
+        and every object kept alive across a batch of small files costs the
+        ingest garbage-collector passes.
+        """
+        guarded: list[_Guarded] = []
         for analyser in self.analysers:
             try:
                 observer = analyser.observer(path, size)
@@ -66,10 +72,10 @@ class Analysis:
                 self._failed(analyser.name, path, e)
                 continue
             if observer is not None:
-                wanted.append((analyser.name, observer))
-        if not wanted:
+                guarded.append(_Guarded(self, analyser.name, path, observer))
+        if not guarded:
             return None
-        return _Guarded(self, path, wanted)
+        return guarded[0] if len(guarded) == 1 else _Fanout(tuple(guarded))
 
     def finish(self, bag_root: str) -> FindingList:
         findings = FindingList()
@@ -96,30 +102,49 @@ class Analysis:
 
 
 class _Guarded:
-    """Feeds every interested analyser's observer; one that raises is dropped for this file."""
+    """Feeds one analyser's observer; if it raises, the analyser loses this file (a CA001 warning), the bagging goes on."""
 
-    __slots__ = ("_analysis", "_path", "_observers")
+    __slots__ = ("_analysis", "_name", "_path", "_observer")
 
-    def __init__(self, analysis: Analysis, path: str, observers: list[tuple[str, Observer]]) -> None:
+    def __init__(self, analysis: Analysis, name: str, path: str, observer: Observer) -> None:
         self._analysis = analysis
+        self._name = name
         self._path = path
-        self._observers = observers
+        self._observer: Observer | None = observer
 
     def feed(self, chunk: bytes | memoryview) -> None:
-        for entry in self._observers:
+        observer = self._observer
+        if observer is not None:
             try:
-                entry[1].feed(chunk)
+                observer.feed(chunk)
             except Exception as e:  # noqa: BLE001
-                self._drop(entry, e)
+                self._drop(e)
 
     def close(self, size: int) -> None:
-        for entry in list(self._observers):
+        observer = self._observer
+        if observer is not None:
             try:
-                entry[1].close(size)
+                observer.close(size)
             except Exception as e:  # noqa: BLE001
-                self._drop(entry, e)
+                self._drop(e)
 
-    def _drop(self, entry: tuple[str, Observer], error: BaseException) -> None:
-        if entry in self._observers:
-            self._observers = [e for e in self._observers if e is not entry]
-            self._analysis._failed(entry[0], self._path, error)
+    def _drop(self, error: BaseException) -> None:
+        self._observer = None
+        self._analysis._failed(self._name, self._path, error)
+
+
+class _Fanout:
+    """One file's observers, when several analysers want it."""
+
+    __slots__ = ("_guarded",)
+
+    def __init__(self, guarded: tuple[_Guarded, ...]) -> None:
+        self._guarded = guarded
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        for guarded in self._guarded:
+            guarded.feed(chunk)
+
+    def close(self, size: int) -> None:
+        for guarded in self._guarded:
+            guarded.close(size)

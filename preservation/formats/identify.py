@@ -34,13 +34,15 @@ record says the container was not decided (``container: undecided``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import os
 import re
 import threading
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import ahocorasick_rs
 import olefile
@@ -107,7 +109,7 @@ class _Format:
     mime: str
     name: str
     version: str
-    extensions: frozenset[str]
+    extensions: tuple[str, ...]
     container: str  # "zip", "tar", "ole" or ""
 
 
@@ -119,9 +121,9 @@ class _Signature:
     def __init__(self, planned: dict[str, Any]) -> None:
         self.format_index: int = planned["format"]
         self.name: str = planned["name"]
-        self._sources = [(position, _bytes(source), reach) for position, source, reach in planned["patterns"]]
+        self._sources = tuple((position, _bytes(source), reach) for position, source, reach in planned["patterns"])
         self._patterns: list[tuple[str, re.Pattern[bytes], int | None]] | None = None
-        self.needs = [(in_tail, _bytes(needed), reach) for in_tail, needed, reach in planned["needs"]]
+        self.needs = tuple((in_tail, _bytes(needed), reach) for in_tail, needed, reach in planned["needs"])
         """Bytes each pattern cannot match without: (in the tail?, the bytes, how far into the buffer)."""
 
     @property
@@ -163,6 +165,12 @@ class Signatures:
     Built from the table :func:`signature_table.load` keeps in the user's
     cache: a process loads it in milliseconds and compiles only the
     expressions of the signatures that some file's bytes make it try.
+
+    What it keeps is made of tuples of strings, bytes and numbers where it
+    can (rather than lists and sets), which the garbage collector stops
+    tracking: a few thousand objects instead of some 20,000, which would
+    otherwise bring on a full collection of the ingest's process (tenths of
+    a second each) and make every later one longer.
     """
 
     def __init__(self, conf_dir: str = CONFIG_DIR, table: dict[str, Any] | None = None) -> None:
@@ -173,13 +181,14 @@ class Signatures:
         self.tool_version = FIDO_VERSION
         self.signature_version: str = table["signature_version"]
         """Which PRONOM signature file (and container signature file) said what a file is."""
-        self._formats = [_Format(puid=puid, mime=mime, name=name, version=version, extensions=frozenset(extensions),
-                                 container=container)
-                         for puid, mime, name, version, extensions, container in table["formats"]]
+        self._formats = tuple(_Format(puid=puid, mime=mime, name=name, version=version,
+                                      extensions=tuple(sorted(set(extensions))), container=container)
+                              for puid, mime, name, version, extensions, container in table["formats"])
         self._index_of = {f.puid: i for i, f in enumerate(self._formats)}
-        # priority[i]: the formats format i has priority over (FIDO's has_priority_over)
-        self._priority: list[frozenset[int]] = [frozenset(p) for p in table["priority"]]
-        self._signatures = [_Signature(planned) for planned in table["signatures"]]
+        # (i, j) when format i has priority over format j (FIDO's has_priority_over)
+        self._outranks: frozenset[tuple[int, int]] = frozenset(
+            (i, j) for i, over in enumerate(table["priority"]) for j in over)
+        self._signatures = tuple(_Signature(planned) for planned in table["signatures"])
         by_key: dict[int, dict[int, dict[int, dict[bytes, list[int]]]]] = {}  # offset, first byte, length, key
         waiting: list[tuple[int, list[bytes], int | None]] = []
         unplanned: list[int] = []
@@ -207,11 +216,12 @@ class Signatures:
             for offset, by_byte in sorted(by_key.items())]
         self._when_empty = tuple(when_empty)
         self._plan_unkeyed(waiting, unplanned)
-        self._by_extension: dict[str, list[int]] = {}
+        by_extension: dict[str, list[int]] = {}
         for fi, f in enumerate(self._formats):
-            for ext in sorted(f.extensions):
-                self._by_extension.setdefault(ext, []).append(fi)
-        self._containers = {kind: {path: {puid: [_bytes(s) for s in sigs] for puid, sigs in by_puid.items()}
+            for ext in f.extensions:
+                by_extension.setdefault(ext, []).append(fi)
+        self._by_extension = {ext: tuple(fis) for ext, fis in by_extension.items()}
+        self._containers = {kind: {path: {puid: tuple(_bytes(s) for s in sigs) for puid, sigs in by_puid.items()}
                                    for path, by_puid in found.items()}
                             for kind, found in table["containers"].items()}
         self._fido_matcher: Any = None
@@ -278,10 +288,10 @@ class Signatures:
                 always.append(si)
         self._always = tuple(always)
         self._head_strings = list(in_head)
-        self._head_waiting = [in_head[s] for s in self._head_strings]
+        self._head_waiting = tuple(tuple(in_head[s]) for s in self._head_strings)
         self._head_scan = (ahocorasick_rs.BytesAhoCorasick(self._head_strings, implementation=ahocorasick_rs.Implementation.DFA)
                            if self._head_strings else None)
-        self._tail_waiting = [(lit, reach, tuple(sis)) for (lit, reach), sis in in_tail.items()]
+        self._tail_waiting = tuple((lit, reach, tuple(sis)) for (lit, reach), sis in in_tail.items())
 
     def match(self, bof: bytes, eof: bytes) -> list[int]:
         """The indices of the formats whose signatures match, inferior matches removed (FIDO's rules)."""
@@ -347,8 +357,9 @@ class Signatures:
         return None if index is None else self._formats[index]
 
     def _as_good_as_any(self, fi: int, result: Iterable[tuple[int, int]]) -> bool:
+        outranks = self._outranks
         for other, _ in result:
-            if other != fi and fi in self._priority[other]:
+            if other != fi and (other, fi) in outranks:
                 return False
         return True
 
@@ -405,8 +416,28 @@ def signatures(conf_dir: str = CONFIG_DIR) -> Signatures:
     with _lock:
         found = _loaded.get(conf_dir)
         if found is None:
-            found = _loaded[conf_dir] = Signatures(conf_dir)
+            with _collector_paused():
+                found = _loaded[conf_dir] = Signatures(conf_dir)
         return found
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage-collector pass while the table is read and planned.
+
+    Reading it makes tens of thousands of lists and dicts that live only
+    until the plan is made and hold no cycle, so reference counting frees
+    them all; a pass in between would only move them to the older
+    generations, and that count brings on a full collection of the whole
+    process later in the ingest (tenths of a second).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- keeping the head and tail of a file as it streams past ---------------------------------------
@@ -505,7 +536,7 @@ class _HeadTailFile(io.RawIOBase):
         return len(data)
 
 
-def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, list[bytes]]]) -> list[str]:
+def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, tuple[bytes, ...]]]) -> list[str]:
     """FIDO's ``ZipPackage.detect_formats`` on the head and tail, reading no member over its size limit."""
     found: list[str] = []
     with zipfile.ZipFile(view) as archive:
@@ -524,7 +555,7 @@ def _zip_container_formats(view: _HeadTailFile, signatures: dict[str, dict[str, 
     return found
 
 
-def _ole_container_formats(whole: bytes, signatures: dict[str, dict[str, list[bytes]]]) -> list[str]:
+def _ole_container_formats(whole: bytes, signatures: dict[str, dict[str, tuple[bytes, ...]]]) -> list[str]:
     """FIDO's ``OlePackage.detect_formats`` on a file held whole."""
     found: list[str] = []
     with olefile.OleFileIO(whole) as ole:

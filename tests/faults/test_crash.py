@@ -48,8 +48,8 @@ from .disk import SLOW_DISK_ENV
 from .invariants import Damage, check_catalog_against_nodes, check_settled, tree
 from .work import SavedHome, make_corpus, payload_digests, resume_work
 
-KILLS = 30
-MIN_LANDED = 20  # kills that must hit the operation while it works (not after it finished, on a loaded machine)
+KILLS = 20
+MIN_LANDED = 13  # kills that must hit the operation while it works (not after it finished, on a loaded machine)
 CLEAN_RUNS = 3
 CORPUS_FILES = 100
 IDENTIFIER = "External-Identifier=crash-corpus-monthly"  # how the policy matches the second delivery to the first

@@ -344,27 +344,3 @@ def flush_repository_events(repo: Repository) -> dict[str, Any]:
         except PreservationError as e:
             out["failed"][node.name] = f"{e.code} {e}"
     return out
-    behind = []
-    for node in nodes:
-        try:
-            if _recorded_through(layout, repo.adapter(node)) != through:
-                behind.append(node)
-        except PreservationError as e:
-            out["failed"][node.name] = f"{e.code} {e}"
-    if not behind:
-        return out
-    signer = evidence_signer(repo.settings)
-    with repo.catalog.session() as s:
-        events = events_file(s, None)
-        record: dict[str, Any] = {"events": {"count": events.count, "through_seq": events.last_seq}}
-        if signer is not None:
-            record["evidence"] = sign_evidence(signer, repository_evidence_body(s, events))
-    for node in behind:
-        try:
-            adapter = repo.adapter(node)
-            layout.write_events(adapter, events.data)  # first: the record's evidence signs lines that must be there
-            layout.write_record(adapter, record)
-            out["written"].append(node.name)
-        except PreservationError as e:
-            out["failed"][node.name] = f"{e.code} {e}"
-    return out

@@ -4,14 +4,12 @@ untranslated labels on the Chinese run and by axe-core, and the forms are filled
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from preservation.access import accounts
 
 from ..services import service_missing
-from .browser_checks import Axe, PageChecks, artefacts_dir
+from .browser_checks import PageChecks, artefacts_dir, need_browser
 from .live import running_service
 from .mailing import LINK, PORTAL, mailing, to
 from .test_browser import CHROMIUM, CHROMIUM_ARGS, LOCALES
@@ -29,12 +27,7 @@ NEW_PASSWORD = "a brand new long password"
 
 @pytest.mark.parametrize("locale", list(LOCALES))
 def test_password_reset_and_lockout_in_chromium(world, locale, tmp_path, request):
-    if sync_playwright is None:
-        service_missing("playwright (pip install playwright)")
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"Debian chromium at {CHROMIUM} (apt-get install chromium)")
-    if Axe is None:
-        service_missing("axe-playwright-python (pip install -e .[test])")
+    need_browser()
     checks = PageChecks(artefacts_dir(tmp_path, request.node.name), LOCALES[locale])
     accounts.set_user_email(world.repo, "alice", "alice@pku.example.org")
     with mailing(world) as mailbox, running_service(world.repo, login_max_failures=2) as url, \

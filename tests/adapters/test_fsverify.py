@@ -29,6 +29,7 @@ from storage_adapters.base import (
 from storage_adapters.filesystem import FilesystemAdapter
 
 from ..corruption import flip_bit, replace_with_socket
+from ..services import service_missing
 
 PREFIX = "pkg/"
 BIG = 5 * 1024 * 1024 + 17  # over fsverify's one-read size: read in steps
@@ -200,7 +201,7 @@ def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     with open(paths[-1], "rb") as f:  # the last: asking may bring its first pages in
         if not fsverify.first_page_uncached(f.fileno()):
-            pytest.skip("this filesystem keeps the files in memory or cannot say (tmpfs, no RWF_NOWAIT)")
+            service_missing("a disk-backed file system under the test directory that says what it caches (not tmpfs; RWF_NOWAIT)")
     asked = []
     real = fsverify.advise_willneed
     fsverify.advise_willneed = lambda fd, start, end: (asked.append((start, end)), real(fd, start, end))

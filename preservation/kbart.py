@@ -606,7 +606,7 @@ def import_title_list(repo: Repository, path: str | Path, collection_key: str) -
                 work.add(row)
                 if work.pending() >= BATCH:
                     work.flush()
-        except _Stop:
+        except _Stop:  # enough errors to refuse the file: _refuse below raises with them
             pass
         _refuse(reader)
         work.flush()

@@ -14,6 +14,7 @@ can only ever change in one place.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -28,16 +29,16 @@ RECORD_SUFFIX = ".json"
 EVENTS_SUFFIX = ".events.jsonl"
 
 
-class _RecordKeys:
+class _RecordKeys(ABC):
     """Reading and writing a record and its events file, at the keys a subclass names."""
 
     @property
-    def record_key(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def record_key(self) -> str: ...
 
     @property
-    def events_key(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def events_key(self) -> str: ...
 
     def write_record(self, adapter: StorageAdapter, record: dict[str, Any]) -> None:
         adapter.write(self.record_key, json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))

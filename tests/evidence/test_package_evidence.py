@@ -4,6 +4,7 @@ checks what it holds against it without the catalog; `catalog rebuild --from-nod
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 
@@ -38,6 +39,19 @@ from ..fixtures import NODES, node_root
 
 def _record_path(repo, node, package_id):
     return node_root(repo, node) / PackageLayout(package_id).record_key
+
+
+@contextlib.contextmanager
+def _rebuilt(home):
+    """The catalog lost: a new one at ``home`` with the same nodes, rebuilt from them (no audit); the
+    repository that wrote the old one must be closed."""
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    init_home(home)
+    with Repository.open(home) as fresh:
+        for name, org_type, region in NODES:
+            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
+        yield fresh, rebuild_from_nodes(fresh, audit=False)
 
 
 def _check(repo, node, package_id, keys=None):
@@ -107,13 +121,7 @@ def test_a_forged_record_resigned_with_another_key_is_refused(repo, preserved, r
 
     home = repo.settings.home
     repo.close()
-    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
-        (home / name).unlink(missing_ok=True)
-    init_home(home)
-    with Repository.open(home) as fresh:
-        for name, org_type, region in NODES:
-            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
-        report = rebuild_from_nodes(fresh, audit=False)
+    with _rebuilt(home) as (fresh, report):
         assert [(f.code, f.path.split(":")[0]) for f in report.findings] == [("R006", "uni-pku")]
         assert report.packages == [preserved] and report.events_restored > 0  # from the two trusted nodes
 
@@ -238,13 +246,7 @@ def test_a_home_without_a_key_writes_unsigned_records_that_a_rebuild_uses_with_a
     hostile = {**record, "name": ["x"], "collection": "journals", "policy": 7, "version": "v2"}
     for name, _, _ in NODES:
         _record_path(repo, name, package_id).write_text(json.dumps(hostile), "utf-8")
-    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
-        (home / name).unlink(missing_ok=True)
-    init_home(home)
-    with Repository.open(home) as fresh:
-        for name, org_type, region in NODES:
-            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
-        report = rebuild_from_nodes(fresh, audit=False)
+    with _rebuilt(home) as (fresh, report):
         assert report.ok and {f.code for f in report.findings} == {"R010"}
         assert report.events_restored == count
         with fresh.catalog.session() as s:
@@ -284,13 +286,7 @@ def test_a_stripped_record_cannot_open_a_dark_collection_in_a_rebuild(repo, pres
         _strip_evidence(repo, name, preserved, access_mode="open")
     home = repo.settings.home
     repo.close()
-    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
-        (home / name).unlink(missing_ok=True)
-    init_home(home)
-    with Repository.open(home) as fresh:
-        for name, org_type, region in NODES:
-            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
-        report = rebuild_from_nodes(fresh, audit=False)
+    with _rebuilt(home) as (fresh, report):
         assert not report.ok
         assert sorted((f.code, f.path.split(":")[0]) for f in report.findings) == [("R006", "cas-nsl"),
                                                                                     ("R006", "inst-istic")]
@@ -313,13 +309,7 @@ def test_an_unsigned_record_never_names_who_may_read_a_collection(tmp_path, samp
             record = json.loads(path.read_text("utf-8"))
             record["collection"]["access_mode"] = "open"
             path.write_text(json.dumps(record), "utf-8")
-    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
-        (home / name).unlink(missing_ok=True)
-    init_home(home)
-    with Repository.open(home) as fresh:
-        for name, org_type, region in NODES:
-            add_node(fresh, name, org_type, region, node_root(fresh, name).as_uri())
-        report = rebuild_from_nodes(fresh, audit=False)
+    with _rebuilt(home) as (fresh, report):
         assert {f.code for f in report.findings} == {"R010"}
         with fresh.catalog.session() as s:
             package = s.get(Package, package_id)

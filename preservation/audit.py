@@ -3,6 +3,11 @@
 Each replica gets one ``fixity check`` event and a new state in the same
 transaction; a failed copy also gets its repair job there (so a crash can
 never leave a corrupt copy without its repair queued).
+
+The files that need chunk digests and have none in the catalog (packages
+ingested before they existed) get them from the audit's read, for the
+files that matched (:func:`preservation.chunks.record_found`), so that the
+access service streams them verified chunk by chunk from then on.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
-from preservation import events
+from preservation import chunks, events
 from preservation.catalog.models import (
     REPLICA_CORRUPT,
     REPLICA_MISSING,
@@ -95,8 +100,9 @@ def audit_replica(
             raise NotFound(f"no replica {replica_id}")
         node, package_id, state_before = replica.node, replica.package_id, replica.state
     adapter = repo.adapter(node)
-    fixity = check_replica(repo.catalog, adapter, package_id, algorithms, workers=repo.settings.workers)
-    codes = set(fixity.findings.codes())
+    fixity = check_replica(repo.catalog, adapter, package_id, algorithms, workers=repo.settings.workers,
+                           keep_chunks=lambda found: chunks.record_found(repo.catalog, package_id, found))
+    codes = {finding.code for finding in fixity.findings.errors}
     with repo.catalog.session() as s:
         replica = s.get(Replica, replica_id)
         now = utcnow()
@@ -122,6 +128,7 @@ def audit_replica(
             "files_checked": fixity.files_checked,
             "bytes_read_on_node": fixity.bytes_read_on_node,
             "bytes_over_network": fixity.bytes_over_network,
+            "chunks_recorded": fixity.chunks_recorded,
             "findings": fixity.findings.to_list()[:MAX_FINDINGS_IN_EVENT],
             "findings_total": len(fixity.findings),
         }

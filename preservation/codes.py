@@ -205,6 +205,9 @@ NODE_UNAVAILABLE = _code("A007", ERROR, "the node's storage did not answer")
 NOT_REGULAR = _code(
     "A008", ERROR, "the node holds a FIFO, socket, symbolic link or device where a file is or is not expected"
 )
+CHUNKS_DIFFER = _code(
+    "A009", WARNING, "a file matches its digests but not the chunk digests the catalog holds for it (kept, not replaced)"
+)
 
 # --- rebuilding the catalog from the nodes --------------------------------------------
 REBUILD_NO_BAGIT = _code("R001", ERROR, "a package recorded on a node has no bagit.txt there")

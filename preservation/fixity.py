@@ -4,6 +4,11 @@ The node's listing and the catalog's file rows are both in byte order, so a
 merge of the two finds missing, unexpected and resized files in one pass with
 memory independent of the file count; only files present with the right size
 are then digested (on the node, where the adapter can).
+
+An audit that reads a file whole also gives the file's chunk digests
+(BLAKE3 per 1 MiB, the access service's piece-by-piece check) when the
+catalog has none for it, computed in that read, for the files that matched
+(``keep_chunks``).
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 import collections
 import itertools
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from preservation.bagit.names import shown
 from preservation.catalog.db import Catalog
 from preservation.catalog.files import FileRow, iter_expected
 from preservation.codes import (
+    CHUNKS_DIFFER,
     FILE_CHANGED,
     FILE_MISSING,
     FILE_UNEXPECTED,
@@ -27,7 +33,7 @@ from preservation.codes import (
     SIZE_CHANGED,
 )
 from preservation.errors import NotRegularFile, PreservationError, StorageError, error_class
-from preservation.findings import FindingList
+from preservation.findings import WARNING, FindingList
 from preservation.layout import PackageLayout
 from storage_adapters import StorageAdapter, traffic
 from storage_adapters.base import VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE, VERIFY_UNREADABLE, VerifyBatch
@@ -43,6 +49,7 @@ class FixityResult:
     findings: FindingList = field(default_factory=FindingList)
     bad_paths: list[str] = field(default_factory=list)
     unexpected_paths: list[str] = field(default_factory=list)
+    chunks_recorded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -61,6 +68,7 @@ class FixityResult:
             "bytes_expected": self.bytes_expected,
             "bytes_read_on_node": self.bytes_read_on_node,
             "bytes_over_network": self.bytes_over_network,
+            "chunks_recorded": self.chunks_recorded,
             "findings": self.findings.to_list(),
         }
 
@@ -77,28 +85,50 @@ class FixityResult:
         return error_class(finding.params.get("error_code"))(detail, location=location)
 
 
+KeepChunks = Callable[[Mapping[str, bytes]], Iterable[str]]
+"""Stores the chunk digests of files that matched (path: digests); returns the paths whose stored digests differ."""
+
+
 def check_replica(
     catalog: Catalog,
     adapter: StorageAdapter,
     package_id: str,
     algorithms: Sequence[str] = ("sha256",),
     workers: int = 2,
+    keep_chunks: KeepChunks | None = None,
 ) -> FixityResult:
-    """Re-read every file of one replica and compare with the catalog; never stops early."""
+    """Re-read every file of one replica and compare with the catalog; never stops early.
+
+    With ``keep_chunks``, the files that need chunk digests and have none in the
+    catalog get them from this read, only when they match: each batch's are
+    handed to ``keep_chunks``, and a file whose stored chunk digests turn out to
+    differ (another reader recorded others meanwhile) is a CHUNKS_DIFFER warning.
+    """
     result = FixityResult()
     prefix = PackageLayout(package_id).prefix
     algorithms = check_algorithms(algorithms)
     traffic_before = traffic(adapter)
     try:
-        present = _present(result, adapter, prefix, iter_expected(catalog, package_id, algorithms))
+        rows = iter_expected(catalog, package_id, algorithms, chunk_flags=keep_chunks is not None)
+        present = _present(result, adapter, prefix, rows)
         for batch in adapter.verify_many(prefix, present, algorithms, workers=workers):
             _record(result, batch)
+            if keep_chunks is not None and batch.chunks:
+                _keep(result, keep_chunks, batch.chunks)
     except StorageError as e:
         result.findings.add(NODE_UNAVAILABLE, str(e), error_code=e.code, retryable=e.retryable)
     result.bytes_over_network = max(0, traffic(adapter) - traffic_before)
     if result.absent:
         result.findings.add(REPLICA_ABSENT, f"none of the {result.files_expected} files are on the node")
     return result
+
+
+def _keep(result: FixityResult, keep_chunks: KeepChunks, found: Mapping[str, bytes]) -> None:
+    differ = set(keep_chunks(found))
+    result.chunks_recorded += len(found) - len(differ)
+    for path in sorted(differ):
+        result.findings.add(CHUNKS_DIFFER, "the file matches its digests, but not the chunk digests the catalog "
+                            "holds for it: they were kept, not replaced", path=path, severity=WARNING)
 
 
 def _present(

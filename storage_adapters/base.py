@@ -25,8 +25,9 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, ClassVar, Iterable, Iterator, Mapping, Sequence, Sized, TypeVar
+from typing import IO, Any, ClassVar, Container, Iterable, Iterator, Mapping, Sequence, Sized, TypeVar
 
+from preservation.chunk_digests import ChunkHasher
 from preservation.concurrency import bounded_map
 from preservation.errors import (
     ChecksumMismatch,
@@ -75,13 +76,15 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class DigestResult:
-    """Outcome of digesting one key: digests, or the error that stopped it."""
+    """Outcome of digesting one key: digests, or the error that stopped it; ``chunks``: its chunk
+    digests (:mod:`preservation.chunk_digests`) when they were asked for and the back end read it whole here."""
 
     key: str
     size: int | None
     digests: Mapping[str, str] | None
     error: PreservationError | None = None
     bytes_read: int = 0
+    chunks: bytes | None = None
 
 
 VERIFY_MISSING = "missing"
@@ -115,12 +118,15 @@ class VerifyBatch:
     """What ``verify_many`` found in one batch of files.
 
     ``checked`` counts the files read in full at the expected size (their
-    digests compared, matching or not); ``bytes_read`` every byte read.
+    digests compared, matching or not); ``bytes_read`` every byte read;
+    ``chunks`` the chunk digests (``path: n × 32 bytes``) of the files whose
+    row asked for them and that matched, computed in the read that checked them.
     """
 
     checked: int = 0
     bytes_read: int = 0
     problems: list[VerifyProblem] = field(default_factory=list)
+    chunks: dict[str, bytes] = field(default_factory=dict)
 
 
 def check_key(key: object, *, allow_prefix: bool = False, allow_undecodable: bool = False) -> str:
@@ -365,9 +371,13 @@ class StorageAdapter(ABC):
         """Check that each ``prefix + path`` has the expected size and digests.
 
         ``prefix`` is empty or ends in '/'; ``rows`` are ``(path, size, digests)``
-        with the hex digests in the order of ``algorithms``; they are consumed
-        lazily, so a stream of millions keeps memory flat.  Yields one
-        :class:`VerifyBatch` per batch of rows; only problems are itemised.
+        with the hex digests in the order of ``algorithms``, or ``(path, size,
+        digests, True)`` for a file whose chunk digests are wanted too: a file
+        that matches then has them in ``VerifyBatch.chunks``, computed in the
+        same read (on the node, behind a node agent; a back end that does not
+        read the file whole here gives none).  Rows are consumed lazily, so a
+        stream of millions keeps memory flat.  Yields one :class:`VerifyBatch`
+        per batch of rows; only problems are itemised.
         Nothing outside the store is ever read: each key is checked before its
         object is read (a local store checks each directory once, resolved,
         and opens the file in it by its last name without following a link).
@@ -408,15 +418,25 @@ class StorageAdapter(ABC):
 
     # --- defaults a back end may override (``_digest``, ``_digest_many``) ---------
 
-    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+    def _digest(self, key: str, algorithms: Sequence[str], chunks: bool = False) -> DigestResult:
+        """Digests of ``key`` from a read of it here; with ``chunks`` its chunk digests too, from that read."""
         hasher = MultiHasher(algorithms)
+        chunker = ChunkHasher() if chunks else None
         for chunk in self._read(key, 0, None):
             hasher.update(chunk)
-        return DigestResult(key=key, size=hasher.size, digests=hasher.hexdigests(), bytes_read=hasher.size)
+            if chunker is not None:
+                chunker.update(chunk)
+        return DigestResult(key=key, size=hasher.size, digests=hasher.hexdigests(), bytes_read=hasher.size,
+                            chunks=None if chunker is None else chunker.digests())
 
-    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+    def _digest_many(
+        self, keys: Iterable[str], algorithms: Sequence[str], workers: int, chunked: Container[str] = frozenset(),
+    ) -> Iterator[DigestResult]:
+        """Digests of ``keys`` (see ``digest_many``); those in ``chunked`` with their chunk digests too."""
         def one(key: str) -> DigestResult:
             try:
+                if key in chunked:
+                    return self._digest(check_key(key), algorithms, True)
                 return self._digest(check_key(key), algorithms)
             except PreservationError as e:
                 return DigestResult(key=key, size=None, digests=None, error=e)
@@ -454,9 +474,10 @@ class StorageAdapter(ABC):
     ) -> Iterator[VerifyBatch]:
         for batch in _batches(rows, VERIFY_BATCH):
             expected = {prefix + row[0]: row for row in batch}
+            chunked = {key for key, row in expected.items() if len(row) > 3 and row[3]}
             out = VerifyBatch()
-            for res in self.digest_many(list(expected), algorithms, workers=workers):
-                path, size, want = expected[res.key]
+            for res in self._digest_many(list(expected), algorithms, workers, chunked):
+                path, size, want = expected[res.key][:3]
                 out.bytes_read += res.bytes_read
                 if res.error is not None:
                     out.problems.append(VerifyProblem(path, _problem_kind(res.error), error=res.error))
@@ -470,6 +491,9 @@ class StorageAdapter(ABC):
                             out.problems.append(VerifyProblem(
                                 path, VERIFY_DIGEST, algorithm=algorithm, actual=found.get(algorithm), expected=digest))
                             break
+                    else:
+                        if res.chunks is not None and res.key in chunked:
+                            out.chunks[path] = res.chunks
             yield out
 
     # --- what a back end must implement -------------------------------------

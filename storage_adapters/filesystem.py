@@ -21,6 +21,7 @@ import errno
 import io
 import itertools
 import os
+import shutil
 import stat
 import time
 import uuid
@@ -42,6 +43,7 @@ from preservation.errors import (
     StorageUnavailable,
     UnsupportedURI,
 )
+from preservation.chunk_digests import ChunkHasher
 from preservation.concurrency import bounded_map
 from preservation.pagecache import advise_dontneed
 
@@ -393,14 +395,31 @@ class FilesystemAdapter(StorageAdapter):
 
     def _temporary(self) -> str:
         """A new temporary path under the root (its directory made again if a disk swap removed it)."""
-        self.make_temporary_dir()
-        return self.temporary_path()
+        self._make_temporary_dir()
+        return self._temporary_path()
 
-    def temporary_path(self) -> str:
-        """A new temporary path under the root, its directory not checked (see ``make_temporary_dir``)."""
+    def _temporary_path(self) -> str:
+        """A new temporary path under the root, its directory not checked (see ``_make_temporary_dir``)."""
         return os.path.join(self.root, TEMP_DIR, f"{_TEMP_PREFIX}-{os.getpid()}-{next(_temp_counter)}.part")
 
-    def make_temporary_dir(self) -> None:
+    def create_temporary(self, key: str) -> tuple[str, io.FileIO]:
+        """A new temporary file for a copy of ``key``, open unbuffered to write and read back; raises
+        the store's error (StorageFull …)."""
+        path = self._temporary_path()
+        try:
+            try:
+                return path, open(path, "x+b", buffering=0)
+            except FileNotFoundError:  # the first copy to this store, or a disk swap removed the directory
+                self._make_temporary_dir()
+                return path, open(path, "x+b", buffering=0)
+        except OSError as e:
+            raise self.translate(e, key) from e
+
+    def draft(self, prefix: str) -> "DraftTree":
+        """A new tree of objects under ``prefix``, visible only once published whole (:class:`DraftTree`)."""
+        return DraftTree(self, prefix)
+
+    def _make_temporary_dir(self) -> None:
         """Make the temporary area if it is gone; refuse it unless it is a directory, not a link
         (the bytes of every write would otherwise land wherever the link leads)."""
         path = os.path.join(self.root, TEMP_DIR)
@@ -477,12 +496,14 @@ class FilesystemAdapter(StorageAdapter):
             self._forget_dirs()
             parent = os.path.dirname(parent)
 
-    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
+    def _digest(self, key: str, algorithms: Sequence[str], chunks: bool = False) -> DigestResult:
+        chunker = ChunkHasher() if chunks else None
         try:
-            size, digests = digest_path(self._file(key), algorithms)
+            size, digests = digest_path(self._file(key), algorithms, chunker)
         except OSError as e:
             raise self.translate(e, key) from e
-        return DigestResult(key=key, size=size, digests=digests, bytes_read=size)
+        return DigestResult(key=key, size=size, digests=digests, bytes_read=size,
+                            chunks=None if chunker is None else chunker.digests())
 
     def verify_local(
         self, prefix: str, rows: Iterable[tuple[str, int, tuple[str, ...]]], algorithms: tuple[str, ...], workers: int
@@ -567,8 +588,8 @@ class FilesystemAdapter(StorageAdapter):
                 if future is not None:
                     future.cancel()
 
-    def _verified(self, prefix: str, outcome: tuple[int, int, list]) -> VerifyBatch:
-        checked, bytes_read, found = outcome
+    def _verified(self, prefix: str, outcome: tuple[int, int, list, dict[str, bytes]]) -> VerifyBatch:
+        checked, bytes_read, found, chunks = outcome
         problems = []
         for path, kind, detail in found:
             key = prefix + path
@@ -586,7 +607,7 @@ class FilesystemAdapter(StorageAdapter):
                 checked += 1
                 problem = VerifyProblem(path, VERIFY_DIGEST, algorithm=detail[0], actual=detail[1], expected=detail[2])
             problems.append(problem)
-        return VerifyBatch(checked=checked, bytes_read=bytes_read, problems=problems)
+        return VerifyBatch(checked=checked, bytes_read=bytes_read, problems=problems, chunks=chunks)
 
     def fan_out(self, algorithms: Sequence[str], *, drop_source: bool = False) -> FanOut:
         """A one-pass copier from this store to several local stores (see :mod:`storage_adapters.fanout`)."""
@@ -607,7 +628,7 @@ class FilesystemAdapter(StorageAdapter):
         self._dirty = False
 
     def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove temporary files left by interrupted writes; returns how many."""
+        """Remove temporary files and drafts left by interrupted writes; returns how many."""
         tmp_dir = os.path.join(self.root, TEMP_DIR)
         removed = 0
         cutoff = time.time() - older_than_seconds
@@ -618,7 +639,10 @@ class FilesystemAdapter(StorageAdapter):
         for entry in entries:
             try:
                 if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
-                    os.unlink(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)  # a draft never published (DraftTree)
+                    else:
+                        os.unlink(entry.path)
                     removed += 1
             except OSError:
                 continue
@@ -693,6 +717,107 @@ class PreparedCopy:
 
     def discard(self) -> None:
         unlink_quietly(self.path)
+
+
+DRAFT_TOUCH_SECONDS = 60.0
+"""A draft being written has its directory's time refreshed this often, so that a sweep of
+interrupted writes (hours old) never takes one still in use."""
+
+
+class DraftTree:
+    """New objects under one prefix, written into a directory of the temporary area laid out as
+    they will lie under the prefix, and made visible together by one rename (:meth:`publish`).
+
+    A fan-out writes and reads back each file in place (:meth:`create_temporary`, :meth:`adopt`:
+    the same hands as the store's own, but a file's commit moves nothing).  Until the tree is
+    published nothing of it is visible under a key, so a crash leaves only the directory, which
+    ``sweep_temporary`` removes.  Publishing first syncs the filesystem, so every byte of every
+    file is on stable storage before its name appears; the store's next ``flush`` makes the rename
+    itself durable.  One rename per tree instead of one per file: each rename out of the temporary
+    area changes two directories in the filesystem's journal.
+
+    The prefix must not hold objects yet (a new package's): :meth:`publish` refuses a non-empty one.
+    """
+
+    def __init__(self, store: FilesystemAdapter, prefix: str) -> None:
+        name = check_key(prefix.removesuffix("/"))
+        if not prefix.endswith("/"):
+            raise InvalidKey("a draft is written under a prefix ending in '/'", key=prefix)
+        self.store = store
+        self.prefix = prefix
+        self.fsync = store.fsync
+        self._final = store.object_path(name)  # refuses the temporary area
+        self._name = name
+        self.root = store._temporary()
+        try:
+            os.mkdir(self.root)
+        except OSError as e:
+            raise store.translate(e, prefix) from e
+        self._touched = time.monotonic()
+        self.published = False
+
+    def object_path(self, key: str) -> str:
+        """Where ``key``'s file lies in the draft; refuses a key outside the prefix."""
+        if not key.startswith(self.prefix) or key == self.prefix:
+            raise InvalidKey(f"the key is not under the draft's prefix {self.prefix!r}", key=key)
+        return os.path.join(self.root, *key[len(self.prefix):].split("/"))
+
+    def translate(self, e: OSError, key: str) -> StorageError:
+        return self.store.translate(e, key)
+
+    def create_temporary(self, key: str) -> tuple[str, io.FileIO]:
+        """The new file of ``key`` in the draft (its directories made), open unbuffered to write and
+        read back; raises the store's error.  Every directory in the draft was made here, and the
+        file is created exclusively, so no link can lead the write elsewhere."""
+        path = self.object_path(key)
+        try:
+            try:
+                f = open(path, "x+b", buffering=0)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                f = open(path, "x+b", buffering=0)
+        except OSError as e:
+            raise self.store.translate(e, key) from e
+        now = time.monotonic()
+        if now - self._touched >= DRAFT_TOUCH_SECONDS:
+            self._touched = now
+            with contextlib.suppress(OSError):
+                os.utime(self.root)
+        return path, f
+
+    def adopt(self, path: str, key: str, size: int) -> PreparedCopy:
+        """The finished file ``path`` of the draft: its commit only makes a big one durable."""
+        return PreparedCopy(self, path, key, size)
+
+    def _commit(self, tmp: str, key: str) -> None:
+        """Nothing to move: the file already lies where it will be once the tree is published."""
+
+    def publish(self) -> None:
+        """Sync the filesystem (every file's bytes on stable storage), then rename the draft onto
+        the prefix; the store's ``flush`` makes the rename durable.  Raises StorageError when the
+        prefix holds objects already, InvalidKey when a directory on its way is a link."""
+        store = self.store
+        if self.fsync:
+            _sync_filesystem(self.root)
+        parent, name = os.path.split(self._final)
+        if parent != store.root and parent not in store._made:
+            store._make_parents(self._name)
+            store._made.add(parent)
+        target = os.path.join(store._real_dir(parent, self._name), name)
+        try:
+            os.rename(self.root, target)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise StorageError(f"{self.prefix!r} holds objects already in {store.location}: "
+                                   "its copy is finished file by file") from e
+            raise store.translate(e, self.prefix) from e
+        self.published = True
+        store._dirty = True
+
+    def discard(self) -> None:
+        """Remove the draft unless it was published (a copy that failed, or was given up)."""
+        if not self.published:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _copy_file_data(src, dst) -> int:

@@ -17,7 +17,10 @@ Python steps per file as it can:
   and a FIFO or device gives no bytes or the wrong number of them, which is
   when the file's type is looked at (an empty file costs one ``fstat``, no
   other file does);
-* the digest is compared here; only problems travel back;
+* the digest is compared here; only problems travel back, and the chunk
+  digests (BLAKE3 per 1 MiB, :mod:`preservation.chunk_digests`) of the files
+  whose row asks for them and that matched, computed from the bytes read
+  for the digest (never a second read);
 * a few files ahead of the one being hashed are opened early and their
   pages asked for (``POSIX_FADV_WILLNEED``; within a file, the next step),
   so that a cold disk always has reads outstanding while a core hashes:
@@ -54,10 +57,12 @@ import types
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
 
+from preservation.chunk_digests import ChunkHasher
 from preservation.pagecache import advise_dontneed, advise_willneed
 
-# what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms)
-Row = tuple[str, int, tuple[str, ...]]
+# what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms),
+# and a fourth element, true when the file's chunk digests are wanted too (only files that need them: it costs a hash)
+Row = tuple
 # what a problem is: (path, kind, detail); kinds below
 Problem = tuple[str, str, tuple]
 MISSING = "missing"  # detail: ()
@@ -94,8 +99,13 @@ PREFETCH_BYTES = 8 * 1024 * 1024  # … as long as their bytes stay within this 
 PROBE_EACH = 1024 * 1024  # files this big are each asked whether they come from the disk (one syscall: cheap to them)
 
 
-def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[str, ...]) -> tuple[int, int, list]:
-    """Check ``rows`` under ``root``/``prefix``: (files that matched, bytes read, problems).
+def verify_batch(
+    root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[str, ...],
+) -> tuple[int, int, list, dict[str, bytes]]:
+    """Check ``rows`` under ``root``/``prefix``: (files that matched, bytes read, problems, chunk digests).
+
+    The chunk digests are those of the files that matched and whose row asked
+    for them (``path: n × 32 bytes``).
 
     ``root`` must be the store's resolved root (``os.path.realpath``).  Nothing
     outside it is ever read: each directory is resolved and checked to lie
@@ -108,6 +118,7 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
     matched = 0
     bytes_read = 0
     problems: list[Problem] = []
+    chunks: dict[str, bytes] = {}
     dirs: dict[str, int | None] = {}
     last_parent, dir_fd = None, None
     buffer = None
@@ -129,7 +140,8 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
         """Open row ``index``'s file now and ask for its pages; the bytes asked for (0: on any trouble,
         the file is left to its turn)."""
         nonlocal ask_within, ask_folder
-        path, size, _ = rows[index]
+        row = rows[index]
+        path, size = row[0], row[1]
         within, _, name = path.rpartition("/")
         if within != ask_within:
             ask_within, ask_folder = within, directory(within)
@@ -146,7 +158,9 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
 
     count = len(rows)
     try:
-        for index, (path, size, expected) in enumerate(rows):
+        for index, row in enumerate(rows):
+            path, size, expected = row[0], row[1], row[2]
+            chunked = len(row) > 3 and row[3]
             if index in ahead:
                 hinted_bytes -= min(size, PREFETCH_BYTES)
             elif hinted <= index:
@@ -208,14 +222,18 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                         actual = first(data).hexdigest()
                         if actual == expected[0]:
                             matched += 1
+                            if chunked:
+                                chunks[path] = _chunk_digests(data)
                         else:
                             problems.append((path, DIGEST, (algorithms[0], actual, expected[0])))
                         continue
                     hashes = [c(data) for c in constructors]
+                    if chunked:
+                        hashes.append(_ChunksOf(data))
                 else:
                     if buffer is None:
                         buffer = bytearray(_READ_STEP)
-                    got, hashes = _read_large(fd, size, constructors, buffer)
+                    got, hashes = _read_large(fd, size, constructors, buffer, chunked)
                     bytes_read += got
                     if got != size:
                         problems.append(_wrong_size(path, fd, got, size))
@@ -234,13 +252,33 @@ def verify_batch(root: str, prefix: str, rows: Sequence[Row], algorithms: tuple[
                     break
             else:
                 matched += 1
+                if chunked:
+                    chunks[path] = hashes[-1].digests()
     finally:
         for fd in ahead.values():
             sys_close(fd)
         for fd in dirs.values():
             if fd is not None and fd >= 0:
                 os.close(fd)
-    return matched, bytes_read, problems
+    return matched, bytes_read, problems, chunks
+
+
+def _chunk_digests(data: bytes) -> bytes:
+    hasher = ChunkHasher()
+    hasher.update(data)
+    return hasher.digests()
+
+
+class _ChunksOf:
+    """The chunk digests of bytes held whole, computed only when asked for (after the file's digests matched)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def digests(self) -> bytes:
+        return _chunk_digests(self._data)
 
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
@@ -304,8 +342,11 @@ def _read_rest(fd: int, data: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _read_large(fd: int, size: int, constructors: list, buffer: bytearray) -> tuple[int, list]:
+def _read_large(fd: int, size: int, constructors: list, buffer: bytearray, chunked: bool) -> tuple[int, list]:
+    """Read a big file in steps, hashing each step as it comes; with ``chunked`` the last hash is a ChunkHasher."""
     hashes = [c() for c in constructors]
+    if chunked:
+        hashes.append(ChunkHasher())
     view = memoryview(buffer)
     got = 0
     limit = size + 1

@@ -15,6 +15,7 @@ import os
 import threading
 from typing import Sequence
 
+from preservation.chunk_digests import ChunkHasher
 from preservation.pagecache import advise_dontneed
 
 from . import fsverify
@@ -51,9 +52,10 @@ def no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
-def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
+def digest_path(path: str, algorithms: Sequence[str], chunker: ChunkHasher | None = None) -> tuple[int, dict[str, str]]:
     """Size and digests of the file at ``path`` (not following a final symbolic link); raises
-    OSError, NotRegularPath for a FIFO, socket or device.
+    OSError, NotRegularPath for a FIFO, socket or device.  ``chunker`` is fed the same bytes
+    (the file's chunk digests, from this one read).
 
     A file that came from the disk leaves the page cache once it is digested (``POSIX_FADV_DONTNEED``):
     a copy is checked to be kept, not read again soon, and a node agent's audit must not evict its
@@ -64,20 +66,28 @@ def digest_path(path: str, algorithms: Sequence[str]) -> tuple[int, dict[str, st
         try:
             size = regular_size(f.fileno())
             drop = fsverify.first_page_uncached(f.fileno())  # asked of a regular file only
+            feed = hasher.update if chunker is None else _both(hasher, chunker)
             if size < CHUNK_SIZE:
                 # small files (most files of most bags): one read, no 4 MiB buffer to allocate
-                hasher.update(f.read(size + 1))
+                feed(f.read(size + 1))
             buf = bytearray(CHUNK_SIZE) if size >= CHUNK_SIZE else bytearray(64 * 1024)
             view = memoryview(buf)
             while True:
                 n = f.readinto(buf)
                 if not n:
                     break
-                hasher.update(view[:n])
+                feed(view[:n])
         finally:
             if drop:
                 advise_dontneed(f.fileno())
     return hasher.size, hasher.hexdigests()
+
+
+def _both(hasher: MultiHasher, chunker: ChunkHasher):
+    def feed(piece) -> None:
+        hasher.update(piece)
+        chunker.update(piece)
+    return feed
 
 
 def digest_and_compare(

@@ -5,8 +5,10 @@ The optional ``/prefix`` is a key prefix on the node: every key is stored
 under it, and listings are relative to it.
 
 Digests are computed on the node (``FEATURE_NODE_DIGEST``): ``digest_many``
-sends key lists and reads back one NDJSON line per key, so an audit moves
-digests over the network, not content.  ``traffic()`` (its ``traffic`` feature) counts the bytes of
+sends key lists and reads back one NDJSON line per key, and ``verify_many``
+(an audit) sends the expected rows and reads back what the node found, a line
+per batch of files (``POST /v1/verify``; an older agent without it is asked
+for digests instead), so an audit moves findings over the network, not content.  ``traffic()`` (its ``traffic`` feature) counts the bytes of
 every request and response this adapter sent or received: request lines,
 headers and bodies (TCP and TLS framing are not counted).
 
@@ -25,13 +27,14 @@ Range request.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import ssl
 import threading
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Container, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -53,7 +56,21 @@ from preservation.errors import (
     error_class,
 )
 
-from .base import DigestResult, ObjectInfo, StorageAdapter, check_key
+from preservation.chunk_digests import DIGEST_BYTES, chunk_count
+
+from .base import (
+    VERIFY_DIGEST,
+    VERIFY_MISSING,
+    VERIFY_NOT_REGULAR,
+    VERIFY_SIZE,
+    VERIFY_UNREADABLE,
+    DigestResult,
+    ObjectInfo,
+    StorageAdapter,
+    VerifyBatch,
+    VerifyProblem,
+    check_key,
+)
 from .features import FEATURE_FREE_SPACE, FEATURE_NODE_DIGEST, FEATURE_TRAFFIC, FEATURE_WITNESS
 from .hashing import CHUNK_SIZE
 from .wrappers import RetryingAdapter
@@ -133,6 +150,7 @@ class NodeStore(StorageAdapter):
         timeout: float = 60.0,
         connect_timeout: float = 5.0,
         digest_batch: int = 1000,
+        verify_batch: int = 10_000,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(uri)
@@ -179,6 +197,8 @@ class NodeStore(StorageAdapter):
                 raise ConfigError(f"cannot load the CA file {ca_file!r} for {self._display}: {e}") from e
         self.timeout = timeout
         self.digest_batch = digest_batch
+        self.verify_batch = verify_batch  # rows per check on the node: the agent's max_digest_keys by default
+        self._verifies = True  # False once the agent has shown it has no /v1/verify (an older agent)
         self._client = httpx.Client(
             base_url=f"{scheme.removeprefix('node+')}://{parts.netloc}",
             verify=verify,
@@ -447,7 +467,11 @@ class NodeStore(StorageAdapter):
             raise result.error
         return result
 
-    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+    def _digest_many(
+        self, keys: Iterable[str], algorithms: Sequence[str], workers: int, chunked: Container[str] = frozenset(),
+    ) -> Iterator[DigestResult]:
+        """Digests computed on the node; the digest endpoint gives no chunk digests (``chunked`` is not sent:
+        an audit asks for them with the files it checks on the node, ``verify_many``)."""
         batch: list[str] = []
         for key in keys:
             try:
@@ -480,6 +504,69 @@ class NodeStore(StorageAdapter):
         return DigestResult(
             key=key, size=document["size"], digests=dict(document["digests"]), bytes_read=bytes_read
         )
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        """Check the files on the node (``POST /v1/verify``), ``verify_batch`` rows a request; an agent
+        that has no such endpoint (an older one: the route is not found) is checked over ``digest_many``."""
+        rows = iter(rows)
+        while window := list(itertools.islice(rows, self.verify_batch)):
+            if self._verifies:
+                lines = self._verify_request(prefix, window, algorithms, workers)
+                try:
+                    first = next(lines, None)
+                except ObjectNotFound:  # the endpoint never answers 404 itself: the agent does not know it
+                    self._verifies = False
+                else:
+                    if first is not None:
+                        yield first
+                    yield from lines
+                    continue
+            yield from super()._verify_many(prefix, window, algorithms, workers)
+
+    def _verify_request(
+        self, prefix: str, rows: list[tuple], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        content = json.dumps({
+            "prefix": self._prefix + prefix, "algorithms": list(algorithms), "workers": workers,
+            "rows": [[row[0], row[1], bool(len(row) > 3 and row[3]), *row[2]] for row in rows],
+        }).encode("utf-8")
+        asked = {row[0]: row for row in rows}
+        headers = {"Content-Type": "application/json"}
+        for document in self._lines("the check", "POST", "/v1/verify", headers=headers, content=content):
+            try:
+                yield self._verify_batch(prefix, asked, document)
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
+                raise StorageError(f"the node agent at {self._agent} gave a malformed answer to a check: {e!r}",
+                                   location=self.location) from e
+
+    def _verify_batch(self, prefix: str, asked: dict[str, tuple], document: dict[str, Any]) -> VerifyBatch:
+        """One line of the node's answer; an answer about a file that was not asked about, or chunk
+        digests that do not fit the file's size, is malformed (KeyError, ValueError)."""
+        out = VerifyBatch(checked=_count(document["checked"]), bytes_read=_count(document["bytes_read"]))
+        for problem in document["problems"]:
+            path, kind = problem["path"], problem["kind"]
+            if path not in asked:
+                raise KeyError(f"a problem with {path!r}, which was not asked about")
+            if kind in (VERIFY_MISSING, VERIFY_UNREADABLE, VERIFY_NOT_REGULAR):
+                error = self._error_from_document(problem["error"], prefix + path, 0)
+                out.problems.append(VerifyProblem(path, kind, error=error))
+            elif kind == VERIFY_SIZE:
+                out.problems.append(VerifyProblem(path, kind, actual=_count(problem["actual"]),
+                                                  expected=_count(problem["expected"])))
+            elif kind == VERIFY_DIGEST:
+                out.problems.append(VerifyProblem(path, kind, algorithm=str(problem["algorithm"]),
+                                                  actual=str(problem["actual"]), expected=str(problem["expected"])))
+            else:
+                raise ValueError(f"unknown kind of problem {kind!r}")
+        for path, digests in document["chunks"].items():
+            row = asked[path]
+            value = bytes.fromhex(digests)
+            if not (len(row) > 3 and row[3]) or len(value) != chunk_count(row[1]) * DIGEST_BYTES:
+                raise ValueError(f"chunk digests of {path!r} that were not asked for or do not fit its size")
+            out.chunks[path] = value
+        return out
 
     def witness(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """Send a checkpoint to the agent to witness (``POST /v1/witness``); its answer, with its co-signed note.
@@ -534,6 +621,12 @@ class NodeStore(StorageAdapter):
             "POST", "/v1/challenge", headers={"Content-Type": "application/json"}, content=content, key=key
         ) as response:
             return json.loads(response.read())["sha256"]
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
 
 
 def _range(offset: int, length: int | None) -> dict[str, str]:

@@ -14,8 +14,10 @@ again.  Only a store that cannot be reached just now is retried
 Retries back off exponentially with jitter, at most ``retries`` more tries per
 call.  Streams resume rather than restart: a read continues from the byte it
 reached, a listing after the last key it gave, a batch of digests with the
-keys not answered yet.  A write is tried again only when it failed before it
-took its first byte of the data, which cannot be replayed.
+keys not answered yet, a check of many files (``verify_many`` of a store
+that is not on this host) with the window of rows it was checking.  A write
+is tried again only when it failed before it took its first byte of the
+data, which cannot be replayed.
 """
 
 from __future__ import annotations
@@ -24,17 +26,22 @@ import itertools
 import random
 import time
 from collections import Counter
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Container, Iterable, Iterator, Sequence, TypeVar
 
+from preservation.chunk_digests import DIGEST_BYTES, chunk_count
 from preservation.errors import PreservationError, StorageUnavailable
 
-from .base import DigestResult, ObjectInfo, StorageAdapter
+from .base import DigestResult, ObjectInfo, StorageAdapter, VerifyBatch
 from .features import Features
 
 T = TypeVar("T")
 MAX_BACKOFF = 10.0
 DIGEST_WINDOW = 10_000
 """Keys handed to the inner adapter's ``digest_many`` at a time (it batches its requests itself)."""
+VERIFY_WINDOW = 10_000
+"""Rows handed to the inner adapter's ``verify_many`` at a time; what it finds in them is held until they are done."""
+VERIFY_WINDOW_CHUNKS = 4 * 1024 * 1024
+"""… and at most this many bytes of chunk digests asked for in one window (4 MiB: 128 GiB of files)."""
 
 
 class WrappedAdapter(StorageAdapter):
@@ -70,11 +77,18 @@ class WrappedAdapter(StorageAdapter):
     def _delete(self, key: str) -> None:
         self.inner._delete(key)
 
-    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
-        return self.inner._digest(key, algorithms)
+    def _digest(self, key: str, algorithms: Sequence[str], chunks: bool = False) -> DigestResult:
+        return self.inner._digest(key, algorithms, chunks)
 
-    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
-        return self.inner._digest_many(keys, algorithms, workers)
+    def _digest_many(
+        self, keys: Iterable[str], algorithms: Sequence[str], workers: int, chunked: Container[str] = frozenset(),
+    ) -> Iterator[DigestResult]:
+        return self.inner._digest_many(keys, algorithms, workers, chunked)
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        return self.inner._verify_many(prefix, rows, algorithms, workers)
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         return self.inner.challenge(key, offset, length, nonce)
@@ -122,8 +136,8 @@ class RetryingAdapter(WrappedAdapter):
     def _delete(self, key: str) -> None:
         self._call(lambda: self.inner._delete(key))
 
-    def _digest(self, key: str, algorithms: Sequence[str]) -> DigestResult:
-        return self._call(lambda: self.inner._digest(key, algorithms))
+    def _digest(self, key: str, algorithms: Sequence[str], chunks: bool = False) -> DigestResult:
+        return self._call(lambda: self.inner._digest(key, algorithms, chunks))
 
     def challenge(self, key: str, offset: int, length: int, nonce: bytes) -> str:
         return self._call(lambda: self.inner.challenge(key, offset, length, nonce))
@@ -191,20 +205,24 @@ class RetryingAdapter(WrappedAdapter):
                     raise
             attempt += 1
 
-    def _digest_many(self, keys: Iterable[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+    def _digest_many(
+        self, keys: Iterable[str], algorithms: Sequence[str], workers: int, chunked: Container[str] = frozenset(),
+    ) -> Iterator[DigestResult]:
         """One result per key.  Keys are handed on a window at a time (memory stays flat for
         millions); a window broken off is asked again for the keys not answered yet, and when
         the store cannot be asked, every key left in it gets the error."""
         keys = iter(keys)
         while window := list(itertools.islice(keys, DIGEST_WINDOW)):
-            yield from self._digest_window(window, algorithms, workers)
+            yield from self._digest_window(window, algorithms, workers, chunked)
 
-    def _digest_window(self, pending: list[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
+    def _digest_window(
+        self, pending: list[str], algorithms: Sequence[str], workers: int, chunked: Container[str],
+    ) -> Iterator[DigestResult]:
         attempt = 0
         while pending:
             answered: Counter[str] = Counter()
             try:
-                for result in self.inner._digest_many(pending, algorithms, workers):
+                for result in self.inner._digest_many(pending, algorithms, workers, chunked):
                     answered[result.key] += 1
                     yield result
                 return
@@ -215,6 +233,31 @@ class RetryingAdapter(WrappedAdapter):
                         yield DigestResult(key=key, size=None, digests=None, error=e)
                     return
             attempt += 1
+
+
+    def _verify_many(
+        self, prefix: str, rows: Iterable[tuple], algorithms: tuple[str, ...], workers: int
+    ) -> Iterator[VerifyBatch]:
+        """The inner store's check, a window of rows at a time: a window whose check broke off (the
+        store could not be reached) is checked again whole, so its findings are handed on only once
+        it is complete (a file is never reported twice, nor missed); raises when the retries are spent."""
+        for window in _verify_windows(rows):
+            yield from self._call(lambda: list(self.inner._verify_many(prefix, window, algorithms, workers)))
+
+
+def _verify_windows(rows: Iterable[tuple]) -> Iterator[list[tuple]]:
+    """Rows in windows of at most VERIFY_WINDOW rows and VERIFY_WINDOW_CHUNKS bytes of chunk digests asked for."""
+    window: list[tuple] = []
+    chunk_bytes = 0
+    for row in rows:
+        if len(row) > 3 and row[3]:
+            chunk_bytes += chunk_count(row[1]) * DIGEST_BYTES
+        window.append(row)
+        if len(window) >= VERIFY_WINDOW or chunk_bytes >= VERIFY_WINDOW_CHUNKS:
+            yield window
+            window, chunk_bytes = [], 0
+    if window:
+        yield window
 
 
 class _Taken:

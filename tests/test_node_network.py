@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from devtools.demo import make_sample_delivery
-from preservation.audit import audit
+from preservation.access import delivery as delivery_module
+from preservation.access.delivery import ChunkedFile, file_row, open_verified
+from preservation.audit import audit, audit_replica
+from preservation.catalog.chunk_models import FileChunks
 from preservation.catalog.models import Job, Replica
+from preservation.chunk_digests import CHUNK_BYTES, chunk_digest
 from preservation.challenge import challenge_replica
 from preservation.codes import NOT_REGULAR
 from preservation.collection import add_collection
@@ -117,3 +123,44 @@ def test_fifos_sockets_and_links_on_an_agent_are_findings_in_audits_and_challeng
     expected.add(("data/stray", "socket"))
     assert {(f.path, f.params["kind"]) for f in bad.fixity.findings} == expected
     assert set(bad.fixity.findings.codes()) == {NOT_REGULAR}
+
+
+def test_an_audit_through_an_agent_gives_an_older_package_chunk_digests_that_serving_then_uses(
+        network, tmp_path, monkeypatch):
+    repo, agents = network
+    data = random.Random(4).randbytes(3 * CHUNK_BYTES + 77)
+    delivery = tmp_path / "big-delivery"
+    delivery.mkdir()
+    (delivery / "big.bin").write_bytes(data)
+    (delivery / "small.txt").write_bytes(b"small\n")
+    result = ingest(repo, delivery, "journals")
+    pid = result["package_id"]
+
+    def rows():
+        with repo.catalog.session() as s:
+            return s.execute(select(FileChunks.path, FileChunks.digests).where(FileChunks.package_id == pid)).all()
+
+    ingested = rows()
+    assert [path for path, _ in ingested] == ["data/big.bin"]
+    with repo.catalog.session() as s:  # as a package ingested before chunk digests existed
+        s.execute(delete(FileChunks).where(FileChunks.package_id == pid))
+        replicas = {r.node.name: r.id for r in s.scalars(select(Replica).where(Replica.package_id == pid))}
+    (agents["cas"].root / pid / "data/big.bin").write_bytes(data[:-1] + b"!")  # a copy whose file fails
+    assert audit_replica(repo, replicas["cas"]).state == "corrupt" and rows() == []
+    one = audit_replica(repo, replicas["uni"])
+    assert one.ok and one.fixity.chunks_recorded == 1 and rows() == ingested
+    assert one.fixity.bytes_over_network < 0.05 * len(data)  # digests computed on the node: no content moved
+    checked = []
+
+    def counted(piece):
+        checked.append(len(piece))
+        return chunk_digest(piece)
+
+    monkeypatch.setattr(delivery_module, "chunk_digest", counted)
+    with repo.catalog.session() as s:
+        row = file_row(s, pid, "data/big.bin")
+    start, end = CHUNK_BYTES + 5, 2 * CHUNK_BYTES + 9  # chunks 1 and 2
+    with open_verified(repo, pid, row, agent="test", start=start, end=end) as served:
+        assert isinstance(served, ChunkedFile)
+        assert b"".join(served.chunks(start, end)) == data[start:end]
+    assert checked == [CHUNK_BYTES, CHUNK_BYTES]

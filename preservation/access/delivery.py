@@ -11,7 +11,8 @@ memory and checked against its sha256.  A file without chunk digests (a
 package ingested before they existed) is spooled through a temporary file
 while its sha256 is computed; only when size and sha256 match is the
 temporary file handed on, and the chunk digests computed in that pass are
-kept, so the next reader gets it streamed.
+kept, so the next reader gets it streamed (an audit of a copy fills them
+too: :mod:`preservation.audit`).
 
 A copy that yields other bytes is dropped, flagged ``suspect`` with a full
 audit queued (the audit then marks it corrupt and queues its repair), and

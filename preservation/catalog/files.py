@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, select
 
+from preservation.catalog.chunk_models import FileChunks
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import PackageFile
+from preservation.chunk_digests import CHUNK_BYTES
 
 BATCH = 2000
 
@@ -37,24 +39,31 @@ def iter_package_files(catalog: Catalog, package_id: str, batch: int | None = No
 
 
 def iter_expected(
-    catalog: Catalog, package_id: str, algorithms: Sequence[str], batch: int | None = None
-) -> Iterator[list[tuple[str, int, tuple[str, ...]]]]:
+    catalog: Catalog, package_id: str, algorithms: Sequence[str], batch: int | None = None, *,
+    chunk_flags: bool = False,
+) -> Iterator[list[tuple]]:
     """Batches of ``(path, size, digests)`` of the package's files in byte order of path, the
     digests in the order of ``algorithms``; each batch read in a short transaction of its own,
-    as plain tuples (an audit of a million small files should not build a million objects)."""
+    as plain tuples (an audit of a million small files should not build a million objects).
+
+    With ``chunk_flags`` a fourth item says whether the file needs chunk digests and has none
+    (``preservation.chunk_digests.needs_chunks``, no ``file_chunks`` row): what an audit that
+    reads the file whole computes for it, in that read (``StorageAdapter.verify_many``)."""
     batch = batch or BATCH
     columns = [getattr(PackageFile, a) for a in algorithms]
-    query = (
-        select(PackageFile.path, PackageFile.size, *columns)
-        .where(PackageFile.package_id == package_id)
-        .order_by(PackageFile.path)
-        .limit(batch)
-    )
+    query = select(PackageFile.path, PackageFile.size, *columns)
+    if chunk_flags:
+        lacking = and_(PackageFile.size > CHUNK_BYTES, FileChunks.path.is_(None))
+        query = query.add_columns(case((lacking, True), else_=False)).outerjoin(
+            FileChunks, and_(FileChunks.package_id == PackageFile.package_id, FileChunks.path == PackageFile.path))
+    query = query.where(PackageFile.package_id == package_id).order_by(PackageFile.path).limit(batch)
     last = None
     while True:
         with catalog.engine.connect() as conn:
             result = conn.execute(query if last is None else query.where(PackageFile.path > last))
-            if len(columns) == 1:
+            if chunk_flags:
+                rows = [(r[0], r[1], tuple(r[2:-1]), bool(r[-1])) for r in result.all()]
+            elif len(columns) == 1:
                 rows = [(path, size, (digest,)) for path, size, digest in result.all()]
             else:
                 rows = [(r[0], r[1], tuple(r[2:])) for r in result.all()]

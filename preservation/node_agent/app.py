@@ -14,6 +14,8 @@ Routes (all but the health check need a signed request, see
     GET    /v1/stat/{key}          size, modification time, stored checksums as JSON
     GET    /v1/list                NDJSON listing: prefix, start_after, limit
     POST   /v1/digest              digests computed on the node, streamed back as NDJSON
+    POST   /v1/verify              files checked on the node against expected sizes and digests (an audit), what
+                                   was found (and chunk digests asked for) streamed back as NDJSON (see .verify)
     POST   /v1/challenge           proof of possession: sha256(nonce ‖ byte range)
     POST   /v1/witness             check, co-sign and keep a checkpoint of the event log (see .witness)
     GET    /v1/witness/key         the agent's witness public key (its operator confirms the fingerprint)
@@ -51,6 +53,7 @@ from .monitoring import HEALTHZ, METRICS, PUBLIC_PATHS, READYZ, AgentMetrics, he
 from .objects import delete_object, head_object, list_objects, read_object, stat_object
 from .responses import adapter_of, preservation_error_handler, unexpected_error_handler
 from .upload import write_object
+from .verify import verify_objects
 from .witness import witness_checkpoint, witness_public_key
 
 HEALTH_PATH = "/v1/health"
@@ -111,6 +114,7 @@ def create_app(adapter: StorageAdapter, config: AgentConfig) -> Starlette:
         Route("/v1/stat/{key:path}", stat_object, methods=["GET"]),
         Route("/v1/list", list_objects, methods=["GET"]),
         Route("/v1/digest", digest_objects, methods=["POST"]),
+        Route("/v1/verify", verify_objects, methods=["POST"]),
         Route("/v1/challenge", answer_challenge, methods=["POST"]),
         Route("/v1/witness", witness_checkpoint, methods=["POST"]),
         Route("/v1/witness/key", witness_public_key, methods=["GET"]),

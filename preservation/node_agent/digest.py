@@ -11,32 +11,26 @@ connection alive.  Only digests cross the network.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from preservation.errors import InvalidKey, InvalidRequest
-from storage_adapters import DigestResult, StorageAdapter, check_key
+from storage_adapters import StorageAdapter, check_key
 from storage_adapters.hashing import check_algorithms
 
-from .responses import NDJSON, adapter_of, error_response, int_field, iterate_in_threads, json_body, ndjson_line
-
-_END = object()
-
-
-def _offer(results: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless the consumer has gone; False if it has."""
-    while not stop.is_set():
-        try:
-            results.put(item, timeout=0.5)
-            return True
-        except queue.Full:
-            continue
-    return False
+from .config import AgentConfig
+from .responses import (
+    NDJSON,
+    adapter_of,
+    error_response,
+    int_field,
+    iterate_in_threads,
+    json_body,
+    ndjson_line,
+    with_heartbeat,
+)
 
 
 def digest_lines(
@@ -48,34 +42,13 @@ def digest_lines(
     The blank lines keep the connection (and the client's read timeout)
     alive while the node spends minutes on one very large file.
     """
-    results: queue.Queue = queue.Queue(maxsize=max(4, workers * 4))
-    stop = threading.Event()
-
-    def produce() -> None:
-        outcome: object = _END
-        try:
-            with contextlib.closing(adapter.digest_many(keys, algorithms, workers=workers)) as digests:
-                for result in digests:
-                    if not _offer(results, result, stop):
-                        return
-        except Exception as e:
-            outcome = e
-        _offer(results, outcome, stop)
-
-    threading.Thread(target=produce, name="preserve-digest-feed", daemon=True).start()
+    results = with_heartbeat(lambda: adapter.digest_many(keys, algorithms, workers=workers), heartbeat, workers * 4)
     count = errors = total_read = 0
     try:
-        while True:
-            try:
-                item = results.get(timeout=heartbeat)
-            except queue.Empty:
+        for result in results:
+            if result is None:
                 yield b"\n"
                 continue
-            if item is _END:
-                break
-            if isinstance(item, Exception):
-                raise item
-            result: DigestResult = item  # type: ignore[assignment]
             count += 1
             total_read += result.bytes_read
             if result.error is not None:
@@ -89,7 +62,7 @@ def digest_lines(
                 )
         yield ndjson_line({"end": True, "count": count, "errors": errors, "bytes_read": total_read})
     finally:
-        stop.set()
+        results.close()
         if on_done is not None:  # the agent's metrics: what was digested, even on a stream cut short
             on_done(count, errors, total_read)
 
@@ -102,23 +75,42 @@ async def digest_objects(request: Request) -> Response:
         raise InvalidRequest("'keys' must be a list of object keys")
     if len(keys) > config.max_digest_keys:
         raise InvalidRequest(f"at most {config.max_digest_keys} keys per request, {len(keys)} were sent")
+    refused = refused_keys(keys)
+    if refused is not None:
+        return refused
+    algorithms = requested_algorithms(document)
+    lines = digest_lines(adapter_of(request), keys, algorithms, requested_workers(document, config),
+                         config.digest_heartbeat, on_done=request.app.state.metrics.digested)
+    return StreamingResponse(iterate_in_threads(lines), media_type=NDJSON)
+
+
+def refused_keys(keys: Iterable[str]) -> Response | None:
+    """The answer refusing a request whose keys are not all allowed (each bad key named), or None."""
     findings = []
+    count = 0
     for key in keys:
+        count += 1
         try:
             check_key(key)
         except InvalidKey as e:
             findings.append({"key": key, "code": e.code, "message": e.message})
-    if findings:
-        refused = InvalidKey(f"{len(findings)} of {len(keys)} keys are not allowed", key=findings[0]["key"])
-        return error_response(refused, findings=findings)
+    if not findings:
+        return None
+    refused = InvalidKey(f"{len(findings)} of {count} keys are not allowed", key=findings[0]["key"])
+    return error_response(refused, findings=findings)
+
+
+def requested_algorithms(document: dict[str, Any]) -> tuple[str, ...]:
+    """The request's ``algorithms`` (sha256 when absent), canonical; raises InvalidRequest."""
     algorithms = document.get("algorithms", ["sha256"])
     if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
         raise InvalidRequest("'algorithms' must be a list of algorithm names")
     try:
-        algorithms = check_algorithms(algorithms)
+        return check_algorithms(algorithms)
     except ValueError as e:
         raise InvalidRequest(str(e)) from e
-    workers = min(int_field(document, "workers", config.max_digest_workers, minimum=1), config.max_digest_workers)
-    lines = digest_lines(adapter_of(request), keys, algorithms, workers, config.digest_heartbeat,
-                         on_done=request.app.state.metrics.digested)
-    return StreamingResponse(iterate_in_threads(lines), media_type=NDJSON)
+
+
+def requested_workers(document: dict[str, Any], config: AgentConfig) -> int:
+    """The request's ``workers``, at most the agent's ``max_digest_workers``; raises InvalidRequest."""
+    return min(int_field(document, "workers", config.max_digest_workers, minimum=1), config.max_digest_workers)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
 import re
-from typing import Any, AsyncIterator, Iterator
+import threading
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +36,9 @@ from storage_adapters import StorageAdapter, check_key
 from .auth import error_body
 
 log = logging.getLogger("preservation.node_agent")
+
+T = TypeVar("T")
+_END = object()
 
 NDJSON = "application/x-ndjson"
 
@@ -164,3 +170,51 @@ async def iterate_in_threads(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 def json_response(document: dict[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status_code)
+
+
+def with_heartbeat(produce: Callable[[], Iterator[T]], heartbeat: float, ahead: int) -> Iterator[T | None]:
+    """The items of ``produce()``, made on a thread of their own, with None every ``heartbeat`` seconds
+    that passes without one (a stream answer sends a blank line then, so that the connection and the
+    client's read timeout stay alive while the node spends minutes on one very large file).
+
+    At most ``ahead`` items wait to be taken; an error of the producer is raised here.  Closing this
+    generator stops the producer at its next item (its iterator is closed on its thread).
+    """
+    results: queue.Queue = queue.Queue(maxsize=max(4, ahead))
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        outcome: object = _END
+        try:
+            with contextlib.closing(produce()) as items:
+                for item in items:
+                    if not offer(item):
+                        return
+        except Exception as e:
+            outcome = e
+        offer(outcome)
+
+    threading.Thread(target=run, name="preserve-agent-feed", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = results.get(timeout=heartbeat)
+            except queue.Empty:
+                yield None
+                continue
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()

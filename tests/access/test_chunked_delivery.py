@@ -17,10 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
+from preservation import chunks
+from preservation.access import delivery
 from preservation.access.delivery import ChunkedFile, VerifiedFile, file_row, open_verified
 from preservation.audit import audit_replica
 from preservation.catalog.chunk_models import FileChunks
-from preservation.catalog.models import Replica
+from preservation.catalog.models import Node, Replica
 from preservation.chunk_digests import CHUNK_BYTES, DIGEST_BYTES, chunk_digest
 from preservation.ingest import ingest
 
@@ -187,3 +189,80 @@ def test_an_empty_file_is_checked_on_a_copy_and_sent_empty(client, world, big):
     r = client.get(f"/api/v1/packages/{world.packages['big']}/files/data/empty.txt", headers=world.auth("alice"))
     assert r.status_code == 200 and r.content == b"" and r.headers["x-preserve-source"] not in ("", "cas-nsl")
     assert replica_state(world, rid) == "suspect"
+
+
+# --- older packages get their chunk digests from an audit --------------------------------------------
+
+
+def forget_chunks(world) -> None:
+    """As a package ingested before chunk digests existed: no rows."""
+    with world.repo.catalog.session() as s:
+        s.execute(delete(FileChunks).where(FileChunks.package_id == world.packages["big"]))
+
+
+def replica_on(world, node_name) -> int:
+    with world.repo.catalog.session() as s:
+        return s.execute(select(Replica.id).join(Node).where(
+            Replica.package_id == world.packages["big"], Node.name == node_name)).scalar_one()
+
+
+def counting_chunk_checks(monkeypatch) -> list[int]:
+    """The lengths of the chunks the access service checks against their digests, in order."""
+    checked: list[int] = []
+
+    def counted(data):
+        checked.append(len(data))
+        return chunk_digest(data)
+
+    monkeypatch.setattr(delivery, "chunk_digest", counted)
+    return checked
+
+
+def test_an_audit_gives_an_older_package_its_chunk_digests_and_a_range_then_checks_only_its_chunks(
+        client, world, big, monkeypatch):
+    ingested = chunk_rows(world)
+    forget_chunks(world)
+    audit = audit_replica(world.repo, replica_on(world, "uni-pku"))
+    assert audit.ok and audit.fixity.chunks_recorded == 1
+    assert chunk_rows(world) == ingested  # the digests the ingest computed, from the audit's one read
+    checked = counting_chunk_checks(monkeypatch)
+    start, end = 2 * CHUNK_BYTES + 100, 3 * CHUNK_BYTES + 200  # chunks 2 and 3
+    with world.repo.catalog.session() as s:
+        row = file_row(s, world.packages["big"], BIG)
+    with open_verified(world.repo, world.packages["big"], row, agent="test", start=start, end=end) as served:
+        assert isinstance(served, ChunkedFile)  # streamed chunk by chunk, not spooled
+        assert b"".join(served.chunks(start, end)) == big[start:end]
+    assert checked == [CHUNK_BYTES, CHUNK_BYTES]
+    checked.clear()
+    r = client.get(url(world), headers={**world.auth("alice"), "Range": f"bytes={start}-{end - 1}"})
+    assert r.status_code == 206 and r.content == big[start:end] and checked == [CHUNK_BYTES, CHUNK_BYTES]
+    again = audit_replica(world.repo, replica_on(world, "cas-nsl"))  # the next audit has nothing to add
+    assert again.ok and again.fixity.chunks_recorded == 0 and chunk_rows(world) == ingested
+
+
+def test_a_file_that_fails_its_audit_gets_no_chunk_digests(world, big):
+    forget_chunks(world)
+    flip_bit(on_node(world, "cas-nsl"), offset=3 * CHUNK_BYTES + 5)
+    audit = audit_replica(world.repo, replica_on(world, "cas-nsl"))
+    assert audit.state == "corrupt" and audit.fixity.chunks_recorded == 0
+    assert chunk_rows(world) == []
+
+
+def test_chunk_digests_stored_meanwhile_that_differ_are_kept_and_reported(world, big, monkeypatch):
+    forget_chunks(world)
+    other = bytes(6 * DIGEST_BYTES)
+    real = chunks.record_found
+
+    def raced(catalog, package_id, found):
+        # another reader recorded digests for the file after the audit read its rows (here: wrong ones)
+        with catalog.session() as s:
+            s.add(FileChunks(package_id=package_id, path=BIG, chunk_bytes=CHUNK_BYTES, algorithm="blake3",
+                             digests=other))
+        return real(catalog, package_id, found)
+
+    monkeypatch.setattr(chunks, "record_found", raced)
+    audit = audit_replica(world.repo, replica_on(world, "uni-pku"))
+    assert audit.state == "verified" and audit.fixity.chunks_recorded == 0  # the bytes are right: a warning
+    [warning] = audit.fixity.findings
+    assert (warning.code, warning.severity, warning.path) == ("A009", "warning", BIG)
+    assert chunk_rows(world) == [(BIG, CHUNK_BYTES, "blake3", other)]  # not replaced

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 
 import pytest
 
+from preservation.chunk_digests import CHUNK_BYTES, chunk_digest
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, StorageError
 from storage_adapters import check_key, exists, flush, read_all, sweep_temporary, traffic
 from storage_adapters.base import VERIFY_DIGEST, VERIFY_MISSING, VERIFY_SIZE
@@ -195,6 +197,22 @@ def test_verify_many_finds_missing_short_and_rotten_files_and_counts_the_good(ad
     assert problems["short"].kind == VERIFY_SIZE
     assert problems["rotten"].kind == VERIFY_DIGEST and problems["rotten"].algorithm == "sha256"
     assert sum(b.checked for b in batches) == 2  # the good file and the rotten one were read in full
+
+
+@pytest.mark.parametrize("algorithms", [("sha256",), ("sha256", "sha512")])
+def test_verify_many_gives_the_chunk_digests_asked_for_of_the_files_that_match(adapter, algorithms):
+    rng = random.Random(9)
+    files = {"two": rng.randbytes(CHUNK_BYTES + 5), "five": rng.randbytes(5 * CHUNK_BYTES + 3),  # read whole, in steps
+             "unasked": rng.randbytes(2 * CHUNK_BYTES), "rotten": rng.randbytes(3 * CHUNK_BYTES)}
+    for name, data in files.items():
+        adapter.write(f"c/{name}", data if name != "rotten" else data[:-1] + bytes([data[-1] ^ 1]))
+    rows = [(name, len(data), tuple(hashlib.new(a, data).hexdigest() for a in algorithms), name != "unasked")
+            for name, data in sorted(files.items())]
+    batches = list(adapter.verify_many("c/", rows, algorithms))
+    assert [p.path for b in batches for p in b.problems] == ["rotten"]
+    found = {path: digests for b in batches for path, digests in b.chunks.items()}
+    assert found == {name: b"".join(chunk_digest(files[name][i:i + CHUNK_BYTES])
+                                    for i in range(0, len(files[name]), CHUNK_BYTES)) for name in ("five", "two")}
 
 
 def test_challenge_proves_the_bytes_of_a_range(adapter):

@@ -206,7 +206,7 @@ def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
     real = fsverify.advise_willneed
     fsverify.advise_willneed = lambda fd, start, end: (asked.append((start, end)), real(fd, start, end))
     try:
-        matched, bytes_read, problems = fsverify.verify_batch(os.path.realpath(root), "pkg/", rows, ("sha256",))
+        matched, bytes_read, problems, _ = fsverify.verify_batch(os.path.realpath(root), "pkg/", rows, ("sha256",))
     finally:
         fsverify.advise_willneed = real
     assert (matched, problems) == (len(rows), []) and bytes_read == sum(r[1] for r in rows)

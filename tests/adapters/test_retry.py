@@ -47,9 +47,9 @@ class Failing(WrappedAdapter):
     def _list(self, prefix):
         return self._broken(super()._list(prefix), self._next("list", prefix))
 
-    def _digest_many(self, keys, algorithms, workers):
+    def _digest_many(self, keys, algorithms, workers, chunked=frozenset()):
         keys = list(keys)
-        return self._broken(super()._digest_many(keys, algorithms, workers), self._next("digest_many", keys))
+        return self._broken(super()._digest_many(keys, algorithms, workers, chunked), self._next("digest_many", keys))
 
     def _write(self, key, chunks, size):
         error = self._next("write", key)

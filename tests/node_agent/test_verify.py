@@ -1,0 +1,135 @@
+"""``POST /v1/verify``: an audit's files checked on the node, only what was found sent back.
+
+The node checks the rows with its storage's own ``verify_many`` (on a disk
+there: the local audit, read-ahead and checker processes included); the
+client reads a line per batch, falls back to digests on an agent without the
+endpoint, and checks a window of rows again whole when the agent could not
+be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from preservation.chunk_digests import CHUNK_BYTES, chunk_digest
+from storage_adapters.base import VERIFY_DIGEST, VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE
+
+from .agents import ThreadedAgent, raw_request
+from .test_adapter import Flaky
+from .test_api import ndjson
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_verify_answers_a_line_per_batch_with_problems_and_the_chunk_digests_asked_for(agent):
+    (agent.root / "p" / "data").mkdir(parents=True)
+    good, big = os.urandom(4000), os.urandom(CHUNK_BYTES + 10)
+    (agent.root / "p/data/good").write_bytes(good)
+    (agent.root / "p/data/big").write_bytes(big)
+    (agent.root / "p/data/changed").write_bytes(b"not what the catalog says")
+    os.mkfifo(agent.root / "p/data/fifo")
+    rows = [["data/big", len(big), True, sha256(big)], ["data/changed", 25, True, sha256(b"x" * 25)],
+            ["data/fifo", 10, False, sha256(b"")], ["data/good", len(good), False, sha256(good)],
+            ["data/gone", 5, False, sha256(b"12345")], ["data/short", 99, False, sha256(b"")]]
+    (agent.root / "p/data/short").write_bytes(b"short")
+    body = json.dumps({"prefix": "p/", "algorithms": ["sha256"], "rows": rows}).encode()
+    response = raw_request(agent.port, "POST", "/v1/verify", body)
+    assert response.status == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    lines = ndjson(response.body)
+    end = lines.pop()
+    assert end["end"] is True and end["problems"] == 4
+    problems = {p["path"]: p for line in lines for p in line["problems"]}
+    assert {path: p["kind"] for path, p in problems.items()} == {
+        "data/changed": VERIFY_DIGEST, "data/fifo": VERIFY_NOT_REGULAR, "data/gone": VERIFY_MISSING,
+        "data/short": VERIFY_SIZE}
+    assert problems["data/gone"]["error"]["code"] == "E302"
+    assert sum(line["checked"] for line in lines) == 3  # big, good and the changed one were read whole
+    chunks = {path: digests for line in lines for path, digests in line["chunks"].items()}
+    assert chunks == {"data/big": (chunk_digest(big[:CHUNK_BYTES]) + chunk_digest(big[CHUNK_BYTES:])).hex()}
+
+
+BAD_ROWS = [
+    {"rows": "a"},
+    {"rows": [["a", 1, False]]},  # no digest
+    {"rows": [["a", 1, False, "ab", "cd"]]},  # two digests for one algorithm
+    {"rows": [["a", -1, False, "ab"]]},
+    {"rows": [["a", 2**63, False, "ab"]]},
+    {"rows": [["a", True, False, "ab"]]},
+    {"rows": [[1, 1, False, "ab"]]},
+    {"rows": [["a", 1, "yes", "ab"]]},
+    {"rows": [["a", 1, False, "f" * 129]]},
+    {"rows": [["a", 1, False, "ab"]] * 10_001},
+    {"rows": [], "algorithms": ["SHA-256"]},  # the digests follow the names given: canonical names only
+    {"rows": [], "algorithms": ["sha256", "sha256"]},
+    {"rows": [], "algorithms": ["crc32"]},
+    {"rows": [], "prefix": "p"},
+    {"rows": [], "prefix": 7},
+    {"rows": [], "workers": 0},
+]
+
+
+@pytest.mark.parametrize("document", BAD_ROWS)
+def test_bad_verify_requests_are_400_and_read_nothing(agent, document):
+    document = {"prefix": "", "algorithms": ["sha256"], **document}
+    response = raw_request(agent.port, "POST", "/v1/verify", json.dumps(document).encode())
+    assert response.status == 400 and json.loads(response.body)["code"] == "E112", response.body
+
+
+@pytest.mark.parametrize("prefix,path", [("../", "x"), ("p/", "../../etc/passwd"), ("p/", "a//b"), ("/", "x")])
+def test_keys_outside_the_store_are_refused_before_any_file_is_read(agent, prefix, path):
+    body = json.dumps({"prefix": prefix, "algorithms": ["sha256"], "rows": [[path, 1, False, "ab"]]}).encode()
+    response = raw_request(agent.port, "POST", "/v1/verify", body)
+    assert response.status == 400 and json.loads(response.body)["code"] == "E301", response.body
+
+
+def without_verify(app):
+    """The agent as it was before ``/v1/verify``: the route is not there."""
+    app.router.routes = [route for route in app.router.routes if getattr(route, "path", "") != "/v1/verify"]
+    return app
+
+
+def test_an_agent_without_verify_is_checked_over_digests_with_the_same_findings(tmp_path):
+    agent = ThreadedAgent(tmp_path / "root", wrap=without_verify).start()
+    try:
+        (tmp_path / "root" / "p").mkdir()
+        (tmp_path / "root" / "p" / "good").write_bytes(b"good")
+        (tmp_path / "root" / "p" / "bad").write_bytes(b"bad!")
+        rows = [("bad", 4, (sha256(b"good"),), True), ("good", 4, (sha256(b"good"),)), ("gone", 1, (sha256(b"x"),))]
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            for _ in range(2):  # the second time it is not asked again
+                batches = list(node.verify_many("p/", rows, ("sha256",)))
+                assert {p.path: p.kind for b in batches for p in b.problems} == {
+                    "bad": VERIFY_DIGEST, "gone": VERIFY_MISSING}
+                assert sum(b.checked for b in batches) == 2 and not any(b.chunks for b in batches)
+            assert node.inner._verifies is False
+    finally:
+        agent.stop()
+
+
+def test_a_check_the_agent_could_not_answer_is_asked_again_whole_without_a_file_twice(tmp_path):
+    flaky = {}
+
+    def wrap(app):
+        flaky["app"] = Flaky(app, failures=1, status=503)
+        return flaky["app"]
+
+    agent = ThreadedAgent(tmp_path / "root", wrap=wrap).start()
+    try:
+        (tmp_path / "root" / "p").mkdir()
+        contents = {f"f{i:02d}": os.urandom(100 + i) for i in range(12)}
+        for name, data in contents.items():
+            (tmp_path / "root" / "p" / name).write_bytes(data)
+        rows = [(name, len(data), (sha256(data),)) for name, data in contents.items()] + [("gone", 1, (sha256(b"x"),))]
+        with agent.adapter(retries=2, backoff=0.01) as node:
+            batches = list(node.verify_many("p/", rows, ("sha256",)))
+        assert [p.path for b in batches for p in b.problems] == ["gone"]
+        assert sum(b.checked for b in batches) == len(contents)
+        assert flaky["app"].requests == 2
+    finally:
+        agent.stop()

@@ -44,7 +44,11 @@ from .hashing import MultiHasher
 from .localfiles import COMPARE_CHUNK, EARLY_WRITEBACK, WRITE_SIDE_ERRORS, compare_buffers, fill, no_follow, unlink_quietly
 
 if TYPE_CHECKING:
-    from .filesystem import FilesystemAdapter, PreparedCopy
+    from .filesystem import DraftTree, FilesystemAdapter, PreparedCopy
+
+    Target = FilesystemAdapter | DraftTree
+    """Where a fan-out writes a copy: a store (each file renamed into place on commit) or a draft
+    of one (the whole tree published by one rename)."""
 
 _COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
 
@@ -82,19 +86,11 @@ class FannedCopy:
 class _Target:
     """One target's temporary copy while it is written and read back (one descriptor for both)."""
 
-    def __init__(self, index: int, store: "FilesystemAdapter", key: str) -> None:
+    def __init__(self, index: int, store: Target, key: str) -> None:
         self.index = index
         self.store = store
         self.key = key
-        self.path = store.temporary_path()
-        try:
-            try:
-                self.file = open(self.path, "x+b", buffering=0)
-            except FileNotFoundError:  # the first copy to this store, or a disk swap removed the directory
-                store.make_temporary_dir()
-                self.file = open(self.path, "x+b", buffering=0)
-        except OSError as e:
-            raise store.translate(e, key) from e
+        self.path, self.file = store.create_temporary(key)
         self.kernel = _COPY_FILE_RANGE is not None and type(self.file) is io.FileIO
         self.held: _Held | None = None
 
@@ -166,8 +162,9 @@ class FanOut:
         for held, offset, n in behind:
             _drop(held, offset, n)
 
-    def copy(self, source_key: str, targets: Sequence[tuple[FilesystemAdapter, str]], *, size: int) -> FannedCopy:
-        """Copy ``source_key`` to ``key`` on every ``(store, key)`` target, into temporary files.
+    def copy(self, source_key: str, targets: Sequence[tuple[Target, str]], *, size: int) -> FannedCopy:
+        """Copy ``source_key`` to ``key`` on every ``(store, key)`` target, into temporary files (a
+        target may be a store's :class:`~storage_adapters.filesystem.DraftTree`).
 
         A target that cannot be written fails alone (``failed``); one that
         cannot be read back too (``unreadable``).  Raises SourceFailed when

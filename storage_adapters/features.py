@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Pr
 if TYPE_CHECKING:
     from .base import StorageAdapter, VerifyBatch
     from .fanout import FanOut
-    from .filesystem import PreparedCopy
+    from .filesystem import DraftTree, PreparedCopy
 
 T = TypeVar("T")
 
@@ -86,6 +86,10 @@ class LocalStore(Protocol):
 
     def fan_out(self, algorithms: Sequence[str], *, drop_source: bool = False) -> "FanOut":
         """A one-pass copier from this store to several local stores (see :mod:`storage_adapters.fanout`)."""
+
+    def draft(self, prefix: str) -> "DraftTree":
+        """A new tree of objects under ``prefix``, written where a fan-out puts it and visible only
+        once published whole, by one rename (see :class:`storage_adapters.filesystem.DraftTree`)."""
 
     def inventory_local(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         """What ``inventory`` gives, by names only (the adapter's ``inventory`` calls this)."""

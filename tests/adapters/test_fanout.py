@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from preservation.errors import ChecksumMismatch, InvalidKey, ObjectNotFound, SourceFailed, StorageFull
-from storage_adapters import exists, fanout, read_all
+from storage_adapters import exists, fanout, filesystem, read_all
 from storage_adapters.fanout import WINDOW, WRITEBACK_LAG, FanOut
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
@@ -160,7 +160,7 @@ def _failing_writes(monkeypatch, root: str, after: int, code: int = errno.ENOSPC
         f = real_open(path, mode, *args, **kwargs)
         return Full(f) if str(path).startswith(root + os.sep) and "x" in mode else f
 
-    monkeypatch.setattr(fanout, "open", opener, raising=False)
+    monkeypatch.setattr(filesystem, "open", opener, raising=False)  # where a copy's temporary file is created
 
 
 @pytest.mark.parametrize("failing", [0, 1], ids=["the reference", "a compared node"])

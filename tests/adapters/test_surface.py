@@ -61,7 +61,7 @@ ADAPTERS: dict[type[StorageAdapter], tuple[set[str], set[str]]] = {
     FilesystemAdapter: (
         {FEATURE_LOCAL_FILES, FEATURE_FLUSH, FEATURE_TEMPORARY_FILES},
         # the local store's hands for its fan-out (storage_adapters.fanout)
-        {"adopt", "make_temporary_dir", "object_path", "temporary_path", "translate"},
+        {"adopt", "create_temporary", "object_path", "translate"},
     ),
     S3Adapter: (
         {FEATURE_SERVER_SIDE_COPY, FEATURE_CHECKSUMS, FEATURE_OBJECT_LOCK, FEATURE_TRAFFIC, FEATURE_TEMPORARY_FILES},
@@ -104,7 +104,8 @@ def test_every_adapter_the_package_opens_is_pinned_here():
 
 
 def test_the_ability_methods_are_named_where_the_abilities_are():
-    assert LOCAL_STORE == {"local_file", "copy_local", "prepare_copy", "fan_out", "inventory_local", "verify_local"}
+    assert LOCAL_STORE == {"local_file", "copy_local", "prepare_copy", "fan_out", "draft", "inventory_local",
+                           "verify_local"}
     for cls, (abilities, _) in ADAPTERS.items():
         for ability in abilities:
             for name in ABILITY_METHODS[ability]:

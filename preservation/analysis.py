@@ -34,6 +34,9 @@ class Analyser(Protocol):
     """One kind of analysis; a new instance for each ingest (it may keep per-delivery state)."""
 
     name: str
+    reads_staged_payload: bool
+    """Whether :meth:`finish` opens payload files in the staged bag (an analyser that does not say is
+    taken to): a new version's bag leaves out its unchanged files only when no analyser does."""
 
     def observer(self, path: str, size: int) -> Observer | None:
         """An observer for the payload file ``path`` (``data/…``) of ``size`` bytes, or None to skip it.
@@ -76,6 +79,11 @@ class Analysis:
         if not guarded:
             return None
         return guarded[0] if len(guarded) == 1 else _Fanout(tuple(guarded))
+
+    @property
+    def reads_staged_payload(self) -> bool:
+        """Whether some analyser opens payload files in the staged bag once it is written."""
+        return any(getattr(a, "reads_staged_payload", True) for a in self.analysers)
 
     def finish(self, bag_root: str) -> FindingList:
         findings = FindingList()

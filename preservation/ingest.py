@@ -61,10 +61,13 @@ from preservation.package_state import release_staging_if_done
 from preservation.replication import replicate_replica
 from preservation.repository import Repository
 from preservation import versions
+from preservation.versions.new import unchanged_digests
 
 PROFILE = default_profile()
 """The BagIt profile every bag made here satisfies (package data: an installed preserve has it)."""
 INSERT_BATCH = 5000
+STAGED_ALGORITHMS = ("sha256", "sha512")
+"""The digests of a staged bag's manifests, in this order (``unchanged_digests`` gives them so)."""
 INLINE_LEASE = timedelta(minutes=5)
 """How long an inline ingest's hold on its replicate jobs outlives its last renewal (a worker's default lease)."""
 
@@ -111,12 +114,19 @@ def stage(
     bag_info: dict[str, str] | None = None,
     progress: Progress | None = None,
     analysers: Sequence[Analyser] | None = None,
+    previous: versions.Previous | None = None,
 ) -> Staged:
     """Check, bag and analyse a delivery into staging.
 
     ``analysers`` (by default :func:`default_analysers`) see each payload
     file's bytes in the bagging pass; their error findings refuse the
     delivery, their warnings join the bag's.
+
+    With ``previous`` (the version the delivery follows), a payload file
+    whose path, size and digests are those the version before holds is
+    digested but not copied into staging (unless an analyser reads staged
+    files): the new version references it where it is stored, and the
+    staging bag holds the files the version stores.
 
     Raises DeliveryRejected / BagInvalid with every finding, PolicyError when
     the BagIt profile cannot be loaded (before anything is read or staged);
@@ -142,11 +152,14 @@ def stage(
     partial = repo.staging_dir / f"{package_id}.partial"
     info = _bag_info(package_id, collection, name, repo.policy.label, bag_info or {})
     analysis = Analysis(default_analysers(repo) if analysers is None else analysers)
+    known = None
+    if previous is not None and not analysis.reads_staged_payload:
+        known = unchanged_digests(repo.catalog, previous)
     try:
         bag = create_bag(
-            delivery, partial, info, algorithms=("sha256", "sha512"), workers=repo.settings.workers,
+            delivery, partial, info, algorithms=STAGED_ALGORITHMS, workers=repo.settings.workers,
             progress=(lambda b, f: progress("bag", b, f)) if progress else None,
-            observe=analysis.observe if analysis.analysers else None,
+            observe=analysis.observe if analysis.analysers else None, known=known,
         )
         # a delivered bag is kept byte-identical, as its maker wrote it; the bags made here satisfy the profile
         if delivery.kind != "bag":
@@ -364,7 +377,7 @@ def ingest(
         with repo.catalog.session() as s:
             previous = versions.previous_version(s, version_of, collection_key)
     package_id, bag, delivery, analysis = stage(repo, source, collection_key, name=name, bag_info=bag_info,
-                                                progress=progress, analysers=analysers)
+                                                progress=progress, analysers=analysers, previous=previous)
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
     plan = matched = None
     try:

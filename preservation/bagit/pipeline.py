@@ -89,6 +89,11 @@ class Job(NamedTuple):
     open_source: Callable[[], int] | None = None
     observer: "Observer | None" = None
     """Sees the file's bytes as they pass (see :class:`Observer`)."""
+    known: bytes | None = None
+    """Digests (concatenated, in algorithm order) that a copy kept elsewhere has: a file (read from ``source``
+    or ``open_source``) whose bytes have them is digested but not written to ``target``.  A big file is then
+    read twice when it differs (digested, then copied and digested again); the second read must give the
+    first's digests, or the file changed while it was read (:class:`FileChanged`)."""
 
 
 class Observer(Protocol):
@@ -114,6 +119,12 @@ class Outcome(NamedTuple):
     error: OSError | None = None
     side: str = ""
     """READ when the source failed, WRITE when the target did."""
+    written: bool = True
+    """False when the file was not written to the job's target (its ``known`` digests matched)."""
+
+
+class FileChanged(OSError):
+    """A file read twice (see :attr:`Job.known`) gave other bytes the second time."""
 
 
 class _SideError(Exception):
@@ -248,13 +259,34 @@ class FilePipeline:
                 if len(first) < want:
                     # a short read of a regular file is its end: the whole file is in `first`
                     raw = self._digest(first)
-                    if job.target is not None:
+                    write = job.target is not None and raw != job.known
+                    if write:
                         _write_new(job.target, first)
                     _observe_whole(job.observer, first)
-                    return Outcome(job.tag, len(first), raw)
-            return self._stream(job, partial(_read_fd, fd), first)
+                    return Outcome(job.tag, len(first), raw, written=write)
+            if job.known is None or job.target is None:
+                return self._stream(job, partial(_read_fd, fd), first)
+            return self._stream_unless_known(job, fd, first)
         finally:
             os.close(fd)
+
+    def _stream_unless_known(self, job: Job, fd: int, first: bytes) -> Outcome:
+        """Digest a big file without writing it; copy it in a second read only when its digests are not
+        ``job.known``, and only if that read gives the same digests."""
+        digested = self._stream(job._replace(target=None), partial(_read_fd, fd), first)
+        if digested.raw == job.known:
+            return digested._replace(written=False)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+        except OSError as e:
+            raise _SideError(READ, e) from e
+        copied = self._stream(job._replace(observer=None), partial(_read_fd, fd), b"")
+        if (copied.size, copied.raw) != (digested.size, digested.raw):
+            with suppress(OSError):
+                os.unlink(job.target)
+            raise _SideError(READ, FileChanged(f"the file gave other bytes when read again to be copied "
+                                               f"({digested.size} then {copied.size} bytes)"))
+        return copied
 
     def _from_stream(self, job: Job) -> Outcome:
         try:

@@ -17,6 +17,7 @@ import shutil
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from preservation import codes
@@ -28,7 +29,7 @@ from .delivery_base import Delivery, DeliveryEntry, EntryReplaced, ExpansionLimi
 from .inspection import BagInspection
 from .manifests import PAYLOAD, TAG, format_manifest_line, manifest_name
 from .names import shown, unsafe_reason
-from .pipeline import CREATE_FLAGS, READ, FilePipeline, Job, Observer, Outcome, Progress, ProgressMeter
+from .pipeline import CREATE_FLAGS, READ, FileChanged, FilePipeline, Job, Observer, Outcome, Progress, ProgressMeter
 from .records import RecordTable
 from .tagfiles import (
     BAG_INFO_TXT,
@@ -46,6 +47,11 @@ COMPUTED_TAGS = ("Payload-Oxum", "Bag-Size")
 SMALL_MEMBER = 1024 * 1024
 """Archive members up to this size are read whole, so a worker can hash and write them."""
 _MANIFEST_LINES_PER_WRITE = 4096
+KNOWN_LOOKAHEAD = 1024
+"""Payload files whose kept digests are asked for at once (see ``create_bag``'s ``known``)."""
+
+KnownDigests = Callable[[list[tuple[str, int]]], Mapping[str, bytes]]
+"""For a batch of (payload path 'data/…', size): the digests a copy kept elsewhere has for those it has."""
 
 @dataclass
 class BagResult:
@@ -63,6 +69,9 @@ class BagResult:
     source_kind: str
     findings: FindingList = field(default_factory=FindingList)
     """Warnings about the delivery or the copied bag (errors would have stopped the bag)."""
+    unwritten: int = 0
+    """Payload files listed in the manifests but not written into the bag: a kept copy has their bytes
+    (``create_bag``'s ``known``)."""
 
     @property
     def payload_files(self) -> int:
@@ -100,6 +109,7 @@ def create_bag(
     progress: Progress | None = None,
     fsync: bool = True,
     observe: Callable[[str, int], Observer | None] | None = None,
+    known: KnownDigests | None = None,
 ) -> BagResult:
     """Bag ``delivery`` into the new local directory ``dest_dir``.
 
@@ -114,6 +124,16 @@ def create_bag(
     (``data/…``) before it is copied, may return an :class:`Observer` that
     sees the file's bytes in the copying pass (format identification and
     metadata extraction read nothing twice).
+
+    ``known`` (a new bag of a delivery of local files only) is asked, a
+    batch of payload files at a time before they are copied, for the
+    digests (concatenated, in ``algorithms`` order) that a copy kept
+    elsewhere already has of each (the version before, for a new version of
+    a package).  A file whose bytes have them is digested, listed in the
+    manifests and seen by ``observe`` like any other, but not written into
+    the bag (``BagResult.unwritten`` counts them): the bag then holds only
+    the files that are new or changed, and is complete once those kept
+    elsewhere are added.
 
     Raises InvalidRequest (bad algorithms or bag_info, destination inside
     the delivery), AlreadyExists (``dest_dir`` exists and is not empty),
@@ -136,7 +156,7 @@ def create_bag(
         if delivery.kind == "bag":
             result = _copy_existing_bag(delivery, staging, algos, workers, meter, observe)
         else:
-            result = _write_new_bag(delivery, staging, items, algos, workers, meter, observe)
+            result = _write_new_bag(delivery, staging, items, algos, workers, meter, observe, known)
         meter.finish()
         if fsync:
             os.sync()
@@ -212,14 +232,18 @@ def _write_new_bag(
     workers: int,
     meter: ProgressMeter,
     observe: Callable[[str, int], Observer | None] | None = None,
+    known: KnownDigests | None = None,
 ) -> BagResult:
     data_root = os.path.join(staging, "data")
     os.mkdir(data_root)
     payload = RecordTable(algorithms)
     pipeline = FilePipeline(algorithms, workers)
+    unwritten = 0
+    entries = (_with_known(delivery.entries(), known) if known is not None and not delivery.sequential
+               else ((entry, None) for entry in delivery.entries()))
     try:
         # closing() stops the workers before an error leaves here, so none writes while the bag is removed
-        with closing(pipeline.run(_payload_jobs(delivery, os.fsencode(data_root), observe))) as outcomes:
+        with closing(pipeline.run(_payload_jobs(delivery, os.fsencode(data_root), observe, entries))) as outcomes:
             for outcome in outcomes:
                 entry: DeliveryEntry = outcome.tag
                 if outcome.error is not None:
@@ -227,6 +251,7 @@ def _write_new_bag(
                 if outcome.size != entry.size:
                     raise _size_changed(delivery, entry, outcome.size)
                 payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
+                unwritten += not outcome.written
                 meter.add(outcome.size)
     except ExpansionLimit as e:
         raise delivery.rejected(e.code, str(e), None) from e
@@ -267,6 +292,7 @@ def _write_new_bag(
         bag_info=BagInfo(items).as_dict(),
         algorithms=algorithms,
         source_kind=delivery.kind,
+        unwritten=unwritten,
     )
 
 
@@ -277,11 +303,26 @@ class _SourceUnreadable(Exception):
         self.error = error
 
 
-def _payload_jobs(delivery: Delivery, data_root: bytes,
-                  observe: Callable[[str, int], Observer | None] | None = None) -> Iterator[Job]:
-    """One job per delivery entry; creates directories on the way (on the calling thread)."""
+def _with_known(entries: Iterator[DeliveryEntry], known: KnownDigests
+                ) -> Iterator[tuple[DeliveryEntry, bytes | None]]:
+    """The entries with the kept digests of those ``known`` has, asked a batch at a time (local files only:
+    an entry is read later, on a worker, through its own descriptor)."""
+    while True:
+        batch = list(islice(entries, KNOWN_LOOKAHEAD))
+        if not batch:
+            return
+        local = [(f"data/{e.path}", e.size) for e in batch if e.open_fd is not None]
+        found = known(local) if local else {}
+        for entry in batch:
+            yield entry, found.get(f"data/{entry.path}") if entry.open_fd is not None else None
+
+
+def _payload_jobs(delivery: Delivery, data_root: bytes, observe: Callable[[str, int], Observer | None] | None,
+                  entries: Iterable[tuple[DeliveryEntry, bytes | None]]) -> Iterator[Job]:
+    """One job per delivery entry and its kept digests (None: copy it); creates directories on the way (on
+    the calling thread)."""
     made: set[bytes] = {b""}
-    for entry in delivery.entries():
+    for entry, kept in entries:
         observer = observe(f"data/{entry.path}", entry.size) if observe is not None else None
         reason = unsafe_reason(entry.path)
         if reason is not None:
@@ -290,7 +331,8 @@ def _payload_jobs(delivery: Delivery, data_root: bytes,
         _ensure_parent(data_root, relative, made)
         target = data_root + b"/" + relative
         if entry.open_fd is not None:
-            yield Job(tag=entry, open_source=entry.open_fd, target=target, size=entry.size, observer=observer)
+            yield Job(tag=entry, open_source=entry.open_fd, target=target, size=entry.size, observer=observer,
+                      known=kept)
         elif delivery.sequential and entry.size <= SMALL_MEMBER:
             try:
                 with entry.open() as member:
@@ -364,6 +406,9 @@ def human_size(octets: int) -> str:
 
 def _copy_failed(delivery: Delivery, entry: DeliveryEntry, outcome: Outcome) -> Exception:
     error = outcome.error
+    if isinstance(error, FileChanged):
+        return delivery.rejected(codes.CHANGED_WHILE_BAGGING, f"{error}: is the delivery still being written?",
+                                 shown(entry.path))
     if isinstance(error, EntryReplaced):
         return delivery.rejected(
             codes.ENTRY_REPLACED, f"{error.strerror or error}: was the delivery changed while it was bagged?",

@@ -106,6 +106,11 @@ class FormatAnalyser:
         self._stats: dict[str, Any] = {}
         self.identified_at = utcnow()
 
+    @property
+    def reads_staged_payload(self) -> bool:
+        """Validation opens the files it checks in the staged bag."""
+        return bool(self.policy.validate_files and self.signatures is not None)
+
     # --- the bagging pass -----------------------------------------------------------------------------
 
     def observer(self, path: str, size: int) -> _Observer | None:

@@ -35,6 +35,7 @@ class MetadataAnalyser:
     """One ingest's metadata extraction (see the module's documentation)."""
 
     name = "metadata"
+    reads_staged_payload = False
 
     def __init__(self, spool_memory: int = SPOOL_MEMORY) -> None:
         self._spool = RecordSpool(spool_memory)

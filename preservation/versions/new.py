@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 from urllib.parse import quote, unquote
 
 from sqlalchemy import insert, select
@@ -31,9 +31,9 @@ from preservation.catalog.models import (
     PackageFile,
 )
 from preservation.catalog.version_models import PackageVersion, VersionFile
-from preservation.errors import NotFound, VersionRefused
+from preservation.errors import BagError, NotFound, VersionRefused
 
-from .state import FETCH_TXT, StateRow, compare, iter_state
+from .state import FETCH_TXT, StateRow, compare, iter_state, state_digests
 
 REFERENCES = ".preserve-version-references"
 """Beside the staged bag's tag files, until it is registered: the version's references (never copied to a node)."""
@@ -128,6 +128,19 @@ def _staged_payload(bag) -> Iterator[_Staged]:
                       table.hexdigest_at(i, "sha512"))
 
 
+def unchanged_digests(catalog: Catalog, previous: Previous) -> Callable[[list[tuple[str, int]]], dict[str, bytes]]:
+    """What the bag writer asks before it copies a batch of payload files (``create_bag``'s ``known``):
+    for each (path, size) that the version before holds at that path with that size, its sha256 and sha512
+    digests (binary, in that order).  A delivered file with those bytes is unchanged: the new version
+    references it where it is stored, so its staging bag needs no copy of it."""
+    def known(batch: list[tuple[str, int]]) -> dict[str, bytes]:
+        sizes = dict(batch)
+        return {path: bytes.fromhex(sha256) + bytes.fromhex(sha512)
+                for path, (size, sha256, sha512) in state_digests(catalog, previous.package_id, sizes).items()
+                if sizes[path] == size}
+    return known
+
+
 def fetch_line(row: StateRow, path: str) -> str:
     """The fetch.txt line (RFC 8493 §2.2.3) of ``path``, whose bytes lie at ``row``'s place in its package."""
     url = f"file:../{quote(row.stored_in, safe='')}/{quote(row.stored_path, safe='/')}"
@@ -167,6 +180,11 @@ def plan_version(catalog: Catalog, previous: Previous, bag) -> VersionPlan:
         size = fetch.tell()
     bag.tag_files.append(FETCH_TXT, size, b"".join(d.digest() for d in digests.values()))
     stored = {c.path for c in comparison.changes if c.kind in ("added", "changed")}
+    if bag.unwritten:  # the writer left out files the version before holds: none of them may be one to store
+        absent = sorted(p for p in stored if not (bag_dir / p).is_file())
+        if absent:
+            raise BagError(f"the staged bag lacks {len(absent)} file(s) the version stores, first {absent[0]!r}: "
+                           "ingest the delivery again")
     stored_bytes = sum(c.new.size for c in comparison.changes if c.kind in ("added", "changed"))
     return VersionPlan(previous, previous.next_number, stored, references, comparison.counts, stored_bytes,
                        referenced["bytes"])

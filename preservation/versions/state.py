@@ -171,6 +171,22 @@ def compare(new: Iterable[Any], old: Iterable[StateRow], on_unchanged=None) -> C
     return out
 
 
+def state_digests(catalog: Catalog, package_id: str, paths: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+    """For those of ``paths`` that the version ``package_id`` holds (its own files or references): path ->
+    (size, sha256, sha512).  Two queries, whatever the number of paths (give them a batch at a time)."""
+    wanted = list(paths)
+    if not wanted:
+        return {}
+    own = (select(PackageFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512)
+           .where(PackageFile.package_id == package_id, PackageFile.is_tag.is_(False), PackageFile.path.in_(wanted)))
+    referenced = (select(VersionFile.path, PackageFile.size, PackageFile.sha256, PackageFile.sha512)
+                  .join(PackageFile, PackageFile.id == VersionFile.file_id)
+                  .where(VersionFile.package_id == package_id, VersionFile.path.in_(wanted)))
+    with catalog.engine.connect() as conn:
+        return {path: (size, sha256, sha512) for query in (own, referenced)
+                for path, size, sha256, sha512 in conn.execute(query)}
+
+
 def locate(session: Session, package_id: str, path: str) -> StateRow | None:
     """Where the file ``path`` of the version ``package_id`` is stored (its own file, or a reference); None if absent."""
     own = session.execute(select(PackageFile.size, PackageFile.sha256, PackageFile.sha512, PackageFile.id)

@@ -164,3 +164,45 @@ def test_small_files_stay_on_the_calling_thread_and_big_ones_go_to_workers(tmp_p
     assert {where[i] for i in range(BATCH_FILES)} == {here}
     assert {where[i] for i in range(BATCH_FILES, 2 * BATCH_FILES)} <= {"preserve-bag_0", "preserve-bag_1"}
     assert {where[i] for i in range(2 * BATCH_FILES, 3 * BATCH_FILES)} == {here}
+
+
+@pytest.mark.parametrize("size", [100, CHUNK_SIZE - 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+def test_a_file_whose_digests_are_known_is_digested_and_not_written(tmp_path: Path, size: int) -> None:
+    same, other = os.urandom(size), os.urandom(size)
+    (tmp_path / "same").write_bytes(same)
+    (tmp_path / "other").write_bytes(other)
+    jobs = [Job(name, os.fsencode(tmp_path / name), target=os.fsencode(tmp_path / f"copy-{name}"), size=size,
+                known=expected(same)) for name in ("same", "other")]
+    out = {o.tag: o for o in FilePipeline(("sha256", "md5"), 2).run(jobs)}
+    assert out["same"].error is None and out["same"].raw == expected(same) and out["same"].written is False
+    assert not (tmp_path / "copy-same").exists()
+    assert out["other"].error is None and out["other"].raw == expected(other) and out["other"].written is True
+    assert (tmp_path / "copy-other").read_bytes() == other
+
+
+class _Rewrites:
+    """An observer that changes the file on disk once its first read is done (the second read sees it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fed = 0
+
+    def feed(self, chunk) -> None:
+        self.fed += len(chunk)
+
+    def close(self, size: int) -> None:
+        with open(self.path, "r+b") as f:
+            f.write(b"changed!")
+
+
+def test_a_big_file_that_changes_between_its_two_reads_is_refused_and_not_left_behind(tmp_path: Path) -> None:
+    data = os.urandom(2 * CHUNK_SIZE + 3)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    observer = _Rewrites(src)
+    job = Job("f", os.fsencode(src), target=os.fsencode(tmp_path / "copy"), size=len(data), observer=observer,
+              known=expected(b"the digests of other bytes"))
+    (outcome,) = FilePipeline(("sha256", "md5"), 1).run([job])
+    assert outcome.side == READ and isinstance(outcome.error, pipeline.FileChanged)
+    assert observer.fed == len(data)  # the observer saw the first read only
+    assert not (tmp_path / "copy").exists()

@@ -271,3 +271,36 @@ def test_drop_behind_leaves_bags_byte_identical(tmp_path: Path, monkeypatch) -> 
     for name in ("manifest-sha256.txt", "manifest-sha512.txt"):
         assert (tmp_path / "dropped" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
     assert validate_bag(tmp_path / "dropped").valid
+
+
+def test_files_a_kept_copy_holds_are_listed_but_not_written(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(writer, "KNOWN_LOOKAHEAD", 2)  # several batches of questions
+    source = make_tree(tmp_path / "src", DELIVERY)
+    kept = {"data/期刊/2024/第1期/文章.pdf": DELIVERY["期刊/2024/第1期/文章.pdf"],  # the same bytes: left out
+            "data/nested/a/b/c/d/leaf.txt": b"leaf but other bytes"}  # other bytes: written
+    asked: list[list[tuple[str, int]]] = []
+
+    def known(batch):
+        asked.append(batch)
+        return {path: hashlib.sha256(kept[path]).digest() + hashlib.sha512(kept[path]).digest()
+                for path, _ in batch if path in kept}
+
+    result = create_bag(open_delivery(source), tmp_path / "bag", INFO, fsync=False, known=known)
+    assert sorted(p for batch in asked for p, _ in batch) == sorted(f"data/{rel}" for rel in DELIVERY)
+    assert max(len(batch) for batch in asked) == 2
+    assert result.unwritten == 1
+    assert sorted(files_under(tmp_path / "bag" / "data")) == sorted(
+        rel for rel in DELIVERY if rel != "期刊/2024/第1期/文章.pdf")
+    assert payload_of(result) == payload_of(create_bag(open_delivery(source), tmp_path / "whole", INFO, fsync=False))
+    assert (tmp_path / "bag" / "manifest-sha512.txt").read_bytes() == (
+        tmp_path / "whole" / "manifest-sha512.txt").read_bytes()
+
+
+def test_an_archive_is_bagged_whole_whatever_a_kept_copy_holds(tmp_path: Path) -> None:
+    archive = zip_of(tmp_path / "d.zip", list(DELIVERY.items()))
+
+    def known(batch):
+        raise AssertionError("an archive's members are read in order, once: nothing is asked")
+
+    result = create_bag(open_delivery(archive), tmp_path / "bag", INFO, fsync=False, known=known)
+    assert result.unwritten == 0 and files_under(tmp_path / "bag" / "data") == DELIVERY

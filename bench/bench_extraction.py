@@ -1,6 +1,7 @@
 """Metadata extraction's cost at ingest: a delivery of JATS articles ingested with and without it.
 
-    python -m bench.bench_extraction [--articles N] [--scale F] [--repeat R] [--write-docs]
+    python -m bench.bench_extraction [--articles N] [--scale F] [--repeat R] [--settle-wait S] [--profile]
+                                     [--write-docs]
 
 Generates (seeded, under ``bench/out/extraction``) a delivery of
 ``--articles`` × ``--scale`` articles of 物理学报 (default 10,000 × 1): one
@@ -11,9 +12,17 @@ into a fresh repository on three local filesystem nodes, every copy
 written and verified (the whole ``ingest``), in a child process of its own
 with the delivery read into the page cache first: once with
 ``analysers=[]`` (no analysis) and once with the metadata analyser only,
-taking turns, ``--repeat`` times each; the fastest of each is kept.  The
-same is done for bagging and registering alone (``replicate=False``),
-where extraction's share of the time is largest.
+``--repeat`` times each, taking turns in the order off, on, on, off, off,
+on … so that a drift of the machine over the bench weighs on both sides
+alike; the fastest of each is kept.  Before every run the parent deletes
+the previous run's home (three nodes and staging: some 30,000 files), syncs
+and waits until the disk has been idle for a second (:mod:`bench.disk`: on
+an ext4 mounted with ``discard`` the deletes are otherwise still being
+discarded under the next run).  The same is done for bagging and
+registering alone (``replicate=False``), where extraction's share of the
+time is largest.  ``--profile`` instead profiles one bag-and-register run
+of each side (every thread's CPU time, :mod:`bench.profiling`) and prints
+the two reports' paths.
 
 Target (issue 16): the whole ingest at most 10 % slower with extraction.
 Not a unit test: nothing here asserts a time; the exit status is 1 when the
@@ -23,6 +32,7 @@ target is missed.  ``--write-docs`` puts the section in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -33,8 +43,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.corpora import OUT_DIR, human_size, iter_files, read_through
+from bench.disk import MAX_WAIT, remove_and_settle
 from bench.homes import COLLECTION, fresh_repo
 from bench.measure import REPO_ROOT, Measured, run_child
+from bench.profiling import profiled
 from devtools.articles import write_articles
 
 ROOT = OUT_DIR / "extraction"
@@ -78,8 +90,9 @@ def delivery_for(articles: int) -> Path:
     return root / "payload"
 
 
-def run_one(delivery: str, home: str, extract: bool, replicate: bool) -> dict:
-    """Child entry: ingest ``delivery`` into a fresh home, with the metadata analyser or with no analysis."""
+def run_one(delivery: str, home: str, extract: bool, replicate: bool, profile: str | None = None) -> dict:
+    """Child entry: ingest ``delivery`` into a fresh home, with the metadata analyser or with no analysis;
+    with ``profile``, the ingest's profile (every thread's CPU) is written there.  The parent deletes the home."""
     from preservation.ingest import ingest
     from preservation.metadata.analyser import MetadataAnalyser
 
@@ -87,10 +100,10 @@ def run_one(delivery: str, home: str, extract: bool, replicate: bool) -> dict:
     read_through(list(iter_files(Path(delivery))))
     analysers = [MetadataAnalyser()] if extract else []
     start = time.perf_counter()
-    result = ingest(repo, delivery, COLLECTION, analysers=analysers, replicate=replicate)
+    with profiled(Path(profile), cpu=True) if profile else contextlib.nullcontext():
+        result = ingest(repo, delivery, COLLECTION, analysers=analysers, replicate=replicate)
     seconds = time.perf_counter() - start
     repo.close()
-    shutil.rmtree(home, ignore_errors=True)
     items = result.get("content", {}).get("metadata", {}).get("items", 0)
     if extract and items != result["files"] // 2:
         raise RuntimeError(f"{items} items from {result['files']} files")
@@ -98,19 +111,43 @@ def run_one(delivery: str, home: str, extract: bool, replicate: bool) -> dict:
             "warnings": len(result.get("warnings", [])), "state": result["state"]}
 
 
-def measure(delivery: Path, repeat: int, replicate: bool) -> tuple[Measured, Measured]:
-    """The fastest ingest without and with extraction, taking turns."""
+def turns(repeat: int) -> list[bool]:
+    """Whether each run extracts: off, on, on, off, off, on … (``repeat`` of each)."""
+    return [extract for turn in range(repeat) for extract in ((False, True) if turn % 2 == 0 else (True, False))]
+
+
+def measure(delivery: Path, repeat: int, replicate: bool, settle_wait: float = MAX_WAIT) -> tuple[Measured, Measured]:
+    """The fastest ingest without and with extraction, taking turns, each on a settled disk."""
+    home = ROOT / "home"
     runs: dict[bool, list[Measured]] = {False: [], True: []}
-    for _ in range(repeat):
-        for extract in (False, True):
-            runs[extract].append(run_child("bench.bench_extraction:run_one", delivery=str(delivery),
-                                           home=str(ROOT / "home"), extract=extract, replicate=replicate))
+    for extract in turns(repeat):
+        remove_and_settle([home], ROOT, max_wait=settle_wait)  # the last run's deletes discarded before the clock
+        m = run_child("bench.bench_extraction:run_one", delivery=str(delivery), home=str(home), extract=extract,
+                      replicate=replicate)
+        print(f"     {'with' if extract else 'without'} extraction: {m.seconds:.2f} s, CPU {m.cpu:.1f} s", flush=True)
+        runs[extract].append(m)
+    shutil.rmtree(home, ignore_errors=True)
     best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
     for k, v in runs.items():
         best[k].result["runs"] = [round(m.seconds, 3) for m in v]
         best[k].peak_rss = max(m.peak_rss for m in v)
         best[k].others = max(m.others for m in v)
     return best[False], best[True]
+
+
+def profile(articles: int, replicate: bool = False) -> list[Path]:
+    """Profile one ingest of each side (bag and register only unless ``replicate``); the reports' paths."""
+    delivery = delivery_for(articles)
+    home = ROOT / "home"
+    reports = []
+    for extract in (False, True):
+        report = OUT_DIR / f"profile-extraction-{'on' if extract else 'off'}.txt"
+        remove_and_settle([home], ROOT)
+        run_child("bench.bench_extraction:run_one", delivery=str(delivery), home=str(home), extract=extract,
+                  replicate=replicate, profile=str(report))
+        reports.append(report)
+    shutil.rmtree(home, ignore_errors=True)
+    return reports
 
 
 def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Measured]], command: str) -> str:
@@ -121,7 +158,8 @@ def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Mea
         f"`{command}`: {articles:,} JATS articles of 物理学报 (XML of 20-60 KiB and a PDF of 200 KiB-1 MiB each, "
         f"{human_size(total_bytes)}) ingested into three local filesystem nodes, each run in a child process of its "
         "own with the delivery in the page cache, without analysis (`analysers=[]`) and with the metadata analyser "
-        "only, taking turns; fastest run of each.  Target (issue 16): the whole ingest at most 10 % slower.  "
+        "only, taking turns (off, on, on, off …), each after the previous run's home is deleted and the disk has "
+        "settled (synced, idle for a second); fastest run of each.  Target (issue 16): the whole ingest at most 10 % slower.  "
         "CPU is the user and system time of the fastest run's child process (interpreter start included), "
         "which other processes on the machine disturb less than the wall clock; the load column says how busy "
         "they kept the cores (`cores busy with other work`).",
@@ -160,13 +198,14 @@ def write_docs(text: str, docs: Path = DOCS) -> None:
     docs.write_text(updated, encoding="utf-8")
 
 
-def compare(articles: int, repeat: int = 2, command: str = "python -m bench.bench_extraction") -> tuple[str, bool]:
+def compare(articles: int, repeat: int = 2, command: str = "python -m bench.bench_extraction",
+            settle_wait: float = MAX_WAIT) -> tuple[str, bool]:
     """The section for docs/benchmarks.md, and whether the target was met."""
     delivery = delivery_for(articles)
     total = sum(os.path.getsize(p) for p in iter_files(delivery))
     rows = []
     for name, replicate in (("whole (bag, register, 3 verified copies)", True), ("bag and register only", False)):
-        off, on = measure(delivery, repeat, replicate)
+        off, on = measure(delivery, repeat, replicate, settle_wait)
         print(f"   {name}: without {off.seconds:.2f} s, with {on.seconds:.2f} s, ratio {on.seconds / off.seconds:.3f}",
               flush=True)
         rows.append((name, off, on))
@@ -179,13 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=ARTICLES, help=f"articles at scale 1 (default {ARTICLES:,})")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the delivery by this factor (0, 1]")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (default 2), the fastest kept")
+    parser.add_argument("--settle-wait", type=float, default=MAX_WAIT,
+                        help=f"at most this many seconds for the disk to settle before a run (default {MAX_WAIT:g})")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one bag-and-register run of each side instead of timing")
     parser.add_argument("--write-docs", action="store_true", help="put the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1 or args.articles < 1 or args.repeat < 1:
         parser.error("--scale must be in (0, 1], --articles and --repeat at least 1")
     articles = max(1, round(args.articles * args.scale))
+    if args.profile:
+        for report in profile(articles):
+            print(report)
+        return 0
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    text, met = compare(articles, args.repeat, command=f"python -m bench.bench_extraction {argv_text}".strip())
+    text, met = compare(articles, args.repeat, command=f"python -m bench.bench_extraction {argv_text}".strip(),
+                        settle_wait=args.settle_wait)
     print(text)
     (OUT_DIR / "extraction.json").write_text(json.dumps({"articles": articles, "met": met, "section": text}),
                                              encoding="utf-8")

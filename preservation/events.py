@@ -23,30 +23,28 @@ from sqlalchemy.orm import Session
 from preservation.catalog.evidence_models import append_leaf
 from preservation.catalog.models import ChainHead, Event, utcnow
 
+# PREMIS 3 event types and outcomes (catalog.vocabulary holds them, importable without SQLAlchemy)
+from preservation.catalog.vocabulary import (  # noqa: F401 - offered here under their old names
+    ACCESS,
+    DEACCESSION,
+    DELETION,
+    DISSEMINATION,
+    FAILURE,
+    FIXITY_CHECK,
+    INFORMATION_PACKAGE_CREATION,
+    INGESTION,
+    KEY_INTRODUCTION,
+    MESSAGE_DIGEST_CALCULATION,
+    METADATA_MODIFICATION,
+    POLICY_ASSIGNMENT,
+    REPAIR,
+    REPLICATION,
+    SUCCESS,
+    VALIDATION,
+    WARNING,
+)
+
 incident_log = logging.getLogger("preserve.incidents")
-
-# PREMIS 3 event types (id.loc.gov/vocabulary/preservation/eventType) used here.
-INGESTION = "ingestion"
-MESSAGE_DIGEST_CALCULATION = "message digest calculation"
-VALIDATION = "validation"
-REPLICATION = "replication"
-FIXITY_CHECK = "fixity check"
-# "repair" and "access" are this repository's own words, not the vocabulary's: the
-# PREMIS export writes them as they are, without a valueURI (see premis.EVENT_TYPE_CODES).
-REPAIR = "repair"
-ACCESS = "access"
-DEACCESSION = "deaccession"
-INFORMATION_PACKAGE_CREATION = "information package creation"
-METADATA_MODIFICATION = "metadata modification"
-POLICY_ASSIGNMENT = "policy assignment"
-DELETION = "deletion"
-DISSEMINATION = "dissemination"
-# the coordinator's checkpoint signing key replaced after it was lost (docs/evidence.md): not a PREMIS term
-KEY_INTRODUCTION = "key introduction"
-
-SUCCESS = "success"
-FAILURE = "failure"
-WARNING = "warning"
 
 GENESIS_HASH = "0" * 64
 SYSTEM_AGENT = "preserve"

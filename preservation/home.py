@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
 from preservation.catalog.db import Catalog
-from preservation.errors import CatalogNotInitialised
+from preservation.home_dir import exposed, require_catalog_file, sqlite_path  # noqa: F401 - sqlite_path: offered
 from preservation.settings import CONFIG_NAME, Settings, load_settings
 
 DEFAULT_CONFIG = """\
@@ -38,34 +37,14 @@ def init_home(home: str | Path | None) -> dict[str, Any]:
             "checkpoint_key_created": new_key}
 
 
-def sqlite_path(catalog_url: str) -> Path | None:
-    """The file of a SQLite catalog URL (None for another database or an in-memory one)."""
-    if not catalog_url.startswith("sqlite"):
-        return None
-    path = catalog_url.split("///", 1)[-1].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
 def require_catalog(settings: Settings) -> None:
-    """Refuse a home whose SQLite catalog does not exist, before anything would create it (a mistyped --home).
-
-    Raises CatalogNotInitialised; creates nothing.
-    """
-    path = sqlite_path(settings.catalog_url)
-    if path is not None and not path.is_file():
-        raise CatalogNotInitialised(url=f"{path} (is --home {settings.home} the right home?)")
+    """Refuse a home whose SQLite catalog does not exist (:func:`preservation.home_dir.require_catalog_file`)."""
+    require_catalog_file(settings.catalog_url, settings.home)
 
 
 def exposed_config(settings: Settings) -> Path | None:
     """The settings file when it holds secrets (node keys, the access secret) and others than its owner may read it."""
-    config = settings.home / CONFIG_NAME
-    if not (settings.node_credentials or settings.access_secret):
-        return None
-    try:
-        mode = config.stat().st_mode
-    except OSError:
-        return None
-    return config if mode & (stat.S_IRWXG | stat.S_IRWXO) else None
+    return exposed(settings.home / CONFIG_NAME, bool(settings.node_credentials or settings.access_secret))
 
 
 CHECKPOINT_KEY = "keys/checkpoint.key"

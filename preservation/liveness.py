@@ -30,9 +30,13 @@ from typing import Any, Callable
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from preservation.catalog import reads
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import NODE_OFFLINE, Node, Replica, utcnow
-from preservation.catalog.monitoring_models import ROLE_SCHEDULER, ROLE_WORKER, Heartbeat, NodeProbe
+from preservation.catalog.monitoring_models import Heartbeat, NodeProbe
+from preservation.catalog.reader import Reader
+# who is alive and which nodes answer are read in catalog.reads (also by `preserve status`, without SQLAlchemy)
+from preservation.catalog.reads import ALIVE, SILENT, STOPPED, process_state  # noqa: F401 - offered here
 from preservation.errors import PreservationError
 from preservation.monitoring_settings import MonitoringSettings
 from preservation.repository import Repository
@@ -43,15 +47,6 @@ log = logging.getLogger("preserve.liveness")
 
 # A key that is never written: stat-ing it proves the storage answers (the node agent's own health check uses it).
 PROBE_KEY = "preserve-node-agent-health-probe"
-
-ALIVE = "alive"
-SILENT = "silent"
-STOPPED = "stopped"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value is not None else None
-
 
 class HeartbeatWriter:
     """Writes one process's heartbeat row every ``interval`` seconds until stopped.
@@ -107,64 +102,9 @@ class HeartbeatWriter:
         self.beat(stopped=True)
 
 
-def process_state(row: Heartbeat, now: datetime, settings: MonitoringSettings) -> str:
-    if row.stopped_at is not None:
-        return STOPPED
-    if now - row.last_seen_at > timedelta(seconds=settings.silent_after_seconds):
-        return SILENT
-    return ALIVE
-
-
-def processes(session, settings: MonitoringSettings, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every known worker and scheduler: alive ones first, then silent, then stopped; newest first in each."""
-    now = now or utcnow()
-    order = {ALIVE: 0, SILENT: 1, STOPPED: 2}
-    rows = session.scalars(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())).all()
-    out = []
-    for row in rows:
-        state = process_state(row, now, settings)
-        out.append({
-            "role": row.role, "name": row.name, "host": row.host, "pid": row.pid, "state": state,
-            "started_at": _iso(row.started_at), "last_seen_at": _iso(row.last_seen_at),
-            "silent_seconds": round((now - row.last_seen_at).total_seconds(), 1) if state == SILENT else None,
-            "stopped_at": _iso(row.stopped_at), "doing": row.doing or {},
-        })
-    out.sort(key=lambda p: order[p["state"]])
-    return out
-
-
 def node_reachability(session, settings: MonitoringSettings, now: datetime | None = None) -> dict[int, dict[str, Any]]:
-    """The last probe of each node by node id: reachable, unreachable since when, and whether that is past
-    the alert threshold (``unreachable``: such a node is shown as unreachable, not as its status)."""
-    now = now or utcnow()
-    threshold = timedelta(seconds=settings.node_unreachable_alert_seconds)
-    out = {}
-    for probe in session.scalars(select(NodeProbe)):
-        since = probe.unreachable_since
-        out[probe.node_id] = {
-            "reachable": probe.reachable, "checked_at": _iso(probe.checked_at),
-            "unreachable_since": _iso(since), "error": probe.error,
-            "unreachable": (not probe.reachable and since is not None and now - since >= threshold),
-        }
-    return out
-
-
-def liveness_report(session, settings: MonitoringSettings, now: datetime | None = None) -> dict[str, Any]:
-    """Who is alive, who went silent, and which nodes do not answer (for `preserve status`), read in the
-    caller's session (on SQLite a second transaction would wait for the caller's)."""
-    now = now or utcnow()
-    procs = processes(session, settings, now)
-    reach = node_reachability(session, settings, now)
-    names = dict(session.execute(select(Node.id, Node.name)).all())
-    counts = {state: sum(1 for p in procs if p["state"] == state) for state in (ALIVE, SILENT, STOPPED)}
-    return {
-        "processes": procs, "counts": counts,
-        "scheduler_alive": any(p["role"] == ROLE_SCHEDULER and p["state"] == ALIVE for p in procs),
-        "workers_alive": sum(1 for p in procs if p["role"] == ROLE_WORKER and p["state"] == ALIVE),
-        "nodes": {names[k]: v for k, v in reach.items() if k in names},
-        "silent_after_seconds": settings.silent_after_seconds,
-        "node_unreachable_alert_seconds": settings.node_unreachable_alert_seconds,
-    }
+    """:func:`preservation.catalog.reads.node_reachability` read in ``session`` (its transaction)."""
+    return reads.node_reachability(Reader.of_session(session), settings, now)
 
 
 # --- node probes ----------------------------------------------------------------------------------
@@ -232,7 +172,7 @@ def probe_nodes(repo: Repository, *, now: datetime | None = None) -> dict[str, A
             if error is None:
                 if not was_reachable:
                     log.info("node %s answers again (unreachable since %s)", for_log(node.name),
-                             _iso(probe.unreachable_since))
+                             reads.iso_seconds(probe.unreachable_since))
                 probe.unreachable_since = None
             else:
                 unreachable.append(node.name)

@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from preservation import events
+from preservation.catalog import reads
 from preservation.catalog.models import NODE_DRAINING, NODE_STATUSES, ORG_TYPES, REPLICA_VERIFIED, Job, Node, Replica
+from preservation.catalog.reader import Reader
 from preservation.errors import AlreadyExists, ConfigError, InvalidRequest, NodeInUse, NotFound, PreservationError
 from preservation.jobs.queue import LIVE_STATES
 from preservation.repository import Repository
@@ -18,19 +20,7 @@ from preservation.text import check_name, check_xml_text
 from storage_adapters import adapter_class
 
 
-def _node_dict(node: Node, replicas: int = 0, used: int = 0) -> dict[str, Any]:
-    return {
-        "name": node.name,
-        "org_type": node.org_type,
-        "organisation": node.organisation,
-        "region": node.region,
-        "uri": node.uri,
-        "status": node.status,
-        "capacity_bytes": node.capacity_bytes,
-        "read_budget_bytes_per_day": node.read_budget_bytes_per_day,
-        "replicas": replicas,
-        "used_bytes": used,
-    }
+_node_dict = reads.node_dict
 
 
 def add_node(
@@ -105,16 +95,9 @@ def get_node(session, name: str) -> Node:
 
 
 def list_nodes(repo: Repository) -> list[dict[str, Any]]:
+    """Every node by name with its copies and their bytes (:func:`preservation.catalog.reads.list_nodes`)."""
     with repo.catalog.session() as s:
-        usage = dict(
-            (row[0], (row[1], row[2] or 0))
-            for row in s.execute(
-                select(Replica.node_id, func.count(Replica.id), func.sum(Replica.bytes)).group_by(Replica.node_id)
-            )
-        )
-        return [
-            _node_dict(n, *usage.get(n.id, (0, 0))) for n in s.scalars(select(Node).order_by(Node.name))
-        ]
+        return reads.list_nodes(Reader.of_session(s))
 
 
 def local_root(uri: str) -> str | None:

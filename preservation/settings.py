@@ -18,13 +18,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from preservation.errors import ConfigError
+from preservation.home_dir import CONFIG_NAME, default_home, resolve_home  # noqa: F401 - offered here too
 from preservation.monitoring_settings import AlertSettings, MonitoringSettings
 from preservation.notification_settings import NotificationSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # package data, so that an installed wheel has it too (the checkout's policies/ links to these files)
 DEFAULT_POLICY: Traversable = resources.files("preservation").joinpath("policies", "default.yaml")
-CONFIG_NAME = "preserve.yaml"
 
 
 class NodeCredentials(BaseModel):
@@ -93,14 +93,9 @@ class Settings(BaseModel):
         return self.policy if self.policy is not None else DEFAULT_POLICY
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("PRESERVE_HOME") or Path.home() / ".preserve")
-
-
 def load_settings(home: str | os.PathLike | None = None) -> Settings:
     """Read ``<home>/preserve.yaml`` (if any); raises ConfigError naming the bad field."""
-    home_path = Path(home) if home else default_home()
-    home_path = home_path.expanduser().resolve()
+    home_path = resolve_home(home)
     data: dict[str, Any] = {}
     config_file = home_path / CONFIG_NAME
     if config_file.exists():

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from preservation import events
 from preservation.catalog.models import utcnow
+from preservation.catalog.reader import Reader
 from preservation.ingest import ingest
 from preservation.runtime.handlers import default_registry
 from preservation.runtime.worker import Worker, WorkerOptions
@@ -85,7 +86,7 @@ def test_incidents_tell_unreachable_nodes_and_unrepairable_files_apart(repo):
         events.record_event(s, events.FIXITY_CHECK, events.FAILURE, node_name="old",
                             detail={"state": "corrupt"}, occurred_at=now - timedelta(days=30))
     with repo.catalog.session() as s:
-        found = incidents(s, now - timedelta(days=1))
+        found = incidents(Reader.of_session(s), now - timedelta(days=1))
     assert found["damage_found"] == 0 and found["unrepairable"] == 1 and found["repair_failed"] == 0
     [pku] = found["nodes_unreachable"]
     assert pku["node"] == "uni-pku" and pku["failures"] == 2 and pku["since"] < pku["last"]

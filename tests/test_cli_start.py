@@ -17,6 +17,7 @@ import pytest
 
 import preservation.cli
 from preservation.cli.main import COMMANDS, cli
+from preservation.settings import DEFAULT_POLICY
 
 from .fixtures import make_repo
 
@@ -50,6 +51,11 @@ def test_help_lists_every_command_without_importing_one():
     assert not loaded & {*WEB_STACK, "sqlalchemy"}, loaded
 
 
+# what they do not load either once the home's settings digest is written (preservation.quick): the catalog is read
+# on the stdlib driver with the SQL SQLAlchemy compiled beforehand, the settings and policy from their digest
+QUICK_HEAVY = (*HEAVY, "sqlalchemy", "pydantic", "pydantic_core", "yaml", "psycopg", "cryptography")
+
+
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["node", "list"], ["node", "list", "--json"]])
 def test_status_and_node_list_run_without_heavy_modules(tmp_path, args):
     home = tmp_path / "home"
@@ -57,9 +63,24 @@ def test_status_and_node_list_run_without_heavy_modules(tmp_path, args):
     code = ("from preservation.cli.main import cli\n"
             f"try:\n    cli.main({['--home', str(home), *args]!r}, prog_name='preserve')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n")
+    first = set(_loaded_after(code))  # validates the settings in full and writes their digest
+    assert not first & set(HEAVY), (args, first & set(HEAVY))
     loaded = set(_loaded_after(code))
-    assert not loaded & set(HEAVY), (args, loaded & set(HEAVY))
-    assert "sqlalchemy" in loaded  # the probe ran the command (it read the catalog)
+    assert not loaded & set(QUICK_HEAVY), (args, loaded & set(QUICK_HEAVY))
+    assert "sqlite3" in loaded  # the probe ran the command (it read the catalog)
+
+
+def test_quick_commands_read_what_the_full_settings_say(tmp_path, run_cli):
+    """A changed policy shows in `status` at once: the digest follows the files it was made from."""
+    home = run_cli.home
+    make_repo(home).close()
+    assert run_cli("status", "--json").json()["policy"] == "default@1"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("name: default", "name: faster")
+                      .replace("interval_days: 90", "interval_days: 7"), encoding="utf-8")
+    (home / "preserve.yaml").write_text(f"policy: '{policy}'\n", encoding="utf-8")
+    report = run_cli("status", "--json").json()
+    assert report["policy"] == "faster@1" and report["audit_interval_days"] == 7
 
 
 def test_an_outdated_catalog_is_still_refused_without_alembic(tmp_path):

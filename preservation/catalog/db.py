@@ -20,19 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from preservation.catalog import revisions
 from preservation.catalog.search_index import index_pending
-from preservation.errors import (
-    CatalogDriverMissing,
-    CatalogError,
-    CatalogNotInitialised,
-    CatalogOutdated,
-    CatalogTooNew,
-)
+from preservation.catalog.reader import ALEMBIC_VERSION
+from preservation.errors import CatalogDriverMissing, CatalogError
 
 if TYPE_CHECKING:  # alembic (and mako under it) is imported only to migrate: every command checks the schema
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-ALEMBIC_VERSION = "alembic_version"  # alembic's table of the applied revision (its default name; env.py keeps it)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -69,7 +63,7 @@ def make_engine(url: str) -> Engine:
         # SQLAlchemy imports the driver when the engine is created; a missing one is an install problem
         module = (e.name or "").split(".")[0] or "the database driver"
         remedy = _DRIVER_REMEDY.get(module, f"install {module} into the environment preserve runs in")
-        raise CatalogDriverMissing(url=_safe_url(url), module=module, remedy=remedy) from e
+        raise CatalogDriverMissing(url=display_url(url), module=module, remedy=remedy) from e
 
 
 def _make_engine(url: str) -> Engine:
@@ -99,7 +93,8 @@ def _head_revision(url: str) -> str:
     return ScriptDirectory.from_config(_alembic_config(url)).get_current_head() or ""
 
 
-def _safe_url(url: str) -> str:
+def display_url(url: str) -> str:
+    """``url`` as it may be shown: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except SQLAlchemyError:
@@ -111,7 +106,7 @@ class Catalog:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.display_url = _safe_url(url)
+        self.display_url = display_url(url)
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -133,16 +128,18 @@ class Catalog:
 
         Raises CatalogError when the database cannot be opened or holds more than one revision.
         """
+        found = self._revision_rows()
+        return revisions.applied(found, self.display_url) if found is not None else None
+
+    def _revision_rows(self) -> list[str] | None:
+        """The rows of ``alembic_version`` (None when the table does not exist)."""
         try:
             with self.engine.connect() as conn:
                 if not inspect(conn).has_table(ALEMBIC_VERSION):
                     return None
-                found = [row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM {ALEMBIC_VERSION}")]
+                return [row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM {ALEMBIC_VERSION}")]
         except OperationalError as e:
             raise CatalogError(f"cannot open the catalog at {self.display_url}: {e.orig}") from e
-        if len(found) > 1:
-            raise CatalogError(f"the catalog at {self.display_url} is at several revisions at once: {sorted(found)}")
-        return found[0] if found else None
 
     def upgrade(self) -> str:
         """Apply every pending migration; returns the new revision."""
@@ -155,20 +152,12 @@ class Catalog:
         return self.current_revision() or ""
 
     def check_schema(self) -> None:
-        """Raise unless the catalog is at the revision this code expects."""
-        current = self.current_revision()
-        head = revisions.head()
-        if current is None:
+        """Raise unless the catalog is at the revision this code expects (:func:`revisions.require_head`)."""
+        def has_tables() -> bool:
             with self.engine.connect() as conn:
-                has_tables = bool(inspect(conn).get_table_names())
-            if not has_tables:
-                raise CatalogNotInitialised(url=self.display_url)
-            raise CatalogOutdated(url=self.display_url, current="(none)", head=head)
-        if current == head:
-            return
-        if current in revisions.known():
-            raise CatalogOutdated(url=self.display_url, current=current, head=head)
-        raise CatalogTooNew(url=self.display_url, current=current, head=head)
+                return bool(inspect(conn).get_table_names())
+
+        revisions.require_head(self._revision_rows(), has_tables, self.display_url)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ jobs by state/run-after.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,23 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# Replica and package states (see docs/concepts.md).
-REPLICA_PENDING = "pending"
-REPLICA_COPYING = "copying"
-REPLICA_VERIFIED = "verified"
-REPLICA_SUSPECT = "suspect"
-REPLICA_CORRUPT = "corrupt"
-REPLICA_MISSING = "missing"
-REPLICA_REPAIRING = "repairing"
-REPLICA_STATES = (
+# the states and the time the catalog stores live in catalog.vocabulary (importable without SQLAlchemy)
+from preservation.catalog.vocabulary import (  # noqa: F401 - offered here under their old names
     REPLICA_PENDING,
     REPLICA_COPYING,
     REPLICA_VERIFIED,
@@ -49,25 +34,29 @@ REPLICA_STATES = (
     REPLICA_CORRUPT,
     REPLICA_MISSING,
     REPLICA_REPAIRING,
+    REPLICA_STATES,
+    PACKAGE_REPLICATING,
+    PACKAGE_PRESERVED,
+    PACKAGE_DEGRADED,
+    PACKAGE_DAMAGED,
+    PACKAGE_DEACCESSIONED,
+    PACKAGE_STATES,
+    NODE_ACTIVE,
+    NODE_DRAINING,
+    NODE_OFFLINE,
+    NODE_STATUSES,
+    ORG_TYPES,
+    utcnow,
 )
 
-PACKAGE_REPLICATING = "replicating"
-PACKAGE_PRESERVED = "preserved"
-PACKAGE_DEGRADED = "degraded"  # some required copies are not verified; at least one is
-PACKAGE_DAMAGED = "damaged"  # no verified copy is left
-PACKAGE_DEACCESSIONED = "deaccessioned"
-PACKAGE_STATES = (PACKAGE_REPLICATING, PACKAGE_PRESERVED, PACKAGE_DEGRADED, PACKAGE_DAMAGED, PACKAGE_DEACCESSIONED)
 
-NODE_ACTIVE = "active"
-NODE_DRAINING = "draining"
-NODE_OFFLINE = "offline"
-NODE_STATUSES = (NODE_ACTIVE, NODE_DRAINING, NODE_OFFLINE)
-ORG_TYPES = ("university", "cas", "institute")
-
-
-def utcnow() -> datetime:
-    """Naive UTC now, microsecond precision: the one time format the catalog stores."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class Base(DeclarativeBase):

@@ -26,9 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from preservation.catalog.models import Base, Event, Replica, utcnow
 
-ROLE_WORKER = "worker"
-ROLE_SCHEDULER = "scheduler"
-ROLES = (ROLE_WORKER, ROLE_SCHEDULER)
+from preservation.catalog.vocabulary import ROLE_SCHEDULER, ROLE_WORKER, ROLES  # noqa: F401 - offered here
 
 
 class Heartbeat(Base):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
-from preservation.errors import CatalogError
+from preservation.errors import CatalogError, CatalogNotInitialised, CatalogOutdated, CatalogTooNew
 
 VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 
@@ -58,3 +59,33 @@ def head() -> str:
 
 def known() -> frozenset[str]:
     return frozenset(chain())
+
+
+def applied(found: list[str], display_url: str) -> str | None:
+    """The revision a catalog is at, from the rows of its ``alembic_version`` table (None: no row).
+
+    Raises CatalogError when it holds more than one.
+    """
+    if len(found) > 1:
+        raise CatalogError(f"the catalog at {display_url} is at several revisions at once: {sorted(found)}")
+    return found[0] if found else None
+
+
+def require_head(found: list[str] | None, has_tables: Callable[[], bool], display_url: str) -> None:
+    """Raise unless a catalog is at :func:`head`.
+
+    ``found``: the rows of its ``alembic_version`` table, None when it has no such table; ``has_tables``: whether
+    it has any table.  Raises CatalogNotInitialised (an empty database), CatalogOutdated (an older revision, or
+    tables without one) or CatalogTooNew (a revision this code does not know), CatalogError (several revisions).
+    """
+    current = applied(found, display_url) if found is not None else None
+    target = head()
+    if current is None:
+        if not has_tables():
+            raise CatalogNotInitialised(url=display_url)
+        raise CatalogOutdated(url=display_url, current="(none)", head=target)
+    if current == target:
+        return
+    if current in known():
+        raise CatalogOutdated(url=display_url, current=current, head=target)
+    raise CatalogTooNew(url=display_url, current=current, head=target)

@@ -10,17 +10,21 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable
 
 import click
 
 from preservation import logsetup, units
+from preservation.catalog.vocabulary import utcnow
 from preservation.errors import EXIT_FINDINGS, Interrupted, InvalidRequest, PreservationError
 from preservation.text import for_data_stream, for_terminal, visible_controls
 
 if TYPE_CHECKING:  # the catalog, the settings and Rich are imported by the commands that use them (a fast start)
     from rich.console import Console
 
+    from preservation.catalog.reader import Reader
+    from preservation.quick import QuickSettings
     from preservation.repository import Repository
     from preservation.settings import Settings
 
@@ -48,12 +52,17 @@ class CLIState:
         from preservation.settings import load_settings
 
         settings = load_settings(self.home)
-        exposed = exposed_config(settings)
-        if exposed is not None:
-            logging.getLogger("preserve.config").warning(
-                "%s holds node keys and others than its owner may read it (mode %o): chmod 600 %s",
-                exposed, exposed.stat().st_mode & 0o777, exposed)
+        _warn_exposed(exposed_config(settings))
         return settings
+
+    @cached_property
+    def quick(self) -> QuickSettings:
+        """What a quick read-only command needs of the settings and the policy (preservation.quick)."""
+        from preservation.quick import quick_settings
+
+        found = quick_settings(self.home)
+        _warn_exposed(found.exposed_config)
+        return found
 
     @cached_property
     def repo(self) -> Repository:
@@ -65,6 +74,13 @@ class CLIState:
         return Repository(self.settings)
 
 
+def _warn_exposed(config: Path | None) -> None:
+    if config is not None:
+        logging.getLogger("preserve.config").warning(
+            "%s holds node keys and others than its owner may read it (mode %o): chmod 600 %s",
+            config, config.stat().st_mode & 0o777, config)
+
+
 def state(ctx: click.Context | None = None) -> CLIState:
     ctx = ctx or click.get_current_context()
     return ctx.find_object(CLIState)
@@ -72,6 +88,13 @@ def state(ctx: click.Context | None = None) -> CLIState:
 
 def repo() -> Repository:
     return state().repo
+
+
+def quick_catalog() -> ContextManager[Reader]:
+    """A reader on the home's catalog for a read-only command that must start fast (preservation.quick)."""
+    from preservation.quick import read_catalog
+
+    return read_catalog(state().quick)
 
 
 def parse_size(text: str | None) -> int | None:
@@ -178,8 +201,6 @@ class TimeType(click.ParamType):
             delta = timedelta(**{self._UNITS[ago.group(2)]: int(ago.group(1))})
             if delta > timedelta(days=36_500):
                 raise InvalidRequest(f"{for_terminal(text)!r} is too long ago (at most 36500d)")
-            from preservation.catalog.models import utcnow
-
             return utcnow() - delta
         try:
             when = datetime.fromisoformat(text) if text.isascii() and len(text) <= 40 else None

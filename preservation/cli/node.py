@@ -1,14 +1,18 @@
-"""`preserve node …`: register and list preservation nodes."""
+"""`preserve node …`: register and list preservation nodes.
+
+`node list` reads the catalog the quick way (preservation.quick); the commands that change nodes import the node
+service (and SQLAlchemy under it) when they run, so that listing starts without them.
+"""
 
 from __future__ import annotations
 
 import click
 
-from preservation.catalog.models import NODE_STATUSES, ORG_TYPES
-from preservation.nodes import add_node, list_nodes, remove_node, rename_node, set_node_status, set_node_uri
+from preservation.catalog.reads import list_nodes
+from preservation.catalog.vocabulary import NODE_STATUSES, ORG_TYPES
 from preservation.units import human_bytes
 
-from .common import emit_json, emit_list, json_option, parse_size, repo, say, table
+from .common import emit_json, emit_list, json_option, parse_size, quick_catalog, repo, say, table
 from .node_serve import serve, witness_key
 from .node_verify import verify_package
 
@@ -36,6 +40,8 @@ node.add_command(witness_key)
 @json_option
 def add(name, org_type, region, uri, organisation, capacity, read_budget, no_probe, create, as_json) -> None:
     """Register node NAME after checking that its storage answers."""
+    from preservation.nodes import add_node
+
     result = add_node(
         repo(), name, org_type, region, uri, organisation=organisation, capacity_bytes=parse_size(capacity),
         read_budget_bytes_per_day=parse_size(read_budget), probe=not no_probe, create=create,
@@ -50,7 +56,8 @@ def add(name, org_type, region, uri, organisation, capacity, read_budget, no_pro
 @json_option
 def list_(as_json: bool) -> None:
     """List nodes with their replicas and usage."""
-    nodes = list_nodes(repo())
+    with quick_catalog() as reader:
+        nodes = list_nodes(reader)
     if as_json:
         emit_list("nodes", nodes)
         return
@@ -67,6 +74,8 @@ def list_(as_json: bool) -> None:
 @json_option
 def set_status(name: str, status: str, as_json: bool) -> None:
     """Mark a node active, draining (copies move elsewhere) or offline."""
+    from preservation.nodes import set_node_status
+
     result = set_node_status(repo(), name, status)
     if as_json:
         emit_json(result)
@@ -82,6 +91,8 @@ def set_status(name: str, status: str, as_json: bool) -> None:
 @json_option
 def set_uri(name: str, uri: str, no_probe: bool, create: bool, as_json: bool) -> None:
     """Point node NAME at URI (its copies moved or re-mounted there); the next audits check them."""
+    from preservation.nodes import set_node_uri
+
     result = set_node_uri(repo(), name, uri, probe=not no_probe, create=create)
     if as_json:
         emit_json(result)
@@ -95,6 +106,8 @@ def set_uri(name: str, uri: str, no_probe: bool, create: bool, as_json: bool) ->
 @json_option
 def rename(name: str, new_name: str, as_json: bool) -> None:
     """Rename node NAME to NEW_NAME (its copies follow; past events keep the old name)."""
+    from preservation.nodes import rename_node
+
     result = rename_node(repo(), name, new_name)
     if as_json:
         emit_json(result)
@@ -109,6 +122,8 @@ def rename(name: str, new_name: str, as_json: bool) -> None:
 @json_option
 def remove(name: str, as_json: bool) -> None:
     """Remove drained node NAME: refused while a copy on it is still needed or a job works on it."""
+    from preservation.nodes import remove_node
+
     result = remove_node(repo(), name)
     if as_json:
         emit_json(result)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from preservation.status import status as build_status
+from preservation.status import StatusInputs, report as build_status
 from preservation.units import human_bytes
 
-from .common import TIME, emit_json, json_option, repo, table
+from .common import TIME, emit_json, json_option, quick_catalog, state, table
 
 
 def _versions(found: dict) -> None:
@@ -61,7 +61,11 @@ def _liveness(live: dict) -> None:
 @json_option
 def status(since, as_json: bool) -> None:
     """Show what is preserved, where, how recently it was verified, and the recent incidents."""
-    report = build_status(repo(), incidents_since=since)
+    quick = state().quick  # the settings and the catalog without SQLAlchemy or pydantic (preservation.quick)
+    inputs = StatusInputs(catalog=quick.catalog_display, policy=quick.policy_label,
+                          audit_interval_days=quick.audit_interval_days, monitoring=quick.monitoring)
+    with quick_catalog() as reader:
+        report = build_status(reader, inputs, incidents_since=since)
     if as_json:
         emit_json(report)
         return

@@ -142,14 +142,6 @@ def format_summary(s: Session, package_id: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda f: (-f["files"], f["puid"] or "", f["format_name"], f["format_version"]))
 
 
-def locked_files(s: Session) -> dict[str, int]:
-    """How many preserved files are encrypted, DRM-locked, either (for ``preserve status``)."""
-    row = s.execute(select(_count(FileFormat.encrypted.is_(True)), _count(FileFormat.drm.is_(True)),
-                           _count(or_(FileFormat.encrypted.is_(True), FileFormat.drm.is_(True))))
-                    .where(or_(FileFormat.encrypted.is_(True), FileFormat.drm.is_(True)))).one()
-    return {"encrypted": int(row[0]), "drm": int(row[1]), "locked": int(row[2])}
-
-
 def report_csv(report: dict[str, Any]) -> str:
     """The format profile as CSV: one row per format."""
     out = io.StringIO()

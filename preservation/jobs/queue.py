@@ -16,17 +16,19 @@ from sqlalchemy.orm import Session
 
 from preservation.catalog.models import Job, utcnow
 
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"  # waiting for a retry
-DEAD = "dead"
-CANCELLED = "cancelled"
-# a dead job closed: by an operator who has seen it, or by the system once its copy verified again
-ACKNOWLEDGED = "acknowledged"
-SUPERSEDED = "superseded"
-JOB_STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, CANCELLED, ACKNOWLEDGED, SUPERSEDED)
-LIVE_STATES = (QUEUED, RUNNING, FAILED)
+from preservation.catalog.vocabulary import (  # noqa: F401 - the job states, offered here
+    ACKNOWLEDGED,
+    CANCELLED,
+    DEAD,
+    FAILED,
+    JOB_STATES,
+    LIVE_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    SUPERSEDED,
+)
+
 ROUTINE_PRIORITY = 100  # lower runs first; the purposes of preservation.jobs.kinds are ranked around it
 DEFAULT_MAX_ATTEMPTS = 5
 

@@ -21,7 +21,6 @@ from .lookup import (
     referenced_packages,
     referencing_versions,
     resolve_version,
-    storage_summary,
     version_as_of,
     version_for_library,
     version_of,
@@ -54,7 +53,7 @@ __all__ = [
     "BATCH", "CHANGE_KINDS", "FETCH_TXT", "MODE_PCA", "REFERENCES", "Change", "Comparison", "Previous", "StateRow",
     "VersionInfo", "VersionPlan", "changes", "compare", "entitled_until", "fetch_line", "iter_state",
     "iter_version_files", "lineage_versions", "locate", "plan_version", "previous_version", "rebind_version",
-    "record_version", "referenced_packages", "referencing_versions", "resolve_version", "storage_summary",
+    "record_version", "referenced_packages", "referencing_versions", "resolve_version",
     "version_as_of", "version_for_library", "version_of", "first_kept", "newest_kept", "period_end", "LISTED_KINDS",
     "changes_page", "state_files", "state_rows", "versions_listed",
 ]

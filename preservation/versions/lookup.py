@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from preservation.catalog.access_models import Entitlement
 from preservation.catalog.db import Catalog
-from preservation.catalog.models import PACKAGE_DEACCESSIONED, Node, Package, PackageFile, Replica
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile
 from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound
 
@@ -119,32 +119,6 @@ def version_as_of(session: Session, package_id: str, until: datetime) -> Version
                                       .limit(1)) is None:
         return VersionInfo(lineage, lineage, 1, None, {})
     return None
-
-
-def storage_summary(session: Session, listed: int = 50) -> dict[str, Any]:
-    """For ``status``: the versions per package and the bytes each node did not store again.
-
-    Reads one row per version (never the file tables): a version's
-    ``referenced_bytes`` are bytes its copies reference instead of storing,
-    on every node that holds a copy of it.
-    """
-    per_lineage: dict[str, int] = {}
-    saved: dict[str, int] = {}
-    rows = session.execute(select(PackageVersion.lineage_id, PackageVersion.package_id, PackageVersion.changes)).all()
-    holders: dict[str, list[str]] = {}
-    if rows:
-        for package_id, node in session.execute(select(Replica.package_id, Node.name).join(Node)
-                                                .join(PackageVersion, PackageVersion.package_id == Replica.package_id)):
-            holders.setdefault(package_id, []).append(node)
-    for lineage, package_id, changes in rows:
-        per_lineage[lineage] = per_lineage.get(lineage, 0) + 1
-        referenced = int((changes or {}).get("referenced_bytes") or 0)
-        for node in holders.get(package_id, ()):
-            saved[node] = saved.get(node, 0) + referenced
-    most = sorted(per_lineage.items(), key=lambda kv: (-kv[1], kv[0]))[:listed]
-    return {"versioned_packages": len(per_lineage), "versions": sum(per_lineage.values()),
-            "per_package": [{"package_id": k, "versions": v} for k, v in most],
-            "bytes_saved_per_node": dict(sorted(saved.items()))}
 
 
 def referenced_packages(session: Session, package_id: str) -> list[str]:

@@ -14,8 +14,10 @@ import sys
 
 import pytest
 
-from preservation.errors import ConfigError, PolicyError
-from preservation.quick import DIGEST_NAME, quick_settings
+from preservation.catalog import reads
+from preservation.errors import CatalogNotInitialised, ConfigError, PolicyError
+from preservation.nodes import list_nodes
+from preservation.quick import DIGEST_NAME, quick_settings, read_catalog
 from preservation.settings import DEFAULT_POLICY
 
 from .fixtures import make_repo
@@ -102,3 +104,26 @@ def test_the_secrets_flag_warns_of_a_config_others_may_read(home):
     assert quick_settings(home).exposed_config == home / "preserve.yaml"
     (home / "preserve.yaml").chmod(0o600)
     assert quick_settings(home).exposed_config is None
+
+
+def test_the_catalog_is_read_on_either_database(tmp_path, catalog_url):
+    """SQLite through the stdlib driver, PostgreSQL through a session: the same rows as the node service reads."""
+    home = tmp_path / "home"
+    repo = make_repo(home, catalog_url=catalog_url)
+    try:
+        expected = list_nodes(repo)
+    finally:
+        repo.close()
+    with read_catalog(quick_settings(home)) as reader:
+        assert reads.list_nodes(reader) == expected
+        assert reader.dialect == ("sqlite" if catalog_url.startswith("sqlite") else "postgresql")
+    assert [n["name"] for n in expected] == ["cas-nsl", "inst-istic", "uni-pku"]
+
+
+def test_a_mistyped_home_is_refused_and_left_as_it_was(tmp_path):
+    wrong = tmp_path / "typo"
+    wrong.mkdir()
+    with pytest.raises(CatalogNotInitialised):
+        with read_catalog(quick_settings(wrong)):
+            pass
+    assert list(wrong.iterdir()) == []

@@ -24,7 +24,6 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 from sqlalchemy import func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from preservation import codes
@@ -39,7 +38,8 @@ from preservation.catalog.library_models import (
     Title,
     TitleIdentifier,
 )
-from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile, Replica
+from preservation.catalog.bulk import insert_rows
+from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package, PackageFile, Replica, utcnow
 from preservation.catalog.version_models import PackageVersion, VersionFile
 from preservation.errors import NotFound
 from preservation.findings import FindingList
@@ -48,6 +48,11 @@ from preservation.metadata.records import ItemRecord
 from preservation.repository import Repository
 
 BATCH = 2000
+ITEM_COLUMNS = ("id", "package_id", "title_id", "kind", "doi", "item_title", "authors", "language", "year",
+                "published", "volume", "issue", "first_page", "last_page", "isbn", "source_format", "metadata_path",
+                "created_at")
+"""The columns of an item row as :func:`register_items` writes it on SQLite (``created_at`` last)."""
+FILE_COLUMNS = ("item_id", "package_id", "path", "role")
 _IN = 500  # values in one IN (…) list
 
 DESCRIPTIVE = ("kind", "item_title", "authors", "language", "year", "published", "volume", "issue", "first_page",
@@ -128,10 +133,8 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
         for row, item_id in zip(rows, ids_):
             row["id"] = item_id
         _insert_items(session, rows, placed, findings)
-        file_rows = [{"item_id": item_id, "package_id": package_id, "path": path, "role": role}
-                     for item_id, own in zip(ids_, item_files) for path, role in own]
-        if file_rows:
-            session.execute(insert(ItemFile.__table__), file_rows)
+        file_rows = [(item_id, package_id, path, role) for item_id, own in zip(ids_, item_files) for path, role in own]
+        insert_rows(session.connection(), ItemFile.__table__, FILE_COLUMNS, file_rows)
         items += len(rows)
         files += len(file_rows)
     summary = {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
@@ -145,19 +148,23 @@ def _insert_items(session: Session, rows: list[dict[str, Any]], records: list[It
                   findings: FindingList) -> None:
     """Insert ``rows`` (ids given); a DOI another ingest committed meanwhile is MD011 and the item goes without it.
 
-    ``ON CONFLICT DO NOTHING`` on the partial unique index of ``doi``: on
-    PostgreSQL a concurrent ingest's uncommitted item with the same DOI
-    makes this insert wait for it, then skip the row, instead of failing
-    the whole ingest on ``uq_items_doi``.  The skipped rows are inserted
-    again without their DOI.
+    On PostgreSQL, ``ON CONFLICT DO NOTHING`` on the partial unique index of
+    ``doi``: a concurrent ingest's uncommitted item with the same DOI makes
+    this insert wait for it, then skip the row, instead of failing the whole
+    ingest on ``uq_items_doi``.  The skipped rows are inserted again without
+    their DOI.  SQLite has no concurrent writer to wait for.
     """
     table = Item.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        session.execute(insert(table), rows)
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite lets one transaction write at a time, and this one has written its package already: no other
+        # ingest can commit a DOI between _taken_dois and here (see _new_item_ids), so the rows go in as they are,
+        # through the driver (SQLAlchemy's per-row bookkeeping cost more than the insert)
+        now = utcnow()
+        insert_rows(session.connection(), table, ITEM_COLUMNS,
+                    [(*(row[c] for c in ITEM_COLUMNS[:-1]), now) for row in rows])
         return
-    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = make(table).on_conflict_do_nothing(index_elements=[table.c.doi], index_where=table.c.doi.is_not(None))
+    statement = postgresql_insert(table).on_conflict_do_nothing(index_elements=[table.c.doi],
+                                                                index_where=table.c.doi.is_not(None))
     session.execute(statement, rows)  # one executemany: RETURNING would cost a statement a row
     with_doi = [row["id"] for row in rows if row["doi"] is not None]
     written: set[int] = set()

@@ -389,6 +389,17 @@ class NodeStore(StorageAdapter):
         for document in self._lines("the listing", "GET", "/v1/list", params=params, key=prefix):
             yield _object_info(document, self._local_key(document["key"]))
 
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        """The node store's inventory (``GET /v1/list?inventory=1``): names, with sizes only where its store
+        gives them for free (a disk there lists names only); an older agent lists objects with their sizes."""
+        params = {"prefix": self._prefix + prefix, "inventory": "1"}
+        for document in self._lines("the inventory", "GET", "/v1/list", params=params, key=prefix):
+            size = document.get("size")
+            if size is not None and (document.get("irregular") is not None or isinstance(size, bool)
+                                     or not isinstance(size, int) or size < 0):
+                size = None  # not an object (an irregular entry), or no size to trust: the check finds it
+            yield self._local_key(document["key"]), size
+
     def _lines(self, what: str, method: str, path: str, **options: Any) -> Iterator[dict[str, Any]]:
         """The documents of an NDJSON answer up to its end line; an answer cut short raises StorageUnavailable."""
         try:

@@ -68,6 +68,9 @@ class WrappedAdapter(StorageAdapter):
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
         return self.inner._list(prefix)
 
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        return self.inner._inventory(prefix)
+
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         return self.inner._read(key, offset, length)
 
@@ -161,13 +164,21 @@ class RetryingAdapter(WrappedAdapter):
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
         """A listing in key order that, broken off, is listed again and goes on after the last key it gave."""
+        return self._after_last(lambda: self.inner._list(prefix), lambda entry: entry.key)
+
+    def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
+        """The inventory, in key order, resumed after the last key it gave as a listing is."""
+        return self._after_last(lambda: self.inner._inventory(prefix), lambda entry: entry[0])
+
+    def _after_last(self, listing: Callable[[], Iterator[T]], key_of: Callable[[T], str]) -> Iterator[T]:
         last: str | None = None
 
-        def after_last() -> Iterator[ObjectInfo]:
+        def after_last() -> Iterator[T]:
             nonlocal last
-            for entry in self.inner._list(prefix):
-                if last is None or entry.key > last:
-                    last = entry.key
+            for entry in listing():
+                key = key_of(entry)
+                if last is None or key > last:
+                    last = key
                     yield entry
 
         return self._resumed(after_last)

@@ -150,7 +150,9 @@ async def delete_object(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _listing(adapter: StorageAdapter, prefix: str, start_after: str | None, limit: int | None) -> Iterator[bytes]:
+def _listing(
+    adapter: StorageAdapter, prefix: str, start_after: str | None, limit: int | None, inventory: bool = False,
+) -> Iterator[bytes]:
     """NDJSON lines, grouped into writes of about 64 KiB, ending with an ``end`` line.
 
     The ``end`` line carries ``next`` (the last key sent) when ``limit`` cut
@@ -158,23 +160,32 @@ def _listing(adapter: StorageAdapter, prefix: str, start_after: str | None, limi
     An entry that is not a regular file (a FIFO, socket, link, device) has a
     line of its own marked ``"irregular": "<what it is>"``, so that the
     coordinator's audit reports it; it is never an object.
+
+    With ``inventory`` the lines are the store's ``inventory``: ``{"key", "size"}``
+    with the size null where the store does not give it for free (a store on
+    this node's disk lists names only: an audit's listing costs no ``stat``
+    per file, and the check of the content finds a wrong size or kind).
     """
     after = start_after.encode("utf-8", "surrogateescape") if start_after is not None else None
     buffer: list[bytes] = []
     size = count = 0
     last: str | None = None
     truncated = False
-    for info in adapter.list(prefix, irregular=True):
-        if after is not None and info.key.encode("utf-8", "surrogateescape") <= after:
+    if inventory:
+        entries = ((key, {"key": key, "size": length}) for key, length in adapter.inventory(prefix))
+    else:
+        entries = ((info.key, info_document(info)) for info in adapter.list(prefix, irregular=True))
+    for key, document in entries:
+        if after is not None and key.encode("utf-8", "surrogateescape") <= after:
             continue
         if limit is not None and count >= limit:
             truncated = True
             break
-        line = ndjson_line(info_document(info))
+        line = ndjson_line(document)
         buffer.append(line)
         size += len(line)
         count += 1
-        last = info.key
+        last = key
         if size >= _LIST_FLUSH_BYTES:
             yield b"".join(buffer)
             buffer, size = [], 0
@@ -197,6 +208,9 @@ async def list_objects(request: Request) -> Response:
             limit = 0
         if limit < 1:
             raise InvalidRequest("limit must be a positive whole number in ASCII digits")
-    lines = _listing(adapter_of(request), prefix, start_after, limit)
+    inventory = params.get("inventory", "0")
+    if inventory not in ("0", "1"):
+        raise InvalidRequest("inventory must be 0 (objects, with their sizes) or 1 (the store's inventory)")
+    lines = _listing(adapter_of(request), prefix, start_after, limit, inventory == "1")
     first = await run_in_threadpool(_prime, lines)
     return StreamingResponse(_chain(first, lines), media_type=NDJSON)

@@ -96,6 +96,18 @@ def test_listing_pages_with_start_after_and_limit(agent, node):
 def test_listing_with_a_bad_limit_is_400(agent):
     assert raw_request(agent.port, "GET", "/v1/list?limit=0").status == 400
     assert raw_request(agent.port, "GET", "/v1/list?limit=ten").status == 400
+    assert raw_request(agent.port, "GET", "/v1/list?inventory=yes").status == 400
+
+
+def test_the_inventory_of_a_disk_gives_names_without_a_stat_each_fifos_included(agent, node):
+    for key in ("i/b", "i/a/x", "i/c"):
+        node.write(key, b"data")
+    os.mkfifo(agent.root / "i" / "fifo")
+    lines = ndjson(raw_request(agent.port, "GET", "/v1/list?prefix=i/&inventory=1&limit=3").body)
+    end = lines.pop()
+    assert lines == [{"key": "i/a/x", "size": None}, {"key": "i/b", "size": None}, {"key": "i/c", "size": None}]
+    assert end == {"end": True, "count": 3, "next": "i/c"}
+    assert list(node.inventory("i/")) == [("i/a/x", None), ("i/b", None), ("i/c", None), ("i/fifo", None)]
 
 
 # --- guarded delete ---------------------------------------------------------------------

@@ -133,3 +133,22 @@ def test_a_check_the_agent_could_not_answer_is_asked_again_whole_without_a_file_
         assert flaky["app"].requests == 2
     finally:
         agent.stop()
+
+
+def test_an_inventory_the_agent_could_not_answer_is_asked_again_and_goes_on_after_the_last_key(tmp_path):
+    flaky = {}
+
+    def wrap(app):
+        flaky["app"] = Flaky(app, failures=1, status=502)
+        return flaky["app"]
+
+    agent = ThreadedAgent(tmp_path / "root", wrap=wrap).start()
+    try:
+        (tmp_path / "root" / "p").mkdir()
+        for i in range(5):
+            (tmp_path / "root" / "p" / f"f{i}").write_bytes(b"x")
+        with agent.adapter(retries=2, backoff=0.01) as node:
+            assert list(node.inventory("p/")) == [(f"p/f{i}", None) for i in range(5)]
+        assert flaky["app"].requests == 2
+    finally:
+        agent.stop()

@@ -9,13 +9,17 @@ import shutil
 
 import bagit
 import pytest
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import select
 
 from preservation.codes import FILE_CHANGED, FILE_MISSING, FILE_UNEXPECTED, NOT_REGULAR, REPLICA_ABSENT, SIZE_CHANGED
 import storage_adapters.filesystem as filesystem
 from preservation.catalog import files as catalog_files
 from preservation.audit import audit
+from preservation.catalog.chunk_models import FileChunks
 from preservation.catalog.models import Job, Package, Replica
+from preservation.chunk_digests import CHUNK_BYTES
+from preservation.ingest import ingest
 from preservation.errors import InvalidRequest, NotFound
 from preservation.events import verify_chain
 from preservation.repair import repair_replica
@@ -30,7 +34,7 @@ from .corruption import (
     replace_with_symlink,
     truncate,
 )
-from .fixtures import node_root
+from .fixtures import make_repo, node_root
 
 TARGET = "data/期刊/物理学报/2024/第01期/论文-002.pdf"
 
@@ -196,3 +200,27 @@ def test_restore_refuses_a_non_empty_destination(repo, preserved, tmp_path):
     with pytest.raises(InvalidRequest):
         restore(repo, preserved, tmp_path / "busy")
     assert (tmp_path / "busy" / "x").read_text() == "keep me"
+
+
+def test_an_audit_fills_the_chunk_digests_a_package_lacks_on_either_catalog(catalog_url, tmp_path):
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        delivery = tmp_path / "delivery"
+        delivery.mkdir()
+        (delivery / "big.bin").write_bytes(random.Random(3).randbytes(2 * CHUNK_BYTES + 1))
+        (delivery / "small.txt").write_bytes(b"one chunk or less: its sha256 checks it\n")
+        pid = ingest(repo, delivery, "journals")["package_id"]
+
+        def stored():
+            with repo.catalog.session() as s:
+                return s.execute(select(FileChunks.path, FileChunks.digests).where(FileChunks.package_id == pid)).all()
+
+        ingested = stored()
+        assert [path for path, _ in ingested] == ["data/big.bin"]
+        with repo.catalog.session() as s:
+            s.execute(delete_rows(FileChunks).where(FileChunks.package_id == pid))
+        report = audit(repo, package_id=pid)
+        assert report.ok and [r.fixity.chunks_recorded for r in report.replicas] == [1, 0, 0]
+        assert stored() == ingested
+    finally:
+        repo.close()

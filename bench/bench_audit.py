@@ -140,7 +140,7 @@ def _through_agent(root: Path) -> Iterator[StorageAdapter]:
 
 def run_agent(home: str, node: str, repeat: int = 1) -> dict:
     """Child entry: the read of an audit (``fixity.check_replica``) of the copy on ``node`` through a node
-    agent in front of its directory, digests computed by the agent (``POST /v1/digest``), page cache dropped
+    agent in front of its directory, files checked by the agent (``POST /v1/verify``), page cache dropped
     before each run; ``cache_growth`` and ``left_cached`` as in :func:`run_ours`."""
     from preservation.fixity import check_replica
 

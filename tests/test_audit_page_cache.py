@@ -1,5 +1,5 @@
 """An audit does not evict the host's working set (issue 22 point 1): however much it reads, the page cache ends
-no more than 64 MiB larger, on a filesystem node and through a node agent's digest endpoint.
+no more than 64 MiB larger, on a filesystem node and through a node agent (its check endpoint, POST /v1/verify).
 
 The files are put out of the page cache first (written, synced, dropped with POSIX_FADV_DONTNEED, no root
 needed), then checked the way an audit reads them (``verify_many``, what ``fixity.check_replica`` calls).  What

@@ -34,8 +34,6 @@ from sqlalchemy.orm import Session
 
 from preservation import codes
 from preservation.catalog.library_models import ItemFile
-from preservation.catalog.models import PackageFile
-from preservation.catalog.version_models import VersionFile
 from preservation.findings import FindingList
 from preservation.metadata.records import ItemRecord
 
@@ -63,19 +61,23 @@ class Claims:
         self._held: set[str] = set()  # paths of this batch already held by an item (earlier batch or record)
         self._siblings: set[str] = set()  # metadata files of the package that own files beside them by name
 
-    def prepare(self, batch: list[ItemRecord]) -> None:
-        """Load, for one batch, which of its paths items already hold and which owners by name exist."""
+    @staticmethod
+    def wanted(batch: list[ItemRecord]) -> set[str]:
+        """The paths whose presence in the package settles the batch's claims: the files its records name and
+        the metadata files that would own them by name (give :meth:`prepare` those that are present)."""
+        named = {path for record in batch for path, _, _ in record.files}
+        return named | {sibling_metadata(path) for record in batch for path, role, _ in record.files
+                        if role != METADATA_ROLE}
+
+    def prepare(self, batch: list[ItemRecord], present: set[str]) -> None:
+        """Load, for one batch, which of its paths items already hold; ``present``: which of :meth:`wanted`'s
+        paths are files of the package (stored or referenced), among them the owners by name that exist."""
         wanted = sorted({path for record in batch for path, role, _ in record.files if role != METADATA_ROLE})
-        owners = sorted({sibling_metadata(path) for path in wanted})
         self._held = set()
         for chunk in _chunks(wanted):
             self._held.update(self.session.scalars(select(ItemFile.path).where(
                 ItemFile.package_id == self.package_id, ItemFile.path.in_(chunk), ItemFile.role != METADATA_ROLE)))
-        self._siblings = set()
-        for chunk in _chunks(owners):
-            for table in (PackageFile, VersionFile):
-                self._siblings.update(self.session.scalars(select(table.path).where(
-                    table.package_id == self.package_id, table.path.in_(chunk))))
+        self._siblings = {sibling_metadata(path) for path in wanted} & present
 
     def files_of(self, record: ItemRecord, present: set[str], findings: FindingList, *,
                  claim: bool = True) -> list[tuple[str, str]]:

@@ -86,9 +86,10 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     claimed: set[str] = set()  # DOIs of earlier versions' items this delivery has kept
     sources: Counter[str] = Counter()
     claims = Claims(session, package_id)  # which item each file belongs to: the one rule (metadata/claims.py)
+    versioned = session.get(PackageVersion, package_id) is not None  # only a version references files
     for batch in _batches(records):
-        present = _present_files(session, package_id, batch)
-        claims.prepare(batch)
+        present = _present_files(session, package_id, claims.wanted(batch), versioned)
+        claims.prepare(batch, present)
         taken = _taken_dois(session, batch)
         rows, item_files, placed = [], [], []
         for record, title_id in zip(batch, titles.ids_for(batch)):
@@ -208,15 +209,14 @@ def _new_item_ids(session: Session, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def _present_files(session: Session, package_id: str, batch: list[ItemRecord]) -> set[str]:
-    """Which of the paths the batch's records name are files of the package: stored, or referenced by a version."""
-    wanted = sorted({path for record in batch for path, _, _ in record.files})
+def _present_files(session: Session, package_id: str, paths: set[str], versioned: bool) -> set[str]:
+    """Which of ``paths`` are files of the package: stored, or (when it is a version) referenced."""
+    tables = (PackageFile, VersionFile) if versioned else (PackageFile,)
     present: set[str] = set()
-    for chunk in _chunks(wanted):
-        present.update(session.scalars(select(PackageFile.path).where(
-            PackageFile.package_id == package_id, PackageFile.path.in_(chunk))))
-        present.update(session.scalars(select(VersionFile.path).where(
-            VersionFile.package_id == package_id, VersionFile.path.in_(chunk))))
+    for chunk in _chunks(sorted(paths)):
+        for table in tables:
+            present.update(session.scalars(select(table.path).where(
+                table.package_id == package_id, table.path.in_(chunk))))
     return present
 
 

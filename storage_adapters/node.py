@@ -394,11 +394,21 @@ class NodeStore(StorageAdapter):
         gives them for free (a disk there lists names only); an older agent lists objects with their sizes."""
         params = {"prefix": self._prefix + prefix, "inventory": "1"}
         for document in self._lines("the inventory", "GET", "/v1/list", params=params, key=prefix):
-            size = document.get("size")
-            if size is not None and (document.get("irregular") is not None or isinstance(size, bool)
-                                     or not isinstance(size, int) or size < 0):
-                size = None  # not an object (an irregular entry), or no size to trust: the check finds it
-            yield self._local_key(document["key"]), size
+            if "keys" not in document:  # an older agent: a line per object
+                entries = [(document["key"], None if document.get("irregular") is not None else document["size"])]
+            elif len(document["keys"]) != len(document["sizes"]):
+                raise StorageError(f"the node agent at {self._agent} gave an inventory line with "
+                                   f"{len(document['keys'])} keys and {len(document['sizes'])} sizes",
+                                   location=self.location)
+            else:
+                entries = zip(document["keys"], document["sizes"])
+            for key, size in entries:
+                if not isinstance(key, str):
+                    raise StorageError(f"the node agent at {self._agent} gave an inventory entry that is no key: "
+                                       f"{key!r}", location=self.location)
+                if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+                    size = None  # no size to trust: the check of the content finds a wrong one
+                yield self._local_key(key), size
 
     def _lines(self, what: str, method: str, path: str, **options: Any) -> Iterator[dict[str, Any]]:
         """The documents of an NDJSON answer up to its end line; an answer cut short raises StorageUnavailable."""

@@ -23,6 +23,7 @@ HEADER_MODIFIED = "X-Preserve-Modified"
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 _LIST_FLUSH_BYTES = 64 * 1024
+_INVENTORY_LINE = 1000  # entries of an inventory sent in one line (one JSON value to write and read, not a thousand)
 
 
 # a Range position longer than any file offset: beyond every object's end
@@ -161,34 +162,45 @@ def _listing(
     line of its own marked ``"irregular": "<what it is>"``, so that the
     coordinator's audit reports it; it is never an object.
 
-    With ``inventory`` the lines are the store's ``inventory``: ``{"key", "size"}``
-    with the size null where the store does not give it for free (a store on
-    this node's disk lists names only: an audit's listing costs no ``stat``
-    per file, and the check of the content finds a wrong size or kind).
+    With ``inventory`` the lines are the store's ``inventory``, many entries a
+    line: ``{"keys": [...], "sizes": [...]}``, a size null where the store does
+    not give it for free (a store on this node's disk lists names only: an
+    audit's listing costs no ``stat`` per file, and the check of the content
+    finds a wrong size or kind).
     """
     after = start_after.encode("utf-8", "surrogateescape") if start_after is not None else None
     buffer: list[bytes] = []
     size = count = 0
     last: str | None = None
     truncated = False
-    if inventory:
-        entries = ((key, {"key": key, "size": length}) for key, length in adapter.inventory(prefix))
-    else:
-        entries = ((info.key, info_document(info)) for info in adapter.list(prefix, irregular=True))
-    for key, document in entries:
+    keys: list[str] = []
+    sizes: list[int | None] = []
+    entries = adapter.inventory(prefix) if inventory else (
+        (info.key, info) for info in adapter.list(prefix, irregular=True))
+    for key, entry in entries:
         if after is not None and key.encode("utf-8", "surrogateescape") <= after:
             continue
         if limit is not None and count >= limit:
             truncated = True
             break
-        line = ndjson_line(document)
-        buffer.append(line)
-        size += len(line)
         count += 1
         last = key
+        if inventory:
+            keys.append(key)
+            sizes.append(entry)
+            if len(keys) < _INVENTORY_LINE:
+                continue
+            line = ndjson_line({"keys": keys, "sizes": sizes})
+            keys, sizes = [], []
+        else:
+            line = ndjson_line(info_document(entry))
+        buffer.append(line)
+        size += len(line)
         if size >= _LIST_FLUSH_BYTES:
             yield b"".join(buffer)
             buffer, size = [], 0
+    if keys:
+        buffer.append(ndjson_line({"keys": keys, "sizes": sizes}))
     buffer.append(ndjson_line({"end": True, "count": count, "next": last if truncated else None}))
     yield b"".join(buffer)
 

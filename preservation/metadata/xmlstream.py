@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
+import threading
 from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -176,13 +177,54 @@ def _tags_pattern(tags: tuple[bytes, ...]) -> re.Pattern[bytes]:
     return re.compile(b"|".join(re.escape(tag) for tag in sorted(tags)))
 
 
+_IDLE = threading.local()
+"""Each thread's idle pull parsers, by tag filter (``idle``: a dict).  An lxml pull parser is some 45 objects in
+reference cycles, which only the garbage collector frees: a new one per file brought on a collection every
+15 files or so, and with them full passes over the whole ingesting process.  One parser per thread, reset
+between files, leaves none."""
+
+
+def _take_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
+    """An idle parser of this thread for ``tags``, or a new one: never one another file is using."""
+    idle = getattr(_IDLE, "idle", None)
+    parser = idle.pop(tags, None) if idle else None
+    if parser is None:
+        parser = etree.XMLPullParser(
+            events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
+            huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
+        )
+    return parser
+
+
+def _give_back(tags: tuple[str, ...], parser: etree.XMLPullParser, *, closed: bool) -> None:
+    """Make ``parser`` this thread's idle parser for ``tags``, reset for the next file.
+
+    Unless ``closed`` (its document parsed to the end), the document it was
+    left in is ended first: lxml refuses the unfinished document, and the
+    events its ending makes are read and dropped with the events left over,
+    so that none reaches the next file's reader.
+    """
+    if not closed:
+        try:
+            parser.close()
+        except etree.XMLSyntaxError:
+            pass  # the document stopped before its end: what ending it says
+    for _ in parser.read_events():
+        pass
+    idle = getattr(_IDLE, "idle", None)
+    if idle is None:
+        idle = _IDLE.idle = {}
+    idle[tags] = parser
+
+
 Emit = Callable[[list[ItemRecord]], None]
 
 
 class XmlObserver:
     """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
 
-    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_readers", "_reader", "_done", "_scanning", "_encoding", "_tail")
+    __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_tags", "_readers", "_reader", "_done", "_scanning",
+                 "_encoding", "_tail")
 
     def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
                  tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
@@ -196,10 +238,8 @@ class XmlObserver:
         self._scanning: bytes | None = None  # after DONE: the bytes not yet scanned for links
         self._encoding: str | None = None
         self._tail = b""  # the last bytes the parser was fed: a tag cut there has given lxml no event yet
-        self._parser = etree.XMLPullParser(
-            events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
-            huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
-        )
+        self._tags = tuple(tags)
+        self._parser: etree.XMLPullParser | None = None  # taken on the thread that reads the file (_take_parser)
 
     def feed(self, chunk: bytes | memoryview) -> None:
         if self._done:
@@ -214,6 +254,8 @@ class XmlObserver:
                 return
             if self._encoding is None:
                 self._encoding = _declared_encoding(data)
+        if self._parser is None:
+            self._parser = _take_parser(self._tags)
         try:
             for start in range(0, len(data), _SLICE):  # so that parsing stops soon after the reader is done
                 piece = data[start:start + _SLICE]
@@ -232,9 +274,12 @@ class XmlObserver:
             self._scan(self._scanning, final=True)
             self._emit([*self._reader.take(), *self._reader.finish()])
         elif not self._done:
+            if self._parser is None:
+                self._parser = _take_parser(self._tags)
             try:
                 root = self._parser.close()
                 self._drain()
+                _give_back(self._tags, self._parser, closed=True)
                 if self._reader is None:
                     self._choose(root)
             except etree.XMLSyntaxError as e:
@@ -285,7 +330,8 @@ class XmlObserver:
         """Stop parsing: ``rest`` (from a little before where the parser stopped) and what follows are scanned."""
         if self._encoding not in SCANNABLE or not self._reader.links_after_done:
             return  # parsed to the end as before (the reader ignores what follows)
-        self._parser = None  # the tree, and the body lxml would have built, go
+        _give_back(self._tags, self._parser, closed=False)  # the tree goes with the reader; the body is not built
+        self._parser = None
         self._scanning = rest
 
     def _scan(self, data: bytes, final: bool = False) -> None:

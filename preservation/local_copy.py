@@ -41,7 +41,7 @@ from storage_adapters.localfiles import digest_and_compare
 
 if TYPE_CHECKING:
     from storage_adapters.fanout import FannedCopy
-    from storage_adapters.filesystem import PreparedCopy
+    from storage_adapters.filesystem import DraftTree, PreparedCopy
 
 
 def replicate_together(
@@ -80,6 +80,12 @@ def replicate_together(
     layout = PackageLayout(package_id)
     failed: dict[int, PreservationError] = {}
     stats = [new_stats(sources=[STAGING]) for _ in starts]
+    drafts: dict[int, DraftTree] = {}
+    for i, local in enumerate(locals_):
+        try:
+            drafts[i] = local.draft(layout.prefix)
+        except PreservationError as e:
+            failed[i] = e
     fan = source.fan_out(VERIFY_DIGESTS, drop_source=True)
     lock = threading.Lock()
 
@@ -95,7 +101,7 @@ def replicate_together(
         key = layout.key(row.path)
         order = live()
         try:
-            fanned = fan.copy(row.path, [(locals_[i], key) for i in order], size=row.size)
+            fanned = fan.copy(row.path, [(drafts[i], key) for i in order], size=row.size)
         except SourceFailed as e:
             raise NoVerifiedSource(f"copy {row.path} (staging: {e.error})", package=package_id) from e
         except ChecksumMismatch as e:
@@ -133,16 +139,13 @@ def replicate_together(
                 for i in live():
                     stats[i]["files"] += 1
                     stats[i]["bytes"] += row.size
-            for i in live():
-                try:
-                    flush(dests[i])
-                except PreservationError as e:
-                    fail(i, e)
         record = None  # made once (one catalog read, one signature) for every copy of the pass
         for i in live():
             try:
+                drafts[i].publish()  # synced, then visible by one rename
                 record = record or package_record(repo, package_id)
                 record.write_to(dests[i])
+                flush(dests[i])  # the rename and the record on stable storage
             except PreservationError as e:
                 fail(i, e)
     except PreservationError as e:  # the staging bag itself, or a copy that does not read back: none verified
@@ -150,6 +153,8 @@ def replicate_together(
             fail(i, e)
     finally:
         fan.close()
+        for draft in drafts.values():
+            draft.discard()  # those not published: a node that failed
     outcomes: list[dict[str, Any] | PreservationError] = []
     for i, started in enumerate(starts):
         if i in failed:
@@ -159,7 +164,7 @@ def replicate_together(
         if stats[i]["verified_by"][COMPARED]:
             stats[i]["compared_with"] = "the copy hashed in the same pass, on another node"
         outcomes.append(copy_verified(repo, started, stats[i], agent=agent, job_id=None))
-    release_staging_if_done(repo.catalog, package_id)
+    release_staging_if_done(repo.catalog, package_id, background=True)
     return outcomes
 
 

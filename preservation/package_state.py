@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.orm import Session
 
 from preservation import events
+from preservation.catalog import reads
 from preservation.catalog.db import Catalog
 from preservation.catalog.models import (
     NODE_ACTIVE,
@@ -37,6 +39,7 @@ from preservation.catalog.models import (
     UnrepairableFile,
     utcnow,
 )
+from preservation.catalog.reader import Reader
 from preservation.jobs import kinds
 from preservation.jobs.admin import close_superseded
 from preservation.placement import unmet_requirements
@@ -156,16 +159,9 @@ def clear_unrepairable(session: Session, package_id: str, paths: Iterable[str]) 
 
 
 def unrepairable_files(session: Session, package_id: str, *, limit: int | None = None) -> dict[str, list[str]]:
-    """The package's files that no copy holds right: path -> the nodes whose copy lacks it, paths in order."""
-    stmt = (select(UnrepairableFile.path, Node.name).join(Replica, Replica.id == UnrepairableFile.replica_id)
-            .join(Node, Node.id == Replica.node_id).where(UnrepairableFile.package_id == package_id)
-            .order_by(UnrepairableFile.path, Node.name))
-    out: dict[str, list[str]] = {}
-    for path, node in session.execute(stmt):
-        if path not in out and limit is not None and len(out) >= limit:
-            break
-        out.setdefault(path, []).append(node)
-    return out
+    """The package's files that no copy holds right: path -> the nodes whose copy lacks it, paths in order
+    (:func:`preservation.catalog.reads.unrepairable_files`, read in ``session``)."""
+    return reads.unrepairable_files(Reader.of_session(session), package_id, limit=limit)
 
 
 def flag_bad_sources(
@@ -200,15 +196,47 @@ def flag_bad_sources(
         update_package_state(policy, session, package, agent=agent)
 
 
-def release_staging_if_done(catalog: Catalog, package_id: str) -> None:
-    """Remove the staging bag once the package is preserved (its copies carry it now)."""
+BACKGROUND_REMOVAL_FILES = 1000
+"""A staging bag of this many files or more may be removed on a thread of its own (see
+:func:`release_staging_if_done`); a smaller one is removed at once, in less time than a thread takes."""
+_removals: list[threading.Thread] = []
+_removals_lock = threading.Lock()
+
+
+def release_staging_if_done(catalog: Catalog, package_id: str, *, background: bool = False) -> None:
+    """Remove the staging bag once the package is preserved (its copies carry it now).
+
+    The catalog forgets the bag first, so a process that dies while removing it leaves a staging
+    directory no package names, which the sweep removes (:mod:`preservation.upkeep.sweeping`).
+    With ``background`` a bag of :data:`BACKGROUND_REMOVAL_FILES` files or more is removed by a
+    thread of its own and this returns at once: the package is preserved already, and removing
+    100,000 small files (1-2.5 ms an unlink on a disk mounted with online discard) would hold up
+    whoever waits for the ingest.  The thread is no daemon, so the process ends only once it is
+    done; :func:`wait_for_staging_removals` waits for it sooner.
+    """
     with catalog.session() as s:
         package = s.get(Package, package_id)
         if package is None or package.state != PACKAGE_PRESERVED or not package.staging_path:
             return
         path = package.staging_path
+        files = package.payload_files or 0
         package.staging_path = None
-    remove_tree(path)
+    if not background or files < BACKGROUND_REMOVAL_FILES:
+        remove_tree(path)
+        return
+    thread = threading.Thread(target=remove_tree, args=(path,), name=f"preserve-staging-{package_id}")
+    with _removals_lock:
+        _removals[:] = [t for t in _removals if t.is_alive()]
+        _removals.append(thread)
+    thread.start()
+
+
+def wait_for_staging_removals() -> None:
+    """Wait until every staging bag this process is removing in the background is gone."""
+    with _removals_lock:
+        pending = list(_removals)
+    for thread in pending:
+        thread.join()
 
 
 REMOVE_WORKERS = 16

@@ -263,3 +263,35 @@ def test_a_node_filling_up_mid_file_fails_alone_and_the_others_still_verify(repo
         assert sum(o["verified_by"][DIGESTED] for o in good.values()) > 0
     assert tree(node_root(repo, full_node) / TEMP_DIR) == {}
     assert check_catalog_against_nodes(repo) == []
+
+
+def test_a_new_package_appears_on_each_node_by_one_rename_once_every_file_is_checked(repo, sample_delivery, monkeypatch):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id, replica_ids = registered["package_id"], registered["replica_ids"]
+    nodes = [_node_of(repo, rid) for rid in replica_ids]
+    with repo.catalog.session() as s:
+        files = s.get(Replica, replica_ids[0]).package.payload_files
+    seen = []
+    real_publish = filesystem.DraftTree.publish
+
+    def publish(draft):
+        seen.append(([n for n in nodes if (node_root(repo, n) / package_id).exists()], len(tree(Path(draft.root)))))
+        real_publish(draft)
+
+    renames = []
+    real_rename, real_replace = os.rename, os.replace
+    monkeypatch.setattr(filesystem.DraftTree, "publish", publish)
+    monkeypatch.setattr(os, "rename", lambda a, b: renames.append(b) or real_rename(a, b))
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append(b) or real_replace(a, b))
+
+    outcomes = replicate_together(repo, replica_ids)
+    assert [o["state"] for o in outcomes] == ["verified"] * 3
+    assert len(seen) == 3
+    assert seen[0][0] == []  # nothing of the package on any node before the first publish
+    assert all(count > files for _, count in seen)  # every payload and tag file was in the draft
+    package_renames = [r for r in renames if os.path.basename(r) == package_id]
+    assert len(package_renames) == 3  # one per node
+    assert all("/.preserve/packages/" in r for r in renames if r not in package_renames)  # and the nodes' records
+    assert check_catalog_against_nodes(repo) == []
+    for node in nodes:
+        assert tree(node_root(repo, node) / TEMP_DIR) == {}

@@ -1,20 +1,24 @@
 """A delivery of many small files (issue 22 point 2): copied on more threads, its staging bag removed on
-several, every copy still verified; and the benchmark's copy floor."""
+several (in the background once the package is preserved), every copy still verified; and the benchmark's
+copy floor."""
 
 from __future__ import annotations
 
 import os
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 from bench.bench_ingest import run_floor
 from bench.corpora import ensure_corpus
 from bench.report import headline, render
 from bench.results import Comparison, Contender
-from preservation import local_copy
+from preservation import local_copy, package_state
 from preservation.catalog.files import FileRow
 from preservation.catalog.models import Package
 from preservation.ingest import ingest
-from preservation.package_state import remove_tree
+from preservation.package_state import remove_tree, wait_for_staging_removals
+from preservation.upkeep import sweeping
 
 from .faults.invariants import check_catalog_against_nodes
 from .fixtures import node_root
@@ -45,6 +49,39 @@ def test_a_delivery_of_many_small_files_is_preserved_byte_exact_and_its_staging_
         assert len(copied) == FILES
         for rel, body in copied.items():
             assert (delivery / rel.removeprefix("data/")).read_bytes() == body
+
+
+def test_a_big_staging_bag_is_removed_in_the_background_once_the_package_is_preserved(repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(package_state, "BACKGROUND_REMOVAL_FILES", FILES)
+    removal = threading.Event()
+    removed_on = []
+
+    def slow_remove(path: str) -> None:
+        removal.wait(30)  # held until the ingest has returned
+        removed_on.append(threading.current_thread().name)
+        remove_tree(path)
+
+    monkeypatch.setattr(package_state, "remove_tree", slow_remove)
+    result = ingest(repo, _small_delivery(tmp_path / "delivery"), "journals")
+    staged = repo.staging_dir / result["package_id"]
+    assert result["state"] == "preserved" and [c["state"] for c in result["copies"]] == ["verified"] * 3
+    assert staged.is_dir()  # the ingest returned while its staging bag is still there
+    with repo.catalog.session() as s:
+        assert s.get(Package, result["package_id"]).staging_path is None
+    removal.set()
+    wait_for_staging_removals()
+    assert not staged.exists() and removed_on == [f"preserve-staging-{result['package_id']}"]
+    assert check_catalog_against_nodes(repo) == []
+
+
+def test_a_staging_bag_whose_removal_died_with_its_process_is_swept(repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(package_state, "remove_tree", lambda path: None)  # the process died before removing it
+    result = ingest(repo, _small_delivery(tmp_path / "delivery"), "journals")
+    staged = repo.staging_dir / result["package_id"]
+    assert staged.is_dir()
+    monkeypatch.undo()
+    assert sweeping.sweep(repo, staging_age=timedelta(0))["staging_removed"] == 1
+    assert not staged.exists()
 
 
 def test_small_files_are_copied_on_more_threads_than_big_ones(repo):

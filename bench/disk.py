@@ -1,0 +1,107 @@
+"""A settled disk before a timed run: earlier runs' deletes, writes and discards out of the way.
+
+Runs of one bench grew 7.9 -> 22.9 -> 27.4 s one after another, whatever they
+measured, and the growth is kernel CPU time of the run itself (3 to 20 s on
+10,000 files of 4 KiB), not waiting.  A profile (``perf record``) puts it in
+ext4's inode allocator: this VM's root is ext4 *without a journal*, and there
+``find_inode_bit`` skips every free inode deleted less than 60 s ago
+(``recently_deleted``, RECENTCY_MIN in ``fs/ext4/ialloc.c``; 300 s more while
+its inode-table block is dirty), looking each one up in the buffer cache.
+After the previous run's 40,000 files are deleted, each new file walks past
+thousands of them.  The file system is also mounted with online ``discard``:
+the deletes queue discards that the device works through for seconds.
+
+So :func:`remove_and_settle` deletes the earlier trees, syncs (the inode
+tables clean again: 60 s, not 360), and :func:`settle` waits until
+:data:`RECENTLY_DELETED` seconds have passed since the last delete and the
+block device holding the path has had nothing in flight and completed no
+write and no discard for :data:`QUIET_FOR` seconds (``/proc/diskstats``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DISKSTATS = "/proc/diskstats"
+QUIET_FOR = 1.0
+"""Seconds with no write, no discard and nothing in flight that count as settled."""
+MAX_WAIT = 120.0
+POLL = 0.1
+RECENTLY_DELETED = 62.0
+"""Seconds after which ext4 without a journal no longer skips a deleted inode (RECENTCY_MIN, 60 s, and the
+second its ``time_before32`` test rounds to)."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One device's counters (``Documentation/admin-guide/iostats.rst``)."""
+
+    writes: int
+    in_flight: int
+    discards: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    seconds: float
+    """From the start of the sync to the end of the quiet spell (or to giving up)."""
+    settled: bool
+    """False when the device was still busy after ``max_wait`` seconds (other processes writing)."""
+
+
+def device_activity(path: str | os.PathLike[str], stats: str = DISKSTATS) -> Activity | None:
+    """The counters of the block device holding ``path`` (summed over every device when it has none, e.g. an
+    overlay); None where ``/proc/diskstats`` cannot be read."""
+    st_dev = os.stat(path).st_dev
+    major, minor = os.major(st_dev), os.minor(st_dev)
+    try:
+        with open(stats, encoding="ascii") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return None
+    rows = [r for r in rows if len(r) >= 14]
+    mine = [r for r in rows if int(r[0]) == major and int(r[1]) == minor] or rows
+    return Activity(writes=sum(int(r[7]) for r in mine), in_flight=sum(int(r[11]) for r in mine),
+                    discards=sum(int(r[14]) if len(r) >= 18 else 0 for r in mine))
+
+
+def settle(path: str | os.PathLike[str], quiet_for: float = QUIET_FOR, max_wait: float = MAX_WAIT,
+           stats: str = DISKSTATS, not_before: float = 0.0) -> Settled:
+    """``os.sync()``, then wait until the device holding ``path`` has been idle for ``quiet_for`` seconds
+    (nothing in flight, no write or discard completed) and ``time.monotonic()`` has reached ``not_before``;
+    at most ``max_wait`` seconds in all."""
+    started = time.monotonic()
+    os.sync()
+    last = device_activity(path, stats)
+    if last is None:
+        return Settled(time.monotonic() - started, False)
+    quiet_since = time.monotonic()
+    while True:
+        time.sleep(POLL)
+        now = time.monotonic()
+        current = device_activity(path, stats)
+        if current is None or current.in_flight or current.writes != last.writes or current.discards != last.discards:
+            quiet_since = now
+        elif now - quiet_since >= quiet_for and now >= not_before:
+            return Settled(now - started, True)
+        if now - started >= max_wait:
+            return Settled(now - started, False)
+        last = current
+
+
+def remove_and_settle(trees: list[Path], settle_on: Path, max_wait: float = MAX_WAIT,
+                      recently_deleted: float = RECENTLY_DELETED) -> Settled:
+    """Delete ``trees`` (earlier runs' homes), then :func:`settle` the disk holding ``settle_on``, no sooner than
+    ``recently_deleted`` seconds after the last delete when something was deleted."""
+    deleted = False
+    for tree in trees:
+        if os.path.lexists(tree):
+            shutil.rmtree(tree, ignore_errors=True)
+            deleted = True
+    settle_on.mkdir(parents=True, exist_ok=True)
+    not_before = time.monotonic() + recently_deleted if deleted else 0.0
+    return settle(settle_on, max_wait=max(max_wait, recently_deleted + QUIET_FOR), not_before=not_before)

@@ -66,6 +66,8 @@ BASES = (SIGNATURE, CONTAINER, EXTENSION, NONE)
 _BOF, _EOF, _VAR, _IFB = "BOF", "EOF", "VAR", "IFB"
 _CACHED = 10_000  # distinct extensions, and distinct answers, remembered at most
 _SCANNED_PREFIX = 8  # how much of each string a signature waits for the scan of the head looks for
+QUICK_LOOK_BELOW = 16 * 1024
+"""A head up to this long is first scanned for any string a signature waits for, and only then for all of them."""
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,9 @@ class Signatures:
         if not bof:
             candidates.update(self._when_empty)
         scan = self._head_scan
-        if scan is not None and scan.find_matches_as_indexes(bof):  # a quick look first: most heads have none
+        # a quick look first when the head is small: most small heads have none of the strings, while two in three
+        # heads of 128 KiB of random bytes have one, and would be scanned twice (250 + 270 µs)
+        if scan is not None and (len(bof) > QUICK_LOOK_BELOW or scan.find_matches_as_indexes(bof)):
             first_end: dict[int, int] = {}
             for li, _, end in scan.find_matches_as_indexes(bof, overlapping=True):
                 if end < first_end.get(li, end + 1):

@@ -192,3 +192,29 @@ def test_a_broken_ole2_file_is_only_a_signature_match(sigs):
     data = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)  # the OLE2 magic, then nothing sound
     found = sigs.identify(data, data, len(data), "x.doc")
     assert found.basis in ("signature", "extension")
+
+
+class _CountingScan:
+    """The head scan of a Signatures, counting its passes over a head (overlapping or not)."""
+
+    def __init__(self, scan):
+        self.scan, self.passes = scan, []
+
+    def find_matches_as_indexes(self, head, overlapping=False):
+        self.passes.append(overlapping)
+        return self.scan.find_matches_as_indexes(head, overlapping=overlapping)
+
+
+def test_a_big_head_is_scanned_once_a_small_one_looked_at_quickly_first(sigs, monkeypatch):
+    counting = _CountingScan(sigs._head_scan)
+    monkeypatch.setattr(sigs, "_head_scan", counting)
+    rng = random.Random(5)
+    big = rng.randbytes(BUFSIZE)
+    before = [sigs._formats[i].puid for i in sigs.match(big, big)]
+    assert counting.passes == [True]  # straight to the full scan: no quick look that would mostly find something
+    counting.passes.clear()
+    small = b"\x01" * 4096  # none of the strings
+    assert sigs.match(small, small) == []
+    assert counting.passes == [False]  # a quick look found nothing: no full scan
+    monkeypatch.undo()
+    assert [sigs._formats[i].puid for i in sigs.match(big, big)] == before == _fido_puids(sigs, big, big)

@@ -143,13 +143,24 @@ def replicate_together(
                 for i in live():
                     stats[i]["files"] += 1
                     stats[i]["bytes"] += row.size
+        # every node's files on stable storage, then each draft visible by one rename, then the renames
+        # and records on stable storage: nodes that share a filesystem share each sync
+        for i in live():
+            try:
+                drafts[i].sync()
+            except PreservationError as e:
+                fail(i, e)
         record = None  # made once (one catalog read, one signature) for every copy of the pass
         for i in live():
             try:
-                drafts[i].publish()  # synced, then visible by one rename
+                drafts[i].publish()
                 record = record or package_record(repo, package_id)
                 record.write_to(dests[i])
-                flush(dests[i])  # the rename and the record on stable storage
+            except PreservationError as e:
+                fail(i, e)
+        for i in live():
+            try:
+                flush(dests[i])
             except PreservationError as e:
                 fail(i, e)
     except PreservationError as e:  # the staging bag itself, or a copy that does not read back: none verified

@@ -754,6 +754,7 @@ class DraftTree:
         except OSError as e:
             raise store.translate(e, prefix) from e
         self._touched = time.monotonic()
+        self._synced = False
         self.published = False
 
     def object_path(self, key: str) -> str:
@@ -792,13 +793,23 @@ class DraftTree:
     def _commit(self, tmp: str, key: str) -> None:
         """Nothing to move: the file already lies where it will be once the tree is published."""
 
-    def publish(self) -> None:
-        """Sync the filesystem (every file's bytes on stable storage), then rename the draft onto
-        the prefix; the store's ``flush`` makes the rename durable.  Raises StorageError when the
-        prefix holds objects already, InvalidKey when a directory on its way is a link."""
-        store = self.store
+    def sync(self) -> None:
+        """Put every file of the draft on stable storage (the filesystem synced: several drafts on one
+        filesystem are best all synced before any is published, so one sync finds the others done)."""
         if self.fsync:
-            _sync_filesystem(self.root)
+            try:
+                _sync_filesystem(self.root)
+            except OSError as e:
+                raise self.store.translate(e, self.prefix) from e
+        self._synced = True
+
+    def publish(self) -> None:
+        """Rename the draft onto the prefix, synced first (:meth:`sync`) unless it was; the store's
+        ``flush`` makes the rename durable.  Raises StorageError when the prefix holds objects
+        already, InvalidKey when a directory on its way is a link."""
+        store = self.store
+        if not self._synced:
+            self.sync()
         parent, name = os.path.split(self._final)
         if parent != store.root and parent not in store._made:
             store._make_parents(self._name)

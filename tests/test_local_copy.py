@@ -272,21 +272,29 @@ def test_a_new_package_appears_on_each_node_by_one_rename_once_every_file_is_che
     with repo.catalog.session() as s:
         files = s.get(Replica, replica_ids[0]).package.payload_files
     seen = []
-    real_publish = filesystem.DraftTree.publish
+    steps = []
+    real_publish, real_sync = filesystem.DraftTree.publish, filesystem.DraftTree.sync
 
     def publish(draft):
+        steps.append("publish")
         seen.append(([n for n in nodes if (node_root(repo, n) / package_id).exists()], len(tree(Path(draft.root)))))
         real_publish(draft)
+
+    def sync(draft):
+        steps.append("sync")
+        real_sync(draft)
 
     renames = []
     real_rename, real_replace = os.rename, os.replace
     monkeypatch.setattr(filesystem.DraftTree, "publish", publish)
+    monkeypatch.setattr(filesystem.DraftTree, "sync", sync)
     monkeypatch.setattr(os, "rename", lambda a, b: renames.append(b) or real_rename(a, b))
     monkeypatch.setattr(os, "replace", lambda a, b: renames.append(b) or real_replace(a, b))
 
     outcomes = replicate_together(repo, replica_ids)
     assert [o["state"] for o in outcomes] == ["verified"] * 3
     assert len(seen) == 3
+    assert steps == ["sync"] * 3 + ["publish"] * 3  # every node's files on stable storage before any is visible
     assert seen[0][0] == []  # nothing of the package on any node before the first publish
     assert all(count > files for _, count in seen)  # every payload and tag file was in the draft
     package_renames = [r for r in renames if os.path.basename(r) == package_id]

@@ -131,3 +131,12 @@ def test_the_report_shows_ingest_against_the_floor_with_every_turn():
     assert "ratio 0.56-0.60" in text
     assert headline([c], []) == ["ingest on S (100,000 × 4 KiB): 0.60 of the copy floor (50.0 s against 30.0 s, "
                                  "2,000 files/s, three verified copies)"]
+
+
+def test_the_report_says_what_the_staging_bag_removal_took_after_the_timed_ingest():
+    from bench.bench_ingest import _phase_summary
+
+    result = {"phases": {"bag": 12.9, "copy a": 52.4, "copy b": 52.4}, "cpu_user": 27.7, "cpu_sys": 37.3}
+    assert _phase_summary(result) == "bag 12.9 s, copies 52.4 / 52.4 s; CPU user 27.7 s + kernel 37.3 s"
+    assert _phase_summary({**result, "staging_removal": 6.4}).endswith(
+        "; staging bag removed in the background, 6.4 s more")

@@ -28,7 +28,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import func, select
 
@@ -236,6 +236,15 @@ def _file_count(session, package_id: str) -> int:
     ).scalar_one()
 
 
+def _by_place(batches: Iterable[list[StateRow]]) -> Iterator[list[StateRow]]:
+    """Each batch (in order of path) read in the order its bytes lie on a node: the files of each version
+    that stored them, in their order there.  A later version's state interleaves files of several versions'
+    directories; read by path, the reads would hop between them, read by place, they run as a whole
+    package's do."""
+    for batch in batches:
+        yield sorted(batch, key=lambda row: (row.stored_in, row.stored_path))
+
+
 def _restore_version(repo: Repository, package_id: str, number: int, dest: Path, *, agent: str,
                      progress: Callable[[int, int], None] | None, partial: bool = False) -> dict[str, Any]:
     """Restore a version: each file read from the verified copies of the version that stored it
@@ -263,7 +272,7 @@ def _restore_version(repo: Repository, package_id: str, number: int, dest: Path,
 
     written = _Written()
     try:
-        _write_bag(repo, dest, iter_version_files(repo.catalog, package_id), fetch, progress, written)
+        _write_bag(repo, dest, _by_place(iter_version_files(repo.catalog, package_id)), fetch, progress, written)
     finally:
         with repo.catalog.session() as s:
             complete = written.complete and not fetching.missing

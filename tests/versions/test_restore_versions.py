@@ -82,3 +82,27 @@ def test_restore_of_a_version_from_the_cli(repo, run_cli, three_versions, tmp_pa
         run_cli("restore", ids[0], str(tmp_path / f"bad{bad}"), "--version", bad, exit_code=2, home=home)
     missing = run_cli("restore", ids[0], str(tmp_path / "v9"), "--version", "9", "--json", exit_code=5, home=home)
     assert json.loads(missing.stderr)["error"]["code"] == "E110"
+
+
+def test_a_version_is_read_a_stored_version_at_a_time_in_the_order_its_files_lie_there(repo, three_versions,
+                                                                                      tmp_path, monkeypatch):
+    import preservation.restore as restoring
+    from preservation.sources import CopySource
+
+    ids, _ = three_versions
+    read: list[tuple[str, str]] = []
+    real_stream = CopySource.stream
+
+    def stream(self, path):
+        read.append((self.prefix.strip("/"), path))
+        return real_stream(self, path)
+
+    monkeypatch.setattr(CopySource, "stream", stream)
+    monkeypatch.setattr(restoring, "bounded_map", lambda fn, items, workers=2: map(fn, items))  # in order
+    restore(repo, ids[0], tmp_path / "restored", version=3)
+    places = [(prefix.rsplit("/", 1)[-1], path) for prefix, path in read]
+    assert {p for p, _ in places} == set(ids)  # version 3 holds files stored by each of the three
+    assert places == sorted(places)  # each stored version's files together, in their order there
+    # by path the reads would hop: data-a.txt (version 1), f.txt (version 3), moved/d.txt (version 1) ...
+    by_path = sorted(places, key=lambda place: place[1])
+    assert [p for p, _ in by_path] != sorted(p for p, _ in by_path)

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from preservation import identifiers as ids
 from preservation.access.accounts import get_library
-from preservation.catalog.bulk import insert_rows
+from preservation.catalog.bulk import KeyedCopy, WriteBehind, can_write_behind, insert_rows
 from preservation.catalog.library_models import (
     DATE_TEXT,
     ID_CN,
@@ -113,7 +113,9 @@ MAX_ROWS = 1_000_000
 MAX_LINE_BYTES = 64 * 2**10
 MAX_EXTRA_COLUMNS = 20
 MAX_ERRORS = 100  # then checking stops: the file is refused anyway
-BATCH = 5000
+BATCH = 5000  # identifiers and coverage rows written at once (on SQLite, where the batch is checked)
+BATCH_BEHIND = 20000  # the same, written behind the checking (PostgreSQL): each of a batch's statements costs the
+# writing thread a wait for the GIL, held by the checking thread, so fewer, larger batches
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -446,15 +448,27 @@ class _Batch:
     coverage: list[tuple[int, KbartRow]]
 
 
+_Rows = list[tuple] | KeyedCopy  # a table's rows of a batch, the title reference first (a KeyedCopy: as COPY text)
+
+
 class _TitleListImport:
     """One publisher list into one collection, in batches inside the caller's transaction.
 
     What matching needs from the catalog (the collection's identifiers) is
     read once, before the first row; rows are then checked, matched to
-    titles and written a batch at a time, on one thread.  (A writer thread
-    beside the checking bought nothing: each row SQLite's ``executemany``
-    steps gives the GIL away and waits to get it back from the checking
-    thread, so the two took turns, slower than one thread alone.)
+    titles and written a batch at a time.  A batch's rows name their title
+    by a reference (a new title's is negative until its id is drawn, when
+    its batch is written), so that checking never waits for the database.
+
+    On PostgreSQL (psycopg) the writes run behind the checking
+    (:class:`~preservation.catalog.bulk.WriteBehind`): each batch is made
+    into COPY text on the checking thread and sent by a thread that only
+    waits for the server, so the server's work on one batch and the checking
+    of the next use both cores.  Elsewhere (SQLite) a batch is written where
+    it is made: each row SQLite's ``executemany`` steps gives the GIL away
+    and waits to get it back, so a writer thread beside the checking would
+    only take turns with it.  Use it as a context manager: leaving it waits
+    for the writes (and raises a write's error).
     """
 
     def __init__(self, session: Session, collection_id: int, reader: _Reader) -> None:
@@ -479,9 +493,18 @@ class _TitleListImport:
         self.identifiers: list[tuple[int, str, str]] = []
         self.coverage: list[tuple[int, KbartRow]] = []
         self.clear: list[int] = []
-        self.real: dict[int, int] = {}
+        self.real: dict[int, int] = {}  # a new title's reference -> its id (filled by the writes)
         self.next_ref = -1
         self.counts = {"titles_added": 0, "titles_updated": 0, "identifiers_added": 0, "coverage_rows": 0}
+        self.behind = WriteBehind() if can_write_behind(self.conn) else None
+        self.batch = BATCH_BEHIND if self.behind is not None else BATCH
+
+    def __enter__(self) -> "_TitleListImport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.behind is not None:
+            self.behind.__exit__(*exc)
 
     def add(self, row: KbartRow) -> None:
         keys = row.keys
@@ -526,54 +549,65 @@ class _TitleListImport:
     def _name(self, ref: int) -> str:
         return f"title {ref}" if ref > 0 else f"the title of line {self.first_line[ref]}"
 
-    def pending(self) -> int:
-        return len(self.coverage) + len(self.identifiers)
+    def full(self) -> bool:
+        return len(self.coverage) + len(self.identifiers) >= self.batch
 
     def flush(self) -> None:
         """Write what is pending (nothing once the file is bad: it is rolled back, writing would only cost time)."""
         batch = _Batch(list(self.new_titles.items()), self.updated, self.clear, self.identifiers, self.coverage)
         self.new_titles, self.updated, self.clear, self.identifiers, self.coverage = {}, [], [], [], []
-        if self.reader.findings.ok:
-            self._write(batch)
+        if not self.reader.findings.ok:
+            return
+        write = self._prepare(batch)
+        if self.behind is not None:
+            self.behind.submit(write)
+        else:
+            write()
 
-    def _write(self, batch: _Batch) -> None:
+    def _prepare(self, batch: _Batch) -> Callable[[], None]:
+        """The batch's rows, made on this thread; returns their write, the part that needs the connection."""
+        now = utcnow()
+        collection_id = self.collection_id
+        titles: _Rows = [(ref, collection_id, row.kind, row.title, row.transliterated, row.english, row.publisher,
+                          row.kbart, now, now) for ref, row in batch.new_titles]
+        identifiers: _Rows = batch.identifiers
+        coverage: _Rows = [(ref, *row.coverage, row.line) for ref, row in batch.coverage]
+        updated = [{"title_id": ref, **self._title_values(row, now)} for ref, row in batch.updated]
+        if self.behind is not None:  # as COPY text now, while the writes of the batch before run
+            conn = self.conn
+            titles = KeyedCopy(conn, Title.__table__, _NEW_TITLE_COLUMNS, titles)
+            identifiers = KeyedCopy(conn, TitleIdentifier.__table__, IDENTIFIER_COLUMNS, identifiers)
+            coverage = KeyedCopy(conn, ExpectedCoverage.__table__, COVERAGE_COLUMNS, coverage)
+        counts = self.counts
+        counts["titles_added"] += len(titles)
+        counts["titles_updated"] += len(updated)
+        counts["identifiers_added"] += len(identifiers)
+        counts["coverage_rows"] += len(coverage)
+        return lambda: self._write(titles, updated, batch.clear, identifiers, coverage)
+
+    def _write(self, titles: _Rows, updated: list[dict[str, Any]], clear: list[int], identifiers: _Rows,
+               coverage: _Rows) -> None:
         # Core inserts on the session's connection (same transaction): the ORM's per-row bookkeeping would
         # cost more than the database does at 100,000 rows.
-        conn = self.conn
-        now = utcnow()
+        conn, real = self.conn, self.real
         table = Title.__table__
-        if batch.new_titles:
-            ids_ = new_ids(conn, table, len(batch.new_titles))
-            collection_id = self.collection_id
-            if ids_ is not None:  # RETURNING in parameter order would insert row by row on SQLite
-                insert_rows(conn, table, _NEW_TITLE_COLUMNS,
-                            [(title_id, collection_id, row.kind, row.title, row.transliterated, row.english,
-                              row.publisher, row.kbart, now, now)
-                             for title_id, (_, row) in zip(ids_, batch.new_titles, strict=True)])
+        if len(titles):
+            ids_ = new_ids(conn, table, len(titles))
+            refs = titles.keys if isinstance(titles, KeyedCopy) else [row[0] for row in titles]
+            if ids_ is None:  # (rows, not COPY text: that is PostgreSQL's) RETURNING would go row by row on SQLite
+                ids_ = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                                    [dict(zip(_NEW_TITLE_COLUMNS[1:], row[1:])) for row in titles]).scalars().all()
+                real.update(zip(refs, ids_, strict=True))
             else:
-                rows = [self._title_values(row, now) | {"collection_id": collection_id, "created_at": now}
-                        for _, row in batch.new_titles]
-                result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-                ids_ = [title_id for (title_id,) in result.all()]
-            for (ref, _), title_id in zip(batch.new_titles, ids_, strict=True):
-                self.real[ref] = title_id
-            self.counts["titles_added"] += len(ids_)
-        if batch.updated:
-            conn.execute(table.update().where(table.c.id == bindparam("title_id")),
-                         [{"title_id": ref, **self._title_values(row, now)} for ref, row in batch.updated])
-            self.counts["titles_updated"] += len(batch.updated)
-        if batch.clear:
-            coverage = ExpectedCoverage.__table__
-            conn.execute(delete(coverage).where(coverage.c.title_id.in_(batch.clear)))
-        real = self.real
-        if batch.identifiers:
-            insert_rows(conn, TitleIdentifier.__table__, ("title_id", "scheme", "value"),
-                        [(real.get(ref, ref), scheme, value) for ref, scheme, value in batch.identifiers])
-            self.counts["identifiers_added"] += len(batch.identifiers)
-        if batch.coverage:
-            insert_rows(conn, ExpectedCoverage.__table__, COVERAGE_COLUMNS,
-                        [(real.get(ref, ref), *row.coverage, row.line) for ref, row in batch.coverage])
-            self.counts["coverage_rows"] += len(batch.coverage)
+                real.update(zip(refs, ids_, strict=True))
+                _insert(conn, table, _NEW_TITLE_COLUMNS, titles, real)
+        if updated:
+            conn.execute(table.update().where(table.c.id == bindparam("title_id")), updated)
+        if clear:
+            table = ExpectedCoverage.__table__
+            conn.execute(delete(table).where(table.c.title_id.in_(clear)))
+        _insert(conn, TitleIdentifier.__table__, IDENTIFIER_COLUMNS, identifiers, real)
+        _insert(conn, ExpectedCoverage.__table__, COVERAGE_COLUMNS, coverage, real)
         index_pending(conn)  # the batch's titles into the search index (SQLite), while its pages are at hand
 
     @staticmethod
@@ -582,8 +616,17 @@ class _TitleListImport:
                 "title_english": row.english, "publisher": row.publisher, "kbart": row.kbart, "updated_at": now}
 
 
+def _insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: _Rows, real: dict[int, int]) -> None:
+    """A batch's rows of one table, each row's title reference (its first column) written as the title's id."""
+    if isinstance(rows, KeyedCopy):
+        rows.send(conn, real)
+    elif rows:
+        insert_rows(conn, table, columns, [(real.get(row[0], row[0]), *row[1:]) for row in rows])
+
+
 _NEW_TITLE_COLUMNS = ("id", "collection_id", "kind", "title", "title_transliterated", "title_english", "publisher",
                       "kbart", "created_at", "updated_at")
+IDENTIFIER_COLUMNS = ("title_id", "scheme", "value")
 COVERAGE_COLUMNS = ("title_id", "first_date", "first_volume", "first_issue", "last_date", "last_volume", "last_issue",
                     "embargo_info", "coverage_depth", "line_no")  # in the order of KbartRow.coverage
 
@@ -600,16 +643,16 @@ def import_title_list(repo: Repository, path: str | Path, collection_key: str) -
     reader = _Reader(Path(path))
     with repo.catalog.session() as s:
         collection = get_collection(s, collection_key)
-        work = _TitleListImport(s, collection.id, reader)
-        try:
-            for row in read_rows(path, reader):
-                work.add(row)
-                if work.pending() >= BATCH:
-                    work.flush()
-        except _Stop:  # enough errors to refuse the file: _refuse below raises with them
-            pass
-        _refuse(reader)
-        work.flush()
+        with _TitleListImport(s, collection.id, reader) as work:
+            try:
+                for row in read_rows(path, reader):
+                    work.add(row)
+                    if work.full():
+                        work.flush()
+            except _Stop:  # enough errors to refuse the file: _refuse below raises with them
+                pass
+            _refuse(reader)
+            work.flush()
         return {"file": str(path), "collection": collection.key, "rows": reader.rows, **work.counts,
                 "warnings": [f.to_dict() for f in reader.findings.warnings]}
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from preservation import kbart
 from preservation.access.accounts import add_library
@@ -216,16 +220,23 @@ def test_a_missing_file_is_a_finding_not_a_crash(repo, tmp_path) -> None:
     assert [f.code for f in caught.value.findings] == ["K001"]
 
 
-def test_all_or_nothing_across_written_batches(repo, tmp_path, monkeypatch) -> None:
-    """Batches already written in the transaction are rolled back when a later line is bad."""
+@pytest.fixture
+def small_batches(monkeypatch) -> None:
+    """Batches of two identifiers and coverage rows, where they are checked (SQLite) and behind (PostgreSQL)."""
     monkeypatch.setattr(kbart, "BATCH", 2)
+    monkeypatch.setattr(kbart, "BATCH_BEHIND", 2)
+
+
+def test_all_or_nothing_across_written_batches(any_repo, tmp_path, small_batches) -> None:
+    """Batches already written in the transaction (on PostgreSQL, behind the checking) are rolled back when a
+    later line is bad."""
     rows = [kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
             for n in range(10)]
     rows.append(kbart_row(**dict(APS, date_first_issue_online="2019-02-30")))
     with pytest.raises(ImportRejected) as caught:
-        import_title_list(repo, write(tmp_path, kbart_text(rows)), "journals")
+        import_title_list(any_repo, write(tmp_path, kbart_text(rows)), "journals")
     assert [(f.code, f.params["line"]) for f in caught.value.findings] == [("K007", 12)]
-    assert counts(repo) == (0, 0, 0)
+    assert counts(any_repo) == (0, 0, 0)
 
 
 def test_many_errors_stop_checking(repo, tmp_path, monkeypatch) -> None:
@@ -250,38 +261,73 @@ def test_identifiers_of_two_titles_are_refused(repo, tmp_path) -> None:
     assert [f.code for f in caught.value.findings] == ["K012"]
 
 
-def test_two_titles_of_batches_already_written_are_named_by_their_lines(repo, tmp_path, monkeypatch) -> None:
+def test_two_titles_of_batches_already_written_are_named_by_their_lines(any_repo, tmp_path, small_batches) -> None:
     """A row joining two titles the file made in earlier, written batches is K012 naming their lines (no crash)."""
-    monkeypatch.setattr(kbart, "BATCH", 2)
     rows = [kbart_row(**dict(APS, title_id="")), kbart_row(**dict(CPB, online_identifier="")),
             *(kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
               for n in range(4)),
             kbart_row(**dict(APS, title_id="cpb"))]
     with pytest.raises(ImportRejected) as caught:
-        import_title_list(repo, write(tmp_path, kbart_text(rows)), "journals")
+        import_title_list(any_repo, write(tmp_path, kbart_text(rows)), "journals")
     assert [(f.code, f.params["line"]) for f in caught.value.findings] == [("K012", 8)]
     assert "the title of line 2 and the title of line 3" in caught.value.findings[0].message
-    assert counts(repo) == (0, 0, 0)
+    assert counts(any_repo) == (0, 0, 0)
 
 
-def test_a_failed_write_of_a_batch_keeps_nothing(repo, tmp_path, monkeypatch) -> None:
-    """The write of a later batch fails: its error reaches the caller and the transaction rolls back."""
-    monkeypatch.setattr(kbart, "BATCH", 2)
-    written = []
-    real_insert = kbart.insert_rows
+def _fail_coverage_of_line(repo, line: int) -> None:
+    """The database refuses the coverage row of ``line`` (a trigger), as a full disk would refuse a write."""
+    with repo.catalog.session() as s:
+        run = s.connection().exec_driver_sql
+        if repo.catalog.dialect == "sqlite":
+            run(f"CREATE TRIGGER fail_line AFTER INSERT ON expected_coverage WHEN new.line_no = {line} "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        else:
+            run(f"CREATE FUNCTION fail_line() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.line_no = {line} THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$")
+            run("CREATE TRIGGER fail_line BEFORE INSERT ON expected_coverage FOR EACH ROW EXECUTE FUNCTION fail_line()")
 
-    def insert_then_fail(conn, table, columns, rows):
-        real_insert(conn, table, columns, rows)
-        written.append(table.name)
-        if len(written) == 5:
-            raise OSError("disk full")
 
-    monkeypatch.setattr(kbart, "insert_rows", insert_then_fail)
+def test_a_failed_write_of_a_batch_keeps_nothing(any_repo, tmp_path, small_batches) -> None:
+    """The write of a later batch fails (on PostgreSQL, on the thread that writes behind the checking): its error
+    reaches the caller and the transaction rolls back, the batches written before it too."""
+    _fail_coverage_of_line(any_repo, 7)
     rows = [kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
             for n in range(10)]
-    with pytest.raises(OSError, match="disk full"):
-        import_title_list(repo, write(tmp_path, kbart_text(rows)), "journals")
-    assert len(written) == 5 and counts(repo) == (0, 0, 0)
+    with pytest.raises((DBAPIError, psycopg.Error), match="disk full"):
+        import_title_list(any_repo, write(tmp_path, kbart_text(rows)), "journals")
+    assert counts(any_repo) == (0, 0, 0)
+
+
+def test_on_postgresql_a_batch_is_written_while_the_next_is_checked(any_repo, tmp_path, monkeypatch,
+                                                                   small_batches) -> None:
+    """PostgreSQL: the writes run on a thread of their own, behind the checking; SQLite: on the caller's thread."""
+    # one row a batch (small_batches): a title id and a coverage range
+    caller, checked, writers, later = threading.get_ident(), [0], set(), []
+    check_row, insert = kbart._check_row, kbart._insert
+
+    def checking(reader, line, text):
+        checked.append(line)
+        return check_row(reader, line, text)
+
+    def writing(conn, table, columns, rows, real):
+        writers.add(threading.get_ident())
+        if threading.get_ident() != caller and not later:  # the first write waits for a later line to be checked
+            deadline = time.monotonic() + 10
+            while max(checked) <= 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            later.append(max(checked))
+        insert(conn, table, columns, rows, real)
+
+    monkeypatch.setattr(kbart, "_check_row", checking)
+    monkeypatch.setattr(kbart, "_insert", writing)
+    rows = [kbart_row(**dict(APS, title_id=f"t{n}", print_identifier="", publication_title=f"期刊 {n}"))
+            for n in range(6)]
+    result = import_title_list(any_repo, write(tmp_path, kbart_text(rows)), "journals")
+    assert result["titles_added"] == 6 and counts(any_repo) == (6, 6, 6)
+    if any_repo.catalog.dialect == "postgresql":
+        assert caller not in writers and len(writers) == 1 and later[0] > 2
+    else:
+        assert writers == {caller} and later == []
 
 
 def test_repeated_rows_and_unknown_extra_columns_are_warnings(repo, tmp_path) -> None:

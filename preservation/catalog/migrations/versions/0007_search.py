@@ -28,6 +28,7 @@ from preservation.catalog.search_tables import (
     POSITIONS_TABLE,
     TITLE_COLUMNS,
     TITLES_FTS,
+    bigram_function_sql,
 )
 
 revision = "0007"
@@ -103,11 +104,7 @@ def _postgresql_upgrade() -> None:
             raise RuntimeError("the pg_trgm extension could not be created: ask the database owner to run "
                                "CREATE EXTENSION pg_trgm")
     opclass = f'"{schema}".gin_trgm_ops'
-    # costly per row (a set-returning SQL body): the planner must prefer the index to calling it in a scan
-    op.execute(
-        f"CREATE FUNCTION {BIGRAM_FUNCTION}(value text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE COST 10000 "
-        "AS $$ SELECT ARRAY(SELECT DISTINCT substr(lower(value), i, 2) FROM generate_series(1, char_length(value) - 1) i "
-        "WHERE strpos(substr(value, i, 2), ' ') = 0) $$")
+    op.execute(bigram_function_sql(migration="0007"))
     for name, (table, column, kind) in PG_INDEXES.items():
         expression = f"{column} {opclass}" if kind == "trgm" else f"{BIGRAM_FUNCTION}({column})"
         op.execute(f"CREATE INDEX {name} ON {table} USING gin ({expression})")

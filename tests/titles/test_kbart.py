@@ -100,15 +100,15 @@ def test_a_publisher_list_becomes_titles_and_expected_coverage(any_repo, tmp_pat
     assert book["kind"] == "book" and book["kbart"]["date_monograph_published_print"] == "2003-09"
 
 
-def test_reimporting_a_list_updates_titles_and_replaces_their_coverage(repo, tmp_path) -> None:
-    import_title_list(repo, write(tmp_path, kbart_text(PUBLISHER_ROWS)), "journals")
+def test_reimporting_a_list_updates_titles_and_replaces_their_coverage(any_repo, tmp_path) -> None:
+    import_title_list(any_repo, write(tmp_path, kbart_text(PUBLISHER_ROWS)), "journals")
     changed = [kbart_row(**{**APS, "publication_title": "物理学报 (Wuli Xuebao)"}, online_identifier="1000-3290",
                          date_first_issue_online="2010")]
-    result = import_title_list(repo, write(tmp_path, kbart_text(changed), "again.tsv"), "journals")
+    result = import_title_list(any_repo, write(tmp_path, kbart_text(changed), "again.tsv"), "journals")
     assert result["titles_added"] == 0 and result["titles_updated"] == 1 and result["identifiers_added"] == 1
-    shown = show_title(repo, "wlxb")
+    shown = show_title(any_repo, "wlxb")
     assert shown["title"] == "物理学报 (Wuli Xuebao)" and [e["first_date"] for e in shown["expected"]] == ["2010"]
-    assert counts(repo) == (3, 8, 3)  # the other titles are left as they were
+    assert counts(any_repo) == (3, 8, 3)  # the other titles are left as they were
 
 
 BAD_ROWS = [

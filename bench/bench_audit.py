@@ -14,7 +14,10 @@ a parallel ``cat`` of the same files (the fastest of several reader counts);
 the reference is the slower of that and the (warm) hashing limit, both
 measured in the same run.  ``Cached:`` of /proc/meminfo is read before and
 after each cold audit: an audit must leave the page cache no more than
-64 MiB larger however much it reads.
+64 MiB larger however much it reads.  How busy each cold run kept the disk
+holding the files is read from /proc/diskstats: requests in flight on
+average, the share of the time with any in flight, the average request
+(this virtual disk reads faster the more requests it has at once).
 
     python -m bench.bench_audit [--size M] [--scale 1] [--repeat 3]
 """
@@ -48,6 +51,7 @@ TARGET = 0.8
 CACHE_GROWTH_LIMIT = 64 * 1024 * 1024
 CAT_READERS = (4, 16)  # parallel `cat` processes the device limit tries; it keeps the fastest
 DROP_CACHES = "/proc/sys/vm/drop_caches"
+DISKSTATS = "/proc/diskstats"
 
 
 def drop_caches() -> str | None:
@@ -73,6 +77,57 @@ def cached_bytes() -> int | None:
     return None
 
 
+def device_of(path: str) -> str | None:
+    """The block device holding ``path``, as /proc/diskstats names it (None where that cannot be told)."""
+    try:
+        st = os.stat(path)
+        with open(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/uevent", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("DEVNAME="):
+                    return line.strip().split("=", 1)[1]
+    except OSError:
+        return None
+    return None
+
+
+def disk_counters(device: str | None, diskstats: str | None = None) -> tuple[int, int, int, int] | None:
+    """``device``'s reads completed, sectors read, milliseconds spent reading (each read's time in flight,
+    summed) and milliseconds with any I/O in flight, from /proc/diskstats (or the ``diskstats`` text given)."""
+    if device is None:
+        return None
+    if diskstats is None:
+        try:
+            with open(DISKSTATS, encoding="ascii") as f:
+                diskstats = f.read()
+        except OSError:
+            return None
+    for line in diskstats.splitlines():
+        fields = line.split()
+        if len(fields) >= 14 and fields[2] == device:
+            return int(fields[3]), int(fields[5]), int(fields[6]), int(fields[12])
+    return None
+
+
+def disk_activity(before: tuple | None, after: tuple | None, seconds: float) -> dict | None:
+    """What the device did between two :func:`disk_counters` over ``seconds`` of wall time: requests read,
+    their average size, reads in flight on average (queue depth: time spent reading / wall time) and the
+    share of the time with any I/O in flight (other processes' writes count there too).  A cold read of
+    mid-size files is as fast as the disk is kept busy with requests."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    reads, sectors, reading_ms, busy_ms = (b - a for a, b in zip(before, after))
+    return {"reads": reads, "request_kib": round(sectors * 512 / 1024 / reads, 1) if reads else 0.0,
+            "in_flight": round(reading_ms / (seconds * 1000), 2),
+            "busy": round(min(1.0, busy_ms / (seconds * 1000)), 3)}
+
+
+def _disk_note(name: str, activity: dict | None) -> str:
+    if activity is None:
+        return f"{name}: disk activity unknown"
+    return (f"{name}: {activity['in_flight']:.1f} reads in flight on average, disk busy "
+            f"{activity['busy']:.0%} of the time, {activity['request_kib']:.0f} KiB a request")
+
+
 def cat_limit(paths: list[str], repeats: int = 2) -> dict:
     """Child entry: the device's read limit, a parallel ``cat`` of ``paths`` after dropping the cache.
 
@@ -80,20 +135,26 @@ def cat_limit(paths: list[str], repeats: int = 2) -> dict:
     """
     listing = "\0".join(paths).encode()
     times: dict[str, float] = {}
+    disk: dict[str, dict | None] = {}
+    device = device_of(paths[0]) if paths else None
     refused = None
     for readers in CAT_READERS:
         per_call = max(1, len(paths) // (readers * 8))
         best = float("inf")
         for _ in range(repeats):
             refused = drop_caches() or refused
+            counters = disk_counters(device)
             start = time.perf_counter()
             subprocess.run(["xargs", "-0", "-P", str(readers), "-n", str(per_call), "cat"], input=listing,
                            stdout=subprocess.DEVNULL, check=True)
-            best = min(best, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            if seconds < best:
+                best, disk[f"cat ×{readers}"] = seconds, disk_activity(counters, disk_counters(device), seconds)
         times[f"cat ×{readers}"] = best
     winner = min(times, key=times.__getitem__)
     return {"seconds": times[winner], "strategy": winner, "strategies": times, "files": len(paths),
-            "bytes": sum(os.path.getsize(p) for p in paths), "cold": refused is None, "refused": refused}
+            "bytes": sum(os.path.getsize(p) for p in paths), "cold": refused is None, "refused": refused,
+            "disk": disk[winner]}
 
 
 def _replica_on(repo: Repository, node: str) -> tuple[int, str] | None:
@@ -152,14 +213,18 @@ def run_agent(home: str, node: str, repeat: int = 1) -> dict:
     paths = replica_paths(Path(home), node, package_id)
     runs, growth, left = [], [], []
     refused = None
+    device = device_of(paths[0]) if paths else None
+    disk = []
     with _through_agent(Path(home) / "nodes" / node) as agent:
         for _ in range(1 + max(1, repeat)):
             refused = drop_caches() or refused
             before = cached_bytes()
+            counters = disk_counters(device)
             start = time.perf_counter()
             outcome = check_replica(repo.catalog, agent, package_id, (repo.policy.audit.digest,),
                                     workers=repo.settings.workers)
             runs.append(time.perf_counter() - start)
+            disk.append(disk_activity(counters, disk_counters(device), runs[-1]))
             after = cached_bytes()
             if before is not None and after is not None:
                 growth.append(after - before)
@@ -169,7 +234,15 @@ def run_agent(home: str, node: str, repeat: int = 1) -> dict:
     repo.close()
     return {"seconds": min(runs[1:]), "runs": [round(r, 4) for r in runs[1:]], "files": outcome.files_checked,
             "bytes": outcome.bytes_read_on_node, "cold": refused is None, "refused": refused,
-            "cache_growth": max(growth) if growth else None, "left_cached": max(left)}
+            "cache_growth": max(growth) if growth else None, "left_cached": max(left),
+            "disk": _of_fastest(runs, disk)}
+
+
+def _of_fastest(runs: list[float], disk: list) -> dict | None:
+    """The disk activity of the fastest kept run (the first run is not kept)."""
+    if len(disk) < 2:
+        return None
+    return disk[1:][runs[1:].index(min(runs[1:]))]
 
 
 def run_ours(home: str, node: str, repeat: int = 1, cold: bool = False) -> dict:
@@ -195,15 +268,19 @@ def run_ours(home: str, node: str, repeat: int = 1, cold: bool = False) -> dict:
     left: list[int] = []
     refused = None
     paths = replica_paths(Path(home), node, package_id)
+    device = device_of(paths[0]) if paths else None
+    disk = []
     for _ in range(1 + max(1, repeat)):  # the first run (queries compiled, policy loaded) is not kept
         if cold:
             refused = drop_caches() or refused
         else:
             read_through(replica_paths(Path(home), node, package_id))
         before = cached_bytes()
+        counters = disk_counters(device)
         start = time.perf_counter()
         outcome = audit_replica(repo, replica_id, agent="bench")
         runs.append(time.perf_counter() - start)
+        disk.append(disk_activity(counters, disk_counters(device), runs[-1]))
         after = cached_bytes()
         if before is not None and after is not None:
             growth.append(after - before)
@@ -218,7 +295,7 @@ def run_ours(home: str, node: str, repeat: int = 1, cold: bool = False) -> dict:
             "peak_rss_workers": max((own_peak_rss(pid) for pid in fsverify.worker_pids()), default=0),
             "cold": cold and refused is None, "refused": refused,
             "cache_growth": max(growth) if growth else None, "cache_growth_runs": growth,
-            "left_cached": max(left) if left else None}
+            "left_cached": max(left) if left else None, "disk": _of_fastest(runs, disk) if cold else None}
 
 
 def _ingested(corpus: Corpus, home: Path | None = None) -> tuple[Path, str]:
@@ -266,6 +343,8 @@ def compare(corpus: Corpus, home: Path | None = None) -> list[Comparison]:
                  f"Cached: grew by at most {shown} over an audit, of which the audited files "
                  f"{(left or 0) / 2**20:.0f} MiB (limit {CACHE_GROWTH_LIMIT // 2**20} MiB; Cached: also counts "
                  "what other processes read and write meanwhile)"]
+        notes.append(_disk_note("the audit's fastest run", measured.result.get("disk")) + "; "
+                     + _disk_note(f"the device limit ({reading.detail})", device.result.get("disk")))
         notes += sorted({device.result["refused"], measured.result["refused"]} - {None})
         name = "preserve audit (one copy), cold" + (", through a node agent" if "agent" in label else "")
         out.append(Comparison(

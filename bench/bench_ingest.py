@@ -254,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     for c in comparisons:
         print(f"### {c.benchmark}: {c.corpus}\n")
         print("\n".join(comparison_table([c], "ingest", "floor" if c.benchmark == "ingest floor" else "limit")))
-        if c.note:
-            print(f"\n- {c.note}")
         print()
     after = os.getloadavg()
     print(f"<!-- load average {load[0]:.1f} before, {after[0]:.1f} after -->")

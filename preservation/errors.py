@@ -264,6 +264,15 @@ class NotRegularFile(InvalidKey):
     template = "refused storage key {key!r}: {detail}"
 
 
+class AgentProtocolError(StorageError):
+    """A node agent's answer breaks the protocol: a key outside what was asked, a check that does not account
+    for exactly the files sent.  Nothing of such an answer is used; asking again would get the same answer."""
+
+    code = "E311"
+    retryable = False
+    template = "the node agent at {location} broke the protocol: {detail}"
+
+
 class SourceFailed(Exception):
     """Reading the bytes being copied failed: the source's fault, not the writer's.
 

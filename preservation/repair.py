@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from preservation import events
 from preservation.audit import audit_replica
+from preservation.catalog.files import listed_paths
 from preservation.catalog.models import (
     NODE_OFFLINE,
     PACKAGE_DAMAGED,
@@ -135,7 +136,7 @@ def repair_replica(
 
     try:
         copied = _rewrite(repo, package_id, dest, plan)
-        removed = _remove_unexpected(dest, PackageLayout(package_id), unexpected)
+        removed = _remove_unexpected(repo, package_id, dest, unexpected)
         write_package_record(repo, dest, package_id)
     except PreservationError as e:
         _failed(repo, replica_id, fallback_state, agent, job_id, f"rewriting files failed: {e}")
@@ -206,9 +207,18 @@ def _rewrite(repo: Repository, package_id: str, dest, plan: SourcePlan) -> int:
     return copied
 
 
-def _remove_unexpected(dest, layout: PackageLayout, paths: list[str]) -> int:
+def _remove_unexpected(repo: Repository, package_id: str, dest, paths: list[str]) -> int:
+    """Delete the files the check found that do not belong, never one the catalog lists as the package's own
+    (whatever a node's listing said: such a path is kept and logged)."""
+    layout = PackageLayout(package_id)
+    kept = listed_paths(repo.catalog, package_id, paths)
+    if kept:
+        log.error("repair of %s kept %d file(s) the node listed as not belonging but the catalog lists (first: %s)",
+                  package_id, len(kept), min(kept))
     removed = 0
     for path in paths:
+        if path in kept:
+            continue
         try:
             dest.delete(layout.key(path), stray=True)
             removed += 1

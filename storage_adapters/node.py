@@ -41,6 +41,7 @@ import httpx
 
 from preservation.errors import (
     AccessDenied,
+    AgentProtocolError,
     CheckpointInvalid,
     ChecksumMismatch,
     ConfigError,
@@ -392,20 +393,22 @@ class NodeStore(StorageAdapter):
     def _inventory(self, prefix: str) -> Iterator[tuple[str, int | None]]:
         """The node store's inventory (``GET /v1/list?inventory=1``): names, with sizes only where its store
         gives them for free (a disk there lists names only); an older agent lists objects with their sizes."""
-        params = {"prefix": self._prefix + prefix, "inventory": "1"}
+        asked = self._prefix + prefix
+        params = {"prefix": asked, "inventory": "1"}
         for document in self._lines("the inventory", "GET", "/v1/list", params=params, key=prefix):
             if "keys" not in document:  # an older agent: a line per object
                 entries = [(document["key"], None if document.get("irregular") is not None else document["size"])]
             elif len(document["keys"]) != len(document["sizes"]):
-                raise StorageError(f"the node agent at {self._agent} gave an inventory line with "
-                                   f"{len(document['keys'])} keys and {len(document['sizes'])} sizes",
-                                   location=self.location)
+                raise AgentProtocolError(f"an inventory line with {len(document['keys'])} keys and "
+                                         f"{len(document['sizes'])} sizes", location=self.location)
             else:
                 entries = zip(document["keys"], document["sizes"])
             for key, size in entries:
                 if not isinstance(key, str):
-                    raise StorageError(f"the node agent at {self._agent} gave an inventory entry that is no key: "
-                                       f"{key!r}", location=self.location)
+                    raise AgentProtocolError(f"an inventory entry that is no key: {key!r}", location=self.location)
+                if not key.startswith(asked):  # never another package's file taken for one of this package's
+                    raise AgentProtocolError(f"an inventory of {asked!r} listed {key!r}, outside it",
+                                             location=self.location)
                 if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
                     size = None  # no size to trust: the check of the content finds a wrong one
                 yield self._local_key(key), size

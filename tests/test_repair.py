@@ -256,3 +256,27 @@ def test_a_source_that_rots_between_its_check_and_the_copy_is_flagged_and_nothin
     states = {n: r.state for n, r in _replicas(repo, preserved).items()}
     assert states[seen[0]] == "suspect" and states["cas-nsl"] == "corrupt"
     assert damaged.read_bytes() == before  # the rotten bytes never replaced the damaged file
+
+
+def test_a_repair_never_removes_a_file_the_catalog_lists_whatever_the_check_called_unexpected(
+        repo, preserved, monkeypatch):
+    """Defence in depth: a listing that names the package's own files as not belonging (another package's
+    keys cut to this one's paths) never makes the repair delete them."""
+    root = node_root(repo, "cas-nsl") / preserved
+    flip_bit(root / TARGET)
+    add_file(root / "data" / "intruder.txt")
+    other = (root / OTHER).read_bytes()
+    real_check = repair_module.check_replica
+
+    def lying_check(*args, **kwargs):
+        result = real_check(*args, **kwargs)
+        result.unexpected_paths += [TARGET, OTHER]
+        return result
+
+    monkeypatch.setattr(repair_module, "check_replica", lying_check)
+    assert not audit(repo, package_id=preserved).ok
+    out = repair_replica(repo, _replicas(repo, preserved)["cas-nsl"].id)
+    assert out["state"] == "verified" and out["files_repaired"] == 1 and out["files_removed"] == 1
+    assert (root / TARGET).read_bytes() == (node_root(repo, "uni-pku") / preserved / TARGET).read_bytes()
+    assert (root / OTHER).read_bytes() == other
+    assert not (root / "data" / "intruder.txt").exists()

@@ -73,3 +73,14 @@ def iter_expected(
         last = rows[-1][0]
         if len(rows) < batch:
             return
+
+
+def listed_paths(catalog: Catalog, package_id: str, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` that the catalog lists as files of the package."""
+    found: set[str] = set()
+    with catalog.engine.connect() as conn:
+        for start in range(0, len(paths), BATCH // 4):
+            chunk = list(paths[start : start + BATCH // 4])
+            found.update(conn.execute(select(PackageFile.path).where(
+                PackageFile.package_id == package_id, PackageFile.path.in_(chunk))).scalars())
+    return found

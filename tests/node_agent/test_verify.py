@@ -16,6 +16,7 @@ import os
 import pytest
 
 from preservation.chunk_digests import CHUNK_BYTES, chunk_digest
+from preservation.errors import AgentProtocolError
 from storage_adapters.base import VERIFY_DIGEST, VERIFY_MISSING, VERIFY_NOT_REGULAR, VERIFY_SIZE
 
 from .agents import ThreadedAgent, raw_request
@@ -150,5 +151,68 @@ def test_an_inventory_the_agent_could_not_answer_is_asked_again_and_goes_on_afte
         with agent.adapter(retries=2, backoff=0.01) as node:
             assert list(node.inventory("p/")) == [(f"p/f{i}", None) for i in range(5)]
         assert flaky["app"].requests == 2
+    finally:
+        agent.stop()
+
+
+class Answers:
+    """ASGI middleware: answer every request to ``path`` with the NDJSON ``lines`` (an agent that lies or errs)."""
+
+    def __init__(self, app, path: str, lines: list) -> None:
+        self.app, self.path, self.lines = app, path, lines
+        self.requests = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        self.requests += 1
+        while (await receive()).get("more_body"):
+            pass
+        body = b"".join(json.dumps(line).encode() + b"\n" for line in self.lines)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/x-ndjson")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def answering(tmp_path, path: str, lines: list) -> tuple[ThreadedAgent, dict]:
+    seen = {}
+
+    def wrap(app):
+        seen["app"] = Answers(app, path, lines)
+        return seen["app"]
+
+    return ThreadedAgent(tmp_path / "root", wrap=wrap).start(), seen
+
+
+@pytest.mark.parametrize("keys", [
+    ["pkgA/data/a", "pkgA/data/b", "pkgZ/data/a"],  # another package's file, cut to one of this one's paths
+    ["pkgA/data/a", "data/a"],
+    ["pkgA"],  # the prefix without its '/'
+])
+def test_an_inventory_naming_a_key_outside_the_prefix_asked_for_is_a_protocol_error(tmp_path, keys):
+    agent, seen = answering(tmp_path, "/v1/list", [{"keys": keys, "sizes": [None] * len(keys)}, {"end": True}])
+    try:
+        with agent.adapter(retries=2, backoff=0.01) as node:
+            with pytest.raises(AgentProtocolError) as raised:
+                list(node.inventory("pkgA/"))
+        assert raised.value.code == "E311" and not raised.value.retryable
+        assert seen["app"].requests == 1  # the same answer would come again: not asked twice
+    finally:
+        agent.stop()
+
+
+def test_an_audit_through_an_agent_listing_another_packages_key_reports_the_node_not_a_stray(tmp_path):
+    from preservation.codes import FILE_UNEXPECTED
+    from preservation.fixity import FixityResult, _present
+
+    agent, _ = answering(tmp_path, "/v1/list", [
+        {"keys": ["pkgA/data/a", "pkgA/data/b", "pkgZ/data/a"], "sizes": [1, 1, 1]}, {"end": True}])
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            result = FixityResult()
+            rows = [[("data/a", 1, ("x",)), ("data/b", 1, ("y",))]]
+            with pytest.raises(AgentProtocolError):
+                list(_present(result, node, "pkgA/", rows))
+        assert result.unexpected_paths == [] and FILE_UNEXPECTED not in result.findings.codes()
     finally:
         agent.stop()

@@ -7,14 +7,20 @@ SQLAlchemy takes 0.2 s, building the settings' and the policy's pydantic models 
   driver (the queries SQLAlchemy compiled from their one definition, :mod:`preservation.read_queries`); on any
   other database through a SQLAlchemy session, with the same queries;
 - take what they need of the settings and the policy from a digest of the validated values,
-  ``<home>/.quick-settings.json`` (mode 0600: the catalog URL may hold a password).  The digest is keyed by
-  everything the values come from: the bytes of ``preserve.yaml`` and of the policy file, the
-  ``PRESERVE_CATALOG`` and ``PRESERVE_POLICY`` environment, and the code that validates them.  When any of it
-  differs (or there is no digest) the settings and the policy are validated in full, by
-  :func:`preservation.settings.load_settings` and :func:`preservation.policy.load_policy`, the one authority,
-  which refuse a bad file as they do for every command, and the digest is written again.  A home that cannot
-  be written, or that has no ``preserve.yaml`` (a mistyped ``--home``: nothing is written there), is
-  validated in full each time.
+  ``<home>/.quick-settings.json``.  The digest is keyed by everything the values come from, as it is when
+  looked at: the bytes of ``preserve.yaml`` and of the policy file read through their configured names and the
+  real paths those names resolve to now (a symlink repointed is a change), the ``PRESERVE_CATALOG`` and
+  ``PRESERVE_POLICY`` environment, and the code that validates them.  When any of it differs (or there is no
+  digest) the settings and the policy are validated in full, by :func:`preservation.settings.load_settings` and
+  :func:`preservation.policy.load_policy`, the one authority, which refuse a bad file as they do for every
+  command, and the digest is written again.  A home that cannot be written, or that has no ``preserve.yaml`` (a
+  mistyped ``--home``: nothing is written there), is validated in full each time.
+
+The digest is kept for SQLite catalogs only: their URL holds no password.  For any other catalog no digest is
+written (one left there is removed) and the settings are validated in full each time; such a catalog is read
+through SQLAlchemy anyway.  The digest is believed only when it is a regular file (not a symlink) owned by this
+user with mode 0600; it is written through a new temporary in the home (``O_CREAT|O_EXCL|O_NOFOLLOW``, 0600,
+fsync'd) renamed over it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,7 +45,7 @@ _PACKAGE = Path(__file__).resolve().parent
 _CODE = ("settings.py", "policy.py", "monitoring_settings.py", "notification_settings.py", "home_dir.py", "quick.py",
          "codes.py", "catalog/db.py", "policies/default.yaml")
 _LIBRARIES = ("pydantic", "pydantic_core", "yaml", "sqlalchemy")
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class QuickSettings:
     """What the quick commands need of the settings and the policy, as validated."""
 
     home: Path
-    catalog_url: str
+    catalog_url: str  # a SQLite catalog's when read from the digest (no password is ever written there)
     catalog_display: str  # the catalog's URL without its password
     holds_secrets: bool  # node keys or the access secret (the config file must then be private)
     policy_label: str
@@ -70,17 +77,17 @@ class QuickSettings:
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
+    except OSError:  # missing, unreadable, a directory: not what was validated
         return None
 
 
 def _key(home: Path) -> str:
-    """The digest's key: the config's bytes, the environment that overrides it and the validating code."""
+    """The digest's key: the config (where its name leads now, its bytes), the environment that overrides it and the
+    validating code."""
     h = hashlib.sha256(f"{_FORMAT}\0{home}\0".encode())
     for name in ("PRESERVE_CATALOG", "PRESERVE_POLICY"):
         h.update(f"{name}={os.environ.get(name, '')}\0".encode())
-    config = _read(home / CONFIG_NAME)
-    h.update(b"absent\0" if config is None else hashlib.sha256(config).digest())
+    h.update(json.dumps(_fingerprint(str(home / CONFIG_NAME))).encode())
     for name in _CODE:
         h.update(hashlib.sha256(_read(_PACKAGE / name) or b"").digest())
     for library in _LIBRARIES:  # found, not imported
@@ -91,12 +98,16 @@ def _key(home: Path) -> str:
     return h.hexdigest()
 
 
-def _policy_digest(policy_file: str | None) -> str | None:
-    """sha256 of the configured policy file (None: the packaged default, part of the code key)."""
-    if policy_file is None:
+def _fingerprint(configured: str | None) -> list[str] | None:
+    """Where a configured file's name leads now and the sha256 of the bytes read through it (None: no file named).
+
+    Read through the name as configured, never through a path resolved earlier: a symlink repointed since the
+    digest was written makes a different fingerprint.
+    """
+    if configured is None:
         return None
-    raw = _read(Path(policy_file))
-    return hashlib.sha256(raw).hexdigest() if raw is not None else "absent"
+    raw = _read(Path(configured))
+    return [os.path.realpath(configured), hashlib.sha256(raw).hexdigest() if raw is not None else "absent"]
 
 
 def _validated(home: Path, key: str) -> dict[str, Any]:
@@ -106,10 +117,13 @@ def _validated(home: Path, key: str) -> dict[str, Any]:
     from preservation.settings import load_settings
 
     settings = load_settings(home)
+    policy_file = str(settings.policy) if settings.policy is not None else None  # as configured (not resolved)
+    leads_to = os.path.realpath(policy_file) if policy_file is not None else None  # before it is read
     policy = load_policy(settings.policy_source)
-    policy_file = str(settings.policy) if settings.policy is not None else None
     return {
-        "key": key, "policy_file": policy_file, "policy_sha256": _policy_digest(policy_file),
+        "key": key, "policy_file": policy_file,
+        # the bytes validated (policy.source_digest), so that a change while validating shows at the next look
+        "policy": None if policy_file is None else [leads_to, policy.source_digest],
         "catalog_url": settings.catalog_url, "catalog_display": display_url(settings.catalog_url),
         "holds_secrets": bool(settings.node_credentials or settings.access_secret),
         "policy_label": policy.label, "audit_interval_days": policy.audit.interval_days,
@@ -118,19 +132,68 @@ def _validated(home: Path, key: str) -> dict[str, Any]:
     }
 
 
+def _current(digest: dict[str, Any], key: str) -> bool:
+    """Whether the digest was made from what the files and the environment hold now, for a SQLite catalog."""
+    return (digest.get("key") == key and isinstance(digest.get("catalog_url"), str)
+            and sqlite_path(digest["catalog_url"]) is not None
+            and digest.get("policy") == _fingerprint(digest.get("policy_file")))
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    """The digest when it is this user's alone: a regular file, not a symlink, owned by us, mode 0600; else None."""
+    try:  # O_NONBLOCK: a FIFO put there is opened (and then refused) without waiting for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        found = os.fstat(fd)
+        if (not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid()
+                or stat.S_IMODE(found.st_mode) != 0o600):
+            return None
+        raw = b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+        digest = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return digest if isinstance(digest, dict) else None
+
+
+def _partial(path: Path) -> Path:
+    """A new name beside the digest for the temporary it is written to."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{os.urandom(8).hex()}.partial")
+
+
 def _write(path: Path, digest: dict[str, Any]) -> None:
-    """Replace the digest file whole (readers see the old or the new one), mode 0600; a failure is no error."""
+    """Replace the digest file whole (readers see the old or the new one), mode 0600; a failure is no error.
+
+    The temporary is a new file (O_EXCL: nothing already there, not a symlink's target, is written), private
+    whatever the umask, on stable storage before it is renamed over the digest.
+    """
     if not (path.parent / CONFIG_NAME).is_file():
         return  # only a home `preserve init` made gets a digest: a mistyped --home is left as it was
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial = _partial(path)
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(digest, f)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, 0o600)
+            f.write(json.dumps(digest).encode())
+            f.flush()
+            os.fsync(fd)
         os.replace(partial, path)
     except OSError:
         with contextlib.suppress(OSError):
             partial.unlink()
+
+
+def _settings(home: Path, digest: dict[str, Any]) -> QuickSettings:
+    return QuickSettings(home=home, catalog_url=digest["catalog_url"], catalog_display=digest["catalog_display"],
+                         holds_secrets=digest["holds_secrets"], policy_label=digest["policy_label"],
+                         audit_interval_days=digest["audit_interval_days"],
+                         monitoring=Monitoring(**digest["monitoring"]))
 
 
 def quick_settings(home: str | os.PathLike | None) -> QuickSettings:
@@ -141,18 +204,19 @@ def quick_settings(home: str | os.PathLike | None) -> QuickSettings:
     home_path = resolve_home(home)
     key = _key(home_path)
     path = home_path / DIGEST_NAME
+    digest = _load(path)
     try:
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        current = digest.get("key") == key and digest.get("policy_sha256") == _policy_digest(digest["policy_file"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        current = False
-    if not current:
-        digest = _validated(home_path, key)
+        if digest is not None and _current(digest, key):
+            return _settings(home_path, digest)
+    except (KeyError, TypeError, ValueError):
+        pass  # not as this code writes it: validated in full below
+    digest = _validated(home_path, key)
+    if sqlite_path(digest["catalog_url"]) is None:  # its URL may hold a password: never on disk here
+        with contextlib.suppress(OSError):
+            path.unlink()  # one an older version wrote
+    elif _key(home_path) == key and _current(digest, key):  # nothing changed while validating
         _write(path, digest)
-    return QuickSettings(home=home_path, catalog_url=digest["catalog_url"], catalog_display=digest["catalog_display"],
-                         holds_secrets=digest["holds_secrets"], policy_label=digest["policy_label"],
-                         audit_interval_days=digest["audit_interval_days"],
-                         monitoring=Monitoring(**digest["monitoring"]))
+    return _settings(home_path, digest)
 
 
 @contextlib.contextmanager

@@ -82,7 +82,8 @@ class Settings(BaseModel):
         if self.staging_dir is None:
             self.staging_dir = self.home / "staging"
         if self.policy is not None and not self.policy.is_absolute():
-            self.policy = (self.home / self.policy).resolve()
+            # not resolved: the file is read through the name configured, so a symlink repointed is followed
+            self.policy = self.home / self.policy
         if self.checkpoints.key is not None and not self.checkpoints.key.is_absolute():
             self.checkpoints.key = (self.home / self.checkpoints.key).resolve()
 

@@ -8,6 +8,7 @@ not validate must be refused as before.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -127,3 +128,165 @@ def test_a_mistyped_home_is_refused_and_left_as_it_was(tmp_path):
         with read_catalog(quick_settings(wrong)):
             pass
     assert list(wrong.iterdir()) == []
+
+
+def _policy(path, name: str, interval: int) -> None:
+    path.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("name: default", f"name: {name}")
+                    .replace("interval_days: 90", f"interval_days: {interval}"), encoding="utf-8")
+
+
+def _point(link, target) -> None:
+    """Make ``link`` a symlink to ``target``, replacing the one there at once (as an operator's ln -sfn does)."""
+    new = link.with_name(link.name + ".new")
+    new.symlink_to(target)
+    new.replace(link)
+
+
+def test_a_repointed_policy_link_is_validated_again(home):
+    """`policy: current.yaml`, a symlink moved from one file to another: the next look reads the new one."""
+    _policy(home / "p1.yaml", "first", 30)
+    _policy(home / "p2.yaml", "second", 7)
+    _point(home / "current.yaml", "p1.yaml")
+    _config(home, "policy: current.yaml\n")
+    assert quick_settings(home).policy_label == "first@1"
+    _point(home / "current.yaml", "p2.yaml")  # neither preserve.yaml nor p1.yaml changed
+    found = quick_settings(home)
+    assert (found.policy_label, found.audit_interval_days) == ("second@1", 7)
+
+
+def test_a_repointed_directory_on_the_policy_path_is_validated_again(home):
+    for version, interval in (("v1", 30), ("v2", 7)):
+        (home / version).mkdir()
+        _policy(home / version / "policy.yaml", version, interval)
+    _point(home / "conf", "v1")
+    _config(home, "policy: conf/policy.yaml\n")
+    assert quick_settings(home).policy_label == "v1@1"
+    _point(home / "conf", "v2")
+    assert quick_settings(home).audit_interval_days == 7
+
+
+def test_a_repointed_config_link_is_validated_again(home, monkeypatch):
+    """preserve.yaml a symlink: repointed, even to the same bytes, the next run validates in full again."""
+    import preservation.quick as quick
+
+    (home / "a.yaml").write_text("monitoring:\n  silent_after_seconds: 300\n", encoding="utf-8")
+    (home / "b.yaml").write_text("monitoring:\n  silent_after_seconds: 300\n", encoding="utf-8")
+    (home / "c.yaml").write_text("monitoring:\n  silent_after_seconds: 600\n", encoding="utf-8")
+    _point(home / "preserve.yaml", "a.yaml")
+    assert quick_settings(home).monitoring.silent_after_seconds == 300
+    validated = []
+    real = quick._validated
+    monkeypatch.setattr(quick, "_validated", lambda *a: validated.append(a) or real(*a))
+    assert quick_settings(home).monitoring.silent_after_seconds == 300 and validated == []  # from the digest
+    _point(home / "preserve.yaml", "b.yaml")
+    assert quick_settings(home).monitoring.silent_after_seconds == 300 and len(validated) == 1
+    _point(home / "preserve.yaml", "c.yaml")
+    assert quick_settings(home).monitoring.silent_after_seconds == 600
+
+
+def test_a_catalog_password_is_never_written(home, monkeypatch):
+    """A catalog other than SQLite gets no digest (its URL may hold a password); one left there is removed."""
+    url = "postgresql+psycopg://preserve:s3cret-pw@127.0.0.1:5432/preserve"
+    (home / DIGEST_NAME).write_text(json.dumps({"catalog_url": url}), encoding="utf-8")  # as an older version wrote
+    (home / DIGEST_NAME).chmod(0o600)
+    monkeypatch.setenv("PRESERVE_CATALOG", url)
+    found = quick_settings(home)
+    assert found.catalog_url == url and "s3cret-pw" not in found.catalog_display
+    assert not (home / DIGEST_NAME).exists()
+    assert not [p for p in home.rglob("*") if p.is_file() and b"s3cret-pw" in p.read_bytes()]
+    _config(home, f"catalog_url: '{url}'\n")  # in the config: the same, nothing copied out of it
+    monkeypatch.delenv("PRESERVE_CATALOG")
+    assert quick_settings(home).catalog_url == url
+    assert not (home / DIGEST_NAME).exists() and not list(home.glob(f"{DIGEST_NAME}*"))
+
+
+def test_a_digest_naming_another_database_is_not_used(home):
+    quick_settings(home)
+    digest = home / DIGEST_NAME
+    found = json.loads(digest.read_text(encoding="utf-8"))
+    digest.write_text(json.dumps({**found, "catalog_url": "postgresql://x@h/d"}), encoding="utf-8")
+    assert quick_settings(home).catalog_url == f"sqlite:///{home / 'catalog.sqlite'}"
+
+
+def test_the_digest_is_private_whatever_the_umask(home, monkeypatch):
+    import preservation.quick as quick
+
+    old = os.umask(0o277)
+    try:
+        quick_settings(home)
+    finally:
+        os.umask(old)
+    digest = home / DIGEST_NAME
+    assert stat.S_IMODE(digest.stat().st_mode) == 0o600 and digest.stat().st_uid == os.geteuid()
+    monkeypatch.setattr(quick, "_validated", lambda *a: pytest.fail("validated again: the digest was not used"))
+    assert quick_settings(home).policy_label == "default@1"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_the_temporary_is_a_new_file(home, tmp_path, monkeypatch, planted):
+    """Whatever is already at the temporary's name (a symlink to another file, a file) is neither followed nor
+    written: O_CREAT|O_EXCL|O_NOFOLLOW."""
+    import preservation.quick as quick
+
+    partial = home / f"{DIGEST_NAME}.planted.partial"
+    monkeypatch.setattr(quick, "_partial", lambda path: partial)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me", encoding="utf-8")
+    if planted == "symlink":
+        partial.symlink_to(victim)
+    else:
+        partial.write_text("keep me", encoding="utf-8")
+    assert quick_settings(home).policy_label == "default@1"
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert partial.is_symlink() if planted == "symlink" else partial.read_text(encoding="utf-8") == "keep me"
+    assert not (home / DIGEST_NAME).exists()  # this time: the next run, with a new name, writes it
+    monkeypatch.undo()
+    quick_settings(home)
+    assert (home / DIGEST_NAME).is_file() and not (home / DIGEST_NAME).is_symlink()
+
+
+def _forge(home) -> dict:
+    """A digest as this home's, but for a policy label nobody configured; the genuine one stays in place."""
+    quick_settings(home)
+    found = json.loads((home / DIGEST_NAME).read_text(encoding="utf-8"))
+    return {**found, "policy_label": "forged@9"}
+
+
+def test_a_digest_that_is_a_symlink_is_not_believed(home, tmp_path):
+    forged = tmp_path / "elsewhere.json"
+    forged.write_text(json.dumps(_forge(home)), encoding="utf-8")
+    forged.chmod(0o600)
+    (home / DIGEST_NAME).unlink()
+    (home / DIGEST_NAME).symlink_to(forged)
+    assert quick_settings(home).policy_label == "default@1"
+    assert not (home / DIGEST_NAME).is_symlink() and json.loads(forged.read_text())["policy_label"] == "forged@9"
+
+
+def test_a_digest_that_is_not_a_regular_file_is_not_believed(home):
+    """A FIFO in its place: neither read (which would wait for a writer for ever) nor believed."""
+    quick_settings(home)
+    probe = (f"import os\nfrom preservation.quick import quick_settings\np = {str(home / DIGEST_NAME)!r}\n"
+             f"os.unlink(p)\nos.mkfifo(p, 0o600)\nprint(quick_settings({str(home)!r}).policy_label)\n"
+             "print(os.path.isfile(p))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["default@1", "True"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o400, 0o700])
+def test_a_digest_others_may_read_or_not_0600_is_not_believed(home, mode):
+    forged = _forge(home)
+    (home / DIGEST_NAME).write_text(json.dumps(forged), encoding="utf-8")
+    (home / DIGEST_NAME).chmod(mode)
+    assert quick_settings(home).policy_label == "default@1"
+    assert stat.S_IMODE((home / DIGEST_NAME).stat().st_mode) == 0o600
+
+
+def test_a_digest_owned_by_another_user_is_not_believed(home, monkeypatch):
+    forged = _forge(home)
+    (home / DIGEST_NAME).write_text(json.dumps(forged), encoding="utf-8")
+    assert quick_settings(home).policy_label == "forged@9"  # the probe is sound: ours, 0600, the key right
+    (home / DIGEST_NAME).write_text(json.dumps(forged), encoding="utf-8")
+    us = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: us + 1)  # the same file, now another user's as far as we can tell
+    assert quick_settings(home).policy_label == "default@1"

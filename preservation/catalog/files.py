@@ -19,6 +19,7 @@ from preservation.catalog.models import PackageFile
 from preservation.chunk_digests import CHUNK_BYTES
 
 BATCH = 2000
+IN_LIST = 500  # paths per IN (...) query
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,21 @@ def iter_expected(
 
 
 def listed_paths(catalog: Catalog, package_id: str, paths: Sequence[str]) -> set[str]:
-    """Those of ``paths`` that the catalog lists as files of the package."""
+    """Those of ``paths`` that the catalog lists as files of the package (a name that is not UTF-8, as a
+    node may list, never is one)."""
+    wanted = [path for path in paths if _is_utf8(path)]
     found: set[str] = set()
     with catalog.engine.connect() as conn:
-        for start in range(0, len(paths), BATCH // 4):
-            chunk = list(paths[start : start + BATCH // 4])
+        for start in range(0, len(wanted), IN_LIST):
+            chunk = wanted[start : start + IN_LIST]
             found.update(conn.execute(select(PackageFile.path).where(
                 PackageFile.package_id == package_id, PackageFile.path.in_(chunk))).scalars())
     return found
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

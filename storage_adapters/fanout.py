@@ -93,6 +93,8 @@ class _Target:
         self.path, self.file = store.create_temporary(key)
         self.kernel = _COPY_FILE_RANGE is not None and type(self.file) is io.FileIO
         self.held: _Held | None = None
+        self.keep_fresh = getattr(store, "keep_fresh", None)
+        """A draft's: called at each window, so that a long file keeps its draft fresh against a sweep."""
 
     def write(self, offset: int, data: memoryview) -> None:
         self.file.seek(offset)
@@ -267,6 +269,9 @@ class FanOut:
                 if self.drop_source:
                     advise_dontneed(src.fileno(), offset, offset + n)
                 self._behind_window([t.held for t in live], offset, n)
+                for target in live:
+                    if target.keep_fresh is not None:
+                        target.keep_fresh()
             offset += n
             if offset == size:
                 break

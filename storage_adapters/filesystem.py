@@ -85,6 +85,7 @@ _PROCESS_MAX_AVERAGE = 1024 * 1024  # files this big on average are hashed as fa
 _SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 _COPY_FILE_RANGE = getattr(os, "copy_file_range", None)
 _KERNEL_COPY_STEP = 64 * 1024 * 1024
+_SWEPT = ".swept"  # a draft claimed by a sweep of temporary files is renamed to end so
 _TEMP_PREFIX = uuid.uuid4().hex[:16]  # random per process; a counter, not a getrandom() call, per file
 _temp_counter = itertools.count()
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -638,9 +639,15 @@ class FilesystemAdapter(StorageAdapter):
             return 0
         for entry in entries:
             try:
-                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path)  # a draft never published (DraftTree)
+                claimed = entry.name.endswith(_SWEPT)  # by a sweep that did not finish
+                if claimed or entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    if entry.is_dir(follow_symlinks=False):  # a draft never published (DraftTree)
+                        path = entry.path
+                        if not claimed:  # claimed first, by a rename no writer makes: a draft's
+                            # publish and this sweep cannot both win, and the draft's writer sees it
+                            path = f"{entry.path}.{uuid.uuid4().hex[:12]}{_SWEPT}"
+                            os.rename(entry.path, path)
+                        shutil.rmtree(path)
                     else:
                         os.unlink(entry.path)
                     removed += 1
@@ -720,8 +727,9 @@ class PreparedCopy:
 
 
 DRAFT_TOUCH_SECONDS = 60.0
-"""A draft being written has its directory's time refreshed this often, so that a sweep of
-interrupted writes (hours old) never takes one still in use."""
+"""A draft being written has its directory's time refreshed this often (as files are made and
+committed, and at each window of a long file), so that a sweep of interrupted writes (hours old)
+never takes one still in use; a draft's commit checks it is intact this often too."""
 
 
 class DraftTree:
@@ -731,7 +739,9 @@ class DraftTree:
     A fan-out writes and reads back each file in place (:meth:`create_temporary`, :meth:`adopt`:
     the same hands as the store's own, but a file's commit moves nothing).  Until the tree is
     published nothing of it is visible under a key, so a crash leaves only the directory, which
-    ``sweep_temporary`` removes.  Publishing first syncs the filesystem, so every byte of every
+    ``sweep_temporary`` removes (renamed aside first, so a sweep and a publish never both win; the
+    draft's own writer then fails, and nothing is made under the draft's name again: files are
+    made through the draft directory's descriptor).  Publishing first syncs the filesystem, so every byte of every
     file is on stable storage before its name appears; the store's next ``flush`` makes the rename
     itself durable.  One rename per tree instead of one per file: each rename out of the temporary
     area changes two directories in the filesystem's journal.
@@ -753,7 +763,15 @@ class DraftTree:
             os.mkdir(self.root)
         except OSError as e:
             raise store.translate(e, prefix) from e
-        self._touched = time.monotonic()
+        try:  # held by descriptor: every file and directory of the draft is made in this directory
+            self._fd = os.open(self.root, _OPEN_DIRECTORY)
+            st = os.fstat(self._fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.root)
+            raise store.translate(e, prefix) from e
+        self._identity = (st.st_dev, st.st_ino)
+        self._touched = self._checked = time.monotonic()
         self._synced = False
         self.published = False
 
@@ -764,52 +782,104 @@ class DraftTree:
         return os.path.join(self.root, *key[len(self.prefix):].split("/"))
 
     def translate(self, e: OSError, key: str) -> StorageError:
+        """The store's error, or :meth:`_gone`'s when a file is missing because the draft is."""
+        if e.errno == errno.ENOENT and not self._intact():
+            return self._gone(key)
         return self.store.translate(e, key)
 
     def create_temporary(self, key: str) -> tuple[str, io.FileIO]:
         """The new file of ``key`` in the draft (its directories made), open unbuffered to write and
-        read back; raises the store's error.  Every directory in the draft was made here, and the
-        file is created exclusively, so no link can lead the write elsewhere."""
+        read back; raises the store's error.  Every directory and file is made relative to the
+        draft's own descriptor, never by its name: once the draft is removed (a sweep of temporary
+        files) nothing can be made in it, and no directory of that name is ever made again.  Every
+        directory in the draft was made here, and the file is created exclusively, so no link can
+        lead the write elsewhere."""
         path = self.object_path(key)
+        relative = key[len(self.prefix):]
+
+        def in_draft(_: str, flags: int) -> int:
+            return os.open(relative, flags | os.O_NOFOLLOW, 0o666, dir_fd=self._fd)
+
         try:
             try:
-                f = open(path, "x+b", buffering=0)
+                f = open(path, "x+b", buffering=0, opener=in_draft)
             except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                f = open(path, "x+b", buffering=0)
+                parts = relative.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir("/".join(parts[:depth]), dir_fd=self._fd)
+                f = open(path, "x+b", buffering=0, opener=in_draft)
         except OSError as e:
-            raise self.store.translate(e, key) from e
+            raise self.translate(e, key) from e
+        self.keep_fresh()
+        return path, f
+
+    def keep_fresh(self) -> None:
+        """Refresh the draft directory's time when :data:`DRAFT_TOUCH_SECONDS` have passed since it
+        was last refreshed: a sweep of temporary files takes only drafts left alone for hours.  Called
+        as each file is made and committed, and by a fan-out at each window of a file being copied
+        (writing deeper in the tree never changes the draft directory's own time)."""
         now = time.monotonic()
         if now - self._touched >= DRAFT_TOUCH_SECONDS:
             self._touched = now
             with contextlib.suppress(OSError):
-                os.utime(self.root)
-        return path, f
+                os.utime(self._fd)
+
+    def _intact(self) -> bool:
+        """Whether the draft still lies where it was made: the same directory (device and inode)
+        under its name in the temporary area, not removed or claimed by a sweep."""
+        try:
+            st = os.stat(self.root, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._identity
+
+    def _gone(self, key: str) -> StorageError:
+        return StorageError(f"the draft of {self.prefix!r} in {self.store.location} was removed while it was "
+                            f"being written (a sweep of temporary files?): the copy of {key!r} is given up",
+                            key=key, location=self.store.location)
+
+    def _check(self, key: str) -> None:
+        """Raise :meth:`_gone`'s error unless the draft is :meth:`_intact`."""
+        self._checked = time.monotonic()
+        if not self._intact():
+            raise self._gone(key)
 
     def adopt(self, path: str, key: str, size: int) -> PreparedCopy:
         """The finished file ``path`` of the draft: its commit only makes a big one durable."""
         return PreparedCopy(self, path, key, size)
 
     def _commit(self, tmp: str, key: str) -> None:
-        """Nothing to move: the file already lies where it will be once the tree is published."""
+        """Nothing to move: the file already lies where it will be once the tree is published.  The
+        draft is kept fresh, and checked to be intact when it was not for a while: a copy written into
+        a draft that a sweep took fails here rather than at :meth:`publish`."""
+        self.keep_fresh()
+        if time.monotonic() - self._checked >= DRAFT_TOUCH_SECONDS:
+            self._check(key)
 
     def sync(self) -> None:
         """Put every file of the draft on stable storage (the filesystem synced: several drafts on one
-        filesystem are best all synced before any is published, so one sync finds the others done)."""
+        filesystem are best all synced before any is published, so one sync finds the others done).
+        Raises StorageError when the draft is gone (:meth:`_check`) or the sync failed."""
+        self._check(self.prefix)
         if self.fsync:
             try:
                 _sync_filesystem(self.root)
             except OSError as e:
-                raise self.store.translate(e, self.prefix) from e
+                raise self.translate(e, self.prefix) from e
         self._synced = True
 
     def publish(self) -> None:
         """Rename the draft onto the prefix, synced first (:meth:`sync`) unless it was; the store's
         ``flush`` makes the rename durable.  Raises StorageError when the prefix holds objects
-        already, InvalidKey when a directory on its way is a link."""
+        already or the draft is gone (removed or claimed by a sweep: whichever of the sweep's rename
+        and this one comes first wins, the other fails), InvalidKey when a directory on its way is
+        a link.  The draft's directory is never made again here: a draft that is gone is not
+        published, whatever was written since."""
         store = self.store
         if not self._synced:
             self.sync()
+        self._check(self.prefix)
         parent, name = os.path.split(self._final)
         if parent != store.root and parent not in store._made:
             store._make_parents(self._name)
@@ -821,14 +891,21 @@ class DraftTree:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 raise StorageError(f"{self.prefix!r} holds objects already in {store.location}: "
                                    "its copy is finished file by file") from e
-            raise store.translate(e, self.prefix) from e
+            raise self.translate(e, self.prefix) from e
         self.published = True
         store._dirty = True
+        self._close()
 
     def discard(self) -> None:
         """Remove the draft unless it was published (a copy that failed, or was given up)."""
+        self._close()
         if not self.published:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def _copy_file_data(src, dst) -> int:

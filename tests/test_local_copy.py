@@ -21,7 +21,7 @@ from preservation.errors import (
 from preservation.ingest import ingest
 from preservation.local_copy import replicate_together
 from preservation.replication import COMPARED, DIGESTED, replicate_replica
-from storage_adapters import exists, fanout, filesystem, read_all
+from storage_adapters import exists, fanout, filesystem, read_all, sweep_temporary
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
 from .faults.disk import FailingDisk
@@ -303,3 +303,37 @@ def test_a_new_package_appears_on_each_node_by_one_rename_once_every_file_is_che
     assert check_catalog_against_nodes(repo) == []
     for node in nodes:
         assert tree(node_root(repo, node) / TEMP_DIR) == {}
+
+
+def test_a_draft_swept_during_the_copy_fails_its_node_and_publishes_nothing(repo, sample_delivery, monkeypatch):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id, replica_ids = registered["package_id"], registered["replica_ids"]
+    swept_node = _node_of(repo, replica_ids[0])
+    real_create = filesystem.DraftTree.create_temporary
+    swept = []
+    made = []
+
+    def create_temporary(draft, key):  # a sweep of temporary files takes one node's draft mid-copy
+        if draft.store.location.endswith("/" + swept_node):
+            made.append(key)
+            if len(made) == 3:
+                swept.append(sweep_temporary(draft.store, 0))
+        return real_create(draft, key)
+
+    monkeypatch.setattr(filesystem.DraftTree, "create_temporary", create_temporary)
+    outcomes = replicate_together(repo, replica_ids)
+    assert swept == [1]
+    by_node = {_node_of(repo, rid): outcome for rid, outcome in zip(replica_ids, outcomes)}
+    error = by_node[swept_node]
+    assert isinstance(error, PreservationError) and error.code == "E300" and error.retryable
+    assert "removed while it was being written" in str(error)
+    assert not (node_root(repo, swept_node) / package_id).exists()
+    assert tree(node_root(repo, swept_node) / TEMP_DIR) == {}
+    good = {n: o for n, o in by_node.items() if n != swept_node}
+    assert all(o["state"] == "verified" for o in good.values())
+    with repo.catalog.session() as s:
+        states = {r.node.name: r.state for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
+    assert states == {swept_node: "pending", **{n: "verified" for n in good}}
+    assert check_catalog_against_nodes(repo) == []
+    monkeypatch.undo()
+    assert replicate_replica(repo, replica_ids[0])["state"] == "verified"  # the job retried copies it whole

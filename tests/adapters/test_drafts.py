@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from preservation.errors import InvalidKey, StorageError
-from storage_adapters import exists, filesystem, read_all, sweep_temporary
+from storage_adapters import exists, fanout, filesystem, read_all, sweep_temporary
 from storage_adapters.fanout import FanOut
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
@@ -115,3 +115,110 @@ def test_bad_prefixes_and_keys_outside_the_draft_are_refused(source, node):
                 fan.copy("bag/bagit.txt", [(draft, key)], size=len(FILES["bag/bagit.txt"]))
     draft.discard()
     assert _temporary(node) == [] and not (Path(node.root).parent / "escape").exists()
+
+
+def _published(node: FilesystemAdapter) -> list[str]:
+    return [o.key for o in node.list()]
+
+
+def test_a_draft_swept_while_written_is_never_published_without_its_earlier_files(source, node):
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/data/b/c/3.bin", "pkg-1/data/b/c/3.bin")
+        assert sweep_temporary(node, 0) == 1  # a worker paused for hours: the sweep takes its draft
+        done = fan.copy("bag/data/a/1.xml", [(draft, "pkg-1/data/a/1.xml")], size=len(FILES["bag/data/a/1.xml"]))
+        assert done.copies == [None]
+        error = done.failed[0]
+        assert type(error) is StorageError and error.retryable and "removed" in str(error)
+        assert fan.copy("bag/bagit.txt", [(draft, "pkg-1/bagit.txt")], size=len(FILES["bag/bagit.txt"])).failed
+    with pytest.raises(StorageError, match="removed while it was being written"):
+        draft.publish()
+    assert not draft.published
+    draft.discard()
+    assert _published(node) == [] and not (Path(node.root) / "pkg-1").exists()
+    assert _temporary(node) == []
+
+
+def test_a_file_committed_into_a_swept_draft_fails_its_copy(source, node, monkeypatch):
+    monkeypatch.setattr(filesystem, "DRAFT_TOUCH_SECONDS", 0.0)
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        small = fan.copy("bag/data/a/1.xml", [(draft, "pkg-1/data/a/1.xml")], size=len(FILES["bag/data/a/1.xml"]))
+        big = fan.copy("bag/data/b/c/3.bin", [(draft, "pkg-1/data/b/c/3.bin")], size=len(FILES["bag/data/b/c/3.bin"]))
+        assert sweep_temporary(node, 0) == 1
+        for done in (small, big):  # a small one by the draft's check, a big one (fsynced by name) too
+            with pytest.raises(StorageError, match="removed while it was being written"):
+                done.copies[0].commit()
+    draft.discard()
+    assert _published(node) == [] and _temporary(node) == []
+
+
+def test_the_sweep_claims_a_draft_by_renaming_it_aside_before_removing_it(source, node, monkeypatch):
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/bagit.txt", "pkg-1/bagit.txt")
+    removed = []
+    real_rmtree = filesystem.shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        removed.append((os.path.basename(path), os.path.exists(draft.root)))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(filesystem.shutil, "rmtree", rmtree)
+    assert sweep_temporary(node, 0) == 1
+    [(name, root_there)] = removed
+    assert name.startswith(os.path.basename(draft.root)) and name.endswith(".swept") and not root_there
+    with pytest.raises(StorageError, match="removed while it was being written"):
+        draft.publish()
+    # a claimed draft left by a sweep that died is removed by the next, whatever its age
+    os.mkdir(Path(node.root) / TEMP_DIR / "x.part.0123.swept")
+    assert sweep_temporary(node, 3600) == 1
+    draft.discard()
+    assert _temporary(node) == [] and _published(node) == []
+
+
+def test_a_sweep_and_a_publish_cannot_both_win(source, node, monkeypatch):
+    # the sweep claims the draft between the publish's check and its rename: the publish fails
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/bagit.txt", "pkg-1/bagit.txt")
+    real_check = filesystem.DraftTree._check
+    calls = []
+
+    def check(self, key):
+        real_check(self, key)
+        calls.append(key)
+        if len(calls) == 2:  # sync's check, then publish's: the sweep comes right after it
+            assert sweep_temporary(node, 0) == 1
+
+    monkeypatch.setattr(filesystem.DraftTree, "_check", check)
+    with pytest.raises(StorageError, match="removed while it was being written"):
+        draft.publish()
+    draft.discard()
+    assert _published(node) == [] and _temporary(node) == []
+    monkeypatch.setattr(filesystem.DraftTree, "_check", real_check)
+    # the publish renames first: the sweep finds nothing to take, the objects stay
+    draft = node.draft("pkg-2/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/bagit.txt", "pkg-2/bagit.txt")
+    draft.publish()
+    assert sweep_temporary(node, 0) == 0
+    assert _published(node) == ["pkg-2/bagit.txt"]
+
+
+def test_a_long_file_keeps_its_draft_fresh_while_it_is_written(tmp_path, node, monkeypatch):
+    big = FilesystemAdapter((tmp_path / "big").as_uri(), fsync=False)
+    size = 3 * fanout.WINDOW + 7
+    big.write("bag/data/big.bin", os.urandom(size))
+    monkeypatch.setattr(filesystem, "DRAFT_TOUCH_SECONDS", 0.0)
+    draft = node.draft("pkg-1/")
+    touched = []
+    real_utime = os.utime
+    monkeypatch.setattr(os, "utime", lambda target, *a, **k: touched.append(target) or real_utime(target, *a, **k))
+    with FanOut(big, ALGORITHMS) as fan:
+        done = fan.copy("bag/data/big.bin", [(draft, "pkg-1/data/big.bin")], size=size)
+    assert done.failed == {}
+    assert touched.count(draft._fd) >= 4  # when the file was made, and at each of its windows
+    done.copies[0].commit()
+    draft.publish()
+    assert _published(node) == ["pkg-1/data/big.bin"]

@@ -7,7 +7,9 @@ never leave a corrupt copy without its repair queued).
 The files that need chunk digests and have none in the catalog (packages
 ingested before they existed) get them from the audit's read, for the
 files that matched (:func:`preservation.chunks.record_found`), so that the
-access service streams them verified chunk by chunk from then on.
+access service streams them verified chunk by chunk from then on; only
+from reads made in this process (a node agent's audit gives none: what
+served bytes are checked against never rests on a node's word).
 """
 
 from __future__ import annotations

@@ -373,9 +373,10 @@ class StorageAdapter(ABC):
         ``prefix`` is empty or ends in '/'; ``rows`` are ``(path, size, digests)``
         with the hex digests in the order of ``algorithms``, or ``(path, size,
         digests, True)`` for a file whose chunk digests are wanted too: a file
-        that matches then has them in ``VerifyBatch.chunks``, computed in the
-        same read (on the node, behind a node agent; a back end that does not
-        read the file whole here gives none).  Rows are consumed lazily, so a
+        that matches then has them in ``VerifyBatch.chunks``, computed in this
+        process in the same read that checked its digests (a back end that does
+        not read the file here, a node agent, gives none: what served bytes are
+        checked against is never taken from a node's word).  Rows are consumed lazily, so a
         stream of millions keeps memory flat.  Yields one :class:`VerifyBatch`
         per batch of rows; only problems are itemised.
         Nothing outside the store is ever read: each key is checked before its

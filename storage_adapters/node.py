@@ -57,7 +57,6 @@ from preservation.errors import (
     error_class,
 )
 
-from preservation.chunk_digests import DIGEST_BYTES, chunk_count
 
 from .base import (
     VERIFY_DIGEST,
@@ -494,8 +493,8 @@ class NodeStore(StorageAdapter):
     def _digest_many(
         self, keys: Iterable[str], algorithms: Sequence[str], workers: int, chunked: Container[str] = frozenset(),
     ) -> Iterator[DigestResult]:
-        """Digests computed on the node; the digest endpoint gives no chunk digests (``chunked`` is not sent:
-        an audit asks for them with the files it checks on the node, ``verify_many``)."""
+        """Digests computed on the node; never chunk digests (``chunked`` is not sent): what served bytes are
+        checked against is not taken from a node's word."""
         batch: list[str] = []
         for key in keys:
             try:
@@ -552,9 +551,11 @@ class NodeStore(StorageAdapter):
     def _verify_request(
         self, prefix: str, rows: list[tuple], algorithms: tuple[str, ...], workers: int
     ) -> Iterator[VerifyBatch]:
+        # the third item (chunk digests wanted) is always false: what served bytes are checked against is
+        # never taken from a node's word, only computed here from bytes whose digests were checked here
         content = json.dumps({
             "prefix": self._prefix + prefix, "algorithms": list(algorithms), "workers": workers,
-            "rows": [[row[0], row[1], bool(len(row) > 3 and row[3]), *row[2]] for row in rows],
+            "rows": [[row[0], row[1], False, *row[2]] for row in rows],
         }).encode("utf-8")
         asked = {row[0]: row for row in rows}
         headers = {"Content-Type": "application/json"}
@@ -566,8 +567,8 @@ class NodeStore(StorageAdapter):
                                    location=self.location) from e
 
     def _verify_batch(self, prefix: str, asked: dict[str, tuple], document: dict[str, Any]) -> VerifyBatch:
-        """One line of the node's answer; an answer about a file that was not asked about, or chunk
-        digests that do not fit the file's size, is malformed (KeyError, ValueError)."""
+        """One line of the node's answer; an answer about a file that was not asked about is malformed
+        (KeyError, ValueError).  Chunk digests in it (none are asked for) are never taken."""
         out = VerifyBatch(checked=_count(document["checked"]), bytes_read=_count(document["bytes_read"]))
         for problem in document["problems"]:
             path, kind = problem["path"], problem["kind"]
@@ -584,12 +585,6 @@ class NodeStore(StorageAdapter):
                                                   actual=str(problem["actual"]), expected=str(problem["expected"])))
             else:
                 raise ValueError(f"unknown kind of problem {kind!r}")
-        for path, digests in document["chunks"].items():
-            row = asked[path]
-            value = bytes.fromhex(digests)
-            if not (len(row) > 3 and row[3]) or len(value) != chunk_count(row[1]) * DIGEST_BYTES:
-                raise ValueError(f"chunk digests of {path!r} that were not asked for or do not fit its size")
-            out.chunks[path] = value
         return out
 
     def witness(self, document: Mapping[str, Any]) -> dict[str, Any]:

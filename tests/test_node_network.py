@@ -125,8 +125,10 @@ def test_fifos_sockets_and_links_on_an_agent_are_findings_in_audits_and_challeng
     assert set(bad.fixity.findings.codes()) == {NOT_REGULAR}
 
 
-def test_an_audit_through_an_agent_gives_an_older_package_chunk_digests_that_serving_then_uses(
+def test_an_audit_through_an_agent_records_no_chunk_digests_the_first_serving_here_does(
         network, tmp_path, monkeypatch):
+    """What served bytes are checked against never comes from a node's word: an agent's audit leaves an older
+    package without chunk digests; the first serving (spooled, sha256 checked here) records them."""
     repo, agents = network
     data = random.Random(4).randbytes(3 * CHUNK_BYTES + 77)
     delivery = tmp_path / "big-delivery"
@@ -148,8 +150,14 @@ def test_an_audit_through_an_agent_gives_an_older_package_chunk_digests_that_ser
     (agents["cas"].root / pid / "data/big.bin").write_bytes(data[:-1] + b"!")  # a copy whose file fails
     assert audit_replica(repo, replicas["cas"]).state == "corrupt" and rows() == []
     one = audit_replica(repo, replicas["uni"])
-    assert one.ok and one.fixity.chunks_recorded == 1 and rows() == ingested
+    assert one.ok and one.fixity.chunks_recorded == 0 and rows() == []
     assert one.fixity.bytes_over_network < 0.05 * len(data)  # digests computed on the node: no content moved
+    with repo.catalog.session() as s:
+        row = file_row(s, pid, "data/big.bin")
+    with open_verified(repo, pid, row, agent="test") as served:
+        assert not isinstance(served, ChunkedFile)  # spooled and verified whole here
+        assert b"".join(served.chunks(0, len(data))) == data
+    assert rows() == ingested
     checked = []
 
     def counted(piece):
@@ -157,8 +165,6 @@ def test_an_audit_through_an_agent_gives_an_older_package_chunk_digests_that_ser
         return chunk_digest(piece)
 
     monkeypatch.setattr(delivery_module, "chunk_digest", counted)
-    with repo.catalog.session() as s:
-        row = file_row(s, pid, "data/big.bin")
     start, end = CHUNK_BYTES + 5, 2 * CHUNK_BYTES + 9  # chunks 1 and 2
     with open_verified(repo, pid, row, agent="test", start=start, end=end) as served:
         assert isinstance(served, ChunkedFile)

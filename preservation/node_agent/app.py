@@ -15,7 +15,7 @@ Routes (all but the health check need a signed request, see
     GET    /v1/list                NDJSON listing: prefix, start_after, limit
     POST   /v1/digest              digests computed on the node, streamed back as NDJSON
     POST   /v1/verify              files checked on the node against expected sizes and digests (an audit), what
-                                   was found (and chunk digests asked for) streamed back as NDJSON (see .verify)
+                                   was found streamed back as NDJSON (see .verify)
     POST   /v1/challenge           proof of possession: sha256(nonce ‖ byte range)
     POST   /v1/witness             check, co-sign and keep a checkpoint of the event log (see .witness)
     GET    /v1/witness/key         the agent's witness public key (its operator confirms the fingerprint)

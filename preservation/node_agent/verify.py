@@ -1,16 +1,14 @@
 """The node-side check of many files: ``POST /v1/verify``.
 
 An audit through a node agent sends the catalog's rows of a copy (path,
-size, expected digests, and whether the file's chunk digests are wanted)
-and the node checks them with its storage's own ``verify_many``: for a
+size, expected digests) and the node checks them with its storage's own ``verify_many``: for a
 store on the node's disk that is the local audit itself
 (:mod:`storage_adapters.fsverify`: files opened in their checked
 directories, read ahead while others hash, checker processes for small
 files, pages dropped behind), so an audit through an agent reads the disk
 as an audit on the node would.  Only what it finds crosses the network:
 one NDJSON line per batch of files — how many were checked, the bytes
-read, the problems, and the chunk digests (hex) of the files that matched
-and asked for them — and a last line ``{"end": true, ...}`` with the
+read, the problems — and a last line ``{"end": true, ...}`` with the
 totals (a stream without it was cut short).  Blank lines keep the
 connection alive while a very large file is read.
 
@@ -19,7 +17,10 @@ The request::
     {"prefix": "<package>/", "algorithms": ["sha256"], "workers": 2,
      "rows": [["data/a.pdf", 1234, false, "<hex digest>", ...], ...]}
 
-with the digests of each row in the order of ``algorithms``.  At most
+with the digests of each row in the order of ``algorithms``.  The third
+item of a row is a boolean kept for the form of the request and ignored:
+the node never sends chunk digests, since the coordinator takes what
+served bytes are checked against only from reads it checked itself.  At most
 ``max_digest_keys`` rows; every ``prefix + path`` passes the storage
 layer's key check before any file is read.
 """
@@ -48,7 +49,6 @@ def batch_document(batch: VerifyBatch) -> dict[str, Any]:
         "checked": batch.checked,
         "bytes_read": batch.bytes_read,
         "problems": [_problem_document(p) for p in batch.problems],
-        "chunks": {path: digests.hex() for path, digests in batch.chunks.items()},
     }
 
 
@@ -105,10 +105,10 @@ def _rows(document: dict[str, Any], algorithms: tuple[str, ...], limit: int) -> 
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_INT64:
             raise InvalidRequest(f"a row's size must be an integer from 0 to {MAX_INT64}")
         if not isinstance(chunks, bool):
-            raise InvalidRequest("a row's third item (chunk digests wanted) must be true or false")
+            raise InvalidRequest("a row's third item must be true or false (it is ignored)")
         if not all(isinstance(d, str) and len(d) <= MAX_DIGEST_CHARS for d in digests):
             raise InvalidRequest(f"a row's digests must be strings of at most {MAX_DIGEST_CHARS} characters")
-        out.append((path, size, tuple(digests), chunks))
+        out.append((path, size, tuple(digests)))
     return out
 
 

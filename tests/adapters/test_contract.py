@@ -200,7 +200,7 @@ def test_verify_many_finds_missing_short_and_rotten_files_and_counts_the_good(ad
 
 
 @pytest.mark.parametrize("algorithms", [("sha256",), ("sha256", "sha512")])
-def test_verify_many_gives_the_chunk_digests_asked_for_of_the_files_that_match(adapter, algorithms):
+def test_verify_many_gives_the_chunk_digests_asked_for_of_the_files_that_match_read_here(adapter, algorithms):
     rng = random.Random(9)
     files = {"two": rng.randbytes(CHUNK_BYTES + 5), "five": rng.randbytes(5 * CHUNK_BYTES + 3),  # read whole, in steps
              "unasked": rng.randbytes(2 * CHUNK_BYTES), "rotten": rng.randbytes(3 * CHUNK_BYTES)}
@@ -211,6 +211,9 @@ def test_verify_many_gives_the_chunk_digests_asked_for_of_the_files_that_match(a
     batches = list(adapter.verify_many("c/", rows, algorithms))
     assert [p.path for b in batches for p in b.problems] == ["rotten"]
     found = {path: digests for b in batches for path, digests in b.chunks.items()}
+    if adapter.scheme == "node+http":  # read on the node, not here: never taken from its word
+        assert found == {}
+        return
     assert found == {name: b"".join(chunk_digest(files[name][i:i + CHUNK_BYTES])
                                     for i in range(0, len(files[name]), CHUNK_BYTES)) for name in ("five", "two")}
 

@@ -28,7 +28,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_verify_answers_a_line_per_batch_with_problems_and_the_chunk_digests_asked_for(agent):
+def test_verify_answers_a_line_per_batch_with_problems_and_never_chunk_digests(agent):
     (agent.root / "p" / "data").mkdir(parents=True)
     good, big = os.urandom(4000), os.urandom(CHUNK_BYTES + 10)
     (agent.root / "p/data/good").write_bytes(good)
@@ -51,8 +51,7 @@ def test_verify_answers_a_line_per_batch_with_problems_and_the_chunk_digests_ask
         "data/short": VERIFY_SIZE}
     assert problems["data/gone"]["error"]["code"] == "E302"
     assert sum(line["checked"] for line in lines) == 3  # big, good and the changed one were read whole
-    chunks = {path: digests for line in lines for path, digests in line["chunks"].items()}
-    assert chunks == {"data/big": (chunk_digest(big[:CHUNK_BYTES]) + chunk_digest(big[CHUNK_BYTES:])).hex()}
+    assert all(set(line) == {"checked", "bytes_read", "problems"} for line in lines)  # "chunks" true is ignored
 
 
 BAD_ROWS = [
@@ -161,13 +160,18 @@ class Answers:
     def __init__(self, app, path: str, lines: list) -> None:
         self.app, self.path, self.lines = app, path, lines
         self.requests = 0
+        self.bodies: list[bytes] = []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != self.path:
             return await self.app(scope, receive, send)
         self.requests += 1
-        while (await receive()).get("more_body"):
-            pass
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.bodies.append(body)
         body = b"".join(json.dumps(line).encode() + b"\n" for line in self.lines)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/x-ndjson")]})
@@ -214,5 +218,23 @@ def test_an_audit_through_an_agent_listing_another_packages_key_reports_the_node
             with pytest.raises(AgentProtocolError):
                 list(_present(result, node, "pkgA/", rows))
         assert result.unexpected_paths == [] and FILE_UNEXPECTED not in result.findings.codes()
+    finally:
+        agent.stop()
+
+
+def test_chunk_digests_an_agent_sends_are_never_taken(tmp_path):
+    """A lying agent cannot plant what served bytes are checked against: the rows ask for none, and
+    chunk digests in its answer (well formed, fitting the file's size) are not handed on."""
+    data = os.urandom(CHUNK_BYTES + 10)
+    planted = (chunk_digest(b"x" * CHUNK_BYTES) + chunk_digest(b"y" * 10)).hex()
+    agent, seen = answering(tmp_path, "/v1/verify", [
+        {"checked": 1, "bytes_read": len(data), "problems": [], "chunks": {"big": planted}},
+        {"end": True, "files": 1, "problems": 0, "bytes_read": len(data)}])
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            batches = list(node.verify_many("p/", [("big", len(data), (sha256(data),), True)], ("sha256",)))
+        assert sum(b.checked for b in batches) == 1 and not any(b.chunks for b in batches)
+        [body] = seen["app"].bodies
+        assert json.loads(body)["rows"] == [["big", len(data), False, sha256(data)]]  # none asked for
     finally:
         agent.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -249,8 +250,15 @@ def remove_tree(path: str) -> None:
     """Remove the directory tree at ``path`` (not following symbolic links), its files on
     :data:`REMOVE_WORKERS` threads; what cannot be removed stays (like ``rmtree(ignore_errors=True)``)."""
     files = [os.path.join(top, name) for top, _, names in os.walk(path) for name in names]
-    if len(files) > 64:
-        with ThreadPoolExecutor(REMOVE_WORKERS, thread_name_prefix="preserve-rm") as pool:
-            for _ in pool.map(unlink_quietly, files, chunksize=64):
-                pass
+    if len(files) > 64 and not sys.is_finalizing():
+        try:
+            with ThreadPoolExecutor(REMOVE_WORKERS, thread_name_prefix="preserve-rm") as pool:
+                for _ in pool.map(unlink_quietly, files, chunksize=64):
+                    pass  # drains the map so that the unlinks are done before the tree itself goes
+        except RuntimeError:
+            # a background removal still running when the main thread ended: the interpreter's exit refuses
+            # new pool threads ("cannot schedule new futures after interpreter shutdown"); the process waits
+            # for this (non-daemon) thread, which removes the rest on its own below
+            for name in files:
+                unlink_quietly(name)
     shutil.rmtree(path, ignore_errors=True)

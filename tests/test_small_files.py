@@ -5,6 +5,8 @@ copy floor."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -140,3 +142,26 @@ def test_the_report_says_what_the_staging_bag_removal_took_after_the_timed_inges
     assert _phase_summary(result) == "bag 12.9 s, copies 52.4 / 52.4 s; CPU user 27.7 s + kernel 37.3 s"
     assert _phase_summary({**result, "staging_removal": 6.4}).endswith(
         "; staging bag removed in the background, 6.4 s more")
+
+
+def test_a_background_removal_still_running_when_the_process_exits_finishes_the_job(tmp_path):
+    """The interpreter's exit refuses new thread-pool work: a staging bag whose removal starts after the main
+    thread has returned is still removed whole, with no traceback (the bench and CLI ingests exit this way)."""
+    tree = tmp_path / "staging-bag"
+    for i in range(300):
+        folder = tree / "data" / f"d{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.txt").write_bytes(b"x" * 100)
+    script = (
+        "import sys, threading, time\n"
+        "from preservation.package_state import remove_tree\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"  # the main thread has returned by now: the interpreter is shutting down
+        "    remove_tree(sys.argv[1])\n"
+        "threading.Thread(target=late).start()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tree)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not tree.exists()

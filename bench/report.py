@@ -248,7 +248,7 @@ def render(
             "a parallel `cat` of the same files (`xargs -P N cat`, the fastest N of 4 and 16). The reference is",
             "the slower of that and the hashing limit above, both measured in this run; target ≥ 0.8. The node",
             "agent row is the audit's read (`fixity.check_replica`) through an agent in front of the same",
-            "directory, digests computed by the agent (`POST /v1/digest`). After each audit, the bytes of the",
+            "directory, files checked by the agent (`POST /v1/verify`). After each audit, the bytes of the",
             "audited files still in the page cache (mincore) and the growth of `Cached:` (/proc/meminfo) are",
             "read: both must stay under 64 MiB.",
             "",

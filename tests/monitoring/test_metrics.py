@@ -122,7 +122,8 @@ def test_node_agent_metrics_count_bytes_written_read_and_digested(world):
     assert value(after_audit, "preserve_agent_digest_bytes_total") > value(after_ingest,
                                                                           "preserve_agent_digest_bytes_total")
     routes = {s.labels["route"] for s in after_audit["preserve_http_requests_total"]}
-    assert "/v1/digest" in routes and not any("data/" in r for r in routes), routes
+    # an audit sends the agent its rows to check (POST /v1/verify); routes are labelled by template, never by key
+    assert "/v1/verify" in routes and not any("data/" in r for r in routes), routes
 
 
 def test_a_worker_serves_its_job_counts(world, preserved_in, tmp_path):
@@ -140,7 +141,10 @@ def test_a_worker_serves_its_job_counts(world, preserved_in, tmp_path):
             except httpx.HTTPError:
                 return None
             done = value(samples, "preserve_worker_jobs_total", kind="audit", outcome="succeeded")
-            return samples if done == len(ids) else None
+            # a job is counted when its outcome is recorded and timed once its events are flushed to the node:
+            # a scrape may fall between the two, so wait for both
+            timed = value(samples, "preserve_worker_job_duration_seconds_count", kind="audit")
+            return samples if done == len(ids) and timed == len(ids) else None
 
         samples = wait_until(audits_done, 120, what="three audits counted by the worker\n" + log_tails(log))
         assert value(samples, "preserve_worker_job_duration_seconds_count", kind="audit") == len(ids)

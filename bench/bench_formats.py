@@ -177,16 +177,24 @@ def turns(repeat: int) -> list[str]:
     return [mode for pair in pairs for mode in pair]
 
 
-def measure(size: str, scale: float, repeat: int, settle_wait: float = MAX_WAIT, after_delete: float = 0.0) -> dict:
+def measure(size: str, scale: float, repeat: int, settle_wait: float = MAX_WAIT, after_delete: float = 0.0,
+            keep_homes: bool = False) -> dict:
     corpus = ensure_corpus(size, scale)
     run_child("bench.bench_formats:load_table")  # the planned table in the cache, as after any first use
     homes = OUT_DIR / "homes"
     home = homes / f"formats-{size}"
+    kept: list[Path] = []
     runs: dict[str, list[Measured]] = {mode: [] for mode in MODES}
     every: list[tuple[str, Measured]] = []
     for mode in turns(repeat):
+        if keep_homes:
+            # each run in a home of its own, all deleted at the end: no run creates its files right after
+            # another run's tree was deleted (ext4 without a journal skips recently deleted inodes one by one)
+            home = homes / f"formats-{size}-{len(every)}"
+            kept.append(home)
         # the previous run's tree deleted and its discards done before the clock, not under it
-        settled = remove_and_settle([home], homes, max_wait=settle_wait, recently_deleted=after_delete)
+        settled = remove_and_settle([] if keep_homes else [home], homes, max_wait=settle_wait,
+                                    recently_deleted=after_delete)
         measured = run_child("bench.bench_formats:run_ingest", delivery=str(corpus.delivery),
                              home=str(home), analysis=mode)
         measured.result["settle"] = {"seconds": settled.seconds, "settled": settled.settled}
@@ -195,7 +203,8 @@ def measure(size: str, scale: float, repeat: int, settle_wait: float = MAX_WAIT,
         print(f"# {size} run {len(every)} ({mode}): {measured.seconds:.3f} s, CPU {measured.result['cpu_seconds']:.2f} s "
               f"(kernel {measured.result['kernel_cpu_seconds']:.2f} s), "
               f"disk settled in {settled.seconds:.1f} s{'' if settled.settled else ' (still busy)'}", file=sys.stderr)
-    shutil.rmtree(home, ignore_errors=True)
+    for tree in kept or [home]:
+        shutil.rmtree(tree, ignore_errors=True)
     fastest = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
     off, on = fastest["off"].seconds, fastest["formats"].seconds
     median = {k: statistics.median(m.seconds for m in v) for k, v in runs.items()}
@@ -289,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after-delete", type=float, default=0.0,
                         help="seconds to wait after deleting the previous run's tree (ext4 without a journal skips "
                              "inodes deleted in the last 60-360 s; default 0)")
+    parser.add_argument("--keep-homes", action="store_true",
+                        help="give each run a home of its own and delete them all at the end (no run starts right "
+                             "after another's tree was deleted)")
     parser.add_argument("--validated", type=int, default=25,
                         help="files of each validated set in the validated delivery (0: none; default 25)")
     parser.add_argument("--profile", action="store_true",
@@ -306,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, every = [], []
     for size in sizes:
         m = measure(size, args.scale if args.scale is not None else DEFAULT_SCALE[size], args.repeat,
-                    args.settle_wait, args.after_delete)
+                    args.settle_wait, args.after_delete, args.keep_homes)
         target = m["target"]
         met = target is None or m["overhead"] <= target
         missed |= not met
@@ -326,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
           "| peak RSS off / on | basis of identification | others' CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print(f"\nEvery run, in the order they ran (each after its predecessor's tree was deleted, "
-          f"{args.after_delete:g} s had passed and the disk was idle):\n")
+    order = ("each in a home of its own, kept until the end, once the disk was idle" if args.keep_homes else
+             f"each after its predecessor's tree was deleted, {args.after_delete:g} s had passed and the disk was idle")
+    print(f"\nEvery run, in the order they ran ({order}):\n")
     print("| corpus | run | analysis | wall clock | CPU (ingest + validators) | of which kernel | of which validators "
           "| disk settled in | peak RSS | others' CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|")

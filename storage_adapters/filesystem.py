@@ -625,7 +625,10 @@ class FilesystemAdapter(StorageAdapter):
     def flush(self) -> None:
         """Make every completed write durable (one sync instead of one per file)."""
         if self.fsync and self._dirty:
-            _sync_filesystem(self.root)
+            try:
+                _sync_filesystem(self.root)
+            except OSError as e:
+                raise self.translate(e, "(every write since the last flush)") from e
         self._dirty = False
 
     def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
@@ -677,11 +680,17 @@ def _verify_batches(rows: Iterable[tuple[str, int, tuple[str, ...]]]) -> Iterato
 
 
 def _sync_filesystem(root: str) -> None:
-    """Flush the filesystem holding ``root`` (syncfs), not every filesystem of the host."""
+    """Flush the filesystem holding ``root`` (syncfs), not every filesystem of the host.  Raises
+    the OSError syncfs reports (EIO, ENOSPC: a writeback that failed, since Linux 5.8): the bytes
+    are not known to be on stable storage.  Only where there is no syncfs is every filesystem
+    synced (os.sync, which reports nothing)."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _SYNCFS is None or _SYNCFS(fd) != 0:
+        if _SYNCFS is None:
             os.sync()
+        elif _SYNCFS(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), root)
     finally:
         os.close(fd)
 

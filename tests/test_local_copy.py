@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -337,3 +339,33 @@ def test_a_draft_swept_during_the_copy_fails_its_node_and_publishes_nothing(repo
     assert check_catalog_against_nodes(repo) == []
     monkeypatch.undo()
     assert replicate_replica(repo, replica_ids[0])["state"] == "verified"  # the job retried copies it whole
+
+
+def test_a_node_whose_syncfs_fails_is_not_verified(repo, sample_delivery, monkeypatch):
+    registered = ingest(repo, sample_delivery, "journals", replicate=False)
+    package_id, replica_ids = registered["package_id"], registered["replica_ids"]
+    bad_node = _node_of(repo, replica_ids[1])
+    bad_root = str(node_root(repo, bad_node)) + os.sep
+    real_syncfs = filesystem._SYNCFS
+    failed = []
+
+    def syncfs(fd: int) -> int:  # the writeback of that node's filesystem failed (EIO)
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(bad_root):
+            failed.append(fd)
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return real_syncfs(fd)
+
+    monkeypatch.setattr(filesystem, "_SYNCFS", syncfs)
+    outcomes = replicate_together(repo, replica_ids)
+    assert failed
+    by_node = {_node_of(repo, rid): outcome for rid, outcome in zip(replica_ids, outcomes)}
+    error = by_node[bad_node]
+    assert isinstance(error, PreservationError) and error.code == "E300" and error.retryable
+    assert os.strerror(errno.EIO) in str(error)
+    assert not (node_root(repo, bad_node) / package_id).exists()
+    good = {n: o for n, o in by_node.items() if n != bad_node}
+    assert all(o["state"] == "verified" for o in good.values())
+    with repo.catalog.session() as s:
+        states = {r.node.name: r.state for r in s.scalars(select(Replica).where(Replica.package_id == package_id))}
+    assert states == {bad_node: "pending", **{n: "verified" for n in good}}

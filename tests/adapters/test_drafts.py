@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from preservation.errors import InvalidKey, StorageError
-from storage_adapters import exists, fanout, filesystem, read_all, sweep_temporary
+from preservation.errors import InvalidKey, StorageError, StorageFull
+from storage_adapters import exists, fanout, filesystem, flush, read_all, sweep_temporary
 from storage_adapters.fanout import FanOut
 from storage_adapters.filesystem import TEMP_DIR, FilesystemAdapter
 
@@ -222,3 +224,44 @@ def test_a_long_file_keeps_its_draft_fresh_while_it_is_written(tmp_path, node, m
     done.copies[0].commit()
     draft.publish()
     assert _published(node) == ["pkg-1/data/big.bin"]
+
+
+def _failing_syncfs(code: int, calls: list):
+    def syncfs(fd: int) -> int:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        ctypes.set_errno(code)
+        return -1
+    return syncfs
+
+
+@pytest.mark.parametrize("code, error", [(errno.EIO, StorageError), (errno.ENOSPC, StorageFull)])
+def test_a_failed_syncfs_fails_the_publish_and_the_flush(source, node, monkeypatch, code, error):
+    calls = []
+    monkeypatch.setattr(filesystem, "_SYNCFS", _failing_syncfs(code, calls))
+    synced_all = []
+    monkeypatch.setattr(os, "sync", lambda: synced_all.append(True))
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/bagit.txt", "pkg-1/bagit.txt")
+    with pytest.raises(error) as raised:
+        draft.publish()  # the writeback of the draft failed: its bytes are not known to be on the disk
+    assert type(raised.value) is error and os.strerror(code) in str(raised.value)
+    assert calls == [draft.root] and synced_all == []  # not replaced by a sync that reports nothing
+    draft.discard()
+    assert _published(node) == [] and _temporary(node) == []
+    node.write("pkg-2/bagit.txt", b"x")
+    with pytest.raises(error):
+        flush(node)
+    assert synced_all == []
+
+
+def test_without_syncfs_every_filesystem_is_synced(source, node, monkeypatch):
+    monkeypatch.setattr(filesystem, "_SYNCFS", None)
+    synced_all = []
+    real_sync = os.sync
+    monkeypatch.setattr(os, "sync", lambda: synced_all.append(True) or real_sync())
+    draft = node.draft("pkg-1/")
+    with FanOut(source, ALGORITHMS) as fan:
+        _write(fan, draft, "bag/bagit.txt", "pkg-1/bagit.txt")
+    draft.publish()
+    assert synced_all == [True] and _published(node) == ["pkg-1/bagit.txt"]

@@ -559,12 +559,27 @@ class NodeStore(StorageAdapter):
         }).encode("utf-8")
         asked = {row[0]: row for row in rows}
         headers = {"Content-Type": "application/json"}
+        batches = []
         for document in self._lines("the check", "POST", "/v1/verify", headers=headers, content=content):
             try:
-                yield self._verify_batch(prefix, asked, document)
+                batches.append(self._verify_batch(prefix, asked, document))
             except (AttributeError, KeyError, TypeError, ValueError) as e:
-                raise StorageError(f"the node agent at {self._agent} gave a malformed answer to a check: {e!r}",
-                                   location=self.location) from e
+                raise AgentProtocolError(f"a malformed answer to a check: {e!r}", location=self.location) from e
+        self._check_accounts(batches, len(rows))
+        yield from batches
+
+    def _check_accounts(self, batches: list[VerifyBatch], sent: int) -> None:
+        """The answer to a request must account for exactly the rows sent, each once: a file is either read
+        whole (``checked``, a digest problem or none) or has one other problem.  Anything else (rows left
+        out, a file answered twice) is a protocol error, never taken as "no problems"."""
+        problems = [p for b in batches for p in b.problems]
+        paths = [p.path for p in problems]
+        checked = sum(b.checked for b in batches)
+        other = sum(1 for p in problems if p.kind != VERIFY_DIGEST)
+        if len(set(paths)) != len(paths) or checked + other != sent or len(paths) - other > checked:
+            raise AgentProtocolError(
+                f"a check of {sent} file(s) answered for {checked} read and {other} with another problem"
+                f"{' (a file answered twice)' if len(set(paths)) != len(paths) else ''}", location=self.location)
 
     def _verify_batch(self, prefix: str, asked: dict[str, tuple], document: dict[str, Any]) -> VerifyBatch:
         """One line of the node's answer; an answer about a file that was not asked about is malformed

@@ -238,3 +238,58 @@ def test_chunk_digests_an_agent_sends_are_never_taken(tmp_path):
         assert json.loads(body)["rows"] == [["big", len(data), False, sha256(data)]]  # none asked for
     finally:
         agent.stop()
+
+
+GOOD, BAD = b"good", b"bad!"
+ROWS = [("bad", 4, (sha256(GOOD),)), ("gone", 1, (sha256(b"x"),))]
+LINE = {"checked": 1, "bytes_read": 4, "problems": [
+    {"path": "bad", "kind": VERIFY_DIGEST, "algorithm": "sha256", "actual": sha256(BAD), "expected": sha256(GOOD)},
+    {"path": "gone", "kind": VERIFY_MISSING, "error": {"code": "E302", "message": "no object", "params": {}}}]}
+END = {"end": True, "files": 2, "problems": 2, "bytes_read": 4}
+
+
+@pytest.mark.parametrize("lines", [
+    [{"end": True}],  # nothing about any file: not "no problems"
+    [{"checked": 1, "bytes_read": 4, "problems": []}, END],  # a row left out
+    [{**LINE, "problems": [{**LINE["problems"][0], "path": "other"}, LINE["problems"][1]]}, END],  # other keys
+    [{"checked": 2, "bytes_read": 8, "problems": [{"path": p, "kind": VERIFY_SIZE, "actual": 1, "expected": 9}
+                                                   for p in ("x", "y")]}, END],
+    [LINE, LINE, END],  # answered twice
+    [LINE, {"checked": 0, "bytes_read": 0, "problems": [LINE["problems"][1]]}, END],  # one file twice
+    [{"checked": 0, "bytes_read": 0, "problems": [LINE["problems"][0]] * 2}, END],  # digest problems, none read
+])
+def test_a_check_answer_that_does_not_account_for_exactly_the_rows_sent_is_a_protocol_error(tmp_path, lines):
+    agent, seen = answering(tmp_path, "/v1/verify", lines)
+    try:
+        with agent.adapter(retries=2, backoff=0.01) as node:
+            with pytest.raises(AgentProtocolError) as raised:
+                list(node.verify_many("p/", ROWS, ("sha256",)))
+        assert raised.value.code == "E311" and seen["app"].requests == 1
+    finally:
+        agent.stop()
+
+
+def test_a_check_answer_accounting_for_each_row_once_is_taken(tmp_path):
+    agent, _ = answering(tmp_path, "/v1/verify", [LINE, END])
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            batches = list(node.verify_many("p/", ROWS, ("sha256",)))
+        assert {p.path: p.kind for b in batches for p in b.problems} == {"bad": VERIFY_DIGEST, "gone": VERIFY_MISSING}
+    finally:
+        agent.stop()
+
+
+def test_an_audit_of_a_copy_whose_agent_leaves_rows_out_reports_the_node_not_a_verified_copy(tmp_path):
+    from preservation.catalog.files import FileRow
+    from preservation.codes import NODE_UNAVAILABLE
+    from preservation.fixity import verify_rows
+
+    agent, _ = answering(tmp_path, "/v1/verify", [{"end": True}])
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            rows = [FileRow("bad", 4, sha256(GOOD), hashlib.sha512(GOOD).hexdigest())]
+            result = verify_rows(node, "p/", rows, ("sha256",))
+        assert not result.ok and result.findings.codes() == [NODE_UNAVAILABLE]
+        assert [f.params["error_code"] for f in result.findings] == ["E311"]
+    finally:
+        agent.stop()

@@ -47,7 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.corpora import OUT_DIR, human_size, iter_files, read_through
-from bench.disk import MAX_WAIT, remove_and_settle
+from bench.disk import MAX_WAIT, add_options, remove_and_settle
 from bench.homes import COLLECTION, fresh_repo
 from bench.measure import REPO_ROOT, Measured, run_child
 from bench.profiling import profiled
@@ -231,11 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=ARTICLES, help=f"articles at scale 1 (default {ARTICLES:,})")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the delivery by this factor (0, 1]")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (default 2), the fastest kept")
-    parser.add_argument("--settle-wait", type=float, default=MAX_WAIT,
-                        help=f"at most this many seconds for the disk to settle before a run (default {MAX_WAIT:g})")
-    parser.add_argument("--after-delete", type=float, default=0.0,
-                        help="seconds to wait after deleting the previous run's home (ext4 without a journal skips "
-                             "inodes deleted in the last 60-360 s; default 0)")
+    add_options(parser)
     parser.add_argument("--warmup", action="store_true",
                         help="one untimed ingest before the timed ones, so that each timed run follows a deleted home")
     parser.add_argument("--profile", action="store_true",

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 from bench.corpora import DEFAULT_SCALE, OUT_DIR, ensure_corpus, human_size, iter_files, read_through
-from bench.disk import MAX_WAIT, remove_and_settle
+from bench.disk import MAX_WAIT, add_options, remove_and_settle
 from bench.homes import COLLECTION, fresh_repo
 from bench.measure import Measured, run_child
 from bench.profiling import profiled
@@ -293,11 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="M,S", help="corpora, comma-separated (M, S)")
     parser.add_argument("--scale", type=float, default=None, help="shrink factor (default: the suite's)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side (default 3)")
-    parser.add_argument("--settle-wait", type=float, default=MAX_WAIT,
-                        help=f"at most this many seconds for the disk to settle before a run (default {MAX_WAIT:g})")
-    parser.add_argument("--after-delete", type=float, default=0.0,
-                        help="seconds to wait after deleting the previous run's tree (ext4 without a journal skips "
-                             "inodes deleted in the last 60-360 s; default 0)")
+    add_options(parser)
     parser.add_argument("--keep-homes", action="store_true",
                         help="give each run a home of its own and delete them all at the end (no run starts right "
                              "after another's tree was deleted)")

@@ -25,6 +25,7 @@ kernel CPU, which the benches report apart.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import time
@@ -110,3 +111,12 @@ def remove_and_settle(trees: list[Path], settle_on: Path, max_wait: float = MAX_
     settle_on.mkdir(parents=True, exist_ok=True)
     not_before = time.monotonic() + recently_deleted if deleted else 0.0
     return settle(settle_on, max_wait=max(max_wait, recently_deleted + QUIET_FOR), not_before=not_before)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench whose runs each start on a settled disk: ``--settle-wait`` and ``--after-delete``."""
+    parser.add_argument("--settle-wait", type=float, default=MAX_WAIT,
+                        help=f"at most this many seconds for the disk to settle before a run (default {MAX_WAIT:g})")
+    parser.add_argument("--after-delete", type=float, default=0.0,
+                        help="seconds to wait after deleting the previous run's tree (ext4 without a journal skips "
+                             "inodes deleted in the last 60-360 s; default 0)")

@@ -7,9 +7,15 @@ chain or a named profile, never from the URI (see :mod:`.s3_uri`).
 Writes are atomic: an object that fits in one part (8 MiB) is buffered and
 sent with one PutObject only after the source stream has been consumed (and
 verified); anything larger goes through a multipart upload that becomes
-visible only on completion and is aborted on any failure.  Every object and
-every part carries its SHA-256 (``x-amz-checksum-sha256``), so the server
-refuses bytes damaged on the way.  Memory stays at about five parts whatever
+visible only on completion and is aborted on any failure.  A one-part object
+carries its SHA-256 (``x-amz-checksum-sha256``, which the store keeps and
+``stat`` reports); each part of a larger one carries its CRC32
+(``x-amz-checksum-crc32``, as boto3's own uploads do), so the server refuses
+bytes damaged on the way and the part is sent again.  A part's SHA-256 would
+cost the worker and the store one more hash of every byte for nothing the
+copy keeps: a multipart object's stored checksum is a checksum of checksums,
+and every copy is re-read and verified against its sha256 and sha512 before
+the package counts as preserved.  Memory stays at about five parts whatever
 the object size: up to four parts are sent by worker threads while the next
 fills.
 
@@ -34,6 +40,7 @@ import hashlib
 import heapq
 import itertools
 import threading
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
@@ -123,6 +130,11 @@ def part_size(size: int | None, number: int) -> int:
         return min(MIN_PART_SIZE << ((number - 1) // PARTS_PER_STEP), MAX_PART_SIZE)
     needed = -(-size // MAX_PARTS)
     return min(max(MIN_PART_SIZE, -(-needed // MiB) * MiB), MAX_PART_SIZE)
+
+
+def _b64_crc32(data: bytes | bytearray) -> str:
+    """The part checksum S3 expects for ``ChecksumAlgorithm="CRC32"``: the big-endian CRC32, base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
 def _b64_sha256(data: bytes | bytearray) -> str:
@@ -425,7 +437,7 @@ class S3Adapter(StorageAdapter):
     def _write_multipart(self, key: str, parts: Iterator[tuple[int, bytearray]], lock: dict[str, Any]) -> None:
         """Send the parts UPLOAD_CONCURRENCY at a time while the next fills (memory: that many parts plus one)."""
         name = self._name(key)
-        upload = self._call("create_multipart_upload", key, Key=name, ChecksumAlgorithm="SHA256", **lock)["UploadId"]
+        upload = self._call("create_multipart_upload", key, Key=name, ChecksumAlgorithm="CRC32", **lock)["UploadId"]
         done: list[dict[str, Any]] = []
         try:
             with ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY, thread_name_prefix="preserve-s3-part") as sender:
@@ -443,7 +455,7 @@ class S3Adapter(StorageAdapter):
             raise
 
     def _upload_part(self, key: str, upload: str, number: int, part: bytearray) -> dict[str, Any]:
-        checksum = _b64_sha256(part)
+        checksum = _b64_crc32(part)
         reply = self._call(
             "upload_part",
             key,
@@ -451,11 +463,11 @@ class S3Adapter(StorageAdapter):
             UploadId=upload,
             PartNumber=number,
             Body=part,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksum,
+            ChecksumAlgorithm="CRC32",
+            ChecksumCRC32=checksum,
         )
         self._count(len(part))
-        return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}
+        return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumCRC32": checksum}
 
     def _abort(self, name: str, upload: str) -> None:
         """Abort an upload while another error propagates; a failure here is left to sweep_temporary."""

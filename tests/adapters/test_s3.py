@@ -193,16 +193,38 @@ def test_server_refuses_a_body_that_does_not_match_its_sha256(s3_server, s3_buck
     assert _names(s3_server, s3_bucket) == []
 
 
-@pytest.mark.parametrize("total", [MiB, 20 * MiB], ids=["single-put", "multipart"])
-def test_damage_in_transit_becomes_checksum_mismatch(node, s3_server, s3_bucket, monkeypatch, total):
-    # the adapter announces the digest of other bytes, as if the body had been damaged after hashing
-    monkeypatch.setattr(s3_module, "_b64_sha256", lambda data: base64.b64encode(b"\0" * 32).decode())
+@pytest.mark.parametrize(
+    ("total", "checksum"), [(MiB, "_b64_sha256"), (20 * MiB, "_b64_crc32")], ids=["single-put", "multipart"]
+)
+def test_damage_in_transit_becomes_checksum_mismatch(node, s3_server, s3_bucket, monkeypatch, total, checksum):
+    # the adapter announces the checksum of other bytes, as if the body had been damaged after hashing
+    honest = getattr(s3_module, checksum)
+    monkeypatch.setattr(s3_module, checksum, lambda data: honest(bytes(data) + b"damage"))
     with pytest.raises(ChecksumMismatch) as refused:
         node.write("t/damaged", _generated(total))
     assert "damaged on the way" in str(refused.value)
     assert refused.value.retryable
     assert _names(s3_server, s3_bucket) == []
     assert _uploads(s3_server, s3_bucket) == []
+
+
+def test_server_refuses_a_part_that_does_not_match_its_crc32(s3_server, s3_bucket):
+    client = s3_server.client()
+    upload = client.create_multipart_upload(Bucket=s3_bucket, Key="raw-parts", ChecksumAlgorithm="CRC32")["UploadId"]
+    body = b"p" * MIN_PART_SIZE
+    with pytest.raises(ClientError) as refused:
+        client.upload_part(
+            Bucket=s3_bucket, Key="raw-parts", UploadId=upload, PartNumber=1, Body=body,
+            ChecksumAlgorithm="CRC32", ChecksumCRC32=s3_module._b64_crc32(body[:-1] + b"q"),
+        )
+    client.abort_multipart_upload(Bucket=s3_bucket, Key="raw-parts", UploadId=upload)
+    client.close()
+    assert refused.value.response["Error"]["Code"] in ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest")
+
+
+def test_part_checksum_is_the_crc32_s3_expects():
+    # the value S3 documents for CRC32: the big-endian checksum, base64 (zlib's CRC32 of "123456789" is cbf43926)
+    assert s3_module._b64_crc32(b"123456789") == base64.b64encode(bytes.fromhex("cbf43926")).decode()
 
 
 def test_failing_source_aborts_the_multipart_upload(node, s3_server, s3_bucket):

@@ -139,7 +139,8 @@ def run(size_mib: int, where: Path, repeat: int = 3) -> int:
     print(f"  upload / TransferManager   {up_ratio:6.2f}  (target >= 0.80: {'met' if up_ratio >= 0.8 else 'MISSED'})")
     print(f"  download / TransferManager {down_ratio:6.2f}  (target >= 0.80: {'met' if down_ratio >= 0.8 else 'MISSED'})")
     print(f"  adapter traffic {traffic / MiB:.0f} MiB; peak RSS of this process {_peak_rss_mib():.0f} MiB")
-    print("  (the adapter also computes the sha256 of every byte it writes, and sends a CRC32 with each part as TransferManager does;")
+    print("  (the adapter also computes the sha256 of every byte it writes, and sends a CRC32 with each part,")
+    print("   as TransferManager does;")
     print("   the source was just written and is likely in the page cache for all)")
     return 0
 

@@ -511,22 +511,35 @@ class NodeStore(StorageAdapter):
 
     def _digest_batch(self, keys: list[str], algorithms: Sequence[str], workers: int) -> Iterator[DigestResult]:
         """Digest checked keys on the node, one result per key answered.  A request that fails
-        raises (the retry wrapper asks again for the keys not answered, or gives each its error)."""
+        raises (the retry wrapper asks again for the keys not answered, or gives each its error).
+
+        An answer about a key that was not asked about, or about a key already answered, or one
+        without the digests asked for is a protocol error (E311): a node never gets to say which
+        files were checked, nor to answer for one file twice."""
         content = json.dumps(
             {"keys": [self._prefix + k for k in keys], "algorithms": list(algorithms), "workers": workers}
         ).encode("utf-8")
         headers = {"Content-Type": "application/json"}
+        pending = set(keys)
         for document in self._lines("the digest stream", "POST", "/v1/digest", headers=headers, content=content):
-            yield self._digest_result(self._local_key(document["key"]), document)
+            try:
+                key = self._local_key(document["key"])
+                if key not in pending:
+                    raise KeyError(f"an answer about {key!r}, which was not asked about or was answered already")
+                pending.discard(key)
+                result = self._digest_result(key, document, algorithms)
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
+                raise AgentProtocolError(f"a malformed answer to a digest request: {e!r}",
+                                         location=self.location) from e
+            yield result
 
-    def _digest_result(self, key: str, document: dict[str, Any]) -> DigestResult:
-        bytes_read = int(document.get("bytes_read") or 0)
+    def _digest_result(self, key: str, document: dict[str, Any], algorithms: Sequence[str]) -> DigestResult:
+        bytes_read = _count(document.get("bytes_read") or 0)
         if "error" in document:
             error = self._error_from_document(document["error"], key, 0)
             return DigestResult(key=key, size=None, digests=None, error=error, bytes_read=bytes_read)
-        return DigestResult(
-            key=key, size=document["size"], digests=dict(document["digests"]), bytes_read=bytes_read
-        )
+        digests = {name: str(document["digests"][name]) for name in algorithms}
+        return DigestResult(key=key, size=_count(document["size"]), digests=digests, bytes_read=bytes_read)
 
     def _verify_many(
         self, prefix: str, rows: Iterable[tuple], algorithms: tuple[str, ...], workers: int

@@ -293,3 +293,40 @@ def test_an_audit_of_a_copy_whose_agent_leaves_rows_out_reports_the_node_not_a_v
         assert [f.params["error_code"] for f in result.findings] == ["E311"]
     finally:
         agent.stop()
+
+
+DIGEST_A = {"key": "a", "size": 4, "digests": {"sha256": sha256(GOOD)}, "bytes_read": 4}
+DIGEST_B = {"key": "b", "size": 3, "digests": {"sha256": sha256(b"abc")}, "bytes_read": 3}
+
+
+@pytest.mark.parametrize("lines", [
+    [DIGEST_A, {**DIGEST_B, "key": "c"}, {"end": True}],  # a key not asked about
+    [DIGEST_A, DIGEST_A, DIGEST_B, {"end": True}],  # one key answered twice
+    [DIGEST_A, {**DIGEST_B, "digests": {"md5": "00"}}, {"end": True}],  # not the digest asked for
+    [DIGEST_A, {**DIGEST_B, "size": -3}, {"end": True}],  # not a size
+    [DIGEST_A, {**DIGEST_B, "key": 7}, {"end": True}],  # not a key
+], ids=["other key", "twice", "other digest", "size", "key type"])
+def test_a_digest_answer_about_other_keys_or_twice_or_malformed_is_a_protocol_error(tmp_path, lines):
+    """An older agent's ``POST /v1/digest``: the node never gets to choose which files it answers for."""
+    agent, seen = answering(tmp_path, "/v1/digest", lines)
+    try:
+        with agent.adapter(retries=2, backoff=0.01) as node:
+            results = list(node.digest_many(["a", "b"], ("sha256",)))
+        assert sorted(r.key for r in results) == ["a", "b"]  # one result a key, whatever the node said
+        [b] = [r for r in results if r.key == "b"]
+        assert b.digests is None and isinstance(b.error, AgentProtocolError) and b.error.code == "E311"
+        assert not b.error.retryable and seen["app"].requests == 1  # the same answer would come again
+    finally:
+        agent.stop()
+
+
+def test_a_digest_answer_about_each_key_asked_once_is_taken(tmp_path):
+    agent, _ = answering(tmp_path, "/v1/digest", [DIGEST_B, {**DIGEST_A, "digests": {
+        "sha256": sha256(GOOD), "sha512": "planted"}}, {"end": True}])
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            results = {r.key: r for r in node.digest_many(["a", "b"], ("sha256",))}
+        assert {k: (r.size, r.digests) for k, r in results.items()} == {
+            "a": (4, {"sha256": sha256(GOOD)}), "b": (3, {"sha256": sha256(b"abc")})}  # only what was asked
+    finally:
+        agent.stop()

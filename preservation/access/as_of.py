@@ -29,10 +29,14 @@ from sqlalchemy.orm import Session
 from preservation import versions
 from preservation.access.accounts import Principal
 from preservation.access.rights import ReadRight, read_right, require_read
+from preservation.bagit.tagfiles import PAYLOAD_DIR
 from preservation.catalog.access_models import AccessGrant
 from preservation.catalog.files import FileRow
 from preservation.catalog.models import PACKAGE_DEACCESSIONED, Package
 from preservation.errors import AccessRefused, NotFound
+
+
+PAYLOAD = f"{PAYLOAD_DIR}/"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Reading:
     right: ReadRight
     period_end: datetime | None
     """The end of the reader's period ("as of"); None when unbounded or for staff."""
+    tag_files: bool = False
+    """Whether the bag's tag files are served too (staff); a library reads the payload only."""
 
     @property
     def versioned(self) -> bool:
@@ -85,7 +91,7 @@ def reading(session: Session, principal: Principal, package: Package, *, path: s
     if right is None:
         right = _right(session, principal, package, path, [v.package_id for v in lineage], need_right)
     if not lineage:
-        return Reading(package.id, package.id, 1, package.id, 1, right, None)
+        return Reading(package.id, package.id, 1, package.id, 1, right, None, principal.is_staff)
     end = None
     if principal.is_staff:
         found = versions.version_of(session, package.id) if exact else versions.newest_kept(session, package.id)
@@ -96,7 +102,7 @@ def reading(session: Session, principal: Principal, package: Package, *, path: s
     if found is None:
         raise NotFound(f"no version of package {lineage[0].lineage_id} is kept")
     return Reading(package.id, found.package_id, found.number, lineage[0].lineage_id, lineage[-1].number, right,
-                   end)
+                   end, principal.is_staff)
 
 
 def _right(session: Session, principal: Principal, package: Package, path: str | None, lineage: list[str],
@@ -122,9 +128,12 @@ def served_file(session: Session, state: Reading, path: str) -> tuple[str, FileR
 
     The row's path is where the bytes lie in that package (a renamed file
     keeps the path it was stored under).  Raises NotFound when the state
-    holds no such file (one only a later version holds, or ``fetch.txt``).
+    holds no such file (one only a later version holds, or ``fetch.txt``),
+    and, to a library, for a BagIt tag file (anything outside ``data/``): a
+    library reads the payload only, and is not told whether a tag file exists.
     """
-    found = versions.locate(session, state.version_id, path) if path != versions.FETCH_TXT else None
+    served = path != versions.FETCH_TXT and (state.tag_files or path.startswith(PAYLOAD))
+    found = versions.locate(session, state.version_id, path) if served else None
     if found is None:
         if state.versioned:
             raise NotFound(f"version {state.number} of package {state.lineage_id}, the one you read, "

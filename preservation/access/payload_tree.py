@@ -34,7 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from preservation import versions
 from preservation.access.accounts import Principal
-from preservation.access.as_of import Reading, reading
+from preservation.access.as_of import PAYLOAD, Reading, reading
 from preservation.access.delivery import get_package
 from preservation.access.rights import package_year
 from preservation.access.usage import record_usage
@@ -44,7 +44,6 @@ from preservation.errors import InvalidRequest, NotFound
 from preservation.repository import Repository
 from preservation.text import visible_controls
 
-PAYLOAD = "data/"
 PAGE_SIZE = 100
 MAX_PAGE = 10**6
 MAX_FOLDER = 1000  # characters: a catalog path holds 1,024

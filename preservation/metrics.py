@@ -12,7 +12,7 @@ process serves them on its own address (``preserve worker --metrics-listen``):
 a worker's threads share one registry, and separate processes are separate
 targets, so no multiprocess directory is needed.
 
-Every metric is named in docs/operations.md and used by the Grafana dashboard
+Every metric is named in docs/monitoring.md and used by the Grafana dashboard
 in config/grafana/.
 """
 
@@ -29,6 +29,7 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from preservation import events
+from preservation.catalog import lineages
 from preservation.catalog.models import PACKAGE_STATES, REPLICA_STATES, Event, Job, Node, Package
 from preservation.catalog.models import Replica, utcnow
 from preservation.catalog.monitoring_models import Alert, Heartbeat
@@ -75,11 +76,20 @@ class CatalogCollector(Collector):
         monitoring = self.repo.settings.monitoring
         out: list[GaugeMetricFamily] = []
         with self.repo.catalog.session() as s:
-            packages = GaugeMetricFamily("preserve_packages", "Packages by state", labels=["state"])
-            counts = dict(s.execute(select(Package.state, func.count()).group_by(Package.state)).all())
+            # a package delivered in versions is one package, counted once under each state its versions are
+            # in (as the status report counts it, catalog.lineages); every version is counted on its own below
+            packages = GaugeMetricFamily("preserve_packages", "Packages (however many versions) by state",
+                                         labels=["state"])
+            counts = lineages.count_by(s, Package.state)
             for state in PACKAGE_STATES:
                 packages.add_metric([state], counts.get(state, 0))
             out.append(packages)
+            package_versions = GaugeMetricFamily("preserve_package_versions", "Package versions by state",
+                                                 labels=["state"])
+            counts = dict(s.execute(select(Package.state, func.count()).group_by(Package.state)).all())
+            for state in PACKAGE_STATES:
+                package_versions.add_metric([state], counts.get(state, 0))
+            out.append(package_versions)
 
             replicas = GaugeMetricFamily("preserve_replicas", "Copies by state", labels=["state"])
             counts = dict(s.execute(select(Replica.state, func.count()).group_by(Replica.state)).all())

@@ -11,6 +11,11 @@ delivery.  Inside the ingest transaction :meth:`Analyser.register` writes
 its rows, so a package and what was learnt of it appear together or not at
 all.
 
+A new version's unchanged files need not be staged (``docs/versions.md``,
+section 4): an analyser that opens staged files says, through the optional
+``reusable`` and ``carry_over`` (see :class:`Analyser`), which of them it can
+do without, and carries over what the version before learnt of them.
+
 :class:`Analysis` runs several analysers as one: one observer per file
 fanned out to those that want it, each guarded so that an analyser that
 raises loses its analysis of that file (a ``CA001`` warning) and never
@@ -20,12 +25,14 @@ stops the bagging.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from sqlalchemy.orm import Session
 
 from preservation import codes
 from preservation.bagit import Observer
+from preservation.bagit.records import RecordTable
+from preservation.catalog.db import Catalog
 from preservation.findings import FindingList
 from preservation.text import for_log
 
@@ -36,7 +43,8 @@ class Analyser(Protocol):
     name: str
     reads_staged_payload: bool
     """Whether :meth:`finish` opens payload files in the staged bag (an analyser that does not say is
-    taken to): a new version's bag leaves out its unchanged files only when no analyser does."""
+    taken to): a new version's bag leaves out an unchanged file only when each analyser that does says,
+    through ``reusable`` below, that it can do without it."""
 
     def observer(self, path: str, size: int) -> Observer | None:
         """An observer for the payload file ``path`` (``data/…``) of ``size`` bytes, or None to skip it.
@@ -50,6 +58,16 @@ class Analyser(Protocol):
     def register(self, session: Session, package_id: str, findings: FindingList) -> dict[str, Any]:
         """Write what was learnt, inside the ingest transaction; return a short JSON-safe summary."""
 
+    # Optional, for an analyser that reads staged payload (without them, it gets every file staged):
+    #   reusable(catalog, previous_id, previous_number, paths) -> set[str]
+    #       which of ``paths`` it can do without in staging, should their bytes be those of the version before;
+    #   carry_over(unchanged: set[str]) -> None
+    #       those of them whose bytes proved the same (it carries over what it learnt of them there).
+
+
+KnownDigests = Callable[[list[tuple[str, int]]], Mapping[str, bytes]]
+"""What the bag writer asks a batch at a time: the digests a kept copy has of those files (``create_bag``)."""
+
 
 class Analysis:
     """Several analysers run as one over a delivery."""
@@ -58,6 +76,7 @@ class Analysis:
         self.analysers = tuple(analysers)
         self._failures: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
+        self._offered: dict[str, bytes] = {}
 
     def observe(self, path: str, size: int) -> Observer | None:
         """The observer for one payload file: None when no analyser wants it.
@@ -80,10 +99,38 @@ class Analysis:
             return None
         return guarded[0] if len(guarded) == 1 else _Fanout(tuple(guarded))
 
-    @property
-    def reads_staged_payload(self) -> bool:
-        """Whether some analyser opens payload files in the staged bag once it is written."""
-        return any(getattr(a, "reads_staged_payload", True) for a in self.analysers)
+    def unstaged(self, catalog: Catalog, previous_id: str, previous_number: int, known: KnownDigests
+                 ) -> KnownDigests:
+        """``known`` (the digests the version ``previous_id`` holds at a batch of paths) narrowed to the files
+        that no analyser needs to open in staging (the writer stages the rest); :meth:`bagged` then tells the
+        analysers which of them had those bytes."""
+        readers = [a for a in self.analysers if getattr(a, "reads_staged_payload", True)]
+        if not readers:
+            return known
+
+        def ask(batch: list[tuple[str, int]]) -> dict[str, bytes]:
+            found = dict(known(batch))
+            for analyser in readers:
+                reusable = getattr(analyser, "reusable", None)
+                free = reusable(catalog, previous_id, previous_number, sorted(found)) if reusable else set()
+                found = {path: digests for path, digests in found.items() if path in free}
+            self._offered.update(found)
+            return found
+
+        return ask
+
+    def bagged(self, payload: RecordTable) -> None:
+        """Tell the analysers which files offered by :meth:`unstaged` have the bytes the version before holds
+        (the same size and digests): those were not staged, and what was learnt of them is carried over."""
+        offered, self._offered = self._offered, {}
+        if not offered:
+            return
+        unchanged = {payload.path_at(i) for i in range(len(payload))
+                     if offered.get(payload.path_at(i)) == payload.raw_at(i)}
+        for analyser in self.analysers:
+            carry_over = getattr(analyser, "carry_over", None)
+            if carry_over is not None:
+                carry_over(unchanged)
 
     def finish(self, bag_root: str) -> FindingList:
         findings = FindingList()

@@ -47,7 +47,9 @@ from preservation.catalog.models import (
 from preservation.chunks import ChunkAnalyser
 from preservation.collection import get_collection
 from preservation.concurrency import bounded_map
-from preservation.errors import BagInvalid, DeliveryRejected, DuplicateDelivery, InvalidRequest, PreservationError
+from preservation.errors import (
+    BagInvalid, DeliveryRejected, DuplicateDelivery, InvalidRequest, PreservationError, VersionRefused,
+)
 from preservation.formats.analyser import FormatAnalyser
 from preservation.jobs import claim as claims
 from preservation.jobs import kinds
@@ -115,6 +117,7 @@ def stage(
     progress: Progress | None = None,
     analysers: Sequence[Analyser] | None = None,
     previous: versions.Previous | None = None,
+    follows: Callable[[dict[str, Any], str], versions.Previous | None] | None = None,
 ) -> Staged:
     """Check, bag and analyse a delivery into staging.
 
@@ -124,9 +127,16 @@ def stage(
 
     With ``previous`` (the version the delivery follows), a payload file
     whose path, size and digests are those the version before holds is
-    digested but not copied into staging (unless an analyser reads staged
-    files): the new version references it where it is stored, and the
-    staging bag holds the files the version stores.
+    digested but not copied into staging: the new version references it
+    where it is stored, and the staging bag holds the files the version
+    stores.  An analyser that opens staged files (format validation) is
+    asked which of them it can do without (it carries over what the version
+    before learnt of the same bytes); the others are staged.
+
+    ``follows`` (without ``previous``) is asked, for a delivery of local
+    files, with the bag-info the bag will carry (but its computed tags) and
+    the delivery's name, for the version it follows (the policy's matching
+    rules): a hint only, which the caller must confirm once the bag is made.
 
     Raises DeliveryRejected / BagInvalid with every finding, PolicyError when
     the BagIt profile cannot be loaded (before anything is read or staged);
@@ -152,15 +162,19 @@ def stage(
     partial = repo.staging_dir / f"{package_id}.partial"
     info = _bag_info(package_id, collection, name, repo.policy.label, bag_info or {})
     analysis = Analysis(default_analysers(repo) if analysers is None else analysers)
-    known = None
-    if previous is not None and not analysis.reads_staged_payload:
-        known = unchanged_digests(repo.catalog, previous)
     try:
+        if previous is None and follows is not None and delivery.kind == "directory":
+            previous = follows(info, name)
+        known = None
+        if previous is not None:
+            known = analysis.unstaged(repo.catalog, previous.package_id, previous.number,
+                                      unchanged_digests(repo.catalog, previous))
         bag = create_bag(
             delivery, partial, info, algorithms=STAGED_ALGORITHMS, workers=repo.settings.workers,
             progress=(lambda b, f: progress("bag", b, f)) if progress else None,
             observe=analysis.observe if analysis.analysers else None, known=known,
         )
+        analysis.bagged(bag.payload)
         # a delivered bag is kept byte-identical, as its maker wrote it; the bags made here satisfy the profile
         if delivery.kind != "bag":
             report = validate_profile(partial, profile)
@@ -376,8 +390,20 @@ def ingest(
     if version_of is not None:
         with repo.catalog.session() as s:
             previous = versions.previous_version(s, version_of, collection_key)
-    package_id, bag, delivery, analysis = stage(repo, source, collection_key, name=name, bag_info=bag_info,
-                                                progress=progress, analysers=analysers, previous=previous)
+    hinted: list[versions.Previous] = []
+
+    def follows(info: dict[str, Any], delivered: str) -> versions.Previous | None:
+        """The policy's match before bagging (staging then leaves out the unchanged files), confirmed after."""
+        found = match_delivery(repo, collection_key, info, delivered)
+        if found is None:
+            return None
+        with repo.catalog.session() as s:
+            hinted.append(versions.previous_version(s, found.lineage_id, collection_key))
+        return hinted[0]
+
+    package_id, bag, delivery, analysis = stage(
+        repo, source, collection_key, name=name, bag_info=bag_info, progress=progress, analysers=analysers,
+        previous=previous, follows=follows if previous is None and repo.policy.versions.match_on else None)
     holder = claims.Holder(claims.new_lease_owner(), INLINE_LEASE, agent) if replicate else None
     plan = matched = None
     try:
@@ -386,6 +412,11 @@ def ingest(
             if matched is not None:
                 with repo.catalog.session() as s:
                     previous = versions.previous_version(s, matched.lineage_id, collection_key)
+            if hinted and (previous is None or previous.package_id != hinted[0].package_id):
+                raise VersionRefused(package=hinted[0].lineage_id, detail=(
+                    f"the delivery was staged as the version after {hinted[0].package_id} (the policy's rules, "
+                    f"before bagging) but follows {previous.package_id if previous else 'no package'} once "
+                    "bagged: ingest it again"))
         if not allow_duplicate and previous is None:
             check_not_duplicate(repo, bag)
         if previous is not None:

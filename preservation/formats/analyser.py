@@ -17,6 +17,14 @@
   encrypted and DRM-locked files with the package named, and records a
   ``format identification`` event.
 
+A new version of a package carries over the validation of its unchanged
+files (:meth:`FormatAnalyser.reusable`, :meth:`FormatAnalyser.carry_over`):
+a file whose bytes are those the version before holds at its path, validated
+there by this validator (:func:`validator_identity`) after an identification
+by these signatures, is not validated again and need not be staged.  Its row
+says so (``details.validated.carried_from``: the package and version whose
+validation it is), and so does the event.
+
 Warnings of one kind are listed for the first :data:`LISTED` files only
 (``FMT006`` counts the rest): a delivery of 100,000 unidentified files
 makes a readable ingest result, and the catalog keeps every file's record.
@@ -29,15 +37,18 @@ import threading
 from collections import Counter
 from typing import Any, Iterator
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from preservation import codes, events
 from preservation.catalog.bulk import insert_rows
+from preservation.catalog.db import Catalog
 from preservation.catalog.format_models import FileFormat
 from preservation.catalog.models import utcnow
 from preservation.findings import ERROR, Finding, FindingList
 from preservation.formats.identify import BUFSIZE, EXTENSION, NONE, HeadTail, Identification, Signatures, signatures
-from preservation.formats.validation import Validation, Validator, kind_for
+from preservation.formats.validation import INVALID, VALID, Validation, Validator, kind_for
+from preservation.formats.validation.identity import validator_identity
 from preservation.policy import FormatsPolicy
 from preservation.text import for_log
 
@@ -78,6 +89,12 @@ def matches(entries: list[str], puid: str | None, flags: set[str]) -> list[str]:
     return [e for e in entries if e == puid or e in flags]
 
 
+def validation_kind(puid: str | None, mime: str | None, path: str) -> str | None:
+    """The check the file at ``path`` gets, identified as ``puid`` and ``mime`` (None: not validated)."""
+    suffix = os.path.splitext(path.rsplit("/", 1)[-1])[1].lower()
+    return kind_for(puid, (mime or None) if puid else None, "file" + suffix)
+
+
 class FormatAnalyser:
     """Identification and validation of one delivery's payload files (a new instance per ingest)."""
 
@@ -105,11 +122,67 @@ class FormatAnalyser:
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {}
         self.identified_at = utcnow()
+        self.validator = validator_identity()
+        self._reusable: dict[str, tuple[Validation, dict[str, Any]]] = {}
+        """Validations the version before holds, by path, offered for files not staged (:meth:`reusable`)."""
+        self._carried: dict[str, dict[str, Any]] = {}
+        """The files whose validation was carried over: path -> the package and version that made it."""
 
     @property
     def reads_staged_payload(self) -> bool:
         """Validation opens the files it checks in the staged bag."""
         return bool(self.policy.validate_files and self.signatures is not None)
+
+    # --- a new version: what the version before already knows --------------------------------------
+
+    def reusable(self, catalog: Catalog, previous_id: str, previous_number: int, paths: list[str]) -> set[str]:
+        """Which of ``paths`` this analyser can do without opening in staging, should their bytes be those
+        the version ``previous_id`` (number ``previous_number``) holds there.
+
+        A file needs no staging when its identification there was made by these signatures and either its
+        format is not validated or its validation (``valid`` or ``invalid``: never a limit or an error, which
+        say nothing of the bytes) was made by this validator: that validation is then kept, and carried over
+        if :meth:`carry_over` confirms the bytes.  Any other file is staged and validated afresh.  Only the
+        rows of ``previous_id`` are read: a validation never crosses from another package.
+        """
+        if not self.reads_staged_payload:
+            return set(paths)
+        if not paths:
+            return set()
+        known = self.signatures
+        query = (select(FileFormat.path, FileFormat.puid, FileFormat.mime, FileFormat.tool, FileFormat.tool_version,
+                        FileFormat.signature_version, FileFormat.validation, FileFormat.validation_kind,
+                        FileFormat.encrypted, FileFormat.drm, FileFormat.details)
+                 .where(FileFormat.package_id == previous_id, FileFormat.path.in_(paths)))
+        free: set[str] = set()
+        offered: dict[str, tuple[Validation, dict[str, Any]]] = {}
+        with catalog.engine.connect() as conn:
+            for row in conn.execute(query):
+                if (row.tool, row.tool_version, row.signature_version) != (
+                        known.tool, known.tool_version, known.signature_version):
+                    continue
+                kind = validation_kind(row.puid, row.mime, row.path)
+                if kind is None:
+                    free.add(row.path)
+                    continue
+                kept = _kept_validation(row, kind, self.validator)
+                if kept is not None:
+                    offered[row.path] = (kept, (row.details or {})["validated"].get("carried_from")
+                                         or {"package_id": previous_id, "version": previous_number})
+                    free.add(row.path)
+        with self._lock:
+            self._reusable.update(offered)
+        return free
+
+    def carry_over(self, unchanged: set[str]) -> None:
+        """The files offered by :meth:`reusable` whose bytes proved the same: their validation is carried
+        over (the others were staged, and are validated afresh)."""
+        with self._lock:
+            for path in unchanged & self._reusable.keys():
+                validation, origin = self._reusable[path]
+                self._validated[path] = validation
+                self._carried[path] = origin
+            self._reusable.clear()
 
     # --- the bagging pass -----------------------------------------------------------------------------
 
@@ -175,6 +248,7 @@ class FormatAnalyser:
         policy = self.policy
 
         kinds: dict[tuple[Identification, str], str | None] = {}
+        carried = self._carried
 
         def wanted() -> Iterator[tuple[str, str, str]]:
             for path in sorted(self._identified):
@@ -182,11 +256,11 @@ class FormatAnalyser:
                 suffix = os.path.splitext(path.rsplit("/", 1)[-1])[1].lower()
                 key = (identification, suffix)
                 if key not in kinds:  # the check depends on what the file is and its extension only
-                    puid, mime = ((identification.puid, identification.mime or None) if identification.puid
-                                  else (None, None))
-                    kinds[key] = kind_for(puid, mime, "file" + suffix)
+                    kinds[key] = validation_kind(identification.puid, identification.mime, path)
                 kind = kinds[key]
-                if kind is not None:
+                if path in carried and self._validated[path].kind != kind:  # not so identified now: not carried
+                    del carried[path], self._validated[path]
+                if kind is not None and path not in carried:
                     yield path, os.path.join(bag_root, path), kind
 
         with Validator(time_limit_s=policy.time_limit_seconds, memory_limit_bytes=policy.memory_limit_mib << 20,
@@ -263,7 +337,9 @@ class FormatAnalyser:
                 if validation.encrypted or validation.drm:
                     locked.append(path)
                 middle = _middle(identification, validation, signatures_, self.identified_at,
-                                 self._findings_of(path, identification, validation))
+                                 self._findings_of(path, identification, validation),
+                                 {"validator": self.validator, "findings": [list(f) for f in validation.findings],
+                                  **({"carried_from": self._carried[path]} if path in self._carried else {})})
             else:
                 middle = same.get(identification)
                 if middle is None:
@@ -290,6 +366,15 @@ class FormatAnalyser:
         }
         if self._stats:
             summary["validation_peak_rss_bytes"] = self._stats.get("peak_rss_bytes", 0)
+        if outcomes:
+            summary["validator"] = self.validator
+        if self._carried:
+            origins = sorted({(o["version"], o["package_id"]) for o in self._carried.values()})
+            summary["validation_carried"] = {
+                "files": len(self._carried),
+                "from": [{"package_id": pid, "version": number} for number, pid in origins[:LISTED]],
+                "why": "the same bytes (size, sha256, sha512) at the same path, identified by the same signatures "
+                       "and validated by the same validator in an earlier version of this package"}
         if self._identified:
             events.record_event(session, FORMAT_IDENTIFICATION, events.WARNING if locked else events.SUCCESS,
                                 agent=f"{events.SYSTEM_AGENT} ({signatures_.tool} {signatures_.tool_version})",
@@ -302,6 +387,27 @@ def _at(finding: Finding, path: str) -> Finding:
     return Finding(finding.code, finding.message, path, finding.severity, finding.params)
 
 
+def _kept_validation(row: Any, kind: str, validator: str) -> Validation | None:
+    """The validation a ``file_formats`` row holds, if it may be carried over to the same bytes now: made by
+    ``validator`` for ``kind``, ``valid`` or ``invalid``, with well-formed findings (anything else: None)."""
+    validated = (row.details or {}).get("validated") if isinstance(row.details, dict) else None
+    if (not isinstance(validated, dict) or validated.get("validator") != validator or row.validation_kind != kind
+            or row.validation not in (VALID, INVALID)):
+        return None
+    findings = validated.get("findings")
+    if not isinstance(findings, list) or not all(
+            isinstance(f, list) and len(f) == 2 and f[0] in codes.CODES and isinstance(f[1], str) for f in findings):
+        return None
+    origin = validated.get("carried_from")
+    if origin is not None and not (isinstance(origin, dict) and isinstance(origin.get("package_id"), str)
+                                   and isinstance(origin.get("version"), int)):
+        return None
+    details = row.details.get("validation", {})
+    return Validation(kind=kind, outcome=row.validation, encrypted=bool(row.encrypted), drm=bool(row.drm),
+                      details=details if isinstance(details, dict) else {},
+                      findings=tuple((code, message) for code, message in findings))
+
+
 COLUMNS = ("package_id", "path", "puid", "mime", "format_name", "format_version", "basis", "tool", "tool_version",
            "signature_version", "identified_at", "validation", "validation_kind", "encrypted", "drm", "details",
            "findings", "size")
@@ -309,11 +415,17 @@ COLUMNS = ("package_id", "path", "puid", "mime", "format_name", "format_version"
 
 
 def _middle(identification: Identification, validation: Validation | None, known: Signatures, at: Any,
-            found: list[Finding]) -> tuple[Any, ...]:
-    """The columns of a file's row between its path and its size (:data:`COLUMNS`)."""
+            found: list[Finding], validated: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The columns of a file's row between its path and its size (:data:`COLUMNS`).
+
+    ``validated`` (a validated file's) is kept in ``details``: the validator that made the validation, its
+    own findings (so a later version can carry it over, judged again under its policy) and, when it was
+    carried over, ``carried_from``."""
     details = identification.details()
     if validation is not None and validation.details:
         details["validation"] = validation.details
+    if validated is not None:
+        details["validated"] = validated
     return (identification.puid, identification.mime, identification.format_name, identification.format_version,
             identification.basis, known.tool, known.tool_version, known.signature_version, at,
             validation.outcome if validation is not None else None,

@@ -52,8 +52,9 @@ def test_a_new_version_stages_only_the_files_it_may_store_and_restores_whole(rep
     bagit.Bag(str(tmp_path / "restored")).validate()
 
 
-def test_a_version_whose_analysers_read_staged_files_stages_every_file(repo, tmp_path):
-    v1 = ingest(repo, write_delivery(tmp_path / "v1", FIRST), "journals", analysers=[])
+def test_a_version_whose_analysers_read_staged_files_the_version_before_has_no_record_of_stages_every_file(
+        repo, tmp_path):
+    v1 = ingest(repo, write_delivery(tmp_path / "v1", FIRST), "journals", analysers=[])  # no format records
     analyser = FormatAnalyser(repo.policy.formats)
     assert analyser.reads_staged_payload  # the default policy validates files, in staging
     v2 = ingest(repo, write_delivery(tmp_path / "v2", second(FIRST)), "journals", version_of=v1["package_id"],

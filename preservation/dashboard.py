@@ -11,17 +11,25 @@
 
 Every series is one aggregate query over an index (``ix_events_occurred_at``,
 ``ix_monitoring_samples_series_sampled_at``), grouped by day in the database: a page reads the events of
-its period through the index, never the whole log, and gets back one row per day and node.  Days are UTC
-calendar days, the newest last (today so far).
+its period through the index, never the whole log, and gets back one row per day and node.  Days are
+calendar days in the ``access_timezone`` setting (Asia/Shanghai unless set: the consortium's day, not UTC's),
+the newest last (today so far); the database turns each stored UTC time into that zone's date with the IANA
+rules (PostgreSQL's ``timezone()``, on SQLite a function of :mod:`zoneinfo` registered on the connection).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import String, and_, case, delete, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from preservation import events
 from preservation.catalog.models import Event, Job, Node, Replica, utcnow
@@ -62,6 +70,59 @@ class NodeSeries:
         return dict(self.__dict__)
 
 
+class _local_date(FunctionElement):  # noqa: N801  (an SQL function's name)
+    """The date, in an IANA zone, of a naive UTC timestamp column: ``_local_date(column, "Asia/Shanghai")``.
+
+    The zone is written into the SQL as a literal (a setting checked against the zone database, never a
+    reader's text), so that the same expression in SELECT and GROUP BY is the same text to PostgreSQL.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [*FunctionElement._traverse_internals, ("zone", InternalTraversal.dp_string)]
+
+    def __init__(self, column: Any, zone: str) -> None:
+        self.zone = zone
+        super().__init__(column)
+
+
+@compiles(_local_date)
+def _local_date_sqlite(element: _local_date, compiler: Any, **kw: Any) -> str:
+    zone = compiler.render_literal_value(element.zone, String())
+    return f"{SQLITE_LOCAL_DATE}({compiler.process(element.clauses, **kw)}, {zone})"
+
+
+@compiles(_local_date, "postgresql")
+def _local_date_postgresql(element: _local_date, compiler: Any, **kw: Any) -> str:
+    zone = compiler.render_literal_value(element.zone, String())
+    return f"date(timezone({zone}, timezone('UTC', {compiler.process(element.clauses, **kw)})))"
+
+
+SQLITE_LOCAL_DATE = "preserve_local_date"
+
+
+@lru_cache(maxsize=65536)
+def _local_date_text(minute: str, zone: str) -> str:
+    """``YYYY-MM-DD HH:MM`` UTC → the date in ``zone`` (every zone's offset today is whole minutes)."""
+    at = datetime.fromisoformat(minute).replace(tzinfo=timezone.utc)
+    return at.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def _sqlite_local_date(value: str | None, zone: str) -> str | None:
+    return None if value is None else _local_date_text(str(value)[:16], zone)
+
+
+def _prepare(session: Session) -> None:
+    """Give a SQLite connection the zone conversion :class:`_local_date` calls (PostgreSQL has its own)."""
+    if session.get_bind().dialect.name == "sqlite":
+        raw = session.connection().connection.driver_connection
+        raw.create_function(SQLITE_LOCAL_DATE, 2, _sqlite_local_date, deterministic=True)
+
+
+def local_day(at: datetime, zone: ZoneInfo) -> date:
+    """The date in ``zone`` of a naive UTC time (as the catalog keeps them)."""
+    return at.replace(tzinfo=timezone.utc).astimezone(zone).date()
+
+
 @dataclass
 class Dashboard:
     days: list[date]
@@ -73,9 +134,11 @@ class Dashboard:
     # jobs for no copy (an ingest, a whole package): queue depth and dead jobs as in NodeSeries
     unbound_queue_depth: list[int | None] = field(default_factory=list)
     unbound_dead_jobs: list[int | None] = field(default_factory=list)
+    zone: str = "UTC"  # the IANA zone whose calendar days these are
 
     def to_dict(self) -> dict[str, Any]:
-        return {"days": [d.isoformat() for d in self.days], "audit_interval_days": self.audit_interval_days,
+        return {"days": [d.isoformat() for d in self.days], "zone": self.zone,
+                "audit_interval_days": self.audit_interval_days,
                 "nodes": [n.to_dict() for n in self.nodes], "queue_depth": self.queue_depth,
                 "dead_jobs": self.dead_jobs, "queue_now": self.queue_now,
                 "unbound_queue_depth": self.unbound_queue_depth, "unbound_dead_jobs": self.unbound_dead_jobs}
@@ -96,16 +159,21 @@ def _day(value: Any) -> date:
     return date.fromisoformat(str(value))
 
 
-def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) -> Dashboard:
-    """The series of the last ``days`` UTC days, today included."""
+def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None,
+              zone: str | None = None) -> Dashboard:
+    """The series of the last ``days`` days in ``zone`` (default: the ``access_timezone`` setting), today
+    included.  Raises InvalidRequest for a period out of range."""
     days = parse_days(days)
     now = now or utcnow()
-    first = now.date() - timedelta(days=days - 1)
-    start = datetime.combine(first, time())
+    zone = zone or repo.settings.access_timezone
+    tz = ZoneInfo(zone)
+    first = local_day(now, tz) - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
     day_list = [first + timedelta(days=i) for i in range(days)]
     index = {d: i for i, d in enumerate(day_list)}
     policy = repo.policy
     with repo.catalog.session() as s:
+        _prepare(s)
         node_rows = s.execute(select(Node.name, Node.status, Node.read_budget_bytes_per_day).order_by(Node.name)).all()
         nodes = {name: NodeSeries(name, status, int(budget or policy.audit.read_budget_bytes_per_day),
                                   [None] * days, [0] * days, [0] * days, [0] * days, [0] * days, [0] * days,
@@ -116,7 +184,7 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
         by_label = {name: (series.queue_depth, series.dead_jobs) for name, series in nodes.items()}
         by_label[NO_NODE] = (unbound_depth, unbound_dead)
 
-        day = func.date(Event.occurred_at)
+        day = _local_date(Event.occurred_at, zone)
         read = Event.detail["bytes_read_on_node"].as_integer()
         found = Event.detail["findings_total"].as_integer()
         failed = case((Event.outcome == events.FAILURE, 1), else_=0)
@@ -141,19 +209,19 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
                 series.repairs_succeeded[i] = int(ok or 0)
                 series.repairs_failed[i] = int(bad or 0)
 
-        for at, node, value, total in _last_of_each_day(s, SERIES_COVERAGE, start):
-            series, i = nodes.get(node), index.get(at.date())
+        for at, node, value, total in _last_of_each_day(s, SERIES_COVERAGE, start, zone):
+            series, i = nodes.get(node), index.get(local_day(at, tz))
             if series is not None and i is not None:
                 series.coverage[i] = (value / total) if total else 1.0
 
         queue_depth: list[int | None] = [None] * days
         dead_jobs: list[int | None] = [None] * days
-        sample_day = func.date(MonitoringSample.sampled_at)
+        sample_day = _local_date(MonitoringSample.sampled_at, zone)
         per_sample = (select(MonitoringSample.sampled_at.label("at"), func.sum(MonitoringSample.value).label("waiting"))
                       .where(MonitoringSample.series == SERIES_QUEUE, MonitoringSample.sampled_at >= start)
                       .group_by(MonitoringSample.sampled_at).subquery())
-        for d, most in s.execute(select(func.date(per_sample.c.at), func.max(per_sample.c.waiting))
-                                 .group_by(func.date(per_sample.c.at))):
+        for d, most in s.execute(select(_local_date(per_sample.c.at, zone), func.max(per_sample.c.waiting))
+                                 .group_by(_local_date(per_sample.c.at, zone))):
             i = index.get(_day(d))
             if i is not None:
                 queue_depth[i] = int(most or 0)
@@ -164,7 +232,7 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
                                   .join(last, MonitoringSample.sampled_at == last.c.at)
                                   .where(MonitoringSample.series == SERIES_QUEUE)
                                   .group_by(MonitoringSample.sampled_at)):
-            i = index.get(at.date())
+            i = index.get(local_day(at, tz))
             if i is not None:
                 dead_jobs[i] = int(dead or 0)
 
@@ -175,8 +243,8 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
             lists, i = by_label.get(label), index.get(_day(d))
             if lists is not None and i is not None:
                 lists[0][i] = int(most or 0)
-        for at, label, _waiting, dead in _last_of_each_day(s, SERIES_QUEUE_BY_NODE, start):
-            lists, i = by_label.get(label), index.get(at.date())
+        for at, label, _waiting, dead in _last_of_each_day(s, SERIES_QUEUE_BY_NODE, start, zone):
+            lists, i = by_label.get(label), index.get(local_day(at, tz))
             if lists is not None and i is not None:
                 lists[1][i] = int(dead or 0)
 
@@ -185,12 +253,12 @@ def dashboard(repo: Repository, days: int = 30, *, now: datetime | None = None) 
                                             .where(Job.state.in_((*WAITING, DEAD))).group_by(Job.kind, Job.state)):
             queue_now.setdefault(kind, {}).update({state: int(count)})
     return Dashboard(day_list, policy.audit.interval_days, list(nodes.values()), queue_depth, dead_jobs,
-                     dict(sorted(queue_now.items())), unbound_depth, unbound_dead)
+                     dict(sorted(queue_now.items())), unbound_depth, unbound_dead, zone)
 
 
-def _last_of_each_day(s, series: str, start: datetime):
-    """(sampled_at, label, value, total) of the last sample of each day and label."""
-    day = func.date(MonitoringSample.sampled_at)
+def _last_of_each_day(s, series: str, start: datetime, zone: str):
+    """(sampled_at, label, value, total) of the last sample of each day (in ``zone``) and label."""
+    day = _local_date(MonitoringSample.sampled_at, zone)
     last = (select(MonitoringSample.label, func.max(MonitoringSample.sampled_at).label("at"))
             .where(MonitoringSample.series == series, MonitoringSample.sampled_at >= start)
             .group_by(MonitoringSample.label, day).subquery())

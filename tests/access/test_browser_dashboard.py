@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -52,11 +53,12 @@ def _corrupt_and_repair(world) -> None:
 
 
 def _today_from_events(repo, node: str) -> dict[str, int]:
-    today = utcnow().date()
+    zone = ZoneInfo(repo.settings.access_timezone)  # the dashboard's days are that zone's
+    today = dashboard.local_day(utcnow(), zone)
     out = {"bytes": 0, "findings": 0, "repaired": 0}
     with repo.catalog.session() as s:
         for ev in events.iter_events(s, node_name=node):
-            if ev.occurred_at.date() != today:
+            if dashboard.local_day(ev.occurred_at, zone) != today:
                 continue
             if ev.event_type == events.FIXITY_CHECK:
                 out["bytes"] += ev.detail.get("bytes_read_on_node", 0)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from devtools.demo import make_sample_delivery
 from preservation import dashboard, events
 from preservation.audit import audit
 from preservation.catalog.models import Job, Node, Replica, utcnow
+from preservation.catalog.sample_models import SERIES_COVERAGE
 from preservation.catalog.sample_models import MonitoringSample
 from preservation.errors import InvalidRequest
 from preservation.ingest import ingest
@@ -41,12 +43,13 @@ def damaged_and_repaired(catalog_url, tmp_path):
         repo.close()
 
 
-def _from_events(repo, day):
-    """Per node of ``day``: fixity checks, bytes read on node, findings of failed checks, repairs ok and failed."""
+def _from_events(repo, day, zone):
+    """Per node of ``day`` in ``zone``: fixity checks, bytes read on node, findings of failed checks, repairs ok and
+    failed."""
     out: dict[str, list[int]] = {}
     with repo.catalog.session() as s:
         for ev in events.iter_events(s):
-            if ev.occurred_at.date() != day or ev.node_name is None:
+            if dashboard.local_day(ev.occurred_at, ZoneInfo(zone)) != day or ev.node_name is None:
                 continue
             row = out.setdefault(ev.node_name, [0, 0, 0, 0, 0])
             if ev.event_type == events.FIXITY_CHECK:
@@ -65,9 +68,10 @@ def test_series_match_the_event_log_and_samples(damaged_and_repaired):
     sampled = dashboard.take_sample(repo)
     assert sampled["sampled"] is True
     board = dashboard.dashboard(repo, 30)
-    today = utcnow().date()
+    assert board.zone == repo.settings.access_timezone == "Asia/Shanghai"  # the setting's default
+    today = dashboard.local_day(utcnow(), ZoneInfo(board.zone))
     assert len(board.days) == 30 and board.days[-1] == today
-    expected = _from_events(repo, today)
+    expected = _from_events(repo, today, board.zone)
     assert set(expected) == {n.name for n in board.nodes}
     for node in board.nodes:
         checks, read, found, ok, failed = expected[node.name]
@@ -99,7 +103,7 @@ def test_daily_samples_keep_each_days_last_coverage_and_its_largest_queue(damage
             MonitoringSample(sampled_at=yesterday.replace(hour=8), series="queue", label="repair", value=2, total=0),
             MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue", label="audit", value=2, total=1),
         ])
-    board = dashboard.dashboard(repo, 7, now=now)
+    board = dashboard.dashboard(repo, 7, now=now, zone="UTC")  # samples placed on UTC days
     pku = next(n for n in board.nodes if n.name == "uni-pku")
     assert pku.coverage[-2] == 0.75
     assert board.queue_depth[-2] == 7 and board.dead_jobs[-2] == 1
@@ -172,7 +176,7 @@ def test_per_node_queue_depth_keeps_each_days_largest_and_its_last_dead_count(re
             MonitoringSample(sampled_at=yesterday.replace(hour=20), series="queue-node", label="gone", value=50,
                              total=0),
         ])
-    board = dashboard.dashboard(repo, 7, now=now)
+    board = dashboard.dashboard(repo, 7, now=now, zone="UTC")  # samples placed on UTC days
     pku = next(n for n in board.nodes if n.name == "uni-pku")
     assert (pku.queue_depth[-2], pku.dead_jobs[-2]) == (9, 1)
     assert (board.unbound_queue_depth[-2], board.unbound_dead_jobs[-2]) == (6, 0)
@@ -184,3 +188,31 @@ def test_per_node_queue_depth_keeps_each_days_largest_and_its_last_dead_count(re
 def test_a_period_out_of_range_is_refused(repo, days):
     with pytest.raises(InvalidRequest):
         dashboard.dashboard(repo, days)
+
+
+def test_days_are_the_configured_zones_days(catalog_url, tmp_path):
+    """17:30 UTC on 6 December is 01:30 on 7 December in Shanghai: it counts on the 7th there, on the 6th in UTC."""
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        at = datetime(2026, 12, 6, 17, 30)
+        with repo.catalog.session() as s:
+            events.record_event(s, events.FIXITY_CHECK, events.SUCCESS, node_name="uni-pku",
+                                detail={"bytes_read_on_node": 4096}, occurred_at=at)
+            events.record_event(s, events.FIXITY_CHECK, events.SUCCESS, node_name="uni-pku",
+                                detail={"bytes_read_on_node": 1}, occurred_at=datetime(2026, 12, 6, 15, 59))
+            s.add(MonitoringSample(sampled_at=at, series=SERIES_COVERAGE, label="uni-pku", value=1, total=4))
+            s.add(MonitoringSample(sampled_at=at, series="queue", label="audit", value=3, total=0))
+        now = datetime(2026, 12, 7, 3, 0)  # 11:00 on the 7th in Shanghai
+        for zone, day, bytes_before in (("Asia/Shanghai", datetime(2026, 12, 7).date(), 1),
+                                        ("UTC", datetime(2026, 12, 6).date(), 0)):
+            board = dashboard.dashboard(repo, 7, now=now, zone=zone)
+            i = board.days.index(day)
+            pku = next(n for n in board.nodes if n.name == "uni-pku")
+            assert (pku.audits[i], pku.bytes_verified[i]) == ((1, 4096) if zone != "UTC" else (2, 4097)), zone
+            assert pku.coverage[i] == 0.25 and board.queue_depth[i] == 3, zone
+            assert pku.bytes_verified[i - 1] == bytes_before, zone  # 15:59 UTC is still the 6th in Shanghai
+        shanghai = dashboard.dashboard(repo, 7, now=now)  # the access_timezone setting: Asia/Shanghai by default
+        assert shanghai.zone == "Asia/Shanghai" and shanghai.days[-1] == datetime(2026, 12, 7).date()
+        assert next(n for n in shanghai.nodes if n.name == "uni-pku").audits[-1] == 1
+    finally:
+        repo.close()

@@ -12,6 +12,7 @@ from preservation import dashboard
 from preservation.access.accounts import Principal
 from preservation.access.web.auth import portal_staff, repo_of
 from preservation.access.web.charts import SMALL, Chart, Number, Series, bar_chart, line_chart
+from preservation.access.web.i18n import current_zone_label
 from preservation.access.web.i18n import gettext as _
 from preservation.access.web.pages import render
 from preservation.units import human_bytes
@@ -38,7 +39,7 @@ def _share(value: Number) -> str:
 
 def charts(board: dashboard.Dashboard) -> dict[str, list[Chart]]:
     days = board.days
-    span = _("the last %(days)s days (UTC), today last", days=len(days))
+    span = _("the last %(days)s days (%(zone)s), today last", days=len(days), zone=current_zone_label(board.zone))
     coverage = [line_chart(
         "coverage", _("Audit coverage by node"),
         _("Share of each node's copies verified within the %(interval)s-day audit interval, at the last sample of "
@@ -90,4 +91,4 @@ def charts(board: dashboard.Dashboard) -> dict[str, list[Chart]]:
 def dashboard_page(request: Request, principal: Staff, days: Annotated[Period, Query()] = "30") -> Response:
     board = dashboard.dashboard(repo_of(request), int(days))
     return render(request, "staff_dashboard.html", principal, board=board, charts=charts(board), days=days,
-                  windows=dashboard.WINDOWS)
+                  windows=dashboard.WINDOWS, board_zone=current_zone_label(board.zone))

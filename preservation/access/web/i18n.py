@@ -144,9 +144,9 @@ def format_when(value: Any, zone: str | None = None) -> str:
     return format_time(value, _language.get(), zone or _zone.get())
 
 
-def current_zone_label() -> str:
-    """The reader's time zone as pages name it: 中国时间 (Asia/Shanghai)."""
-    return zone_label(ZoneInfo(_zone.get()), Locale.parse(_language.get()))
+def current_zone_label(zone: str | None = None) -> str:
+    """A time zone (default: the reader's) as pages name it, in the reader's language: 中国时间 (Asia/Shanghai)."""
+    return zone_label(ZoneInfo(zone or _zone.get()), Locale.parse(_language.get()))
 
 
 def format_number(value: Any) -> str:

@@ -290,6 +290,10 @@ MD_CSV_ROW = _code("MD015", WARNING, "items.csv: a row (or the file) cannot be r
 MD_CSV_COLUMN = _code("MD016", WARNING, "items.csv has a column this format does not know: ignored")
 MD_FILE_CLAIMED = _code("MD017", WARNING, "the metadata names a file that belongs to another item (the one of the "
                         "same name beside it, or the first to name it): the claim is dropped")
+MD_PARSER_LOST = _code("MD018", WARNING, "the metadata parser process stopped (killed, out of memory) before it "
+                       "answered for this file: no item read from it")
+MD_FRONT_TOO_LARGE = _code("MD019", WARNING, "the front matter of a JATS file is larger than extraction reads: no "
+                           "item read from it")
 
 
 # --- KBART files: publishers' title lists, libraries' holdings (preservation.kbart) -----------------

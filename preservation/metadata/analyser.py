@@ -1,10 +1,13 @@
 """The metadata analyser: items read from a delivery's XML and CSV manifest in the pass that bags them.
 
 It watches every ``*.xml`` payload file and ``items.csv`` at the delivery's
-root (see :mod:`preservation.analysis` for the protocol).  Each file is
-parsed as its chunks pass, on the thread that copies it; what it yields is
-a few small records, kept in a spool until the ingest transaction writes
-them as items (:func:`preservation.metadata.items.register_items`).
+root (see :mod:`preservation.analysis` for the protocol).  Each XML file's
+chunks, as they pass, go to a parsing process of the ingest's own
+(:mod:`preservation.metadata.parsing`), so the copying threads never hold
+the interpreter lock to parse; ``items.csv`` is read on the copying thread.
+What they yield is a few small records, kept in a spool until the ingest
+transaction writes them as items
+(:func:`preservation.metadata.items.register_items`).
 Problems are MD warnings: metadata never stops a delivery from being
 preserved as bytes.
 """
@@ -12,6 +15,7 @@ preserved as bytes.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,14 +23,11 @@ from sqlalchemy.orm import Session
 from preservation import codes
 from preservation.bagit import Observer
 from preservation.findings import FindingList
-from preservation.metadata import dc, jats, manifest_csv, onix
+from preservation.metadata import manifest_csv
 from preservation.metadata.items import register_items
+from preservation.metadata.parsing import READERS, TAGS, ParserProcess
 from preservation.metadata.records import Note, RecordSpool
 from preservation.metadata.xmlstream import XmlObserver
-
-READERS = {jats.ROOT: jats.JatsReader, **{root: onix.OnixReader for root in onix.ROOTS}, "": dc.DublinCoreReader}
-"""The reader for each root element; any other root is tried as Dublin Core, which may find nothing."""
-TAGS = (*jats.TAGS, *onix.TAGS, *dc.TAGS)
 SPOOL_MEMORY = 8 * 1024 * 1024
 """Records kept in memory before the spool moves to a temporary file (about 15,000 items)."""
 
@@ -37,19 +38,32 @@ class MetadataAnalyser:
     name = "metadata"
     reads_staged_payload = False
 
-    def __init__(self, spool_memory: int = SPOOL_MEMORY) -> None:
+    def __init__(self, spool_memory: int = SPOOL_MEMORY, *, in_process: bool = False) -> None:
+        """``in_process``: parse on the copying threads, as a test of the readers may want (no child process)."""
         self._spool = RecordSpool(spool_memory)
         self._notes: list[tuple[str, Note]] = []
         self._lock = threading.Lock()
+        self._parser = None if in_process else ParserProcess(self._spool.add_lines, self._noted)
+        # an ingest that fails before finish() never waits for the child: it goes with the analyser
+        self._closer = weakref.finalize(self, self._parser.close) if self._parser is not None else None
 
     def observer(self, path: str, size: int) -> Observer | None:
         if path == manifest_csv.PATH:
             return manifest_csv.CsvObserver(path, self._spool.add, self._noted)
         if path[-4:].lower() == ".xml":
+            if self._parser is not None:
+                return self._parser.observer(path)
             return XmlObserver(path, READERS, TAGS, self._spool.add, self._noted)
         return None
 
+    @property
+    def parser(self) -> ParserProcess | None:
+        """The parsing process (None when parsing in process)."""
+        return self._parser
+
     def finish(self, bag_root: str, findings: FindingList) -> None:
+        if self._parser is not None:
+            self._parser.finish()  # every file answered (or noted MD018)
         with self._lock:
             notes, self._notes = self._notes, []
         for path, (code, message, params) in notes:

@@ -28,6 +28,8 @@ _BULK = ("p", "sec", "ref", "fig", "table-wrap", "disp-formula", "list", "body",
 TAGS = (ROOT, "front", "journal-meta", "article-meta", *_FILE_LINKS, *_BULK)
 # which publication date to believe, best first (JATS 1.x @date-type/@publication-format, NLM 2.x @pub-type)
 _DATE_RANK = {"ppub": 0, "print": 0, "pub": 1, "epub": 2, "electronic": 2, "epub-ppub": 1, "collection": 3}
+FRONT_LIMIT = 16 * 1024 * 1024
+"""Bytes read before the front matter must have ended (a real one is a few KiB; MD019 past it)."""
 _PRINT_ISSN = {"ppub", "print"}
 _ONLINE_ISSN = {"epub", "electronic", "online"}
 
@@ -36,6 +38,7 @@ class JatsReader:
     name = "jats"
     # after the front matter the body is not parsed, only scanned for the supplements it names
     links_after_done = (b"<supplementary-material", b"<inline-supplementary-material", b"<self-uri")
+    held_limit = FRONT_LIMIT
 
     def __init__(self, check: Checker) -> None:
         self.check = check

@@ -183,10 +183,13 @@ class RecordSpool:
         self._closer = weakref.finalize(self, self._file.close)
 
     def add(self, records: list[ItemRecord]) -> None:
-        lines = "".join(r.to_json() + "\n" for r in records)
+        self.add_lines("".join(r.to_json() + "\n" for r in records), len(records))
+
+    def add_lines(self, lines: str, count: int) -> None:
+        """``count`` records already written as :meth:`ItemRecord.to_json` lines (each ending with a newline)."""
         with self._lock:
             self._file.write(lines)
-            self.count += len(records)
+            self.count += count
 
     def __iter__(self) -> Iterator[ItemRecord]:
         with self._lock:

@@ -46,6 +46,10 @@ class VocabularyReader(Protocol):
     def link(self, name: str, href: str) -> None:
         """A link found by scanning the bytes after DONE (``name`` without ``<``)."""
 
+    held_limit: int | None
+    """Optional: bytes of a file the reader may keep before it says DONE (a JATS front matter); past them the
+    file is given up (MD019), so that the tree held never grows with the file."""
+
     def take(self) -> list[ItemRecord]:
         """The records complete so far (each returned once)."""
 
@@ -224,7 +228,7 @@ class XmlObserver:
     """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
 
     __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_tags", "_readers", "_reader", "_done", "_scanning",
-                 "_encoding", "_tail")
+                 "_encoding", "_tail", "_parsed", "_limit")
 
     def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
                  tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
@@ -238,6 +242,8 @@ class XmlObserver:
         self._scanning: bytes | None = None  # after DONE: the bytes not yet scanned for links
         self._encoding: str | None = None
         self._tail = b""  # the last bytes the parser was fed: a tag cut there has given lxml no event yet
+        self._parsed = 0  # bytes fed to the parser
+        self._limit: int | None = None  # the reader's held_limit, once it is chosen
         self._tags = tuple(tags)
         self._parser: etree.XMLPullParser | None = None  # taken on the thread that reads the file (_take_parser)
 
@@ -260,12 +266,16 @@ class XmlObserver:
             for start in range(0, len(data), _SLICE):  # so that parsing stops soon after the reader is done
                 piece = data[start:start + _SLICE]
                 self._parser.feed(piece)
+                self._parsed += len(piece)
                 self._tail = (self._tail + piece)[-_CARRY:]
                 if self._drain():
                     self._start_scanning(self._tail + data[start + _SLICE:])
                     if self._scanning is not None:
                         self._scan(self._scanning)
                         return
+                elif self._limit is not None and self._parsed > self._limit and self._reader is not None:
+                    self._too_large()
+                    return
         except etree.XMLSyntaxError as e:
             self._malformed(e)
 
@@ -293,6 +303,11 @@ class XmlObserver:
         self._done = True
         self._parser = None
         self._notes(self.path, self.check.notes)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the file was given up (malformed, entities, too large): the rest of its bytes are not wanted."""
+        return self._done
 
     def _drain(self) -> bool:
         """Hand the parser's events to the reader; True once the reader said DONE."""
@@ -366,12 +381,21 @@ class XmlObserver:
             return None
         make = self._readers.get(root.tag if isinstance(root.tag, str) else "") or self._readers[""]
         self._reader = make(self.check)
+        self._limit = getattr(self._reader, "held_limit", None)
         return self._reader
 
     def _refuse_entities(self) -> None:
         self.check.note(codes.MD_ENTITIES, "the XML declares entities in its DTD: refused, nothing expanded or "
                         "fetched, no item read")
         self._stop()
+
+    def _too_large(self) -> None:
+        self.check.note(codes.MD_FRONT_TOO_LARGE, f"no end of the front matter in the first {self._limit:,} bytes: "
+                        "no item read", limit=self._limit)
+        self._stop()
+        if self._parser is not None:
+            _give_back(self._tags, self._parser, closed=False)  # the tree built so far goes now
+            self._parser = None
 
     def _malformed(self, error: etree.XMLSyntaxError) -> None:
         line = error.position[0] if error.position else None

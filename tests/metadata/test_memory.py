@@ -42,7 +42,7 @@ def _jats_files(n: int):
 def test_memory_per_article_does_not_grow():
     def extract(n: int):
         def run():
-            analyser = MetadataAnalyser(spool_memory=64 * 1024)
+            analyser = MetadataAnalyser(spool_memory=64 * 1024, in_process=True)  # tracemalloc sees this process
             for path, data in _jats_files(n):
                 _feed(analyser, path, data)
             assert analyser._spool.count == n
@@ -73,7 +73,7 @@ def test_a_huge_onix_message_is_read_one_product_at_a_time(monkeypatch):
 
     def extract(data: bytes, n: int):
         def run():
-            analyser = MetadataAnalyser(spool_memory=64 * 1024)
+            analyser = MetadataAnalyser(spool_memory=64 * 1024, in_process=True)  # tracemalloc sees this process
             _feed(analyser, "data/onix.xml", data)
             assert analyser._spool.count == n
         return run

@@ -14,8 +14,8 @@ PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
 
 
 def _read(files: list[tuple[str, bytes]]) -> tuple[list, list[str]]:
-    """Read ``files`` one after another on this thread, as a copying thread does."""
-    analyser = MetadataAnalyser()
+    """Read ``files`` one after another on this thread, as a copying thread does (or the parsing process)."""
+    analyser = MetadataAnalyser(in_process=True)
     for path, data in files:
         observer = analyser.observer(path, len(data))
         observer.feed(data)

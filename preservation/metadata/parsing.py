@@ -1,0 +1,341 @@
+"""Metadata XML parsed in a process of its own, fed the bytes the ingest copies, over a pipe.
+
+Parsing a JATS front matter holds the interpreter lock for some 300 µs,
+on the thread that copies the file.  The other copying threads wait for
+the lock each time a system call or a digest hands it back, and the ingest
+slows by more than the parsing costs.  So the parsing (the same
+:class:`~preservation.metadata.xmlstream.XmlObserver` and vocabulary
+readers) runs in a child process, ``python -m preservation.metadata.parsing``:
+
+* the copying thread writes each chunk of an XML file to the child's stdin
+  as it passes (``os.writev`` releases the lock; the file is still read
+  once, by the copy), in frames ``kind, file id, length`` + payload;
+* the child answers each file with its records (the spool's JSON lines) and
+  notes; a thread of the ingest reads the answers into the spool;
+* the child says when it needs no more of a file (malformed, entities,
+  front matter over its limit), and the copying thread stops sending it;
+* memory stays bounded: the pipe holds at most :data:`PIPE_BYTES`, a writer
+  waits when it is full, and the child parses as before (elements discarded
+  as read), under an address-space limit of :data:`MEMORY_LIMIT`;
+* a child that dies (killed, out of memory) costs the files it had not
+  answered an ``MD018`` finding each; the next file starts a new child (at
+  most :data:`RESTARTS` times an ingest).  The delivery is preserved all the
+  same: nothing here ever raises into the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+from contextlib import suppress
+from typing import BinaryIO, Callable
+
+from preservation import codes
+from preservation.metadata import dc, jats, onix
+from preservation.metadata.records import Note
+from preservation.metadata.xmlstream import XmlObserver
+
+READERS = {jats.ROOT: jats.JatsReader, **{root: onix.OnixReader for root in onix.ROOTS}, "": dc.DublinCoreReader}
+"""The reader for each root element; any other root is tried as Dublin Core, which may find nothing."""
+TAGS = (*jats.TAGS, *onix.TAGS, *dc.TAGS)
+
+PIPE_BYTES = 1024 * 1024
+"""The pipe to the child holds this much (Linux ``F_SETPIPE_SZ``; the system's default where refused)."""
+MEMORY_LIMIT = 1024 * 1024 * 1024
+"""The child's address space: a file that would need more kills the child (MD018), never the ingest."""
+RESTARTS = 3
+"""Children an ingest starts after the first died; later files get MD018 without being parsed."""
+
+_TO_CHILD = struct.Struct("<BII")  # kind, file id, payload length
+_FROM_CHILD = struct.Struct("<BIII")  # kind, file id, length of the records, length of the notes
+OPEN, DATA, CLOSE, END = 1, 2, 3, 4
+RESULT, STOPPED, DONE = 1, 2, 3
+
+Lines = Callable[[str, int], None]
+"""Where answered records go: their JSON lines and how many."""
+Notes = Callable[[str, list[Note]], None]
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write every byte of ``parts`` (a pipe may take fewer than asked when a signal comes)."""
+    written = os.writev(fd, parts)
+    if written < sum(len(p) for p in parts):
+        rest = b"".join(parts)[written:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+    """``size`` bytes, or None at the end of the stream before them (a pipe may give fewer at a time)."""
+    data = stream.read(size)
+    if data is None or len(data) == size or not data:
+        return data if data and len(data) == size else None
+    parts, got = [data], len(data)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            return None
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+class ParserProcess:
+    """The parsing child of one ingest, started with the first XML file (see the module's documentation)."""
+
+    def __init__(self, lines: Lines, notes: Notes) -> None:
+        self._lines = lines
+        self._notes = notes
+        self._lock = threading.Lock()
+        self._child: _Child | None = None
+        self._dead: list[_Child] = []  # children that died: their readers may still be noting lost files
+        self._deaths = 0
+        self._next_id = 0
+        self.peak_rss: int = 0
+        """The largest resident size a child reported at its end, in bytes (for tests and benches)."""
+
+    def observer(self, path: str) -> "_Proxy":
+        with self._lock:
+            self._next_id += 1
+            file_id = self._next_id
+            child = self._child
+            if child is not None and not child.expect(file_id, path):
+                self._deaths += 1
+                self._dead.append(child)
+                child = self._child = None
+            if child is None and self._deaths <= RESTARTS:
+                child = self._child = _Child(self)
+                child.expect(file_id, path)
+        if child is None:
+            self._notes(path, [_lost("the metadata parser failed too often in this ingest")])
+        return _Proxy(child, file_id, path)
+
+    def finish(self) -> None:
+        """Wait until the child has answered every file it was sent (or died), and let it end."""
+        with self._lock:
+            child, self._child = self._child, None
+            dead, self._dead = self._dead, []
+        if child is not None:
+            child.end()
+        for child in dead:
+            child.kill()  # dead already: its reader has noted its lost files once this returns
+
+    def close(self) -> None:
+        """End the child without waiting for its answers (an ingest that failed before registering)."""
+        with self._lock:
+            children = [self._child, *self._dead] if self._child is not None else self._dead
+            self._child, self._dead = None, []
+        for child in children:
+            child.kill()
+
+
+def _lost(why: str) -> Note:
+    return (codes.MD_PARSER_LOST, f"{why}: no item read from this file (it is preserved as it is)", {})
+
+
+class _Child:
+    """One child process, the lock its writers share and the thread that reads its answers."""
+
+    def __init__(self, owner: ParserProcess) -> None:
+        self.owner = owner
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, bufsize=0, close_fds=True)
+        self.fd = self.process.stdin.fileno()
+        with suppress(OSError, AttributeError):
+            import fcntl
+
+            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.write_lock = threading.Lock()
+        self.dead = False
+        self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
+        self.stopped: set[int] = set()  # files the child needs no more of
+        self._state = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="preserve-metadata-answers", daemon=True)
+        self._reader.start()
+
+    def expect(self, file_id: int, path: str) -> bool:
+        with self._state:
+            if self.dead or self.process.poll() is not None:  # (its reader may not have seen the end yet)
+                return False
+            self.pending[file_id] = path
+            return True
+
+    def send(self, parts: list[bytes | memoryview]) -> bool:
+        with self.write_lock:
+            if self.dead:
+                return False
+            try:
+                _write_all(self.fd, parts)
+                return True
+            except OSError:  # the child is gone: its reader notes the files it had not answered
+                return False
+
+    def end(self) -> None:
+        self.send([_TO_CHILD.pack(END, 0, 0)])
+        with suppress(OSError):
+            self.process.stdin.close()
+        self._reader.join()
+        self.process.wait()
+
+    def kill(self) -> None:
+        with suppress(OSError):
+            self.process.kill()
+        with suppress(OSError):
+            self.process.stdin.close()
+        self._reader.join()
+        self.process.wait()
+
+    def _read(self) -> None:
+        """The answers, until the child ends: records to the spool, notes to the analyser."""
+        out = self.process.stdout
+        finished = False
+        try:
+            while True:
+                header = _read_exact(out, _FROM_CHILD.size)
+                if header is None:
+                    break
+                kind, file_id, records_size, notes_size = _FROM_CHILD.unpack(header)
+                body = _read_exact(out, records_size + notes_size) if records_size + notes_size else b""
+                if body is None:
+                    break
+                if kind == STOPPED:
+                    self.stopped.add(file_id)
+                elif kind == DONE:
+                    self.owner.peak_rss = max(self.owner.peak_rss, file_id * 1024)
+                    finished = True
+                elif kind == RESULT:
+                    with self._state:
+                        path = self.pending.pop(file_id, None)
+                    if path is None:
+                        continue
+                    if records_size:
+                        lines = body[:records_size].decode("utf-8")
+                        self.owner._lines(lines, lines.count("\n"))
+                    if notes_size:
+                        notes = [tuple(n) for n in json.loads(body[records_size:])]
+                        self.owner._notes(path, notes)
+        except (OSError, ValueError):
+            pass  # a broken answer is the child's death
+        finally:
+            with self._state:
+                self.dead = True
+                lost, self.pending = self.pending, {}
+            with suppress(OSError):
+                out.close()
+            if not finished or lost:
+                why = f"the metadata parser process stopped ({self._exit()})"
+                for path in lost.values():
+                    self.owner._notes(path, [_lost(why)])
+
+    def _exit(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return "did not answer"
+        return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+class _Proxy:
+    """The observer of one XML file in the ingest: its bytes go to the child; never raises."""
+
+    __slots__ = ("_child", "_id", "_path", "_opened")
+
+    def __init__(self, child: _Child | None, file_id: int, path: str) -> None:
+        self._child = child
+        self._id = file_id
+        self._path = path
+        self._opened = False
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        child = self._child
+        if child is None or self._id in child.stopped:
+            return
+        parts: list[bytes | memoryview] = [_TO_CHILD.pack(DATA, self._id, len(chunk)), chunk]
+        if not self._opened:
+            name = self._path.encode("utf-8", "surrogateescape")
+            parts[:0] = [_TO_CHILD.pack(OPEN, self._id, len(name)), name]
+            self._opened = True
+        if not child.send(parts):
+            self._child = None
+
+    def close(self, size: int) -> None:
+        child = self._child
+        if child is None:
+            return
+        parts: list[bytes | memoryview] = [_TO_CHILD.pack(CLOSE, self._id, 8), struct.pack("<Q", size)]
+        if not self._opened:  # an empty file
+            name = self._path.encode("utf-8", "surrogateescape")
+            parts[:0] = [_TO_CHILD.pack(OPEN, self._id, len(name)), name]
+        child.send(parts)
+        self._child = None
+
+
+# --- the child ------------------------------------------------------------------------------------------
+
+
+def serve(source: BinaryIO, answers: BinaryIO) -> None:
+    """Read frames from ``source`` until END (or its end), answer each file on ``answers``."""
+    files: dict[int, tuple[XmlObserver, list[str], list[Note]]] = {}
+    while True:
+        header = _read_exact(source, _TO_CHILD.size)
+        if header is None:
+            return
+        kind, file_id, size = _TO_CHILD.unpack(header)
+        payload = _read_exact(source, size) if size else b""
+        if payload is None:
+            return
+        if kind == OPEN:
+            found: list[str] = []
+            noted: list[Note] = []
+            path = payload.decode("utf-8", "surrogateescape")
+            observer = XmlObserver(path, READERS, TAGS, lambda records, found=found: found.extend(
+                r.to_json() + "\n" for r in records), lambda _path, notes, noted=noted: noted.extend(notes))
+            files[file_id] = (observer, found, noted)
+        elif kind == DATA and file_id in files:
+            observer = files[file_id][0]
+            if not observer.stopped:
+                observer.feed(payload)
+                if observer.stopped:
+                    _answer(answers, STOPPED, file_id)
+        elif kind == CLOSE and file_id in files:
+            observer, found, noted = files.pop(file_id)
+            observer.close(struct.unpack("<Q", payload)[0])
+            _answer(answers, RESULT, file_id, "".join(found).encode("utf-8"),
+                    json.dumps(noted, ensure_ascii=False).encode("utf-8") if noted else b"")
+        elif kind == END:
+            _answer(answers, DONE, _peak_kib())
+            return
+
+
+def _peak_kib() -> int:
+    """This process's peak resident size in KiB (``VmHWM``: ``ru_maxrss`` would count the parent's before exec)."""
+    with suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    return 0
+
+
+def _answer(answers: BinaryIO, kind: int, file_id: int, records: bytes = b"", notes: bytes = b"") -> None:
+    answers.write(_FROM_CHILD.pack(kind, file_id, len(records), len(notes)) + records + notes)
+    answers.flush()
+
+
+def _main() -> None:
+    import resource
+
+    with suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    source = os.fdopen(sys.stdin.fileno(), "rb", buffering=256 * 1024)
+    answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=0)
+    serve(source, answers)
+
+
+if __name__ == "__main__":
+    _main()

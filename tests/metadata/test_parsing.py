@@ -1,0 +1,161 @@
+"""XML parsed in a child process fed over a pipe: killed children, malformed files, huge front matters, memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from sqlalchemy import select
+
+from preservation.catalog.library_models import Item
+from preservation.findings import FindingList
+from preservation.ingest import ingest
+from preservation.metadata import jats as jats_module
+from preservation.metadata import parsing
+from preservation.metadata.analyser import MetadataAnalyser
+
+from .samples import jats, jats_delivery
+
+PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
+CHUNK = 512 * 1024
+
+
+def _article(n: int, body: str = PARAGRAPH) -> bytes:
+    article = (f'<article-id pub-id-type="doi">10.7498/aps.68.2019{n:04d}</article-id>'
+               f"<title-group><article-title>文章{n}</article-title></title-group>")
+    return jats(article=article, body=body).encode()
+
+
+def _send(analyser: MetadataAnalyser, path: str, data: bytes, *, close: bool = True):
+    observer = analyser.observer(path, len(data))
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK):
+        observer.feed(view[start:start + CHUNK])
+    if close:
+        observer.close(len(data))
+    return observer
+
+
+def _finish(analyser: MetadataAnalyser) -> tuple[list, list]:
+    findings = FindingList()
+    analyser.finish("", findings)
+    return list(analyser._spool), list(findings)
+
+
+def _until(condition, what: str) -> None:
+    """Wait for something the child does on its own time (an answer to arrive); fails only if it never does."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_records_and_notes_come_back_in_the_order_the_files_went():
+    analyser = MetadataAnalyser()
+    malformed = b'<?xml version="1.0"?><article><front><article-meta><article-id'
+    _send(analyser, "data/a/1.xml", _article(1))
+    _send(analyser, "data/a/bad.xml", malformed + b" " * 100_000)
+    _send(analyser, "data/a/2.xml", _article(2))
+    records, findings = _finish(analyser)
+    assert [(r.doi, r.item_title, r.metadata_path) for r in records] == [
+        ("10.7498/aps.68.20190001", "文章1", "data/a/1.xml"), ("10.7498/aps.68.20190002", "文章2", "data/a/2.xml")]
+    assert [(f.code, f.path) for f in findings] == [("MD001", "data/a/bad.xml")]
+    assert findings[0].params["line"] == 1
+
+
+def test_the_child_asks_for_no_more_of_a_file_it_gave_up():
+    analyser = MetadataAnalyser()
+    broken = b'<?xml version="1.0"?><article><front></article>' + b"<p>x</p>" * 10_000
+    observer = _send(analyser, "data/a/bad.xml", broken, close=False)
+    child = observer._child
+    _until(lambda: observer._id in child.stopped, "the child never said it stopped")
+    observer.feed(b"x" * CHUNK)  # not sent: the child said so
+    observer.close(CHUNK)
+    records, findings = _finish(analyser)
+    assert records == [] and [f.code for f in findings] == ["MD001"]
+
+
+def test_a_killed_child_costs_only_the_files_it_had_not_answered():
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    _until(lambda: analyser._spool.count == 1, "the first file was never answered")
+    first = analyser.parser._child.process
+    in_flight = _send(analyser, "data/a/2.xml", _article(2), close=False)  # half sent when the child dies
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    in_flight.feed(b"<p>more</p>")
+    in_flight.close(10)
+    _send(analyser, "data/a/3.xml", _article(3))  # a new child reads the files after
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190001", "10.7498/aps.68.20190003"]
+    assert [(f.code, f.path) for f in findings] == [("MD018", "data/a/2.xml")]
+    assert "killed by signal 9" in findings[0].message
+
+
+def test_children_that_keep_dying_are_not_started_again_and_again(monkeypatch):
+    monkeypatch.setattr(parsing, "RESTARTS", 1)
+    analyser = MetadataAnalyser()
+    for n in range(1, 4):
+        observer = _send(analyser, f"data/a/{n}.xml", _article(n), close=False)
+        if observer._child is not None:  # (none for the third: no child started)
+            os.kill(observer._child.process.pid, signal.SIGKILL)
+            observer._child.process.wait()
+        observer.close(1)
+    _send(analyser, "data/a/4.xml", _article(4))
+    records, findings = _finish(analyser)
+    assert records == []
+    assert sorted((f.code, f.path) for f in findings) == [("MD018", f"data/a/{n}.xml") for n in range(1, 5)]
+    assert ["failed too often" in f.message for f in sorted(findings, key=lambda f: f.path)] == [
+        False, False, True, True]  # two children killed, then none started
+
+
+def test_a_child_killed_during_an_ingest_leaves_the_delivery_preserved(repo, tmp_path, monkeypatch):
+    root = tmp_path / "delivery"
+    dois = jats_delivery(root, 4)
+    seen: list[str] = []
+    observer = parsing.ParserProcess.observer
+
+    def kill_at_the_third(self, path):
+        proxy = observer(self, path)
+        seen.append(path)
+        if len(seen) == 3:  # the third XML's proxy is made: the child dies before it reads a byte of it
+            os.kill(proxy._child.process.pid, signal.SIGKILL)
+            proxy._child.process.wait()
+        return proxy
+
+    monkeypatch.setattr(parsing.ParserProcess, "observer", kill_at_the_third)
+    result = ingest(repo, root, "journals")
+    assert result["state"] == "preserved" and result["files"] == 8
+    lost = [w for w in result["warnings"] if w["code"].startswith("MD")]
+    assert [w["code"] for w in lost] == ["MD018"] * len(lost) and seen[2] in {w["path"] for w in lost}
+    with repo.catalog.session() as s:
+        held = set(s.scalars(select(Item.doi).where(Item.package_id == result["package_id"])))
+    assert held == set(dois) - {dois[int(w["path"][-7:-5]) - 1] for w in lost}  # 第NN篇.xml
+    assert seen[3] not in {w["path"] for w in lost}  # the file after was read by a new child
+
+
+def test_a_huge_front_matter_is_given_up_at_its_limit():
+    analyser = MetadataAnalyser()
+    abstract = "<abstract>" + PARAGRAPH * 10_000 + "</abstract>"  # 30 MB of front matter (the limit: 16 MiB)
+    huge = jats(article='<article-id pub-id-type="doi">10.7498/aps.68.20190009</article-id>' + abstract).encode()
+    _send(analyser, "data/a/huge.xml", huge)
+    _send(analyser, "data/a/1.xml", _article(1))
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190001"]
+    assert [(f.code, f.path) for f in findings] == [("MD019", "data/a/huge.xml")]
+    assert findings[0].params["limit"] == jats_module.FRONT_LIMIT
+    assert analyser.parser.peak_rss < 400 * 1024 * 1024  # (a tree is several times its text)
+
+
+def _peak_after(body_paragraphs: int) -> int:
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/long.xml", _article(1, PARAGRAPH * body_paragraphs))
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190001"] and list(findings) == []
+    return analyser.parser.peak_rss
+
+
+def test_the_child_s_memory_does_not_grow_with_the_file():
+    small, large = _peak_after(100), _peak_after(40_000)  # 0.3 MB, then 120 MB of body through the pipe
+    assert large - small < 16 * 1024 * 1024, (small, large)

@@ -12,7 +12,7 @@ import io
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
@@ -21,6 +21,8 @@ from babel.dates import get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+from preservation.access.reasons import TEMPLATES, Reason
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "portal"
@@ -49,6 +51,23 @@ def translations(language: str) -> NullTranslations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer, domain=DOMAIN)
+
+
+def say_reason(reason: Reason, gettext: Callable[..., str]) -> str:
+    """A reason of the service (:class:`Reason`) in the language of ``gettext`` (``gettext(message, **values)``,
+    a page's or a mail's): its English template is the message, its parameters fill it, and a parameter that is
+    itself a reason (an access mode, a span of a title entitlement) is said the same way.  Plain text."""
+    return gettext(TEMPLATES[reason.code], **{name: _reason_value(value, gettext)
+                                               for name, value in reason.params.items()})
+
+
+def _reason_value(value: Any, gettext: Callable[..., str]) -> str:
+    if isinstance(value, Reason):
+        return say_reason(value, gettext)
+    if isinstance(value, (list, tuple)):
+        # the separator of a list of spans: a Chinese enumeration comma
+        return gettext(", ").join(_reason_value(v, gettext) for v in value)
+    return str(value)
 
 
 def valid_timezone(name: str | None) -> bool:

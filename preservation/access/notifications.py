@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 
 from preservation import mail
 from preservation.access import requests as access_requests
-from preservation.access.localisation import CHINESE, ENGLISH, format_time, translations
+from preservation.access.localisation import CHINESE, ENGLISH, format_time, say_reason, translations
 from preservation.access.password_reset import ResetLink
+from preservation.access.reasons import Reason
 from preservation.catalog.access_models import (
     REQUEST_PENDING,
     AccessGrant,
@@ -127,8 +128,12 @@ def _decision_mail(repo: Repository, request: dict[str, Any], library: Library) 
              _("Your access request of %(when)s has been declined.",
                when=_when(request["created_at"], language, zone)), "",
              _("Asked for: %(what)s", what=what), _("Asked by: %(user)s", user=request["user"])]
-    if request.get("why"):
-        lines += [_("Reason given for the decision:"), request["why"]]
+    why = request.get("why")
+    if why and request.get("automatic"):  # the service's words: said in the library's language, as pages say them
+        lines.append(_("Decided by the access policy") + _(": ") + (say_reason(why, _) if isinstance(why, Reason)
+                                                                     else why))
+    elif why:  # a staff member's own words, quoted as typed
+        lines += [_("Reason given for the decision:"), why]
     ends = [g["expires_at"] for g in request.get("grants", [])]
     if approved and ends:
         lines.append(_("Access ends: %(when)s", when=_when(max(ends), language, zone)))

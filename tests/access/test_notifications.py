@@ -121,3 +121,23 @@ def test_rows_long_done_are_forgotten_and_recent_ones_kept(world):
         with world.repo.catalog.session() as s:
             assert set(s.scalars(select(Notification.key))) == {"old:unsent", "new:sent"}
         assert mailbox.messages == []
+
+
+def test_a_zh_library_reads_the_decision_framed_in_chinese_and_staff_words_as_typed(world):
+    """The access policy's reason (an automatic approval) is the service's text: said in the library's language
+    as the portal says it; a staff member's reason is their own words, quoted as typed, under a Chinese label."""
+    accounts.edit_library(world.repo, "pku", contact_email="access@pku.example.org")  # language: Chinese
+    with mailing(world) as mailbox:
+        automatic = request_access(world.repo, who(world, "alice"), reason="cancelled 2016",
+                                   package_id=world.packages["pca_2012"])  # within pku's years 2010-2015
+        assert automatic["state"] == "approved", automatic
+        staff = _ask(world)
+        decide_request(world.repo, staff, approve=False, by="carol", why="Licence does not cover teaching")
+        notifications.tick(world.repo)
+        policy_mail, staff_mail = to(mailbox, "access@pku.example.org")
+        policy_body, staff_body = policy_mail.get_content(), staff_mail.get_content()
+        assert str(automatic["why"]) not in policy_body  # not the English sentence
+        assert "在已付费年份 2010-2015 之内" in policy_body, policy_body
+        assert "由访问规则自动决定" in policy_body, policy_body  # who decided: the access policy
+        assert "Licence does not cover teaching" in staff_body and "审批说明" in staff_body, staff_body
+        assert "Reason given" not in policy_body + staff_body and "access policy" not in policy_body

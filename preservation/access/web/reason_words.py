@@ -13,22 +13,14 @@ from typing import Any
 
 from markupsafe import Markup
 
-from preservation.access.reasons import TEMPLATES, Reason
+from preservation.access.localisation import say_reason
+from preservation.access.reasons import Reason
 from preservation.access.web.i18n import gettext as _
 
 
 def translate(reason: Reason) -> str:
     """The reason in the current language (plain text, not yet escaped)."""
-    return _(TEMPLATES[reason.code], **{name: _value(value) for name, value in reason.params.items()})
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, Reason):
-        return translate(value)
-    if isinstance(value, (list, tuple)):
-        # the separator of a list of spans: a Chinese enumeration comma
-        return _(", ").join(_value(v) for v in value)
-    return str(value)
+    return say_reason(reason, _)
 
 
 def say(value: Any, css: str = "why") -> Markup:

@@ -133,6 +133,14 @@ class ParserProcess:
             child.kill()
 
 
+def _child_environment() -> dict[str, str]:
+    """This process's environment, with the directory this package is imported from first on the module path."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def _lost(why: str) -> Note:
     return (codes.MD_PARSER_LOST, f"{why}: no item read from this file (it is preserved as it is)", {})
 
@@ -143,7 +151,7 @@ class _Child:
     def __init__(self, owner: ParserProcess) -> None:
         self.owner = owner
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, bufsize=0, close_fds=True)
+                                        stdout=subprocess.PIPE, bufsize=0, close_fds=True, env=_child_environment())
         self.fd = self.process.stdin.fileno()
         with suppress(OSError, AttributeError):
             import fcntl
@@ -329,7 +337,9 @@ def _answer(answers: BinaryIO, kind: int, file_id: int, records: bytes = b"", no
 
 def _main() -> None:
     import resource
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted ingest ends the child by closing its stdin
     with suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     source = os.fdopen(sys.stdin.fileno(), "rb", buffering=256 * 1024)

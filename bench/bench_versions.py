@@ -1,6 +1,6 @@
 """Versioned deliveries (issue 18): 12 monthly exports, each file stored once per node.
 
-    python -m bench.bench_versions [--scale 1] [--months 12]
+    python -m bench.bench_versions [--scale 1] [--months 12] [--default-policy]
 
 The corpus is the issue's: a monthly export of 10,000 files and 1 GiB
 (both times ``--scale``), in which each month 2 % of the files change, 0.5 %
@@ -22,6 +22,16 @@ first ingest, as ``bench_ingest`` charges it); the restore of version 7
 against version 1.  Not a unit test: nothing here asserts a time; the exit
 status is 1 when a target is missed (a rate counts as missed below 0.9 of
 its reference).
+
+By default both sides ingest without content analysis (``analysers=[]``).
+``--default-policy`` runs every ingest under the default policy instead:
+format identification, validation (the corpus's files are named ``.pdf``
+and hold no PDF, so every one is validated, and found invalid), metadata and
+chunk digests.  Then a new version's unchanged files keep the validation the
+version before made of the same bytes (carried over, not staged: section 4 of
+docs/versions.md); each ingest's line says how many files were validated and
+how many carried, and the new version's ratio is compared with the first
+ingest's under that same policy.
 
 Both sides of each comparison start alike: every ingest and every restore
 starts on a settled disk (synced, no write or discard in flight:
@@ -180,7 +190,14 @@ def _restore(repo, lineage: str, number: int, run: int) -> dict:
             "settled": settled.settled}
 
 
-def run(scale: float, months: int, restores_each: int = 4, root: Path = ROOT) -> dict:
+def _analysed(out: dict) -> dict:
+    """How many files the ingest validated, and how many kept the validation of the version before."""
+    formats = out.get("content", {}).get("formats", {})
+    carried = formats.get("validation_carried", {}).get("files", 0)
+    return {"validated": sum(formats.get("validated", {}).values()) - carried, "carried": carried}
+
+
+def run(scale: float, months: int, restores_each: int = 4, root: Path = ROOT, default_policy: bool = False) -> dict:
     files, total = max(100, int(10_000 * scale)), max(1 << 20, int((1 << 30) * scale))
     shutil.rmtree(root, ignore_errors=True)
     export = MonthlyExport(root / "delivery", files, total)
@@ -211,7 +228,7 @@ def run(scale: float, months: int, restores_each: int = 4, root: Path = ROOT) ->
             load = os.getloadavg()[0]
             cpu = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
-            out = ingest(repo, d, "monthly", version_of=previous, analysers=[])
+            out = ingest(repo, d, "monthly", version_of=previous, analysers=None if default_policy else [])
             seconds = time.perf_counter() - started
             used = resource.getrusage(resource.RUSAGE_SELF)
             assert out["state"] == "preserved", out
@@ -226,7 +243,8 @@ def run(scale: float, months: int, restores_each: int = 4, root: Path = ROOT) ->
                             "mb_per_s": round(size / seconds / 1e6, 1),
                             "written_per_copy": written, "payload_written_per_copy": payload,
                             "written_ratio": round(written / size, 4),
-                            "reported_stored_bytes": out.get("version", {}).get("stored_bytes", size)})
+                            "reported_stored_bytes": out.get("version", {}).get("stored_bytes", size),
+                            **(_analysed(out) if default_policy else {})})
             previous = out["package_id"]
         with repo.catalog.session() as s:
             lineage = lineage_versions(s, previous)[0].lineage_id
@@ -253,7 +271,9 @@ def run(scale: float, months: int, restores_each: int = 4, root: Path = ROOT) ->
     later = ingests[1:]
     median = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
     return {
-        "scale": scale, "months": months, "files": files, "delivery_bytes": ingests[0]["delivery_bytes"],
+        "scale": scale, "months": months, "files": files,
+        "analysis": "the default policy's (validation on)" if default_policy else "none (analysers=[])",
+        "delivery_bytes": ingests[0]["delivery_bytes"],
         "distinct_bytes": distinct, "distinct_over_one_delivery": round(distinct / ingests[0]["delivery_bytes"], 3),
         "per_node": per_node, "stored_payload_over_distinct": round(worst, 4),
         "without_versions_would_store": sum(i["delivery_bytes"] for i in ingests),
@@ -273,14 +293,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--restores", type=int, default=4, help="restores of each of the two versions, taking turns")
     parser.add_argument("--out", type=Path, default=ROOT, help="work directory (emptied first)")
+    parser.add_argument("--default-policy", action="store_true",
+                        help="ingest with the default policy's analysis (format validation on), not without any")
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1 or not 2 <= args.months <= 60:
         parser.error("--scale in (0, 1], --months 2..60")
-    result = run(args.scale, args.months, args.restores, args.out)
+    result = run(args.scale, args.months, args.restores, args.out, args.default_policy)
     (args.out / "versions.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     r = result
     print(f"{r['months']} versions of {r['files']} files, {r['delivery_bytes'] / 1e6:.1f} MB each; distinct content "
-          f"{r['distinct_bytes'] / 1e6:.1f} MB ({r['distinct_over_one_delivery']} x one delivery)")
+          f"{r['distinct_bytes'] / 1e6:.1f} MB ({r['distinct_over_one_delivery']} x one delivery); analysis: "
+          f"{r['analysis']}")
+    if args.default_policy:
+        for i in r["ingests"]:
+            print(f"  month {i['month']}: {i['seconds']} s, {i['mb_per_s']} MB/s ({i['limit_ratio']} of the limit, "
+                  f"normalised); files validated {i['validated']}, validation carried over {i['carried']}")
     for name, n in r["per_node"].items():
         print(f"  node {name}: {n['bytes'] / 1e6:.1f} MB stored ({n['tag_bytes'] / 1e6:.2f} MB tag files); "
               f"without versions {r['without_versions_would_store'] / 1e6:.1f} MB")

@@ -216,3 +216,31 @@ def test_days_are_the_configured_zones_days(catalog_url, tmp_path):
         assert next(n for n in shanghai.nodes if n.name == "uni-pku").audits[-1] == 1
     finally:
         repo.close()
+
+
+def test_days_across_a_change_of_offset_follow_the_zones_rules(catalog_url, tmp_path):
+    """Berlin leaves summer time on 25 October 2026 (UTC+2 → UTC+1): a period over it cannot use one offset,
+    and each event still lands on its own local day (on SQLite through the per-row conversion)."""
+    repo = make_repo(tmp_path / "home", catalog_url)
+    try:
+        with repo.catalog.session() as s:
+            for at, read in ((datetime(2026, 10, 24, 22, 30), 1),    # 00:30 on the 25th (UTC+2)
+                             (datetime(2026, 10, 25, 22, 30), 10),   # 23:30 on the 25th (UTC+1)
+                             (datetime(2026, 10, 25, 23, 30), 100)):  # 00:30 on the 26th
+                events.record_event(s, events.FIXITY_CHECK, events.SUCCESS, node_name="uni-pku",
+                                    detail={"bytes_read_on_node": read}, occurred_at=at)
+        now = datetime(2026, 10, 27, 12, 0)
+        board = dashboard.dashboard(repo, 7, now=now, zone="Europe/Berlin")
+        pku = next(n for n in board.nodes if n.name == "uni-pku")
+        by_day = dict(zip((d.isoformat() for d in board.days), pku.bytes_verified))
+        assert (by_day["2026-10-24"], by_day["2026-10-25"], by_day["2026-10-26"]) == (0, 11, 100)
+    finally:
+        repo.close()
+
+
+def test_a_steady_offset_is_found_only_where_the_zone_keeps_one():
+    shanghai, berlin = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
+    assert dashboard._steady_offset(shanghai, datetime(2026, 1, 1), datetime(2026, 12, 31)) == 480
+    assert dashboard._steady_offset(berlin, datetime(2026, 10, 20), datetime(2026, 10, 27)) is None
+    assert dashboard._steady_offset(berlin, datetime(2026, 11, 1), datetime(2026, 11, 30)) == 60
+    assert dashboard._steady_offset(ZoneInfo("Asia/Kolkata"), datetime(2026, 1, 1), datetime(2026, 1, 2)) == 330

@@ -22,12 +22,23 @@ from preservation.formats.validation.identity import validator_identity
 from preservation import ingest as ingest_module
 from preservation.ingest import ingest
 
+from ..fixtures import make_repo
 from ..formats.validation_samples import png, truncated_pdf, valid_pdf
 from .helpers import package_ids, write_delivery
 from .test_match_versions import IDENT, matching  # noqa: F401 - the fixture: a policy that matches on identifier
 
 VALIDATED = ("data/good.pdf", "data/bad.pdf", "data/pic.png")
 """The files of the first delivery that validation opens (notes.txt is not validated)."""
+
+
+@pytest.fixture
+def repo(tmp_path, catalog_url):
+    """The repository of these tests, its catalog on SQLite and on PostgreSQL."""
+    r = make_repo(tmp_path / "home", catalog_url)
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from sqlalchemy.orm import Session
 
 from preservation import codes
-from preservation.bagit import Observer
-from preservation.bagit.records import RecordTable
+from preservation.bagit import BagResult, Observer
 from preservation.catalog.db import Catalog
 from preservation.findings import FindingList
 from preservation.text import for_log
@@ -76,7 +75,6 @@ class Analysis:
         self.analysers = tuple(analysers)
         self._failures: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
-        self._offered: dict[str, bytes] = {}
 
     def observe(self, path: str, size: int) -> Observer | None:
         """The observer for one payload file: None when no analyser wants it.
@@ -102,8 +100,8 @@ class Analysis:
     def unstaged(self, catalog: Catalog, previous_id: str, previous_number: int, known: KnownDigests
                  ) -> KnownDigests:
         """``known`` (the digests the version ``previous_id`` holds at a batch of paths) narrowed to the files
-        that no analyser needs to open in staging (the writer stages the rest); :meth:`bagged` then tells the
-        analysers which of them had those bytes."""
+        that no analyser needs to open in staging (the writer stages the rest, and any whose bytes differ);
+        :meth:`bagged` then tells the analysers which of them had those bytes."""
         readers = [a for a in self.analysers if getattr(a, "reads_staged_payload", True)]
         if not readers:
             return known
@@ -114,23 +112,20 @@ class Analysis:
                 reusable = getattr(analyser, "reusable", None)
                 free = reusable(catalog, previous_id, previous_number, sorted(found)) if reusable else set()
                 found = {path: digests for path, digests in found.items() if path in free}
-            self._offered.update(found)
             return found
 
         return ask
 
-    def bagged(self, payload: RecordTable) -> None:
-        """Tell the analysers which files offered by :meth:`unstaged` have the bytes the version before holds
-        (the same size and digests): those were not staged, and what was learnt of them is carried over."""
-        offered, self._offered = self._offered, {}
-        if not offered:
+    def bagged(self, bag: BagResult) -> None:
+        """Tell the analysers which files offered by :meth:`unstaged` have the bytes the version before holds:
+        those the writer did not write, their size and digests being the ones it was given (a file whose
+        bytes differ is written); what was learnt of them there is carried over."""
+        takers = [a.carry_over for a in self.analysers if getattr(a, "carry_over", None) is not None]
+        if not takers or not bag.unwritten_rows:
             return
-        unchanged = {payload.path_at(i) for i in range(len(payload))
-                     if offered.get(payload.path_at(i)) == payload.raw_at(i)}
-        for analyser in self.analysers:
-            carry_over = getattr(analyser, "carry_over", None)
-            if carry_over is not None:
-                carry_over(unchanged)
+        unchanged = {bag.payload.path_at(i) for i in bag.unwritten_rows}
+        for carry_over in takers:
+            carry_over(unchanged)
 
     def finish(self, bag_root: str) -> FindingList:
         findings = FindingList()

@@ -174,7 +174,7 @@ def stage(
             progress=(lambda b, f: progress("bag", b, f)) if progress else None,
             observe=analysis.observe if analysis.analysers else None, known=known,
         )
-        analysis.bagged(bag.payload)
+        analysis.bagged(bag)
         # a delivered bag is kept byte-identical, as its maker wrote it; the bags made here satisfy the profile
         if delivery.kind != "bag":
             report = validate_profile(partial, profile)

@@ -11,6 +11,7 @@ a half bag under ``dest_dir``.
 from __future__ import annotations
 
 import errno
+from array import array
 import hashlib
 import os
 import shutil
@@ -69,9 +70,14 @@ class BagResult:
     source_kind: str
     findings: FindingList = field(default_factory=FindingList)
     """Warnings about the delivery or the copied bag (errors would have stopped the bag)."""
-    unwritten: int = 0
-    """Payload files listed in the manifests but not written into the bag: a kept copy has their bytes
-    (``create_bag``'s ``known``)."""
+    unwritten_rows: array = field(default_factory=lambda: array("q"))
+    """The rows of ``payload`` listed in the manifests but not written into the bag: a kept copy has their
+    bytes (``create_bag``'s ``known``)."""
+
+    @property
+    def unwritten(self) -> int:
+        """How many payload files were not written into the bag (see ``unwritten_rows``)."""
+        return len(self.unwritten_rows)
 
     @property
     def payload_files(self) -> int:
@@ -131,7 +137,7 @@ def create_bag(
     elsewhere already has of each (the version before, for a new version of
     a package).  A file whose bytes have them is digested, listed in the
     manifests and seen by ``observe`` like any other, but not written into
-    the bag (``BagResult.unwritten`` counts them): the bag then holds only
+    the bag (``BagResult.unwritten_rows`` lists them): the bag then holds only
     the files that are new or changed, and is complete once those kept
     elsewhere are added.
 
@@ -238,7 +244,7 @@ def _write_new_bag(
     os.mkdir(data_root)
     payload = RecordTable(algorithms)
     pipeline = FilePipeline(algorithms, workers)
-    unwritten = 0
+    unwritten = array("q")
     entries = (_with_known(delivery.entries(), known) if known is not None and not delivery.sequential
                else ((entry, None) for entry in delivery.entries()))
     try:
@@ -250,8 +256,9 @@ def _write_new_bag(
                     raise _copy_failed(delivery, entry, outcome)
                 if outcome.size != entry.size:
                     raise _size_changed(delivery, entry, outcome.size)
+                if not outcome.written:
+                    unwritten.append(len(payload))
                 payload.append(f"data/{entry.path}", outcome.size, outcome.raw)
-                unwritten += not outcome.written
                 meter.add(outcome.size)
     except ExpansionLimit as e:
         raise delivery.rejected(e.code, str(e), None) from e
@@ -292,7 +299,7 @@ def _write_new_bag(
         bag_info=BagInfo(items).as_dict(),
         algorithms=algorithms,
         source_kind=delivery.kind,
-        unwritten=unwritten,
+        unwritten_rows=unwritten,
     )
 
 

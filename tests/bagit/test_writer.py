@@ -289,6 +289,7 @@ def test_files_a_kept_copy_holds_are_listed_but_not_written(tmp_path: Path, monk
     assert sorted(p for batch in asked for p, _ in batch) == sorted(f"data/{rel}" for rel in DELIVERY)
     assert max(len(batch) for batch in asked) == 2
     assert result.unwritten == 1
+    assert [result.payload.path_at(i) for i in result.unwritten_rows] == ["data/期刊/2024/第1期/文章.pdf"]
     assert sorted(files_under(tmp_path / "bag" / "data")) == sorted(
         rel for rel in DELIVERY if rel != "期刊/2024/第1期/文章.pdf")
     assert payload_of(result) == payload_of(create_bag(open_delivery(source), tmp_path / "whole", INFO, fsync=False))

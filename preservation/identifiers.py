@@ -42,6 +42,16 @@ DOI = "doi"
 DOI_PREFIX = "doi_prefix"
 PUBLISHER_ID = "publisher"
 
+# The schemes a title's identifiers are stored under (title_identifiers.scheme), normalised as parsed here
+ID_ISSN_PRINT = "issn_print"  # 1234-567X
+ID_ISSN_ONLINE = "issn_online"
+ID_ISBN_PRINT = "isbn_print"  # 13 digits, no hyphens (an ISBN-10 is stored as its ISBN-13)
+ID_ISBN_ONLINE = "isbn_online"
+ID_CN = "cn"  # the Chinese domestic serial number, CN 11-1958/O4 stored as 11-1958/O4
+ID_DOI_PREFIX = "doi_prefix"  # 10.7498
+ID_PUBLISHER = "publisher"  # the publisher's own title id (KBART title_id)
+ID_SCHEMES = (ID_ISSN_PRINT, ID_ISSN_ONLINE, ID_ISBN_PRINT, ID_ISBN_ONLINE, ID_CN, ID_DOI_PREFIX, ID_PUBLISHER)
+
 MAX_INPUT = 300  # no identifier form is longer; longer input is refused before any pattern runs
 MAX_DOI = 300  # the catalog's items.doi column
 MAX_PUBLISHER_ID = 200  # the catalog's title_identifiers.value column

@@ -34,19 +34,23 @@ from sqlalchemy.types import DateTime
 from preservation.catalog.access_models import Library
 from preservation.catalog.models import Base, Collection, Package, utcnow
 
+# Identifier schemes, stored normalised: defined with their parsing in preservation.identifiers (which the metadata
+# parsing process imports without SQLAlchemy), named here too for the catalog's users
+from preservation.identifiers import (  # noqa: F401
+    ID_CN,
+    ID_DOI_PREFIX,
+    ID_ISBN_ONLINE,
+    ID_ISBN_PRINT,
+    ID_ISSN_ONLINE,
+    ID_ISSN_PRINT,
+    ID_PUBLISHER,
+    ID_SCHEMES,
+)
+
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
 TITLE_KINDS = ("journal", "book", "database", "other")
 
-# Identifier schemes, stored normalised (see preservation.identifiers)
-ID_ISSN_PRINT = "issn_print"  # 1234-567X
-ID_ISSN_ONLINE = "issn_online"
-ID_ISBN_PRINT = "isbn_print"  # 13 digits, no hyphens (an ISBN-10 is stored as its ISBN-13)
-ID_ISBN_ONLINE = "isbn_online"
-ID_CN = "cn"  # the Chinese domestic serial number, CN 11-1958/O4 stored as 11-1958/O4
-ID_DOI_PREFIX = "doi_prefix"  # 10.7498
-ID_PUBLISHER = "publisher"  # the publisher's own title id (KBART title_id)
-ID_SCHEMES = (ID_ISSN_PRINT, ID_ISSN_ONLINE, ID_ISBN_PRINT, ID_ISBN_ONLINE, ID_CN, ID_DOI_PREFIX, ID_PUBLISHER)
 
 ITEM_KINDS = ("article", "book", "chapter", "other")
 ITEM_SOURCES = ("jats", "onix", "dc", "csv")

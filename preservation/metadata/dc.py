@@ -19,7 +19,7 @@ from lxml import etree
 
 from preservation import codes
 from preservation import identifiers as ids
-from preservation.catalog.library_models import ID_CN, ID_ISBN_PRINT, ID_ISSN_PRINT
+from preservation.identifiers import ID_CN, ID_ISBN_PRINT, ID_ISSN_PRINT
 from preservation.metadata.records import LIMITS, Checker, ItemRecord
 from preservation.metadata.xmlstream import CLEAR, local_name, text_of
 

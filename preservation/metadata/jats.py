@@ -14,7 +14,7 @@ from lxml import etree
 
 from preservation import codes
 from preservation import identifiers as ids
-from preservation.catalog.library_models import ID_ISSN_ONLINE, ID_ISSN_PRINT
+from preservation.identifiers import ID_ISSN_ONLINE, ID_ISSN_PRINT
 from preservation.metadata.records import LIMITS, MAX_FILES, Checker, ItemRecord
 from preservation.metadata.xmlstream import CLEAR, CLEAR_BEFORE, DONE, KEEP, local_name, resolve_href, text_of
 

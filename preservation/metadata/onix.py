@@ -20,7 +20,7 @@ from lxml import etree
 
 from preservation import codes
 from preservation import identifiers as ids
-from preservation.catalog.library_models import ID_ISBN_ONLINE, ID_ISBN_PRINT
+from preservation.identifiers import ID_ISBN_ONLINE, ID_ISBN_PRINT
 from preservation.metadata.records import LIMITS, Checker, ItemRecord
 from preservation.metadata.xmlstream import CLEAR_BEFORE, KEEP, local_name, text_of
 

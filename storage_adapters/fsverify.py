@@ -21,10 +21,17 @@ Python steps per file as it can:
   digests (BLAKE3 per 1 MiB, :mod:`preservation.chunk_digests`) of the files
   whose row asks for them and that matched, computed from the bytes read
   for the digest (never a second read);
-* a few files ahead of the one being hashed are opened early and their
-  pages asked for (``POSIX_FADV_WILLNEED``; within a file, the next step),
-  so that a cold disk always has reads outstanding while a core hashes:
-  a disk answers several requests at once far faster than one at a time;
+* on a cold disk, files of ``DIRECT_MIN`` bytes up to the one-read size
+  are read past the page cache (``O_DIRECT``, :mod:`directread`) by reader
+  threads, several at once, each hashing and comparing what it read while
+  this thread opens the next: a disk answers several requests at once far
+  faster than one at a time, and the kernel neither fills nor drops a page
+  for them.  Where the file system refuses direct I/O they are read like
+  the others;
+* of the other files, a few ahead of the one being hashed are opened early
+  and their pages asked for (``POSIX_FADV_WILLNEED``; within a file, the
+  next step), so that a cold disk always has reads outstanding while a core
+  hashes;
 * once read, a file that came from the disk has its pages dropped from the
   page cache (``POSIX_FADV_DONTNEED``): an audit reads every copy in full,
   and must not evict the working set of the host to hold bytes it will not
@@ -43,6 +50,7 @@ use and kept for the life of the process, as a long-running worker keeps it.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import errno
 import hashlib
@@ -59,6 +67,8 @@ from typing import Iterator, Sequence
 
 from preservation.chunk_digests import ChunkHasher
 from preservation.pagecache import advise_dontneed, advise_willneed
+
+from . import directread
 
 # what a row is: (path under the prefix, expected size, expected hex digests in the order of the algorithms),
 # and a fourth element, true when the file's chunk digests are wanted too (only files that need them: it costs a hash)
@@ -97,6 +107,8 @@ _NOT_NAMES = frozenset({"", ".", ".."})
 PREFETCH_FILES = 16  # files of a batch opened and asked for ahead of the one being hashed …
 PREFETCH_BYTES = 8 * 1024 * 1024  # … as long as their bytes stay within this (the first is always asked for)
 PROBE_EACH = 1024 * 1024  # files this big are each asked whether they come from the disk (one syscall: cheap to them)
+DIRECT_MIN = 256 * 1024  # cold files this big, and under _READ_STEP, are read past the page cache …
+DIRECT_AHEAD = 2 * directread.READERS  # … by the reader threads, this many of a batch handed to them at most
 
 
 def verify_batch(
@@ -113,11 +125,10 @@ def verify_batch(
     without following a link.
     """
     constructors = [getattr(hashlib, a) for a in algorithms]
-    first, single = constructors[0], len(constructors) == 1
     flags = _OPEN_FILE | _NOATIME
     matched = 0
     bytes_read = 0
-    problems: list[Problem] = []
+    problems: list[tuple[int, Problem]] = []  # (row index, problem): files read by other threads report late
     chunks: dict[str, bytes] = {}
     dirs: dict[str, int | None] = {}
     last_parent, dir_fd = None, None
@@ -127,6 +138,8 @@ def verify_batch(
     hinted = 0  # rows before this one have been asked for (or were not to be)
     hinted_bytes = 0  # bytes of the rows asked for and not yet read
     cold: bool | None = None  # whether this batch reads from the disk: asked of the first file's first page
+    direct = directread.AVAILABLE  # cold files of DIRECT_MIN bytes or more are read past the page cache
+    handed: collections.deque = collections.deque()  # (row index, path, fd, future): files the readers have
 
     def directory(within: str) -> int | None:
         parent = f"{base}/{within}" if base and within else base or within
@@ -134,27 +147,49 @@ def verify_batch(
             dirs[parent] = _REFUSED if _bad_segments(within) else _open_dir(root, parent)
         return dirs[parent]
 
+    def asked_bytes(size: int) -> int:
+        """What asking for a file ahead brings into the page cache: nothing for a file read past it."""
+        return 0 if direct and DIRECT_MIN <= size < _READ_STEP else min(size, PREFETCH_BYTES)
+
     ask_within, ask_folder = None, None
 
     def ask_for(index: int) -> int:
         """Open row ``index``'s file now and ask for its pages; the bytes asked for (0: on any trouble,
-        the file is left to its turn)."""
+        or a file read past the page cache, the file is left to its turn)."""
         nonlocal ask_within, ask_folder
         row = rows[index]
         path, size = row[0], row[1]
+        asked = asked_bytes(size)
+        if not asked:
+            return 0
         within, _, name = path.rpartition("/")
         if within != ask_within:
             ask_within, ask_folder = within, directory(within)
-        if ask_folder is None or ask_folder < 0 or name in _NOT_NAMES or not size:
+        if ask_folder is None or ask_folder < 0 or name in _NOT_NAMES:
             return 0
         try:
             fd = sys_open(name, flags, dir_fd=ask_folder)
         except OSError:
             return 0
         ahead[index] = fd
-        size = min(size, PREFETCH_BYTES)
-        advise_willneed(fd, 0, size)
-        return size
+        advise_willneed(fd, 0, asked)
+        return asked
+
+    def collect() -> None:
+        """The outcome of the oldest file handed to the readers, waited for."""
+        nonlocal matched, bytes_read
+        index, path, fd, future = handed.popleft()
+        try:
+            got, problem, digests = future.result()
+        finally:
+            sys_close(fd)
+        bytes_read += got
+        if problem is not None:
+            problems.append((index, problem))
+        else:
+            matched += 1
+            if digests is not None:
+                chunks[path] = digests
 
     count = len(rows)
     try:
@@ -162,27 +197,27 @@ def verify_batch(
             path, size, expected = row[0], row[1], row[2]
             chunked = len(row) > 3 and row[3]
             if index in ahead:
-                hinted_bytes -= min(size, PREFETCH_BYTES)
+                hinted_bytes -= asked_bytes(size)
             elif hinted <= index:
                 hinted = index + 1
             while cold and hinted < count and hinted - index <= PREFETCH_FILES and (
-                    hinted == index + 1 or hinted_bytes + rows[hinted][1] <= PREFETCH_BYTES):
+                    hinted == index + 1 or hinted_bytes + asked_bytes(rows[hinted][1]) <= PREFETCH_BYTES):
                 hinted_bytes += ask_for(hinted)
                 hinted += 1
             within, _, name = path.rpartition("/")
             if within != last_parent:
                 last_parent, dir_fd = within, directory(within)
             if dir_fd is None:
-                problems.append((path, MISSING, ()))
+                problems.append((index, (path, MISSING, ())))
                 continue
             if dir_fd == _OUTSIDE:
-                problems.append((path, REFUSED, ("the key resolves outside the storage root",)))
+                problems.append((index, (path, REFUSED, ("the key resolves outside the storage root",))))
                 continue
             if dir_fd == _REFUSED:
-                problems.append((path, REFUSED, ("empty, '.' and '..' segments are not allowed",)))
+                problems.append((index, (path, REFUSED, ("empty, '.' and '..' segments are not allowed",))))
                 continue
             if name in _NOT_NAMES:
-                problems.append((path, REFUSED, (f"segment {name!r} is not allowed",)))
+                problems.append((index, (path, REFUSED, (f"segment {name!r} is not allowed",))))
                 continue
             fd = ahead.pop(index, None)
             try:
@@ -190,95 +225,169 @@ def verify_batch(
                     fd = sys_open(name, flags, dir_fd=dir_fd)
             except PermissionError as e:
                 if not flags & _NOATIME:
-                    problems.append(_open_failed(path, e, name, dir_fd))
+                    problems.append((index, _open_failed(path, e, name, dir_fd)))
                     continue
                 flags = _OPEN_FILE  # not the owner of this file: read it, and the rest, as anyone may
                 try:
                     fd = sys_open(name, flags, dir_fd=dir_fd)
                 except OSError as e:
-                    problems.append(_open_failed(path, e, name, dir_fd))
+                    problems.append((index, _open_failed(path, e, name, dir_fd)))
                     continue
             except OSError as e:
-                problems.append(_open_failed(path, e, name, dir_fd))
+                problems.append((index, _open_failed(path, e, name, dir_fd)))
                 continue
             drop = cold  # pages this audit brought in are dropped after; what was cached stays
+            probed = False
             if cold is None and size:
-                cold = drop = first_page_uncached(fd)
+                cold = drop = probed = first_page_uncached(fd)
             elif not cold and size >= PROBE_EACH:
-                drop = first_page_uncached(fd)
+                drop = probed = first_page_uncached(fd)
+            if drop and direct and DIRECT_MIN <= size < _READ_STEP:
+                if directread.switch_on(fd):
+                    # a reader thread reads, hashes and compares it while this one goes on; only the pages
+                    # the probe of its first page brought in are to be dropped
+                    handed.append((index, path, fd, directread.readers().submit(
+                        _check_direct, fd, path, size, expected, algorithms, chunked, probed)))
+                    if len(handed) > DIRECT_AHEAD:
+                        collect()
+                    continue
+                if _regular(fd):  # the file system refuses: the rest of the batch is read through the page cache
+                    direct = False
             try:
-                if size < _READ_STEP:
+                if size < _READ_STEP:  # the common case, without a call more per file than it needs
                     data = sys_read(fd, size + 1)
                     if len(data) < size:  # a short read: make sure it is the end of the file
                         data = _read_rest(fd, data, size + 1)
-                    got = len(data)
-                    bytes_read += got
-                    if got != size or not got:
-                        problem = _wrong_size(path, fd, got, size)
-                        if problem is not None:
-                            problems.append(problem)
-                            continue
-                    if single:
-                        actual = first(data).hexdigest()
-                        if actual == expected[0]:
-                            matched += 1
-                            if chunked:
-                                chunks[path] = _chunk_digests(data)
-                        else:
-                            problems.append((path, DIGEST, (algorithms[0], actual, expected[0])))
-                        continue
-                    hashes = [c(data) for c in constructors]
-                    if chunked:
-                        hashes.append(_ChunksOf(data))
+                    got, problem, digests = _check_bytes(fd, path, data, size, expected, algorithms, constructors,
+                                                         chunked)
                 else:
                     if buffer is None:
                         buffer = bytearray(_READ_STEP)
-                    got, hashes = _read_large(fd, size, constructors, buffer, chunked)
-                    bytes_read += got
-                    if got != size:
-                        problems.append(_wrong_size(path, fd, got, size))
-                        continue
+                    got, problem, digests = _check_open(fd, path, size, expected, algorithms, constructors, chunked,
+                                                        buffer)
+                bytes_read += got
+                if problem is not None:
+                    problems.append((index, problem))
+                else:
+                    matched += 1
+                    if digests is not None:
+                        chunks[path] = digests
             except OSError as e:
-                problems.append(_read_failed(path, e))
-                continue
+                problems.append((index, _read_failed(path, e)))
             finally:
                 if drop:
                     advise_dontneed(fd)
                 sys_close(fd)
-            for algorithm, h, want in zip(algorithms, hashes, expected):
-                actual = h.hexdigest()
-                if actual != want:
-                    problems.append((path, DIGEST, (algorithm, actual, want)))
-                    break
-            else:
-                matched += 1
-                if chunked:
-                    chunks[path] = hashes[-1].digests()
+        while handed:
+            collect()
     finally:
+        for _, _, fd, future in handed:  # after an error: the readers let go of each file before it is closed
+            if not future.cancel():
+                with contextlib.suppress(Exception):
+                    future.result()
+            sys_close(fd)
         for fd in ahead.values():
             sys_close(fd)
         for fd in dirs.values():
             if fd is not None and fd >= 0:
                 os.close(fd)
-    return matched, bytes_read, problems, chunks
+    problems.sort(key=_first)
+    return matched, bytes_read, [problem for _, problem in problems], chunks
+
+
+def _first(pair: tuple) -> int:
+    return pair[0]
+
+
+def _check_open(
+    fd: int, path: str, size: int, expected: Sequence[str], algorithms: tuple[str, ...], constructors: list,
+    chunked: bool, buffer: bytearray | None,
+) -> tuple[int, Problem | None, bytes | None]:
+    """Read the file open at ``fd`` (from its current position, its start) whole, hash it and compare:
+    (bytes read, the problem or None, its chunk digests when it matched and they are asked for).
+
+    ``buffer`` (of ``_READ_STEP`` bytes) is needed for a file of ``_READ_STEP`` bytes or more.  Raises
+    OSError from a read.
+    """
+    if size < _READ_STEP:
+        data = sys_read(fd, size + 1)
+        if len(data) < size:  # a short read: make sure it is the end of the file
+            data = _read_rest(fd, data, size + 1)
+        return _check_bytes(fd, path, data, size, expected, algorithms, constructors, chunked)
+    got, hashes = _read_large(fd, size, constructors, buffer, chunked)
+    if got != size:
+        return got, _wrong_size(path, fd, got, size), None
+    problem = _compare(path, algorithms, hashes, expected)
+    return got, problem, hashes[-1].digests() if chunked and problem is None else None
+
+
+def _check_bytes(
+    fd: int, path: str, data: bytes | memoryview, size: int, expected: Sequence[str], algorithms: tuple[str, ...],
+    constructors: list, chunked: bool,
+) -> tuple[int, Problem | None, bytes | None]:
+    """:func:`_check_open` for a file read whole into ``data`` (at most ``size`` + 1 bytes)."""
+    got = len(data)
+    if got != size or not got:
+        problem = _wrong_size(path, fd, got, size)
+        if problem is not None:
+            return got, problem, None
+    if len(constructors) == 1:  # the routine audit's one digest, the fewest steps per small file
+        actual = constructors[0](data).hexdigest()
+        if actual != expected[0]:
+            return got, (path, DIGEST, (algorithms[0], actual, expected[0])), None
+        return got, None, _chunk_digests(data) if chunked else None
+    problem = _compare(path, algorithms, [c(data) for c in constructors], expected)
+    return got, problem, _chunk_digests(data) if chunked and problem is None else None
+
+
+def _check_direct(
+    fd: int, path: str, size: int, expected: Sequence[str], algorithms: tuple[str, ...], chunked: bool,
+    probed: bool,
+) -> tuple[int, Problem | None, bytes | None]:
+    """In a reader thread: :func:`_check_open` for a file switched to direct I/O, read past the page cache;
+    read the usual way (and its pages dropped) where the file system refuses after all.  A read that
+    fails is its problem; nothing is raised."""
+    constructors = [getattr(hashlib, a) for a in algorithms]
+    try:
+        try:
+            data = directread.read_from_start(fd, size + 1, sys_readv)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            directread.switch_off(fd)
+            os.lseek(fd, 0, os.SEEK_SET)
+            try:
+                return _check_open(fd, path, size, expected, algorithms, constructors, chunked, None)
+            finally:
+                advise_dontneed(fd)
+        return _check_bytes(fd, path, data, size, expected, algorithms, constructors, chunked)
+    except OSError as e:
+        return 0, _read_failed(path, e), None
+    finally:
+        if probed:  # asking whether the first page was cached may have read a few in
+            advise_dontneed(fd)
+
+
+def _regular(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _compare(path: str, algorithms: tuple[str, ...], hashes: list, expected: Sequence[str]) -> Problem | None:
+    """The first digest of ``hashes`` that differs from the one ``expected``, as a problem; None if all match."""
+    for algorithm, h, want in zip(algorithms, hashes, expected):
+        actual = h.hexdigest()
+        if actual != want:
+            return (path, DIGEST, (algorithm, actual, want))
+    return None
 
 
 def _chunk_digests(data: bytes) -> bytes:
     hasher = ChunkHasher()
     hasher.update(data)
     return hasher.digests()
-
-
-class _ChunksOf:
-    """The chunk digests of bytes held whole, computed only when asked for (after the file's digests matched)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def digests(self) -> bytes:
-        return _chunk_digests(self._data)
 
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)

@@ -8,10 +8,12 @@ must agree, problem for problem.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -144,14 +146,28 @@ def mode(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["warm", "reading ahead"])
+@pytest.fixture(params=["warm", "reading ahead", "reading directly"])
 def ahead(request, monkeypatch):
-    """Files in the page cache, or a batch taken for cold: files opened and asked for ahead of their turn
-    (in this process; checker processes ask the disk themselves)."""
-    if request.param == "reading ahead":
+    """Files in the page cache, or a batch taken for cold: files opened and asked for ahead of their turn,
+    or every file under the one-read size read past the page cache by reader threads (where the file
+    system does direct I/O; in this process: checker processes ask the disk themselves)."""
+    if request.param != "warm":
         monkeypatch.setattr(fsverify, "first_page_uncached", lambda fd: True)
+    if request.param == "reading ahead":
+        monkeypatch.setattr(fsverify, "DIRECT_MIN", 2**62)  # none read directly
         monkeypatch.setattr(fsverify, "PREFETCH_BYTES", 4096)  # a window of a few small files, the big ones alone
-    return request.param
+    direct_reads = []
+    if request.param == "reading directly":
+        monkeypatch.setattr(fsverify, "DIRECT_MIN", 1)
+        monkeypatch.setattr(fsverify, "DIRECT_AHEAD", 3)  # handed on and collected all along a batch
+
+        def readv(fd, buffers, real=fsverify.sys_readv):
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+                direct_reads.append(fd)
+            return real(fd, buffers)
+
+        monkeypatch.setattr(fsverify, "sys_readv", readv)
+    return SimpleNamespace(name=request.param, direct_reads=direct_reads)
 
 
 def _open_fds() -> int:
@@ -180,7 +196,8 @@ def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, ahea
     assert found["data/out/secret.bin"].error.code == "E301"  # refused: leads outside
     assert found["data/gone.bin"].error.code == "E302"  # not found
     if mode == "threads":
-        assert _open_fds() <= fds_before  # the files opened ahead are all closed
+        assert _open_fds() <= fds_before  # the files opened ahead (or handed to the readers) are all closed
+        assert bool(ahead.direct_reads) == (ahead.name == "reading directly")
 
 
 def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
@@ -189,7 +206,7 @@ def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
     root = tmp_path / "root"
     rows = []
     for i in range(24):
-        data = os.urandom(256 * 1024 + i)
+        data = os.urandom(fsverify.DIRECT_MIN // 4 + i)  # under the size read past the page cache
         path = root / "pkg" / "data" / f"f{i:02d}.bin"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

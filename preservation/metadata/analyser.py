@@ -41,19 +41,19 @@ class MetadataAnalyser:
     def __init__(self, spool_memory: int = SPOOL_MEMORY, *, in_process: bool = False) -> None:
         """``in_process``: parse on the copying threads, as a test of the readers may want (no child process)."""
         self._spool = RecordSpool(spool_memory)
-        self._notes: list[tuple[str, Note]] = []
-        self._lock = threading.Lock()
-        self._parser = None if in_process else ParserProcess(self._spool.add_lines, self._noted)
+        self._notes = _Notes()
+        # neither the parser nor its threads hold the analyser: dropped unfinished, it ends its child (below)
+        self._parser = None if in_process else ParserProcess(self._spool.add_lines, self._notes.add)
         # an ingest that fails before finish() never waits for the child: it goes with the analyser
         self._closer = weakref.finalize(self, self._parser.close) if self._parser is not None else None
 
     def observer(self, path: str, size: int) -> Observer | None:
         if path == manifest_csv.PATH:
-            return manifest_csv.CsvObserver(path, self._spool.add, self._noted)
+            return manifest_csv.CsvObserver(path, self._spool.add, self._notes.add)
         if path[-4:].lower() == ".xml":
             if self._parser is not None:
                 return self._parser.observer(path)
-            return XmlObserver(path, READERS, TAGS, self._spool.add, self._noted)
+            return XmlObserver(path, READERS, TAGS, self._spool.add, self._notes.add)
         return None
 
     @property
@@ -64,8 +64,7 @@ class MetadataAnalyser:
     def finish(self, bag_root: str, findings: FindingList) -> None:
         if self._parser is not None:
             self._parser.finish()  # every file answered (or noted MD018)
-        with self._lock:
-            notes, self._notes = self._notes, []
+        notes = self._notes.take()
         for path, (code, message, params) in notes:
             codes.note(findings, code, message, path, **params)
 
@@ -75,7 +74,20 @@ class MetadataAnalyser:
         finally:
             self._spool.close()
 
-    def _noted(self, path: str, notes: list[Note]) -> None:
+
+class _Notes:
+    """The notes of a delivery's files, added from the copying threads and the parser's answering thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notes: list[tuple[str, Note]] = []
+
+    def add(self, path: str, notes: list[Note]) -> None:
         if notes:
             with self._lock:
                 self._notes.extend((path, note) for note in notes)
+
+    def take(self) -> list[tuple[str, Note]]:
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes

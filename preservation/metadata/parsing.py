@@ -194,7 +194,8 @@ class _Child:
             self.process.kill()
         with suppress(OSError):
             self.process.stdin.close()
-        self._reader.join()
+        if threading.current_thread() is not self._reader:  # (an analyser may be dropped by a note's call)
+            self._reader.join()
         self.process.wait()
 
     def _read(self) -> None:

@@ -159,3 +159,13 @@ def _peak_after(body_paragraphs: int) -> int:
 def test_the_child_s_memory_does_not_grow_with_the_file():
     small, large = _peak_after(100), _peak_after(40_000)  # 0.3 MB, then 120 MB of body through the pipe
     assert large - small < 16 * 1024 * 1024, (small, large)
+
+
+def test_an_analyser_dropped_unfinished_ends_its_child():
+    """An ingest that fails while bagging never calls finish(): the child must not outlive the analyser."""
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1), close=False)
+    process = analyser.parser._child.process
+    assert process.poll() is None
+    del analyser  # nothing but the test held it: the child is ended, its answering thread joined
+    assert process.returncode is not None

@@ -477,7 +477,11 @@ class StorageAdapter(ABC):
             expected = {prefix + row[0]: row for row in batch}
             chunked = {key for key, row in expected.items() if len(row) > 3 and row[3]}
             out = VerifyBatch()
+            unanswered = set(expected)
             for res in self._digest_many(list(expected), algorithms, workers, chunked):
+                if res.key not in unanswered:  # not asked for, or answered already: the first answer stands
+                    continue
+                unanswered.discard(res.key)
                 path, size, want = expected[res.key][:3]
                 out.bytes_read += res.bytes_read
                 if res.error is not None:
@@ -495,6 +499,9 @@ class StorageAdapter(ABC):
                     else:
                         if res.chunks is not None and res.key in chunked:
                             out.chunks[path] = res.chunks
+            for key in sorted(unanswered):  # digest_many owes one result a key: a file never passes unread
+                error = StorageError(f"no digest came back for {key}", key=key, location=self.location)
+                out.problems.append(VerifyProblem(expected[key][0], VERIFY_UNREADABLE, error=error))
             yield out
 
     # --- what a back end must implement -------------------------------------

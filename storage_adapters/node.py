@@ -514,8 +514,8 @@ class NodeStore(StorageAdapter):
         raises (the retry wrapper asks again for the keys not answered, or gives each its error).
 
         An answer about a key that was not asked about, or about a key already answered, or one
-        without the digests asked for is a protocol error (E311): a node never gets to say which
-        files were checked, nor to answer for one file twice."""
+        without the digests asked for, or an answer that ends with keys left out, is a protocol error
+        (E311) for the keys not answered yet: a node never gets to say which files were checked."""
         content = json.dumps(
             {"keys": [self._prefix + k for k in keys], "algorithms": list(algorithms), "workers": workers}
         ).encode("utf-8")
@@ -532,6 +532,9 @@ class NodeStore(StorageAdapter):
                 raise AgentProtocolError(f"a malformed answer to a digest request: {e!r}",
                                          location=self.location) from e
             yield result
+        if pending:
+            raise AgentProtocolError(f"a digest request for {len(keys)} file(s) left {len(pending)} unanswered",
+                                     location=self.location)
 
     def _digest_result(self, key: str, document: dict[str, Any], algorithms: Sequence[str]) -> DigestResult:
         bytes_read = _count(document.get("bytes_read") or 0)

@@ -305,7 +305,8 @@ DIGEST_B = {"key": "b", "size": 3, "digests": {"sha256": sha256(b"abc")}, "bytes
     [DIGEST_A, {**DIGEST_B, "digests": {"md5": "00"}}, {"end": True}],  # not the digest asked for
     [DIGEST_A, {**DIGEST_B, "size": -3}, {"end": True}],  # not a size
     [DIGEST_A, {**DIGEST_B, "key": 7}, {"end": True}],  # not a key
-], ids=["other key", "twice", "other digest", "size", "key type"])
+    [DIGEST_A, {"end": True}],  # a key left out
+], ids=["other key", "twice", "other digest", "size", "key type", "left out"])
 def test_a_digest_answer_about_other_keys_or_twice_or_malformed_is_a_protocol_error(tmp_path, lines):
     """An older agent's ``POST /v1/digest``: the node never gets to choose which files it answers for."""
     agent, seen = answering(tmp_path, "/v1/digest", lines)
@@ -328,5 +329,28 @@ def test_a_digest_answer_about_each_key_asked_once_is_taken(tmp_path):
             results = {r.key: r for r in node.digest_many(["a", "b"], ("sha256",))}
         assert {k: (r.size, r.digests) for k, r in results.items()} == {
             "a": (4, {"sha256": sha256(GOOD)}), "b": (3, {"sha256": sha256(b"abc")})}  # only what was asked
+    finally:
+        agent.stop()
+
+
+def test_a_copy_whose_older_agent_leaves_files_out_of_its_digests_is_not_verified(tmp_path):
+    """An agent without ``/v1/verify`` checked over ``/v1/digest``: files it does not answer for are never
+    counted as verified, whether it ends its answer early or answers nothing at all."""
+    from preservation.catalog.files import FileRow
+    from preservation.fixity import verify_rows
+
+    seen = {}
+
+    def wrap(app):
+        seen["app"] = Answers(without_verify(app), "/v1/digest", [{"end": True}])
+        return seen["app"]
+
+    agent = ThreadedAgent(tmp_path / "root", wrap=wrap).start()
+    try:
+        with agent.adapter(retries=1, backoff=0.01) as node:
+            rows = [FileRow("bad", 4, sha256(GOOD), hashlib.sha512(GOOD).hexdigest())]
+            result = verify_rows(node, "p/", rows, ("sha256",))
+        assert not result.ok and seen["app"].requests == 1
+        assert [f.params["error_code"] for f in result.findings] == ["E311"]
     finally:
         agent.stop()

@@ -25,6 +25,7 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -200,7 +201,7 @@ class _Child:
 
     def _read(self) -> None:
         """The answers, until the child ends: records to the spool, notes to the analyser."""
-        out = self.process.stdout
+        out = io.BufferedReader(self.process.stdout, 256 * 1024)  # many answers a read, not two reads an answer
         finished = False
         try:
             while True:

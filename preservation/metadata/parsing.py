@@ -108,11 +108,16 @@ class ParserProcess:
                 self._deaths += 1
                 self._dead.append(child)
                 child = self._child = None
+            why = "the metadata parser failed too often in this ingest"
             if child is None and self._deaths <= RESTARTS:
-                child = self._child = _Child(self)
-                child.expect(file_id, path)
+                try:
+                    child = self._child = _Child(self)
+                    child.expect(file_id, path)
+                except OSError as e:  # no process to be had (too many open files, no memory): as if it died
+                    self._deaths += 1
+                    why = f"the metadata parser process could not start ({type(e).__name__}: {e})"
         if child is None:
-            self._notes(path, [_lost("the metadata parser failed too often in this ingest")])
+            self._notes(path, [_lost(why)])
         return _Proxy(child, file_id, path)
 
     def finish(self) -> None:

@@ -169,3 +169,15 @@ def test_an_analyser_dropped_unfinished_ends_its_child():
     assert process.poll() is None
     del analyser  # nothing but the test held it: the child is ended, its answering thread joined
     assert process.returncode is not None
+
+
+def test_a_child_that_cannot_start_costs_the_file_a_finding(monkeypatch):
+    def no_process(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(parsing.subprocess, "Popen", no_process)
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    records, findings = _finish(analyser)
+    assert records == [] and [(f.code, f.path) for f in findings] == [("MD018", "data/a/1.xml")]
+    assert "could not start" in findings[0].message

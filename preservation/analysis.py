@@ -178,6 +178,14 @@ class _Guarded:
             except Exception as e:  # noqa: BLE001
                 self._drop(e)
 
+    def close_known(self, size: int) -> None:
+        observer = self._observer
+        if observer is not None:
+            try:
+                getattr(observer, "close_known", observer.close)(size)
+            except Exception as e:  # noqa: BLE001
+                self._drop(e)
+
     def _drop(self, error: BaseException) -> None:
         self._observer = None
         self._analysis._failed(self._name, self._path, error)
@@ -198,3 +206,7 @@ class _Fanout:
     def close(self, size: int) -> None:
         for guarded in self._guarded:
             guarded.close(size)
+
+    def close_known(self, size: int) -> None:
+        for guarded in self._guarded:
+            guarded.close_known(size)

@@ -104,6 +104,11 @@ class Observer(Protocol):
     reused as soon as ``feed`` returns, so an observer copies what it keeps.
     ``close(size)`` follows the last chunk of a file read whole.  When the
     copy fails neither is called again.  An observer must not raise.
+
+    An observer may also have ``close_known(size)``, called instead of
+    ``close`` when the file's digests proved to be its job's ``known``
+    ones (bytes a kept copy holds, of which the observer may know already
+    what it wants to learn).
     """
 
     def feed(self, chunk: bytes | memoryview) -> None: ...
@@ -262,7 +267,7 @@ class FilePipeline:
                     write = job.target is not None and raw != job.known
                     if write:
                         _write_new(job.target, first)
-                    _observe_whole(job.observer, first)
+                    _observe_whole(job.observer, first, known=raw == job.known)
                     return Outcome(job.tag, len(first), raw, written=write)
             if job.known is None or job.target is None:
                 return self._stream(job, partial(_read_fd, fd), first)
@@ -273,7 +278,9 @@ class FilePipeline:
     def _stream_unless_known(self, job: Job, fd: int, first: bytes) -> Outcome:
         """Digest a big file without writing it; copy it in a second read only when its digests are not
         ``job.known``, and only if that read gives the same digests."""
-        digested = self._stream(job._replace(target=None), partial(_read_fd, fd), first)
+        digested = self._stream(job._replace(target=None), partial(_read_fd, fd), first, close=False)
+        if job.observer is not None:
+            _close(job.observer, digested.size, known=digested.raw == job.known)
         if digested.raw == job.known:
             return digested._replace(written=False)
         try:
@@ -296,8 +303,10 @@ class FilePipeline:
         with source:
             return self._stream(job, source.readinto, b"")
 
-    def _stream(self, job: Job, readinto: Callable[[memoryview], int | None], first: bytes) -> Outcome:
-        """Digest (and copy) a file chunk by chunk through this worker's buffer, ``first`` being its start."""
+    def _stream(self, job: Job, readinto: Callable[[memoryview], int | None], first: bytes, close: bool = True
+                ) -> Outcome:
+        """Digest (and copy) a file chunk by chunk through this worker's buffer, ``first`` being its start
+        (``close`` False: the caller closes the observer)."""
         worker = self._worker()
         hashes = [c() for c in self._constructors]
         size = len(first)
@@ -335,7 +344,7 @@ class FilePipeline:
         finally:
             if out is not None:
                 os.close(out)
-        if observer is not None:
+        if observer is not None and close:
             observer.close(size)
         return Outcome(job.tag, size, b"".join(h.digest() for h in hashes))
 
@@ -413,11 +422,20 @@ class _DropBehind:
                     os.close(fd)
 
 
-def _observe_whole(observer: Observer | None, data: bytes | memoryview) -> None:
+def _observe_whole(observer: Observer | None, data: bytes | memoryview, known: bool = False) -> None:
     if observer is not None:
         if data:
             observer.feed(data)
-        observer.close(len(data))
+        _close(observer, len(data), known)
+
+
+def _close(observer: Observer, size: int, known: bool) -> None:
+    """Close ``observer``; ``known``: the file's digests were its job's ``known`` ones (see :class:`Observer`)."""
+    close_known = getattr(observer, "close_known", None) if known else None
+    if close_known is not None:
+        close_known(size)
+    else:
+        observer.close(size)
 
 
 def _read_fd(fd: int, buffer: memoryview) -> int:

@@ -125,6 +125,12 @@ class FormatAnalyser:
         self.validator = validator_identity()
         self._reusable: dict[str, tuple[Validation, dict[str, Any]]] = {}
         """Validations the version before holds, by path, offered for files not staged (:meth:`reusable`)."""
+        self._known: dict[str, tuple[Identification, int, Any, dict[str, Any]]] = {}
+        """The identification the version before holds, by path, for the files offered, with the file's size,
+        when and where it was made: taken instead of identifying a file whose digests prove to be the version
+        before's (``close_known``)."""
+        self._identification_carried: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """The files whose identification was carried over: path -> (when it was made, the package and version)."""
         self._carried: dict[str, dict[str, Any]] = {}
         """The files whose validation was carried over: path -> the package and version that made it."""
 
@@ -150,28 +156,38 @@ class FormatAnalyser:
         if not paths:
             return set()
         known = self.signatures
-        query = (select(FileFormat.path, FileFormat.puid, FileFormat.mime, FileFormat.tool, FileFormat.tool_version,
+        query = (select(FileFormat.path, FileFormat.puid, FileFormat.mime, FileFormat.format_name,
+                        FileFormat.format_version, FileFormat.basis, FileFormat.tool, FileFormat.tool_version,
                         FileFormat.signature_version, FileFormat.validation, FileFormat.validation_kind,
-                        FileFormat.encrypted, FileFormat.drm, FileFormat.details)
+                        FileFormat.encrypted, FileFormat.drm, FileFormat.details, FileFormat.size,
+                        FileFormat.identified_at)
                  .where(FileFormat.package_id == previous_id, FileFormat.path.in_(paths)))
         free: set[str] = set()
         offered: dict[str, tuple[Validation, dict[str, Any]]] = {}
+        identified: list[tuple[str, Identification, int, Any, dict[str, Any]]] = []
+        here = {"package_id": previous_id, "version": previous_number}
         with catalog.engine.connect() as conn:
             for row in conn.execute(query):
                 if (row.tool, row.tool_version, row.signature_version) != (
                         known.tool, known.tool_version, known.signature_version):
                     continue
-                kind = validation_kind(row.puid, row.mime, row.path)
-                if kind is None:
-                    free.add(row.path)
+                identification = _kept_identification(row)
+                if identification is None:
                     continue
-                kept = _kept_validation(row, kind, self.validator)
-                if kept is not None:
-                    offered[row.path] = (kept, (row.details or {})["validated"].get("carried_from")
-                                         or {"package_id": previous_id, "version": previous_number})
-                    free.add(row.path)
+                kind = validation_kind(row.puid, row.mime, row.path)
+                if kind is not None:
+                    kept = _kept_validation(row, kind, self.validator)
+                    if kept is None:
+                        continue
+                    offered[row.path] = (kept, row.details["validated"].get("carried_from") or here)
+                free.add(row.path)
+                made = row.details.get("identified", {}).get("carried_from") if isinstance(row.details, dict) else None
+                identified.append((row.path, identification, row.size, row.identified_at,
+                                   made if _is_origin(made) else here))
         with self._lock:
             self._reusable.update(offered)
+            for path, identification, size, at, origin in identified:
+                self._known[path] = (self._interned.setdefault(identification, identification), size, at, origin)
         return free
 
     def carry_over(self, unchanged: set[str]) -> None:
@@ -197,6 +213,20 @@ class FormatAnalyser:
             batch = self._waiting.add(path, head, tail, size)
         if batch is not None:
             self._identify_batch(batch)
+
+    def _identified_before(self, path: str, size: int) -> bool:
+        """Take the identification the version before made of the same bytes at ``path`` (offered by
+        :meth:`reusable`: the same signatures identify the same bytes under the same name alike); False
+        when there is none to take."""
+        with self._lock:
+            kept = self._known.pop(path, None)
+            if kept is None or kept[1] != size:
+                return False
+            identification, _, at, origin = kept
+            self._identified[path] = identification
+            self._sizes[path] = size
+            self._identification_carried[path] = (at, origin)
+        return True
 
     def _identify_waiting(self) -> None:
         """Identify the files still waiting (the last batch of the bagging pass)."""
@@ -332,14 +362,19 @@ class FormatAnalyser:
             validation = self._validated.get(path)
             bases[identification.basis] += 1
             puids[identification.puid or "unidentified"] += 1
+            carried = self._identification_carried.get(path)
             if validation is not None:
                 outcomes[validation.outcome] += 1
                 if validation.encrypted or validation.drm:
                     locked.append(path)
-                middle = _middle(identification, validation, signatures_, self.identified_at,
+                middle = _middle(identification, validation, signatures_, carried[0] if carried else self.identified_at,
                                  self._findings_of(path, identification, validation),
                                  {"validator": self.validator, "findings": [list(f) for f in validation.findings],
-                                  **({"carried_from": self._carried[path]} if path in self._carried else {})})
+                                  **({"carried_from": self._carried[path]} if path in self._carried else {})},
+                                 carried[1] if carried else None)
+            elif carried is not None:
+                middle = _middle(identification, None, signatures_, carried[0],
+                                 self._findings_of(path, identification, None), None, carried[1])
             else:
                 middle = same.get(identification)
                 if middle is None:
@@ -368,6 +403,8 @@ class FormatAnalyser:
             summary["validation_peak_rss_bytes"] = self._stats.get("peak_rss_bytes", 0)
         if outcomes:
             summary["validator"] = self.validator
+        if self._identification_carried:
+            summary["identification_carried"] = {"files": len(self._identification_carried)}
         if self._carried:
             origins = sorted({(o["version"], o["package_id"]) for o in self._carried.values()})
             summary["validation_carried"] = {
@@ -387,6 +424,24 @@ def _at(finding: Finding, path: str) -> Finding:
     return Finding(finding.code, finding.message, path, finding.severity, finding.params)
 
 
+def _is_origin(origin: Any) -> bool:
+    """Whether ``origin`` is a well-formed ``carried_from``: ``{package_id: str, version: int}``."""
+    return (isinstance(origin, dict) and isinstance(origin.get("package_id"), str)
+            and isinstance(origin.get("version"), int))
+
+
+def _kept_identification(row: Any) -> Identification | None:
+    """The identification a ``file_formats`` row holds (None when its details are not well formed)."""
+    details = row.details if isinstance(row.details, dict) else {}
+    alternatives, notes = details.get("alternatives", []), details.get("notes", [])
+    mismatch = details.get("extension_mismatch", False)
+    if not (isinstance(alternatives, list) and all(isinstance(a, str) for a in alternatives)
+            and isinstance(notes, list) and all(isinstance(n, str) for n in notes) and isinstance(mismatch, bool)):
+        return None
+    return Identification(row.puid, row.mime or "", row.format_name or "", row.format_version or "", row.basis,
+                          alternatives=tuple(alternatives), extension_mismatch=mismatch, notes=tuple(notes))
+
+
 def _kept_validation(row: Any, kind: str, validator: str) -> Validation | None:
     """The validation a ``file_formats`` row holds, if it may be carried over to the same bytes now: made by
     ``validator`` for ``kind``, ``valid`` or ``invalid``, with well-formed findings (anything else: None)."""
@@ -399,8 +454,7 @@ def _kept_validation(row: Any, kind: str, validator: str) -> Validation | None:
             isinstance(f, list) and len(f) == 2 and f[0] in codes.CODES and isinstance(f[1], str) for f in findings):
         return None
     origin = validated.get("carried_from")
-    if origin is not None and not (isinstance(origin, dict) and isinstance(origin.get("package_id"), str)
-                                   and isinstance(origin.get("version"), int)):
+    if origin is not None and not _is_origin(origin):
         return None
     details = row.details.get("validation", {})
     return Validation(kind=kind, outcome=row.validation, encrypted=bool(row.encrypted), drm=bool(row.drm),
@@ -415,17 +469,21 @@ COLUMNS = ("package_id", "path", "puid", "mime", "format_name", "format_version"
 
 
 def _middle(identification: Identification, validation: Validation | None, known: Signatures, at: Any,
-            found: list[Finding], validated: dict[str, Any] | None = None) -> tuple[Any, ...]:
+            found: list[Finding], validated: dict[str, Any] | None = None,
+            identified_in: dict[str, Any] | None = None) -> tuple[Any, ...]:
     """The columns of a file's row between its path and its size (:data:`COLUMNS`).
 
     ``validated`` (a validated file's) is kept in ``details``: the validator that made the validation, its
     own findings (so a later version can carry it over, judged again under its policy) and, when it was
-    carried over, ``carried_from``."""
+    carried over, ``carried_from``.  ``identified_in``: the package and version whose identification of the
+    same bytes was carried over (``details.identified.carried_from``; ``at`` is then when it was made)."""
     details = identification.details()
     if validation is not None and validation.details:
         details["validation"] = validation.details
     if validated is not None:
         details["validated"] = validated
+    if identified_in is not None:
+        details["identified"] = {"carried_from": identified_in}
     return (identification.puid, identification.mime, identification.format_name, identification.format_version,
             identification.basis, known.tool, known.tool_version, known.signature_version, at,
             validation.outcome if validation is not None else None,
@@ -501,6 +559,14 @@ class _Observer:
                 kept.feed(self._first)
                 self._first = None
         kept.feed(chunk)
+
+    def close_known(self, size: int) -> None:
+        """The file's digests were those the version before holds (see ``Observer``): its identification there
+        is taken when :meth:`FormatAnalyser.reusable` offered it, else the file is identified."""
+        if self._analyser._identified_before(self._path, size):
+            self._first = self._kept = None
+        else:
+            self.close(size)
 
     def close(self, size: int) -> None:
         first, kept = self._first, self._kept

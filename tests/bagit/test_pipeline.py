@@ -180,6 +180,37 @@ def test_a_file_whose_digests_are_known_is_digested_and_not_written(tmp_path: Pa
     assert (tmp_path / "copy-other").read_bytes() == other
 
 
+class _Closes:
+    """An observer that notes how it was closed, and how many bytes it was fed."""
+
+    def __init__(self) -> None:
+        self.fed, self.closed = 0, None
+
+    def feed(self, chunk) -> None:
+        self.fed += len(chunk)
+
+    def close(self, size: int) -> None:
+        self.closed = ("close", size)
+
+    def close_known(self, size: int) -> None:
+        self.closed = ("close_known", size)
+
+
+@pytest.mark.parametrize("size", [100, CHUNK_SIZE - 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+def test_an_observer_learns_that_the_bytes_were_the_known_ones(tmp_path: Path, size: int) -> None:
+    same, other = os.urandom(size), os.urandom(size)
+    (tmp_path / "same").write_bytes(same)
+    (tmp_path / "other").write_bytes(other)
+    observers = {"same": _Closes(), "other": _Closes(), "unasked": _Closes()}
+    jobs = [Job(name, os.fsencode(tmp_path / ("same" if name == "unasked" else name)),
+                target=os.fsencode(tmp_path / f"copy-{name}"), size=size, observer=observers[name],
+                known=None if name == "unasked" else expected(same)) for name in observers]
+    assert all(o.error is None for o in FilePipeline(("sha256", "md5"), 2).run(jobs))
+    assert observers["same"].closed == ("close_known", size) and observers["same"].fed == size
+    assert observers["other"].closed == ("close", size) and observers["other"].fed == size  # seen once, not twice
+    assert observers["unasked"].closed == ("close", size)
+
+
 class _Rewrites:
     """An observer that changes the file on disk once its first read is done (the second read sees it)."""
 

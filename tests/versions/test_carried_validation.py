@@ -16,7 +16,7 @@ from preservation.collection import add_collection
 from preservation.errors import VersionRefused
 from preservation.formats import analyser as format_analyser
 from preservation.formats.analyser import FORMAT_IDENTIFICATION, FormatAnalyser
-from preservation.formats.identify import signatures
+from preservation.formats.identify import Signatures, signatures
 from preservation.formats.validation import Validator
 from preservation.formats.validation.identity import validator_identity
 from preservation import ingest as ingest_module
@@ -90,6 +90,27 @@ def validated_paths(monkeypatch) -> list[str]:
     return seen
 
 
+@pytest.fixture
+def identified_names(monkeypatch) -> list[str]:
+    """The name of every file identified from its bytes during the test."""
+    seen: list[str] = []
+    real = Signatures.identify
+
+    def spy(self, head, tail, size, name):
+        seen.append(name)
+        return real(self, head, tail, size, name)
+
+    monkeypatch.setattr(Signatures, "identify", spy)
+    return seen
+
+
+def _identification(row: FileFormat) -> tuple:
+    """What identification said of a file, and when."""
+    return (row.puid, row.mime, row.format_name, row.format_version, row.basis, row.tool, row.tool_version,
+            row.signature_version, row.identified_at, {k: v for k, v in row.details.items()
+                                                       if k in ("alternatives", "extension_mismatch", "notes")})
+
+
 def _rows(repo, package_id: str) -> dict[str, FileFormat]:
     with repo.catalog.session() as s:
         rows = s.scalars(select(FileFormat).where(FileFormat.package_id == package_id)).all()
@@ -118,7 +139,7 @@ def _carried_event(repo, package_id: str) -> dict:
 
 
 def test_unchanged_files_are_not_staged_nor_validated_again_and_their_validation_is_carried(
-        repo, tmp_path, samples, validated_paths):
+        repo, tmp_path, samples, validated_paths, identified_names):
     v1 = ingest(repo, write_delivery(tmp_path / "v1", samples), "journals")
     assert v1["state"] == "preserved"
     assert sorted(validated_paths) == sorted([*VALIDATED, "data/edit.pdf"])
@@ -126,15 +147,23 @@ def test_unchanged_files_are_not_staged_nor_validated_again_and_their_validation
     assert first["data/good.pdf"].validation == "valid" and first["data/bad.pdf"].validation == "invalid"
     assert "carried_from" not in first["data/good.pdf"].details["validated"]
 
+    assert sorted(identified_names) == sorted(samples)
     validated_paths.clear()
+    identified_names.clear()
     later = _edited(samples, tmp_path)
     v2 = ingest(repo, write_delivery(tmp_path / "v2", later), "journals", version_of=v1["package_id"],
                 replicate=False)
-    # staging wrote the changed and the added file only, and only those were validated
+    # staging wrote the changed and the added files only; only those were identified and validated
     assert _staged(repo, v2["package_id"]) == {path: len(later[path[5:]]) for path in CHANGED}
     assert sorted(validated_paths) == CHANGED
+    assert sorted(identified_names) == sorted(path.rsplit("/", 1)[1] for path in CHANGED)
     second = _rows(repo, v2["package_id"])
     assert set(second) == {f"data/{rel}" for rel in later}
+    for path in (*KEPT, "data/notes.txt"):  # identification carried too, with the time it was made
+        assert _identification(second[path]) == _identification(first[path])
+        assert second[path].details["identified"] == {"carried_from": {"package_id": v1["package_id"], "version": 1}}
+    for path in CHANGED:
+        assert "identified" not in second[path].details
     for path in KEPT:  # the same results, marked as carried from version 1
         assert _validation(second[path]) == _validation(first[path])
         assert second[path].details["validated"]["carried_from"] == {"package_id": v1["package_id"], "version": 1}
@@ -145,6 +174,7 @@ def test_unchanged_files_are_not_staged_nor_validated_again_and_their_validation
     for path in CHANGED:
         assert "carried_from" not in second[path].details["validated"]
     assert second["data/notes.txt"].validation is None
+    assert _carried_event(repo, v2["package_id"])["identification_carried"] == {"files": 3}
     carried = _carried_event(repo, v2["package_id"])["validation_carried"]
     assert carried["files"] == 2 and carried["from"] == [{"package_id": v1["package_id"], "version": 1}]
     assert _carried_event(repo, v2["package_id"])["validator"] == validator_identity()
@@ -164,6 +194,10 @@ def test_a_carried_validation_names_the_version_that_made_it(repo, tmp_path, sam
                                                                           "version": 1}
     assert third["data/edit.pdf"].details["validated"]["carried_from"] == {"package_id": v2["package_id"],
                                                                           "version": 2}
+    assert third["data/good.pdf"].details["identified"]["carried_from"] == {"package_id": v1["package_id"],
+                                                                           "version": 1}
+    assert third["data/edit.pdf"].details["identified"]["carried_from"] == {"package_id": v2["package_id"],
+                                                                           "version": 2}
     assert _carried_event(repo, v3["package_id"])["validation_carried"]["from"] == [
         {"package_id": v1["package_id"], "version": 1}, {"package_id": v2["package_id"], "version": 2}]
 
@@ -192,6 +226,9 @@ def test_another_validator_or_signature_table_validates_again(repo, tmp_path, sa
     for path in VALIDATED:
         assert "carried_from" not in second[path].details["validated"]
     assert "validation_carried" not in _carried_event(repo, v2["package_id"])
+    if change == "signatures":  # identified again, by the other signature table
+        assert second["data/notes.txt"].signature_version.endswith("-next")
+        assert all("identified" not in row.details for row in second.values())
     if change == "validator":
         assert second["data/good.pdf"].details["validated"]["validator"] == "checks 2; pikepdf 99.0"
 

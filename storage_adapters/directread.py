@@ -12,8 +12,8 @@ nothing the host kept cached is pushed out.
 A direct read waits for the disk, so files are read by several threads at
 once (:func:`readers`): a disk that answers many requests at once (a virtual
 or solid-state one) then has as many requests in flight as a parallel
-``cat`` gives it.  Each thread reads into its own page-aligned buffer (an
-anonymous mapping), whole pages from the start of the file, as direct I/O
+``cat`` gives it.  Each thread reads into its own page-aligned buffer (a
+private anonymous mapping: not page cache), whole pages from the start of the file, as direct I/O
 requires.  A file system that does not do direct I/O refuses it, when the
 file is switched (:func:`switch_on` returns False) or at the first read
 (``EINVAL``): the caller then reads that file the usual way.
@@ -84,8 +84,9 @@ def _buffer(size: int) -> memoryview:
     """This thread's aligned buffer, at least ``size`` bytes."""
     view = getattr(_local, "view", None)
     if view is None or len(view) < size:
-        # a buffer outgrown is not closed: a caller may still hold a view of it (it goes with the last view)
-        view = memoryview(mmap.mmap(-1, max(size, _BUFFER)))
+        # private: a shared anonymous mapping would be counted as page cache (Shmem).  A buffer outgrown
+        # is not closed: a caller may still hold a view of it (it goes with the last view)
+        view = memoryview(mmap.mmap(-1, max(size, _BUFFER), flags=mmap.MAP_PRIVATE))
         _local.view = view
     return view
 

@@ -11,6 +11,7 @@ read, the files are read the usual way, with the same findings.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -242,3 +243,27 @@ def test_where_a_direct_read_is_refused_the_file_is_read_the_usual_way(cold, mon
     assert {p: f.kind for p, f in found.items()} == {rows[0][0]: VERIFY_DIGEST, rows[11][0]: VERIFY_DIGEST}
     assert checked == len(rows) and len(refused) == len(rows)
     assert sum(resident_bytes(str(p)) for p in paths) == 0  # the pages the usual read brought in are dropped
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="no /proc/self/maps on this system")
+def test_the_readers_buffers_are_private_memory_not_page_cache(cold):
+    """A shared anonymous mapping is counted in the page cache (Shmem): eight readers' buffers in each of three
+    processes would break the 64 MiB bound by themselves."""
+    adapter, root, put = cold
+    rows, paths = put([300 * KIB])
+    fd = os.open(paths[0], os.O_RDONLY)
+    try:
+        assert directread.switch_on(fd)
+        view = directread.read_from_start(fd, rows[0][1] + 1)
+        assert hashlib.sha256(view).hexdigest() == rows[0][2][0]
+        address = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    finally:
+        os.close(fd)
+    with open("/proc/self/maps", encoding="ascii") as f:
+        for line in f:
+            span, permissions = line.split()[:2]
+            start, end = (int(x, 16) for x in span.split("-"))
+            if start <= address < end:
+                assert permissions.endswith("p"), line  # private, not shared
+                return
+    raise AssertionError("the buffer is in no mapping of this process")

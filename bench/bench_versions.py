@@ -27,10 +27,10 @@ By default both sides ingest without content analysis (``analysers=[]``).
 ``--default-policy`` runs every ingest under the default policy instead:
 format identification, validation (the corpus's files are named ``.pdf``
 and hold no PDF, so every one is validated, and found invalid), metadata and
-chunk digests.  Then a new version's unchanged files keep the validation the
-version before made of the same bytes (carried over, not staged: section 4 of
-docs/versions.md); each ingest's line says how many files were validated and
-how many carried, and the new version's ratio is compared with the first
+chunk digests.  Then a new version's unchanged files keep the identification
+and validation the version before made of the same bytes (carried over, not
+staged: section 4 of docs/versions.md); each ingest's line says how many files
+were validated and how many carried, and the new version's ratio is compared with the first
 ingest's under that same policy.
 
 Both sides of each comparison start alike: every ingest and every restore

@@ -62,6 +62,9 @@ class Analyser(Protocol):
     #       which of ``paths`` it can do without in staging, should their bytes be those of the version before;
     #   carry_over(unchanged: set[str]) -> None
     #       those of them whose bytes proved the same (it carries over what it learnt of them there).
+    # Optional for any analyser holding something beyond its objects (a child process, a temporary file):
+    #   close() -> None
+    #       the ingest goes no further (refused, failed, or registered): let it go; called once or more.
 
 
 KnownDigests = Callable[[list[tuple[str, int]]], Mapping[str, bytes]]
@@ -145,6 +148,16 @@ class Analysis:
         findings = FindingList()
         summary = {a.name: a.register(session, package_id, findings) for a in self.analysers}
         return summary, findings
+
+    def close(self) -> None:
+        """Every exit of an ingest, refused, failed or registered: each analyser's ``close`` (where it has one)."""
+        for analyser in self.analysers:
+            close = getattr(analyser, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - letting go never fails the ingest (nor hides its error)
+                    self._failed(analyser.name, "", e)
 
     def _failed(self, name: str, path: str, error: BaseException) -> None:
         with self._lock:

@@ -291,7 +291,7 @@ MD_CSV_COLUMN = _code("MD016", WARNING, "items.csv has a column this format does
 MD_FILE_CLAIMED = _code("MD017", WARNING, "the metadata names a file that belongs to another item (the one of the "
                         "same name beside it, or the first to name it): the claim is dropped")
 MD_PARSER_LOST = _code("MD018", WARNING, "the metadata parser process stopped (killed, out of memory) before it "
-                       "answered for this file: no item read from it")
+                       "answered for this file: no item read from it past where it stopped")
 MD_FRONT_TOO_LARGE = _code("MD019", WARNING, "the front matter of a JATS file is larger than extraction reads: no "
                            "item read from it")
 

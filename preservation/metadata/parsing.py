@@ -10,17 +10,25 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
 * the copying thread writes each chunk of an XML file to the child's stdin
   as it passes (``os.writev`` releases the lock; the file is still read
   once, by the copy), in frames ``kind, file id, length`` + payload;
-* the child answers each file with its records (the spool's JSON lines) and
-  notes; a thread of the ingest reads the answers into the spool;
+* the child sends a file's records (the spool's JSON lines) as it reads
+  them, a frame each :data:`RECORDS_BATCH` bytes of them, then the file's
+  notes when it closes; a thread of the ingest writes each frame into the
+  spool (which spills to disk), so neither process holds a file's records:
+  an ONIX message of 600,000 products is read one product at a time;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
 * memory stays bounded: the pipe holds at most :data:`PIPE_BYTES`, a writer
   waits when it is full, and the child parses as before (elements discarded
   as read), under an address-space limit of :data:`MEMORY_LIMIT`;
 * a child that dies (killed, out of memory) costs the files it had not
-  answered an ``MD018`` finding each; the next file starts a new child (at
-  most :data:`RESTARTS` times an ingest).  The delivery is preserved all the
-  same: nothing here ever raises into the copy.
+  answered an ``MD018`` finding each (the records it had sent of such a
+  file are kept, as a file malformed half-way keeps those before the fault);
+  the next file starts a new child (at most :data:`RESTARTS` times an
+  ingest).  The delivery is preserved all the same: nothing here ever
+  raises into the copy;
+* the child is started isolated (``python -I``, in ``/``, its module path
+  the parent's own): nothing in the worker's working directory or
+  environment is imported by it.
 """
 
 from __future__ import annotations
@@ -50,11 +58,15 @@ MEMORY_LIMIT = 1024 * 1024 * 1024
 """The child's address space: a file that would need more kills the child (MD018), never the ingest."""
 RESTARTS = 3
 """Children an ingest starts after the first died; later files get MD018 without being parsed."""
+RECORDS_BATCH = 64 * 1024
+"""The child sends a file's records each time this many bytes of them are read (and the rest when it closes)."""
 
 _TO_CHILD = struct.Struct("<BII")  # kind, file id, payload length
 _FROM_CHILD = struct.Struct("<BIII")  # kind, file id, length of the records, length of the notes
 OPEN, DATA, CLOSE, END = 1, 2, 3, 4
-RESULT, STOPPED, DONE = 1, 2, 3
+RESULT, STOPPED, DONE, RECORDS = 1, 2, 3, 4
+_BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+              "from preservation.metadata.parsing import _main; _main()")
 
 Lines = Callable[[str, int], None]
 """Where answered records go: their JSON lines and how many."""
@@ -139,15 +151,17 @@ class ParserProcess:
             child.kill()
 
 
-def _child_environment() -> dict[str, str]:
-    """This process's environment, with the directory this package is imported from first on the module path."""
-    env = dict(os.environ)
+def _module_path() -> list[str]:
+    """The child's module path: the directory this package is imported from, then this process's own
+    (absolute; never the working directory, which ``""`` would be)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
+    return [root, *(os.path.abspath(p) for p in sys.path if p)]
 
 
-def _lost(why: str) -> Note:
+def _lost(why: str, read: int = 0) -> Note:
+    if read:
+        return (codes.MD_PARSER_LOST, f"{why}: {read} item(s) read from this file before it stopped, none "
+                "after (the file is preserved as it is)", {"read": read})
     return (codes.MD_PARSER_LOST, f"{why}: no item read from this file (it is preserved as it is)", {})
 
 
@@ -156,8 +170,10 @@ class _Child:
 
     def __init__(self, owner: ParserProcess) -> None:
         self.owner = owner
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, bufsize=0, close_fds=True, env=_child_environment())
+        # isolated (-I: no working directory, PYTHONPATH or user site on its path), in "/", like the validation pool
+        self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(_module_path())],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+                                        cwd="/")
         self.fd = self.process.stdin.fileno()
         with suppress(OSError, AttributeError):
             import fcntl
@@ -166,6 +182,7 @@ class _Child:
         self.write_lock = threading.Lock()
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
+        self.read: dict[int, int] = {}  # records received of the files pending: id -> count
         self.stopped: set[int] = set()  # files the child needs no more of
         self._state = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="preserve-metadata-answers", daemon=True)
@@ -222,9 +239,18 @@ class _Child:
                 elif kind == DONE:
                     self.owner.peak_rss = max(self.owner.peak_rss, file_id * 1024)
                     finished = True
+                elif kind == RECORDS:  # some of an open file's records: into the spool now (one batch in memory)
+                    with self._state:
+                        if file_id not in self.pending:
+                            continue
+                        lines = body[:records_size].decode("utf-8")
+                        count = lines.count("\n")
+                        self.read[file_id] = self.read.get(file_id, 0) + count
+                    self.owner._lines(lines, count)
                 elif kind == RESULT:
                     with self._state:
                         path = self.pending.pop(file_id, None)
+                        self.read.pop(file_id, None)
                     if path is None:
                         continue
                     if records_size:
@@ -239,12 +265,13 @@ class _Child:
             with self._state:
                 self.dead = True
                 lost, self.pending = self.pending, {}
+                read, self.read = self.read, {}
             with suppress(OSError):
                 out.close()
             if not finished or lost:
                 why = f"the metadata parser process stopped ({self._exit()})"
-                for path in lost.values():
-                    self.owner._notes(path, [_lost(why)])
+                for file_id, path in lost.items():
+                    self.owner._notes(path, [_lost(why, read.get(file_id, 0))])
 
     def _exit(self) -> str:
         try:
@@ -293,9 +320,33 @@ class _Proxy:
 # --- the child ------------------------------------------------------------------------------------------
 
 
+class _Records:
+    """A file's records in the child, sent each :data:`RECORDS_BATCH` bytes of them (never the whole file's)."""
+
+    __slots__ = ("_answers", "_id", "_lines", "_size")
+
+    def __init__(self, answers: BinaryIO, file_id: int) -> None:
+        self._answers = answers
+        self._id = file_id
+        self._lines: list[str] = []
+        self._size = 0
+
+    def add(self, records: list) -> None:
+        for record in records:
+            line = record.to_json() + "\n"
+            self._lines.append(line)
+            self._size += len(line)
+        if self._size >= RECORDS_BATCH:
+            _answer(self._answers, RECORDS, self._id, self.take())
+
+    def take(self) -> bytes:
+        lines, self._lines, self._size = self._lines, [], 0
+        return "".join(lines).encode("utf-8")
+
+
 def serve(source: BinaryIO, answers: BinaryIO) -> None:
     """Read frames from ``source`` until END (or its end), answer each file on ``answers``."""
-    files: dict[int, tuple[XmlObserver, list[str], list[Note]]] = {}
+    files: dict[int, tuple[XmlObserver, _Records, list[Note]]] = {}
     while True:
         header = _read_exact(source, _TO_CHILD.size)
         if header is None:
@@ -305,11 +356,11 @@ def serve(source: BinaryIO, answers: BinaryIO) -> None:
         if payload is None:
             return
         if kind == OPEN:
-            found: list[str] = []
+            found = _Records(answers, file_id)
             noted: list[Note] = []
             path = payload.decode("utf-8", "surrogateescape")
-            observer = XmlObserver(path, READERS, TAGS, lambda records, found=found: found.extend(
-                r.to_json() + "\n" for r in records), lambda _path, notes, noted=noted: noted.extend(notes))
+            observer = XmlObserver(path, READERS, TAGS, found.add,
+                                   lambda _path, notes, noted=noted: noted.extend(notes))
             files[file_id] = (observer, found, noted)
         elif kind == DATA and file_id in files:
             observer = files[file_id][0]
@@ -320,7 +371,7 @@ def serve(source: BinaryIO, answers: BinaryIO) -> None:
         elif kind == CLOSE and file_id in files:
             observer, found, noted = files.pop(file_id)
             observer.close(struct.unpack("<Q", payload)[0])
-            _answer(answers, RESULT, file_id, "".join(found).encode("utf-8"),
+            _answer(answers, RESULT, file_id, found.take(),
                     json.dumps(noted, ensure_ascii=False).encode("utf-8") if noted else b"")
         elif kind == END:
             _answer(answers, DONE, _peak_kib())

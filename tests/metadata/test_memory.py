@@ -56,6 +56,36 @@ def test_memory_per_article_does_not_grow():
     assert large - small < 256 * 1024, (small, large)
 
 
+def _onix_message(n: int) -> bytes:
+    isbns = (f"978703{i:06d}" + ids.isbn13_check_digit(f"978703{i:06d}") for i in range(n))
+    return onix(*(onix_product(f"ref-{i}", isbn, f"书 {i}") for i, isbn in enumerate(isbns))).encode()
+
+
+def test_a_huge_onix_message_is_read_one_product_at_a_time_by_the_parsing_child():
+    """The production path: the child sends records as it reads them, the parent writes them to the spool
+    (which spills): neither holds the message's records (600,000 products once cost the child its 1 GiB)."""
+
+    def extract(data: bytes, n: int) -> tuple[int, int]:
+        analyser = MetadataAnalyser(spool_memory=64 * 1024)
+        tracemalloc.start()
+        try:
+            _feed(analyser, "data/onix.xml", data)
+            findings = FindingList()
+            analyser.finish("", findings)  # every answer read
+            parent = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert analyser._spool.count == n and list(findings) == []
+        return analyser.parser.peak_rss, parent
+
+    small_data, large_data = _onix_message(5_000), _onix_message(50_000)  # 5 and 53 MB, built before measuring
+    (child_small, parent_small), (child_large, parent_large) = extract(small_data, 5_000), extract(large_data, 50_000)
+    del small_data, large_data
+    # ten times the products (48 MB more records' JSON): a few batches in flight, never the file's records
+    assert child_large - child_small < 16 * 1024 * 1024, (child_small, child_large)
+    assert parent_large - parent_small < 1024 * 1024, (parent_small, parent_large)
+
+
 def test_a_huge_onix_message_is_read_one_product_at_a_time(monkeypatch):
     widest = [0]
     end = onix_module.OnixReader.end
@@ -67,10 +97,6 @@ def test_a_huge_onix_message_is_read_one_product_at_a_time(monkeypatch):
 
     monkeypatch.setattr(onix_module.OnixReader, "end", spy)
 
-    def message(n: int) -> bytes:
-        isbns = (f"978703{i:06d}" + ids.isbn13_check_digit(f"978703{i:06d}") for i in range(n))
-        return onix(*(onix_product(f"ref-{i}", isbn, f"书 {i}") for i, isbn in enumerate(isbns))).encode()
-
     def extract(data: bytes, n: int):
         def run():
             analyser = MetadataAnalyser(spool_memory=64 * 1024, in_process=True)  # tracemalloc sees this process
@@ -78,7 +104,7 @@ def test_a_huge_onix_message_is_read_one_product_at_a_time(monkeypatch):
             assert analyser._spool.count == n
         return run
 
-    small_data, large_data = message(500), message(5000)  # built before measuring
+    small_data, large_data = _onix_message(500), _onix_message(5000)  # built before measuring
     small, large = _peak(extract(small_data, 500)), _peak(extract(large_data, 5000))
     assert large - small < 256 * 1024, (small, large)
     # the tree holds the products parsed from one chunk ahead of the one being read, never the message

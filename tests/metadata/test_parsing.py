@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
 
 from sqlalchemy import select
 
+from preservation import identifiers as ids
 from preservation.catalog.library_models import Item
 from preservation.findings import FindingList
 from preservation.ingest import ingest
@@ -15,7 +17,7 @@ from preservation.metadata import jats as jats_module
 from preservation.metadata import parsing
 from preservation.metadata.analyser import MetadataAnalyser
 
-from .samples import jats, jats_delivery
+from .samples import jats, jats_delivery, onix, onix_product
 
 PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
 CHUNK = 512 * 1024
@@ -70,10 +72,61 @@ def test_the_child_asks_for_no_more_of_a_file_it_gave_up():
     observer = _send(analyser, "data/a/bad.xml", broken, close=False)
     child = observer._child
     _until(lambda: observer._id in child.stopped, "the child never said it stopped")
+    sent: list[int] = []
+    send = child.send
+    child.send = lambda parts: (sent.append(struct.unpack_from("<B", parts[0])[0]), send(parts))[1]
     observer.feed(b"x" * CHUNK)  # not sent: the child said so
     observer.close(CHUNK)
+    assert sent == [parsing.CLOSE]  # no DATA frame after STOPPED, only the file's end
     records, findings = _finish(analyser)
     assert records == [] and [f.code for f in findings] == ["MD001"]
+
+
+def _products(n: int) -> bytes:
+    isbns = (f"978703{i:06d}" + ids.isbn13_check_digit(f"978703{i:06d}") for i in range(n))
+    return onix(*(onix_product(f"ref-{i}", isbn, f"书 {i}") for i, isbn in enumerate(isbns))).encode()
+
+
+def test_the_child_sends_a_file_s_records_before_the_file_ends():
+    """Records go to the spool as they are read (a batch at a time), not held until the file closes."""
+    analyser = MetadataAnalyser()
+    data = _products(2_000)  # some 1 MB of records' JSON
+    observer = _send(analyser, "data/onix.xml", data[:-100], close=False)
+    _until(lambda: analyser._spool.count > 1_000, "no record came before the file's end")
+    observer.feed(data[-100:])
+    observer.close(len(data))
+    records, findings = _finish(analyser)
+    assert [r.where for r in records] == [f"ref-{i}" for i in range(2_000)] and list(findings) == []
+
+
+def test_a_child_killed_half_way_through_a_file_keeps_what_it_sent_and_says_so():
+    analyser = MetadataAnalyser()
+    data = _products(2_000)
+    observer = _send(analyser, "data/onix.xml", data[:-100], close=False)
+    _until(lambda: analyser._spool.count > 1_000, "no record came before the file's end")
+    process = observer._child.process
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    observer.close(len(data))
+    records, findings = _finish(analyser)
+    assert [(f.code, f.path) for f in findings] == [("MD018", "data/onix.xml")]
+    assert findings[0].params["read"] == len(records) > 1_000
+    assert f"{len(records)} item(s) read from this file before it stopped" in findings[0].message
+
+
+def test_the_child_imports_nothing_from_the_working_directory_or_the_environment(tmp_path, monkeypatch):
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "ran"
+    for module in ("lxml", "preservation"):
+        (planted / f"{module}.py").write_text(f"open({str(marker)!r}, 'a').write({module!r})\n")
+    monkeypatch.chdir(planted)
+    monkeypatch.setenv("PYTHONPATH", str(planted))
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190001"] and list(findings) == []
+    assert not marker.exists()
 
 
 def test_a_killed_child_costs_only_the_files_it_had_not_answered():

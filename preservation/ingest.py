@@ -192,6 +192,7 @@ def stage(
         bag.findings.extend(learnt)
         os.replace(partial, target)
     except BaseException:
+        analysis.close()  # its parsing child, its spool: now, not when the garbage collector finds them
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
@@ -428,6 +429,7 @@ def ingest(
         shutil.rmtree(bag.path, ignore_errors=True)
         raise
     finally:
+        analysis.close()  # refused (a duplicate, a version refused), failed or registered: what it holds goes now
         if plan is not None:
             plan.discard()
     if matched is not None:

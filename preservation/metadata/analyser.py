@@ -44,7 +44,8 @@ class MetadataAnalyser:
         self._notes = _Notes()
         # neither the parser nor its threads hold the analyser: dropped unfinished, it ends its child (below)
         self._parser = None if in_process else ParserProcess(self._spool.add_lines, self._notes.add)
-        # an ingest that fails before finish() never waits for the child: it goes with the analyser
+        # closed by the ingest on every exit (close); one dropped without it still ends its child when it goes
+        # (the finalizer holds the parser, and through it the spool and notes, never the analyser)
         self._closer = weakref.finalize(self, self._parser.close) if self._parser is not None else None
 
     def observer(self, path: str, size: int) -> Observer | None:
@@ -73,6 +74,13 @@ class MetadataAnalyser:
             return register_items(session, package_id, self._spool, findings)
         finally:
             self._spool.close()
+
+    def close(self) -> None:
+        """The ingest goes no further: end the parsing child (without waiting for its answers) and drop the
+        spool's records; nothing is left for the garbage collector (:meth:`preservation.analysis.Analysis.close`)."""
+        if self._closer is not None:
+            self._closer()
+        self._spool.close()
 
 
 class _Notes:

@@ -130,6 +130,8 @@ def run_ingest(ctx: JobContext) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(bag.path, ignore_errors=True)
         raise
+    finally:
+        analysis.close()
     return {"package_id": result["package_id"], "replica_ids": result["replica_ids"], "nodes": result["nodes"],
             "files": result["files"], "bytes": result["bytes"]}
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import struct
+import threading
 import time
+import weakref
+
+import pytest
 
 from sqlalchemy import select
 
 from preservation import identifiers as ids
 from preservation.catalog.library_models import Item
+from preservation.errors import BagInvalid, DuplicateDelivery
 from preservation.findings import FindingList
 from preservation.ingest import ingest
 from preservation.metadata import jats as jats_module
@@ -219,9 +225,12 @@ def test_an_analyser_dropped_unfinished_ends_its_child():
     analyser = MetadataAnalyser()
     _send(analyser, "data/a/1.xml", _article(1), close=False)
     process = analyser.parser._child.process
+    spool = weakref.ref(analyser._spool)
     assert process.poll() is None
     del analyser  # nothing but the test held it: the child is ended, its answering thread joined
     assert process.returncode is not None
+    gc.collect()
+    assert spool() is None  # the analyser's finalizer let it go: the spool's own one closed its file
 
 
 def test_a_child_that_cannot_start_costs_the_file_a_finding(monkeypatch):
@@ -234,3 +243,58 @@ def test_a_child_that_cannot_start_costs_the_file_a_finding(monkeypatch):
     records, findings = _finish(analyser)
     assert records == [] and [(f.code, f.path) for f in findings] == [("MD018", "data/a/1.xml")]
     assert "could not start" in findings[0].message
+
+
+def _spy_children(monkeypatch) -> list:
+    """The process of every parsing child started from now on (not the child: it holds the parser)."""
+    started: list = []
+    init = parsing._Child.__init__
+
+    def spy(self, owner):
+        init(self, owner)
+        started.append(self.process)
+
+    monkeypatch.setattr(parsing._Child, "__init__", spy)
+    return started
+
+
+def _answering_threads() -> int:
+    return sum(t.name == "preserve-metadata-answers" for t in threading.enumerate())
+
+
+def test_a_refused_ingest_ends_its_parsing_child_at_once(repo, tmp_path, monkeypatch):
+    """A bag refused while bagging (a wrong manifest line): the child, its thread and its pipes go with the
+    refusal, while the error (whose traceback holds the analysis) is still alive: no garbage collector needed."""
+    started = _spy_children(monkeypatch)
+    threads = _answering_threads()
+    bag = tmp_path / "bag"
+    (bag / "data").mkdir(parents=True)
+    (bag / "data" / "a.xml").write_bytes(_article(1))
+    (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    (bag / "manifest-sha256.txt").write_text("0" * 64 + "  data/a.xml\n")
+    refused = []
+    for n in range(3):
+        with pytest.raises(BagInvalid) as error:
+            ingest(repo, bag, "journals", name=f"bad{n}")
+        refused.append(error)
+    assert len(started) == 3  # one child an ingest, each started with the XML file
+    assert [process.returncode is not None for process in started] == [True] * 3
+    assert [process.stdin.closed and process.stdout.closed for process in started] == [True] * 3
+    assert _answering_threads() == threads
+
+
+def test_an_analyser_refused_as_a_duplicate_is_let_go(repo, tmp_path, monkeypatch):
+    root = tmp_path / "delivery"
+    jats_delivery(root, 2)
+    ingest(repo, root, "journals", replicate=False)
+    started = _spy_children(monkeypatch)
+    analyser = MetadataAnalyser()
+    spool = weakref.ref(analyser._spool)
+    with pytest.raises(DuplicateDelivery):  # refused after staging, before register: its records unwritten
+        ingest(repo, root, "journals", replicate=False, allow_duplicate=False, analysers=[analyser])
+    assert len(started) == 1 and started[0].returncode is not None
+    assert not spool()._closer.alive  # closed by the ingest, not left for the garbage collector
+    gone = weakref.ref(analyser)
+    del analyser
+    gc.collect()
+    assert gone() is None and spool() is None  # nothing (no finalizer, no thread) keeps them for the process's life

@@ -24,6 +24,7 @@ stops the bagging.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -34,6 +35,8 @@ from preservation.bagit import BagResult, Observer
 from preservation.catalog.db import Catalog
 from preservation.findings import FindingList
 from preservation.text import for_log
+
+log = logging.getLogger(__name__)
 
 
 class Analyser(Protocol):
@@ -157,6 +160,9 @@ class Analysis:
                 try:
                     close()
                 except Exception as e:  # noqa: BLE001 - letting go never fails the ingest (nor hides its error)
+                    # after finish() no finding can be reported any more: the operator's log says it
+                    log.warning("analyser %s could not let go of its resources: %s", analyser.name,
+                                for_log(f"{type(e).__name__}: {e}"))
                     self._failed(analyser.name, "", e)
 
     def _failed(self, name: str, path: str, error: BaseException) -> None:

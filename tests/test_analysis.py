@@ -192,3 +192,26 @@ def test_analysis_fans_one_observer_out_and_skips_unwanted_files(tmp_path):
     # finish() raising (here: no bag at that path) is a warning per analyser, never an exception
     findings = analysis.finish(str(tmp_path))
     assert findings.ok and [(f.code, f.params["analyser"]) for f in findings] == [("CA001", "recorder")] * 2
+
+
+def test_an_analyser_that_cannot_let_go_is_logged_and_the_others_still_close(caplog):
+    closed = []
+
+    class Stuck(Recorder):
+        name = "stuck"
+
+        def close(self):
+            raise OSError("pipe\x1b[31m wedged")
+
+    class Tidy(Recorder):
+        name = "tidy"
+
+        def close(self):
+            closed.append(self.name)
+
+    with caplog.at_level("WARNING", logger="preservation.analysis"):
+        Analysis([Stuck(), Tidy()]).close()  # never raises: an ingest's own outcome stands
+    assert closed == ["tidy"]
+    [record] = [r for r in caplog.records if r.name == "preservation.analysis"]
+    assert "stuck" in record.getMessage() and "wedged" in record.getMessage()
+    assert "\x1b" not in record.getMessage()  # escaped before it reaches the log

@@ -108,7 +108,7 @@ PREFETCH_FILES = 16  # files of a batch opened and asked for ahead of the one be
 PREFETCH_BYTES = 8 * 1024 * 1024  # … as long as their bytes stay within this (the first is always asked for)
 PROBE_EACH = 1024 * 1024  # files this big are each asked whether they come from the disk (one syscall: cheap to them)
 DIRECT_MIN = 256 * 1024  # cold files this big, and under _READ_STEP, are read past the page cache …
-DIRECT_AHEAD = 2 * directread.READERS  # … by the reader threads, this many of a batch handed to them at most
+DIRECT_AHEAD = 2  # … by the reader threads, this many times their number of a batch's files handed to them at most
 
 
 def verify_batch(
@@ -248,7 +248,7 @@ def verify_batch(
                     # the probe of its first page brought in are to be dropped
                     handed.append((index, path, fd, directread.readers().submit(
                         _check_direct, fd, path, size, expected, algorithms, chunked, probed)))
-                    if len(handed) > DIRECT_AHEAD:
+                    if len(handed) > DIRECT_AHEAD * directread.READERS:
                         collect()
                     continue
                 if _regular(fd):  # the file system refuses: the rest of the batch is read through the page cache
@@ -531,7 +531,7 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                       initializer=_follow, initargs=(os.getpid(),))
+                                       initializer=_follow, initargs=(os.getpid(), workers))
             with _main_hidden():
                 # the pool starts a process per task while none is idle: give it tasks until all run
                 while len(getattr(pool, "_processes", None) or ()) < workers:
@@ -556,13 +556,15 @@ def _main_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _follow(owner: int) -> None:
-    """In a checker process: exit as soon as the process that started the pool is gone.
+def _follow(owner: int, workers: int = 1) -> None:
+    """In a checker process (one of ``workers``): take its share of the direct readers, and exit as
+    soon as the process that started the pool is gone.
 
     A pool's workers wait on a queue whose writing end they hold themselves,
     so a killed owner (SIGKILL, out of memory) would leave them waiting
     forever; a thread watching the owner's pidfd ends them at once.
     """
+    directread.share(workers)
     try:
         watched = os.pidfd_open(owner)
     except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll instead

@@ -28,8 +28,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-IN_FLIGHT = 12  # direct reads one audit keeps in flight, however many processes it runs in (a cold `cat` x16: ~14)
-READERS = IN_FLIGHT  # reader threads in this process: all of them, or a checker process's share (:func:`share`)
+READERS = 4  # reader threads in one process: each checker process and the process handing out batches has its own
 ALIGN = mmap.PAGESIZE  # buffer address, offsets and lengths: a multiple of any logical block size in use
 _BUFFER = 4 * 1024 * 1024 + ALIGN  # each reader's buffer to begin with; grown when a longer read is asked for
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -90,21 +89,6 @@ def _buffer(size: int) -> memoryview:
         view = memoryview(mmap.mmap(-1, max(size, _BUFFER), flags=mmap.MAP_PRIVATE))
         _local.view = view
     return view
-
-
-def share(processes: int) -> None:
-    """In one of ``processes`` checker processes, before its first direct read: its share of
-    :data:`IN_FLIGHT` (at least 2), so that the audit as a whole keeps about IN_FLIGHT reads in flight.
-    More than a disk takes at once only queues them: on M (2,000 x 1 MiB) three processes of 8
-    readers kept 31 reads in flight and took 2.27 s where 3 x 4 took 1.13 s (a cold `cat` x16: 1.75
-    and 1.13 s in the same runs)."""
-    global READERS
-    READERS = max(2, -(-IN_FLIGHT // max(1, processes)))
-
-
-def reader_count() -> int:
-    """How many reader threads this process uses (in a checker process: its share)."""
-    return READERS
 
 
 def readers() -> ThreadPoolExecutor:

@@ -531,7 +531,7 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                       initializer=_follow, initargs=(os.getpid(), workers))
+                                       initializer=_follow, initargs=(os.getpid(),))
             with _main_hidden():
                 # the pool starts a process per task while none is idle: give it tasks until all run
                 while len(getattr(pool, "_processes", None) or ()) < workers:
@@ -556,15 +556,13 @@ def _main_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _follow(owner: int, workers: int = 1) -> None:
-    """In a checker process (one of ``workers``): take its share of the direct readers, and exit as
-    soon as the process that started the pool is gone.
+def _follow(owner: int) -> None:
+    """In a checker process: exit as soon as the process that started the pool is gone.
 
     A pool's workers wait on a queue whose writing end they hold themselves,
     so a killed owner (SIGKILL, out of memory) would leave them waiting
     forever; a thread watching the owner's pidfd ends them at once.
     """
-    directread.share(workers)
     try:
         watched = os.pidfd_open(owner)
     except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll instead

@@ -267,18 +267,3 @@ def test_the_readers_buffers_are_private_memory_not_page_cache(cold):
                 assert permissions.endswith("p"), line  # private, not shared
                 return
     raise AssertionError("the buffer is in no mapping of this process")
-
-
-@pytest.mark.parametrize(("processes", "each"), [(1, 12), (2, 6), (3, 4), (5, 3), (100, 2)])
-def test_checker_processes_share_the_reads_kept_in_flight(monkeypatch, processes, each):
-    monkeypatch.setattr(directread, "READERS", directread.READERS)  # put back after the test
-    directread.share(processes)
-    assert directread.reader_count() == each
-    assert processes * each >= directread.IN_FLIGHT or each == 2
-
-
-def test_each_process_of_a_pool_of_three_takes_its_share_of_the_readers():
-    pool = fsverify.process_pool(3)
-    counts = {pool.submit(directread.reader_count).result() for _ in range(9)}
-    assert counts == {-(-directread.IN_FLIGHT // 3)}  # 4 each: 12 in flight in all, not 3 x 12
-    assert directread.reader_count() == directread.IN_FLIGHT  # this process reads alone on the thread path

@@ -63,7 +63,7 @@ import threading
 import time
 import types
 from concurrent.futures import ProcessPoolExecutor
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from preservation.chunk_digests import ChunkHasher
 from preservation.pagecache import advise_dontneed, advise_willneed
@@ -175,14 +175,9 @@ def verify_batch(
         advise_willneed(fd, 0, asked)
         return asked
 
-    def collect() -> None:
-        """The outcome of the oldest file handed to the readers, waited for."""
+    def tally(index: int, path: str, got: int, problem: Any, digests: Any) -> None:
+        """One file's outcome: its bytes read, and its problem or its match (with its chunk digests)."""
         nonlocal matched, bytes_read
-        index, path, fd, future = handed.popleft()
-        try:
-            got, problem, digests = future.result()
-        finally:
-            sys_close(fd)
         bytes_read += got
         if problem is not None:
             problems.append((index, problem))
@@ -190,6 +185,15 @@ def verify_batch(
             matched += 1
             if digests is not None:
                 chunks[path] = digests
+
+    def collect() -> None:
+        """The outcome of the oldest file handed to the readers, waited for."""
+        index, path, fd, future = handed.popleft()
+        try:
+            got, problem, digests = future.result()
+        finally:
+            sys_close(fd)
+        tally(index, path, got, problem, digests)
 
     count = len(rows)
     try:
@@ -265,13 +269,7 @@ def verify_batch(
                         buffer = bytearray(_READ_STEP)
                     got, problem, digests = _check_open(fd, path, size, expected, algorithms, constructors, chunked,
                                                         buffer)
-                bytes_read += got
-                if problem is not None:
-                    problems.append((index, problem))
-                else:
-                    matched += 1
-                    if digests is not None:
-                        chunks[path] = digests
+                tally(index, path, got, problem, digests)
             except OSError as e:
                 problems.append((index, _read_failed(path, e)))
             finally:

@@ -24,6 +24,7 @@ kept in the title's ``kbart`` record (K016 warning).
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
@@ -38,13 +39,6 @@ from preservation.access.accounts import get_library
 from preservation.catalog.bulk import KeyedCopy, WriteBehind, can_write_behind, insert_rows
 from preservation.catalog.library_models import (
     DATE_TEXT,
-    ID_CN,
-    ID_DOI_PREFIX,
-    ID_ISBN_ONLINE,
-    ID_ISBN_PRINT,
-    ID_ISSN_ONLINE,
-    ID_ISSN_PRINT,
-    ID_PUBLISHER,
     TITLE_KINDS,
     ExpectedCoverage,
     Title,
@@ -248,7 +242,7 @@ def _identifier(reader: _Reader, line: int, name: str, value: str, parser) -> st
 # A partial date as the first day it can mean, and as a string no later day of its span exceeds.
 _FIRST_DAY = {4: "-01-01", 7: "-01", 10: ""}
 _LAST_DAY = {4: "-12-31", 7: "-31", 10: ""}
-_SCHEMES = {"monograph": (ID_ISBN_PRINT, ID_ISBN_ONLINE), "serial": (ID_ISSN_PRINT, ID_ISSN_ONLINE)}
+_SCHEMES = {"monograph": (ids.ID_ISBN_PRINT, ids.ID_ISBN_ONLINE), "serial": (ids.ID_ISSN_PRINT, ids.ID_ISSN_ONLINE)}
 _LIMITS = {name: _limit(name) for name in COLUMNS + EXTRA_WRITTEN}
 _SHORTEST_LIMIT = min(*_LIMITS.values(), DEFAULT_LIMIT)
 _STANDARD = len(COLUMNS)
@@ -316,15 +310,15 @@ def _check_row(reader: _Reader, line: int, text: str) -> KbartRow | None:
         standard, (print_scheme, online_scheme) = ids.parse_issn, _SCHEMES["serial"]
     for name, scheme, raw, parse in (("print_identifier", print_scheme, print_id, standard),
                                      ("online_identifier", online_scheme, online_id, standard),
-                                     ("title_id", ID_PUBLISHER, title_id, ids.parse_publisher_id),
-                                     ("preserve_cn", ID_CN, extra.get("preserve_cn"), ids.parse_cn),
-                                     ("preserve_doi_prefix", ID_DOI_PREFIX, extra.get("preserve_doi_prefix"),
+                                     ("title_id", ids.ID_PUBLISHER, title_id, ids.parse_publisher_id),
+                                     ("preserve_cn", ids.ID_CN, extra.get("preserve_cn"), ids.parse_cn),
+                                     ("preserve_doi_prefix", ids.ID_DOI_PREFIX, extra.get("preserve_doi_prefix"),
                                       ids.parse_doi_prefix)):
         if raw:
             value = _identifier(reader, line, name, raw, parse)
             if value is not None:
                 identifiers.append((scheme, value))
-                identifying = identifying or scheme != ID_DOI_PREFIX
+                identifying = identifying or scheme != ids.ID_DOI_PREFIX
     if parent:
         _identifier(reader, line, "parent_publication_title_id", parent, ids.parse_publisher_id)
     if preceding:
@@ -644,13 +638,11 @@ def import_title_list(repo: Repository, path: str | Path, collection_key: str) -
     with repo.catalog.session() as s:
         collection = get_collection(s, collection_key)
         with _TitleListImport(s, collection.id, reader) as work:
-            try:
+            with suppress(_Stop):  # enough errors to refuse the file: _refuse below raises with them
                 for row in read_rows(path, reader):
                     work.add(row)
                     if work.full():
                         work.flush()
-            except _Stop:  # enough errors to refuse the file: _refuse below raises with them
-                pass
             _refuse(reader)
             work.flush()
         return {"file": str(path), "collection": collection.key, "rows": reader.rows, **work.counts,
@@ -768,14 +760,14 @@ def title_fields(title: Any) -> dict[str, str]:
     out = {name: kbart.get(name, "") for name in TITLE_KBART}
     out.update({
         "publication_title": title.title,
-        "print_identifier": first.get(ID_ISBN_PRINT if monograph else ID_ISSN_PRINT, ""),
-        "online_identifier": first.get(ID_ISBN_ONLINE if monograph else ID_ISSN_ONLINE, ""),
-        "title_id": first.get(ID_PUBLISHER, ""),
+        "print_identifier": first.get(ids.ID_ISBN_PRINT if monograph else ids.ID_ISSN_PRINT, ""),
+        "online_identifier": first.get(ids.ID_ISBN_ONLINE if monograph else ids.ID_ISSN_ONLINE, ""),
+        "title_id": first.get(ids.ID_PUBLISHER, ""),
         "publisher_name": title.publisher,
         "publication_type": kbart.get("publication_type") or ("monograph" if monograph else "serial"),
         "preserve_kind": title.kind,
-        "preserve_cn": ids.format_cn(first[ID_CN]) if ID_CN in first else "",
-        "preserve_doi_prefix": first.get(ID_DOI_PREFIX, ""),
+        "preserve_cn": ids.format_cn(first[ids.ID_CN]) if ids.ID_CN in first else "",
+        "preserve_doi_prefix": first.get(ids.ID_DOI_PREFIX, ""),
         "preserve_title_transliterated": title.title_transliterated,
         "preserve_title_english": title.title_english,
     })

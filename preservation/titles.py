@@ -36,14 +36,6 @@ from preservation.access.accounts import get_library
 from preservation.access.rights import MAX_YEAR, MIN_YEAR
 from preservation.catalog.access_models import Entitlement
 from preservation.catalog.library_models import (
-    ID_CN,
-    ID_DOI_PREFIX,
-    ID_ISBN_ONLINE,
-    ID_ISBN_PRINT,
-    ID_ISSN_ONLINE,
-    ID_ISSN_PRINT,
-    ID_PUBLISHER,
-    ID_SCHEMES,
     TITLE_KINDS,
     ExpectedCoverage,
     Item,
@@ -61,11 +53,11 @@ from preservation.text import check_xml_text
 PRESERVED_STATES = (PACKAGE_PRESERVED, PACKAGE_DEGRADED)
 
 # How each scheme is parsed, and the family it is matched in (None: never identifies a title).
-PARSER_OF = {ID_ISSN_PRINT: ids.parse_issn, ID_ISSN_ONLINE: ids.parse_issn, ID_ISBN_PRINT: ids.parse_isbn,
-             ID_ISBN_ONLINE: ids.parse_isbn, ID_CN: ids.parse_cn, ID_DOI_PREFIX: ids.parse_doi_prefix,
-             ID_PUBLISHER: ids.parse_publisher_id}
-MATCH_FAMILY = {ID_ISSN_PRINT: "issn", ID_ISSN_ONLINE: "issn", ID_ISBN_PRINT: "isbn", ID_ISBN_ONLINE: "isbn",
-                ID_CN: "cn", ID_PUBLISHER: "publisher", ID_DOI_PREFIX: None}
+PARSER_OF = {ids.ID_ISSN_PRINT: ids.parse_issn, ids.ID_ISSN_ONLINE: ids.parse_issn, ids.ID_ISBN_PRINT: ids.parse_isbn,
+             ids.ID_ISBN_ONLINE: ids.parse_isbn, ids.ID_CN: ids.parse_cn, ids.ID_DOI_PREFIX: ids.parse_doi_prefix,
+             ids.ID_PUBLISHER: ids.parse_publisher_id}
+MATCH_FAMILY = {ids.ID_ISSN_PRINT: "issn", ids.ID_ISSN_ONLINE: "issn", ids.ID_ISBN_PRINT: "isbn",
+                ids.ID_ISBN_ONLINE: "isbn", ids.ID_CN: "cn", ids.ID_PUBLISHER: "publisher", ids.ID_DOI_PREFIX: None}
 SCHEMES_OF_FAMILY = {family: tuple(s for s, f in MATCH_FAMILY.items() if f == family)
                      for family in ("issn", "isbn", "cn", "publisher")}
 
@@ -160,7 +152,7 @@ def normalise_identifiers(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, s
         parser = PARSER_OF.get(scheme)
         if parser is None:
             raise InvalidRequest(f"unknown identifier scheme {ascii(str(scheme)[:40])} "
-                                 f"(one of {', '.join(ID_SCHEMES)})")
+                                 f"(one of {', '.join(ids.ID_SCHEMES)})")
         out.setdefault((scheme, parser(value)), None)
     return list(out)
 
@@ -362,7 +354,7 @@ def coverage_of(issues: list[HeldIssue]) -> dict[str, Any]:
 def identifier_dict(title: Title) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i in title.identifiers:
-        out.setdefault(i.scheme, []).append(ids.format_cn(i.value) if i.scheme == ID_CN else i.value)
+        out.setdefault(i.scheme, []).append(ids.format_cn(i.value) if i.scheme == ids.ID_CN else i.value)
     return out
 
 

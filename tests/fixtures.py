@@ -86,6 +86,19 @@ def catalog_url(request, tmp_path):
         _drop_schema(schema)
 
 
+@pytest.fixture
+def catalog(catalog_url):
+    """A migrated catalog on each back end of ``catalog_url``, disposed of after the test."""
+    from preservation.catalog.db import Catalog
+
+    cat = Catalog(catalog_url)
+    cat.upgrade()
+    try:
+        yield cat
+    finally:
+        cat.dispose()
+
+
 def make_repo(home: Path, catalog_url: str | None = None, nodes=NODES, policy: Path | None = None) -> Repository:
     home.mkdir(parents=True, exist_ok=True)
     lines = []

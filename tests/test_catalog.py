@@ -25,14 +25,6 @@ from preservation.status import status
 from .fixtures import make_repo
 
 
-@pytest.fixture
-def catalog(catalog_url):
-    cat = Catalog(catalog_url)
-    cat.upgrade()
-    yield cat
-    cat.dispose()
-
-
 def _package(session, pid="p-1") -> Package:
     c = Collection(key=f"c-{pid}", title="t")
     session.add(c)

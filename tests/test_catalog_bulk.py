@@ -11,17 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from preservation.catalog.bulk import KeyedCopy, WriteBehind, can_write_behind, insert_rows
-from preservation.catalog.db import Catalog
 from preservation.catalog.library_models import Title
 from preservation.catalog.models import Collection
-
-
-@pytest.fixture
-def catalog(catalog_url):
-    cat = Catalog(catalog_url)
-    cat.upgrade()
-    yield cat
-    cat.dispose()
 
 
 COLUMNS = ("id", "collection_id", "kind", "title", "title_transliterated", "title_english", "publisher", "kbart",

@@ -27,14 +27,6 @@ from preservation.catalog.models import Base
 from preservation.catalog.search_tables import include_object
 
 
-@pytest.fixture
-def catalog(catalog_url):
-    cat = Catalog(catalog_url)
-    cat.upgrade()
-    yield cat
-    cat.dispose()
-
-
 def _context(conn) -> MigrationContext:
     # the search index (FTS5 tables, GIN indexes) lives in migration 0007 only: see search_tables
     return MigrationContext.configure(conn, opts={"include_object": include_object})

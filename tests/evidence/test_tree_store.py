@@ -6,18 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from preservation import merkle
-from preservation.catalog.db import Catalog
 from preservation.catalog.evidence_models import MerkleNode, MissingNode, compute, fetch, rebuild
 from preservation.catalog.models import Event
 from preservation.events import FIXITY_CHECK, SUCCESS, record_event
-
-
-@pytest.fixture
-def catalog(catalog_url):
-    cat = Catalog(catalog_url)
-    cat.upgrade()
-    yield cat
-    cat.dispose()
 
 
 def _nodes(s) -> dict:

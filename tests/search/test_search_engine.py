@@ -6,22 +6,11 @@ import pytest
 from sqlalchemy import delete, update
 
 from preservation import search
-from preservation.catalog.db import Catalog
 from preservation.catalog.library_models import Item
 from preservation.catalog.models import Package
 from preservation.errors import InvalidIdentifier, InvalidRequest, InvalidText
 
 from .catalog_data import ITEMS, populate
-
-
-@pytest.fixture
-def catalog(catalog_url):
-    cat = Catalog(catalog_url)
-    cat.upgrade()
-    try:
-        yield cat
-    finally:
-        cat.dispose()
 
 
 @pytest.fixture

@@ -632,7 +632,12 @@ class FilesystemAdapter(StorageAdapter):
         self._dirty = False
 
     def sweep_temporary(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove temporary files and drafts left by interrupted writes; returns how many."""
+        """Remove temporary files and drafts left by interrupted writes; returns how many were taken.
+
+        A draft counts once it is claimed (renamed aside: it can never be published); a writer that has
+        not noticed yet may still be making files in it, so what of it cannot be removed now is left, like
+        the claimed draft of a sweep that died, to a later sweep, which removes and counts it whatever its
+        age."""
         tmp_dir = os.path.join(self.root, TEMP_DIR)
         removed = 0
         cutoff = time.time() - older_than_seconds
@@ -650,10 +655,14 @@ class FilesystemAdapter(StorageAdapter):
                             # publish and this sweep cannot both win, and the draft's writer sees it
                             path = f"{entry.path}.{uuid.uuid4().hex[:12]}{_SWEPT}"
                             os.rename(entry.path, path)
+                            removed += 1
+                            shutil.rmtree(path)
+                            continue
                         shutil.rmtree(path)
+                        removed += 1
                     else:
                         os.unlink(entry.path)
-                    removed += 1
+                        removed += 1
             except OSError:
                 continue
         return removed

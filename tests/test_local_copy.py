@@ -314,12 +314,16 @@ def test_a_draft_swept_during_the_copy_fails_its_node_and_publishes_nothing(repo
     real_create = filesystem.DraftTree.create_temporary
     swept = []
     made = []
+    stores = []
 
     def create_temporary(draft, key):  # a sweep of temporary files takes one node's draft mid-copy
         if draft.store.location.endswith("/" + swept_node):
             made.append(key)
             if len(made) == 3:
-                swept.append(sweep_temporary(draft.store, 0))
+                stores.append(draft.store)
+                # older than "an hour from now": the draft whatever its age, though other copying threads
+                # refresh its time as they make files (with 0 a refresh after the sweep's clock read wins)
+                swept.append(sweep_temporary(draft.store, -3600))
         return real_create(draft, key)
 
     monkeypatch.setattr(filesystem.DraftTree, "create_temporary", create_temporary)
@@ -330,6 +334,9 @@ def test_a_draft_swept_during_the_copy_fails_its_node_and_publishes_nothing(repo
     assert isinstance(error, PreservationError) and error.code == "E300" and error.retryable
     assert "removed while it was being written" in str(error)
     assert not (node_root(repo, swept_node) / package_id).exists()
+    # the other copying threads may have made files in the draft while the sweep removed it: what is left
+    # of a claimed draft is the next sweep's, whatever its age
+    sweep_temporary(stores[0], 3600)
     assert tree(node_root(repo, swept_node) / TEMP_DIR) == {}
     good = {n: o for n, o in by_node.items() if n != swept_node}
     assert all(o["state"] == "verified" for o in good.values())

@@ -265,3 +265,29 @@ def test_without_syncfs_every_filesystem_is_synced(source, node, monkeypatch):
         _write(fan, draft, "bag/bagit.txt", "pkg-1/bagit.txt")
     draft.publish()
     assert synced_all == [True] and _published(node) == ["pkg-1/bagit.txt"]
+
+
+def test_a_claimed_draft_counts_even_when_it_cannot_be_removed_at_once(source, node, monkeypatch):
+    """A writer still making files in a draft the sweep renamed aside can make its removal fail: the draft is
+    taken all the same (it can never be published) and counted; a later sweep removes what is left of it."""
+    with FanOut(source, ALGORITHMS) as fan:
+        draft = node.draft("pkg-1/")
+        _write(fan, draft, "bag/data/a/1.xml", "pkg-1/data/a/1.xml")
+    real_rmtree = filesystem.shutil.rmtree
+    failures = []
+
+    def busy_rmtree(path, *args, **kwargs):  # a file made inside it meanwhile: "Directory not empty"
+        if not failures:
+            failures.append(path)
+            raise OSError(errno.ENOTEMPTY, "Directory not empty", path)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(filesystem.shutil, "rmtree", busy_rmtree)
+    assert sweep_temporary(node, 0) == 1
+    assert failures and failures[0].endswith(".swept") and os.path.isdir(failures[0])
+    assert sweep_temporary(node, 3600) == 1  # what was left, removed whatever its age
+    assert _temporary(node) == []
+    with pytest.raises(StorageError, match="removed while it was being written"):
+        draft.publish()
+    draft.discard()
+    assert _published(node) == []

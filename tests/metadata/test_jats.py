@@ -272,3 +272,47 @@ def test_an_existing_title_is_found_by_its_issn_print_or_online(repo, tmp_path):
     assert sorted(i.title_id for i in _items(repo, result["package_id"])) == [title_id, title_id, named_id]
     with repo.catalog.session() as s:  # the title found by its name gains the ISSN the metadata gives
         assert [(i.scheme, i.value) for i in s.get(Title, named_id).identifiers] == [("issn_online", "1009-1963")]
+
+
+def test_the_reader_takes_the_first_of_each_field_where_the_jats_paths_put_it():
+    """Each field is the first element at its JATS path in document order, across repeated groups; elements
+    of another namespace, editors, and a later DOI, title, volume or year are not taken."""
+    from preservation.identifiers import ID_ISSN_ONLINE, ID_ISSN_PRINT
+    from preservation.metadata.parsing import READERS, TAGS
+    from preservation.metadata.xmlstream import XmlObserver
+
+    journal = ('<journal-title-group><abbrev-journal-title>Acta Phys. Sin.</abbrev-journal-title>'
+               '<trans-title-group xml:lang="en"/></journal-title-group>'
+               '<journal-title-group><journal-title>物理学报</journal-title><journal-title>第二个</journal-title>'
+               '<trans-title-group xml:lang="fr"><trans-title>Acta (fr)</trans-title></trans-title-group>'
+               '<trans-title-group xml:lang="en-GB"><trans-title>Acta Physica Sinica</trans-title>'
+               '</trans-title-group></journal-title-group>'
+               '<issn pub-type="epub">2096-7276</issn><publisher/>'
+               '<publisher><publisher-name>中国物理学会</publisher-name></publisher><issn>1000-3290</issn>')
+    article = ('<article-id pub-id-type="publisher-id">aps-1</article-id>'
+               '<article-id pub-id-type="doi">10.7498/aps.68.20191234</article-id>'
+               '<article-id pub-id-type="doi">10.7498/aps.68.20199999</article-id>'
+               '<title-group><subtitle>副标题</subtitle></title-group>'
+               '<title-group><article-title>真的标题</article-title></title-group>'
+               '<title-group><article-title>后来的标题</article-title></title-group>'
+               '<contrib-group><contrib contrib-type="editor"><name><surname>编</surname></name></contrib>'
+               '<contrib><string-name>张三</string-name></contrib></contrib-group>'
+               '<contrib-group><contrib contrib-type="author"><name-alternatives><name><surname>李</surname>'
+               '<given-names>华</given-names></name></name-alternatives></contrib>'
+               '<contrib><collab>课题组</collab></contrib></contrib-group>'
+               '<pub-date pub-type="epub"><year>2018</year></pub-date>'
+               '<pub-date pub-type="ppub"><year>2019</year><month>7</month><day>5</day><year>2000</year></pub-date>'
+               '<x:volume xmlns:x="urn:example">5</x:volume><volume>68</volume><volume>99</volume>'
+               '<issue>14</issue><fpage>140301</fpage><lpage>140309</lpage><fpage>1</fpage>')
+    found, notes = [], []
+    observer = XmlObserver("data/a/1.xml", READERS, TAGS, found.extend, lambda _path, n: notes.extend(n))
+    data = jats(journal=journal, article=article).encode()
+    observer.feed(data)
+    observer.close(len(data))
+    assert notes == [] and len(found) == 1
+    r = found[0]
+    assert (r.title, r.title_english, r.publisher) == ("物理学报", "Acta Physica Sinica", "中国物理学会")
+    assert r.identifiers == [(ID_ISSN_ONLINE, "2096-7276"), (ID_ISSN_PRINT, "1000-3290")]
+    assert (r.doi, r.item_title, r.authors) == ("10.7498/aps.68.20191234", "真的标题", ["张三", "李, 华", "课题组"])
+    assert (r.year, r.published, r.volume, r.issue, r.first_page, r.last_page) == (
+        2019, "2019-07-05", "68", "14", "140301", "140309")

@@ -15,6 +15,9 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
   notes when it closes; a thread of the ingest writes each frame into the
   spool (which spills to disk), so neither process holds a file's records:
   an ONIX message of 600,000 products is read one product at a time;
+* the child's answers wait in a buffer until its input runs dry (or the
+  buffer fills): keeping up, it answers each file as it ends; behind, many
+  files in one write, and the answering thread wakes once for them;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
 * memory stays bounded: the pipe holds at most :data:`PIPE_BYTES`, a writer
@@ -58,6 +61,10 @@ MEMORY_LIMIT = 1024 * 1024 * 1024
 """The child's address space: a file that would need more kills the child (MD018), never the ingest."""
 RESTARTS = 3
 """Children an ingest starts after the first died; later files get MD018 without being parsed."""
+INPUT_BYTES = 256 * 1024
+"""The child reads its input this much at a time (many frames a read)."""
+ANSWER_BYTES = 256 * 1024
+"""The child's answers wait in a buffer of this size until its input runs dry (:class:`_Input`) or it fills."""
 RECORDS_BATCH = 64 * 1024
 """The child sends a file's records each time this many bytes of them are read (and the rest when it closes)."""
 
@@ -344,15 +351,46 @@ class _Records:
         return "".join(lines).encode("utf-8")
 
 
-def serve(source: BinaryIO, answers: BinaryIO) -> None:
-    """Read frames from ``source`` until END (or its end), answer each file on ``answers``."""
+class _Input:
+    """The parent's frames, read as they come; what is answered is sent before a read that may wait.
+
+    The answers are buffered and flushed only when the frames read so far
+    are used up: a child keeping up answers each file at once, as before; a
+    child behind (the copying threads busy on both cores) answers many files
+    in one write, and the ingest's answering thread wakes once for them.
+    """
+
+    __slots__ = ("_fd", "_answers", "_data", "_at")
+
+    def __init__(self, fd: int, answers: BinaryIO) -> None:
+        self._fd = fd
+        self._answers = answers
+        self._data = b""
+        self._at = 0
+
+    def read(self, size: int) -> bytes | None:
+        """``size`` bytes, or None when the input ends before them."""
+        while len(self._data) - self._at < size:
+            self._answers.flush()  # about to wait for the parent: nothing answered may wait with it
+            more = os.read(self._fd, max(INPUT_BYTES, size - (len(self._data) - self._at)))
+            if not more:
+                return None
+            self._data = self._data[self._at:] + more
+            self._at = 0
+        data = self._data[self._at:self._at + size]
+        self._at += size
+        return data
+
+
+def serve(source: _Input, answers: BinaryIO) -> None:
+    """Read frames from ``source`` until END (or its end), answer each file on ``answers`` (flushed at END)."""
     files: dict[int, tuple[XmlObserver, _Records, list[Note]]] = {}
     while True:
-        header = _read_exact(source, _TO_CHILD.size)
+        header = source.read(_TO_CHILD.size)
         if header is None:
             return
         kind, file_id, size = _TO_CHILD.unpack(header)
-        payload = _read_exact(source, size) if size else b""
+        payload = source.read(size) if size else b""
         if payload is None:
             return
         if kind == OPEN:
@@ -368,6 +406,7 @@ def serve(source: BinaryIO, answers: BinaryIO) -> None:
                 observer.feed(payload)
                 if observer.stopped:
                     _answer(answers, STOPPED, file_id)
+                    answers.flush()  # at once: the copying thread sends no more of it
         elif kind == CLOSE and file_id in files:
             observer, found, noted = files.pop(file_id)
             observer.close(struct.unpack("<Q", payload)[0])
@@ -375,6 +414,7 @@ def serve(source: BinaryIO, answers: BinaryIO) -> None:
                     json.dumps(noted, ensure_ascii=False).encode("utf-8") if noted else b"")
         elif kind == END:
             _answer(answers, DONE, _peak_kib())
+            answers.flush()
             return
 
 
@@ -390,7 +430,6 @@ def _peak_kib() -> int:
 
 def _answer(answers: BinaryIO, kind: int, file_id: int, records: bytes = b"", notes: bytes = b"") -> None:
     answers.write(_FROM_CHILD.pack(kind, file_id, len(records), len(notes)) + records + notes)
-    answers.flush()
 
 
 def _main() -> None:
@@ -400,9 +439,9 @@ def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted ingest ends the child by closing its stdin
     with suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    source = os.fdopen(sys.stdin.fileno(), "rb", buffering=256 * 1024)
-    answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=0)
-    serve(source, answers)
+    answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=ANSWER_BYTES)
+    serve(_Input(sys.stdin.fileno(), answers), answers)
+    answers.flush()
 
 
 if __name__ == "__main__":

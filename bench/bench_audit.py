@@ -37,6 +37,7 @@ from sqlalchemy import select
 from bench import bench_ingest
 from bench.child import own_peak_rss
 from bench.corpora import Corpus, iter_files, read_through
+from bench.disk import drop_caches as drop_clean_caches
 from bench.measure import REPEAT, run_child
 from bench.results import Comparison, Contender
 from preservation.audit import audit_replica
@@ -50,19 +51,13 @@ NODE = "uni-pku"
 TARGET = 0.8
 CACHE_GROWTH_LIMIT = 64 * 1024 * 1024
 CAT_READERS = (4, 16)  # parallel `cat` processes the device limit tries; it keeps the fastest
-DROP_CACHES = "/proc/sys/vm/drop_caches"
 DISKSTATS = "/proc/diskstats"
 
 
 def drop_caches() -> str | None:
     """Write back and drop the page cache (clean pages, dentries, inodes); None when done, else why not."""
-    os.sync()
-    try:
-        with open(DROP_CACHES, "w", encoding="ascii") as f:
-            f.write("3\n")
-    except OSError as e:
-        return f"cannot drop the page cache ({e.strerror}; root only): these runs are NOT cold"
-    return None
+    refused = drop_clean_caches()
+    return f"{refused}: these runs are NOT cold" if refused else None
 
 
 def cached_bytes() -> int | None:

@@ -1,7 +1,7 @@
 """Metadata extraction's cost at ingest: a delivery of JATS articles ingested with and without it.
 
     python -m bench.bench_extraction [--articles N] [--scale F] [--repeat R] [--settle-wait S]
-                                     [--after-delete S] [--profile] [--write-docs]
+                                     [--after-delete S] [--forget-deleted] [--warmup] [--profile] [--write-docs]
 
 Generates (seeded, under ``bench/out/extraction``) a delivery of
 ``--articles`` × ``--scale`` articles of 物理学报 (default 10,000 × 1): one
@@ -22,7 +22,8 @@ discarded under the next run), and with ``--after-delete S`` until S
 seconds have passed since the deletes (on this ext4 without a journal every
 file created skips the inodes deleted in the last 60-360 s: a run right after
 the previous run's deletes spends seconds more of kernel CPU creating its
-files, :mod:`bench.disk`).  The same is done for bagging and
+files, :mod:`bench.disk`); with ``--forget-deleted`` (root) the clean
+caches are dropped after the deletes instead, and ext4 skips them no more.  The same is done for bagging and
 registering alone (``replicate=False``), where extraction's share of the
 time is largest.  ``--profile`` instead profiles one bag-and-register run
 of each side (every thread's CPU time, :mod:`bench.profiling`) and prints
@@ -121,7 +122,8 @@ def turns(repeat: int) -> list[bool]:
 
 
 def measure(delivery: Path, repeat: int, replicate: bool, settle_wait: float = MAX_WAIT,
-            after_delete: float = 0.0, warmup: bool = False) -> tuple[Measured, Measured]:
+            after_delete: float = 0.0, warmup: bool = False,
+            forget_deleted: bool = False) -> tuple[Measured, Measured]:
     """The fastest ingest without and with extraction, taking turns, each on a settled disk."""
     home = ROOT / "home"
     runs: dict[bool, list[Measured]] = {False: [], True: []}
@@ -129,12 +131,14 @@ def measure(delivery: Path, repeat: int, replicate: bool, settle_wait: float = M
         # one untimed ingest first, so that every timed run, the first included, starts after the deletion of a
         # run's home (on a journal-less ext4 a run that follows none creates its files much faster: 40 s against
         # 62-67 s for the whole ingest, whatever the contender)
-        remove_and_settle([home], ROOT, max_wait=settle_wait, recently_deleted=after_delete)
+        remove_and_settle([home], ROOT, max_wait=settle_wait, recently_deleted=after_delete,
+                          forget_deleted=forget_deleted)
         run_child("bench.bench_extraction:run_one", delivery=str(delivery), home=str(home), extract=False,
                   replicate=replicate)
     for extract in turns(repeat):
         # the last run's deletes discarded (and, with after_delete, their inodes no longer skipped) before the clock
-        remove_and_settle([home], ROOT, max_wait=settle_wait, recently_deleted=after_delete)
+        remove_and_settle([home], ROOT, max_wait=settle_wait, recently_deleted=after_delete,
+                          forget_deleted=forget_deleted)
         m = run_child("bench.bench_extraction:run_one", delivery=str(delivery), home=str(home), extract=extract,
                       replicate=replicate)
         print(f"     {'with' if extract else 'without'} extraction: {m.seconds:.2f} s, CPU {m.cpu:.1f} s", flush=True)
@@ -212,13 +216,14 @@ def write_docs(text: str, docs: Path = DOCS) -> None:
 
 
 def compare(articles: int, repeat: int = 2, command: str = "python -m bench.bench_extraction",
-            settle_wait: float = MAX_WAIT, after_delete: float = 0.0, warmup: bool = False) -> tuple[str, bool]:
+            settle_wait: float = MAX_WAIT, after_delete: float = 0.0, warmup: bool = False,
+            forget_deleted: bool = False) -> tuple[str, bool]:
     """The section for docs/benchmarks.md, and whether the target was met."""
     delivery = delivery_for(articles)
     total = sum(os.path.getsize(p) for p in iter_files(delivery))
     rows = []
     for name, replicate in (("whole (bag, register, 3 verified copies)", True), ("bag and register only", False)):
-        off, on = measure(delivery, repeat, replicate, settle_wait, after_delete, warmup)
+        off, on = measure(delivery, repeat, replicate, settle_wait, after_delete, warmup, forget_deleted)
         print(f"   {name}: without {off.seconds:.2f} s, with {on.seconds:.2f} s, ratio {on.seconds / off.seconds:.3f}",
               flush=True)
         rows.append((name, off, on))
@@ -234,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     add_options(parser)
     parser.add_argument("--warmup", action="store_true",
                         help="one untimed ingest before the timed ones, so that each timed run follows a deleted home")
+    parser.add_argument("--forget-deleted", action="store_true",
+                        help="after deleting a run's home, drop the clean caches (root only), so that the next run's "
+                             "files do not skip the deleted inodes (bench.disk.remove_and_settle); each run reads "
+                             "its delivery into the page cache again")
     parser.add_argument("--profile", action="store_true",
                         help="profile one bag-and-register run of each side instead of timing")
     parser.add_argument("--write-docs", action="store_true", help="put the section in docs/benchmarks.md")
@@ -247,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     text, met = compare(articles, args.repeat, command=f"python -m bench.bench_extraction {argv_text}".strip(),
-                        settle_wait=args.settle_wait, after_delete=args.after_delete, warmup=args.warmup)
+                        settle_wait=args.settle_wait, after_delete=args.after_delete, warmup=args.warmup,
+                        forget_deleted=args.forget_deleted)
     print(text)
     (OUT_DIR / "extraction.json").write_text(json.dumps({"articles": articles, "met": met, "section": text}),
                                              encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from bench.bench_formats import turns
 from bench.disk import device_activity, settle
 
@@ -102,3 +104,26 @@ def test_a_settle_after_deleting_waits_until_the_deleted_inodes_are_no_longer_re
     # nothing to delete: no wait for recently deleted inodes
     disk.remove_and_settle([old], tmp_path, recently_deleted=30)
     assert waits[1]["not_before"] == 0.0
+
+
+def test_forgetting_the_deleted_inodes_drops_the_clean_caches_after_a_delete_only(tmp_path, monkeypatch):
+    from bench import disk
+
+    stats = tmp_path / "diskstats"
+    _stats(stats, *_device(tmp_path))
+    real = disk.settle
+    monkeypatch.setattr(disk, "settle", lambda *a, **k: real(*a, **{**k, "stats": str(stats)}))
+    target = tmp_path / "drop_caches"
+    monkeypatch.setattr(disk, "DROP_CACHES", str(target))
+    old = tmp_path / "old-run"
+    (old / "data").mkdir(parents=True)
+    (old / "data" / "f").write_bytes(b"x")
+    disk.remove_and_settle([old], tmp_path, forget_deleted=True)
+    assert not old.exists() and target.read_text() == "3\n"
+    target.unlink()
+    disk.remove_and_settle([old], tmp_path, forget_deleted=True)  # nothing deleted: nothing to forget
+    assert not target.exists()
+    (old / "data").mkdir(parents=True)
+    monkeypatch.setattr(disk, "DROP_CACHES", str(tmp_path / "no-such-dir" / "drop_caches"))  # as if not root
+    with pytest.raises(OSError, match="cannot drop the page cache"):
+        disk.remove_and_settle([old], tmp_path, forget_deleted=True)

@@ -7,9 +7,16 @@ slows by more than the parsing costs.  So the parsing (the same
 :class:`~preservation.metadata.xmlstream.XmlObserver` and vocabulary
 readers) runs in a child process, ``python -m preservation.metadata.parsing``:
 
-* the copying thread writes each chunk of an XML file to the child's stdin
-  as it passes (``os.writev`` releases the lock; the file is still read
-  once, by the copy), in frames ``kind, file id, length`` + payload;
+* the copying thread queues each chunk of an XML file for the child as it
+  passes (a copy of it; the file is still read once, by the copy), in
+  frames ``kind, file id, length`` + payload; a feeding thread writes them
+  to the child's stdin (``os.writev`` releases the lock), many frames a
+  write: the child wakes for a batch of files, not for each;
+* the child runs as a batch process (``SCHED_BATCH``): it gets its fair
+  share of the cores, but does not preempt a copying thread when frames
+  wake it, and works through them in runs, with its caches warm (on the
+  bench, its CPU time fell from 4.6-5.2 to 3.1-3.8 s for 10,000 articles
+  once queued; a copying thread no longer waits on a full pipe);
 * the child sends a file's records (the spool's JSON lines) as it reads
   them, a frame each :data:`RECORDS_BATCH` bytes of them, then the file's
   notes when it closes; a thread of the ingest writes each frame into the
@@ -20,9 +27,10 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
   files in one write, and the answering thread wakes once for them;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
-* memory stays bounded: the pipe holds at most :data:`PIPE_BYTES`, a writer
-  waits when it is full, and the child parses as before (elements discarded
-  as read), under an address-space limit of :data:`MEMORY_LIMIT`;
+* memory stays bounded: at most :data:`QUEUE_BYTES` are queued (a writer
+  waits past them) and the pipe holds :data:`PIPE_BYTES`; the child parses
+  as before (elements discarded as read), under an address-space limit of
+  :data:`MEMORY_LIMIT`;
 * a child that dies (killed, out of memory) costs the files it had not
   answered an ``MD018`` finding each (the records it had sent of such a
   file are kept, as a file malformed half-way keeps those before the fault);
@@ -43,6 +51,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from contextlib import suppress
 from typing import BinaryIO, Callable
 
@@ -61,7 +70,13 @@ MEMORY_LIMIT = 1024 * 1024 * 1024
 """The child's address space: a file that would need more kills the child (MD018), never the ingest."""
 RESTARTS = 3
 """Children an ingest starts after the first died; later files get MD018 without being parsed."""
-INPUT_BYTES = 256 * 1024
+QUEUE_BYTES = 32 * 1024 * 1024
+"""Frames queued for the child beyond its pipe: a copying thread waits for the child only past them."""
+FEED_BATCH = 512 * 1024
+FEED_WAIT = 0.01
+"""The feeding thread writes what is queued once :data:`FEED_BATCH` bytes are, or this many seconds after the
+first frame: the child is woken for many files at once, not for each."""
+INPUT_BYTES = 1024 * 1024
 """The child reads its input this much at a time (many frames a read)."""
 ANSWER_BYTES = 256 * 1024
 """The child's answers wait in a buffer of this size until its input runs dry (:class:`_Input`) or it fills."""
@@ -172,6 +187,65 @@ def _lost(why: str, read: int = 0) -> Note:
     return (codes.MD_PARSER_LOST, f"{why}: no item read from this file (it is preserved as it is)", {})
 
 
+class _Feeder:
+    """Frames queued for the child and written to its pipe by a thread of their own, so that a copying thread
+    waits for the child only when :data:`QUEUE_BYTES` are queued (a child behind catches up on idle time)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: deque[bytes] = deque()
+        self._size = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self.failed = False
+        self._thread = threading.Thread(target=self._run, name="preserve-metadata-feeder", daemon=True)
+        self._thread.start()
+
+    def put(self, frame: bytes) -> bool:
+        with self._cond:
+            while self._size >= QUEUE_BYTES and not (self.failed or self._closed):
+                self._cond.wait()
+            if self.failed or self._closed:
+                return False
+            first = not self._queue
+            self._queue.append(frame)
+            self._size += len(frame)
+            if first or self._size >= FEED_BATCH:  # the feeder wakes for a first frame, then for a batch
+                self._cond.notify_all()
+            return True
+
+    def close(self) -> None:
+        """Write what is queued (unless the child is gone), then end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                if self._size < FEED_BATCH and not self._closed:
+                    self._cond.wait(FEED_WAIT)  # more frames, in one write (a batch's worth wakes it sooner)
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), 512))]
+            try:
+                _write_all(self._fd, batch)
+            except OSError:  # the child is gone: nothing more is queued, the writers are let go
+                with self._cond:
+                    self.failed = True
+                    self._queue.clear()
+                    self._size = 0
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._size -= sum(len(frame) for frame in batch)
+                self._cond.notify_all()
+
+
 class _Child:
     """One child process, the lock its writers share and the thread that reads its answers."""
 
@@ -186,7 +260,7 @@ class _Child:
             import fcntl
 
             fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        self.write_lock = threading.Lock()
+        self.feeder = _Feeder(self.fd)
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
         self.read: dict[int, int] = {}  # records received of the files pending: id -> count
@@ -203,17 +277,13 @@ class _Child:
             return True
 
     def send(self, parts: list[bytes | memoryview]) -> bool:
-        with self.write_lock:
-            if self.dead:
-                return False
-            try:
-                _write_all(self.fd, parts)
-                return True
-            except OSError:  # the child is gone: its reader notes the files it had not answered
-                return False
+        """Queue a frame (a copy: a chunk's buffer is reused); False once the child is gone (its reader notes
+        the files it had not answered)."""
+        return not self.dead and self.feeder.put(b"".join(parts))
 
     def end(self) -> None:
         self.send([_TO_CHILD.pack(END, 0, 0)])
+        self.feeder.close()
         with suppress(OSError):
             self.process.stdin.close()
         self._reader.join()
@@ -222,6 +292,7 @@ class _Child:
     def kill(self) -> None:
         with suppress(OSError):
             self.process.kill()
+        self.feeder.close()  # its writes fail now: it ends before the pipe's descriptor is closed
         with suppress(OSError):
             self.process.stdin.close()
         if threading.current_thread() is not self._reader:  # (an analyser may be dropped by a note's call)
@@ -436,6 +507,8 @@ def _main() -> None:
     import resource
     import signal
 
+    with suppress(AttributeError, OSError):  # a batch process: it does not preempt the copying threads on waking
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted ingest ends the child by closing its stdin
     with suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))

@@ -298,3 +298,40 @@ def test_an_analyser_refused_as_a_duplicate_is_let_go(repo, tmp_path, monkeypatc
     del analyser
     gc.collect()
     assert gone() is None and spool() is None  # nothing (no finalizer, no thread) keeps them for the process's life
+
+
+def test_a_copying_thread_waits_for_a_stopped_child_only_once_the_queue_is_full(monkeypatch):
+    """Frames queue beyond the pipe, so a child behind does not hold the copy; past QUEUE_BYTES the copy waits
+    (memory stays bounded), and goes on when the child does."""
+    monkeypatch.setattr(parsing, "QUEUE_BYTES", 4 * 1024 * 1024)
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/0.xml", _article(0))
+    child = analyser.parser._child
+    os.kill(child.process.pid, signal.SIGSTOP)
+    try:
+        body = PARAGRAPH * 30  # some 90 KB an article
+        first = threading.Thread(target=lambda: [_send(analyser, f"data/a/{n}.xml", _article(n, body))
+                                                 for n in range(1, 31)])  # ~2.7 MB: more than the pipe holds
+        first.start()
+        first.join(60)
+        assert not first.is_alive(), "a copying thread waited for a stopped child with room in the queue"
+        second = threading.Thread(target=lambda: [_send(analyser, f"data/b/{n}.xml", _article(100 + n, body))
+                                                  for n in range(1, 61)])  # ~5.4 MB more: past the queue
+        second.start()
+        _until(lambda: child.feeder._size >= parsing.QUEUE_BYTES, "the queue never filled")
+        assert second.is_alive() and child.feeder._size < parsing.QUEUE_BYTES + 2 * len(_article(1, body))
+    finally:
+        os.kill(child.process.pid, signal.SIGCONT)
+    second.join(60)
+    assert not second.is_alive()
+    records, findings = _finish(analyser)
+    assert len(records) == 91 and list(findings) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no scheduling policies on this system")
+def test_the_child_is_a_batch_process():
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    _until(lambda: analyser._spool.count == 1, "the file was never answered")
+    assert os.sched_getscheduler(analyser.parser._child.process.pid) == os.SCHED_BATCH
+    _finish(analyser)

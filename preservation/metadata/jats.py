@@ -185,8 +185,10 @@ class JatsReader:
             return min(_DATE_RANK.get(kind, 4), _DATE_RANK.get(form, 4))
 
         best = min(dates, key=rank)  # min keeps document order among equals
-        parts = {name: text_of(element) if (element := _first(best, name)) is not None else ""
-                 for name in ("year", "month", "day")}
+        parts: dict[str, str] = {}
+        for child in best.iterchildren("year", "month", "day"):
+            parts.setdefault(child.tag, text_of(child))  # the first of each
+        parts = {name: parts.get(name, "") for name in ("year", "month", "day")}
         self.record.year = self.check.year(parts["year"])
         self.record.published = self.check.published(self.record.year, parts["month"], parts["day"])
 
@@ -225,16 +227,25 @@ def _first(element: etree._Element, *path: str) -> etree._Element | None:
 
 def _person(contrib: etree._Element) -> str:
     """``Surname, Given names`` of a contributor (the first of its name alternatives), or its string name."""
-    name = _first(contrib, "name")
+    first: dict[str, etree._Element] = {}
+    alternatives: list[etree._Element] = []
+    for child in contrib.iterchildren("name", "name-alternatives", "string-name", "collab"):
+        if child.tag == "name-alternatives":
+            alternatives.append(child)
+        else:
+            first.setdefault(child.tag, child)
+    name = first.get("name")
     if name is None:
-        name = _first(contrib, "name-alternatives", "name")
+        name = next((n for a in alternatives if (n := _first(a, "name")) is not None), None)
     if name is not None:
-        surname, given = _first(name, "surname"), _first(name, "given-names")
-        surname_text = text_of(surname).strip() if surname is not None else ""
-        given_text = text_of(given).strip() if given is not None else ""
+        parts: dict[str, str] = {}
+        for part in name.iterchildren("surname", "given-names"):
+            parts.setdefault(part.tag, text_of(part).strip())
+        surname_text, given_text = parts.get("surname", ""), parts.get("given-names", "")
         return f"{surname_text}, {given_text}" if surname_text and given_text else surname_text or given_text
-    for path in (("string-name",), ("name-alternatives", "string-name"), ("collab",)):
-        element = _first(contrib, *path)
-        if element is not None:
-            return text_of(element)
-    return ""
+    element = first.get("string-name")
+    if element is None:
+        element = next((n for a in alternatives if (n := _first(a, "string-name")) is not None), None)
+    if element is None:
+        element = first.get("collab")
+    return text_of(element) if element is not None else ""

@@ -103,12 +103,17 @@ class Checker:
         """``value`` with runs of white space made one space, checked for XML and cut to its limit."""
         if not value:
             return ""
-        value = _SPACES.sub(" ", value).strip()
-        bad = xml_forbidden(value)
-        if bad:
-            self.note(codes.MD_TEXT_REFUSED, f"{name} holds characters XML cannot carry ({', '.join(bad[:3])}): "
-                      f"dropped", field=name)
-            return ""
+        if value.isprintable() and "  " not in value:
+            # no control character, no separator but the space, no run of spaces: nothing to fold or refuse
+            # (every character XML cannot carry is a control, a surrogate or a non-character: not printable)
+            value = value.strip()
+        else:
+            value = _SPACES.sub(" ", value).strip()
+            bad = xml_forbidden(value)
+            if bad:
+                self.note(codes.MD_TEXT_REFUSED, f"{name} holds characters XML cannot carry ({', '.join(bad[:3])}): "
+                          f"dropped", field=name)
+                return ""
         maximum = LIMITS[limit or name]
         if len(value) > maximum:
             self.note(codes.MD_FIELD_TOO_LONG, f"{name} is longer than {maximum} characters: cut",

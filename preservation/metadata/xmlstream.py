@@ -93,18 +93,27 @@ def text_of(element: etree._Element, limit: int = 4 * LIMITS["item_title"]) -> s
     return "".join(parts)[: limit + 1]
 
 
+_PLAIN_HREF = re.compile(r"[^/.:%#\\\s][^/:%#\\\s]*(?:/[^/.:%#\\\s][^/:%#\\\s]*)*")
+"""A relative link that ``normpath`` and ``unquote`` would leave as it is: names without a scheme, an escape, a
+fragment or a backslash, none starting with a dot, joined by single slashes (most links: ``aps-68-07000.pdf``)."""
+
+
 def resolve_href(metadata_path: str, href: str | None) -> str | None:
     """The bag path a metadata file's relative link names, or None for a URL or an empty link.
 
     Raises ValueError when the link is absolute or climbs out of the payload.
     """
     href = (href or "").strip()
-    if not href or urlsplit(href).scheme or href.startswith("#"):
-        return None
-    href = unquote(href)
-    if href.startswith("/") or "\\" in href:
-        raise ValueError("absolute")
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
+    if _PLAIN_HREF.fullmatch(href):  # a file name or a relative path without dots, escapes or a scheme
+        folder = metadata_path.rpartition("/")[0]
+        joined = f"{folder}/{href}" if folder else href
+    else:
+        if not href or urlsplit(href).scheme or href.startswith("#"):
+            return None
+        href = unquote(href)
+        if href.startswith("/") or "\\" in href:
+            raise ValueError("absolute")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
     if not joined.startswith("data/") or len(joined) > LIMITS["href"]:
         raise ValueError("outside the payload")
     return joined

@@ -80,3 +80,38 @@ def test_a_link_cut_by_small_chunks_right_after_the_front(chunk):
         data = jats(front=" " * shift, body=body).encode()
         [record], found = _records(data, chunk)
         assert ("data/a/supp/first.zip", "supplementary", True) in record.files, shift
+
+
+@pytest.mark.parametrize("href", [
+    "aps-68-07000.pdf", "第01篇.pdf", "supp/数据 1.csv", "supp/data.v2.zip", "a?b.pdf", "../x.pdf", "./x.pdf",
+    "a//b.pdf", "a/./b.pdf", "a/../../../b.pdf", "%E6%96%87.pdf", "http://example.org/x.pdf", "#fig1", "/etc/passwd",
+    "a\\b.pdf", " spaced.pdf ", "", ".hidden", "dir/", "x" * 1100, "C:x.pdf",
+])
+def test_a_link_resolves_as_normpath_and_unquote_resolve_it(href):
+    """The short way for plain links gives exactly what the general way gives (or refuses what it refuses)."""
+    import posixpath
+    from urllib.parse import unquote, urlsplit
+
+    from preservation.metadata.records import LIMITS
+    from preservation.metadata.xmlstream import resolve_href
+
+    def general(metadata_path: str, href: str) -> str | None:
+        href = href.strip()
+        if not href or urlsplit(href).scheme or href.startswith("#"):
+            return None
+        href = unquote(href)
+        if href.startswith("/") or "\\" in href:
+            raise ValueError("absolute")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
+        if not joined.startswith("data/") or len(joined) > LIMITS["href"]:
+            raise ValueError("outside the payload")
+        return joined
+
+    for metadata_path in ("data/期刊/物理学报/2019/a.xml", "data/a.xml"):
+        try:
+            expected = general(metadata_path, href)
+        except ValueError as e:
+            with pytest.raises(ValueError, match=str(e)):
+                resolve_href(metadata_path, href)
+        else:
+            assert resolve_href(metadata_path, href) == expected

@@ -328,7 +328,6 @@ def test_a_copying_thread_waits_for_a_stopped_child_only_once_the_queue_is_full(
     assert len(records) == 91 and list(findings) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no scheduling policies on this system")
 def test_the_child_is_a_batch_process():
     analyser = MetadataAnalyser()
     _send(analyser, "data/a/1.xml", _article(1))

@@ -15,16 +15,17 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
 * the child runs as a batch process (``SCHED_BATCH``): it gets its fair
   share of the cores, but does not preempt a copying thread when frames
   wake it, and works through them in runs, with its caches warm (on the
-  bench, its CPU time fell from 4.6-5.2 to 3.1-3.8 s for 10,000 articles
+  bench, its CPU time fell from 4.6-5.2 to 3.0-3.8 s for 10,000 articles
   once queued; a copying thread no longer waits on a full pipe);
 * the child sends a file's records (the spool's JSON lines) as it reads
   them, a frame each :data:`RECORDS_BATCH` bytes of them, then the file's
   notes when it closes; a thread of the ingest writes each frame into the
   spool (which spills to disk), so neither process holds a file's records:
   an ONIX message of 600,000 products is read one product at a time;
-* the child's answers wait in a buffer until its input runs dry (or the
-  buffer fills): keeping up, it answers each file as it ends; behind, many
-  files in one write, and the answering thread wakes once for them;
+* the child answers each file as it ends (a write of its own, so that a
+  child that dies later loses only the files it had not finished); the
+  records of a file being read wait in a buffer until it fills, the file
+  ends or the child's input runs dry;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
 * memory stays bounded: at most :data:`QUEUE_BYTES` are queued (a writer
@@ -76,10 +77,13 @@ FEED_BATCH = 512 * 1024
 FEED_WAIT = 0.01
 """The feeding thread writes what is queued once :data:`FEED_BATCH` bytes are, or this many seconds after the
 first frame: the child is woken for many files at once, not for each."""
+_FRAME_COST = 64
+"""What a queued frame costs beyond its bytes (the object and its place in the queue), counted against the limit."""
 INPUT_BYTES = 1024 * 1024
 """The child reads its input this much at a time (many frames a read)."""
 ANSWER_BYTES = 256 * 1024
-"""The child's answers wait in a buffer of this size until its input runs dry (:class:`_Input`) or it fills."""
+"""The records of a file being read wait in a buffer of this size until it fills, the file ends (its answer is
+written at once) or the child's input runs dry (:class:`_Input`)."""
 RECORDS_BATCH = 64 * 1024
 """The child sends a file's records each time this many bytes of them are read (and the rest when it closes)."""
 
@@ -147,7 +151,7 @@ class ParserProcess:
                 try:
                     child = self._child = _Child(self)
                     child.expect(file_id, path)
-                except OSError as e:  # no process to be had (too many open files, no memory): as if it died
+                except OSError as e:  # no process or thread to be had (too many open files, no memory): as if it died
                     self._deaths += 1
                     why = f"the metadata parser process could not start ({type(e).__name__}: {e})"
         if child is None:
@@ -189,10 +193,15 @@ def _lost(why: str, read: int = 0) -> Note:
 
 class _Feeder:
     """Frames queued for the child and written to its pipe by a thread of their own, so that a copying thread
-    waits for the child only when :data:`QUEUE_BYTES` are queued (a child behind catches up on idle time)."""
+    waits for the child only when :data:`QUEUE_BYTES` are queued (a child behind catches up on idle time).
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    The thread owns the pipe: it alone writes to it, and it closes it when it ends (the child gone, or
+    :meth:`close`), so the descriptor is never closed under a write, whichever thread asks to stop.
+    """
+
+    def __init__(self, pipe: BinaryIO) -> None:
+        self._pipe = pipe
+        self._fd = pipe.fileno()
         self._queue: deque[bytes] = deque()
         self._size = 0
         self._cond = threading.Condition()
@@ -209,13 +218,14 @@ class _Feeder:
                 return False
             first = not self._queue
             self._queue.append(frame)
-            self._size += len(frame)
+            self._size += len(frame) + _FRAME_COST
             if first or self._size >= FEED_BATCH:  # the feeder wakes for a first frame, then for a batch
                 self._cond.notify_all()
             return True
 
     def close(self) -> None:
-        """Write what is queued (unless the child is gone), then end the thread."""
+        """Write what is queued (unless the child is gone), then end the thread, which closes the pipe (at
+        once when called on that thread: a finalizer may run there; the thread closes it when it ends)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -223,6 +233,19 @@ class _Feeder:
             self._thread.join()
 
     def _run(self) -> None:
+        try:
+            with suppress(OSError):  # the child is gone (EPIPE): what is queued is dropped, its reader notes the loss
+                self._write_until_closed()
+        finally:  # (any other error too: the writers are let go, never left waiting on a queue nobody empties)
+            with self._cond:
+                self.failed = True
+                self._queue.clear()
+                self._size = 0
+                self._cond.notify_all()
+            with suppress(OSError):
+                self._pipe.close()
+
+    def _write_until_closed(self) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -232,22 +255,14 @@ class _Feeder:
                 if self._size < FEED_BATCH and not self._closed:
                     self._cond.wait(FEED_WAIT)  # more frames, in one write (a batch's worth wakes it sooner)
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), 512))]
-            try:
-                _write_all(self._fd, batch)
-            except OSError:  # the child is gone: nothing more is queued, the writers are let go
-                with self._cond:
-                    self.failed = True
-                    self._queue.clear()
-                    self._size = 0
-                    self._cond.notify_all()
-                return
+            _write_all(self._fd, batch)
             with self._cond:
-                self._size -= sum(len(frame) for frame in batch)
+                self._size -= sum(len(frame) + _FRAME_COST for frame in batch)
                 self._cond.notify_all()
 
 
 class _Child:
-    """One child process, the lock its writers share and the thread that reads its answers."""
+    """One child process, the thread that feeds it and the thread that reads its answers."""
 
     def __init__(self, owner: ParserProcess) -> None:
         self.owner = owner
@@ -255,19 +270,27 @@ class _Child:
         self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(_module_path())],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
                                         cwd="/")
-        self.fd = self.process.stdin.fileno()
         with suppress(OSError, AttributeError):
             import fcntl
 
-            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        self.feeder = _Feeder(self.fd)
+            fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
         self.read: dict[int, int] = {}  # records received of the files pending: id -> count
         self.stopped: set[int] = set()  # files the child needs no more of
         self._state = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="preserve-metadata-answers", daemon=True)
-        self._reader.start()
+        try:
+            self.feeder = _Feeder(self.process.stdin)
+            self._reader.start()
+        except RuntimeError as e:  # no thread to be had: the child goes, and the file is noted as for a death
+            self.process.kill()
+            if hasattr(self, "feeder"):
+                self.feeder.close()
+            self.process.wait()
+            with suppress(OSError):
+                self.process.stdout.close()
+            raise OSError(f"no thread for the metadata parser ({e})") from e
 
     def expect(self, file_id: int, path: str) -> bool:
         with self._state:
@@ -283,18 +306,14 @@ class _Child:
 
     def end(self) -> None:
         self.send([_TO_CHILD.pack(END, 0, 0)])
-        self.feeder.close()
-        with suppress(OSError):
-            self.process.stdin.close()
+        self.feeder.close()  # END written, then the pipe closed by the feeding thread
         self._reader.join()
         self.process.wait()
 
     def kill(self) -> None:
         with suppress(OSError):
             self.process.kill()
-        self.feeder.close()  # its writes fail now: it ends before the pipe's descriptor is closed
-        with suppress(OSError):
-            self.process.stdin.close()
+        self.feeder.close()  # its writes fail now; it closes the pipe as it ends
         if threading.current_thread() is not self._reader:  # (an analyser may be dropped by a note's call)
             self._reader.join()
         self.process.wait()
@@ -423,12 +442,8 @@ class _Records:
 
 
 class _Input:
-    """The parent's frames, read as they come; what is answered is sent before a read that may wait.
-
-    The answers are buffered and flushed only when the frames read so far
-    are used up: a child keeping up answers each file at once, as before; a
-    child behind (the copying threads busy on both cores) answers many files
-    in one write, and the ingest's answering thread wakes once for them.
+    """The parent's frames, read as they come, many a read; before a read that may wait, what is buffered of the
+    answers (the records of a file still being read) is sent.
     """
 
     __slots__ = ("_fd", "_answers", "_data", "_at")
@@ -483,6 +498,7 @@ def serve(source: _Input, answers: BinaryIO) -> None:
             observer.close(struct.unpack("<Q", payload)[0])
             _answer(answers, RESULT, file_id, found.take(),
                     json.dumps(noted, ensure_ascii=False).encode("utf-8") if noted else b"")
+            answers.flush()  # a file read is answered now: a child that dies later loses only files it had not
         elif kind == END:
             _answer(answers, DONE, _peak_kib())
             answers.flush()
@@ -513,8 +529,10 @@ def _main() -> None:
     with suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=ANSWER_BYTES)
-    serve(_Input(sys.stdin.fileno(), answers), answers)
-    answers.flush()
+    try:
+        serve(_Input(sys.stdin.fileno(), answers), answers)
+    finally:  # (a MemoryError under the address-space limit too: what was read is answered)
+        answers.flush()
 
 
 if __name__ == "__main__":

@@ -101,7 +101,9 @@ fragment or a backslash, none starting with a dot, joined by single slashes (mos
 def resolve_href(metadata_path: str, href: str | None) -> str | None:
     """The bag path a metadata file's relative link names, or None for a URL or an empty link.
 
-    Raises ValueError when the link is absolute or climbs out of the payload.
+    ``metadata_path`` is a bag path as the bagging pass gives it (normalised: no ``.``, ``..`` or empty
+    segment), which the short way for plain links relies on.  Raises ValueError when the link is absolute or
+    climbs out of the payload.
     """
     href = (href or "").strip()
     if _PLAIN_HREF.fullmatch(href):  # a file name or a relative path without dots, escapes or a scheme

@@ -281,7 +281,11 @@ def test_the_reader_takes_the_first_of_each_field_where_the_jats_paths_put_it():
     from preservation.metadata.parsing import READERS, TAGS
     from preservation.metadata.xmlstream import XmlObserver
 
-    journal = ('<journal-title-group><abbrev-journal-title>Acta Phys. Sin.</abbrev-journal-title>'
+    journal = ('<x:journal-title-group xmlns:x="urn:example"><journal-title>别的刊</journal-title>'
+               '<trans-title-group xml:lang="en"><trans-title>Other</trans-title></trans-title-group>'
+               '</x:journal-title-group><x:issn xmlns:x="urn:example">0000-0019</x:issn>'
+               '<x:publisher xmlns:x="urn:example"><publisher-name>别的出版社</publisher-name></x:publisher>'
+               '<journal-title-group><abbrev-journal-title>Acta Phys. Sin.</abbrev-journal-title>'
                '<trans-title-group xml:lang="en"/></journal-title-group>'
                '<journal-title-group><journal-title>物理学报</journal-title><journal-title>第二个</journal-title>'
                '<trans-title-group xml:lang="fr"><trans-title>Acta (fr)</trans-title></trans-title-group>'

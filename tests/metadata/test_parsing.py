@@ -259,7 +259,8 @@ def _spy_children(monkeypatch) -> list:
 
 
 def _answering_threads() -> int:
-    return sum(t.name == "preserve-metadata-answers" for t in threading.enumerate())
+    """The parsing children's answering and feeding threads alive in this process."""
+    return sum(t.name in ("preserve-metadata-answers", "preserve-metadata-feeder") for t in threading.enumerate())
 
 
 def test_a_refused_ingest_ends_its_parsing_child_at_once(repo, tmp_path, monkeypatch):
@@ -334,3 +335,91 @@ def test_the_child_is_a_batch_process():
     _until(lambda: analyser._spool.count == 1, "the file was never answered")
     assert os.sched_getscheduler(analyser.parser._child.process.pid) == os.SCHED_BATCH
     _finish(analyser)
+
+
+def _frames(file_id: int, path: str, data: bytes) -> bytes:
+    name = path.encode()
+    return b"".join([parsing._TO_CHILD.pack(parsing.OPEN, file_id, len(name)), name,
+                     parsing._TO_CHILD.pack(parsing.DATA, file_id, len(data)), data,
+                     parsing._TO_CHILD.pack(parsing.CLOSE, file_id, 8), struct.pack("<Q", len(data))])
+
+
+def test_a_file_read_is_answered_before_the_next_frame_is_read():
+    """The child's answers are buffered, but a file's answer goes out when the file ends: a child that dies
+    later, its input not yet run dry, has lost no file it had finished."""
+    import io
+
+    second = _frames(2, "data/a/2.xml", _article(2))
+    stream = _frames(1, "data/a/1.xml", _article(1)) + second + parsing._TO_CHILD.pack(parsing.END, 0, 0)
+    raw = io.BytesIO()
+    answers = io.BufferedWriter(raw, parsing.ANSWER_BYTES)
+    answered_at: dict[int, int] = {}  # where in the input each read started -> answer bytes written by then
+
+    class Source:  # the whole input at hand: it never runs dry before END
+        at = 0
+
+        def read(self, size: int) -> bytes:
+            answered_at[self.at] = len(raw.getvalue())
+            data = stream[self.at:self.at + size]
+            self.at += size
+            return data
+
+    parsing.serve(Source(), answers)
+    answers.flush()
+    assert answered_at[len(stream) - len(second) - parsing._TO_CHILD.size] > 0  # file 1 answered before file 2
+    kinds = []
+    out = raw.getvalue()
+    while out:
+        kind, file_id, records, notes = parsing._FROM_CHILD.unpack_from(out)
+        kinds.append((kind, file_id))
+        out = out[parsing._FROM_CHILD.size + records + notes:]
+    assert kinds == [(parsing.RESULT, 1), (parsing.RESULT, 2), (parsing.DONE, kinds[-1][1])]
+
+
+def test_a_child_killed_on_its_feeding_thread_keeps_the_pipe_open_until_that_thread_is_done(monkeypatch):
+    """A finalizer may run on any thread, the feeding one included: killing the child there must not close the
+    pipe that thread is about to write to (its descriptor could be another file's by then)."""
+    import stat
+
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    _until(lambda: analyser._spool.count == 1, "the first file was never answered")
+    child = analyser.parser._child
+    write = parsing._write_all
+    checked: list[bool] = []
+
+    def killed_here(fd, parts):
+        if not checked:
+            child.kill()  # as a finalizer run on this thread would
+            checked.append(stat.S_ISFIFO(os.fstat(fd).st_mode))  # still the pipe (raises if it was closed)
+        return write(fd, parts)
+
+    monkeypatch.setattr(parsing, "_write_all", killed_here)
+    _send(analyser, "data/a/2.xml", _article(2))
+    _until(lambda: checked, "the feeding thread never wrote")
+    _until(lambda: child.process.stdin.closed, "the feeding thread never closed the pipe")
+    records, findings = _finish(analyser)
+    assert checked == [True]
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190001"]
+    assert [(f.code, f.path) for f in findings] == [("MD018", "data/a/2.xml")]
+
+
+def test_a_child_without_a_thread_is_ended_and_its_file_noted(monkeypatch):
+    started = []
+    popen = parsing.subprocess.Popen
+
+    def spy(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    def no_thread(self, pipe):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(parsing.subprocess, "Popen", spy)
+    monkeypatch.setattr(parsing._Feeder, "__init__", no_thread)
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/1.xml", _article(1))
+    records, findings = _finish(analyser)
+    assert records == [] and [(f.code, f.path) for f in findings] == [("MD018", "data/a/1.xml")]
+    assert "no thread" in findings[0].message
+    assert started and all(p.returncode is not None for p in started)

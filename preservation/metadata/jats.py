@@ -123,9 +123,9 @@ class JatsReader:
             elif publisher is None:
                 publisher = _first(child, "publisher-name")
         for group in groups:
-            english = next((_first(trans, "trans-title") for trans in group.iterchildren("trans-title-group")
+            english = next((found for trans in group.iterchildren("trans-title-group")
                             if (trans.get(XML_LANG) or "").lower().startswith("en")
-                            and _first(trans, "trans-title") is not None), None)
+                            and (found := _first(trans, "trans-title")) is not None), None)
             if english is not None:
                 r.title_english = check.text(text_of(english), "title_english")
                 break

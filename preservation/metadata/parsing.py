@@ -286,10 +286,11 @@ class _Child:
         except RuntimeError as e:  # no thread to be had: the child goes, and the file is noted as for a death
             self.process.kill()
             if hasattr(self, "feeder"):
-                self.feeder.close()
+                self.feeder.close()  # (it closes the pipe)
             self.process.wait()
-            with suppress(OSError):
-                self.process.stdout.close()
+            for pipe in (self.process.stdin, self.process.stdout):
+                with suppress(OSError):
+                    pipe.close()
             raise OSError(f"no thread for the metadata parser ({e})") from e
 
     def expect(self, file_id: int, path: str) -> bool:

@@ -93,6 +93,17 @@ def text_of(element: etree._Element, limit: int = 4 * LIMITS["item_title"]) -> s
     return "".join(parts)[: limit + 1]
 
 
+def _joined(metadata_path: str, href: str) -> str | None:
+    """The general way of :func:`resolve_href` (before its payload check): ``href`` unquoted, joined to the
+    metadata file's folder and normalised; None for a URL, a fragment or nothing."""
+    if not href or urlsplit(href).scheme or href.startswith("#"):
+        return None
+    href = unquote(href)
+    if href.startswith("/") or "\\" in href:
+        raise ValueError("absolute")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
+
+
 _PLAIN_HREF = re.compile(r"[^/.:%#\\\s][^/:%#\\\s]*(?:/[^/.:%#\\\s][^/:%#\\\s]*)*")
 """A relative link that ``normpath`` and ``unquote`` would leave as it is: names without a scheme, an escape, a
 fragment or a backslash, none starting with a dot, joined by single slashes (most links: ``aps-68-07000.pdf``)."""
@@ -110,12 +121,9 @@ def resolve_href(metadata_path: str, href: str | None) -> str | None:
         folder = metadata_path.rpartition("/")[0]
         joined = f"{folder}/{href}" if folder else href
     else:
-        if not href or urlsplit(href).scheme or href.startswith("#"):
+        joined = _joined(metadata_path, href)
+        if joined is None:
             return None
-        href = unquote(href)
-        if href.startswith("/") or "\\" in href:
-            raise ValueError("absolute")
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname(metadata_path), href))
     if not joined.startswith("data/") or len(joined) > LIMITS["href"]:
         raise ValueError("outside the payload")
     return joined

@@ -422,4 +422,4 @@ def test_a_child_without_a_thread_is_ended_and_its_file_noted(monkeypatch):
     records, findings = _finish(analyser)
     assert records == [] and [(f.code, f.path) for f in findings] == [("MD018", "data/a/1.xml")]
     assert "no thread" in findings[0].message
-    assert started and all(p.returncode is not None for p in started)
+    assert started and all(p.returncode is not None and p.stdin.closed and p.stdout.closed for p in started)

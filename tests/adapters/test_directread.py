@@ -1,7 +1,7 @@
 """Cold files read past the page cache (O_DIRECT) by reader threads: what an audit of a cold disk does with
 files between ``fsverify.DIRECT_MIN`` and the one-read size.
 
-The files here are really out of the page cache (written, synced, dropped with POSIX_FADV_DONTNEED), so
+The files here are really out of the page cache (written, synced, dropped with POSIX_FADV_DONTNEED until mincore finds none), so
 the checker finds each batch cold by itself, in this process and in checker processes.  What is proved:
 the reads are direct, several at once, and leave nothing cached; damage is found in every position of
 every batch, including the first file of the next batch; a file that changed size after the listing is
@@ -28,6 +28,7 @@ from storage_adapters import directread, fsverify
 from storage_adapters.base import VERIFY_DIGEST, VERIFY_SIZE
 from storage_adapters.filesystem import FilesystemAdapter
 
+from ..coldfiles import make_cold
 from ..corruption import flip_bit
 from ..services import service_missing
 
@@ -55,13 +56,6 @@ def direct_io_works(directory: Path) -> bool:
         probe.unlink()
 
 
-def _cool(paths) -> None:
-    for path in paths:
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 @pytest.fixture
 def cold(tmp_path):
     """A store in which files can be made cold and read directly; ``put(sizes)`` writes a package of
@@ -80,11 +74,11 @@ def cold(tmp_path):
             path.write_bytes(data)
             rows.append((str(path.relative_to(root / "pkg")), size, (hashlib.sha256(data).hexdigest(),)))
             paths.append(path)
-        _cool(paths)
+        make_cold(paths)
         with open(paths[0], "rb") as f:
             if not fsverify.first_page_uncached(f.fileno()):
                 service_missing("a file system under the test directory that says what it caches (RWF_NOWAIT)")
-        _cool(paths[:1])  # asking may have brought its first pages in
+        make_cold(paths[:1])  # asking started a read-ahead of its first pages
         return rows, paths
 
     return FilesystemAdapter(root.as_uri()), root, put
@@ -168,12 +162,12 @@ def test_damage_is_found_in_every_position_of_every_batch(cold, monkeypatch, mod
     for i, path in enumerate(paths):
         original = path.read_bytes()
         flip_bit(path, offset=0 if i % 2 else len(original) - 1)
-        _cool(paths)
+        make_cold(paths)
         checked, found = _check(adapter, rows)
         assert {p: (f.kind, f.actual != f.expected) for p, f in found.items()} == {rows[i][0]: (VERIFY_DIGEST, True)}
         assert checked == len(rows)
         path.write_bytes(original)
-    _cool(paths)
+    make_cold(paths)
     assert _check(adapter, rows) == (len(rows), {})
     if mode == "threads":
         assert {size for size, _ in reads} >= {-(-(s + 1) // mmap.PAGESIZE) * mmap.PAGESIZE for s in sizes[1::3]}
@@ -196,7 +190,7 @@ def test_a_file_that_changed_size_after_the_listing_is_reported_with_its_new_siz
     for i, size in new_sizes.items():
         with open(paths[i], "r+b") as f:
             f.truncate(size)
-    _cool(paths)
+    make_cold(paths)
     checked, found = _check(adapter, rows)
     assert {p: (f.kind, f.actual, f.expected) for p, f in found.items()} == {
         rows[i][0]: (VERIFY_SIZE, size, rows[i][1]) for i, size in new_sizes.items()}
@@ -208,7 +202,7 @@ def test_where_switching_to_direct_io_is_refused_files_are_read_ahead_through_th
     adapter, root, put = cold
     rows, paths = put([300 * KIB + i for i in range(12)])
     flip_bit(paths[7], offset=5)
-    _cool(paths)
+    make_cold(paths)
     _threads(monkeypatch)
     refused = []
     monkeypatch.setattr(directread, "switch_on", lambda fd: refused.append(fd) and False)
@@ -228,7 +222,7 @@ def test_where_a_direct_read_is_refused_the_file_is_read_the_usual_way(cold, mon
     rows, paths = put([300 * KIB + i for i in range(12)])
     flip_bit(paths[0], offset=300 * KIB - 1)
     flip_bit(paths[11], offset=0)
-    _cool(paths)
+    make_cold(paths)
     _threads(monkeypatch)
     refused = []
 

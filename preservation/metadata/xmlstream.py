@@ -6,9 +6,10 @@ elements its vocabulary cares about to a :class:`VocabularyReader`, which
 takes what it needs and lets the observer discard the element (and the
 siblings before it), so a file of any size costs the element being read.
 
-The parser is built never to reach outside the file: no DTD is loaded, no
-entity is substituted, nothing is fetched from the network, and lxml's
-``huge_tree`` limits stay on.  A file whose DTD declares entities (the
+The parser is built never to reach outside the file: no DTD is loaded (an
+external subset it would load is empty: nothing is opened, on the network or
+on the disk), no entity is substituted, and lxml's ``huge_tree`` limits stay
+on.  A file whose DTD declares entities (the
 XXE and "billion laughs" attacks both need one) is refused outright; an
 entity left unresolved (a JATS ``&mdash;`` whose DTD was not loaded) is
 dropped from the text.
@@ -207,6 +208,19 @@ reference cycles, which only the garbage collector frees: a new one per file bro
 between files, leaves none."""
 
 
+class _NothingOutside(etree.Resolver):
+    """Every document, DTD or entity the parser would load from outside the file is empty.
+
+    ``collect_ids=False`` (which keeps memory flat however many ``xml:id`` a file carries: lxml never removes
+    an ID it collected) makes libxml2 load a DOCTYPE's external subset, by default from the local file system:
+    ``<!DOCTYPE article SYSTEM "/dev/zero">`` read a device and a named pipe hung the parser for good.  Nothing
+    is opened now; the subset is empty (its entities could never be substituted anyway).
+    """
+
+    def resolve(self, url, pubid, context):  # noqa: ARG002 (lxml's signature)
+        return self.resolve_string("", context)
+
+
 def _take_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
     """An idle parser of this thread for ``tags``, or a new one: never one another file is using."""
     idle = getattr(_IDLE, "idle", None)
@@ -216,6 +230,7 @@ def _take_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
             events=("start", "end"), tag=list(tags), resolve_entities=False, no_network=True, load_dtd=False,
             huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
         )
+        parser.resolvers.add(_NothingOutside())
     return parser
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -160,6 +162,42 @@ def test_external_entities_are_never_fetched(repo, tmp_path):
     result = ingest(repo, root, "journals")
     assert result["state"] == "preserved" and _md(result) == ["MD002"]
     assert _items(repo, result["package_id"]) == []
+
+
+def test_an_external_dtd_subset_is_never_opened(repo, tmp_path):
+    """A DOCTYPE's system identifier is never opened: not a named pipe (which hung the parser for good),
+    not a device (whose bytes made a sound article "not well-formed"), not a file on the disk."""
+    fifo = tmp_path / "subset.fifo"
+    os.mkfifo(fifo)
+    opened, stop = [], threading.Event()
+
+    def watch() -> None:  # a reader of the pipe lets a writer open it: then it was opened, and is let go
+        while not stop.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody reads it
+                stop.wait(0.005)
+                continue
+            opened.append(True)
+            os.close(fd)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    dtd = tmp_path / "declares.dtd"
+    dtd.write_text('<!ENTITY % broken "', encoding="utf-8")  # a parameter entity never closed: an error if read
+    root = tmp_path / "delivery"
+    for i, system in enumerate([str(fifo), "/dev/zero", dtd.as_uri(), str(dtd)]):
+        doi = f"10.7498/aps.68.2019000{i}"
+        write(root, f"a{i}.xml", jats(doctype=f'<!DOCTYPE article SYSTEM "{system}">',
+                                      article=f'<article-id pub-id-type="doi">{doi}</article-id>'))
+    try:
+        result = ingest(repo, root, "journals")
+    finally:
+        stop.set()
+        watcher.join()
+    assert opened == []
+    assert result["state"] == "preserved" and _md(result) == []
+    assert [i.doi for i in _items(repo, result["package_id"])] == [f"10.7498/aps.68.2019000{i}" for i in range(4)]
 
 
 def test_billion_laughs_is_refused_without_expanding(repo, tmp_path):

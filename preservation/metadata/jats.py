@@ -41,6 +41,7 @@ class JatsReader:
     # after the front matter the body is not parsed, only scanned for the supplements it names
     links_after_done = (b"<supplementary-material", b"<inline-supplementary-material", b"<self-uri")
     held_limit = FRONT_LIMIT
+    done_at = b"</front>"
 
     def __init__(self, check: Checker) -> None:
         self.check = check

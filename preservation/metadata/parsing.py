@@ -23,9 +23,10 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
   spool (which spills to disk), so neither process holds a file's records:
   an ONIX message of 600,000 products is read one product at a time;
 * the child answers each file as it ends (a write of its own, so that a
-  child that dies later loses only the files it had not finished); the
-  records of a file being read wait in a buffer until it fills, the file
-  ends or the child's input runs dry;
+  child that dies later loses only the files it had not finished: its
+  answers wait in the pipe); the records of a file being read wait in a
+  buffer until it fills, the file ends or the child's input runs dry; the
+  answering thread reads every :data:`ANSWER_WAIT`, many files at once;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
 * memory stays bounded: at most :data:`QUEUE_BYTES` are queued (a writer
@@ -45,13 +46,13 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from contextlib import suppress
 from typing import BinaryIO, Callable
@@ -80,7 +81,11 @@ first frame: the child is woken for many files at once, not for each."""
 _FRAME_COST = 64
 """What a queued frame costs beyond its bytes (the object and its place in the queue), counted against the limit."""
 INPUT_BYTES = 1024 * 1024
-"""The child reads its input this much at a time (many frames a read)."""
+"""The child reads its input, and the parent the child's answers, this much at a time (many frames a read)."""
+ANSWER_WAIT = 0.01
+"""The parent's answering thread lets the child's answers gather this long before each read: it wakes (and takes
+the interpreter lock from the copying threads) for many files at once, not for each (the child still writes each
+file's answer as the file ends, so a child that dies later loses none of them: they wait in the pipe)."""
 ANSWER_BYTES = 256 * 1024
 """The records of a file being read wait in a buffer of this size until it fills, the file ends (its answer is
 written at once) or the child's input runs dry (:class:`_Input`)."""
@@ -106,21 +111,6 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
         rest = b"".join(parts)[written:]
         while rest:
             rest = rest[os.write(fd, rest):]
-
-
-def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
-    """``size`` bytes, or None at the end of the stream before them (a pipe may give fewer at a time)."""
-    data = stream.read(size)
-    if data is None or len(data) == size or not data:
-        return data if data and len(data) == size else None
-    parts, got = [data], len(data)
-    while got < size:
-        more = stream.read(size - got)
-        if not more:
-            return None
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 class ParserProcess:
@@ -273,7 +263,8 @@ class _Child:
         with suppress(OSError, AttributeError):
             import fcntl
 
-            fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            for pipe in (self.process.stdin, self.process.stdout):  # the answers gather in it (ANSWER_WAIT)
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
         self.read: dict[int, int] = {}  # records received of the files pending: id -> count
@@ -321,15 +312,15 @@ class _Child:
 
     def _read(self) -> None:
         """The answers, until the child ends: records to the spool, notes to the analyser."""
-        out = io.BufferedReader(self.process.stdout, 256 * 1024)  # many answers a read, not two reads an answer
+        out = _Input(self.process.stdout.fileno(), lambda: time.sleep(ANSWER_WAIT))  # many answers a read
         finished = False
         try:
             while True:
-                header = _read_exact(out, _FROM_CHILD.size)
+                header = out.read(_FROM_CHILD.size)
                 if header is None:
                     break
                 kind, file_id, records_size, notes_size = _FROM_CHILD.unpack(header)
-                body = _read_exact(out, records_size + notes_size) if records_size + notes_size else b""
+                body = out.read(records_size + notes_size) if records_size + notes_size else b""
                 if body is None:
                     break
                 if kind == STOPPED:
@@ -365,7 +356,7 @@ class _Child:
                 lost, self.pending = self.pending, {}
                 read, self.read = self.read, {}
             with suppress(OSError):
-                out.close()
+                self.process.stdout.close()
             if not finished or lost:
                 why = f"the metadata parser process stopped ({self._exit()})"
                 for file_id, path in lost.items():
@@ -443,22 +434,23 @@ class _Records:
 
 
 class _Input:
-    """The parent's frames, read as they come, many a read; before a read that may wait, what is buffered of the
-    answers (the records of a file still being read) is sent.
+    """Frames from a pipe, read as they come, many a read; ``before_read`` is called before each read, which may
+    wait: the child sends what is buffered of its answers (the records of a file still being read), the parent's
+    answering thread lets answers gather (:data:`ANSWER_WAIT`).
     """
 
-    __slots__ = ("_fd", "_answers", "_data", "_at")
+    __slots__ = ("_fd", "_before_read", "_data", "_at")
 
-    def __init__(self, fd: int, answers: BinaryIO) -> None:
+    def __init__(self, fd: int, before_read: Callable[[], object]) -> None:
         self._fd = fd
-        self._answers = answers
+        self._before_read = before_read
         self._data = b""
         self._at = 0
 
     def read(self, size: int) -> bytes | None:
         """``size`` bytes, or None when the input ends before them."""
         while len(self._data) - self._at < size:
-            self._answers.flush()  # about to wait for the parent: nothing answered may wait with it
+            self._before_read()
             more = os.read(self._fd, max(INPUT_BYTES, size - (len(self._data) - self._at)))
             if not more:
                 return None
@@ -531,7 +523,7 @@ def _main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=ANSWER_BYTES)
     try:
-        serve(_Input(sys.stdin.fileno(), answers), answers)
+        serve(_Input(sys.stdin.fileno(), answers.flush), answers)
     finally:  # (a MemoryError under the address-space limit too: what was read is answered)
         answers.flush()
 

@@ -21,6 +21,7 @@ import functools
 import posixpath
 import re
 import threading
+from contextlib import suppress
 from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -46,6 +47,12 @@ class VocabularyReader(Protocol):
 
     def link(self, name: str, href: str) -> None:
         """A link found by scanning the bytes after DONE (``name`` without ``<``)."""
+
+    done_at: bytes | None
+    """Optional: the end tag (``b"</front>"``) whose element's end the reader usually answers with DONE, a child
+    of the root.  The observer ends a slice right after each one it finds, so that the parser is stopped there
+    with only the root open, and ends the document with the root's end tag (a document ended early costs lxml an
+    error to build; a tag elsewhere, or written otherwise, is parsed as any other)."""
 
     held_limit: int | None
     """Optional: bytes of a file the reader may keep before it says DONE (a JATS front matter); past them the
@@ -197,8 +204,12 @@ def _reference(match: re.Match[str]) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _tags_pattern(tags: tuple[bytes, ...]) -> re.Pattern[bytes]:
-    """One expression finding the first of ``tags``; of two at the same place the shorter, as ``min`` would."""
-    return re.compile(b"|".join(re.escape(tag) for tag in sorted(tags)))
+    """One expression finding the first of ``tags``; of two at the same place the shorter, as ``min`` would.
+    Their common ``<`` is written once (``<(?:a|b)``): a body's many other tags then cost one test each."""
+    ordered = sorted(tags)
+    if all(tag[:1] == b"<" for tag in ordered):
+        return re.compile(b"<(?:" + b"|".join(re.escape(tag[1:]) for tag in ordered) + b")")
+    return re.compile(b"|".join(re.escape(tag) for tag in ordered))
 
 
 _IDLE = threading.local()
@@ -234,25 +245,33 @@ def _take_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
     return parser
 
 
-def _give_back(tags: tuple[str, ...], parser: etree.XMLPullParser, *, closed: bool) -> None:
+def _give_back(tags: tuple[str, ...], parser: etree.XMLPullParser, *, closed: bool, end: bytes = b"") -> None:
     """Make ``parser`` this thread's idle parser for ``tags``, reset for the next file.
 
     Unless ``closed`` (its document parsed to the end), the document it was
-    left in is ended first: lxml refuses the unfinished document, and the
-    events its ending makes are read and dropped with the events left over,
-    so that none reaches the next file's reader.
+    left in is ended first: with ``end`` (the end tag of the only element
+    still open), as a document that ends there; else lxml refuses the
+    unfinished document.  The events its ending makes are read and dropped
+    with the events left over, so that none reaches the next file's reader.
     """
     if not closed:
-        try:
+        with suppress(etree.XMLSyntaxError):  # the document stopped before its end: what ending it says
+            if end:
+                with suppress(etree.XMLSyntaxError):  # the end tag did not fit: ended as it is
+                    parser.feed(end)
             parser.close()
-        except etree.XMLSyntaxError:
-            pass  # the document stopped before its end: what ending it says
     for _ in parser.read_events():
         pass
     idle = getattr(_IDLE, "idle", None)
     if idle is None:
         idle = _IDLE.idle = {}
     idle[tags] = parser
+
+
+def _only_done_at(readers: dict[str, Callable[[Checker], VocabularyReader]]) -> bytes | None:
+    """The ``done_at`` of the readers, when one is found among them (a slice cut there does no harm to another)."""
+    marks = {getattr(make, "done_at", None) for make in readers.values()} - {None}
+    return marks.pop() if len(marks) == 1 else None
 
 
 Emit = Callable[[list[ItemRecord]], None]
@@ -262,7 +281,7 @@ class XmlObserver:
     """Feeds one XML payload file to the parser and the reader of its vocabulary; never raises."""
 
     __slots__ = ("path", "check", "_emit", "_notes", "_parser", "_tags", "_readers", "_reader", "_done", "_scanning",
-                 "_encoding", "_tail", "_parsed", "_limit")
+                 "_encoding", "_tail", "_parsed", "_limit", "_done_at", "_root_end")
 
     def __init__(self, path: str, readers: dict[str, Callable[[Checker], VocabularyReader]],
                  tags: Iterable[str], emit: Emit, notes: Callable[[str, list[Note]], None]) -> None:
@@ -278,6 +297,9 @@ class XmlObserver:
         self._tail = b""  # the last bytes the parser was fed: a tag cut there has given lxml no event yet
         self._parsed = 0  # bytes fed to the parser
         self._limit: int | None = None  # the reader's held_limit, once it is chosen
+        # the reader's done_at once it is chosen; before, the one any reader has (the root is in the first slice)
+        self._done_at: bytes | None = _only_done_at(readers)
+        self._root_end = b""  # the root's end tag (b"</article>"), once the reader is chosen
         self._tags = tuple(tags)
         self._parser: etree.XMLPullParser | None = None  # taken on the thread that reads the file (_take_parser)
 
@@ -297,19 +319,28 @@ class XmlObserver:
         if self._parser is None:
             self._parser = _take_parser(self._tags)
         try:
-            for start in range(0, len(data), _SLICE):  # so that parsing stops soon after the reader is done
-                piece = data[start:start + _SLICE]
+            start, mark = 0, -1  # mark: where the next done_at in data ends (-1: not looked for yet, or none)
+            while start < len(data):  # in slices, so that parsing stops soon after the reader is done
+                stop = start + _SLICE
+                if self._done_at is not None:
+                    if mark < start and mark != -2:
+                        found = data.find(self._done_at, start)
+                        mark = found + len(self._done_at) if found >= 0 else -2  # -2: none in this chunk
+                    if start < mark < stop:
+                        stop = mark
+                piece = data[start:stop]
                 self._parser.feed(piece)
                 self._parsed += len(piece)
                 self._tail = (self._tail + piece)[-_CARRY:]
                 if self._drain():
-                    self._start_scanning(self._tail + data[start + _SLICE:])
+                    self._start_scanning(self._tail + data[stop:], at_mark=stop == mark)
                     if self._scanning is not None:
                         self._scan(self._scanning)
                         return
                 elif self._limit is not None and self._parsed > self._limit and self._reader is not None:
                     self._too_large()
                     return
+                start = stop
         except etree.XMLSyntaxError as e:
             self._malformed(e)
 
@@ -375,11 +406,13 @@ class XmlObserver:
                 self._emit(records)
         return done
 
-    def _start_scanning(self, rest: bytes) -> None:
-        """Stop parsing: ``rest`` (from a little before where the parser stopped) and what follows are scanned."""
+    def _start_scanning(self, rest: bytes, at_mark: bool) -> None:
+        """Stop parsing: ``rest`` (from a little before where the parser stopped) and what follows are scanned.
+        ``at_mark``: the parser stopped right after the reader's ``done_at``, with only the root open."""
         if self._encoding not in SCANNABLE or not self._reader.links_after_done:
             return  # parsed to the end as before (the reader ignores what follows)
-        _give_back(self._tags, self._parser, closed=False)  # the tree goes with the reader; the body is not built
+        # the tree goes with the reader; the body is not built
+        _give_back(self._tags, self._parser, closed=False, end=self._root_end if at_mark else b"")
         self._parser = None
         self._scanning = rest
 
@@ -416,6 +449,9 @@ class XmlObserver:
         make = self._readers.get(root.tag if isinstance(root.tag, str) else "") or self._readers[""]
         self._reader = make(self.check)
         self._limit = getattr(self._reader, "held_limit", None)
+        self._done_at = getattr(self._reader, "done_at", None)
+        name = local_name(root)
+        self._root_end = f"</{root.prefix}:{name}>".encode() if root.prefix else f"</{name}>".encode()
         return self._reader
 
     def _refuse_entities(self) -> None:

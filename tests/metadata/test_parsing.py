@@ -423,3 +423,61 @@ def test_a_child_without_a_thread_is_ended_and_its_file_noted(monkeypatch):
     assert records == [] and [(f.code, f.path) for f in findings] == [("MD018", "data/a/1.xml")]
     assert "no thread" in findings[0].message
     assert started and all(p.returncode is not None and p.stdin.closed and p.stdout.closed for p in started)
+
+
+def _pipe_holds(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD)."""
+    import array
+    import fcntl
+    import termios
+
+    held = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, held)
+    return held[0]
+
+
+def test_the_answers_of_many_files_are_read_at_once(monkeypatch):
+    """The answering thread lets answers gather before each read (it takes the interpreter lock from the copying
+    threads once for many files, not once a file)."""
+    monkeypatch.setattr(parsing, "ANSWER_WAIT", 0.5)
+    reads = []
+    real_read = os.read
+
+    def read(fd, size):
+        if threading.current_thread().name == "preserve-metadata-answers":
+            reads.append(fd)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(parsing.os, "read", read)
+    analyser = MetadataAnalyser()
+    for n in range(40):
+        _send(analyser, f"data/a/{n}.xml", _article(n, body=""))
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == [f"10.7498/aps.68.2019{n:04d}" for n in range(40)] and list(findings) == []
+    assert 1 <= len(reads) <= 8  # (one a file before: 40 and more)
+
+
+def _waiting_for_input(child) -> bool:
+    """Whether the child has read and answered every frame sent: nothing queued or in its input pipe, and the
+    child asleep (blocked in its read: it flushes its answers first, and its answer pipe has room)."""
+    with open(f"/proc/{child.process.pid}/stat", encoding="ascii") as stat:
+        state = stat.read().rpartition(")")[2].split()[0]
+    return child.feeder._size == 0 and _pipe_holds(child.process.stdin.fileno()) == 0 and state == "S"
+
+
+def test_answers_waiting_in_the_pipe_outlive_the_child(monkeypatch):
+    """A child killed after answering, while its answers wait in the pipe for the answering thread: no file of
+    them is lost (each answer is written as its file ends, not kept in the child)."""
+    gate = threading.Event()
+    monkeypatch.setattr(parsing, "time", type("Clock", (), {"sleep": staticmethod(lambda seconds: gate.wait())}))
+    analyser = MetadataAnalyser()
+    for n in range(6):
+        _send(analyser, f"data/a/{n}.xml", _article(n, body=""))
+    child = analyser.parser._child
+    _until(lambda: _waiting_for_input(child), "the child never read its input")
+    assert _pipe_holds(child.process.stdout.fileno()) > 0 and analyser._spool.count == 0  # nothing read yet
+    os.kill(child.process.pid, signal.SIGKILL)
+    child.process.wait()
+    gate.set()  # the answering thread reads what the dead child wrote
+    records, findings = _finish(analyser)
+    assert [r.doi for r in records] == [f"10.7498/aps.68.2019{n:04d}" for n in range(6)] and list(findings) == []

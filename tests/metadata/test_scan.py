@@ -47,6 +47,43 @@ def test_a_body_that_breaks_after_the_front_still_yields_the_item():
     assert record.doi == "10.7498/aps.68.20191234" and found == []
 
 
+@pytest.mark.parametrize("chunk", [97, 4096, 10**7])
+def test_a_body_broken_right_after_the_front_still_yields_the_item(chunk):
+    """The parser stops right after ``</front>``: a fault just after it, in the same few KiB, is never parsed either
+    (with slices cut anywhere it was, and cost the item MD001)."""
+    data = jats(body="<p>a</sec>" + '<supplementary-material xlink:href="s.zip"/>').encode()
+    [record], found = _records(data, chunk)
+    assert record.doi == "10.7498/aps.68.20191234" and found == []
+    assert ("data/a/s.zip", "supplementary", True) in record.files
+
+
+@pytest.mark.parametrize("chunk", [97, 4096, 10**7])
+@pytest.mark.parametrize("decoy", ["<!-- </front> -->", "<![CDATA[</front>]]>", '<x-note n="&lt;/front>"/>'])
+def test_a_front_end_tag_in_a_comment_or_text_is_not_the_front_s_end(chunk, decoy):
+    """A slice cut after a ``</front>`` that is not the front's end tag is parsed as any other: the whole front is
+    read, and the parser ends the document only after the real one."""
+    front_end_written_otherwise = "</front >" if chunk == 97 else "</front>"
+    article = ('<article-id pub-id-type="doi">10.7498/aps.68.20191234</article-id>'
+               f"<title-group><article-title>冷原子{decoy}输运</article-title></title-group><volume>68</volume>")
+    data = jats(article=article, body='<supplementary-material xlink:href="s.zip"/>' + PARAGRAPH).encode()
+    data = data.replace(b"</article-meta></front>", f"</article-meta>{front_end_written_otherwise}".encode())
+    [record], found = _records(data, chunk)
+    assert found == [] and record.volume == "68" and record.item_title.startswith("冷原子")
+    assert ("data/a/s.zip", "supplementary", True) in record.files
+
+
+@pytest.mark.parametrize("chunk", [97, 4096, 10**7])
+@pytest.mark.parametrize("after", ["<!-- </front> -->", "<sec><front>x</front></sec>"])
+def test_the_parser_stopped_at_a_front_end_tag_that_did_not_end_the_front(chunk, after):
+    """The front ends (``</front >``) before a ``</front>`` in the body's comment, or of a ``<front>`` in the body, in
+    the same slice: ending the document there with the root's end tag does not fit, and it is ended as it is."""
+    body = after + '<supplementary-material xlink:href="s.zip"/>' + PARAGRAPH
+    data = jats(body=body).encode().replace(b"</article-meta></front>", b"</article-meta></front >")
+    [record], found = _records(data, chunk)
+    assert record.doi == "10.7498/aps.68.20191234" and found == []
+    assert ("data/a/s.zip", "supplementary", True) in record.files
+
+
 def test_a_utf16_file_is_parsed_to_its_end():
     body = PARAGRAPH * 10 + '<supplementary-material xlink:href="s.zip"/>'
     text = jats(body=body).replace('encoding="UTF-8"', 'encoding="UTF-16"')

@@ -83,9 +83,10 @@ _FRAME_COST = 64
 INPUT_BYTES = 1024 * 1024
 """The child reads its input, and the parent the child's answers, this much at a time (many frames a read)."""
 ANSWER_WAIT = 0.01
-"""The parent's answering thread lets the child's answers gather this long before each read: it wakes (and takes
-the interpreter lock from the copying threads) for many files at once, not for each (the child still writes each
-file's answer as the file ends, so a child that dies later loses none of them: they wait in the pipe)."""
+"""The parent's answering thread lets the child's answers gather this long before a read, unless its last read
+found the pipe a quarter full or more (answers coming faster than it wakes): it wakes (and takes the interpreter
+lock from the copying threads) for many files at once, not for each.  The child still writes each file's answer as
+the file ends, so a child that dies later loses none of them: they wait in the pipe."""
 ANSWER_BYTES = 256 * 1024
 """The records of a file being read wait in a buffer of this size until it fills, the file ends (its answer is
 written at once) or the child's input runs dry (:class:`_Input`)."""
@@ -260,11 +261,16 @@ class _Child:
         self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(_module_path())],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
                                         cwd="/")
+        self._answer_pipe = 64 * 1024  # what the answers' pipe holds (Linux's default, unless asked below)
+        for pipe in (self.process.stdin, self.process.stdout):  # the answers gather in the second (ANSWER_WAIT)
+            with suppress(OSError, AttributeError):  # (refused past the user's pipe quota: the pipe keeps its size)
+                import fcntl
+
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         with suppress(OSError, AttributeError):
             import fcntl
 
-            for pipe in (self.process.stdin, self.process.stdout):  # the answers gather in it (ANSWER_WAIT)
-                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            self._answer_pipe = fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_GETPIPE_SZ)
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
         self.read: dict[int, int] = {}  # records received of the files pending: id -> count
@@ -310,9 +316,15 @@ class _Child:
             self._reader.join()
         self.process.wait()
 
+    def _gather(self, last: int) -> None:
+        """Before a read of the answers: let them gather (:data:`ANSWER_WAIT`), unless the last read (``last``
+        bytes) found the pipe a quarter full or more: answers that come faster than that are not waited for."""
+        if last < self._answer_pipe // 4:
+            time.sleep(ANSWER_WAIT)
+
     def _read(self) -> None:
         """The answers, until the child ends: records to the spool, notes to the analyser."""
-        out = _Input(self.process.stdout.fileno(), lambda: time.sleep(ANSWER_WAIT))  # many answers a read
+        out = _Input(self.process.stdout.fileno(), self._gather)  # many answers a read
         finished = False
         try:
             while True:
@@ -434,24 +446,26 @@ class _Records:
 
 
 class _Input:
-    """Frames from a pipe, read as they come, many a read; ``before_read`` is called before each read, which may
-    wait: the child sends what is buffered of its answers (the records of a file still being read), the parent's
-    answering thread lets answers gather (:data:`ANSWER_WAIT`).
+    """Frames from a pipe, read as they come, many a read; ``before_read(last)`` is called before each read, which
+    may wait, with the bytes the last read gave: the child sends what is buffered of its answers (the records of a
+    file still being read), the parent's answering thread lets answers gather (:data:`ANSWER_WAIT`).
     """
 
-    __slots__ = ("_fd", "_before_read", "_data", "_at")
+    __slots__ = ("_fd", "_before_read", "_data", "_at", "_last")
 
-    def __init__(self, fd: int, before_read: Callable[[], object]) -> None:
+    def __init__(self, fd: int, before_read: Callable[[int], object]) -> None:
         self._fd = fd
         self._before_read = before_read
         self._data = b""
         self._at = 0
+        self._last = 0
 
     def read(self, size: int) -> bytes | None:
         """``size`` bytes, or None when the input ends before them."""
         while len(self._data) - self._at < size:
-            self._before_read()
+            self._before_read(self._last)
             more = os.read(self._fd, max(INPUT_BYTES, size - (len(self._data) - self._at)))
+            self._last = len(more)
             if not more:
                 return None
             self._data = self._data[self._at:] + more
@@ -523,7 +537,7 @@ def _main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     answers = os.fdopen(sys.stdout.fileno(), "wb", buffering=ANSWER_BYTES)
     try:
-        serve(_Input(sys.stdin.fileno(), answers.flush), answers)
+        serve(_Input(sys.stdin.fileno(), lambda _last: answers.flush()), answers)
     finally:  # (a MemoryError under the address-space limit too: what was read is answered)
         answers.flush()
 

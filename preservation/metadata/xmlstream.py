@@ -319,13 +319,14 @@ class XmlObserver:
         if self._parser is None:
             self._parser = _take_parser(self._tags)
         try:
-            start, mark = 0, -1  # mark: where the next done_at in data ends (-1: not looked for yet, or none)
+            # mark: where in data the next done_at ends (-1: to be looked for from start; -2: none in this chunk)
+            start, mark = 0, self._straddling_mark(data)
             while start < len(data):  # in slices, so that parsing stops soon after the reader is done
                 stop = start + _SLICE
                 if self._done_at is not None:
-                    if mark < start and mark != -2:
+                    if -1 <= mark <= start:
                         found = data.find(self._done_at, start)
-                        mark = found + len(self._done_at) if found >= 0 else -2  # -2: none in this chunk
+                        mark = found + len(self._done_at) if found >= 0 else -2
                     if start < mark < stop:
                         stop = mark
                 piece = data[start:stop]
@@ -337,12 +338,22 @@ class XmlObserver:
                     if self._scanning is not None:
                         self._scan(self._scanning)
                         return
+                elif self._done:  # refused at its root (entities in a DTD the byte look missed)
+                    return
                 elif self._limit is not None and self._parsed > self._limit and self._reader is not None:
                     self._too_large()
                     return
                 start = stop
         except etree.XMLSyntaxError as e:
             self._malformed(e)
+
+    def _straddling_mark(self, data: bytes) -> int:
+        """Where in ``data`` a done_at that began in the last chunk ends; -1 when none does."""
+        if self._done_at is None or not self._tail:
+            return -1
+        before = self._tail[1 - len(self._done_at):]
+        found = (before + data[:len(self._done_at) - 1]).find(self._done_at)
+        return found + len(self._done_at) - len(before) if found >= 0 else -1
 
     def close(self, size: int) -> None:
         if self._scanning is not None:
@@ -354,8 +365,10 @@ class XmlObserver:
             try:
                 root = self._parser.close()
                 self._drain()
-                _give_back(self._tags, self._parser, closed=True)
-                if self._reader is None:
+                if self._parser is not None:  # (None: refused by its root as the events were read, given back)
+                    _give_back(self._tags, self._parser, closed=True)
+                    self._parser = None
+                if self._reader is None and not self._done:
                     self._choose(root)
             except etree.XMLSyntaxError as e:
                 self._malformed(e)
@@ -463,9 +476,6 @@ class XmlObserver:
         self.check.note(codes.MD_FRONT_TOO_LARGE, f"no end of the front matter in the first {self._limit:,} bytes: "
                         "no item read", limit=self._limit)
         self._stop()
-        if self._parser is not None:
-            _give_back(self._tags, self._parser, closed=False)  # the tree built so far goes now
-            self._parser = None
 
     def _malformed(self, error: etree.XMLSyntaxError) -> None:
         line = error.position[0] if error.position else None
@@ -476,3 +486,6 @@ class XmlObserver:
     def _stop(self) -> None:
         self._done = True
         self._reader = None
+        if self._parser is not None:  # the tree built so far goes now, and the parser to the next file
+            _give_back(self._tags, self._parser, closed=False)
+            self._parser = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from lxml import etree
 
 from devtools.articles import jats_article, pdf_bytes
 
@@ -72,3 +75,23 @@ def onix(*products: str, namespace: bool = True) -> str:
 def oai_dc(*elements: str) -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/'
             'oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/">' + "".join(elements) + "</oai_dc:dc>")
+
+
+def refused_closes(monkeypatch) -> list[str]:
+    """From now on, this process's metadata parsers (in process: not a parsing child's) are new ones that note each
+    document lxml refused to end (an error built); the list of those errors' messages."""
+    from preservation.metadata import xmlstream
+
+    refused: list[str] = []
+
+    class Parser(etree.XMLPullParser):
+        def close(self):
+            try:
+                return super().close()
+            except etree.XMLSyntaxError as e:
+                refused.append(e.msg)
+                raise
+
+    monkeypatch.setattr(xmlstream.etree, "XMLPullParser", Parser)
+    monkeypatch.setattr(xmlstream, "_IDLE", threading.local())  # no parser of the other kind is taken again
+    return refused

@@ -4,12 +4,11 @@ cyclic garbage for the collector (an lxml pull parser per file left some 45 obje
 from __future__ import annotations
 
 import gc
-import threading
 
 from preservation.findings import FindingList
 from preservation.metadata.analyser import MetadataAnalyser
 
-from .samples import jats, onix, onix_product
+from .samples import jats, onix, onix_product, refused_closes
 
 PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
 
@@ -65,22 +64,7 @@ def test_reading_files_leaves_no_cyclic_garbage():
 def test_a_document_stopped_after_its_front_matter_is_ended_without_an_error(monkeypatch):
     """The parser is stopped right after ``</front>`` and its document ended with the root's end tag (ending it
     early made lxml build an error for every article); a front end written otherwise is ended as before."""
-    from lxml import etree
-
-    from preservation.metadata import xmlstream
-
-    refused = []
-
-    class Parser(etree.XMLPullParser):
-        def close(self):
-            try:
-                return super().close()
-            except etree.XMLSyntaxError as e:
-                refused.append(e.msg)
-                raise
-
-    monkeypatch.setattr(xmlstream.etree, "XMLPullParser", Parser)
-    monkeypatch.setattr(xmlstream, "_IDLE", threading.local())  # a new parser of that kind
+    refused = refused_closes(monkeypatch)
     usual = _article("10.7498/aps.68.20190001", "第一篇")
     records, codes = _read([("data/a/1.xml", usual), ("data/a/2.xml", usual.replace(b"0001", b"0002"))])
     assert [r.doi for r in records] == ["10.7498/aps.68.20190001", "10.7498/aps.68.20190002"] and codes == []

@@ -458,11 +458,13 @@ def test_the_answers_of_many_files_are_read_at_once(monkeypatch):
 
 
 def _waiting_for_input(child) -> bool:
-    """Whether the child has read and answered every frame sent: nothing queued or in its input pipe, and the
-    child asleep (blocked in its read: it flushes its answers first, and its answer pipe has room)."""
+    """Whether the child has read and answered every frame sent: nothing queued or in its input pipe (all sent
+    already), and then the child asleep (blocked in its read: it flushes its answers first, and its answer pipe has
+    room).  In that order: asleep first, it may have been waiting for the frames the pipe then held."""
+    if child.feeder._size or _pipe_holds(child.process.stdin.fileno()):
+        return False
     with open(f"/proc/{child.process.pid}/stat", encoding="ascii") as stat:
-        state = stat.read().rpartition(")")[2].split()[0]
-    return child.feeder._size == 0 and _pipe_holds(child.process.stdin.fileno()) == 0 and state == "S"
+        return stat.read().rpartition(")")[2].split()[0] == "S"
 
 
 def test_answers_waiting_in_the_pipe_outlive_the_child(monkeypatch):
@@ -481,3 +483,20 @@ def test_answers_waiting_in_the_pipe_outlive_the_child(monkeypatch):
     gate.set()  # the answering thread reads what the dead child wrote
     records, findings = _finish(analyser)
     assert [r.doi for r in records] == [f"10.7498/aps.68.2019{n:04d}" for n in range(6)] and list(findings) == []
+
+
+def test_answers_that_come_fast_are_not_waited_for(monkeypatch):
+    """The answering thread waits for answers to gather only after a read that found the pipe under a quarter
+    full: a child sending records faster than that (a large ONIX message) is read at its own pace."""
+    slept = []
+    monkeypatch.setattr(parsing, "time", type("Clock", (), {"sleep": staticmethod(slept.append)}))
+    analyser = MetadataAnalyser()
+    _send(analyser, "data/a/0.xml", _article(0, body=""))
+    child = analyser.parser._child
+    records, findings = _finish(analyser)  # (its answering thread is done: it sleeps no more here)
+    assert [r.doi for r in records] == ["10.7498/aps.68.20190000"] and list(findings) == []
+    assert child._answer_pipe >= 64 * 1024  # the pipe's size, as the kernel gave it
+    before = len(slept)
+    for last in (child._answer_pipe, child._answer_pipe // 4, child._answer_pipe // 4 - 1, 0):
+        child._gather(last)
+    assert slept[before:] == [parsing.ANSWER_WAIT, parsing.ANSWER_WAIT]  # after the two small reads only

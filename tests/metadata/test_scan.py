@@ -8,7 +8,7 @@ from preservation.findings import FindingList
 from preservation.metadata.analyser import MetadataAnalyser
 from preservation.metadata.records import ItemRecord
 
-from .samples import jats
+from .samples import jats, refused_closes
 
 PARAGRAPH = "<p>" + "正文段落。" * 200 + "</p>"
 
@@ -47,6 +47,34 @@ def test_a_body_that_breaks_after_the_front_still_yields_the_item():
     assert record.doi == "10.7498/aps.68.20191234" and found == []
 
 
+def _in_process(data: bytes, chunks: list[int]) -> tuple[list[ItemRecord], list[str]]:
+    """``data`` read on this thread (as a parsing child does), fed in pieces of the sizes ``chunks`` (the last one
+    repeated)."""
+    analyser = MetadataAnalyser(in_process=True)
+    observer = analyser.observer("data/a/article.xml", len(data))
+    view, at = memoryview(data), 0
+    for size in chunks[:-1]:
+        observer.feed(view[at:at + size])
+        at += size
+    while at < len(data):
+        observer.feed(view[at:at + chunks[-1]])
+        at += chunks[-1]
+    observer.close(len(data))
+    findings = FindingList()
+    analyser.finish("", findings)
+    return list(analyser._spool), findings.codes()
+
+
+def _front_end(data: bytes) -> int:
+    return data.index(b"</article-meta></front>") + len(b"</article-meta>")
+
+
+def _split_at_front_end(data: bytes) -> list[list[int]]:
+    """Chunk sizes that cut the file at each byte of its ``</front>``, and before and after it, then 4 KiB."""
+    at = _front_end(data)
+    return [[at + k, 4096] for k in range(-1, len(b"</front>") + 1)]
+
+
 @pytest.mark.parametrize("chunk", [97, 4096, 10**7])
 def test_a_body_broken_right_after_the_front_still_yields_the_item(chunk):
     """The parser stops right after ``</front>``: a fault just after it, in the same few KiB, is never parsed either
@@ -57,31 +85,46 @@ def test_a_body_broken_right_after_the_front_still_yields_the_item(chunk):
     assert ("data/a/s.zip", "supplementary", True) in record.files
 
 
+def test_a_front_end_tag_cut_between_two_chunks_is_found(monkeypatch):
+    """However the chunks cut ``</front>``, the parser stops right after it: the document is ended without an error,
+    and a fault just after it is never parsed."""
+    refused = refused_closes(monkeypatch)
+    data = jats(body="<p>a</sec>" + '<supplementary-material xlink:href="s.zip"/>' + PARAGRAPH).encode()
+    for chunks in _split_at_front_end(data):
+        [record], found = _in_process(data, chunks)
+        assert (record.doi, found) == ("10.7498/aps.68.20191234", []), chunks
+        assert ("data/a/s.zip", "supplementary", True) in record.files
+    assert refused == []
+
+
 @pytest.mark.parametrize("chunk", [97, 4096, 10**7])
-@pytest.mark.parametrize("decoy", ["<!-- </front> -->", "<![CDATA[</front>]]>", '<x-note n="&lt;/front>"/>'])
-def test_a_front_end_tag_in_a_comment_or_text_is_not_the_front_s_end(chunk, decoy):
-    """A slice cut after a ``</front>`` that is not the front's end tag is parsed as any other: the whole front is
-    read, and the parser ends the document only after the real one."""
-    front_end_written_otherwise = "</front >" if chunk == 97 else "</front>"
+@pytest.mark.parametrize("decoy", ["<!-- </front> -->", "<![CDATA[</front>]]>", "<?note </front>?>"])
+def test_a_front_end_tag_in_a_comment_cdata_or_instruction_is_not_the_front_s_end(monkeypatch, chunk, decoy):
+    """A slice cut after a ``</front>`` that ends no element is parsed as any other; the next one, even a few bytes
+    on, is the front's end: the whole front is read and the document ended there, without an error."""
+    refused = refused_closes(monkeypatch)
     article = ('<article-id pub-id-type="doi">10.7498/aps.68.20191234</article-id>'
                f"<title-group><article-title>冷原子{decoy}输运</article-title></title-group><volume>68</volume>")
     data = jats(article=article, body='<supplementary-material xlink:href="s.zip"/>' + PARAGRAPH).encode()
-    data = data.replace(b"</article-meta></front>", f"</article-meta>{front_end_written_otherwise}".encode())
-    [record], found = _records(data, chunk)
+    [record], found = _in_process(data, [chunk])
     assert found == [] and record.volume == "68" and record.item_title.startswith("冷原子")
     assert ("data/a/s.zip", "supplementary", True) in record.files
+    assert refused == []
 
 
 @pytest.mark.parametrize("chunk", [97, 4096, 10**7])
-@pytest.mark.parametrize("after", ["<!-- </front> -->", "<sec><front>x</front></sec>"])
-def test_the_parser_stopped_at_a_front_end_tag_that_did_not_end_the_front(chunk, after):
-    """The front ends (``</front >``) before a ``</front>`` in the body's comment, or of a ``<front>`` in the body, in
-    the same slice: ending the document there with the root's end tag does not fit, and it is ended as it is."""
+@pytest.mark.parametrize("after", ["", "<!-- </front> -->", "<sec><front>x</front></sec>"])
+def test_a_front_end_written_otherwise_is_parsed_past(monkeypatch, chunk, after):
+    """A front that ends with ``</front >`` is not found by its bytes: the parser goes on past it as before (and
+    past a ``</front>`` after it, in a comment or of a ``<front>`` in the body, where the root's end tag does not
+    fit), and the document is ended early, with lxml's error."""
+    refused = refused_closes(monkeypatch)
     body = after + '<supplementary-material xlink:href="s.zip"/>' + PARAGRAPH
     data = jats(body=body).encode().replace(b"</article-meta></front>", b"</article-meta></front >")
-    [record], found = _records(data, chunk)
+    [record], found = _in_process(data, [chunk])
     assert record.doi == "10.7498/aps.68.20191234" and found == []
     assert ("data/a/s.zip", "supplementary", True) in record.files
+    assert len(refused) == 1
 
 
 def test_a_utf16_file_is_parsed_to_its_end():
@@ -97,8 +140,13 @@ def test_entities_in_a_utf16_file_are_refused_too(tmp_path):
     secret.write_text("TOP-SECRET", encoding="utf-8")
     article = "<title-group><article-title>&xxe;</article-title></title-group>"
     text = jats(article=article, doctype=f'<!DOCTYPE article [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>')
-    records, found = _records(text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"), 4096)
+    data = text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    records, found = _records(data, 4096)
     assert records == [] and found == ["MD002"]
+    long = jats(article=article, doctype=f'<!DOCTYPE article [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>',
+                body=PARAGRAPH * 10).replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    for chunks in ([97], [4096], [10**7]):  # refused once, at its root, not again at each slice after
+        assert _in_process(long, chunks) == ([], ["MD002"])
 
 
 @pytest.mark.parametrize("chunk", [97, 8192, 10**7])

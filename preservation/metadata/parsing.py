@@ -26,7 +26,8 @@ readers) runs in a child process, ``python -m preservation.metadata.parsing``:
   child that dies later loses only the files it had not finished: its
   answers wait in the pipe); the records of a file being read wait in a
   buffer until it fills, the file ends or the child's input runs dry; the
-  answering thread reads every :data:`ANSWER_WAIT`, many files at once;
+  answering thread lets answers gather :data:`ANSWER_WAIT` between reads
+  (unless they come fast), many files a read;
 * the child says when it needs no more of a file (malformed, entities,
   front matter over its limit), and the copying thread stops sending it;
 * memory stays bounded: at most :data:`QUEUE_BYTES` are queued (a writer
@@ -168,6 +169,20 @@ class ParserProcess:
             child.kill()
 
 
+def _enlarge(fd: int) -> int:
+    """Ask for a pipe of :data:`PIPE_BYTES` (Linux ``F_SETPIPE_SZ``; refused past the user's pipe quota, or
+    elsewhere); the bytes the pipe holds (Linux's default of 64 KiB where that cannot be asked)."""
+    try:
+        import fcntl
+    except ImportError:
+        return 64 * 1024
+    with suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    with suppress(OSError, AttributeError):
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    return 64 * 1024
+
+
 def _module_path() -> list[str]:
     """The child's module path: the directory this package is imported from, then this process's own
     (absolute; never the working directory, which ``""`` would be)."""
@@ -261,16 +276,8 @@ class _Child:
         self.process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(_module_path())],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
                                         cwd="/")
-        self._answer_pipe = 64 * 1024  # what the answers' pipe holds (Linux's default, unless asked below)
-        for pipe in (self.process.stdin, self.process.stdout):  # the answers gather in the second (ANSWER_WAIT)
-            with suppress(OSError, AttributeError):  # (refused past the user's pipe quota: the pipe keeps its size)
-                import fcntl
-
-                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        with suppress(OSError, AttributeError):
-            import fcntl
-
-            self._answer_pipe = fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+        _enlarge(self.process.stdin.fileno())
+        self._answer_pipe = _enlarge(self.process.stdout.fileno())  # the answers gather in it (ANSWER_WAIT)
         self.dead = False
         self.pending: dict[int, str] = {}  # files sent and not answered: id -> path
         self.read: dict[int, int] = {}  # records received of the files pending: id -> count

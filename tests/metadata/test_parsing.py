@@ -500,3 +500,30 @@ def test_answers_that_come_fast_are_not_waited_for(monkeypatch):
     for last in (child._answer_pipe, child._answer_pipe // 4, child._answer_pipe // 4 - 1, 0):
         child._gather(last)
     assert slept[before:] == [parsing.ANSWER_WAIT, parsing.ANSWER_WAIT]  # after the two small reads only
+
+
+def test_a_pipe_that_cannot_be_enlarged_is_measured_as_it_is(monkeypatch):
+    """Past the user's pipe quota Linux refuses a larger pipe: the answering thread then judges its reads against the
+    pipe it has, not the one it asked for."""
+    import fcntl
+
+    real = fcntl.fcntl
+
+    def refuse(fd, command, *args):
+        if command == fcntl.F_SETPIPE_SZ:
+            raise PermissionError(1, "Operation not permitted")
+        return real(fd, command, *args)
+
+    read, write = os.pipe()
+    try:
+        assert parsing._enlarge(read) == parsing.PIPE_BYTES
+        r2, w2 = os.pipe()
+        try:
+            monkeypatch.setattr(fcntl, "fcntl", refuse)
+            assert parsing._enlarge(r2) == real(r2, fcntl.F_GETPIPE_SZ) < parsing.PIPE_BYTES
+        finally:
+            os.close(r2)
+            os.close(w2)
+    finally:
+        os.close(read)
+        os.close(write)

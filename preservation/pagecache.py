@@ -52,6 +52,7 @@ def _libc_calls():
 
 _MINCORE = _libc_calls()
 _MAP_FAILED = ctypes.c_void_p(-1).value
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def resident_bytes(path: str) -> int | None:
@@ -79,6 +80,27 @@ def resident_bytes(path: str) -> int | None:
             munmap(address, size)
     finally:
         os.close(fd)
+
+
+def first_page_resident(fd: int) -> bool | None:
+    """Whether the first page of the file open at ``fd`` is in the page cache (mincore over a one-page map),
+    without reading it or starting a read; None where that cannot be asked (no mincore, an empty file, a file
+    system that will not map).  Unlike a read that may not wait (RWF_NOWAIT), which starts a read-ahead and
+    finds the page there once a fast disk has answered, it tells what was cached before the question."""
+    if _MINCORE is None:
+        return None
+    mmap, munmap, mincore = _MINCORE
+    page = _PAGE
+    address = mmap(None, page, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: maps, touches no page
+    if address in (None, _MAP_FAILED):
+        return None
+    try:
+        vector = (ctypes.c_ubyte * 1)()
+        if mincore(address, page, vector) != 0:
+            return None
+        return bool(vector[0] & 1)
+    finally:
+        munmap(address, page)
 
 
 def _sync_file_range():

@@ -66,7 +66,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterator, Sequence
 
 from preservation.chunk_digests import ChunkHasher
-from preservation.pagecache import advise_dontneed, advise_willneed
+from preservation.pagecache import advise_dontneed, advise_willneed, first_page_resident
 
 from . import directread
 
@@ -392,12 +392,18 @@ _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
 def first_page_uncached(fd: int) -> bool:
-    """Whether the first page of ``fd`` must come from the disk: a read that may not wait gets EAGAIN.
+    """Whether the first page of ``fd`` must come from the disk (mincore, :func:`first_page_resident`).
 
     Asked once per batch of small files, so that files already in the page cache (a copy just written,
     a warm host) cost no advice per file and stay cached, and a cold disk gets reads ahead and its pages
-    dropped behind.  False where the question cannot be put (nothing is then advised).
+    dropped behind.  Where mincore cannot be asked, a one-byte read that may not wait (RWF_NOWAIT) is
+    put instead, which gets EAGAIN when the page is not there (it starts a read of that page, and a fast
+    disk may answer before the kernel looks again: then the batch is taken as cached).  False where
+    neither can be asked (nothing is then advised).
     """
+    resident = first_page_resident(fd)
+    if resident is not None:
+        return not resident
     if _NOWAIT is None:
         return False
     try:

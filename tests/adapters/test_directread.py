@@ -77,8 +77,7 @@ def cold(tmp_path):
         make_cold(paths)
         with open(paths[0], "rb") as f:
             if not fsverify.first_page_uncached(f.fileno()):
-                service_missing("a file system under the test directory that says what it caches (RWF_NOWAIT)")
-        make_cold(paths[:1])  # asking started a read-ahead of its first pages
+                service_missing("a file system under the test directory that says what it caches (mincore)")
         return rows, paths
 
     return FilesystemAdapter(root.as_uri()), root, put

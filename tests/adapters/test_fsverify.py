@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 import storage_adapters.filesystem as filesystem
-from preservation.pagecache import resident_bytes
+from preservation.pagecache import first_page_resident, resident_bytes
 from storage_adapters import fsverify
 from storage_adapters.base import (
     VERIFY_DIGEST,
@@ -30,6 +30,7 @@ from storage_adapters.base import (
 )
 from storage_adapters.filesystem import FilesystemAdapter
 
+from ..coldfiles import make_cold
 from ..corruption import flip_bit, replace_with_socket
 from ..services import service_missing
 
@@ -200,6 +201,29 @@ def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, ahea
         assert bool(ahead.direct_reads) == (ahead.name == "reading directly")
 
 
+def test_asking_whether_a_file_is_cached_reads_none_of_it(tmp_path):
+    """The question is put to mincore, which reads nothing: a cold file stays cold however often it is asked
+    (a read that may not wait started a read-ahead, and a fast disk answered it before the kernel looked
+    again, so a cold batch was taken as cached); a file read since is cached; a FIFO cannot be asked."""
+    path = tmp_path / "cold.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    make_cold([path])
+    with open(path, "rb", buffering=0) as f:
+        if first_page_resident(f.fileno()) is None:
+            service_missing("a file system under the test directory that says what it caches (mincore)")
+        assert [fsverify.first_page_uncached(f.fileno()) for _ in range(5)] == [True] * 5
+        assert resident_bytes(str(path)) == 0
+        f.read(1)
+        assert fsverify.first_page_uncached(f.fileno()) is False
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert first_page_resident(fd) is None and fsverify.first_page_uncached(fd) is False
+    finally:
+        os.close(fd)
+
+
 def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
     """Files out of the page cache: the checker sees the batch is cold, asks for files ahead of their turn,
     and drops every page it read, so none of the files stays cached."""
@@ -212,13 +236,10 @@ def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):
         path.write_bytes(data)
         rows.append((f"data/f{i:02d}.bin", len(data), (hashlib.sha256(data).hexdigest(),)))
     paths = [root / "pkg" / r[0] for r in rows]
-    for path in paths:
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    with open(paths[-1], "rb") as f:  # the last: asking may bring its first pages in
+    make_cold(paths)
+    with open(paths[0], "rb") as f:
         if not fsverify.first_page_uncached(f.fileno()):
-            service_missing("a disk-backed file system under the test directory that says what it caches (not tmpfs; RWF_NOWAIT)")
+            service_missing("a disk-backed file system under the test directory that says what it caches (mincore)")
     asked = []
     real = fsverify.advise_willneed
     fsverify.advise_willneed = lambda fd, start, end: (asked.append((start, end)), real(fd, start, end))

@@ -17,9 +17,11 @@ import json
 import re
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field, fields
 from datetime import date
+from operator import attrgetter
 from typing import Any, Iterator
 
 from preservation import codes
@@ -38,6 +40,8 @@ MAX_FILES = 200
 FIRST_YEAR = 1450
 """No item printed before this year is expected (a smaller year is a typo or a hostile value)."""
 _NUMBER = re.compile(r"[0-9]{1,9}")
+_YEAR = re.compile(r"[0-9]{4}")
+_MONTH_OR_DAY = re.compile(r"[0-9]{1,2}")
 _SPACES = re.compile(r"\s+")
 _IDENTIFIER_CODES = {ids.ISSN: codes.MD_ISSN, ids.ISBN: codes.MD_ISBN, ids.DOI: codes.MD_DOI, ids.CN: codes.MD_CN}
 
@@ -75,7 +79,7 @@ class ItemRecord:
     """Where in the metadata file the item is (an ONIX record reference, a CSV line), for findings."""
 
     def to_json(self) -> str:
-        return json.dumps([getattr(self, name) for name in _FIELDS], ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(_VALUES(self))
 
     @classmethod
     def from_json(cls, line: str) -> "ItemRecord":
@@ -86,6 +90,17 @@ class ItemRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(ItemRecord))
+_VALUES = attrgetter(*_FIELDS)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_TODAY = [0.0, 0]  # when the year below was read (monotonic seconds), and the year
+
+
+def _this_year() -> int:
+    """The current year, read again each minute (``date.today()`` for every item cost a tenth of a record)."""
+    now = time.monotonic()
+    if now - _TODAY[0] > 60 or not _TODAY[1]:
+        _TODAY[:] = [now, date.today().year]
+    return _TODAY[1]
 
 
 class Checker:
@@ -137,7 +152,7 @@ class Checker:
         value = (value or "").strip()
         if not value:
             return None
-        if not re.fullmatch(r"[0-9]{4}", value) or not FIRST_YEAR <= int(value) <= date.today().year + 1:
+        if not _YEAR.fullmatch(value) or not FIRST_YEAR <= int(value) <= _this_year() + 1:
             self.note(codes.MD_NUMBER, f"{name} {value[:20]!r} is not a year from {FIRST_YEAR} to next year: "
                       "dropped", field=name)
             return None
@@ -159,13 +174,13 @@ class Checker:
         month, day = (month or "").strip(), (day or "").strip()
         if not month:
             return f"{year:04d}"
-        if not re.fullmatch(r"[0-9]{1,2}", month) or not 1 <= int(month) <= 12:
+        if not _MONTH_OR_DAY.fullmatch(month) or not 1 <= int(month) <= 12:
             self.note(codes.MD_NUMBER, f"month {month[:20]!r} is not 1 to 12: only the year is kept", field="month")
             return f"{year:04d}"
         if not day:
             return f"{year:04d}-{int(month):02d}"
         try:
-            if not re.fullmatch(r"[0-9]{1,2}", day):
+            if not _MONTH_OR_DAY.fullmatch(day):
                 raise ValueError(day)
             return date(year, int(month), int(day)).isoformat()
         except ValueError:

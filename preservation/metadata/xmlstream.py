@@ -270,7 +270,12 @@ def _give_back(tags: tuple[str, ...], parser: etree.XMLPullParser, *, closed: bo
 
 def _only_done_at(readers: dict[str, Callable[[Checker], VocabularyReader]]) -> bytes | None:
     """The ``done_at`` of the readers, when one is found among them (a slice cut there does no harm to another)."""
-    marks = {getattr(make, "done_at", None) for make in readers.values()} - {None}
+    return _one_mark(tuple(readers.values()))
+
+
+@functools.lru_cache(maxsize=64)
+def _one_mark(makers: tuple) -> bytes | None:
+    marks = {getattr(make, "done_at", None) for make in makers} - {None}
     return marks.pop() if len(marks) == 1 else None
 
 

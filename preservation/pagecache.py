@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 from contextlib import suppress
+from mmap import PAGESIZE
 
 FADVISE = getattr(os, "posix_fadvise", None)
 """Not on every platform (macOS has none): the advice is then skipped."""
@@ -43,7 +45,8 @@ def _libc_calls():
         mmap, munmap, mincore = libc.mmap, libc.munmap, libc.mincore
     except (AttributeError, OSError):
         return None
-    mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64]
+    # the offset is an off_t, a long where the C library's mmap is not the 64-bit one (32-bit systems)
+    mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
     mmap.restype = ctypes.c_void_p
     munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
@@ -52,7 +55,7 @@ def _libc_calls():
 
 _MINCORE = _libc_calls()
 _MAP_FAILED = ctypes.c_void_p(-1).value
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PAGE = PAGESIZE
 
 
 def resident_bytes(path: str) -> int | None:
@@ -70,7 +73,7 @@ def resident_bytes(path: str) -> int | None:
         if address in (None, _MAP_FAILED):
             return None
         try:
-            page = os.sysconf("SC_PAGE_SIZE")
+            page = PAGESIZE
             pages = (size + page - 1) // page
             vector = (ctypes.c_ubyte * pages)()
             if mincore(address, size, vector) != 0:
@@ -83,11 +86,20 @@ def resident_bytes(path: str) -> int | None:
 
 
 def first_page_resident(fd: int) -> bool | None:
-    """Whether the first page of the file open at ``fd`` is in the page cache (mincore over a one-page map),
-    without reading it or starting a read; None where that cannot be asked (no mincore, an empty file, a file
-    system that will not map).  Unlike a read that may not wait (RWF_NOWAIT), which starts a read-ahead and
-    finds the page there once a fast disk has answered, it tells what was cached before the question."""
+    """Whether the first page of the regular file open at ``fd`` is in the page cache (mincore over a one-page
+    map), without reading it or starting a read; None where that cannot be asked truly: no mincore, not a
+    regular file, an empty one, a file system that will not map, or a file the kernel answers falsely about
+    (since Linux 5.0 mincore says every page of a file is cached unless the caller owns the file, may write to
+    it or is privileged: :func:`_owned_or_writable`).  Unlike a read that may not wait (RWF_NOWAIT), which
+    starts a read-ahead and finds the page there once a fast disk has answered, it tells what was cached
+    before the question."""
     if _MINCORE is None:
+        return None
+    try:
+        status = os.fstat(fd)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode) or not status.st_size or not _owned_or_writable(fd, status):
         return None
     mmap, munmap, mincore = _MINCORE
     page = _PAGE
@@ -101,6 +113,18 @@ def first_page_resident(fd: int) -> bool | None:
         return bool(vector[0] & 1)
     finally:
         munmap(address, page)
+
+
+def _owned_or_writable(fd: int, status: os.stat_result) -> bool:
+    """Whether mincore tells the truth about the file open at ``fd``: the kernel answers for the pages of a file
+    only to its owner, to the privileged (CAP_FOWNER, taken here for root) and to whoever may write to it (not on
+    a read-only mount)."""
+    euid = os.geteuid()
+    if euid == 0 or status.st_uid == euid:
+        return True
+    with suppress(OSError, NotImplementedError):
+        return os.access(f"/proc/self/fd/{fd}", os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+    return False
 
 
 def _sync_file_range():

@@ -248,8 +248,8 @@ def verify_batch(
                 drop = probed = first_page_uncached(fd)
             if drop and direct and DIRECT_MIN <= size < _READ_STEP:
                 if directread.switch_on(fd):
-                    # a reader thread reads, hashes and compares it while this one goes on; only the pages
-                    # the probe of its first page brought in are to be dropped
+                    # a reader thread reads, hashes and compares it while this one goes on; only the pages a
+                    # probe of its first page may have brought in are to be dropped
                     handed.append((index, path, fd, directread.readers().submit(
                         _check_direct, fd, path, size, expected, algorithms, chunked, probed)))
                     if len(handed) > DIRECT_AHEAD * directread.READERS:
@@ -362,7 +362,7 @@ def _check_direct(
     except OSError as e:
         return 0, _read_failed(path, e), None
     finally:
-        if probed:  # asking whether the first page was cached may have read a few in
+        if probed:  # asked with a read that may not wait (where mincore cannot be), that read may have brought a few
             advise_dontneed(fd)
 
 

@@ -77,7 +77,9 @@ def cold(tmp_path):
         make_cold(paths)
         with open(paths[0], "rb") as f:
             if not fsverify.first_page_uncached(f.fileno()):
-                service_missing("a file system under the test directory that says what it caches (mincore)")
+                service_missing("a file system under the test directory that says what it caches (mincore, or a "
+                                "read that may not wait)")
+        make_cold(paths[:1])  # (a read that may not wait, asked where mincore cannot be, starts a read-ahead)
         return rows, paths
 
     return FilesystemAdapter(root.as_uri()), root, put

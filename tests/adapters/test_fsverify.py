@@ -204,7 +204,8 @@ def test_every_kind_of_damage_is_named_once_and_nothing_else(damaged, mode, ahea
 def test_asking_whether_a_file_is_cached_reads_none_of_it(tmp_path):
     """The question is put to mincore, which reads nothing: a cold file stays cold however often it is asked
     (a read that may not wait started a read-ahead, and a fast disk answered it before the kernel looked
-    again, so a cold batch was taken as cached); a file read since is cached; a FIFO cannot be asked."""
+    again, so a cold batch was taken as cached); a file read since is cached; a FIFO or an empty file cannot
+    be asked."""
     path = tmp_path / "cold.bin"
     path.write_bytes(os.urandom(1 << 20))
     make_cold([path])
@@ -222,6 +223,56 @@ def test_asking_whether_a_file_is_cached_reads_none_of_it(tmp_path):
         assert first_page_resident(fd) is None and fsverify.first_page_uncached(fd) is False
     finally:
         os.close(fd)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    with open(empty, "rb") as f:  # a map past its end would say "not cached": nothing to ask
+        assert first_page_resident(f.fileno()) is None and fsverify.first_page_uncached(f.fileno()) is False
+
+
+def _probe_as_another_user(path) -> tuple[object, bool]:
+    """``first_page_resident`` and ``first_page_uncached`` of ``path`` as a user who neither owns nor may write it:
+    nobody (65534) in a forked child, on the file this process opened, when this runs as root; else this user on
+    a file root owns."""
+    with open(path, "rb") as f:
+        if os.geteuid() != 0:
+            return first_page_resident(f.fileno()), fsverify.first_page_uncached(f.fileno())
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.close(read)
+                os.setgid(65534)
+                os.setuid(65534)
+                answer = (first_page_resident(f.fileno()), fsverify.first_page_uncached(f.fileno()))
+                os.write(write, repr(answer).encode())
+            finally:
+                os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert answer, "the child could not probe the file"
+    return eval(answer)  # (None | bool, bool), written just above  # noqa: S307
+
+
+def test_mincore_is_not_asked_about_a_file_the_caller_neither_owns_nor_may_write(tmp_path):
+    """Since Linux 5.0 mincore says every page of such a file is cached (it would tell others what the owner
+    reads): a cold batch was taken as cached, with no read-ahead, no direct reads and no pages dropped.  The
+    probe does not ask it then; the read that may not wait answers instead."""
+    if os.geteuid() == 0:
+        path = tmp_path / "root-owned.bin"
+        path.write_bytes(os.urandom(1 << 20))
+        path.chmod(0o644)
+        make_cold([path])
+    else:
+        path = next((p for p in ("/etc/passwd", "/etc/hostname", "/etc/os-release")
+                     if os.path.isfile(p) and os.stat(p).st_uid != os.geteuid() and not os.access(p, os.W_OK)), None)
+        if path is None:
+            service_missing("a readable file of another user that this one may not write (/etc/passwd)")
+        with open(path, "rb") as f:  # its owner may ask, and learns it is cold
+            assert first_page_resident(f.fileno()) is False
+    resident, _ = _probe_as_another_user(path)  # (the read asked instead may bring the page in: it is not timed)
+    assert resident is None
 
 
 def test_a_cold_batch_reads_ahead_and_leaves_the_cache_as_it_found_it(tmp_path):

@@ -42,9 +42,14 @@ _IN = 500  # values in one IN (…) list
 
 
 def sibling_metadata(path: str) -> str:
-    """The metadata file that owns ``path`` by name: the ``.xml`` of the same folder and stem."""
-    stem, _ = posixpath.splitext(path)
-    return stem + ".xml"
+    """The metadata file that owns ``path`` by name: the ``.xml`` of the same folder and stem.
+
+    The stem as ``posixpath.splitext`` finds it (a name of leading dots only, ``.hidden``, has no extension),
+    without its calls: this is asked twice for every file an item names."""
+    start, dot = path.rfind("/") + 1, path.rfind(".")
+    if dot > start and path[start:dot].strip("."):
+        return path[:dot] + ".xml"
+    return path + ".xml"
 
 
 def _chunks(values: list[str]) -> Iterable[list[str]]:

@@ -26,7 +26,6 @@ grows with one batch, never with the delivery.
 
 from __future__ import annotations
 
-import posixpath
 from typing import Iterable
 
 from sqlalchemy import select

@@ -82,10 +82,6 @@ class ItemRecord:
         return _ENCODE(_VALUES(self))
 
     @classmethod
-    def from_json(cls, line: str) -> "ItemRecord":
-        return cls.from_values(json.loads(line))
-
-    @classmethod
     def from_values(cls, values: list) -> "ItemRecord":
         """The record whose :meth:`to_json` gave ``values`` (decoded)."""
         record = cls(*values)
@@ -194,8 +190,9 @@ class Checker:
             return f"{year:04d}-{int(month):02d}"
 
 
-_DECODE_BYTES = 256 * 1024
-"""The spool's lines decoded at once when it is read back."""
+_DECODE_CHARACTERS = 256 * 1024
+"""The spool's lines decoded at once when it is read back: this many characters of them, and the line that
+crosses the mark (a record's fields are bounded, so its line is too)."""
 
 
 class RecordSpool:
@@ -224,7 +221,7 @@ class RecordSpool:
         with self._lock:
             self._file.flush()
             self._file.seek(0)
-            while lines := self._file.readlines(_DECODE_BYTES):
+            while lines := self._file.readlines(_DECODE_CHARACTERS):
                 # one decoding for many lines (a call of json.loads each cost more than its decoding)
                 for values in json.loads("[" + ",".join(lines) + "]"):
                     yield ItemRecord.from_values(values)

@@ -11,7 +11,7 @@ from preservation.metadata.records import ItemRecord, RecordSpool
 
 def _record(i: int) -> ItemRecord:
     return ItemRecord(kind="article", source_format="jats", metadata_path=f"data/期刊/{i}.xml",
-                      doi=f"10.7498/aps.68.{i}", item_title=f"标题 \"{i}\"\t\\ {'长' * (i % 500)}",
+                      doi=f"10.7498/aps.68.{i}", item_title=f"标题 \"{i}\"\t\\\r\u2028\x85 {'长' * (i % 500)}",
                       authors=[f"作者{i}", "Ünïcode, A."], year=1450 + i % 600, identifiers=[("issn_print", "1000-3290")],
                       files=[(f"data/期刊/{i}.xml", "metadata", True), (f"data/期刊/{i}.pdf", "fulltext", False)],
                       where=f"line {i}")
@@ -25,12 +25,22 @@ def test_records_come_back_in_order_across_decoded_batches_and_a_spill_to_disk()
         spool.add(written[start:start + 7])
     assert spool._file._rolled  # spilled to disk
     size = sum(len(r.to_json()) + 1 for r in written)
-    assert size > 3 * records._DECODE_BYTES  # several decodings
+    assert size > 3 * records._DECODE_CHARACTERS  # several decodings
     back = list(spool)
     assert back == written and spool.count == len(written)
     assert all(type(f) is tuple for r in back for f in (*r.files, *r.identifiers))
     assert [r.to_json() for r in back] == [json.dumps(json.loads(r.to_json()), ensure_ascii=False,
                                                       separators=(",", ":")) for r in written]
+    spool.close()
+
+
+def test_records_kept_in_memory_come_back_across_decoded_batches_too():
+    spool = RecordSpool()
+    written = [_record(i) for i in range(1500)]
+    spool.add(written)
+    assert not spool._file._rolled
+    assert sum(len(r.to_json()) + 1 for r in written) > 2 * records._DECODE_CHARACTERS
+    assert list(spool) == written
     spool.close()
 
 

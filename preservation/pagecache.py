@@ -55,7 +55,22 @@ def _libc_calls():
 
 _MINCORE = _libc_calls()
 _MAP_FAILED = ctypes.c_void_p(-1).value
-_PAGE = PAGESIZE
+
+
+def _resident_pages(fd: int, length: int) -> list[bool] | None:
+    """Whether each page of the first ``length`` bytes (more than 0) of the file open at ``fd`` is in the page
+    cache: mincore over a read-only shared map, which touches no page; None where the file will not map."""
+    mmap, munmap, mincore = _MINCORE
+    address = mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+    if address in (None, _MAP_FAILED):
+        return None
+    try:
+        vector = (ctypes.c_ubyte * ((length + PAGESIZE - 1) // PAGESIZE))()
+        if mincore(address, length, vector) != 0:
+            return None
+        return [bool(v & 1) for v in vector]
+    finally:
+        munmap(address, length)
 
 
 def resident_bytes(path: str) -> int | None:
@@ -63,24 +78,13 @@ def resident_bytes(path: str) -> int | None:
     None where that cannot be asked.  For checks and benchmarks of what reading leaves cached."""
     if _MINCORE is None:
         return None
-    mmap, munmap, mincore = _MINCORE
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
         if not size:
             return 0
-        address = mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: maps, touches no page
-        if address in (None, _MAP_FAILED):
-            return None
-        try:
-            page = PAGESIZE
-            pages = (size + page - 1) // page
-            vector = (ctypes.c_ubyte * pages)()
-            if mincore(address, size, vector) != 0:
-                return None
-            return min(size, sum(v & 1 for v in vector) * page)
-        finally:
-            munmap(address, size)
+        pages = _resident_pages(fd, size)
+        return None if pages is None else min(size, sum(pages) * PAGESIZE)
     finally:
         os.close(fd)
 
@@ -101,18 +105,8 @@ def first_page_resident(fd: int) -> bool | None:
         return None
     if not stat.S_ISREG(status.st_mode) or not status.st_size or not _owned_or_writable(fd, status):
         return None
-    mmap, munmap, mincore = _MINCORE
-    page = _PAGE
-    address = mmap(None, page, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: maps, touches no page
-    if address in (None, _MAP_FAILED):
-        return None
-    try:
-        vector = (ctypes.c_ubyte * 1)()
-        if mincore(address, page, vector) != 0:
-            return None
-        return bool(vector[0] & 1)
-    finally:
-        munmap(address, page)
+    pages = _resident_pages(fd, PAGESIZE)
+    return None if pages is None else pages[0]
 
 
 def _owned_or_writable(fd: int, status: os.stat_result) -> bool:
@@ -122,7 +116,7 @@ def _owned_or_writable(fd: int, status: os.stat_result) -> bool:
     euid = os.geteuid()
     if euid == 0 or status.st_uid == euid:
         return True
-    with suppress(OSError, NotImplementedError):
+    with suppress(OSError):  # (no /proc: not asked)
         return os.access(f"/proc/self/fd/{fd}", os.W_OK, effective_ids=os.access in os.supports_effective_ids)
     return False
 

@@ -34,8 +34,6 @@ record says the container was not decided (``container: undecided``).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import os
 import re
@@ -49,6 +47,7 @@ import olefile
 from fido import CONFIG_DIR
 from fido import __version__ as FIDO_VERSION
 
+from preservation import collector
 from preservation.formats import signature_table
 
 TOOL = "fido"
@@ -420,28 +419,9 @@ def signatures(conf_dir: str = CONFIG_DIR) -> Signatures:
     with _lock:
         found = _loaded.get(conf_dir)
         if found is None:
-            with _collector_paused():
+            with collector.paused():  # tens of thousands of lists and dicts, no cycle among them
                 found = _loaded[conf_dir] = Signatures(conf_dir)
         return found
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage-collector pass while the table is read and planned.
-
-    Reading it makes tens of thousands of lists and dicts that live only
-    until the plan is made and hold no cycle, so reference counting frees
-    them all; a pass in between would only move them to the older
-    generations, and that count brings on a full collection of the whole
-    process later in the ingest (tenths of a second).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- keeping the head and tail of a file as it streams past ---------------------------------------

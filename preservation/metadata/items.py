@@ -20,13 +20,14 @@ stores (``version_files``) are files of its delivery like the rest.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from sqlalchemy import func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import Session
 
-from preservation import codes
+from preservation import codes, collector
 from preservation import identifiers as ids
 from preservation.catalog.library_models import (
     ID_ISBN_ONLINE,
@@ -61,13 +62,13 @@ DESCRIPTIVE = ("kind", "item_title", "authors", "language", "year", "published",
 
 
 def _batches(records: Iterable[ItemRecord], size: int = BATCH) -> Iterator[list[ItemRecord]]:
-    batch: list[ItemRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    """``records`` a batch at a time, each read (decoded from the spool) with the collector paused."""
+    records = iter(records)
+    while True:
+        with collector.paused():
+            batch = list(islice(records, size))
+        if not batch:
+            return
         yield batch
 
 
@@ -88,56 +89,59 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     claims = Claims(session, package_id)  # which item each file belongs to: the one rule (metadata/claims.py)
     versioned = session.get(PackageVersion, package_id) is not None  # only a version references files
     for batch in _batches(records):
-        present = _present_files(session, package_id, claims.wanted(batch), versioned)
-        claims.prepare(batch, present)
-        taken = _taken_dois(session, batch)
-        rows, item_files, placed = [], [], []
-        for record, title_id in zip(batch, titles.ids_for(batch)):
-            doi = record.doi or None
-            row = {
-                "package_id": package_id, "title_id": title_id, "kind": record.kind, "doi": doi,
-                "item_title": record.item_title, "authors": "; ".join(record.authors), "language": record.language,
-                "year": record.year, "published": record.published, "volume": record.volume, "issue": record.issue,
-                "first_page": record.first_page, "last_page": record.last_page, "isbn": record.isbn,
-                "source_format": record.source_format, "metadata_path": record.metadata_path,
-            }
-            holder = taken.get(doi) if doi is not None else None
-            if holder is not None and holder.state == PACKAGE_DEACCESSIONED and holder.item_id is not None:
-                # a deaccessioned package holds no DOI: its item lets go of it
-                session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(doi=None))
-                holder = None
-            if holder is not None and holder.package_id in lineage and doi not in claimed:
-                # the same article in an earlier version of this lineage: keep its item, bring it up to date
-                claimed.add(doi)
-                changes = {f: row[f] for f in DESCRIPTIVE if holder.fields.get(f) != row[f]}
-                if changes:
-                    session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(**changes))
-                    updated += 1
-                kept += 1
-                claims.files_of(record, present, findings, claim=False)  # its files are checked all the same
+        # each batch's records decoded, its rows made and written with the collector paused (see collector)
+        with collector.paused():
+            present = _present_files(session, package_id, claims.wanted(batch), versioned)
+            claims.prepare(batch, present)
+            taken = _taken_dois(session, batch)
+            rows, item_files, placed = [], [], []
+            for record, title_id in zip(batch, titles.ids_for(batch)):
+                doi = record.doi or None
+                row = {
+                    "package_id": package_id, "title_id": title_id, "kind": record.kind, "doi": doi,
+                    "item_title": record.item_title, "authors": "; ".join(record.authors), "language": record.language,
+                    "year": record.year, "published": record.published, "volume": record.volume, "issue": record.issue,
+                    "first_page": record.first_page, "last_page": record.last_page, "isbn": record.isbn,
+                    "source_format": record.source_format, "metadata_path": record.metadata_path,
+                }
+                holder = taken.get(doi) if doi is not None else None
+                if holder is not None and holder.state == PACKAGE_DEACCESSIONED and holder.item_id is not None:
+                    # a deaccessioned package holds no DOI: its item lets go of it
+                    session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(doi=None))
+                    holder = None
+                if holder is not None and holder.package_id in lineage and doi not in claimed:
+                    # the same article in an earlier version of this lineage: keep its item, bring it up to date
+                    claimed.add(doi)
+                    changes = {f: row[f] for f in DESCRIPTIVE if holder.fields.get(f) != row[f]}
+                    if changes:
+                        session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(**changes))
+                        updated += 1
+                    kept += 1
+                    claims.files_of(record, present, findings, claim=False)  # its files are checked all the same
+                    continue
+                if holder is not None:
+                    where = f" ({record.where})" if record.where else ""
+                    codes.note(findings, codes.MD_DOI_TAKEN, f"the DOI {doi} is already held by the item of package "
+                               f"{holder.package_id}{where}: this item is stored without it", record.metadata_path,
+                               doi=doi, package_id=holder.package_id)
+                    row["doi"] = None
+                elif doi is not None:
+                    taken[doi] = _Holder(None, package_id, "")
+                rows.append(row)
+                placed.append(record)
+                item_files.append(claims.files_of(record, present, findings))
+                sources[record.source_format] += 1
+            if not rows:
                 continue
-            if holder is not None:
-                where = f" ({record.where})" if record.where else ""
-                codes.note(findings, codes.MD_DOI_TAKEN, f"the DOI {doi} is already held by the item of package "
-                           f"{holder.package_id}{where}: this item is stored without it", record.metadata_path,
-                           doi=doi, package_id=holder.package_id)
-                row["doi"] = None
-            elif doi is not None:
-                taken[doi] = _Holder(None, package_id, "")
-            rows.append(row)
-            placed.append(record)
-            item_files.append(claims.files_of(record, present, findings))
-            sources[record.source_format] += 1
-        if not rows:
-            continue
-        ids_ = _new_item_ids(session, len(rows))
-        for row, item_id in zip(rows, ids_):
-            row["id"] = item_id
-        _insert_items(session, rows, placed, findings)
-        file_rows = [(item_id, package_id, path, role) for item_id, own in zip(ids_, item_files) for path, role in own]
-        insert_rows(session.connection(), ItemFile.__table__, FILE_COLUMNS, file_rows)
-        items += len(rows)
-        files += len(file_rows)
+            ids_ = _new_item_ids(session, len(rows))
+            for row, item_id in zip(rows, ids_):
+                row["id"] = item_id
+            _insert_items(session, rows, placed, findings)
+            file_rows = [(item_id, package_id, path, role)
+                         for item_id, own in zip(ids_, item_files) for path, role in own]
+            insert_rows(session.connection(), ItemFile.__table__, FILE_COLUMNS, file_rows)
+            items += len(rows)
+            files += len(file_rows)
     summary = {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
     if lineage:
         summary["earlier_items_kept"] = kept

@@ -31,7 +31,8 @@ one).  ``--profile`` instead profiles one bag-and-register run
 of each side (every thread's CPU time, :mod:`bench.profiling`) and prints
 the two reports' paths.
 
-Target (issue 16): the whole ingest at most 10 % slower with extraction.
+Target (issue 16): the whole ingest at most 10 % slower with extraction, both without
+other analysis and as ``preserve ingest`` runs it.
 Not a unit test: nothing here asserts a time; the exit status is 1 when the
 target is missed.  ``--write-docs`` puts the section in docs/benchmarks.md.
 """
@@ -64,12 +65,12 @@ TARGET = 1.10
 DEFAULT_SCALE = 0.1
 """In the suite (``python -m bench.run --only extraction``) without ``--scale``: 1,000 articles."""
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-JUDGED = "whole (bag, register, 3 verified copies)"
-RUNS = ((JUDGED, True, False), ("bag and register only", False, False),
+RUNS = (("whole (bag, register, 3 verified copies)", True, False), ("bag and register only", False, False),
         ("whole, as `preserve ingest` runs it (formats identified and validated, chunk digests)", True, True))
 """Each row: its name, whether the copies are made (else bag and register only), and whether the other analysers
-of ``preserve ingest`` run on both sides (else none: the metadata analyser alone against no analysis, the
-strictest comparison, on which the target is judged)."""
+of ``preserve ingest`` run on both sides (else none: the metadata analyser alone against no analysis)."""
+JUDGED = (RUNS[0][0], RUNS[2][0])
+"""The rows the target is judged on: both whole ingests, each of them at most 10 % slower."""
 BEGIN, END = "<!-- extraction: bench/bench_extraction.py -->", "<!-- /extraction -->"
 
 
@@ -180,6 +181,11 @@ def profile(articles: int, replicate: bool = False) -> list[Path]:
     return reports
 
 
+def met_by(off: Measured, on: Measured) -> bool:
+    """Whether a row meets the target: its fastest run with extraction at most :data:`TARGET` × its fastest without."""
+    return on.seconds / off.seconds <= TARGET
+
+
 def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Measured]], command: str) -> str:
     lines = [
         BEGIN,
@@ -191,8 +197,8 @@ def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Mea
         "only, taking turns (off, on, on, off …), each after the previous run's home is deleted and the disk has "
         "settled (synced, idle for a second); fastest run of each.  The last row runs, on both sides, the other "
         "analysers `preserve ingest` runs (format identification and validation, chunk digests): what extraction "
-        "adds to an operator's ingest.  Target (issue 16): the whole ingest at most 10 % slower, judged on the "
-        "strictest comparison (the first row).  "
+        "adds to an operator's ingest.  Target (issue 16): the whole ingest at most 10 % slower, in both rows of the "
+        "whole ingest.  "
         "CPU is the user and system time of the fastest run's child process (interpreter start included), "
         "which other processes on the machine disturb less than the wall clock; the load column says how busy "
         "they kept the cores (`cores busy with other work`).",
@@ -203,7 +209,7 @@ def section(articles: int, total_bytes: int, rows: list[tuple[str, Measured, Mea
     ]
     for name, off, on in rows:
         ratio = on.seconds / off.seconds
-        target = ("met" if ratio <= TARGET else "**missed**") if name == JUDGED else "(reported)"
+        target = ("met" if met_by(off, on) else "**missed**") if name in JUDGED else "(reported)"
         lines.append(
             f"| {name} | {off.seconds:.2f} s (runs {', '.join(map(str, off.result['runs']))}) "
             f"| {on.seconds:.2f} s (runs {', '.join(map(str, on.result['runs']))}) | {ratio:.3f} "
@@ -243,7 +249,7 @@ def compare(articles: int, repeat: int = 2, command: str = "python -m bench.benc
         print(f"   {name}: without {off.seconds:.2f} s, with {on.seconds:.2f} s, ratio {on.seconds / off.seconds:.3f}",
               flush=True)
         rows.append((name, off, on))
-    met = rows[0][2].seconds / rows[0][1].seconds <= TARGET
+    met = all(met_by(off, on) for name, off, on in rows if name in JUDGED)
     return section(articles, total, rows, command), met
 
 

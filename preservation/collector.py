@@ -17,15 +17,16 @@ import gc
 import threading
 from typing import Iterator
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # (reentrant: a finalizer or signal handler that pauses on the same thread cannot deadlock)
 _pauses = 0
 _was_enabled = False
 
 
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
-    """No collector pass inside the block (on any thread); use it for bounded work (a batch, a table),
-    never around a whole delivery, whose cyclic garbage, if any, would wait until the block ends."""
+    """No collector pass inside the block (on any thread); use it for bounded work that makes objects (a batch's
+    rows, a table read), never around a whole delivery, nor around a call that may wait (a statement that waits
+    on another transaction's lock): the pause holds for every thread of the process."""
     global _pauses, _was_enabled
     with _lock:
         if _pauses == 0:

@@ -40,7 +40,7 @@ import re
 import threading
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import ahocorasick_rs
 import olefile

@@ -88,14 +88,17 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
     sources: Counter[str] = Counter()
     claims = Claims(session, package_id)  # which item each file belongs to: the one rule (metadata/claims.py)
     versioned = session.get(PackageVersion, package_id) is not None  # only a version references files
-    for batch in _batches(records):
-        # each batch's records decoded, its rows made and written with the collector paused (see collector)
+    for batch in _batches(records):  # each read from the spool with the collector paused
+        present = _present_files(session, package_id, claims.wanted(batch), versioned)
+        claims.prepare(batch, present)
+        taken = _taken_dois(session, batch)
+        title_ids = titles.ids_for(batch)
+        rows, item_files, placed = [], [], []
+        updates: list[tuple[int, dict[str, Any]]] = []  # earlier items' new values, written after the loop
+        # the batch's rows made with the collector paused (see collector); no database call in here, so the pause
+        # never lasts while a statement waits on another transaction's lock
         with collector.paused():
-            present = _present_files(session, package_id, claims.wanted(batch), versioned)
-            claims.prepare(batch, present)
-            taken = _taken_dois(session, batch)
-            rows, item_files, placed = [], [], []
-            for record, title_id in zip(batch, titles.ids_for(batch)):
+            for record, title_id in zip(batch, title_ids):
                 doi = record.doi or None
                 row = {
                     "package_id": package_id, "title_id": title_id, "kind": record.kind, "doi": doi,
@@ -106,15 +109,15 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
                 }
                 holder = taken.get(doi) if doi is not None else None
                 if holder is not None and holder.state == PACKAGE_DEACCESSIONED and holder.item_id is not None:
-                    # a deaccessioned package holds no DOI: its item lets go of it
-                    session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(doi=None))
+                    # a deaccessioned package holds no DOI: its item lets go of it (before this batch is inserted)
+                    updates.append((holder.item_id, {"doi": None}))
                     holder = None
                 if holder is not None and holder.package_id in lineage and doi not in claimed:
                     # the same article in an earlier version of this lineage: keep its item, bring it up to date
                     claimed.add(doi)
                     changes = {f: row[f] for f in DESCRIPTIVE if holder.fields.get(f) != row[f]}
                     if changes:
-                        session.execute(update(Item.__table__).where(Item.id == holder.item_id).values(**changes))
+                        updates.append((holder.item_id, changes))
                         updated += 1
                     kept += 1
                     claims.files_of(record, present, findings, claim=False)  # its files are checked all the same
@@ -131,17 +134,18 @@ def register_items(session: Session, package_id: str, records: Iterable[ItemReco
                 placed.append(record)
                 item_files.append(claims.files_of(record, present, findings))
                 sources[record.source_format] += 1
-            if not rows:
-                continue
-            ids_ = _new_item_ids(session, len(rows))
-            for row, item_id in zip(rows, ids_):
-                row["id"] = item_id
-            _insert_items(session, rows, placed, findings)
-            file_rows = [(item_id, package_id, path, role)
-                         for item_id, own in zip(ids_, item_files) for path, role in own]
-            insert_rows(session.connection(), ItemFile.__table__, FILE_COLUMNS, file_rows)
-            items += len(rows)
-            files += len(file_rows)
+        for item_id, values in updates:
+            session.execute(update(Item.__table__).where(Item.id == item_id).values(**values))
+        if not rows:
+            continue
+        ids_ = _new_item_ids(session, len(rows))
+        for row, item_id in zip(rows, ids_):
+            row["id"] = item_id
+        _insert_items(session, rows, placed, findings)
+        file_rows = [(item_id, package_id, path, role) for item_id, own in zip(ids_, item_files) for path, role in own]
+        insert_rows(session.connection(), ItemFile.__table__, FILE_COLUMNS, file_rows)
+        items += len(rows)
+        files += len(file_rows)
     summary = {"items": items, "item_files": files, "titles_created": titles.created, "sources": dict(sources)}
     if lineage:
         summary["earlier_items_kept"] = kept

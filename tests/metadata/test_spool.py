@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
 
-import pytest
-from sqlalchemy import func, select
-
-from preservation.catalog.library_models import Item
-from preservation.findings import FindingList
-from preservation.metadata import items, records
-from preservation.metadata.items import BATCH, register_items
+from preservation.metadata import records
 from preservation.metadata.claims import sibling_metadata
 from preservation.metadata.records import ItemRecord, RecordSpool
 
@@ -59,45 +52,3 @@ def test_the_metadata_beside_a_file_is_found_as_splitext_would_find_its_stem():
     assert sibling_metadata("data/a/..b.pdf") == "data/a/..b.xml"
     assert sibling_metadata("data/a/b.") == "data/a/b.xml"
 
-
-def _registering(repo, tmp_path, records) -> tuple[str, FindingList]:
-    from preservation.ingest import ingest
-
-    from .samples import write
-
-    write(tmp_path / "d", "a.txt", "a\n")
-    package_id = ingest(repo, tmp_path / "d", "journals", analysers=[])["package_id"]
-    findings = FindingList()
-    with repo.catalog.session() as s:
-        register_items(s, package_id, records, findings)
-    return package_id, findings
-
-
-def test_registering_items_pauses_the_collector_for_each_batch_and_gives_it_back(repo, tmp_path):
-    """Decoding the spool and writing a batch's rows make thousands of short-lived objects: no collector pass
-    among them (a full one of the ingest's process cost a quarter of the registration), and it runs between."""
-    seen: list[bool] = []
-
-    def records():
-        for i in range(2 * BATCH + 5):
-            seen.append(gc.isenabled())  # as a batch is read
-            yield _record(i)
-
-    gc.enable()
-    _registering(repo, tmp_path, records())
-    assert len(seen) == 2 * BATCH + 5 and not any(seen)
-    assert gc.isenabled()
-    with repo.catalog.session() as s:
-        assert s.scalar(select(func.count()).select_from(Item)) == 2 * BATCH + 5
-
-
-def test_registering_items_that_fails_gives_the_collector_back(repo, tmp_path, monkeypatch):
-    def broken(*_args, **_kwargs):
-        assert not gc.isenabled()  # a batch's rows are written with the collector paused
-        raise OSError("the disk is full")
-
-    monkeypatch.setattr(items, "_insert_items", broken)
-    gc.enable()
-    with pytest.raises(OSError, match="disk is full"):
-        _registering(repo, tmp_path, [_record(1)])
-    assert gc.isenabled()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
 from devtools.demo import make_sample_delivery
+from preservation import collector
 from preservation.catalog.models import Replica
 from preservation.cli.main import cli
 from preservation.collection import add_collection
@@ -146,3 +148,12 @@ def replicas_by_node(repo: Repository, package_id: str) -> dict[str, Replica]:
 
 def node_root(repo: Repository, node_name: str) -> Path:
     return Path(repo.settings.home) / "nodes" / node_name
+
+
+@pytest.fixture
+def collector_running():
+    """The garbage collector on, and no pause of :mod:`preservation.collector` left over by another test."""
+    assert collector._pauses == 0
+    gc.enable()
+    yield
+    gc.enable()

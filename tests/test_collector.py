@@ -10,12 +10,7 @@ import pytest
 from preservation import collector
 
 
-@pytest.fixture(autouse=True)
-def _collector_on():
-    assert collector._pauses == 0  # no pause left over by another test
-    gc.enable()
-    yield
-    gc.enable()
+pytestmark = pytest.mark.usefixtures("collector_running")
 
 
 def test_a_pause_stops_the_collector_and_gives_it_back():

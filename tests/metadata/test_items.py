@@ -20,12 +20,7 @@ from preservation.metadata.records import ItemRecord
 from .samples import write
 
 
-@pytest.fixture(autouse=True)
-def _collector_on():
-    assert collector._pauses == 0  # no pause left over by another test
-    gc.enable()
-    yield
-    gc.enable()
+pytestmark = pytest.mark.usefixtures("collector_running")
 
 
 def _record(i: int) -> ItemRecord:

@@ -57,9 +57,10 @@ _MINCORE = _libc_calls()
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
-def _resident_pages(fd: int, length: int) -> list[bool] | None:
-    """Whether each page of the first ``length`` bytes (more than 0) of the file open at ``fd`` is in the page
-    cache: mincore over a read-only shared map, which touches no page; None where the file will not map."""
+def _resident_pages(fd: int, length: int) -> bytes | None:
+    """mincore's vector for the first ``length`` bytes (more than 0) of the file open at ``fd``: a byte a page, its
+    lowest bit set when the page is in the page cache (over a read-only shared map, which touches no page); None
+    where the file will not map."""
     mmap, munmap, mincore = _MINCORE
     address = mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
     if address in (None, _MAP_FAILED):
@@ -68,7 +69,7 @@ def _resident_pages(fd: int, length: int) -> list[bool] | None:
         vector = (ctypes.c_ubyte * ((length + PAGESIZE - 1) // PAGESIZE))()
         if mincore(address, length, vector) != 0:
             return None
-        return [bool(v & 1) for v in vector]
+        return bytes(vector)
     finally:
         munmap(address, length)
 
@@ -84,7 +85,7 @@ def resident_bytes(path: str) -> int | None:
         if not size:
             return 0
         pages = _resident_pages(fd, size)
-        return None if pages is None else min(size, sum(pages) * PAGESIZE)
+        return None if pages is None else min(size, sum(v & 1 for v in pages) * PAGESIZE)
     finally:
         os.close(fd)
 
@@ -106,7 +107,7 @@ def first_page_resident(fd: int) -> bool | None:
     if not stat.S_ISREG(status.st_mode) or not status.st_size or not _owned_or_writable(fd, status):
         return None
     pages = _resident_pages(fd, PAGESIZE)
-    return None if pages is None else pages[0]
+    return None if pages is None else bool(pages[0] & 1)
 
 
 def _owned_or_writable(fd: int, status: os.stat_result) -> bool:

@@ -51,4 +51,3 @@ def test_the_metadata_beside_a_file_is_found_as_splitext_would_find_its_stem():
     assert sibling_metadata("data/a/.hidden") == "data/a/.hidden.xml"  # nor a name's leading dots
     assert sibling_metadata("data/a/..b.pdf") == "data/a/..b.xml"
     assert sibling_metadata("data/a/b.") == "data/a/b.xml"
-
